@@ -1,0 +1,78 @@
+// IPv4 address arithmetic shared by validation, the compiler and the lab.
+// ipaddr.js does the parsing; these helpers fix the forms natops accepts.
+import ipaddr from 'ipaddr.js';
+
+export interface Cidr {
+  /** the address as written (host bits may be set, as in an eipCIDR) */
+  address: string;
+  prefix: number;
+}
+
+/** A dotted quad with four decimal parts; rejects the short and octal forms ipaddr.js tolerates. */
+export function isIPv4(text: string): boolean {
+  return /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(text) && ipaddr.IPv4.isValidFourPartDecimal(text);
+}
+
+export function parseCidr(text: string): Cidr | undefined {
+  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(text);
+  if (!m || !isIPv4(m[1]!)) return undefined;
+  const prefix = Number(m[2]);
+  if (prefix > 32) return undefined;
+  return { address: m[1]!, prefix };
+}
+
+function toInt(ip: string): number {
+  return ipaddr.IPv4.parse(ip).toByteArray().reduce((acc, b) => acc * 256 + b, 0);
+}
+
+function fromInt(n: number): string {
+  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
+}
+
+function maskOf(prefix: number): number {
+  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+}
+
+export function networkAddress(ip: string, prefix: number): string {
+  return fromInt((toInt(ip) & maskOf(prefix)) >>> 0);
+}
+
+export function broadcastAddress(ip: string, prefix: number): string {
+  return fromInt((toInt(ip) | ~maskOf(prefix)) >>> 0);
+}
+
+/** "10.0.1.0/24" for "10.0.1.7/24". */
+export function networkOf(cidr: Cidr): string {
+  return `${networkAddress(cidr.address, cidr.prefix)}/${cidr.prefix}`;
+}
+
+/** True when the CIDR is written as its network address (no host bits set). */
+export function isCanonicalNetwork(cidr: Cidr): boolean {
+  return networkAddress(cidr.address, cidr.prefix) === cidr.address;
+}
+
+export function cidrContains(cidr: Cidr, ip: string): boolean {
+  return networkAddress(ip, cidr.prefix) === networkAddress(cidr.address, cidr.prefix);
+}
+
+/** True when `inner` lies wholly inside `outer`. */
+export function cidrWithin(inner: Cidr, outer: Cidr): boolean {
+  return inner.prefix >= outer.prefix && cidrContains(outer, inner.address);
+}
+
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  return cidrWithin(a, b) || cidrWithin(b, a);
+}
+
+export function prefixToMask(prefix: number): string {
+  return fromInt(maskOf(prefix));
+}
+
+/** The n-th address of a network (n = 1 is the first host). */
+export function nthAddress(cidr: Cidr, n: number): string {
+  return fromInt((toInt(networkAddress(cidr.address, cidr.prefix)) + n) >>> 0);
+}
+
+export function compareIPv4(a: string, b: string): number {
+  return toInt(a) - toInt(b);
+}

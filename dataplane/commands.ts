@@ -1,0 +1,54 @@
+// A ChangeSet -> the exact commands that carry it out, as argv arrays: one iptables-restore
+// transaction for every nat change, plus the ip, sysctl, conntrack and arping commands around it.
+import { conntrackFilters } from './rules.ts';
+import type { ChainEdit, ChangeSet } from './diff.ts';
+
+export interface Command {
+  argv: string[];
+  stdin?: string;
+  /** exit codes that still mean success (conntrack -D exits 1 when nothing matched) */
+  okExitCodes?: number[];
+  /** a failure is reported but does not stop the apply (the gratuitous ARP) */
+  bestEffort?: boolean;
+}
+
+/** The iptables-restore --noflush input for the chain edits, or undefined when nat is unchanged. */
+export function restorePayload(edits: ChainEdit[]): string | undefined {
+  if (edits.length === 0) return undefined;
+  const lines = ['*nat'];
+  // Declaring a chain creates it, and with --noflush empties an existing one: exactly a rewrite.
+  for (const e of edits) if (e.create || e.rewrite) lines.push(`:${e.chain} - [0:0]`);
+  for (const e of edits) {
+    for (const op of e.ops) {
+      if (op.op === 'delete') lines.push(`-D ${e.chain} ${op.spec}`);
+      else if (op.op === 'insert') lines.push(`-I ${e.chain} ${op.position} ${op.spec}`);
+      else lines.push(`-A ${e.chain} ${op.spec}`);
+    }
+  }
+  lines.push('COMMIT', '');
+  return lines.join('\n');
+}
+
+export function changeSetCommands(c: ChangeSet): Command[] {
+  const cmds: Command[] = [];
+  if (c.net1Up) cmds.push({ argv: ['ip', 'link', 'set', 'net1', 'up'] });
+  if (c.forwarding) cmds.push({ argv: ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'] });
+  for (const a of c.addresses.add) cmds.push({ argv: ['ip', 'addr', 'replace', a.cidr, 'dev', a.dev] });
+  for (const r of c.routes.add) cmds.push({ argv: ['ip', 'route', 'replace', r.dst, 'via', r.via, 'dev', r.dev, 'table', String(r.table)] });
+  for (const r of c.rules.add) cmds.push({ argv: ['ip', 'rule', 'add', 'iif', r.iif, 'table', String(r.table)] });
+
+  const payload = restorePayload(c.chains);
+  if (payload) cmds.push({ argv: ['iptables-restore', '--noflush'], stdin: payload });
+  for (const r of c.removed) {
+    for (const filter of conntrackFilters(r.chain, r.spec)) cmds.push({ argv: ['conntrack', '-D', ...filter], okExitCodes: [0, 1] });
+  }
+
+  for (const r of c.rules.remove) cmds.push({ argv: ['ip', 'rule', 'del', 'iif', r.iif, 'table', String(r.table)] });
+  for (const r of c.routes.remove) cmds.push({ argv: ['ip', 'route', 'del', r.dst, 'via', r.via, 'dev', r.dev, 'table', String(r.table)] });
+  for (const a of c.addresses.remove) cmds.push({ argv: ['ip', 'addr', 'del', a.cidr, 'dev', a.dev] });
+  // Tell the underlay the new EIPs live here (ARP caches may still point at an old owner).
+  for (const a of c.addresses.add) {
+    if (a.dev === 'net1') cmds.push({ argv: ['arping', '-q', '-U', '-c', '1', '-w', '1', '-I', 'net1', a.cidr.split('/')[0]!], bestEffort: true, okExitCodes: [0, 1] });
+  }
+  return cmds;
+}

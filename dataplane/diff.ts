@@ -1,0 +1,119 @@
+// Two GatewayStates -> the minimal change set between them.
+import {
+  HOOK_CHAINS, NAT_CHAINS, type Address, type GatewayState, type NatChain, type PolicyRule, type Route,
+} from './model.ts';
+
+export type ChainOp =
+  | { op: 'delete'; spec: string }
+  | { op: 'insert'; position: number; spec: string }
+  | { op: 'append'; spec: string };
+
+export interface ChainEdit {
+  chain: NatChain;
+  /** the chain does not exist yet */
+  create: boolean;
+  /** replace the chain's rules wholesale (the kept rules changed order) */
+  rewrite: boolean;
+  ops: ChainOp[];
+}
+
+export interface SetDiff<T> {
+  add: T[];
+  remove: T[];
+}
+
+export interface RuleChange {
+  chain: NatChain;
+  spec: string;
+}
+
+export interface ChangeSet {
+  net1Up: boolean;
+  forwarding: boolean;
+  addresses: SetDiff<Address>;
+  rules: SetDiff<PolicyRule>;
+  routes: SetDiff<Route>;
+  /** only the chains whose rules change */
+  chains: ChainEdit[];
+  added: RuleChange[];
+  removed: RuleChange[];
+}
+
+export const addressKey = (a: Address) => `${a.cidr} dev ${a.dev}`;
+export const ruleKey = (r: PolicyRule) => `iif ${r.iif} table ${r.table}`;
+export const routeKey = (r: Route) => `${r.dst} via ${r.via} dev ${r.dev} table ${r.table}`;
+
+function setDiff<T>(live: T[], desired: T[], key: (t: T) => string): SetDiff<T> {
+  const liveKeys = new Set(live.map(key));
+  const desiredKeys = new Set(desired.map(key));
+  return {
+    add: desired.filter((d) => !liveKeys.has(key(d))),
+    remove: live.filter((l) => !desiredKeys.has(key(l))),
+  };
+}
+
+export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet {
+  const chains: ChainEdit[] = [];
+  const added: RuleChange[] = [];
+  const removed: RuleChange[] = [];
+  for (const chain of NAT_CHAINS) {
+    const want = desired.nat[chain];
+    if (want === undefined) continue; // natops never deletes chains; a removed gateway goes whole
+    const have = live.nat[chain];
+    const edit = diffChain(chain, have, want);
+    if (!edit) continue;
+    chains.push(edit);
+    const haveSet = new Set(have ?? []);
+    const wantSet = new Set(want);
+    for (const spec of want) if (!haveSet.has(spec)) added.push({ chain, spec });
+    for (const spec of have ?? []) if (!wantSet.has(spec)) removed.push({ chain, spec });
+  }
+  return {
+    net1Up: desired.net1Up && !live.net1Up,
+    forwarding: desired.forwarding && !live.forwarding,
+    addresses: setDiff(live.addresses, desired.addresses, addressKey),
+    rules: setDiff(live.rules, desired.rules, ruleKey),
+    routes: setDiff(live.routes, desired.routes, routeKey),
+    chains,
+    added,
+    removed,
+  };
+}
+
+/**
+ * Deletes the rules that went, inserts the new ones at their place. When the kept rules would
+ * end up in another order (an SNAT reorder, a hand edit) the chain is rewritten instead; either
+ * way it happens inside one iptables-restore transaction.
+ */
+function diffChain(chain: NatChain, have: string[] | undefined, want: string[]): ChainEdit | undefined {
+  if (have === undefined) {
+    return { chain, create: true, rewrite: false, ops: want.map((spec) => ({ op: 'append', spec })) };
+  }
+  if (have.length === want.length && have.every((spec, i) => spec === want[i])) return undefined;
+
+  const wantSet = new Set(want);
+  const haveSet = new Set(have);
+  const duplicates = haveSet.size !== have.length || wantSet.size !== want.length;
+  const kept = have.filter((spec) => wantSet.has(spec));
+  const keptInWant = want.filter((spec) => haveSet.has(spec));
+  const isHook = (HOOK_CHAINS as readonly string[]).includes(chain);
+  if (!isHook && (duplicates || kept.some((spec, i) => spec !== keptInWant[i]))) {
+    return { chain, create: false, rewrite: true, ops: want.map((spec) => ({ op: 'append', spec })) };
+  }
+
+  const ops: ChainOp[] = have.filter((spec) => !wantSet.has(spec)).map((spec) => ({ op: 'delete', spec }));
+  // Hook chains hold other software's rules too, whose positions natops does not know: append there.
+  let length = kept.length;
+  want.forEach((spec, i) => {
+    if (haveSet.has(spec)) return;
+    if (isHook || i >= length) ops.push({ op: 'append', spec });
+    else ops.push({ op: 'insert', position: i + 1, spec });
+    length++;
+  });
+  return { chain, create: false, rewrite: false, ops };
+}
+
+export function isEmptyChangeSet(c: ChangeSet): boolean {
+  return !c.net1Up && !c.forwarding && c.chains.length === 0 &&
+    [c.addresses, c.rules, c.routes].every((d) => d.add.length === 0 && d.remove.length === 0);
+}

@@ -1,0 +1,99 @@
+// The dataplane's vocabulary: what a gateway should do (GatewaySpec, resolved from manifests)
+// and what its namespace holds (GatewayState, compiled from a spec or read back live).
+
+export type Protocol = 'tcp' | 'udp';
+
+export interface EipSpec {
+  /** address/prefix on net1, e.g. 192.168.0.111/24 */
+  cidr: string;
+  gateway: string;
+}
+export interface FloatingIpSpec {
+  eip: string;
+  internalIp: string;
+}
+export interface DnatSpec {
+  eip: string;
+  externalPort: number;
+  protocol: Protocol;
+  internalIp: string;
+  internalPort: number;
+}
+export interface SnatSpec {
+  eip: string;
+  internalCidr: string;
+}
+
+/** One gateway with every cross-resource reference resolved; the compiler's only input. */
+export interface GatewaySpec {
+  name: string;
+  vpc: string;
+  /** the subnet eth0 sits in */
+  subnet: { name: string; cidr: string; gateway: string };
+  lanIp: string;
+  /** every subnet of the gateway's VPC, eth0's included */
+  vpcSubnets: { name: string; cidr: string }[];
+  eips: EipSpec[];
+  floatingIps: FloatingIpSpec[];
+  dnats: DnatSpec[];
+  snats: SnatSpec[];
+}
+
+/** The policy-routing table Kube-OVN's gateway uses for traffic entering on eth0 and net1. */
+export const ROUTE_TABLE = 100;
+
+/** The nat chains natops owns, in the order Kube-OVN creates them. */
+export const OWNED_CHAINS = [
+  'DNAT_FILTER',
+  'SNAT_FILTER',
+  'EXCLUSIVE_DNAT',
+  'EXCLUSIVE_SNAT',
+  'SHARED_DNAT',
+  'SHARED_SNAT',
+  'HAIRPIN_SNAT',
+] as const;
+export type OwnedChain = (typeof OWNED_CHAINS)[number];
+
+/** Built-in chains natops hooks its chains into; only its own jump rules there are managed. */
+export const HOOK_CHAINS = ['PREROUTING', 'POSTROUTING'] as const;
+export type HookChain = (typeof HOOK_CHAINS)[number];
+export type NatChain = OwnedChain | HookChain;
+export const NAT_CHAINS: readonly NatChain[] = [...HOOK_CHAINS, ...OWNED_CHAINS];
+
+export function isOwnedChain(name: string): name is OwnedChain {
+  return (OWNED_CHAINS as readonly string[]).includes(name);
+}
+
+export interface Address {
+  dev: string;
+  /** address/prefix */
+  cidr: string;
+}
+export interface PolicyRule {
+  iif: string;
+  table: number;
+}
+export interface Route {
+  table: number;
+  /** "default" or a network in CIDR form */
+  dst: string;
+  via: string;
+  dev: string;
+}
+
+/**
+ * A gateway namespace's state as far as natops owns it. Rule specs are in iptables-save's
+ * canonical form without the "-A CHAIN" prefix, so compiled and read states compare as text.
+ */
+export interface GatewayState {
+  net1Up: boolean;
+  forwarding: boolean;
+  /** global addresses on net1 (the EIPs) */
+  addresses: Address[];
+  /** rules that point at ROUTE_TABLE */
+  rules: PolicyRule[];
+  /** every route in ROUTE_TABLE */
+  routes: Route[];
+  /** rule specs per chain; a chain absent from the map does not exist */
+  nat: Partial<Record<NatChain, string[]>>;
+}

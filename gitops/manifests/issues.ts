@@ -1,0 +1,44 @@
+// Validation problems, each tied to a place in a manifest file.
+
+export interface SourcePos {
+  file: string;
+  line: number;
+  column: number;
+}
+
+export interface ManifestIssue {
+  pos: SourcePos;
+  /** "Kind/name", or "-" when the document is too broken to tell */
+  resource: string;
+  /** dotted field path ("spec.eips[1].gateway"), "(yaml)" for syntax errors */
+  field: string;
+  message: string;
+}
+
+export function formatIssue(issue: ManifestIssue): string {
+  const { file, line, column } = issue.pos;
+  return `${file}:${line}:${column}  ${issue.resource}  ${issue.field}: ${issue.message}`;
+}
+
+export function formatFieldPath(path: readonly (string | number)[]): string {
+  let out = '';
+  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out ? `.${seg}` : seg;
+  return out || '(document)';
+}
+
+function byPosition(a: ManifestIssue, b: ManifestIssue): number {
+  return a.pos.file.localeCompare(b.pos.file) || a.pos.line - b.pos.line || a.pos.column - b.pos.column;
+}
+
+export function sortIssues(issues: ManifestIssue[]): ManifestIssue[] {
+  return [...issues].sort(byPosition);
+}
+
+/** Thrown by plan and apply when the manifests do not validate: nothing has been changed. */
+export class ManifestValidationError extends Error {
+  constructor(readonly issues: ManifestIssue[]) {
+    super(`${issues.length} problem${issues.length === 1 ? '' : 's'} in the manifests; nothing was changed:\n` +
+      sortIssues(issues).map(formatIssue).join('\n'));
+    this.name = 'ManifestValidationError';
+  }
+}

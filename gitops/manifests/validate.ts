@@ -1,0 +1,306 @@
+// Manifests -> desired state. Checks each document against its schema, then the rules that
+// span resources (DESIGN.md section 1), and reports every problem with file, line and field.
+import type { z } from 'zod';
+import {
+  broadcastAddress, cidrContains, cidrsOverlap, networkAddress, nthAddress, parseCidr, type Cidr,
+} from '../../common/ipv4.ts';
+import type { GatewaySpec } from '../../dataplane/model.ts';
+import { formatFieldPath, type ManifestIssue } from './issues.ts';
+import { loadManifests, type FieldPath, type LoadedDoc, type ManifestFile } from './load.ts';
+import {
+  DEFAULT_VPC, RESOURCE_SCHEMAS, type NatGwConfigMap, type ResourceKey, type StaticRoute, type Subnet, type Vpc, type VpcNatGateway,
+} from './schema.ts';
+
+interface Located<T> {
+  value: T;
+  doc: LoadedDoc;
+  /** "Kind/name" */
+  id: string;
+}
+
+export interface SubnetInfo {
+  name: string;
+  vpc: string;
+  cidr: string;
+  gateway: string;
+}
+
+export interface VpcInfo {
+  name: string;
+  staticRoutes: StaticRoute[];
+}
+
+export interface Desired {
+  config: NatGwConfigMap | undefined;
+  /** false when the ConfigMap says enable-vpc-nat-gw: 'false' */
+  enabled: boolean;
+  vpcs: Map<string, VpcInfo>;
+  subnets: Map<string, SubnetInfo>;
+  /** only the gateways that validated */
+  gateways: Map<string, GatewaySpec>;
+}
+
+export interface ValidationResult {
+  desired: Desired;
+  issues: ManifestIssue[];
+}
+
+const EXPECTED_API: Record<string, string> = { ConfigMap: 'v1', Vpc: 'kubeovn.io/v1', Subnet: 'kubeovn.io/v1', VpcNatGateway: 'kubeovn.io/v1' };
+
+export function validateManifests(files: readonly ManifestFile[]): ValidationResult {
+  const loaded = loadManifests(files);
+  const issues = [...loaded.issues];
+  const report = (doc: LoadedDoc, id: string, path: FieldPath, message: string) =>
+    issues.push({ pos: doc.locate(path), resource: id, field: formatFieldPath(path), message });
+
+  const configs: Located<NatGwConfigMap>[] = [];
+  const vpcs: Located<Vpc>[] = [];
+  const subnets: Located<Subnet>[] = [];
+  const gateways: Located<VpcNatGateway>[] = [];
+
+  for (const doc of loaded.docs) {
+    const parsed = parseDocument(doc, issues);
+    if (!parsed) continue;
+    if (parsed.kind === 'ConfigMap') configs.push(parsed.located as Located<NatGwConfigMap>);
+    else if (parsed.kind === 'Vpc') vpcs.push(parsed.located as Located<Vpc>);
+    else if (parsed.kind === 'Subnet') subnets.push(parsed.located as Located<Subnet>);
+    else gateways.push(parsed.located as Located<VpcNatGateway>);
+  }
+
+  for (const list of [configs, vpcs, subnets, gateways] as Located<{ metadata: { name: string } }>[][]) {
+    const first = new Map<string, Located<unknown>>();
+    for (const item of list) {
+      const prior = first.get(item.value.metadata.name);
+      if (prior) report(item.doc, item.id, ['metadata', 'name'], `${item.id} is already defined at ${where(prior.doc)}`);
+      else first.set(item.value.metadata.name, item);
+    }
+  }
+
+  const config = configs[0];
+  const vpcByName = new Map(vpcs.map((v) => [v.value.metadata.name, v]));
+  const subnetInfo = new Map<string, SubnetInfo>();
+  const subnetById = new Map<string, Located<Subnet>>();
+
+  for (const s of subnets) {
+    const name = s.value.metadata.name;
+    if (subnetById.has(name)) continue;
+    subnetById.set(name, s);
+    const cidr = parseCidr(s.value.spec.cidrBlock)!;
+    const vpc = s.value.spec.vpc ?? DEFAULT_VPC;
+    if (s.value.spec.vpc !== undefined && s.value.spec.vpc !== DEFAULT_VPC && !vpcByName.has(vpc)) {
+      report(s.doc, s.id, ['spec', 'vpc'], `VPC "${vpc}" is not defined in the manifests`);
+    }
+    let gateway = s.value.spec.gateway ?? nthAddress(cidr, 1);
+    if (s.value.spec.gateway !== undefined && !isHostIn(cidr, gateway)) {
+      report(s.doc, s.id, ['spec', 'gateway'], `${gateway} is not a host address of ${s.value.spec.cidrBlock}`);
+      gateway = nthAddress(cidr, 1);
+    }
+    for (const [otherName, other] of subnetInfo) {
+      if (other.vpc === vpc && cidrsOverlap(cidr, parseCidr(other.cidr)!)) {
+        report(s.doc, s.id, ['spec', 'cidrBlock'], `${s.value.spec.cidrBlock} overlaps subnet ${otherName} (${other.cidr}) of VPC ${vpc}`);
+      }
+    }
+    subnetInfo.set(name, { name, vpc, cidr: s.value.spec.cidrBlock, gateway });
+  }
+
+  const eipOwner = new Map<string, string>();
+  const lanIpOwner = new Map<string, string>();
+  const gatewaySpecs = new Map<string, GatewaySpec>();
+  if (gateways.length > 0 && !config) {
+    const g = gateways[0]!;
+    report(g.doc, g.id, ['kind'], 'no ConfigMap kube-system/ovn-vpc-nat-gw-config in the manifests: gateways need its image and nic');
+  }
+  const seenGateways = new Set<string>();
+  for (const g of gateways) {
+    if (seenGateways.has(g.value.metadata.name)) continue;
+    seenGateways.add(g.value.metadata.name);
+    const before = issues.length;
+    const spec = checkGateway(g, vpcByName, subnetInfo, eipOwner, lanIpOwner, report);
+    if (spec && issues.length === before) gatewaySpecs.set(spec.name, spec);
+  }
+
+  return {
+    desired: {
+      config: config?.value,
+      enabled: config ? config.value.data['enable-vpc-nat-gw'] === 'true' : true,
+      vpcs: new Map(vpcs.map((v) => [v.value.metadata.name, { name: v.value.metadata.name, staticRoutes: v.value.spec.staticRoutes }])),
+      subnets: subnetInfo,
+      gateways: gatewaySpecs,
+    },
+    issues,
+  };
+}
+
+type Report = (doc: LoadedDoc, id: string, path: FieldPath, message: string) => void;
+
+function checkGateway(
+  g: Located<VpcNatGateway>,
+  vpcs: Map<string, Located<Vpc>>,
+  subnets: Map<string, SubnetInfo>,
+  eipOwner: Map<string, string>,
+  lanIpOwner: Map<string, string>,
+  report: Report,
+): GatewaySpec | undefined {
+  const { spec, metadata } = g.value;
+  const fail = (path: FieldPath, message: string) => report(g.doc, g.id, path, message);
+
+  if (!vpcs.has(spec.vpc)) fail(['spec', 'vpc'], `VPC "${spec.vpc}" is not defined in the manifests`);
+  const subnet = subnets.get(spec.subnet);
+  if (!subnet) {
+    fail(['spec', 'subnet'], `subnet "${spec.subnet}" is not defined in the manifests`);
+    return undefined;
+  }
+  if (subnet.vpc !== spec.vpc) fail(['spec', 'subnet'], `subnet ${subnet.name} belongs to VPC ${subnet.vpc}, not ${spec.vpc}`);
+  const subnetCidr = parseCidr(subnet.cidr)!;
+  if (!isHostIn(subnetCidr, spec.lanIp)) fail(['spec', 'lanIp'], `${spec.lanIp} is not a host address of subnet ${subnet.name} (${subnet.cidr})`);
+  else if (spec.lanIp === subnet.gateway) fail(['spec', 'lanIp'], `${spec.lanIp} is the gateway address of subnet ${subnet.name}`);
+  const lanKey = `${subnet.name} ${spec.lanIp}`;
+  const lanPrior = lanIpOwner.get(lanKey);
+  if (lanPrior) fail(['spec', 'lanIp'], `${spec.lanIp} is already the lanIp of ${lanPrior}`);
+  else lanIpOwner.set(lanKey, g.id);
+
+  const vpcSubnets = [...subnets.values()].filter((s) => s.vpc === spec.vpc);
+  const insideVpc = (ip: string) => vpcSubnets.some((s) => isHostIn(parseCidr(s.cidr)!, ip));
+  const vpcSubnetList = vpcSubnets.map((s) => `${s.name} ${s.cidr}`).join(', ') || 'none';
+
+  // EIPs: distinct, a host of their own network, one shared next hop (table 100 has one default route).
+  const eipAddrs = new Map<string, number>();
+  spec.eips.forEach((eip, i) => {
+    const cidr = parseCidr(eip.eipCIDR)!;
+    if (!isHostIn(cidr, cidr.address)) fail(['spec', 'eips', i, 'eipCIDR'], `${cidr.address} is not a host address of its network ${networkAddress(cidr.address, cidr.prefix)}/${cidr.prefix}`);
+    if (!cidrContains(cidr, eip.gateway) || eip.gateway === cidr.address) {
+      fail(['spec', 'eips', i, 'gateway'], `${eip.gateway} is not another host of ${eip.eipCIDR}'s network`);
+    }
+    if (i > 0 && eip.gateway !== spec.eips[0]!.gateway) {
+      fail(['spec', 'eips', i, 'gateway'], `all EIPs of a gateway share one next hop (its table ${100} default route); eips[0] uses ${spec.eips[0]!.gateway}`);
+    }
+    if (eipAddrs.has(cidr.address)) fail(['spec', 'eips', i, 'eipCIDR'], `EIP ${cidr.address} is listed twice (eips[${eipAddrs.get(cidr.address)}])`);
+    else eipAddrs.set(cidr.address, i);
+    const owner = eipOwner.get(cidr.address);
+    if (owner && owner !== g.id) fail(['spec', 'eips', i, 'eipCIDR'], `EIP ${cidr.address} already belongs to ${owner}`);
+    else eipOwner.set(cidr.address, g.id);
+  });
+
+  const ownsEip = (path: FieldPath, eip: string) => {
+    if (eipAddrs.has(eip)) return true;
+    fail(path, `${eip} is not one of this gateway's EIPs (${[...eipAddrs.keys()].join(', ') || 'it has none'})`);
+    return false;
+  };
+  const checkInternal = (path: FieldPath, ip: string) => {
+    if (!insideVpc(ip)) fail(path, `${ip} is not a host address of any subnet of VPC ${spec.vpc} (${vpcSubnetList})`);
+  };
+
+  // Floating IPs take their EIP for themselves: first pass records them.
+  const fipEip = new Map<string, number>();
+  const fipInternal = new Map<string, number>();
+  spec.floatingIpRules.forEach((rule, i) => {
+    const path = ['spec', 'floatingIpRules', i] as const;
+    ownsEip([...path, 'eip'], rule.eip);
+    checkInternal([...path, 'internalIp'], rule.internalIp);
+    if (fipEip.has(rule.eip)) fail([...path, 'eip'], `EIP ${rule.eip} is already the floating IP of floatingIpRules[${fipEip.get(rule.eip)}]`);
+    else fipEip.set(rule.eip, i);
+    if (fipInternal.has(rule.internalIp)) fail([...path, 'internalIp'], `${rule.internalIp} already has a floating IP (floatingIpRules[${fipInternal.get(rule.internalIp)}])`);
+    else fipInternal.set(rule.internalIp, i);
+  });
+  const notFloating = (path: FieldPath, eip: string, what: string) => {
+    const fip = fipEip.get(eip);
+    if (fip !== undefined) fail(path, `EIP ${eip} is the floating IP of floatingIpRules[${fip}] and cannot also carry ${what}`);
+  };
+
+  const dnatKeys = new Map<string, number>();
+  spec.dnatRules.forEach((rule, i) => {
+    const path = ['spec', 'dnatRules', i] as const;
+    if (ownsEip([...path, 'eip'], rule.eip)) notFloating([...path, 'eip'], rule.eip, 'a port forward');
+    checkInternal([...path, 'internalIp'], rule.internalIp);
+    const key = `${rule.eip} ${rule.protocol} ${rule.externalPort}`;
+    const prior = dnatKeys.get(key);
+    if (prior !== undefined) fail([...path, 'externalPort'], `${rule.protocol} ${rule.eip}:${rule.externalPort} is already forwarded by dnatRules[${prior}]`);
+    else dnatKeys.set(key, i);
+  });
+
+  const snatCidrs = new Map<string, number>();
+  spec.snatRules.forEach((rule, i) => {
+    const path = ['spec', 'snatRules', i] as const;
+    if (ownsEip([...path, 'eip'], rule.eip)) notFloating([...path, 'eip'], rule.eip, 'SNAT');
+    const prior = snatCidrs.get(rule.internalCIDR);
+    if (prior !== undefined) fail([...path, 'internalCIDR'], `${rule.internalCIDR} is already translated by snatRules[${prior}]`);
+    else snatCidrs.set(rule.internalCIDR, i);
+  });
+
+  return {
+    name: metadata.name,
+    vpc: spec.vpc,
+    subnet: { name: subnet.name, cidr: subnet.cidr, gateway: subnet.gateway },
+    lanIp: spec.lanIp,
+    vpcSubnets: vpcSubnets.map((s) => ({ name: s.name, cidr: s.cidr })),
+    eips: spec.eips.map((e) => ({ cidr: e.eipCIDR, gateway: e.gateway })),
+    floatingIps: spec.floatingIpRules.map((r) => ({ eip: r.eip, internalIp: r.internalIp })),
+    dnats: spec.dnatRules.map((r) => ({ ...r, protocol: r.protocol })),
+    snats: spec.snatRules.map((r) => ({ eip: r.eip, internalCidr: r.internalCIDR })),
+  };
+}
+
+/** A usable host address of the network: not its network or broadcast address (except /31, /32). */
+function isHostIn(cidr: Cidr, ip: string): boolean {
+  if (!cidrContains(cidr, ip)) return false;
+  if (cidr.prefix >= 31) return true;
+  return ip !== networkAddress(cidr.address, cidr.prefix) && ip !== broadcastAddress(cidr.address, cidr.prefix);
+}
+
+function where(doc: LoadedDoc): string {
+  const p = doc.locate([]);
+  return `${p.file}:${p.line}`;
+}
+
+type Parsed = { kind: 'ConfigMap' | 'Vpc' | 'Subnet' | 'VpcNatGateway'; located: Located<unknown> };
+
+function parseDocument(doc: LoadedDoc, issues: ManifestIssue[]): Parsed | undefined {
+  const raw = doc.value;
+  const report = (id: string, path: FieldPath, message: string) =>
+    issues.push({ pos: doc.locate(path), resource: id, field: formatFieldPath(path), message });
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    report('-', [], 'a manifest must be a mapping with apiVersion, kind and metadata');
+    return undefined;
+  }
+  const record = raw as Record<string, unknown>;
+  const kind = typeof record.kind === 'string' ? record.kind : undefined;
+  const meta = record.metadata as Record<string, unknown> | undefined;
+  const name = meta && typeof meta === 'object' && typeof meta.name === 'string' ? meta.name : '?';
+  const id = `${kind ?? '-'}/${name}`;
+  if (!kind) {
+    report(id, ['kind'], 'is required');
+    return undefined;
+  }
+  const expectedApi = EXPECTED_API[kind];
+  if (!expectedApi) {
+    report(id, ['kind'], `unsupported kind ${JSON.stringify(kind)}; natops reads ConfigMap ovn-vpc-nat-gw-config, Vpc, Subnet and VpcNatGateway`);
+    return undefined;
+  }
+  if (record.apiVersion !== expectedApi) {
+    report(id, ['apiVersion'], `${kind} is read as apiVersion ${expectedApi}, not ${JSON.stringify(record.apiVersion ?? null)}`);
+    return undefined;
+  }
+  const schema: z.ZodType = RESOURCE_SCHEMAS[`${expectedApi} ${kind}` as ResourceKey];
+  const result = schema.safeParse(raw, { reportInput: true });
+  if (!result.success) {
+    for (const iss of result.error.issues) {
+      const path = iss.path.filter((p): p is string | number => typeof p !== 'symbol');
+      if (iss.code === 'unrecognized_keys') {
+        for (const key of iss.keys) {
+          issues.push({
+            pos: doc.locateKey(path, key),
+            resource: id,
+            field: formatFieldPath([...path, key]),
+            message: `unknown field (not part of Kube-OVN 1.7's ${kind}${path.length ? ` ${formatFieldPath(path)}` : ''})`,
+          });
+        }
+        continue;
+      }
+      const message = iss.code === 'invalid_type' && iss.input === undefined ? 'is required' : iss.message;
+      report(id, path, message);
+    }
+    return undefined;
+  }
+  return { kind: kind as Parsed['kind'], located: { value: result.data, doc, id } };
+}
+
