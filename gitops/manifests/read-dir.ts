@@ -1,7 +1,9 @@
 // Reads manifest files from disk: a directory (recursively) or a single file.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ManifestValidationError } from './issues.ts';
 import { isManifestFileName, type ManifestFile } from './load.ts';
+import { validateManifests, type Desired } from './validate.ts';
 
 export class ManifestSourceError extends Error {
   constructor(readonly path: string, reason: string) {
@@ -22,4 +24,11 @@ export async function readManifestDir(path: string): Promise<ManifestFile[]> {
     .sort();
   if (names.length === 0) throw new ManifestSourceError(path, 'holds no *.yaml or *.yml files');
   return Promise.all(names.map(async (name) => ({ path: name, text: await readFile(name, 'utf8') })));
+}
+
+/** Reads and validates a manifest tree; throws ManifestValidationError listing every problem. */
+export async function readDesired(path: string): Promise<Desired> {
+  const { desired, issues } = validateManifests(await readManifestDir(path));
+  if (issues.length) throw new ManifestValidationError(issues);
+  return desired;
 }

@@ -1,0 +1,181 @@
+// natops command line. Each command validates its input before it changes anything.
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import { formatIssue, ManifestValidationError, sortIssues } from '../gitops/manifests/issues.ts';
+import { readDesired, readManifestDir } from '../gitops/manifests/read-dir.ts';
+import { validateManifests } from '../gitops/manifests/validate.ts';
+import { compileGateway } from '../dataplane/compile.ts';
+import type { GatewayState } from '../dataplane/model.ts';
+import { planGateways } from '../dataplane/plan.ts';
+import { renderGatewayPlan } from '../dataplane/plan-text.ts';
+import { Lab } from '../lab/lab.ts';
+import { DEFAULT_LAB } from '../lab/names.ts';
+import { serveProbe } from '../lab/probe.ts';
+import { labTopology } from '../lab/topology.ts';
+import { DryRunRuntime, formatCommands } from '../runtime/dry-run.ts';
+import { NetnsRuntime } from '../runtime/netns.ts';
+import { reconcileAll } from '../runtime/reconcile.ts';
+import type { RuntimeKind } from '../runtime/runtime.ts';
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+const warn = (text: string) => process.stderr.write(`natops: warning: ${text}\n`);
+
+class UsageError extends Error {}
+
+function requireRoot(what: string): void {
+  if (process.getuid?.() !== 0) throw new UsageError(`${what} needs root (it creates network namespaces); use --runtime dry-run to see the commands instead`);
+}
+
+const labOption = () => new Option('--lab <name>', 'lab name: prefix of every namespace natops creates').default(process.env.NATOPS_LAB ?? DEFAULT_LAB);
+
+const program = new Command('natops')
+  .description('Kube-OVN-style VPC NAT gateways driven by Git')
+  .version(JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')).version as string)
+  .showHelpAfterError();
+
+program
+  .command('validate')
+  .description('check manifests; print every problem as file:line:column  kind/name  field: message')
+  .argument('<path>', 'a directory of *.yaml/*.yml manifests, or one file')
+  .action(async (path: string) => {
+    const { desired, issues } = validateManifests(await readManifestDir(path));
+    if (issues.length) throw new ManifestValidationError(issues);
+    out(`ok: ${desired.vpcs.size} VPC(s), ${desired.subnets.size} subnet(s), ${desired.gateways.size} gateway(s)`);
+  });
+
+program
+  .command('plan')
+  .description('show, per gateway, what applying the manifests would add and remove')
+  .argument('<path>', 'manifests to apply')
+  .addOption(new Option('--against <live|DIR>', 'compare with the live lab gateways, or with another manifest tree').default('live'))
+  .addOption(labOption())
+  .action(async (path: string, opts: { against: string; lab: string }) => {
+    const desired = await readDesired(path);
+    const current = new Map<string, GatewayState>();
+    if (opts.against === 'live') {
+      requireRoot('plan --against live');
+      const runtime = new NetnsRuntime(new Lab(opts.lab));
+      for (const name of await runtime.listGateways()) current.set(name, await (await runtime.gateway(name))!.readState());
+    } else {
+      for (const [name, spec] of (await readDesired(opts.against)).gateways) current.set(name, compileGateway(spec));
+    }
+    const plans = planGateways(current, desired.enabled ? desired.gateways : new Map());
+    out(plans.map((p) => renderGatewayPlan(p.name, p.action, p.changes)).join('\n\n') || 'no gateways');
+  });
+
+program
+  .command('apply')
+  .description('make the gateways match the manifests (gateways missing from them are removed)')
+  .argument('<path>', 'manifests to apply')
+  .addOption(new Option('--runtime <kind>', 'where gateways run').choices(['netns', 'dry-run']).default('netns'))
+  .addOption(labOption())
+  .action(async (path: string, opts: { runtime: RuntimeKind; lab: string }) => {
+    const desired = await readDesired(path);
+    if (!desired.enabled) {
+      out("enable-vpc-nat-gw is 'false' in ovn-vpc-nat-gw-config: gateways are left as they are");
+      return;
+    }
+    if (opts.runtime === 'dry-run') {
+      const runtime = new DryRunRuntime();
+      await reconcileAll(runtime, desired.gateways.values());
+      for (const r of runtime.recorded) out(`# gateway ${r.gateway}: commands run inside it, starting from an empty gateway\n${formatCommands(r.commands)}\n`);
+      return;
+    }
+    requireRoot('apply --runtime netns');
+    const lab = new Lab(opts.lab);
+    for (const line of await lab.up(labTopology(desired))) out(`lab: ${line}`);
+    const results = await reconcileAll(new NetnsRuntime(lab, warn), desired.gateways.values());
+    for (const r of results) out(`${renderGatewayPlan(r.name, r.action, r.changes)}\n  (${r.commands.length} command${r.commands.length === 1 ? '' : 's'} run)`);
+  });
+
+const lab = program.command('lab').description('a local network lab in network namespaces, to try NAT changes with real packets');
+
+lab
+  .command('up')
+  .description('build the subnets, VPC routers and underlay the manifests describe')
+  .argument('<path>', 'manifests')
+  .addOption(labOption())
+  .action(async (path: string, opts: { lab: string }) => {
+    requireRoot('lab up');
+    const log = await new Lab(opts.lab).up(labTopology(await readDesired(path)));
+    out(log.length ? log.join('\n') : 'lab is up to date');
+  });
+
+lab
+  .command('down')
+  .description('remove everything natops created in this lab, and only that')
+  .addOption(labOption())
+  .action(async (opts: { lab: string }) => {
+    requireRoot('lab down');
+    const removed = await new Lab(opts.lab).down();
+    out(removed.length ? `removed ${removed.join(', ')}` : 'nothing to remove');
+  });
+
+const host = lab.command('host').description('workload hosts on a subnet or on the underlay');
+host
+  .command('add')
+  .argument('<name>')
+  .requiredOption('--net <subnet|external>', 'a Subnet name, or "external" for the underlay')
+  .requiredOption('--ip <ip/prefix>', 'the host address, e.g. 10.0.1.10/24')
+  .option('--gateway <ip>', 'default route (defaults to the subnet gateway or the upstream router)')
+  .addOption(labOption())
+  .action(async (name: string, opts: { net: string; ip: string; gateway?: string; lab: string }) => {
+    requireRoot('lab host add');
+    const h = await new Lab(opts.lab).addHost({ name, net: opts.net, ip: opts.ip, gateway: opts.gateway });
+    out(`host ${h.name}: ${h.ip} on ${h.net}${h.gateway ? `, default via ${h.gateway}` : ''}`);
+  });
+host
+  .command('rm')
+  .argument('<name>')
+  .addOption(labOption())
+  .action(async (name: string, opts: { lab: string }) => {
+    requireRoot('lab host rm');
+    out((await new Lab(opts.lab).removeHost(name)) ? `removed host ${name}` : `no host ${name}`);
+  });
+host
+  .command('list')
+  .addOption(labOption())
+  .action(async (opts: { lab: string }) => {
+    for (const h of await new Lab(opts.lab).hosts()) out(`${h.name}\t${h.ip}\t${h.net}\t${h.gateway ?? ''}`);
+  });
+
+lab
+  .command('exec')
+  .description('run a command in a lab host: natops lab exec NAME -- CMD ARGS...')
+  .argument('<name>')
+  .argument('<command...>')
+  .addOption(labOption())
+  .action(async (name: string, command: string[], opts: { lab: string }) => {
+    requireRoot('lab exec');
+    const ns = await new Lab(opts.lab).hostNamespace(name);
+    const child = spawn('ip', ['netns', 'exec', ns, ...command], { stdio: 'inherit' });
+    const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+    process.exitCode = code;
+  });
+
+program
+  .command('probe')
+  .description('serve "<name> <peer address>" answers on TCP and UDP ports (run it in a lab host)')
+  .requiredOption('--name <name>', 'what to answer with')
+  .option('--tcp <ports>', 'comma-separated TCP ports', '')
+  .option('--udp <ports>', 'comma-separated UDP ports', '')
+  .action(async (opts: { name: string; tcp: string; udp: string }) => {
+    const ports = (list: string) => list.split(',').filter(Boolean).map(Number);
+    await serveProbe({ name: opts.name, tcp: ports(opts.tcp), udp: ports(opts.udp) });
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof ManifestValidationError) {
+    for (const issue of sortIssues(e.issues)) process.stderr.write(`${formatIssue(issue)}\n`);
+    process.stderr.write(`natops: ${e.issues.length} problem${e.issues.length === 1 ? '' : 's'}; nothing was changed\n`);
+    process.exitCode = 1;
+  } else if (e instanceof Error && e.name !== 'Error' && !(e instanceof TypeError)) {
+    process.stderr.write(`natops: ${e.message}\n`);
+    process.exitCode = 2;
+  } else {
+    throw e;
+  }
+}

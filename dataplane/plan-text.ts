@@ -1,0 +1,49 @@
+// A ChangeSet in words and as an exact rule diff, for plans, previews and logs. Pure.
+import { addressKey, isEmptyChangeSet, routeKey, ruleKey, type ChangeSet } from './diff.ts';
+import { HOOK_CHAINS, type GatewayState } from './model.ts';
+import { describeRule } from './rules.ts';
+
+export type GatewayAction = 'create' | 'update' | 'delete' | 'unchanged';
+
+/** The target that removes everything natops owns in `live` (what deleting a gateway takes away). */
+export function removalTarget(live: GatewayState): GatewayState {
+  const nat: GatewayState['nat'] = {};
+  for (const chain of Object.keys(live.nat) as (keyof GatewayState['nat'])[]) nat[chain] = [];
+  return { net1Up: live.net1Up, forwarding: live.forwarding, addresses: [], rules: [], routes: [], nat };
+}
+
+export function describeChanges(c: ChangeSet): string[] {
+  const words: string[] = [];
+  if (c.net1Up || c.forwarding || c.rules.add.length) words.push('+ init: net1 up, forwarding, policy routing and the Kube-OVN nat chains');
+  for (const a of c.addresses.add) words.push(`+ EIP ${a.cidr}`);
+  for (const a of c.addresses.remove) words.push(`- EIP ${a.cidr}`);
+  for (const r of c.routes.add) words.push(`+ route ${r.dst} via ${r.via} dev ${r.dev}`);
+  for (const r of c.routes.remove) words.push(`- route ${r.dst} via ${r.via} dev ${r.dev}`);
+  const mapping = (chain: string, spec: string) =>
+    chain !== 'EXCLUSIVE_SNAT' && !spec.startsWith('-j ') && !(HOOK_CHAINS as readonly string[]).includes(chain);
+  for (const r of c.added) if (mapping(r.chain, r.spec)) words.push(`+ ${describeRule(r.chain, r.spec)}`);
+  for (const r of c.removed) if (mapping(r.chain, r.spec)) words.push(`- ${describeRule(r.chain, r.spec)}`);
+  return words;
+}
+
+export function ruleDiff(c: ChangeSet): string[] {
+  const lines: string[] = [];
+  for (const r of c.rules.add) lines.push(`+ ip rule ${ruleKey(r)}`);
+  for (const r of c.rules.remove) lines.push(`- ip rule ${ruleKey(r)}`);
+  for (const a of c.addresses.add) lines.push(`+ ip addr ${addressKey(a)}`);
+  for (const a of c.addresses.remove) lines.push(`- ip addr ${addressKey(a)}`);
+  for (const r of c.routes.add) lines.push(`+ ip route ${routeKey(r)}`);
+  for (const r of c.routes.remove) lines.push(`- ip route ${routeKey(r)}`);
+  for (const e of c.chains) if (e.rewrite) lines.push(`~ -t nat ${e.chain}: rewritten (kept rules change order)`);
+  for (const r of c.added) lines.push(`+ -t nat -A ${r.chain} ${r.spec}`);
+  for (const r of c.removed) lines.push(`- -t nat -A ${r.chain} ${r.spec}`);
+  return lines;
+}
+
+export function renderGatewayPlan(name: string, action: GatewayAction, c: ChangeSet): string {
+  const head = `gateway ${name}: ${action}`;
+  if (action === 'unchanged' || isEmptyChangeSet(c)) return `${head}\n  no changes`;
+  const words = describeChanges(c).map((w) => `  ${w}`);
+  const diff = ruleDiff(c).map((l) => `    ${l}`);
+  return [head, ...words, '  rule diff:', ...diff].join('\n');
+}

@@ -1,0 +1,233 @@
+// The local lab: the networks the manifests describe, built from network namespaces that natops
+// creates and records. Nothing is added to the host's own namespace.
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { parseCidr, cidrContains } from '../common/ipv4.ts';
+import { k8sName } from '../gitops/manifests/schema.ts';
+import { LabNames } from './names.ts';
+import { addVeth, deleteNamespace, ensureNamespace, ipIn, linkExists, namespaceExists } from './netns.ts';
+import type { LabTopology } from './topology.ts';
+
+export class LabError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LabError';
+  }
+}
+
+/** Where natops records what it created; tmpfs, like the namespaces themselves. */
+export const STATE_ROOT = process.env.NATOPS_STATE_DIR ?? '/run/natops';
+
+const ROUTER_SYSCTLS = {
+  'net.ipv4.ip_forward': '1',
+  'net.ipv4.conf.all.rp_filter': '0',
+  'net.ipv4.conf.default.rp_filter': '0',
+  // The gateway's table 100 sends replies via the router even within one subnet: no redirects.
+  'net.ipv4.conf.all.send_redirects': '0',
+  'net.ipv4.conf.default.send_redirects': '0',
+};
+const HOST_SYSCTLS = { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0' };
+/** policySrc routes live in tables 1000+ with rules from this priority on */
+const SRC_ROUTE_BASE = 1000;
+
+const HostRecord = z.object({ name: z.string(), net: z.string(), ip: z.string(), gateway: z.string().optional() });
+export type LabHost = z.infer<typeof HostRecord>;
+
+export class Lab {
+  readonly names: LabNames;
+  private readonly dir: string;
+
+  constructor(prefix?: string) {
+    this.names = new LabNames(prefix);
+    this.dir = join(STATE_ROOT, this.names.prefix);
+  }
+
+  // ---- namespaces natops owns ------------------------------------------------------------------
+
+  /** Creates a namespace and records it as natops's; an existing one is reused only if natops made it. */
+  async ownNamespace(ns: string, sysctls: Record<string, string> = {}): Promise<boolean> {
+    if ((await namespaceExists(ns)) && !(await this.owns(ns))) {
+      throw new LabError(`namespace ${ns} exists but natops did not create it; not touching it`);
+    }
+    const created = await ensureNamespace(ns, sysctls);
+    await mkdir(join(this.dir, 'ns'), { recursive: true });
+    await writeFile(join(this.dir, 'ns', ns), '');
+    return created;
+  }
+
+  async owns(ns: string): Promise<boolean> {
+    return (await this.ownedNamespaces()).includes(ns);
+  }
+
+  async ownedNamespaces(): Promise<string[]> {
+    return (await readdir(join(this.dir, 'ns')).catch(() => [])).sort();
+  }
+
+  async removeNamespace(ns: string): Promise<boolean> {
+    if (!(await this.owns(ns))) return false;
+    const removed = await deleteNamespace(ns);
+    await rm(join(this.dir, 'ns', ns), { force: true });
+    return removed;
+  }
+
+  // ---- up / down ---------------------------------------------------------------------------------
+
+  /** Builds or updates the lab's networks; idempotent. Returns what it did, for the user. */
+  async up(topology: LabTopology): Promise<string[]> {
+    const log: string[] = [];
+    const n = this.names;
+    if (await this.ownNamespace(n.fabric)) log.push(`created ${n.fabric} (bridges)`);
+    await this.ensureBridge(topology.nic, log, `underlay ${topology.nic}`);
+    for (const s of topology.subnets) await this.ensureBridge(n.subnetBridge(s.name), log, `subnet ${s.name} ${s.cidr}`);
+
+    for (const vpc of topology.vpcs) await this.ensureRouter(vpc, topology.subnets.filter((s) => s.vpc === vpc.name), log);
+    for (const ns of await this.ownedNamespaces()) {
+      const vpc = ns.startsWith(`${n.prefix}-vpc-`) ? ns.slice(`${n.prefix}-vpc-`.length) : undefined;
+      if (vpc !== undefined && !topology.vpcs.some((v) => v.name === vpc)) {
+        await this.removeNamespace(ns);
+        log.push(`removed router of VPC ${vpc}`);
+      }
+    }
+
+    if (await this.ownNamespace(n.upstream, ROUTER_SYSCTLS)) log.push(`created ${n.upstream} (upstream router on ${topology.nic})`);
+    if (!(await linkExists(n.upstream, 'net0'))) {
+      await addVeth({ outerNs: n.fabric, outer: n.upstreamPort, bridge: topology.nic, innerNs: n.upstream, inner: 'net0' });
+    }
+    await this.syncAddresses(n.upstream, 'net0', topology.underlay.map((u) => `${u.address}/${u.prefix}`), log, 'upstream router');
+
+    await mkdir(this.dir, { recursive: true });
+    await writeFile(join(this.dir, 'topology.json'), JSON.stringify(topology, null, 2));
+    return log;
+  }
+
+  async topology(): Promise<LabTopology> {
+    const text = await readFile(join(this.dir, 'topology.json'), 'utf8').catch(() => undefined);
+    if (text === undefined || !(await namespaceExists(this.names.fabric))) {
+      throw new LabError(`the lab "${this.names.prefix}" is not up: run \`natops lab up DIR\` first`);
+    }
+    return JSON.parse(text) as LabTopology;
+  }
+
+  /** Removes every namespace natops recorded (and with them their interfaces and bridges). */
+  async down(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const ns of await this.ownedNamespaces()) if (await this.removeNamespace(ns)) removed.push(ns);
+    await rm(this.dir, { recursive: true, force: true });
+    return removed;
+  }
+
+  private async ensureBridge(name: string, log: string[], what: string): Promise<void> {
+    const fabric = this.names.fabric;
+    if (await linkExists(fabric, name)) return;
+    await ipIn(fabric, 'link', 'add', name, 'type', 'bridge');
+    await ipIn(fabric, 'link', 'set', name, 'up');
+    log.push(`created bridge ${name} for ${what}`);
+  }
+
+  private async ensureRouter(vpc: LabTopology['vpcs'][number], subnets: LabTopology['subnets'], log: string[]): Promise<void> {
+    const n = this.names;
+    const ns = n.vpc(vpc.name);
+    if (await this.ownNamespace(ns, ROUTER_SYSCTLS)) log.push(`created ${ns} (router of VPC ${vpc.name})`);
+    for (const s of subnets) {
+      const port = n.subnetBridge(s.name);
+      if (!(await linkExists(ns, port))) {
+        await addVeth({ outerNs: n.fabric, outer: n.routerPort(vpc.name, s.name), bridge: port, innerNs: ns, inner: port });
+        log.push(`router of VPC ${vpc.name}: port ${s.gateway} on subnet ${s.name}`);
+      }
+      await this.syncAddresses(ns, port, [`${s.gateway}/${parseCidr(s.cidr)!.prefix}`], log, `router port for ${s.name}`);
+    }
+    // Static routes: rewritten on each run. This router stands in for OVN's; the gateway is the product.
+    await ipIn(ns, 'route', 'flush', 'proto', 'static');
+    const rules = JSON.parse((await ipIn(ns, '-j', 'rule', 'show')).stdout || '[]') as { priority: number }[];
+    for (const r of rules) {
+      if (r.priority >= SRC_ROUTE_BASE && r.priority < SRC_ROUTE_BASE * 2) await ipIn(ns, 'rule', 'del', 'pref', String(r.priority));
+    }
+    let srcIndex = 0;
+    for (const route of vpc.staticRoutes) {
+      if (route.policy === 'policyDst') {
+        await ipIn(ns, 'route', 'replace', route.cidr, 'via', route.nextHopIP, 'proto', 'static');
+      } else {
+        // OVN consults source routes after destination and connected ones: main first, minus its default.
+        const table = String(SRC_ROUTE_BASE + 1 + srcIndex);
+        await ipIn(ns, 'route', 'flush', 'table', table);
+        await ipIn(ns, 'route', 'replace', 'default', 'via', route.nextHopIP, 'table', table, 'proto', 'static');
+        await ipIn(ns, 'rule', 'add', 'pref', String(SRC_ROUTE_BASE), 'from', route.cidr, 'lookup', 'main', 'suppress_prefixlength', '0');
+        await ipIn(ns, 'rule', 'add', 'pref', String(SRC_ROUTE_BASE + 1 + srcIndex), 'from', route.cidr, 'table', table);
+        srcIndex++;
+      }
+    }
+    if (vpc.staticRoutes.length) log.push(`router of VPC ${vpc.name}: ${vpc.staticRoutes.length} static route(s)`);
+  }
+
+  private async syncAddresses(ns: string, dev: string, want: string[], log: string[], what: string): Promise<void> {
+    const links = JSON.parse((await ipIn(ns, '-j', 'addr', 'show', 'dev', dev)).stdout) as { addr_info: { family: string; local: string; prefixlen: number }[] }[];
+    const have = (links[0]?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+    for (const cidr of want) {
+      if (!have.includes(cidr)) {
+        await ipIn(ns, 'addr', 'add', cidr, 'dev', dev);
+        log.push(`${what}: address ${cidr}`);
+      }
+    }
+    for (const cidr of have) if (!want.includes(cidr)) await ipIn(ns, 'addr', 'del', cidr, 'dev', dev);
+  }
+
+  // ---- workload hosts ----------------------------------------------------------------------------
+
+  /** A workload host on a subnet (default route via its router) or on the underlay ("external"). */
+  async addHost(opts: { name: string; net: string; ip: string; gateway?: string }): Promise<LabHost> {
+    const nameCheck = k8sName.safeParse(opts.name);
+    if (!nameCheck.success) throw new LabError(`host name ${JSON.stringify(opts.name)}: ${nameCheck.error.issues[0]?.message}`);
+    const cidr = parseCidr(opts.ip);
+    if (!cidr) throw new LabError(`--ip ${JSON.stringify(opts.ip)} must be an IPv4 address with a prefix length, such as 10.0.1.10/24`);
+    const topo = await this.topology();
+    let bridge: string;
+    let gateway = opts.gateway;
+    if (opts.net === 'external') {
+      bridge = topo.nic;
+      gateway ??= topo.underlay.find((u) => cidrContains(parseCidr(`${u.address}/${u.prefix}`)!, cidr.address))?.address;
+    } else {
+      const subnet = topo.subnets.find((s) => s.name === opts.net);
+      if (!subnet) throw new LabError(`--net ${opts.net}: no such subnet in the lab (subnets: ${topo.subnets.map((s) => s.name).join(', ') || 'none'}; or "external")`);
+      if (!cidrContains(parseCidr(subnet.cidr)!, cidr.address) || parseCidr(subnet.cidr)!.prefix !== cidr.prefix) {
+        throw new LabError(`--ip ${opts.ip} is not an address of subnet ${subnet.name} (${subnet.cidr})`);
+      }
+      bridge = this.names.subnetBridge(subnet.name);
+      gateway ??= subnet.gateway;
+    }
+    if (gateway !== undefined && !cidrContains(cidr, gateway)) throw new LabError(`--gateway ${gateway} is not on ${opts.ip}'s network`);
+    const ns = this.names.host(opts.name);
+    if (await namespaceExists(ns)) throw new LabError(`host ${opts.name} already exists (namespace ${ns})`);
+    await this.ownNamespace(ns, HOST_SYSCTLS);
+    try {
+      await addVeth({ outerNs: this.names.fabric, outer: this.names.hostPort(opts.name), bridge, innerNs: ns, inner: 'eth0' });
+      await ipIn(ns, 'addr', 'add', opts.ip, 'dev', 'eth0');
+      if (gateway) await ipIn(ns, 'route', 'add', 'default', 'via', gateway);
+    } catch (e) {
+      await this.removeNamespace(ns);
+      throw e;
+    }
+    const host = { name: opts.name, net: opts.net, ip: opts.ip, gateway };
+    await mkdir(join(this.dir, 'hosts'), { recursive: true });
+    await writeFile(join(this.dir, 'hosts', `${opts.name}.json`), JSON.stringify(host));
+    return host;
+  }
+
+  async removeHost(name: string): Promise<boolean> {
+    await rm(join(this.dir, 'hosts', `${name}.json`), { force: true });
+    return this.removeNamespace(this.names.host(name));
+  }
+
+  async hosts(): Promise<LabHost[]> {
+    const files = await readdir(join(this.dir, 'hosts')).catch(() => []);
+    return Promise.all(files.map(async (f) => HostRecord.parse(JSON.parse(await readFile(join(this.dir, 'hosts', f), 'utf8')))));
+  }
+
+  /** The namespace of a host, for `lab exec`; errors if natops did not create it. */
+  async hostNamespace(name: string): Promise<string> {
+    const ns = this.names.host(name);
+    if (!(await this.owns(ns)) || !(await namespaceExists(ns))) throw new LabError(`no lab host ${name}; add it with \`natops lab host add\``);
+    return ns;
+  }
+}
+

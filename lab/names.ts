@@ -1,0 +1,34 @@
+// Names of everything the lab creates. Namespaces carry the resource names; interface names
+// are limited to 15 characters, so they carry a short hash of what they belong to.
+import { createHash } from 'node:crypto';
+
+export const DEFAULT_LAB = 'natops';
+const LAB_PREFIX = /^[a-z][a-z0-9]{0,11}$/;
+
+const short = (text: string) => createHash('sha1').update(text).digest('hex').slice(0, 8);
+
+export class LabNames {
+  constructor(readonly prefix: string = DEFAULT_LAB) {
+    if (!LAB_PREFIX.test(prefix)) throw new TypeError(`lab name ${JSON.stringify(prefix)} must be 1-12 lowercase letters or digits, starting with a letter`);
+  }
+  /** the namespace holding the bridges: one per subnet, one for the underlay */
+  get fabric() { return `${this.prefix}-lab`; }
+  /** the upstream router on the underlay, answering at every EIP gateway address */
+  get upstream() { return `${this.prefix}-upstream`; }
+  /** a VPC's router, standing for its OVN logical router */
+  vpc(name: string) { return `${this.prefix}-vpc-${name}`; }
+  gateway(name: string) { return `${this.prefix}-gw-${name}`; }
+  host(name: string) { return `${this.prefix}-host-${name}`; }
+
+  subnetBridge(subnet: string) { return `s${short(`subnet/${subnet}`)}`; }
+  routerPort(vpc: string, subnet: string) { return `r${short(`router/${vpc}/${subnet}`)}`; }
+  gatewayPort(gateway: string, inner: 'eth0' | 'net1') { return `g${short(`gw/${gateway}`)}${inner === 'eth0' ? 'e' : 'n'}`; }
+  hostPort(host: string) { return `h${short(`host/${host}`)}`; }
+  get upstreamPort() { return `u${short('upstream')}`; }
+
+  /** the gateway name behind a gateway namespace, or undefined for any other namespace */
+  gatewayOf(namespace: string): string | undefined {
+    const p = `${this.prefix}-gw-`;
+    return namespace.startsWith(p) ? namespace.slice(p.length) : undefined;
+  }
+}

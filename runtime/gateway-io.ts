@@ -1,0 +1,44 @@
+// Reading a gateway's live state and running commands in it, over any Exec (netns, pod exec).
+import type { Command } from '../dataplane/commands.ts';
+import { ROUTE_TABLE, type GatewayState } from '../dataplane/model.ts';
+import { parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
+import type { Exec } from './exec.ts';
+
+export const READ_COMMANDS = {
+  nat: ['iptables-save', '-t', 'nat'],
+  net1: ['ip', '-j', 'addr', 'show', 'dev', 'net1'],
+  rules: ['ip', '-j', 'rule', 'show'],
+  routes: ['ip', '-j', 'route', 'show', 'table', String(ROUTE_TABLE)],
+  forwarding: ['sysctl', '-n', 'net.ipv4.ip_forward'],
+} as const;
+
+export async function readGatewayState(exec: Exec): Promise<GatewayState> {
+  const [nat, net1, rules, routes, forwarding] = await Promise.all([
+    exec({ argv: [...READ_COMMANDS.nat] }),
+    exec({ argv: [...READ_COMMANDS.net1] }),
+    exec({ argv: [...READ_COMMANDS.rules] }),
+    exec({ argv: [...READ_COMMANDS.routes] }),
+    exec({ argv: [...READ_COMMANDS.forwarding] }),
+  ]);
+  const link = parseIpAddr(net1.stdout, 'net1');
+  return {
+    net1Up: link.up,
+    forwarding: forwarding.stdout.trim() === '1',
+    addresses: link.addresses,
+    rules: parseIpRules(rules.stdout),
+    routes: parseIpRoutes(routes.stdout, ROUTE_TABLE),
+    nat: parseNatTable(nat.stdout),
+  };
+}
+
+/** Runs commands in order and stops at the first failure (best-effort ones only warn). */
+export async function runCommands(exec: Exec, commands: Command[], warn: (m: string) => void = () => undefined): Promise<void> {
+  for (const c of commands) {
+    try {
+      await exec({ argv: c.argv, stdin: c.stdin, okExitCodes: c.okExitCodes });
+    } catch (e) {
+      if (!c.bestEffort) throw e;
+      warn(`${(e as Error).message} (ignored)`);
+    }
+  }
+}

@@ -1,0 +1,46 @@
+// Makes gateways match their specs: ensure the gateway, read it, diff, run the change set.
+// Level-triggered, so running it again with the same spec changes nothing.
+import { changeSetCommands, type Command } from '../dataplane/commands.ts';
+import { compileGateway, emptyGatewayState } from '../dataplane/compile.ts';
+import { diffStates, isEmptyChangeSet, type ChangeSet } from '../dataplane/diff.ts';
+import type { GatewaySpec } from '../dataplane/model.ts';
+import { removalTarget, type GatewayAction } from '../dataplane/plan-text.ts';
+import type { GatewayRuntime } from './runtime.ts';
+
+export interface GatewayResult {
+  name: string;
+  action: GatewayAction;
+  changes: ChangeSet;
+  commands: Command[];
+}
+
+export async function reconcileGateway(runtime: GatewayRuntime, spec: GatewaySpec): Promise<GatewayResult> {
+  const { handle, created } = await runtime.ensureGateway(spec);
+  const live = await handle.readState();
+  const changes = diffStates(live, compileGateway(spec));
+  const commands = changeSetCommands(changes);
+  if (commands.length) await handle.runCommands(commands);
+  return { name: spec.name, action: created ? 'create' : isEmptyChangeSet(changes) ? 'unchanged' : 'update', changes, commands };
+}
+
+/** Removes the gateways the runtime has that are not in `keep`. */
+export async function pruneGateways(runtime: GatewayRuntime, keep: ReadonlySet<string>): Promise<GatewayResult[]> {
+  const results: GatewayResult[] = [];
+  for (const name of await runtime.listGateways()) {
+    if (keep.has(name)) continue;
+    const handle = await runtime.gateway(name);
+    const live = handle ? await handle.readState().catch(() => undefined) : undefined;
+    await runtime.removeGateway(name);
+    const changes = live ? diffStates(live, removalTarget(live)) : diffStates(emptyGatewayState(), emptyGatewayState());
+    results.push({ name, action: 'delete', changes, commands: [] });
+  }
+  return results;
+}
+
+/** Every gateway in parallel (they share nothing), then the prune. */
+export async function reconcileAll(runtime: GatewayRuntime, gateways: Iterable<GatewaySpec>): Promise<GatewayResult[]> {
+  const specs = [...gateways];
+  const results = await Promise.all(specs.map((spec) => reconcileGateway(runtime, spec)));
+  results.push(...(await pruneGateways(runtime, new Set(specs.map((s) => s.name)))));
+  return results;
+}

@@ -1,0 +1,23 @@
+// What a runtime gives the reconciler: a gateway to create, read, change and remove.
+import type { Command } from '../dataplane/commands.ts';
+import type { GatewaySpec, GatewayState } from '../dataplane/model.ts';
+
+export type RuntimeKind = 'netns' | 'dry-run';
+
+export interface GatewayHandle {
+  name: string;
+  /** where it runs, for messages: "namespace natops-gw-ngw" */
+  location: string;
+  readState(): Promise<GatewayState>;
+  runCommands(commands: Command[]): Promise<void>;
+}
+
+export interface GatewayRuntime {
+  readonly kind: RuntimeKind;
+  /** The Deployment step: the gateway exists, wired to its subnet and the underlay. */
+  ensureGateway(spec: GatewaySpec): Promise<{ handle: GatewayHandle; created: boolean }>;
+  /** An existing gateway, or undefined. */
+  gateway(name: string): Promise<GatewayHandle | undefined>;
+  listGateways(): Promise<string[]>;
+  removeGateway(name: string): Promise<boolean>;
+}
