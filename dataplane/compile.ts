@@ -53,7 +53,7 @@ function moreSpecificFirst(snats: SnatSpec[]): SnatSpec[] {
     .map((x) => x.s);
 }
 
-/** What a gateway that does not exist yet holds: nothing natops owns. */
+/** What a fresh gateway holds: nothing natops owns, only the built-in hook chains (empty). */
 export function emptyGatewayState(): GatewayState {
-  return { net1Up: false, forwarding: false, addresses: [], rules: [], routes: [], nat: {} };
+  return { net1Up: false, forwarding: false, addresses: [], rules: [], routes: [], nat: { PREROUTING: [], POSTROUTING: [] } };
 }

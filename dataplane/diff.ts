@@ -85,7 +85,10 @@ export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet
  * end up in another order (an SNAT reorder, a hand edit) the chain is rewritten instead; either
  * way it happens inside one iptables-restore transaction.
  */
-function diffChain(chain: NatChain, have: string[] | undefined, want: string[]): ChainEdit | undefined {
+function diffChain(chain: NatChain, haveOrMissing: string[] | undefined, want: string[]): ChainEdit | undefined {
+  const isHook = (HOOK_CHAINS as readonly string[]).includes(chain);
+  // Built-in chains always exist; natops never declares (and so never flushes) them.
+  const have = isHook ? (haveOrMissing ?? []) : haveOrMissing;
   if (have === undefined) {
     return { chain, create: true, rewrite: false, ops: want.map((spec) => ({ op: 'append', spec })) };
   }
@@ -96,7 +99,6 @@ function diffChain(chain: NatChain, have: string[] | undefined, want: string[]):
   const duplicates = haveSet.size !== have.length || wantSet.size !== want.length;
   const kept = have.filter((spec) => wantSet.has(spec));
   const keptInWant = want.filter((spec) => haveSet.has(spec));
-  const isHook = (HOOK_CHAINS as readonly string[]).includes(chain);
   if (!isHook && (duplicates || kept.some((spec, i) => spec !== keptInWant[i]))) {
     return { chain, create: false, rewrite: true, ops: want.map((spec) => ({ op: 'append', spec })) };
   }

@@ -157,7 +157,6 @@ export class Lab {
         srcIndex++;
       }
     }
-    if (vpc.staticRoutes.length) log.push(`router of VPC ${vpc.name}: ${vpc.staticRoutes.length} static route(s)`);
   }
 
   private async syncAddresses(ns: string, dev: string, want: string[], log: string[], what: string): Promise<void> {

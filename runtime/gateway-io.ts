@@ -2,7 +2,7 @@
 import type { Command } from '../dataplane/commands.ts';
 import { ROUTE_TABLE, type GatewayState } from '../dataplane/model.ts';
 import { parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
-import type { Exec } from './exec.ts';
+import { CommandError, type Exec } from './exec.ts';
 
 export const READ_COMMANDS = {
   nat: ['iptables-save', '-t', 'nat'],
@@ -17,16 +17,20 @@ export async function readGatewayState(exec: Exec): Promise<GatewayState> {
     exec({ argv: [...READ_COMMANDS.nat] }),
     exec({ argv: [...READ_COMMANDS.net1] }),
     exec({ argv: [...READ_COMMANDS.rules] }),
-    exec({ argv: [...READ_COMMANDS.routes] }),
+    exec({ argv: [...READ_COMMANDS.routes], okExitCodes: [0, 2] }),
     exec({ argv: [...READ_COMMANDS.forwarding] }),
   ]);
   const link = parseIpAddr(net1.stdout, 'net1');
+  // A table with no route yet does not exist, and ip says so with exit code 2.
+  if (routes.code !== 0 && !/FIB table does not exist/.test(routes.stderr)) {
+    throw new CommandError('gateway', READ_COMMANDS.routes, routes.code, routes.stderr);
+  }
   return {
     net1Up: link.up,
     forwarding: forwarding.stdout.trim() === '1',
     addresses: link.addresses,
     rules: parseIpRules(rules.stdout),
-    routes: parseIpRoutes(routes.stdout, ROUTE_TABLE),
+    routes: routes.code === 0 ? parseIpRoutes(routes.stdout, ROUTE_TABLE) : [],
     nat: parseNatTable(nat.stdout),
   };
 }
