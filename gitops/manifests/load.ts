@@ -46,7 +46,8 @@ export function loadManifests(files: readonly ManifestFile[]): LoadResult {
         issues.push(...syntaxIssues(doc, file.path, lines, pos));
         continue;
       }
-      if (doc.contents === null) continue; // an empty document (only comments, or a trailing ---)
+      // an empty document: only comments, or a trailing ---
+      if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue;
       docs.push({
         file: file.path,
         value: doc.toJS({ maxAliasCount: 100 }),

@@ -58,9 +58,16 @@ export function validateManifests(files: readonly ManifestFile[]): ValidationRes
   const subnets: Located<Subnet>[] = [];
   const gateways: Located<VpcNatGateway>[] = [];
 
+  // Resources that exist but failed their schema: references to them are not "undefined".
+  const broken = { Vpc: new Set<string>(), Subnet: new Set<string>(), ConfigMap: new Set<string>() };
   for (const doc of loaded.docs) {
     const parsed = parseDocument(doc, issues);
-    if (!parsed) continue;
+    if (!parsed) {
+      const raw = doc.value as { kind?: unknown; metadata?: { name?: unknown } } | null;
+      const kind = raw?.kind;
+      if ((kind === 'Vpc' || kind === 'Subnet' || kind === 'ConfigMap') && typeof raw?.metadata?.name === 'string') broken[kind].add(raw.metadata.name);
+      continue;
+    }
     if (parsed.kind === 'ConfigMap') configs.push(parsed.located as Located<NatGwConfigMap>);
     else if (parsed.kind === 'Vpc') vpcs.push(parsed.located as Located<Vpc>);
     else if (parsed.kind === 'Subnet') subnets.push(parsed.located as Located<Subnet>);
@@ -87,7 +94,7 @@ export function validateManifests(files: readonly ManifestFile[]): ValidationRes
     subnetById.set(name, s);
     const cidr = parseCidr(s.value.spec.cidrBlock)!;
     const vpc = s.value.spec.vpc ?? DEFAULT_VPC;
-    if (s.value.spec.vpc !== undefined && s.value.spec.vpc !== DEFAULT_VPC && !vpcByName.has(vpc)) {
+    if (s.value.spec.vpc !== undefined && s.value.spec.vpc !== DEFAULT_VPC && !vpcByName.has(vpc) && !broken.Vpc.has(vpc)) {
       report(s.doc, s.id, ['spec', 'vpc'], `VPC "${vpc}" is not defined in the manifests`);
     }
     let gateway = s.value.spec.gateway ?? nthAddress(cidr, 1);
@@ -106,7 +113,7 @@ export function validateManifests(files: readonly ManifestFile[]): ValidationRes
   const eipOwner = new Map<string, string>();
   const lanIpOwner = new Map<string, string>();
   const gatewaySpecs = new Map<string, GatewaySpec>();
-  if (gateways.length > 0 && !config) {
+  if (gateways.length > 0 && !config && broken.ConfigMap.size === 0) {
     const g = gateways[0]!;
     report(g.doc, g.id, ['kind'], 'no ConfigMap kube-system/ovn-vpc-nat-gw-config in the manifests: gateways need its image and nic');
   }
@@ -115,7 +122,7 @@ export function validateManifests(files: readonly ManifestFile[]): ValidationRes
     if (seenGateways.has(g.value.metadata.name)) continue;
     seenGateways.add(g.value.metadata.name);
     const before = issues.length;
-    const spec = checkGateway(g, vpcByName, subnetInfo, eipOwner, lanIpOwner, report);
+    const spec = checkGateway(g, { vpcs: vpcByName, subnets: subnetInfo, broken }, eipOwner, lanIpOwner, report);
     if (spec && issues.length === before) gatewaySpecs.set(spec.name, spec);
   }
 
@@ -133,10 +140,15 @@ export function validateManifests(files: readonly ManifestFile[]): ValidationRes
 
 type Report = (doc: LoadedDoc, id: string, path: FieldPath, message: string) => void;
 
+interface Known {
+  vpcs: Map<string, Located<Vpc>>;
+  subnets: Map<string, SubnetInfo>;
+  broken: { Vpc: Set<string>; Subnet: Set<string>; ConfigMap: Set<string> };
+}
+
 function checkGateway(
   g: Located<VpcNatGateway>,
-  vpcs: Map<string, Located<Vpc>>,
-  subnets: Map<string, SubnetInfo>,
+  { vpcs, subnets, broken }: Known,
   eipOwner: Map<string, string>,
   lanIpOwner: Map<string, string>,
   report: Report,
@@ -144,13 +156,21 @@ function checkGateway(
   const { spec, metadata } = g.value;
   const fail = (path: FieldPath, message: string) => report(g.doc, g.id, path, message);
 
-  if (!vpcs.has(spec.vpc)) fail(['spec', 'vpc'], `VPC "${spec.vpc}" is not defined in the manifests`);
+  if (!vpcs.has(spec.vpc) && !broken.Vpc.has(spec.vpc)) {
+    fail(['spec', 'vpc'], `VPC "${spec.vpc}" is not defined in the manifests`);
+    return undefined; // every check below is relative to the VPC
+  }
   const subnet = subnets.get(spec.subnet);
   if (!subnet) {
-    fail(['spec', 'subnet'], `subnet "${spec.subnet}" is not defined in the manifests`);
+    fail(['spec', 'subnet'], broken.Subnet.has(spec.subnet)
+      ? `subnet "${spec.subnet}" has errors (reported at its manifest), so this gateway cannot be applied`
+      : `subnet "${spec.subnet}" is not defined in the manifests`);
     return undefined;
   }
-  if (subnet.vpc !== spec.vpc) fail(['spec', 'subnet'], `subnet ${subnet.name} belongs to VPC ${subnet.vpc}, not ${spec.vpc}`);
+  if (subnet.vpc !== spec.vpc) {
+    fail(['spec', 'subnet'], `subnet ${subnet.name} belongs to VPC ${subnet.vpc}, not ${spec.vpc}`);
+    return undefined;
+  }
   const subnetCidr = parseCidr(subnet.cidr)!;
   if (!isHostIn(subnetCidr, spec.lanIp)) fail(['spec', 'lanIp'], `${spec.lanIp} is not a host address of subnet ${subnet.name} (${subnet.cidr})`);
   else if (spec.lanIp === subnet.gateway) fail(['spec', 'lanIp'], `${spec.lanIp} is the gateway address of subnet ${subnet.name}`);
@@ -170,8 +190,7 @@ function checkGateway(
     if (!isHostIn(cidr, cidr.address)) fail(['spec', 'eips', i, 'eipCIDR'], `${cidr.address} is not a host address of its network ${networkAddress(cidr.address, cidr.prefix)}/${cidr.prefix}`);
     if (!cidrContains(cidr, eip.gateway) || eip.gateway === cidr.address) {
       fail(['spec', 'eips', i, 'gateway'], `${eip.gateway} is not another host of ${eip.eipCIDR}'s network`);
-    }
-    if (i > 0 && eip.gateway !== spec.eips[0]!.gateway) {
+    } else if (i > 0 && eip.gateway !== spec.eips[0]!.gateway) {
       fail(['spec', 'eips', i, 'gateway'], `all EIPs of a gateway share one next hop (its table ${100} default route); eips[0] uses ${spec.eips[0]!.gateway}`);
     }
     if (eipAddrs.has(cidr.address)) fail(['spec', 'eips', i, 'eipCIDR'], `EIP ${cidr.address} is listed twice (eips[${eipAddrs.get(cidr.address)}])`);

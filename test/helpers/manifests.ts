@@ -1,0 +1,89 @@
+// Manifest fixtures for tests: the seed's resources as objects, changed per test, written as YAML.
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse, stringify } from 'yaml';
+import type { ManifestFile } from '../../gitops/manifests/load.ts';
+
+export const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
+export const SEED_DIR = join(EXAMPLES, 'seed');
+export const SEED_VERBATIM = join(EXAMPLES, 'seed-verbatim.yaml');
+
+/** A manifest as a plain object; tests change it through set()/unset() and may make it invalid. */
+export type Obj = Record<string, unknown>;
+
+function walk(obj: Obj, path: string): { parent: Record<string, unknown>; key: string } {
+  const keys = path.split('.');
+  let node: unknown = obj;
+  for (const k of keys.slice(0, -1)) {
+    if (node === null || typeof node !== 'object') throw new TypeError(`no ${path} in fixture`);
+    node = (node as Record<string, unknown>)[k];
+  }
+  if (node === null || typeof node !== 'object') throw new TypeError(`no ${path} in fixture`);
+  return { parent: node as Record<string, unknown>, key: keys[keys.length - 1]! };
+}
+
+/** set(gw, 'spec.dnatRules.0.externalPort', 70000) */
+export function set(obj: Obj, path: string, value: unknown): void {
+  const { parent, key } = walk(obj, path);
+  parent[key] = value;
+}
+
+export function get(obj: Obj, path: string): unknown {
+  const { parent, key } = walk(obj, path);
+  return parent[key];
+}
+
+/** Appends to an array field. */
+export function push(obj: Obj, path: string, value: unknown): void {
+  const list = get(obj, path);
+  if (!Array.isArray(list)) throw new TypeError(`${path} is not a list in fixture`);
+  list.push(value);
+}
+
+export function unset(obj: Obj, path: string): void {
+  const { parent, key } = walk(obj, path);
+  if (Array.isArray(parent)) parent.splice(Number(key), 1);
+  else delete parent[key];
+}
+
+export interface SeedObjects {
+  config: Obj;
+  vpc: Obj;
+  subnet: Obj;
+  gateway: Obj;
+  extra: Obj[];
+}
+
+export async function seedObjects(): Promise<SeedObjects> {
+  const read = async (f: string) => parse(await readFile(join(SEED_DIR, f), 'utf8')) as Obj;
+  return {
+    config: await read('00-config.yaml'),
+    vpc: await read('10-vpc.yaml'),
+    subnet: await read('20-subnet.yaml'),
+    gateway: await read('30-nat-gateway.yaml'),
+    extra: [],
+  };
+}
+
+export function toFiles(seed: SeedObjects): ManifestFile[] {
+  return [
+    { path: '00-config.yaml', text: stringify(seed.config) },
+    { path: '10-vpc.yaml', text: stringify(seed.vpc) },
+    { path: '20-subnet.yaml', text: stringify(seed.subnet) },
+    { path: '30-nat-gateway.yaml', text: stringify(seed.gateway) },
+    ...seed.extra.map((o, i) => ({ path: `40-extra-${i}.yaml`, text: stringify(o) })),
+  ];
+}
+
+/** Writes the manifests to a fresh temporary directory and returns it. */
+export async function writeManifestDir(seed: SeedObjects): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'natops-manifests-'));
+  for (const f of toFiles(seed)) await writeFile(join(dir, f.path), f.text);
+  return dir;
+}
+
+export function subnet(name: string, vpc: string, cidrBlock: string, gateway: string): Obj {
+  return { apiVersion: 'kubeovn.io/v1', kind: 'Subnet', metadata: { name }, spec: { vpc, protocol: 'IPv4', cidrBlock, gateway } };
+}
