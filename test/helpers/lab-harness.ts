@@ -1,0 +1,137 @@
+// A lab of the test's own: unique name, real namespaces, real packets; removed after the test
+// even when it fails. Tests that need root or a tool fail loudly here instead of skipping.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { readDesired } from '../../gitops/manifests/read-dir.ts';
+import { Lab } from '../../lab/lab.ts';
+import { labTopology } from '../../lab/topology.ts';
+import { NetnsRuntime } from '../../runtime/netns.ts';
+import { reconcileAll, type GatewayResult } from '../../runtime/reconcile.ts';
+import { inNamespace } from '../../lab/netns.ts';
+import { writeManifestDir, type SeedObjects } from './manifests.ts';
+
+const NATOPS = fileURLToPath(new URL('../../bin/natops.js', import.meta.url));
+const TOOLS = ['ip', 'iptables', 'iptables-save', 'iptables-restore', 'conntrack', 'arping', 'socat', 'ping'];
+
+export function requireNetnsPrerequisites(): void {
+  if (process.getuid?.() !== 0) throw new Error('the netns tests need root: they create network namespaces (run them as root, as CI does)');
+  const missing = TOOLS.filter((t) => spawnSync('sh', ['-c', 'command -v "$1"', 'sh', t]).status !== 0);
+  if (missing.length) throw new Error(`the netns tests need ${missing.join(', ')}: run scripts/install-deps.sh`);
+}
+
+export class LabHarness {
+  readonly lab: Lab;
+  private readonly procs: ChildProcess[] = [];
+
+  private constructor(prefix: string) {
+    this.lab = new Lab(prefix);
+  }
+
+  static async create(): Promise<LabHarness> {
+    requireNetnsPrerequisites();
+    return new LabHarness(`t${randomBytes(4).toString('hex')}`);
+  }
+
+  get prefix(): string {
+    return this.lab.names.prefix;
+  }
+
+  /** What `natops apply DIR --runtime netns` does, minus the printing. */
+  async apply(seed: SeedObjects): Promise<GatewayResult[]> {
+    const desired = await readDesired(await writeManifestDir(seed));
+    await this.lab.up(labTopology(desired));
+    return reconcileAll(new NetnsRuntime(this.lab), desired.gateways.values());
+  }
+
+  async host(name: string, net: string, ip: string): Promise<void> {
+    await this.lab.addHost({ name, net, ip });
+  }
+
+  /** Starts the probe server in a host; resolves once it listens. */
+  async serve(host: string, ports: { tcp?: number[]; udp?: number[] }): Promise<void> {
+    const ns = this.lab.names.host(host);
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, NATOPS, 'probe', '--name', host,
+      '--tcp', (ports.tcp ?? []).join(','), '--udp', (ports.udp ?? []).join(',')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.procs.push(child);
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (b: Buffer) => b.toString().includes('listening') && resolve());
+      child.on('exit', (code) => reject(new Error(`probe in ${host} exited ${code}`)));
+    });
+  }
+
+  /** One TCP exchange: the first line the server sent, or undefined if none came. */
+  async tcp(from: string, ip: string, port: number): Promise<string | undefined> {
+    return this.socat(from, `TCP:${ip}:${port},connect-timeout=2`, '');
+  }
+
+  async udp(from: string, ip: string, port: number): Promise<string | undefined> {
+    return this.socat(from, `UDP:${ip}:${port}`, 'hello\n');
+  }
+
+  private async socat(from: string, address: string, input: string): Promise<string | undefined> {
+    const r = await inNamespace(this.lab.names.host(from), { argv: ['socat', '-T2', '-', address], stdin: input, okExitCodes: [0, 1] });
+    const line = r.stdout.split('\n')[0]?.trim();
+    return line ? line : undefined;
+  }
+
+  async ping(from: string, ip: string): Promise<boolean> {
+    const r = await inNamespace(this.lab.names.host(from), { argv: ['ping', '-c', '1', '-W', '1', ip], okExitCodes: [0, 1] });
+    return r.code === 0;
+  }
+
+  /** A TCP connection that stays open: its greeting, then send() for one more answer (or none). */
+  async openFlow(from: string, ip: string, port: number): Promise<{ greeting: string | undefined; send(): Promise<string | undefined> }> {
+    const child = spawn('ip', ['netns', 'exec', this.lab.names.host(from), 'socat', '-T30', '-', `TCP:${ip}:${port},connect-timeout=2`], { stdio: ['pipe', 'pipe', 'ignore'] });
+    this.procs.push(child);
+    const lines: string[] = [];
+    let waiter: (() => void) | undefined;
+    let buffer = '';
+    child.stdout!.on('data', (b: Buffer) => {
+      buffer += b.toString();
+      const parts = buffer.split('\n');
+      buffer = parts.pop()!;
+      lines.push(...parts);
+      waiter?.();
+    });
+    child.on('exit', () => waiter?.());
+    const next = (ms: number) =>
+      new Promise<string | undefined>((resolve) => {
+        const take = () => {
+          if (lines.length) return resolve(lines.shift());
+          if (child.exitCode !== null) return resolve(undefined);
+          waiter = take;
+        };
+        setTimeout(() => resolve(lines.shift()), ms);
+        take();
+      });
+    const greeting = await next(3000);
+    return {
+      greeting,
+      send: async () => {
+        if (child.exitCode !== null || child.stdin!.destroyed) return undefined;
+        child.stdin!.write('again\n');
+        return next(1500);
+      },
+    };
+  }
+
+  /** iptables-save of a gateway without its timestamp comments. */
+  async gatewaySave(gateway: string): Promise<string> {
+    const r = await inNamespace(this.lab.names.gateway(gateway), { argv: ['iptables-save'] });
+    return r.stdout.split('\n').filter((l) => !l.startsWith('#')).join('\n');
+  }
+
+  async inGateway(gateway: string, argv: string[]): Promise<string> {
+    return (await inNamespace(this.lab.names.gateway(gateway), { argv })).stdout;
+  }
+
+  async inRouter(vpc: string, argv: string[]): Promise<string> {
+    return (await inNamespace(this.lab.names.vpc(vpc), { argv })).stdout;
+  }
+
+  async cleanup(): Promise<void> {
+    for (const p of this.procs) p.kill('SIGKILL');
+    await this.lab.down();
+  }
+}

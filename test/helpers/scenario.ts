@@ -1,0 +1,28 @@
+// The seed, extended so every path is exercised: a UDP port forward, a second subnet of the
+// VPC with a port forward and SNAT of its own, and workload hosts in each place.
+import { LabHarness } from './lab-harness.ts';
+import { push, seedObjects, subnet, type SeedObjects } from './manifests.ts';
+
+export async function scenarioManifests(): Promise<SeedObjects> {
+  const seed = await seedObjects();
+  seed.extra.push(subnet('sn2', 'test-vpc-1', '10.0.2.0/24', '10.0.2.1'));
+  push(seed.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: '5353', protocol: 'udp', internalIp: '10.0.1.10', internalPort: '53' });
+  push(seed.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: 2222, protocol: 'tcp', internalIp: '10.0.2.10', internalPort: 9000 });
+  push(seed.gateway, 'spec.snatRules', { eip: '192.168.0.112', internalCIDR: '10.0.2.0/24' });
+  return seed;
+}
+
+/** Hosts: fip (the floating IP's), web, client on sn; db on sn2; ext on the underlay. */
+export async function startScenario(harness: LabHarness, seed: SeedObjects): Promise<void> {
+  await harness.apply(seed);
+  const hosts: [string, string, string][] = [
+    ['fip', 'sn', '10.0.1.5/24'],
+    ['fip2', 'sn', '10.0.1.6/24'],
+    ['web', 'sn', '10.0.1.10/24'],
+    ['client', 'sn', '10.0.1.20/24'],
+    ['db', 'sn2', '10.0.2.10/24'],
+    ['ext', 'external', '192.168.0.50/24'],
+  ];
+  for (const [name, net, ip] of hosts) await harness.host(name, net, ip);
+  await Promise.all(hosts.map(([name]) => harness.serve(name, { tcp: [80, 9000], udp: [53] })));
+}
