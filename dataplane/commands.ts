@@ -32,7 +32,7 @@ export function restorePayload(edits: ChainEdit[]): string | undefined {
 export function changeSetCommands(c: ChangeSet): Command[] {
   const cmds: Command[] = [];
   if (c.net1Up) cmds.push({ argv: ['ip', 'link', 'set', 'net1', 'up'] });
-  if (c.forwarding) cmds.push({ argv: ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'] });
+  for (const [key, value] of c.sysctls) cmds.push({ argv: ['sysctl', '-q', '-w', `${key}=${value}`] });
   for (const a of c.addresses.add) cmds.push({ argv: ['ip', 'addr', 'replace', a.cidr, 'dev', a.dev] });
   for (const r of c.routes.add) cmds.push({ argv: ['ip', 'route', 'replace', r.dst, 'via', r.via, 'dev', r.dev, 'table', String(r.table)] });
   for (const r of c.rules.add) cmds.push({ argv: ['ip', 'rule', 'add', 'iif', r.iif, 'table', String(r.table)] });

@@ -1,6 +1,6 @@
 // GatewaySpec -> the full GatewayState its namespace should hold (DESIGN.md section 1).
 import { cidrWithin, parseCidr } from '../common/ipv4.ts';
-import { ROUTE_TABLE, type GatewaySpec, type GatewayState, type Route, type SnatSpec } from './model.ts';
+import { GATEWAY_SYSCTLS, ROUTE_TABLE, type GatewaySpec, type GatewayState, type Route, type SnatSpec } from './model.ts';
 import { floatingDnat, floatingSnat, hairpinSnat, jump, portForward, sourceNat } from './rules.ts';
 
 export function compileGateway(spec: GatewaySpec): GatewayState {
@@ -24,7 +24,7 @@ export function compileGateway(spec: GatewaySpec): GatewayState {
 
   return {
     net1Up: true,
-    forwarding: true,
+    sysctls: { ...GATEWAY_SYSCTLS },
     addresses: spec.eips.map((e) => ({ dev: 'net1', cidr: e.cidr })),
     rules: [
       { iif: 'net1', table: ROUTE_TABLE },
@@ -55,5 +55,5 @@ function moreSpecificFirst(snats: SnatSpec[]): SnatSpec[] {
 
 /** What a fresh gateway holds: nothing natops owns, only the built-in hook chains (empty). */
 export function emptyGatewayState(): GatewayState {
-  return { net1Up: false, forwarding: false, addresses: [], rules: [], routes: [], nat: { PREROUTING: [], POSTROUTING: [] } };
+  return { net1Up: false, sysctls: {}, addresses: [], rules: [], routes: [], nat: { PREROUTING: [], POSTROUTING: [] } };
 }

@@ -1,6 +1,6 @@
 // Two GatewayStates -> the minimal change set between them.
 import {
-  HOOK_CHAINS, NAT_CHAINS, type Address, type GatewayState, type NatChain, type PolicyRule, type Route,
+  HOOK_CHAINS, NAT_CHAINS, type Address, type GatewaySysctl, type GatewayState, type NatChain, type PolicyRule, type Route,
 } from './model.ts';
 
 export type ChainOp =
@@ -29,7 +29,8 @@ export interface RuleChange {
 
 export interface ChangeSet {
   net1Up: boolean;
-  forwarding: boolean;
+  /** sysctls to set, with their values */
+  sysctls: [GatewaySysctl, string][];
   addresses: SetDiff<Address>;
   rules: SetDiff<PolicyRule>;
   routes: SetDiff<Route>;
@@ -70,7 +71,7 @@ export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet
   }
   return {
     net1Up: desired.net1Up && !live.net1Up,
-    forwarding: desired.forwarding && !live.forwarding,
+    sysctls: (Object.entries(desired.sysctls) as [GatewaySysctl, string][]).filter(([k, v]) => live.sysctls[k] !== v),
     addresses: setDiff(live.addresses, desired.addresses, addressKey),
     rules: setDiff(live.rules, desired.rules, ruleKey),
     routes: setDiff(live.routes, desired.routes, routeKey),
@@ -116,6 +117,6 @@ function diffChain(chain: NatChain, haveOrMissing: string[] | undefined, want: s
 }
 
 export function isEmptyChangeSet(c: ChangeSet): boolean {
-  return !c.net1Up && !c.forwarding && c.chains.length === 0 &&
+  return !c.net1Up && c.sysctls.length === 0 && c.chains.length === 0 &&
     [c.addresses, c.rules, c.routes].every((d) => d.add.length === 0 && d.remove.length === 0);
 }

@@ -85,9 +85,20 @@ export interface Route {
  * A gateway namespace's state as far as natops owns it. Rule specs are in iptables-save's
  * canonical form without the "-A CHAIN" prefix, so compiled and read states compare as text.
  */
+/**
+ * Kernel settings a gateway needs: forwarding, and promoted secondaries so that deleting the
+ * first EIP of a network does not take every other EIP of that network with it.
+ */
+export const GATEWAY_SYSCTLS = {
+  'net.ipv4.ip_forward': '1',
+  'net.ipv4.conf.net1.promote_secondaries': '1',
+} as const;
+export type GatewaySysctl = keyof typeof GATEWAY_SYSCTLS;
+
 export interface GatewayState {
   net1Up: boolean;
-  forwarding: boolean;
+  /** the GATEWAY_SYSCTLS values as the gateway has them */
+  sysctls: Partial<Record<GatewaySysctl, string>>;
   /** global addresses on net1 (the EIPs) */
   addresses: Address[];
   /** rules that point at ROUTE_TABLE */

@@ -9,12 +9,13 @@ export type GatewayAction = 'create' | 'update' | 'delete' | 'unchanged';
 export function removalTarget(live: GatewayState): GatewayState {
   const nat: GatewayState['nat'] = {};
   for (const chain of Object.keys(live.nat) as (keyof GatewayState['nat'])[]) nat[chain] = [];
-  return { net1Up: live.net1Up, forwarding: live.forwarding, addresses: [], rules: [], routes: [], nat };
+  return { net1Up: live.net1Up, sysctls: live.sysctls, addresses: [], rules: [], routes: [], nat };
 }
 
 export function describeChanges(c: ChangeSet): string[] {
   const words: string[] = [];
-  if (c.net1Up || c.forwarding || c.rules.add.length) words.push('+ init: net1 up, forwarding, policy routing and the Kube-OVN nat chains');
+  if (c.net1Up || c.rules.add.length) words.push('+ init: net1 up, forwarding, policy routing and the Kube-OVN nat chains');
+  else if (c.sysctls.length) words.push(`+ kernel settings: ${c.sysctls.map(([k, v]) => `${k}=${v}`).join(', ')}`);
   for (const a of c.addresses.add) words.push(`+ EIP ${a.cidr}`);
   for (const a of c.addresses.remove) words.push(`- EIP ${a.cidr}`);
   for (const r of c.routes.add) words.push(`+ route ${r.dst} via ${r.via} dev ${r.dev}`);

@@ -1,6 +1,6 @@
 // Reading a gateway's live state and running commands in it, over any Exec (netns, pod exec).
 import type { Command } from '../dataplane/commands.ts';
-import { ROUTE_TABLE, type GatewayState } from '../dataplane/model.ts';
+import { GATEWAY_SYSCTLS, ROUTE_TABLE, type GatewayState, type GatewaySysctl } from '../dataplane/model.ts';
 import { parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
 import { CommandError, type Exec } from './exec.ts';
 
@@ -9,16 +9,16 @@ export const READ_COMMANDS = {
   net1: ['ip', '-j', 'addr', 'show', 'dev', 'net1'],
   rules: ['ip', '-j', 'rule', 'show'],
   routes: ['ip', '-j', 'route', 'show', 'table', String(ROUTE_TABLE)],
-  forwarding: ['sysctl', '-n', 'net.ipv4.ip_forward'],
+  sysctls: ['sysctl', '-n', ...Object.keys(GATEWAY_SYSCTLS)],
 } as const;
 
 export async function readGatewayState(exec: Exec): Promise<GatewayState> {
-  const [nat, net1, rules, routes, forwarding] = await Promise.all([
+  const [nat, net1, rules, routes, sysctls] = await Promise.all([
     exec({ argv: [...READ_COMMANDS.nat] }),
     exec({ argv: [...READ_COMMANDS.net1] }),
     exec({ argv: [...READ_COMMANDS.rules] }),
     exec({ argv: [...READ_COMMANDS.routes], okExitCodes: [0, 2] }),
-    exec({ argv: [...READ_COMMANDS.forwarding] }),
+    exec({ argv: [...READ_COMMANDS.sysctls] }),
   ]);
   const link = parseIpAddr(net1.stdout, 'net1');
   // A table with no route yet does not exist, and ip says so with exit code 2.
@@ -27,12 +27,18 @@ export async function readGatewayState(exec: Exec): Promise<GatewayState> {
   }
   return {
     net1Up: link.up,
-    forwarding: forwarding.stdout.trim() === '1',
+    sysctls: readSysctls(sysctls.stdout),
     addresses: link.addresses,
     rules: parseIpRules(rules.stdout),
     routes: routes.code === 0 ? parseIpRoutes(routes.stdout, ROUTE_TABLE) : [],
     nat: parseNatTable(nat.stdout),
   };
+}
+
+/** `sysctl -n A B` prints one value per line, in the order asked. */
+function readSysctls(stdout: string): GatewayState['sysctls'] {
+  const values = stdout.split('\n');
+  return Object.fromEntries((Object.keys(GATEWAY_SYSCTLS) as GatewaySysctl[]).map((k, i) => [k, values[i]?.trim() ?? ''] as const));
 }
 
 /** Runs commands in order and stops at the first failure (best-effort ones only warn). */

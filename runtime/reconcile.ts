@@ -4,7 +4,7 @@ import { changeSetCommands, type Command } from '../dataplane/commands.ts';
 import { compileGateway, emptyGatewayState } from '../dataplane/compile.ts';
 import { diffStates, isEmptyChangeSet, type ChangeSet } from '../dataplane/diff.ts';
 import type { GatewaySpec } from '../dataplane/model.ts';
-import { removalTarget, type GatewayAction } from '../dataplane/plan-text.ts';
+import { removalTarget, ruleDiff, type GatewayAction } from '../dataplane/plan-text.ts';
 import type { GatewayRuntime } from './runtime.ts';
 
 export interface GatewayResult {
@@ -14,12 +14,32 @@ export interface GatewayResult {
   commands: Command[];
 }
 
+/** The gateway still differs from its spec after the change set and one corrective pass. */
+export class ConvergenceError extends Error {
+  constructor(readonly gateway: string, readonly remaining: string[]) {
+    super(`gateway ${gateway} did not reach its desired state; still different:\n  ${remaining.join('\n  ')}`);
+    this.name = 'ConvergenceError';
+  }
+}
+
 export async function reconcileGateway(runtime: GatewayRuntime, spec: GatewaySpec): Promise<GatewayResult> {
   const { handle, created } = await runtime.ensureGateway(spec);
-  const live = await handle.readState();
-  const changes = diffStates(live, compileGateway(spec));
+  const desired = compileGateway(spec);
+  const changes = diffStates(await handle.readState(), desired);
   const commands = changeSetCommands(changes);
-  if (commands.length) await handle.runCommands(commands);
+  if (commands.length) {
+    await handle.runCommands(commands);
+    // Read back: the kernel has side effects (an address removal can take routes with it), and
+    // what is live, not what was sent, is the result. One more pass mends such a side effect.
+    const rest = diffStates(await handle.readState(), desired);
+    if (!isEmptyChangeSet(rest)) {
+      const again = changeSetCommands(rest);
+      await handle.runCommands(again);
+      commands.push(...again);
+      const left = diffStates(await handle.readState(), desired);
+      if (!isEmptyChangeSet(left)) throw new ConvergenceError(spec.name, ruleDiff(left));
+    }
+  }
   return { name: spec.name, action: created ? 'create' : isEmptyChangeSet(changes) ? 'unchanged' : 'update', changes, commands };
 }
 

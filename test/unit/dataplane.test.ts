@@ -62,7 +62,7 @@ function seedLive(): GatewayState {
   const link = parseIpAddr(NET1_JSON, 'net1');
   return {
     net1Up: link.up,
-    forwarding: true,
+    sysctls: { 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.net1.promote_secondaries': '1' },
     addresses: link.addresses,
     rules: parseIpRules(RULES_JSON),
     routes: parseIpRoutes(ROUTES_JSON, 100),
