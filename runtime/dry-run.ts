@@ -1,6 +1,6 @@
 // The dry-run runtime: every gateway starts empty and commands are recorded, not run.
 import type { Command } from '../dataplane/commands.ts';
-import { emptyGatewayState } from '../dataplane/compile.ts';
+import { compileGateway, emptyGatewayState } from '../dataplane/compile.ts';
 import type { GatewaySpec } from '../dataplane/model.ts';
 import type { GatewayHandle, GatewayRuntime } from './runtime.ts';
 
@@ -14,16 +14,19 @@ export class DryRunRuntime implements GatewayRuntime {
   readonly recorded: RecordedCommands[] = [];
 
   async ensureGateway(spec: GatewaySpec): Promise<{ handle: GatewayHandle; created: boolean }> {
-    return { handle: this.handle(spec.name), created: true };
+    return { handle: this.handle(spec), created: true };
   }
 
-  private handle(name: string): GatewayHandle {
+  /** Reads as empty until commands "ran", then as the spec's state: what a dry run assumes. */
+  private handle(spec: GatewaySpec): GatewayHandle {
+    let applied = false;
     return {
-      name,
+      name: spec.name,
       location: 'dry run',
-      readState: async () => emptyGatewayState(),
+      readState: async () => (applied ? compileGateway(spec) : emptyGatewayState()),
       runCommands: async (commands) => {
-        this.recorded.push({ gateway: name, commands });
+        this.recorded.push({ gateway: spec.name, commands });
+        applied = true;
       },
     };
   }

@@ -1,0 +1,62 @@
+// The command line without root: help, validate, plan between two trees, dry-run apply.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { natops } from '../helpers/cli.ts';
+import { seedObjects, set, writeManifestDir } from '../helpers/manifests.ts';
+
+describe('natops CLI', () => {
+  it('--help lists the commands', async () => {
+    const r = await natops(['--help']);
+    assert.equal(r.code, 0);
+    for (const cmd of ['validate', 'plan', 'apply', 'lab']) assert.match(r.stdout, new RegExp(`^  ${cmd} `, 'm'));
+  });
+
+  it('validate accepts the seed', async () => {
+    const r = await natops(['validate', 'examples/seed']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'ok: 1 VPC(s), 1 subnet(s), 1 gateway(s)');
+  });
+
+  it('validate rejects the seed as printed: file, line, column, resource and field, exit 1', async () => {
+    const r = await natops(['validate', 'examples/seed-verbatim.yaml']);
+    assert.equal(r.code, 1);
+    const lines = r.stderr.trim().split('\n');
+    assert.match(lines[0]!, /^examples\/seed-verbatim\.yaml:6:3 {2}VpcNatGateway\/\? {2}\(yaml\): bad indentation: this line is indented deeper than "apiVersion" on line 5/);
+    assert.equal(lines.at(-1), 'natops: 4 problems; nothing was changed');
+  });
+
+  it('plan --against another tree shows the port forward change in words and as a rule diff', async () => {
+    const seed = await seedObjects();
+    const before = await writeManifestDir(seed);
+    set(seed.gateway, 'spec.dnatRules.0.externalPort', 8080);
+    const after = await writeManifestDir(seed);
+    const r = await natops(['plan', after, '--against', before]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, [
+      'gateway ngw: update',
+      '  + port forward tcp 192.168.0.112:8080 -> 10.0.1.10:80',
+      '  - port forward tcp 192.168.0.112:8888 -> 10.0.1.10:80',
+      '  rule diff:',
+      '    + -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.1.10:80',
+      '    - -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80',
+      '',
+    ].join('\n'));
+  });
+
+  it('apply --runtime dry-run prints the exact commands and the iptables-restore payload', async () => {
+    const r = await natops(['apply', 'examples/seed', '--runtime', 'dry-run']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^# gateway ngw: /);
+    assert.match(r.stdout, /\nip rule add iif net1 table 100\n/);
+    assert.match(r.stdout, /\niptables-restore --noflush <<'EOF'\n\*nat\n:DNAT_FILTER - \[0:0\]\n[\s\S]*\n-A SHARED_DNAT -d 192\.168\.0\.112\/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10\.0\.1\.10:80\n[\s\S]*COMMIT\nEOF\n/);
+  });
+
+  it('apply refuses invalid manifests before doing anything', async () => {
+    const seed = await seedObjects();
+    set(seed.gateway, 'spec.dnatRules.0.protocol', 'icmp');
+    const r = await natops(['apply', await writeManifestDir(seed), '--runtime', 'dry-run']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /30-nat-gateway\.yaml:\d+:\d+ {2}VpcNatGateway\/ngw {2}spec\.dnatRules\[0\]\.protocol: must be tcp or udp, not "icmp"/);
+  });
+});
