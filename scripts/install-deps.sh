@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what natops, its lab and its tests need on Debian: the dataplane tools, then npm packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(iproute2 iptables conntrack iputils-arping iputils-ping socat)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+npm ci --no-audit --no-fund --loglevel=error
