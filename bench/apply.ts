@@ -1,0 +1,170 @@
+// bench/apply: natops's one-transaction apply against one iptables command per rule (Kube-OVN's
+// way), in the same run, on real gateway namespaces. Needs root. Prints markdown tables.
+//
+//   node --import tsx bench/apply.ts [--sizes 100,1000,10000] [--reps 5] [--churn 100] [--churn-rules 1000]
+//
+// The baseline runs its iptables commands through one bash, as Kube-OVN 1.7 does inside the
+// gateway pod; every value in them is generated here, none comes from a manifest.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { readDesired } from '../gitops/manifests/read-dir.ts';
+import type { GatewaySpec } from '../dataplane/model.ts';
+import { portForward } from '../dataplane/rules.ts';
+import { Lab } from '../lab/lab.ts';
+import { inNamespace } from '../lab/netns.ts';
+import { labTopology } from '../lab/topology.ts';
+import { NetnsRuntime } from '../runtime/netns.ts';
+import { reconcileGateway } from '../runtime/reconcile.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '100,1000,10000' },
+    reps: { type: 'string', default: '5' },
+    churn: { type: 'string', default: '100' },
+    'churn-rules': { type: 'string', default: '1000' },
+    'change-size': { type: 'string', default: '10000' },
+  },
+});
+const sizes = args.sizes.split(',').map(Number);
+const reps = Number(args.reps);
+const churn = Number(args.churn);
+const churnRules = Number(args['churn-rules']);
+const changeSize = Number(args['change-size']);
+
+const BIN = fileURLToPath(new URL('../bin/natops.js', import.meta.url));
+const SEED = fileURLToPath(new URL('../examples/seed', import.meta.url));
+const EIP = '192.168.0.112';
+const BACKEND = '10.0.1.10';
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const ms = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(1)} ms`);
+const timed = async (fn: () => Promise<unknown>) => {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+};
+
+/** The seed's gateway plus `n` port forwards on 192.168.0.112, ports 20000 and up. */
+function withForwards(base: GatewaySpec, n: number, changed?: { index: number; internalPort: number }): GatewaySpec {
+  const dnats = [...base.dnats];
+  for (let i = 0; i < n; i++) {
+    dnats.push({ eip: EIP, externalPort: 20000 + i, protocol: 'tcp', internalIp: BACKEND, internalPort: changed?.index === i ? changed.internalPort : 80 });
+  }
+  return { ...base, dnats };
+}
+
+/** Kube-OVN's way: one iptables command per rule, run by one bash inside the gateway. */
+function naiveScript(n: number, opts: { flush: boolean; changed?: { index: number; internalPort: number } }): string {
+  const lines = opts.flush ? ['iptables -t nat -F SHARED_DNAT'] : [];
+  for (let i = 0; i < n; i++) {
+    const port = opts.changed?.index === i ? opts.changed.internalPort : 80;
+    lines.push(`iptables -t nat -A SHARED_DNAT -p tcp -d ${EIP} --dport ${20000 + i} -j DNAT --to-destination ${BACKEND}:${port}`);
+  }
+  return `set -e\n${lines.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('bench/apply needs root (network namespaces)');
+  const lab = new Lab(`b${randomBytes(4).toString('hex')}`);
+  const procs: ReturnType<typeof spawn>[] = [];
+  try {
+    const desired = await readDesired(SEED);
+    await lab.up(labTopology(desired));
+    const runtime = new NetnsRuntime(lab);
+    const base = desired.gateways.get('ngw')!;
+    const gw = lab.names.gateway('ngw');
+    const naive = (script: string) => inNamespace(gw, { argv: ['bash', '-s'], stdin: script });
+    /** A fresh gateway with the seed applied: chains made, no extra forwards. */
+    const fresh = async () => {
+      await runtime.removeGateway('ngw');
+      await reconcileGateway(runtime, base);
+    };
+    const countRules = async () => (await inNamespace(gw, { argv: ['iptables-save', '-t', 'nat'] })).stdout.split('\n').filter((l) => l.startsWith('-A SHARED_DNAT')).length;
+
+    const out: string[] = [];
+    out.push(`## apply N port forwards to a fresh gateway (median of ${reps} runs; naive at 10,000: ${Math.min(reps, 3)})`, '');
+    out.push('| N | natops: read, diff, one iptables-restore, read back | one iptables command per rule | ratio |', '|---:|---:|---:|---:|');
+    for (const n of sizes) {
+      const natopsTimes: number[] = [];
+      const naiveTimes: number[] = [];
+      const naiveReps = n >= 10000 ? Math.min(reps, 3) : reps;
+      for (let r = 0; r < reps; r++) {
+        await fresh();
+        natopsTimes.push(await timed(() => reconcileGateway(runtime, withForwards(base, n))));
+        if ((await countRules()) !== n + 1) throw new Error(`natops left ${await countRules()} forwards, expected ${n + 1}`);
+        if (r < naiveReps) {
+          await fresh();
+          naiveTimes.push(await timed(() => naive(naiveScript(n, { flush: false }))));
+          if ((await countRules()) !== n + 1) throw new Error('the naive run did not add every rule');
+        }
+      }
+      const a = median(natopsTimes);
+      const b = median(naiveTimes);
+      out.push(`| ${n.toLocaleString('en')} | ${ms(a)} | ${ms(b)} | ${(b / a).toFixed(1)}x |`);
+      process.stderr.write(`apply N=${n}: natops ${ms(a)}, naive ${ms(b)}\n`);
+    }
+
+    out.push('', `## change one rule in a gateway holding ${changeSize.toLocaleString('en')} port forwards (median of ${reps} runs; flush and re-add: ${Math.min(reps, 3)})`, '');
+    out.push('| method | time | ratio to natops |', '|---|---:|---:|');
+    await fresh();
+    await reconcileGateway(runtime, withForwards(base, changeSize));
+    const natopsChange: number[] = [];
+    const naiveFlush: number[] = [];
+    const naivePair: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const port = 1000 + r;
+      natopsChange.push(await timed(() => reconcileGateway(runtime, withForwards(base, changeSize, { index: 7, internalPort: port }))));
+      const rule = (p: number) => portForward(EIP, 'tcp', 20007, BACKEND, p);
+      // Kube-OVN today: delete the old rule and append the new one, one iptables command each.
+      naivePair.push(await timed(() => naive(`iptables -t nat -D SHARED_DNAT ${rule(port)}\niptables -t nat -A SHARED_DNAT ${rule(port + 100)}\n`)));
+      await reconcileGateway(runtime, withForwards(base, changeSize, { index: 7, internalPort: port + 100 }));
+      if (r < Math.min(reps, 3)) {
+        naiveFlush.push(await timed(() => naive(naiveScript(changeSize, { flush: true, changed: { index: 7, internalPort: port + 200 } }))));
+        await naive(`iptables -t nat -A SHARED_DNAT ${portForward(EIP, 'tcp', 8888, BACKEND, 80)}\n`);
+      }
+    }
+    const c = median(natopsChange);
+    out.push(`| natops: read, diff, one transaction (-D, -I), read back | ${ms(c)} | 1.0x |`);
+    out.push(`| one iptables -D and one -A (Kube-OVN today) | ${ms(median(naivePair))} | ${(median(naivePair) / c).toFixed(2)}x |`);
+    out.push(`| flush the chain, re-add every rule one command at a time (Kube-OVN 1.7) | ${ms(median(naiveFlush))} | ${(median(naiveFlush) / c).toFixed(1)}x |`);
+
+    out.push('', `## connections through an unchanged port forward while another rule changes ${churn} times (gateway holding ${churnRules.toLocaleString('en')} forwards)`, '');
+    out.push('| method | connections ok | connections failed |', '|---|---:|---:|');
+    await lab.addHost({ name: 'web', net: 'sn', ip: `${BACKEND}/24` });
+    await lab.addHost({ name: 'ext', net: 'external', ip: '192.168.0.50/24' });
+    const server = spawn('ip', ['netns', 'exec', lab.names.host('web'), process.execPath, BIN, 'probe', '--name', 'web', '--tcp', '80'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    procs.push(server);
+    await new Promise<void>((resolve) => server.stdout!.on('data', () => resolve()));
+    for (const method of ['natops', 'flush and re-add'] as const) {
+      await fresh();
+      await reconcileGateway(runtime, withForwards(base, churnRules));
+      const loop = spawn('ip', ['netns', 'exec', lab.names.host('ext'), process.execPath, '--import', 'tsx', fileURLToPath(new URL('./connect-loop.ts', import.meta.url)), EIP, '8888'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      procs.push(loop);
+      let result = '';
+      loop.stdout!.on('data', (b: Buffer) => (result += b.toString()));
+      await new Promise((r) => setTimeout(r, 1500));
+      for (let i = 0; i < churn; i++) {
+        const change = { index: 3, internalPort: 81 + (i % 2) };
+        if (method === 'natops') await reconcileGateway(runtime, withForwards(base, churnRules, change));
+        else await naive(`${naiveScript(churnRules, { flush: true, changed: change })}iptables -t nat -A SHARED_DNAT ${portForward(EIP, 'tcp', 8888, BACKEND, 80)}\n`);
+      }
+      loop.kill('SIGTERM');
+      await new Promise((r) => loop.on('close', r));
+      const { ok, failed } = JSON.parse(result) as { ok: number; failed: number };
+      out.push(`| ${method === 'natops' ? 'natops (one transaction per change)' : 'flush and re-add one command at a time (Kube-OVN 1.7)'} | ${ok} | ${failed} |`);
+      process.stderr.write(`churn ${method}: ok ${ok}, failed ${failed}\n`);
+    }
+    process.stdout.write(`${out.join('\n')}\n`);
+  } finally {
+    for (const p of procs) p.kill('SIGKILL');
+    await lab.down();
+  }
+}
+
+await main();
