@@ -1,0 +1,27 @@
+// bench/apply at small sizes: it runs, prints its tables, and natops loses no connection
+// through an unchanged port forward while another rule changes.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { ROOT } from '../helpers/cli.ts';
+import { requireNetnsPrerequisites } from '../helpers/lab-harness.ts';
+
+describe('bench/apply (small sizes)', () => {
+  it('compares both methods and natops drops no connection', async () => {
+    requireNetnsPrerequisites();
+    const args = ['--import', 'tsx', 'bench/apply.ts', '--sizes', '50', '--reps', '1', '--churn', '10', '--churn-naive', '2', '--churn-rules', '50', '--change-size', '100'];
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /^\| 50 \| [\d.]+ m?s \| [\d.]+ m?s \| [\d.]+x \|$/m);
+    assert.match(stdout, /^\| flush the chain, re-add every rule one command at a time \(Kube-OVN 1\.7\) \| /m);
+    const natops = /^\| natops \(one transaction per change\) \| 10 \| (\d+) \| (\d+) \|$/m.exec(stdout);
+    assert.ok(natops, stdout);
+    assert.ok(Number(natops[1]) > 0, 'connections went through during the changes');
+    assert.equal(Number(natops[2]), 0, 'no connection failed during natops changes');
+  });
+});
