@@ -1,4 +1,5 @@
 // natops command line. Each command validates its input before it changes anything.
+import { NatopsError } from '../common/errors.ts';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
@@ -21,7 +22,8 @@ import type { RuntimeKind } from '../runtime/runtime.ts';
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const warn = (text: string) => process.stderr.write(`natops: warning: ${text}\n`);
 
-class UsageError extends Error {}
+class UsageError extends NatopsError {}
+
 
 function requireRoot(what: string): void {
   if (process.getuid?.() !== 0) throw new UsageError(`${what} needs root (it creates network namespaces); use --runtime dry-run to see the commands instead`);
@@ -172,7 +174,7 @@ try {
     for (const issue of sortIssues(e.issues)) process.stderr.write(`${formatIssue(issue)}\n`);
     process.stderr.write(`natops: ${e.issues.length} problem${e.issues.length === 1 ? '' : 's'}; nothing was changed\n`);
     process.exitCode = 1;
-  } else if (e instanceof Error && e.name !== 'Error' && !(e instanceof TypeError)) {
+  } else if (e instanceof NatopsError) {
     process.stderr.write(`natops: ${e.message}\n`);
     process.exitCode = 2;
   } else {

@@ -1,11 +1,11 @@
 // Live state back into the model: parsers for iptables-save and `ip -j` output. Pure.
+import { NatopsError } from '../common/errors.ts';
 import { z } from 'zod';
 import { HOOK_CHAINS, ROUTE_TABLE, isOwnedChain, type Address, type GatewayState, type NatChain, type PolicyRule, type Route } from './model.ts';
 
-export class ParseError extends Error {
+export class ParseError extends NatopsError {
   constructor(readonly source: string, detail: string) {
     super(`cannot read ${source}: ${detail}`);
-    this.name = 'ParseError';
   }
 }
 

@@ -1,5 +1,6 @@
 // The local lab: the networks the manifests describe, built from network namespaces that natops
 // creates and records. Nothing is added to the host's own namespace.
+import { LabError } from './errors.ts';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -8,13 +9,6 @@ import { k8sName } from '../gitops/manifests/schema.ts';
 import { LabNames } from './names.ts';
 import { addVeth, deleteNamespace, ensureNamespace, ipIn, linkExists, namespaceExists } from './netns.ts';
 import type { LabTopology } from './topology.ts';
-
-export class LabError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'LabError';
-  }
-}
 
 /** Where natops records what it created; tmpfs, like the namespaces themselves. */
 export const STATE_ROOT = process.env.NATOPS_STATE_DIR ?? '/run/natops';
@@ -80,6 +74,13 @@ export class Lab {
     if (await this.ownNamespace(n.fabric)) log.push(`created ${n.fabric} (bridges)`);
     await this.ensureBridge(topology.nic, log, `underlay ${topology.nic}`);
     for (const s of topology.subnets) await this.ensureBridge(n.subnetBridge(s.name), log, `subnet ${s.name} ${s.cidr}`);
+    const bridges = new Set(topology.subnets.map((s) => n.subnetBridge(s.name)));
+    for (const name of await subnetLinks(n.fabric)) {
+      if (!bridges.has(name)) {
+        await ipIn(n.fabric, 'link', 'del', name);
+        log.push(`removed bridge ${name} (its subnet left the manifests)`);
+      }
+    }
 
     for (const vpc of topology.vpcs) await this.ensureRouter(vpc, topology.subnets.filter((s) => s.vpc === vpc.name), log);
     for (const ns of await this.ownedNamespaces()) {
@@ -136,6 +137,13 @@ export class Lab {
         log.push(`router of VPC ${vpc.name}: port ${s.gateway} on subnet ${s.name}`);
       }
       await this.syncAddresses(ns, port, [`${s.gateway}/${parseCidr(s.cidr)!.prefix}`], log, `router port for ${s.name}`);
+    }
+    const ports = new Set(subnets.map((s) => n.subnetBridge(s.name)));
+    for (const name of await subnetLinks(ns)) {
+      if (!ports.has(name)) {
+        await ipIn(ns, 'link', 'del', name);
+        log.push(`router of VPC ${vpc.name}: removed port ${name}`);
+      }
     }
     // Static routes: rewritten on each run. This router stands in for OVN's; the gateway is the product.
     await ipIn(ns, 'route', 'flush', 'proto', 'static');
@@ -230,3 +238,8 @@ export class Lab {
   }
 }
 
+/** The subnet bridges (fabric) or router ports (router namespace) natops named in a namespace. */
+async function subnetLinks(ns: string): Promise<string[]> {
+  const links = JSON.parse((await ipIn(ns, '-j', 'link', 'show')).stdout || '[]') as { ifname: string }[];
+  return links.map((l) => l.ifname.split('@')[0]!).filter((name) => /^s[0-9a-f]{8}$/.test(name));
+}

@@ -1,6 +1,7 @@
 // Names of everything the lab creates. Namespaces carry the resource names; interface names
 // are limited to 15 characters, so they carry a short hash of what they belong to.
 import { createHash } from 'node:crypto';
+import { LabError } from './errors.ts';
 
 export const DEFAULT_LAB = 'natops';
 const LAB_PREFIX = /^[a-z][a-z0-9]{0,11}$/;
@@ -9,7 +10,7 @@ const short = (text: string) => createHash('sha1').update(text).digest('hex').sl
 
 export class LabNames {
   constructor(readonly prefix: string = DEFAULT_LAB) {
-    if (!LAB_PREFIX.test(prefix)) throw new TypeError(`lab name ${JSON.stringify(prefix)} must be 1-12 lowercase letters or digits, starting with a letter`);
+    if (!LAB_PREFIX.test(prefix)) throw new LabError(`lab name ${JSON.stringify(prefix)} must be 1-12 lowercase letters or digits, starting with a letter`);
   }
   /** the namespace holding the bridges: one per subnet, one for the underlay */
   get fabric() { return `${this.prefix}-lab`; }

@@ -1,4 +1,5 @@
 // Runs one program with an argv array: no shell ever sees a value. Typed errors carry context.
+import { NatopsError } from '../common/errors.ts';
 import { spawn } from 'node:child_process';
 
 export interface ExecRequest {
@@ -17,7 +18,7 @@ export interface ExecResult {
 /** Runs a command somewhere (a gateway namespace, a pod): how the dataplane reaches a gateway. */
 export type Exec = (req: ExecRequest) => Promise<ExecResult>;
 
-export class CommandError extends Error {
+export class CommandError extends NatopsError {
   constructor(
     /** where it ran: "natops-gw-ngw", "host" */
     readonly target: string,
@@ -26,14 +27,12 @@ export class CommandError extends Error {
     readonly stderr: string,
   ) {
     super(`${target}: \`${argv.join(' ')}\` exited ${code}${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' / ')}` : ''}`);
-    this.name = 'CommandError';
   }
 }
 
-export class MissingToolError extends Error {
+export class MissingToolError extends NatopsError {
   constructor(readonly tool: string) {
     super(`${tool} is not installed or not on PATH (the netns runtime needs iproute2, iptables, conntrack and iputils-arping; run scripts/install-deps.sh)`);
-    this.name = 'MissingToolError';
   }
 }
 

@@ -2,7 +2,8 @@
 // and net1 on the underlay bridge, as a Kube-OVN gateway pod is wired by its CNI and macvlan.
 import { parseCidr } from '../common/ipv4.ts';
 import type { GatewaySpec } from '../dataplane/model.ts';
-import { LabError, type Lab } from '../lab/lab.ts';
+import { LabError } from '../lab/errors.ts';
+import type { Lab } from '../lab/lab.ts';
 import { addVeth, inNamespace, ipIn, linkExists } from '../lab/netns.ts';
 import type { Command } from '../dataplane/commands.ts';
 import type { Exec } from './exec.ts';

@@ -1,5 +1,6 @@
 // Makes gateways match their specs: ensure the gateway, read it, diff, run the change set.
 // Level-triggered, so running it again with the same spec changes nothing.
+import { NatopsError } from '../common/errors.ts';
 import { changeSetCommands, type Command } from '../dataplane/commands.ts';
 import { compileGateway, emptyGatewayState } from '../dataplane/compile.ts';
 import { diffStates, isEmptyChangeSet, type ChangeSet } from '../dataplane/diff.ts';
@@ -15,10 +16,9 @@ export interface GatewayResult {
 }
 
 /** The gateway still differs from its spec after the change set and one corrective pass. */
-export class ConvergenceError extends Error {
+export class ConvergenceError extends NatopsError {
   constructor(readonly gateway: string, readonly remaining: string[]) {
     super(`gateway ${gateway} did not reach its desired state; still different:\n  ${remaining.join('\n  ')}`);
-    this.name = 'ConvergenceError';
   }
 }
 

@@ -1,4 +1,5 @@
 // Validation problems, each tied to a place in a manifest file.
+import { NatopsError } from '../../common/errors.ts';
 
 export interface SourcePos {
   file: string;
@@ -35,10 +36,9 @@ export function sortIssues(issues: ManifestIssue[]): ManifestIssue[] {
 }
 
 /** Thrown by plan and apply when the manifests do not validate: nothing has been changed. */
-export class ManifestValidationError extends Error {
+export class ManifestValidationError extends NatopsError {
   constructor(readonly issues: ManifestIssue[]) {
     super(`${issues.length} problem${issues.length === 1 ? '' : 's'} in the manifests; nothing was changed:\n` +
       sortIssues(issues).map(formatIssue).join('\n'));
-    this.name = 'ManifestValidationError';
   }
 }

@@ -1,14 +1,14 @@
 // Reads manifest files from disk: a directory (recursively) or a single file.
+import { NatopsError } from '../../common/errors.ts';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ManifestValidationError } from './issues.ts';
 import { isManifestFileName, type ManifestFile } from './load.ts';
 import { validateManifests, type Desired } from './validate.ts';
 
-export class ManifestSourceError extends Error {
+export class ManifestSourceError extends NatopsError {
   constructor(readonly path: string, reason: string) {
     super(`${path}: ${reason}`);
-    this.name = 'ManifestSourceError';
   }
 }
 

@@ -254,7 +254,7 @@ function checkGateway(
     vpcSubnets: vpcSubnets.map((s) => ({ name: s.name, cidr: s.cidr })),
     eips: spec.eips.map((e) => ({ cidr: e.eipCIDR, gateway: e.gateway })),
     floatingIps: spec.floatingIpRules.map((r) => ({ eip: r.eip, internalIp: r.internalIp })),
-    dnats: spec.dnatRules.map((r) => ({ ...r, protocol: r.protocol })),
+    dnats: spec.dnatRules.map((r) => ({ ...r })),
     snats: spec.snatRules.map((r) => ({ eip: r.eip, internalCidr: r.internalCIDR })),
   };
 }

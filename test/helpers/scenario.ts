@@ -1,5 +1,6 @@
 // The seed, extended so every path is exercised: a UDP port forward, a second subnet of the
 // VPC with a port forward and SNAT of its own, and workload hosts in each place.
+import { after, before } from 'node:test';
 import { LabHarness } from './lab-harness.ts';
 import { push, seedObjects, subnet, type SeedObjects } from './manifests.ts';
 
@@ -25,4 +26,18 @@ export async function startScenario(harness: LabHarness, seed: SeedObjects): Pro
   ];
   for (const [name, net, ip] of hosts) await harness.host(name, net, ip);
   await Promise.all(hosts.map(([name]) => harness.serve(name, { tcp: [80, 9000], udp: [53] })));
+}
+
+/** Inside a describe: the scenario's lab before the tests, removed after them even if they fail. */
+export function useScenario(ready: (harness: LabHarness, seed: SeedObjects) => void): void {
+  let harness: LabHarness | undefined;
+  before(async () => {
+    harness = await LabHarness.create();
+    const seed = await scenarioManifests();
+    await startScenario(harness, seed);
+    ready(harness, seed);
+  });
+  after(async () => {
+    await harness?.cleanup();
+  });
 }

@@ -1,21 +1,17 @@
 // The seed's gateway in a real lab: every mapping answers real TCP, UDP and ICMP.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { LabHarness } from '../helpers/lab-harness.ts';
-import { scenarioManifests, startScenario } from '../helpers/scenario.ts';
+import { describe, it } from 'node:test';
+import type { LabHarness } from '../helpers/lab-harness.ts';
+import { useScenario } from '../helpers/scenario.ts';
 import type { SeedObjects } from '../helpers/manifests.ts';
 
 describe('seed gateway with real packets', () => {
   let h: LabHarness;
   let seed: SeedObjects;
 
-  before(async () => {
-    h = await LabHarness.create();
-    seed = await scenarioManifests();
-    await startScenario(h, seed);
-  });
-  after(async () => {
-    await h?.cleanup();
+  useScenario((harness, manifests) => {
+    h = harness;
+    seed = manifests;
   });
 
   it('floating IP, inbound: the underlay reaches the host behind it (tcp, udp, icmp)', async () => {

@@ -1,24 +1,20 @@
 // Updates and deletes of every kind of mapping, in order, on one lab: the old mapping stops
 // (established flows included, through their conntrack entries) and the new one works.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ManifestValidationError } from '../../gitops/manifests/issues.ts';
 import { namespaceExists } from '../../lab/netns.ts';
-import { LabHarness } from '../helpers/lab-harness.ts';
+import type { LabHarness } from '../helpers/lab-harness.ts';
 import { get, set, unset, type SeedObjects } from '../helpers/manifests.ts';
-import { scenarioManifests, startScenario } from '../helpers/scenario.ts';
+import { useScenario } from '../helpers/scenario.ts';
 
 describe('updates and deletes with real packets', () => {
   let h: LabHarness;
   let seed: SeedObjects;
 
-  before(async () => {
-    h = await LabHarness.create();
-    seed = await scenarioManifests();
-    await startScenario(h, seed);
-  });
-  after(async () => {
-    await h?.cleanup();
+  useScenario((harness, manifests) => {
+    h = harness;
+    seed = manifests;
   });
 
   it('DNAT update: the old port stops, an established flow through it stops, the new port works', async () => {
@@ -112,6 +108,8 @@ describe('updates and deletes with real packets', () => {
     const table = await h.inGateway('ngw', ['ip', 'route', 'show', 'table', '100']);
     assert.doesNotMatch(table, /10\.0\.2\.0\/24/);
     assert.match(table, /10\.0\.1\.0\/24 via 10\.0\.1\.1/);
+    assert.doesNotMatch(await h.inRouter('test-vpc-1', ['ip', '-4', 'addr']), /10\.0\.2\.1\//, 'the router lost its port on sn2');
+    assert.equal(await h.ping('client', '10.0.2.10'), false);
   });
 
   it('EIP delete: the address leaves net1 and stops answering', async () => {
