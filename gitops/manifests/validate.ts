@@ -74,40 +74,40 @@ export function validateManifests(files: readonly ManifestFile[]): ValidationRes
     else gateways.push(parsed.located as Located<VpcNatGateway>);
   }
 
-  for (const list of [configs, vpcs, subnets, gateways] as Located<{ metadata: { name: string } }>[][]) {
-    const first = new Map<string, Located<unknown>>();
+  /** The first resource of each name; later ones are reported as duplicates and set aside. */
+  const firstOfEach = <T extends { metadata: { name: string } }>(list: Located<T>[]): Located<T>[] => {
+    const first = new Map<string, Located<T>>();
     for (const item of list) {
       const prior = first.get(item.value.metadata.name);
       if (prior) report(item.doc, item.id, ['metadata', 'name'], `${item.id} is already defined at ${where(prior.doc)}`);
       else first.set(item.value.metadata.name, item);
     }
-  }
+    return [...first.values()];
+  };
 
-  const config = configs[0];
-  const vpcByName = new Map(vpcs.map((v) => [v.value.metadata.name, v]));
+  const config = firstOfEach(configs)[0];
+  const uniqueVpcs = firstOfEach(vpcs);
+  const vpcByName = new Map(uniqueVpcs.map((v) => [v.value.metadata.name, v]));
   const subnetInfo = new Map<string, SubnetInfo>();
-  const subnetById = new Map<string, Located<Subnet>>();
 
-  for (const s of subnets) {
+  for (const s of firstOfEach(subnets)) {
     const name = s.value.metadata.name;
-    if (subnetById.has(name)) continue;
-    subnetById.set(name, s);
+    const before = issues.length;
     const cidr = parseCidr(s.value.spec.cidrBlock)!;
     const vpc = s.value.spec.vpc ?? DEFAULT_VPC;
     if (s.value.spec.vpc !== undefined && s.value.spec.vpc !== DEFAULT_VPC && !vpcByName.has(vpc) && !broken.Vpc.has(vpc)) {
       report(s.doc, s.id, ['spec', 'vpc'], `VPC "${vpc}" is not defined in the manifests`);
     }
-    let gateway = s.value.spec.gateway ?? nthAddress(cidr, 1);
-    if (s.value.spec.gateway !== undefined && !isHostIn(cidr, gateway)) {
-      report(s.doc, s.id, ['spec', 'gateway'], `${gateway} is not a host address of ${s.value.spec.cidrBlock}`);
-      gateway = nthAddress(cidr, 1);
-    }
+    const gateway = s.value.spec.gateway ?? nthAddress(cidr, 1);
+    if (!isHostIn(cidr, gateway)) report(s.doc, s.id, ['spec', 'gateway'], `${gateway} is not a host address of ${s.value.spec.cidrBlock}`);
     for (const [otherName, other] of subnetInfo) {
       if (other.vpc === vpc && cidrsOverlap(cidr, parseCidr(other.cidr)!)) {
         report(s.doc, s.id, ['spec', 'cidrBlock'], `${s.value.spec.cidrBlock} overlaps subnet ${otherName} (${other.cidr}) of VPC ${vpc}`);
       }
     }
-    subnetInfo.set(name, { name, vpc, cidr: s.value.spec.cidrBlock, gateway });
+    // A subnet with problems is not used: gateways on it say so instead of proceeding.
+    if (issues.length === before) subnetInfo.set(name, { name, vpc, cidr: s.value.spec.cidrBlock, gateway });
+    else broken.Subnet.add(name);
   }
 
   const eipOwner = new Map<string, string>();
@@ -117,10 +117,7 @@ export function validateManifests(files: readonly ManifestFile[]): ValidationRes
     const g = gateways[0]!;
     report(g.doc, g.id, ['kind'], 'no ConfigMap kube-system/ovn-vpc-nat-gw-config in the manifests: gateways need its image and nic');
   }
-  const seenGateways = new Set<string>();
-  for (const g of gateways) {
-    if (seenGateways.has(g.value.metadata.name)) continue;
-    seenGateways.add(g.value.metadata.name);
+  for (const g of firstOfEach(gateways)) {
     const before = issues.length;
     const spec = checkGateway(g, { vpcs: vpcByName, subnets: subnetInfo, broken }, eipOwner, lanIpOwner, report);
     if (spec && issues.length === before) gatewaySpecs.set(spec.name, spec);
@@ -130,7 +127,7 @@ export function validateManifests(files: readonly ManifestFile[]): ValidationRes
     desired: {
       config: config?.value,
       enabled: config ? config.value.data['enable-vpc-nat-gw'] === 'true' : true,
-      vpcs: new Map(vpcs.map((v) => [v.value.metadata.name, { name: v.value.metadata.name, staticRoutes: v.value.spec.staticRoutes }])),
+      vpcs: new Map(uniqueVpcs.map((v) => [v.value.metadata.name, { name: v.value.metadata.name, staticRoutes: v.value.spec.staticRoutes }])),
       subnets: subnetInfo,
       gateways: gatewaySpecs,
     },
