@@ -145,9 +145,10 @@ async function main(): Promise<void> {
     out.push(`| flush the chain, re-add every rule one command at a time (Kube-OVN 1.7) | ${ms(median(naiveFlush))} | ${(median(naiveFlush) / c).toFixed(1)}x |`);
 
     out.push('', `## connections through an unchanged port forward while another rule changes (gateway holding ${churnRules.toLocaleString('en')} forwards)`, '');
-    out.push('| method | changes | connections ok | connections failed |', '|---|---:|---:|---:|');
+    out.push('| method | changes | connections ok | connections failed | failures |', '|---|---:|---:|---:|---|');
     await lab.addHost({ name: 'web', net: 'sn', ip: `${BACKEND}/24` });
     await lab.addHost({ name: 'ext', net: 'external', ip: '192.168.0.50/24' });
+    await inNamespace(lab.names.host('ext'), { argv: ['sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65000'] });
     const server = spawn('ip', ['netns', 'exec', lab.names.host('web'), process.execPath, BIN, 'probe', '--name', 'web', '--tcp', '80'], { stdio: ['ignore', 'pipe', 'inherit'] });
     procs.push(server);
     await new Promise<void>((resolve) => server.stdout!.on('data', () => resolve()));
@@ -167,9 +168,10 @@ async function main(): Promise<void> {
       }
       loop.kill('SIGTERM');
       await new Promise((r) => loop.on('close', r));
-      const { ok, failed } = JSON.parse(result) as { ok: number; failed: number };
-      out.push(`| ${method === 'natops' ? 'natops (one transaction per change)' : 'flush and re-add one command at a time (Kube-OVN 1.7)'} | ${rounds} | ${ok} | ${failed} |`);
-      process.stderr.write(`churn ${method}: ok ${ok}, failed ${failed}\n`);
+      const { ok, failed, reasons } = JSON.parse(result) as { ok: number; failed: number; reasons: Record<string, number> };
+      const why = Object.entries(reasons).map(([k, v]) => `${k} ${v}`).join(', ') || '-';
+      out.push(`| ${method === 'natops' ? 'natops (one transaction per change)' : 'flush and re-add one command at a time (Kube-OVN 1.7)'} | ${rounds} | ${ok} | ${failed} | ${why} |`);
+      process.stderr.write(`churn ${method}: ok ${ok}, failed ${failed} (${why})\n`);
     }
     process.stdout.write(`${out.join('\n')}\n`);
   } finally {

@@ -1,5 +1,6 @@
 // The local lab: the networks the manifests describe, built from network namespaces that natops
 // creates and records. Nothing is added to the host's own namespace.
+import { run } from '../runtime/exec.ts';
 import { LabError } from './errors.ts';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -158,7 +159,8 @@ export class Lab {
       } else {
         // OVN consults source routes after destination and connected ones: main first, minus its default.
         const table = String(SRC_ROUTE_BASE + 1 + srcIndex);
-        await ipIn(ns, 'route', 'flush', 'table', table);
+        // (a table that never held a route does not exist yet: ip exits 2, nothing to flush)
+        await run(['ip', '-n', ns, 'route', 'flush', 'table', table], { okExitCodes: [0, 2], target: ns });
         await ipIn(ns, 'route', 'replace', 'default', 'via', route.nextHopIP, 'table', table, 'proto', 'static');
         await ipIn(ns, 'rule', 'add', 'pref', String(SRC_ROUTE_BASE), 'from', route.cidr, 'lookup', 'main', 'suppress_prefixlength', '0');
         await ipIn(ns, 'rule', 'add', 'pref', String(SRC_ROUTE_BASE + 1 + srcIndex), 'from', route.cidr, 'table', table);
