@@ -1,12 +1,12 @@
 // The local lab: the networks the manifests describe, built from network namespaces that natops
 // creates and records. Nothing is added to the host's own namespace.
-import { run } from '../runtime/exec.ts';
-import { LabError } from './errors.ts';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { parseCidr, cidrContains } from '../common/ipv4.ts';
 import { k8sName } from '../gitops/manifests/schema.ts';
+import { run } from '../runtime/exec.ts';
+import { LabError } from './errors.ts';
 import { LabNames } from './names.ts';
 import { addVeth, deleteNamespace, ensureNamespace, ipIn, linkExists, namespaceExists } from './netns.ts';
 import type { LabTopology } from './topology.ts';
@@ -45,10 +45,10 @@ export class Lab {
     if ((await namespaceExists(ns)) && !(await this.owns(ns))) {
       throw new LabError(`namespace ${ns} exists but natops did not create it; not touching it`);
     }
-    const created = await ensureNamespace(ns, sysctls);
+    // The record first: a run stopped in between leaves a record of nothing, never an unrecorded namespace.
     await mkdir(join(this.dir, 'ns'), { recursive: true });
     await writeFile(join(this.dir, 'ns', ns), '');
-    return created;
+    return ensureNamespace(ns, sysctls);
   }
 
   async owns(ns: string): Promise<boolean> {
