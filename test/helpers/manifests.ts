@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import type { ManifestFile } from '../../gitops/manifests/load.ts';
+import { validateManifests } from '../../gitops/manifests/validate.ts';
+import type { GatewaySpec } from '../../dataplane/model.ts';
 
 export const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
 export const SEED_DIR = join(EXAMPLES, 'seed');
@@ -86,4 +88,13 @@ export async function writeManifestDir(seed: SeedObjects): Promise<string> {
 
 export function subnet(name: string, vpc: string, cidrBlock: string, gateway: string): Obj {
   return { apiVersion: 'kubeovn.io/v1', kind: 'Subnet', metadata: { name }, spec: { vpc, protocol: 'IPv4', cidrBlock, gateway } };
+}
+
+/** The seed's gateway `ngw` resolved, after `change` edits the seed's objects; fails on any issue. */
+export async function seedSpec(change: (s: Awaited<ReturnType<typeof seedObjects>>) => void = () => undefined): Promise<GatewaySpec> {
+  const seed = await seedObjects();
+  change(seed);
+  const { desired, issues } = validateManifests(toFiles(seed));
+  if (issues.length) throw new Error(`seed fixture does not validate:\n${issues.map((i) => `${i.field}: ${i.message}`).join('\n')}`);
+  return desired.gateways.get('ngw')!;
 }

@@ -1,0 +1,69 @@
+// A gateway's state split the way Kube-OVN splits its workers: each handler owns some parts of
+// GatewayState and reconciles only those, leaving the rest as it finds it. Pure.
+import { compileGateway } from './compile.ts';
+import { OWNED_CHAINS, type GatewaySpec, type GatewayState, type NatChain } from './model.ts';
+
+/** The parts of a live gateway, in the order a fresh gateway gets them (DESIGN.md section 3). */
+export const GATEWAY_PARTS = ['init', 'eip', 'subnet-route', 'fip', 'dnat', 'snat'] as const;
+export type GatewayPart = (typeof GATEWAY_PARTS)[number];
+
+const PART_CHAINS: Record<GatewayPart, readonly NatChain[]> = {
+  init: ['PREROUTING', 'POSTROUTING', 'DNAT_FILTER', 'SNAT_FILTER'],
+  eip: [],
+  'subnet-route': [],
+  fip: ['EXCLUSIVE_DNAT', 'EXCLUSIVE_SNAT'],
+  dnat: ['SHARED_DNAT'],
+  // hairpin SNAT is derived from the SNAT rules
+  snat: ['SHARED_SNAT', 'HAIRPIN_SNAT'],
+};
+
+/** `live` with the parts `part` owns replaced by `desired`'s. */
+export function partTarget(part: GatewayPart, live: GatewayState, desired: GatewayState): GatewayState {
+  const t: GatewayState = structuredClone(live);
+  if (part === 'init') {
+    t.net1Up = desired.net1Up;
+    t.sysctls = { ...desired.sysctls };
+    t.rules = structuredClone(desired.rules);
+    // init creates every chain the filter chains jump to; their rules belong to the other parts
+    for (const chain of OWNED_CHAINS) t.nat[chain] ??= [];
+  }
+  if (part === 'eip') t.addresses = structuredClone(desired.addresses);
+  if (part === 'subnet-route') t.routes = structuredClone(desired.routes);
+  for (const chain of PART_CHAINS[part]) t.nat[chain] = [...(desired.nat[chain] ?? [])];
+  return t;
+}
+
+/** The slice of a state one part owns, as text, to compare two states part by part. */
+function partKey(part: GatewayPart, s: GatewayState): string {
+  const chains = PART_CHAINS[part].map((c) => s.nat[c] ?? null);
+  switch (part) {
+    case 'init':
+      return JSON.stringify([s.net1Up, s.sysctls, s.rules, chains]);
+    case 'eip':
+      return JSON.stringify(s.addresses);
+    case 'subnet-route':
+      return JSON.stringify(s.routes);
+    default:
+      return JSON.stringify(chains);
+  }
+}
+
+/** Where the gateway sits: a change here recreates it (a Deployment with strategy Recreate). */
+export function placementOf(spec: GatewaySpec): string {
+  return JSON.stringify([spec.vpc, spec.subnet, spec.lanIp]);
+}
+
+/**
+ * What must run to take a gateway from `live` (undefined: it does not exist) to `desired`:
+ * whether the gateway itself changes, and which parts. A recreated gateway starts empty, so it
+ * gets every part; an EIP change is followed by the routes, since removing a network's last
+ * address takes the routes through it along.
+ */
+export function changedParts(live: GatewaySpec | undefined, desired: GatewaySpec): { gateway: boolean; parts: GatewayPart[] } {
+  if (!live || placementOf(live) !== placementOf(desired)) return { gateway: true, parts: [...GATEWAY_PARTS] };
+  const before = compileGateway(live);
+  const after = compileGateway(desired);
+  const changed = new Set(GATEWAY_PARTS.filter((p) => partKey(p, before) !== partKey(p, after)));
+  if (changed.has('eip')) changed.add('subnet-route');
+  return { gateway: false, parts: GATEWAY_PARTS.filter((p) => changed.has(p)) };
+}
