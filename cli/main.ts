@@ -18,6 +18,7 @@ import { DryRunRuntime, formatCommands } from '../runtime/dry-run.ts';
 import { NetnsRuntime } from '../runtime/netns.ts';
 import { reconcileAll } from '../runtime/reconcile.ts';
 import type { RuntimeKind } from '../runtime/runtime.ts';
+import { addGitopsCommands } from './gitops-commands.ts';
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const warn = (text: string) => process.stderr.write(`natops: warning: ${text}\n`);
@@ -166,6 +167,8 @@ program
     const ports = (list: string) => list.split(',').filter(Boolean).map(Number);
     await serveProbe({ name: opts.name, tcp: ports(opts.tcp), udp: ports(opts.udp) });
   });
+
+addGitopsCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -11,6 +11,8 @@ export interface ExecRequest {
 
 export interface ExecResult {
   stdout: string;
+  /** stdout as bytes, for output that is not text or whose byte offsets matter */
+  stdoutBytes?: Buffer;
   stderr: string;
   code: number;
 }
@@ -54,7 +56,8 @@ export function run(argv: readonly string[], opts: { stdin?: string; okExitCodes
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? new MissingToolError(argv[0]!) : e));
     child.on('close', (code, signal) => {
-      const result = { stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), code: code ?? 128 };
+      const bytes = Buffer.concat(out);
+      const result = { stdout: bytes.toString(), stdoutBytes: bytes, stderr: Buffer.concat(err).toString(), code: code ?? 128 };
       if (signal) result.stderr += `\nkilled by ${signal}`;
       if ((opts.okExitCodes ?? [0]).includes(result.code)) resolve(result);
       else reject(new CommandError(target, argv, result.code, result.stderr));

@@ -1,0 +1,170 @@
+// The GitOps loop's commands: serve, worker, repo init/notify, status.
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Option, type Command } from 'commander';
+import { z } from 'zod';
+import { NatopsError } from '../common/errors.ts';
+import { initRepo, notifyPush, parseRefUpdates } from '../gitops/git/local-repo.ts';
+import { QUEUE_NAMES, type QueueName } from '../queue/kinds.ts';
+import { redisConnection } from '../queue/queues.ts';
+import { StatusBook, SUMMARY_CONTEXT, type CommitStatus } from '../queue/statuses.ts';
+import { Store } from '../queue/store.ts';
+import { loadConfig, type ServerConfig } from '../server/config.ts';
+import { serve, type Running } from '../server/serve.ts';
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+
+/** What a running `natops serve` leaves for `natops status` and friends to find it. */
+const ServeRecord = z.object({ url: z.string(), redisUrl: z.string(), prefix: z.string(), pid: z.number() });
+const serveRecordPath = (c: ServerConfig) => join(c.stateDir, 'serve.json');
+
+interface ServeFlags {
+  repo?: string;
+  branch?: string;
+  path?: string;
+  listen?: string;
+  lab?: string;
+  redis?: string;
+  resyncMs?: string;
+  publicUrl?: string;
+}
+
+const serverOptions = (cmd: Command) =>
+  cmd
+    .option('--repo <git-dir>', 'repository the planner reads manifests from (NATOPS_REPO)')
+    .option('--branch <name>', 'tracked branch (NATOPS_BRANCH, default main)')
+    .option('--path <dir>', 'tracked path inside the repository (NATOPS_PATH, default the whole tree)')
+    .option('--lab <name>', 'lab whose namespaces the netns runtime uses (NATOPS_LAB)')
+    .option('--redis <url>', 'Redis to use (NATOPS_REDIS_URL); serve starts a local redis-server without it')
+    .option('--resync-ms <ms>', 'resync interval, 0 to turn it off (NATOPS_RESYNC_MS, default 60000)');
+
+const config = (f: ServeFlags) =>
+  loadConfig({ repo: f.repo, branch: f.branch, path: f.path, listen: f.listen, lab: f.lab, redisUrl: f.redis, resyncMs: f.resyncMs, publicUrl: f.publicUrl });
+
+/** Runs until SIGTERM or SIGINT, then lets the jobs in hand finish. */
+async function runUntilSignal(running: Running, onStop: () => Promise<void> = async () => undefined): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      log(`natops: ${sig}: finishing the jobs in hand`);
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await running.close();
+  await onStop();
+}
+
+async function redisFor(c: ServerConfig): Promise<{ url: string; prefix: string }> {
+  if (c.redisUrl) return { url: c.redisUrl, prefix: c.prefix };
+  const text = await readFile(serveRecordPath(c), 'utf8').catch(() => undefined);
+  if (!text) throw new NatopsError(`no Redis: set NATOPS_REDIS_URL, or start \`natops serve\` (it records its Redis in ${serveRecordPath(c)})`);
+  const rec = ServeRecord.parse(JSON.parse(text));
+  return { url: rec.redisUrl, prefix: rec.prefix };
+}
+
+function renderStatuses(sha: string, list: CommitStatus[]): string {
+  const lines = [`commit ${sha}`];
+  for (const s of list) lines.push(`  ${s.state.padEnd(8)} ${s.context.padEnd(24)} ${s.description}${s.targetUrl ? `\n  ${''.padEnd(8)} ${''.padEnd(24)} ${s.targetUrl}` : ''}`);
+  return lines.join('\n');
+}
+
+export function addGitopsCommands(program: Command): void {
+  serverOptions(
+    program
+      .command('serve')
+      .description('run the webhook, every worker, the resync and the dashboard in one process')
+      .option('--listen <host:port>', 'where the webhook and dashboard listen (NATOPS_LISTEN, default 127.0.0.1:8080)')
+      .option('--public-url <url>', 'address that links in statuses use (NATOPS_PUBLIC_URL)'),
+  ).action(async (flags: ServeFlags) => {
+    const c = config(flags);
+    const running = await serve(c, { queues: QUEUE_NAMES, http: true, log });
+    await mkdir(c.stateDir, { recursive: true });
+    await writeFile(serveRecordPath(c), JSON.stringify({ url: running.url, redisUrl: running.redisUrl, prefix: c.prefix, pid: process.pid }));
+    await runUntilSignal(running, () => rm(serveRecordPath(c), { force: true }));
+  });
+
+  serverOptions(
+    program
+      .command('worker')
+      .description('run workers for some queues only, e.g. --handlers dnat,snat')
+      .addOption(new Option('--handlers <kinds>', `comma-separated: ${QUEUE_NAMES.join(', ')}`).default(QUEUE_NAMES.join(','))),
+  ).action(async (flags: ServeFlags & { handlers: string }) => {
+    const kinds = flags.handlers.split(',').map((k) => k.trim()).filter(Boolean);
+    const unknown = kinds.filter((k) => !(QUEUE_NAMES as readonly string[]).includes(k));
+    if (unknown.length || !kinds.length) throw new NatopsError(`unknown handler kind(s) ${unknown.join(', ')}; choose from ${QUEUE_NAMES.join(', ')}`);
+    const c = config(flags);
+    if (!c.redisUrl) throw new NatopsError('natops worker needs a Redis to share: set NATOPS_REDIS_URL or --redis');
+    await runUntilSignal(await serve(c, { queues: kinds as QueueName[], http: false, log }));
+  });
+
+  const repo = program.command('repo').description('a local Git repository that drives the pipeline on git push');
+  repo
+    .command('init')
+    .description('make a bare repository whose post-receive hook sends signed push deliveries to the webhook')
+    .argument('<path>')
+    .requiredOption('--webhook <url>', 'the webhook address, e.g. http://127.0.0.1:8080/webhook')
+    .requiredOption('--secret-file <file>', 'file holding the webhook secret')
+    .option('--name <owner/name>', 'repository name shown in statuses', 'local/gitops')
+    .option('--branch <name>', 'initial branch', 'main')
+    .action(async (path: string, opts: { webhook: string; secretFile: string; name: string; branch: string }) => {
+      const dir = await initRepo(path, { webhookUrl: opts.webhook, secretFile: opts.secretFile, name: opts.name }, opts.branch);
+      out(`initialized ${dir}; push to it to drive natops`);
+    });
+  repo
+    .command('notify')
+    .description('send ref updates ("<old> <new> <ref>" lines on stdin) as push deliveries; the post-receive hook runs this')
+    .requiredOption('--git-dir <dir>', 'the repository')
+    .action(async (opts: { gitDir: string }) => {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      let failed = false;
+      for (const u of parseRefUpdates(Buffer.concat(chunks).toString())) {
+        const d = await notifyPush(opts.gitDir, u);
+        const said = (() => {
+          try {
+            return (JSON.parse(d.body) as { outcome?: string }).outcome ?? d.body;
+          } catch {
+            return d.body;
+          }
+        })();
+        out(`natops: ${u.ref} ${u.after.slice(0, 7)}: ${d.status ? `${d.status} ${said}` : `webhook unreachable: ${said}`} (delivery ${d.id})`);
+        if (d.status < 200 || d.status >= 300) failed = true;
+      }
+      if (failed) process.exitCode = 1;
+    });
+
+  program
+    .command('status')
+    .description("a commit's statuses (default: the newest commit natops has seen)")
+    .argument('[sha]')
+    .option('--wait <seconds>', 'wait until the summary is no longer pending')
+    .option('--redis <url>', 'Redis (NATOPS_REDIS_URL; default: the one `natops serve` records)')
+    .action(async (sha: string | undefined, opts: { wait?: string; redis?: string }) => {
+      const c = loadConfig({ redisUrl: opts.redis });
+      const { url, prefix } = await redisFor(c);
+      const redis = redisConnection(url);
+      try {
+        const statuses = new StatusBook(redis, prefix);
+        const deadline = Date.now() + Number(opts.wait ?? 0) * 1000;
+        for (;;) {
+          const target = sha ?? (await statuses.commits(1))[0]?.sha;
+          const list = target ? await statuses.get(target) : [];
+          const summary = list.find((s) => s.context === SUMMARY_CONTEXT);
+          if ((!summary || summary.state === 'pending') && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 200));
+            continue;
+          }
+          if (!target) throw new NatopsError('no commit has statuses yet');
+          out(renderStatuses(target, list));
+          const repairs = (await new Store(redis, prefix).repairs()).slice(0, 5);
+          if (repairs.length) out(`recent repairs by the resync:\n${repairs.map((r) => `  ${new Date(r.at).toISOString()} ${r.target}: ${r.what.join('; ')}`).join('\n')}`);
+          if (summary?.state !== 'success') process.exitCode = summary?.state === 'pending' ? 3 : 1;
+          return;
+        }
+      } finally {
+        redis.disconnect();
+      }
+    });
+}

@@ -1,0 +1,90 @@
+// Reads a Git repository with the git CLI (argv only): the manifests at a commit, and which of
+// two commits came first. Commit ids and paths are checked before they reach an argument list.
+import { NatopsError } from '../../common/errors.ts';
+import { CommandError, run } from '../../runtime/exec.ts';
+import { isManifestFileName, type ManifestFile } from '../manifests/load.ts';
+
+export const SHA = /^[0-9a-f]{40}$/;
+const ZERO_SHA = '0'.repeat(40);
+
+export class GitSourceError extends NatopsError {
+  constructor(readonly gitDir: string, message: string) {
+    super(`${gitDir}: ${message}`);
+  }
+}
+
+export function isZeroSha(sha: string): boolean {
+  return sha === ZERO_SHA;
+}
+
+/** A tracked path inside the repository: relative, no "..", nothing git could take for an option. */
+export function checkTrackedPath(path: string): string {
+  const p = path.replace(/^\.\/?/, '').replace(/\/+$/, '');
+  if (p.startsWith('/') || p.startsWith('-') || p.split('/').includes('..') || /[\0\n]/.test(p)) {
+    throw new NatopsError(`tracked path ${JSON.stringify(path)} must be a relative path inside the repository`);
+  }
+  return p;
+}
+
+export class GitRepo {
+  constructor(readonly gitDir: string) {}
+
+  private git(args: string[], okExitCodes?: number[]) {
+    return run(['git', `--git-dir=${this.gitDir}`, ...args], { okExitCodes, target: `git ${this.gitDir}` });
+  }
+
+  private checkSha(sha: string): void {
+    if (!SHA.test(sha)) throw new GitSourceError(this.gitDir, `${JSON.stringify(sha)} is not a full commit id`);
+  }
+
+  /** The commit a branch points at, or undefined. */
+  async branchHead(branch: string): Promise<string | undefined> {
+    if (!/^[A-Za-z0-9._/-]+$/.test(branch) || branch.startsWith('-')) throw new GitSourceError(this.gitDir, `bad branch name ${JSON.stringify(branch)}`);
+    const r = await this.git(['rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`], [0, 1]);
+    return r.code === 0 ? r.stdout.trim() : undefined;
+  }
+
+  async hasCommit(sha: string): Promise<boolean> {
+    this.checkSha(sha);
+    return (await this.git(['cat-file', '-e', `${sha}^{commit}`], [0, 1, 128])).code === 0;
+  }
+
+  /** True when `older` is an ancestor of (or equal to) `newer`. */
+  async isAncestor(older: string, newer: string): Promise<boolean> {
+    this.checkSha(older);
+    this.checkSha(newer);
+    return (await this.git(['merge-base', '--is-ancestor', older, newer], [0, 1])).code === 0;
+  }
+
+  /** Every *.yaml / *.yml under `path` at `sha`, named by its path in the repository. */
+  async manifestsAt(sha: string, path: string): Promise<ManifestFile[]> {
+    this.checkSha(sha);
+    const tracked = checkTrackedPath(path);
+    if (!(await this.hasCommit(sha))) throw new GitSourceError(this.gitDir, `commit ${sha} is not in the repository`);
+    const ls = await this.git(['ls-tree', '-r', '-z', '--full-tree', sha, '--', ...(tracked ? [tracked] : [])]);
+    const blobs: { path: string; id: string }[] = [];
+    for (const entry of ls.stdout.split('\0')) {
+      // "<mode> blob <id>\t<path>"
+      const m = /^\d+ blob ([0-9a-f]+)\t(.+)$/s.exec(entry);
+      if (m && isManifestFileName(m[2]!.split('/').pop()!)) blobs.push({ id: m[1]!, path: m[2]! });
+    }
+    if (blobs.length === 0) return [];
+    // One git process for all files: cat-file --batch answers "<id> blob <size>\n<bytes>\n" per id.
+    const out = await run(['git', `--git-dir=${this.gitDir}`, 'cat-file', '--batch'], { stdin: blobs.map((b) => b.id).join('\n') + '\n' })
+      .catch((e: unknown) => {
+        throw e instanceof CommandError ? new GitSourceError(this.gitDir, e.message) : e;
+      });
+    const buf = out.stdoutBytes!;
+    const files: ManifestFile[] = [];
+    let at = 0;
+    for (const b of blobs) {
+      const nl = buf.indexOf(0x0a, at);
+      const header = buf.subarray(at, nl).toString();
+      const size = Number(/^[0-9a-f]+ blob (\d+)$/.exec(header)?.[1] ?? NaN);
+      if (!Number.isFinite(size)) throw new GitSourceError(this.gitDir, `unexpected cat-file answer ${JSON.stringify(header)}`);
+      files.push({ path: b.path, text: buf.subarray(nl + 1, nl + 1 + size).toString('utf8') });
+      at = nl + 1 + size + 1;
+    }
+    return files.sort((a, b) => a.path.localeCompare(b.path));
+  }
+}

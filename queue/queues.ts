@@ -1,0 +1,74 @@
+// BullMQ wiring: one queue per job kind under one key prefix, and the flows that chain a
+// gateway's jobs in the order DESIGN.md gives (vpc -> gateway -> init -> eip, routes -> fip,
+// DNAT, SNAT). In a flow a parent runs after its children, so a chain is nested last-first.
+import { FlowProducer, Queue, type ConnectionOptions, type FlowJob, type JobsOptions } from 'bullmq';
+import { Redis } from 'ioredis';
+import { QUEUE_NAMES, type HandlerJob, type PlanJob, type QueueName } from './kinds.ts';
+
+export interface QueueSettings {
+  redisUrl: string;
+  /** prefix of every key natops and BullMQ write */
+  prefix: string;
+  attempts: number;
+  backoffMs: number;
+}
+
+/** BullMQ needs connections that retry forever (workers block on Redis). */
+export function redisConnection(url: string): Redis {
+  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+}
+
+export const bullPrefix = (prefix: string) => `${prefix}:bull`;
+
+export function jobOptions(s: QueueSettings): JobsOptions {
+  return {
+    attempts: s.attempts,
+    backoff: { type: 'exponential', delay: s.backoffMs },
+    removeOnComplete: { age: 7 * 24 * 3600, count: 5000 },
+    removeOnFail: { age: 30 * 24 * 3600 },
+  };
+}
+
+export class Queues {
+  readonly byName: Record<QueueName, Queue>;
+  readonly flows: FlowProducer;
+
+  constructor(readonly connection: Redis, readonly settings: QueueSettings) {
+    const opts = { connection: connection as ConnectionOptions, prefix: bullPrefix(settings.prefix) };
+    this.byName = Object.fromEntries(QUEUE_NAMES.map((n) => [n, new Queue(n, { ...opts, defaultJobOptions: jobOptions(settings) })])) as Record<QueueName, Queue>;
+    this.flows = new FlowProducer(opts);
+  }
+
+  /** Adds a delivery's plan job; the delivery id is the job id, so a repeated delivery adds nothing. */
+  async addPlan(job: PlanJob): Promise<void> {
+    await this.byName.plan.add('plan', job, { jobId: `delivery-${job.delivery}` });
+  }
+
+  /** The queue and id the last job of a chain will have (the flow's root). */
+  chainRoot(jobs: HandlerJob[], idPrefix: string): { queue: string; id: string } {
+    const last = jobs.at(-1);
+    if (!last) throw new TypeError('empty chain');
+    return { queue: last.kind, id: `${idPrefix}.${last.kind}` };
+  }
+
+  /** Adds jobs that run one after the other, as one flow. */
+  async addChain(jobs: HandlerJob[], idPrefix: string): Promise<void> {
+    let node: FlowJob | undefined;
+    for (const data of jobs) {
+      node = {
+        name: `${data.kind} ${data.target}`,
+        queueName: data.kind,
+        data,
+        prefix: bullPrefix(this.settings.prefix),
+        opts: { ...jobOptions(this.settings), jobId: `${idPrefix}.${data.kind}`, failParentOnFailure: true },
+        ...(node ? { children: [node] } : {}),
+      };
+    }
+    if (!node) throw new TypeError('empty chain');
+    await this.flows.add(node);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...Object.values(this.byName).map((q) => q.close()), this.flows.close()]);
+  }
+}

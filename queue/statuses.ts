@@ -1,0 +1,95 @@
+// Commit statuses: one per gateway (`natops/<gateway>`) and a summary (`natops`) per commit, kept
+// in Redis (the local sink, read by `natops status` and the dashboard) and passed on to any
+// other sink (GitHub's comes with its own issue). The summary is recomputed in the same Lua
+// call that writes a gateway's status, so concurrent workers cannot leave it stale.
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+
+export const SUMMARY_CONTEXT = 'natops';
+export const NETWORK_CONTEXT = 'natops:networks';
+export const gatewayContext = (gateway: string) => `natops/${gateway}`;
+
+export const StatusState = z.enum(['pending', 'success', 'failure', 'error']);
+export type StatusState = z.infer<typeof StatusState>;
+
+export const CommitStatus = z.object({
+  context: z.string(),
+  state: StatusState,
+  /** at most 140 characters */
+  description: z.string().max(140),
+  targetUrl: z.string().optional(),
+  updatedAt: z.number(),
+});
+export type CommitStatus = z.infer<typeof CommitStatus>;
+
+export interface StatusSink {
+  write(sha: string, status: CommitStatus): Promise<void>;
+}
+
+// KEYS: statuses of the commit, the commits index. ARGV: context, status json, summary context, now, sha.
+const SET_AND_SUMMARIZE = `
+redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
+redis.call('zadd', KEYS[2], 'NX', ARGV[4], ARGV[5])
+if ARGV[1] == ARGV[3] then return false end
+local all = redis.call('hgetall', KEYS[1])
+local total, pending, failed, names = 0, 0, 0, {}
+for i = 1, #all, 2 do
+  if all[i] ~= ARGV[3] then
+    local s = cjson.decode(all[i + 1])
+    total = total + 1
+    if s.state == 'pending' then pending = pending + 1
+    elseif s.state == 'failure' or s.state == 'error' then
+      failed = failed + 1
+      table.insert(names, all[i])
+    end
+  end
+end
+local state, text
+if pending > 0 then
+  state, text = 'pending', (total - pending) .. ' of ' .. total .. ' done' .. (failed > 0 and (', failed: ' .. table.concat(names, ' ')) or '')
+elseif failed > 0 then
+  state, text = 'failure', failed .. ' of ' .. total .. ' failed: ' .. table.concat(names, ' ')
+else
+  state, text = 'success', 'all ' .. total .. ' done'
+end
+local summary = cjson.encode({ context = ARGV[3], state = state, description = string.sub(text, 1, 140), updatedAt = tonumber(ARGV[4]) })
+redis.call('hset', KEYS[1], ARGV[3], summary)
+return summary
+`;
+
+export class StatusBook {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly sinks: StatusSink[] = [],
+  ) {}
+
+  private key(sha: string) {
+    return `${this.prefix}:status:${sha}`;
+  }
+
+  /** Sets one status; for a gateway's, the summary follows. */
+  async set(sha: string, s: Omit<CommitStatus, 'updatedAt'>): Promise<void> {
+    const status = CommitStatus.parse({ ...s, updatedAt: Date.now() });
+    const summary = (await this.redis.eval(
+      SET_AND_SUMMARIZE, 2, this.key(sha), `${this.prefix}:commits`, status.context, JSON.stringify(status), SUMMARY_CONTEXT, String(status.updatedAt), sha,
+    )) as string | null;
+    const written = [status];
+    if (summary) written.push(CommitStatus.parse(JSON.parse(summary)));
+    for (const sink of this.sinks) for (const w of written) await sink.write(sha, w);
+  }
+
+  async get(sha: string): Promise<CommitStatus[]> {
+    const all = await this.redis.hgetall(this.key(sha));
+    return Object.values(all).map((v) => CommitStatus.parse(JSON.parse(v)))
+      .sort((a, b) => (a.context === SUMMARY_CONTEXT ? -1 : b.context === SUMMARY_CONTEXT ? 1 : a.context.localeCompare(b.context)));
+  }
+
+  /** Commits with statuses, newest first. */
+  async commits(limit = 20): Promise<{ sha: string; at: number }[]> {
+    const flat = await this.redis.zrevrange(`${this.prefix}:commits`, 0, limit - 1, 'WITHSCORES');
+    const out: { sha: string; at: number }[] = [];
+    for (let i = 0; i < flat.length; i += 2) out.push({ sha: flat[i]!, at: Number(flat[i + 1]) });
+    return out;
+  }
+}

@@ -1,0 +1,67 @@
+// Settings of the long-running processes (serve, worker), from NATOPS_* environment variables
+// with command-line flags on top; checked with zod so a bad value stops the start, by name.
+import { z } from 'zod';
+import { NatopsError } from '../common/errors.ts';
+
+export class ConfigError extends NatopsError {}
+
+const int = (min: number) => z.coerce.number().int().min(min);
+
+export const ServerConfig = z.object({
+  /** redis://host:port; unset: `natops serve` starts its own redis-server */
+  redisUrl: z.string().url().optional(),
+  prefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('natops'),
+  /** the webhook secret, or a file holding it */
+  webhookSecret: z.string().min(1).optional(),
+  webhookSecretFile: z.string().optional(),
+  /** the Git repository the planner reads (a bare repository, or a mirror of GitHub's) */
+  repo: z.string().optional(),
+  branch: z.string().regex(/^[A-Za-z0-9._/-]+$/).default('main'),
+  /** the tracked path inside the repository */
+  path: z.string().default('.'),
+  lab: z.string().optional(),
+  listen: z.string().regex(/^[^:]+:\d+$/, 'host:port').default('127.0.0.1:8080'),
+  /** the address links in statuses point at */
+  publicUrl: z.string().url().optional(),
+  dashboardUser: z.string().min(1).default('admin'),
+  /** no password configured: the dashboard answers 401 to everyone */
+  dashboardPassword: z.string().min(1).optional(),
+  resyncMs: int(0).default(60_000),
+  attempts: int(1).default(5),
+  backoffMs: int(10).default(1000),
+  /** job lock and stall detection, and the per-gateway lease */
+  lockMs: int(200).default(30_000),
+  concurrency: int(1).default(4),
+  maxBody: z.string().default('1mb'),
+  /** where `natops serve` keeps its redis data and secret */
+  stateDir: z.string().default('/var/lib/natops'),
+});
+export type ServerConfig = z.infer<typeof ServerConfig>;
+
+const ENV: Record<keyof ServerConfig, string> = {
+  redisUrl: 'NATOPS_REDIS_URL', prefix: 'NATOPS_PREFIX', webhookSecret: 'NATOPS_WEBHOOK_SECRET', webhookSecretFile: 'NATOPS_WEBHOOK_SECRET_FILE',
+  repo: 'NATOPS_REPO', branch: 'NATOPS_BRANCH', path: 'NATOPS_PATH', lab: 'NATOPS_LAB', listen: 'NATOPS_LISTEN', publicUrl: 'NATOPS_PUBLIC_URL',
+  dashboardUser: 'NATOPS_DASHBOARD_USER', dashboardPassword: 'NATOPS_DASHBOARD_PASSWORD', resyncMs: 'NATOPS_RESYNC_MS', attempts: 'NATOPS_JOB_ATTEMPTS',
+  backoffMs: 'NATOPS_JOB_BACKOFF_MS', lockMs: 'NATOPS_LOCK_MS', concurrency: 'NATOPS_CONCURRENCY', maxBody: 'NATOPS_MAX_BODY', stateDir: 'NATOPS_STATE_DIR',
+};
+
+/** Environment first, then the given overrides (flags); undefined values do not override. */
+export function loadConfig(overrides: Partial<Record<keyof ServerConfig, unknown>> = {}, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const raw: Record<string, unknown> = {};
+  for (const [key, name] of Object.entries(ENV)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name];
+  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) raw[key] = value;
+  const parsed = ServerConfig.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const key = String(i.path[0]) as keyof ServerConfig;
+      return `${ENV[key] ?? key}: ${i.message}`;
+    });
+    throw new ConfigError(`bad configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return parsed.data;
+}
+
+export function listenAddress(c: ServerConfig): { host: string; port: number } {
+  const i = c.listen.lastIndexOf(':');
+  return { host: c.listen.slice(0, i), port: Number(c.listen.slice(i + 1)) };
+}

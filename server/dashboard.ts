@@ -1,0 +1,57 @@
+// The dashboard: bull-board for every natops queue, plus a page of commits with their statuses
+// and the resync's repairs, all behind basic auth. No password configured: nobody gets in.
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import basicAuth from 'express-basic-auth';
+import express, { type RequestHandler, type Router } from 'express';
+import type { Queues } from '../queue/queues.ts';
+import type { StatusBook } from '../queue/statuses.ts';
+import type { Store } from '../queue/store.ts';
+
+export const DASHBOARD_PATH = '/admin/queues';
+export const COMMITS_PATH = '/admin/commits';
+
+export function dashboardAuth(user: string, password: string | undefined): RequestHandler {
+  if (!password) return (_req, res) => void res.status(401).set('WWW-Authenticate', 'Basic realm="natops"').send('dashboard password not configured (NATOPS_DASHBOARD_PASSWORD)');
+  // Both comparisons always run (and in constant time), so the answer time does not tell which failed.
+  return basicAuth({
+    authorizer: (u: string, p: string) => Number(basicAuth.safeCompare(u, user)) + Number(basicAuth.safeCompare(p, password)) === 2,
+    challenge: true,
+    realm: 'natops',
+  });
+}
+
+export function dashboardRouter(queues: Queues): Router {
+  const adapter = new ExpressAdapter();
+  adapter.setBasePath(DASHBOARD_PATH);
+  createBullBoard({ queues: Object.values(queues.byName).map((q) => new BullMQAdapter(q)), serverAdapter: adapter });
+  return adapter.getRouter() as Router;
+}
+
+/** The dashboard's address of a job. */
+export function jobUrl(publicUrl: string, queue: string, jobId: string): string {
+  return `${publicUrl.replace(/\/$/, '')}${DASHBOARD_PATH}/queue/${encodeURIComponent(queue)}/${encodeURIComponent(jobId)}`;
+}
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+export function commitsRouter(statuses: StatusBook, store: Store): Router {
+  const router = express.Router();
+  router.get('/', async (_req, res) => {
+    const rows: string[] = [];
+    for (const { sha, at } of await statuses.commits(30)) {
+      const list = await statuses.get(sha);
+      rows.push(`<tr><td><code>${esc(sha.slice(0, 12))}</code><br><small>${esc(new Date(at).toISOString())}</small></td><td><table>${list.map((s) =>
+        `<tr class="${esc(s.state)}"><td>${esc(s.context)}</td><td><b>${esc(s.state)}</b></td><td>${s.targetUrl ? `<a href="${esc(s.targetUrl)}">${esc(s.description)}</a>` : esc(s.description)}</td></tr>`).join('')}</table></td></tr>`);
+    }
+    const repairs = (await store.repairs()).slice(0, 30).map((r) =>
+      `<tr><td>${esc(new Date(r.at).toISOString())}</td><td>${esc(r.target)}</td><td><code>${esc(r.sha.slice(0, 12))}</code></td><td>${r.what.map(esc).join('<br>')}</td></tr>`);
+    res.type('html').send(`<!doctype html><html><head><meta charset="utf-8"><title>natops: commits</title>
+<style>body{font-family:sans-serif;margin:2em}td{vertical-align:top;padding:2px 8px}.failure b,.error b{color:#b00}.success b{color:#070}.pending b{color:#a60}</style></head>
+<body><h1>natops</h1><p><a href="${DASHBOARD_PATH}">queues</a></p>
+<h2>Commits</h2><table id="commits">${rows.join('') || '<tr><td>no commits yet</td></tr>'}</table>
+<h2>Repairs by the resync</h2><table id="repairs">${repairs.join('') || '<tr><td>none</td></tr>'}</table></body></html>`);
+  });
+  return router;
+}

@@ -1,0 +1,113 @@
+// Assembles the long-running parts from the configuration: Redis (started locally when none is
+// configured), the workers for the chosen queues, the resync scheduler, and one express app
+// with the webhook and the dashboard. `natops serve` runs it all; `natops worker` a subset.
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Worker } from 'bullmq';
+import express from 'express';
+import { NatopsError } from '../common/errors.ts';
+import { webhookRouter } from '../functions/webhook.ts';
+import { GitRepo } from '../gitops/git/repo.ts';
+import { Lab } from '../lab/lab.ts';
+import type { QueueName } from '../queue/kinds.ts';
+import { Queues, redisConnection } from '../queue/queues.ts';
+import { StatusBook } from '../queue/statuses.ts';
+import { Store } from '../queue/store.ts';
+import { NetnsRuntime } from '../runtime/netns.ts';
+import { listenAddress, type ServerConfig } from './config.ts';
+import { commitsRouter, COMMITS_PATH, dashboardAuth, dashboardRouter, DASHBOARD_PATH, jobUrl } from './dashboard.ts';
+import { LocalRedis } from './redis-server.ts';
+import { startWorkers } from './workers.ts';
+
+export interface ServeOptions {
+  queues: readonly QueueName[];
+  /** webhook, dashboard and the resync scheduler */
+  http: boolean;
+  log: (line: string) => void;
+}
+
+export interface Running {
+  url: string;
+  redisUrl: string;
+  store: Store;
+  statuses: StatusBook;
+  queues: Queues;
+  workers: Worker[];
+  /** finishes the jobs in hand, then stops */
+  close(): Promise<void>;
+}
+
+/** The webhook secret: configured, in a file, or (local default) made once in the state dir. */
+export async function webhookSecret(c: ServerConfig): Promise<string> {
+  if (c.webhookSecret) return c.webhookSecret;
+  if (c.webhookSecretFile) return (await readFile(c.webhookSecretFile, 'utf8')).trim();
+  throw new NatopsError('no webhook secret: set NATOPS_WEBHOOK_SECRET or NATOPS_WEBHOOK_SECRET_FILE (natops serve --local makes one)');
+}
+
+/** A secret file under the state dir, made on first use (0600). */
+export async function ensureSecretFile(path: string): Promise<string> {
+  const existing = await readFile(path, 'utf8').catch(() => undefined);
+  if (existing?.trim()) return existing.trim();
+  const secret = randomBytes(24).toString('hex');
+  await mkdir(join(path, '..'), { recursive: true });
+  await writeFile(path, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}
+
+export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Running> {
+  if (!c.repo) throw new NatopsError('no repository to read manifests from: set NATOPS_REPO or --repo');
+  const localRedis = c.redisUrl ? undefined : await LocalRedis.start(join(c.stateDir, 'redis'));
+  const redisUrl = c.redisUrl ?? localRedis!.url;
+  const connection = redisConnection(redisUrl);
+  connection.on('error', (e) => opts.log(`redis: ${e.message}`));
+  const { host, port } = listenAddress(c);
+  const publicUrl = c.publicUrl ?? `http://${host}:${port}`;
+  const link = (queue: string, id: string) => jobUrl(publicUrl, queue, id);
+
+  const store = new Store(connection, c.prefix);
+  const statuses = new StatusBook(connection, c.prefix);
+  const queues = new Queues(connection, { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs });
+  const lab = new Lab(c.lab);
+  const lock = { ttlMs: c.lockMs, waitMs: Math.max(5 * c.lockMs, 10_000) };
+  const env = {
+    clients: { runtime: new NetnsRuntime(lab, (m) => opts.log(`warning: ${m}`)), network: { apply: (t: Parameters<Lab['up']>[0]) => lab.up(t) } },
+    store, statuses, queues, redis: connection, lock, jobUrl: link, log: opts.log,
+    repo: new GitRepo(c.repo), path: c.path,
+  };
+  const workers = startWorkers(opts.queues, env, { connection, prefix: c.prefix, concurrency: c.concurrency, lockMs: c.lockMs });
+  for (const w of workers) w.on('error', (e) => opts.log(`worker ${w.name}: ${e.message}`));
+
+  let server: Server | undefined;
+  if (opts.http) {
+    if (c.resyncMs > 0) await queues.byName.resync.upsertJobScheduler('resync', { every: c.resyncMs }, { name: 'resync' });
+    else await queues.byName.resync.removeJobScheduler('resync');
+    const app = express();
+    app.disable('x-powered-by');
+    app.get('/healthz', (_req, res) => void res.json({ ok: true }));
+    app.use('/webhook', webhookRouter({ secret: await webhookSecret(c), branch: c.branch, store, queues, maxBody: c.maxBody, enqueueTimeoutMs: 2000, log: opts.log }));
+    const auth = dashboardAuth(c.dashboardUser, c.dashboardPassword);
+    app.use(DASHBOARD_PATH, auth, dashboardRouter(queues));
+    app.use(COMMITS_PATH, auth, commitsRouter(statuses, store));
+    app.get('/', (_req, res) => res.redirect(COMMITS_PATH));
+    server = await new Promise<Server>((resolve, reject) => {
+      const s = app.listen(port, host, () => resolve(s));
+      s.once('error', reject);
+    });
+  }
+  const address = server?.address();
+  const url = address && typeof address === 'object' ? `http://${host}:${address.port}` : publicUrl;
+  opts.log(`natops: ${opts.queues.join(', ')} on ${redisUrl}${server ? `; webhook ${url}/webhook, dashboard ${url}${DASHBOARD_PATH}` : ''}`);
+
+  return {
+    url, redisUrl, store, statuses, queues, workers,
+    async close() {
+      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+      await Promise.all(workers.map((w) => w.close()));
+      await queues.close();
+      await connection.quit().catch(() => undefined);
+      await localRedis?.stop();
+    },
+  };
+}

@@ -1,0 +1,135 @@
+// The whole GitOps loop for a test: a real redis-server, a real bare Git repository whose hook
+// delivers pushes to a real `natops serve` app, and a lab of the test's own. Removed after.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile, mkdir, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { initRepo } from '../../gitops/git/local-repo.ts';
+import { run } from '../../runtime/exec.ts';
+import { loadConfig, type ServerConfig } from '../../server/config.ts';
+import { LocalRedis } from '../../server/redis-server.ts';
+import { serve, type Running } from '../../server/serve.ts';
+import { QUEUE_NAMES, type QueueName } from '../../queue/kinds.ts';
+import { SUMMARY_CONTEXT, type CommitStatus } from '../../queue/statuses.ts';
+import { LabHarness } from './lab-harness.ts';
+import { toFiles, type SeedObjects } from './manifests.ts';
+
+const NATOPS = fileURLToPath(new URL('../../bin/natops.js', import.meta.url));
+export const SECRET = 'pipeline-test-secret';
+
+export class PipelineHarness {
+  running: Running | undefined;
+  private readonly children: ChildProcess[] = [];
+  readonly logs: string[] = [];
+
+  private constructor(
+    readonly lab: LabHarness,
+    readonly redis: LocalRedis,
+    readonly dir: string,
+    readonly config: ServerConfig,
+  ) {}
+
+  get bare(): string {
+    return join(this.dir, 'gitops.git');
+  }
+  get work(): string {
+    return join(this.dir, 'work');
+  }
+
+  static async create(overrides: Partial<ServerConfig> = {}): Promise<PipelineHarness> {
+    const lab = await LabHarness.create();
+    const dir = await mkdtemp(join(tmpdir(), 'natops-pipeline-'));
+    const redis = await LocalRedis.start(join(dir, 'redis'));
+    const config = loadConfig({
+      redisUrl: redis.url, prefix: 'natops', webhookSecret: SECRET, repo: join(dir, 'gitops.git'), lab: lab.prefix, listen: '127.0.0.1:0',
+      dashboardPassword: 'test-password', resyncMs: 0, attempts: 5, backoffMs: 200, lockMs: 2000, stateDir: join(dir, 'state'), ...overrides,
+    }, {});
+    const h = new PipelineHarness(lab, redis, dir, config);
+    await h.start();
+    const secretFile = join(dir, 'secret');
+    await writeFile(secretFile, SECRET);
+    await initRepo(h.bare, { webhookUrl: `${h.running!.url}/webhook`, secretFile, name: 'test/gitops' });
+    await run(['git', 'clone', '--quiet', h.bare, h.work]);
+    for (const [k, v] of [['user.name', 'natops test'], ['user.email', 'test@example.com'], ['commit.gpgsign', 'false']] as const) {
+      await run(['git', '-C', h.work, 'config', k, v]);
+    }
+    return h;
+  }
+
+  /** Starts the in-process server (webhook, dashboard, workers for `queues`). */
+  async start(queues: readonly QueueName[] = QUEUE_NAMES): Promise<void> {
+    this.running = await serve(this.config, { queues, http: true, log: (l) => this.logs.push(l) });
+  }
+
+  /** A worker in its own process, as `natops worker` runs. */
+  startWorkerProcess(handlers: readonly QueueName[]): ChildProcess {
+    const child = spawn(process.execPath, [NATOPS, 'worker', '--handlers', handlers.join(','), '--redis', this.redis.url, '--repo', this.bare, '--lab', this.lab.prefix], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, NATOPS_LOCK_MS: String(this.config.lockMs), NATOPS_JOB_BACKOFF_MS: String(this.config.backoffMs), NATOPS_PREFIX: this.config.prefix },
+    });
+    child.stderr!.on('data', (b: Buffer) => this.logs.push(`[worker ${child.pid}] ${b.toString().trim()}`));
+    this.children.push(child);
+    return child;
+  }
+
+  /** Writes the manifests as the whole tracked tree, commits and pushes; returns the commit. */
+  async push(seed: SeedObjects | { path: string; text: string }[], message = 'change'): Promise<string> {
+    for (const f of await readdir(this.work)) if (f !== '.git') await rm(join(this.work, f), { recursive: true, force: true });
+    const files = Array.isArray(seed) ? seed : toFiles(seed);
+    for (const f of files) {
+      await mkdir(join(this.work, f.path, '..'), { recursive: true });
+      await writeFile(join(this.work, f.path), f.text);
+    }
+    await run(['git', '-C', this.work, 'add', '-A']);
+    await run(['git', '-C', this.work, 'commit', '--quiet', '--allow-empty', '-m', message]);
+    await run(['git', '-C', this.work, 'push', '--quiet', 'origin', 'HEAD:main']);
+    return (await run(['git', '-C', this.work, 'rev-parse', 'HEAD'])).stdout.trim();
+  }
+
+  /** Commits without pushing through the hook (to deliver by hand). */
+  async commitOnly(seed: SeedObjects, message: string): Promise<string> {
+    const files = toFiles(seed);
+    for (const f of files) await writeFile(join(this.work, f.path), f.text);
+    await run(['git', '-C', this.work, 'add', '-A']);
+    await run(['git', '-C', this.work, 'commit', '--quiet', '-m', message]);
+    return (await run(['git', '-C', this.work, 'rev-parse', 'HEAD'])).stdout.trim();
+  }
+
+  async statuses(sha: string): Promise<CommitStatus[]> {
+    return this.running!.statuses.get(sha);
+  }
+
+  /** Waits until the commit's summary status is settled (not pending); returns every status. */
+  async settled(sha: string, timeoutMs = 60_000): Promise<Map<string, CommitStatus>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const list = await this.statuses(sha);
+      const summary = list.find((s) => s.context === SUMMARY_CONTEXT);
+      if (summary && summary.state !== 'pending') return new Map(list.map((s) => [s.context, s]));
+      if (Date.now() > deadline) throw new Error(`commit ${sha.slice(0, 7)} not settled after ${timeoutMs} ms: ${JSON.stringify(list)}\n${this.logs.slice(-30).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${this.logs.slice(-30).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  async cleanup(): Promise<void> {
+    for (const c of this.children) c.kill('SIGKILL');
+    await this.running?.close().catch(() => undefined);
+    await this.redis.stop('SIGKILL');
+    await this.lab.cleanup();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+export const yamlFile = (path: string, obj: unknown) => ({ path, text: stringify(obj) });
