@@ -1,0 +1,108 @@
+// The webhook and dashboard against a real redis-server, with GitHub's own example payloads.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { randomUUID } from 'node:crypto';
+import { sign } from '@octokit/webhooks-methods';
+import examples from '@octokit/webhooks-examples';
+import { loadConfig } from '../../server/config.ts';
+import { LocalRedis } from '../../server/redis-server.ts';
+import { serve, type Running } from '../../server/serve.ts';
+
+const SECRET = 'webhook-test-secret';
+const examplePayloads = (name: string) => (examples as { name: string; examples: Record<string, unknown>[] }[]).find((e) => e.name === name)!.examples;
+/** GitHub's example push to refs/heads/master, as a push to our tracked branch. */
+const branchPush = () => ({ ...examplePayloads('push').find((p) => p.ref === 'refs/heads/master')!, ref: 'refs/heads/main' });
+
+describe('webhook function (real redis-server)', () => {
+  let dir: string;
+  let redis: LocalRedis;
+  let app: Running;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'natops-webhook-'));
+    redis = await LocalRedis.start(join(dir, 'redis'));
+    const config = loadConfig({
+      redisUrl: redis.url, webhookSecret: SECRET, repo: join(dir, 'none.git'), listen: '127.0.0.1:0', dashboardPassword: 'pw', resyncMs: 0, maxBody: '64kb', stateDir: dir,
+    }, {});
+    // no workers: what the webhook enqueues stays in the queue to be counted
+    app = await serve(config, { queues: [], http: true, log: () => undefined });
+  });
+  after(async () => {
+    await app?.close();
+    await redis?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const deliver = async (event: string, payload: unknown, opts: { id?: string; signature?: string | null } = {}) => {
+    const body = JSON.stringify(payload);
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': opts.id ?? randomUUID() };
+    const signature = opts.signature === undefined ? await sign(SECRET, body) : opts.signature;
+    if (signature !== null) headers['x-hub-signature-256'] = signature;
+    const r = await fetch(`${app.url}/webhook`, { method: 'POST', headers, body });
+    return { status: r.status, body: (await r.json()) as { outcome?: string; error?: string } };
+  };
+  const planJobs = async () => (await app.queues.byName.plan.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed'])).length;
+
+  it('refuses unsigned and wrongly signed deliveries with 401 and enqueues nothing', async () => {
+    const before = await planJobs();
+    assert.equal((await deliver('push', branchPush(), { signature: null })).status, 401);
+    assert.equal((await deliver('push', branchPush(), { signature: await sign('another-secret', JSON.stringify(branchPush())) })).status, 401);
+    // signed, then altered: the signature no longer matches the body
+    const signedOther = await sign(SECRET, JSON.stringify({ ...branchPush(), after: '0'.repeat(40) }));
+    assert.equal((await deliver('push', branchPush(), { signature: signedOther })).status, 401);
+    assert.equal(await planJobs(), before);
+  });
+
+  it('answers ping', async () => {
+    const r = await deliver('ping', examplePayloads('ping')[0]);
+    assert.deepEqual([r.status, r.body.outcome], [200, 'pong']);
+  });
+
+  it("enqueues one plan for GitHub's example push, however often it is delivered", async () => {
+    const before = await planJobs();
+    const id = randomUUID();
+    const answers = await Promise.all(Array.from({ length: 10 }, () => deliver('push', branchPush(), { id })));
+    for (const a of answers) assert.ok([200, 202].includes(a.status), JSON.stringify(a));
+    assert.equal(await planJobs(), before + 1);
+    const again = await deliver('push', branchPush(), { id });
+    assert.deepEqual([again.status, again.body.outcome], [200, 'duplicate delivery; dropped']);
+    assert.equal(await planJobs(), before + 1);
+    const [job] = await app.queues.byName.plan.getJobs(['waiting']);
+    assert.equal(job?.data.after, branchPush().after);
+  });
+
+  it('ignores tags, other branches and branch deletions', async () => {
+    const before = await planJobs();
+    for (const tag of examplePayloads('push').filter((p) => String(p.ref).startsWith('refs/tags/'))) {
+      const r = await deliver('push', tag);
+      assert.equal(r.status, 202);
+      assert.match(r.body.outcome!, /not a branch/);
+    }
+    assert.match((await deliver('push', { ...branchPush(), ref: 'refs/heads/feature' })).body.outcome!, /not tracked/);
+    assert.match((await deliver('push', { ...branchPush(), deleted: true, after: '0'.repeat(40) })).body.outcome!, /deleted/);
+    assert.equal(await planJobs(), before);
+  });
+
+  it('rejects a body over the limit and a payload that is not a push', async () => {
+    const big = { ...branchPush(), padding: 'x'.repeat(70 * 1024) };
+    assert.equal((await deliver('push', big)).status, 413);
+    const r = await deliver('push', { ref: 'refs/heads/main' });
+    assert.equal(r.status, 400);
+    assert.match(r.body.outcome!, /before/);
+  });
+
+  it('keeps the dashboard behind basic auth and lists every natops queue', async () => {
+    assert.equal((await fetch(`${app.url}/admin/queues`)).status, 401);
+    const wrong = `Basic ${Buffer.from('admin:nope').toString('base64')}`;
+    assert.equal((await fetch(`${app.url}/admin/queues`, { headers: { authorization: wrong } })).status, 401);
+    const right = { authorization: `Basic ${Buffer.from('admin:pw').toString('base64')}` };
+    assert.equal((await fetch(`${app.url}/admin/queues`, { headers: right })).status, 200);
+    const api = (await (await fetch(`${app.url}/admin/queues/api/queues`, { headers: right })).json()) as { queues: { name: string }[] };
+    assert.deepEqual(api.queues.map((q) => q.name).sort(), Object.keys(app.queues.byName).sort());
+    assert.equal((await fetch(`${app.url}/admin/commits`)).status, 401);
+    assert.equal((await fetch(`${app.url}/admin/commits`, { headers: right })).status, 200);
+  });
+});
