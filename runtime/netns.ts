@@ -4,7 +4,7 @@ import { parseCidr } from '../common/ipv4.ts';
 import type { GatewaySpec } from '../dataplane/model.ts';
 import { LabError } from '../lab/errors.ts';
 import type { Lab } from '../lab/lab.ts';
-import { addVeth, inNamespace, ipIn, linkExists } from '../lab/netns.ts';
+import { addVeth, inNamespace, ipIn, linkExists, namespaceExists } from '../lab/netns.ts';
 import type { Command } from '../dataplane/commands.ts';
 import type { Exec } from './exec.ts';
 import { readGatewayState, runCommands } from './gateway-io.ts';
@@ -61,8 +61,10 @@ export class NetnsRuntime implements GatewayRuntime {
     return master === bridge && addrs.some((a) => a.family === 'inet' && `${a.local}/${a.prefixlen}` === lanCidr);
   }
 
+  /** A gateway natops made whose namespace is still there (one deleted by hand is missing). */
   async gateway(name: string): Promise<GatewayHandle | undefined> {
-    return (await this.listGateways()).includes(name) ? this.handle(name) : undefined;
+    const ns = this.lab.names.gateway(name);
+    return (await this.lab.owns(ns)) && (await namespaceExists(ns)) ? this.handle(name) : undefined;
   }
 
   async listGateways(): Promise<string[]> {

@@ -19,7 +19,7 @@ export function isZeroSha(sha: string): boolean {
 
 /** A tracked path inside the repository: relative, no "..", nothing git could take for an option. */
 export function checkTrackedPath(path: string): string {
-  const p = path.replace(/^\.\/?/, '').replace(/\/+$/, '');
+  const p = path === '.' ? '' : path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
   if (p.startsWith('/') || p.startsWith('-') || p.split('/').includes('..') || /[\0\n]/.test(p)) {
     throw new NatopsError(`tracked path ${JSON.stringify(path)} must be a relative path inside the repository`);
   }

@@ -12,9 +12,9 @@ import { LocalRedis } from '../../server/redis-server.ts';
 import { serve, type Running } from '../../server/serve.ts';
 
 const SECRET = 'webhook-test-secret';
-const examplePayloads = (name: string) => (examples as { name: string; examples: Record<string, unknown>[] }[]).find((e) => e.name === name)!.examples;
+const examplePayloads = (name: string) => (examples as unknown as { name: string; examples: Record<string, unknown>[] }[]).find((e) => e.name === name)!.examples;
 /** GitHub's example push to refs/heads/master, as a push to our tracked branch. */
-const branchPush = () => ({ ...examplePayloads('push').find((p) => p.ref === 'refs/heads/master')!, ref: 'refs/heads/main' });
+const branchPush = (): Record<string, unknown> => ({ ...examplePayloads('push').find((p) => p.ref === 'refs/heads/master')!, ref: 'refs/heads/main' });
 
 describe('webhook function (real redis-server)', () => {
   let dir: string;

@@ -1,0 +1,157 @@
+// git push -> webhook -> BullMQ -> handlers -> live gateway, with real Redis, real Git and real
+// packets. The steps share one lab and one repository and run in order.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+import { QueueEvents } from 'bullmq';
+import { notifyPush } from '../../gitops/git/local-repo.ts';
+import { inNamespace, namespaceExists } from '../../lab/netns.ts';
+import { HANDLER_KINDS } from '../../queue/kinds.ts';
+import { bullPrefix } from '../../queue/queues.ts';
+import { run } from '../../runtime/exec.ts';
+import { seedObjects, set, push as pushItem, SEED_VERBATIM, toFiles, type SeedObjects } from '../helpers/manifests.ts';
+import { PipelineHarness } from '../helpers/pipeline.ts';
+
+describe('GitOps loop (real redis-server, git, namespaces)', () => {
+  let p: PipelineHarness;
+  let seed: SeedObjects;
+  const gwNs = () => p.lab.lab.names.gateway('ngw');
+
+  before(async () => {
+    p = await PipelineHarness.create();
+    seed = await seedObjects();
+  });
+  after(async () => {
+    await p?.cleanup();
+  });
+
+  it("a push of the seed's manifests makes the gateway live: statuses say success and traffic flows", async () => {
+    const sha = await p.push(seed, 'seed');
+    const statuses = await p.settled(sha);
+    assert.equal(statuses.get('natops')?.state, 'success', JSON.stringify([...statuses.values()]));
+    assert.equal(statuses.get('natops/ngw')?.state, 'success');
+    assert.match(statuses.get('natops/ngw')!.description, /live: 2 EIPs, 1 floating IP, 1 port forward, 1 SNAT/);
+    assert.match(statuses.get('natops/ngw')!.targetUrl!, /\/admin\/queues\/queue\/\w[\w-]*\/g\d+\.ngw\./);
+    for (const s of statuses.values()) assert.ok(s.description.length <= 140);
+
+    const lab = p.lab;
+    await lab.host('fip', 'sn', '10.0.1.5/24');
+    await lab.host('web', 'sn', '10.0.1.10/24');
+    await lab.host('client', 'sn', '10.0.1.20/24');
+    await lab.host('ext', 'external', '192.168.0.50/24');
+    await Promise.all(['fip', 'web', 'client', 'ext'].map((h) => lab.serve(h, { tcp: [80, 8080, 9000] })));
+    assert.equal(await lab.tcp('ext', '192.168.0.111', 80), 'fip 192.168.0.50', 'floating IP inbound');
+    assert.equal(await lab.tcp('fip', '192.168.0.50', 9000), 'ext 192.168.0.111', 'floating IP outbound');
+    assert.equal(await lab.tcp('ext', '192.168.0.112', 8888), 'web 192.168.0.50', 'port forward');
+    assert.equal(await lab.tcp('client', '192.168.0.50', 9000), 'ext 192.168.0.112', 'SNAT');
+    assert.equal(await lab.tcp('client', '192.168.0.112', 8888), 'web 192.168.0.112', 'hairpin');
+  });
+
+  it('a push with a changed port forward: the old port stops, the new one works, only the DNAT handler ran', async () => {
+    set(seed.gateway, 'spec.dnatRules.0.externalPort', 8889);
+    set(seed.gateway, 'spec.dnatRules.0.internalPort', 8080);
+    const sha = await p.push(seed, 'move the port forward');
+    const statuses = await p.settled(sha);
+    assert.equal(statuses.get('natops/ngw')?.state, 'success');
+    assert.match(statuses.get('natops/ngw')!.targetUrl!, /\/queue\/dnat\//);
+    assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8888), undefined);
+    assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8889), 'web 192.168.0.50');
+  });
+
+  it('a push of the seed as printed fails with file and line, and the live rules stay as they were', async () => {
+    const live = await p.lab.gatewaySave('ngw');
+    const text = await readFile(SEED_VERBATIM, 'utf8');
+    const files = [
+      { path: 'gateway.yaml', text },
+      ...toFiles(seed).filter((f) => !f.path.includes('nat-gateway')),
+    ];
+    const sha = await p.push(files, 'the example as printed');
+    const statuses = await p.settled(sha);
+    const summary = statuses.get('natops')!;
+    assert.equal(summary.state, 'failure');
+    assert.match(summary.description, /^gateway\.yaml:\d+:\d+ /);
+    assert.equal(await p.lab.gatewaySave('ngw'), live);
+    assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8889), 'web 192.168.0.50');
+  });
+
+  it('two pushes delivered in reverse order: the newer commit is what is live', async () => {
+    const a = await p.push(seed, 'back to valid');
+    await p.settled(a);
+    // Two commits pushed with the hook off, then delivered newest first.
+    await run(['git', `--git-dir=${p.bare}`, 'config', 'core.hooksPath', '/dev/null']);
+    set(seed.gateway, 'spec.dnatRules.0.externalPort', 6000);
+    const b = await p.commitOnly(seed, 'B');
+    await run(['git', '-C', p.work, 'push', '--quiet', 'origin', 'HEAD:main']);
+    set(seed.gateway, 'spec.dnatRules.0.externalPort', 7000);
+    const c = await p.commitOnly(seed, 'C');
+    await run(['git', '-C', p.work, 'push', '--quiet', 'origin', 'HEAD:main']);
+    await run(['git', `--git-dir=${p.bare}`, 'config', '--unset', 'core.hooksPath']);
+
+    assert.equal((await notifyPush(p.bare, { before: b, after: c, ref: 'refs/heads/main' })).status, 202);
+    assert.equal((await p.settled(c)).get('natops/ngw')?.state, 'success');
+    assert.equal((await notifyPush(p.bare, { before: a, after: b, ref: 'refs/heads/main' })).status, 202);
+    const older = await p.settled(b);
+    assert.match(older.get('natops')!.description, /superseded by newer commit/);
+    assert.equal(await p.lab.tcp('ext', '192.168.0.112', 7000), 'web 192.168.0.50');
+    assert.equal(await p.lab.tcp('ext', '192.168.0.112', 6000), undefined);
+  });
+
+  it('a worker killed with SIGKILL mid-job: the job is retried after stall detection and the state converges', async () => {
+    // Handlers move to worker processes; this process keeps the webhook and the planner.
+    await p.running!.close();
+    await p.start(['plan']);
+    const events = new QueueEvents('dnat', { connection: { url: p.redis.url }, prefix: bullPrefix(p.config.prefix) });
+    await events.waitUntilReady();
+    const stalled: string[] = [];
+    events.on('stalled', ({ jobId }) => stalled.push(jobId));
+    const active = new Promise<string>((resolve) => events.on('active', ({ jobId }) => resolve(jobId)));
+
+    const first = p.startWorkerProcess(HANDLER_KINDS);
+    // Enough forwards that applying them takes a while.
+    for (let i = 0; i < 3000; i++) pushItem(seed.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: 30000 + i, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 });
+    const sha = await p.push(seed, '3000 more port forwards');
+    const jobId = await active;
+    first.kill('SIGKILL');
+    p.startWorkerProcess(HANDLER_KINDS);
+    const statuses = await p.settled(sha, 90_000);
+    assert.equal(statuses.get('natops/ngw')?.state, 'success', JSON.stringify([...statuses.values()]));
+    assert.ok(stalled.includes(jobId), `job ${jobId} was not detected as stalled (stalled: ${stalled.join(', ')})`);
+    assert.equal(await p.lab.tcp('ext', '192.168.0.112', 32999), 'web 192.168.0.50');
+    await events.close();
+  });
+
+  it('Redis restarted mid-run: the pipeline recovers without losing the push', async () => {
+    seed.gateway = (await seedObjects()).gateway;
+    set(seed.gateway, 'spec.dnatRules.0.externalPort', 7100);
+    const sha = await p.push(seed, 'after the restart');
+    // The delivery was accepted (the hook waited for the webhook): kill Redis before the jobs are done.
+    await p.redis.stop('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1000));
+    await p.redis.restart();
+    const statuses = await p.settled(sha, 90_000);
+    assert.equal(statuses.get('natops/ngw')?.state, 'success');
+    assert.equal(await p.lab.tcp('ext', '192.168.0.112', 7100), 'web 192.168.0.50');
+  });
+
+  it('the resync restores a deleted gateway namespace and rules changed by hand, and records it', async () => {
+    // The handlers back in this process, with a resync every second.
+    await p.running!.close();
+    p.config.resyncMs = 1000;
+    await p.start();
+    await run(['ip', 'netns', 'del', gwNs()]);
+    await p.until('the gateway to be restored', async () => (await p.lab.tcp('ext', '192.168.0.112', 7100)) === 'web 192.168.0.50');
+    await inNamespace(gwNs(), { argv: ['iptables', '-t', 'nat', '-F', 'SHARED_DNAT'] });
+    await p.until('the port forward to be restored', async () => (await p.lab.tcp('ext', '192.168.0.112', 7100)) === 'web 192.168.0.50');
+    const repairs = await p.running!.store.repairs();
+    assert.ok(repairs.some((r) => r.target === 'ngw' && r.what.some((w) => /missing/.test(w))), JSON.stringify(repairs));
+    assert.ok(repairs.some((r) => r.target === 'ngw' && r.what.some((w) => /SHARED_DNAT/.test(w))), JSON.stringify(repairs));
+  });
+
+  it("deleting a gateway's manifest removes its namespace", async () => {
+    const files = toFiles(seed).filter((f) => !f.path.includes('nat-gateway'));
+    const sha = await p.push(files, 'remove the gateway');
+    const statuses = await p.settled(sha);
+    assert.equal(statuses.get('natops/ngw')?.description, 'removed');
+    assert.equal(await namespaceExists(gwNs()), false);
+  });
+});

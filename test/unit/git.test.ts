@@ -1,0 +1,88 @@
+// The Git source against a real repository, and the push payload against GitHub's examples.
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import examples from '@octokit/webhooks-examples';
+import { parseRefUpdates } from '../../gitops/git/local-repo.ts';
+import { localPushPayload, PushPayload, pushedBranch } from '../../gitops/git/push-event.ts';
+import { checkTrackedPath, GitRepo } from '../../gitops/git/repo.ts';
+import { run } from '../../runtime/exec.ts';
+
+const githubPushes = () => (examples as unknown as { name: string; examples: Record<string, unknown>[] }[]).find((e) => e.name === 'push')!.examples;
+
+describe('git source', () => {
+  let dir: string;
+  let repo: GitRepo;
+  const commits: string[] = [];
+  const git = (...args: string[]) => run(['git', '-C', join(dir, 'work'), ...args]);
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'natops-git-'));
+    await run(['git', 'init', '--quiet', '--initial-branch=main', join(dir, 'work')]);
+    await git('config', 'user.email', 't@example.com');
+    await git('config', 'user.name', 't');
+    await mkdir(join(dir, 'work', 'net', 'sub'), { recursive: true });
+    await writeFile(join(dir, 'work', 'net', 'a.yaml'), 'kind: A\n');
+    await writeFile(join(dir, 'work', 'net', 'sub', 'b.yml'), 'kind: B # ü\n');
+    await writeFile(join(dir, 'work', 'net', 'notes.txt'), 'not a manifest');
+    await writeFile(join(dir, 'work', 'other.yaml'), 'kind: Other\n');
+    await git('add', '-A');
+    await git('commit', '--quiet', '-m', 'one');
+    commits.push((await git('rev-parse', 'HEAD')).stdout.trim());
+    await writeFile(join(dir, 'work', 'net', 'a.yaml'), 'kind: A2\n');
+    await git('commit', '--quiet', '-am', 'two');
+    commits.push((await git('rev-parse', 'HEAD')).stdout.trim());
+    repo = new GitRepo(join(dir, 'work', '.git'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('reads the manifests under the tracked path at a commit, and only those', async () => {
+    assert.deepEqual(await repo.manifestsAt(commits[0]!, 'net'), [
+      { path: 'net/a.yaml', text: 'kind: A\n' },
+      { path: 'net/sub/b.yml', text: 'kind: B # ü\n' },
+    ]);
+    assert.equal((await repo.manifestsAt(commits[1]!, './net/'))[0]!.text, 'kind: A2\n');
+    assert.deepEqual((await repo.manifestsAt(commits[1]!, '.')).map((f) => f.path), ['net/a.yaml', 'net/sub/b.yml', 'other.yaml']);
+  });
+
+  it('tells which commit came first', async () => {
+    assert.equal(await repo.isAncestor(commits[0]!, commits[1]!), true);
+    assert.equal(await repo.isAncestor(commits[1]!, commits[0]!), false);
+    assert.equal(await repo.branchHead('main'), commits[1]);
+  });
+
+  it('refuses ids and paths that are not plain', async () => {
+    await assert.rejects(repo.manifestsAt('HEAD', 'net'), /not a full commit id/);
+    await assert.rejects(repo.manifestsAt('--output=/tmp/x', 'net'), /not a full commit id/);
+    await assert.rejects(repo.manifestsAt('f'.repeat(40), 'net'), /not in the repository/);
+    assert.throws(() => checkTrackedPath('../etc'), /relative path inside/);
+    assert.throws(() => checkTrackedPath('--upload-pack=x'), /relative path inside/);
+    assert.throws(() => checkTrackedPath('/abs'), /relative path inside/);
+  });
+
+  it("makes push payloads GitHub's shape: every example parses, and ours has the same top-level fields", () => {
+    for (const ex of githubPushes()) assert.ok(PushPayload.safeParse(ex).success, JSON.stringify(ex).slice(0, 200));
+    const ours = localPushPayload({
+      repository: 'local/gitops', url: 'file:///srv/gitops.git', ref: 'refs/heads/main', before: '0'.repeat(40), after: commits[0]!, forced: false,
+      commits: [{ id: commits[0]!, message: 'one', timestamp: '2026-11-25T00:00:00Z', author: { name: 't', email: 't@example.com' } }],
+      pusher: { name: 't', email: 't@example.com' },
+    });
+    assert.ok(PushPayload.safeParse(ours).success);
+    const branchExample = githubPushes().find((e) => e.ref === 'refs/heads/master')!;
+    // installation, organization and enterprise appear only for apps and organisations
+    const optional = new Set(['installation', 'organization', 'enterprise']);
+    assert.deepEqual(Object.keys(ours).sort(), Object.keys(branchExample).filter((k) => !optional.has(k)).sort());
+    assert.equal(ours.created, true);
+    assert.equal(pushedBranch(ours.ref), 'main');
+    assert.equal(pushedBranch('refs/tags/v1'), undefined);
+  });
+
+  it("reads post-receive's ref updates and rejects anything else", () => {
+    const a = 'a'.repeat(40);
+    const b = 'b'.repeat(40);
+    assert.deepEqual(parseRefUpdates(`${a} ${b} refs/heads/main\n`), [{ before: a, after: b, ref: 'refs/heads/main' }]);
+    assert.throws(() => parseRefUpdates('x y z\n'), /unexpected post-receive line/);
+  });
+});
