@@ -33,10 +33,13 @@ export class Queues {
   readonly byName: Record<QueueName, Queue>;
   readonly flows: FlowProducer;
 
-  constructor(readonly connection: Redis, readonly settings: QueueSettings) {
+  constructor(readonly connection: Redis, readonly settings: QueueSettings, log: (line: string) => void = () => undefined) {
     const opts = { connection: connection as ConnectionOptions, prefix: bullPrefix(settings.prefix) };
     this.byName = Object.fromEntries(QUEUE_NAMES.map((n) => [n, new Queue(n, { ...opts, defaultJobOptions: jobOptions(settings) })])) as Record<QueueName, Queue>;
     this.flows = new FlowProducer(opts);
+    // Redis going away is reported once by the shared connection; these would repeat it.
+    for (const q of Object.values(this.byName)) q.on('error', () => undefined);
+    this.flows.on('error', (e) => log(`flows: ${e.message}`));
   }
 
   /** Adds a delivery's plan job; the delivery id is the job id, so a repeated delivery adds nothing. */

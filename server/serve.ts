@@ -68,7 +68,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
 
   const store = new Store(connection, c.prefix);
   const statuses = new StatusBook(connection, c.prefix);
-  const queues = new Queues(connection, { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs });
+  const queues = new Queues(connection, { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs }, opts.log);
   const lab = new Lab(c.lab);
   const lock = { ttlMs: c.lockMs, waitMs: Math.max(5 * c.lockMs, 10_000) };
   const env = {

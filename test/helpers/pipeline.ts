@@ -61,6 +61,8 @@ export class PipelineHarness {
   /** Starts the in-process server (webhook, dashboard, workers for `queues`). */
   async start(queues: readonly QueueName[] = QUEUE_NAMES): Promise<void> {
     this.running = await serve(this.config, { queues, http: true, log: (l) => this.logs.push(l) });
+    // A restart listens where the repository's hook delivers.
+    this.config.listen = new URL(this.running.url).host;
   }
 
   /** A worker in its own process, as `natops worker` runs. */

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
+import type { ChildProcess } from 'node:child_process';
 import { QueueEvents } from 'bullmq';
 import { notifyPush } from '../../gitops/git/local-repo.ts';
 import { inNamespace, namespaceExists } from '../../lab/netns.ts';
@@ -15,6 +16,8 @@ import { PipelineHarness } from '../helpers/pipeline.ts';
 describe('GitOps loop (real redis-server, git, namespaces)', () => {
   let p: PipelineHarness;
   let seed: SeedObjects;
+  /** the worker process running the handlers from the SIGKILL step on */
+  let worker: ChildProcess;
   const gwNs = () => p.lab.lab.names.gateway('ngw');
 
   before(async () => {
@@ -100,19 +103,21 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     // Handlers move to worker processes; this process keeps the webhook and the planner.
     await p.running!.close();
     await p.start(['plan']);
-    const events = new QueueEvents('dnat', { connection: { url: p.redis.url }, prefix: bullPrefix(p.config.prefix) });
+    const events = new QueueEvents('dnat', { connection: { host: '127.0.0.1', port: p.redis.port }, prefix: bullPrefix(p.config.prefix) });
+    events.on('error', () => undefined);
     await events.waitUntilReady();
     const stalled: string[] = [];
     events.on('stalled', ({ jobId }) => stalled.push(jobId));
-    const active = new Promise<string>((resolve) => events.on('active', ({ jobId }) => resolve(jobId)));
+    let activeJob: string | undefined;
+    events.on('active', ({ jobId }) => (activeJob ??= jobId));
 
     const first = p.startWorkerProcess(HANDLER_KINDS);
     // Enough forwards that applying them takes a while.
     for (let i = 0; i < 3000; i++) pushItem(seed.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: 30000 + i, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 });
     const sha = await p.push(seed, '3000 more port forwards');
-    const jobId = await active;
+    const jobId = await p.until('the DNAT job to start', async () => activeJob, 30_000);
     first.kill('SIGKILL');
-    p.startWorkerProcess(HANDLER_KINDS);
+    worker = p.startWorkerProcess(HANDLER_KINDS);
     const statuses = await p.settled(sha, 90_000);
     assert.equal(statuses.get('natops/ngw')?.state, 'success', JSON.stringify([...statuses.values()]));
     assert.ok(stalled.includes(jobId), `job ${jobId} was not detected as stalled (stalled: ${stalled.join(', ')})`);
@@ -120,17 +125,45 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     await events.close();
   });
 
-  it('Redis restarted mid-run: the pipeline recovers without losing the push', async () => {
-    seed.gateway = (await seedObjects()).gateway;
+  it('a worker given SIGTERM mid-job finishes that job before it exits', async () => {
+    const events = new QueueEvents('dnat', { connection: { host: '127.0.0.1', port: p.redis.port }, prefix: bullPrefix(p.config.prefix) });
+    events.on('error', () => undefined);
+    await events.waitUntilReady();
+    let activeJob: string | undefined;
+    events.on('active', ({ jobId }) => (activeJob ??= jobId));
+    const stalled: string[] = [];
+    events.on('stalled', ({ jobId }) => stalled.push(jobId));
+    seed.gateway = (await seedObjects()).gateway; // the 3000 forwards go: another long DNAT job
+    const sha = await p.push(seed, 'back to one port forward');
+    const jobId = await p.until('the DNAT job to start', async () => activeJob, 30_000);
+    const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
+    worker.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.equal(await (await p.running!.queues.byName.dnat.getJob(jobId))?.getState(), 'completed');
+    assert.deepEqual(stalled, []);
+    worker = p.startWorkerProcess(HANDLER_KINDS);
+    assert.equal((await p.settled(sha)).get('natops/ngw')?.state, 'success');
+    await events.close();
+  });
+
+  it('Redis killed and restarted with jobs queued: no job is lost and the pipeline converges', async () => {
+    // No handler running: the planner's jobs wait in Redis.
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    worker.kill('SIGTERM');
+    await exited;
     set(seed.gateway, 'spec.dnatRules.0.externalPort', 7100);
-    const sha = await p.push(seed, 'after the restart');
-    // The delivery was accepted (the hook waited for the webhook): kill Redis before the jobs are done.
+    const sha = await p.push(seed, 'across a Redis crash');
+    await p.until('the DNAT job to be queued', async () => (await p.running!.queues.byName.dnat.getWaitingCount()) > 0);
     await p.redis.stop('SIGKILL');
     await new Promise((r) => setTimeout(r, 1000));
     await p.redis.restart();
+    worker = p.startWorkerProcess(HANDLER_KINDS);
     const statuses = await p.settled(sha, 90_000);
     assert.equal(statuses.get('natops/ngw')?.state, 'success');
     assert.equal(await p.lab.tcp('ext', '192.168.0.112', 7100), 'web 192.168.0.50');
+    const exitedAgain = new Promise((resolve) => worker.once('exit', resolve));
+    worker.kill('SIGTERM');
+    await exitedAgain;
   });
 
   it('the resync restores a deleted gateway namespace and rules changed by hand, and records it', async () => {
