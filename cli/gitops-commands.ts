@@ -17,7 +17,7 @@ const log = (line: string) => process.stderr.write(`${new Date().toISOString()} 
 
 /** What a running `natops serve` leaves for `natops status` and friends to find it. */
 const ServeRecord = z.object({ url: z.string(), redisUrl: z.string(), prefix: z.string(), pid: z.number() });
-const serveRecordPath = (c: ServerConfig) => join(c.stateDir, 'serve.json');
+const serveRecordPath = (c: ServerConfig) => join(c.dataDir, 'serve.json');
 
 interface ServeFlags {
   repo?: string;
@@ -80,7 +80,7 @@ export function addGitopsCommands(program: Command): void {
   ).action(async (flags: ServeFlags) => {
     const c = config(flags);
     const running = await serve(c, { queues: QUEUE_NAMES, http: true, log });
-    await mkdir(c.stateDir, { recursive: true });
+    await mkdir(c.dataDir, { recursive: true });
     await writeFile(serveRecordPath(c), JSON.stringify({ url: running.url, redisUrl: running.redisUrl, prefix: c.prefix, pid: process.pid }));
     await runUntilSignal(running, () => rm(serveRecordPath(c), { force: true }));
   });

@@ -50,7 +50,7 @@ if pending > 0 then
 elseif failed > 0 then
   state, text = 'failure', failed .. ' of ' .. total .. ' failed: ' .. table.concat(names, ' ')
 else
-  state, text = 'success', 'all ' .. total .. ' done'
+  state, text = 'success', 'all ' .. total .. ' succeeded'
 end
 local summary = cjson.encode({ context = ARGV[3], state = state, description = string.sub(text, 1, 140), updatedAt = tonumber(ARGV[4]) })
 redis.call('hset', KEYS[1], ARGV[3], summary)

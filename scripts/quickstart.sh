@@ -1,22 +1,50 @@
 #!/usr/bin/env bash
-# The README's first command: installs what is needed, applies the seed's gateway to a local lab
-# of network namespaces, puts workload hosts around it and shows it answering real traffic.
+# The README's first command: the whole GitOps loop on this machine. Installs what is needed,
+# starts `natops serve` (which starts its own redis-server), makes a local bare repository whose
+# hook delivers pushes to the webhook, pushes the seed's manifests, waits for the statuses, and
+# shows the gateway answering real traffic in the lab.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "quickstart: run as root (the lab creates network namespaces)" >&2; exit 1; }
 
 bash scripts/install-deps.sh
 natops() { node bin/natops.js "$@"; }
+export NATOPS_DATA_DIR=${NATOPS_DATA_DIR:-/var/lib/natops}
+export NATOPS_LISTEN=${NATOPS_LISTEN:-127.0.0.1:8080}
+DATA=$NATOPS_DATA_DIR
+mkdir -p "$DATA"
 
-echo "== validate the seed's manifests, and the seed as printed (which must fail)"
-natops validate examples/seed
-natops validate examples/seed-verbatim.yaml || true
-
-echo; echo "== apply (the lab is rebuilt from scratch; 'natops lab down' removes it)"
+echo "== a clean start: stop an earlier quickstart's natops serve, remove its lab, repository and Redis data"
+if [ -s "$DATA/serve.json" ]; then
+  pid=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).pid)' "$DATA/serve.json")
+  kill "$pid" 2>/dev/null && while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  rm -f "$DATA/serve.json"
+fi
 natops lab down >/dev/null
-natops apply examples/seed
+rm -rf "$DATA/redis" "$DATA/gitops.git" "$DATA/work"
+[ -s "$DATA/dashboard-password" ] || (umask 077; node -e 'console.log(require("crypto").randomBytes(12).toString("hex"))' > "$DATA/dashboard-password")
 
-echo; echo "== workload hosts"
+echo; echo "== natops serve (webhook, workers, resync, dashboard; log in $DATA/serve.log)"
+NATOPS_DASHBOARD_PASSWORD=$(cat "$DATA/dashboard-password") \
+  nohup node bin/natops.js serve --repo "$DATA/gitops.git" --resync-ms 30000 > "$DATA/serve.log" 2>&1 &
+for _ in $(seq 1 100); do [ -s "$DATA/serve.json" ] && break; sleep 0.2; done
+[ -s "$DATA/serve.json" ] || { cat "$DATA/serve.log"; echo "natops serve did not start" >&2; exit 1; }
+cat "$DATA/serve.log"
+
+echo; echo "== a local Git repository whose post-receive hook delivers pushes to the webhook"
+natops repo init "$DATA/gitops.git" --webhook "http://$NATOPS_LISTEN/webhook" --secret-file "$DATA/webhook-secret"
+git clone --quiet "$DATA/gitops.git" "$DATA/work"
+cp examples/seed/*.yaml "$DATA/work/"
+git -C "$DATA/work" add -A
+git -C "$DATA/work" -c user.name=natops -c user.email=quickstart@localhost commit --quiet -m "the seed's gateway"
+
+echo; echo "== git push (the hook's answer is printed by git as remote: ...)"
+git -C "$DATA/work" push origin HEAD:main
+
+echo; echo "== statuses of the pushed commit"
+natops status --wait 120
+
+echo; echo "== workload hosts in the lab"
 natops lab host add fip --net sn --ip 10.0.1.5/24
 natops lab host add web --net sn --ip 10.0.1.10/24
 natops lab host add client --net sn --ip 10.0.1.20/24
@@ -50,4 +78,11 @@ ask client tcp 192.168.0.112 8888
 
 echo; echo "== the gateway's nat table"
 ip netns exec natops-gw-ngw iptables-save -t nat | grep -v '^#'
-echo "The lab stays up. Try: natops plan DIR, natops lab exec ext -- ping -c1 192.168.0.111; remove it with: npx natops lab down"
+
+cat <<EOF
+
+natops serve keeps running (pid $(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).pid)' "$DATA/serve.json")).
+  change a manifest in $DATA/work, commit and git push: the gateway follows; natops status shows the result
+  dashboard: http://$NATOPS_LISTEN/admin/commits and /admin/queues (user admin, password in $DATA/dashboard-password)
+  stop it:   kill that pid; then npx natops lab down
+EOF

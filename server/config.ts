@@ -33,8 +33,8 @@ export const ServerConfig = z.object({
   lockMs: int(200).default(30_000),
   concurrency: int(1).default(4),
   maxBody: z.string().default('1mb'),
-  /** where `natops serve` keeps its redis data and secret */
-  stateDir: z.string().default('/var/lib/natops'),
+  /** where `natops serve` keeps its Redis data and records where it runs */
+  dataDir: z.string().default('/var/lib/natops'),
 });
 export type ServerConfig = z.infer<typeof ServerConfig>;
 
@@ -42,7 +42,7 @@ const ENV: Record<keyof ServerConfig, string> = {
   redisUrl: 'NATOPS_REDIS_URL', prefix: 'NATOPS_PREFIX', webhookSecret: 'NATOPS_WEBHOOK_SECRET', webhookSecretFile: 'NATOPS_WEBHOOK_SECRET_FILE',
   repo: 'NATOPS_REPO', branch: 'NATOPS_BRANCH', path: 'NATOPS_PATH', lab: 'NATOPS_LAB', listen: 'NATOPS_LISTEN', publicUrl: 'NATOPS_PUBLIC_URL',
   dashboardUser: 'NATOPS_DASHBOARD_USER', dashboardPassword: 'NATOPS_DASHBOARD_PASSWORD', resyncMs: 'NATOPS_RESYNC_MS', attempts: 'NATOPS_JOB_ATTEMPTS',
-  backoffMs: 'NATOPS_JOB_BACKOFF_MS', lockMs: 'NATOPS_LOCK_MS', concurrency: 'NATOPS_CONCURRENCY', maxBody: 'NATOPS_MAX_BODY', stateDir: 'NATOPS_STATE_DIR',
+  backoffMs: 'NATOPS_JOB_BACKOFF_MS', lockMs: 'NATOPS_LOCK_MS', concurrency: 'NATOPS_CONCURRENCY', maxBody: 'NATOPS_MAX_BODY', dataDir: 'NATOPS_DATA_DIR',
 };
 
 /** Environment first, then the given overrides (flags); undefined values do not override. */

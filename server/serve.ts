@@ -39,11 +39,17 @@ export interface Running {
   close(): Promise<void>;
 }
 
-/** The webhook secret: configured, in a file, or (local default) made once in the state dir. */
-export async function webhookSecret(c: ServerConfig): Promise<string> {
+/** The webhook secret: configured, in a file, or (the local default) made once in the data dir. */
+export async function webhookSecret(c: ServerConfig, log: (line: string) => void): Promise<string> {
   if (c.webhookSecret) return c.webhookSecret;
-  if (c.webhookSecretFile) return (await readFile(c.webhookSecretFile, 'utf8')).trim();
-  throw new NatopsError('no webhook secret: set NATOPS_WEBHOOK_SECRET or NATOPS_WEBHOOK_SECRET_FILE (natops serve --local makes one)');
+  if (c.webhookSecretFile) {
+    const secret = (await readFile(c.webhookSecretFile, 'utf8').catch(() => '')).trim();
+    if (!secret) throw new NatopsError(`webhook secret file ${c.webhookSecretFile} is missing or empty`);
+    return secret;
+  }
+  const file = join(c.dataDir, 'webhook-secret');
+  log(`natops: no webhook secret configured; using ${file} (give it to \`natops repo init --secret-file\`)`);
+  return ensureSecretFile(file);
 }
 
 /** A secret file under the state dir, made on first use (0600). */
@@ -58,7 +64,7 @@ export async function ensureSecretFile(path: string): Promise<string> {
 
 export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Running> {
   if (!c.repo) throw new NatopsError('no repository to read manifests from: set NATOPS_REPO or --repo');
-  const localRedis = c.redisUrl ? undefined : await LocalRedis.start(join(c.stateDir, 'redis'));
+  const localRedis = c.redisUrl ? undefined : await LocalRedis.start(join(c.dataDir, 'redis'));
   const redisUrl = c.redisUrl ?? localRedis!.url;
   const connection = redisConnection(redisUrl);
   connection.on('error', (e) => opts.log(`redis: ${e.message}`));
@@ -86,7 +92,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
     const app = express();
     app.disable('x-powered-by');
     app.get('/healthz', (_req, res) => void res.json({ ok: true }));
-    app.use('/webhook', webhookRouter({ secret: await webhookSecret(c), branch: c.branch, store, queues, maxBody: c.maxBody, enqueueTimeoutMs: 2000, log: opts.log }));
+    app.use('/webhook', webhookRouter({ secret: await webhookSecret(c, opts.log), branch: c.branch, store, queues, maxBody: c.maxBody, enqueueTimeoutMs: 2000, log: opts.log }));
     const auth = dashboardAuth(c.dashboardUser, c.dashboardPassword);
     app.use(DASHBOARD_PATH, auth, dashboardRouter(queues));
     app.use(COMMITS_PATH, auth, commitsRouter(statuses, store));

@@ -44,7 +44,7 @@ export class PipelineHarness {
     const redis = await LocalRedis.start(join(dir, 'redis'));
     const config = loadConfig({
       redisUrl: redis.url, prefix: 'natops', webhookSecret: SECRET, repo: join(dir, 'gitops.git'), lab: lab.prefix, listen: '127.0.0.1:0',
-      dashboardPassword: 'test-password', resyncMs: 0, attempts: 5, backoffMs: 200, lockMs: 2000, stateDir: join(dir, 'state'), ...overrides,
+      dashboardPassword: 'test-password', resyncMs: 0, attempts: 5, backoffMs: 200, lockMs: 2000, dataDir: join(dir, 'data'), ...overrides,
     }, {});
     const h = new PipelineHarness(lab, redis, dir, config);
     await h.start();

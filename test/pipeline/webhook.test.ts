@@ -25,7 +25,7 @@ describe('webhook function (real redis-server)', () => {
     dir = await mkdtemp(join(tmpdir(), 'natops-webhook-'));
     redis = await LocalRedis.start(join(dir, 'redis'));
     const config = loadConfig({
-      redisUrl: redis.url, webhookSecret: SECRET, repo: join(dir, 'none.git'), listen: '127.0.0.1:0', dashboardPassword: 'pw', resyncMs: 0, maxBody: '64kb', stateDir: dir,
+      redisUrl: redis.url, webhookSecret: SECRET, repo: join(dir, 'none.git'), listen: '127.0.0.1:0', dashboardPassword: 'pw', resyncMs: 0, maxBody: '64kb', dataDir: dir,
     }, {});
     // no workers: what the webhook enqueues stays in the queue to be counted
     app = await serve(config, { queues: [], http: true, log: () => undefined });
