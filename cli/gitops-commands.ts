@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { z } from 'zod';
 import { NatopsError } from '../common/errors.ts';
-import { initRepo, notifyPush, parseRefUpdates } from '../gitops/git/local-repo.ts';
+import { initRepo, notifyFromStdin } from '../gitops/git/local-repo.ts';
 import { QUEUE_NAMES, type QueueName } from '../queue/kinds.ts';
 import { redisConnection } from '../queue/queues.ts';
 import { StatusBook, SUMMARY_CONTEXT, type CommitStatus } from '../queue/statuses.ts';
@@ -117,22 +117,7 @@ export function addGitopsCommands(program: Command): void {
     .description('send ref updates ("<old> <new> <ref>" lines on stdin) as push deliveries; the post-receive hook runs this')
     .requiredOption('--git-dir <dir>', 'the repository')
     .action(async (opts: { gitDir: string }) => {
-      const chunks: Buffer[] = [];
-      for await (const c of process.stdin) chunks.push(c as Buffer);
-      let failed = false;
-      for (const u of parseRefUpdates(Buffer.concat(chunks).toString())) {
-        const d = await notifyPush(opts.gitDir, u);
-        const said = (() => {
-          try {
-            return (JSON.parse(d.body) as { outcome?: string }).outcome ?? d.body;
-          } catch {
-            return d.body;
-          }
-        })();
-        out(`natops: ${u.ref} ${u.after.slice(0, 7)}: ${d.status ? `${d.status} ${said}` : `webhook unreachable: ${said}`} (delivery ${d.id})`);
-        if (d.status < 200 || d.status >= 300) failed = true;
-      }
-      if (failed) process.exitCode = 1;
+      if (!(await notifyFromStdin(opts.gitDir, out))) process.exitCode = 1;
     });
 
   program

@@ -8,6 +8,7 @@ import { ruleDiff } from '../dataplane/plan-text.ts';
 import { PART_KIND, type HandlerJob, type HandlerKind } from '../queue/kinds.ts';
 import { withLock } from '../queue/lock.ts';
 import { NETWORK } from '../queue/store.ts';
+import { ZERO_SHA } from '../gitops/git/sha.ts';
 import type { JobEnv } from './handlers/run-job.ts';
 import type { Queues } from '../queue/queues.ts';
 
@@ -65,8 +66,8 @@ export async function resync(env: ResyncEnv, runId: string): Promise<ResyncRepor
   // Gateways running that Git does not know: left over from a removal that did not finish.
   for (const name of await clients.runtime.listGateways()) {
     if (targets.includes(name)) continue;
-    await env.queues.addChain([{ kind: 'gateway-delete', target: name, sha: '0'.repeat(40), gen: 1, cause: 'repair', last: true }], `r.${name}.${runId}`);
-    await repair(name, '0'.repeat(40), 0, [`gateway ${name} is not in Git`]);
+    await env.queues.addChain([{ kind: 'gateway-delete', target: name, sha: ZERO_SHA, gen: 1, cause: 'repair', last: true }], `r.${name}.${runId}`);
+    await repair(name, ZERO_SHA, 0, [`gateway ${name} is not in Git`]);
   }
   return report;
 }

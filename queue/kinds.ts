@@ -1,6 +1,7 @@
 // The job kinds: one BullMQ queue and one handler function per Kube-OVN worker type, plus the
 // planner and the resync. Job data is checked with zod when a handler takes a job.
 import { z } from 'zod';
+import { SHA } from '../gitops/git/sha.ts';
 import type { GatewaySpec } from '../dataplane/model.ts';
 import type { GatewayPart } from '../dataplane/parts.ts';
 import type { LabTopology } from '../lab/topology.ts';
@@ -20,7 +21,7 @@ export const PART_KIND: Record<GatewayPart, HandlerKind> = {
   init: 'gateway-init', eip: 'eip', 'subnet-route': 'subnet-route', fip: 'fip', dnat: 'dnat', snat: 'snat',
 };
 
-const Sha = z.string().regex(/^[0-9a-f]{40}$/);
+const Sha = z.string().regex(SHA);
 
 /** What a delivery leaves for the planner. */
 export const PlanJob = z.object({

@@ -8,10 +8,11 @@ import { fileURLToPath } from 'node:url';
 import { sign } from '@octokit/webhooks-methods';
 import { NatopsError } from '../../common/errors.ts';
 import { run } from '../../runtime/exec.ts';
-import { localPushPayload, type LocalCommit } from './push-event.ts';
-import { isZeroSha, SHA } from './repo.ts';
+import { localPushPayload, type LocalCommit } from './local-push.ts';
+import { isZeroSha, SHA } from './sha.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/natops.js', import.meta.url));
+/** The hook's entry: loads only what sending a delivery needs, so a push does not wait for the whole CLI. */
+const HOOK_BIN = fileURLToPath(new URL('../../bin/natops-hook.js', import.meta.url));
 
 export class NotifyError extends NatopsError {}
 
@@ -41,7 +42,7 @@ export async function initRepo(path: string, settings: RepoSettings, branch = 'm
     '# Installed by `natops repo init`: sends each pushed ref to the natops webhook as a',
     '# GitHub-format push delivery. A failed delivery does not undo the push; `natops repo notify`',
     '# can send it again.',
-    `exec ${shWord(process.execPath)} ${shWord(BIN)} repo notify --git-dir "$(pwd)"`,
+    `exec ${shWord(process.execPath)} ${shWord(HOOK_BIN)} "$(pwd)"`,
     '',
   ].join('\n'));
   await chmod(hook, 0o755);
@@ -118,4 +119,23 @@ export async function notifyPush(gitDir: string, u: RefUpdate, opts: { retryForM
     if ((answer.status > 0 && answer.status < 500) || Date.now() + wait > deadline) return { id, ...answer };
     await new Promise((r) => setTimeout(r, wait));
   }
+}
+
+/** Sends every ref update on stdin; prints one line each (git shows them as "remote: ..."). False if any failed. */
+export async function notifyFromStdin(gitDir: string, print: (line: string) => void): Promise<boolean> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  let ok = true;
+  for (const u of parseRefUpdates(Buffer.concat(chunks).toString())) {
+    const d = await notifyPush(gitDir, u);
+    let said = d.body;
+    try {
+      said = (JSON.parse(d.body) as { outcome?: string }).outcome ?? d.body;
+    } catch {
+      // not JSON: print as it came
+    }
+    print(`natops: ${u.ref} ${u.after.slice(0, 7)}: ${d.status ? `${d.status} ${said}` : `webhook unreachable: ${said}`} (delivery ${d.id})`);
+    if (d.status < 200 || d.status >= 300) ok = false;
+  }
+  return ok;
 }

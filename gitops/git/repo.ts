@@ -3,18 +3,13 @@
 import { NatopsError } from '../../common/errors.ts';
 import { CommandError, run } from '../../runtime/exec.ts';
 import { isManifestFileName, type ManifestFile } from '../manifests/load.ts';
+import { SHA } from './sha.ts';
 
-export const SHA = /^[0-9a-f]{40}$/;
-const ZERO_SHA = '0'.repeat(40);
 
 export class GitSourceError extends NatopsError {
   constructor(readonly gitDir: string, message: string) {
     super(`${gitDir}: ${message}`);
   }
-}
-
-export function isZeroSha(sha: string): boolean {
-  return sha === ZERO_SHA;
 }
 
 /** A tracked path inside the repository: relative, no "..", nothing git could take for an option. */

@@ -23,6 +23,8 @@ export class PipelineHarness {
   running: Running | undefined;
   private readonly children: ChildProcess[] = [];
   readonly logs: string[] = [];
+  /** epoch ms around the last `git push` (it returns once the hook has delivered the push) */
+  lastPush = { start: 0, end: 0 };
 
   private constructor(
     readonly lab: LabHarness,
@@ -86,7 +88,9 @@ export class PipelineHarness {
     }
     await run(['git', '-C', this.work, 'add', '-A']);
     await run(['git', '-C', this.work, 'commit', '--quiet', '--allow-empty', '-m', message]);
+    const start = performance.timeOrigin + performance.now();
     await run(['git', '-C', this.work, 'push', '--quiet', 'origin', 'HEAD:main']);
+    this.lastPush = { start, end: performance.timeOrigin + performance.now() };
     return (await run(['git', '-C', this.work, 'rev-parse', 'HEAD'])).stdout.trim();
   }
 

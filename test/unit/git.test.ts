@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import examples from '@octokit/webhooks-examples';
 import { parseRefUpdates } from '../../gitops/git/local-repo.ts';
-import { localPushPayload, PushPayload, pushedBranch } from '../../gitops/git/push-event.ts';
+import { localPushPayload } from '../../gitops/git/local-push.ts';
+import { PushPayload, pushedBranch } from '../../gitops/git/push-event.ts';
 import { checkTrackedPath, GitRepo } from '../../gitops/git/repo.ts';
 import { run } from '../../runtime/exec.ts';
 

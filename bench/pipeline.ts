@@ -1,0 +1,205 @@
+// bench/pipeline: the GitOps loop end to end on this machine (real redis-server, real Git, real
+// namespaces). Needs root. Prints markdown tables.
+//
+//   node --import tsx bench/pipeline.ts [--reps 7] [--bulk 1000] [--bulk-reps 5] [--rates 100,300,500] [--seconds 10]
+//
+// push to live: from the start of `git push` to the first TCP connection answered through the
+// new rule, seen from an underlay host polling every 2 ms. (`git push` to the local repository
+// returns only after its hook has delivered the push, by which time the rule is often live
+// already; so the clock starts when the push starts, and the push's own duration is shown.)
+// Baseline in the same run: Kube-OVN's way of adding the same rules (one iptables command per
+// rule in the gateway), timed to the same first answer, with no pipeline in front of it.
+// webhook: a second process sends signed deliveries at a fixed rate (open loop) and measures
+// the answer time; baseline: the planning work a webhook that planned before answering would do.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { planCommit } from '../gitops/commit-plan.ts';
+import { GitRepo } from '../gitops/git/repo.ts';
+import { validateManifests } from '../gitops/manifests/validate.ts';
+import { inNamespace } from '../lab/netns.ts';
+import { loadConfig } from '../server/config.ts';
+import { serve } from '../server/serve.ts';
+import { push as pushItem, seedObjects, set, type SeedObjects } from '../test/helpers/manifests.ts';
+import { PipelineHarness, SECRET } from '../test/helpers/pipeline.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    reps: { type: 'string', default: '7' },
+    bulk: { type: 'string', default: '1000' },
+    'bulk-reps': { type: 'string', default: '5' },
+    rates: { type: 'string', default: '100,300,500' },
+    seconds: { type: 'string', default: '10' },
+  },
+});
+const reps = Number(args.reps);
+const bulk = Number(args.bulk);
+const bulkReps = Number(args['bulk-reps']);
+const rates = args.rates.split(',').map(Number);
+const seconds = Number(args.seconds);
+
+const EIP = '192.168.0.112';
+const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+const now = () => performance.timeOrigin + performance.now();
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const ms = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(1)} ms`);
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+function withBulk(seed: SeedObjects, n: number): SeedObjects {
+  const s = structuredClone(seed);
+  for (let i = 0; i < n; i++) pushItem(s.gateway, 'spec.dnatRules', { eip: EIP, externalPort: 20000 + i, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 });
+  return s;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('bench/pipeline needs root (network namespaces)');
+  const p = await PipelineHarness.create({ resyncMs: 0 });
+  const stop = () => p.cleanup();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stop().finally(() => process.exit(130)));
+  const out: string[] = [];
+  let planNote = '';
+  try {
+    const seed = await seedObjects();
+    const first = await p.push(seed, 'seed');
+    if ((await p.settled(first)).get('natops')?.state !== 'success') throw new Error('the seed did not go live');
+    await p.lab.host('web', 'sn', '10.0.1.10/24');
+    await p.lab.host('ext', 'external', '192.168.0.50/24');
+    await p.lab.serve('web', { tcp: [80] });
+
+    /** Starts a poller in ext for EIP:port; resolves when it polls; `.live` resolves with the epoch ms of the first answer. */
+    const poll = async (port: number) => {
+      const child = spawn('ip', ['netns', 'exec', p.lab.lab.names.host('ext'), process.execPath, '--import', 'tsx', here('./wait-open.ts'), EIP, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      let ready!: () => void;
+      const readyP = new Promise<void>((r) => (ready = r));
+      const live = new Promise<number>((resolve, reject) => {
+        child.stdout!.on('data', (b: Buffer) => {
+          text += b.toString();
+          if (text.includes('ready')) ready();
+          const m = /\{"at":(null|[\d.]+)\}/.exec(text);
+          if (m) m[1] === 'null' ? reject(new Error(`port ${port} never answered`)) : resolve(Number(m[1]));
+        });
+      });
+      await readyP;
+      return { live };
+    };
+
+    let lastSha = first;
+    /** One push; returns ms from the push's start to [first answer, success status, the push returning]. */
+    const measure = async (next: SeedObjects, port: number, message: string) => {
+      const { live } = await poll(port);
+      const sha = await p.push(next, message);
+      lastSha = sha;
+      const t0 = p.lastPush.start;
+      const at = await live;
+      const statuses = await p.settled(sha, 120_000);
+      if (statuses.get('natops')?.state !== 'success') throw new Error(`${message}: ${JSON.stringify([...statuses.values()])}`);
+      const statusAt = Math.max(...[...statuses.values()].map((s) => s.updatedAt));
+      return [at - t0, statusAt - t0, p.lastPush.end - t0] as const;
+    };
+
+    // ---- one rule changed ----------------------------------------------------------------------
+    const oneLive: number[] = [];
+    const oneStatus: number[] = [];
+    const onePush: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const next = structuredClone(seed);
+      set(next.gateway, 'spec.dnatRules.0.externalPort', 9000 + i);
+      const [live, status, pushed] = await measure(next, 9000 + i, `port forward to ${9000 + i}`);
+      oneLive.push(live);
+      oneStatus.push(status);
+      onePush.push(pushed);
+      say(`one rule: live after ${ms(live)}, status after ${ms(status)}, git push took ${ms(pushed)}`);
+    }
+
+    // ---- bulk add ------------------------------------------------------------------------------
+    const bulkLive: number[] = [];
+    const bulkStatus: number[] = [];
+    const bulkPush: number[] = [];
+    let bulkSha = first;
+    for (let i = 0; i < bulkReps; i++) {
+      const [live, status, pushed] = await measure(withBulk(seed, bulk), 20000 + bulk - 1, `${bulk} port forwards`);
+      bulkSha = lastSha;
+      bulkLive.push(live);
+      bulkStatus.push(status);
+      bulkPush.push(pushed);
+      say(`${bulk} rules: live after ${ms(live)}, status after ${ms(status)}, git push took ${ms(pushed)}`);
+      const back = await p.push(seed, 'remove them');
+      await p.settled(back, 120_000);
+    }
+
+    // ---- baseline: Kube-OVN's way, same rules, no pipeline -------------------------------------
+    const gw = p.lab.lab.names.gateway('ngw');
+    const naive: number[] = [];
+    const script = Array.from({ length: bulk }, (_, i) => `iptables -t nat -A SHARED_DNAT -d ${EIP}/32 -p tcp --dport ${20000 + i} -j DNAT --to-destination 10.0.1.10:80`).join('\n');
+    for (let i = 0; i < Math.min(bulkReps, 3); i++) {
+      const { live } = await poll(20000 + bulk - 1);
+      const t0 = now();
+      await inNamespace(gw, { argv: ['bash', '-s'], stdin: `set -e\n${script}\n` });
+      naive.push((await live) - t0);
+      say(`${bulk} rules, one iptables command each: live after ${ms(naive.at(-1)!)}`);
+      await inNamespace(gw, { argv: ['iptables', '-t', 'nat', '-F', 'SHARED_DNAT'] });
+    }
+
+    out.push(`## push to live (median of ${reps} pushes; ${bulk.toLocaleString('en')} rules: ${bulkReps}; one command per rule: ${Math.min(bulkReps, 3)})`, '');
+    out.push('| change | git push started -> rule answers traffic | -> commit status success | git push itself (hook delivers) |', '|---|---:|---:|---:|');
+    out.push(`| change 1 port forward | ${ms(median(oneLive))} | ${ms(median(oneStatus))} | ${ms(median(onePush))} |`);
+    out.push(`| add ${bulk.toLocaleString('en')} port forwards | ${ms(median(bulkLive))} | ${ms(median(bulkStatus))} | ${ms(median(bulkPush))} |`);
+    out.push(`| add ${bulk.toLocaleString('en')} port forwards, one iptables command per rule, no pipeline (Kube-OVN's way; clock starts at the first command) | ${ms(median(naive))} | - | - |`);
+    out.push('', `Ratio, ${bulk.toLocaleString('en')} rules: whole natops pipeline ${ms(median(bulkLive))} vs Kube-OVN's apply alone ${ms(median(naive))} = ${(median(naive) / median(bulkLive)).toFixed(1)}x.`);
+
+    // ---- baseline for the webhook: the planning a webhook would do if it planned before answering
+    const repo = new GitRepo(p.bare);
+    const planTime = async (sha: string) => {
+      const times: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const t0 = now();
+        planCommit(validateManifests(await repo.manifestsAt(sha, '.')), { gateways: new Map(), known: new Set(), network: undefined });
+        times.push(now() - t0);
+      }
+      return median(times);
+    };
+    planNote = `Planning inline instead (read the commit with git, validate, plan; median of 20): ${ms(await planTime(first))} for the seed, ` +
+      `${ms(await planTime(bulkSha))} for the commit with ${bulk.toLocaleString('en')} port forwards, before any rule is applied.`;
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+
+  // ---- webhook under load -------------------------------------------------------------------------
+  const dir = await mkdtemp(join(tmpdir(), 'natops-bench-webhook-'));
+  const secretFile = join(dir, 'secret');
+  await writeFile(secretFile, SECRET);
+  // The webhook alone (no workers), on the same Redis under its own prefix: what it enqueues stays queued.
+  const app = await serve(loadConfig({ redisUrl: p.redis.url, prefix: 'bench-webhook', webhookSecret: SECRET, repo: p.bare, listen: '127.0.0.1:0', resyncMs: 0, dataDir: dir }, {}), {
+    queues: [], http: true, log: () => undefined,
+  });
+  try {
+    out.push('', `## webhook answer time under load (a second process, open loop, ${seconds} s per rate; signed push deliveries, each enqueued)`, '');
+    out.push('| rate sent | answered 202 | errors | p50 | p90 | p99 | max |', '|---:|---:|---:|---:|---:|---:|---:|');
+    for (const rate of rates) {
+      const child = spawn(process.execPath, ['--import', 'tsx', here('./webhook-load.ts'), `${app.url}/webhook`, secretFile, String(rate), String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      child.stdout!.on('data', (b: Buffer) => (text += b.toString()));
+      await new Promise((r) => child.on('close', r));
+      const r = JSON.parse(text) as { sent: number; ok: number; errors: number; rate: number; p50: number; p90: number; p99: number; max: number };
+      out.push(`| ${r.rate.toFixed(0)}/s | ${r.ok} | ${r.errors} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.p99)} | ${ms(r.max)} |`);
+      say(`webhook at ${rate}/s: p50 ${ms(r.p50)}, p99 ${ms(r.p99)}, errors ${r.errors}`);
+    }
+    out.push('', planNote);
+  } finally {
+    await app.close();
+    await rm(dir, { recursive: true, force: true });
+    await stop();
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+await main();
