@@ -80,6 +80,7 @@ async function liveRecord(store: Store): Promise<{ gateways: Map<string, Gateway
 
 function describePlan(p: CommitPlan): string {
   if (p.refused.length) return `refused: ${issueSummary(p.refused)}`;
+  if (p.disabled) return 'enable-vpc-nat-gw is false: nothing to do';
   const parts = [
     ...p.changed.map((c) => `${c.name}: ${c.kinds.join(' -> ')}`),
     ...p.removed.map((n) => `${n}: removed`),
@@ -95,6 +96,10 @@ async function record(plan: CommitPlan, gen: number, job: PlanJob, planJobId: st
   const planUrl = env.jobUrl('plan', planJobId);
   if (plan.refused.length) {
     await statuses.set(sha, { context: SUMMARY_CONTEXT, state: 'failure', description: issueSummary(plan.refused), targetUrl: planUrl });
+    return;
+  }
+  if (plan.disabled) {
+    await statuses.set(sha, { context: SUMMARY_CONTEXT, state: 'success', description: "enable-vpc-nat-gw is 'false' in ovn-vpc-nat-gw-config: gateways left as they are", targetUrl: planUrl });
     return;
   }
   if (plan.network) await store.setDesired(NETWORK, gen, sha, { network: plan.network });

@@ -15,6 +15,8 @@ export interface GatewayWork {
 }
 
 export interface CommitPlan {
+  /** the ConfigMap says enable-vpc-nat-gw: 'false': gateways are left as they are */
+  disabled: boolean;
   /** problems that stop the whole commit (a file that does not parse: which gateways it holds is unknown) */
   refused: ManifestIssue[];
   /** the networks to reconcile, when they changed and validated */
@@ -42,8 +44,8 @@ export function planCommit({ desired, issues }: ValidationResult, live: LiveReco
   // A document natops could not even name: refusing everything is the only safe answer, or a
   // gateway inside it would look deleted and be pruned.
   const refused = sorted.filter((i) => i.resource === '-' || i.field === '(yaml)');
-  const plan: CommitPlan = { refused, network: undefined, networkIssues: [], changed: [], unchanged: [], invalid: [], removed: [] };
-  if (refused.length) return plan;
+  const plan: CommitPlan = { disabled: !desired.enabled, refused, network: undefined, networkIssues: [], changed: [], unchanged: [], invalid: [], removed: [] };
+  if (refused.length || plan.disabled) return plan;
 
   const invalid = new Map<string, ManifestIssue[]>();
   for (const issue of sorted) {
@@ -53,7 +55,7 @@ export function planCommit({ desired, issues }: ValidationResult, live: LiveReco
   }
   plan.invalid = [...invalid].map(([name, list]) => ({ name, issues: list }));
 
-  const gateways = desired.enabled ? desired.gateways : new Map<string, GatewaySpec>();
+  const gateways = desired.gateways;
   let networkChanged = false;
   if (plan.networkIssues.length === 0) {
     const topology = labTopology({ ...desired, gateways });
@@ -71,7 +73,7 @@ export function planCommit({ desired, issues }: ValidationResult, live: LiveReco
     plan.changed.push({ name, spec, kinds });
   }
   // A gateway whose manifest is broken is still in Git: it stays, untouched.
-  plan.removed = [...new Set([...live.known, ...live.gateways.keys()])].filter((name) => !gateways.has(name) && !(desired.enabled && invalid.has(name))).sort();
+  plan.removed = [...new Set([...live.known, ...live.gateways.keys()])].filter((name) => !gateways.has(name) && !invalid.has(name)).sort();
   return plan;
 }
 

@@ -9,6 +9,8 @@ import { reportFailure, runHandlerJob, type JobEnv } from '../functions/handlers
 import { resync, type ResyncEnv } from '../functions/resync.ts';
 import { ManifestValidationError } from '../gitops/manifests/issues.ts';
 import { HandlerJob, isHandlerKind, PlanJob, type QueueName } from '../queue/kinds.ts';
+import { SUMMARY_CONTEXT } from '../queue/statuses.ts';
+import { statusText } from '../gitops/commit-plan.ts';
 import { bullPrefix } from '../queue/queues.ts';
 import type { Redis } from 'ioredis';
 
@@ -42,10 +44,15 @@ export function startWorkers(queues: readonly QueueName[], env: PlannerEnv & Res
   return queues.map((name) => {
     if (name === 'plan') {
       return new Worker(name, async (job: Job) => {
+        const data = PlanJob.safeParse(job.data);
         try {
           return await planPush(PlanJob.parse(job.data), job.id!, env);
         } catch (e) {
-          env.log(`plan ${job.id} failed (attempt ${job.attemptsMade + 1}): ${e instanceof Error ? e.message : String(e)}`);
+          const reason = e instanceof Error ? e.message : String(e);
+          env.log(`plan ${job.id} failed (attempt ${job.attemptsMade + 1}): ${reason}`);
+          if (data.success && isFinalAttempt(job, e)) {
+            await env.statuses.set(data.data.after, { context: SUMMARY_CONTEXT, state: 'error', description: statusText(`planning failed: ${reason}`), targetUrl: env.jobUrl('plan', job.id!) });
+          }
           return rethrow(e);
         }
       }, { ...opts, concurrency: 1 });

@@ -178,6 +178,8 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     const repairs = await p.running!.store.repairs();
     assert.ok(repairs.some((r) => r.target === 'ngw' && r.what.some((w) => /missing/.test(w))), JSON.stringify(repairs));
     assert.ok(repairs.some((r) => r.target === 'ngw' && r.what.some((w) => /SHARED_DNAT/.test(w))), JSON.stringify(repairs));
+    // the networks did not drift: a resync that finds nothing records nothing
+    assert.ok(!repairs.some((r) => r.target === 'network'), JSON.stringify(repairs));
   });
 
   it("deleting a gateway's manifest removes its namespace", async () => {

@@ -88,6 +88,14 @@ describe('planning a commit', () => {
     assert.deepEqual(planCommit(validate(moved), live).changed[0]!.kinds.slice(0, 2), ['gateway', 'gateway-init']);
   });
 
+  it("enable-vpc-nat-gw: 'false' leaves every gateway as it is", async () => {
+    const seed = await seedObjects();
+    set(seed.config, 'data.enable-vpc-nat-gw', 'false');
+    const plan = planCommit(validate(seed), await seedLive());
+    assert.equal(plan.disabled, true);
+    assert.deepEqual([plan.changed, plan.removed, plan.network], [[], [], undefined]);
+  });
+
   it('status texts fit in 140 characters', () => {
     assert.equal(statusText('x'.repeat(300)).length, 140);
     assert.equal(statusText(' a \n b '), 'a b');
