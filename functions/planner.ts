@@ -1,29 +1,23 @@
 // The planner function: a push delivery -> the manifests at its commit -> validation -> the jobs
 // for what changed since the state last made live, plus the commit's first statuses. A commit
 // older than one already planned is not applied (a late delivery must not roll back a newer one).
-import type { Redis } from 'ioredis';
 import type { GatewaySpec } from '../dataplane/model.ts';
 import { issueSummary, planCommit, statusText, type CommitPlan, type GatewayWork } from '../gitops/commit-plan.ts';
 import type { GitRepo } from '../gitops/git/repo.ts';
 import { validateManifests } from '../gitops/manifests/validate.ts';
 import type { LabTopology } from '../lab/topology.ts';
 import type { HandlerJob, PlanJob } from '../queue/kinds.ts';
-import { withLock, type LockOptions } from '../queue/lock.ts';
+import { withLock } from '../queue/lock.ts';
+import type { FunctionEnv } from './env.ts';
 import type { Queues } from '../queue/queues.ts';
-import { gatewayContext, NETWORK_CONTEXT, SUMMARY_CONTEXT, type StatusBook } from '../queue/statuses.ts';
+import { gatewayContext, NETWORK_CONTEXT, SUMMARY_CONTEXT } from '../queue/statuses.ts';
 import { NETWORK, type Store } from '../queue/store.ts';
 
-export interface PlannerEnv {
+export interface PlannerEnv extends FunctionEnv {
   repo: GitRepo;
   /** the tracked path inside the repository */
   path: string;
-  store: Store;
-  statuses: StatusBook;
   queues: Queues;
-  redis: Redis;
-  lock: LockOptions;
-  jobUrl: (queue: string, jobId: string) => string;
-  log: (line: string) => void;
 }
 
 export type PlanOutcome =

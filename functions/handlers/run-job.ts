@@ -1,23 +1,16 @@
 // Around every handler call: one job per target at a time (a lease), a job of an older
 // generation never applied over a newer one, and the result recorded (live record, statuses).
-import type { Redis } from 'ioredis';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import { statusText } from '../../gitops/commit-plan.ts';
 import type { HandlerJob } from '../../queue/kinds.ts';
-import { withLock, type LockOptions } from '../../queue/lock.ts';
-import { gatewayContext, NETWORK_CONTEXT, type StatusBook } from '../../queue/statuses.ts';
-import { NETWORK, type Store } from '../../queue/store.ts';
+import { withLock } from '../../queue/lock.ts';
+import type { FunctionEnv } from '../env.ts';
+import { gatewayContext, NETWORK_CONTEXT } from '../../queue/statuses.ts';
+import { NETWORK } from '../../queue/store.ts';
 import { HANDLERS, type HandlerClients } from './handlers.ts';
 
-export interface JobEnv {
+export interface JobEnv extends FunctionEnv {
   clients: HandlerClients;
-  store: Store;
-  statuses: StatusBook;
-  redis: Redis;
-  lock: LockOptions;
-  /** the job's page in the dashboard */
-  jobUrl: (queue: string, jobId: string) => string;
-  log: (line: string) => void;
 }
 
 export interface JobReport {

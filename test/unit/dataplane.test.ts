@@ -3,11 +3,10 @@ import { describe, it } from 'node:test';
 import { changeSetCommands, restorePayload } from '../../dataplane/commands.ts';
 import { compileGateway, emptyGatewayState } from '../../dataplane/compile.ts';
 import { diffStates, isEmptyChangeSet } from '../../dataplane/diff.ts';
-import type { GatewaySpec, GatewayState } from '../../dataplane/model.ts';
+import type { GatewayState } from '../../dataplane/model.ts';
 import { parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable, ParseError } from '../../dataplane/parse.ts';
 import { planGateways } from '../../dataplane/plan.ts';
 import { describeChanges, renderGatewayPlan } from '../../dataplane/plan-text.ts';
-import { validateManifests } from '../../gitops/manifests/validate.ts';
 import { push, seedSpec, set, subnet } from '../helpers/manifests.ts';
 
 // Captured from a real namespace (iptables v1.8.9 nf_tables, iproute2 6.1) after applying the seed.
