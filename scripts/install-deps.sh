@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what natops, its lab and its tests need on Debian: the dataplane tools, redis-server
-# and git for the GitOps loop, then npm packages.
+# and git for the GitOps loop, chromium for the dashboard test, then npm packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iproute2 iptables conntrack iputils-arping iputils-ping socat redis-server git)
+packages=(iproute2 iptables conntrack iputils-arping iputils-ping socat redis-server git chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,6 @@
-// The dashboard: bull-board for every natops queue, plus a page of commits with their statuses
-// and the resync's repairs, all behind basic auth. No password configured: nobody gets in.
+// The dashboard: bull-board for every natops queue, plus a page of commits with their statuses,
+// the resync's repairs and the webhook's deliveries, all behind basic auth. No password
+// configured: nobody gets in.
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
@@ -45,13 +46,16 @@ export function commitsRouter(statuses: StatusBook, store: Store): Router {
       rows.push(`<tr><td><code>${esc(sha.slice(0, 12))}</code><br><small>${esc(new Date(at).toISOString())}</small></td><td><table>${list.map((s) =>
         `<tr class="${esc(s.state)}"><td>${esc(s.context)}</td><td><b>${esc(s.state)}</b></td><td>${s.targetUrl ? `<a href="${esc(s.targetUrl)}">${esc(s.description)}</a>` : esc(s.description)}</td></tr>`).join('')}</table></td></tr>`);
     }
+    const deliveries = (await store.deliveries()).slice(0, 30).map((d) =>
+      `<tr><td>${esc(new Date(d.at).toISOString())}</td><td><code>${esc(d.id)}</code></td><td>${esc(d.event)}</td><td>${esc(d.ref ?? '')}</td><td>${esc(d.outcome)}</td></tr>`);
     const repairs = (await store.repairs()).slice(0, 30).map((r) =>
       `<tr><td>${esc(new Date(r.at).toISOString())}</td><td>${esc(r.target)}</td><td><code>${esc(r.sha.slice(0, 12))}</code></td><td>${r.what.map(esc).join('<br>')}</td></tr>`);
     res.type('html').send(`<!doctype html><html><head><meta charset="utf-8"><title>natops: commits</title>
 <style>body{font-family:sans-serif;margin:2em}td{vertical-align:top;padding:2px 8px}.failure b,.error b{color:#b00}.success b{color:#070}.pending b{color:#a60}</style></head>
 <body><h1>natops</h1><p><a href="${DASHBOARD_PATH}">queues</a></p>
 <h2>Commits</h2><table id="commits">${rows.join('') || '<tr><td>no commits yet</td></tr>'}</table>
-<h2>Repairs by the resync</h2><table id="repairs">${repairs.join('') || '<tr><td>none</td></tr>'}</table></body></html>`);
+<h2>Repairs by the resync</h2><table id="repairs">${repairs.join('') || '<tr><td>none</td></tr>'}</table>
+<h2>Webhook deliveries</h2><table id="deliveries">${deliveries.join('') || '<tr><td>none yet</td></tr>'}</table></body></html>`);
   });
   return router;
 }

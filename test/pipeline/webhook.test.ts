@@ -1,49 +1,22 @@
 // The webhook and dashboard against a real redis-server, with GitHub's own example payloads.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
 import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
 import { sign } from '@octokit/webhooks-methods';
-import examples from '@octokit/webhooks-examples';
-import { loadConfig } from '../../server/config.ts';
-import { LocalRedis } from '../../server/redis-server.ts';
-import { serve, type Running } from '../../server/serve.ts';
-
-const SECRET = 'webhook-test-secret';
-const examplePayloads = (name: string) => (examples as unknown as { name: string; examples: Record<string, unknown>[] }[]).find((e) => e.name === name)!.examples;
-/** GitHub's example push to refs/heads/master, as a push to our tracked branch. */
-const branchPush = (): Record<string, unknown> => ({ ...examplePayloads('push').find((p) => p.ref === 'refs/heads/master')!, ref: 'refs/heads/main' });
+import type { Running } from '../../server/serve.ts';
+import { APP_SECRET as SECRET, branchPush, examplePayloads, startApp, type TestApp } from '../helpers/app.ts';
 
 describe('webhook function (real redis-server)', () => {
-  let dir: string;
-  let redis: LocalRedis;
+  let t: TestApp;
   let app: Running;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'natops-webhook-'));
-    redis = await LocalRedis.start(join(dir, 'redis'));
-    const config = loadConfig({
-      redisUrl: redis.url, webhookSecret: SECRET, repo: join(dir, 'none.git'), listen: '127.0.0.1:0', dashboardPassword: 'pw', resyncMs: 0, maxBody: '64kb', dataDir: dir,
-    }, {});
-    // no workers: what the webhook enqueues stays in the queue to be counted
-    app = await serve(config, { queues: [], http: true, log: () => undefined });
+    t = await startApp({ maxBody: '64kb' });
+    app = t.app;
   });
-  after(async () => {
-    await app?.close();
-    await redis?.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => t?.close());
 
-  const deliver = async (event: string, payload: unknown, opts: { id?: string; signature?: string | null } = {}) => {
-    const body = JSON.stringify(payload);
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': opts.id ?? randomUUID() };
-    const signature = opts.signature === undefined ? await sign(SECRET, body) : opts.signature;
-    if (signature !== null) headers['x-hub-signature-256'] = signature;
-    const r = await fetch(`${app.url}/webhook`, { method: 'POST', headers, body });
-    return { status: r.status, body: (await r.json()) as { outcome?: string; error?: string } };
-  };
+  const deliver: TestApp['deliver'] = (...a) => t.deliver(...a);
   const planJobs = async () => (await app.queues.byName.plan.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed'])).length;
 
   it('refuses unsigned and wrongly signed deliveries with 401 and enqueues nothing', async () => {

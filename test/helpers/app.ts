@@ -1,0 +1,52 @@
+// natops's HTTP app (webhook and dashboard) on a real redis-server, with no workers, so what the
+// webhook enqueues stays in the queue to be looked at. Plus a signed-delivery sender.
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sign } from '@octokit/webhooks-methods';
+import examples from '@octokit/webhooks-examples';
+import { loadConfig, type ServerConfig } from '../../server/config.ts';
+import { LocalRedis } from '../../server/redis-server.ts';
+import { serve, type Running } from '../../server/serve.ts';
+
+export const APP_SECRET = 'webhook-test-secret';
+export const DASHBOARD = { username: 'admin', password: 'pw' };
+
+export const examplePayloads = (name: string) =>
+  (examples as unknown as { name: string; examples: Record<string, unknown>[] }[]).find((e) => e.name === name)!.examples;
+
+/** GitHub's example push to refs/heads/master, as a push to the tracked branch. */
+export const branchPush = (): Record<string, unknown> => ({ ...examplePayloads('push').find((p) => p.ref === 'refs/heads/master')!, ref: 'refs/heads/main' });
+
+export interface TestApp {
+  app: Running;
+  deliver(event: string, payload: unknown, opts?: { id?: string; signature?: string | null }): Promise<{ status: number; body: { outcome?: string; error?: string } }>;
+  close(): Promise<void>;
+}
+
+export async function startApp(overrides: Partial<ServerConfig> = {}): Promise<TestApp> {
+  const dir = await mkdtemp(join(tmpdir(), 'natops-app-'));
+  const redis = await LocalRedis.start(join(dir, 'redis'));
+  const config = loadConfig({
+    redisUrl: redis.url, webhookSecret: APP_SECRET, repo: join(dir, 'none.git'), listen: '127.0.0.1:0', dashboardPassword: DASHBOARD.password,
+    resyncMs: 0, dataDir: dir, ...overrides,
+  }, {});
+  const app = await serve(config, { queues: [], http: true, log: () => undefined });
+  return {
+    app,
+    async deliver(event, payload, opts = {}) {
+      const body = JSON.stringify(payload);
+      const headers: Record<string, string> = { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': opts.id ?? randomUUID() };
+      const signature = opts.signature === undefined ? await sign(APP_SECRET, body) : opts.signature;
+      if (signature !== null) headers['x-hub-signature-256'] = signature;
+      const r = await fetch(`${app.url}/webhook`, { method: 'POST', headers, body });
+      return { status: r.status, body: (await r.json()) as { outcome?: string; error?: string } };
+    },
+    async close() {
+      await app.close();
+      await redis.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
