@@ -12,6 +12,7 @@ import { bullPrefix } from '../../queue/queues.ts';
 import { run } from '../../runtime/exec.ts';
 import { seedObjects, set, push as pushItem, SEED_VERBATIM, toFiles, type SeedObjects } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
+import { natops } from '../helpers/cli.ts';
 
 describe('GitOps loop (real redis-server, git, namespaces)', () => {
   let p: PipelineHarness;
@@ -36,6 +37,9 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     assert.match(statuses.get('natops/ngw')!.description, /live: 2 EIPs, 1 floating IP, 1 port forward, 1 SNAT/);
     assert.match(statuses.get('natops/ngw')!.targetUrl!, /\/admin\/queues\/queue\/\w[\w-]*\/g\d+\.ngw\./);
     for (const s of statuses.values()) assert.ok(s.description.length <= 140);
+    const cli = await natops(['status', sha, '--redis', p.redis.url]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /success\s+natops\/ngw\s+live: 2 EIPs/);
 
     const lab = p.lab;
     await lab.host('fip', 'sn', '10.0.1.5/24');
@@ -73,6 +77,9 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     const summary = statuses.get('natops')!;
     assert.equal(summary.state, 'failure');
     assert.match(summary.description, /^gateway\.yaml:\d+:\d+ /);
+    const cli = await natops(['status', sha, '--redis', p.redis.url]);
+    assert.equal(cli.code, 1);
+    assert.match(cli.stdout, /failure\s+natops\s+gateway\.yaml:\d+:\d+ /);
     assert.equal(await p.lab.gatewaySave('ngw'), live);
     assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8889), 'web 192.168.0.50');
   });
@@ -178,6 +185,8 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     const repairs = await p.running!.store.repairs();
     assert.ok(repairs.some((r) => r.target === 'ngw' && r.what.some((w) => /missing/.test(w))), JSON.stringify(repairs));
     assert.ok(repairs.some((r) => r.target === 'ngw' && r.what.some((w) => /SHARED_DNAT/.test(w))), JSON.stringify(repairs));
+    const cli = await natops(['status', '--redis', p.redis.url]);
+    assert.match(cli.stdout, /recent repairs by the resync:\n.* ngw: /);
     // the networks did not drift: a resync that finds nothing records nothing
     assert.ok(!repairs.some((r) => r.target === 'network'), JSON.stringify(repairs));
   });
