@@ -1,5 +1,6 @@
-// natops's HTTP app (webhook and dashboard) on a real redis-server, with no workers, so what the
-// webhook enqueues stays in the queue to be looked at. Plus a signed-delivery sender.
+// natops's HTTP app (webhook and dashboard) on a real redis-server, with workers only for the
+// queues asked for (none by default, so what the webhook enqueues stays queued to be looked at).
+// Plus a signed-delivery sender.
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import examples from '@octokit/webhooks-examples';
 import { loadConfig, type ServerConfig } from '../../server/config.ts';
 import { LocalRedis } from '../../server/redis-server.ts';
 import { serve, type Running } from '../../server/serve.ts';
+import type { QueueName } from '../../queue/kinds.ts';
 
 export const APP_SECRET = 'webhook-test-secret';
 export const DASHBOARD = { username: 'admin', password: 'pw' };
@@ -25,14 +27,14 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function startApp(overrides: Partial<ServerConfig> = {}): Promise<TestApp> {
+export async function startApp(overrides: Partial<ServerConfig> = {}, queues: readonly QueueName[] = []): Promise<TestApp> {
   const dir = await mkdtemp(join(tmpdir(), 'natops-app-'));
   const redis = await LocalRedis.start(join(dir, 'redis'));
   const config = loadConfig({
     redisUrl: redis.url, webhookSecret: APP_SECRET, repo: join(dir, 'none.git'), listen: '127.0.0.1:0', dashboardPassword: DASHBOARD.password,
     resyncMs: 0, dataDir: dir, ...overrides,
   }, {});
-  const app = await serve(config, { queues: [], http: true, log: () => undefined });
+  const app = await serve(config, { queues, http: true, log: () => undefined });
   return {
     app,
     async deliver(event, payload, opts = {}) {
