@@ -63,7 +63,8 @@ export async function ensureSecretFile(path: string): Promise<string> {
 }
 
 export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Running> {
-  if (!c.repo) throw new NatopsError('no repository to read manifests from: set NATOPS_REPO or --repo');
+  // Only the planner reads Git; a handler-only worker needs no repository.
+  if (!c.repo && opts.queues.includes('plan')) throw new NatopsError('no repository to read manifests from: set NATOPS_REPO or --repo');
   const localRedis = c.redisUrl ? undefined : await LocalRedis.start(join(c.dataDir, 'redis'));
   const redisUrl = c.redisUrl ?? localRedis!.url;
   const connection = redisConnection(redisUrl);
@@ -80,7 +81,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const env = {
     clients: { runtime: new NetnsRuntime(lab, (m) => opts.log(`warning: ${m}`)), network: { apply: (t: Parameters<Lab['up']>[0]) => lab.up(t) } },
     store, statuses, queues, redis: connection, lock, jobUrl: link, log: opts.log,
-    repo: new GitRepo(c.repo), path: c.path,
+    repo: new GitRepo(c.repo ?? '(no repository configured)'), path: c.path,
   };
   const workers = startWorkers(opts.queues, env, { connection, prefix: c.prefix, concurrency: c.concurrency, lockMs: c.lockMs });
   for (const w of workers) w.on('error', (e) => opts.log(`worker ${w.name}: ${e.message}`));
