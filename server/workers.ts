@@ -44,14 +44,15 @@ export function startWorkers(queues: readonly QueueName[], env: PlannerEnv & Res
   return queues.map((name) => {
     if (name === 'plan') {
       return new Worker(name, async (job: Job) => {
-        const data = PlanJob.safeParse(job.data);
+        const parsed = PlanJob.safeParse(job.data);
+        if (!parsed.success) return rethrow(parsed.error);
         try {
-          return await planPush(PlanJob.parse(job.data), job.id!, env);
+          return await planPush(parsed.data, job.id!, env);
         } catch (e) {
           const reason = e instanceof Error ? e.message : String(e);
           env.log(`plan ${job.id} failed (attempt ${job.attemptsMade + 1}): ${reason}`);
-          if (data.success && isFinalAttempt(job, e)) {
-            await env.statuses.set(data.data.after, { context: SUMMARY_CONTEXT, state: 'error', description: statusText(`planning failed: ${reason}`), targetUrl: env.jobUrl('plan', job.id!) });
+          if (isFinalAttempt(job, e)) {
+            await env.statuses.set(parsed.data.after, { context: SUMMARY_CONTEXT, state: 'error', description: statusText(`planning failed: ${reason}`), targetUrl: env.jobUrl('plan', job.id!) });
           }
           return rethrow(e);
         }

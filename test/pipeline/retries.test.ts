@@ -6,14 +6,14 @@ import { after, before, describe, it } from 'node:test';
 import type { Job } from 'bullmq';
 import type { HandlerJob } from '../../queue/kinds.ts';
 import { seedSpec } from '../helpers/manifests.ts';
-import { startApp, type TestApp } from '../helpers/app.ts';
+import { branchPush, startApp, type TestApp } from '../helpers/app.ts';
 
 describe('retries (real redis-server, real workers)', () => {
   let t: TestApp;
 
   before(async () => {
     // A lab that does not exist: every gateway in it is missing, the failure a retry can outlast.
-    t = await startApp({ attempts: 4, backoffMs: 150, lab: `r${randomBytes(4).toString('hex')}` }, ['dnat']);
+    t = await startApp({ attempts: 4, backoffMs: 150, lab: `r${randomBytes(4).toString('hex')}` }, ['dnat', 'plan']);
   });
   after(() => t?.close());
 
@@ -40,6 +40,21 @@ describe('retries (real redis-server, real workers)', () => {
     const status = (await t.app.statuses.get(sha)).find((s) => s.context === 'natops/absent');
     assert.equal(status?.state, 'failure');
     assert.match(status!.description, /^dnat failed: gateway absent does not exist/);
+  });
+
+  it('a commit the planner cannot read is retried, then the commit gets an error status', async () => {
+    // GitHub's example push names a commit this (empty) repository does not have.
+    const push = branchPush();
+    assert.equal((await t.deliver('push', push)).status, 202);
+    let summary;
+    for (let i = 0; i < 100 && !summary; i++) {
+      summary = (await t.app.statuses.get(String(push.after))).find((s) => s.context === 'natops');
+      if (!summary) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(summary?.state, 'error');
+    assert.match(summary!.description, /^planning failed: .*not in the repository/);
+    const [job] = await t.app.queues.byName.plan.getJobs(['failed']);
+    assert.equal(job?.attemptsMade, 4);
   });
 
   it('a job with bad data fails once, without retries', async () => {
