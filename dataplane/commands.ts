@@ -1,5 +1,6 @@
 // A ChangeSet -> the exact commands that carry it out, as argv arrays: one iptables-restore
 // transaction for every nat change, plus the ip, sysctl, conntrack and arping commands around it.
+import { conntrackDeleteArgv, type ConntrackFilter } from './conntrack.ts';
 import { conntrackFilters } from './rules.ts';
 import type { ChainEdit, ChangeSet } from './diff.ts';
 
@@ -10,6 +11,8 @@ export interface Command {
   okExitCodes?: number[];
   /** a failure is reported but does not stop the apply (the gratuitous ARP) */
   bestEffort?: boolean;
+  /** set on a conntrack deletion: a runner may skip it when a listing shows nothing matches */
+  conntrack?: ConntrackFilter;
 }
 
 /** The iptables-restore --noflush input for the chain edits, or undefined when nat is unchanged. */
@@ -40,7 +43,7 @@ export function changeSetCommands(c: ChangeSet): Command[] {
   const payload = restorePayload(c.chains);
   if (payload) cmds.push({ argv: ['iptables-restore', '--noflush'], stdin: payload });
   for (const r of c.removed) {
-    for (const filter of conntrackFilters(r.chain, r.spec)) cmds.push({ argv: ['conntrack', '-D', ...filter], okExitCodes: [0, 1] });
+    for (const f of conntrackFilters(r.chain, r.spec)) cmds.push({ argv: conntrackDeleteArgv(f), okExitCodes: [0, 1], conntrack: f });
   }
 
   for (const r of c.rules.remove) cmds.push({ argv: ['ip', 'rule', 'del', 'iif', r.iif, 'table', String(r.table)] });

@@ -1,5 +1,6 @@
 // iptables rule specs in the exact form iptables-save prints them, so a compiled state and a
 // state read back from a gateway compare as plain text. Also turns a spec back into words.
+import type { ConntrackFilter } from './conntrack.ts';
 import type { Protocol } from './model.ts';
 
 export const jump = (chain: string) => `-j ${chain}`;
@@ -43,15 +44,17 @@ export function describeRule(chain: string, spec: string): string {
 
 /**
  * The conntrack deletions that make a removed mapping really stop: established flows keep their
- * NAT binding until their entry goes. Returns conntrack arguments (after "-D").
+ * NAT binding until their entry goes.
  */
-export function conntrackFilters(chain: string, spec: string): string[][] {
+export function conntrackFilters(chain: string, spec: string): ConntrackFilter[] {
   let m: RegExpExecArray | null;
-  if (chain === 'EXCLUSIVE_DNAT' && (m = FLOATING_DNAT.exec(spec))) return [['-d', m[1]!]];
-  if (chain === 'EXCLUSIVE_SNAT' && (m = FLOATING_SNAT.exec(spec))) return [['-s', m[1]!, '-q', m[2]!]];
-  if (chain === 'SHARED_DNAT' && (m = PORT_FORWARD.exec(spec))) return [['-p', m[2]!, '-d', m[1]!, '--dport', m[3]!]];
+  if (chain === 'EXCLUSIVE_DNAT' && (m = FLOATING_DNAT.exec(spec))) return [{ origDst: m[1]! }];
+  if (chain === 'EXCLUSIVE_SNAT' && (m = FLOATING_SNAT.exec(spec))) return [{ origSrc: m[1]!, replyDst: m[2]! }];
+  if (chain === 'SHARED_DNAT' && (m = PORT_FORWARD.exec(spec))) {
+    return [{ protocol: m[2] as Protocol, origDst: m[1]!, origDport: Number(m[3]) }];
+  }
   if ((chain === 'SHARED_SNAT' && (m = SOURCE_NAT.exec(spec))) || (chain === 'HAIRPIN_SNAT' && (m = HAIRPIN.exec(spec)))) {
-    return [['-s', `${m[1]}/${m[2]}`, '-q', m[3]!]];
+    return [{ origSrc: `${m[1]}/${m[2]}`, replyDst: m[3]! }];
   }
   return [];
 }

@@ -1,5 +1,6 @@
 // Reading a gateway's live state and running commands in it, over any Exec (netns, pod exec).
 import type { Command } from '../dataplane/commands.ts';
+import { CONNTRACK_LIST, conntrackMatches, parseConntrackList } from '../dataplane/conntrack.ts';
 import { GATEWAY_SYSCTLS, ROUTE_TABLE, type GatewayState, type GatewaySysctl } from '../dataplane/model.ts';
 import { parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
 import { CommandError, type Exec } from './exec.ts';
@@ -41,14 +42,31 @@ function readSysctls(stdout: string): GatewayState['sysctls'] {
   return Object.fromEntries((Object.keys(GATEWAY_SYSCTLS) as GatewaySysctl[]).map((k, i) => [k, values[i]?.trim() ?? ''] as const));
 }
 
-/** Runs commands in order and stops at the first failure (best-effort ones only warn). */
+/**
+ * Runs commands in order and stops at the first failure (best-effort ones only warn). A run of
+ * several conntrack deletions lists the table once and runs only the deletions that match an
+ * entry: removing thousands of mappings must not start thousands of processes.
+ */
 export async function runCommands(exec: Exec, commands: Command[], warn: (m: string) => void = () => undefined): Promise<void> {
-  for (const c of commands) {
-    try {
-      await exec({ argv: c.argv, stdin: c.stdin, okExitCodes: c.okExitCodes });
-    } catch (e) {
-      if (!c.bestEffort) throw e;
-      warn(`${(e as Error).message} (ignored)`);
+  for (let i = 0; i < commands.length; i++) {
+    let end = i;
+    while (commands[end]?.conntrack) end++;
+    if (end - i >= 2) {
+      const entries = parseConntrackList((await exec({ argv: [...CONNTRACK_LIST] })).stdout);
+      const needed = commands.slice(i, end).filter((c) => entries.some((e) => conntrackMatches(c.conntrack!, e)));
+      for (const c of needed) await runOne(exec, c, warn);
+      i = end - 1;
+    } else {
+      await runOne(exec, commands[i]!, warn);
     }
+  }
+}
+
+async function runOne(exec: Exec, c: Command, warn: (m: string) => void): Promise<void> {
+  try {
+    await exec({ argv: c.argv, stdin: c.stdin, okExitCodes: c.okExitCodes });
+  } catch (e) {
+    if (!c.bestEffort) throw e;
+    warn(`${(e as Error).message} (ignored)`);
   }
 }

@@ -10,7 +10,7 @@ import { inNamespace, namespaceExists } from '../../lab/netns.ts';
 import { HANDLER_KINDS } from '../../queue/kinds.ts';
 import { bullPrefix } from '../../queue/queues.ts';
 import { run } from '../../runtime/exec.ts';
-import { seedObjects, set, push as pushItem, SEED_VERBATIM, toFiles, type SeedObjects } from '../helpers/manifests.ts';
+import { seedObjects, set, push as pushItem, SEED_VERBATIM, subnet, toFiles, type SeedObjects } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
 import { natops } from '../helpers/cli.ts';
 
@@ -24,6 +24,19 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
   before(async () => {
     p = await PipelineHarness.create();
     seed = await seedObjects();
+    // A second gateway, for a second VPC, so two gateways' jobs run side by side. (Two gateways in
+    // one VPC would share its default route: replies would all leave through one of them.)
+    seed.extra.push(
+      { apiVersion: 'kubeovn.io/v1', kind: 'Vpc', metadata: { name: 'test-vpc-2' }, spec: { staticRoutes: [{ cidr: '0.0.0.0/0', nextHopIP: '10.0.2.254', policy: 'policyDst' }] } },
+      subnet('sn-b', 'test-vpc-2', '10.0.2.0/24', '10.0.2.1'),
+      {
+        apiVersion: 'kubeovn.io/v1', kind: 'VpcNatGateway', metadata: { name: 'ngw2' },
+        spec: {
+          vpc: 'test-vpc-2', subnet: 'sn-b', lanIp: '10.0.2.254', eips: [{ eipCIDR: '192.168.0.120/24', gateway: '192.168.0.254' }],
+          dnatRules: [{ eip: '192.168.0.120', externalPort: 8000, protocol: 'tcp', internalIp: '10.0.2.10', internalPort: 80 }],
+        },
+      },
+    );
   });
   after(async () => {
     await p?.cleanup();
@@ -35,6 +48,7 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     assert.equal(statuses.get('natops')?.state, 'success', JSON.stringify([...statuses.values()]));
     assert.equal(statuses.get('natops/ngw')?.state, 'success');
     assert.match(statuses.get('natops/ngw')!.description, /live: 2 EIPs, 1 floating IP, 1 port forward, 1 SNAT/);
+    assert.match(statuses.get('natops/ngw2')!.description, /live: 1 EIP, 0 floating IPs, 1 port forward, 0 SNATs/);
     assert.match(statuses.get('natops/ngw')!.targetUrl!, /\/admin\/queues\/queue\/\w[\w-]*\/g\d+\.ngw\./);
     for (const s of statuses.values()) assert.ok(s.description.length <= 140);
     const cli = await natops(['status', sha, '--redis', p.redis.url]);
@@ -46,12 +60,14 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     await lab.host('web', 'sn', '10.0.1.10/24');
     await lab.host('client', 'sn', '10.0.1.20/24');
     await lab.host('ext', 'external', '192.168.0.50/24');
-    await Promise.all(['fip', 'web', 'client', 'ext'].map((h) => lab.serve(h, { tcp: [80, 8080, 9000] })));
+    await lab.host('web2', 'sn-b', '10.0.2.10/24');
+    await Promise.all(['fip', 'web', 'client', 'ext', 'web2'].map((h) => lab.serve(h, { tcp: [80, 8080, 9000] })));
     assert.equal(await lab.tcp('ext', '192.168.0.111', 80), 'fip 192.168.0.50', 'floating IP inbound');
     assert.equal(await lab.tcp('fip', '192.168.0.50', 9000), 'ext 192.168.0.111', 'floating IP outbound');
     assert.equal(await lab.tcp('ext', '192.168.0.112', 8888), 'web 192.168.0.50', 'port forward');
     assert.equal(await lab.tcp('client', '192.168.0.50', 9000), 'ext 192.168.0.112', 'SNAT');
     assert.equal(await lab.tcp('client', '192.168.0.112', 8888), 'web 192.168.0.112', 'hairpin');
+    assert.equal(await lab.tcp('ext', '192.168.0.120', 8000), 'web2 192.168.0.50', 'the second gateway');
   });
 
   it('a push with a changed port forward: the old port stops, the new one works, only the DNAT handler ran', async () => {
@@ -197,5 +213,7 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     const statuses = await p.settled(sha);
     assert.equal(statuses.get('natops/ngw')?.description, 'removed');
     assert.equal(await namespaceExists(gwNs()), false);
+    assert.equal(statuses.get('natops/ngw2')?.description, 'no change');
+    assert.equal(await p.lab.tcp('ext', '192.168.0.120', 8000), 'web2 192.168.0.50', 'the other gateway stays');
   });
 });

@@ -1,0 +1,83 @@
+// Conntrack deletions for removed mappings, as data: the `conntrack -D` arguments, and the same
+// filter applied to a `conntrack -L` listing, so a change removing thousands of mappings lists
+// once and deletes only what exists instead of starting one process per mapping.
+import ipaddr from 'ipaddr.js';
+
+/** The subset of conntrack's filter options natops uses; all given fields must match. */
+export interface ConntrackFilter {
+  protocol?: 'tcp' | 'udp';
+  /** original source, an address or a CIDR (`-s`) */
+  origSrc?: string;
+  /** original destination (`-d`) */
+  origDst?: string;
+  /** original destination port (`--dport`) */
+  origDport?: number;
+  /** reply destination (`-q`): the address a SNAT translated the source to */
+  replyDst?: string;
+}
+
+export function conntrackDeleteArgv(f: ConntrackFilter): string[] {
+  const argv = ['conntrack', '-D'];
+  if (f.protocol) argv.push('-p', f.protocol);
+  if (f.origSrc) argv.push('-s', f.origSrc);
+  if (f.origDst) argv.push('-d', f.origDst);
+  if (f.origDport !== undefined) argv.push('--dport', String(f.origDport));
+  if (f.replyDst) argv.push('-q', f.replyDst);
+  return argv;
+}
+
+export const CONNTRACK_LIST = ['conntrack', '-L'] as const;
+
+export interface ConntrackEntry {
+  protocol: string;
+  origSrc: string;
+  origDst: string;
+  origDport?: number;
+  replyDst: string;
+}
+
+/**
+ * `conntrack -L` lines: "tcp 6 119 TIME_WAIT src=A dst=B sport=P dport=Q src=C dst=D ...".
+ * The first src/dst/dport are the original direction, the second dst the reply's.
+ */
+export function parseConntrackList(text: string): ConntrackEntry[] {
+  const entries: ConntrackEntry[] = [];
+  for (const line of text.split('\n')) {
+    const tokens = line.trim().split(/\s+/);
+    const protocol = tokens[0];
+    if (!protocol || !line.includes('src=')) continue;
+    let src: string | undefined;
+    const dst: string[] = [];
+    let dport: number | undefined;
+    for (const t of tokens) {
+      const eq = t.indexOf('=');
+      if (eq < 0) continue;
+      const key = t.slice(0, eq);
+      const value = t.slice(eq + 1);
+      if (key === 'dst') dst.push(value);
+      else if (key === 'src' && src === undefined) src = value;
+      else if (key === 'dport' && dport === undefined) dport = Number(value);
+    }
+    if (src === undefined || dst.length < 2) continue;
+    entries.push({ protocol, origSrc: src, origDst: dst[0]!, origDport: dport, replyDst: dst[1]! });
+  }
+  return entries;
+}
+
+function addressMatches(address: string, pattern: string): boolean {
+  if (!pattern.includes('/')) return address === pattern;
+  if (!ipaddr.isValid(address)) return false;
+  const parsed = ipaddr.parse(address);
+  const range = ipaddr.parseCIDR(pattern);
+  return parsed.kind() === range[0].kind() && parsed.match(range);
+}
+
+export function conntrackMatches(f: ConntrackFilter, e: ConntrackEntry): boolean {
+  return (
+    (f.protocol === undefined || f.protocol === e.protocol) &&
+    (f.origSrc === undefined || addressMatches(e.origSrc, f.origSrc)) &&
+    (f.origDst === undefined || f.origDst === e.origDst) &&
+    (f.origDport === undefined || f.origDport === e.origDport) &&
+    (f.replyDst === undefined || f.replyDst === e.replyDst)
+  );
+}
