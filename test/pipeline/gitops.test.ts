@@ -160,9 +160,12 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     const sha = await p.push(seed, 'back to one port forward');
     const jobId = await p.until('the DNAT job to start', async () => activeJob, 30_000);
     const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
+    const signalledAt = Date.now();
     worker.kill('SIGTERM');
     assert.equal(await exited, 0);
-    assert.equal(await (await p.running!.queues.byName.dnat.getJob(jobId))?.getState(), 'completed');
+    const job = await p.running!.queues.byName.dnat.getJob(jobId);
+    assert.equal(await job?.getState(), 'completed');
+    assert.ok(job!.finishedOn! > signalledAt, `the job had finished ${signalledAt - job!.finishedOn!} ms before the signal: nothing was shown`);
     assert.deepEqual(stalled, []);
     worker = p.startWorkerProcess(HANDLER_KINDS);
     assert.equal((await p.settled(sha)).get('natops/ngw')?.state, 'success');
