@@ -2,7 +2,7 @@
 // way), in the same run, on real gateway namespaces. Needs root. Prints markdown tables.
 //
 //   node --import tsx bench/apply.ts [--sizes 100,1000,10000] [--reps 5] [--churn 100] [--churn-naive 10]
-//                                    [--churn-rules 1000] [--change-size 10000]
+//                                    [--churn-rules 1000] [--change-size 10000] [--remove-size 1000]
 //
 // The baseline runs its iptables commands through one bash, as Kube-OVN 1.7 does inside the
 // gateway pod; every value in them is generated here, none comes from a manifest.
@@ -28,6 +28,7 @@ const { values: args } = parseArgs({
     'churn-naive': { type: 'string', default: '10' },
     'churn-rules': { type: 'string', default: '1000' },
     'change-size': { type: 'string', default: '10000' },
+    'remove-size': { type: 'string', default: '1000' },
   },
 });
 const sizes = args.sizes.split(',').map(Number);
@@ -36,6 +37,7 @@ const churn = Number(args.churn);
 const churnNaive = Number(args['churn-naive']);
 const churnRules = Number(args['churn-rules']);
 const changeSize = Number(args['change-size']);
+const removeSize = Number(args['remove-size']);
 
 const BIN = fileURLToPath(new URL('../bin/natops.js', import.meta.url));
 const SEED = fileURLToPath(new URL('../examples/seed', import.meta.url));
@@ -143,6 +145,30 @@ async function main(): Promise<void> {
     out.push(`| natops: read, diff, one transaction (-D, -I), read back | ${ms(c)} | 1.0x |`);
     out.push(`| one iptables -D and one -A (Kube-OVN today) | ${ms(median(naivePair))} | ${(median(naivePair) / c).toFixed(2)}x |`);
     out.push(`| flush the chain, re-add every rule one command at a time (Kube-OVN 1.7) | ${ms(median(naiveFlush))} | ${(median(naiveFlush) / c).toFixed(1)}x |`);
+
+    out.push('', `## remove ${removeSize.toLocaleString('en')} port forwards, with the conntrack clean-up that stops their established flows (median of ${reps} runs)`, '');
+    out.push('| method | time | ratio |', '|---|---:|---:|');
+    const natopsRemove: number[] = [];
+    const naiveRemove: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      await fresh();
+      await reconcileGateway(runtime, withForwards(base, removeSize));
+      natopsRemove.push(await timed(() => reconcileGateway(runtime, base)));
+      if ((await countRules()) !== 1) throw new Error('natops did not remove every forward');
+      await reconcileGateway(runtime, withForwards(base, removeSize));
+      const lines: string[] = [];
+      for (let i = 0; i < removeSize; i++) {
+        lines.push(`iptables -t nat -D SHARED_DNAT ${portForward(EIP, 'tcp', 20000 + i, BACKEND, 80)}`);
+        // exit 1 means no entry matched, as for natops
+        lines.push(`conntrack -D -p tcp -d ${EIP} --dport ${20000 + i} 2>/dev/null || [ $? -eq 1 ]`);
+      }
+      naiveRemove.push(await timed(() => naive(`set -e\n${lines.join('\n')}\n`)));
+      if ((await countRules()) !== 1) throw new Error('the naive run did not remove every forward');
+    }
+    const d = median(natopsRemove);
+    out.push(`| natops: one transaction, one conntrack listing, deletions only for listed flows | ${ms(d)} | 1.0x |`);
+    out.push(`| one iptables -D and one conntrack -D per forward | ${ms(median(naiveRemove))} | ${(median(naiveRemove) / d).toFixed(1)}x |`);
+    process.stderr.write(`remove ${removeSize}: natops ${ms(d)}, naive ${ms(median(naiveRemove))}\n`);
 
     out.push('', `## connections through an unchanged port forward while another rule changes (gateway holding ${churnRules.toLocaleString('en')} forwards)`, '');
     out.push('| method | changes | connections ok | connections failed | failures |', '|---|---:|---:|---:|---|');
