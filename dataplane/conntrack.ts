@@ -81,3 +81,30 @@ export function conntrackMatches(f: ConntrackFilter, e: ConntrackEntry): boolean
     (f.replyDst === undefined || f.replyDst === e.replyDst)
   );
 }
+
+/**
+ * Which filters match at least one entry. Entries are indexed by the most specific key each
+ * filter has, so thousands of filters against a busy table stay far from filters x entries.
+ */
+export function filtersWithEntries(filters: ConntrackFilter[], entries: ConntrackEntry[]): boolean[] {
+  const index = new Map<string, ConntrackEntry[]>();
+  const add = (key: string, e: ConntrackEntry) => {
+    const list = index.get(key);
+    if (list) list.push(e);
+    else index.set(key, [e]);
+  };
+  for (const e of entries) {
+    add(`d ${e.origDst}`, e);
+    add(`q ${e.replyDst}`, e);
+    if (e.origDport !== undefined) add(`p ${e.protocol} ${e.origDst} ${e.origDport}`, e);
+  }
+  return filters.map((f) => {
+    const key =
+      f.protocol && f.origDst && f.origDport !== undefined ? `p ${f.protocol} ${f.origDst} ${f.origDport}`
+      : f.origDst ? `d ${f.origDst}`
+      : f.replyDst ? `q ${f.replyDst}`
+      : undefined;
+    const candidates = key === undefined ? entries : (index.get(key) ?? []);
+    return candidates.some((e) => conntrackMatches(f, e));
+  });
+}

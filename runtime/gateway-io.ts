@@ -1,6 +1,6 @@
 // Reading a gateway's live state and running commands in it, over any Exec (netns, pod exec).
 import type { Command } from '../dataplane/commands.ts';
-import { CONNTRACK_LIST, conntrackMatches, parseConntrackList } from '../dataplane/conntrack.ts';
+import { CONNTRACK_LIST, filtersWithEntries, parseConntrackList } from '../dataplane/conntrack.ts';
 import { GATEWAY_SYSCTLS, ROUTE_TABLE, type GatewayState, type GatewaySysctl } from '../dataplane/model.ts';
 import { parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
 import { CommandError, type Exec } from './exec.ts';
@@ -53,8 +53,9 @@ export async function runCommands(exec: Exec, commands: Command[], warn: (m: str
     while (commands[end]?.conntrack) end++;
     if (end - i >= 2) {
       const entries = parseConntrackList((await exec({ argv: [...CONNTRACK_LIST] })).stdout);
-      const needed = commands.slice(i, end).filter((c) => entries.some((e) => conntrackMatches(c.conntrack!, e)));
-      for (const c of needed) await runOne(exec, c, warn);
+      const batch = commands.slice(i, end);
+      const present = filtersWithEntries(batch.map((c) => c.conntrack!), entries);
+      for (const [k, c] of batch.entries()) if (present[k]) await runOne(exec, c, warn);
       i = end - 1;
     } else {
       await runOne(exec, commands[i]!, warn);

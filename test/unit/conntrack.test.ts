@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { changeSetCommands } from '../../dataplane/commands.ts';
 import { compileGateway } from '../../dataplane/compile.ts';
-import { conntrackMatches, parseConntrackList, type ConntrackFilter } from '../../dataplane/conntrack.ts';
+import { conntrackMatches, filtersWithEntries, parseConntrackList, type ConntrackFilter } from '../../dataplane/conntrack.ts';
 import { diffStates } from '../../dataplane/diff.ts';
 import { runCommands } from '../../runtime/gateway-io.ts';
 import type { ExecRequest } from '../../runtime/exec.ts';
@@ -44,6 +44,7 @@ describe('conntrack', () => {
   for (const [name, filter, expected] of cases) {
     it(`matches like conntrack -D: ${name}`, () => {
       assert.deepEqual(entries.map((e) => conntrackMatches(filter, e)), expected);
+      assert.deepEqual(filtersWithEntries([filter], entries), [expected.some(Boolean)], 'the indexed lookup agrees');
     });
   }
 
