@@ -51,6 +51,15 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     assert.match(statuses.get('natops/ngw2')!.description, /live: 1 EIP, 0 floating IPs, 1 port forward, 0 SNATs/);
     assert.match(statuses.get('natops/ngw')!.targetUrl!, /\/admin\/queues\/queue\/\w[\w-]*\/g\d+\.ngw\./);
     for (const s of statuses.values()) assert.ok(s.description.length <= 140);
+    // the two gateways' chains of jobs ran side by side, not one after the other
+    const jobs = (await Promise.all(HANDLER_KINDS.map((k) => p.running!.queues.byName[k].getJobs(['completed'])))).flat();
+    const span = (gw: string) => {
+      const mine = jobs.filter((j) => new RegExp(`^g\\d+\\.${gw}\\.`).test(j.id ?? ''));
+      assert.ok(mine.length >= 2, `${gw}: ${mine.length} jobs`);
+      return { start: Math.min(...mine.map((j) => j.processedOn!)), end: Math.max(...mine.map((j) => j.finishedOn!)) };
+    };
+    const [a, b] = [span('ngw'), span('ngw2')];
+    assert.ok(a.start < b.end && b.start < a.end, `ngw ran ${JSON.stringify(a)}, ngw2 ${JSON.stringify(b)}`);
     const cli = await natops(['status', sha, '--redis', p.redis.url]);
     assert.equal(cli.code, 0, cli.stderr);
     assert.match(cli.stdout, /success\s+natops\/ngw\s+live: 2 EIPs/);
