@@ -1,7 +1,7 @@
 // Conntrack deletions for removed mappings, as data: the `conntrack -D` arguments, and the same
 // filter applied to a `conntrack -L` listing, so a change removing thousands of mappings lists
 // once and deletes only what exists instead of starting one process per mapping.
-import ipaddr from 'ipaddr.js';
+import { cidrContains, isIPv4, parseCidr } from '../common/ipv4.ts';
 
 /** The subset of conntrack's filter options natops uses; all given fields must match. */
 export interface ConntrackFilter {
@@ -65,11 +65,9 @@ export function parseConntrackList(text: string): ConntrackEntry[] {
 }
 
 function addressMatches(address: string, pattern: string): boolean {
-  if (!pattern.includes('/')) return address === pattern;
-  if (!ipaddr.isValid(address)) return false;
-  const parsed = ipaddr.parse(address);
-  const range = ipaddr.parseCIDR(pattern);
-  return parsed.kind() === range[0].kind() && parsed.match(range);
+  const cidr = parseCidr(pattern);
+  // IPv6 entries (listed only if asked for) never match natops's IPv4 filters
+  return cidr ? isIPv4(address) && cidrContains(cidr, address) : address === pattern;
 }
 
 export function conntrackMatches(f: ConntrackFilter, e: ConntrackEntry): boolean {
