@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median, ms, timed } from './stats.ts';
 import { readDesired } from '../gitops/manifests/read-dir.ts';
 import type { GatewaySpec } from '../dataplane/model.ts';
 import { portForward } from '../dataplane/rules.ts';
@@ -43,18 +44,6 @@ const BIN = fileURLToPath(new URL('../bin/natops.js', import.meta.url));
 const SEED = fileURLToPath(new URL('../examples/seed', import.meta.url));
 const EIP = '192.168.0.112';
 const BACKEND = '10.0.1.10';
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const ms = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(1)} ms`);
-const timed = async (fn: () => Promise<unknown>) => {
-  const t0 = performance.now();
-  await fn();
-  return performance.now() - t0;
-};
 
 /** The seed's gateway plus `n` port forwards on 192.168.0.112, ports 20000 and up. */
 function withForwards(base: GatewaySpec, n: number, changed?: { index: number; internalPort: number }): GatewaySpec {

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median, ms } from './stats.ts';
 import { planCommit } from '../gitops/commit-plan.ts';
 import { GitRepo } from '../gitops/git/repo.ts';
 import { validateManifests } from '../gitops/manifests/validate.ts';
@@ -44,12 +45,6 @@ const seconds = Number(args.seconds);
 const EIP = '192.168.0.112';
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const now = () => performance.timeOrigin + performance.now();
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const ms = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(1)} ms`);
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 function withBulk(seed: SeedObjects, n: number): SeedObjects {

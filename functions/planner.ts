@@ -26,7 +26,7 @@ export type PlanOutcome =
 
 export async function planPush(job: PlanJob, planJobId: string, env: PlannerEnv): Promise<PlanOutcome> {
   // One planner at a time across processes: generations and the head move together.
-  return withLock(env.redis, `${env.store.prefix}:lock:planner`, env.lock, async () => {
+  return withLock(env.redis, env.store.lockKey('planner'), env.lock, async () => {
     const sha = job.after;
     const head = await env.store.head(job.branch);
     if (head?.sha === sha) return { kind: 'already-planned', head: head.sha };

@@ -41,7 +41,7 @@ export async function resync(env: ResyncEnv, runId: string): Promise<ResyncRepor
       const network = rec.network ?? rec.live?.network;
       if (!network) continue;
       // The network handler is idempotent and says what it had to change: run it under the lease.
-      const changed = await withLock(env.redis, `${store.prefix}:lock:${NETWORK}`, env.lock, () => clients.network.apply(network));
+      const changed = await withLock(env.redis, store.lockKey(NETWORK), env.lock, () => clients.network.apply(network));
       if (changed.length) await repair(NETWORK, rec.sha, rec.gen, changed);
       continue;
     }

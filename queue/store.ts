@@ -42,6 +42,11 @@ export class Store {
     return [this.prefix, ...parts].join(':');
   }
 
+  /** The lease key of a target, or of the planner: one job at a time holds it. */
+  lockKey(name: string): string {
+    return this.key('lock', name);
+  }
+
   // ---- generations and targets -------------------------------------------------------------------
 
   /** A new generation number; every planned commit gets one, increasing. */

@@ -4,7 +4,7 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Worker } from 'bullmq';
 import express from 'express';
 import { NatopsError } from '../common/errors.ts';
@@ -53,11 +53,11 @@ export async function webhookSecret(c: ServerConfig, log: (line: string) => void
 }
 
 /** A secret file under the state dir, made on first use (0600). */
-export async function ensureSecretFile(path: string): Promise<string> {
+async function ensureSecretFile(path: string): Promise<string> {
   const existing = await readFile(path, 'utf8').catch(() => undefined);
   if (existing?.trim()) return existing.trim();
   const secret = randomBytes(24).toString('hex');
-  await mkdir(join(path, '..'), { recursive: true });
+  await mkdir(dirname(path), { recursive: true });
   await writeFile(path, `${secret}\n`, { mode: 0o600 });
   return secret;
 }

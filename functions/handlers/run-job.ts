@@ -31,7 +31,7 @@ export function jobContext(job: HandlerJob): string {
 
 export async function runHandlerJob(job: HandlerJob, jobId: string, env: JobEnv): Promise<JobReport> {
   const url = env.jobUrl(job.kind, jobId);
-  return withLock(env.redis, `${env.store.prefix}:lock:${job.target}`, env.lock, async () => {
+  return withLock(env.redis, env.store.lockKey(job.target), env.lock, async () => {
     const current = await env.store.target(job.target);
     if (current && current.gen > job.gen) {
       const by = current.sha.slice(0, 7);

@@ -1,6 +1,7 @@
 // A GitHub-format push payload for a push to a local repository, so a bare repository drives
-// the same pipeline as GitHub does. Type imports only: the post-receive hook loads this.
+// the same pipeline as GitHub does. No dependencies: the post-receive hook loads this.
 import type { PushPayload } from './push-event.ts';
+import { isZeroSha } from './sha.ts';
 
 export interface LocalCommit {
   id: string;
@@ -25,7 +26,6 @@ export interface LocalPush {
 
 /** A GitHub-format push payload for a push to a local repository. */
 export function localPushPayload(p: LocalPush): PushPayload & Record<string, unknown> {
-  const zero = /^0+$/;
   const [owner = 'local', name = p.repository] = p.repository.split('/');
   const commit = (c: LocalCommit) => ({
     id: c.id, tree_id: '', distinct: true, message: c.message, timestamp: c.timestamp,
@@ -37,8 +37,8 @@ export function localPushPayload(p: LocalPush): PushPayload & Record<string, unk
     ref: p.ref,
     before: p.before,
     after: p.after,
-    created: zero.test(p.before),
-    deleted: zero.test(p.after),
+    created: isZeroSha(p.before),
+    deleted: isZeroSha(p.after),
     forced: p.forced,
     base_ref: null,
     compare: `${p.url}#${p.before.slice(0, 12)}...${p.after.slice(0, 12)}`,

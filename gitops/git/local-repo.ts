@@ -23,7 +23,7 @@ export interface RepoSettings {
   name: string;
 }
 
-const git = (gitDir: string, ...args: string[]) => run(['git', `--git-dir=${gitDir}`, ...args], { target: `git ${gitDir}` });
+const git = (gitDir: string, args: string[], okExitCodes?: number[]) => run(['git', `--git-dir=${gitDir}`, ...args], { okExitCodes, target: `git ${gitDir}` });
 
 /** A single-quoted sh word; the hook embeds only paths natops chose, but quote them anyway. */
 function shWord(s: string): string {
@@ -33,9 +33,9 @@ function shWord(s: string): string {
 export async function initRepo(path: string, settings: RepoSettings, branch = 'main'): Promise<string> {
   const dir = resolve(path);
   await run(['git', 'init', '--quiet', '--bare', `--initial-branch=${branch}`, '--', dir]);
-  await git(dir, 'config', 'natops.webhookUrl', settings.webhookUrl);
-  await git(dir, 'config', 'natops.secretFile', resolve(settings.secretFile));
-  await git(dir, 'config', 'natops.name', settings.name);
+  await git(dir, ['config', 'natops.webhookUrl', settings.webhookUrl]);
+  await git(dir, ['config', 'natops.secretFile', resolve(settings.secretFile)]);
+  await git(dir, ['config', 'natops.name', settings.name]);
   const hook = join(dir, 'hooks', 'post-receive');
   await writeFile(hook, [
     '#!/bin/sh',
@@ -51,7 +51,7 @@ export async function initRepo(path: string, settings: RepoSettings, branch = 'm
 
 export async function repoSettings(gitDir: string): Promise<RepoSettings> {
   const get = async (key: string) => {
-    const r = await run(['git', `--git-dir=${gitDir}`, 'config', '--get', key], { okExitCodes: [0, 1] });
+    const r = await git(gitDir, ['config', '--get', key], [0, 1]);
     const v = r.stdout.trim();
     if (!v) throw new NotifyError(`${gitDir}: git config ${key} is not set; was it made by \`natops repo init\`?`);
     return v;
@@ -63,7 +63,7 @@ export async function repoSettings(gitDir: string): Promise<RepoSettings> {
 async function pushedCommits(gitDir: string, before: string, after: string): Promise<LocalCommit[]> {
   if (isZeroSha(after)) return [];
   const range = isZeroSha(before) ? [after] : [`${before}..${after}`];
-  const log = await git(gitDir, 'log', '-z', '--max-count=20', '--format=%H%x1f%B%x1f%aI%x1f%an%x1f%ae', ...range, '--');
+  const log = await git(gitDir, ['log', '-z', '--max-count=20', '--format=%H%x1f%B%x1f%aI%x1f%an%x1f%ae', ...range, '--']);
   return log.stdout.split('\0').filter(Boolean).reverse().map((rec) => {
     const [id = '', message = '', timestamp = '', name = '', email = ''] = rec.split('\x1f');
     return { id, message: message.trim(), timestamp, author: { name, email } };
@@ -96,7 +96,7 @@ export async function notifyPush(gitDir: string, u: RefUpdate, opts: { retryForM
   const settings = await repoSettings(gitDir);
   const secret = (await readFile(settings.secretFile, 'utf8')).trim();
   const forced = !isZeroSha(u.before) && !isZeroSha(u.after) &&
-    (await run(['git', `--git-dir=${gitDir}`, 'merge-base', '--is-ancestor', u.before, u.after], { okExitCodes: [0, 1, 128] })).code !== 0;
+    (await git(gitDir, ['merge-base', '--is-ancestor', u.before, u.after], [0, 1, 128])).code !== 0;
   const payload = localPushPayload({
     repository: settings.name, url: `file://${resolve(gitDir)}`, ref: u.ref, before: u.before, after: u.after, forced,
     commits: await pushedCommits(gitDir, u.before, u.after),

@@ -17,8 +17,6 @@ export const PushPayload = z.looseObject({
 });
 export type PushPayload = z.infer<typeof PushPayload>;
 
-export const PingPayload = z.looseObject({ zen: z.string().optional(), hook_id: z.number().optional() });
-
 /** The branch a push went to, or undefined for tags and other refs. */
 export function pushedBranch(ref: string): string | undefined {
   return ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : undefined;

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, mkdir, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { initRepo } from '../../gitops/git/local-repo.ts';
@@ -80,26 +80,22 @@ export class PipelineHarness {
 
   /** Writes the manifests as the whole tracked tree, commits and pushes; returns the commit. */
   async push(seed: SeedObjects | { path: string; text: string }[], message = 'change'): Promise<string> {
+    const sha = await this.commitOnly(seed, message);
+    const start = performance.timeOrigin + performance.now();
+    await run(['git', '-C', this.work, 'push', '--quiet', 'origin', 'HEAD:main']);
+    this.lastPush = { start, end: performance.timeOrigin + performance.now() };
+    return sha;
+  }
+
+  /** Writes the manifests as the whole tracked tree and commits, without pushing (to deliver by hand). */
+  async commitOnly(seed: SeedObjects | { path: string; text: string }[], message: string): Promise<string> {
     for (const f of await readdir(this.work)) if (f !== '.git') await rm(join(this.work, f), { recursive: true, force: true });
-    const files = Array.isArray(seed) ? seed : toFiles(seed);
-    for (const f of files) {
-      await mkdir(join(this.work, f.path, '..'), { recursive: true });
+    for (const f of Array.isArray(seed) ? seed : toFiles(seed)) {
+      await mkdir(dirname(join(this.work, f.path)), { recursive: true });
       await writeFile(join(this.work, f.path), f.text);
     }
     await run(['git', '-C', this.work, 'add', '-A']);
     await run(['git', '-C', this.work, 'commit', '--quiet', '--allow-empty', '-m', message]);
-    const start = performance.timeOrigin + performance.now();
-    await run(['git', '-C', this.work, 'push', '--quiet', 'origin', 'HEAD:main']);
-    this.lastPush = { start, end: performance.timeOrigin + performance.now() };
-    return (await run(['git', '-C', this.work, 'rev-parse', 'HEAD'])).stdout.trim();
-  }
-
-  /** Commits without pushing through the hook (to deliver by hand). */
-  async commitOnly(seed: SeedObjects, message: string): Promise<string> {
-    const files = toFiles(seed);
-    for (const f of files) await writeFile(join(this.work, f.path), f.text);
-    await run(['git', '-C', this.work, 'add', '-A']);
-    await run(['git', '-C', this.work, 'commit', '--quiet', '-m', message]);
     return (await run(['git', '-C', this.work, 'rev-parse', 'HEAD'])).stdout.trim();
   }
 

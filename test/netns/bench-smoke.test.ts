@@ -9,7 +9,7 @@ import { requireNetnsPrerequisites } from '../helpers/lab-harness.ts';
 describe('bench/apply (small sizes)', () => {
   it('compares both methods and natops drops no connection', async () => {
     requireNetnsPrerequisites();
-    const args = ['--import', 'tsx', 'bench/apply.ts', '--sizes', '50', '--reps', '1', '--churn', '10', '--churn-naive', '2', '--churn-rules', '50', '--change-size', '100'];
+    const args = ['--import', 'tsx', 'bench/apply.ts', '--sizes', '50', '--reps', '1', '--churn', '10', '--churn-naive', '2', '--churn-rules', '50', '--change-size', '100', '--remove-size', '50'];
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
