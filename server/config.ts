@@ -32,6 +32,8 @@ export const ServerConfig = z.object({
   /** job lock and stall detection, and the per-gateway lease */
   lockMs: int(200).default(30_000),
   concurrency: int(1).default(4),
+  /** every command run in a gateway or the lab is killed after this long (a hung one would hold its lease forever) */
+  commandTimeoutMs: int(100).default(60_000),
   maxBody: z.string().default('1mb'),
   /** where `natops serve` keeps its Redis data and records where it runs */
   dataDir: z.string().default('/var/lib/natops'),
@@ -42,7 +44,7 @@ const ENV: Record<keyof ServerConfig, string> = {
   redisUrl: 'NATOPS_REDIS_URL', prefix: 'NATOPS_PREFIX', webhookSecret: 'NATOPS_WEBHOOK_SECRET', webhookSecretFile: 'NATOPS_WEBHOOK_SECRET_FILE',
   repo: 'NATOPS_REPO', branch: 'NATOPS_BRANCH', path: 'NATOPS_PATH', lab: 'NATOPS_LAB', listen: 'NATOPS_LISTEN', publicUrl: 'NATOPS_PUBLIC_URL',
   dashboardUser: 'NATOPS_DASHBOARD_USER', dashboardPassword: 'NATOPS_DASHBOARD_PASSWORD', resyncMs: 'NATOPS_RESYNC_MS', attempts: 'NATOPS_JOB_ATTEMPTS',
-  backoffMs: 'NATOPS_JOB_BACKOFF_MS', lockMs: 'NATOPS_LOCK_MS', concurrency: 'NATOPS_CONCURRENCY', maxBody: 'NATOPS_MAX_BODY', dataDir: 'NATOPS_DATA_DIR',
+  backoffMs: 'NATOPS_JOB_BACKOFF_MS', lockMs: 'NATOPS_LOCK_MS', concurrency: 'NATOPS_CONCURRENCY', commandTimeoutMs: 'NATOPS_COMMAND_TIMEOUT_MS', maxBody: 'NATOPS_MAX_BODY', dataDir: 'NATOPS_DATA_DIR',
 };
 
 /** Environment first, then the given overrides (flags); undefined values do not override. */
