@@ -1,0 +1,65 @@
+// One natops serve per data directory: the lock file, its refusal, and taking over a stale one.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DataDirBusyError, LOCK_FILE, lockDataDir } from '../../server/data-dir.ts';
+
+/** The pid of a process that has exited (and been reaped). */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  await new Promise((r) => child.once('exit', r));
+  return child.pid!;
+}
+
+describe('lockDataDir', () => {
+  let root: string;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'natops-datadir-'));
+  });
+  after(() => rm(root, { recursive: true, force: true }));
+
+  it('refuses a second holder with a message naming the holder, and succeeds after release', async () => {
+    const dir = join(root, 'twice');
+    const lock = await lockDataDir(dir);
+    assert.equal((await readFile(join(dir, LOCK_FILE), 'utf8')).split('\n')[0], String(process.pid));
+    await assert.rejects(lockDataDir(dir), (e: unknown) => {
+      assert.ok(e instanceof DataDirBusyError);
+      assert.equal(e.pid, process.pid);
+      assert.match(e.message, new RegExp(`^another natops serve \\(pid ${process.pid}\\) is using ${dir}`));
+      return true;
+    });
+    await lock.release();
+    await lock.release(); // twice is harmless
+    const again = await lockDataDir(dir);
+    await again.release();
+  });
+
+  it('takes over a lock whose holder is dead, or whose pid now belongs to another process', async () => {
+    const dir = join(root, 'stale');
+    await mkdir(dir);
+    await writeFile(join(dir, LOCK_FILE), `${await deadPid()}\n`);
+    const lock = await lockDataDir(dir);
+    await lock.release();
+
+    // Our own pid, but a start time that is not ours: the recorded holder is gone, the pid was reused.
+    await writeFile(join(dir, LOCK_FILE), `${process.pid}\n00000000-0000-0000-0000-000000000000:1\n`);
+    const again = await lockDataDir(dir);
+    await again.release();
+
+    // An unreadable lock file (not written by natops) is stale too.
+    await writeFile(join(dir, LOCK_FILE), 'garbage');
+    await (await lockDataDir(dir)).release();
+  });
+
+  it("release() leaves a lock that is no longer its own alone", async () => {
+    const dir = join(root, 'stolen');
+    const lock = await lockDataDir(dir);
+    const other = `${process.pid}\nsomeone-else:1\n`;
+    await writeFile(join(dir, LOCK_FILE), other);
+    await lock.release();
+    assert.equal(await readFile(join(dir, LOCK_FILE), 'utf8'), other);
+  });
+});
