@@ -7,8 +7,18 @@ import { SHA } from './sha.ts';
 
 
 export class GitSourceError extends NatopsError {
-  constructor(readonly gitDir: string, message: string) {
-    super(`${gitDir}: ${message}`);
+  constructor(readonly gitDir: string, message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
+    super(`${gitDir}: ${message}`, opts);
+  }
+}
+
+/**
+ * A commit the repository does not hold (history rewritten, repository replaced): asking again
+ * gives the same answer, so a job that needs it must not be retried.
+ */
+export class UnknownCommitError extends GitSourceError {
+  constructor(gitDir: string, readonly sha: string) {
+    super(gitDir, `commit ${sha} is not in the repository (history rewritten or repository replaced?)`, { retryable: false });
   }
 }
 
@@ -39,16 +49,28 @@ export class GitRepo {
     return r.code === 0 ? r.stdout.trim() : undefined;
   }
 
+  /**
+   * Whether the repository holds the commit. rev-parse exits 1 for "no such commit" and 128 when
+   * it cannot read the repository at all; the latter throws (retryable), as it may pass.
+   */
   async hasCommit(sha: string): Promise<boolean> {
     this.checkSha(sha);
-    return (await this.git(['cat-file', '-e', `${sha}^{commit}`], [0, 1, 128])).code === 0;
+    const r = await this.git(['rev-parse', '--verify', '--quiet', '--end-of-options', `${sha}^{commit}`], [0, 1, 128]);
+    if (r.code === 128) throw new GitSourceError(this.gitDir, `cannot read the repository: ${r.stderr.trim()}`);
+    return r.code === 0;
   }
 
-  /** True when `older` is an ancestor of (or equal to) `newer`. */
+  /**
+   * True when `older` is an ancestor of (or equal to) `newer`. Throws UnknownCommitError when
+   * either is not in the repository (merge-base exits 128 for that and for other failures).
+   */
   async isAncestor(older: string, newer: string): Promise<boolean> {
     this.checkSha(older);
     this.checkSha(newer);
-    return (await this.git(['merge-base', '--is-ancestor', older, newer], [0, 1])).code === 0;
+    const r = await this.git(['merge-base', '--is-ancestor', '--end-of-options', older, newer], [0, 1, 128]);
+    if (r.code !== 128) return r.code === 0;
+    for (const sha of [older, newer]) if (!(await this.hasCommit(sha))) throw new UnknownCommitError(this.gitDir, sha);
+    throw new GitSourceError(this.gitDir, `git merge-base --is-ancestor ${older} ${newer} exited 128: ${r.stderr.trim()}`);
   }
 
   /** Every *.yaml / *.yml under `path` at `sha`, named by its path in the repository. */

@@ -8,7 +8,8 @@ import examples from '@octokit/webhooks-examples';
 import { parseRefUpdates } from '../../gitops/git/local-repo.ts';
 import { localPushPayload } from '../../gitops/git/local-push.ts';
 import { PushPayload, pushedBranch } from '../../gitops/git/push-event.ts';
-import { checkTrackedPath, GitRepo } from '../../gitops/git/repo.ts';
+import { checkTrackedPath, GitRepo, GitSourceError, UnknownCommitError } from '../../gitops/git/repo.ts';
+import { isRetryable } from '../../common/errors.ts';
 import { run } from '../../runtime/exec.ts';
 
 const githubPushes = () => (examples as unknown as { name: string; examples: Record<string, unknown>[] }[]).find((e) => e.name === 'push')!.examples;
@@ -52,6 +53,43 @@ describe('git source', () => {
     assert.equal(await repo.isAncestor(commits[0]!, commits[1]!), true);
     assert.equal(await repo.isAncestor(commits[1]!, commits[0]!), false);
     assert.equal(await repo.branchHead('main'), commits[1]);
+  });
+
+  it('knows which commits it holds: hasCommit', async () => {
+    assert.equal(await repo.hasCommit(commits[0]!), true);
+    assert.equal(await repo.hasCommit('f'.repeat(40)), false);
+    const blob = (await git('rev-parse', 'HEAD:other.yaml')).stdout.trim();
+    assert.equal(await repo.hasCommit(blob), false, 'a blob is not a commit');
+    // A repository git cannot read is not "a repository without the commit": that may pass.
+    const gone = new GitRepo(join(dir, 'no-such.git'));
+    await assert.rejects(gone.hasCommit(commits[0]!), (e: unknown) => e instanceof GitSourceError && isRetryable(e));
+  });
+
+  it('an unknown commit in isAncestor is an UnknownCommitError, not retried; an unreadable repository is retried', async () => {
+    // History rewritten: a commit that was pushed, then reset away and pruned.
+    await writeFile(join(dir, 'work', 'other.yaml'), 'kind: Rewritten\n');
+    await git('commit', '--quiet', '-am', 'three');
+    const rewritten = (await git('rev-parse', 'HEAD')).stdout.trim();
+    await git('reset', '--quiet', '--hard', commits[1]!);
+    await git('reflog', 'expire', '--expire=now', '--all');
+    await git('gc', '--quiet', '--prune=now');
+    assert.equal(await repo.hasCommit(rewritten), false);
+    for (const [older, newer] of [[rewritten, commits[1]!], [commits[0]!, rewritten]] as const) {
+      await assert.rejects(repo.isAncestor(older, newer), (e: unknown) => {
+        assert.equal((e as Error).name, 'UnknownCommitError', String(e));
+        assert.ok(e instanceof UnknownCommitError);
+        assert.equal(e.sha, rewritten);
+        assert.equal(e.retryable, false);
+        assert.match(e.message, new RegExp(`commit ${rewritten} is not in the repository`));
+        return true;
+      });
+    }
+    const gone = new GitRepo(join(dir, 'no-such.git'));
+    await assert.rejects(gone.isAncestor(commits[0]!, commits[1]!), (e: unknown) => {
+      assert.ok(!(e instanceof UnknownCommitError), String(e));
+      assert.ok(e instanceof GitSourceError && e.retryable, String(e));
+      return true;
+    });
   });
 
   it('refuses ids and paths that are not plain', async () => {
