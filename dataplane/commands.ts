@@ -37,7 +37,9 @@ export function changeSetCommands(c: ChangeSet): Command[] {
   if (c.net1Up) cmds.push({ argv: ['ip', 'link', 'set', 'net1', 'up'] });
   for (const [key, value] of c.sysctls) cmds.push({ argv: ['sysctl', '-q', '-w', `${key}=${value}`] });
   for (const a of c.addresses.add) cmds.push({ argv: ['ip', 'addr', 'replace', a.cidr, 'dev', a.dev] });
-  for (const r of c.routes.add) cmds.push({ argv: ['ip', 'route', 'replace', r.dst, 'via', r.via, 'dev', r.dev, 'table', String(r.table)] });
+  for (const r of [...c.routes.change.map((x) => x.to), ...c.routes.add]) {
+    cmds.push({ argv: ['ip', 'route', 'replace', r.dst, 'via', r.via, 'dev', r.dev, 'table', String(r.table)] });
+  }
   for (const r of c.rules.add) cmds.push({ argv: ['ip', 'rule', 'add', 'iif', r.iif, 'table', String(r.table)] });
 
   const payload = restorePayload(c.chains);

@@ -22,6 +22,14 @@ export interface SetDiff<T> {
   remove: T[];
 }
 
+export interface RouteDiff extends SetDiff<Route> {
+  /**
+   * Same destination, another next hop or device. `ip route replace` swaps such a route in place,
+   * so the old one is not also removed: deleting it after the replace finds nothing and fails.
+   */
+  change: { from: Route; to: Route }[];
+}
+
 export interface RuleChange {
   chain: NatChain;
   spec: string;
@@ -33,7 +41,7 @@ export interface ChangeSet {
   sysctls: [GatewaySysctl, string][];
   addresses: SetDiff<Address>;
   rules: SetDiff<PolicyRule>;
-  routes: SetDiff<Route>;
+  routes: RouteDiff;
   /** only the chains whose rules change */
   chains: ChainEdit[];
   added: RuleChange[];
@@ -43,6 +51,7 @@ export interface ChangeSet {
 export const addressKey = (a: Address) => `${a.cidr} dev ${a.dev}`;
 export const ruleKey = (r: PolicyRule) => `iif ${r.iif} table ${r.table}`;
 export const routeKey = (r: Route) => `${r.dst} via ${r.via} dev ${r.dev} table ${r.table}`;
+const routeDestination = (r: Route) => `${r.dst} table ${r.table}`;
 
 function setDiff<T>(live: T[], desired: T[], key: (t: T) => string): SetDiff<T> {
   const liveKeys = new Set(live.map(key));
@@ -51,6 +60,21 @@ function setDiff<T>(live: T[], desired: T[], key: (t: T) => string): SetDiff<T> 
     add: desired.filter((d) => !liveKeys.has(key(d))),
     remove: live.filter((l) => !desiredKeys.has(key(l))),
   };
+}
+
+/** A route that goes and one that comes to the same destination pair up as a change. */
+function diffRoutes(live: Route[], desired: Route[]): RouteDiff {
+  const { add, remove } = setDiff(live, desired, routeKey);
+  const change: RouteDiff['change'] = [];
+  const gone = [...remove];
+  const added = add.filter((to) => {
+    const i = gone.findIndex((from) => routeDestination(from) === routeDestination(to));
+    if (i < 0) return true;
+    change.push({ from: gone[i]!, to });
+    gone.splice(i, 1);
+    return false;
+  });
+  return { add: added, remove: gone, change };
 }
 
 export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet {
@@ -74,7 +98,7 @@ export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet
     sysctls: (Object.entries(desired.sysctls) as [GatewaySysctl, string][]).filter(([k, v]) => live.sysctls[k] !== v),
     addresses: setDiff(live.addresses, desired.addresses, addressKey),
     rules: setDiff(live.rules, desired.rules, ruleKey),
-    routes: setDiff(live.routes, desired.routes, routeKey),
+    routes: diffRoutes(live.routes, desired.routes),
     chains,
     added,
     removed,
@@ -117,6 +141,6 @@ function diffChain(chain: NatChain, haveOrMissing: string[] | undefined, want: s
 }
 
 export function isEmptyChangeSet(c: ChangeSet): boolean {
-  return !c.net1Up && c.sysctls.length === 0 && c.chains.length === 0 &&
+  return !c.net1Up && c.sysctls.length === 0 && c.chains.length === 0 && c.routes.change.length === 0 &&
     [c.addresses, c.rules, c.routes].every((d) => d.add.length === 0 && d.remove.length === 0);
 }

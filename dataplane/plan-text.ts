@@ -20,6 +20,7 @@ export function describeChanges(c: ChangeSet): string[] {
   for (const a of c.addresses.remove) words.push(`- EIP ${a.cidr}`);
   for (const r of c.routes.add) words.push(`+ route ${r.dst} via ${r.via} dev ${r.dev}`);
   for (const r of c.routes.remove) words.push(`- route ${r.dst} via ${r.via} dev ${r.dev}`);
+  for (const { from, to } of c.routes.change) words.push(`~ route ${to.dst} via ${from.via} -> ${to.via} dev ${to.dev}`);
   const mapping = (chain: string, spec: string) =>
     chain !== 'EXCLUSIVE_SNAT' && !spec.startsWith('-j ') && !(HOOK_CHAINS as readonly string[]).includes(chain);
   for (const r of c.added) if (mapping(r.chain, r.spec)) words.push(`+ ${describeRule(r.chain, r.spec)}`);
@@ -35,6 +36,7 @@ export function ruleDiff(c: ChangeSet): string[] {
   for (const a of c.addresses.remove) lines.push(`- ip addr ${addressKey(a)}`);
   for (const r of c.routes.add) lines.push(`+ ip route ${routeKey(r)}`);
   for (const r of c.routes.remove) lines.push(`- ip route ${routeKey(r)}`);
+  for (const { from, to } of c.routes.change) lines.push(`~ ip route ${routeKey(from)} -> via ${to.via} dev ${to.dev}`);
   for (const e of c.chains) if (e.rewrite) lines.push(`~ -t nat ${e.chain}: rewritten (kept rules change order)`);
   for (const r of c.added) lines.push(`+ -t nat -A ${r.chain} ${r.spec}`);
   for (const r of c.removed) lines.push(`- -t nat -A ${r.chain} ${r.spec}`);

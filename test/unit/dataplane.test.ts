@@ -250,6 +250,32 @@ describe('diff', () => {
     const back = changeSetCommands(diffStates(after, before)).map((c) => c.argv.join(' '));
     assert.deepEqual(back, ['ip route del 10.0.2.0/24 via 10.0.1.1 dev eth0 table 100', 'ip addr del 192.168.0.113/24 dev net1']);
   });
+
+  it('moves the default route to a new next hop with one replace and no delete of the old one', async () => {
+    const before = compileGateway(await seedSpec());
+    const after = compileGateway(await seedSpec((s) => {
+      set(s.gateway, 'spec.eips.0.gateway', '192.168.0.253');
+      set(s.gateway, 'spec.eips.1.gateway', '192.168.0.253');
+    }));
+    const changes = diffStates(before, after);
+    const argv = changeSetCommands(changes).map((c) => c.argv.join(' '));
+    // replace swaps the route in place; a del of the old next hop afterwards finds nothing and fails
+    assert.deepEqual(argv, ['ip route replace default via 192.168.0.253 dev net1 table 100']);
+    assert.deepEqual(describeChanges(changes), ['~ route default via 192.168.0.254 -> 192.168.0.253 dev net1']);
+  });
+
+  it('still deletes a route whose destination is no longer wanted when another route changes', async () => {
+    const before = compileGateway(await seedSpec((s) => s.extra.push(subnet('sn2', 'test-vpc-1', '10.0.2.0/24', '10.0.2.1'))));
+    const after = compileGateway(await seedSpec((s) => {
+      set(s.gateway, 'spec.eips.0.gateway', '192.168.0.253');
+      set(s.gateway, 'spec.eips.1.gateway', '192.168.0.253');
+    }));
+    const argv = changeSetCommands(diffStates(before, after)).map((c) => c.argv.join(' '));
+    assert.deepEqual(argv, [
+      'ip route replace default via 192.168.0.253 dev net1 table 100',
+      'ip route del 10.0.2.0/24 via 10.0.1.1 dev eth0 table 100',
+    ]);
+  });
 });
 
 describe('plan', () => {
