@@ -7,7 +7,7 @@ import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sign } from '@octokit/webhooks-methods';
 import { NatopsError } from '../../common/errors.ts';
-import { run } from '../../runtime/exec.ts';
+import { run, type ExecResult } from '../../runtime/exec.ts';
 import { localPushPayload, type LocalCommit } from './local-push.ts';
 import { isZeroSha, SHA } from './sha.ts';
 
@@ -23,7 +23,14 @@ export interface RepoSettings {
   name: string;
 }
 
-const git = (gitDir: string, args: string[], okExitCodes?: number[]) => run(['git', `--git-dir=${gitDir}`, ...args], { okExitCodes, target: `git ${gitDir}` });
+/**
+ * natops's one way to run git on a repository (argv only). Pathspecs are always literal: a path
+ * natops passes is a file or directory name, never `:(glob)`, `:/` or a wildcard (the tracked
+ * path is checked for those first; this is the second guard).
+ */
+export function runGit(gitDir: string, args: string[], opts: { okExitCodes?: number[]; stdin?: string } = {}): Promise<ExecResult> {
+  return run(['git', '--literal-pathspecs', `--git-dir=${gitDir}`, ...args], { ...opts, target: `git ${gitDir}` });
+}
 
 /** A single-quoted sh word; the hook embeds only paths natops chose, but quote them anyway. */
 function shWord(s: string): string {
@@ -33,9 +40,9 @@ function shWord(s: string): string {
 export async function initRepo(path: string, settings: RepoSettings, branch = 'main'): Promise<string> {
   const dir = resolve(path);
   await run(['git', 'init', '--quiet', '--bare', `--initial-branch=${branch}`, '--', dir]);
-  await git(dir, ['config', 'natops.webhookUrl', settings.webhookUrl]);
-  await git(dir, ['config', 'natops.secretFile', resolve(settings.secretFile)]);
-  await git(dir, ['config', 'natops.name', settings.name]);
+  await runGit(dir, ['config', 'natops.webhookUrl', settings.webhookUrl]);
+  await runGit(dir, ['config', 'natops.secretFile', resolve(settings.secretFile)]);
+  await runGit(dir, ['config', 'natops.name', settings.name]);
   const hook = join(dir, 'hooks', 'post-receive');
   await writeFile(hook, [
     '#!/bin/sh',
@@ -51,7 +58,7 @@ export async function initRepo(path: string, settings: RepoSettings, branch = 'm
 
 export async function repoSettings(gitDir: string): Promise<RepoSettings> {
   const get = async (key: string) => {
-    const r = await git(gitDir, ['config', '--get', key], [0, 1]);
+    const r = await runGit(gitDir, ['config', '--get', key], { okExitCodes: [0, 1] });
     const v = r.stdout.trim();
     if (!v) throw new NotifyError(`${gitDir}: git config ${key} is not set; was it made by \`natops repo init\`?`);
     return v;
@@ -63,7 +70,7 @@ export async function repoSettings(gitDir: string): Promise<RepoSettings> {
 async function pushedCommits(gitDir: string, before: string, after: string): Promise<LocalCommit[]> {
   if (isZeroSha(after)) return [];
   const range = isZeroSha(before) ? [after] : [`${before}..${after}`];
-  const log = await git(gitDir, ['log', '-z', '--max-count=20', '--format=%H%x1f%B%x1f%aI%x1f%an%x1f%ae', ...range, '--']);
+  const log = await runGit(gitDir, ['log', '-z', '--max-count=20', '--format=%H%x1f%B%x1f%aI%x1f%an%x1f%ae', ...range, '--']);
   return log.stdout.split('\0').filter(Boolean).reverse().map((rec) => {
     const [id = '', message = '', timestamp = '', name = '', email = ''] = rec.split('\x1f');
     return { id, message: message.trim(), timestamp, author: { name, email } };
@@ -96,7 +103,7 @@ export async function notifyPush(gitDir: string, u: RefUpdate, opts: { retryForM
   const settings = await repoSettings(gitDir);
   const secret = (await readFile(settings.secretFile, 'utf8')).trim();
   const forced = !isZeroSha(u.before) && !isZeroSha(u.after) &&
-    (await git(gitDir, ['merge-base', '--is-ancestor', u.before, u.after], [0, 1, 128])).code !== 0;
+    (await runGit(gitDir, ['merge-base', '--is-ancestor', u.before, u.after], { okExitCodes: [0, 1, 128] })).code !== 0;
   const payload = localPushPayload({
     repository: settings.name, url: `file://${resolve(gitDir)}`, ref: u.ref, before: u.before, after: u.after, forced,
     commits: await pushedCommits(gitDir, u.before, u.after),

@@ -1,8 +1,9 @@
 // Reads a Git repository with the git CLI (argv only): the manifests at a commit, and which of
 // two commits came first. Commit ids and paths are checked before they reach an argument list.
-import { NatopsError } from '../../common/errors.ts';
-import { CommandError, run } from '../../runtime/exec.ts';
+import { NatopsError, PermanentError } from '../../common/errors.ts';
+import { CommandError } from '../../runtime/exec.ts';
 import { isManifestFileName, type ManifestFile } from '../manifests/load.ts';
+import { runGit } from './local-repo.ts';
 import { SHA } from './sha.ts';
 
 
@@ -22,11 +23,25 @@ export class UnknownCommitError extends GitSourceError {
   }
 }
 
-/** A tracked path inside the repository: relative, no "..", nothing git could take for an option. */
+/** A tracked path natops will not read: the same path fails the same way every time. */
+export class TrackedPathError extends PermanentError {
+  constructor(readonly path: string, reason: string) {
+    super(`tracked path ${JSON.stringify(path)} ${reason}`);
+  }
+}
+
+/**
+ * A tracked path inside the repository: relative, no "..", nothing git could take for an option,
+ * and no pathspec magic (a leading ":", as in ":(glob)**", ":!x", ":/") or wildcard (git's glob
+ * characters * ? [ \), which git would interpret instead of naming a directory.
+ */
 export function checkTrackedPath(path: string): string {
   const p = path === '.' ? '' : path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
   if (p.startsWith('/') || p.startsWith('-') || p.split('/').includes('..') || /[\0\n]/.test(p)) {
-    throw new NatopsError(`tracked path ${JSON.stringify(path)} must be a relative path inside the repository`);
+    throw new TrackedPathError(path, 'must be a relative path inside the repository');
+  }
+  if (p.startsWith(':') || /[*?[\\]/.test(p)) {
+    throw new TrackedPathError(path, 'uses pathspec magic or wildcards (a leading ":", or * ? [ \\); name a directory or file literally');
   }
   return p;
 }
@@ -35,7 +50,7 @@ export class GitRepo {
   constructor(readonly gitDir: string) {}
 
   private git(args: string[], okExitCodes?: number[]) {
-    return run(['git', `--git-dir=${this.gitDir}`, ...args], { okExitCodes, target: `git ${this.gitDir}` });
+    return runGit(this.gitDir, args, { okExitCodes });
   }
 
   private checkSha(sha: string): void {
@@ -87,7 +102,7 @@ export class GitRepo {
     }
     if (blobs.length === 0) return [];
     // One git process for all files: cat-file --batch answers "<id> blob <size>\n<bytes>\n" per id.
-    const out = await run(['git', `--git-dir=${this.gitDir}`, 'cat-file', '--batch'], { stdin: blobs.map((b) => b.id).join('\n') + '\n' })
+    const out = await runGit(this.gitDir, ['cat-file', '--batch'], { stdin: blobs.map((b) => b.id).join('\n') + '\n' })
       .catch((e: unknown) => {
         throw e instanceof CommandError ? new GitSourceError(this.gitDir, e.message) : e;
       });

@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import examples from '@octokit/webhooks-examples';
-import { parseRefUpdates } from '../../gitops/git/local-repo.ts';
+import { parseRefUpdates, runGit } from '../../gitops/git/local-repo.ts';
 import { localPushPayload } from '../../gitops/git/local-push.ts';
 import { PushPayload, pushedBranch } from '../../gitops/git/push-event.ts';
-import { checkTrackedPath, GitRepo, GitSourceError, UnknownCommitError } from '../../gitops/git/repo.ts';
-import { isRetryable } from '../../common/errors.ts';
+import { checkTrackedPath, GitRepo, GitSourceError, TrackedPathError, UnknownCommitError } from '../../gitops/git/repo.ts';
+import { isRetryable, PermanentError } from '../../common/errors.ts';
 import { run } from '../../runtime/exec.ts';
 
 const githubPushes = () => (examples as unknown as { name: string; examples: Record<string, unknown>[] }[]).find((e) => e.name === 'push')!.examples;
@@ -99,6 +99,27 @@ describe('git source', () => {
     assert.throws(() => checkTrackedPath('../etc'), /relative path inside/);
     assert.throws(() => checkTrackedPath('--upload-pack=x'), /relative path inside/);
     assert.throws(() => checkTrackedPath('/abs'), /relative path inside/);
+  });
+
+  it('refuses pathspec magic and wildcards in the tracked path, and git reads paths literally anyway', async () => {
+    for (const path of [':(glob)**', ':!x', ':/', ':(top)net', './:(icase)NET', 'net/*.yaml', 'n?t', '[n]et', 'net\\sub']) {
+      assert.throws(() => checkTrackedPath(path), (e: unknown) => {
+        assert.equal((e as Error).name, 'TrackedPathError', `${path}: ${String(e)}`);
+        assert.ok(e instanceof TrackedPathError && e instanceof PermanentError && e.retryable === false);
+        assert.equal(e.path, path);
+        assert.match(e.message, /pathspec magic or wildcards/);
+        return true;
+      });
+      await assert.rejects(repo.manifestsAt(commits[0]!, path), TrackedPathError);
+    }
+    // Every refusal is permanent: the same path fails the same way on every attempt.
+    assert.throws(() => checkTrackedPath('../etc'), TrackedPathError);
+    // Plain names with other punctuation are fine.
+    assert.equal(checkTrackedPath('./net:prod/'), 'net:prod');
+    // The second guard: magic that reaches git through the shared runner names only a file of
+    // that name (plain git would list net/ for ":(top)net").
+    const listed = await runGit(repo.gitDir, ['ls-tree', '-r', '--name-only', commits[0]!, '--', ':(top)net']);
+    assert.equal(listed.stdout, '');
   });
 
   it("makes push payloads GitHub's shape: every example parses, and ours has the same top-level fields", () => {
