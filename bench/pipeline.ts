@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, ms } from './stats.ts';
-import { planCommit } from '../gitops/commit-plan.ts';
+import { decide } from '../functions/planner/decide.ts';
 import { GitRepo } from '../gitops/git/repo.ts';
 import { validateManifests } from '../gitops/manifests/validate.ts';
 import { inNamespace } from '../lab/netns.ts';
@@ -156,7 +156,7 @@ async function main(): Promise<void> {
       const times: number[] = [];
       for (let i = 0; i < 20; i++) {
         const t0 = now();
-        planCommit(validateManifests(await repo.manifestsAt(sha, '.')), { gateways: new Map(), known: new Set(), network: undefined });
+        decide(validateManifests(await repo.manifestsAt(sha, '.')), { gateways: new Map(), networks: undefined }, { sha, gen: 1, cause: 'push', at: Date.now(), planUrl: '', jobUrl: () => '' });
         times.push(now() - t0);
       }
       return median(times);

@@ -5,7 +5,7 @@ import { Option, type Command } from 'commander';
 import { z } from 'zod';
 import { NatopsError } from '../common/errors.ts';
 import { initRepo, notifyFromStdin } from '../gitops/git/local-repo.ts';
-import { QUEUE_NAMES, type QueueName } from '../queue/kinds.ts';
+import { QUEUE_NAMES, type QueueName } from '../queue/jobs.ts';
 import { redisConnection } from '../queue/queues.ts';
 import { StatusBook, SUMMARY_CONTEXT, type CommitStatus } from '../queue/statuses.ts';
 import { Store } from '../queue/store.ts';

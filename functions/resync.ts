@@ -1,73 +1,124 @@
-// The resync function, run by a job scheduler: compares every gateway with the state Git wants
-// for it and repairs drift without a push (a namespace deleted, a rule changed by hand), and
-// removes gateways natops runs that Git no longer has. Every repair is recorded.
+// The resync function, run by a job scheduler. Three things, in order:
+// 1. bookkeeping: a record whose jobs BullMQ failed where no processor saw it (a job that
+//    stalled more often than allowed) gets its failure recorded, as a processor would have;
+// 2. drift: every settled gateway is read and compared with what its record wants; a missing
+//    namespace, a hand-edited rule or a failed generation gets a repair flow (built by the
+//    planner's own decideRepairs); a gateway that cannot be read is reported and skipped;
+// 3. orphans: gateways natops runs that no record wants are removed.
+// Every repair is recorded (`natops status`, the dashboard).
+import { errorMessage } from '../common/errors.ts';
 import { compileGateway } from '../dataplane/compile.ts';
 import { diffStates, isEmptyChangeSet } from '../dataplane/diff.ts';
-import { GATEWAY_PARTS } from '../dataplane/parts.ts';
 import { ruleDiff } from '../dataplane/plan-text.ts';
-import { PART_KIND, type HandlerJob, type HandlerKind } from '../queue/kinds.ts';
-import { withLock } from '../queue/lock.ts';
-import { NETWORK } from '../queue/store.ts';
 import { ZERO_SHA } from '../gitops/git/sha.ts';
-import type { JobEnv } from './handlers/run-job.ts';
+import { HandlerJob } from '../queue/jobs.ts';
+import { withLock } from '../queue/lock.ts';
 import type { Queues } from '../queue/queues.ts';
+import { NETWORKS, type GatewayRecord } from '../queue/records.ts';
+import { fenced } from './handlers/fence.ts';
+import type { HandlerEnv } from './handlers/process.ts';
+import { jobContext, type JobContext } from './jobs/env.ts';
+import { finalize } from './jobs/finalize.ts';
+import { decideRepairs } from './planner/decide.ts';
 
-export interface ResyncEnv extends JobEnv {
+export interface ResyncEnv extends HandlerEnv {
   queues: Queues;
+  /** the tracked branch (its head names the commit orphans are removed for) */
+  branch: string;
 }
 
 export interface ResyncReport {
   checked: number;
   repairs: { target: string; what: string[] }[];
+  /** gateways that could not be read this time */
+  unreadable: { target: string; error: string }[];
 }
 
-const FULL_CHAIN: HandlerKind[] = ['gateway', ...GATEWAY_PARTS.map((p) => PART_KIND[p])];
+/** A record in progress is left to its jobs for this long before the resync looks at them. */
+const SETTLE_MS = 5000;
 
-export async function resync(env: ResyncEnv, runId: string): Promise<ResyncReport> {
-  const { store, clients } = env;
-  const report: ResyncReport = { checked: 0, repairs: [] };
-  const targets = await store.targets();
-  const repair = async (target: string, sha: string, gen: number, what: string[]) => {
-    report.repairs.push({ target, what });
-    await store.recordRepair({ at: Date.now(), target, sha, gen, what });
-    env.log(`resync: ${target} drifted from ${sha.slice(0, 7)}: ${what.join('; ')}`);
-  };
+export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<ResyncReport> {
+  const { records, clients } = env;
+  const report: ResyncReport = { checked: 0, repairs: [], unreadable: [] };
+  const now = Date.now();
 
-  for (const target of targets) {
-    const rec = await store.target(target);
-    if (!rec) continue;
+  await recordLostFailures(env, now);
+
+  const snap = await records.snapshot();
+  const drifted: { name: string; what: string[] }[] = [];
+  for (const [name, rec] of snap.gateways) {
+    if (!rec.desired || rec.condition.ready === 'Unknown') continue;
     report.checked++;
-    if (target === NETWORK) {
-      const network = rec.network ?? rec.live?.network;
-      if (!network) continue;
-      // The network handler is idempotent and says what it had to change: run it under the lease.
-      const changed = await withLock(env.redis, store.lockKey(NETWORK), env.lock, () => clients.network.apply(network));
-      if (changed.length) await repair(NETWORK, rec.sha, rec.gen, changed);
-      continue;
+    try {
+      const what = await driftOf(rec, env);
+      if (what.length) drifted.push({ name, what });
+    } catch (e) {
+      report.unreadable.push({ target: name, error: errorMessage(e) });
+      ctx.log(`${name}: could not be read: ${errorMessage(e)}`);
     }
-    // Jobs of a push are still at work on it (or a removal is under way): they decide, not the resync.
-    if (rec.pending || !rec.spec) continue;
-    const handle = await clients.runtime.gateway(target);
-    let what: string[];
-    if (!handle) what = [`gateway ${target} is missing`];
-    else {
-      const changes = diffStates(await handle.readState(), compileGateway(rec.spec));
-      if (isEmptyChangeSet(changes)) continue;
-      what = ruleDiff(changes);
+  }
+  const orphans = (await clients.runtime.listGateways()).filter((name) => !snap.gateways.has(name));
+
+  if (drifted.length || orphans.length) {
+    const head = await env.store.head(env.branch);
+    const gen = orphans.length ? await env.store.nextGen() : 0;
+    const decision = decideRepairs(snap, drifted, orphans, { sha: head?.sha ?? ZERO_SHA, gen, cause: 'repair', at: now, planUrl: ctx.url, jobUrl: env.jobUrl });
+    // A push planned meanwhile changed the records: it decides; the next resync looks again.
+    if (await records.writeAll(decision.writes, snap)) {
+      await env.statuses.publish(decision.statuses);
+      for (const f of decision.flows) await env.queues.addFlow(f);
+      for (const { name, what } of drifted) await repaired(name, what, snap.gateways.get(name)!.desired!, report, env);
+      for (const name of orphans) await repaired(name, [`gateway ${name} is not in Git`], { sha: head?.sha ?? ZERO_SHA, gen }, report, env);
     }
-    const jobs: HandlerJob[] = FULL_CHAIN.map((kind, i) => ({
-      kind, target, sha: rec.sha, gen: rec.gen, cause: 'repair', spec: rec.spec, chain: target, last: i === FULL_CHAIN.length - 1,
-    }));
-    await store.markPending(target);
-    await env.queues.addChain(jobs, `r${rec.gen}.${target}.${runId}`);
-    await repair(target, rec.sha, rec.gen, what);
   }
 
-  // Gateways running that Git does not know: left over from a removal that did not finish.
-  for (const name of await clients.runtime.listGateways()) {
-    if (targets.includes(name)) continue;
-    await env.queues.addChain([{ kind: 'gateway-delete', target: name, sha: ZERO_SHA, gen: 1, cause: 'repair', last: true }], `r.${name}.${runId}`);
-    await repair(name, ZERO_SHA, 0, [`gateway ${name} is not in Git`]);
+  // The networks: their handler is idempotent and says what it had to change.
+  const net = snap.networks;
+  if (net?.desired && net.condition.ready !== 'Unknown') {
+    report.checked++;
+    const network = net.desired.state;
+    const changed = await withLock(env.redis, env.store.leaseKey(NETWORKS), env.lock, (lease) => fenced(clients, lease).network.apply(network));
+    if (changed.length) await repaired('networks', changed, net.desired, report, env);
   }
   return report;
+}
+
+async function repaired(target: string, what: string[], at: { sha: string; gen: number }, report: ResyncReport, env: ResyncEnv): Promise<void> {
+  report.repairs.push({ target, what });
+  await env.store.recordRepair({ at: Date.now(), target, sha: at.sha, gen: at.gen, what });
+  env.log(`resync: ${target} drifted from ${at.sha.slice(0, 7)}: ${what.join('; ')}`);
+}
+
+/** What differs between the gateway and its record's desire (empty: nothing). */
+async function driftOf(rec: GatewayRecord, env: ResyncEnv): Promise<string[]> {
+  const want = rec.desired!.state;
+  if (want === null) return [`gateway ${rec.name} is still there after its removal failed`];
+  const handle = await env.clients.runtime.gateway(rec.name);
+  if (!handle) return [`gateway ${rec.name} is missing`];
+  const changes = diffStates(await handle.readState(), compileGateway(want));
+  if (!isEmptyChangeSet(changes)) return ruleDiff(changes);
+  if (rec.condition.reason === 'Failed') return [`its last generation failed: ${rec.condition.message}`];
+  return [];
+}
+
+/**
+ * Records still in progress whose flow has a job BullMQ failed outside any processor: the
+ * failure is recorded through finalize, as the processor would have.
+ */
+async function recordLostFailures(env: ResyncEnv, now: number): Promise<void> {
+  const snap = await env.records.snapshot();
+  const inProgress = [...snap.gateways.values(), ...(snap.networks ? [snap.networks] : [])]
+    .filter((r) => r.condition.ready === 'Unknown' && now - r.condition.at > SETTLE_MS && r.jobs?.length);
+  for (const rec of inProgress) {
+    for (const ref of rec.jobs!) {
+      const job = await env.queues.byName[ref.queue].getJob(ref.id);
+      if (!job || (await job.getState()) !== 'failed') continue;
+      const data = HandlerJob.safeParse(job.data);
+      if (!data.success) continue;
+      const ctx = jobContext(data.data, { queue: ref.queue, id: ref.id, attemptsMade: (job.opts.attempts ?? 1) - 1, attempts: job.opts.attempts ?? 1 }, env);
+      env.log(`resync: job ${ref.queue}/${ref.id} failed outside any worker (${job.failedReason}); recording it`);
+      await finalize(ctx, { error: new Error(job.failedReason || 'failed') }, env);
+      break;
+    }
+  }
 }

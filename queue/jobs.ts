@@ -1,27 +1,15 @@
-// The job kinds: one BullMQ queue and one handler function per Kube-OVN worker type, plus the
-// planner and the resync. Job data is checked with zod when a handler takes a job.
+// The queues and the data of their jobs: the planner's, the resync's and one per handler kind.
+// Job data is checked with zod when a worker takes a job.
 import { z } from 'zod';
-import { SHA } from '../gitops/git/sha.ts';
+import { HANDLER_KINDS, type HandlerKind } from '../dataplane/kinds.ts';
 import type { GatewaySpec } from '../dataplane/model.ts';
-import type { GatewayPart } from '../dataplane/parts.ts';
+import { SHA } from '../gitops/git/sha.ts';
 import type { LabTopology } from '../lab/topology.ts';
-
-export const HANDLER_KINDS = ['vpc', 'gateway', 'gateway-init', 'gateway-delete', 'eip', 'fip', 'dnat', 'snat', 'subnet-route'] as const;
-export type HandlerKind = (typeof HANDLER_KINDS)[number];
 
 export const QUEUE_NAMES = ['plan', 'resync', ...HANDLER_KINDS] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
-export function isHandlerKind(s: string): s is HandlerKind {
-  return (HANDLER_KINDS as readonly string[]).includes(s);
-}
-
-/** The handler that owns each part of a live gateway. */
-export const PART_KIND: Record<GatewayPart, HandlerKind> = {
-  init: 'gateway-init', eip: 'eip', 'subnet-route': 'subnet-route', fip: 'fip', dnat: 'dnat', snat: 'snat',
-};
-
-const Sha = z.string().regex(SHA);
+export const Sha = z.string().regex(SHA);
 
 /** What a delivery leaves for the planner. */
 export const PlanJob = z.object({
@@ -56,26 +44,31 @@ export const NetworkSchema = z.object({
 });
 
 /**
- * A handler job: reconcile `target` (a gateway, or "network" for vpc jobs) to the state of commit
- * `sha`, unless a newer generation was planned for it meanwhile.
+ * A handler job: make its part of gateway `gateway` (the networks, for a vpc job) what commit
+ * `sha` (generation `gen`) wants, unless a newer generation was planned for it meanwhile.
  */
 export const HandlerJob = z.object({
   kind: z.enum(HANDLER_KINDS),
-  target: z.string(),
   sha: Sha,
   gen: z.number().int().positive(),
-  /** "push" for a planned commit, "repair" for the resync */
-  cause: z.enum(['push', 'repair']),
-  /** the gateway's desired spec (absent for vpc and gateway-delete) */
+  cause: z.enum(['push', 'catch-up', 'repair']),
+  /** the gateway whose flow this job is in; absent for a lone vpc job */
+  gateway: z.string().optional(),
+  /** the gateway's desired spec (every kind but vpc and gateway-delete) */
   spec: GatewaySpecSchema.optional(),
   /** the networks (vpc jobs) */
   network: NetworkSchema.optional(),
-  /** the gateway whose chain this job belongs to (its status reports failures); absent for a lone vpc job */
-  chain: z.string().optional(),
-  /** the last job of a chain records the result */
+  /** the last job of its flow: its success makes the generation applied */
   last: z.boolean(),
 });
 export type HandlerJob = z.infer<typeof HandlerJob>;
+
+/** A vpc job reconciles the networks; every other kind its gateway. */
+export function jobTarget(job: Pick<HandlerJob, 'kind' | 'gateway'>): { kind: 'networks' } | { kind: 'gateway'; name: string } {
+  return job.kind === 'vpc' || job.gateway === undefined ? { kind: 'networks' } : { kind: 'gateway', name: job.gateway };
+}
+
+export type { HandlerKind };
 
 // The wire schemas describe the same shapes as the dataplane's and the lab's types.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

@@ -1,9 +1,9 @@
 // BullMQ wiring: one queue per job kind under one key prefix, and the flows that chain a
 // gateway's jobs in the order DESIGN.md gives (vpc -> gateway -> init -> eip, routes -> fip,
-// DNAT, SNAT). In a flow a parent runs after its children, so a chain is nested last-first.
+// DNAT, SNAT). In a flow a parent runs after its children, so a flow is nested last-first.
 import { FlowProducer, Queue, type ConnectionOptions, type FlowJob, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import { QUEUE_NAMES, type HandlerJob, type PlanJob, type QueueName } from './kinds.ts';
+import { QUEUE_NAMES, type HandlerJob, type PlanJob, type QueueName } from './jobs.ts';
 
 export interface QueueSettings {
   redisUrl: string;
@@ -47,27 +47,20 @@ export class Queues {
     await this.byName.plan.add('plan', job, { jobId: `delivery-${job.delivery}` });
   }
 
-  /** The queue and id the last job of a chain will have (the flow's root). */
-  chainRoot(jobs: HandlerJob[], idPrefix: string): { queue: string; id: string } {
-    const last = jobs.at(-1);
-    if (!last) throw new TypeError('empty chain');
-    return { queue: last.kind, id: `${idPrefix}.${last.kind}` };
-  }
-
-  /** Adds jobs that run one after the other, as one flow. */
-  async addChain(jobs: HandlerJob[], idPrefix: string): Promise<void> {
+  /** Adds jobs that run one after the other, as one flow (job ids `${idPrefix}.${kind}`). */
+  async addFlow(flow: { idPrefix: string; jobs: readonly HandlerJob[] }): Promise<void> {
     let node: FlowJob | undefined;
-    for (const data of jobs) {
+    for (const data of flow.jobs) {
       node = {
-        name: `${data.kind} ${data.target}`,
+        name: `${data.kind} ${data.gateway ?? 'networks'}`,
         queueName: data.kind,
         data,
         prefix: bullPrefix(this.settings.prefix),
-        opts: { ...jobOptions(this.settings), jobId: `${idPrefix}.${data.kind}`, failParentOnFailure: true },
+        opts: { ...jobOptions(this.settings), jobId: `${flow.idPrefix}.${data.kind}`, failParentOnFailure: true },
         ...(node ? { children: [node] } : {}),
       };
     }
-    if (!node) throw new TypeError('empty chain');
+    if (!node) throw new TypeError('empty flow');
     await this.flows.add(node);
   }
 

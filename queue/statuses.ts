@@ -1,13 +1,18 @@
-// Commit statuses: one per gateway (`natops/<gateway>`) and a summary (`natops`) per commit, kept
-// in Redis (the local sink, read by `natops status` and the dashboard) and passed on to any
-// other sink (GitHub's comes with its own issue). The summary is recomputed in the same Lua
-// call that writes a gateway's status, so concurrent workers cannot leave it stale.
+// Commit statuses: one per gateway (`natops/<gateway>`), one for the networks and a summary
+// (`natops`) per commit. They are derived, never set by hand: a record's condition (see
+// records.ts) or the planner's verdict on a whole commit becomes a status event, and
+// StatusBook.publish writes the events, to Redis (read by `natops status` and the dashboard)
+// and to any other sink (GitHub's comes with its own issue). The summary is recomputed in the
+// same Lua call that writes a gateway's status, so concurrent workers cannot leave it stale.
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { isZeroSha } from '../gitops/git/sha.ts';
+import type { Condition, Target } from './records.ts';
 
 export const SUMMARY_CONTEXT = 'natops';
 export const NETWORK_CONTEXT = 'natops:networks';
 export const gatewayContext = (gateway: string) => `natops/${gateway}`;
+export const targetContext = (t: Target) => (t.kind === 'gateway' ? gatewayContext(t.name) : NETWORK_CONTEXT);
 
 export const StatusState = z.enum(['pending', 'success', 'failure', 'error']);
 export type StatusState = z.infer<typeof StatusState>;
@@ -21,6 +26,33 @@ export const CommitStatus = z.object({
   updatedAt: z.number(),
 });
 export type CommitStatus = z.infer<typeof CommitStatus>;
+
+/** A status to write on a commit. */
+export interface StatusEvent {
+  sha: string;
+  context: string;
+  state: StatusState;
+  description: string;
+  targetUrl?: string;
+}
+
+/** A status description: at most 140 characters, as GitHub allows. */
+export function statusText(text: string): string {
+  const one = text.replace(/\s+/g, ' ').trim();
+  return one.length <= 140 ? one : `${one.slice(0, 139)}…`;
+}
+
+const STATE_OF: Record<Condition['ready'], StatusState> = { True: 'success', False: 'failure', Unknown: 'pending' };
+
+/** A record's condition as the status of the commit it is about. */
+export function conditionStatus(t: Target, c: Condition): StatusEvent {
+  return { sha: c.sha, context: targetContext(t), state: STATE_OF[c.ready], description: statusText(c.message), ...(c.url ? { targetUrl: c.url } : {}) };
+}
+
+/** An older commit's work that a newer one replaced before it was done. */
+export function supersededStatus(sha: string, context: string, by: string, targetUrl?: string): StatusEvent {
+  return { sha, context, state: 'success', description: `not applied: superseded by newer commit ${by.slice(0, 7)}`, ...(targetUrl ? { targetUrl } : {}) };
+}
 
 export interface StatusSink {
   write(sha: string, status: CommitStatus): Promise<void>;
@@ -68,9 +100,14 @@ export class StatusBook {
     return `${this.prefix}:status:${sha}`;
   }
 
-  /** Sets one status; for a gateway's, the summary follows. */
-  async set(sha: string, s: Omit<CommitStatus, 'updatedAt'>): Promise<void> {
-    const status = CommitStatus.parse({ ...s, updatedAt: Date.now() });
+  /** Writes status events in order; after a gateway's or the networks', the summary follows. */
+  async publish(events: readonly StatusEvent[]): Promise<void> {
+    // A removal of a gateway no commit ever described (the resync's orphans) is about no commit.
+    for (const e of events) if (!isZeroSha(e.sha)) await this.set(e.sha, e);
+  }
+
+  private async set(sha: string, s: Omit<StatusEvent, 'sha'>): Promise<void> {
+    const status = CommitStatus.parse({ context: s.context, state: s.state, description: statusText(s.description), ...(s.targetUrl ? { targetUrl: s.targetUrl } : {}), updatedAt: Date.now() });
     const summary = (await this.redis.eval(
       SET_AND_SUMMARIZE, 2, this.key(sha), `${this.prefix}:commits`, status.context, JSON.stringify(status), SUMMARY_CONTEXT, String(status.updatedAt), sha,
     )) as string | null;

@@ -1,15 +1,9 @@
-// natops's own records in Redis, next to BullMQ's: per gateway the generation planned last and
-// the spec last made live, the tracked branch's head, deliveries seen, repairs done.
+// natops's own keys in Redis, next to BullMQ's and the records': the generation counter, the
+// leases, the tracked branch's head, deliveries seen, repairs done.
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import type { GatewaySpec } from '../dataplane/model.ts';
-import type { LabTopology } from '../lab/topology.ts';
-import { GatewaySpecSchema, NetworkSchema } from './kinds.ts';
+import type { Target } from './records.ts';
 
-/** The target name of the networks (the vpc handler's records). */
-export const NETWORK = 'network';
-
-const LiveEntry = z.object({ sha: z.string(), gen: z.number(), at: z.number() });
 const Head = z.object({ sha: z.string(), gen: z.number() });
 export type Head = z.infer<typeof Head>;
 
@@ -21,101 +15,26 @@ export const DeliveryRecord = z.object({
 });
 export type DeliveryRecord = z.infer<typeof DeliveryRecord>;
 
-export interface TargetRecord {
-  /** the newest generation planned for it, and that commit */
-  gen: number;
-  sha: string;
-  /** what the newest generation wants; absent when it is to be removed */
-  spec?: GatewaySpec;
-  network?: LabTopology;
-  /** its jobs are queued or running (cleared when they end, either way) */
-  pending: boolean;
-  live?: { sha: string; gen: number; at: number; spec?: GatewaySpec; network?: LabTopology };
-}
-
 const HISTORY = 200;
 
 export class Store {
   constructor(readonly redis: Redis, readonly prefix: string) {}
 
+  // natops's own keys live under `sys:`; gateway records and leases under `gw:` and
+  // `gw-lease:`, so no gateway name can collide with them.
   private key(...parts: string[]): string {
-    return [this.prefix, ...parts].join(':');
+    return [this.prefix, 'sys', ...parts].join(':');
   }
 
-  /** The lease key of a target, or of the planner: one job at a time holds it. */
-  lockKey(name: string): string {
-    return this.key('lock', name);
+  /** The lease of a gateway, of the networks, or of the planner: one job at a time holds it. */
+  leaseKey(t: Target | 'planner'): string {
+    if (t === 'planner') return this.key('lease', 'planner');
+    return t.kind === 'gateway' ? `${this.prefix}:gw-lease:${t.name}` : this.key('lease', 'networks');
   }
 
-  // ---- generations and targets -------------------------------------------------------------------
-
-  /** A new generation number; every planned commit gets one, increasing. */
+  /** A new generation number; every planned commit (and every removal the resync starts) gets one, increasing. */
   nextGen(): Promise<number> {
     return this.redis.incr(this.key('gen'));
-  }
-
-  /** Records what generation `gen` (commit `sha`) wants for a target; `desired` undefined: remove it. */
-  async setDesired(target: string, gen: number, sha: string, desired: { spec?: GatewaySpec; network?: LabTopology }): Promise<void> {
-    const fields: Record<string, string> = { gen: String(gen), sha, pending: '1' };
-    if (desired.spec) fields.spec = JSON.stringify(desired.spec);
-    if (desired.network) fields.network = JSON.stringify(desired.network);
-    await this.redis.multi()
-      .hdel(this.key('target', target), 'spec', 'network')
-      .hset(this.key('target', target), fields)
-      .sadd(this.key('targets'), target)
-      .exec();
-  }
-
-  async target(target: string): Promise<TargetRecord | undefined> {
-    const h = await this.redis.hgetall(this.key('target', target));
-    if (!h.gen || !h.sha) return undefined;
-    const rec: TargetRecord = { gen: Number(h.gen), sha: h.sha, pending: h.pending === '1' };
-    if (h.spec) rec.spec = GatewaySpecSchema.parse(JSON.parse(h.spec));
-    if (h.network) rec.network = NetworkSchema.parse(JSON.parse(h.network));
-    if (h.live) {
-      const live = LiveEntry.parse(JSON.parse(h.live));
-      rec.live = {
-        ...live,
-        ...(h.liveSpec ? { spec: GatewaySpecSchema.parse(JSON.parse(h.liveSpec)) } : {}),
-        ...(h.liveNetwork ? { network: NetworkSchema.parse(JSON.parse(h.liveNetwork)) } : {}),
-      };
-    }
-    return rec;
-  }
-
-  async targets(): Promise<string[]> {
-    return (await this.redis.smembers(this.key('targets'))).sort();
-  }
-
-  /** The current generation of a target (0 if none). */
-  async currentGen(target: string): Promise<number> {
-    return Number((await this.redis.hget(this.key('target', target), 'gen')) ?? 0);
-  }
-
-  /** What `gen` made live. Called under the target's lock, so a newer live record cannot be overwritten. */
-  async setLive(target: string, gen: number, sha: string, live: { spec?: GatewaySpec; network?: LabTopology }): Promise<void> {
-    const k = this.key('target', target);
-    const m = this.redis.multi().hset(k, 'live', JSON.stringify({ sha, gen, at: Date.now() })).hdel(k, 'liveSpec', 'liveNetwork');
-    if ((await this.currentGen(target)) === gen) m.hdel(k, 'pending');
-    if (live.spec) m.hset(k, 'liveSpec', JSON.stringify(live.spec));
-    if (live.network) m.hset(k, 'liveNetwork', JSON.stringify(live.network));
-    await m.exec();
-  }
-
-  /** Repair jobs were queued for it. */
-  async markPending(target: string): Promise<void> {
-    await this.redis.hset(this.key('target', target), 'pending', '1');
-  }
-
-  /** The jobs of generation `gen` ended without making it live (they failed for good). */
-  async settle(target: string, gen: number): Promise<void> {
-    if ((await this.currentGen(target)) === gen) await this.redis.hdel(this.key('target', target), 'pending');
-  }
-
-  /** A removed target is forgotten once its removal ran (unless a newer generation wants it again). */
-  async forget(target: string, gen: number): Promise<void> {
-    if ((await this.currentGen(target)) !== gen) return;
-    await this.redis.multi().del(this.key('target', target)).srem(this.key('targets'), target).exec();
   }
 
   // ---- the tracked branch ------------------------------------------------------------------------

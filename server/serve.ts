@@ -11,9 +11,10 @@ import { NatopsError } from '../common/errors.ts';
 import { webhookRouter } from '../functions/webhook.ts';
 import { GitRepo } from '../gitops/git/repo.ts';
 import { Lab } from '../lab/lab.ts';
-import type { QueueName } from '../queue/kinds.ts';
+import type { QueueName } from '../queue/jobs.ts';
 import { Queues, redisConnection } from '../queue/queues.ts';
 import { StatusBook } from '../queue/statuses.ts';
+import { Records } from '../queue/records.ts';
 import { Store } from '../queue/store.ts';
 import { NetnsRuntime } from '../runtime/netns.ts';
 import { listenAddress, type ServerConfig } from './config.ts';
@@ -32,6 +33,7 @@ export interface Running {
   url: string;
   redisUrl: string;
   store: Store;
+  records: Records;
   statuses: StatusBook;
   queues: Queues;
   workers: Worker[];
@@ -74,13 +76,14 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const link = (queue: string, id: string) => jobUrl(publicUrl, queue, id);
 
   const store = new Store(connection, c.prefix);
+  const records = new Records(connection, c.prefix);
   const statuses = new StatusBook(connection, c.prefix);
   const queues = new Queues(connection, { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs }, opts.log);
   const lab = new Lab(c.lab);
   const lock = { ttlMs: c.lockMs, waitMs: Math.max(5 * c.lockMs, 10_000) };
   const env = {
     clients: { runtime: new NetnsRuntime(lab, (m) => opts.log(`warning: ${m}`)), network: { apply: (t: Parameters<Lab['up']>[0]) => lab.up(t) } },
-    store, statuses, queues, redis: connection, lock, jobUrl: link, log: opts.log,
+    records, store, statuses, queues, redis: connection, lock, jobUrl: link, log: opts.log, branch: c.branch,
     repo: new GitRepo(c.repo ?? '(no repository configured)'), path: c.path,
   };
   const workers = startWorkers(opts.queues, env, { connection, prefix: c.prefix, concurrency: c.concurrency, lockMs: c.lockMs });
@@ -108,7 +111,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   opts.log(`natops: ${opts.queues.join(', ')} on ${redisUrl}${server ? `; webhook ${url}/webhook, dashboard ${url}${DASHBOARD_PATH}` : ''}`);
 
   return {
-    url, redisUrl, store, statuses, queues, workers,
+    url, redisUrl, store, records, statuses, queues, workers,
     async close() {
       await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
       await Promise.all(workers.map((w) => w.close()));

@@ -1,18 +1,17 @@
-// BullMQ workers for a chosen set of queues: each takes a job, checks its data, calls the
-// function for its kind, and classifies failures (a bad job or manifest does not retry; the
-// rest retries with backoff). close() lets the jobs in hand finish, as SIGTERM should.
+// BullMQ workers for a chosen set of queues: one table of processors by queue, each given the
+// same job context. Whether a failure is retried is the error's own `retryable`; close() lets
+// the jobs in hand finish, as SIGTERM should.
 import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
-import { ZodError } from 'zod';
-import { planPush, type PlannerEnv } from '../functions/planner.ts';
-import { BadJobError } from '../functions/handlers/handlers.ts';
-import { reportFailure, runHandlerJob, type JobEnv } from '../functions/handlers/run-job.ts';
-import { resync, type ResyncEnv } from '../functions/resync.ts';
-import { ManifestValidationError } from '../gitops/manifests/issues.ts';
-import { HandlerJob, isHandlerKind, PlanJob, type QueueName } from '../queue/kinds.ts';
-import { SUMMARY_CONTEXT } from '../queue/statuses.ts';
-import { statusText } from '../gitops/commit-plan.ts';
-import { bullPrefix } from '../queue/queues.ts';
 import type { Redis } from 'ioredis';
+import { errorMessage, isRetryable } from '../common/errors.ts';
+import { processHandlerJob } from '../functions/handlers/process.ts';
+import { jobContext, type JobContext } from '../functions/jobs/env.ts';
+import { planPush, type PlannerEnv } from '../functions/planner/planner.ts';
+import { resync, type ResyncEnv } from '../functions/resync.ts';
+import { HandlerJob, PlanJob, type QueueName } from '../queue/jobs.ts';
+import { bullPrefix } from '../queue/queues.ts';
+import { statusText, SUMMARY_CONTEXT } from '../queue/statuses.ts';
+import { ZodError } from 'zod';
 
 export interface WorkerSettings {
   connection: Redis;
@@ -21,19 +20,55 @@ export interface WorkerSettings {
   lockMs: number;
 }
 
-function permanent(e: unknown): boolean {
-  return e instanceof BadJobError || e instanceof ZodError || e instanceof ManifestValidationError;
+export type WorkerEnv = PlannerEnv & ResyncEnv;
+
+interface Processor {
+  concurrency: 'one' | 'many';
+  run(job: Job, env: WorkerEnv): Promise<unknown>;
 }
 
-/** Rethrows so BullMQ retries, or as UnrecoverableError when retrying cannot help. */
-function rethrow(e: unknown): never {
-  if (permanent(e)) throw new UnrecoverableError(e instanceof Error ? e.message : String(e));
-  throw e;
+/** Job data that does not parse is a bug in whoever added the job: no retry will fix it. */
+function parse<T>(schema: { parse(v: unknown): T }, job: Job): T {
+  try {
+    return schema.parse(job.data);
+  } catch (e) {
+    throw new UnrecoverableError(`bad job data: ${e instanceof ZodError ? e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : errorMessage(e)}`);
+  }
 }
 
-const isFinalAttempt = (job: Job, e: unknown) => permanent(e) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+const contextOf = <D>(data: D, job: Job, queue: QueueName, env: WorkerEnv, subject?: string): JobContext<D> =>
+  jobContext(data, { queue, id: job.id!, attemptsMade: job.attemptsMade, attempts: job.opts.attempts ?? 1, subject }, env);
 
-export function startWorkers(queues: readonly QueueName[], env: PlannerEnv & ResyncEnv & JobEnv, s: WorkerSettings): Worker[] {
+const handler: Processor = {
+  concurrency: 'many',
+  run: (job, env) => {
+    const data = parse(HandlerJob, job);
+    return processHandlerJob(contextOf(data, job, data.kind, env, `${data.gateway ?? 'networks'}@${data.sha.slice(0, 7)}`), env);
+  },
+};
+
+export const PROCESSORS: Record<QueueName, Processor> = {
+  plan: {
+    concurrency: 'one',
+    async run(job, env) {
+      const data = parse(PlanJob, job);
+      const ctx = contextOf(data, job, 'plan', env, `@${data.after.slice(0, 7)}`);
+      try {
+        return await planPush(ctx, env);
+      } catch (e) {
+        ctx.log(`failed (attempt ${ctx.attempt} of ${ctx.attempts}): ${errorMessage(e)}`);
+        if (ctx.lastAttempt || !isRetryable(e)) {
+          await env.statuses.publish([{ sha: data.after, context: SUMMARY_CONTEXT, state: 'error', description: statusText(`planning failed: ${errorMessage(e)}`), targetUrl: ctx.url }]);
+        }
+        throw e;
+      }
+    },
+  },
+  resync: { concurrency: 'one', run: (job, env) => resync(contextOf(job.data, job, 'resync', env), env) },
+  vpc: handler, gateway: handler, 'gateway-init': handler, 'gateway-delete': handler, eip: handler, fip: handler, dnat: handler, snat: handler, 'subnet-route': handler,
+};
+
+export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: WorkerSettings): Worker[] {
   const opts = {
     connection: s.connection as ConnectionOptions,
     prefix: bullPrefix(s.prefix),
@@ -42,35 +77,13 @@ export function startWorkers(queues: readonly QueueName[], env: PlannerEnv & Res
     maxStalledCount: 2,
   };
   return queues.map((name) => {
-    if (name === 'plan') {
-      return new Worker(name, async (job: Job) => {
-        const parsed = PlanJob.safeParse(job.data);
-        if (!parsed.success) return rethrow(parsed.error);
-        try {
-          return await planPush(parsed.data, job.id!, env);
-        } catch (e) {
-          const reason = e instanceof Error ? e.message : String(e);
-          env.log(`plan ${job.id} failed (attempt ${job.attemptsMade + 1}): ${reason}`);
-          if (isFinalAttempt(job, e)) {
-            await env.statuses.set(parsed.data.after, { context: SUMMARY_CONTEXT, state: 'error', description: statusText(`planning failed: ${reason}`), targetUrl: env.jobUrl('plan', job.id!) });
-          }
-          return rethrow(e);
-        }
-      }, { ...opts, concurrency: 1 });
-    }
-    if (name === 'resync') {
-      return new Worker(name, async (job: Job) => resync(env, job.id!.replace(/[^A-Za-z0-9-]/g, '-')), { ...opts, concurrency: 1 });
-    }
-    if (!isHandlerKind(name)) throw new TypeError(`no handler for queue ${name}`);
+    const p = PROCESSORS[name];
     return new Worker(name, async (job: Job) => {
-      let data: HandlerJob | undefined;
       try {
-        data = HandlerJob.parse(job.data);
-        return await runHandlerJob(data, job.id!, env);
+        return await p.run(job, env);
       } catch (e) {
-        if (data && isFinalAttempt(job, e)) await reportFailure(data, job.id!, e, env);
-        return rethrow(e);
+        throw isRetryable(e) || e instanceof UnrecoverableError ? e : new UnrecoverableError(errorMessage(e));
       }
-    }, { ...opts, concurrency: s.concurrency });
+    }, { ...opts, concurrency: p.concurrency === 'one' ? 1 : s.concurrency });
   });
 }

@@ -5,10 +5,11 @@ import type { GatewaySpec } from '../../dataplane/model.ts';
 import type { GatewayPart } from '../../dataplane/parts.ts';
 import { describeChanges } from '../../dataplane/plan-text.ts';
 import type { LabTopology } from '../../lab/topology.ts';
-import type { HandlerJob, HandlerKind } from '../../queue/kinds.ts';
+import type { HandlerKind } from '../../dataplane/kinds.ts';
+import type { HandlerJob } from '../../queue/jobs.ts';
 import { reconcilePart } from '../../runtime/reconcile.ts';
 import type { GatewayRuntime } from '../../runtime/runtime.ts';
-import { NatopsError } from '../../common/errors.ts';
+import { PermanentError } from '../../common/errors.ts';
 
 /** Where the networks live: the lab's bridges and VPC routers locally, OVN in a cluster. */
 export interface NetworkRuntime {
@@ -29,10 +30,10 @@ export interface HandlerOutcome {
 export type Handler = (job: HandlerJob, clients: HandlerClients) => Promise<HandlerOutcome>;
 
 /** A job without the data its kind needs: a planner bug, never worth a retry. */
-export class BadJobError extends NatopsError {}
+export class BadJobError extends PermanentError {}
 
 function specOf(job: HandlerJob): GatewaySpec {
-  if (!job.spec) throw new BadJobError(`${job.kind} job for ${job.target} carries no gateway spec`);
+  if (!job.spec) throw new BadJobError(`${job.kind} job for ${job.gateway ?? '(no gateway)'} carries no gateway spec`);
   return job.spec;
 }
 
@@ -47,12 +48,14 @@ export const HANDLERS: Record<HandlerKind, Handler> = {
     return { changes: await network.apply(job.network) };
   },
   async gateway(job, { runtime }) {
-    const { created } = await runtime.ensureGateway(specOf(job));
-    return { changes: created ? [`created gateway ${job.target}`] : [] };
+    const spec = specOf(job);
+    const { created } = await runtime.ensureGateway(spec);
+    return { changes: created ? [`created gateway ${spec.name}`] : [] };
   },
   'gateway-init': part('init'),
   async 'gateway-delete'(job, { runtime }) {
-    return { changes: (await runtime.removeGateway(job.target)) ? [`removed gateway ${job.target}`] : [] };
+    if (!job.gateway) throw new BadJobError('gateway-delete job names no gateway');
+    return { changes: (await runtime.removeGateway(job.gateway)) ? [`removed gateway ${job.gateway}`] : [] };
   },
   eip: part('eip'),
   fip: part('fip'),

@@ -10,7 +10,7 @@ import examples from '@octokit/webhooks-examples';
 import { loadConfig, type ServerConfig } from '../../server/config.ts';
 import { LocalRedis } from '../../server/redis-server.ts';
 import { serve, type Running } from '../../server/serve.ts';
-import type { QueueName } from '../../queue/kinds.ts';
+import type { QueueName } from '../../queue/jobs.ts';
 
 export const APP_SECRET = 'webhook-test-secret';
 export const DASHBOARD = { username: 'admin', password: 'pw' };

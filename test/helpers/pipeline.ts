@@ -11,7 +11,7 @@ import { run } from '../../runtime/exec.ts';
 import { loadConfig, type ServerConfig } from '../../server/config.ts';
 import { LocalRedis } from '../../server/redis-server.ts';
 import { serve, type Running } from '../../server/serve.ts';
-import { QUEUE_NAMES, type QueueName } from '../../queue/kinds.ts';
+import { QUEUE_NAMES, type QueueName } from '../../queue/jobs.ts';
 import { SUMMARY_CONTEXT, type CommitStatus } from '../../queue/statuses.ts';
 import { LabHarness } from './lab-harness.ts';
 import { toFiles, type SeedObjects } from './manifests.ts';

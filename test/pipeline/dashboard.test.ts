@@ -5,6 +5,8 @@ import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
+import { gatewayTarget } from '../../queue/records.ts';
+import { conditionStatus } from '../../queue/statuses.ts';
 import { branchPush, DASHBOARD, startApp, type TestApp } from '../helpers/app.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -22,7 +24,9 @@ describe('dashboard in a real browser', () => {
     t = await startApp();
     const answer = await t.deliver('push', branchPush(), { id: delivery });
     assert.equal(answer.status, 202);
-    await t.app.statuses.set(sha, { context: 'natops/ngw', state: 'failure', description: 'dnat failed: <script>alert(1)</script>', targetUrl: `${t.app.url}/admin/queues/queue/plan/delivery-${delivery}` });
+    await t.app.statuses.publish([conditionStatus(gatewayTarget('ngw'), {
+      ready: 'False', reason: 'Failed', message: 'dnat failed: <script>alert(1)</script>', sha, gen: 3, cause: 'push', at: Date.now(), url: `${t.app.url}/admin/queues/queue/plan/delivery-${delivery}`,
+    })]);
     await t.app.store.recordRepair({ at: Date.now(), target: 'ngw', sha, gen: 3, what: ['gateway ngw is missing'] });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
   });

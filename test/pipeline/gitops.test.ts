@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { QueueEvents } from 'bullmq';
 import { notifyPush } from '../../gitops/git/local-repo.ts';
 import { inNamespace, namespaceExists } from '../../lab/netns.ts';
-import { HANDLER_KINDS } from '../../queue/kinds.ts';
+import { HANDLER_KINDS } from '../../dataplane/kinds.ts';
 import { bullPrefix } from '../../queue/queues.ts';
 import { run } from '../../runtime/exec.ts';
 import { seedObjects, set, push as pushItem, SEED_VERBATIM, subnet, toFiles, type SeedObjects } from '../helpers/manifests.ts';

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from 'bullmq';
-import type { HandlerJob } from '../../queue/kinds.ts';
+import type { HandlerJob } from '../../queue/jobs.ts';
+import { gatewayTarget } from '../../queue/records.ts';
 import { seedSpec } from '../helpers/manifests.ts';
 import { branchPush, startApp, type TestApp } from '../helpers/app.ts';
 
@@ -29,7 +30,12 @@ describe('retries (real redis-server, real workers)', () => {
   it('a transient failure is retried with exponential backoff, then its gateway gets a failure status', async () => {
     const spec = { ...(await seedSpec()), name: 'absent' };
     const sha = 'ab'.repeat(20);
-    const data: HandlerJob = { kind: 'dnat', target: 'absent', sha, gen: 1, cause: 'push', spec, chain: 'absent', last: true };
+    const data: HandlerJob = { kind: 'dnat', gateway: 'absent', sha, gen: 1, cause: 'push', spec, last: true };
+    // What the planner would have recorded for it.
+    await t.app.records.update(gatewayTarget('absent'), () => ({
+      name: 'absent', desired: { gen: 1, sha, cause: 'push', state: spec }, pending: ['dnat'], observedGen: 0,
+      condition: { ready: 'Unknown', reason: 'Progressing', message: 'applying: dnat', sha, gen: 1, cause: 'push', at: Date.now() },
+    }));
     const added = await t.app.queues.byName.dnat.add('dnat absent', data, { attempts: 4, backoff: { type: 'exponential', delay: 150 } });
     const job = await settled(added);
     assert.equal(await job.getState(), 'failed');
@@ -40,6 +46,9 @@ describe('retries (real redis-server, real workers)', () => {
     const status = (await t.app.statuses.get(sha)).find((s) => s.context === 'natops/absent');
     assert.equal(status?.state, 'failure');
     assert.match(status!.description, /^dnat failed: gateway absent does not exist/);
+    const rec = await t.app.records.get(gatewayTarget('absent'));
+    assert.deepEqual([rec?.condition.ready, rec?.condition.reason, rec?.observedGen], ['False', 'Failed', 1]);
+    assert.deepEqual(rec?.pending, ['dnat'], 'the failed kind is run again by the next plan');
   });
 
   it('a commit the planner cannot read is retried, then the commit gets an error status', async () => {

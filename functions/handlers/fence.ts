@@ -1,0 +1,42 @@
+// The clients a handler gets under a lease: every change first checks, in one Redis round trip,
+// that the lease is still held (and extends it). Reads need no check: they change nothing.
+import type { Lease } from '../../queue/lock.ts';
+import type { GatewayHandle, GatewayRuntime } from '../../runtime/runtime.ts';
+import type { HandlerClients } from './handlers.ts';
+
+function fencedHandle(h: GatewayHandle, lease: Lease): GatewayHandle {
+  return { ...h, readState: () => h.readState(), runCommands: async (commands) => {
+    await lease.check();
+    return h.runCommands(commands);
+  } };
+}
+
+export function fenced(clients: HandlerClients, lease: Lease): HandlerClients {
+  const rt = clients.runtime;
+  const runtime: GatewayRuntime = {
+    kind: rt.kind,
+    async ensureGateway(spec) {
+      await lease.check();
+      const r = await rt.ensureGateway(spec);
+      return { ...r, handle: fencedHandle(r.handle, lease) };
+    },
+    async gateway(name) {
+      const h = await rt.gateway(name);
+      return h && fencedHandle(h, lease);
+    },
+    listGateways: () => rt.listGateways(),
+    async removeGateway(name) {
+      await lease.check();
+      return rt.removeGateway(name);
+    },
+  };
+  return {
+    runtime,
+    network: {
+      async apply(network) {
+        await lease.check();
+        return clients.network.apply(network);
+      },
+    },
+  };
+}

@@ -1,0 +1,108 @@
+// The one place a handler job's outcome is recorded: the record of its gateway (or the
+// networks) and, derived from it, the commit's status. Called by the processor on success and
+// on every failure, and by the resync for a job that failed where no processor saw it (BullMQ
+// failing a job that stalled too often). `settle` is the pure transition; finalize writes it.
+import { errorMessage, isRetryable } from '../../common/errors.ts';
+import type { GatewaySpec } from '../../dataplane/model.ts';
+import { jobTarget, type HandlerJob } from '../../queue/jobs.ts';
+import { KEEP, type Condition, type GatewayRecord, type NetworkRecord, type Target } from '../../queue/records.ts';
+import { conditionStatus, statusText, supersededStatus, targetContext, type StatusEvent } from '../../queue/statuses.ts';
+import type { FunctionEnv, JobContext } from './env.ts';
+
+export type JobOutcome =
+  | { kind: 'done'; changes: string[] }
+  | { kind: 'superseded'; by: string }
+  | { kind: 'failed'; message: string; final: boolean };
+
+export interface SettleMeta {
+  at: number;
+  url: string;
+  attempt: number;
+  attempts: number;
+}
+
+type AnyRecord = GatewayRecord | NetworkRecord;
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+export function liveSummary(spec: GatewaySpec): string {
+  return [plural(spec.eips.length, 'EIP'), plural(spec.floatingIps.length, 'floating IP'), plural(spec.dnats.length, 'port forward'), plural(spec.snats.length, 'SNAT')].join(', ');
+}
+
+/** A job of an older generation than the newest planned one (or for a target nothing wants) is superseded. */
+export function supersededBy(rec: AnyRecord | undefined, job: Pick<HandlerJob, 'gen'>): string | undefined {
+  if (!rec?.desired) return rec ? undefined : '(nothing: no record wants it)';
+  return rec.desired.gen > job.gen ? rec.desired.sha : undefined;
+}
+
+/**
+ * The record after `outcome` of `job` for target `t`, and the statuses that follow. A job of an
+ * older generation than the record's desired one can still record what it made live, never
+ * the condition: that belongs to the newer generation.
+ */
+export function settle<R extends AnyRecord>(t: Target, rec: R | undefined, job: HandlerJob, outcome: JobOutcome, m: SettleMeta): { record: R | undefined | typeof KEEP; statuses: StatusEvent[] } {
+  const context = targetContext(t);
+  const keep = { record: KEEP as typeof KEEP, statuses: [] as StatusEvent[] };
+  if (!rec) return keep;
+  const ours = rec.desired?.gen === job.gen;
+  const cond = (c: Pick<Condition, 'ready' | 'reason' | 'message'>): Condition => ({
+    ...c, message: statusText(c.message), sha: job.sha, gen: job.gen, cause: job.cause, url: m.url, at: m.at,
+  });
+  const withCondition = (c: Condition, extra: Partial<AnyRecord> = {}) => ({
+    record: { ...rec, ...extra, condition: c, observedGen: Math.max(rec.observedGen, job.gen) } as R, statuses: [conditionStatus(t, c)],
+  });
+  const notOurs = () => ({ record: KEEP as typeof KEEP, statuses: job.cause === 'repair' ? [] : [supersededStatus(job.sha, context, rec.desired?.sha ?? job.sha, m.url)] });
+  const attempted = { lastAttempted: { gen: job.gen, sha: job.sha, kind: job.kind, at: m.at } };
+
+  switch (outcome.kind) {
+    case 'superseded':
+      return notOurs();
+    case 'failed': {
+      if (!ours) return outcome.final ? notOurs() : keep;
+      if (!outcome.final) {
+        const retry = `${job.kind}: attempt ${m.attempt} of ${m.attempts} failed: ${outcome.message}; retrying`;
+        return withCondition(cond({ ready: 'Unknown', reason: rec.condition.reason === 'Repairing' ? 'Repairing' : 'Progressing', message: retry }), attempted);
+      }
+      return withCondition(cond({ ready: 'False', reason: 'Failed', message: `${job.kind} failed: ${outcome.message}` }), attempted);
+    }
+    case 'done': {
+      const isNetworks = t.kind === 'networks';
+      // For the networks every vpc job completes their generation; for a gateway, its flow's last job.
+      if (!isNetworks && !job.last) return { record: { ...rec, ...attempted }, statuses: [] };
+      if (job.kind === 'gateway-delete') {
+        if (ours) return { record: undefined, statuses: [{ sha: job.sha, context, state: 'success', description: 'removed', targetUrl: m.url }] };
+        return { record: { ...rec, ...attempted, lastApplied: undefined }, statuses: [] };
+      }
+      const state = isNetworks ? job.network : job.spec;
+      const lastApplied = (rec.lastApplied?.gen ?? 0) <= job.gen ? { gen: job.gen, sha: job.sha, at: m.at, state } : rec.lastApplied;
+      const message = isNetworks ? 'networks live' : `live: ${liveSummary(job.spec!)}`;
+      if (!ours) {
+        return { record: { ...rec, ...attempted, lastApplied } as R, statuses: job.cause === 'repair' ? [] : [{ sha: job.sha, context, state: 'success', description: message, targetUrl: m.url }] };
+      }
+      return withCondition(cond({ ready: 'True', reason: 'Applied', message }), { ...attempted, lastApplied, pending: [], jobs: [] } as Partial<AnyRecord>);
+    }
+  }
+}
+
+export interface FinalizeEnv extends Pick<FunctionEnv, 'records' | 'statuses'> {}
+
+/** Records `outcome` (or the error) of a handler job, and publishes the statuses derived from it. */
+export async function finalize(ctx: JobContext<HandlerJob>, result: JobOutcome | { error: unknown }, env: FinalizeEnv): Promise<void> {
+  const job = ctx.data;
+  const outcome: JobOutcome = 'error' in result
+    ? { kind: 'failed', message: errorMessage(result.error), final: ctx.lastAttempt || !isRetryable(result.error) }
+    : result;
+  const meta: SettleMeta = { at: Date.now(), url: ctx.url, attempt: ctx.attempt, attempts: ctx.attempts };
+  const targets: Target[] = [jobTarget(job)];
+  // A vpc job that fails for good fails its gateway's flow too: that gateway's record says so.
+  if (job.kind === 'vpc' && job.gateway !== undefined && outcome.kind === 'failed') targets.push({ kind: 'gateway', name: job.gateway });
+  for (const t of targets) {
+    let statuses: StatusEvent[] = [];
+    await env.records.update(t, (cur: AnyRecord | undefined) => {
+      const s = settle(t, cur, job, outcome, meta);
+      statuses = s.statuses;
+      return s.record;
+    });
+    await env.statuses.publish(statuses);
+  }
+}

@@ -1,0 +1,239 @@
+// The planner's decision, pure: (a commit's validated manifests, the records) -> one outcome:
+// the records to write, the flows to enqueue and the commit statuses that follow from them.
+// The resync's repairs are built by the same functions. Nothing here touches Redis or Git.
+//
+// What a gateway needs is measured against what was last *applied* plus every kind whose jobs
+// were planned since and have not all completed ("pending"): those may have changed the
+// gateway, and a newer commit supersedes them, so it runs them again. That way a revert
+// pushed before the change it reverts has run is not lost, in any interleaving.
+import { FULL_GATEWAY, KIND_ORDER, PART_KIND, type HandlerKind } from '../../dataplane/kinds.ts';
+import type { GatewaySpec } from '../../dataplane/model.ts';
+import { changedParts } from '../../dataplane/parts.ts';
+import { formatIssue, sortIssues, type ManifestIssue } from '../../gitops/manifests/issues.ts';
+import type { ValidationResult } from '../../gitops/manifests/validate.ts';
+import { labTopology, type LabTopology } from '../../lab/topology.ts';
+import type { HandlerJob } from '../../queue/jobs.ts';
+import { gatewayTarget, NETWORKS, type Cause, type Condition, type GatewayRecord, type RecordSnapshot, type RecordWrite } from '../../queue/records.ts';
+import { conditionStatus, statusText, supersededStatus, type StatusEvent } from '../../queue/statuses.ts';
+
+export interface PlanContext {
+  sha: string;
+  gen: number;
+  cause: Cause;
+  at: number;
+  /** the plan job's page */
+  planUrl: string;
+  /** a job's page */
+  jobUrl: (queue: string, id: string) => string;
+}
+
+export interface Flow {
+  /** the gateway it builds; undefined for a lone networks flow */
+  gateway: string | undefined;
+  /** job ids are `${idPrefix}.${kind}` */
+  idPrefix: string;
+  jobs: HandlerJob[];
+}
+
+export interface Decision {
+  /** a verdict on the whole commit, when it is not the sum of its gateways' (refused, disabled, empty) */
+  commit?: { state: 'success' | 'failure'; description: string };
+  writes: RecordWrite[];
+  flows: Flow[];
+  /** derived from the writes (and the older commits they supersede) */
+  statuses: StatusEvent[];
+  /** one line for the log */
+  summary: string;
+}
+
+/** A commit natops cannot split into gateways (a file that does not parse, a document it cannot attribute). */
+export function refusesCommit(issue: ManifestIssue): boolean {
+  return issue.resource === '-' || issue.field === '(yaml)';
+}
+
+export function issueSummary(issues: readonly ManifestIssue[]): string {
+  const first = issues[0];
+  if (!first) return '';
+  const more = issues.length > 1 ? ` (+${issues.length - 1} more)` : '';
+  return `${statusText(formatIssue(first)).slice(0, 140 - more.length)}${more}`;
+}
+
+const GATEWAY_ID = /^VpcNatGateway\/(.+)$/;
+
+const ordered = (kinds: Iterable<HandlerKind>): HandlerKind[] => {
+  const set = new Set(kinds);
+  return [...KIND_ORDER, 'gateway-delete' as const].filter((k) => set.has(k));
+};
+
+const condition = (ctx: PlanContext, c: Pick<Condition, 'ready' | 'reason' | 'message'> & { url?: string }): Condition => ({
+  ...c, message: statusText(c.message), sha: ctx.sha, gen: ctx.gen, cause: ctx.cause, at: ctx.at, url: c.url ?? ctx.planUrl,
+});
+
+const emptyRecord = (name: string, c: Condition): GatewayRecord => ({ name, pending: [], observedGen: 0, condition: c });
+
+/** The jobs of one flow, in order; the last one's success makes the generation applied. */
+export function buildFlow(gateway: string | undefined, kinds: readonly HandlerKind[], ctx: Pick<PlanContext, 'sha' | 'gen' | 'cause'>, want: { spec?: GatewaySpec; network?: LabTopology }, idPrefix: string): Flow {
+  const jobs = kinds.map((kind, i): HandlerJob => ({
+    kind, sha: ctx.sha, gen: ctx.gen, cause: ctx.cause, last: i === kinds.length - 1,
+    ...(gateway === undefined ? {} : { gateway }),
+    ...(kind === 'vpc' ? { network: want.network } : kind === 'gateway-delete' ? {} : { spec: want.spec }),
+  }));
+  return { gateway, idPrefix, jobs };
+}
+
+/** The queue and id of each job of a flow. */
+export const jobRefs = (f: Flow) => f.jobs.map((j) => ({ queue: j.kind, id: `${f.idPrefix}.${j.kind}` }));
+
+const flowUrl = (f: Flow, ctx: PlanContext) => {
+  const last = f.jobs.at(-1)!;
+  return ctx.jobUrl(last.kind, `${f.idPrefix}.${last.kind}`);
+};
+
+/** Kinds an in-flight generation may have run: a recreated or removed gateway needs all of them again. */
+function pendingKinds(rec: GatewayRecord | undefined): HandlerKind[] {
+  const p = rec?.pending ?? [];
+  return p.includes('gateway') || p.includes('gateway-delete') ? [...FULL_GATEWAY] : p.filter((k) => k !== 'vpc');
+}
+
+/** A record whose jobs were still at work for an older commit: that commit's status says it was superseded. */
+function supersededBy(rec: { condition: Condition } | undefined, ctx: PlanContext, context: string): StatusEvent[] {
+  const c = rec?.condition;
+  if (!c || c.ready !== 'Unknown' || c.sha === ctx.sha || c.cause === 'repair') return [];
+  return [supersededStatus(c.sha, context, ctx.sha, ctx.planUrl)];
+}
+
+export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanContext): Decision {
+  const issues = sortIssues(v.issues);
+  const refused = issues.filter(refusesCommit);
+  if (refused.length) return { commit: { state: 'failure', description: issueSummary(refused) }, writes: [], flows: [], statuses: [], summary: `refused: ${issueSummary(refused)}` };
+  const { desired } = v;
+  if (!desired.enabled) {
+    const description = "enable-vpc-nat-gw is 'false' in ovn-vpc-nat-gw-config: gateways left as they are";
+    return { commit: { state: 'success', description }, writes: [], flows: [], statuses: [], summary: description };
+  }
+
+  const invalid = new Map<string, ManifestIssue[]>();
+  const networkIssues: ManifestIssue[] = [];
+  for (const issue of issues) {
+    const gw = GATEWAY_ID.exec(issue.resource)?.[1];
+    if (gw !== undefined) invalid.set(gw, [...(invalid.get(gw) ?? []), issue]);
+    else networkIssues.push(issue);
+  }
+  // An invalid gateway keeps what it had, its networks included: its EIPs' next hops stay.
+  const kept = new Map<string, GatewaySpec>();
+  for (const name of invalid.keys()) {
+    const rec = snap.gateways.get(name);
+    const spec = rec?.desired?.state ?? rec?.lastApplied?.state;
+    if (spec) kept.set(name, spec);
+  }
+
+  const writes: RecordWrite[] = [];
+  const flows: Flow[] = [];
+  const statuses: StatusEvent[] = [];
+  const lines: string[] = [];
+  const write = (w: RecordWrite) => {
+    writes.push(w);
+    const rec = w.record;
+    if (rec && rec.condition.sha === ctx.sha && rec.condition.gen === ctx.gen) statuses.push(conditionStatus(w.target, rec.condition));
+  };
+
+  // The networks: from the valid gateways and the kept ones, unless a Vpc, Subnet or the ConfigMap is broken.
+  const netRec = snap.networks;
+  let network: LabTopology | undefined;
+  if (networkIssues.length) {
+    const base = netRec ?? { pending: [], observedGen: 0 };
+    write({ target: NETWORKS, record: { ...base, condition: condition(ctx, { ready: 'False', reason: 'Invalid', message: issueSummary(networkIssues) }) } });
+    lines.push('networks: invalid');
+  } else {
+    const topology = labTopology({ ...desired, gateways: new Map([...kept, ...desired.gateways]) });
+    if (JSON.stringify(topology) !== JSON.stringify(netRec?.desired?.state) || netRec?.pending.length) network = topology;
+  }
+
+  const gatewayFlows: Flow[] = [];
+  for (const [name, spec] of [...desired.gateways].sort(([a], [b]) => a.localeCompare(b))) {
+    const rec = snap.gateways.get(name);
+    const { gateway, parts } = changedParts(rec?.lastApplied?.state ?? undefined, spec);
+    const kinds = ordered([...(gateway ? FULL_GATEWAY : parts.map((p) => PART_KIND[p])), ...pendingKinds(rec)]);
+    if (!kinds.length) {
+      const c = condition(ctx, { ready: 'True', reason: 'UpToDate', message: 'no change' });
+      write({ target: gatewayTarget(name), record: { ...rec!, desired: { gen: ctx.gen, sha: ctx.sha, cause: ctx.cause, state: spec }, condition: c } });
+      continue;
+    }
+    const flow = buildFlow(name, network ? ['vpc', ...kinds] : kinds, ctx, { spec, network }, `g${ctx.gen}.${name}`);
+    gatewayFlows.push(flow);
+    statuses.push(...supersededBy(rec, ctx, `natops/${name}`));
+    const c = condition(ctx, { ready: 'Unknown', reason: 'Progressing', message: `applying: ${flow.jobs.map((j) => j.kind).join(', ')}`, url: flowUrl(flow, ctx) });
+    write({
+      target: gatewayTarget(name),
+      record: { ...(rec ?? emptyRecord(name, c)), desired: { gen: ctx.gen, sha: ctx.sha, cause: ctx.cause, state: spec }, pending: kinds, jobs: jobRefs(flow), condition: c },
+    });
+    lines.push(`${name}: ${flow.jobs.map((j) => j.kind).join(' -> ')}`);
+  }
+
+  for (const [name, list] of invalid) {
+    const rec = snap.gateways.get(name);
+    const c = condition(ctx, { ready: 'False', reason: 'Invalid', message: issueSummary(list) });
+    write({ target: gatewayTarget(name), record: { ...(rec ?? emptyRecord(name, c)), condition: c } });
+    lines.push(`${name}: invalid`);
+  }
+
+  // Gone from Git (and not merely broken): removed. A gateway that was never valid has nothing live.
+  for (const [name, rec] of snap.gateways) {
+    if (desired.gateways.has(name) || invalid.has(name)) continue;
+    if (!rec.desired) {
+      writes.push({ target: gatewayTarget(name), record: undefined });
+      continue;
+    }
+    const flow = buildFlow(name, ['gateway-delete'], ctx, {}, `g${ctx.gen}.${name}`);
+    gatewayFlows.push(flow);
+    statuses.push(...supersededBy(rec, ctx, `natops/${name}`));
+    const c = condition(ctx, { ready: 'Unknown', reason: 'Progressing', message: 'removing', url: flowUrl(flow, ctx) });
+    write({ target: gatewayTarget(name), record: { ...rec, desired: { gen: ctx.gen, sha: ctx.sha, cause: ctx.cause, state: null }, pending: ['gateway-delete'], jobs: jobRefs(flow), condition: c } });
+    lines.push(`${name}: removed`);
+  }
+
+  if (network) {
+    // The networks run first in every changed gateway's flow, or alone when no gateway changed.
+    const lone = gatewayFlows.some((f) => f.jobs[0]?.kind === 'vpc') ? undefined : buildFlow(undefined, ['vpc'], ctx, { network }, `g${ctx.gen}.networks`);
+    const url = lone ? flowUrl(lone, ctx) : ctx.planUrl;
+    statuses.push(...supersededBy(netRec, ctx, 'natops:networks'));
+    const c = condition(ctx, { ready: 'Unknown', reason: 'Progressing', message: 'applying the networks', url });
+    write({ target: NETWORKS, record: { ...(netRec ?? { observedGen: 0 }), desired: { gen: ctx.gen, sha: ctx.sha, cause: ctx.cause, state: network }, pending: ['vpc'], jobs: [...gatewayFlows, ...(lone ? [lone] : [])].flatMap(jobRefs).filter((j) => j.queue === 'vpc'), condition: c } });
+    if (lone) gatewayFlows.push(lone);
+    lines.push('networks');
+  }
+  flows.push(...gatewayFlows);
+
+  const commit = statuses.some((s) => s.sha === ctx.sha) ? undefined : { state: 'success' as const, description: 'no gateways; nothing to do' };
+  return { commit, writes, flows, statuses, summary: lines.join('; ') || 'no change' };
+}
+
+/**
+ * The resync's repairs, with the same flows a push gets: each drifted gateway runs its whole
+ * flow again at its desired generation (a newer push still supersedes it); a gateway natops
+ * runs that no record wants is removed under a new generation.
+ */
+export function decideRepairs(snap: RecordSnapshot, drifted: readonly { name: string; what: string[] }[], orphans: readonly string[], ctx: PlanContext): Pick<Decision, 'writes' | 'flows' | 'statuses'> {
+  const writes: RecordWrite[] = [];
+  const flows: Flow[] = [];
+  const statuses: StatusEvent[] = [];
+  for (const { name, what } of drifted) {
+    const rec = snap.gateways.get(name);
+    const want = rec?.desired;
+    if (!rec || !want) continue;
+    const kinds = want.state ? [...FULL_GATEWAY] : ['gateway-delete' as const];
+    const at = { sha: want.sha, gen: want.gen, cause: 'repair' as const };
+    const flow = buildFlow(name, kinds, at, { spec: want.state ?? undefined }, `r${want.gen}.${name}.${ctx.at}`);
+    flows.push(flow);
+    const c: Condition = { ready: 'Unknown', reason: 'Repairing', message: statusText(`repairing: ${what.join('; ')}`), ...at, at: ctx.at, url: flowUrl(flow, ctx) };
+    writes.push({ target: gatewayTarget(name), record: { ...rec, pending: ordered([...rec.pending, ...kinds]), jobs: jobRefs(flow), condition: c } });
+    statuses.push(conditionStatus(gatewayTarget(name), c));
+  }
+  for (const name of orphans) {
+    const flow = buildFlow(name, ['gateway-delete'], ctx, {}, `r${ctx.gen}.${name}.${ctx.at}`);
+    flows.push(flow);
+    const c = condition(ctx, { ready: 'Unknown', reason: 'Repairing', message: `gateway ${name} is not in Git: removing`, url: flowUrl(flow, ctx) });
+    writes.push({ target: gatewayTarget(name), record: { name, desired: { gen: ctx.gen, sha: ctx.sha, cause: 'repair', state: null }, pending: ['gateway-delete'], jobs: jobRefs(flow), observedGen: 0, condition: c } });
+  }
+  return { writes, flows, statuses };
+}
