@@ -3,6 +3,7 @@
 import { NatopsError, PermanentError } from '../../common/errors.ts';
 import { CommandError } from '../../runtime/exec.ts';
 import { isManifestFileName, type ManifestFile } from '../manifests/load.ts';
+import { symlinkSkipped, warnOnStderr, type ReadOptions } from '../manifests/read-dir.ts';
 import { runGit } from './local-repo.ts';
 import { SHA } from './sha.ts';
 
@@ -88,17 +89,24 @@ export class GitRepo {
     throw new GitSourceError(this.gitDir, `git merge-base --is-ancestor ${older} ${newer} exited 128: ${r.stderr.trim()}`);
   }
 
-  /** Every *.yaml / *.yml under `path` at `sha`, named by its path in the repository. */
-  async manifestsAt(sha: string, path: string): Promise<ManifestFile[]> {
+  /**
+   * Every *.yaml / *.yml under `path` at `sha`, named by its path in the repository. Symbolic
+   * links (mode 120000, whose blob is the target's path) are skipped with a warning each.
+   */
+  async manifestsAt(sha: string, path: string, opts: ReadOptions = {}): Promise<ManifestFile[]> {
+    const warn = opts.warn ?? warnOnStderr;
     this.checkSha(sha);
     const tracked = checkTrackedPath(path);
     if (!(await this.hasCommit(sha))) throw new GitSourceError(this.gitDir, `commit ${sha} is not in the repository`);
     const ls = await this.git(['ls-tree', '-r', '-z', '--full-tree', sha, '--', ...(tracked ? [tracked] : [])]);
-    const blobs: { path: string; id: string }[] = [];
+    const blobs: { path: string; id: string; link: boolean }[] = [];
     for (const entry of ls.stdout.split('\0')) {
       // "<mode> blob <id>\t<path>"
-      const m = /^\d+ blob ([0-9a-f]+)\t(.+)$/s.exec(entry);
-      if (m && isManifestFileName(m[2]!.split('/').pop()!)) blobs.push({ id: m[1]!, path: m[2]! });
+      const m = /^(\d+) blob ([0-9a-f]+)\t(.+)$/s.exec(entry);
+      if (!m) continue;
+      const link = m[1] === '120000';
+      // Links of any name are read (their target is their text) only to say where they point.
+      if (link || isManifestFileName(m[3]!.split('/').pop()!)) blobs.push({ id: m[2]!, path: m[3]!, link });
     }
     if (blobs.length === 0) return [];
     // One git process for all files: cat-file --batch answers "<id> blob <size>\n<bytes>\n" per id.
@@ -114,7 +122,9 @@ export class GitRepo {
       const header = buf.subarray(at, nl).toString();
       const size = Number(/^[0-9a-f]+ blob (\d+)$/.exec(header)?.[1] ?? NaN);
       if (!Number.isFinite(size)) throw new GitSourceError(this.gitDir, `unexpected cat-file answer ${JSON.stringify(header)}`);
-      files.push({ path: b.path, text: buf.subarray(nl + 1, nl + 1 + size).toString('utf8') });
+      const text = buf.subarray(nl + 1, nl + 1 + size).toString('utf8');
+      if (b.link) warn(`${symlinkSkipped(b.path, text)} (commit ${sha.slice(0, 7)})`);
+      else files.push({ path: b.path, text });
       at = nl + 1 + size + 1;
     }
     return files.sort((a, b) => a.path.localeCompare(b.path));
