@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { parseCidr, cidrContains } from '../common/ipv4.ts';
 import { k8sName } from '../gitops/manifests/schema.ts';
-import { run } from '../runtime/exec.ts';
+import { DEFAULT_COMMAND_TIMEOUT_MS } from '../runtime/exec.ts';
 import { LabError } from './errors.ts';
 import { LabNames } from './names.ts';
-import { addVeth, deleteNamespace, ensureNamespace, ipIn, linkExists, namespaceExists } from './netns.ts';
+import { addVeth, deleteNamespace, ensureNamespace, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from './netns.ts';
 import type { LabTopology } from './topology.ts';
 
 /** Where natops records what it created; tmpfs, like the namespaces themselves. */
@@ -31,24 +31,33 @@ export type LabHost = z.infer<typeof HostRecord>;
 
 export class Lab {
   readonly names: LabNames;
+  /** every command the lab runs is killed after this long */
+  readonly commandTimeoutMs: number;
   private readonly dir: string;
+  /** what the lab passes to each command it runs */
+  private readonly cmd: NetnsCommandOptions;
 
-  constructor(prefix?: string) {
+  constructor(prefix?: string, opts: { commandTimeoutMs?: number } = {}) {
     this.names = new LabNames(prefix);
     this.dir = join(STATE_ROOT, this.names.prefix);
+    this.commandTimeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    this.cmd = { timeoutMs: this.commandTimeoutMs };
   }
 
   // ---- namespaces natops owns ------------------------------------------------------------------
 
-  /** Creates a namespace and records it as natops's; an existing one is reused only if natops made it. */
-  async ownNamespace(ns: string, sysctls: Record<string, string> = {}): Promise<boolean> {
+  /**
+   * Creates a namespace and records it as natops's; an existing one is reused only if natops made it.
+   * `opts` overrides the lab's command timeout (the netns runtime passes its own).
+   */
+  async ownNamespace(ns: string, sysctls: Record<string, string> = {}, opts: NetnsCommandOptions = this.cmd): Promise<boolean> {
     if ((await namespaceExists(ns)) && !(await this.owns(ns))) {
       throw new LabError(`namespace ${ns} exists but natops did not create it; not touching it`);
     }
     // The record first: a run stopped in between leaves a record of nothing, never an unrecorded namespace.
     await mkdir(join(this.dir, 'ns'), { recursive: true });
     await writeFile(join(this.dir, 'ns', ns), '');
-    return ensureNamespace(ns, sysctls);
+    return ensureNamespace(ns, sysctls, opts);
   }
 
   async owns(ns: string): Promise<boolean> {
@@ -59,9 +68,9 @@ export class Lab {
     return (await readdir(join(this.dir, 'ns')).catch(() => [])).sort();
   }
 
-  async removeNamespace(ns: string): Promise<boolean> {
+  async removeNamespace(ns: string, opts: NetnsCommandOptions = this.cmd): Promise<boolean> {
     if (!(await this.owns(ns))) return false;
-    const removed = await deleteNamespace(ns);
+    const removed = await deleteNamespace(ns, opts);
     await rm(join(this.dir, 'ns', ns), { force: true });
     return removed;
   }
@@ -76,9 +85,9 @@ export class Lab {
     await this.ensureBridge(topology.nic, log, `underlay ${topology.nic}`);
     for (const s of topology.subnets) await this.ensureBridge(n.subnetBridge(s.name), log, `subnet ${s.name} ${s.cidr}`);
     const bridges = new Set(topology.subnets.map((s) => n.subnetBridge(s.name)));
-    for (const name of await subnetLinks(n.fabric)) {
+    for (const name of await subnetLinks(n.fabric, this.cmd)) {
       if (!bridges.has(name)) {
-        await ipIn(n.fabric, 'link', 'del', name);
+        await ipIn(n.fabric, this.cmd, 'link', 'del', name);
         log.push(`removed bridge ${name} (its subnet left the manifests)`);
       }
     }
@@ -93,8 +102,8 @@ export class Lab {
     }
 
     if (await this.ownNamespace(n.upstream, ROUTER_SYSCTLS)) log.push(`created ${n.upstream} (upstream router on ${topology.nic})`);
-    if (!(await linkExists(n.upstream, 'net0'))) {
-      await addVeth({ outerNs: n.fabric, outer: n.upstreamPort, bridge: topology.nic, innerNs: n.upstream, inner: 'net0' });
+    if (!(await linkExists(n.upstream, 'net0', this.cmd))) {
+      await addVeth({ outerNs: n.fabric, outer: n.upstreamPort, bridge: topology.nic, innerNs: n.upstream, inner: 'net0', ...this.cmd });
     }
     await this.syncAddresses(n.upstream, 'net0', topology.underlay.map((u) => `${u.address}/${u.prefix}`), log, 'upstream router');
 
@@ -121,9 +130,9 @@ export class Lab {
 
   private async ensureBridge(name: string, log: string[], what: string): Promise<void> {
     const fabric = this.names.fabric;
-    if (await linkExists(fabric, name)) return;
-    await ipIn(fabric, 'link', 'add', name, 'type', 'bridge');
-    await ipIn(fabric, 'link', 'set', name, 'up');
+    if (await linkExists(fabric, name, this.cmd)) return;
+    await ipIn(fabric, this.cmd, 'link', 'add', name, 'type', 'bridge');
+    await ipIn(fabric, this.cmd, 'link', 'set', name, 'up');
     log.push(`created bridge ${name} for ${what}`);
   }
 
@@ -133,52 +142,52 @@ export class Lab {
     if (await this.ownNamespace(ns, ROUTER_SYSCTLS)) log.push(`created ${ns} (router of VPC ${vpc.name})`);
     for (const s of subnets) {
       const port = n.subnetBridge(s.name);
-      if (!(await linkExists(ns, port))) {
-        await addVeth({ outerNs: n.fabric, outer: n.routerPort(vpc.name, s.name), bridge: port, innerNs: ns, inner: port });
+      if (!(await linkExists(ns, port, this.cmd))) {
+        await addVeth({ outerNs: n.fabric, outer: n.routerPort(vpc.name, s.name), bridge: port, innerNs: ns, inner: port, ...this.cmd });
         log.push(`router of VPC ${vpc.name}: port ${s.gateway} on subnet ${s.name}`);
       }
       await this.syncAddresses(ns, port, [`${s.gateway}/${parseCidr(s.cidr)!.prefix}`], log, `router port for ${s.name}`);
     }
     const ports = new Set(subnets.map((s) => n.subnetBridge(s.name)));
-    for (const name of await subnetLinks(ns)) {
+    for (const name of await subnetLinks(ns, this.cmd)) {
       if (!ports.has(name)) {
-        await ipIn(ns, 'link', 'del', name);
+        await ipIn(ns, this.cmd, 'link', 'del', name);
         log.push(`router of VPC ${vpc.name}: removed port ${name}`);
       }
     }
     // Static routes: rewritten on each run. This router stands in for OVN's; the gateway is the product.
-    await ipIn(ns, 'route', 'flush', 'proto', 'static');
-    const rules = JSON.parse((await ipIn(ns, '-j', 'rule', 'show')).stdout || '[]') as { priority: number }[];
+    await ipIn(ns, this.cmd, 'route', 'flush', 'proto', 'static');
+    const rules = JSON.parse((await ipIn(ns, this.cmd, '-j', 'rule', 'show')).stdout || '[]') as { priority: number }[];
     for (const r of rules) {
-      if (r.priority >= SRC_ROUTE_BASE && r.priority < SRC_ROUTE_BASE * 2) await ipIn(ns, 'rule', 'del', 'pref', String(r.priority));
+      if (r.priority >= SRC_ROUTE_BASE && r.priority < SRC_ROUTE_BASE * 2) await ipIn(ns, this.cmd, 'rule', 'del', 'pref', String(r.priority));
     }
     let srcIndex = 0;
     for (const route of vpc.staticRoutes) {
       if (route.policy === 'policyDst') {
-        await ipIn(ns, 'route', 'replace', route.cidr, 'via', route.nextHopIP, 'proto', 'static');
+        await ipIn(ns, this.cmd, 'route', 'replace', route.cidr, 'via', route.nextHopIP, 'proto', 'static');
       } else {
         // OVN consults source routes after destination and connected ones: main first, minus its default.
         const table = String(SRC_ROUTE_BASE + 1 + srcIndex);
         // (a table that never held a route does not exist yet: ip exits 2, nothing to flush)
-        await run(['ip', '-n', ns, 'route', 'flush', 'table', table], { okExitCodes: [0, 2], target: ns });
-        await ipIn(ns, 'route', 'replace', 'default', 'via', route.nextHopIP, 'table', table, 'proto', 'static');
-        await ipIn(ns, 'rule', 'add', 'pref', String(SRC_ROUTE_BASE), 'from', route.cidr, 'lookup', 'main', 'suppress_prefixlength', '0');
-        await ipIn(ns, 'rule', 'add', 'pref', String(SRC_ROUTE_BASE + 1 + srcIndex), 'from', route.cidr, 'table', table);
+        await ipIn(ns, { ...this.cmd, okExitCodes: [0, 2] }, 'route', 'flush', 'table', table);
+        await ipIn(ns, this.cmd, 'route', 'replace', 'default', 'via', route.nextHopIP, 'table', table, 'proto', 'static');
+        await ipIn(ns, this.cmd, 'rule', 'add', 'pref', String(SRC_ROUTE_BASE), 'from', route.cidr, 'lookup', 'main', 'suppress_prefixlength', '0');
+        await ipIn(ns, this.cmd, 'rule', 'add', 'pref', String(SRC_ROUTE_BASE + 1 + srcIndex), 'from', route.cidr, 'table', table);
         srcIndex++;
       }
     }
   }
 
   private async syncAddresses(ns: string, dev: string, want: string[], log: string[], what: string): Promise<void> {
-    const links = JSON.parse((await ipIn(ns, '-j', 'addr', 'show', 'dev', dev)).stdout) as { addr_info: { family: string; local: string; prefixlen: number }[] }[];
+    const links = JSON.parse((await ipIn(ns, this.cmd, '-j', 'addr', 'show', 'dev', dev)).stdout) as { addr_info: { family: string; local: string; prefixlen: number }[] }[];
     const have = (links[0]?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
     for (const cidr of want) {
       if (!have.includes(cidr)) {
-        await ipIn(ns, 'addr', 'add', cidr, 'dev', dev);
+        await ipIn(ns, this.cmd, 'addr', 'add', cidr, 'dev', dev);
         log.push(`${what}: address ${cidr}`);
       }
     }
-    for (const cidr of have) if (!want.includes(cidr)) await ipIn(ns, 'addr', 'del', cidr, 'dev', dev);
+    for (const cidr of have) if (!want.includes(cidr)) await ipIn(ns, this.cmd, 'addr', 'del', cidr, 'dev', dev);
   }
 
   // ---- workload hosts ----------------------------------------------------------------------------
@@ -209,9 +218,9 @@ export class Lab {
     if (await namespaceExists(ns)) throw new LabError(`host ${opts.name} already exists (namespace ${ns})`);
     await this.ownNamespace(ns, HOST_SYSCTLS);
     try {
-      await addVeth({ outerNs: this.names.fabric, outer: this.names.hostPort(opts.name), bridge, innerNs: ns, inner: 'eth0' });
-      await ipIn(ns, 'addr', 'add', opts.ip, 'dev', 'eth0');
-      if (gateway) await ipIn(ns, 'route', 'add', 'default', 'via', gateway);
+      await addVeth({ outerNs: this.names.fabric, outer: this.names.hostPort(opts.name), bridge, innerNs: ns, inner: 'eth0', ...this.cmd });
+      await ipIn(ns, this.cmd, 'addr', 'add', opts.ip, 'dev', 'eth0');
+      if (gateway) await ipIn(ns, this.cmd, 'route', 'add', 'default', 'via', gateway);
     } catch (e) {
       await this.removeNamespace(ns);
       throw e;
@@ -241,7 +250,7 @@ export class Lab {
 }
 
 /** The subnet bridges (fabric) or router ports (router namespace) natops named in a namespace. */
-async function subnetLinks(ns: string): Promise<string[]> {
-  const links = JSON.parse((await ipIn(ns, '-j', 'link', 'show')).stdout || '[]') as { ifname: string }[];
+async function subnetLinks(ns: string, opts: NetnsCommandOptions): Promise<string[]> {
+  const links = JSON.parse((await ipIn(ns, opts, '-j', 'link', 'show')).stdout || '[]') as { ifname: string }[];
   return links.map((l) => l.ifname.split('@')[0]!).filter((name) => /^s[0-9a-f]{8}$/.test(name));
 }

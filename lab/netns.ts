@@ -1,8 +1,11 @@
 // Network namespace primitives for the lab and the netns runtime. Every command is an argv array.
 import { readdir } from 'node:fs/promises';
-import { run, type ExecRequest, type ExecResult } from '../runtime/exec.ts';
+import { run, type ExecRequest, type ExecResult, type RunOptions } from '../runtime/exec.ts';
 
 const NETNS_DIR = '/run/netns';
+
+/** Per-command options of these helpers; the timeout defaults to run()'s. */
+export type NetnsCommandOptions = Pick<RunOptions, 'timeoutMs'>;
 
 export async function listNamespaces(): Promise<string[]> {
   return readdir(NETNS_DIR).catch(() => []);
@@ -12,31 +15,35 @@ export async function namespaceExists(name: string): Promise<boolean> {
   return (await listNamespaces()).includes(name);
 }
 
-/** Runs argv inside a namespace. */
+/** Runs argv inside a namespace; killed at req.timeoutMs (ip netns exec execs argv: same pid). */
 export function inNamespace(ns: string, req: ExecRequest): Promise<ExecResult> {
-  return run(['ip', 'netns', 'exec', ns, ...req.argv], { stdin: req.stdin, okExitCodes: req.okExitCodes, target: ns });
+  return run(['ip', 'netns', 'exec', ns, ...req.argv], { stdin: req.stdin, okExitCodes: req.okExitCodes, timeoutMs: req.timeoutMs, target: ns });
 }
 
-/** Runs `ip ARGS` against a namespace (cheaper than ip netns exec). */
-export function ipIn(ns: string, ...args: string[]): Promise<ExecResult> {
-  return run(['ip', '-n', ns, ...args], { target: ns });
+/** Runs `ip ARGS` against a namespace (cheaper than ip netns exec); options may come first. */
+export function ipIn(ns: string, ...args: string[]): Promise<ExecResult>;
+export function ipIn(ns: string, opts: Pick<RunOptions, 'timeoutMs' | 'okExitCodes'>, ...args: string[]): Promise<ExecResult>;
+export function ipIn(ns: string, ...rest: (string | Pick<RunOptions, 'timeoutMs' | 'okExitCodes'>)[]): Promise<ExecResult> {
+  const opts = typeof rest[0] === 'object' ? rest[0] : {};
+  const args = rest.filter((a): a is string => typeof a === 'string');
+  return run(['ip', '-n', ns, ...args], { ...opts, target: ns });
 }
 
 /** Creates the namespace with loopback up; true when it was created. */
-export async function ensureNamespace(name: string, sysctls: Record<string, string> = {}): Promise<boolean> {
+export async function ensureNamespace(name: string, sysctls: Record<string, string> = {}, opts: NetnsCommandOptions = {}): Promise<boolean> {
   if (await namespaceExists(name)) return false;
-  await run(['ip', 'netns', 'add', name]);
-  await ipIn(name, 'link', 'set', 'lo', 'up');
+  await run(['ip', 'netns', 'add', name], opts);
+  await ipIn(name, opts, 'link', 'set', 'lo', 'up');
   for (const [key, value] of Object.entries(sysctls)) {
-    await inNamespace(name, { argv: ['sysctl', '-q', '-w', `${key}=${value}`] });
+    await inNamespace(name, { argv: ['sysctl', '-q', '-w', `${key}=${value}`], ...opts });
   }
   return true;
 }
 
 /** Kills what still runs inside (lab servers), then removes the namespace and its interfaces. */
-export async function deleteNamespace(name: string): Promise<boolean> {
+export async function deleteNamespace(name: string, opts: NetnsCommandOptions = {}): Promise<boolean> {
   if (!(await namespaceExists(name))) return false;
-  const pids = (await run(['ip', 'netns', 'pids', name], { okExitCodes: [0, 1] })).stdout.split(/\s+/).filter(Boolean);
+  const pids = (await run(['ip', 'netns', 'pids', name], { ...opts, okExitCodes: [0, 1] })).stdout.split(/\s+/).filter(Boolean);
   for (const pid of pids) {
     try {
       process.kill(Number(pid), 'SIGKILL');
@@ -44,12 +51,12 @@ export async function deleteNamespace(name: string): Promise<boolean> {
       // already gone
     }
   }
-  await run(['ip', 'netns', 'del', name]);
+  await run(['ip', 'netns', 'del', name], opts);
   return true;
 }
 
-export async function linkExists(ns: string, ifname: string): Promise<boolean> {
-  const r = await run(['ip', '-n', ns, 'link', 'show', 'dev', ifname], { okExitCodes: [0, 1, 255] });
+export async function linkExists(ns: string, ifname: string, opts: NetnsCommandOptions = {}): Promise<boolean> {
+  const r = await ipIn(ns, { ...opts, okExitCodes: [0, 1, 255] }, 'link', 'show', 'dev', ifname);
   return r.code === 0;
 }
 
@@ -57,8 +64,9 @@ export async function linkExists(ns: string, ifname: string): Promise<boolean> {
  * A veth pair: `outer` in the namespace `outerNs` (enslaved to `bridge`), `inner` in `innerNs`.
  * Both ends are created in one command, so a failure leaves no half pair behind.
  */
-export async function addVeth(opts: { outerNs: string; outer: string; bridge: string; innerNs: string; inner: string; innerUp?: boolean }): Promise<void> {
-  await ipIn(opts.outerNs, 'link', 'add', opts.outer, 'type', 'veth', 'peer', 'name', opts.inner, 'netns', opts.innerNs);
-  await ipIn(opts.outerNs, 'link', 'set', opts.outer, 'master', opts.bridge, 'up');
-  if (opts.innerUp ?? true) await ipIn(opts.innerNs, 'link', 'set', opts.inner, 'up');
+export async function addVeth(opts: { outerNs: string; outer: string; bridge: string; innerNs: string; inner: string; innerUp?: boolean } & NetnsCommandOptions): Promise<void> {
+  const t = { timeoutMs: opts.timeoutMs };
+  await ipIn(opts.outerNs, t, 'link', 'add', opts.outer, 'type', 'veth', 'peer', 'name', opts.inner, 'netns', opts.innerNs);
+  await ipIn(opts.outerNs, t, 'link', 'set', opts.outer, 'master', opts.bridge, 'up');
+  if (opts.innerUp ?? true) await ipIn(opts.innerNs, t, 'link', 'set', opts.inner, 'up');
 }

@@ -7,6 +7,8 @@ export interface ExecRequest {
   stdin?: string;
   /** exit codes that count as success; default [0] */
   okExitCodes?: number[];
+  /** killed after this long; default the runner's (DEFAULT_COMMAND_TIMEOUT_MS for run) */
+  timeoutMs?: number;
 }
 
 export interface ExecResult {
@@ -32,6 +34,17 @@ export class CommandError extends NatopsError {
   }
 }
 
+/** Killed at its timeout: a hung command must not hold a gateway (and its lease) for good. */
+export class CommandTimeoutError extends NatopsError {
+  constructor(
+    readonly target: string,
+    readonly argv: readonly string[],
+    readonly timeoutMs: number,
+  ) {
+    super(`${target}: \`${argv.join(' ')}\` did not finish within ${timeoutMs} ms and was killed`, { retryable: true });
+  }
+}
+
 export class MissingToolError extends NatopsError {
   constructor(readonly tool: string) {
     super(`${tool} is not installed or not on PATH (the netns runtime needs iproute2, iptables, conntrack and iputils-arping; run scripts/install-deps.sh)`);
@@ -45,23 +58,62 @@ export function assertArgv(argv: readonly string[]): void {
   }
 }
 
-export function run(argv: readonly string[], opts: { stdin?: string; okExitCodes?: number[]; target?: string } = {}): Promise<ExecResult> {
+/** How long a command may run unless the caller says otherwise (`NATOPS_COMMAND_TIMEOUT_MS` in serve). */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 60_000;
+/** After SIGKILL, how long to wait for the exit before giving up on it (a process in D state). */
+const KILL_GRACE_MS = 5_000;
+
+export interface RunOptions {
+  stdin?: string;
+  okExitCodes?: number[];
+  /** where it runs, for errors; default "host" */
+  target?: string;
+  /** default DEFAULT_COMMAND_TIMEOUT_MS */
+  timeoutMs?: number;
+}
+
+export function run(argv: readonly string[], opts: RunOptions = {}): Promise<ExecResult> {
   assertArgv(argv);
   const target = opts.target ?? 'host';
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new TypeError(`invalid timeoutMs ${timeoutMs} for ${JSON.stringify(argv)}`);
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
+    let settled = false;
+    let timedOut = false;
+    let grace: NodeJS.Timeout | undefined;
+    const settle = (finish: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearTimeout(grace);
+      finish();
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      // SIGKILL: a hung program may ignore anything gentler. `ip netns exec NS CMD` execs CMD, so
+      // this pid is CMD itself. Closing the pipes lets 'close' fire even if a grandchild holds them.
+      child.kill('SIGKILL');
+      child.stdin.destroy();
+      child.stdout.destroy();
+      child.stderr.destroy();
+      grace = setTimeout(() => settle(() => reject(new CommandTimeoutError(target, argv, timeoutMs))), KILL_GRACE_MS);
+    }, timeoutMs);
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? new MissingToolError(argv[0]!) : e));
-    child.on('close', (code, signal) => {
-      const bytes = Buffer.concat(out);
-      const result = { stdout: bytes.toString(), stdoutBytes: bytes, stderr: Buffer.concat(err).toString(), code: code ?? 128 };
-      if (signal) result.stderr += `\nkilled by ${signal}`;
-      if ((opts.okExitCodes ?? [0]).includes(result.code)) resolve(result);
-      else reject(new CommandError(target, argv, result.code, result.stderr));
-    });
+    child.on('error', (e: NodeJS.ErrnoException) => settle(() => reject(e.code === 'ENOENT' ? new MissingToolError(argv[0]!) : e)));
+    child.on('close', (code, signal) =>
+      settle(() => {
+        if (timedOut) return reject(new CommandTimeoutError(target, argv, timeoutMs));
+        const bytes = Buffer.concat(out);
+        const result = { stdout: bytes.toString(), stdoutBytes: bytes, stderr: Buffer.concat(err).toString(), code: code ?? 128 };
+        if (signal) result.stderr += `\nkilled by ${signal}`;
+        if ((opts.okExitCodes ?? [0]).includes(result.code)) resolve(result);
+        else reject(new CommandError(target, argv, result.code, result.stderr));
+      }),
+    );
     child.stdin.on('error', () => undefined); // a program that exits without reading stdin
     child.stdin.end(opts.stdin ?? '');
   });

@@ -1,0 +1,52 @@
+// A command that hangs inside a gateway is killed at the runtime's timeout, in the namespace too:
+// a hung command must not hold the gateway (and its job's lease) for good.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { isRetryable } from '../../common/errors.ts';
+import { CommandTimeoutError, run } from '../../runtime/exec.ts';
+import { NetnsRuntime } from '../../runtime/netns.ts';
+import { LabHarness } from '../helpers/lab-harness.ts';
+import { seedObjects } from '../helpers/manifests.ts';
+
+const nsPids = async (ns: string) => (await run(['ip', 'netns', 'pids', ns])).stdout.split(/\s+/).filter(Boolean).map(Number);
+
+describe('a command hanging in a gateway namespace', () => {
+  let h: LabHarness;
+  before(async () => {
+    h = await LabHarness.create();
+    await h.apply(await seedObjects());
+  });
+  after(async () => {
+    await h?.cleanup();
+  });
+
+  it("is killed at the runtime's timeout and fails with CommandTimeoutError", async () => {
+    const ns = h.lab.names.gateway('ngw');
+    const gw = await new NetnsRuntime(h.lab, undefined, { commandTimeoutMs: 1000 }).gateway('ngw');
+    assert.ok(gw, 'the gateway exists');
+    assert.deepEqual(await nsPids(ns), [], 'nothing runs in the gateway before');
+
+    const argv = ['sleep', `30.${process.pid}`];
+    const started = Date.now();
+    const outcome = gw.runCommands([{ argv }]).then(() => undefined, (e: unknown) => e);
+    let running: number[] = [];
+    for (let i = 0; i < 50 && running.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      running = await nsPids(ns);
+    }
+    // ip netns exec execs its command: the one process in the namespace is the sleep itself.
+    assert.equal(running.length, 1, 'the sleep runs inside the gateway');
+    assert.equal(readFileSync(`/proc/${running[0]}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' '), argv.join(' '));
+
+    const e = await outcome;
+    assert.ok(e instanceof CommandTimeoutError, `expected CommandTimeoutError, got ${String(e)}`);
+    assert.equal(e.target, ns);
+    assert.equal(e.timeoutMs, 1000);
+    assert.deepEqual(e.argv.slice(-2), argv);
+    assert.ok(isRetryable(e));
+    assert.ok(Date.now() - started < 10_000, 'failed long before the sleep would have ended');
+    assert.equal(existsSync(`/proc/${running[0]}`), false, 'the sleep is gone');
+    assert.deepEqual(await nsPids(ns), [], 'nothing is left running in the gateway');
+  });
+});
