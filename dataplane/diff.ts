@@ -107,8 +107,9 @@ export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet
 
 /**
  * Deletes the rules that went, inserts the new ones at their place. When the kept rules would
- * end up in another order (an SNAT reorder, a hand edit) the chain is rewritten instead; either
- * way it happens inside one iptables-restore transaction.
+ * end up in another order or repeat (an SNAT reorder, a hand edit) the chain is rewritten instead;
+ * either way it happens inside one iptables-restore transaction. The desired state has each rule
+ * once, so a repeated rule is always a surplus.
  */
 function diffChain(chain: NatChain, haveOrMissing: string[] | undefined, want: string[]): ChainEdit | undefined {
   const isHook = (HOOK_CHAINS as readonly string[]).includes(chain);
@@ -129,6 +130,12 @@ function diffChain(chain: NatChain, haveOrMissing: string[] | undefined, want: s
   }
 
   const ops: ChainOp[] = have.filter((spec) => !wantSet.has(spec)).map((spec) => ({ op: 'delete', spec }));
+  if (isHook) {
+    // Hook chains are never rewritten, so a repeated jump goes by -D, which takes the first copy;
+    // which one stays does not matter, natops does not place its jumps among other rules anyway.
+    const wanted = countRules(want);
+    for (const [spec, n] of countRules(kept)) for (let k = wanted.get(spec) ?? 0; k < n; k++) ops.push({ op: 'delete', spec });
+  }
   // Hook chains hold other software's rules too, whose positions natops does not know: append there.
   let length = kept.length;
   want.forEach((spec, i) => {
@@ -138,6 +145,12 @@ function diffChain(chain: NatChain, haveOrMissing: string[] | undefined, want: s
     length++;
   });
   return { chain, create: false, rewrite: false, ops };
+}
+
+function countRules(specs: string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const spec of specs) counts.set(spec, (counts.get(spec) ?? 0) + 1);
+  return counts;
 }
 
 export function isEmptyChangeSet(c: ChangeSet): boolean {

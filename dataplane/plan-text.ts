@@ -37,9 +37,14 @@ export function ruleDiff(c: ChangeSet): string[] {
   for (const r of c.routes.add) lines.push(`+ ip route ${routeKey(r)}`);
   for (const r of c.routes.remove) lines.push(`- ip route ${routeKey(r)}`);
   for (const { from, to } of c.routes.change) lines.push(`~ ip route ${routeKey(from)} -> via ${to.via} dev ${to.dev}`);
-  for (const e of c.chains) if (e.rewrite) lines.push(`~ -t nat ${e.chain}: rewritten (kept rules change order)`);
+  for (const e of c.chains) if (e.rewrite) lines.push(`~ -t nat ${e.chain}: rewritten (kept rules out of order or repeated)`);
   for (const r of c.added) lines.push(`+ -t nat -A ${r.chain} ${r.spec}`);
   for (const r of c.removed) lines.push(`- -t nat -A ${r.chain} ${r.spec}`);
+  // A delete of a rule that stays is a surplus copy going
+  const gone = new Set(c.removed.map((r) => `${r.chain} ${r.spec}`));
+  for (const e of c.chains) {
+    for (const op of e.ops) if (op.op === 'delete' && !gone.has(`${e.chain} ${op.spec}`)) lines.push(`- -t nat -A ${e.chain} ${op.spec} (duplicate)`);
+  }
   return lines;
 }
 

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { changeSetCommands, restorePayload } from '../../dataplane/commands.ts';
 import { compileGateway, emptyGatewayState } from '../../dataplane/compile.ts';
-import { diffStates, isEmptyChangeSet } from '../../dataplane/diff.ts';
-import type { GatewayState } from '../../dataplane/model.ts';
+import { diffStates, isEmptyChangeSet, type ChainEdit } from '../../dataplane/diff.ts';
+import type { GatewayState, NatChain } from '../../dataplane/model.ts';
 import { parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable, ParseError } from '../../dataplane/parse.ts';
 import { planGateways } from '../../dataplane/plan.ts';
-import { describeChanges, renderGatewayPlan } from '../../dataplane/plan-text.ts';
+import { describeChanges, renderGatewayPlan, ruleDiff } from '../../dataplane/plan-text.ts';
 import { push, seedSpec, set, subnet } from '../helpers/manifests.ts';
 
 // Captured from a real namespace (iptables v1.8.9 nf_tables, iproute2 6.1) after applying the seed.
@@ -48,6 +48,25 @@ COMMIT
 const NET1_JSON = `[{"ifindex":3,"link":"x1","ifname":"net1","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,"operstate":"UP","addr_info":[{"family":"inet","local":"192.168.0.111","prefixlen":24,"scope":"global","label":"net1"},{"family":"inet","local":"192.168.0.112","prefixlen":24,"scope":"global","label":"net1"},{"family":"inet6","local":"fe80::1875:29ff:fe3f:8193","prefixlen":64,"scope":"link"}]}]`;
 const RULES_JSON = `[{"priority":0,"src":"all","table":"local"},{"priority":32764,"src":"all","iif":"eth0","table":"100"},{"priority":32765,"src":"all","iif":"net1","table":"100"},{"priority":32766,"src":"all","table":"main"},{"priority":32767,"src":"all","table":"default"}]`;
 const ROUTES_JSON = `[{"dst":"default","gateway":"192.168.0.254","dev":"net1","flags":[]},{"dst":"10.0.1.0/24","gateway":"10.0.1.1","dev":"eth0","flags":[]}]`;
+
+/** What iptables-restore makes of the chains when it runs the edits (-D takes the first match). */
+function applyEdits(nat: GatewayState['nat'], edits: ChainEdit[]): GatewayState['nat'] {
+  const out = structuredClone(nat);
+  for (const e of edits) {
+    const rules = e.create || e.rewrite ? [] : [...(out[e.chain] ?? [])];
+    for (const op of e.ops) {
+      if (op.op === 'append') rules.push(op.spec);
+      else if (op.op === 'insert') rules.splice(op.position - 1, 0, op.spec);
+      else {
+        const i = rules.indexOf(op.spec);
+        assert.ok(i >= 0, `-D ${e.chain} ${op.spec}: no such rule`);
+        rules.splice(i, 1);
+      }
+    }
+    out[e.chain] = rules;
+  }
+  return out;
+}
 
 function seedLive(): GatewayState {
   const link = parseIpAddr(NET1_JSON, 'net1');
@@ -233,6 +252,35 @@ describe('diff', () => {
     live.nat.PREROUTING = [];
     const changes = diffStates(live, { ...live, nat: { ...live.nat, PREROUTING: ['-j DNAT_FILTER'] } });
     assert.equal(restorePayload(changes.chains), '*nat\n-A PREROUTING -j DNAT_FILTER\nCOMMIT\n');
+  });
+
+  it('deletes a hand-added duplicate of a hook jump, once, and then has nothing left to do', async () => {
+    const live = seedLive();
+    live.nat.PREROUTING = ['-j DNAT_FILTER', '-j DNAT_FILTER'];
+    const desired = compileGateway(await seedSpec());
+    const changes = diffStates(live, desired);
+    assert.equal(restorePayload(changes.chains), '*nat\n-D PREROUTING -j DNAT_FILTER\nCOMMIT\n');
+    assert.deepEqual(changes.removed, [], 'the jump stays, so nothing it maps loses its conntrack entries');
+    assert.deepEqual(ruleDiff(changes), ['- -t nat -A PREROUTING -j DNAT_FILTER (duplicate)']);
+    assert.deepEqual(applyEdits(live.nat, changes.chains), desired.nat);
+    assert.ok(isEmptyChangeSet(diffStates({ ...live, nat: applyEdits(live.nat, changes.chains) }, desired)));
+  });
+
+  it('removes duplicates in every chain it owns, leaving each rule once and in order', async () => {
+    const desired = compileGateway(await seedSpec((s) => push(s.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: 53, protocol: 'udp', internalIp: '10.0.1.10', internalPort: 53 })));
+    const cases: [NatChain, string[]][] = [
+      ['POSTROUTING', ['-j SNAT_FILTER', '-j SNAT_FILTER', '-j SNAT_FILTER']],
+      ['DNAT_FILTER', ['-j EXCLUSIVE_DNAT', '-j SHARED_DNAT', '-j EXCLUSIVE_DNAT']],
+      ['SHARED_DNAT', [desired.nat.SHARED_DNAT![0]!, desired.nat.SHARED_DNAT![0]!, desired.nat.SHARED_DNAT![1]!]],
+      ['SHARED_SNAT', [desired.nat.SHARED_SNAT![0]!, desired.nat.SHARED_SNAT![0]!]],
+    ];
+    for (const [chain, rules] of cases) {
+      const live: GatewayState = { ...desired, nat: { ...desired.nat, [chain]: rules } };
+      const changes = diffStates(live, desired);
+      assert.equal(changes.chains.length, 1, chain);
+      assert.deepEqual(applyEdits(live.nat, changes.chains), desired.nat, chain);
+      assert.deepEqual(changes.removed, [], chain);
+    }
   });
 
   it('adds and removes addresses, routes and rules as argv commands', async () => {
