@@ -158,8 +158,8 @@ async function recordedServer(dir: string): Promise<RedisRecord | undefined> {
   if (!rec || !(await servesDir(rec.pid, dir))) return undefined;
   const want = await realpath(dir);
   const url = `redis://127.0.0.1:${rec.port}`;
-  // It may still be loading its append-only file (a natops killed right after starting it).
-  const deadline = Date.now() + 10_000;
+  // It may be busy (a natops killed right after starting it, a large append-only file loading).
+  const deadline = Date.now() + 30_000;
   let seen = 'no answer';
   for (;;) {
     const who = await identify(url);
