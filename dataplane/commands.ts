@@ -43,7 +43,9 @@ export function changeSetCommands(c: ChangeSet): Command[] {
   for (const r of c.rules.add) cmds.push({ argv: ['ip', 'rule', 'add', 'iif', r.iif, 'table', String(r.table)] });
 
   const payload = restorePayload(c.chains);
-  if (payload) cmds.push({ argv: ['iptables-restore', '--noflush'], stdin: payload });
+  // -w waits for the xtables lock instead of failing while another iptables holds it (iptables
+  // 1.8.9 with nf_tables accepts it too, it just has no lock to wait for).
+  if (payload) cmds.push({ argv: ['iptables-restore', '-w', '--noflush'], stdin: payload });
   for (const r of c.removed) {
     for (const f of conntrackFilters(r.chain, r.spec)) cmds.push({ argv: conntrackDeleteArgv(f), okExitCodes: [0, 1], conntrack: f });
   }

@@ -6,6 +6,7 @@ import { parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../data
 import { CommandError, type Exec } from './exec.ts';
 
 export const READ_COMMANDS = {
+  // no -w: iptables-save takes no lock, and 1.8.9 rejects the option
   nat: ['iptables-save', '-t', 'nat'],
   net1: ['ip', '-j', 'addr', 'show', 'dev', 'net1'],
   rules: ['ip', '-j', 'rule', 'show'],

@@ -182,7 +182,8 @@ describe('diff', () => {
     const commands = changeSetCommands(changes);
     const restores = commands.filter((c) => c.argv[0] === 'iptables-restore');
     assert.equal(restores.length, 1);
-    assert.deepEqual(restores[0]!.argv, ['iptables-restore', '--noflush']);
+    // -w: wait for the xtables lock rather than fail when another iptables holds it
+    assert.deepEqual(restores[0]!.argv, ['iptables-restore', '-w', '--noflush']);
     const payload = restores[0]!.stdin!;
     assert.ok(!payload.includes(':PREROUTING'), 'built-in chains are never declared (that would flush them)');
     assert.match(payload, /^\*nat\n:DNAT_FILTER - \[0:0\]\n/);
