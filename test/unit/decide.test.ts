@@ -1,0 +1,205 @@
+// The planner's pure decision and finalize's pure transition, without Redis: what a commit
+// does to the records, which flows it enqueues and which statuses follow, in every order the
+// flows of two commits can finish in.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { describe, it } from 'node:test';
+import { decide, decideRepairs, issueSummary, type Decision, type PlanContext } from '../../functions/planner/decide.ts';
+import { settle } from '../../functions/jobs/finalize.ts';
+import { validateManifests } from '../../gitops/manifests/validate.ts';
+import { jobTarget } from '../../queue/jobs.ts';
+import { KEEP, type GatewayRecord, type NetworkRecord, type RecordSnapshot } from '../../queue/records.ts';
+import { statusText } from '../../queue/statuses.ts';
+import { push, seedObjects, set, SEED_VERBATIM, toFiles, type SeedObjects } from '../helpers/manifests.ts';
+
+const validate = (seed: SeedObjects) => validateManifests(toFiles(seed));
+const empty: RecordSnapshot = { gateways: new Map(), networks: undefined };
+let clock = 0;
+const ctx = (gen: number): PlanContext => ({ sha: gen.toString(16).padStart(40, 'a'), gen, cause: 'push', at: ++clock, planUrl: `plan/${gen}`, jobUrl: (q, id) => `${q}/${id}` });
+
+/** The records after a decision's writes. */
+function written(snap: RecordSnapshot, d: Pick<Decision, 'writes'>): RecordSnapshot {
+  const gateways = new Map(snap.gateways);
+  let networks = snap.networks;
+  for (const w of d.writes) {
+    if (w.target.kind === 'networks') networks = w.record as NetworkRecord;
+    else if (w.record) gateways.set(w.target.name, w.record as GatewayRecord);
+    else gateways.delete(w.target.name);
+  }
+  return { gateways, networks };
+}
+
+/** Runs every job of the decision's flows through settle, as successful jobs would. */
+function runFlows(snap: RecordSnapshot, d: Pick<Decision, 'flows'>): RecordSnapshot {
+  let s = snap;
+  for (const f of d.flows) s = runJobs(s, f.jobs);
+  return s;
+}
+
+function runJobs(snap: RecordSnapshot, jobs: Decision['flows'][number]['jobs']): RecordSnapshot {
+  const gateways = new Map(snap.gateways);
+  let networks = snap.networks;
+  for (const job of jobs) {
+    const t = jobTarget(job);
+    const cur = t.kind === 'networks' ? networks : gateways.get(t.name);
+    const superseded = cur?.desired && cur.desired.gen > job.gen;
+    const out = settle(t, cur, job, superseded ? { kind: 'superseded', by: cur.desired!.sha } : { kind: 'done', changes: [] }, { at: ++clock, url: 'u', attempt: 1, attempts: 1 });
+    if (out.record === KEEP) continue;
+    if (t.kind === 'networks') networks = out.record as NetworkRecord;
+    else if (out.record) gateways.set(t.name, out.record as GatewayRecord);
+    else gateways.delete(t.name);
+  }
+  return { gateways, networks };
+}
+
+const kinds = (d: Decision, gw: string) => d.flows.find((f) => f.gateway === gw)?.jobs.map((j) => j.kind);
+const status = (d: Decision, sha: string, context: string) => d.statuses.find((s) => s.sha === sha && s.context === context);
+
+async function seedLive(): Promise<RecordSnapshot> {
+  const d = decide(validate(await seedObjects()), empty, ctx(1));
+  return runFlows(written(empty, d), d);
+}
+
+describe('the planner decides (pure)', () => {
+  it('a new gateway runs every handler in order, networks first; its status is pending until the flow is done', async () => {
+    const c = ctx(1);
+    const d = decide(validate(await seedObjects()), empty, c);
+    assert.deepEqual(kinds(d, 'ngw'), ['vpc', 'gateway', 'gateway-init', 'eip', 'subnet-route', 'fip', 'dnat', 'snat']);
+    assert.equal(status(d, c.sha, 'natops/ngw')?.state, 'pending');
+    assert.equal(status(d, c.sha, 'natops:networks')?.state, 'pending');
+    assert.equal(d.commit, undefined);
+    const after = runFlows(written(empty, d), d);
+    const rec = after.gateways.get('ngw')!;
+    assert.deepEqual([rec.condition.ready, rec.condition.reason, rec.pending, rec.lastApplied?.gen], ['True', 'Applied', [], 1]);
+    assert.match(rec.condition.message, /^live: 2 EIPs, 1 floating IP, 1 port forward, 1 SNAT$/);
+    assert.deepEqual([after.networks?.condition.ready, after.networks?.pending], ['True', []]);
+  });
+
+  it('the same commit again changes nothing; a changed port forward runs only the DNAT handler', async () => {
+    const live = await seedLive();
+    const same = decide(validate(await seedObjects()), live, ctx(2));
+    assert.deepEqual(same.flows, []);
+    assert.equal(status(same, ctx(2).sha, 'natops/ngw')?.description, 'no change');
+    const seed = await seedObjects();
+    set(seed.gateway, 'spec.dnatRules.0.externalPort', 9999);
+    assert.deepEqual(kinds(decide(validate(seed), live, ctx(3)), 'ngw'), ['dnat']);
+  });
+
+  it('an EIP change brings the routes along; a new lan IP recreates the gateway', async () => {
+    const live = await seedLive();
+    const seed = await seedObjects();
+    push(seed.gateway, 'spec.eips', { eipCIDR: '192.168.0.113/24', gateway: '192.168.0.254' });
+    assert.deepEqual(kinds(decide(validate(seed), live, ctx(2)), 'ngw'), ['eip', 'subnet-route']);
+    const moved = await seedObjects();
+    set(moved.gateway, 'spec.lanIp', '10.0.1.200');
+    assert.deepEqual(kinds(decide(validate(moved), live, ctx(3)), 'ngw')!.slice(0, 2), ['gateway', 'gateway-init']);
+  });
+
+  it('a revert planned before the change it reverts ran: the newer commit runs the change again, so the revert wins', async () => {
+    const live = await seedLive();
+    const a = await seedObjects();
+    push(a.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: 7000, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 });
+    const da = decide(validate(a), live, ctx(2));
+    assert.deepEqual(kinds(da, 'ngw'), ['dnat']);
+    const afterA = written(live, da);
+    // B reverts A before A's jobs ran: B's spec equals what is live, yet A's dnat may run first.
+    const db = decide(validate(await seedObjects()), afterA, ctx(3));
+    assert.deepEqual(kinds(db, 'ngw'), ['dnat'], 'the revert runs the DNAT handler again');
+    assert.equal(status(db, ctx(2).sha, 'natops/ngw')?.description, `not applied: superseded by newer commit ${ctx(3).sha.slice(0, 7)}`);
+    const afterB = written(afterA, db);
+    for (const order of [[da, db], [db, da]]) {
+      const end = order.reduce((s, d) => runFlows(s, d), afterB);
+      const rec = end.gateways.get('ngw')!;
+      assert.deepEqual([rec.condition.ready, rec.condition.sha, rec.pending], ['True', ctx(3).sha, []]);
+      assert.equal(rec.lastApplied?.gen, 3);
+      assert.equal(rec.lastApplied?.state?.dnats.length, 1);
+    }
+  });
+
+  it('a failed flow leaves its kinds pending: the next commit runs them again even with no change', async () => {
+    const live = await seedLive();
+    const seed = await seedObjects();
+    set(seed.gateway, 'spec.dnatRules.0.externalPort', 9999);
+    const d = decide(validate(seed), live, ctx(2));
+    const job = d.flows[0]!.jobs[0]!;
+    const rec = written(live, d).gateways.get('ngw')!;
+    const failed = settle(jobTarget(job), rec, job, { kind: 'failed', message: 'boom', final: true }, { at: 1, url: 'u', attempt: 5, attempts: 5 });
+    assert.notEqual(failed.record, KEEP);
+    const f = failed.record as GatewayRecord;
+    assert.deepEqual([f.condition.ready, f.condition.reason, f.condition.message, f.pending], ['False', 'Failed', 'dnat failed: boom', ['dnat']]);
+    assert.equal(failed.statuses[0]?.state, 'failure');
+    const again = decide(validate(seed), { ...live, gateways: new Map([['ngw', f]]) }, ctx(3));
+    assert.deepEqual(kinds(again, 'ngw'), ['dnat']);
+  });
+
+  it('an invalid gateway keeps what it had, its networks included (the upstream keeps its EIP next hops)', async () => {
+    const live = await seedLive();
+    const broken = await seedObjects();
+    set(broken.gateway, 'spec.dnatRules.0.internalIp', '172.16.0.10');
+    const d = decide(validate(broken), live, ctx(2));
+    assert.deepEqual(d.flows, []);
+    const s = status(d, ctx(2).sha, 'natops/ngw');
+    assert.equal(s?.state, 'failure');
+    assert.match(s!.description, /^30-nat-gateway\.yaml:\d+:\d+ VpcNatGateway\/ngw spec\.dnatRules\[0\]\.internalIp: /);
+    const rec = written(live, d).gateways.get('ngw')!;
+    assert.deepEqual([rec.condition.reason, rec.desired, rec.lastApplied], ['Invalid', live.gateways.get('ngw')!.desired, live.gateways.get('ngw')!.lastApplied]);
+    assert.equal(d.writes.some((w) => w.target.kind === 'networks'), false, 'the networks are unchanged');
+  });
+
+  it('a gateway gone from Git is removed, also one planned but not live yet; a removal done forgets the record', async () => {
+    const live = await seedLive();
+    const seed = await seedObjects();
+    seed.gateway = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'unrelated' }, data: {} };
+    const d = decide(validate(seed), live, ctx(2));
+    assert.deepEqual(kinds(d, 'ngw'), ['gateway-delete']);
+    assert.equal(status(d, ctx(2).sha, 'natops/ngw')?.state, 'pending');
+    const end = runFlows(written(live, d), d);
+    assert.equal(end.gateways.has('ngw'), false);
+  });
+
+  it("a file that does not parse refuses the whole commit, so nothing in it looks deleted", async () => {
+    const seed = await seedObjects();
+    const files = [...toFiles(seed).filter((f) => !f.path.includes('nat-gateway')), { path: 'gw.yaml', text: await readFile(SEED_VERBATIM, 'utf8') }];
+    const d = decide(validateManifests(files), await seedLive(), ctx(2));
+    assert.deepEqual([d.flows, d.writes], [[], []]);
+    assert.equal(d.commit?.state, 'failure');
+    assert.match(d.commit!.description, /^gw\.yaml:\d+:\d+ /);
+  });
+
+  it("enable-vpc-nat-gw: 'false' leaves every gateway as it is", async () => {
+    const seed = await seedObjects();
+    set(seed.config, 'data.enable-vpc-nat-gw', 'false');
+    const d = decide(validate(seed), await seedLive(), ctx(2));
+    assert.deepEqual([d.flows, d.writes], [[], []]);
+    assert.match(d.commit!.description, /enable-vpc-nat-gw is 'false'/);
+  });
+
+  it('a broken Subnet leaves the networks as they are and says so', async () => {
+    const seed = await seedObjects();
+    set(seed.subnet, 'spec.cidrBlock', '10.0.1.0/33');
+    const d = decide(validate(seed), await seedLive(), ctx(2));
+    const net = d.writes.find((w) => w.target.kind === 'networks');
+    assert.equal(net?.record?.condition.reason, 'Invalid');
+    assert.equal(status(d, ctx(2).sha, 'natops:networks')?.state, 'failure');
+    assert.ok(!d.flows.some((f) => f.jobs.some((j) => j.kind === 'vpc')));
+  });
+
+  it('the resync repairs with the same flows, at the desired generation; an orphan gets a new one', async () => {
+    const live = await seedLive();
+    const r = decideRepairs(live, [{ name: 'ngw', what: ['gateway ngw is missing'] }], ['stray'], { ...ctx(9), cause: 'repair' });
+    assert.deepEqual(r.flows.map((f) => [f.gateway, f.jobs.map((j) => [j.kind, j.gen, j.cause])[0]]), [['ngw', ['gateway', 1, 'repair']], ['stray', ['gateway-delete', 9, 'repair']]]);
+    const rec = written(live, r).gateways.get('ngw')!;
+    assert.deepEqual([rec.condition.ready, rec.condition.reason], ['Unknown', 'Repairing']);
+    const end = runFlows(written(live, r), r);
+    assert.deepEqual([end.gateways.get('ngw')!.condition.ready, end.gateways.has('stray')], ['True', false]);
+  });
+
+  it('status texts fit in 140 characters', () => {
+    assert.equal(statusText('x'.repeat(300)).length, 140);
+    assert.equal(statusText(' a \n b '), 'a b');
+    const issues = Array.from({ length: 3 }, (_, i) => ({ pos: { file: 'f.yaml', line: i + 1, column: 1 }, resource: 'VpcNatGateway/g', field: 'spec.x', message: 'y'.repeat(200) }));
+    const s = issueSummary(issues);
+    assert.equal(s.length, 140);
+    assert.ok(s.endsWith(' (+2 more)'));
+  });
+});
