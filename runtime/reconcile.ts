@@ -1,6 +1,6 @@
 // Makes gateways match their specs: ensure the gateway, read it, diff, run the change set.
 // Level-triggered, so running it again with the same spec changes nothing.
-import { NatopsError } from '../common/errors.ts';
+import { NatopsError, errorMessage, isRetryable } from '../common/errors.ts';
 import { changeSetCommands, type Command } from '../dataplane/commands.ts';
 import { compileGateway, emptyGatewayState } from '../dataplane/compile.ts';
 import { diffStates, isEmptyChangeSet, type ChangeSet } from '../dataplane/diff.ts';
@@ -69,24 +69,78 @@ async function converge(handle: GatewayHandle, target: (live: GatewayState) => G
   return { changes, commands };
 }
 
-/** Removes the gateways the runtime has that are not in `keep`. */
+/**
+ * Removes the gateways the runtime has that are not in `keep`. Each removal is attempted; those
+ * that fail are thrown together at the end as a GatewaysFailedError.
+ */
 export async function pruneGateways(runtime: GatewayRuntime, keep: ReadonlySet<string>): Promise<GatewayResult[]> {
   const results: GatewayResult[] = [];
+  const failures: GatewayFailure[] = [];
   for (const name of await runtime.listGateways()) {
     if (keep.has(name)) continue;
-    const handle = await runtime.gateway(name);
-    const live = handle ? await handle.readState().catch(() => undefined) : undefined;
-    await runtime.removeGateway(name);
-    const changes = live ? diffStates(live, removalTarget(live)) : diffStates(emptyGatewayState(), emptyGatewayState());
-    results.push({ name, action: 'delete', changes, commands: [] });
+    try {
+      const handle = await runtime.gateway(name);
+      const live = handle ? await handle.readState().catch(() => undefined) : undefined;
+      await runtime.removeGateway(name);
+      const changes = live ? diffStates(live, removalTarget(live)) : diffStates(emptyGatewayState(), emptyGatewayState());
+      results.push({ name, action: 'delete', changes, commands: [] });
+    } catch (error) {
+      failures.push({ gateway: name, error });
+    }
   }
+  if (failures.length) throw new GatewaysFailedError(failures, results);
   return results;
 }
 
-/** Every gateway in parallel (they share nothing), then the prune. */
+export interface GatewayFailure {
+  gateway: string;
+  error: unknown;
+}
+
+/** Some gateways failed; the others were still attempted, and what they did is kept in `results`. */
+export class GatewaysFailedError extends NatopsError {
+  constructor(
+    readonly failures: GatewayFailure[],
+    /** the gateways that succeeded, then the ones pruned */
+    readonly results: GatewayResult[],
+    /** set when the prune could not run at all (listing the gateways failed) */
+    pruneError?: unknown,
+  ) {
+    const lines = failures.map((f) => `${f.gateway}: ${errorMessage(f.error)}`);
+    if (pruneError !== undefined) lines.push(`(and the prune did not run: ${errorMessage(pruneError)})`);
+    super(`gateways ${failures.map((f) => f.gateway).join(', ')} failed:\n  ${lines.join('\n  ')}`, {
+      // a retry redoes them all, which is worth it when any of them may pass next time
+      retryable: failures.some((f) => isRetryable(f.error)),
+      cause: pruneError,
+    });
+  }
+}
+
+/**
+ * Every gateway in parallel (they share nothing), then the prune. One gateway failing neither
+ * stops the others or the prune nor hides their failures: all are thrown together at the end.
+ */
 export async function reconcileAll(runtime: GatewayRuntime, gateways: Iterable<GatewaySpec>): Promise<GatewayResult[]> {
   const specs = [...gateways];
-  const results = await Promise.all(specs.map((spec) => reconcileGateway(runtime, spec)));
-  results.push(...(await pruneGateways(runtime, new Set(specs.map((s) => s.name)))));
+  const settled = await Promise.allSettled(specs.map((spec) => reconcileGateway(runtime, spec)));
+  const results: GatewayResult[] = [];
+  const failures: GatewayFailure[] = [];
+  settled.forEach((s, i) => {
+    if (s.status === 'fulfilled') results.push(s.value);
+    else failures.push({ gateway: specs[i]!.name, error: s.reason });
+  });
+  try {
+    results.push(...(await pruneGateways(runtime, new Set(specs.map((s) => s.name)))));
+  } catch (e) {
+    if (e instanceof GatewaysFailedError) {
+      failures.push(...e.failures);
+      results.push(...e.results);
+    } else if (failures.length) {
+      throw new GatewaysFailedError(failures, results, e);
+    } else {
+      throw e;
+    }
+  }
+  if (failures.length) throw new GatewaysFailedError(failures, results);
   return results;
 }

@@ -6,9 +6,11 @@ import type { Command } from '../../dataplane/commands.ts';
 import { compileGateway, emptyGatewayState } from '../../dataplane/compile.ts';
 import type { GatewayState } from '../../dataplane/model.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
-import { ConvergenceError, reconcileGateway } from '../../runtime/reconcile.ts';
+import { CommandError } from '../../runtime/exec.ts';
+import { ConvergenceError, GatewaysFailedError, reconcileAll, reconcileGateway } from '../../runtime/reconcile.ts';
 import type { GatewayHandle, GatewayRuntime } from '../../runtime/runtime.ts';
 import { seedObjects, toFiles } from '../helpers/manifests.ts';
+import type { GatewaySpec } from '../../dataplane/model.ts';
 
 /** A gateway whose reads return the given states in turn (the last one repeats). */
 function scriptedRuntime(states: GatewayState[]): { runtime: GatewayRuntime; batches: Command[][] } {
@@ -55,5 +57,79 @@ describe('reconcile', async () => {
     const { runtime } = scriptedRuntime([emptyGatewayState(), stuck]);
     await assert.rejects(reconcileGateway(runtime, spec), (e: unknown) =>
       e instanceof ConvergenceError && e.remaining.some((l) => l.includes('--dport 8888')));
+  });
+});
+
+/**
+ * Gateways that live in memory: reading one returns what its last commands built; `failing`
+ * names the gateways whose commands fail, with the error they fail with.
+ */
+function memoryRuntime(live: string[], failing: Map<string, Error>): { runtime: GatewayRuntime; attempted: string[]; removed: string[] } {
+  const attempted: string[] = [];
+  const removed: string[] = [];
+  const handle = (spec: GatewaySpec): GatewayHandle => {
+    let state = emptyGatewayState();
+    return {
+      name: spec.name,
+      location: 'memory',
+      readState: async () => state,
+      runCommands: async () => {
+        attempted.push(spec.name);
+        const error = failing.get(spec.name);
+        if (error) throw error;
+        state = compileGateway(spec);
+      },
+    };
+  };
+  const runtime: GatewayRuntime = {
+    kind: 'dry-run',
+    ensureGateway: async (spec) => ({ handle: handle(spec), created: true }),
+    gateway: async () => undefined,
+    listGateways: async () => live,
+    removeGateway: async (name) => {
+      const error = failing.get(name);
+      if (error) throw error;
+      removed.push(name);
+      return true;
+    },
+  };
+  return { runtime, attempted, removed };
+}
+
+describe('reconcile all gateways', async () => {
+  const seed = validateManifests(toFiles(await seedObjects())).desired.gateways.get('ngw')!;
+  const specs = ['a', 'b', 'c', 'd'].map((name) => ({ ...seed, name }));
+
+  it('attempts every gateway, still prunes, then throws one error naming every failed gateway', async () => {
+    const b = new CommandError('natops-gw-b', ['iptables-restore', '-w', '--noflush'], 4, 'Another app is currently holding the xtables lock');
+    const d = new Error('d went away');
+    const { runtime, attempted, removed } = memoryRuntime(['a', 'b', 'old'], new Map([['b', b], ['d', d]]));
+    const error = await reconcileAll(runtime, specs).then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof GatewaysFailedError, `a GatewaysFailedError, got ${String(error)}`);
+    assert.deepEqual([...attempted].sort(), ['a', 'b', 'c', 'd'], 'every gateway was attempted');
+    assert.deepEqual(removed, ['old'], 'the prune ran although gateways failed');
+    assert.deepEqual(error.failures.map((f) => [f.gateway, f.error]), [['b', b], ['d', d]]);
+    assert.match(error.message, /^gateways b, d failed:\n/);
+    assert.match(error.message, /\bb: natops-gw-b: `iptables-restore -w --noflush` exited 4/);
+    assert.match(error.message, /\bd: d went away/);
+    assert.deepEqual(error.results.map((r) => `${r.name}:${r.action}`), ['a:create', 'c:create', 'old:delete'], 'what did happen is kept');
+  });
+
+  it('attempts every removal of the prune and names the ones that failed with the others', async () => {
+    const b = new Error('b broke');
+    const stuck = new Error('namespace busy');
+    const { runtime, removed } = memoryRuntime(['stuck', 'old'], new Map([['b', b], ['stuck', stuck]]));
+    const error = await reconcileAll(runtime, specs).then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof GatewaysFailedError);
+    assert.deepEqual(removed, ['old']);
+    assert.deepEqual(error.failures.map((f) => f.gateway), ['b', 'stuck']);
+    assert.match(error.message, /^gateways b, stuck failed:\n {2}b: b broke\n {2}stuck: namespace busy$/);
+  });
+
+  it('returns every result when no gateway fails', async () => {
+    const { runtime, removed } = memoryRuntime(['old'], new Map());
+    const results = await reconcileAll(runtime, specs);
+    assert.deepEqual(results.map((r) => `${r.name}:${r.action}`), ['a:create', 'b:create', 'c:create', 'd:create', 'old:delete']);
+    assert.deepEqual(removed, ['old']);
   });
 });
