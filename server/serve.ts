@@ -19,6 +19,7 @@ import { Store } from '../queue/store.ts';
 import { NetnsRuntime } from '../runtime/netns.ts';
 import { listenAddress, type ServerConfig } from './config.ts';
 import { commitsRouter, COMMITS_PATH, dashboardAuth, dashboardRouter, DASHBOARD_PATH, jobUrl } from './dashboard.ts';
+import { lockDataDir } from './data-dir.ts';
 import { LocalRedis } from './redis-server.ts';
 import { startWorkers } from './workers.ts';
 
@@ -67,7 +68,12 @@ async function ensureSecretFile(path: string): Promise<string> {
 export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Running> {
   // Only the planner reads Git; a handler-only worker needs no repository.
   if (!c.repo && opts.queues.includes('plan')) throw new NatopsError('no repository to read manifests from: set NATOPS_REPO or --repo');
-  const localRedis = c.redisUrl ? undefined : await LocalRedis.start(join(c.dataDir, 'redis'));
+  // One natops serve per data directory: its Redis's append-only file and webhook secret live there.
+  const dataDirLock = opts.http || !c.redisUrl ? await lockDataDir(c.dataDir) : undefined;
+  const localRedis = c.redisUrl ? undefined : await LocalRedis.start(join(c.dataDir, 'redis')).catch(async (e: unknown) => {
+    await dataDirLock?.release();
+    throw e;
+  });
   const redisUrl = c.redisUrl ?? localRedis!.url;
   const connection = redisConnection(redisUrl);
   connection.on('error', (e) => opts.log(`redis: ${e.message}`));
@@ -118,6 +124,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
       await queues.close();
       await connection.quit().catch(() => undefined);
       await localRedis?.stop();
+      await dataDirLock?.release();
     },
   };
 }

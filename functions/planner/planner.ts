@@ -1,7 +1,7 @@
 // The planner function: a push delivery -> the manifests at its commit -> the decision (pure,
 // decide.ts) -> carried out: records, statuses, flows, then the branch's head. A commit older
 // than one already planned is not applied (a late delivery must not roll back a newer one).
-import type { GitRepo } from '../../gitops/git/repo.ts';
+import { UnknownCommitError, type GitRepo } from '../../gitops/git/repo.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import type { PlanJob } from '../../queue/jobs.ts';
 import { withLock } from '../../queue/lock.ts';
@@ -36,7 +36,7 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
       return { kind: 'superseded', head: head.sha };
     }
 
-    const validation = validateManifests(await env.repo.manifestsAt(sha, env.path));
+    const validation = validateManifests(await env.repo.manifestsAt(sha, env.path, { warn: (m) => ctx.log(`warning: ${m}`) }));
     const gen = await env.store.nextGen();
     const pctx = { sha, gen, cause: 'push' as const, at: Date.now(), planUrl: ctx.url, jobUrl: env.jobUrl };
     // Decide on a snapshot of the records; a job that finalized meanwhile changes them, and
@@ -64,8 +64,15 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
 
 /** Newer: a descendant of the head, or a force push that replaced it. */
 async function isNewer(repo: GitRepo, job: PlanJob, headSha: string): Promise<boolean> {
-  if (await repo.isAncestor(headSha, job.after)) return true;
-  return job.forced && job.before === headSha;
+  if (job.forced && job.before === headSha) return true;
+  try {
+    return await repo.isAncestor(headSha, job.after);
+  } catch (e) {
+    // The planned head was rewritten away (history rewritten, repository replaced): the pushed
+    // commit, which the repository holds, is the truth now.
+    if (e instanceof UnknownCommitError && e.sha === headSha) return true;
+    throw e;
+  }
 }
 
 export type { Flow };

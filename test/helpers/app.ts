@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sign } from '@octokit/webhooks-methods';
 import examples from '@octokit/webhooks-examples';
+import { run } from '../../runtime/exec.ts';
 import { loadConfig, type ServerConfig } from '../../server/config.ts';
 import { LocalRedis } from '../../server/redis-server.ts';
 import { serve, type Running } from '../../server/serve.ts';
@@ -29,6 +30,8 @@ export interface TestApp {
 
 export async function startApp(overrides: Partial<ServerConfig> = {}, queues: readonly QueueName[] = []): Promise<TestApp> {
   const dir = await mkdtemp(join(tmpdir(), 'natops-app-'));
+  // An empty repository: a delivery names commits it does not have.
+  await run(['git', 'init', '--quiet', '--bare', join(dir, 'none.git')]);
   const redis = await LocalRedis.start(join(dir, 'redis'));
   const config = loadConfig({
     redisUrl: redis.url, webhookSecret: APP_SECRET, repo: join(dir, 'none.git'), listen: '127.0.0.1:0', dashboardPassword: DASHBOARD.password,
