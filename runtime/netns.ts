@@ -1,12 +1,14 @@
 // The netns runtime: each gateway is a network namespace on the lab, eth0 on its subnet's bridge
 // and net1 on the underlay bridge, as a Kube-OVN gateway pod is wired by its CNI and macvlan.
+import { z } from 'zod';
 import { parseCidr } from '../common/ipv4.ts';
 import type { GatewaySpec } from '../dataplane/model.ts';
+import { ParseError, parseIpAddr } from '../dataplane/parse.ts';
 import { LabError } from '../lab/errors.ts';
 import type { Lab } from '../lab/lab.ts';
 import { addVeth, inNamespace, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from '../lab/netns.ts';
 import type { Command } from '../dataplane/commands.ts';
-import type { Exec } from './exec.ts';
+import type { Exec, ExecResult } from './exec.ts';
 import { readGatewayState, runCommands } from './gateway-io.ts';
 import type { GatewayHandle, GatewayRuntime } from './runtime.ts';
 
@@ -48,7 +50,21 @@ export class NetnsRuntime implements GatewayRuntime {
     const lanCidr = `${spec.lanIp}/${parseCidr(spec.subnet.cidr)!.prefix}`;
 
     // Like a Deployment with strategy Recreate: a gateway whose placement changed starts afresh.
-    if ((await this.lab.owns(ns)) && !(await this.placedAt(ns, bridge, lanCidr))) await this.lab.removeNamespace(ns, this.cmd);
+    // Only a positive finding recreates it: a failed look is an error, never a reason to delete.
+    if ((await this.lab.owns(ns)) && (await namespaceExists(ns))) {
+      const port = n.gatewayPort(spec.name, 'eth0');
+      // Exit code 1 is also how ip says "no such device"; any other failure (or a timeout) throws here.
+      const probe = { ...this.cmd, okExitCodes: [0, 1] };
+      const placement = classifyPlacement(
+        { port: await ipIn(n.fabric, probe, '-j', 'link', 'show', 'dev', port), eth0: await ipIn(ns, probe, '-j', 'addr', 'show', 'dev', 'eth0') },
+        { port, bridge, lanCidr },
+      );
+      if (placement.kind === 'unknown') throw new LabError(`gateway ${spec.name}: cannot tell whether ${ns} is wired to ${bridge} with ${lanCidr} (${placement.reason}); leaving it as it is`);
+      if (placement.kind === 'misplaced') {
+        this.warn(`gateway ${spec.name}: ${placement.reason}; recreating ${ns}`);
+        await this.lab.removeNamespace(ns, this.cmd);
+      }
+    }
     const created = await this.lab.ownNamespace(ns, GATEWAY_SYSCTLS, this.cmd);
     if (created) {
       await addVeth({ outerNs: n.fabric, outer: n.gatewayPort(spec.name, 'eth0'), bridge, innerNs: ns, inner: 'eth0', ...this.cmd });
@@ -58,17 +74,6 @@ export class NetnsRuntime implements GatewayRuntime {
       await addVeth({ outerNs: n.fabric, outer: n.gatewayPort(spec.name, 'net1'), bridge: topology.nic, innerNs: ns, inner: 'net1', innerUp: false, ...this.cmd });
     }
     return { handle: this.handle(spec.name), created };
-  }
-
-  private async placedAt(ns: string, bridge: string, lanCidr: string): Promise<boolean> {
-    const gw = this.lab.names.gatewayOf(ns)!;
-    const port = this.lab.names.gatewayPort(gw, 'eth0');
-    const link = await ipIn(this.lab.names.fabric, this.cmd, '-j', 'link', 'show', 'dev', port).catch(() => undefined);
-    const addr = await ipIn(ns, this.cmd, '-j', 'addr', 'show', 'dev', 'eth0').catch(() => undefined);
-    if (!link || !addr) return false;
-    const master = (JSON.parse(link.stdout) as { master?: string }[])[0]?.master;
-    const addrs = (JSON.parse(addr.stdout) as { addr_info: { family: string; local: string; prefixlen: number }[] }[])[0]?.addr_info ?? [];
-    return master === bridge && addrs.some((a) => a.family === 'inet' && `${a.local}/${a.prefixlen}` === lanCidr);
   }
 
   /** A gateway natops made whose namespace is still there (one deleted by hand is missing). */
@@ -84,4 +89,63 @@ export class NetnsRuntime implements GatewayRuntime {
   removeGateway(name: string): Promise<boolean> {
     return this.lab.removeNamespace(this.lab.names.gateway(name), this.cmd);
   }
+}
+
+export type Placement = { kind: 'placed' } | { kind: 'misplaced'; reason: string } | { kind: 'unknown'; reason: string };
+
+const LinkJson = z.array(z.object({ master: z.string().optional() })).min(1);
+const NO_DEVICE = /^Device ".*" does not exist\.$/m;
+
+/**
+ * Whether a gateway is wired as its spec says, from `ip -j link show dev PORT` in the fabric and
+ * `ip -j addr show dev eth0` in the gateway. Misplaced only on a positive finding: the port or eth0
+ * reported absent by ip, the port on another bridge, eth0 without lanCidr. Anything else is unknown.
+ */
+export function classifyPlacement(
+  probes: { port: Pick<ExecResult, 'code' | 'stdout' | 'stderr'>; eth0: Pick<ExecResult, 'code' | 'stdout' | 'stderr'> },
+  want: { port: string; bridge: string; lanCidr: string },
+): Placement {
+  const unknown: string[] = [];
+  const failed = (what: string, r: Pick<ExecResult, 'code' | 'stderr'>) => `${what}: ip exited ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim()}` : ''}`;
+
+  if (probes.port.code !== 0) {
+    if (NO_DEVICE.test(probes.port.stderr)) return { kind: 'misplaced', reason: `port ${want.port} is missing` };
+    unknown.push(failed(`port ${want.port}`, probes.port));
+  } else {
+    try {
+      const { master } = parseLink(probes.port.stdout, want.port);
+      if (master !== want.bridge) return { kind: 'misplaced', reason: `port ${want.port} is on ${master ?? 'no bridge'}, not ${want.bridge}` };
+    } catch (e) {
+      if (!(e instanceof ParseError)) throw e;
+      unknown.push(e.message);
+    }
+  }
+
+  if (probes.eth0.code !== 0) {
+    if (NO_DEVICE.test(probes.eth0.stderr)) return { kind: 'misplaced', reason: 'eth0 is missing' };
+    unknown.push(failed('eth0', probes.eth0));
+  } else {
+    try {
+      const { addresses } = parseIpAddr(probes.eth0.stdout, 'eth0');
+      if (!addresses.some((a) => a.cidr === want.lanCidr)) return { kind: 'misplaced', reason: `eth0 has ${addresses.map((a) => a.cidr).join(', ') || 'no address'}, not ${want.lanCidr}` };
+    } catch (e) {
+      if (!(e instanceof ParseError)) throw e;
+      unknown.push(e.message);
+    }
+  }
+  return unknown.length ? { kind: 'unknown', reason: unknown.join('; ') } : { kind: 'placed' };
+}
+
+/** `ip -j link show dev PORT` -> the bridge it is enslaved to, if any. */
+function parseLink(json: string, port: string): { master?: string } {
+  const source = `ip -j link show dev ${port}`;
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (e) {
+    throw new ParseError(source, `not JSON (${(e as Error).message})`);
+  }
+  const parsed = LinkJson.safeParse(value);
+  if (!parsed.success) throw new ParseError(source, parsed.error.issues[0]?.message ?? 'unexpected shape');
+  return parsed.data[0]!;
 }
