@@ -14,6 +14,21 @@ export interface ManifestIssue {
   /** dotted field path ("spec.eips[1].gateway"), "(yaml)" for syntax errors */
   field: string;
   message: string;
+  /**
+   * The document (or file) cannot be attributed to one resource natops manages: it does not
+   * parse, it is too large or not text, or natops cannot tell what it is (a misspelt kind, a
+   * wrong apiVersion, no readable metadata.name). The whole commit must be refused.
+   */
+  unattributed?: true;
+}
+
+/**
+ * True when the problem stops the whole commit: the document it is in cannot be attributed to
+ * one resource (it does not parse, or natops cannot tell what it is), so a gateway inside it would
+ * look deleted and be pruned if planning went on.
+ */
+export function refusesCommit(issue: ManifestIssue): boolean {
+  return issue.unattributed === true || issue.resource === '-' || issue.field === '(yaml)';
 }
 
 export function formatIssue(issue: ManifestIssue): string {

@@ -1,6 +1,6 @@
 // YAML manifests -> plain values that remember where every field came from.
 // Pure: the caller supplies file names and texts (from a directory or a Git commit).
-import { LineCounter, parseAllDocuments, isMap, isSeq, isScalar, isPair, type Document, type Node } from 'yaml';
+import { LineCounter, parseAllDocuments, isAlias, isMap, isSeq, isScalar, isPair, type Document, type Node, type Scalar } from 'yaml';
 import type { ManifestIssue, SourcePos } from './issues.ts';
 
 export type FieldPath = readonly (string | number)[];
@@ -11,6 +11,15 @@ export interface ManifestFile {
   text: string;
 }
 
+/** What a scalar was written as, for messages about how YAML read it. */
+export interface ScalarSource {
+  /** the text as written (for a plain scalar, exactly; else its value) */
+  source: string;
+  value: unknown;
+  /** unquoted: YAML's rules turned the text into `value` */
+  plain: boolean;
+}
+
 export interface LoadedDoc {
   file: string;
   value: unknown;
@@ -18,6 +27,10 @@ export interface LoadedDoc {
   locate(path: FieldPath): SourcePos;
   /** where a mapping key starts (for unknown fields) */
   locateKey(path: FieldPath, key: string): SourcePos;
+  /** the scalar at exactly `path`, if it is one */
+  scalarAt(path: FieldPath): ScalarSource | undefined;
+  /** how the key that became `key` (a string) in the mapping at `path` was written */
+  keySource(path: FieldPath, key: string): string | undefined;
 }
 
 export interface LoadResult {
@@ -53,6 +66,8 @@ export function loadManifests(files: readonly ManifestFile[]): LoadResult {
         value: doc.toJS({ maxAliasCount: 100 }),
         locate: (path) => pos(findNode(doc, path).offset),
         locateKey: (path, key) => pos(findKeyOffset(doc, path, key)),
+        scalarAt: (path) => scalarAt(doc, path),
+        keySource: (path, key) => keySource(doc, path, key),
       });
     }
   }
@@ -90,12 +105,13 @@ function syntaxIssues(doc: Document, file: string, lines: string[], pos: (o: num
         field: '(yaml)',
         message: `bad indentation: this line is indented deeper than "${key}" on line ${at.line}, ` +
           `so YAML would read it as part of that value; indent it like its sibling keys (or add the missing parent key)`,
+        unattributed: true,
       });
       continue;
     }
     if (seen.has(at.line)) continue;
     seen.add(at.line);
-    out.push({ pos: at, resource, field: '(yaml)', message: err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '') });
+    out.push({ pos: at, resource, field: '(yaml)', message: err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''), unattributed: true });
   }
   return out;
 }
@@ -151,4 +167,32 @@ function findKeyOffset(doc: Document, path: FieldPath, key: string): number {
     if (offset !== undefined) return offset;
   }
   return findNode(doc, path).offset;
+}
+
+/** The node at `path`, following aliases. */
+function nodeAt(doc: Document, path: FieldPath): unknown {
+  let node: unknown = doc.contents;
+  for (const seg of path) {
+    if (isAlias(node)) node = node.resolve(doc);
+    if (isMap(node)) node = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg))?.value;
+    else if (isSeq(node) && typeof seg === 'number') node = node.items[seg];
+    else return undefined;
+  }
+  return isAlias(node) ? node.resolve(doc) : node;
+}
+
+function scalarAt(doc: Document, path: FieldPath): ScalarSource | undefined {
+  const node = nodeAt(doc, path);
+  if (!isScalar(node)) return undefined;
+  const scalar = node as Scalar;
+  const plain = scalar.type === 'PLAIN';
+  return { source: plain && typeof scalar.source === 'string' ? scalar.source : String(scalar.value), value: scalar.value, plain };
+}
+
+function keySource(doc: Document, path: FieldPath, key: string): string | undefined {
+  const map = nodeAt(doc, path);
+  if (!isMap(map)) return undefined;
+  const k = map.items.find((p) => isScalar(p.key) && String(p.key.value) === key)?.key;
+  if (!isScalar(k)) return undefined;
+  return typeof k.source === 'string' ? k.source : String(k.value);
 }

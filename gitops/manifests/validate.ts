@@ -5,10 +5,11 @@ import {
   broadcastAddress, cidrContains, cidrsOverlap, networkAddress, nthAddress, parseCidr, type Cidr,
 } from '../../common/ipv4.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
-import { formatFieldPath, type ManifestIssue } from './issues.ts';
+import { classify, type NatopsKind } from './attribution.ts';
+import { formatFieldPath, type ManifestIssue, type SourcePos } from './issues.ts';
 import { loadManifests, type FieldPath, type LoadedDoc, type ManifestFile } from './load.ts';
 import {
-  DEFAULT_VPC, RESOURCE_SCHEMAS, type NatGwConfigMap, type ResourceKey, type StaticRoute, type Subnet, type Vpc, type VpcNatGateway,
+  DEFAULT_VPC, RESOURCE_SCHEMAS, type NatGwConfigMap, type StaticRoute, type Subnet, type Vpc, type VpcNatGateway,
 } from './schema.ts';
 
 interface Located<T> {
@@ -40,16 +41,25 @@ export interface Desired {
   gateways: Map<string, GatewaySpec>;
 }
 
+/** A document natops does not read (another kind, another ConfigMap, plain YAML): see attribution.ts. */
+export interface IgnoredDoc {
+  pos: SourcePos;
+  /** "Kind/name", "-" for no kind, "?" for no name */
+  resource: string;
+  reason: string;
+}
+
 export interface ValidationResult {
   desired: Desired;
   issues: ManifestIssue[];
+  /** documents of other kinds, which the repository may hold and natops leaves alone */
+  ignored: IgnoredDoc[];
 }
-
-const EXPECTED_API: Record<string, string> = { ConfigMap: 'v1', Vpc: 'kubeovn.io/v1', Subnet: 'kubeovn.io/v1', VpcNatGateway: 'kubeovn.io/v1' };
 
 export function validateManifests(files: readonly ManifestFile[]): ValidationResult {
   const loaded = loadManifests(files);
   const issues = [...loaded.issues];
+  const ignored: IgnoredDoc[] = [];
   const report = (doc: LoadedDoc, id: string, path: FieldPath, message: string) =>
     issues.push({ pos: doc.locate(path), resource: id, field: formatFieldPath(path), message });
 
@@ -59,13 +69,27 @@ export function validateManifests(files: readonly ManifestFile[]): ValidationRes
   const gateways: Located<VpcNatGateway>[] = [];
 
   // Resources that exist but failed their schema: references to them are not "undefined".
-  const broken = { Vpc: new Set<string>(), Subnet: new Set<string>(), ConfigMap: new Set<string>() };
+  const broken: Broken = { Vpc: new Set(), Subnet: new Set(), ConfigMap: new Set(), unreadable: new Set() };
   for (const doc of loaded.docs) {
-    const parsed = parseDocument(doc, issues);
+    const verdict = classify(doc);
+    if (verdict.action === 'ignore') {
+      ignored.push({ pos: doc.locate([]), resource: verdict.resource, reason: verdict.reason });
+      continue;
+    }
+    if (verdict.action === 'refuse') {
+      const pos = verdict.key === undefined ? doc.locate(verdict.path) : doc.locateKey(verdict.path, verdict.key);
+      const field = formatFieldPath(verdict.key === undefined ? verdict.path : [...verdict.path, verdict.key]);
+      issues.push({ pos, resource: verdict.resource, field, message: verdict.message, unattributed: true });
+      // What refers to it is not checked against its absence (the commit is refused anyway).
+      if (verdict.meant && verdict.meant !== 'VpcNatGateway') {
+        if (verdict.name !== undefined) broken[verdict.meant].add(verdict.name);
+        else broken.unreadable.add(verdict.meant);
+      }
+      continue;
+    }
+    const parsed = parseDocument(doc, verdict, issues);
     if (!parsed) {
-      const raw = doc.value as { kind?: unknown; metadata?: { name?: unknown } } | null;
-      const kind = raw?.kind;
-      if ((kind === 'Vpc' || kind === 'Subnet' || kind === 'ConfigMap') && typeof raw?.metadata?.name === 'string') broken[kind].add(raw.metadata.name);
+      if (verdict.kind !== 'VpcNatGateway') broken[verdict.kind].add(verdict.name);
       continue;
     }
     if (parsed.kind === 'ConfigMap') configs.push(parsed.located as Located<NatGwConfigMap>);
@@ -95,7 +119,7 @@ export function validateManifests(files: readonly ManifestFile[]): ValidationRes
     const before = issues.length;
     const cidr = parseCidr(s.value.spec.cidrBlock)!;
     const vpc = s.value.spec.vpc ?? DEFAULT_VPC;
-    if (s.value.spec.vpc !== undefined && s.value.spec.vpc !== DEFAULT_VPC && !vpcByName.has(vpc) && !broken.Vpc.has(vpc)) {
+    if (s.value.spec.vpc !== undefined && s.value.spec.vpc !== DEFAULT_VPC && !vpcByName.has(vpc) && !broken.Vpc.has(vpc) && !broken.unreadable.has('Vpc')) {
       report(s.doc, s.id, ['spec', 'vpc'], `VPC "${vpc}" is not defined in the manifests`);
     }
     const gateway = s.value.spec.gateway ?? nthAddress(cidr, 1);
@@ -113,7 +137,7 @@ export function validateManifests(files: readonly ManifestFile[]): ValidationRes
   const eipOwner = new Map<string, string>();
   const lanIpOwner = new Map<string, string>();
   const gatewaySpecs = new Map<string, GatewaySpec>();
-  if (gateways.length > 0 && !config && broken.ConfigMap.size === 0) {
+  if (gateways.length > 0 && !config && broken.ConfigMap.size === 0 && !broken.unreadable.has('ConfigMap')) {
     const g = gateways[0]!;
     report(g.doc, g.id, ['kind'], 'no ConfigMap kube-system/ovn-vpc-nat-gw-config in the manifests: gateways need its image and nic');
   }
@@ -132,15 +156,25 @@ export function validateManifests(files: readonly ManifestFile[]): ValidationRes
       gateways: gatewaySpecs,
     },
     issues,
+    ignored,
   };
 }
 
 type Report = (doc: LoadedDoc, id: string, path: FieldPath, message: string) => void;
 
+/** Resources that exist but failed their schema or could not be attributed: references to them are not "undefined". */
+interface Broken {
+  Vpc: Set<string>;
+  Subnet: Set<string>;
+  ConfigMap: Set<string>;
+  /** kinds of which some document had no readable name: any reference may mean it */
+  unreadable: Set<'Vpc' | 'Subnet' | 'ConfigMap'>;
+}
+
 interface Known {
   vpcs: Map<string, Located<Vpc>>;
   subnets: Map<string, SubnetInfo>;
-  broken: { Vpc: Set<string>; Subnet: Set<string>; ConfigMap: Set<string> };
+  broken: Broken;
 }
 
 function checkGateway(
@@ -153,7 +187,7 @@ function checkGateway(
   const { spec, metadata } = g.value;
   const fail = (path: FieldPath, message: string) => report(g.doc, g.id, path, message);
 
-  if (!vpcs.has(spec.vpc) && !broken.Vpc.has(spec.vpc)) {
+  if (!vpcs.has(spec.vpc) && !broken.Vpc.has(spec.vpc) && !broken.unreadable.has('Vpc')) {
     fail(['spec', 'vpc'], `VPC "${spec.vpc}" is not defined in the manifests`);
     return undefined; // every check below is relative to the VPC
   }
@@ -161,7 +195,9 @@ function checkGateway(
   if (!subnet) {
     fail(['spec', 'subnet'], broken.Subnet.has(spec.subnet)
       ? `subnet "${spec.subnet}" has errors (reported at its manifest), so this gateway cannot be applied`
-      : `subnet "${spec.subnet}" is not defined in the manifests`);
+      : broken.unreadable.has('Subnet')
+        ? `subnet "${spec.subnet}" is not defined, or is the Subnet natops could not read (reported at its manifest)`
+        : `subnet "${spec.subnet}" is not defined in the manifests`);
     return undefined;
   }
   if (subnet.vpc !== spec.vpc) {
@@ -268,36 +304,15 @@ function where(doc: LoadedDoc): string {
   return `${p.file}:${p.line}`;
 }
 
-type Parsed = { kind: 'ConfigMap' | 'Vpc' | 'Subnet' | 'VpcNatGateway'; located: Located<unknown> };
+type Parsed = { kind: NatopsKind; located: Located<unknown> };
 
-function parseDocument(doc: LoadedDoc, issues: ManifestIssue[]): Parsed | undefined {
-  const raw = doc.value;
-  const report = (id: string, path: FieldPath, message: string) =>
+/** A document natops reads (classify said so) against its schema; problems go to `issues`. */
+function parseDocument(doc: LoadedDoc, verdict: Extract<ReturnType<typeof classify>, { action: 'read' }>, issues: ManifestIssue[]): Parsed | undefined {
+  const { kind, id } = verdict;
+  const report = (path: FieldPath, message: string) =>
     issues.push({ pos: doc.locate(path), resource: id, field: formatFieldPath(path), message });
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    report('-', [], 'a manifest must be a mapping with apiVersion, kind and metadata');
-    return undefined;
-  }
-  const record = raw as Record<string, unknown>;
-  const kind = typeof record.kind === 'string' ? record.kind : undefined;
-  const meta = record.metadata as Record<string, unknown> | undefined;
-  const name = meta && typeof meta === 'object' && typeof meta.name === 'string' ? meta.name : '?';
-  const id = `${kind ?? '-'}/${name}`;
-  if (!kind) {
-    report(id, ['kind'], 'is required');
-    return undefined;
-  }
-  const expectedApi = EXPECTED_API[kind];
-  if (!expectedApi) {
-    report(id, ['kind'], `unsupported kind ${JSON.stringify(kind)}; natops reads ConfigMap ovn-vpc-nat-gw-config, Vpc, Subnet and VpcNatGateway`);
-    return undefined;
-  }
-  if (record.apiVersion !== expectedApi) {
-    report(id, ['apiVersion'], `${kind} is read as apiVersion ${expectedApi}, not ${JSON.stringify(record.apiVersion ?? null)}`);
-    return undefined;
-  }
-  const schema: z.ZodType = RESOURCE_SCHEMAS[`${expectedApi} ${kind}` as ResourceKey];
-  const result = schema.safeParse(raw, { reportInput: true });
+  const schema: z.ZodType = RESOURCE_SCHEMAS[verdict.key];
+  const result = schema.safeParse(doc.value, { reportInput: true });
   if (!result.success) {
     for (const iss of result.error.issues) {
       const path = iss.path.filter((p): p is string | number => typeof p !== 'symbol');
@@ -312,11 +327,13 @@ function parseDocument(doc: LoadedDoc, issues: ManifestIssue[]): Parsed | undefi
         }
         continue;
       }
-      const message = iss.code === 'invalid_type' && iss.input === undefined ? 'is required' : iss.message;
-      report(id, path, message);
+      if (iss.code === 'invalid_type' && iss.input === undefined) {
+        report(path, 'is required');
+        continue;
+      }
+      report(path, iss.message);
     }
     return undefined;
   }
-  return { kind: kind as Parsed['kind'], located: { value: result.data, doc, id } };
+  return { kind, located: { value: result.data, doc, id } };
 }
-

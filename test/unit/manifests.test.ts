@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
-import { formatIssue } from '../../gitops/manifests/issues.ts';
+import { formatIssue, refusesCommit } from '../../gitops/manifests/issues.ts';
 import { readManifestDir } from '../../gitops/manifests/read-dir.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import { SEED_DIR, SEED_VERBATIM, push, seedObjects, set, subnet, toFiles, unset, type SeedObjects } from '../helpers/manifests.ts';
@@ -127,7 +127,6 @@ describe('manifests', () => {
     { name: 'overlapping subnets in a VPC', change: (s) => s.extra.push(subnet('sn2', 'test-vpc-1', '10.0.1.128/25', '10.0.1.129')), field: 'spec.cidrBlock', message: /overlaps subnet sn/, resource: 'Subnet/sn2' },
     { name: 'subnet gateway outside its CIDR', change: (s) => set(s.subnet, 'spec.gateway', '10.0.2.1'), field: 'spec.gateway', message: /not a host address of 10\.0\.1\.0\/24/, resource: 'Subnet/sn', dependent: /subnet "sn" has errors/ },
     { name: 'duplicate name', change: (s) => s.extra.push(structuredClone(s.vpc)), field: 'metadata.name', message: /Vpc\/test-vpc-1 is already defined at 10-vpc\.yaml:1/, resource: 'Vpc/test-vpc-1' },
-    { name: 'unsupported kind', change: (s) => s.extra.push({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'x' } }), field: 'kind', message: /unsupported kind "Service"/, resource: 'Service/x' },
     { name: 'wrong apiVersion', change: (s) => set(s.vpc, 'apiVersion', 'kubeovn.io/v2'), field: 'apiVersion', message: /read as apiVersion kubeovn\.io\/v1/, resource: 'Vpc/test-vpc-1' },
   ];
 
@@ -162,5 +161,146 @@ describe('manifests', () => {
     const { desired, issues } = await issuesFor((s) => set(s.config, 'data.enable-vpc-nat-gw', 'false'));
     assert.deepEqual(issues, []);
     assert.equal(desired.enabled, false);
+  });
+});
+
+// ---- documents natops cannot attribute -----------------------------------------------------------
+
+/** The seed's files as written (comments and all), with `edit` applied to one file's text. */
+async function seedTexts(edit: Record<string, (text: string) => string> = {}, extra: { path: string; text: string }[] = []) {
+  const names = ['00-config.yaml', '10-vpc.yaml', '20-subnet.yaml', '30-nat-gateway.yaml'];
+  const files = await Promise.all(names.map(async (name) => {
+    const text = await readFile(`${SEED_DIR}/${name}`, 'utf8');
+    return { path: name, text: (edit[name] ?? ((t: string) => t))(text) };
+  }));
+  return [...files, ...extra];
+}
+
+const gatewayDoc = (name: string, eip: string) => [
+  'apiVersion: kubeovn.io/v1',
+  'kind: VpcNatGateway',
+  'metadata:',
+  `  name: ${name}`,
+  'spec:',
+  '  vpc: test-vpc-1',
+  '  subnet: sn',
+  '  lanIp: 10.0.1.250',
+  '  eips:',
+  `    - eipCIDR: ${eip}/24`,
+  '      gateway: 192.168.0.254',
+].join('\n');
+
+describe('documents natops cannot attribute refuse the commit', () => {
+  /** The one issue of a validation that refuses the commit (what refers to it may have its own). */
+  function refusing(result: ReturnType<typeof validateManifests>) {
+    const refused = result.issues.filter(refusesCommit);
+    assert.equal(refused.length, 1, `one issue must refuse the commit, got:\n${result.issues.map(formatIssue).join('\n')}`);
+    assert.ok(result.issues.length <= 2, result.issues.map(formatIssue).join('\n'));
+    return refused[0]!;
+  }
+
+  it('a misspelt kind: "did you mean", at the kind', async () => {
+    const issue = refusing(validateManifests(await seedTexts({ '30-nat-gateway.yaml': (t) => t.replace('kind: VpcNatGateway', 'kind: VpcNatGatway') })));
+    assert.equal(formatIssue(issue), '30-nat-gateway.yaml:1:7  VpcNatGatway/ngw  kind: unknown kind VpcNatGatway (did you mean VpcNatGateway?)');
+  });
+
+  it('a kind in the wrong case, or another misspelling of each kind natops reads', async () => {
+    for (const [file, from, to, meant] of [
+      ['30-nat-gateway.yaml', 'kind: VpcNatGateway', 'kind: vpcNatGateway', 'VpcNatGateway'],
+      ['30-nat-gateway.yaml', 'kind: VpcNatGateway', 'kind: VpcNatGateways', 'VpcNatGateway'],
+      ['10-vpc.yaml', 'kind: Vpc', 'kind: VPC', 'Vpc'],
+      ['20-subnet.yaml', 'kind: Subnet', 'kind: Sunbet', 'Subnet'],
+      ['00-config.yaml', 'kind: ConfigMap', 'kind: Configmap', 'ConfigMap'],
+    ] as const) {
+      const issue = refusing(validateManifests(await seedTexts({ [file]: (t) => t.replace(from, to) })));
+      assert.equal(issue.field, 'kind');
+      assert.equal(issue.pos.file, file);
+      assert.match(issue.message, new RegExp(`did you mean ${meant}\\?`));
+    }
+  });
+
+  it('a gateway without a readable metadata.name, at the metadata', async () => {
+    const cases: [string, (t: string) => string, RegExp, number][] = [
+      ['no name', (t) => t.replace('  name: ngw\n', '  labels: {a: b}\n'), /metadata\.name is required/, 3],
+      ['no metadata', (t) => t.replace('metadata:\n  name: ngw\n', ''), /metadata\.name is required/, 1],
+      ['a number', (t) => t.replace('name: ngw', 'name: 1234'), /`name: 1234` is a number to Kubernetes; quote it/, 4],
+      ['a mapping', (t) => t.replace('name: ngw', 'name: {ngw: 1}'), /metadata\.name must be a string/, 4],
+    ];
+    for (const [what, edit, message, line] of cases) {
+      const issue = refusing(validateManifests(await seedTexts({ '30-nat-gateway.yaml': edit })));
+      assert.match(issue.message, message, what);
+      assert.equal(issue.pos.line, line, `${what}: ${formatIssue(issue)}`);
+      assert.equal(issue.resource, 'VpcNatGateway/?', what);
+    }
+  });
+
+  it('a Vpc, Subnet or the ConfigMap without a name refuses too', async () => {
+    for (const file of ['00-config.yaml', '10-vpc.yaml', '20-subnet.yaml']) {
+      const issue = refusing(validateManifests(await seedTexts({ [file]: (t) => t.replace(/ {2}name: .*\n/, '') })));
+      assert.equal(issue.pos.file, file);
+      assert.match(issue.message, /metadata\.name is required/);
+    }
+  });
+
+  it('a wrong apiVersion for a kind natops reads, at the apiVersion', async () => {
+    for (const api of ['kubeovn.io/v2', 'v1', 'kube-ovn.io/v1']) {
+      const issue = refusing(validateManifests(await seedTexts({ '30-nat-gateway.yaml': (t) => t.replace('apiVersion: kubeovn.io/v1', `apiVersion: ${api}`) })));
+      assert.equal(issue.field, 'apiVersion');
+      assert.equal(issue.pos.line, 2);
+      assert.match(issue.message, /VpcNatGateway is read as apiVersion kubeovn\.io\/v1/);
+    }
+    const missing = refusing(validateManifests(await seedTexts({ '10-vpc.yaml': (t) => t.replace('apiVersion: kubeovn.io/v1\n', '') })));
+    assert.match(missing.message, /Vpc is read as apiVersion kubeovn\.io\/v1/);
+  });
+
+  it('a kubeovn.io kind natops does not read', () => {
+    const text = 'apiVersion: kubeovn.io/v1\nkind: IptablesDnatRule\nmetadata:\n  name: dnat1\nspec:\n  eip: eip1\n';
+    const issue = refusing(validateManifests([{ path: 'dnat.yaml', text }]));
+    assert.equal(formatIssue(issue).split('  ')[0], 'dnat.yaml:2:7');
+    assert.match(issue.message, /kubeovn\.io kind IptablesDnatRule is not one natops reads/);
+  });
+
+  it('the gateway ConfigMap under a near-miss name', async () => {
+    const issue = refusing(validateManifests(await seedTexts({ '00-config.yaml': (t) => t.replace('name: ovn-vpc-nat-gw-config', 'name: ovn-vpc-nat-gw-confg') })));
+    assert.equal(issue.pos.line, 5);
+    assert.match(issue.message, /did you mean ovn-vpc-nat-gw-config\?/);
+  });
+
+  it('a document with metadata or spec but no kind', async () => {
+    const issue = refusing(validateManifests(await seedTexts({ '30-nat-gateway.yaml': (t) => t.replace('kind: VpcNatGateway\n', '') })));
+    assert.equal(issue.field, 'kind');
+    assert.match(issue.message, /no kind/);
+  });
+
+  it('a List holding a gateway', () => {
+    const text = 'apiVersion: v1\nkind: List\nitems:\n  - apiVersion: kubeovn.io/v1\n    kind: VpcNatGateway\n    metadata: {name: ngw}\n';
+    const issue = refusing(validateManifests([{ path: 'list.yaml', text }]));
+    assert.equal(issue.pos.line, 5);
+    assert.match(issue.message, /own document/);
+  });
+
+  it('other manifests in the repository are ignored: other kinds, other ConfigMaps, other API groups, plain YAML', async () => {
+    const others = [
+      'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n',
+      'apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n',
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-settings}\ndata: {debug: "true"}\n',
+      'apiVersion: ec2.services.k8s.aws/v1alpha1\nkind: Subnet\nmetadata: {name: public-a}\nspec: {cidrBlock: 10.9.0.0/24}\n',
+      'apiVersion: ec2.services.k8s.aws/v1alpha1\nkind: VPC\nmetadata: {name: main}\n',
+      'apiVersion: v1\nkind: List\nitems:\n  - {apiVersion: v1, kind: Service, metadata: {name: a}}\n',
+      'replicaCount: 2\nimage: {repository: nginx}\n',
+    ];
+    const result = validateManifests(await seedTexts({}, others.map((text, i) => ({ path: `other-${i}.yaml`, text }))));
+    assert.deepEqual(result.issues.map(formatIssue), []);
+    assert.deepEqual([...result.desired.gateways.keys()], ['ngw']);
+    assert.deepEqual(result.ignored.map((d) => `${d.pos.file}:${d.pos.line} ${d.resource}`), [
+      'other-0.yaml:1 Deployment/web', 'other-1.yaml:1 Service/web', 'other-2.yaml:1 ConfigMap/web-settings',
+      'other-3.yaml:1 Subnet/public-a', 'other-4.yaml:1 VPC/main', 'other-5.yaml:1 List/?', 'other-6.yaml:1 -/?',
+    ]);
+  });
+
+  it('a second, valid gateway in a refused commit is still desired, so a planner that went on would not prune it', async () => {
+    const result = validateManifests(await seedTexts({ '30-nat-gateway.yaml': (t) => t.replace('kind: VpcNatGateway', 'kind: VpcNatGatway') }, [{ path: '31-gw2.yaml', text: gatewayDoc('ngw2', '192.168.0.120') }]));
+    assert.deepEqual([...result.desired.gateways.keys()], ['ngw2']);
+    assert.equal(result.issues.filter(refusesCommit).length, 1);
   });
 });
