@@ -30,6 +30,11 @@ export const ipv4Interface = z.string({ error: 'must be an address/prefix writte
 
 /** Kube-OVN accepts ports as numbers or strings; both become numbers here. */
 export const port = z.union([z.number(), z.string()], { error: 'must be a port number from 1 to 65535' }).transform((value, ctx) => {
+  // '0755' would be 755 here but octal 493 to iptables (and to Kube-OVN, which passes the string on)
+  if (typeof value === 'string' && /^\s*0\d+\s*$/.test(value)) {
+    ctx.addIssue({ code: 'custom', message: `must be written without a leading 0: iptables reads ${JSON.stringify(value)} as an octal number` });
+    return z.NEVER;
+  }
   const n = typeof value === 'number' ? value : /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
   if (!Number.isInteger(n) || n < 1 || n > 65535) {
     ctx.addIssue({ code: 'custom', message: `must be a port number from 1 to 65535, not ${JSON.stringify(value)}` });

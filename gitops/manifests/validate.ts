@@ -5,9 +5,9 @@ import {
   broadcastAddress, cidrContains, cidrsOverlap, networkAddress, nthAddress, parseCidr, type Cidr,
 } from '../../common/ipv4.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
-import { classify, type NatopsKind } from './attribution.ts';
+import { classify, yaml11Hint, type NatopsKind } from './attribution.ts';
 import { formatFieldPath, type ManifestIssue, type SourcePos } from './issues.ts';
-import { loadManifests, type FieldPath, type LoadedDoc, type ManifestFile } from './load.ts';
+import { loadManifests, type FieldPath, type LoadedDoc, type LoadOptions, type ManifestFile } from './load.ts';
 import {
   DEFAULT_VPC, RESOURCE_SCHEMAS, type NatGwConfigMap, type StaticRoute, type Subnet, type Vpc, type VpcNatGateway,
 } from './schema.ts';
@@ -56,8 +56,9 @@ export interface ValidationResult {
   ignored: IgnoredDoc[];
 }
 
-export function validateManifests(files: readonly ManifestFile[]): ValidationResult {
-  const loaded = loadManifests(files);
+/** `options` are the loader's limits (DEFAULT_LOAD_LIMITS when left out). */
+export function validateManifests(files: readonly ManifestFile[], options: LoadOptions = {}): ValidationResult {
+  const loaded = loadManifests(files, options);
   const issues = [...loaded.issues];
   const ignored: IgnoredDoc[] = [];
   const report = (doc: LoadedDoc, id: string, path: FieldPath, message: string) =>
@@ -318,11 +319,13 @@ function parseDocument(doc: LoadedDoc, verdict: Extract<ReturnType<typeof classi
       const path = iss.path.filter((p): p is string | number => typeof p !== 'symbol');
       if (iss.code === 'unrecognized_keys') {
         for (const key of iss.keys) {
+          const written = doc.keySource(path, key);
+          const asRead = written !== undefined && written !== key ? ` (YAML 1.1 reads the key \`${written}\` as ${key}; quote it)` : '';
           issues.push({
             pos: doc.locateKey(path, key),
             resource: id,
             field: formatFieldPath([...path, key]),
-            message: `unknown field (not part of Kube-OVN 1.7's ${kind}${path.length ? ` ${formatFieldPath(path)}` : ''})`,
+            message: `unknown field (not part of Kube-OVN 1.7's ${kind}${path.length ? ` ${formatFieldPath(path)}` : ''})${asRead}`,
           });
         }
         continue;
@@ -331,9 +334,53 @@ function parseDocument(doc: LoadedDoc, verdict: Extract<ReturnType<typeof classi
         report(path, 'is required');
         continue;
       }
-      report(path, iss.message);
+      report(path, yaml11Message(doc, kind, path, iss) ?? iss.message);
     }
     return undefined;
   }
+  const surprises = octalPorts(doc, result.data as VpcNatGateway, kind);
+  if (surprises.length) {
+    for (const [path, message] of surprises) report(path, message);
+    return undefined;
+  }
   return { kind, located: { value: result.data, doc, id } };
+}
+
+/**
+ * A schema problem caused by YAML 1.1 reading an unquoted scalar as a boolean or number (kubectl
+ * reads `yes`, `on`, `y` as true and `0755` as 493): say so, and how to write it.
+ */
+function yaml11Message(doc: LoadedDoc, kind: NatopsKind, path: FieldPath, iss: z.core.$ZodIssue): string | undefined {
+  const input = (iss as { input?: unknown }).input;
+  if (typeof input !== 'boolean' && typeof input !== 'number') return undefined;
+  const expectsString = iss.code === 'invalid_type' && iss.expected === 'string';
+  if (typeof input === 'number' && !expectsString) return undefined;
+  const configData = kind === 'ConfigMap' && path[0] === 'data';
+  // enable-vpc-nat-gw takes 'true' or 'false': `yes` meant true.
+  const quoteAs = (value: unknown, source: string) => (configData && path[1] === 'enable-vpc-nat-gw' && typeof value === 'boolean' ? String(value) : source);
+  const hint = yaml11Hint(doc, path, quoteAs);
+  if (!hint) return undefined;
+  if (configData) return hint.replace(/; quote it /, '; ConfigMap data values must be strings: quote it ');
+  // "quote it" fixes a name; an address needs more than quotes, so its own message follows
+  const generic = iss.message === 'must be a string' || iss.message.startsWith('Invalid input');
+  return expectsString && generic ? hint : `${hint.replace(/; quote it .*$/, '')}; ${iss.message}`;
+}
+
+/**
+ * Ports written with a leading 0: YAML 1.1 reads `0755` as octal (493), which is surely not what
+ * was meant; kubectl would send 493. Refused, so nobody forwards a port they did not write.
+ */
+function octalPorts(doc: LoadedDoc, value: VpcNatGateway, kind: NatopsKind): [FieldPath, string][] {
+  if (kind !== 'VpcNatGateway') return [];
+  const out: [FieldPath, string][] = [];
+  value.spec.dnatRules.forEach((rule, i) => {
+    for (const field of ['externalPort', 'internalPort'] as const) {
+      const path = ['spec', 'dnatRules', i, field];
+      const sc = doc.scalarAt(path);
+      if (sc?.plain && typeof sc.value === 'number' && /^[-+]?0[0-7_]+$/.test(sc.source)) {
+        out.push([path, `\`${field}: ${sc.source}\` is the octal number ${rule[field]} to Kubernetes (YAML 1.1 reads a leading 0 as octal); write the port without the leading 0`]);
+      }
+    }
+  });
+  return out;
 }
