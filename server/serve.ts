@@ -85,7 +85,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const records = new Records(connection, c.prefix);
   const statuses = new StatusBook(connection, c.prefix);
   const queues = new Queues(connection, { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs }, opts.log);
-  const lab = new Lab(c.lab);
+  const lab = new Lab(c.lab, { commandTimeoutMs: c.commandTimeoutMs });
   const lock = { ttlMs: c.lockMs, waitMs: Math.max(5 * c.lockMs, 10_000) };
   const env = {
     clients: { runtime: new NetnsRuntime(lab, (m) => opts.log(`warning: ${m}`)), network: { apply: (t: Parameters<Lab['up']>[0]) => lab.up(t) } },
