@@ -9,7 +9,7 @@
 import { FULL_GATEWAY, KIND_ORDER, PART_KIND, type HandlerKind } from '../../dataplane/kinds.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import { changedParts } from '../../dataplane/parts.ts';
-import { formatIssue, sortIssues, type ManifestIssue } from '../../gitops/manifests/issues.ts';
+import { formatIssue, refusesCommit, sortIssues, type ManifestIssue } from '../../gitops/manifests/issues.ts';
 import type { ValidationResult } from '../../gitops/manifests/validate.ts';
 import { labTopology, type LabTopology } from '../../lab/topology.ts';
 import type { HandlerJob } from '../../queue/jobs.ts';
@@ -44,11 +44,6 @@ export interface Decision {
   statuses: StatusEvent[];
   /** one line for the log */
   summary: string;
-}
-
-/** A commit natops cannot split into gateways (a file that does not parse, a document it cannot attribute). */
-export function refusesCommit(issue: ManifestIssue): boolean {
-  return issue.resource === '-' || issue.field === '(yaml)';
 }
 
 export function issueSummary(issues: readonly ManifestIssue[]): string {
