@@ -1,6 +1,6 @@
 // natops's own keys in Redis, next to BullMQ's and the records': the generation counter, the
 // leases, the tracked branch's head, deliveries seen, repairs done.
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Target } from './records.ts';
 
@@ -16,6 +16,11 @@ export const DeliveryRecord = z.object({
 export type DeliveryRecord = z.infer<typeof DeliveryRecord>;
 
 const HISTORY = 200;
+
+/** Runs a MULTI; ioredis hands back per-command errors instead of throwing them: throw the first. */
+async function execAll(m: ChainableCommander): Promise<void> {
+  for (const [error] of (await m.exec()) ?? []) if (error) throw error;
+}
 
 export class Store {
   constructor(readonly redis: Redis, readonly prefix: string) {}
@@ -60,7 +65,7 @@ export class Store {
   }
 
   async recordDelivery(d: DeliveryRecord): Promise<void> {
-    await this.redis.multi().lpush(this.key('deliveries'), JSON.stringify(d)).ltrim(this.key('deliveries'), 0, HISTORY - 1).exec();
+    await execAll(this.redis.multi().lpush(this.key('deliveries'), JSON.stringify(d)).ltrim(this.key('deliveries'), 0, HISTORY - 1));
   }
 
   async deliveries(): Promise<DeliveryRecord[]> {
@@ -68,7 +73,7 @@ export class Store {
   }
 
   async recordRepair(r: Repair): Promise<void> {
-    await this.redis.multi().lpush(this.key('repairs'), JSON.stringify(r)).ltrim(this.key('repairs'), 0, HISTORY - 1).exec();
+    await execAll(this.redis.multi().lpush(this.key('repairs'), JSON.stringify(r)).ltrim(this.key('repairs'), 0, HISTORY - 1));
   }
 
   async repairs(): Promise<Repair[]> {

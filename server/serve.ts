@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import type { Worker } from 'bullmq';
 import express from 'express';
 import { NatopsError } from '../common/errors.ts';
-import { webhookRouter } from '../functions/webhook.ts';
+import { webhookRouter } from './webhook.ts';
 import { GitRepo } from '../gitops/git/repo.ts';
 import { Lab } from '../lab/lab.ts';
 import type { QueueName } from '../queue/jobs.ts';

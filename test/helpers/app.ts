@@ -28,7 +28,7 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function startApp(overrides: Partial<ServerConfig> = {}, queues: readonly QueueName[] = []): Promise<TestApp> {
+export async function startApp(overrides: Partial<ServerConfig> = {}, queues: readonly QueueName[] = [], log: (line: string) => void = () => undefined): Promise<TestApp> {
   const dir = await mkdtemp(join(tmpdir(), 'natops-app-'));
   // An empty repository: a delivery names commits it does not have.
   await run(['git', 'init', '--quiet', '--bare', join(dir, 'none.git')]);
@@ -37,7 +37,7 @@ export async function startApp(overrides: Partial<ServerConfig> = {}, queues: re
     redisUrl: redis.url, webhookSecret: APP_SECRET, repo: join(dir, 'none.git'), listen: '127.0.0.1:0', dashboardPassword: DASHBOARD.password,
     resyncMs: 0, dataDir: dir, ...overrides,
   }, {});
-  const app = await serve(config, { queues, http: true, log: () => undefined });
+  const app = await serve(config, { queues, http: true, log });
   return {
     app,
     async deliver(event, payload, opts = {}) {

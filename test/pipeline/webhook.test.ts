@@ -10,8 +10,10 @@ describe('webhook function (real redis-server)', () => {
   let t: TestApp;
   let app: Running;
 
+  const logs: string[] = [];
+
   before(async () => {
-    t = await startApp({ maxBody: '64kb' });
+    t = await startApp({ maxBody: '64kb' }, [], (l) => logs.push(l));
     app = t.app;
   });
   after(() => t?.close());
@@ -77,5 +79,15 @@ describe('webhook function (real redis-server)', () => {
     assert.deepEqual(api.queues.map((q) => q.name).sort(), Object.keys(app.queues.byName).sort());
     assert.equal((await fetch(`${app.url}/admin/commits`)).status, 401);
     assert.equal((await fetch(`${app.url}/admin/commits`, { headers: right })).status, 200);
+  });
+
+  it('says so in the log when a delivery cannot be recorded, and still answers', async () => {
+    // The deliveries list made the wrong type: Redis refuses to push to it.
+    await app.store.redis.set('natops:sys:deliveries', 'not a list');
+    const id = randomUUID();
+    assert.equal((await deliver('ping', examplePayloads('ping')[0], { id })).status, 200);
+    for (let i = 0; i < 50 && !logs.some((l) => l.includes(id)); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(logs.some((l) => l.includes(`delivery ${id}: could not record it: WRONGTYPE`)), logs.join('\n'));
+    await app.store.redis.del('natops:sys:deliveries');
   });
 });

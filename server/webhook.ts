@@ -1,0 +1,81 @@
+// The webhook's HTTP side: verifies X-Hub-Signature-256 over the raw body, drops repeated
+// deliveries, takes the pure decision (functions/webhook.ts), enqueues a plan job and records
+// the delivery. Nothing slow happens here; the planner does the work.
+import { Webhooks } from '@octokit/webhooks';
+import express, { type ErrorRequestHandler, type Router } from 'express';
+import { errorMessage } from '../common/errors.ts';
+import { classifyDelivery } from '../functions/webhook.ts';
+import type { Queues } from '../queue/queues.ts';
+import type { DeliveryRecord, Store } from '../queue/store.ts';
+
+export interface WebhookEnv {
+  secret: string;
+  /** the tracked branch */
+  branch: string;
+  store: Store;
+  queues: Queues;
+  /** largest body accepted, e.g. "1mb" (GitHub caps payloads at 25 MB; pushes are far smaller) */
+  maxBody: string;
+  /** Redis slower than this: answer 503 so the sender retries, rather than hang */
+  enqueueTimeoutMs: number;
+  log: (line: string) => void;
+}
+
+class Unavailable extends Error {}
+
+function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Unavailable(`queue did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+export function webhookRouter(env: WebhookEnv): Router {
+  const webhooks = new Webhooks({ secret: env.secret });
+  const router = express.Router();
+
+  router.post('/', express.raw({ type: () => true, limit: env.maxBody }), async (req, res) => {
+    const body = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
+    const signature = req.get('x-hub-signature-256');
+    if (!signature || !(await webhooks.verify(body, signature).catch(() => false))) {
+      res.status(401).json({ error: 'missing or wrong X-Hub-Signature-256' });
+      return;
+    }
+    const id = req.get('x-github-delivery');
+    const event = req.get('x-github-event');
+    if (!id || !event) {
+      res.status(400).json({ error: 'missing X-GitHub-Delivery or X-GitHub-Event' });
+      return;
+    }
+    const answer = (status: number, outcome: string, extra: Partial<DeliveryRecord> = {}) => {
+      res.status(status).json({ delivery: id, outcome });
+      // The list of deliveries is for people; a failure to write it is logged, not hidden.
+      if (status < 500) {
+        env.store.recordDelivery({ id, event, at: Date.now(), outcome, ...extra })
+          .catch((e: unknown) => env.log(`webhook: delivery ${id}: could not record it: ${errorMessage(e)}`));
+      }
+    };
+
+    try {
+      if (await within(env.enqueueTimeoutMs, env.store.seenDelivery(id))) return answer(200, 'duplicate delivery; dropped');
+      const d = classifyDelivery({ id, event, body }, env.branch);
+      const meta = { ...(d.ref ? { ref: d.ref } : {}), ...(d.after ? { after: d.after } : {}) };
+      if (d.plan) {
+        await within(env.enqueueTimeoutMs, env.queues.addPlan({ ...d.plan, receivedAt: Date.now() }));
+        await within(env.enqueueTimeoutMs, env.store.markDelivery(id));
+      }
+      return answer(d.status, d.outcome, meta);
+    } catch (e) {
+      env.log(`webhook: delivery ${id}: ${errorMessage(e)}`);
+      return answer(503, 'queue unavailable; deliver again later');
+    }
+  });
+
+  const tooBig: ErrorRequestHandler = (err: { type?: string; status?: number }, _req, res, next) => {
+    if (err.type === 'entity.too.large') res.status(413).json({ error: `body larger than ${env.maxBody}` });
+    else next(err);
+  };
+  router.use(tooBig);
+  return router;
+}
