@@ -92,6 +92,7 @@ const YAML_OPTIONS = {
   merge: true,
   uniqueKeys: true,
   prettyErrors: false,
+  logLevel: 'error', // the YAML library's warnings (process.emitWarning) become issues or nothing
 } as const;
 
 export function loadManifests(files: readonly ManifestFile[], options: LoadOptions = {}): LoadResult {
@@ -131,7 +132,11 @@ function loadFile(file: ManifestFile, limits: LoadLimits, docs: LoadedDoc[], iss
   // A byte-order mark is not part of the text (editors do not count it in columns), and a
   // line ends at CR LF or a lone CR as well as at LF, as in go-yaml. Neither change moves a column.
   const text = decoded.text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
+  // Lines counted from the text itself: the parser's own newline events miss some inside an
+  // unterminated flow collection, which would put later issues on the wrong line.
   const lineCounter = new LineCounter();
+  lineCounter.addNewLine(0);
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lineCounter.addNewLine(i + 1);
   const pos = (offset: number): SourcePos => {
     const { line, col } = lineCounter.linePos(offset);
     return { file: file.path, line, column: col };
@@ -149,7 +154,7 @@ function loadFile(file: ManifestFile, limits: LoadLimits, docs: LoadedDoc[], iss
     return;
   }
 
-  const parser = new Parser(lineCounter.addNewLine);
+  const parser = new Parser();
   const composer = new Composer(YAML_OPTIONS);
   const lines = text.split('\n');
   for (const doc of composer.compose(parser.parse(text), true, text.length)) {
@@ -444,6 +449,9 @@ function inspect(doc: Document, limits: LoadLimits): Shape {
       // go-yaml (so kubectl) merges a mapping, an alias of one, or a list of those; nothing else
       const resolve = (n: unknown) => (isAlias(n) ? targets.get(n) : n);
       for (const pair of frame.node.items) {
+        const key = resolve(pair.key);
+        // sigs.k8s.io/yaml turns keys into JSON strings and refuses a mapping or list as a key
+        if (isMap(key) || isSeq(key)) return fail(pair.key as Node, 'a mapping key must be a scalar, not a mapping or a list');
         if (!isMergePair(pair)) continue;
         const value = pair.value;
         const ok = isMap(resolve(value)) || (isSeq(value) && value.items.every((item) => isMap(resolve(item))));

@@ -97,6 +97,19 @@ describe('hostile manifests are positioned problems, not exceptions', () => {
     assert.match(oneRefusal(bell.issues, 8, 20).message, /control character U\+0007/);
   });
 
+  it('after a flow collection left open across lines, issues keep their lines (found by the fuzz test)', () => {
+    const text = "kind: ConfigMap\n}\ndata:\ndeep: [x\n  image: 'a'   # pod image\n\n  nic: eth1   # uplink\n";
+    const { issues } = validateManifests([{ path: 'open.yaml', text }]);
+    const nic = issues.find((i) => i.message.includes('"nic"'));
+    assert.ok(nic, issues.map(formatIssue).join('\n'));
+    assert.equal(`${nic.pos.line}:${nic.pos.column}`, '7:3', formatIssue(nic));
+  });
+
+  it('a mapping or list as a mapping key, which kubectl refuses', () => {
+    const { issues } = validateManifests([{ path: 'k.yaml', text: 'kind: Vpc\napiVersion: kubeovn.io/v1\nmetadata:\n  name: v\n  labels:\n    ? [a, b]\n    : c\n' }]);
+    assert.match(oneRefusal(issues, 6, 7).message, /a mapping key must be a scalar/);
+  });
+
   it('a document that is a scalar or a list', () => {
     const { issues } = validateManifests([{ path: 'odd.yaml', text: '# header\njust some text\n---\n- a\n- b\n---\n' }]);
     assert.deepEqual(issues.map(formatIssue), [
