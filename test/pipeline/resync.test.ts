@@ -1,0 +1,65 @@
+// The resync goes on past a gateway it cannot read: that one is reported, the others are still
+// checked and repaired. The unreadable gateway is made by a real failing command: an
+// iptables-save first on PATH that fails inside that gateway's namespace only.
+import assert from 'node:assert/strict';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { inNamespace } from '../../lab/netns.ts';
+import { run } from '../../runtime/exec.ts';
+import { seedObjects, subnet, type SeedObjects } from '../helpers/manifests.ts';
+import { PipelineHarness } from '../helpers/pipeline.ts';
+
+describe('the resync and a gateway it cannot read', () => {
+  let p: PipelineHarness;
+  let seed: SeedObjects;
+  let bin: string;
+  const path = process.env.PATH;
+
+  before(async () => {
+    p = await PipelineHarness.create();
+    seed = await seedObjects();
+    seed.extra.push(
+      { apiVersion: 'kubeovn.io/v1', kind: 'Vpc', metadata: { name: 'test-vpc-2' }, spec: { staticRoutes: [{ cidr: '0.0.0.0/0', nextHopIP: '10.0.2.254', policy: 'policyDst' }] } },
+      subnet('sn-b', 'test-vpc-2', '10.0.2.0/24', '10.0.2.1'),
+      {
+        apiVersion: 'kubeovn.io/v1', kind: 'VpcNatGateway', metadata: { name: 'ngw2' },
+        spec: {
+          vpc: 'test-vpc-2', subnet: 'sn-b', lanIp: '10.0.2.254', eips: [{ eipCIDR: '192.168.0.120/24', gateway: '192.168.0.254' }],
+          dnatRules: [{ eip: '192.168.0.120', externalPort: 8000, protocol: 'tcp', internalIp: '10.0.2.10', internalPort: 80 }],
+        },
+      },
+    );
+    const sha = await p.push(seed, 'two gateways');
+    assert.equal((await p.settled(sha)).get('natops')?.state, 'success');
+    await p.lab.host('web2', 'sn-b', '10.0.2.10/24');
+    await p.lab.host('ext', 'external', '192.168.0.50/24');
+    await p.lab.serve('web2', { tcp: [80] });
+    assert.equal(await p.lab.tcp('ext', '192.168.0.120', 8000), 'web2 192.168.0.50');
+
+    const realSave = (await run(['sh', '-c', 'command -v iptables-save'])).stdout.trim();
+    bin = await mkdtemp(join(tmpdir(), 'natops-bin-'));
+    await writeFile(join(bin, 'iptables-save'), `#!/bin/sh\nif [ "$(ip netns identify)" = "${p.lab.lab.names.gateway('ngw')}" ]; then echo "iptables-save: broken on purpose" >&2; exit 1; fi\nexec ${realSave} "$@"\n`);
+    await chmod(join(bin, 'iptables-save'), 0o755);
+  });
+  after(async () => {
+    process.env.PATH = path;
+    await p?.cleanup();
+    if (bin) await rm(bin, { recursive: true, force: true });
+  });
+
+  it('reports the unreadable gateway and still repairs the others', async () => {
+    process.env.PATH = `${bin}:${path}`;
+    await inNamespace(p.lab.lab.names.gateway('ngw2'), { argv: ['iptables', '-t', 'nat', '-F', 'SHARED_DNAT'] });
+    assert.equal(await p.lab.tcp('ext', '192.168.0.120', 8000), undefined, 'the hand edit took the forward away');
+    await p.running!.close();
+    p.config.resyncMs = 1000;
+    await p.start();
+    await p.until('the second gateway to be repaired', async () => (await p.lab.tcp('ext', '192.168.0.120', 8000)) === 'web2 192.168.0.50', 60_000);
+    assert.ok(p.logs.some((l) => /ngw: could not be read: .*broken on purpose/.test(l)), p.logs.slice(-20).join('\n'));
+    const repairs = await p.running!.store.repairs();
+    assert.ok(repairs.some((r) => r.target === 'ngw2'), JSON.stringify(repairs));
+    assert.ok(!repairs.some((r) => r.target === 'ngw'), 'an unreadable gateway is not repaired blind');
+  });
+});
