@@ -122,9 +122,11 @@ export class GitRepo {
       const header = buf.subarray(at, nl).toString();
       const size = Number(/^[0-9a-f]+ blob (\d+)$/.exec(header)?.[1] ?? NaN);
       if (!Number.isFinite(size)) throw new GitSourceError(this.gitDir, `unexpected cat-file answer ${JSON.stringify(header)}`);
-      const text = buf.subarray(nl + 1, nl + 1 + size).toString('utf8');
+      // The bytes go along: the loader tells a file that is not UTF-8 from one that is.
+      const bytes = buf.subarray(nl + 1, nl + 1 + size);
+      const text = bytes.toString('utf8');
       if (b.link) warn(`${symlinkSkipped(b.path, text)} (commit ${sha.slice(0, 7)})`);
-      else files.push({ path: b.path, text });
+      else files.push({ path: b.path, text, bytes });
       at = nl + 1 + size + 1;
     }
     return files.sort((a, b) => a.path.localeCompare(b.path));

@@ -40,7 +40,7 @@ export async function readManifestDir(path: string, opts: ReadOptions = {}): Pro
   const warn = opts.warn ?? warnOnStderr;
   const info = await stat(path).catch(() => undefined);
   if (!info) throw new ManifestSourceError(path, 'no such file or directory');
-  if (info.isFile()) return [{ path, text: await readFile(path, 'utf8') }];
+  if (info.isFile()) return [await readManifestFile(path)];
   // Recursive readdir reports links as links (it does not follow them) and does not descend into them.
   const entries = await readdir(path, { recursive: true, withFileTypes: true });
   const at = (e: Dirent) => join(e.parentPath ?? e.path, e.name);
@@ -54,7 +54,7 @@ export async function readManifestDir(path: string, opts: ReadOptions = {}): Pro
     const skipped = links.length ? ` (${links.length} symbolic link${links.length === 1 ? '' : 's'} skipped)` : '';
     throw new ManifestSourceError(path, `holds no *.yaml or *.yml files${skipped}`);
   }
-  return Promise.all(names.map(async (name) => ({ path: name, text: await readFile(name, 'utf8') })));
+  return Promise.all(names.map(readManifestFile));
 }
 
 /** Reads and validates a manifest tree; throws ManifestValidationError listing every problem. */
@@ -62,4 +62,10 @@ export async function readDesired(path: string, opts: ReadOptions = {}): Promise
   const { desired, issues } = validateManifests(await readManifestDir(path, opts));
   if (issues.length) throw new ManifestValidationError(issues);
   return desired;
+}
+
+/** A file with its bytes, so the loader can tell a file that is not UTF-8 from one that is. */
+async function readManifestFile(path: string): Promise<ManifestFile> {
+  const bytes = await readFile(path);
+  return { path, text: bytes.toString('utf8'), bytes };
 }
