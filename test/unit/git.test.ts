@@ -41,10 +41,12 @@ describe('git source', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   it('reads the manifests under the tracked path at a commit, and only those', async () => {
-    assert.deepEqual(await repo.manifestsAt(commits[0]!, 'net'), [
+    const files = await repo.manifestsAt(commits[0]!, 'net');
+    assert.deepEqual(files.map(({ path, text }) => ({ path, text })), [
       { path: 'net/a.yaml', text: 'kind: A\n' },
       { path: 'net/sub/b.yml', text: 'kind: B # ü\n' },
     ]);
+    assert.deepEqual(files[1]!.bytes, Buffer.from('kind: B # ü\n'), 'the bytes as committed go along');
     assert.equal((await repo.manifestsAt(commits[1]!, './net/'))[0]!.text, 'kind: A2\n');
     assert.deepEqual((await repo.manifestsAt(commits[1]!, '.')).map((f) => f.path), ['net/a.yaml', 'net/sub/b.yml', 'other.yaml']);
   });
