@@ -9,7 +9,7 @@ import { DEFAULT_COMMAND_TIMEOUT_MS } from '../runtime/exec.ts';
 import { LabError } from './errors.ts';
 import { LabNames } from './names.ts';
 import { addVeth, deleteNamespace, ensureNamespace, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from './netns.ts';
-import type { LabTopology } from './topology.ts';
+import { diffRouting, routerRouting, type IpRoute, type IpRule, type LabTopology } from './topology.ts';
 
 /** Where natops records what it created; tmpfs, like the namespaces themselves. */
 export const STATE_ROOT = process.env.NATOPS_STATE_DIR ?? '/run/natops';
@@ -23,8 +23,6 @@ const ROUTER_SYSCTLS = {
   'net.ipv4.conf.default.send_redirects': '0',
 };
 const HOST_SYSCTLS = { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0' };
-/** policySrc routes live in tables 1000+ with rules from this priority on */
-const SRC_ROUTE_BASE = 1000;
 
 const HostRecord = z.object({ name: z.string(), net: z.string(), ip: z.string(), gateway: z.string().optional() });
 export type LabHost = z.infer<typeof HostRecord>;
@@ -155,26 +153,13 @@ export class Lab {
         log.push(`router of VPC ${vpc.name}: removed port ${name}`);
       }
     }
-    // Static routes: rewritten on each run. This router stands in for OVN's; the gateway is the product.
-    await ipIn(ns, this.cmd, 'route', 'flush', 'proto', 'static');
-    const rules = JSON.parse((await ipIn(ns, this.cmd, '-j', 'rule', 'show')).stdout || '[]') as { priority: number }[];
-    for (const r of rules) {
-      if (r.priority >= SRC_ROUTE_BASE && r.priority < SRC_ROUTE_BASE * 2) await ipIn(ns, this.cmd, 'rule', 'del', 'pref', String(r.priority));
-    }
-    let srcIndex = 0;
-    for (const route of vpc.staticRoutes) {
-      if (route.policy === 'policyDst') {
-        await ipIn(ns, this.cmd, 'route', 'replace', route.cidr, 'via', route.nextHopIP, 'proto', 'static');
-      } else {
-        // OVN consults source routes after destination and connected ones: main first, minus its default.
-        const table = String(SRC_ROUTE_BASE + 1 + srcIndex);
-        // (a table that never held a route does not exist yet: ip exits 2, nothing to flush)
-        await ipIn(ns, { ...this.cmd, okExitCodes: [0, 2] }, 'route', 'flush', 'table', table);
-        await ipIn(ns, this.cmd, 'route', 'replace', 'default', 'via', route.nextHopIP, 'table', table, 'proto', 'static');
-        await ipIn(ns, this.cmd, 'rule', 'add', 'pref', String(SRC_ROUTE_BASE), 'from', route.cidr, 'lookup', 'main', 'suppress_prefixlength', '0');
-        await ipIn(ns, this.cmd, 'rule', 'add', 'pref', String(SRC_ROUTE_BASE + 1 + srcIndex), 'from', route.cidr, 'table', table);
-        srcIndex++;
-      }
+    // Static routes: read and compared, and only what differs changes (a flush would cut the
+    // flows through this router on every run). This router stands in for OVN's; the gateway is the product.
+    const routes = JSON.parse((await ipIn(ns, this.cmd, '-j', 'route', 'show', 'table', 'all')).stdout || '[]') as IpRoute[];
+    const rules = JSON.parse((await ipIn(ns, this.cmd, '-j', 'rule', 'show')).stdout || '[]') as IpRule[];
+    for (const change of diffRouting(routerRouting(vpc.staticRoutes), routes, rules)) {
+      await ipIn(ns, this.cmd, ...change.args);
+      log.push(`router of VPC ${vpc.name}: ${change.what}`);
     }
   }
 
