@@ -1,5 +1,5 @@
-// The dashboard: bull-board for every natops queue, plus a page of commits with their statuses,
-// the resync's repairs and the webhook's deliveries, all behind basic auth. No password
+// The dashboard: bull-board for every natops queue, plus a page of the gateways' records, the
+// commits with their statuses, the resync's repairs and the webhook's deliveries, all behind basic auth. No password
 // configured: nobody gets in.
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
@@ -8,6 +8,7 @@ import basicAuth from 'express-basic-auth';
 import express, { type RequestHandler, type Router } from 'express';
 import type { Queues } from '../queue/queues.ts';
 import type { StatusBook } from '../queue/statuses.ts';
+import type { GatewayRecord, NetworkRecord, RecordSnapshot, Records } from '../queue/records.ts';
 import type { Store } from '../queue/store.ts';
 
 export const DASHBOARD_PATH = '/admin/queues';
@@ -37,9 +38,26 @@ export function jobUrl(publicUrl: string, queue: string, jobId: string): string 
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-export function commitsRouter(statuses: StatusBook, store: Store): Router {
+const short = (r: { sha: string; gen: number } | undefined) => (r ? `${r.sha.slice(0, 7)} (gen ${r.gen})` : '-');
+
+/** One row per gateway record (and the networks'): what the operator reads first. */
+function recordRows(snap: RecordSnapshot): string[] {
+  const rows = [...snap.gateways.values()].map((r) => ({ name: r.name, rec: r as GatewayRecord | NetworkRecord, removing: r.desired?.state === null }));
+  if (snap.networks) rows.unshift({ name: '(networks)', rec: snap.networks, removing: false });
+  return rows.map(({ name, rec, removing }) => {
+    const c = rec.condition;
+    const cls = c.ready === 'True' ? 'success' : c.ready === 'False' ? 'failure' : 'pending';
+    const message = c.url ? `<a href="${esc(c.url)}">${esc(c.message)}</a>` : esc(c.message);
+    return `<tr class="${cls}"><td>${esc(name)}</td><td><b>${esc(c.ready)}</b></td><td>${esc(c.reason)}</td><td>${message}</td>` +
+      `<td><code>${esc(short(rec.desired))}</code>${removing ? ' (remove)' : ''}</td><td><code>${esc(short(rec.lastApplied))}</code></td>` +
+      `<td>${esc(rec.pending.join(', ') || '-')}</td><td>${esc(new Date(c.at).toISOString())}</td></tr>`;
+  });
+}
+
+export function commitsRouter(statuses: StatusBook, store: Store, records: Records): Router {
   const router = express.Router();
   router.get('/', async (_req, res) => {
+    const gateways = recordRows(await records.snapshot());
     const rows: string[] = [];
     for (const { sha, at } of await statuses.commits(30)) {
       const list = await statuses.get(sha);
@@ -53,6 +71,7 @@ export function commitsRouter(statuses: StatusBook, store: Store): Router {
     res.type('html').send(`<!doctype html><html><head><meta charset="utf-8"><title>natops: commits</title>
 <style>body{font-family:sans-serif;margin:2em}td{vertical-align:top;padding:2px 8px}.failure b,.error b{color:#b00}.success b{color:#070}.pending b{color:#a60}</style></head>
 <body><h1>natops</h1><p><a href="${DASHBOARD_PATH}">queues</a></p>
+<h2>Gateways</h2><table id="gateways"><tr><th>gateway</th><th>ready</th><th>reason</th><th>message</th><th>wanted (newest plan)</th><th>last applied</th><th>pending</th><th>since</th></tr>${gateways.join('') || '<tr><td>none yet</td></tr>'}</table>
 <h2>Commits</h2><table id="commits">${rows.join('') || '<tr><td>no commits yet</td></tr>'}</table>
 <h2>Repairs by the resync</h2><table id="repairs">${repairs.join('') || '<tr><td>none</td></tr>'}</table>
 <h2>Webhook deliveries</h2><table id="deliveries">${deliveries.join('') || '<tr><td>none yet</td></tr>'}</table></body></html>`);

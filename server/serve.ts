@@ -105,7 +105,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
     app.use('/webhook', webhookRouter({ secret: await webhookSecret(c, opts.log), branch: c.branch, store, queues, maxBody: c.maxBody, enqueueTimeoutMs: 2000, log: opts.log }));
     const auth = dashboardAuth(c.dashboardUser, c.dashboardPassword);
     app.use(DASHBOARD_PATH, auth, dashboardRouter(queues));
-    app.use(COMMITS_PATH, auth, commitsRouter(statuses, store));
+    app.use(COMMITS_PATH, auth, commitsRouter(statuses, store, records));
     app.get('/', (_req, res) => res.redirect(COMMITS_PATH));
     server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(port, host, () => resolve(s));

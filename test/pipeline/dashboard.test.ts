@@ -27,6 +27,10 @@ describe('dashboard in a real browser', () => {
     await t.app.statuses.publish([conditionStatus(gatewayTarget('ngw'), {
       ready: 'False', reason: 'Failed', message: 'dnat failed: <script>alert(1)</script>', sha, gen: 3, cause: 'push', at: Date.now(), url: `${t.app.url}/admin/queues/queue/plan/delivery-${delivery}`,
     })]);
+    await t.app.records.update(gatewayTarget('ngw'), () => ({
+      name: 'ngw', pending: ['dnat'], observedGen: 3,
+      condition: { ready: 'False', reason: 'Failed', message: 'dnat failed: <img src=x onerror=alert(2)>', sha, gen: 3, cause: 'push', at: Date.now() },
+    }));
     await t.app.store.recordRepair({ at: Date.now(), target: 'ngw', sha, gen: 3, what: ['gateway ngw is missing'] });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
   });
@@ -35,7 +39,7 @@ describe('dashboard in a real browser', () => {
     await t?.close();
   });
 
-  it('shows commits with their statuses (escaped), repairs and deliveries', async () => {
+  it('shows the gateways\' records, commits with their statuses (escaped), repairs and deliveries', async () => {
     const page = await (await browser.newContext({ httpCredentials: DASHBOARD })).newPage();
     const dialogs: string[] = [];
     page.on('dialog', (d) => {
@@ -48,6 +52,7 @@ describe('dashboard in a real browser', () => {
     assert.match(commits, /c0ffee000000/);
     assert.match(commits, /natops\/ngw\s+failure\s+dnat failed: <script>alert\(1\)<\/script>/);
     assert.match(commits, /natops\s+failure\s+1 of 1 failed: natops\/ngw/);
+    assert.match(await page.locator('#gateways').innerText(), /ngw\s+False\s+Failed\s+dnat failed: <img src=x onerror=alert\(2\)>\s+-\s+-\s+dnat/);
     assert.deepEqual(dialogs, [], 'a status description ran as script');
     assert.match(await page.locator('#repairs').innerText(), /ngw.*gateway ngw is missing/s);
     assert.match(await page.locator('#deliveries').innerText(), new RegExp(`${delivery}\\s+push\\s+refs/heads/main\\s+queued plan of`));
