@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { sign } from '@octokit/webhooks-methods';
 import { localPushPayload } from '../gitops/git/local-push.ts';
-import { ZERO_SHA } from '../gitops/git/sha.ts';
+import { ZERO_SHA } from '../common/sha.ts';
 
 const [url, secretFile, rateText, secondsText] = process.argv.slice(2);
 const rate = Number(rateText);

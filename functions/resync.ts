@@ -10,7 +10,7 @@ import { errorMessage } from '../common/errors.ts';
 import { compileGateway } from '../dataplane/compile.ts';
 import { diffStates, isEmptyChangeSet } from '../dataplane/diff.ts';
 import { ruleDiff } from '../dataplane/plan-text.ts';
-import { ZERO_SHA } from '../gitops/git/sha.ts';
+import { ZERO_SHA } from '../common/sha.ts';
 import { HandlerJob } from '../queue/jobs.ts';
 import { withLock } from '../queue/lock.ts';
 import type { Queues } from '../queue/queues.ts';

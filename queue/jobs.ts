@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { HANDLER_KINDS, type HandlerKind } from '../dataplane/kinds.ts';
 import type { GatewaySpec } from '../dataplane/model.ts';
-import { SHA } from '../gitops/git/sha.ts';
+import { SHA } from '../common/sha.ts';
 import type { LabTopology } from '../lab/topology.ts';
 
 export const QUEUE_NAMES = ['plan', 'resync', ...HANDLER_KINDS] as const;

@@ -6,7 +6,7 @@
 // same Lua call that writes a gateway's status, so concurrent workers cannot leave it stale.
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { isZeroSha } from '../gitops/git/sha.ts';
+import { isZeroSha } from '../common/sha.ts';
 import type { Condition, Target } from './records.ts';
 
 export const SUMMARY_CONTEXT = 'natops';

@@ -1,7 +1,7 @@
 // A GitHub-format push payload for a push to a local repository, so a bare repository drives
 // the same pipeline as GitHub does. No dependencies: the post-receive hook loads this.
 import type { PushPayload } from './push-event.ts';
-import { isZeroSha } from './sha.ts';
+import { isZeroSha } from '../../common/sha.ts';
 
 export interface LocalCommit {
   id: string;

@@ -9,7 +9,7 @@ import { sign } from '@octokit/webhooks-methods';
 import { NatopsError } from '../../common/errors.ts';
 import { run, type ExecResult } from '../../runtime/exec.ts';
 import { localPushPayload, type LocalCommit } from './local-push.ts';
-import { isZeroSha, SHA } from './sha.ts';
+import { isZeroSha, SHA } from '../../common/sha.ts';
 
 /** The hook's entry: loads only what sending a delivery needs, so a push does not wait for the whole CLI. */
 const HOOK_BIN = fileURLToPath(new URL('../../bin/natops-hook.js', import.meta.url));

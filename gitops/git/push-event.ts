@@ -1,6 +1,6 @@
 // GitHub's `push` webhook payload: the part natops reads, checked with zod.
 import { z } from 'zod';
-import { SHA } from './sha.ts';
+import { SHA } from '../../common/sha.ts';
 
 const Sha = z.string().regex(SHA, 'a full commit id');
 

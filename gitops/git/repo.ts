@@ -5,7 +5,7 @@ import { CommandError } from '../../runtime/exec.ts';
 import { isManifestFileName, type ManifestFile } from '../manifests/load.ts';
 import { symlinkSkipped, warnOnStderr, type ReadOptions } from '../manifests/read-dir.ts';
 import { runGit } from './local-repo.ts';
-import { SHA } from './sha.ts';
+import { SHA } from '../../common/sha.ts';
 
 
 export class GitSourceError extends NatopsError {
