@@ -5,7 +5,7 @@ import { pushedBranch, PushPayload } from '../gitops/git/push-event.ts';
 import type { PlanJob } from '../queue/jobs.ts';
 
 export interface DeliveryDecision {
-  status: 200 | 202 | 400;
+  status: 200 | 202 | 400 | 415;
   outcome: string;
   /** what the delivery names, for the deliveries list */
   ref?: string;
@@ -18,9 +18,20 @@ export interface DeliveryDecision {
 // the characters git reserves. A push never carries anything else; anything else is not from git.
 const BAD_REF = /\.\.|[\x00-\x20\x7f~^:?*[\\]|@\{|\/\/|\/$|\.lock$|^\/|\.$/;
 
-export function classifyDelivery(d: { id: string; event: string; body: string }, branch: string): DeliveryDecision {
+export interface Tracked {
+  branch: string;
+  /** owner/name; undefined: deliveries from any repository are taken */
+  repository?: string | undefined;
+}
+
+export function classifyDelivery(d: { id: string; event: string; body: string; contentType?: string | undefined }, tracked: Tracked): DeliveryDecision {
+  const { branch } = tracked;
+  // GitHub can send form-encoded payloads; natops reads JSON only, and says how to fix the hook.
+  if (d.contentType && !/^application\/json\b/i.test(d.contentType)) {
+    return { status: 415, outcome: `content type ${d.contentType.slice(0, 80)} is not handled: set the webhook's content type to application/json` };
+  }
   if (d.event === 'ping') return { status: 200, outcome: 'pong' };
-  if (d.event !== 'push') return { status: 202, outcome: `event ${d.event} is not handled; ignored` };
+  if (d.event !== 'push') return { status: 202, outcome: `event ${d.event.slice(0, 80)} is not handled; ignored` };
   let json: unknown;
   try {
     json = JSON.parse(d.body);
@@ -30,6 +41,9 @@ export function classifyDelivery(d: { id: string; event: string; body: string },
   const parsed = PushPayload.safeParse(json);
   if (!parsed.success) return { status: 400, outcome: `not a push payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`.slice(0, 500) };
   const push = parsed.data;
+  if (tracked.repository !== undefined && push.repository.full_name !== tracked.repository) {
+    return { status: 400, outcome: `delivery for repository ${push.repository.full_name.slice(0, 100)}; natops tracks ${tracked.repository}` };
+  }
   if (BAD_REF.test(push.ref)) return { status: 400, outcome: `${JSON.stringify(push.ref).slice(0, 200)} is not a valid ref` };
   const meta = { ref: push.ref, after: push.after };
   const pushed = pushedBranch(push.ref);

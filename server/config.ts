@@ -17,6 +17,8 @@ export const ServerConfig = z.object({
   /** the Git repository the planner reads (a bare repository, or a mirror of GitHub's) */
   repo: z.string().optional(),
   branch: z.string().regex(/^[A-Za-z0-9._/-]+$/).default('main'),
+  /** owner/name of the repository deliveries must come from; unset: any (one webhook, one repository) */
+  repository: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'owner/name').optional(),
   /** the tracked path inside the repository */
   path: z.string().default('.'),
   lab: z.string().optional(),
@@ -42,7 +44,7 @@ export type ServerConfig = z.infer<typeof ServerConfig>;
 
 const ENV: Record<keyof ServerConfig, string> = {
   redisUrl: 'NATOPS_REDIS_URL', prefix: 'NATOPS_PREFIX', webhookSecret: 'NATOPS_WEBHOOK_SECRET', webhookSecretFile: 'NATOPS_WEBHOOK_SECRET_FILE',
-  repo: 'NATOPS_REPO', branch: 'NATOPS_BRANCH', path: 'NATOPS_PATH', lab: 'NATOPS_LAB', listen: 'NATOPS_LISTEN', publicUrl: 'NATOPS_PUBLIC_URL',
+  repo: 'NATOPS_REPO', branch: 'NATOPS_BRANCH', repository: 'NATOPS_REPOSITORY', path: 'NATOPS_PATH', lab: 'NATOPS_LAB', listen: 'NATOPS_LISTEN', publicUrl: 'NATOPS_PUBLIC_URL',
   dashboardUser: 'NATOPS_DASHBOARD_USER', dashboardPassword: 'NATOPS_DASHBOARD_PASSWORD', resyncMs: 'NATOPS_RESYNC_MS', attempts: 'NATOPS_JOB_ATTEMPTS',
   backoffMs: 'NATOPS_JOB_BACKOFF_MS', lockMs: 'NATOPS_LOCK_MS', concurrency: 'NATOPS_CONCURRENCY', commandTimeoutMs: 'NATOPS_COMMAND_TIMEOUT_MS', maxBody: 'NATOPS_MAX_BODY', dataDir: 'NATOPS_DATA_DIR',
 };

@@ -12,6 +12,8 @@ export interface WebhookEnv {
   secret: string;
   /** the tracked branch */
   branch: string;
+  /** owner/name deliveries must come from (unset: any) */
+  repository?: string | undefined;
   store: Store;
   queues: Queues;
   /** largest body accepted, e.g. "1mb" (GitHub caps payloads at 25 MB; pushes are far smaller) */
@@ -59,7 +61,7 @@ export function webhookRouter(env: WebhookEnv): Router {
 
     try {
       if (await within(env.enqueueTimeoutMs, env.store.seenDelivery(id))) return answer(200, 'duplicate delivery; dropped');
-      const d = classifyDelivery({ id, event, body }, env.branch);
+      const d = classifyDelivery({ id, event, body, contentType: req.get('content-type') }, { branch: env.branch, repository: env.repository });
       const meta = { ...(d.ref ? { ref: d.ref } : {}), ...(d.after ? { after: d.after } : {}) };
       if (d.plan) {
         await within(env.enqueueTimeoutMs, env.queues.addPlan({ ...d.plan, receivedAt: Date.now() }));

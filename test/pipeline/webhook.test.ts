@@ -13,7 +13,8 @@ describe('webhook function (real redis-server)', () => {
   const logs: string[] = [];
 
   before(async () => {
-    t = await startApp({ maxBody: '64kb' }, [], (l) => logs.push(l));
+    // GitHub's example pushes come from Codertocat/Hello-World: that is the tracked repository.
+    t = await startApp({ maxBody: '64kb', repository: 'Codertocat/Hello-World' }, [], (l) => logs.push(l));
     app = t.app;
   });
   after(() => t?.close());
@@ -89,5 +90,32 @@ describe('webhook function (real redis-server)', () => {
     for (let i = 0; i < 50 && !logs.some((l) => l.includes(id)); i++) await new Promise((r) => setTimeout(r, 20));
     assert.ok(logs.some((l) => l.includes(`delivery ${id}: could not record it: WRONGTYPE`)), logs.join('\n'));
     await app.store.redis.del('natops:sys:deliveries');
+  });
+
+  it('answers malformed deliveries with 4xx and enqueues nothing', async () => {
+    const before = await planJobs();
+    /** A signed delivery with any body and headers. */
+    const raw = async (body: string, headers: Record<string, string> = {}) => {
+      const r = await fetch(`${app.url}/webhook`, {
+        method: 'POST', body,
+        headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': await sign(SECRET, body), ...headers },
+      });
+      return { status: r.status, text: await r.text() };
+    };
+    const cases: [string, Promise<{ status: number; text: string }>, number, RegExp][] = [
+      ['not JSON', raw('{"ref": "refs/heads/main",'), 400, /not JSON/],
+      ['JSON that is not an object', raw('"push"'), 400, /not a push payload/],
+      ['form-encoded', raw(`payload=${encodeURIComponent(JSON.stringify(branchPush()))}`, { 'content-type': 'application/x-www-form-urlencoded' }), 415, /application\/json/],
+      ['a ref with ..', raw(JSON.stringify({ ...branchPush(), ref: 'refs/heads/../main' })), 400, /not a valid ref/],
+      ['a ref with a control character', raw(JSON.stringify({ ...branchPush(), ref: 'refs/heads/ma\u0007in' })), 400, /not a valid ref/],
+      ['another repository', raw(JSON.stringify({ ...branchPush(), repository: { ...(branchPush().repository as object), full_name: 'mallory/gitops' } })), 400, /natops tracks Codertocat\/Hello-World/],
+      ['very large headers', raw(JSON.stringify(branchPush()), { 'x-padding': 'x'.repeat(64 * 1024) }), 431, /.?/],
+    ];
+    for (const [what, answer, status, text] of cases) {
+      const a = await answer;
+      assert.equal(a.status, status, `${what}: ${a.text}`);
+      assert.match(a.text, text, what);
+    }
+    assert.equal(await planJobs(), before);
   });
 });

@@ -5,7 +5,7 @@ import { classifyDelivery } from '../../functions/webhook.ts';
 import { branchPush } from '../helpers/app.ts';
 
 const push = (over: Record<string, unknown> = {}) => JSON.stringify({ ...branchPush(), ...over });
-const decide = (event: string, body: string) => classifyDelivery({ id: 'd1', event, body }, 'main');
+const decide = (event: string, body: string) => classifyDelivery({ id: 'd1', event, body, contentType: 'application/json' }, { branch: 'main' });
 
 describe('the webhook decides (pure)', () => {
   it("plans GitHub's example push to the tracked branch, with the delivery id as the dedupe key", () => {
@@ -34,5 +34,14 @@ describe('the webhook decides (pure)', () => {
       assert.equal(d.status, 400, ref);
       assert.equal(d.plan, undefined);
     }
+  });
+
+  it('refuses form-encoded payloads with how to fix the hook, and deliveries from another repository', () => {
+    const form = classifyDelivery({ id: 'd', event: 'push', body: 'payload=%7B%7D', contentType: 'application/x-www-form-urlencoded' }, { branch: 'main' });
+    assert.equal(form.status, 415);
+    assert.match(form.outcome, /set the webhook's content type to application\/json/);
+    const other = classifyDelivery({ id: 'd', event: 'push', body: push(), contentType: 'application/json' }, { branch: 'main', repository: 'natops/gitops' });
+    assert.deepEqual([other.status, other.plan], [400, undefined]);
+    assert.match(other.outcome, /natops tracks natops\/gitops/);
   });
 });
