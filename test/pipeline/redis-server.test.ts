@@ -138,3 +138,57 @@ describe('LocalRedis: one redis-server per data directory (real redis-server)', 
     assert.deepEqual(await redisServersOn(dir), []);
   });
 });
+
+describe('natops serve and its data directory (real processes)', () => {
+  let dir: string;
+  const children: import('node:child_process').ChildProcess[] = [];
+  const BIN = new URL('../../bin/natops.js', import.meta.url).pathname;
+
+  /** `natops serve` on `dir`; resolves once it says where it listens, or with its exit code and output. */
+  const serveOn = (repo: string) => new Promise<{ child: import('node:child_process').ChildProcess; exit?: number; output: string }>((resolve) => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--repo', repo, '--listen', '127.0.0.1:0'], {
+      env: { ...process.env, NATOPS_DATA_DIR: dir, NATOPS_RESYNC_MS: '0', NATOPS_LAB: `d${process.pid.toString(16).slice(-7)}` }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let output = '';
+    const seen = (b: Buffer) => {
+      output += b.toString();
+      if (/webhook http:\/\//.test(output)) resolve({ child, output });
+    };
+    child.stdout!.on('data', seen);
+    child.stderr!.on('data', seen);
+    child.on('exit', (code) => resolve({ child, exit: code ?? 1, output }));
+  });
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'natops-serve-dir-'));
+  });
+  after(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    for (const pid of await redisServersOn(join(dir, 'redis')).catch(() => [])) process.kill(pid, 'SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a second serve on the same directory refuses; after a SIGKILL the next one reuses the orphaned redis-server', async () => {
+    const repo = join(dir, 'repo.git');
+    const first = await serveOn(repo);
+    assert.equal(first.exit, undefined, first.output);
+    const redis = await redisServersOn(join(dir, 'redis'));
+    assert.equal(redis.length, 1);
+
+    const second = await serveOn(repo);
+    assert.equal(second.exit, 2, second.output);
+    assert.match(second.output, new RegExp(`another natops serve \\(pid ${first.child.pid}\\) is using ${dir}`));
+
+    first.child.kill('SIGKILL');
+    await new Promise((r) => first.child.once('exit', r));
+    assert.deepEqual(await redisServersOn(join(dir, 'redis')), redis, 'the orphaned redis-server is still there');
+    const third = await serveOn(repo);
+    assert.equal(third.exit, undefined, third.output);
+    assert.deepEqual(await redisServersOn(join(dir, 'redis')), redis, 'one redis-server on the directory, the same one');
+    third.child.kill('SIGTERM');
+    await new Promise((r) => third.child.once('exit', r));
+    assert.deepEqual(await redisServersOn(join(dir, 'redis')), [], 'a normal stop stops the reused redis-server too');
+  });
+});
+
