@@ -8,7 +8,7 @@ import { k8sName } from '../gitops/manifests/schema.ts';
 import { DEFAULT_COMMAND_TIMEOUT_MS } from '../runtime/exec.ts';
 import { LabError } from './errors.ts';
 import { LabNames } from './names.ts';
-import { addVeth, deleteNamespace, ensureNamespace, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from './netns.ts';
+import { addVeth, deleteNamespace, ensureNamespace, inNamespace, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from './netns.ts';
 import { diffRouting, routerRouting, type IpRoute, type IpRule, type LabTopology } from './topology.ts';
 
 /** Where natops records what it created; tmpfs, like the namespaces themselves. */
@@ -21,6 +21,10 @@ const ROUTER_SYSCTLS = {
   // The gateway's table 100 sends replies via the router even within one subnet: no redirects.
   'net.ipv4.conf.all.send_redirects': '0',
   'net.ipv4.conf.default.send_redirects': '0',
+  // Removing an interface's first (primary) address otherwise removes every other address in its
+  // network too: the upstream router holds several EIP gateway addresses on one network.
+  'net.ipv4.conf.all.promote_secondaries': '1',
+  'net.ipv4.conf.default.promote_secondaries': '1',
 };
 const HOST_SYSCTLS = { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0' };
 
@@ -99,10 +103,13 @@ export class Lab {
       }
     }
 
-    if (await this.ownNamespace(n.upstream, ROUTER_SYSCTLS)) log.push(`created ${n.upstream} (upstream router on ${topology.nic})`);
+    const upstreamCreated = await this.ownNamespace(n.upstream, ROUTER_SYSCTLS);
+    if (upstreamCreated) log.push(`created ${n.upstream} (upstream router on ${topology.nic})`);
     if (!(await linkExists(n.upstream, 'net0', this.cmd))) {
       await addVeth({ outerNs: n.fabric, outer: n.upstreamPort, bridge: topology.nic, innerNs: n.upstream, inner: 'net0', ...this.cmd });
     }
+    // (a new namespace has them, and net0 takes its defaults)
+    if (!upstreamCreated) await this.ensureSysctls(n.upstream, { ...ROUTER_SYSCTLS, 'net.ipv4.conf.net0.promote_secondaries': '1' }, log, 'upstream router');
     await this.syncAddresses(n.upstream, 'net0', topology.underlay.map((u) => `${u.address}/${u.prefix}`), log, 'upstream router');
 
     await mkdir(this.dir, { recursive: true });
@@ -138,6 +145,7 @@ export class Lab {
     const n = this.names;
     const ns = n.vpc(vpc.name);
     if (await this.ownNamespace(ns, ROUTER_SYSCTLS)) log.push(`created ${ns} (router of VPC ${vpc.name})`);
+    else await this.ensureSysctls(ns, ROUTER_SYSCTLS, log, `router of VPC ${vpc.name}`);
     for (const s of subnets) {
       const port = n.subnetBridge(s.name);
       if (!(await linkExists(ns, port, this.cmd))) {
@@ -163,6 +171,17 @@ export class Lab {
     }
   }
 
+  /** Sets the sysctls that differ (a namespace made by an older natops, or set by hand): one read when none does. */
+  private async ensureSysctls(ns: string, sysctls: Record<string, string>, log: string[], what: string): Promise<void> {
+    const keys = Object.keys(sysctls);
+    const values = (await inNamespace(ns, { argv: ['sysctl', '-n', ...keys], ...this.cmd })).stdout.split('\n');
+    const wrong = keys.filter((k, i) => values[i]?.trim() !== sysctls[k]).map((k) => `${k}=${sysctls[k]}`);
+    if (!wrong.length) return;
+    await inNamespace(ns, { argv: ['sysctl', '-q', '-w', ...wrong], ...this.cmd });
+    log.push(`${what}: set ${wrong.join(', ')}`);
+  }
+
+  /** Adds the missing addresses, then removes the others (the router promotes a secondary when its primary goes). */
   private async syncAddresses(ns: string, dev: string, want: string[], log: string[], what: string): Promise<void> {
     const links = JSON.parse((await ipIn(ns, this.cmd, '-j', 'addr', 'show', 'dev', dev)).stdout) as { addr_info: { family: string; local: string; prefixlen: number }[] }[];
     const have = (links[0]?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
@@ -172,7 +191,12 @@ export class Lab {
         log.push(`${what}: address ${cidr}`);
       }
     }
-    for (const cidr of have) if (!want.includes(cidr)) await ipIn(ns, this.cmd, 'addr', 'del', cidr, 'dev', dev);
+    for (const cidr of have) {
+      if (!want.includes(cidr)) {
+        await ipIn(ns, this.cmd, 'addr', 'del', cidr, 'dev', dev);
+        log.push(`${what}: removed address ${cidr}`);
+      }
+    }
   }
 
   // ---- workload hosts ----------------------------------------------------------------------------
