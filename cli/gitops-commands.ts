@@ -8,6 +8,7 @@ import { initRepo, notifyFromStdin } from '../gitops/git/local-repo.ts';
 import { QUEUE_NAMES, type QueueName } from '../queue/jobs.ts';
 import { redisConnection } from '../queue/queues.ts';
 import { StatusBook, SUMMARY_CONTEXT, type CommitStatus } from '../queue/statuses.ts';
+import { Records, type RecordSnapshot } from '../queue/records.ts';
 import { Store } from '../queue/store.ts';
 import { loadConfig, type ServerConfig } from '../server/config.ts';
 import { serve, type Running } from '../server/serve.ts';
@@ -68,6 +69,15 @@ function renderStatuses(sha: string, list: CommitStatus[]): string {
   const lines = [`commit ${sha}`];
   for (const s of list) lines.push(`  ${s.state.padEnd(8)} ${s.context.padEnd(24)} ${s.description}${s.targetUrl ? `\n  ${''.padEnd(8)} ${''.padEnd(24)} ${s.targetUrl}` : ''}`);
   return lines.join('\n');
+}
+
+/** Each gateway's record: what is live and whether the newest plan got there. */
+function renderRecords(snap: RecordSnapshot): string {
+  const rows = [...(snap.networks ? [['(networks)', snap.networks] as const] : []), ...[...snap.gateways].map(([n, r]) => [n, r] as const)];
+  if (!rows.length) return 'gateways: none yet';
+  const gen = (r?: { sha: string; gen: number }) => (r ? `${r.sha.slice(0, 7)}/${r.gen}` : '-');
+  return ['gateways (ready, reason, wanted, last applied, message):', ...rows.map(([name, r]) =>
+    `  ${name.padEnd(16)} ${r.condition.ready.padEnd(7)} ${r.condition.reason.padEnd(11)} ${gen(r.desired).padEnd(12)} ${gen(r.lastApplied).padEnd(12)} ${r.condition.message}`)].join('\n');
 }
 
 export function addGitopsCommands(program: Command): void {
@@ -143,6 +153,7 @@ export function addGitopsCommands(program: Command): void {
           }
           if (!target) throw new NatopsError('no commit has statuses yet');
           out(renderStatuses(target, list));
+          out(renderRecords(await new Records(redis, prefix).snapshot()));
           const repairs = (await new Store(redis, prefix).repairs()).slice(0, 5);
           if (repairs.length) out(`recent repairs by the resync:\n${repairs.map((r) => `  ${new Date(r.at).toISOString()} ${r.target}: ${r.what.join('; ')}`).join('\n')}`);
           if (summary?.state !== 'success') process.exitCode = summary?.state === 'pending' ? 3 : 1;

@@ -1,5 +1,5 @@
 // Runs one program with an argv array: no shell ever sees a value. Typed errors carry context.
-import { NatopsError } from '../common/errors.ts';
+import { NatopsError } from './errors.ts';
 import { spawn } from 'node:child_process';
 
 export interface ExecRequest {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { parseCidr, cidrContains } from '../common/ipv4.ts';
 import { k8sName } from '../gitops/manifests/schema.ts';
-import { DEFAULT_COMMAND_TIMEOUT_MS } from '../runtime/exec.ts';
+import { DEFAULT_COMMAND_TIMEOUT_MS } from '../common/exec.ts';
 import { LabError } from './errors.ts';
 import { LabNames } from './names.ts';
 import { addVeth, deleteNamespace, ensureNamespace, inNamespace, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from './netns.ts';

@@ -3,7 +3,7 @@ import type { Command } from '../dataplane/commands.ts';
 import { CONNTRACK_LIST, filtersWithEntries, parseConntrackList } from '../dataplane/conntrack.ts';
 import { GATEWAY_SYSCTLS, ROUTE_TABLE, type GatewayState, type GatewaySysctl } from '../dataplane/model.ts';
 import { parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
-import { CommandError, type Exec } from './exec.ts';
+import { CommandError, type Exec } from '../common/exec.ts';
 
 export const READ_COMMANDS = {
   // no -w: iptables-save takes no lock, and 1.8.9 rejects the option

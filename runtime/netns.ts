@@ -8,7 +8,7 @@ import { LabError } from '../lab/errors.ts';
 import type { Lab } from '../lab/lab.ts';
 import { addVeth, inNamespace, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from '../lab/netns.ts';
 import type { Command } from '../dataplane/commands.ts';
-import type { Exec, ExecResult } from './exec.ts';
+import type { Exec, ExecResult } from '../common/exec.ts';
 import { readGatewayState, runCommands } from './gateway-io.ts';
 import type { GatewayHandle, GatewayRuntime } from './runtime.ts';
 

@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { errorMessage, NatopsError } from '../common/errors.ts';
-import { MissingToolError } from '../runtime/exec.ts';
+import { MissingToolError } from '../common/exec.ts';
 import { processName, processStart, writeFileAtomic } from './data-dir.ts';
 
 export class RedisStartError extends NatopsError {}

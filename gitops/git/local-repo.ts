@@ -7,7 +7,7 @@ import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sign } from '@octokit/webhooks-methods';
 import { NatopsError } from '../../common/errors.ts';
-import { run, type ExecResult } from '../../runtime/exec.ts';
+import { run, type ExecResult } from '../../common/exec.ts';
 import { localPushPayload, type LocalCommit } from './local-push.ts';
 import { isZeroSha, SHA } from '../../common/sha.ts';
 

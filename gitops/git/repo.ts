@@ -1,7 +1,7 @@
 // Reads a Git repository with the git CLI (argv only): the manifests at a commit, and which of
 // two commits came first. Commit ids and paths are checked before they reach an argument list.
 import { NatopsError, PermanentError } from '../../common/errors.ts';
-import { CommandError } from '../../runtime/exec.ts';
+import { CommandError } from '../../common/exec.ts';
 import { isManifestFileName, type ManifestFile } from '../manifests/load.ts';
 import { symlinkSkipped, warnOnStderr, type ReadOptions } from '../manifests/read-dir.ts';
 import { runGit } from './local-repo.ts';

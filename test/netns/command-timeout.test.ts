@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { isRetryable } from '../../common/errors.ts';
-import { CommandTimeoutError, run } from '../../runtime/exec.ts';
+import { CommandTimeoutError, run } from '../../common/exec.ts';
 import { NetnsRuntime } from '../../runtime/netns.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 import { seedObjects } from '../helpers/manifests.ts';

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { NatopsError, isRetryable } from '../../common/errors.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import { ipIn } from '../../lab/netns.ts';
-import { CommandTimeoutError, run } from '../../runtime/exec.ts';
+import { CommandTimeoutError, run } from '../../common/exec.ts';
 import { NetnsRuntime, classifyPlacement } from '../../runtime/netns.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 import { seedObjects, seedSpec } from '../helpers/manifests.ts';

@@ -9,7 +9,7 @@ import { notifyPush } from '../../gitops/git/local-repo.ts';
 import { inNamespace, namespaceExists } from '../../lab/netns.ts';
 import { HANDLER_KINDS } from '../../dataplane/kinds.ts';
 import { bullPrefix } from '../../queue/queues.ts';
-import { run } from '../../runtime/exec.ts';
+import { run } from '../../common/exec.ts';
 import { seedObjects, set, push as pushItem, SEED_VERBATIM, subnet, toFiles, type SeedObjects } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
 import { natops } from '../helpers/cli.ts';
@@ -63,6 +63,7 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     const cli = await natops(['status', sha, '--redis', p.redis.url]);
     assert.equal(cli.code, 0, cli.stderr);
     assert.match(cli.stdout, /success\s+natops\/ngw\s+live: 2 EIPs/);
+    assert.match(cli.stdout, /\n  ngw\s+True\s+Applied\s+[0-9a-f]{7}\/\d+\s+[0-9a-f]{7}\/\d+\s+live: 2 EIPs/);
 
     const lab = p.lab;
     await lab.host('fip', 'sn', '10.0.1.5/24');
@@ -220,7 +221,7 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     const cli = await natops(['status', '--redis', p.redis.url]);
     assert.match(cli.stdout, /recent repairs by the resync:\n.* ngw: /);
     // the networks did not drift: a resync that finds nothing records nothing
-    assert.ok(!repairs.some((r) => r.target === 'network'), JSON.stringify(repairs));
+    assert.ok(!repairs.some((r) => r.target === 'networks'), JSON.stringify(repairs));
   });
 
   it("deleting a gateway's manifest removes its namespace", async () => {

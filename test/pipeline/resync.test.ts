@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { inNamespace } from '../../lab/netns.ts';
-import { run } from '../../runtime/exec.ts';
+import { run } from '../../common/exec.ts';
 import { seedObjects, subnet, type SeedObjects } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
 

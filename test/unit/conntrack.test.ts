@@ -8,7 +8,7 @@ import { compileGateway } from '../../dataplane/compile.ts';
 import { conntrackMatches, filtersWithEntries, parseConntrackList, type ConntrackFilter } from '../../dataplane/conntrack.ts';
 import { diffStates } from '../../dataplane/diff.ts';
 import { runCommands } from '../../runtime/gateway-io.ts';
-import type { ExecRequest } from '../../runtime/exec.ts';
+import type { ExecRequest } from '../../common/exec.ts';
 import { seedSpec, set } from '../helpers/manifests.ts';
 
 const LISTING = [

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { isRetryable } from '../../common/errors.ts';
-import { CommandError, CommandTimeoutError, DEFAULT_COMMAND_TIMEOUT_MS, run } from '../../runtime/exec.ts';
+import { CommandError, CommandTimeoutError, DEFAULT_COMMAND_TIMEOUT_MS, run } from '../../common/exec.ts';
 
 /** Pids of processes whose argv is exactly this (the test's own sleeps, by a marker argument). */
 async function pidsRunning(argv: string[]): Promise<number[]> {

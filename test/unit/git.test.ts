@@ -10,7 +10,7 @@ import { localPushPayload } from '../../gitops/git/local-push.ts';
 import { PushPayload, pushedBranch } from '../../gitops/git/push-event.ts';
 import { checkTrackedPath, GitRepo, GitSourceError, TrackedPathError, UnknownCommitError } from '../../gitops/git/repo.ts';
 import { isRetryable, PermanentError } from '../../common/errors.ts';
-import { run } from '../../runtime/exec.ts';
+import { run } from '../../common/exec.ts';
 
 const githubPushes = () => (examples as unknown as { name: string; examples: Record<string, unknown>[] }[]).find((e) => e.name === 'push')!.examples;
 

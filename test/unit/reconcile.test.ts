@@ -6,7 +6,7 @@ import type { Command } from '../../dataplane/commands.ts';
 import { compileGateway, emptyGatewayState } from '../../dataplane/compile.ts';
 import type { GatewayState } from '../../dataplane/model.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
-import { CommandError } from '../../runtime/exec.ts';
+import { CommandError } from '../../common/exec.ts';
 import { ConvergenceError, GatewaysFailedError, reconcileAll, reconcileGateway } from '../../runtime/reconcile.ts';
 import type { GatewayHandle, GatewayRuntime } from '../../runtime/runtime.ts';
 import { seedObjects, toFiles } from '../helpers/manifests.ts';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { GitRepo } from '../../gitops/git/repo.ts';
 import { ManifestSourceError, readManifestDir } from '../../gitops/manifests/read-dir.ts';
-import { run } from '../../runtime/exec.ts';
+import { run } from '../../common/exec.ts';
 
 /** net/a.yaml, net/sub/b.yaml, and links: net/link.yaml -> a.yaml, net/passwd.yaml -> /etc/passwd, net/linkdir -> sub */
 async function tree(root: string): Promise<void> {
