@@ -77,7 +77,7 @@ function renderRecords(snap: RecordSnapshot): string {
   if (!rows.length) return 'gateways: none yet';
   const gen = (r?: { sha: string; gen: number }) => (r ? `${r.sha.slice(0, 7)}/${r.gen}` : '-');
   return ['gateways (ready, reason, wanted, last applied, message):', ...rows.map(([name, r]) =>
-    `  ${name.padEnd(16)} ${r.condition.ready.padEnd(7)} ${r.condition.reason.padEnd(11)} ${gen(r.desired).padEnd(12)} ${gen(r.lastApplied).padEnd(12)} ${r.condition.message}`)].join('\n');
+    `  ${name.padEnd(16)} ${r.condition.ready.padEnd(7)} ${`${r.condition.reason}${r.condition.cause === 'push' ? '' : ` (${r.condition.cause})`}`.padEnd(11)} ${gen(r.desired).padEnd(12)} ${gen(r.lastApplied).padEnd(12)} ${r.condition.message}`)].join('\n');
 }
 
 export function addGitopsCommands(program: Command): void {

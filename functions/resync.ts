@@ -1,4 +1,5 @@
-// The resync function, run by a job scheduler. Three things, in order:
+// The resync function, run by a job scheduler. First the catch-up (the branch's head planned
+// if no delivery brought it), then three things, in order:
 // 1. bookkeeping: a record whose jobs BullMQ failed where no processor saw it (a job that
 //    stalled more often than allowed) gets its failure recorded, as a processor would have;
 // 2. drift: every settled gateway is read and compared with what its record wants; a missing
@@ -25,6 +26,8 @@ export interface ResyncEnv extends HandlerEnv {
   queues: Queues;
   /** the tracked branch (its head names the commit orphans are removed for) */
   branch: string;
+  /** plans the branch's head if it is ahead of what was planned (absent: no repository here) */
+  catchUp?: () => Promise<string | undefined>;
 }
 
 export interface ResyncReport {
@@ -42,6 +45,9 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
   const report: ResyncReport = { checked: 0, repairs: [], unreadable: [] };
   const now = Date.now();
 
+  // A push whose delivery never arrived is planned now; its jobs, not the repairs below, fix it.
+  const caughtUp = await env.catchUp?.();
+  if (caughtUp) ctx.log(`the branch is at ${caughtUp.slice(0, 7)}, not planned yet: planning it`);
   await recordLostFailures(env, now);
 
   const snap = await records.snapshot();

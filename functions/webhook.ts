@@ -52,6 +52,6 @@ export function classifyDelivery(d: { id: string; event: string; body: string; c
   if (push.deleted) return { status: 202, outcome: `branch ${pushed} deleted; ignored (live gateways stay as they are)`, ...meta };
   return {
     status: 202, outcome: `queued plan of ${push.after.slice(0, 7)}`, ...meta,
-    plan: { delivery: d.id, repository: push.repository.full_name, branch: pushed, before: push.before, after: push.after, forced: push.forced },
+    plan: { delivery: d.id, repository: push.repository.full_name, branch: pushed, before: push.before, after: push.after, forced: push.forced, cause: 'push' },
   };
 }

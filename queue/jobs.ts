@@ -20,6 +20,8 @@ export const PlanJob = z.object({
   after: Sha,
   forced: z.boolean(),
   receivedAt: z.number(),
+  /** a delivery, or the catch-up that found the branch ahead of what was planned */
+  cause: z.enum(['push', 'catch-up']).default('push'),
 });
 export type PlanJob = z.infer<typeof PlanJob>;
 

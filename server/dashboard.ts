@@ -48,7 +48,7 @@ function recordRows(snap: RecordSnapshot): string[] {
     const c = rec.condition;
     const cls = c.ready === 'True' ? 'success' : c.ready === 'False' ? 'failure' : 'pending';
     const message = c.url ? `<a href="${esc(c.url)}">${esc(c.message)}</a>` : esc(c.message);
-    return `<tr class="${cls}"><td>${esc(name)}</td><td><b>${esc(c.ready)}</b></td><td>${esc(c.reason)}</td><td>${message}</td>` +
+    return `<tr class="${cls}"><td>${esc(name)}</td><td><b>${esc(c.ready)}</b></td><td>${esc(c.reason)}${c.cause === 'push' ? '' : ` (${esc(c.cause)})`}</td><td>${message}</td>` +
       `<td><code>${esc(short(rec.desired))}</code>${removing ? ' (remove)' : ''}</td><td><code>${esc(short(rec.lastApplied))}</code></td>` +
       `<td>${esc(rec.pending.join(', ') || '-')}</td><td>${esc(new Date(c.at).toISOString())}</td></tr>`;
   });

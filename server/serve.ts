@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Worker } from 'bullmq';
 import express from 'express';
-import { NatopsError } from '../common/errors.ts';
+import { errorMessage, NatopsError } from '../common/errors.ts';
+import { catchUp } from '../functions/planner/planner.ts';
 import { webhookRouter } from './webhook.ts';
 import { GitRepo } from '../gitops/git/repo.ts';
 import { Lab } from '../lab/lab.ts';
@@ -92,7 +93,9 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
     records, store, statuses, queues, redis: connection, lock, jobUrl: link, log: opts.log, branch: c.branch,
     repo: new GitRepo(c.repo ?? '(no repository configured)'), path: c.path,
   };
-  const workers = startWorkers(opts.queues, env, { connection, prefix: c.prefix, concurrency: c.concurrency, lockMs: c.lockMs });
+  const catchUpEnv = { repo: env.repo, store, queues, branch: c.branch, log: opts.log };
+  const withCatchUp = c.repo ? { ...env, catchUp: () => catchUp(catchUpEnv) } : env;
+  const workers = startWorkers(opts.queues, withCatchUp, { connection, prefix: c.prefix, concurrency: c.concurrency, lockMs: c.lockMs });
   for (const w of workers) w.on('error', (e) => opts.log(`worker ${w.name}: ${e.message}`));
 
   let server: Server | undefined;
@@ -114,6 +117,8 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   }
   const address = server?.address();
   const url = address && typeof address === 'object' ? `http://${host}:${address.port}` : publicUrl;
+  // A push made while natops was down (its delivery deferred or lost) is planned at once.
+  if (c.repo && opts.queues.includes('plan')) await catchUp(catchUpEnv).catch((e: unknown) => opts.log(`catch-up: ${errorMessage(e)}`));
   opts.log(`natops: ${opts.queues.join(', ')} on ${redisUrl}${server ? `; webhook ${url}/webhook, dashboard ${url}${DASHBOARD_PATH}` : ''}`);
 
   return {

@@ -25,6 +25,8 @@ export interface PlanContext {
   planUrl: string;
   /** a job's page */
   jobUrl: (queue: string, id: string) => string;
+  /** said with every condition of this plan: "caught up with the branch", "history rewritten: ..." */
+  note?: string;
 }
 
 export interface Flow {
@@ -61,7 +63,7 @@ const ordered = (kinds: Iterable<HandlerKind>): HandlerKind[] => {
 };
 
 const condition = (ctx: PlanContext, c: Pick<Condition, 'ready' | 'reason' | 'message'> & { url?: string }): Condition => ({
-  ...c, message: statusText(c.message), sha: ctx.sha, gen: ctx.gen, cause: ctx.cause, at: ctx.at, url: c.url ?? ctx.planUrl,
+  ...c, message: statusText(ctx.note ? `${c.message} (${ctx.note})` : c.message), sha: ctx.sha, gen: ctx.gen, cause: ctx.cause, at: ctx.at, url: c.url ?? ctx.planUrl,
 });
 
 const emptyRecord = (name: string, c: Condition): GatewayRecord => ({ name, pending: [], observedGen: 0, condition: c });

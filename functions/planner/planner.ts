@@ -1,14 +1,17 @@
-// The planner function: a push delivery -> the manifests at its commit -> the decision (pure,
-// decide.ts) -> carried out: records, statuses, flows, then the branch's head. A commit older
-// than one already planned is not applied (a late delivery must not roll back a newer one).
+// The planner function: a delivery (or the catch-up) -> the branch's head -> its manifests ->
+// the decision (pure, decide.ts) -> carried out: records, statuses, flows, then the planned head.
+// What decides is the branch's head when planning, not the commit a delivery names: a late or
+// repeated delivery of an older commit never rolls back a newer one, and a head that does not
+// descend from the planned commit (a force-push, a reset) is the new truth, said so in statuses.
+import { ZERO_SHA } from '../../common/sha.ts';
 import { UnknownCommitError, type GitRepo } from '../../gitops/git/repo.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import type { PlanJob } from '../../queue/jobs.ts';
 import { withLock } from '../../queue/lock.ts';
 import type { Queues } from '../../queue/queues.ts';
-import { statusText, SUMMARY_CONTEXT } from '../../queue/statuses.ts';
+import { statusText, SUMMARY_CONTEXT, type StatusEvent } from '../../queue/statuses.ts';
 import type { FunctionEnv, JobContext } from '../jobs/env.ts';
-import { decide, type Decision, type Flow } from './decide.ts';
+import { decide, type Decision } from './decide.ts';
 
 export interface PlannerEnv extends FunctionEnv {
   repo: GitRepo;
@@ -21,24 +24,47 @@ export type PlanOutcome =
   | { kind: 'already-planned' | 'superseded'; head: string }
   | { kind: 'planned'; gen: number; decision: Decision };
 
+/** Whether `newer` descends from (or is) `older`; a commit the repository lost does not. */
+async function descends(repo: GitRepo, older: string, newer: string): Promise<boolean> {
+  try {
+    return await repo.isAncestor(older, newer);
+  } catch (e) {
+    if (e instanceof UnknownCommitError) return false;
+    throw e;
+  }
+}
+
 export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promise<PlanOutcome> {
   const job = ctx.data;
   // One planner at a time across processes: generations and the head move together.
   return withLock(env.redis, env.store.leaseKey('planner'), env.lock, async (lease) => {
-    const sha = job.after;
-    const head = await env.store.head(job.branch);
-    if (head?.sha === sha) return { kind: 'already-planned', head: head.sha };
-    if (head && !(await isNewer(env.repo, job, head.sha))) {
-      ctx.log(`${sha.slice(0, 7)} is older than ${head.sha.slice(0, 7)}, already planned; not applied`);
-      await env.statuses.publish([{
-        sha, context: SUMMARY_CONTEXT, state: 'success', description: statusText(`not applied: superseded by newer commit ${head.sha.slice(0, 7)}`), targetUrl: ctx.url,
-      }]);
-      return { kind: 'superseded', head: head.sha };
+    const planned = await env.store.head(job.branch);
+    // A repository without the branch (deleted, or a mirror not fetched yet): the delivery's commit.
+    const branchHead = await env.repo.branchHead(job.branch);
+    const sha = branchHead ?? job.after;
+    const statuses: StatusEvent[] = [];
+    if (sha !== job.after && job.after !== planned?.sha) {
+      const why = (await descends(env.repo, job.after, sha)) ? `superseded by newer commit ${sha.slice(0, 7)}` : `the branch is at ${sha.slice(0, 7)} now (history rewritten)`;
+      ctx.log(`${job.after.slice(0, 7)} is not the branch's head: ${why}; not applied`);
+      statuses.push({ sha: job.after, context: SUMMARY_CONTEXT, state: 'success', description: statusText(`not applied: ${why}`), targetUrl: ctx.url });
     }
+    if (planned?.sha === sha) {
+      await env.statuses.publish(statuses);
+      return { kind: 'already-planned', head: sha };
+    }
+    if (!branchHead && planned && !(await descends(env.repo, planned.sha, sha)) && !(job.forced && job.before === planned.sha)) {
+      ctx.log(`${sha.slice(0, 7)} is older than ${planned.sha.slice(0, 7)}, already planned; not applied`);
+      await env.statuses.publish([{ sha, context: SUMMARY_CONTEXT, state: 'success', description: statusText(`not applied: superseded by newer commit ${planned.sha.slice(0, 7)}`), targetUrl: ctx.url }]);
+      return { kind: 'superseded', head: planned.sha };
+    }
+    const notes = [
+      ...(job.cause === 'catch-up' ? ['caught up with the branch'] : []),
+      ...(planned && !(await descends(env.repo, planned.sha, sha)) ? [`history rewritten: ${planned.sha.slice(0, 7)} is not in it`] : []),
+    ];
 
     const validation = validateManifests(await env.repo.manifestsAt(sha, env.path, { warn: (m) => ctx.log(`warning: ${m}`) }));
     const gen = await env.store.nextGen();
-    const pctx = { sha, gen, cause: 'push' as const, at: Date.now(), planUrl: ctx.url, jobUrl: env.jobUrl };
+    const pctx = { sha, gen, cause: job.cause, at: Date.now(), planUrl: ctx.url, jobUrl: env.jobUrl, ...(notes.length ? { note: notes.join('; ') } : {}) };
     // Decide on a snapshot of the records; a job that finalized meanwhile changes them, and
     // then the decision is made again on what is there now.
     let decision: Decision;
@@ -51,28 +77,38 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
     // Statuses before the flows, which may finish at once: a pending status written after a
     // success would stick.
     await env.statuses.publish([
+      ...statuses,
       ...decision.statuses,
       ...(decision.commit ? [{ sha, context: SUMMARY_CONTEXT, ...decision.commit, targetUrl: ctx.url }] : []),
     ]);
     for (const f of decision.flows) await env.queues.addFlow(f);
     // Last: a planner stopped before this point plans the commit again when its job is retried.
     await env.store.setHead(job.branch, { sha, gen });
-    ctx.log(`${sha.slice(0, 7)} (generation ${gen}): ${decision.summary}`);
+    ctx.log(`${sha.slice(0, 7)} (generation ${gen}${notes.length ? `; ${notes.join('; ')}` : ''}): ${decision.summary}`);
     return { kind: 'planned', gen, decision };
   });
 }
 
-/** Newer: a descendant of the head, or a force push that replaced it. */
-async function isNewer(repo: GitRepo, job: PlanJob, headSha: string): Promise<boolean> {
-  if (job.forced && job.before === headSha) return true;
-  try {
-    return await repo.isAncestor(headSha, job.after);
-  } catch (e) {
-    // The planned head was rewritten away (history rewritten, repository replaced): the pushed
-    // commit, which the repository holds, is the truth now.
-    if (e instanceof UnknownCommitError && e.sha === headSha) return true;
-    throw e;
-  }
+export interface CatchUpEnv extends Pick<FunctionEnv, 'store' | 'log'> {
+  repo: GitRepo;
+  queues: Queues;
+  branch: string;
 }
 
-export type { Flow };
+/**
+ * The safety net behind deliveries (run at start and by every resync): when the tracked branch's
+ * head is not the commit planned last, it is planned as if it had been delivered. Returns the
+ * commit queued, if any.
+ */
+export async function catchUp(env: CatchUpEnv): Promise<string | undefined> {
+  const head = await env.repo.branchHead(env.branch);
+  const planned = await env.store.head(env.branch);
+  if (!head || head === planned?.sha) return undefined;
+  env.log(`catch-up: ${env.branch} is at ${head.slice(0, 7)}, planned last: ${planned ? planned.sha.slice(0, 7) : 'nothing'}; planning it`);
+  // Once per (head, planned generation): the same head after a rollback is planned again.
+  await env.queues.addPlan({
+    delivery: `catch-up-${head}-${planned?.gen ?? 0}`, repository: env.repo.gitDir, branch: env.branch,
+    before: planned?.sha ?? ZERO_SHA, after: head, forced: false, receivedAt: Date.now(), cause: 'catch-up',
+  });
+  return head;
+}

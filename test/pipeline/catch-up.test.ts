@@ -1,0 +1,104 @@
+// No push is lost: natops plans the tracked branch's head itself when no delivery brought it
+// (at start, and on every resync), and what decides is the branch's head, so a force-push back
+// to an older commit is the new truth and a late delivery of the commit it replaced is not.
+// Real Redis, Git (pushes with the hook off stand for lost deliveries), namespaces and packets.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { notifyPush } from '../../gitops/git/local-repo.ts';
+import { run } from '../../common/exec.ts';
+import { push as pushItem, seedObjects, set, type SeedObjects } from '../helpers/manifests.ts';
+import { PipelineHarness } from '../helpers/pipeline.ts';
+
+describe('catching up with the branch (real redis-server, git, namespaces)', () => {
+  let p: PipelineHarness;
+  let seed: SeedObjects;
+
+  const hook = async (on: boolean) => {
+    if (on) await run(['git', `--git-dir=${p.bare}`, 'config', '--unset', 'core.hooksPath']);
+    else await run(['git', `--git-dir=${p.bare}`, 'config', 'core.hooksPath', '/dev/null']);
+  };
+  const withForward = (port: number) => {
+    const s = structuredClone(seed);
+    pushItem(s.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: port, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 });
+    return s;
+  };
+  const answers = (port: number) => p.lab.tcp('ext', '192.168.0.112', port);
+
+  before(async () => {
+    p = await PipelineHarness.create();
+    seed = await seedObjects();
+    const sha = await p.push(seed, 'seed');
+    assert.equal((await p.settled(sha)).get('natops')?.state, 'success');
+    await p.lab.host('web', 'sn', '10.0.1.10/24');
+    await p.lab.host('ext', 'external', '192.168.0.50/24');
+    await p.lab.serve('web', { tcp: [80] });
+  });
+  after(async () => {
+    await p?.cleanup();
+  });
+
+  it('natops stopped, three pushes whose deliveries were lost: at start the newest is planned and live, no manual step', async () => {
+    await p.running!.close();
+    await hook(false);
+    const shas: string[] = [];
+    for (const port of [7001, 7002, 7003]) shas.push(await p.push(withForward(port), `forward ${port}`));
+    await hook(true);
+    await p.start();
+    const statuses = await p.settled(shas[2]!);
+    assert.equal(statuses.get('natops/ngw')?.state, 'success', JSON.stringify([...statuses.values()]));
+    assert.equal(await answers(7003), 'web 192.168.0.50');
+    assert.equal(await answers(7002), undefined);
+    const rec = await p.running!.records.get({ kind: 'gateway', name: 'ngw' });
+    assert.equal(rec?.lastApplied?.sha, shas[2]);
+    assert.ok(p.logs.some((l) => /catch-up: main is at/.test(l)), p.logs.join('\n'));
+  });
+
+  it('natops running, a delivery lost: the resync plans the head within one interval', async () => {
+    await p.running!.close();
+    p.config.resyncMs = 1000;
+    await p.start();
+    await hook(false);
+    const sha = await p.push(withForward(7004), 'forward 7004, delivery lost');
+    await hook(true);
+    const statuses = await p.settled(sha, 30_000);
+    assert.equal(statuses.get('natops/ngw')?.state, 'success');
+    assert.equal(await answers(7004), 'web 192.168.0.50');
+    await p.running!.close();
+    p.config.resyncMs = 0;
+    await p.start();
+  });
+
+  it('a force-push back to an older commit is live and says so; a late delivery of the commit it replaced is not applied', async () => {
+    const older = (await run(['git', '-C', p.work, 'rev-parse', 'HEAD'])).stdout.trim();
+    const replaced = await p.push(withForward(7005), 'forward 7005');
+    assert.equal((await p.settled(replaced)).get('natops/ngw')?.state, 'success');
+    assert.equal(await answers(7005), 'web 192.168.0.50');
+
+    await run(['git', '-C', p.work, 'reset', '--quiet', '--hard', older]);
+    await run(['git', '-C', p.work, 'push', '--quiet', '--force', 'origin', 'HEAD:main']);
+    const statuses = await p.settled(older);
+    assert.match(statuses.get('natops/ngw')?.description ?? '', /^live: /, JSON.stringify([...statuses.values()]));
+    assert.equal(await answers(7004), 'web 192.168.0.50');
+    assert.equal(await answers(7005), undefined, 'the replaced commit is still live');
+    assert.ok(p.logs.some((l) => /history rewritten/.test(l)), 'the plan says history was rewritten');
+
+    // The replaced commit's delivery, late: it is not the branch's head, so it changes nothing.
+    const late = await notifyPush(p.bare, { before: older, after: replaced, ref: 'refs/heads/main' });
+    assert.equal(late.status, 202);
+    await p.until('the late delivery to be planned', async () => p.logs.some((l) => l.includes(`${replaced.slice(0, 7)} is not the branch's head`)));
+    assert.equal(await answers(7004), 'web 192.168.0.50');
+    assert.equal(await answers(7005), undefined, 'a late delivery rolled the branch forward again');
+  });
+
+  it('an older commit delivered again after a newer one changes nothing', async () => {
+    const first = (await run(['git', '-C', p.work, 'rev-parse', 'HEAD'])).stdout.trim();
+    const newer = structuredClone(seed);
+    set(newer.gateway, 'spec.dnatRules.0.externalPort', 8899);
+    const sha = await p.push(newer, 'move the forward');
+    assert.equal((await p.settled(sha)).get('natops/ngw')?.state, 'success');
+    assert.equal((await notifyPush(p.bare, { before: '0'.repeat(40), after: first, ref: 'refs/heads/main' })).status, 202);
+    await p.until('the redelivery to be looked at', async () => p.logs.some((l) => l.includes(`${first.slice(0, 7)} is not the branch's head`)));
+    assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8899), 'web 192.168.0.50');
+    assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8888), undefined);
+  });
+});
