@@ -90,6 +90,26 @@ export function subnet(name: string, vpc: string, cidrBlock: string, gateway: st
   return { apiVersion: 'kubeovn.io/v1', kind: 'Subnet', metadata: { name }, spec: { vpc, protocol: 'IPv4', cidrBlock, gateway } };
 }
 
+/**
+ * A gateway in a VPC of its own: subnet 10.0.N.0/24, lanIp 10.0.N.254 (the VPC's default route),
+ * one EIP and one port forward `eip:8000 -> 10.0.N.10:80`. (Two gateways in one VPC would share
+ * its default route: replies would all leave through one of them.)
+ */
+export function gatewayInOwnVpc(o: { gateway: string; vpc: string; subnet: string; n: number; eip: string }): Obj[] {
+  const net = `10.0.${o.n}`;
+  return [
+    { apiVersion: 'kubeovn.io/v1', kind: 'Vpc', metadata: { name: o.vpc }, spec: { staticRoutes: [{ cidr: '0.0.0.0/0', nextHopIP: `${net}.254`, policy: 'policyDst' }] } },
+    subnet(o.subnet, o.vpc, `${net}.0/24`, `${net}.1`),
+    {
+      apiVersion: 'kubeovn.io/v1', kind: 'VpcNatGateway', metadata: { name: o.gateway },
+      spec: {
+        vpc: o.vpc, subnet: o.subnet, lanIp: `${net}.254`, eips: [{ eipCIDR: `${o.eip}/24`, gateway: '192.168.0.254' }],
+        dnatRules: [{ eip: o.eip, externalPort: 8000, protocol: 'tcp', internalIp: `${net}.10`, internalPort: 80 }],
+      },
+    },
+  ];
+}
+
 /** The seed's gateway `ngw` resolved, after `change` edits the seed's objects; fails on any issue. */
 export async function seedSpec(change: (s: Awaited<ReturnType<typeof seedObjects>>) => void = () => undefined): Promise<GatewaySpec> {
   const seed = await seedObjects();

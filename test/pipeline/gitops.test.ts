@@ -10,7 +10,7 @@ import { inNamespace, namespaceExists } from '../../lab/netns.ts';
 import { HANDLER_KINDS } from '../../dataplane/kinds.ts';
 import { bullPrefix } from '../../queue/queues.ts';
 import { run } from '../../common/exec.ts';
-import { seedObjects, set, push as pushItem, SEED_VERBATIM, subnet, toFiles, type SeedObjects } from '../helpers/manifests.ts';
+import { gatewayInOwnVpc, seedObjects, set, push as pushItem, SEED_VERBATIM, toFiles, type SeedObjects } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
 import { natops } from '../helpers/cli.ts';
 
@@ -24,19 +24,8 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
   before(async () => {
     p = await PipelineHarness.create();
     seed = await seedObjects();
-    // A second gateway, for a second VPC, so two gateways' jobs run side by side. (Two gateways in
-    // one VPC would share its default route: replies would all leave through one of them.)
-    seed.extra.push(
-      { apiVersion: 'kubeovn.io/v1', kind: 'Vpc', metadata: { name: 'test-vpc-2' }, spec: { staticRoutes: [{ cidr: '0.0.0.0/0', nextHopIP: '10.0.2.254', policy: 'policyDst' }] } },
-      subnet('sn-b', 'test-vpc-2', '10.0.2.0/24', '10.0.2.1'),
-      {
-        apiVersion: 'kubeovn.io/v1', kind: 'VpcNatGateway', metadata: { name: 'ngw2' },
-        spec: {
-          vpc: 'test-vpc-2', subnet: 'sn-b', lanIp: '10.0.2.254', eips: [{ eipCIDR: '192.168.0.120/24', gateway: '192.168.0.254' }],
-          dnatRules: [{ eip: '192.168.0.120', externalPort: 8000, protocol: 'tcp', internalIp: '10.0.2.10', internalPort: 80 }],
-        },
-      },
-    );
+    // A second gateway, in a second VPC, so two gateways' jobs run side by side.
+    seed.extra.push(...gatewayInOwnVpc({ gateway: 'ngw2', vpc: 'test-vpc-2', subnet: 'sn-b', n: 2, eip: '192.168.0.120' }));
   });
   after(async () => {
     await p?.cleanup();

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { namespaceExists } from '../../lab/netns.ts';
-import { seedObjects, set, subnet, toFiles, unset, type Obj, type SeedObjects } from '../helpers/manifests.ts';
+import { gatewayInOwnVpc, seedObjects, set, toFiles, unset, type Obj, type SeedObjects } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
 
 describe('broken pushes leave live gateways answering', () => {
@@ -63,18 +63,7 @@ describe('broken pushes leave live gateways answering', () => {
 
   it('gateways called "network", "networks" and "planner" are gateways like any other', async () => {
     const named = structuredClone(seed);
-    const extra = (name: string, n: number): Obj[] => [
-      { apiVersion: 'kubeovn.io/v1', kind: 'Vpc', metadata: { name: `vpc-${n}` }, spec: { staticRoutes: [{ cidr: '0.0.0.0/0', nextHopIP: `10.0.${n}.254`, policy: 'policyDst' }] } },
-      subnet(`sn-${n}`, `vpc-${n}`, `10.0.${n}.0/24`, `10.0.${n}.1`),
-      {
-        apiVersion: 'kubeovn.io/v1', kind: 'VpcNatGateway', metadata: { name },
-        spec: {
-          vpc: `vpc-${n}`, subnet: `sn-${n}`, lanIp: `10.0.${n}.254`, eips: [{ eipCIDR: `192.168.0.${120 + n}/24`, gateway: '192.168.0.254' }],
-          dnatRules: [{ eip: `192.168.0.${120 + n}`, externalPort: 8000, protocol: 'tcp', internalIp: `10.0.${n}.10`, internalPort: 80 }],
-        },
-      },
-    ];
-    named.extra.push(...extra('network', 2), ...extra('networks', 3), ...extra('planner', 4));
+    for (const [gateway, n] of [['network', 2], ['networks', 3], ['planner', 4]] as const) named.extra.push(...gatewayInOwnVpc({ gateway, vpc: `vpc-${n}`, subnet: `sn-${n}`, n, eip: `192.168.0.${120 + n}` }));
     const sha = await p.push(named, 'gateways with reserved-looking names');
     const statuses = await p.settled(sha);
     for (const gw of ['network', 'networks', 'planner']) assert.match(statuses.get(`natops/${gw}`)?.description ?? '', /^live: 1 EIP/, JSON.stringify([...statuses.values()]));

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { inNamespace } from '../../lab/netns.ts';
 import { run } from '../../common/exec.ts';
-import { seedObjects, subnet, type SeedObjects } from '../helpers/manifests.ts';
+import { gatewayInOwnVpc, seedObjects, type SeedObjects } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
 
 describe('the resync and a gateway it cannot read', () => {
@@ -20,17 +20,7 @@ describe('the resync and a gateway it cannot read', () => {
   before(async () => {
     p = await PipelineHarness.create();
     seed = await seedObjects();
-    seed.extra.push(
-      { apiVersion: 'kubeovn.io/v1', kind: 'Vpc', metadata: { name: 'test-vpc-2' }, spec: { staticRoutes: [{ cidr: '0.0.0.0/0', nextHopIP: '10.0.2.254', policy: 'policyDst' }] } },
-      subnet('sn-b', 'test-vpc-2', '10.0.2.0/24', '10.0.2.1'),
-      {
-        apiVersion: 'kubeovn.io/v1', kind: 'VpcNatGateway', metadata: { name: 'ngw2' },
-        spec: {
-          vpc: 'test-vpc-2', subnet: 'sn-b', lanIp: '10.0.2.254', eips: [{ eipCIDR: '192.168.0.120/24', gateway: '192.168.0.254' }],
-          dnatRules: [{ eip: '192.168.0.120', externalPort: 8000, protocol: 'tcp', internalIp: '10.0.2.10', internalPort: 80 }],
-        },
-      },
-    );
+    seed.extra.push(...gatewayInOwnVpc({ gateway: 'ngw2', vpc: 'test-vpc-2', subnet: 'sn-b', n: 2, eip: '192.168.0.120' }));
     const sha = await p.push(seed, 'two gateways');
     assert.equal((await p.settled(sha)).get('natops')?.state, 'success');
     await p.lab.host('web2', 'sn-b', '10.0.2.10/24');
