@@ -37,8 +37,11 @@ export interface ResyncReport {
   unreadable: { target: string; error: string }[];
 }
 
-/** A record in progress is left to its jobs for this long before the resync looks at them. */
-const SETTLE_MS = 5000;
+/**
+ * A record in progress is left to its jobs for this long before the resync looks at them (the
+ * planner writes records just before it adds their jobs).
+ */
+const settleMs = (env: ResyncEnv) => Math.max(5000, 2 * env.lock.ttlMs);
 
 export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<ResyncReport> {
   const { records, clients } = env;
@@ -46,7 +49,8 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
   const now = Date.now();
 
   // A push whose delivery never arrived is planned now; its jobs, not the repairs below, fix it.
-  const caughtUp = await env.catchUp?.();
+  // A failure here (git unreadable for a moment) must not stop the rest of the resync.
+  const caughtUp = await env.catchUp?.().catch((e: unknown) => void ctx.log(`catch-up failed: ${errorMessage(e)}`));
   if (caughtUp) ctx.log(`the branch is at ${caughtUp.slice(0, 7)}, not planned yet: planning it`);
   await recordLostFailures(env, now);
 
@@ -79,12 +83,21 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
   }
 
   // The networks: their handler is idempotent and says what it had to change.
-  const net = snap.networks;
-  if (net?.desired && net.condition.ready !== 'Unknown') {
+  if (snap.networks?.desired && snap.networks.condition.ready !== 'Unknown') {
     report.checked++;
-    const network = net.desired.state;
-    const changed = await withLock(env.redis, env.store.leaseKey(NETWORKS), env.lock, (lease) => fenced(clients, lease).network.apply(network));
-    if (changed.length) await repaired('networks', changed, net.desired, report, env);
+    const done = await withLock(env.redis, env.store.leaseKey(NETWORKS), env.lock, async (lease) => {
+      // What the record says now, not at the snapshot: a push may have moved the networks on.
+      const net = await records.get(NETWORKS);
+      if (!net?.desired || net.condition.ready === 'Unknown' || net.desired.gen !== snap.networks!.desired!.gen) return undefined;
+      const changed = await fenced(clients, lease).network.apply(net.desired.state);
+      // A generation that failed (or never completed) is live now: recorded as a vpc job would.
+      if (net.condition.reason === 'Failed' || net.pending.length || net.lastApplied?.gen !== net.desired.gen) {
+        const job: HandlerJob = { kind: 'vpc', sha: net.desired.sha, gen: net.desired.gen, cause: 'repair', network: net.desired.state, last: true };
+        await finalize(jobContext(job, { queue: 'vpc', id: ctx.id, attemptsMade: 0, attempts: 1 }, env), { kind: 'done', changes: changed }, env);
+      }
+      return { changed, at: net.desired };
+    });
+    if (done?.changed.length) await repaired('networks', done.changed, done.at, report, env);
   }
   return report;
 }
@@ -108,22 +121,32 @@ async function driftOf(rec: GatewayRecord, env: ResyncEnv): Promise<string[]> {
 }
 
 /**
- * Records still in progress whose flow has a job BullMQ failed outside any processor: the
- * failure is recorded through finalize, as the processor would have.
+ * Records still in progress whose flow has a job BullMQ failed outside any processor (or a job
+ * that is gone: never added, the process died first): the failure is recorded through finalize,
+ * as the processor would have.
  */
 async function recordLostFailures(env: ResyncEnv, now: number): Promise<void> {
   const snap = await env.records.snapshot();
   const inProgress = [...snap.gateways.values(), ...(snap.networks ? [snap.networks] : [])]
-    .filter((r) => r.condition.ready === 'Unknown' && now - r.condition.at > SETTLE_MS && r.jobs?.length);
+    .filter((r) => r.condition.ready === 'Unknown' && now - r.condition.at > settleMs(env) && r.desired && r.jobs?.length);
   for (const rec of inProgress) {
-    for (const ref of rec.jobs!) {
+    const jobs = await Promise.all(rec.jobs!.map(async (ref) => {
       const job = await env.queues.byName[ref.queue].getJob(ref.id);
-      if (!job || (await job.getState()) !== 'failed') continue;
-      const data = HandlerJob.safeParse(job.data);
-      if (!data.success) continue;
-      const ctx = jobContext(data.data, { queue: ref.queue, id: ref.id, attemptsMade: (job.opts.attempts ?? 1) - 1, attempts: job.opts.attempts ?? 1 }, env);
-      env.log(`resync: job ${ref.queue}/${ref.id} failed outside any worker (${job.failedReason}); recording it`);
-      await finalize(ctx, { error: new Error(job.failedReason || 'failed') }, env);
+      return { ref, job, state: job ? await job.getState() : 'missing' };
+    }));
+    // A job still to run means the flow is alive (a completed child may have been cleaned up).
+    const alive = jobs.some((j) => !['failed', 'completed', 'missing'].includes(j.state));
+    for (const { ref, job, state } of jobs) {
+      if (state !== 'failed' && (state !== 'missing' || alive)) continue;
+      const parsed = job ? HandlerJob.safeParse(job.data) : undefined;
+      // A job that is gone is rebuilt from the record: finalize needs its kind, commit and generation.
+      const data: HandlerJob = parsed?.success ? parsed.data : {
+        kind: ref.queue, sha: rec.desired!.sha, gen: rec.desired!.gen, cause: rec.desired!.cause, last: false, ...('name' in rec ? { gateway: rec.name } : {}),
+      };
+      const reason = job ? job.failedReason || 'failed' : `its job ${ref.queue}/${ref.id} is gone (never added, or removed)`;
+      const ctx = jobContext(data, { queue: ref.queue, id: ref.id, attemptsMade: (job?.opts.attempts ?? 1) - 1, attempts: job?.opts.attempts ?? 1 }, env);
+      env.log(`resync: job ${ref.queue}/${ref.id} failed outside any worker (${reason}); recording it`);
+      await finalize(ctx, { error: new Error(reason) }, env);
       break;
     }
   }

@@ -62,12 +62,14 @@ export const HandlerJob = z.object({
   network: NetworkSchema.optional(),
   /** the last job of its flow: its success makes the generation applied */
   last: z.boolean(),
-});
+}).refine((j) => j.kind === 'vpc' || j.gateway !== undefined, { message: 'every kind but vpc names its gateway', path: ['gateway'] });
 export type HandlerJob = z.infer<typeof HandlerJob>;
 
 /** A vpc job reconciles the networks; every other kind its gateway. */
 export function jobTarget(job: Pick<HandlerJob, 'kind' | 'gateway'>): { kind: 'networks' } | { kind: 'gateway'; name: string } {
-  return job.kind === 'vpc' || job.gateway === undefined ? { kind: 'networks' } : { kind: 'gateway', name: job.gateway };
+  if (job.kind === 'vpc') return { kind: 'networks' };
+  if (job.gateway === undefined) throw new TypeError(`a ${job.kind} job without a gateway`);
+  return { kind: 'gateway', name: job.gateway };
 }
 
 export type { HandlerKind };

@@ -59,7 +59,7 @@ function recordSchema<S extends z.ZodType>(state: S) {
     pending: z.array(Kind),
     lastAttempted: z.object({ gen: z.number(), sha: Sha, kind: Kind, at: z.number() }).optional(),
     lastApplied: z.object({ gen: z.number(), sha: Sha, at: z.number(), state }).optional(),
-    /** the jobs working on it now (the resync looks for ones that failed outside any worker) */
+    /** the jobs of the flow(s) planned for it last (the resync looks for ones that failed outside any worker) */
     jobs: z.array(z.object({ queue: Kind, id: z.string() })).optional(),
     /** the newest generation a job outcome was recorded for */
     observedGen: z.number().int().nonnegative(),
@@ -177,6 +177,9 @@ export class Records {
   async writeAll(writes: readonly RecordWrite[], snap: RecordSnapshot): Promise<boolean> {
     if (!writes.length) return true;
     const keys = writes.map((w) => this.key(w.target));
+    // Two writes of one record would both pass the version check and the last would win silently.
+    const twice = keys.find((k, i) => keys.indexOf(k) !== i);
+    if (twice) throw new TypeError(`record ${twice} written twice in one decision`);
     const args = writes.flatMap((w, i) => [
       snap.versions?.get(keys[i]!) ?? '',
       w.record === undefined ? '' : JSON.stringify(w.target.kind === 'gateway' ? GatewayRecord.parse(w.record) : NetworkRecord.parse(w.record)),

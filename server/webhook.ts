@@ -23,6 +23,8 @@ export interface WebhookEnv {
   log: (line: string) => void;
 }
 
+const DELIVERY_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
 class Unavailable extends Error {}
 
 function within<T>(ms: number, p: Promise<T>): Promise<T> {
@@ -48,6 +50,11 @@ export function webhookRouter(env: WebhookEnv): Router {
     const event = req.get('x-github-event');
     if (!id || !event) {
       res.status(400).json({ error: 'missing X-GitHub-Delivery or X-GitHub-Event' });
+      return;
+    }
+    // GitHub's delivery ids are UUIDs; the id names a job, and BullMQ refuses some characters.
+    if (!DELIVERY_ID.test(id)) {
+      res.status(400).json({ error: 'X-GitHub-Delivery is not a delivery id' });
       return;
     }
     const answer = (status: number, outcome: string, extra: Partial<DeliveryRecord> = {}) => {

@@ -29,29 +29,41 @@ export function liveSummary(spec: GatewaySpec): string {
   return [plural(spec.eips.length, 'EIP'), plural(spec.floatingIps.length, 'floating IP'), plural(spec.dnats.length, 'port forward'), plural(spec.snats.length, 'SNAT')].join(', ');
 }
 
-/** A job of an older generation than the newest planned one (or for a target nothing wants) is superseded. */
+/**
+ * A job is superseded unless its generation is the one its record wants now: an older one was
+ * replaced by a newer plan, a newer one (an orphan removal) lost to a plan that wants the gateway,
+ * and a record with no desire (never valid, or gone) wants no job at all.
+ */
 export function supersededBy(rec: AnyRecord | undefined, job: Pick<HandlerJob, 'gen'>): string | undefined {
-  if (!rec?.desired) return rec ? undefined : '(nothing: no record wants it)';
-  return rec.desired.gen > job.gen ? rec.desired.sha : undefined;
+  if (!rec) return '(nothing: no record wants it)';
+  if (!rec.desired) return '(nothing: its manifest never validated)';
+  return rec.desired.gen === job.gen ? undefined : rec.desired.sha;
 }
 
 /**
- * The record after `outcome` of `job` for target `t`, and the statuses that follow. A job of an
- * older generation than the record's desired one can still record what it made live, never
- * the condition: that belongs to the newer generation.
+ * The record after `outcome` of `job` for target `t`, and the statuses that follow. A job that is
+ * not of the record's desired generation can still record what it made live, never the
+ * condition; nor does any job replace a condition about a newer generation (a newer commit that
+ * is invalid keeps saying so while an older flow finishes).
  */
 export function settle<R extends AnyRecord>(t: Target, rec: R | undefined, job: HandlerJob, outcome: JobOutcome, m: SettleMeta): { record: R | undefined | typeof KEEP; statuses: StatusEvent[] } {
   const context = targetContext(t);
   const keep = { record: KEEP as typeof KEEP, statuses: [] as StatusEvent[] };
   if (!rec) return keep;
   const ours = rec.desired?.gen === job.gen;
+  const conditionIsNewer = rec.condition.gen > job.gen;
   const cond = (c: Pick<Condition, 'ready' | 'reason' | 'message'>): Condition => ({
     ...c, message: statusText(c.message), sha: job.sha, gen: job.gen, cause: job.cause, url: m.url, at: m.at,
   });
   const withCondition = (c: Condition, extra: Partial<AnyRecord> = {}) => ({
-    record: { ...rec, ...extra, condition: c, observedGen: Math.max(rec.observedGen, job.gen) } as R, statuses: [conditionStatus(t, c)],
+    record: { ...rec, ...extra, ...(conditionIsNewer ? {} : { condition: c }), observedGen: Math.max(rec.observedGen, job.gen) } as R,
+    statuses: [conditionStatus(t, c)],
   });
-  const notOurs = () => ({ record: KEEP as typeof KEEP, statuses: job.cause === 'repair' ? [] : [supersededStatus(job.sha, context, rec.desired?.sha ?? job.sha, m.url)] });
+  // An older generation of the same commit (a plan retried, a rollback and forward) says nothing:
+  // the newer generation's outcome is that commit's status.
+  const sameCommit = job.sha === rec.desired?.sha;
+  const silent = job.cause === 'repair' || sameCommit;
+  const notOurs = () => ({ record: KEEP as typeof KEEP, statuses: silent ? [] : [supersededStatus(job.sha, context, rec.desired?.sha ?? job.sha, m.url)] });
   const attempted = { lastAttempted: { gen: job.gen, sha: job.sha, kind: job.kind, at: m.at } };
 
   switch (outcome.kind) {
@@ -71,13 +83,15 @@ export function settle<R extends AnyRecord>(t: Target, rec: R | undefined, job: 
       if (!isNetworks && !job.last) return { record: { ...rec, ...attempted }, statuses: [] };
       if (job.kind === 'gateway-delete') {
         if (ours) return { record: undefined, statuses: [{ sha: job.sha, context, state: 'success', description: 'removed', targetUrl: m.url }] };
-        return { record: { ...rec, ...attempted, lastApplied: undefined }, statuses: [] };
+        // Removed under an older generation: nothing of it is live, unless a newer one already rebuilt it.
+        const stillLive = rec.lastApplied && rec.lastApplied.gen > job.gen;
+        return { record: { ...rec, ...attempted, ...(stillLive ? {} : { lastApplied: undefined }) }, statuses: [] };
       }
       const state = isNetworks ? job.network : job.spec;
       const lastApplied = (rec.lastApplied?.gen ?? 0) <= job.gen ? { gen: job.gen, sha: job.sha, at: m.at, state } : rec.lastApplied;
       const message = isNetworks ? 'networks live' : `live: ${liveSummary(job.spec!)}`;
       if (!ours) {
-        return { record: { ...rec, ...attempted, lastApplied } as R, statuses: job.cause === 'repair' ? [] : [{ sha: job.sha, context, state: 'success', description: message, targetUrl: m.url }] };
+        return { record: { ...rec, ...attempted, lastApplied } as R, statuses: silent ? [] : [{ sha: job.sha, context, state: 'success', description: message, targetUrl: m.url }] };
       }
       return withCondition(cond({ ready: 'True', reason: 'Applied', message }), { ...attempted, lastApplied, pending: [], jobs: [] } as Partial<AnyRecord>);
     }
@@ -94,7 +108,8 @@ export async function finalize(ctx: JobContext<HandlerJob>, result: JobOutcome |
     : result;
   const meta: SettleMeta = { at: Date.now(), url: ctx.url, attempt: ctx.attempt, attempts: ctx.attempts };
   const targets: Target[] = [jobTarget(job)];
-  // A vpc job that fails for good fails its gateway's flow too: that gateway's record says so.
+  // A vpc job's failure is its gateway's flow's too (and a final one fails that flow): the
+  // gateway's record says so.
   if (job.kind === 'vpc' && job.gateway !== undefined && outcome.kind === 'failed') targets.push({ kind: 'gateway', name: job.gateway });
   for (const t of targets) {
     let statuses: StatusEvent[] = [];

@@ -92,10 +92,13 @@ function pendingKinds(rec: GatewayRecord | undefined): HandlerKind[] {
   return p.includes('gateway') || p.includes('gateway-delete') ? [...FULL_GATEWAY] : p.filter((k) => k !== 'vpc');
 }
 
-/** A record whose jobs were still at work for an older commit: that commit's status says it was superseded. */
+/**
+ * A record whose jobs were still at work for an older commit (a push's, or a repair's, which
+ * showed that commit pending again): that commit's status says it was superseded.
+ */
 function supersededBy(rec: { condition: Condition } | undefined, ctx: PlanContext, context: string): StatusEvent[] {
   const c = rec?.condition;
-  if (!c || c.ready !== 'Unknown' || c.sha === ctx.sha || c.cause === 'repair') return [];
+  if (!c || c.ready !== 'Unknown' || c.sha === ctx.sha) return [];
   return [supersededStatus(c.sha, context, ctx.sha, ctx.planUrl)];
 }
 
@@ -148,6 +151,9 @@ export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanConte
 
   const gatewayFlows: Flow[] = [];
   for (const [name, spec] of [...desired.gateways].sort(([a], [b]) => a.localeCompare(b))) {
+    // A gateway with any problem (one filed under it, such as a missing ConfigMap, or a second
+    // definition of its name) is invalid as a whole: it keeps what it had.
+    if (invalid.has(name)) continue;
     const rec = snap.gateways.get(name);
     const { gateway, parts } = changedParts(rec?.lastApplied?.state ?? undefined, spec);
     const kinds = ordered([...(gateway ? FULL_GATEWAY : parts.map((p) => PART_KIND[p])), ...pendingKinds(rec)]);

@@ -4,7 +4,7 @@
 // repeated delivery of an older commit never rolls back a newer one, and a head that does not
 // descend from the planned commit (a force-push, a reset) is the new truth, said so in statuses.
 import { ZERO_SHA } from '../../common/sha.ts';
-import { UnknownCommitError, type GitRepo } from '../../gitops/git/repo.ts';
+import { GitSourceError, UnknownCommitError, type GitRepo } from '../../gitops/git/repo.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import type { PlanJob } from '../../queue/jobs.ts';
 import { withLock } from '../../queue/lock.ts';
@@ -43,6 +43,10 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
     const branchHead = await env.repo.branchHead(job.branch);
     const sha = branchHead ?? job.after;
     const statuses: StatusEvent[] = [];
+    // A mirror that has not fetched the delivered commit yet: try again, rather than call it old.
+    if (branchHead && sha !== job.after && !(await env.repo.hasCommit(job.after))) {
+      throw new GitSourceError(env.repo.gitDir, `commit ${job.after} is not in the repository (yet)`);
+    }
     if (sha !== job.after && job.after !== planned?.sha) {
       const why = (await descends(env.repo, job.after, sha)) ? `superseded by newer commit ${sha.slice(0, 7)}` : `the branch is at ${sha.slice(0, 7)} now (history rewritten)`;
       ctx.log(`${job.after.slice(0, 7)} is not the branch's head: ${why}; not applied`);
@@ -83,6 +87,8 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
     ]);
     for (const f of decision.flows) await env.queues.addFlow(f);
     // Last: a planner stopped before this point plans the commit again when its job is retried.
+    // A planner that lost its lease meanwhile must not move the head back under a newer one.
+    await lease.check();
     await env.store.setHead(job.branch, { sha, gen });
     ctx.log(`${sha.slice(0, 7)} (generation ${gen}${notes.length ? `; ${notes.join('; ')}` : ''}): ${decision.summary}`);
     return { kind: 'planned', gen, decision };
@@ -105,9 +111,13 @@ export async function catchUp(env: CatchUpEnv): Promise<string | undefined> {
   const planned = await env.store.head(env.branch);
   if (!head || head === planned?.sha) return undefined;
   env.log(`catch-up: ${env.branch} is at ${head.slice(0, 7)}, planned last: ${planned ? planned.sha.slice(0, 7) : 'nothing'}; planning it`);
-  // Once per (head, planned generation): the same head after a rollback is planned again.
+  // Once per (head, planned generation): the same head after a rollback is planned again. A
+  // catch-up of that id that failed for good is kept by BullMQ (and would block the id): retried.
+  const delivery = `catch-up-${head}-${planned?.gen ?? 0}`;
+  const previous = await env.queues.byName.plan.getJob(`delivery-${delivery}`);
+  if (previous && (await previous.getState()) === 'failed') await previous.remove();
   await env.queues.addPlan({
-    delivery: `catch-up-${head}-${planned?.gen ?? 0}`, repository: env.repo.gitDir, branch: env.branch,
+    delivery, repository: env.repo.gitDir, branch: env.branch,
     before: planned?.sha ?? ZERO_SHA, after: head, forced: false, receivedAt: Date.now(), cause: 'catch-up',
   });
   return head;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { decide, decideRepairs, issueSummary, type Decision, type PlanContext } from '../../functions/planner/decide.ts';
-import { settle } from '../../functions/jobs/finalize.ts';
+import { settle, supersededBy, type JobOutcome } from '../../functions/jobs/finalize.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import { jobTarget } from '../../queue/jobs.ts';
 import { KEEP, type GatewayRecord, type NetworkRecord, type RecordSnapshot } from '../../queue/records.ts';
@@ -202,4 +202,78 @@ describe('the planner decides (pure)', () => {
     assert.equal(s.length, 140);
     assert.ok(s.endsWith(' (+2 more)'));
   });
+
+  it('a gateway defined twice is invalid as a whole: no flow, one write per record', async () => {
+    const live = await seedLive();
+    const seed = await seedObjects();
+    set(seed.gateway, 'spec.dnatRules.0.externalPort', 9999);
+    seed.extra.push(structuredClone(seed.gateway));
+    const d = decide(validate(seed), live, ctx(2));
+    assert.deepEqual(d.flows, []);
+    const keys = d.writes.map((w) => (w.target.kind === 'gateway' ? w.target.name : '(networks)'));
+    assert.deepEqual(keys, [...new Set(keys)]);
+    assert.equal(written(live, d).gateways.get('ngw')?.condition.reason, 'Invalid');
+  });
+
+  it('a push that replaces a repair still at work marks the repaired commit superseded', async () => {
+    const live = await seedLive();
+    const r = decideRepairs(live, [{ name: 'ngw', what: ['gateway ngw is missing'] }], [], { ...ctx(5), cause: 'repair' });
+    const repairing = written(live, r);
+    const seed = await seedObjects();
+    set(seed.gateway, 'spec.dnatRules.0.externalPort', 9999);
+    const d = decide(validate(seed), repairing, ctx(6));
+    assert.equal(status(d, ctx(1).sha, 'natops/ngw')?.description, `not applied: superseded by newer commit ${ctx(6).sha.slice(0, 7)}`);
+  });
+
+  it('only the generation a record wants runs: older ones, and newer ones (an orphan removal that lost to a plan), are superseded', () => {
+    const rec = { desired: { gen: 5, sha: ctx(5).sha, cause: 'push' as const, state: null } };
+    assert.equal(supersededBy({ ...rec, pending: [], observedGen: 0, condition: { ready: 'Unknown', reason: 'Progressing', message: '', sha: ctx(5).sha, gen: 5, cause: 'push', at: 0 }, name: 'x' }, { gen: 5 }), undefined);
+    for (const gen of [4, 6]) assert.equal(supersededBy({ ...rec, pending: [], observedGen: 0, condition: { ready: 'Unknown', reason: 'Progressing', message: '', sha: ctx(5).sha, gen: 5, cause: 'push', at: 0 }, name: 'x' }, { gen }), ctx(5).sha);
+    assert.ok(supersededBy({ name: 'x', pending: [], observedGen: 0, condition: { ready: 'False', reason: 'Invalid', message: '', sha: ctx(5).sha, gen: 5, cause: 'push', at: 0 } }, { gen: 5 }), 'a record that never validated wants no job');
+  });
+
+  it('an older generation of the same commit says nothing about that commit', async () => {
+    const live = await seedLive();
+    const seed = await seedObjects();
+    set(seed.gateway, 'spec.dnatRules.0.externalPort', 9999);
+    // The same commit planned twice (a plan retried after a partial carry-out): generations 2 and 3.
+    const c2 = { ...ctx(2), sha: 'f'.repeat(40) };
+    const d2 = decide(validate(seed), live, c2);
+    const d3 = decide(validate(seed), written(live, d2), { ...ctx(3), sha: c2.sha });
+    const rec = written(written(live, d2), d3).gateways.get('ngw')!;
+    const oldJob = d2.flows[0]!.jobs.at(-1)!;
+    const outcomes: JobOutcome[] = [{ kind: 'done', changes: [] }, { kind: 'superseded', by: c2.sha }, { kind: 'failed', message: 'x', final: true }];
+    for (const outcome of outcomes) {
+      assert.deepEqual(settle(jobTarget(oldJob), rec, oldJob, outcome, { at: 1, url: 'u', attempt: 1, attempts: 1 }).statuses, [], outcome.kind);
+    }
+  });
+
+  it("an older flow finishing keeps a newer commit's Invalid condition", async () => {
+    const live = await seedLive();
+    const seed = await seedObjects();
+    set(seed.gateway, 'spec.dnatRules.0.externalPort', 9999);
+    const d2 = decide(validate(seed), live, ctx(2));
+    const broken = await seedObjects();
+    set(broken.gateway, 'spec.dnatRules.0.internalIp', '172.16.0.10');
+    const d3 = decide(validate(broken), written(live, d2), ctx(3));
+    const end = runFlows(written(written(live, d2), d3), d2);
+    const rec = end.gateways.get('ngw')!;
+    assert.deepEqual([rec.condition.reason, rec.condition.gen, rec.lastApplied?.gen, rec.pending], ['Invalid', 3, 2, []]);
+  });
+
+  it('a removal finishing after a newer generation rebuilt the gateway leaves what that one applied', async () => {
+    const live = await seedLive();
+    const gone = await seedObjects();
+    gone.gateway = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'unrelated' }, data: {} };
+    const d2 = decide(validate(gone), live, ctx(2));
+    const d3 = decide(validate(await seedObjects()), written(live, d2), ctx(3));
+    const rebuilt = runFlows(written(written(live, d2), d3), d3);
+    assert.equal(rebuilt.gateways.get('ngw')?.lastApplied?.gen, 3);
+    // The removal ran (under its lease, while it was wanted); its outcome is recorded only now.
+    const del = d2.flows[0]!.jobs[0]!;
+    const late = settle(jobTarget(del), rebuilt.gateways.get('ngw'), del, { kind: 'done', changes: [] }, { at: 1, url: 'u', attempt: 1, attempts: 1 });
+    assert.notEqual(late.record, KEEP);
+    assert.equal((late.record as GatewayRecord).lastApplied?.gen, 3, 'the late removal cleared what generation 3 made live');
+  });
 });
+
