@@ -10,6 +10,7 @@ import express from 'express';
 import { errorMessage, NatopsError } from '../common/errors.ts';
 import { catchUp } from '../functions/planner/planner.ts';
 import { webhookRouter } from './webhook.ts';
+import { drainDeferred, sendDeferred } from '../gitops/git/local-repo.ts';
 import { GitRepo } from '../gitops/git/repo.ts';
 import { Lab } from '../lab/lab.ts';
 import type { QueueName } from '../queue/jobs.ts';
@@ -23,6 +24,9 @@ import { commitsRouter, COMMITS_PATH, dashboardAuth, dashboardRouter, DASHBOARD_
 import { lockDataDir } from './data-dir.ts';
 import { LocalRedis } from './redis-server.ts';
 import { startWorkers } from './workers.ts';
+
+/** How often a running natops looks for deliveries its repository's hook had to keep. */
+const DRAIN_INTERVAL_MS = 2000;
 
 export interface ServeOptions {
   queues: readonly QueueName[];
@@ -117,13 +121,30 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   }
   const address = server?.address();
   const url = address && typeof address === 'object' ? `http://${host}:${address.port}` : publicUrl;
-  // A push made while natops was down (its delivery deferred or lost) is planned at once.
+  // Deliveries the local repository's hook could not make (natops down, or too slow to answer
+  // within its second) are kept beside the repository: sent now, in order, and every few seconds
+  // after, so a push is planned as a push. Then a push made with no delivery at all is caught up.
+  let draining: Promise<unknown> | undefined;
+  const drain = () => {
+    if (!server || !c.repo || draining) return draining;
+    draining = drainDeferred(c.repo, (d) => sendDeferred(`${url}/webhook`, d), (l) => opts.log(`deferred: ${l}`))
+      .then((d) => {
+        if (d.sent || d.kept || d.setAside) opts.log(`natops: deferred deliveries: ${d.sent} sent, ${d.kept} kept, ${d.setAside} set aside`);
+      })
+      .finally(() => (draining = undefined));
+    return draining;
+  };
+  await drain();
+  const drainTimer = setInterval(() => void drain(), DRAIN_INTERVAL_MS);
+  drainTimer.unref();
   if (c.repo && opts.queues.includes('plan')) await catchUp(catchUpEnv).catch((e: unknown) => opts.log(`catch-up: ${errorMessage(e)}`));
   opts.log(`natops: ${opts.queues.join(', ')} on ${redisUrl}${server ? `; webhook ${url}/webhook, dashboard ${url}${DASHBOARD_PATH}` : ''}`);
 
   return {
     url, redisUrl, store, records, statuses, queues, workers,
     async close() {
+      clearInterval(drainTimer);
+      await draining;
       await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
       await Promise.all(workers.map((w) => w.close()));
       await queues.close();

@@ -1,4 +1,5 @@
-// No push is lost: natops plans the tracked branch's head itself when no delivery brought it
+// No push is lost: the hook never holds a push (a delivery natops cannot take is kept and sent
+// when it is back), natops plans the tracked branch's head itself when no delivery brought it
 // (at start, and on every resync), and what decides is the branch's head, so a force-push back
 // to an older commit is the new truth and a late delivery of the commit it replaced is not.
 // Real Redis, Git (pushes with the hook off stand for lost deliveries), namespaces and packets.
@@ -53,6 +54,25 @@ describe('catching up with the branch (real redis-server, git, namespaces)', () 
     assert.ok(p.logs.some((l) => /catch-up: main is at/.test(l)), p.logs.join('\n'));
   });
 
+  it('natops stopped, three pushes: git returns saying the delivery was deferred; at start the newest is live and the older two are marked superseded', async () => {
+    await p.running!.close();
+    const shas: string[] = [];
+    for (const port of [7011, 7012, 7013]) {
+      shas.push(await p.commitOnly(withForward(port), `forward ${port}`));
+      const pushed = await run(['git', '-C', p.work, 'push', 'origin', 'HEAD:main']);
+      assert.match(pushed.stderr, /remote: natops: webhook unreachable; delivery \S+ for [0-9a-f]{7} deferred/, pushed.stderr);
+    }
+    await p.start();
+    const newest = await p.settled(shas[2]!);
+    assert.match(newest.get('natops/ngw')?.description ?? '', /^live: /, JSON.stringify([...newest.values()]));
+    for (const older of shas.slice(0, 2)) {
+      const st = await p.settled(older);
+      assert.match(st.get('natops')?.description ?? '', /^not applied: superseded by newer commit /, JSON.stringify([...st.values()]));
+    }
+    assert.equal(await answers(7013), 'web 192.168.0.50');
+    assert.equal(await answers(7012), undefined);
+  });
+
   it('natops running, a delivery lost: the resync plans the head within one interval', async () => {
     await p.running!.close();
     p.config.resyncMs = 1000;
@@ -71,11 +91,18 @@ describe('catching up with the branch (real redis-server, git, namespaces)', () 
   it('a force-push back to an older commit is live and says so; a late delivery of the commit it replaced is not applied', async () => {
     const older = (await run(['git', '-C', p.work, 'rev-parse', 'HEAD'])).stdout.trim();
     const replaced = await p.push(withForward(7005), 'forward 7005');
-    assert.equal((await p.settled(replaced)).get('natops/ngw')?.state, 'success');
+    assert.match((await p.settled(replaced)).get('natops/ngw')?.description ?? '', /^live: /);
     assert.equal(await answers(7005), 'web 192.168.0.50');
 
     await run(['git', '-C', p.work, 'reset', '--quiet', '--hard', older]);
+    const plannedBefore = (await p.running!.store.head('main'))!.gen;
     await run(['git', '-C', p.work, 'push', '--quiet', '--force', 'origin', 'HEAD:main']);
+    // `older` has statuses from before: wait for its new generation to be applied.
+    const rec = await p.until('the force-push to be applied', async () => {
+      const r = await p.running!.records.get({ kind: 'gateway', name: 'ngw' });
+      return r && r.condition.gen > plannedBefore && r.condition.ready === 'True' ? r : undefined;
+    });
+    assert.deepEqual([rec.lastApplied?.sha, rec.condition.sha], [older, older]);
     const statuses = await p.settled(older);
     assert.match(statuses.get('natops/ngw')?.description ?? '', /^live: /, JSON.stringify([...statuses.values()]));
     assert.equal(await answers(7004), 'web 192.168.0.50');
