@@ -66,13 +66,19 @@ export class NetnsRuntime implements GatewayRuntime {
       }
     }
     const created = await this.lab.ownNamespace(ns, GATEWAY_SYSCTLS, this.cmd);
-    if (created) {
-      await addVeth({ outerNs: n.fabric, outer: n.gatewayPort(spec.name, 'eth0'), bridge, innerNs: ns, inner: 'eth0', ...this.cmd });
-      await ipIn(ns, this.cmd, 'addr', 'add', lanCidr, 'dev', 'eth0');
-      await ipIn(ns, this.cmd, 'route', 'add', 'default', 'via', spec.subnet.gateway, 'dev', 'eth0');
-      // net1 stays down until init brings it up, as the macvlan attachment does in a pod.
-      await addVeth({ outerNs: n.fabric, outer: n.gatewayPort(spec.name, 'net1'), bridge: topology.nic, innerNs: ns, inner: 'net1', innerUp: false, ...this.cmd });
-    }
+    // Every step is made to hold, not only run on creation: a worker killed half-way through
+    // creating the gateway leaves a namespace whose wiring the next gateway job must finish.
+    const eth0Port = n.gatewayPort(spec.name, 'eth0');
+    if (await linkExists(ns, 'eth0', this.cmd)) await ipIn(n.fabric, this.cmd, 'link', 'set', eth0Port, 'master', bridge, 'up');
+    else await addVeth({ outerNs: n.fabric, outer: eth0Port, bridge, innerNs: ns, inner: 'eth0', ...this.cmd });
+    await ipIn(ns, this.cmd, 'link', 'set', 'eth0', 'up');
+    await ipIn(ns, this.cmd, 'addr', 'replace', lanCidr, 'dev', 'eth0');
+    await ipIn(ns, this.cmd, 'route', 'replace', 'default', 'via', spec.subnet.gateway, 'dev', 'eth0');
+    // net1 stays down until init brings it up, as the macvlan attachment does in a pod: only its
+    // outer end is made to hold here.
+    const net1Port = n.gatewayPort(spec.name, 'net1');
+    if (await linkExists(ns, 'net1', this.cmd)) await ipIn(n.fabric, this.cmd, 'link', 'set', net1Port, 'master', topology.nic, 'up');
+    else await addVeth({ outerNs: n.fabric, outer: net1Port, bridge: topology.nic, innerNs: ns, inner: 'net1', innerUp: false, ...this.cmd });
     return { handle: this.handle(spec.name), created };
   }
 

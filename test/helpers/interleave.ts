@@ -588,7 +588,8 @@ export class Interleaver {
       const s = statuses.get(gatewayContext(g));
       const spec = tip.v.desired.gateways.get(g);
       if (spec) {
-        const ok = s?.state === 'success' && (s.description === `live: ${liveSummary(spec)}` || s.description === 'no change');
+        // "no change" may carry the plan's note ("(caught up with the branch)", "(history rewritten: ...)").
+        const ok = s?.state === 'success' && (s.description === `live: ${liveSummary(spec)}` || /^no change( \(.*\))?$/.test(s.description));
         if (!ok) problems.push(`natops/${g} is ${show(s)}, expected success "live: ${liveSummary(spec)}" (or "no change")`);
       } else if (invalid.has(g)) {
         if (s?.state !== 'failure' || !/\.yaml:\d+:\d+/.test(s.description)) problems.push(`natops/${g} is ${show(s)}, expected a failure naming file and line`);

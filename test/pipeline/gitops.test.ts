@@ -223,7 +223,8 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     const statuses = await p.settled(sha);
     assert.equal(statuses.get('natops/ngw')?.description, 'removed');
     assert.equal(await namespaceExists(gwNs()), false);
-    assert.equal(statuses.get('natops/ngw2')?.description, 'no change');
+    // (the resync's catch-up may plan the push before its delivery does: then it says so)
+    assert.match(statuses.get('natops/ngw2')?.description ?? '', /^no change/);
     assert.equal(await p.lab.tcp('ext', '192.168.0.120', 8000), 'web2 192.168.0.50', 'the other gateway stays');
   });
 });
