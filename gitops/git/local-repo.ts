@@ -94,7 +94,10 @@ export async function repoSettings(gitDir: string): Promise<RepoSettings> {
 /** The commits a push brought, oldest first, at most 20 (as in GitHub's payload). */
 async function pushedCommits(gitDir: string, before: string, after: string): Promise<LocalCommit[]> {
   if (isZeroSha(after)) return [];
-  const range = isZeroSha(before) ? [after] : [`${before}..${after}`];
+  // A `before` the repository no longer has (history replaced, then collected): list from `after`
+  // as for a new branch, rather than fail the delivery.
+  const known = !isZeroSha(before) && (await runGit(gitDir, ['cat-file', '-e', `${before}^{commit}`], { okExitCodes: [0, 1, 128] })).code === 0;
+  const range = known ? [`${before}..${after}`] : [after];
   const log = await runGit(gitDir, ['log', '-z', '--max-count=20', '--format=%H%x1f%B%x1f%aI%x1f%an%x1f%ae', ...range, '--']);
   return log.stdout.split('\0').filter(Boolean).reverse().map((rec) => {
     const [id = '', message = '', timestamp = '', name = '', email = ''] = rec.split('\x1f');

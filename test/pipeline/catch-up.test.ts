@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { notifyPush } from '../../gitops/git/local-repo.ts';
+import { GitRepo } from '../../gitops/git/repo.ts';
 import { run } from '../../common/exec.ts';
 import { push as pushItem, seedObjects, set, type SeedObjects } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
@@ -128,4 +129,21 @@ describe('catching up with the branch (real redis-server, git, namespaces)', () 
     assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8899), 'web 192.168.0.50');
     assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8888), undefined);
   });
+
+  it('a repository whose planned head is gone (history replaced, then garbage-collected) does not wedge the planner', async () => {
+    const gone = (await p.running!.store.head('main'))!.sha;
+    await hook(false);
+    await run(['git', '-C', p.work, 'checkout', '--quiet', '--orphan', 'fresh']);
+    const fresh = await p.commitOnly(withForward(7020), 'a new history');
+    await run(['git', '-C', p.work, 'push', '--quiet', '--force', 'origin', 'fresh:main']);
+    await run(['git', `--git-dir=${p.bare}`, 'gc', '--quiet', '--prune=now']);
+    assert.equal(await new GitRepo(p.bare).hasCommit(gone), false, 'the planned head is still in the repository');
+    await hook(true);
+    assert.equal((await notifyPush(p.bare, { before: gone, after: fresh, ref: 'refs/heads/main' })).status, 202);
+    const statuses = await p.settled(fresh);
+    assert.match(statuses.get('natops/ngw')?.description ?? '', /^live: /, JSON.stringify([...statuses.values()]));
+    assert.equal(await answers(7020), 'web 192.168.0.50');
+    assert.ok(p.logs.some((l) => l.includes(`history rewritten: ${gone.slice(0, 7)} is not in it`)), p.logs.slice(-10).join('\n'));
+  });
 });
+
