@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { formatIssue, ManifestValidationError, sortIssues } from '../gitops/manifests/issues.ts';
 import { readDesired, readManifestDir } from '../gitops/manifests/read-dir.ts';
 import { validateManifests } from '../gitops/manifests/validate.ts';
+import { manifestLimitsFromEnv } from '../server/config.ts';
 import { compileGateway } from '../dataplane/compile.ts';
 import type { GatewayState } from '../dataplane/model.ts';
 import { planGateways } from '../dataplane/plan.ts';
@@ -42,7 +43,7 @@ program
   .description('check manifests; print every problem as file:line:column  kind/name  field: message')
   .argument('<path>', 'a directory of *.yaml/*.yml manifests, or one file')
   .action(async (path: string) => {
-    const { desired, issues } = validateManifests(await readManifestDir(path));
+    const { desired, issues } = validateManifests(await readManifestDir(path), manifestLimitsFromEnv());
     if (issues.length) throw new ManifestValidationError(issues);
     out(`ok: ${desired.vpcs.size} VPC(s), ${desired.subnets.size} subnet(s), ${desired.gateways.size} gateway(s)`);
   });
@@ -54,14 +55,14 @@ program
   .addOption(new Option('--against <live|DIR>', 'compare with the live lab gateways, or with another manifest tree').default('live'))
   .addOption(labOption())
   .action(async (path: string, opts: { against: string; lab: string }) => {
-    const desired = await readDesired(path);
+    const desired = await readDesired(path, { limits: manifestLimitsFromEnv() });
     const current = new Map<string, GatewayState>();
     if (opts.against === 'live') {
       requireRoot('plan --against live');
       const runtime = new NetnsRuntime(new Lab(opts.lab));
       for (const name of await runtime.listGateways()) current.set(name, await (await runtime.gateway(name))!.readState());
     } else {
-      for (const [name, spec] of (await readDesired(opts.against)).gateways) current.set(name, compileGateway(spec));
+      for (const [name, spec] of (await readDesired(opts.against, { limits: manifestLimitsFromEnv() })).gateways) current.set(name, compileGateway(spec));
     }
     const plans = planGateways(current, desired.enabled ? desired.gateways : new Map());
     out(plans.map((p) => renderGatewayPlan(p.name, p.action, p.changes)).join('\n\n') || 'no gateways');
@@ -74,7 +75,7 @@ program
   .addOption(new Option('--runtime <kind>', 'where gateways run').choices(['netns', 'dry-run']).default('netns'))
   .addOption(labOption())
   .action(async (path: string, opts: { runtime: RuntimeKind; lab: string }) => {
-    const desired = await readDesired(path);
+    const desired = await readDesired(path, { limits: manifestLimitsFromEnv() });
     if (!desired.enabled) {
       out("enable-vpc-nat-gw is 'false' in ovn-vpc-nat-gw-config: gateways are left as they are");
       return;
@@ -101,7 +102,7 @@ lab
   .addOption(labOption())
   .action(async (path: string, opts: { lab: string }) => {
     requireRoot('lab up');
-    const log = await new Lab(opts.lab).up(labTopology(await readDesired(path)));
+    const log = await new Lab(opts.lab).up(labTopology(await readDesired(path, { limits: manifestLimitsFromEnv() })));
     out(log.length ? log.join('\n') : 'lab is up to date');
   });
 

@@ -2,6 +2,7 @@
 // with command-line flags on top; checked with zod so a bad value stops the start, by name.
 import { z } from 'zod';
 import { NatopsError } from '../common/errors.ts';
+import { DEFAULT_LOAD_LIMITS, type LoadLimits } from '../gitops/manifests/load.ts';
 
 export class ConfigError extends NatopsError {}
 
@@ -37,6 +38,11 @@ export const ServerConfig = z.object({
   /** every command run in a gateway or the lab is killed after this long (a hung one would hold its lease forever) */
   commandTimeoutMs: int(100).default(60_000),
   maxBody: z.string().default('1mb'),
+  /** limits on what one manifest file may hold (gitops/manifests/load.ts) */
+  manifestMaxFileBytes: int(1).default(DEFAULT_LOAD_LIMITS.maxFileBytes),
+  manifestMaxDocuments: int(1).default(DEFAULT_LOAD_LIMITS.maxDocuments),
+  manifestMaxDepth: int(1).default(DEFAULT_LOAD_LIMITS.maxDepth),
+  manifestMaxAliasNodes: int(1).default(DEFAULT_LOAD_LIMITS.maxAliasExpansion),
   /** where `natops serve` keeps its Redis data and records where it runs */
   dataDir: z.string().default('/var/lib/natops'),
 });
@@ -47,6 +53,8 @@ const ENV: Record<keyof ServerConfig, string> = {
   repo: 'NATOPS_REPO', branch: 'NATOPS_BRANCH', repository: 'NATOPS_REPOSITORY', path: 'NATOPS_PATH', lab: 'NATOPS_LAB', listen: 'NATOPS_LISTEN', publicUrl: 'NATOPS_PUBLIC_URL',
   dashboardUser: 'NATOPS_DASHBOARD_USER', dashboardPassword: 'NATOPS_DASHBOARD_PASSWORD', resyncMs: 'NATOPS_RESYNC_MS', attempts: 'NATOPS_JOB_ATTEMPTS',
   backoffMs: 'NATOPS_JOB_BACKOFF_MS', lockMs: 'NATOPS_LOCK_MS', concurrency: 'NATOPS_CONCURRENCY', commandTimeoutMs: 'NATOPS_COMMAND_TIMEOUT_MS', maxBody: 'NATOPS_MAX_BODY', dataDir: 'NATOPS_DATA_DIR',
+  manifestMaxFileBytes: 'NATOPS_MANIFEST_MAX_FILE_BYTES', manifestMaxDocuments: 'NATOPS_MANIFEST_MAX_DOCUMENTS', manifestMaxDepth: 'NATOPS_MANIFEST_MAX_DEPTH',
+  manifestMaxAliasNodes: 'NATOPS_MANIFEST_MAX_ALIAS_NODES',
 };
 
 /** Environment first, then the given overrides (flags); undefined values do not override. */
@@ -69,3 +77,19 @@ export function listenAddress(c: ServerConfig): { host: string; port: number } {
   const i = c.listen.lastIndexOf(':');
   return { host: c.listen.slice(0, i), port: Number(c.listen.slice(i + 1)) };
 }
+
+/** The manifest limits a configuration sets. */
+export function manifestLimits(c: Pick<ServerConfig, 'manifestMaxFileBytes' | 'manifestMaxDocuments' | 'manifestMaxDepth' | 'manifestMaxAliasNodes'>): LoadLimits {
+  return { maxFileBytes: c.manifestMaxFileBytes, maxDocuments: c.manifestMaxDocuments, maxDepth: c.manifestMaxDepth, maxAliasExpansion: c.manifestMaxAliasNodes };
+}
+
+/** Just the manifest limits from the environment (for the commands that read manifests, not serve). */
+export function manifestLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): LoadLimits {
+  const only = ServerConfig.pick({ manifestMaxFileBytes: true, manifestMaxDocuments: true, manifestMaxDepth: true, manifestMaxAliasNodes: true });
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(only.shape) as (keyof ServerConfig)[]) if (env[ENV[key]]) raw[key] = env[ENV[key]];
+  const parsed = only.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(`bad configuration:\n  ${parsed.error.issues.map((i) => `${ENV[String(i.path[0]) as keyof ServerConfig]}: ${i.message}`).join('\n  ')}`);
+  return manifestLimits(parsed.data);
+}
+

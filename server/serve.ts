@@ -19,7 +19,7 @@ import { StatusBook } from '../queue/statuses.ts';
 import { Records } from '../queue/records.ts';
 import { Store } from '../queue/store.ts';
 import { NetnsRuntime } from '../runtime/netns.ts';
-import { listenAddress, type ServerConfig } from './config.ts';
+import { listenAddress, manifestLimits, type ServerConfig } from './config.ts';
 import { commitsRouter, COMMITS_PATH, dashboardAuth, dashboardRouter, DASHBOARD_PATH, jobUrl } from './dashboard.ts';
 import { lockDataDir } from './data-dir.ts';
 import { LocalRedis } from './redis-server.ts';
@@ -95,7 +95,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const env = {
     clients: { runtime: new NetnsRuntime(lab, (m) => opts.log(`warning: ${m}`)), network: { apply: (t: Parameters<Lab['up']>[0]) => lab.up(t) } },
     records, store, statuses, queues, redis: connection, lock, jobUrl: link, log: opts.log, branch: c.branch,
-    repo: new GitRepo(c.repo ?? '(no repository configured)'), path: c.path,
+    repo: new GitRepo(c.repo ?? '(no repository configured)'), path: c.path, limits: manifestLimits(c),
   };
   const catchUpEnv = { repo: env.repo, store, queues, branch: c.branch, log: opts.log };
   const withCatchUp = c.repo ? { ...env, catchUp: () => catchUp(catchUpEnv) } : env;

@@ -5,6 +5,7 @@
 // descend from the planned commit (a force-push, a reset) is the new truth, said so in statuses.
 import { ZERO_SHA } from '../../common/sha.ts';
 import { GitSourceError, UnknownCommitError, type GitRepo } from '../../gitops/git/repo.ts';
+import type { LoadLimits } from '../../gitops/manifests/load.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import type { PlanJob } from '../../queue/jobs.ts';
 import { withLock } from '../../queue/lock.ts';
@@ -18,6 +19,8 @@ export interface PlannerEnv extends FunctionEnv {
   /** the tracked path inside the repository */
   path: string;
   queues: Queues;
+  /** what one manifest file may hold */
+  limits: LoadLimits;
 }
 
 export type PlanOutcome =
@@ -66,7 +69,7 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
       ...(planned && !(await descends(env.repo, planned.sha, sha)) ? [`history rewritten: ${planned.sha.slice(0, 7)} is not in it`] : []),
     ];
 
-    const validation = validateManifests(await env.repo.manifestsAt(sha, env.path, { warn: (m) => ctx.log(`warning: ${m}`) }));
+    const validation = validateManifests(await env.repo.manifestsAt(sha, env.path, { warn: (m) => ctx.log(`warning: ${m}`) }), env.limits);
     const gen = await env.store.nextGen();
     const pctx = { sha, gen, cause: job.cause, at: Date.now(), planUrl: ctx.url, jobUrl: env.jobUrl, ...(notes.length ? { note: notes.join('; ') } : {}) };
     // Decide on a snapshot of the records; a job that finalized meanwhile changes them, and

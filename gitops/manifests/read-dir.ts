@@ -4,7 +4,7 @@ import type { Dirent } from 'node:fs';
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ManifestValidationError } from './issues.ts';
-import { isManifestFileName, type ManifestFile } from './load.ts';
+import { isManifestFileName, type LoadOptions, type ManifestFile } from './load.ts';
 import { validateManifests, type Desired } from './validate.ts';
 
 export class ManifestSourceError extends NatopsError {
@@ -22,6 +22,8 @@ export const warnOnStderr: Warn = (message) => void process.stderr.write(`natops
 export interface ReadOptions {
   /** told about each file skipped (symbolic links); default warnOnStderr */
   warn?: Warn;
+  /** what one file may hold; default DEFAULT_LOAD_LIMITS */
+  limits?: LoadOptions;
 }
 
 /**
@@ -59,7 +61,7 @@ export async function readManifestDir(path: string, opts: ReadOptions = {}): Pro
 
 /** Reads and validates a manifest tree; throws ManifestValidationError listing every problem. */
 export async function readDesired(path: string, opts: ReadOptions = {}): Promise<Desired> {
-  const { desired, issues } = validateManifests(await readManifestDir(path, opts));
+  const { desired, issues } = validateManifests(await readManifestDir(path, opts), opts.limits);
   if (issues.length) throw new ManifestValidationError(issues);
   return desired;
 }

@@ -25,6 +25,15 @@ describe('natops CLI', () => {
     assert.equal(lines.at(-1), 'natops: 4 problems; nothing was changed');
   });
 
+  it('validate takes the manifest limits from the environment, and names a bad one', async () => {
+    const small = await natops(['validate', 'examples/seed'], { env: { NATOPS_MANIFEST_MAX_FILE_BYTES: '100' } });
+    assert.equal(small.code, 1);
+    assert.match(small.stderr, /^examples\/seed\/30-nat-gateway\.yaml:1:1 .*is \d+ bytes, more than the 100 natops reads in one file/m);
+    const bad = await natops(['validate', 'examples/seed'], { env: { NATOPS_MANIFEST_MAX_DEPTH: 'deep' } });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /NATOPS_MANIFEST_MAX_DEPTH: /);
+  });
+
   it('plan --against another tree shows the port forward change in words and as a rule diff', async () => {
     const seed = await seedObjects();
     const before = await writeManifestDir(seed);
