@@ -1,14 +1,18 @@
-// A second process that loads the webhook: RATE signed push deliveries per second for SECONDS,
-// each with its own delivery id, sent on schedule whether or not earlier ones were answered
-// (open loop), after 50 unmeasured ones. Prints {"sent","ok","errors","p50","p90","p99","max"} in milliseconds.
-//   node --import tsx bench/webhook-load.ts URL SECRET_FILE RATE SECONDS
+// A second process that loads the webhook: RATE deliveries per second for SECONDS, each with its
+// own delivery id, sent on schedule whether or not earlier ones were answered (open loop), after
+// 50 unmeasured ones. MIX `push` (default): signed push deliveries, ok = answered 202. MIX
+// `malformed`: in turn a body that is not JSON, a form-encoded payload, a ref git would never
+// send and an unsigned delivery, ok = answered with the 4xx each deserves.
+// Prints {"sent","ok","errors","p50","p90","p99","max"} in milliseconds.
+//   node --import tsx bench/webhook-load.ts URL SECRET_FILE RATE SECONDS [push|malformed]
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { sign } from '@octokit/webhooks-methods';
 import { localPushPayload } from '../gitops/git/local-push.ts';
 import { ZERO_SHA } from '../common/sha.ts';
 
-const [url, secretFile, rateText, secondsText] = process.argv.slice(2);
+const [url, secretFile, rateText, secondsText, mix = 'push'] = process.argv.slice(2);
+if (mix !== 'push' && mix !== 'malformed') throw new Error(`MIX is push or malformed, not ${mix}`);
 const rate = Number(rateText);
 const total = Math.round(rate * Number(secondsText));
 const secret = (await readFile(secretFile!, 'utf8')).trim();
@@ -20,13 +24,27 @@ const body = JSON.stringify(localPushPayload({
 }));
 const signature = await sign(secret, body);
 
-const send = () => fetch(url!, {
-  method: 'POST',
-  body,
-  headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': signature },
-});
+interface Variant { body: string; headers: Record<string, string>; expect: number }
+const signed = async (b: string, contentType = 'application/json'): Promise<Variant['headers']> =>
+  ({ 'content-type': contentType, 'x-github-event': 'push', 'x-hub-signature-256': await sign(secret, b) });
+const badRef = JSON.stringify({ ...JSON.parse(body), ref: 'refs/heads/../main' });
+const form = `payload=${encodeURIComponent(body)}`;
+const variants: Variant[] = mix === 'push'
+  ? [{ body, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': signature }, expect: 202 }]
+  : [
+    { body: '{"ref": "refs/heads/main",', headers: await signed('{"ref": "refs/heads/main",'), expect: 400 },
+    { body: form, headers: await signed(form, 'application/x-www-form-urlencoded'), expect: 415 },
+    { body: badRef, headers: await signed(badRef), expect: 400 },
+    { body, headers: { 'content-type': 'application/json', 'x-github-event': 'push' }, expect: 401 },
+  ];
+
+let turn = 0;
+const send = () => {
+  const v = variants[turn++ % variants.length]!;
+  return fetch(url!, { method: 'POST', body: v.body, headers: { ...v.headers, 'x-github-delivery': randomUUID() } }).then((r) => ({ r, expect: v.expect }));
+};
 // Warm-up, not measured: connections and both processes' JIT.
-for (let i = 0; i < 50; i++) await (await send()).arrayBuffer();
+for (let i = 0; i < 50; i++) await (await send()).r.arrayBuffer();
 
 const latencies: number[] = [];
 let errors = 0;
@@ -37,9 +55,9 @@ for (let i = 0; i < total; i++) {
   const wait = due - performance.now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   const t0 = performance.now();
-  inflight.push(send().then(async (r) => {
+  inflight.push(send().then(async ({ r, expect }) => {
     await r.arrayBuffer();
-    if (r.status === 202) latencies.push(performance.now() - t0);
+    if (r.status === expect) latencies.push(performance.now() - t0);
     else errors++;
   }, () => {
     errors++;
