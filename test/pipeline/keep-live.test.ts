@@ -61,6 +61,21 @@ describe('broken pushes leave live gateways answering', () => {
     });
   }
 
+  it('an alias bomb pushed beside the manifests is refused at once with file and line, never retried; the gateway stays', async () => {
+    const levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 12; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    const bomb = { path: 'bomb.yaml', text: `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lol}\ndata:\n${levels.map((l) => `  ${l}`).join('\n')}\n` };
+    const sha = await p.push([...toFiles(seed), bomb], 'an alias bomb');
+    const summary = (await p.settled(sha)).get('natops')!;
+    assert.equal(summary.state, 'failure');
+    assert.match(summary.description, /^bomb\.yaml:\d+:\d+ .*aliases in this document expand to more than/);
+    const plans = await p.running!.queues.byName.plan.getJobs(['completed', 'failed']);
+    const plan = plans.find((j) => (j.data as { after?: string }).after === sha);
+    // BullMQ counts the attempt that completed: one attempt, no retry.
+    assert.deepEqual([await plan?.getState(), plan?.attemptsMade], ['completed', 1], 'the planner took the bomb as an input problem, not a failure to retry');
+    await seedAnswers();
+  });
+
   it('gateways called "network", "networks" and "planner" are gateways like any other', async () => {
     const named = structuredClone(seed);
     for (const [gateway, n] of [['network', 2], ['networks', 3], ['planner', 4]] as const) named.extra.push(...gatewayInOwnVpc({ gateway, vpc: `vpc-${n}`, subnet: `sn-${n}`, n, eip: `192.168.0.${120 + n}` }));
