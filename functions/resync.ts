@@ -1,7 +1,8 @@
 // The resync function, run by a job scheduler. First the catch-up (the branch's head planned
 // if no delivery brought it), then three things, in order:
 // 1. bookkeeping: a record whose jobs BullMQ failed where no processor saw it (a job that
-//    stalled more often than allowed) gets its failure recorded, as a processor would have;
+//    stalled more often than allowed), or whose jobs are gone, gets its failure recorded, as a
+//    processor would have;
 // 2. drift: every settled gateway is read and compared with what its record wants; a missing
 //    namespace, a hand-edited rule or a failed generation gets a repair flow (built by the
 //    planner's own decideRepairs); a gateway that cannot be read is reported and skipped;
