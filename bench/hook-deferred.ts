@@ -13,7 +13,6 @@
 // commit each, `git push` timed from start to exit. Table on stdout, progress on stderr.
 import { createServer, type Server } from 'node:http';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -21,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { median, ms, timed } from './stats.ts';
 import { run } from '../common/exec.ts';
 import { initRepo, listDeferred, type RepoSettings } from '../gitops/git/local-repo.ts';
+import { freePort } from '../server/redis-server.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -57,13 +57,6 @@ async function checkoutOldHook(rev: string, dir: string): Promise<string> {
   return join(dir, 'gitops', 'git', 'local-repo.ts');
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** Answers every delivery 202 at once, as natops's webhook does; counts them. */
 async function stubWebhook(port: number): Promise<{ server: Server; count: () => number }> {

@@ -49,16 +49,6 @@ export async function processName(pid: number): Promise<string | undefined> {
 }
 
 /** Replaces `path` with `text` in one step: a reader sees the old file or the new, never half. */
-export async function writeFileAtomic(path: string, text: string, mode = 0o644): Promise<void> {
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, text, { mode });
-    await rename(tmp, path);
-  } finally {
-    await unlink(tmp).catch(() => undefined);
-  }
-}
-
 interface Holder {
   pid: number;
   start: string | undefined;

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { errorMessage, NatopsError } from '../common/errors.ts';
 import { MissingToolError } from '../common/exec.ts';
-import { processName, processStart, writeFileAtomic } from './data-dir.ts';
+import { writeFileAtomic } from '../common/fs.ts';
+import { processName, processStart } from './data-dir.ts';
 
 export class RedisStartError extends NatopsError {}
 

@@ -6,14 +6,15 @@
 // make then is kept in a spool beside the repository (<git-dir>/natops/deferred/), exactly as it
 // would have been sent, and sent later: by the next push's hook (before its own delivery) or by
 // `natops serve` when it starts (drainDeferred + sendDeferred).
-import { randomBytes, randomUUID } from 'node:crypto';
-import { chmod, mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { chmod, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sign } from '@octokit/webhooks-methods';
 import { errorMessage, NatopsError } from '../../common/errors.ts';
 import { run, type ExecResult } from '../../common/exec.ts';
 import { localPushPayload, type LocalCommit } from './local-push.ts';
+import { writeFileAtomic } from '../../common/fs.ts';
 import { isZeroSha, SHA } from '../../common/sha.ts';
 
 /** The hook's entry: loads only what sending a delivery needs, so a push does not wait for the whole CLI. */
@@ -317,9 +318,8 @@ async function quickSend(url: string, d: PreparedDelivery, timeoutMs: number): P
 let spoolSeq = 0;
 
 /**
- * Keeps a delivery in the spool, atomically and durably: a temp file (a dot name the drain
- * ignores) is written and fsynced, renamed into place, and the directory fsynced, so a crash
- * leaves the whole file or none. Names sort oldest first. Returns the file.
+ * Keeps a delivery in the spool, atomically and durably (the temp file is a dot name the drain
+ * ignores), so a crash leaves the whole file or none. Names sort oldest first. Returns the file.
  */
 export async function deferDelivery(gitDir: string, d: PreparedDelivery, reason: string, at = new Date()): Promise<string> {
   if (!DELIVERY_ID.test(d.id)) throw new NotifyError(`delivery id ${JSON.stringify(d.id)} cannot name a file`);
@@ -327,26 +327,11 @@ export async function deferDelivery(gitDir: string, d: PreparedDelivery, reason:
   const stamp = at.toISOString().replace(/[-:]/g, ''); // 20260325T123456.789Z: sorts by time
   const file = join(dir, `${stamp}-${String(spoolSeq++ % 10_000).padStart(4, '0')}-${d.id}.json`);
   const kept: DeferredDelivery = { version: 1, ...d, deferredAt: at.toISOString(), reason };
-  const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     await mkdir(dir, { recursive: true });
-    const fh = await open(tmp, 'wx', 0o644);
-    try {
-      await fh.writeFile(`${JSON.stringify(kept, null, 2)}\n`);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    await writeFileAtomic(file, `${JSON.stringify(kept, null, 2)}\n`);
     return file;
   } catch (e) {
-    await unlink(tmp).catch(() => undefined);
     throw new DeferError(file, { cause: e });
   }
 }

@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -17,6 +16,7 @@ import {
 } from '../../gitops/git/local-repo.ts';
 import { PushPayload } from '../../gitops/git/push-event.ts';
 import { run } from '../../common/exec.ts';
+import { freePort } from '../../server/redis-server.ts';
 
 const SECRET = 'hook-deferred-secret';
 const DEFERRED = /natops: (webhook [^\n]*?); delivery ([0-9a-f-]{36}) for ([0-9a-f]{7}) deferred \(natops sends it when it starts, or catches up with the branch by itself\)/g;
@@ -71,13 +71,6 @@ class FakeWebhook {
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe('the post-receive hook with natops down', () => {
   let dir: string;
