@@ -16,8 +16,8 @@ import type { GatewaySpec } from '../dataplane/model.ts';
 import { portForward } from '../dataplane/rules.ts';
 import { Lab } from '../lab/lab.ts';
 import { inNamespace } from '../lab/netns.ts';
-import { labTopology } from '../lab/topology.ts';
-import { NetnsRuntime } from '../runtime/netns.ts';
+import { networkModel } from '../gitops/manifests/network.ts';
+import { NetnsRuntime } from '../lab/gateway-runtime.ts';
 import { reconcileGateway } from '../runtime/reconcile.ts';
 
 const { values: args } = parseArgs({
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stop().finally(() => process.exit(130)));
   try {
     const desired = await readDesired(SEED);
-    await lab.up(labTopology(desired));
+    await lab.up(networkModel(desired));
     const runtime = new NetnsRuntime(lab);
     const base = desired.gateways.get('ngw')!;
     const gw = lab.names.gateway('ngw');

@@ -14,9 +14,9 @@ import { renderGatewayPlan } from '../dataplane/plan-text.ts';
 import { Lab } from '../lab/lab.ts';
 import { DEFAULT_LAB } from '../lab/names.ts';
 import { serveProbe } from '../lab/probe.ts';
-import { labTopology } from '../lab/topology.ts';
+import { networkModel } from '../gitops/manifests/network.ts';
 import { DryRunRuntime, formatCommands } from '../runtime/dry-run.ts';
-import { NetnsRuntime } from '../runtime/netns.ts';
+import { NetnsRuntime } from '../lab/gateway-runtime.ts';
 import { reconcileAll } from '../runtime/reconcile.ts';
 import type { RuntimeKind } from '../runtime/runtime.ts';
 import { addGitopsCommands } from './gitops-commands.ts';
@@ -88,7 +88,7 @@ program
     }
     requireRoot('apply --runtime netns');
     const lab = new Lab(opts.lab);
-    for (const line of await lab.up(labTopology(desired))) out(`lab: ${line}`);
+    for (const line of await lab.up(networkModel(desired))) out(`lab: ${line}`);
     const results = await reconcileAll(new NetnsRuntime(lab, warn), desired.gateways.values());
     for (const r of results) out(`${renderGatewayPlan(r.name, r.action, r.changes)}\n  (${r.commands.length} command${r.commands.length === 1 ? '' : 's'} run)`);
   });
@@ -102,7 +102,7 @@ lab
   .addOption(labOption())
   .action(async (path: string, opts: { lab: string }) => {
     requireRoot('lab up');
-    const log = await new Lab(opts.lab).up(labTopology(await readDesired(path, { limits: manifestLimitsFromEnv() })));
+    const log = await new Lab(opts.lab).up(networkModel(await readDesired(path, { limits: manifestLimitsFromEnv() })));
     out(log.length ? log.join('\n') : 'lab is up to date');
   });
 

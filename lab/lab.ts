@@ -9,7 +9,8 @@ import { DEFAULT_COMMAND_TIMEOUT_MS } from '../common/exec.ts';
 import { LabError } from './errors.ts';
 import { LabNames } from './names.ts';
 import { addVeth, deleteNamespace, ensureNamespace, inNamespace, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from './netns.ts';
-import { diffRouting, routerRouting, type IpRoute, type IpRule, type LabTopology } from './topology.ts';
+import { NetworkModelSchema, type NetworkModel } from '../dataplane/network.ts';
+import { diffRouting, routerRouting, type IpRoute, type IpRule } from './topology.ts';
 
 /** Where natops records what it created; tmpfs, like the namespaces themselves. */
 export const STATE_ROOT = process.env.NATOPS_STATE_DIR ?? '/run/natops';
@@ -80,13 +81,13 @@ export class Lab {
   // ---- up / down ---------------------------------------------------------------------------------
 
   /** Builds or updates the lab's networks; idempotent. Returns what it did, for the user. */
-  async up(topology: LabTopology): Promise<string[]> {
+  async up(network: NetworkModel): Promise<string[]> {
     const log: string[] = [];
     const n = this.names;
     if (await this.ownNamespace(n.fabric)) log.push(`created ${n.fabric} (bridges)`);
-    await this.ensureBridge(topology.nic, log, `underlay ${topology.nic}`);
-    for (const s of topology.subnets) await this.ensureBridge(n.subnetBridge(s.name), log, `subnet ${s.name} ${s.cidr}`);
-    const bridges = new Set(topology.subnets.map((s) => n.subnetBridge(s.name)));
+    await this.ensureBridge(network.nic, log, `underlay ${network.nic}`);
+    for (const s of network.subnets) await this.ensureBridge(n.subnetBridge(s.name), log, `subnet ${s.name} ${s.cidr}`);
+    const bridges = new Set(network.subnets.map((s) => n.subnetBridge(s.name)));
     for (const name of await subnetLinks(n.fabric, this.cmd)) {
       if (!bridges.has(name)) {
         await ipIn(n.fabric, this.cmd, 'link', 'del', name);
@@ -94,35 +95,43 @@ export class Lab {
       }
     }
 
-    for (const vpc of topology.vpcs) await this.ensureRouter(vpc, topology.subnets.filter((s) => s.vpc === vpc.name), log);
+    for (const vpc of network.vpcs) await this.ensureRouter(vpc, network.subnets.filter((s) => s.vpc === vpc.name), log);
     for (const ns of await this.ownedNamespaces()) {
       const vpc = ns.startsWith(`${n.prefix}-vpc-`) ? ns.slice(`${n.prefix}-vpc-`.length) : undefined;
-      if (vpc !== undefined && !topology.vpcs.some((v) => v.name === vpc)) {
+      if (vpc !== undefined && !network.vpcs.some((v) => v.name === vpc)) {
         await this.removeNamespace(ns);
         log.push(`removed router of VPC ${vpc}`);
       }
     }
 
     const upstreamCreated = await this.ownNamespace(n.upstream, ROUTER_SYSCTLS);
-    if (upstreamCreated) log.push(`created ${n.upstream} (upstream router on ${topology.nic})`);
+    if (upstreamCreated) log.push(`created ${n.upstream} (upstream router on ${network.nic})`);
     if (!(await linkExists(n.upstream, 'net0', this.cmd))) {
-      await addVeth({ outerNs: n.fabric, outer: n.upstreamPort, bridge: topology.nic, innerNs: n.upstream, inner: 'net0', ...this.cmd });
+      await addVeth({ outerNs: n.fabric, outer: n.upstreamPort, bridge: network.nic, innerNs: n.upstream, inner: 'net0', ...this.cmd });
     }
     // (a new namespace has them, and net0 takes its defaults)
     if (!upstreamCreated) await this.ensureSysctls(n.upstream, { ...ROUTER_SYSCTLS, 'net.ipv4.conf.net0.promote_secondaries': '1' }, log, 'upstream router');
-    await this.syncAddresses(n.upstream, 'net0', topology.underlay.map((u) => `${u.address}/${u.prefix}`), log, 'upstream router');
+    await this.syncAddresses(n.upstream, 'net0', network.eipNextHops.map((u) => `${u.address}/${u.prefix}`), log, 'upstream router');
 
     await mkdir(this.dir, { recursive: true });
-    await writeFile(join(this.dir, 'topology.json'), JSON.stringify(topology, null, 2));
+    await writeFile(join(this.dir, 'topology.json'), JSON.stringify(network, null, 2));
     return log;
   }
 
-  async topology(): Promise<LabTopology> {
+  async network(): Promise<NetworkModel> {
     const text = await readFile(join(this.dir, 'topology.json'), 'utf8').catch(() => undefined);
     if (text === undefined || !(await namespaceExists(this.names.fabric))) {
       throw new LabError(`the lab "${this.names.prefix}" is not up: run \`natops lab up DIR\` first`);
     }
-    return JSON.parse(text) as LabTopology;
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    const parsed = NetworkModelSchema.safeParse(json);
+    if (!parsed.success) throw new LabError(`the lab "${this.names.prefix}" has an unreadable ${join(this.dir, 'topology.json')}: run \`natops lab up DIR\` again`);
+    return parsed.data;
   }
 
   /** Removes every namespace natops recorded (and with them their interfaces and bridges). */
@@ -141,7 +150,7 @@ export class Lab {
     log.push(`created bridge ${name} for ${what}`);
   }
 
-  private async ensureRouter(vpc: LabTopology['vpcs'][number], subnets: LabTopology['subnets'], log: string[]): Promise<void> {
+  private async ensureRouter(vpc: NetworkModel['vpcs'][number], subnets: NetworkModel['subnets'], log: string[]): Promise<void> {
     const n = this.names;
     const ns = n.vpc(vpc.name);
     if (await this.ownNamespace(ns, ROUTER_SYSCTLS)) log.push(`created ${ns} (router of VPC ${vpc.name})`);
@@ -207,12 +216,12 @@ export class Lab {
     if (!nameCheck.success) throw new LabError(`host name ${JSON.stringify(opts.name)}: ${nameCheck.error.issues[0]?.message}`);
     const cidr = parseCidr(opts.ip);
     if (!cidr) throw new LabError(`--ip ${JSON.stringify(opts.ip)} must be an IPv4 address with a prefix length, such as 10.0.1.10/24`);
-    const topo = await this.topology();
+    const topo = await this.network();
     let bridge: string;
     let gateway = opts.gateway;
     if (opts.net === 'external') {
       bridge = topo.nic;
-      gateway ??= topo.underlay.find((u) => cidrContains(parseCidr(`${u.address}/${u.prefix}`)!, cidr.address))?.address;
+      gateway ??= topo.eipNextHops.find((u) => cidrContains(parseCidr(`${u.address}/${u.prefix}`)!, cidr.address))?.address;
     } else {
       const subnet = topo.subnets.find((s) => s.name === opts.net);
       if (!subnet) throw new LabError(`--net ${opts.net}: no such subnet in the lab (subnets: ${topo.subnets.map((s) => s.name).join(', ') || 'none'}; or "external")`);

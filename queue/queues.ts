@@ -3,7 +3,7 @@
 // DNAT, SNAT). In a flow a parent runs after its children, so a flow is nested last-first.
 import { FlowProducer, Queue, type ConnectionOptions, type FlowJob, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import { QUEUE_NAMES, type HandlerJob, type PlanJob, type QueueName } from './jobs.ts';
+import { jobData, QUEUE_NAMES, type HandlerJob, type PlanJob, type QueueName } from './jobs.ts';
 
 export interface QueueSettings {
   redisUrl: string;
@@ -44,7 +44,7 @@ export class Queues {
 
   /** Adds a delivery's plan job; the delivery id is the job id, so a repeated delivery adds nothing. */
   async addPlan(job: PlanJob): Promise<void> {
-    await this.byName.plan.add('plan', job, { jobId: `delivery-${job.delivery}` });
+    await this.byName.plan.add('plan', jobData(job), { jobId: `delivery-${job.delivery}` });
   }
 
   /** Adds jobs that run one after the other, as one flow (job ids `${idPrefix}.${kind}`). */
@@ -54,7 +54,7 @@ export class Queues {
       node = {
         name: `${data.kind} ${data.gateway ?? 'networks'}`,
         queueName: data.kind,
-        data,
+        data: jobData(data),
         prefix: bullPrefix(this.settings.prefix),
         opts: { ...jobOptions(this.settings), jobId: `${flow.idPrefix}.${data.kind}`, failParentOnFailure: true },
         ...(node ? { children: [node] } : {}),

@@ -5,8 +5,10 @@
 // read-then-write (a removal racing a re-add cannot drop a gateway).
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { errorMessage, PermanentError } from '../common/errors.ts';
 import { HANDLER_KINDS } from '../dataplane/kinds.ts';
-import { GatewaySpecSchema, NetworkSchema, Sha } from './jobs.ts';
+import { NetworkModelSchema } from '../dataplane/network.ts';
+import { GatewaySpecSchema, Sha } from './jobs.ts';
 
 export const Ready = z.enum(['True', 'False', 'Unknown']);
 export type Ready = z.infer<typeof Ready>;
@@ -48,6 +50,13 @@ export type Condition = z.infer<typeof Condition>;
 
 const Kind = z.enum(HANDLER_KINDS);
 
+/**
+ * The records' format. 2: the networks are the neutral model (dataplane/network.ts). A record
+ * without the field was written by natops 0.1 (format 1) and is migrated as it is read; one
+ * from a newer natops is refused with a clear error, never misread.
+ */
+export const RECORD_SCHEMA = 2;
+
 function recordSchema<S extends z.ZodType>(state: S) {
   return z.object({
     /** what the newest planned generation wants */
@@ -71,7 +80,7 @@ function recordSchema<S extends z.ZodType>(state: S) {
 export const GatewayRecord = recordSchema(GatewaySpecSchema.nullable()).extend({ name: z.string() });
 export type GatewayRecord = z.infer<typeof GatewayRecord>;
 
-export const NetworkRecord = recordSchema(NetworkSchema);
+export const NetworkRecord = recordSchema(NetworkModelSchema);
 export type NetworkRecord = z.infer<typeof NetworkRecord>;
 
 export type Target = { kind: 'gateway'; name: string } | { kind: 'networks' };
@@ -129,6 +138,29 @@ end
 return 1
 `;
 
+/** A stored record natops cannot read: corrupt, or written by a newer natops. No retry helps. */
+export class RecordError extends PermanentError {
+  constructor(readonly key: string, detail: string) {
+    super(`record ${key} cannot be read: ${detail}`);
+  }
+}
+
+/** A stored record, from this natops or an older one (migrated as it parses). */
+export function parseRecord<T extends Target>(t: T, key: string, json: string): RecordOf<T> {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (e) {
+    throw new RecordError(key, `not JSON (${errorMessage(e)})`);
+  }
+  const format = value !== null && typeof value === 'object' && 'schema' in value ? value.schema : 1;
+  if (typeof format !== 'number' || format > RECORD_SCHEMA) throw new RecordError(key, `written by a newer natops (record format ${String(format)}; this one reads up to ${RECORD_SCHEMA})`);
+  // (the format field is not part of the record: the schema drops it)
+  const parsed = t.kind === 'gateway' ? GatewayRecord.safeParse(value) : NetworkRecord.safeParse(value);
+  if (!parsed.success) throw new RecordError(key, parsed.error.issues.map((i) => `${i.path.join('.') || '(record)'}: ${i.message}`).join('; '));
+  return parsed.data as RecordOf<T>;
+}
+
 export class Records {
   constructor(readonly redis: Redis, readonly prefix: string) {}
 
@@ -142,7 +174,13 @@ export class Records {
   }
 
   private parse<T extends Target>(t: T, json: string): RecordOf<T> {
-    return (t.kind === 'gateway' ? GatewayRecord.parse(JSON.parse(json)) : NetworkRecord.parse(JSON.parse(json))) as RecordOf<T>;
+    return parseRecord(t, this.key(t), json);
+  }
+
+  /** The stored form: always the current format. */
+  private serialize(w: RecordWrite): string {
+    const rec = w.target.kind === 'gateway' ? GatewayRecord.parse(w.record) : NetworkRecord.parse(w.record);
+    return JSON.stringify({ ...rec, schema: RECORD_SCHEMA });
   }
 
   async get<T extends Target>(t: T): Promise<RecordOf<T> | undefined> {
@@ -182,7 +220,7 @@ export class Records {
     if (twice) throw new TypeError(`record ${twice} written twice in one decision`);
     const args = writes.flatMap((w, i) => [
       snap.versions?.get(keys[i]!) ?? '',
-      w.record === undefined ? '' : JSON.stringify(w.target.kind === 'gateway' ? GatewayRecord.parse(w.record) : NetworkRecord.parse(w.record)),
+      w.record === undefined ? '' : this.serialize(w),
       w.target.kind === 'gateway' ? w.target.name : '',
     ]);
     return (await this.redis.eval(WRITE_ALL, keys.length + 1, this.index, ...keys, ...args)) === 1;
@@ -199,7 +237,7 @@ export class Records {
       const current = json ? this.parse(t, json) : undefined;
       const next = fn(current);
       if (next === KEEP) return current;
-      const body = next === undefined ? '' : JSON.stringify(t.kind === 'gateway' ? GatewayRecord.parse(next) : NetworkRecord.parse(next));
+      const body = next === undefined ? '' : this.serialize({ target: t, record: next } as RecordWrite);
       if (next === undefined && current === undefined) return undefined;
       const ok = await this.redis.eval(COMPARE_AND_SET, 2, this.key(t), this.index, v ?? '', body, member);
       if (ok === 1) return next;

@@ -13,12 +13,13 @@ import { webhookRouter } from './webhook.ts';
 import { drainDeferred, sendDeferred } from '../gitops/git/local-repo.ts';
 import { GitRepo } from '../gitops/git/repo.ts';
 import { Lab } from '../lab/lab.ts';
+import type { NetworkModel } from '../dataplane/network.ts';
 import type { QueueName } from '../queue/jobs.ts';
 import { Queues, redisConnection } from '../queue/queues.ts';
 import { StatusBook } from '../queue/statuses.ts';
 import { Records } from '../queue/records.ts';
 import { Store } from '../queue/store.ts';
-import { NetnsRuntime } from '../runtime/netns.ts';
+import { NetnsRuntime } from '../lab/gateway-runtime.ts';
 import { listenAddress, manifestLimits, type ServerConfig } from './config.ts';
 import { commitsRouter, COMMITS_PATH, dashboardAuth, dashboardRouter, DASHBOARD_PATH, jobUrl } from './dashboard.ts';
 import { lockDataDir } from './data-dir.ts';
@@ -93,7 +94,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const lab = new Lab(c.lab, { commandTimeoutMs: c.commandTimeoutMs });
   const lock = { ttlMs: c.lockMs, waitMs: Math.max(5 * c.lockMs, 10_000) };
   const env = {
-    clients: { runtime: new NetnsRuntime(lab, (m) => opts.log(`warning: ${m}`)), network: { apply: (t: Parameters<Lab['up']>[0]) => lab.up(t) } },
+    clients: { runtime: new NetnsRuntime(lab, (m) => opts.log(`warning: ${m}`)), network: { apply: (network: NetworkModel) => lab.up(network) } },
     records, store, statuses, queues, redis: connection, lock, jobUrl: link, log: opts.log, branch: c.branch,
     repo: new GitRepo(c.repo ?? '(no repository configured)'), path: c.path, limits: manifestLimits(c),
   };

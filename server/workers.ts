@@ -8,10 +8,10 @@ import { processHandlerJob } from '../functions/handlers/process.ts';
 import { jobContext, type JobContext } from '../functions/jobs/env.ts';
 import { planPush, type PlannerEnv } from '../functions/planner/planner.ts';
 import { resync, type ResyncEnv } from '../functions/resync.ts';
-import { HandlerJob, PlanJob, type QueueName } from '../queue/jobs.ts';
+import { HandlerJob, PlanJob, readJobData, type QueueName } from '../queue/jobs.ts';
 import { bullPrefix } from '../queue/queues.ts';
 import { statusText, SUMMARY_CONTEXT } from '../queue/statuses.ts';
-import { ZodError } from 'zod';
+import type { z } from 'zod';
 
 export interface WorkerSettings {
   connection: Redis;
@@ -28,12 +28,10 @@ interface Processor {
 }
 
 /** Job data that does not parse is a bug in whoever added the job: no retry will fix it. */
-function parse<T>(schema: { parse(v: unknown): T }, job: Job): T {
-  try {
-    return schema.parse(job.data);
-  } catch (e) {
-    throw new UnrecoverableError(`bad job data: ${e instanceof ZodError ? e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : errorMessage(e)}`);
-  }
+function parse<T>(schema: z.ZodType<T>, job: Job): T {
+  const read = readJobData(schema, job.data);
+  if (!read.ok) throw new UnrecoverableError(`bad job data: ${read.message}`);
+  return read.data;
 }
 
 const contextOf = <D>(data: D, job: Job, queue: QueueName, env: WorkerEnv, subject?: string): JobContext<D> =>

@@ -11,7 +11,8 @@ import type { GatewaySpec } from '../../dataplane/model.ts';
 import { changedParts } from '../../dataplane/parts.ts';
 import { formatIssue, refusesCommit, sortIssues, type ManifestIssue } from '../../gitops/manifests/issues.ts';
 import type { ValidationResult } from '../../gitops/manifests/validate.ts';
-import { labTopology, type LabTopology } from '../../lab/topology.ts';
+import { networkModel } from '../../gitops/manifests/network.ts';
+import type { NetworkModel } from '../../dataplane/network.ts';
 import type { HandlerJob } from '../../queue/jobs.ts';
 import { gatewayTarget, NETWORKS, type Cause, type Condition, type GatewayRecord, type RecordSnapshot, type RecordWrite } from '../../queue/records.ts';
 import { conditionStatus, statusText, supersededStatus, type StatusEvent } from '../../queue/statuses.ts';
@@ -69,7 +70,7 @@ const condition = (ctx: PlanContext, c: Pick<Condition, 'ready' | 'reason' | 'me
 const emptyRecord = (name: string, c: Condition): GatewayRecord => ({ name, pending: [], observedGen: 0, condition: c });
 
 /** The jobs of one flow, in order; the last one's success makes the generation applied. */
-export function buildFlow(gateway: string | undefined, kinds: readonly HandlerKind[], ctx: Pick<PlanContext, 'sha' | 'gen' | 'cause'>, want: { spec?: GatewaySpec; network?: LabTopology }, idPrefix: string): Flow {
+export function buildFlow(gateway: string | undefined, kinds: readonly HandlerKind[], ctx: Pick<PlanContext, 'sha' | 'gen' | 'cause'>, want: { spec?: GatewaySpec; network?: NetworkModel }, idPrefix: string): Flow {
   const jobs = kinds.map((kind, i): HandlerJob => ({
     kind, sha: ctx.sha, gen: ctx.gen, cause: ctx.cause, last: i === kinds.length - 1,
     ...(gateway === undefined ? {} : { gateway }),
@@ -139,13 +140,13 @@ export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanConte
 
   // The networks: from the valid gateways and the kept ones, unless a Vpc, Subnet or the ConfigMap is broken.
   const netRec = snap.networks;
-  let network: LabTopology | undefined;
+  let network: NetworkModel | undefined;
   if (networkIssues.length) {
     const base = netRec ?? { pending: [], observedGen: 0 };
     write({ target: NETWORKS, record: { ...base, condition: condition(ctx, { ready: 'False', reason: 'Invalid', message: issueSummary(networkIssues) }) } });
     lines.push('networks: invalid');
   } else {
-    const topology = labTopology({ ...desired, gateways: new Map([...kept, ...desired.gateways]) });
+    const topology = networkModel({ ...desired, gateways: new Map([...kept, ...desired.gateways]) });
     if (JSON.stringify(topology) !== JSON.stringify(netRec?.desired?.state) || netRec?.pending.length) network = topology;
   }
 

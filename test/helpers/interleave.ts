@@ -24,7 +24,7 @@ import { QUEUE_NAMES } from '../../queue/jobs.ts';
 import { gatewayContext, NETWORK_CONTEXT, SUMMARY_CONTEXT, type CommitStatus } from '../../queue/statuses.ts';
 import { run } from '../../common/exec.ts';
 import { inNamespace } from '../../lab/netns.ts';
-import { NetnsRuntime } from '../../runtime/netns.ts';
+import { NetnsRuntime } from '../../lab/gateway-runtime.ts';
 import { subnet, toFiles, type Obj, type SeedObjects } from './manifests.ts';
 import { SECRET, type PipelineHarness } from './pipeline.ts';
 

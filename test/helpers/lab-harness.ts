@@ -5,8 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { readDesired } from '../../gitops/manifests/read-dir.ts';
 import { Lab } from '../../lab/lab.ts';
-import { labTopology } from '../../lab/topology.ts';
-import { NetnsRuntime } from '../../runtime/netns.ts';
+import { networkModel } from '../../gitops/manifests/network.ts';
+import { NetnsRuntime } from '../../lab/gateway-runtime.ts';
 import { reconcileAll, type GatewayResult } from '../../runtime/reconcile.ts';
 import { inNamespace } from '../../lab/netns.ts';
 import { writeManifestDir, type SeedObjects } from './manifests.ts';
@@ -40,7 +40,7 @@ export class LabHarness {
   /** What `natops apply DIR --runtime netns` does, minus the printing. */
   async apply(seed: SeedObjects): Promise<GatewayResult[]> {
     const desired = await readDesired(await writeManifestDir(seed));
-    await this.lab.up(labTopology(desired));
+    await this.lab.up(networkModel(desired));
     return reconcileAll(new NetnsRuntime(this.lab), desired.gateways.values());
   }
 

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { readDesired } from '../../gitops/manifests/read-dir.ts';
 import { addVeth, ipIn } from '../../lab/netns.ts';
-import { labTopology } from '../../lab/topology.ts';
-import { NetnsRuntime } from '../../runtime/netns.ts';
+import { networkModel } from '../../gitops/manifests/network.ts';
+import { NetnsRuntime } from '../../lab/gateway-runtime.ts';
 import { reconcileAll } from '../../runtime/reconcile.ts';
 import type { Desired } from '../../gitops/manifests/validate.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
@@ -22,7 +22,7 @@ describe('a gateway whose creation was interrupted', () => {
   before(async () => {
     h = await LabHarness.create();
     desired = await readDesired(await writeManifestDir(await seedObjects()));
-    await h.lab.up(labTopology(desired));
+    await h.lab.up(networkModel(desired));
     await h.host('web', 'sn', '10.0.1.10/24');
     await h.host('ext', 'external', '192.168.0.50/24');
     await h.serve('web', { tcp: [80] });
@@ -42,7 +42,7 @@ describe('a gateway whose creation was interrupted', () => {
         () => ipIn(ns, 'addr', 'add', '10.0.1.254/24', 'dev', 'eth0'),
         () => ipIn(ns, 'route', 'add', 'default', 'via', '10.0.1.1', 'dev', 'eth0'),
         () => ipIn(n.fabric, 'link', 'add', n.gatewayPort('ngw', 'net1'), 'type', 'veth', 'peer', 'name', 'net1', 'netns', ns),
-        async () => ipIn(n.fabric, 'link', 'set', n.gatewayPort('ngw', 'net1'), 'master', (await h.lab.topology()).nic),
+        async () => ipIn(n.fabric, 'link', 'set', n.gatewayPort('ngw', 'net1'), 'master', (await h.lab.network()).nic),
       ];
       for (const step of steps.slice(0, i)) await step();
 

@@ -11,7 +11,7 @@ import { NatopsError, isRetryable } from '../../common/errors.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import { ipIn } from '../../lab/netns.ts';
 import { CommandTimeoutError, run } from '../../common/exec.ts';
-import { NetnsRuntime, classifyPlacement } from '../../runtime/netns.ts';
+import { NetnsRuntime, classifyPlacement } from '../../lab/gateway-runtime.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 import { seedObjects, seedSpec } from '../helpers/manifests.ts';
 

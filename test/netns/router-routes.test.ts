@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { inNamespace } from '../../lab/netns.ts';
-import type { LabTopology } from '../../lab/topology.ts';
+import type { NetworkModel } from '../../dataplane/network.ts';
 import { ROOT } from '../helpers/cli.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 
@@ -18,15 +18,15 @@ const CONNECT_LOOP = fileURLToPath(new URL('../../bench/connect-loop.ts', import
 const EXTERNAL = '203.0.113.5';
 const RUNS = 50;
 
-const topology = (staticRoutes: LabTopology['vpcs'][number]['staticRoutes']): LabTopology => ({
+const topology = (staticRoutes: NetworkModel['vpcs'][number]['staticRoutes']): NetworkModel => ({
   nic: 'eth1',
   subnets: [{ name: 'sn', vpc: 'v1', cidr: '10.0.1.0/24', gateway: '10.0.1.1' }],
   vpcs: [{ name: 'v1', staticRoutes }],
-  underlay: [],
+  eipNextHops: [],
 });
 // As examples/seed/10-vpc.yaml (0.0.0.0/0 via the gateway's lanIp), plus a source route as in
 // test/netns/eip-move.test.ts (one host's replies leave through another gateway).
-const ROUTES: LabTopology['vpcs'][number]['staticRoutes'] = [
+const ROUTES: NetworkModel['vpcs'][number]['staticRoutes'] = [
   { cidr: '0.0.0.0/0', nextHopIP: '10.0.1.254', policy: 'policyDst' },
   { cidr: '10.0.1.6/32', nextHopIP: '10.0.1.253', policy: 'policySrc' },
 ];
@@ -111,7 +111,7 @@ describe("a VPC router's static routes", () => {
   });
 
   it('applies and reports a changed next hop, in place', async () => {
-    const swapped: LabTopology['vpcs'][number]['staticRoutes'] = [
+    const swapped: NetworkModel['vpcs'][number]['staticRoutes'] = [
       { cidr: '0.0.0.0/0', nextHopIP: '10.0.1.253', policy: 'policyDst' },
       { cidr: '10.0.1.6/32', nextHopIP: '10.0.1.254', policy: 'policySrc' },
     ];

@@ -5,14 +5,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { inNamespace } from '../../lab/netns.ts';
-import type { LabTopology } from '../../lab/topology.ts';
+import type { NetworkModel } from '../../dataplane/network.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 
-const topology = (addresses: string[]): LabTopology => ({
+const topology = (addresses: string[]): NetworkModel => ({
   nic: 'eth1',
   subnets: [],
   vpcs: [],
-  underlay: [...addresses].sort().map((address) => ({ address, prefix: 24, network: '192.168.0.0/24' })),
+  eipNextHops: [...addresses].sort().map((address) => ({ address, prefix: 24, network: '192.168.0.0/24' })),
 });
 
 describe("the upstream router's addresses", () => {
@@ -65,11 +65,11 @@ describe("the upstream router's addresses", () => {
 
 describe("a VPC router port's gateway address changing", () => {
   let h: LabHarness;
-  const routerTopology = (gateway: string): LabTopology => ({
+  const routerTopology = (gateway: string): NetworkModel => ({
     nic: 'eth1',
     subnets: [{ name: 'sn', vpc: 'v1', cidr: '10.0.1.0/24', gateway }],
     vpcs: [{ name: 'v1', staticRoutes: [] }],
-    underlay: [],
+    eipNextHops: [],
   });
   before(async () => {
     h = await LabHarness.create();

@@ -19,7 +19,7 @@ import { redisConnection } from '../../queue/queues.ts';
 import { gatewayTarget, Records, type GatewayRecord } from '../../queue/records.ts';
 import { StatusBook } from '../../queue/statuses.ts';
 import { Store } from '../../queue/store.ts';
-import { NetnsRuntime } from '../../runtime/netns.ts';
+import { NetnsRuntime } from '../../lab/gateway-runtime.ts';
 import type { GatewayRuntime } from '../../runtime/runtime.ts';
 import { LocalRedis } from '../../server/redis-server.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';

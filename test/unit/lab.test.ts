@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import { LabError } from '../../lab/errors.ts';
 import { LabNames } from '../../lab/names.ts';
-import { labTopology } from '../../lab/topology.ts';
+import { networkModel } from '../../gitops/manifests/network.ts';
 import { push, seedObjects, subnet, toFiles } from '../helpers/manifests.ts';
 
 describe('lab names', () => {
@@ -36,14 +36,14 @@ describe('lab topology', () => {
     push(seed.gateway, 'spec.eips', { eipCIDR: '192.168.0.113/24', gateway: '192.168.0.254' });
     const { desired, issues } = validateManifests(toFiles(seed));
     assert.deepEqual(issues, []);
-    assert.deepEqual(labTopology(desired), {
+    assert.deepEqual(networkModel(desired), {
       nic: 'eth1',
       subnets: [
         { name: 'sn', vpc: 'test-vpc-1', cidr: '10.0.1.0/24', gateway: '10.0.1.1' },
         { name: 'sn2', vpc: 'test-vpc-1', cidr: '10.0.2.0/24', gateway: '10.0.2.1' },
       ],
       vpcs: [{ name: 'test-vpc-1', staticRoutes: [{ cidr: '0.0.0.0/0', nextHopIP: '10.0.1.254', policy: 'policyDst' }] }],
-      underlay: [{ address: '192.168.0.254', prefix: 24, network: '192.168.0.0/24' }],
+      eipNextHops: [{ address: '192.168.0.254', prefix: 24, network: '192.168.0.0/24' }],
     });
   });
 });

@@ -19,7 +19,7 @@ import { renderGatewayPlan } from '../../dataplane/plan-text.ts';
 import { formatIssue, type ManifestIssue } from '../../gitops/manifests/issues.ts';
 import type { ManifestFile } from '../../gitops/manifests/load.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
-import { labTopology } from '../../lab/topology.ts';
+import { networkModel } from '../../gitops/manifests/network.ts';
 import { SEED_DIR, SEED_VERBATIM } from '../helpers/manifests.ts';
 
 const RUNS = Number(process.env.NATOPS_FUZZ_RUNS ?? 1500);
@@ -216,7 +216,7 @@ function compileAndPlan(result: ReturnType<typeof validateManifests>): void {
     for (const part of GATEWAY_PARTS) partTarget(part, emptyGatewayState(), state);
   }
   planGateways(new Map(), desired.gateways);
-  if (result.issues.length === 0) labTopology(desired);
+  if (result.issues.length === 0) networkModel(desired);
 }
 
 function property(files: ManifestFile[]): void {

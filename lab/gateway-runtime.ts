@@ -1,16 +1,16 @@
-// The netns runtime: each gateway is a network namespace on the lab, eth0 on its subnet's bridge
+// The netns runtime, the lab's: each gateway is a network namespace on the lab, eth0 on its subnet's bridge
 // and net1 on the underlay bridge, as a Kube-OVN gateway pod is wired by its CNI and macvlan.
 import { z } from 'zod';
 import { parseCidr } from '../common/ipv4.ts';
 import type { GatewaySpec } from '../dataplane/model.ts';
 import { ParseError, parseIpAddr } from '../dataplane/parse.ts';
-import { LabError } from '../lab/errors.ts';
-import type { Lab } from '../lab/lab.ts';
-import { addVeth, inNamespace, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from '../lab/netns.ts';
+import { LabError } from './errors.ts';
+import type { Lab } from './lab.ts';
+import { addVeth, inNamespace, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from './netns.ts';
 import type { Command } from '../dataplane/commands.ts';
 import type { Exec, ExecResult } from '../common/exec.ts';
-import { readGatewayState, runCommands } from './gateway-io.ts';
-import type { GatewayHandle, GatewayRuntime } from './runtime.ts';
+import { readGatewayState, runCommands } from '../runtime/gateway-io.ts';
+import type { GatewayHandle, GatewayRuntime } from '../runtime/runtime.ts';
 
 // What the gateway pod's spec would set: loose reverse-path checks, since replies are policy-routed.
 const GATEWAY_SYSCTLS = { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0' };
@@ -44,7 +44,7 @@ export class NetnsRuntime implements GatewayRuntime {
   async ensureGateway(spec: GatewaySpec): Promise<{ handle: GatewayHandle; created: boolean }> {
     const n = this.lab.names;
     const ns = n.gateway(spec.name);
-    const topology = await this.lab.topology();
+    const network = await this.lab.network();
     const bridge = n.subnetBridge(spec.subnet.name);
     if (!(await linkExists(n.fabric, bridge, this.cmd))) throw new LabError(`subnet ${spec.subnet.name} has no bridge in the lab: run \`natops lab up\` with these manifests`);
     const lanCidr = `${spec.lanIp}/${parseCidr(spec.subnet.cidr)!.prefix}`;
@@ -77,8 +77,8 @@ export class NetnsRuntime implements GatewayRuntime {
     // net1 stays down until init brings it up, as the macvlan attachment does in a pod: only its
     // outer end is made to hold here.
     const net1Port = n.gatewayPort(spec.name, 'net1');
-    if (await linkExists(ns, 'net1', this.cmd)) await ipIn(n.fabric, this.cmd, 'link', 'set', net1Port, 'master', topology.nic, 'up');
-    else await addVeth({ outerNs: n.fabric, outer: net1Port, bridge: topology.nic, innerNs: ns, inner: 'net1', innerUp: false, ...this.cmd });
+    if (await linkExists(ns, 'net1', this.cmd)) await ipIn(n.fabric, this.cmd, 'link', 'set', net1Port, 'master', network.nic, 'up');
+    else await addVeth({ outerNs: n.fabric, outer: net1Port, bridge: network.nic, innerNs: ns, inner: 'net1', innerUp: false, ...this.cmd });
     return { handle: this.handle(spec.name), created };
   }
 

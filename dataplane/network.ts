@@ -1,0 +1,45 @@
+// The VPC networks a set of gateways lives in, said once for every runtime: the lab builds
+// bridges and routers from it, the Kubernetes runtime its attachments. Resolved from manifests
+// by gitops/manifests/network.ts; carried by jobs and records as it is here.
+import { z } from 'zod';
+
+export const StaticRouteSchema = z.object({ cidr: z.string(), nextHopIP: z.string(), policy: z.enum(['policyDst', 'policySrc']) });
+/** A Vpc's static route as Kube-OVN writes it. */
+export type StaticRoute = z.infer<typeof StaticRouteSchema>;
+
+const VpcNetwork = z.object({ name: z.string(), staticRoutes: z.array(StaticRouteSchema) });
+const SubnetNetwork = z.object({
+  name: z.string(),
+  vpc: z.string(),
+  cidr: z.string(),
+  /** the subnet's gateway address (its VPC router's) */
+  gateway: z.string(),
+});
+/** An EIP's next hop on the external network, with the network it is on ("192.168.0.0/24"). */
+const EipNextHop = z.object({ address: z.string(), prefix: z.number(), network: z.string() });
+export type EipNextHop = z.infer<typeof EipNextHop>;
+
+const NetworkModelV2 = z.object({
+  /** the external network's host interface (the ConfigMap's `nic`): every gateway's net1 attaches there */
+  nic: z.string(),
+  vpcs: z.array(VpcNetwork),
+  subnets: z.array(SubnetNetwork),
+  /** every EIP gateway address: the upstream routers' side of the external network */
+  eipNextHops: z.array(EipNextHop),
+});
+
+/**
+ * The model, read from any natops that wrote it: before the model was neutral (natops 0.1, the
+ * lab's "topology") the EIP next hops were called `underlay`.
+ */
+export const NetworkModelSchema = z.preprocess((v) => {
+  if (v && typeof v === 'object' && 'underlay' in v && !('eipNextHops' in v)) {
+    const { underlay, ...rest } = v as Record<string, unknown>;
+    return { ...rest, eipNextHops: underlay };
+  }
+  return v;
+}, NetworkModelV2);
+export type NetworkModel = z.infer<typeof NetworkModelV2>;
+
+/** Kube-OVN's default external interface when the ConfigMap names none. */
+export const DEFAULT_NIC = 'eth1';
