@@ -24,6 +24,27 @@ export interface SnatSpec {
   internalCidr: string;
 }
 
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+export interface Toleration {
+  key?: string;
+  operator?: 'Exists' | 'Equal';
+  value?: string;
+  effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+  tolerationSeconds?: number;
+}
+
+/** What a gateway's pod runs and where: the workload runtimes that schedule pods read it. */
+export interface GatewayWorkload {
+  /** the ConfigMap's image; absent when the manifests have no ConfigMap (the gateway is then refused) */
+  image?: string;
+  /** spec.selector's "key: value" strings as node labels */
+  nodeSelector: Record<string, string>;
+  tolerations: Toleration[];
+  /** spec.affinity as the manifests give it (the API server checks it) */
+  affinity?: { [key: string]: Json };
+}
+
 /** One gateway with every cross-resource reference resolved; the compiler's only input. */
 export interface GatewaySpec {
   name: string;
@@ -37,6 +58,7 @@ export interface GatewaySpec {
   floatingIps: FloatingIpSpec[];
   dnats: DnatSpec[];
   snats: SnatSpec[];
+  workload: GatewayWorkload;
 }
 
 /** The policy-routing table Kube-OVN's gateway uses for traffic entering on eth0 and net1. */

@@ -48,9 +48,9 @@ function partKey(part: GatewayPart, s: GatewayState): string {
   }
 }
 
-/** Where the gateway sits: a change here recreates it (a Deployment with strategy Recreate). */
+/** Where the gateway sits and what its pod runs: a change here recreates it (a Deployment with strategy Recreate). */
 export function placementOf(spec: GatewaySpec): string {
-  return JSON.stringify([spec.vpc, spec.subnet, spec.lanIp]);
+  return JSON.stringify([spec.vpc, spec.subnet, spec.lanIp, spec.workload]);
 }
 
 /**

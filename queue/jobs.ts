@@ -53,6 +53,19 @@ export const GatewaySpecSchema = z.object({
   floatingIps: z.array(z.object({ eip: z.string(), internalIp: z.string() })),
   dnats: z.array(z.object({ eip: z.string(), externalPort: z.number(), protocol: Protocol, internalIp: z.string(), internalPort: z.number() })),
   snats: z.array(z.object({ eip: z.string(), internalCidr: z.string() })),
+  // natops 0.1 had no workload: such a spec reads as the default one (a full gateway flow follows once)
+  workload: z.object({
+    image: z.string().optional(),
+    nodeSelector: z.record(z.string(), z.string()),
+    tolerations: z.array(z.object({
+      key: z.string().optional(),
+      operator: z.enum(['Exists', 'Equal']).optional(),
+      value: z.string().optional(),
+      effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+      tolerationSeconds: z.number().optional(),
+    })),
+    affinity: z.record(z.string(), z.json()).optional(),
+  }).default({ nodeSelector: {}, tolerations: [] }),
 });
 
 /**

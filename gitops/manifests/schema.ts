@@ -157,7 +157,17 @@ export const VpcNatGatewaySchema = z.strictObject({
     vpc: k8sName,
     subnet: k8sName,
     lanIp: ipv4Address,
-    selector: z.array(z.string()).optional(),
+    // Kube-OVN's node selector: "key: value" strings
+    selector: z.array(z.string().regex(/^\s*[A-Za-z0-9][A-Za-z0-9._\/-]*\s*:\s*[A-Za-z0-9._-]*\s*$/, 'must be "label-key: value", e.g. "kubernetes.io/os: linux"')).optional(),
+    // Kube-OVN HEAD's scheduling fields, as a pod spec has them
+    tolerations: z.array(z.strictObject({
+      key: z.string().optional(),
+      operator: z.enum(['Exists', 'Equal']).optional(),
+      value: z.string().optional(),
+      effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+      tolerationSeconds: z.number().int().optional(),
+    })).default([]),
+    affinity: z.strictObject({ nodeAffinity: z.json().optional(), podAffinity: z.json().optional(), podAntiAffinity: z.json().optional() }).optional(),
     eips: z.array(EipSchema).default([]),
     floatingIpRules: z.array(FloatingIpRuleSchema).default([]),
     dnatRules: z.array(DnatRuleSchema).default([]),

@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import {
   broadcastAddress, cidrContains, cidrsOverlap, networkAddress, nthAddress, parseCidr, type Cidr,
 } from '../../common/ipv4.ts';
-import type { GatewaySpec } from '../../dataplane/model.ts';
+import type { GatewaySpec, Json } from '../../dataplane/model.ts';
 import { classify, yaml11Hint, type NatopsKind } from './attribution.ts';
 import { formatFieldPath, type ManifestIssue, type SourcePos } from './issues.ts';
 import { loadManifests, type FieldPath, type LoadedDoc, type LoadOptions, type ManifestFile } from './load.ts';
@@ -144,7 +144,7 @@ export function validateManifests(files: readonly ManifestFile[], options: LoadO
   }
   for (const g of firstOfEach(gateways)) {
     const before = issues.length;
-    const spec = checkGateway(g, { vpcs: vpcByName, subnets: subnetInfo, broken }, eipOwner, lanIpOwner, report);
+    const spec = checkGateway(g, { vpcs: vpcByName, subnets: subnetInfo, broken, image: config?.value.data.image }, eipOwner, lanIpOwner, report);
     if (spec && issues.length === before) gatewaySpecs.set(spec.name, spec);
   }
 
@@ -173,6 +173,8 @@ interface Broken {
 }
 
 interface Known {
+  /** the ConfigMap's gateway image */
+  image: string | undefined;
   vpcs: Map<string, Located<Vpc>>;
   subnets: Map<string, SubnetInfo>;
   broken: Broken;
@@ -180,7 +182,7 @@ interface Known {
 
 function checkGateway(
   g: Located<VpcNatGateway>,
-  { vpcs, subnets, broken }: Known,
+  { vpcs, subnets, broken, image }: Known,
   eipOwner: Map<string, string>,
   lanIpOwner: Map<string, string>,
   report: Report,
@@ -290,6 +292,15 @@ function checkGateway(
     floatingIps: spec.floatingIpRules.map((r) => ({ eip: r.eip, internalIp: r.internalIp })),
     dnats: spec.dnatRules.map((r) => ({ ...r })),
     snats: spec.snatRules.map((r) => ({ eip: r.eip, internalCidr: r.internalCIDR })),
+    workload: {
+      ...(image === undefined ? {} : { image }),
+      nodeSelector: Object.fromEntries((spec.selector ?? []).map((kv) => {
+        const at = kv.indexOf(':');
+        return [kv.slice(0, at).trim(), kv.slice(at + 1).trim()];
+      })),
+      tolerations: spec.tolerations.map((t) => ({ ...t })),
+      ...(spec.affinity === undefined ? {} : { affinity: structuredClone(spec.affinity) as Record<string, Json> }),
+    },
   };
 }
 

@@ -30,6 +30,7 @@ describe('manifests', () => {
       floatingIps: [{ eip: '192.168.0.111', internalIp: '10.0.1.5' }],
       dnats: [{ eip: '192.168.0.112', externalPort: 8888, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 }],
       snats: [{ eip: '192.168.0.112', internalCidr: '10.0.1.0/24' }],
+      workload: { image: 'kubeovn/vpc-nat-gateway:v1.7.0', nodeSelector: {}, tolerations: [] },
     });
   });
 
@@ -302,5 +303,25 @@ describe('documents natops cannot attribute refuse the commit', () => {
     const result = validateManifests(await seedTexts({ '30-nat-gateway.yaml': (t) => t.replace('kind: VpcNatGateway', 'kind: VpcNatGatway') }, [{ path: '31-gw2.yaml', text: gatewayDoc('ngw2', '192.168.0.120') }]));
     assert.deepEqual([...result.desired.gateways.keys()], ['ngw2']);
     assert.equal(result.issues.filter(refusesCommit).length, 1);
+  });
+});
+
+describe('gateway workload fields', () => {
+  it('reads selector, tolerations and affinity as a pod spec wants them, and positions a bad selector', async () => {
+    const seed = await seedObjects();
+    set(seed.gateway, 'spec.selector', ['kubernetes.io/os: linux', 'natops.io/gw:  edge ']);
+    set(seed.gateway, 'spec.tolerations', [{ key: 'dedicated', operator: 'Equal', value: 'nat', effect: 'NoSchedule' }]);
+    set(seed.gateway, 'spec.affinity', { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }] } } });
+    const { desired, issues } = validateManifests(toFiles(seed));
+    assert.deepEqual(issues, []);
+    const w = desired.gateways.get('ngw')!.workload;
+    assert.deepEqual(w.nodeSelector, { 'kubernetes.io/os': 'linux', 'natops.io/gw': 'edge' });
+    assert.deepEqual(w.tolerations, [{ key: 'dedicated', operator: 'Equal', value: 'nat', effect: 'NoSchedule' }]);
+    assert.equal((w.affinity as { nodeAffinity: unknown }).nodeAffinity !== undefined, true);
+
+    set(seed.gateway, 'spec.selector', ['no colon here']);
+    const bad = validateManifests(toFiles(seed));
+    assert.equal(bad.issues.length, 1);
+    assert.match(formatIssue(bad.issues[0]!), /spec\.selector\[0\]: must be "label-key: value"/);
   });
 });
