@@ -38,6 +38,8 @@ export interface Toleration {
 export interface GatewayWorkload {
   /** the ConfigMap's image; absent when the manifests have no ConfigMap (the gateway is then refused) */
   image?: string;
+  /** the ConfigMap's nic: the host interface the external network's macvlan sits on */
+  nic: string;
   /** spec.selector's "key: value" strings as node labels */
   nodeSelector: Record<string, string>;
   tolerations: Toleration[];

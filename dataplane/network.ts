@@ -1,6 +1,7 @@
 // The VPC networks a set of gateways lives in, said once for every runtime: the lab builds
 // bridges and routers from it, the Kubernetes runtime its attachments. Resolved from manifests
 // by gitops/manifests/network.ts; carried by jobs and records as it is here.
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 export const StaticRouteSchema = z.object({ cidr: z.string(), nextHopIP: z.string(), policy: z.enum(['policyDst', 'policySrc']) });
@@ -43,3 +44,12 @@ export type NetworkModel = z.infer<typeof NetworkModelV2>;
 
 /** Kube-OVN's default external interface when the ConfigMap names none. */
 export const DEFAULT_NIC = 'eth1';
+
+/**
+ * The host bridge a subnet is reached through when gateway pods attach with Multus (network mode
+ * `multus`): natops's subnet attachments name it, and the lab (or the operator) provides it.
+ * Interface names are 15 characters at most, so it carries a short hash of the subnet's name.
+ */
+export function subnetAttachmentBridge(subnet: string): string {
+  return `nat${createHash('sha1').update(`subnet/${subnet}`).digest('hex').slice(0, 10)}`;
+}

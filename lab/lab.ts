@@ -1,15 +1,16 @@
 // The local lab: the networks the manifests describe, built from network namespaces that natops
-// creates and records. Nothing is added to the host's own namespace.
+// creates and records. Nothing is added to the host's own namespace but the attachment points
+// for gateway pods that `attachHost` makes when asked (`natops lab up --attach-host`).
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { parseCidr, cidrContains } from '../common/ipv4.ts';
 import { k8sName } from '../gitops/manifests/schema.ts';
-import { DEFAULT_COMMAND_TIMEOUT_MS } from '../common/exec.ts';
+import { DEFAULT_COMMAND_TIMEOUT_MS, run } from '../common/exec.ts';
 import { LabError } from './errors.ts';
 import { LabNames } from './names.ts';
 import { addVeth, deleteNamespace, ensureNamespace, inNamespace, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from './netns.ts';
-import { NetworkModelSchema, type NetworkModel } from '../dataplane/network.ts';
+import { NetworkModelSchema, subnetAttachmentBridge, type NetworkModel } from '../dataplane/network.ts';
 import { diffRouting, routerRouting, type IpRoute, type IpRule } from './topology.ts';
 
 /** Where natops records what it created; tmpfs, like the namespaces themselves. */
@@ -134,9 +135,62 @@ export class Lab {
     return parsed.data;
   }
 
-  /** Removes every namespace natops recorded (and with them their interfaces and bridges). */
+  // ---- host attachment points ---------------------------------------------------------------
+
+  /**
+   * What gateway pods on this machine's Kubernetes attach to (network mode `multus`): per subnet
+   * a host bridge (`subnetAttachmentBridge`) joined by a veth to the lab's subnet bridge, and a
+   * host interface named after the external network's nic whose peer is on the lab's underlay
+   * bridge (a macvlan's master must be a veth, not a bridge). These are the only things the lab
+   * adds to the host's namespace; each is recorded and `lab down` removes it. Idempotent.
+   */
+  async attachHost(network: NetworkModel): Promise<string[]> {
+    const log: string[] = [];
+    const n = this.names;
+    const fabric = n.fabric;
+    const hostLink = async (name: string) => (await run(['ip', 'link', 'show', 'dev', name], { ...this.cmd, okExitCodes: [0, 1, 255] })).code === 0;
+    const own = async (name: string) => {
+      if ((await hostLink(name)) && !(await this.ownsHostLink(name))) throw new LabError(`host interface ${name} exists but natops did not create it; not touching it`);
+      await mkdir(join(this.dir, 'host'), { recursive: true });
+      await writeFile(join(this.dir, 'host', name), '');
+    };
+    for (const s of network.subnets) {
+      const bridge = subnetAttachmentBridge(s.name);
+      const hostEnd = n.attachPort(s.name, 'host');
+      await own(bridge);
+      await own(hostEnd);
+      if (!(await hostLink(bridge))) {
+        await run(['ip', 'link', 'add', bridge, 'type', 'bridge'], this.cmd);
+        log.push(`created host bridge ${bridge} for subnet ${s.name}`);
+      }
+      await run(['ip', 'link', 'set', bridge, 'up'], this.cmd);
+      if (!(await hostLink(hostEnd))) {
+        await run(['ip', 'link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', n.attachPort(s.name, 'lab'), 'netns', fabric], this.cmd);
+        log.push(`joined host bridge ${bridge} to subnet ${s.name}`);
+      }
+      await ipIn(fabric, this.cmd, 'link', 'set', n.attachPort(s.name, 'lab'), 'master', n.subnetBridge(s.name), 'up');
+      await run(['ip', 'link', 'set', hostEnd, 'master', bridge, 'up'], this.cmd);
+    }
+    await own(network.nic);
+    if (!(await hostLink(network.nic))) {
+      await run(['ip', 'link', 'add', network.nic, 'type', 'veth', 'peer', 'name', n.attachPort('external', 'lab'), 'netns', fabric], this.cmd);
+      log.push(`created host interface ${network.nic} on the underlay ${network.nic}`);
+    }
+    await ipIn(fabric, this.cmd, 'link', 'set', n.attachPort('external', 'lab'), 'master', network.nic, 'up');
+    await run(['ip', 'link', 'set', network.nic, 'up'], this.cmd);
+    return log;
+  }
+
+  private async ownsHostLink(name: string): Promise<boolean> {
+    return (await readdir(join(this.dir, 'host')).catch((): string[] => [])).includes(name);
+  }
+
+  /** Removes every namespace natops recorded (and with them their interfaces and bridges), and its host attachment points. */
   async down(): Promise<string[]> {
     const removed: string[] = [];
+    for (const link of await readdir(join(this.dir, 'host')).catch((): string[] => [])) {
+      if ((await run(['ip', 'link', 'del', link], { ...this.cmd, okExitCodes: [0, 1, 2, 255] })).code === 0) removed.push(`host ${link}`);
+    }
     for (const ns of await this.ownedNamespaces()) if (await this.removeNamespace(ns)) removed.push(ns);
     await rm(this.dir, { recursive: true, force: true });
     return removed;

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { HANDLER_KINDS, type HandlerKind } from '../dataplane/kinds.ts';
 import type { GatewaySpec } from '../dataplane/model.ts';
-import { NetworkModelSchema } from '../dataplane/network.ts';
+import { DEFAULT_NIC, NetworkModelSchema } from '../dataplane/network.ts';
 import { SHA } from '../common/sha.ts';
 
 export const QUEUE_NAMES = ['plan', 'resync', ...HANDLER_KINDS] as const;
@@ -56,6 +56,7 @@ export const GatewaySpecSchema = z.object({
   // natops 0.1 had no workload: such a spec reads as the default one (a full gateway flow follows once)
   workload: z.object({
     image: z.string().optional(),
+    nic: z.string(),
     nodeSelector: z.record(z.string(), z.string()),
     tolerations: z.array(z.object({
       key: z.string().optional(),
@@ -65,7 +66,7 @@ export const GatewaySpecSchema = z.object({
       tolerationSeconds: z.number().optional(),
     })),
     affinity: z.record(z.string(), z.json()).optional(),
-  }).default({ nodeSelector: {}, tolerations: [] }),
+  }).default({ nic: DEFAULT_NIC, nodeSelector: {}, tolerations: [] }),
 });
 
 /**

@@ -2,7 +2,7 @@
 import type { Command } from '../dataplane/commands.ts';
 import type { GatewaySpec, GatewayState } from '../dataplane/model.ts';
 
-export type RuntimeKind = 'netns' | 'dry-run';
+export type RuntimeKind = 'netns' | 'kubernetes' | 'dry-run';
 
 export interface GatewayHandle {
   name: string;

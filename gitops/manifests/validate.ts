@@ -5,6 +5,7 @@ import {
   broadcastAddress, cidrContains, cidrsOverlap, networkAddress, nthAddress, parseCidr, type Cidr,
 } from '../../common/ipv4.ts';
 import type { GatewaySpec, Json } from '../../dataplane/model.ts';
+import { DEFAULT_NIC } from '../../dataplane/network.ts';
 import { classify, yaml11Hint, type NatopsKind } from './attribution.ts';
 import { formatFieldPath, type ManifestIssue, type SourcePos } from './issues.ts';
 import { loadManifests, type FieldPath, type LoadedDoc, type LoadOptions, type ManifestFile } from './load.ts';
@@ -144,7 +145,7 @@ export function validateManifests(files: readonly ManifestFile[], options: LoadO
   }
   for (const g of firstOfEach(gateways)) {
     const before = issues.length;
-    const spec = checkGateway(g, { vpcs: vpcByName, subnets: subnetInfo, broken, image: config?.value.data.image }, eipOwner, lanIpOwner, report);
+    const spec = checkGateway(g, { vpcs: vpcByName, subnets: subnetInfo, broken, image: config?.value.data.image, nic: config?.value.data.nic ?? DEFAULT_NIC }, eipOwner, lanIpOwner, report);
     if (spec && issues.length === before) gatewaySpecs.set(spec.name, spec);
   }
 
@@ -175,6 +176,7 @@ interface Broken {
 interface Known {
   /** the ConfigMap's gateway image */
   image: string | undefined;
+  nic: string;
   vpcs: Map<string, Located<Vpc>>;
   subnets: Map<string, SubnetInfo>;
   broken: Broken;
@@ -182,7 +184,7 @@ interface Known {
 
 function checkGateway(
   g: Located<VpcNatGateway>,
-  { vpcs, subnets, broken, image }: Known,
+  { vpcs, subnets, broken, image, nic }: Known,
   eipOwner: Map<string, string>,
   lanIpOwner: Map<string, string>,
   report: Report,
@@ -294,6 +296,7 @@ function checkGateway(
     snats: spec.snatRules.map((r) => ({ eip: r.eip, internalCidr: r.internalCIDR })),
     workload: {
       ...(image === undefined ? {} : { image }),
+      nic,
       nodeSelector: Object.fromEntries((spec.selector ?? []).map((kv) => {
         const at = kv.indexOf(':');
         return [kv.slice(0, at).trim(), kv.slice(at + 1).trim()];

@@ -8,6 +8,7 @@ import { Lab } from '../../lab/lab.ts';
 import { networkModel } from '../../gitops/manifests/network.ts';
 import { NetnsRuntime } from '../../lab/gateway-runtime.ts';
 import { reconcileAll, type GatewayResult } from '../../runtime/reconcile.ts';
+import type { GatewayRuntime } from '../../runtime/runtime.ts';
 import { inNamespace } from '../../lab/netns.ts';
 import { writeManifestDir, type SeedObjects } from './manifests.ts';
 
@@ -37,11 +38,16 @@ export class LabHarness {
     return this.lab.names.prefix;
   }
 
-  /** What `natops apply DIR --runtime netns` does, minus the printing. */
-  async apply(seed: SeedObjects): Promise<GatewayResult[]> {
+  /**
+   * What `natops apply DIR` does, minus the printing: with the netns runtime, or another one
+   * (a Kubernetes runtime's pods attach to the lab through its host attachment points).
+   */
+  async apply(seed: SeedObjects, runtime?: GatewayRuntime): Promise<GatewayResult[]> {
     const desired = await readDesired(await writeManifestDir(seed));
-    await this.lab.up(networkModel(desired));
-    return reconcileAll(new NetnsRuntime(this.lab), desired.gateways.values());
+    const network = networkModel(desired);
+    await this.lab.up(network);
+    if (runtime) await this.lab.attachHost(network);
+    return reconcileAll(runtime ?? new NetnsRuntime(this.lab), desired.gateways.values());
   }
 
   async host(name: string, net: string, ip: string): Promise<void> {

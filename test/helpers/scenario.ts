@@ -1,6 +1,7 @@
 // The seed, extended so every path is exercised: a UDP port forward, a second subnet of the
 // VPC with a port forward and SNAT of its own, and workload hosts in each place.
 import { after, before } from 'node:test';
+import type { GatewayRuntime } from '../../runtime/runtime.ts';
 import { LabHarness } from './lab-harness.ts';
 import { push, seedObjects, subnet, type SeedObjects } from './manifests.ts';
 
@@ -14,8 +15,8 @@ export async function scenarioManifests(): Promise<SeedObjects> {
 }
 
 /** Hosts: fip (the floating IP's), web, client on sn; db on sn2; ext on the underlay. */
-export async function startScenario(harness: LabHarness, seed: SeedObjects): Promise<void> {
-  await harness.apply(seed);
+export async function startScenario(harness: LabHarness, seed: SeedObjects, runtime?: GatewayRuntime): Promise<void> {
+  await harness.apply(seed, runtime);
   const hosts: [string, string, string][] = [
     ['fip', 'sn', '10.0.1.5/24'],
     ['fip2', 'sn', '10.0.1.6/24'],

@@ -30,7 +30,7 @@ describe('manifests', () => {
       floatingIps: [{ eip: '192.168.0.111', internalIp: '10.0.1.5' }],
       dnats: [{ eip: '192.168.0.112', externalPort: 8888, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 }],
       snats: [{ eip: '192.168.0.112', internalCidr: '10.0.1.0/24' }],
-      workload: { image: 'kubeovn/vpc-nat-gateway:v1.7.0', nodeSelector: {}, tolerations: [] },
+      workload: { image: 'kubeovn/vpc-nat-gateway:v1.7.0', nic: 'eth1', nodeSelector: {}, tolerations: [] },
     });
   });
 

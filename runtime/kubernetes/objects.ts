@@ -1,0 +1,132 @@
+// The Kubernetes objects of a gateway, pure: the Deployment in Kube-OVN 1.7's form, the external
+// network's NetworkAttachmentDefinition and, in network mode `multus`, the gateway's subnet
+// attachment. natops labels everything it makes, so it finds and prunes only that.
+import { parseCidr } from '../../common/ipv4.ts';
+import type { GatewaySpec } from '../../dataplane/model.ts';
+import { subnetAttachmentBridge } from '../../dataplane/network.ts';
+
+/**
+ * How gateway pods reach their networks. `kube-ovn`: annotations only, Kube-OVN's CNI attaches
+ * eth0 to the subnet and Multus net1 to the external network. `multus`: natops also writes a
+ * subnet attachment per gateway (bridge plugin, the lanIp as a static address) and makes it the
+ * pod's default network, for clusters without Kube-OVN.
+ */
+export const NETWORK_MODES = ['kube-ovn', 'multus'] as const;
+export type NetworkMode = (typeof NETWORK_MODES)[number];
+
+export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'natops' } as const;
+export const MANAGED_SELECTOR = 'app.kubernetes.io/managed-by=natops';
+/** the gateway an object belongs to (a Deployment, its subnet attachment) */
+export const GATEWAY_LABEL = 'natops.io/gateway';
+export const VPC_NAT_GW_LABEL = 'ovn.kubernetes.io/vpc-nat-gw';
+export const EXTERNAL_NETWORK = 'ovn-vpc-external-network';
+export const CONTAINER = 'vpc-nat-gw';
+
+export const ANNOTATIONS = {
+  gateway: 'ovn.kubernetes.io/vpc_nat_gw',
+  logicalSwitch: 'ovn.kubernetes.io/logical_switch',
+  ipAddress: 'ovn.kubernetes.io/ip_address',
+  networks: 'k8s.v1.cni.cncf.io/networks',
+  defaultNetwork: 'v1.multus-cni.io/default-network',
+} as const;
+
+export const deploymentName = (gateway: string) => `vpc-nat-gw-${gateway}`;
+export const subnetAttachmentName = (gateway: string) => `vpc-nat-gw-${gateway}-lan`;
+
+export interface ObjectSettings {
+  namespace: string;
+  mode: NetworkMode;
+}
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+/** A NetworkAttachmentDefinition as the CRD has it (config is CNI JSON, as a string). */
+export interface NetworkAttachment {
+  apiVersion: 'k8s.cni.cncf.io/v1';
+  kind: 'NetworkAttachmentDefinition';
+  metadata: ObjectMeta;
+  spec: { config: string };
+}
+
+/**
+ * The gateway's Deployment: Kube-OVN 1.7's labels, annotations, container and Recreate strategy,
+ * with HEAD's scheduling fields and its terminationGracePeriodSeconds 0 (a replacement pod
+ * reuses the lanIp at once; the old one must not linger with it). The command only waits: every
+ * change arrives through pods/exec.
+ */
+export function gatewayDeployment(spec: GatewaySpec, s: ObjectSettings) {
+  const name = deploymentName(spec.name);
+  const labels = { app: name, [VPC_NAT_GW_LABEL]: 'true' };
+  const annotations: Record<string, string> = {
+    [ANNOTATIONS.gateway]: spec.name,
+    [ANNOTATIONS.logicalSwitch]: spec.subnet.name,
+    [ANNOTATIONS.ipAddress]: spec.lanIp,
+    [ANNOTATIONS.networks]: `${s.namespace}/${EXTERNAL_NETWORK}`,
+    ...(s.mode === 'multus' ? { [ANNOTATIONS.defaultNetwork]: `${s.namespace}/${subnetAttachmentName(spec.name)}` } : {}),
+  };
+  const w = spec.workload;
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: s.namespace, labels: { ...labels, ...MANAGED_BY, [GATEWAY_LABEL]: spec.name } },
+    spec: {
+      replicas: 1,
+      strategy: { type: 'Recreate' },
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels, annotations },
+        spec: {
+          terminationGracePeriodSeconds: 0,
+          containers: [{
+            name: CONTAINER,
+            image: w.image,
+            imagePullPolicy: 'IfNotPresent',
+            command: ['sleep', 'infinity'],
+            securityContext: { privileged: true, allowPrivilegeEscalation: true },
+          }],
+          ...(Object.keys(w.nodeSelector).length ? { nodeSelector: w.nodeSelector } : {}),
+          ...(w.tolerations.length ? { tolerations: w.tolerations } : {}),
+          ...(w.affinity ? { affinity: w.affinity } : {}),
+        },
+      },
+    },
+  };
+}
+export type GatewayDeployment = ReturnType<typeof gatewayDeployment>;
+
+/** Kube-OVN's external network: a macvlan in bridge mode on the ConfigMap's nic. */
+export function externalNetwork(nic: string, s: Pick<ObjectSettings, 'namespace'>): NetworkAttachment {
+  return {
+    apiVersion: 'k8s.cni.cncf.io/v1',
+    kind: 'NetworkAttachmentDefinition',
+    metadata: { name: EXTERNAL_NETWORK, namespace: s.namespace, labels: { ...MANAGED_BY } },
+    spec: { config: JSON.stringify({ cniVersion: '0.3.1', type: 'macvlan', master: nic, mode: 'bridge' }) },
+  };
+}
+
+/**
+ * Network mode `multus`: the gateway's eth0 on its subnet, through the host bridge the subnet is
+ * reached by, with the lanIp and a default route via the subnet's gateway, as Kube-OVN would give it.
+ */
+export function subnetAttachment(spec: GatewaySpec, s: Pick<ObjectSettings, 'namespace'>): NetworkAttachment {
+  const { prefix } = parseCidr(spec.subnet.cidr)!;
+  return {
+    apiVersion: 'k8s.cni.cncf.io/v1',
+    kind: 'NetworkAttachmentDefinition',
+    metadata: { name: subnetAttachmentName(spec.name), namespace: s.namespace, labels: { ...MANAGED_BY, [GATEWAY_LABEL]: spec.name } },
+    spec: {
+      config: JSON.stringify({
+        cniVersion: '0.3.1',
+        name: `natops-${spec.subnet.name}`,
+        type: 'bridge',
+        bridge: subnetAttachmentBridge(spec.subnet.name),
+        ipam: { type: 'static', addresses: [{ address: `${spec.lanIp}/${prefix}`, gateway: spec.subnet.gateway }], routes: [{ dst: '0.0.0.0/0', gw: spec.subnet.gateway }] },
+      }),
+    },
+  };
+}

@@ -1,0 +1,109 @@
+// Runs argv in a pod's container through pods/exec: the Kubernetes runtime's transport, with the
+// same ExecRequest/ExecResult as a namespace. No shell sees a value: the only shell is a constant
+// script, and the argv follows it as positional parameters.
+import { randomBytes } from 'node:crypto';
+import { PassThrough, Writable } from 'node:stream';
+import type { Exec as KubeExec, V1Status } from '@kubernetes/client-node';
+import { assertArgv, CommandError, CommandTimeoutError, DEFAULT_COMMAND_TIMEOUT_MS, type Exec, type ExecResult } from '../../common/exec.ts';
+import { NatopsError } from '../../common/errors.ts';
+
+/**
+ * Before the v5 exec protocol (Kubernetes 1.30) stdin cannot be half-closed over WebSocket: the
+ * client closes the whole socket when stdin ends and the exit status is lost. So stdin stays
+ * open and ends with a sentinel line, where `sed -u ...Q` stops passing it on: the command sees
+ * end of input and its exit status comes back. `$1` is the sentinel, the rest the argv.
+ */
+const STDIN_UNTIL_SENTINEL = 'end=$1; shift; sed -u "/^$end\\$/Q" | "$@"';
+
+/** The exec stream broke before the command's status came back (pod gone, API server restarted). */
+export class ExecTransportError extends NatopsError {
+  constructor(readonly target: string, readonly argv: readonly string[], detail: string) {
+    super(`${target}: \`${argv.join(' ')}\`: ${detail}`, { retryable: true });
+  }
+}
+
+export interface PodRef {
+  namespace: string;
+  name: string;
+  container: string;
+}
+
+/** The command's exit code from the exec status, or undefined when the status is not about one. */
+export function exitCodeOf(status: V1Status): number | undefined {
+  if (status.status === 'Success') return 0;
+  if (status.reason !== 'NonZeroExitCode') return undefined;
+  const code = Number(status.details?.causes?.find((c) => c.reason === 'ExitCode')?.message);
+  return Number.isInteger(code) ? code : undefined;
+}
+
+export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: number } = {}): Exec {
+  const target = `pod ${pod.namespace}/${pod.name}`;
+  return async (req): Promise<ExecResult> => {
+    assertArgv(req.argv);
+    const timeoutMs = req.timeoutMs ?? defaults.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const sink = (into: Buffer[]) => new Writable({ write(chunk: Buffer, _enc, done) { into.push(chunk); done(); } });
+    let stdin: PassThrough | null = null;
+    let command = req.argv;
+    if (req.stdin !== undefined) {
+      const sentinel = `#natops-end-${randomBytes(8).toString('hex')}`;
+      command = ['sh', '-c', STDIN_UNTIL_SENTINEL, 'sh', sentinel, ...req.argv];
+      stdin = new PassThrough();
+      const body = req.stdin.endsWith('\n') || req.stdin === '' ? req.stdin : `${req.stdin}\n`;
+      stdin.write(`${body}${sentinel}\n`);
+    }
+    let status: V1Status | undefined;
+    const result = await new Promise<ExecResult>((resolve, reject) => {
+      let done = false;
+      let socket: { close(): void } | undefined;
+      const finish = (f: () => void) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        stdin?.destroy();
+        try {
+          socket?.close();
+        } catch {
+          // already closed
+        }
+        f();
+      };
+      const timer = setTimeout(() => finish(() => reject(new CommandTimeoutError(target, req.argv, timeoutMs))), timeoutMs);
+      kube.exec(pod.namespace, pod.name, pod.container, command, sink(out), sink(err), stdin, false, (s) => (status = s))
+        .then((ws) => {
+          socket = ws;
+          if (done) ws.close();
+          ws.on('close', () => finish(() => {
+            const code = status ? exitCodeOf(status) : undefined;
+            if (code === undefined) {
+              return reject(new ExecTransportError(target, req.argv, status ? `exec failed: ${status.message ?? status.reason ?? 'unknown'}` : 'the exec stream closed without an exit status'));
+            }
+            const bytes = Buffer.concat(out);
+            resolve({ stdout: bytes.toString(), stdoutBytes: bytes, stderr: Buffer.concat(err).toString(), code });
+          }));
+          ws.on('error', (e: Error) => finish(() => reject(new ExecTransportError(target, req.argv, e.message))));
+        })
+        .catch((e: unknown) => finish(() => reject(new ExecTransportError(target, req.argv, `exec refused: ${describeApiError(e)}`))));
+    });
+    if (!(req.okExitCodes ?? [0]).includes(result.code)) throw new CommandError(target, req.argv, result.code, result.stderr);
+    return result;
+  };
+}
+
+/** An API or WebSocket error in a line: the status text the server gave, when it gave one. */
+export function describeApiError(e: unknown): string {
+  if (e && typeof e === 'object') {
+    const o = e as { code?: unknown; body?: unknown; message?: unknown };
+    if (typeof o.body === 'string') {
+      try {
+        const b = JSON.parse(o.body) as { message?: string; reason?: string };
+        if (b.message) return `${o.code ?? ''} ${b.reason ?? ''}: ${b.message}`.trim();
+      } catch {
+        // not JSON: fall through
+      }
+    }
+    if (typeof o.message === 'string') return o.message;
+  }
+  return String(e);
+}

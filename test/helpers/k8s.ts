@@ -1,0 +1,83 @@
+// The test cluster (shared/k8s, brought up by .ci/run): a namespace of the test's own, the
+// runtime's Role from deploy/kubernetes/rbac.yaml bound to a ServiceAccount there, and a
+// KubeConfig with that account's token, so the runtime runs with exactly the permissions it
+// ships with. Everything is removed after the test, even when it fails. No cluster: a loud failure.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { KubernetesRuntime, type KubernetesSettings } from '../../runtime/kubernetes/runtime.ts';
+import { set, type SeedObjects } from './manifests.ts';
+
+export const KUBECONFIG = process.env.KUBECONFIG ?? '/var/lib/natops-k8s/kubeconfig';
+/** loaded into the cluster by .ci/run (scripts/gateway-image.sh, then cluster.sh load-image) */
+export const GATEWAY_IMAGE = process.env.NATOPS_GATEWAY_IMAGE ?? 'natops/vpc-nat-gw:test';
+const RBAC = fileURLToPath(new URL('../../deploy/kubernetes/rbac.yaml', import.meta.url));
+
+export function adminConfig(): KubeConfig {
+  if (!existsSync(KUBECONFIG)) {
+    throw new Error(`no test cluster: ${KUBECONFIG} is missing. Start one with \`../shared/k8s/cluster.sh up /var/lib/natops-k8s\` and load the gateway image (see .ci/run), or set KUBECONFIG`);
+  }
+  const kc = new KubeConfig();
+  kc.loadFromFile(KUBECONFIG);
+  return kc;
+}
+
+export class KubeHarness {
+  private constructor(readonly admin: KubeConfig, readonly namespace: string, readonly runtimeConfig: KubeConfig) {}
+
+  /** A namespace with the runtime's ServiceAccount and Role; `runtimeConfig` authenticates as that account. */
+  static async create(): Promise<KubeHarness> {
+    const admin = adminConfig();
+    const core = admin.makeApiClient(CoreV1Api);
+    const namespace = `natops-t${randomBytes(4).toString('hex')}`;
+    await core.createNamespace({ body: { metadata: { name: namespace } } });
+    const objects = KubernetesObjectApi.makeApiClient(admin);
+    for (const doc of parseAllDocuments(await readFile(RBAC, 'utf8'))) {
+      const obj = doc.toJS() as KubernetesObject & { subjects?: { namespace?: string }[] };
+      obj.metadata!.namespace = namespace;
+      for (const s of obj.subjects ?? []) s.namespace = namespace;
+      await objects.patch(obj, undefined, undefined, 'natops-test', true, PatchStrategy.ServerSideApply);
+    }
+    // Kubernetes 1.20 makes the account's token secret by itself, shortly after the account.
+    let token: string | undefined;
+    for (let i = 0; i < 100 && !token; i++) {
+      const secrets = await core.listNamespacedSecret({ namespace });
+      const secret = secrets.items.find((s: V1Secret) => s.type === 'kubernetes.io/service-account-token' && s.metadata?.annotations?.['kubernetes.io/service-account.name'] === 'natops');
+      token = secret?.data?.token ? Buffer.from(secret.data.token, 'base64').toString() : undefined;
+      if (!token) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!token) throw new Error(`no token for ServiceAccount ${namespace}/natops`);
+    const cluster = admin.getCurrentCluster()!;
+    const runtimeConfig = new KubeConfig();
+    runtimeConfig.loadFromOptions({
+      clusters: [cluster],
+      users: [{ name: 'natops', token }],
+      contexts: [{ name: 'natops', cluster: cluster.name, user: 'natops', namespace }],
+      currentContext: 'natops',
+    });
+    return new KubeHarness(admin, namespace, runtimeConfig);
+  }
+
+  /** The runtime as natops runs it: this namespace, network mode multus, the ServiceAccount's token. */
+  runtime(settings: Partial<KubernetesSettings> = {}, warn?: (m: string) => void): KubernetesRuntime {
+    return new KubernetesRuntime(this.runtimeConfig, { namespace: this.namespace, mode: 'multus', readyTimeoutMs: 60_000, commandTimeoutMs: 30_000, ...settings }, warn);
+  }
+
+  get core(): CoreV1Api {
+    return this.admin.makeApiClient(CoreV1Api);
+  }
+
+  async close(): Promise<void> {
+    await this.core.deleteNamespace({ name: this.namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
+  }
+}
+
+/** The seed for the cluster: the test image, and an external nic of the test's own (a host interface the lab makes). */
+export function forCluster(seed: SeedObjects): SeedObjects {
+  set(seed.config, 'data.image', GATEWAY_IMAGE);
+  set(seed.config, 'data.nic', `nx${randomBytes(4).toString('hex')}`);
+  return seed;
+}

@@ -1,0 +1,86 @@
+// The Kubernetes runtime on a real cluster (shared/k8s), under the ServiceAccount and Role it
+// ships with: the gateway is a Deployment in Kube-OVN's form, attached with Multus to the lab's
+// networks, and every change and read-back goes through pods/exec. Real packets from lab hosts.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { AppsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { reconcileAll } from '../../runtime/reconcile.ts';
+import { deploymentName, EXTERNAL_NETWORK } from '../../runtime/kubernetes/objects.ts';
+import type { KubernetesRuntime } from '../../runtime/kubernetes/runtime.ts';
+import { readDesired } from '../../gitops/manifests/read-dir.ts';
+import { forCluster, GATEWAY_IMAGE, KubeHarness } from '../helpers/k8s.ts';
+import { LabHarness } from '../helpers/lab-harness.ts';
+import { writeManifestDir, type SeedObjects } from '../helpers/manifests.ts';
+import { scenarioManifests, startScenario } from '../helpers/scenario.ts';
+
+const NAD = { group: 'k8s.cni.cncf.io', version: 'v1', plural: 'network-attachment-definitions' };
+
+describe('Kubernetes runtime: the seed as a pod', () => {
+  let h: LabHarness;
+  let k: KubeHarness;
+  let runtime: KubernetesRuntime;
+  let seed: SeedObjects;
+  const apps = () => k.admin.makeApiClient(AppsV1Api);
+  const deployment = () => apps().readNamespacedDeployment({ name: deploymentName('ngw'), namespace: k.namespace });
+
+  before(async () => {
+    h = await LabHarness.create();
+    k = await KubeHarness.create();
+    runtime = k.runtime();
+    seed = forCluster(await scenarioManifests());
+    await startScenario(h, seed, runtime);
+  });
+  after(async () => {
+    await k?.close();
+    await h?.cleanup();
+  });
+
+  it("runs the gateway as Kube-OVN 1.7's Deployment", async () => {
+    const d = await deployment();
+    assert.equal(d.spec?.replicas, 1);
+    assert.equal(d.spec?.strategy?.type, 'Recreate');
+    assert.deepEqual(d.spec?.selector.matchLabels, { app: 'vpc-nat-gw-ngw', 'ovn.kubernetes.io/vpc-nat-gw': 'true' });
+    const t = d.spec!.template;
+    assert.deepEqual(t.metadata?.annotations, {
+      'ovn.kubernetes.io/vpc_nat_gw': 'ngw',
+      'ovn.kubernetes.io/logical_switch': 'sn',
+      'ovn.kubernetes.io/ip_address': '10.0.1.254',
+      'k8s.v1.cni.cncf.io/networks': `${k.namespace}/${EXTERNAL_NETWORK}`,
+      'v1.multus-cni.io/default-network': `${k.namespace}/vpc-nat-gw-ngw-lan`,
+    });
+    const c = t.spec!.containers[0]!;
+    assert.equal(c.name, 'vpc-nat-gw');
+    assert.equal(c.image, GATEWAY_IMAGE);
+    assert.equal(c.securityContext?.privileged, true);
+    const nad = await k.admin.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ ...NAD, namespace: k.namespace, name: EXTERNAL_NETWORK }) as { spec: { config: string } };
+    assert.deepEqual(JSON.parse(nad.spec.config), { cniVersion: '0.3.1', type: 'macvlan', master: (seed.config as { data: { nic: string } }).data.nic, mode: 'bridge' });
+  });
+
+  it('floating IP, port forwards, SNAT and hairpin answer real packets through the pod', async () => {
+    assert.equal(await h.tcp('ext', '192.168.0.111', 80), 'fip 192.168.0.50');
+    assert.equal(await h.udp('ext', '192.168.0.111', 53), 'fip 192.168.0.50');
+    assert.equal(await h.tcp('fip', '192.168.0.50', 9000), 'ext 192.168.0.111');
+    assert.equal(await h.tcp('ext', '192.168.0.112', 8888), 'web 192.168.0.50');
+    assert.equal(await h.udp('ext', '192.168.0.112', 5353), 'web 192.168.0.50');
+    assert.equal(await h.tcp('client', '192.168.0.50', 9000), 'ext 192.168.0.112');
+    assert.equal(await h.tcp('client', '192.168.0.112', 8888), 'web 192.168.0.112');
+    assert.equal(await h.tcp('ext', '192.168.0.112', 2222), 'db 192.168.0.50');
+  });
+
+  it('applying the same manifests again runs no command and writes nothing (the resourceVersions stay)', async () => {
+    const before = (await deployment()).metadata?.resourceVersion;
+    const results = await h.apply(seed, runtime);
+    assert.deepEqual(results.map((r) => [r.name, r.action, r.commands.length]), [['ngw', 'unchanged', 0]]);
+    assert.equal((await deployment()).metadata?.resourceVersion, before);
+  });
+
+  it('removes the Deployment and, with the last gateway, the external network it made', async () => {
+    const desired = await readDesired(await writeManifestDir(seed));
+    const results = await reconcileAll(runtime, [...desired.gateways.values()].filter((g) => g.name !== 'ngw'));
+    assert.deepEqual(results.map((r) => [r.name, r.action]), [['ngw', 'delete']]);
+    assert.deepEqual(await runtime.listGateways(), []);
+    await assert.rejects(deployment(), (e: { code?: number }) => e.code === 404);
+    await assert.rejects(k.admin.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ ...NAD, namespace: k.namespace, name: EXTERNAL_NETWORK }), (e: { code?: number }) => e.code === 404);
+    assert.equal(await h.tcp('ext', '192.168.0.112', 8888), undefined, 'the port forward is gone with its pod');
+  });
+});
