@@ -226,12 +226,15 @@ export class KubernetesRuntime implements GatewayRuntime {
   /**
    * Calls `replaced(gateway)` whenever a gateway's pod becomes Ready with a UID not seen Ready
    * before (deleted, evicted, node restarted): it starts empty and needs its rules again.
-   * Returns a stop function. The watch is restarted when the API server ends it.
+   * The watch is restarted when the API server ends it. `started` resolves once it first listens
+   * (it then sees every current pod first, so a pod replaced after that is noticed).
    */
-  watchReplacements(replaced: (gateway: string) => void, log: (m: string) => void = () => undefined): () => void {
+  watchReplacements(replaced: (gateway: string) => void, log: (m: string) => void = () => undefined): { started: Promise<void>; stop(): void } {
     const seen = new Map<string, string>();
     let stopped = false;
     let current: AbortController | undefined;
+    let listening: () => void = () => undefined;
+    const started = new Promise<void>((r) => (listening = r));
     const start = () => {
       if (stopped) return;
       new Watch(this.kc).watch(`/api/v1/namespaces/${this.ns}/pods`, { labelSelector: 'ovn.kubernetes.io/vpc-nat-gw=true' }, (phase, pod: V1Pod) => {
@@ -245,15 +248,21 @@ export class KubernetesRuntime implements GatewayRuntime {
         if (stopped) return;
         if (err) log(`pod watch ended: ${describeApiError(err)}; restarting`);
         setTimeout(start, err ? 1000 : 0).unref();
-      }).then((c) => (current = c), (e: unknown) => {
+      }).then((c) => {
+        current = c;
+        listening();
+      }, (e: unknown) => {
         log(`pod watch failed: ${describeApiError(e)}; retrying`);
         setTimeout(start, 1000).unref();
       });
     };
     start();
-    return () => {
-      stopped = true;
-      current?.abort();
+    return {
+      started,
+      stop: () => {
+        stopped = true;
+        current?.abort();
+      },
     };
   }
 }
