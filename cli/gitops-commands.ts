@@ -29,6 +29,9 @@ interface ServeFlags {
   redis?: string;
   resyncMs?: string;
   publicUrl?: string;
+  runtime?: string;
+  namespace?: string;
+  networkMode?: string;
 }
 
 const serverOptions = (cmd: Command) =>
@@ -36,12 +39,18 @@ const serverOptions = (cmd: Command) =>
     .option('--repo <git-dir>', 'repository the planner reads manifests from (NATOPS_REPO)')
     .option('--branch <name>', 'tracked branch (NATOPS_BRANCH, default main)')
     .option('--path <dir>', 'tracked path inside the repository (NATOPS_PATH, default the whole tree)')
-    .option('--lab <name>', 'lab whose namespaces the netns runtime uses (NATOPS_LAB)')
+    .option('--runtime <kind>', 'where gateways run: netns or kubernetes (NATOPS_RUNTIME, default netns)')
+    .option('--namespace <ns>', 'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default kube-system)')
+    .option('--network-mode <mode>', 'kubernetes: kube-ovn or multus (NATOPS_NETWORK_MODE, default kube-ovn)')
+    .option('--lab <name>', 'lab whose namespaces the netns runtime uses; with kubernetes, the lab that provides the networks (NATOPS_LAB)')
     .option('--redis <url>', 'Redis to use (NATOPS_REDIS_URL); serve starts a local redis-server without it')
     .option('--resync-ms <ms>', 'resync interval, 0 to turn it off (NATOPS_RESYNC_MS, default 60000)');
 
 const config = (f: ServeFlags) =>
-  loadConfig({ repo: f.repo, branch: f.branch, path: f.path, listen: f.listen, lab: f.lab, redisUrl: f.redis, resyncMs: f.resyncMs, publicUrl: f.publicUrl });
+  loadConfig({
+    repo: f.repo, branch: f.branch, path: f.path, listen: f.listen, lab: f.lab, redisUrl: f.redis, resyncMs: f.resyncMs, publicUrl: f.publicUrl,
+    runtime: f.runtime, namespace: f.namespace, networkMode: f.networkMode,
+  });
 
 /** Runs until SIGTERM or SIGINT, then lets the jobs in hand finish. */
 async function runUntilSignal(running: Running, onStop: () => Promise<void> = async () => undefined): Promise<void> {

@@ -6,7 +6,8 @@ import { Command, Option } from 'commander';
 import { formatIssue, ManifestValidationError, sortIssues } from '../gitops/manifests/issues.ts';
 import { readDesired, readManifestDir } from '../gitops/manifests/read-dir.ts';
 import { validateManifests } from '../gitops/manifests/validate.ts';
-import { manifestLimitsFromEnv } from '../server/config.ts';
+import { loadConfig, manifestLimitsFromEnv } from '../server/config.ts';
+import { makeRuntimes } from '../server/runtimes.ts';
 import { compileGateway } from '../dataplane/compile.ts';
 import type { GatewayState } from '../dataplane/model.ts';
 import { planGateways } from '../dataplane/plan.ts';
@@ -72,9 +73,11 @@ program
   .command('apply')
   .description('make the gateways match the manifests (gateways missing from them are removed)')
   .argument('<path>', 'manifests to apply')
-  .addOption(new Option('--runtime <kind>', 'where gateways run').choices(['netns', 'dry-run']).default('netns'))
+  .addOption(new Option('--runtime <kind>', 'where gateways run').choices(['netns', 'kubernetes', 'dry-run']).default(process.env.NATOPS_RUNTIME ?? 'netns'))
   .addOption(labOption())
-  .action(async (path: string, opts: { runtime: RuntimeKind; lab: string }) => {
+  .option('--namespace <ns>', 'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default kube-system)')
+  .option('--network-mode <mode>', 'kubernetes: kube-ovn or multus (NATOPS_NETWORK_MODE, default kube-ovn)')
+  .action(async (path: string, opts: { runtime: RuntimeKind; lab: string; namespace?: string; networkMode?: string }, cmd: Command) => {
     const desired = await readDesired(path, { limits: manifestLimitsFromEnv() });
     if (!desired.enabled) {
       out("enable-vpc-nat-gw is 'false' in ovn-vpc-nat-gw-config: gateways are left as they are");
@@ -86,10 +89,13 @@ program
       for (const r of runtime.recorded) out(`# gateway ${r.gateway}: commands run inside it, starting from an empty gateway\n${formatCommands(r.commands)}\n`);
       return;
     }
-    requireRoot('apply --runtime netns');
-    const lab = new Lab(opts.lab);
-    for (const line of await lab.up(networkModel(desired))) out(`lab: ${line}`);
-    const results = await reconcileAll(new NetnsRuntime(lab, warn), desired.gateways.values());
+    if (opts.runtime === 'netns') requireRoot('apply --runtime netns');
+    // With kubernetes, a lab is used (for its networks and attachment points) only when named.
+    const lab = opts.runtime === 'netns' || cmd.getOptionValueSource('lab') !== 'default' ? opts.lab : undefined;
+    const c = loadConfig({ runtime: opts.runtime, lab, namespace: opts.namespace, networkMode: opts.networkMode });
+    const { runtime, network } = makeRuntimes(c, warn);
+    for (const line of await network.apply(networkModel(desired))) out(`network: ${line}`);
+    const results = await reconcileAll(runtime, desired.gateways.values());
     for (const r of results) out(`${renderGatewayPlan(r.name, r.action, r.changes)}\n  (${r.commands.length} command${r.commands.length === 1 ? '' : 's'} run)`);
   });
 

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { NatopsError } from '../common/errors.ts';
 import { DEFAULT_LOAD_LIMITS, type LoadLimits } from '../gitops/manifests/load.ts';
+import { NETWORK_MODES } from '../runtime/kubernetes/objects.ts';
 
 export class ConfigError extends NatopsError {}
 
@@ -43,6 +44,14 @@ export const ServerConfig = z.object({
   manifestMaxDocuments: int(1).default(DEFAULT_LOAD_LIMITS.maxDocuments),
   manifestMaxDepth: int(1).default(DEFAULT_LOAD_LIMITS.maxDepth),
   manifestMaxAliasNodes: int(1).default(DEFAULT_LOAD_LIMITS.maxAliasExpansion),
+  /** where gateways run: network namespaces of the local lab, or Deployments on Kubernetes */
+  runtime: z.enum(['netns', 'kubernetes']).default('netns'),
+  /** Kubernetes: the namespace of the gateway Deployments (Kube-OVN's controller uses kube-system) */
+  namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Kubernetes namespace name').default('kube-system'),
+  /** Kubernetes: how gateway pods attach to their networks (runtime/kubernetes/objects.ts) */
+  networkMode: z.enum(NETWORK_MODES).default('kube-ovn'),
+  /** Kubernetes: how long a gateway pod may take to be Running and Ready */
+  podReadyTimeoutMs: int(1000).default(120_000),
   /** where `natops serve` keeps its Redis data and records where it runs */
   dataDir: z.string().default('/var/lib/natops'),
 });
@@ -54,7 +63,8 @@ const ENV: Record<keyof ServerConfig, string> = {
   dashboardUser: 'NATOPS_DASHBOARD_USER', dashboardPassword: 'NATOPS_DASHBOARD_PASSWORD', resyncMs: 'NATOPS_RESYNC_MS', attempts: 'NATOPS_JOB_ATTEMPTS',
   backoffMs: 'NATOPS_JOB_BACKOFF_MS', lockMs: 'NATOPS_LOCK_MS', concurrency: 'NATOPS_CONCURRENCY', commandTimeoutMs: 'NATOPS_COMMAND_TIMEOUT_MS', maxBody: 'NATOPS_MAX_BODY', dataDir: 'NATOPS_DATA_DIR',
   manifestMaxFileBytes: 'NATOPS_MANIFEST_MAX_FILE_BYTES', manifestMaxDocuments: 'NATOPS_MANIFEST_MAX_DOCUMENTS', manifestMaxDepth: 'NATOPS_MANIFEST_MAX_DEPTH',
-  manifestMaxAliasNodes: 'NATOPS_MANIFEST_MAX_ALIAS_NODES',
+  manifestMaxAliasNodes: 'NATOPS_MANIFEST_MAX_ALIAS_NODES', runtime: 'NATOPS_RUNTIME', namespace: 'NATOPS_NAMESPACE', networkMode: 'NATOPS_NETWORK_MODE',
+  podReadyTimeoutMs: 'NATOPS_POD_READY_TIMEOUT_MS',
 };
 
 /** Environment first, then the given overrides (flags); undefined values do not override. */

@@ -12,18 +12,16 @@ import { catchUp } from '../functions/planner/planner.ts';
 import { webhookRouter } from './webhook.ts';
 import { drainDeferred, sendDeferred } from '../gitops/git/local-repo.ts';
 import { GitRepo } from '../gitops/git/repo.ts';
-import { Lab } from '../lab/lab.ts';
-import type { NetworkModel } from '../dataplane/network.ts';
 import type { QueueName } from '../queue/jobs.ts';
 import { Queues, redisConnection } from '../queue/queues.ts';
 import { StatusBook } from '../queue/statuses.ts';
 import { Records } from '../queue/records.ts';
 import { Store } from '../queue/store.ts';
-import { NetnsRuntime } from '../lab/gateway-runtime.ts';
 import { listenAddress, manifestLimits, type ServerConfig } from './config.ts';
 import { commitsRouter, COMMITS_PATH, dashboardAuth, dashboardRouter, DASHBOARD_PATH, jobUrl } from './dashboard.ts';
 import { lockDataDir } from './data-dir.ts';
 import { LocalRedis } from './redis-server.ts';
+import { makeRuntimes } from './runtimes.ts';
 import { startWorkers } from './workers.ts';
 
 /** How often a running natops looks for deliveries its repository's hook had to keep. */
@@ -91,10 +89,10 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const records = new Records(connection, c.prefix);
   const statuses = new StatusBook(connection, c.prefix);
   const queues = new Queues(connection, { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs }, opts.log);
-  const lab = new Lab(c.lab, { commandTimeoutMs: c.commandTimeoutMs });
+  const runtimes = makeRuntimes(c, (m) => opts.log(`warning: ${m}`));
   const lock = { ttlMs: c.lockMs, waitMs: Math.max(5 * c.lockMs, 10_000) };
   const env = {
-    clients: { runtime: new NetnsRuntime(lab, (m) => opts.log(`warning: ${m}`)), network: { apply: (network: NetworkModel) => lab.up(network) } },
+    clients: { runtime: runtimes.runtime, network: runtimes.network },
     records, store, statuses, queues, redis: connection, lock, jobUrl: link, log: opts.log, branch: c.branch,
     repo: new GitRepo(c.repo ?? '(no repository configured)'), path: c.path, limits: manifestLimits(c),
   };
@@ -139,11 +137,20 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const drainTimer = setInterval(() => void drain(), DRAIN_INTERVAL_MS);
   drainTimer.unref();
   if (c.repo && opts.queues.includes('plan')) await catchUp(catchUpEnv).catch((e: unknown) => opts.log(`catch-up: ${errorMessage(e)}`));
-  opts.log(`natops: ${opts.queues.join(', ')} on ${redisUrl}${server ? `; webhook ${url}/webhook, dashboard ${url}${DASHBOARD_PATH}` : ''}`);
+  // A gateway pod replaced behind natops's back (deleted, evicted, node restarted) starts empty:
+  // the resync finds it drifted and repairs it at once, not at its next interval.
+  const replacements = opts.http && runtimes.watchReplacements
+    ? runtimes.watchReplacements((gateway) => {
+      opts.log(`natops: the pod of gateway ${gateway} was replaced; resyncing`);
+      void queues.byName.resync.add('resync', { reason: `pod of gateway ${gateway} replaced` }).catch((e: unknown) => opts.log(`resync: ${errorMessage(e)}`));
+    }, (m) => opts.log(`natops: ${m}`))
+    : undefined;
+  opts.log(`natops: ${opts.queues.join(', ')} on ${redisUrl}, gateways on ${runtimes.describe}${server ? `; webhook ${url}/webhook, dashboard ${url}${DASHBOARD_PATH}` : ''}`);
 
   return {
     url, redisUrl, store, records, statuses, queues, workers,
     async close() {
+      replacements?.stop();
       clearInterval(drainTimer);
       await draining;
       await new Promise<void>((r) => (server ? server.close(() => r()) : r()));

@@ -1,0 +1,54 @@
+// Where gateways and networks live, from the configuration: the one place that picks a runtime.
+// netns: the local lab's namespaces. kubernetes: Deployments in a cluster (KUBECONFIG, or the
+// in-cluster service account); its networks are Kube-OVN's, or the local lab's when a lab is
+// named (network mode multus on this machine's cluster: the lab provides the attachment points).
+import { KubeConfig } from '@kubernetes/client-node';
+import type { NetworkModel } from '../dataplane/network.ts';
+import type { NetworkRuntime } from '../functions/handlers/handlers.ts';
+import { NetnsRuntime } from '../lab/gateway-runtime.ts';
+import { Lab } from '../lab/lab.ts';
+import { DEFAULT_LAB } from '../lab/names.ts';
+import { KubernetesRuntime } from '../runtime/kubernetes/runtime.ts';
+import type { GatewayRuntime } from '../runtime/runtime.ts';
+import type { ServerConfig } from './config.ts';
+
+export type RuntimeConfig = Pick<ServerConfig, 'runtime' | 'lab' | 'commandTimeoutMs' | 'namespace' | 'networkMode' | 'podReadyTimeoutMs'>;
+
+export interface Runtimes {
+  runtime: GatewayRuntime;
+  network: NetworkRuntime;
+  /** where gateways run, for the start-up line */
+  describe: string;
+  /** Kubernetes: calls back when a gateway's pod was replaced (it needs a repair); returns a stop function */
+  watchReplacements?: (replaced: (gateway: string) => void, log: (m: string) => void) => { started: Promise<void>; stop(): void };
+}
+
+export function kubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc;
+}
+
+export function makeRuntimes(c: RuntimeConfig, warn: (m: string) => void): Runtimes {
+  if (c.runtime === 'netns') {
+    const lab = new Lab(c.lab, { commandTimeoutMs: c.commandTimeoutMs });
+    return {
+      runtime: new NetnsRuntime(lab, warn),
+      network: { apply: (network: NetworkModel) => lab.up(network) },
+      describe: `netns (lab ${lab.names.prefix})`,
+    };
+  }
+  const kc = kubeConfig();
+  const runtime = new KubernetesRuntime(kc, { namespace: c.namespace, mode: c.networkMode, readyTimeoutMs: c.podReadyTimeoutMs, commandTimeoutMs: c.commandTimeoutMs }, warn);
+  const lab = c.lab === undefined ? undefined : new Lab(c.lab ?? DEFAULT_LAB, { commandTimeoutMs: c.commandTimeoutMs });
+  const network: NetworkRuntime = lab
+    ? { apply: async (n: NetworkModel) => [...(await lab.up(n)), ...(await lab.attachHost(n))] }
+    // Kube-OVN owns the VPCs, subnets and static routes; natops runs only the gateways.
+    : { apply: async () => [] };
+  return {
+    runtime,
+    network,
+    describe: `kubernetes (${kc.getCurrentCluster()?.server ?? 'in-cluster'}, namespace ${c.namespace}, network mode ${c.networkMode}${lab ? `, lab ${lab.names.prefix}` : ''})`,
+    watchReplacements: (replaced, log) => runtime.watchReplacements(replaced, log),
+  };
+}
