@@ -1,0 +1,64 @@
+// The Kubernetes runtime's pure parts: the objects it applies, the reasons it gives for a pod
+// that is not ready, and the exit code it reads from an exec status.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
+import { externalNetwork, gatewayDeployment, subnetAttachment } from '../../runtime/kubernetes/objects.ts';
+import { exitCodeOf } from '../../runtime/kubernetes/pod-exec.ts';
+import { notReadyReason, podReadiness } from '../../runtime/kubernetes/pods.ts';
+import { subnetAttachmentBridge } from '../../dataplane/network.ts';
+import { seedSpec, set } from '../helpers/manifests.ts';
+
+describe('Kubernetes objects', () => {
+  it('kube-ovn mode: annotations only, no default network; scheduling fields pass through', async () => {
+    const spec = await seedSpec((s) => {
+      set(s.gateway, 'spec.selector', ['kubernetes.io/os: linux']);
+      set(s.gateway, 'spec.tolerations', [{ key: 'nat', operator: 'Exists', effect: 'NoSchedule' }]);
+    });
+    const d = gatewayDeployment(spec, { namespace: 'kube-system', mode: 'kube-ovn' });
+    assert.equal(d.metadata.name, 'vpc-nat-gw-ngw');
+    assert.equal(d.metadata.labels['app.kubernetes.io/managed-by'], 'natops');
+    assert.equal(d.spec.template.metadata.annotations['k8s.v1.cni.cncf.io/networks'], 'kube-system/ovn-vpc-external-network');
+    assert.equal('v1.multus-cni.io/default-network' in d.spec.template.metadata.annotations, false);
+    assert.deepEqual(d.spec.template.spec.nodeSelector, { 'kubernetes.io/os': 'linux' });
+    assert.deepEqual(d.spec.template.spec.tolerations, [{ key: 'nat', operator: 'Exists', effect: 'NoSchedule' }]);
+    assert.equal(d.spec.template.spec.terminationGracePeriodSeconds, 0);
+    assert.equal('affinity' in d.spec.template.spec, false);
+  });
+
+  it('the external network is a macvlan on the nic; multus mode gives the lanIp on the subnet bridge', async () => {
+    const spec = await seedSpec();
+    assert.deepEqual(JSON.parse(externalNetwork('eth1', { namespace: 'ns' }).spec.config), { cniVersion: '0.3.1', type: 'macvlan', master: 'eth1', mode: 'bridge' });
+    const lan = JSON.parse(subnetAttachment(spec, { namespace: 'ns' }).spec.config) as { bridge: string; ipam: { addresses: { address: string }[]; routes: { gw: string }[] } };
+    assert.equal(lan.bridge, subnetAttachmentBridge('sn'));
+    assert.ok(lan.bridge.length <= 15);
+    assert.deepEqual(lan.ipam.addresses.map((a) => a.address), ['10.0.1.254/24']);
+    assert.deepEqual(lan.ipam.routes.map((r) => r.gw), ['10.0.1.1']);
+  });
+});
+
+describe('pod readiness', () => {
+  const pod = (status: V1Pod['status'], name = 'vpc-nat-gw-ngw-1'): V1Pod => ({ metadata: { name }, status });
+
+  it('ready only when Running, Ready and not being deleted', () => {
+    const ready = pod({ phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] });
+    assert.equal(podReadiness(ready).ready, true);
+    assert.equal(podReadiness({ ...ready, metadata: { deletionTimestamp: new Date() } }).ready, false);
+    assert.equal(podReadiness(pod({ phase: 'Pending' })).ready, false);
+  });
+
+  it("gives the cluster's reason: unschedulable, a waiting container, else the pod's newest warning event", () => {
+    const unschedulable = pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available: 1 node(s) didn\'t match node selector.' }] });
+    assert.equal(notReadyReason([unschedulable], [], 20_000), "vpc-nat-gw-ngw-1: Unschedulable: 0/1 nodes are available: 1 node(s) didn't match node selector. (after 20 s)");
+    const cni = pod({ phase: 'Pending' });
+    const event = (message: string, at: string): CoreV1Event => ({ metadata: {}, involvedObject: { kind: 'Pod', name: 'vpc-nat-gw-ngw-1' }, type: 'Warning', reason: 'FailedCreatePodSandBox', message, lastTimestamp: new Date(at) });
+    assert.match(notReadyReason([cni], [event('old', '2026-01-01T00:00:00Z'), event('multus: master "eth9" not found', '2026-01-01T00:01:00Z')], 5000), /FailedCreatePodSandBox: multus: master "eth9" not found \(after 5 s\)$/);
+    assert.match(notReadyReason([], [], 5000), /no pod was created/);
+  });
+
+  it('reads the exit code from the exec status', () => {
+    assert.equal(exitCodeOf({ status: 'Success' }), 0);
+    assert.equal(exitCodeOf({ status: 'Failure', reason: 'NonZeroExitCode', details: { causes: [{ reason: 'ExitCode', message: '2' }] } }), 2);
+    assert.equal(exitCodeOf({ status: 'Failure', reason: 'InternalError', message: 'container not found' }), undefined);
+  });
+});
