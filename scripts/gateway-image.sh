@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 OUT=${1:-${NATOPS_GATEWAY_IMAGE_TAR:-/var/cache/natops/vpc-nat-gw.tar}}
 IMAGE=${NATOPS_GATEWAY_IMAGE:-natops/vpc-nat-gw:test}
 PACKAGES=iproute2,iptables,conntrack,iputils-arping,procps
-K8S=${NATOPS_K8S_DIR:-$(pwd)/../shared/k8s}
+K8S=${NATOPS_K8S_DIR:-}
+for d in "$(pwd)/../shared/k8s" /work/shared/k8s; do [ -z "$K8S" ] && [ -x "$d/cluster.sh" ] && K8S=$d; done
+[ -n "$K8S" ] || { echo "gateway-image.sh: no shared/k8s/cluster.sh found (set NATOPS_K8S_DIR)" >&2; exit 1; }
 
 stamp="$IMAGE $PACKAGES"
 if [ -s "$OUT" ] && [ "$(cat "$OUT.stamp" 2>/dev/null)" = "$stamp" ]; then echo "$OUT"; exit 0; fi
