@@ -146,11 +146,15 @@ export class KubernetesRuntime implements GatewayRuntime {
       return d !== undefined && (s?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) && s?.updatedReplicas === 1 && s?.replicas === 1 && s?.readyReplicas === 1;
     };
     let watch: AbortController | undefined;
+    // each pod event wakes the loop once; the watch ending early leaves the short pause
+    let wake: () => void = () => undefined;
+    let finished = false;
     try {
-      const changed = new Promise<void>((resolve) => {
-        void new Watch(this.kc).watch(`/api/v1/namespaces/${this.ns}/pods`, { labelSelector: `app=${name}` }, () => resolve(), () => resolve())
-          .then((w) => (watch = w), () => resolve());
-      });
+      void new Watch(this.kc).watch(`/api/v1/namespaces/${this.ns}/pods`, { labelSelector: `app=${name}` }, () => wake(), () => wake())
+        .then((w) => {
+          watch = w;
+          if (finished) w.abort(); // done before the watch was up
+        }, () => wake());
       for (;;) {
         if (await rolledOut()) {
           const pod = await this.readyPod(gateway);
@@ -159,13 +163,20 @@ export class KubernetesRuntime implements GatewayRuntime {
         const left = deadline - Date.now();
         if (left <= 0) break;
         // a pod event, or a short pause (the Deployment's status trails its pods')
-        await Promise.race([changed, new Promise((r) => setTimeout(r, Math.min(left, 500)))]);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(left, 500));
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
       }
     } finally {
+      finished = true;
       watch?.abort();
     }
     const pods = await api(`list pods of ${name}`, () => this.core.listNamespacedPod({ namespace: this.ns, labelSelector: `app=${name}` }));
-    const events = await api(`list events of ${name}`, () => this.core.listNamespacedEvent({ namespace: this.ns }));
+    const events = await api(`list events of ${name}`, () => this.core.listNamespacedEvent({ namespace: this.ns, fieldSelector: 'involvedObject.kind=Pod' }));
     throw new GatewayNotReadyError(gateway, notReadyReason(pods.items, events.items, this.settings.readyTimeoutMs));
   }
 
