@@ -11,6 +11,7 @@ import { LabError } from './errors.ts';
 import { LabNames } from './names.ts';
 import { addVeth, deleteNamespace, ensureNamespace, inNamespace, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from './netns.ts';
 import { NetworkModelSchema, subnetAttachmentBridge, type NetworkModel } from '../dataplane/network.ts';
+import { parseIpAddr } from '../dataplane/parse.ts';
 import { diffRouting, routerRouting, type IpRoute, type IpRule } from './topology.ts';
 
 /** Where natops records what it created; tmpfs, like the namespaces themselves. */
@@ -246,8 +247,8 @@ export class Lab {
 
   /** Adds the missing addresses, then removes the others (the router promotes a secondary when its primary goes). */
   private async syncAddresses(ns: string, dev: string, want: string[], log: string[], what: string): Promise<void> {
-    const links = JSON.parse((await ipIn(ns, this.cmd, '-j', 'addr', 'show', 'dev', dev)).stdout) as { addr_info: { family: string; local: string; prefixlen: number }[] }[];
-    const have = (links[0]?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+    // (the one parser of `ip -j addr`; the addresses the lab sets are all scope global)
+    const have = parseIpAddr((await ipIn(ns, this.cmd, '-j', 'addr', 'show', 'dev', dev)).stdout, dev).addresses.map((a) => a.cidr);
     for (const cidr of want) {
       if (!have.includes(cidr)) {
         await ipIn(ns, this.cmd, 'addr', 'add', cidr, 'dev', dev);
