@@ -12,7 +12,7 @@ import { KubernetesRuntime } from '../runtime/kubernetes/runtime.ts';
 import type { GatewayRuntime } from '../runtime/runtime.ts';
 import type { ServerConfig } from './config.ts';
 
-export type RuntimeConfig = Pick<ServerConfig, 'runtime' | 'lab' | 'commandTimeoutMs' | 'namespace' | 'networkMode' | 'podReadyTimeoutMs'>;
+export type RuntimeConfig = Pick<ServerConfig, 'runtime' | 'lab' | 'commandTimeoutMs' | 'kubeconfig' | 'namespace' | 'networkMode' | 'podReadyTimeoutMs'>;
 
 export interface Runtimes {
   runtime: GatewayRuntime;
@@ -23,9 +23,11 @@ export interface Runtimes {
   watchReplacements?: (replaced: (gateway: string) => void, log: (m: string) => void) => { started: Promise<void>; stop(): void };
 }
 
-export function kubeConfig(): KubeConfig {
+/** The kubeconfig file named, else client-node's default search (~/.kube/config, then in-cluster). */
+export function kubeConfig(file?: string): KubeConfig {
   const kc = new KubeConfig();
-  kc.loadFromDefault();
+  if (file) kc.loadFromFile(file);
+  else kc.loadFromDefault();
   return kc;
 }
 
@@ -38,7 +40,7 @@ export function makeRuntimes(c: RuntimeConfig, warn: (m: string) => void): Runti
       describe: `netns (lab ${lab.names.prefix})`,
     };
   }
-  const kc = kubeConfig();
+  const kc = kubeConfig(c.kubeconfig);
   const runtime = new KubernetesRuntime(kc, { namespace: c.namespace, mode: c.networkMode, readyTimeoutMs: c.podReadyTimeoutMs, commandTimeoutMs: c.commandTimeoutMs }, warn);
   const lab = c.lab === undefined ? undefined : new Lab(c.lab ?? DEFAULT_LAB, { commandTimeoutMs: c.commandTimeoutMs });
   const network: NetworkRuntime = lab

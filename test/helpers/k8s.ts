@@ -3,7 +3,9 @@
 // KubeConfig with that account's token, so the runtime runs with exactly the permissions it
 // ships with. Everything is removed after the test, even when it fails. No cluster: a loud failure.
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
@@ -26,7 +28,12 @@ export function adminConfig(): KubeConfig {
 }
 
 export class KubeHarness {
-  private constructor(readonly admin: KubeConfig, readonly namespace: string, readonly runtimeConfig: KubeConfig) {}
+  private constructor(readonly admin: KubeConfig, readonly namespace: string, readonly runtimeConfig: KubeConfig, readonly dir: string) {}
+
+  /** the ServiceAccount's kubeconfig as a file, for a natops process or config (KUBECONFIG) */
+  get kubeconfigPath(): string {
+    return join(this.dir, 'kubeconfig');
+  }
 
   /** A namespace with the runtime's ServiceAccount and Role; `runtimeConfig` authenticates as that account. */
   static async create(): Promise<KubeHarness> {
@@ -58,7 +65,9 @@ export class KubeHarness {
       contexts: [{ name: 'natops', cluster: cluster.name, user: 'natops', namespace }],
       currentContext: 'natops',
     });
-    return new KubeHarness(admin, namespace, runtimeConfig);
+    const dir = await mkdtemp(join(tmpdir(), 'natops-k8s-'));
+    await writeFile(join(dir, 'kubeconfig'), runtimeConfig.exportConfig(), { mode: 0o600 });
+    return new KubeHarness(admin, namespace, runtimeConfig, dir);
   }
 
   /** The runtime as natops runs it: this namespace, network mode multus, the ServiceAccount's token. */
@@ -72,6 +81,7 @@ export class KubeHarness {
 
   async close(): Promise<void> {
     await this.core.deleteNamespace({ name: this.namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
+    await rm(this.dir, { recursive: true, force: true });
   }
 }
 
