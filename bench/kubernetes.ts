@@ -1,0 +1,157 @@
+// bench/kubernetes: gateways as pods on the test cluster (shared/k8s), in the same run as the
+// netns path and Kube-OVN's way (one pods/exec per rule). Needs root and the cluster
+// (KUBECONFIG, default /var/lib/natops-k8s/kubeconfig) with the gateway image loaded. Prints
+// markdown tables.
+//
+//   node --import tsx bench/kubernetes.ts [--sizes 1000,10000] [--reps 5] [--naive 1000] [--naive-reps 3] [--replacements 5]
+//
+// apply: a gateway holding the seed gets N more port forwards: natops reads, diffs, applies one
+// iptables-restore and reads back, through pods/exec or in a namespace; the baseline runs one
+// `iptables -t nat -A` per rule, each its own pods/exec, as Kube-OVN's controller execs its
+// commands into the gateway pod. replacement: the gateway's pod is deleted by hand; natops serve
+// (pod watch -> resync -> repair) brings its rules back; an underlay host polls the port forward
+// every 20 ms, and the time runs from the deletion to the first answer after the outage.
+import { parseArgs } from 'node:util';
+import { Exec } from '@kubernetes/client-node';
+import { median, ms, timed } from './stats.ts';
+import type { GatewaySpec } from '../dataplane/model.ts';
+import { readDesired } from '../gitops/manifests/read-dir.ts';
+import { NetnsRuntime } from '../lab/gateway-runtime.ts';
+import { CONTAINER, deploymentName } from '../runtime/kubernetes/objects.ts';
+import { podExec } from '../runtime/kubernetes/pod-exec.ts';
+import { reconcileGateway } from '../runtime/reconcile.ts';
+import { forCluster, KubeHarness } from '../test/helpers/k8s.ts';
+import { seedObjects, set, writeManifestDir } from '../test/helpers/manifests.ts';
+import { PipelineHarness } from '../test/helpers/pipeline.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '1000,10000' },
+    reps: { type: 'string', default: '5' },
+    naive: { type: 'string', default: '1000' },
+    'naive-reps': { type: 'string', default: '3' },
+    replacements: { type: 'string', default: '5' },
+  },
+});
+const sizes = args.sizes.split(',').map(Number);
+const reps = Number(args.reps);
+const naiveSize = Number(args.naive);
+const naiveReps = Number(args['naive-reps']);
+const replacements = Number(args.replacements);
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+/** `base` plus `n` port forwards on its second EIP, ports 20000 and up. */
+function withForwards(base: GatewaySpec, n: number): GatewaySpec {
+  const eip = base.eips[1]!.cidr.split('/')[0]!;
+  const dnats = [...base.dnats];
+  for (let i = 0; i < n; i++) dnats.push({ eip, externalPort: 20000 + i, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 });
+  return { ...base, dnats };
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('bench/kubernetes needs root (the lab)');
+  const k = await KubeHarness.create();
+  const p = await PipelineHarness.create({ runtime: 'kubernetes', kubeconfig: k.kubeconfigPath, namespace: k.namespace, networkMode: 'multus', resyncMs: 0 });
+  const stop = async () => {
+    await p.cleanup();
+    await k.close();
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stop().finally(() => process.exit(130)));
+  try {
+    const seed = forCluster(await seedObjects());
+    const sha = await p.push(seed, 'seed');
+    const settled = await p.settled(sha, 180_000);
+    if (settled.get('natops')?.state !== 'success') throw new Error(`the seed did not apply: ${JSON.stringify([...settled.values()])}`);
+    await p.lab.host('web', 'sn', '10.0.1.10/24');
+    await p.lab.host('ext', 'external', '192.168.0.50/24');
+    await p.lab.serve('web', { tcp: [80] });
+    const answers = async () => (await p.lab.tcp('ext', '192.168.0.112', 8888)) === 'web 192.168.0.50';
+    if (!(await answers())) throw new Error('the seed port forward does not answer');
+
+    const out: string[] = [];
+    // ---- replacement ---------------------------------------------------------------------------
+    const toAnswer: number[] = [];
+    const outage: number[] = [];
+    for (let r = 0; r < replacements; r++) {
+      const pods = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
+      const t0 = performance.now();
+      await k.core.deleteNamespacedPod({ name: pods.items[0]!.metadata!.name!, namespace: k.namespace });
+      await until('the old pod to stop answering', async () => !(await answers()), 30_000);
+      const down = performance.now();
+      await until('the new pod to answer', answers, 180_000);
+      const t1 = performance.now();
+      toAnswer.push(t1 - t0);
+      outage.push(t1 - down);
+      say(`replacement ${r + 1}: answering again ${ms(t1 - t0)} after the deletion (outage ${ms(t1 - down)})`);
+    }
+    out.push(`## a gateway pod deleted by hand: its rules answer again without a push (median of ${replacements})`, '');
+    out.push('| from the deletion to the first answer | of which the port forward did not answer |', '|---:|---:|');
+    out.push(`| ${ms(median(toAnswer))} | ${ms(median(outage))} |`, '');
+
+    // ---- apply N forwards --------------------------------------------------------------------------
+    const base = (await readDesired(await writeManifestDir(seed))).gateways.get('ngw')!;
+    const pod = k.runtime();
+    // The netns gateway stands beside the pod on the same lab: another lanIp and other EIPs, so
+    // neither answers for the other.
+    const other = structuredClone(seed);
+    set(other.gateway, 'metadata.name', 'nsgw');
+    set(other.gateway, 'spec.lanIp', '10.0.1.253');
+    set(other.gateway, 'spec.eips', [{ eipCIDR: '192.168.0.211/24', gateway: '192.168.0.254' }, { eipCIDR: '192.168.0.212/24', gateway: '192.168.0.254' }]);
+    set(other.gateway, 'spec.floatingIpRules', [{ eip: '192.168.0.211', internalIp: '10.0.1.5' }]);
+    set(other.gateway, 'spec.dnatRules', [{ eip: '192.168.0.212', externalPort: 8888, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 }]);
+    set(other.gateway, 'spec.snatRules', []);
+    const netnsBase = (await readDesired(await writeManifestDir(other))).gateways.get('nsgw')!;
+    const netns = new NetnsRuntime(p.lab.lab);
+    await reconcileGateway(netns, netnsBase);
+
+    out.push(`## add N port forwards to a live gateway (median of ${reps})`, '');
+    out.push('| N | pod: natops through pods/exec | namespace: natops | ratio pod / namespace |', '|---:|---:|---:|---:|');
+    for (const n of sizes) {
+      const inPod: number[] = [];
+      const inNs: number[] = [];
+      for (let r = 0; r < reps; r++) {
+        await reconcileGateway(pod, base);
+        inPod.push(await timed(() => reconcileGateway(pod, withForwards(base, n))));
+        await reconcileGateway(netns, netnsBase);
+        inNs.push(await timed(() => reconcileGateway(netns, withForwards(netnsBase, n))));
+      }
+      out.push(`| ${n.toLocaleString('en')} | ${ms(median(inPod))} | ${ms(median(inNs))} | ${(median(inPod) / median(inNs)).toFixed(1)}x |`);
+      say(`apply ${n}: pod ${ms(median(inPod))}, namespace ${ms(median(inNs))}`);
+    }
+    await reconcileGateway(pod, base);
+
+    // ---- Kube-OVN's way: one exec per rule ---------------------------------------------------------
+    const pods = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
+    const exec = podExec(new Exec(k.runtimeConfig), { namespace: k.namespace, name: pods.items[0]!.metadata!.name!, container: CONTAINER });
+    const eip = base.eips[1]!.cidr.split('/')[0]!;
+    const perRule: number[] = [];
+    const natopsSame: number[] = [];
+    for (let r = 0; r < naiveReps; r++) {
+      await reconcileGateway(pod, base);
+      perRule.push(await timed(async () => {
+        for (let i = 0; i < naiveSize; i++) {
+          await exec({ argv: ['iptables', '-w', '-t', 'nat', '-A', 'SHARED_DNAT', '-p', 'tcp', '-d', `${eip}/32`, '--dport', String(20000 + i), '-j', 'DNAT', '--to-destination', '10.0.1.10:80'] });
+        }
+      }));
+      await reconcileGateway(pod, base);
+      natopsSame.push(await timed(() => reconcileGateway(pod, withForwards(base, naiveSize))));
+    }
+    await reconcileGateway(pod, base);
+    out.push('', `## add ${naiveSize.toLocaleString('en')} port forwards to a gateway pod: natops against one pods/exec per rule (median of ${naiveReps})`, '');
+    out.push('| natops: one transaction through pods/exec | one `iptables` per rule, each its own pods/exec | ratio |', '|---:|---:|---:|');
+    out.push(`| ${ms(median(natopsSame))} | ${ms(median(perRule))} | ${(median(perRule) / median(natopsSame)).toFixed(1)}x |`);
+    process.stdout.write(`${out.join('\n')}\n`);
+  } finally {
+    await stop();
+  }
+}
+
+await main();
