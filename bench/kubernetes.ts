@@ -149,6 +149,9 @@ async function main(): Promise<void> {
     out.push('| natops: one transaction through pods/exec | one `iptables` per rule, each its own pods/exec | ratio |', '|---:|---:|---:|');
     out.push(`| ${ms(median(natopsSame))} | ${ms(median(perRule))} | ${(median(perRule) / median(natopsSame)).toFixed(1)}x |`);
     process.stdout.write(`${out.join('\n')}\n`);
+  } catch (e) {
+    say(`natops's log, last lines:\n${p.logs.slice(-60).join('\n')}`);
+    throw e;
   } finally {
     await stop();
   }

@@ -8,6 +8,7 @@
 //    planner's own decideRepairs); a gateway that cannot be read is reported and skipped;
 // 3. orphans: gateways natops runs that no record wants are removed.
 // Every repair is recorded (`natops status`, the dashboard).
+import { z } from 'zod';
 import { errorMessage } from '../common/errors.ts';
 import { compileGateway } from '../dataplane/compile.ts';
 import { diffStates, isEmptyChangeSet } from '../dataplane/diff.ts';
@@ -44,6 +45,16 @@ export interface ResyncReport {
  */
 const settleMs = (env: ResyncEnv) => Math.max(5000, 2 * env.lock.ttlMs);
 
+/**
+ * A resync asked for by an event about one gateway (its pod was replaced) rather than the
+ * schedule. A gateway in progress is skipped by every resync; one asked for is looked at again
+ * once its jobs are done, or a pod replaced under a running repair would wait for the schedule.
+ */
+export const ResyncRequest = z.object({ gateway: z.string().optional(), reason: z.string().optional() });
+export type ResyncRequest = z.infer<typeof ResyncRequest>;
+/** how soon a resync asked for a gateway in progress looks again */
+const RECHECK_MS = 1000;
+
 export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<ResyncReport> {
   const { records, clients } = env;
   const report: ResyncReport = { checked: 0, repairs: [], unreadable: [] };
@@ -55,9 +66,15 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
   if (caughtUp) ctx.log(`the branch is at ${caughtUp.slice(0, 7)}, not planned yet: planning it`);
   await recordLostFailures(env, now);
 
+  const request = ResyncRequest.safeParse(ctx.data);
+  const asked = request.success ? request.data : {};
   const snap = await records.snapshot();
   const drifted: { name: string; what: string[] }[] = [];
   for (const [name, rec] of snap.gateways) {
+    if (rec.desired && rec.condition.ready === 'Unknown' && asked.gateway === name) {
+      ctx.log(`${name} is in progress (${rec.condition.reason}); looking again in ${RECHECK_MS} ms`);
+      await env.queues.byName.resync.add('resync', asked, { delay: RECHECK_MS });
+    }
     if (!rec.desired || rec.condition.ready === 'Unknown') continue;
     report.checked++;
     try {

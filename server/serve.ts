@@ -9,6 +9,7 @@ import type { Worker } from 'bullmq';
 import express from 'express';
 import { errorMessage, NatopsError } from '../common/errors.ts';
 import { catchUp } from '../functions/planner/planner.ts';
+import type { ResyncRequest } from '../functions/resync.ts';
 import { webhookRouter } from './webhook.ts';
 import { drainDeferred, sendDeferred } from '../gitops/git/local-repo.ts';
 import { GitRepo } from '../gitops/git/repo.ts';
@@ -142,7 +143,8 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const replacements = opts.http && runtimes.watchReplacements
     ? runtimes.watchReplacements((gateway) => {
       opts.log(`natops: the pod of gateway ${gateway} was replaced; resyncing`);
-      void queues.byName.resync.add('resync', { reason: `pod of gateway ${gateway} replaced` }).catch((e: unknown) => opts.log(`resync: ${errorMessage(e)}`));
+      const request: ResyncRequest = { gateway, reason: `the pod of gateway ${gateway} was replaced` };
+      void queues.byName.resync.add('resync', request).catch((e: unknown) => opts.log(`resync: ${errorMessage(e)}`));
     }, (m) => opts.log(`natops: ${m}`))
     : undefined;
   opts.log(`natops: ${opts.queues.join(', ')} on ${redisUrl}, gateways on ${runtimes.describe}${server ? `; webhook ${url}/webhook, dashboard ${url}${DASHBOARD_PATH}` : ''}`);

@@ -11,7 +11,7 @@ import { readGatewayState, runCommands } from '../gateway-io.ts';
 import type { GatewayHandle, GatewayRuntime } from '../runtime.ts';
 import {
   CONTAINER, deploymentName, externalNetwork, EXTERNAL_NETWORK, GATEWAY_LABEL, gatewayDeployment, MANAGED_BY, MANAGED_SELECTOR,
-  subnetAttachment, subnetAttachmentName, type NetworkMode,
+  subnetAttachment, subnetAttachmentName, ANNOTATIONS, VPC_NAT_GW_LABEL, type NetworkMode,
 } from './objects.ts';
 import { describeApiError, podExec } from './pod-exec.ts';
 import { notReadyReason, podReadiness } from './pods.ts';
@@ -248,23 +248,26 @@ export class KubernetesRuntime implements GatewayRuntime {
     const started = new Promise<void>((r) => (listening = r));
     const start = () => {
       if (stopped) return;
-      new Watch(this.kc).watch(`/api/v1/namespaces/${this.ns}/pods`, { labelSelector: 'ovn.kubernetes.io/vpc-nat-gw=true' }, (phase, pod: V1Pod) => {
-        const gateway = pod.metadata?.annotations?.['ovn.kubernetes.io/vpc_nat_gw'];
+      // client-node reports a refused watch (403) through `done`, then resolves all the same
+      let refused = false;
+      new Watch(this.kc).watch(`/api/v1/namespaces/${this.ns}/pods`, { labelSelector: `${VPC_NAT_GW_LABEL}=true` }, (phase, pod: V1Pod) => {
+        const gateway = pod.metadata?.annotations?.[ANNOTATIONS.gateway];
         const uid = pod.metadata?.uid;
         if (!gateway || !uid || phase === 'DELETED' || !podReadiness(pod).ready) return;
         const before = seen.get(gateway);
         seen.set(gateway, uid);
         if (before !== undefined && before !== uid) replaced(gateway);
       }, (err: unknown) => {
+        if (err) refused = true;
         if (stopped) return;
         if (err) log(`pod watch ended: ${describeApiError(err)}; restarting`);
-        setTimeout(start, err ? 1000 : 0).unref();
+        setTimeout(start, err ? 5000 : 0).unref();
       }).then((c) => {
         current = c;
-        listening();
+        if (!refused) listening();
       }, (e: unknown) => {
         log(`pod watch failed: ${describeApiError(e)}; retrying`);
-        setTimeout(start, 1000).unref();
+        setTimeout(start, 5000).unref();
       });
     };
     start();

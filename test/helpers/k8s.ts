@@ -27,6 +27,32 @@ export function adminConfig(): KubeConfig {
   return kc;
 }
 
+export interface RoleRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+export interface Permission {
+  group: string;
+  resource: string;
+  verb: string;
+}
+
+/** Every (group, resource, verb) the shipped Role grants. */
+export async function shippedPermissions(): Promise<Permission[]> {
+  const role = parseAllDocuments(await readFile(RBAC, 'utf8')).map((d) => d.toJS() as { kind: string; rules?: RoleRule[] }).find((d) => d.kind === 'Role')!;
+  return role.rules!.flatMap((r) => r.apiGroups.flatMap((group) => r.resources.flatMap((resource) => r.verbs.map((verb) => ({ group, resource, verb })))));
+}
+
+function withoutPermission(rules: RoleRule[], p: Permission): RoleRule[] {
+  return rules.flatMap((r) => {
+    if (!r.apiGroups.includes(p.group) || !r.resources.includes(p.resource)) return [r];
+    const rest = { ...r, resources: r.resources.filter((x) => x !== p.resource) };
+    const narrowed = { ...r, resources: [p.resource], verbs: r.verbs.filter((v) => v !== p.verb) };
+    return [...(rest.resources.length ? [rest] : []), ...(narrowed.verbs.length ? [narrowed] : [])];
+  });
+}
+
 export class KubeHarness {
   private constructor(readonly admin: KubeConfig, readonly namespace: string, readonly runtimeConfig: KubeConfig, readonly dir: string) {}
 
@@ -35,17 +61,21 @@ export class KubeHarness {
     return join(this.dir, 'kubeconfig');
   }
 
-  /** A namespace with the runtime's ServiceAccount and Role; `runtimeConfig` authenticates as that account. */
-  static async create(): Promise<KubeHarness> {
+  /**
+   * A namespace with the runtime's ServiceAccount and Role; `runtimeConfig` authenticates as
+   * that account. `without` takes one verb on one resource out of the Role.
+   */
+  static async create(opts: { without?: Permission } = {}): Promise<KubeHarness> {
     const admin = adminConfig();
     const core = admin.makeApiClient(CoreV1Api);
     const namespace = `natops-t${randomBytes(4).toString('hex')}`;
     await core.createNamespace({ body: { metadata: { name: namespace } } });
     const objects = KubernetesObjectApi.makeApiClient(admin);
     for (const doc of parseAllDocuments(await readFile(RBAC, 'utf8'))) {
-      const obj = doc.toJS() as KubernetesObject & { subjects?: { namespace?: string }[] };
+      const obj = doc.toJS() as KubernetesObject & { subjects?: { namespace?: string }[]; rules?: RoleRule[] };
       obj.metadata!.namespace = namespace;
       for (const s of obj.subjects ?? []) s.namespace = namespace;
+      if (obj.rules && opts.without) obj.rules = withoutPermission(obj.rules, opts.without);
       await objects.patch(obj, undefined, undefined, 'natops-test', true, PatchStrategy.ServerSideApply);
     }
     // Kubernetes 1.20 makes the account's token secret by itself, shortly after the account.

@@ -115,13 +115,13 @@ export class PipelineHarness {
     }
   }
 
-  async until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  async until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const v = await probe();
       if (v !== undefined && v !== false) return v;
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${this.logs.slice(-30).join('\n')}`);
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, everyMs));
     }
   }
 

@@ -106,6 +106,26 @@ describe('GitOps loop on Kubernetes (real cluster, Redis, git, lab hosts)', () =
     assert.match(cli.stdout, /\n  ngw\s+True\s+Applied\s.*repair/);
   });
 
+  it('a pod replaced again while its repair runs is repaired too (the resync waits for the repair, then looks again)', async () => {
+    const podOf = async () => (await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` })).items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!;
+    await k.core.deleteNamespacedPod({ name: await podOf(), namespace: k.namespace });
+    // The second pod goes once the repair has initialised it and before the repair's last job:
+    // the jobs after that point run on the third pod, which never got the first ones.
+    await p.until('the repair to be half done', async () => {
+      const r = await p.running!.records.get(gatewayTarget('ngw'));
+      return r?.condition.reason === 'Repairing' && ['gateway-init', 'eip', 'subnet-route'].includes(r.lastAttempted?.kind ?? '');
+    }, 120_000, 20);
+    await k.core.deleteNamespacedPod({ name: await podOf(), namespace: k.namespace });
+    await p.until('the port forward to answer through the third pod', async () => (await p.lab.tcp('ext', '192.168.0.112', 8080)) === 'web 192.168.0.50', 120_000);
+    const rec = await p.until('ngw to settle', async () => {
+      const r = await p.running!.records.get(gatewayTarget('ngw'));
+      return r?.condition.ready === 'True' ? r : undefined;
+    }, 120_000);
+    assert.equal(rec.condition.cause, 'repair');
+    const live = await (await k.runtime().gateway('ngw'))!.readState();
+    assert.ok(live.nat.SHARED_DNAT?.length, 'the third pod holds the port forwards');
+  });
+
   it('a second VPC with the same CIDR gets a gateway pod of its own at the same lanIp', async () => {
     seed.extra.push(...sameCidrVpc());
     const { statuses } = await pushSettled('a second VPC with the same CIDR');
