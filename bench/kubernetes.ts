@@ -83,7 +83,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < replacements; r++) {
       const pods = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
       const t0 = performance.now();
-      await k.core.deleteNamespacedPod({ name: pods.items[0]!.metadata!.name!, namespace: k.namespace });
+      await k.core.deleteNamespacedPod({ name: pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!, namespace: k.namespace });
       await until('the old pod to stop answering', async () => !(await answers()), 30_000);
       const down = performance.now();
       await until('the new pod to answer', answers, 180_000);
@@ -130,7 +130,7 @@ async function main(): Promise<void> {
 
     // ---- Kube-OVN's way: one exec per rule ---------------------------------------------------------
     const pods = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
-    const exec = podExec(new Exec(k.runtimeConfig), { namespace: k.namespace, name: pods.items[0]!.metadata!.name!, container: CONTAINER });
+    const exec = podExec(new Exec(k.runtimeConfig), { namespace: k.namespace, name: pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!, container: CONTAINER });
     const eip = base.eips[1]!.cidr.split('/')[0]!;
     const perRule: number[] = [];
     const natopsSame: number[] = [];

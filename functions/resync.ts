@@ -47,8 +47,9 @@ const settleMs = (env: ResyncEnv) => Math.max(5000, 2 * env.lock.ttlMs);
 
 /**
  * A resync asked for by an event about one gateway (its pod was replaced) rather than the
- * schedule. A gateway in progress is skipped by every resync; one asked for is looked at again
- * once its jobs are done, or a pod replaced under a running repair would wait for the schedule.
+ * schedule: it checks that gateway only. A gateway in progress is skipped by every resync; one
+ * asked for is looked at again once its jobs are done, or a pod replaced under a running repair
+ * would wait for the schedule.
  */
 export const ResyncRequest = z.object({ gateway: z.string().optional(), reason: z.string().optional() });
 export type ResyncRequest = z.infer<typeof ResyncRequest>;
@@ -75,7 +76,8 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
       ctx.log(`${name} is in progress (${rec.condition.reason}); looking again in ${RECHECK_MS} ms`);
       await env.queues.byName.resync.add('resync', asked, { delay: RECHECK_MS });
     }
-    if (!rec.desired || rec.condition.ready === 'Unknown') continue;
+    // a resync asked for one gateway looks at that one only; the schedule covers the rest
+    if (!rec.desired || rec.condition.ready === 'Unknown' || (asked.gateway !== undefined && asked.gateway !== name)) continue;
     report.checked++;
     try {
       const what = await driftOf(rec, env);
@@ -85,7 +87,7 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
       ctx.log(`${name}: could not be read: ${errorMessage(e)}`);
     }
   }
-  const orphans = (await clients.runtime.listGateways()).filter((name) => !snap.gateways.has(name));
+  const orphans = asked.gateway !== undefined ? [] : (await clients.runtime.listGateways()).filter((name) => !snap.gateways.has(name));
 
   if (drifted.length || orphans.length) {
     const head = await env.store.head(env.branch);
@@ -101,7 +103,7 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
   }
 
   // The networks: their handler is idempotent and says what it had to change.
-  if (snap.networks?.desired && snap.networks.condition.ready !== 'Unknown') {
+  if (asked.gateway === undefined && snap.networks?.desired && snap.networks.condition.ready !== 'Unknown') {
     report.checked++;
     const done = await withLock(env.redis, env.store.leaseKey(NETWORKS), env.lock, async (lease) => {
       // What the record says now, not at the snapshot: a push may have moved the networks on.

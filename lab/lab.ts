@@ -1,6 +1,6 @@
 // The local lab: the networks the manifests describe, built from network namespaces that natops
 // creates and records. Nothing is added to the host's own namespace but the attachment points
-// for gateway pods that `attachHost` makes when asked (`natops lab up --attach-host`).
+// for gateway pods that `attachHost` makes when a lab serves the kubernetes runtime (`--lab`).
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -157,7 +157,7 @@ export class Lab {
     };
     for (const s of network.subnets) {
       const bridge = subnetAttachmentBridge(s.name);
-      const hostEnd = n.attachPort(s.name, 'host');
+      const hostEnd = n.attachPort({ subnet: s.name }, 'host');
       await own(bridge);
       await own(hostEnd);
       if (!(await hostLink(bridge))) {
@@ -166,10 +166,10 @@ export class Lab {
       }
       await run(['ip', 'link', 'set', bridge, 'up'], this.cmd);
       if (!(await hostLink(hostEnd))) {
-        await run(['ip', 'link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', n.attachPort(s.name, 'lab'), 'netns', fabric], this.cmd);
+        await run(['ip', 'link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', n.attachPort({ subnet: s.name }, 'lab'), 'netns', fabric], this.cmd);
         log.push(`joined host bridge ${bridge} to subnet ${s.name}`);
       }
-      await ipIn(fabric, this.cmd, 'link', 'set', n.attachPort(s.name, 'lab'), 'master', n.subnetBridge(s.name), 'up');
+      await ipIn(fabric, this.cmd, 'link', 'set', n.attachPort({ subnet: s.name }, 'lab'), 'master', n.subnetBridge(s.name), 'up');
       await run(['ip', 'link', 'set', hostEnd, 'master', bridge, 'up'], this.cmd);
     }
     await own(network.nic);

@@ -26,8 +26,11 @@ export class LabNames {
   gatewayPort(gateway: string, inner: 'eth0' | 'net1') { return `g${short(`gw/${gateway}`)}${inner === 'eth0' ? 'e' : 'n'}`; }
   hostPort(host: string) { return `h${short(`host/${host}`)}`; }
   get upstreamPort() { return `u${short('upstream')}`; }
-  /** a veth joining a host attachment point to the lab: its end in the host or in the fabric */
-  attachPort(network: string, end: 'host' | 'lab') { return `a${short(`attach/${this.prefix}/${network}`)}${end === 'host' ? 'h' : 'l'}`; }
+  /** a veth joining a host attachment point to the lab (a subnet's, or the external network's): its end in the host or in the fabric */
+  attachPort(network: { subnet: string } | 'external', end: 'host' | 'lab') {
+    const key = network === 'external' ? 'external' : `subnet/${network.subnet}`;
+    return `a${short(`attach/${this.prefix}/${key}`)}${end === 'host' ? 'h' : 'l'}`;
+  }
 
   /** the gateway name behind a gateway namespace, or undefined for any other namespace */
   gatewayOf(namespace: string): string | undefined {

@@ -79,7 +79,8 @@ export async function pruneGateways(runtime: GatewayRuntime, keep: ReadonlySet<s
   for (const name of await runtime.listGateways()) {
     if (keep.has(name)) continue;
     try {
-      const handle = await runtime.gateway(name);
+      // A gateway that cannot be reached (a pod that never got ready) is still removed.
+      const handle = await runtime.gateway(name).catch(() => undefined);
       const live = handle ? await handle.readState().catch(() => undefined) : undefined;
       await runtime.removeGateway(name);
       const changes = live ? diffStates(live, removalTarget(live)) : diffStates(emptyGatewayState(), emptyGatewayState());

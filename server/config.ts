@@ -46,7 +46,7 @@ export const ServerConfig = z.object({
   manifestMaxAliasNodes: int(1).default(DEFAULT_LOAD_LIMITS.maxAliasExpansion),
   /** where gateways run: network namespaces of the local lab, or Deployments on Kubernetes */
   runtime: z.enum(['netns', 'kubernetes']).default('netns'),
-  /** Kubernetes: the kubeconfig file; without it, ~/.kube/config or the pod's service account */
+  /** Kubernetes: one kubeconfig file; without it, client-node's default (KUBECONFIG, ~/.kube/config, the pod's service account) */
   kubeconfig: z.string().optional(),
   /** Kubernetes: the namespace of the gateway Deployments (Kube-OVN's controller uses kube-system) */
   namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Kubernetes namespace name').default('kube-system'),
@@ -65,7 +65,7 @@ const ENV: Record<keyof ServerConfig, string> = {
   dashboardUser: 'NATOPS_DASHBOARD_USER', dashboardPassword: 'NATOPS_DASHBOARD_PASSWORD', resyncMs: 'NATOPS_RESYNC_MS', attempts: 'NATOPS_JOB_ATTEMPTS',
   backoffMs: 'NATOPS_JOB_BACKOFF_MS', lockMs: 'NATOPS_LOCK_MS', concurrency: 'NATOPS_CONCURRENCY', commandTimeoutMs: 'NATOPS_COMMAND_TIMEOUT_MS', maxBody: 'NATOPS_MAX_BODY', dataDir: 'NATOPS_DATA_DIR',
   manifestMaxFileBytes: 'NATOPS_MANIFEST_MAX_FILE_BYTES', manifestMaxDocuments: 'NATOPS_MANIFEST_MAX_DOCUMENTS', manifestMaxDepth: 'NATOPS_MANIFEST_MAX_DEPTH',
-  manifestMaxAliasNodes: 'NATOPS_MANIFEST_MAX_ALIAS_NODES', runtime: 'NATOPS_RUNTIME', kubeconfig: 'KUBECONFIG', namespace: 'NATOPS_NAMESPACE', networkMode: 'NATOPS_NETWORK_MODE',
+  manifestMaxAliasNodes: 'NATOPS_MANIFEST_MAX_ALIAS_NODES', runtime: 'NATOPS_RUNTIME', kubeconfig: 'NATOPS_KUBECONFIG', namespace: 'NATOPS_NAMESPACE', networkMode: 'NATOPS_NETWORK_MODE',
   podReadyTimeoutMs: 'NATOPS_POD_READY_TIMEOUT_MS',
 };
 

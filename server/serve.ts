@@ -73,6 +73,8 @@ async function ensureSecretFile(path: string): Promise<string> {
 export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Running> {
   // Only the planner reads Git; a handler-only worker needs no repository.
   if (!c.repo && opts.queues.includes('plan')) throw new NatopsError('no repository to read manifests from: set NATOPS_REPO or --repo');
+  // First what can fail on configuration alone (a bad kubeconfig), before anything is held.
+  const runtimes = makeRuntimes(c, (m) => opts.log(`warning: ${m}`));
   // One natops serve per data directory: its Redis's append-only file and webhook secret live there.
   const dataDirLock = opts.http || !c.redisUrl ? await lockDataDir(c.dataDir) : undefined;
   const localRedis = c.redisUrl ? undefined : await LocalRedis.start(join(c.dataDir, 'redis')).catch(async (e: unknown) => {
@@ -90,7 +92,6 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const records = new Records(connection, c.prefix);
   const statuses = new StatusBook(connection, c.prefix);
   const queues = new Queues(connection, { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs }, opts.log);
-  const runtimes = makeRuntimes(c, (m) => opts.log(`warning: ${m}`));
   const lock = { ttlMs: c.lockMs, waitMs: Math.max(5 * c.lockMs, 10_000) };
   const env = {
     clients: { runtime: runtimes.runtime, network: runtimes.network },

@@ -1,6 +1,7 @@
 // The Kubernetes objects of a gateway, pure: the Deployment in Kube-OVN 1.7's form, the external
 // network's NetworkAttachmentDefinition and, in network mode `multus`, the gateway's subnet
 // attachment. natops labels everything it makes, so it finds and prunes only that.
+import { createHash } from 'node:crypto';
 import { parseCidr } from '../../common/ipv4.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import { subnetAttachmentBridge } from '../../dataplane/network.ts';
@@ -29,6 +30,9 @@ export const ANNOTATIONS = {
   networks: 'k8s.v1.cni.cncf.io/networks',
   defaultNetwork: 'v1.multus-cni.io/default-network',
 } as const;
+
+/** a hash of the pod's attachment configs, in its template */
+export const ATTACHMENTS_ANNOTATION = 'natops.io/attachments';
 
 export const deploymentName = (gateway: string) => `vpc-nat-gw-${gateway}`;
 export const subnetAttachmentName = (gateway: string) => `vpc-nat-gw-${gateway}-lan`;
@@ -59,7 +63,7 @@ export interface NetworkAttachment {
  * reuses the lanIp at once; the old one must not linger with it). The command only waits: every
  * change arrives through pods/exec.
  */
-export function gatewayDeployment(spec: GatewaySpec, s: ObjectSettings) {
+export function gatewayDeployment(spec: GatewaySpec, s: ObjectSettings, attachments: readonly NetworkAttachment[] = []) {
   const name = deploymentName(spec.name);
   const labels = { app: name, [VPC_NAT_GW_LABEL]: 'true' };
   const annotations: Record<string, string> = {
@@ -68,6 +72,9 @@ export function gatewayDeployment(spec: GatewaySpec, s: ObjectSettings) {
     [ANNOTATIONS.ipAddress]: spec.lanIp,
     [ANNOTATIONS.networks]: `${s.namespace}/${EXTERNAL_NETWORK}`,
     ...(s.mode === 'multus' ? { [ANNOTATIONS.defaultNetwork]: `${s.namespace}/${subnetAttachmentName(spec.name)}` } : {}),
+    // A pod's attachments are made once, when it starts: a changed one (the subnet's gateway, the
+    // nic) must roll the pod, as a changed template does.
+    ...(attachments.length ? { [ATTACHMENTS_ANNOTATION]: createHash('sha256').update(JSON.stringify(attachments.map((a) => a.spec.config))).digest('hex').slice(0, 16) } : {}),
   };
   const w = spec.workload;
   return {

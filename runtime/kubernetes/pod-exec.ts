@@ -13,14 +13,27 @@ import { NatopsError } from '../../common/errors.ts';
  * open and ends with a sentinel line, where `sed -u ...Q` stops passing it on: the command sees
  * end of input and its exit status comes back. `$1` is the sentinel, the rest the argv.
  */
-const STDIN_UNTIL_SENTINEL = 'end=$1; shift; sed -u "/^$end\\$/Q" | "$@"';
+const STDIN_UNTIL_SENTINEL = 'end=$1; shift; command -v sed >/dev/null || { echo "natops: the gateway image has no sed" >&2; exit 127; }; sed -u "/^$end\\$/Q" | "$@"';
 
-/** The exec stream broke before the command's status came back (pod gone, API server restarted). */
+/**
+ * The exec stream broke before the command's status came back (pod gone, API server restarted),
+ * or the API server refused the exec: a refusal for permissions (401, 403) or a bad request no
+ * retry changes.
+ */
 export class ExecTransportError extends NatopsError {
-  constructor(readonly target: string, readonly argv: readonly string[], detail: string) {
-    super(`${target}: \`${argv.join(' ')}\`: ${detail}`, { retryable: true });
+  constructor(readonly target: string, readonly argv: readonly string[], detail: string, readonly status?: number) {
+    super(`${target}: \`${argv.join(' ')}\`: ${detail}`, { retryable: status === undefined || status >= 500 || status === 429 || status === 404 });
   }
 }
+
+/** The HTTP status of a refused WebSocket upgrade ("Unexpected server response: 403"). */
+const refusedStatus = (e: unknown): number | undefined => {
+  const m = /Unexpected server response: (\d{3})/.exec(describeApiError(e));
+  return m ? Number(m[1]) : undefined;
+};
+
+/** Commands are killed in the pod at their timeout (closing the stream would leave them running), then given this long to report. */
+const KILL_GRACE_MS = 2000;
 
 export interface PodRef {
   namespace: string;
@@ -45,15 +58,17 @@ export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: num
     const err: Buffer[] = [];
     const sink = (into: Buffer[]) => new Writable({ write(chunk: Buffer, _enc, done) { into.push(chunk); done(); } });
     let stdin: PassThrough | null = null;
-    let command = req.argv;
+    // coreutils' timeout kills the command inside the pod; the client's timer is the backstop
+    let command = ['timeout', '-s', 'KILL', `${Math.ceil(timeoutMs / 1000)}s`, ...req.argv];
     if (req.stdin !== undefined) {
       const sentinel = `#natops-end-${randomBytes(8).toString('hex')}`;
-      command = ['sh', '-c', STDIN_UNTIL_SENTINEL, 'sh', sentinel, ...req.argv];
+      command = ['sh', '-c', STDIN_UNTIL_SENTINEL, 'sh', sentinel, ...command];
       stdin = new PassThrough();
       const body = req.stdin.endsWith('\n') || req.stdin === '' ? req.stdin : `${req.stdin}\n`;
       stdin.write(`${body}${sentinel}\n`);
     }
     let status: V1Status | undefined;
+    const started = performance.now();
     const result = await new Promise<ExecResult>((resolve, reject) => {
       let done = false;
       let socket: { close(): void } | undefined;
@@ -69,7 +84,7 @@ export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: num
         }
         f();
       };
-      const timer = setTimeout(() => finish(() => reject(new CommandTimeoutError(target, req.argv, timeoutMs))), timeoutMs);
+      const timer = setTimeout(() => finish(() => reject(new CommandTimeoutError(target, req.argv, timeoutMs))), timeoutMs + KILL_GRACE_MS);
       kube.exec(pod.namespace, pod.name, pod.container, command, sink(out), sink(err), stdin, false, (s) => (status = s))
         .then((ws) => {
           socket = ws;
@@ -84,8 +99,10 @@ export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: num
           }));
           ws.on('error', (e: Error) => finish(() => reject(new ExecTransportError(target, req.argv, e.message))));
         })
-        .catch((e: unknown) => finish(() => reject(new ExecTransportError(target, req.argv, `exec refused: ${describeApiError(e)}`))));
+        .catch((e: unknown) => finish(() => reject(new ExecTransportError(target, req.argv, `exec refused: ${describeApiError(e)}`, refusedStatus(e)))));
     });
+    // 137: killed by the in-pod timeout (SIGKILL), reported as the namespace runner reports it
+    if (result.code === 137 && performance.now() - started >= timeoutMs && !(req.okExitCodes ?? [0]).includes(137)) throw new CommandTimeoutError(target, req.argv, timeoutMs);
     if (!(req.okExitCodes ?? [0]).includes(result.code)) throw new CommandError(target, req.argv, result.code, result.stderr);
     return result;
   };

@@ -17,8 +17,9 @@ export function notReadyReason(pods: readonly V1Pod[], events: readonly CoreV1Ev
   const after = `after ${Math.round(timeoutMs / 100) / 10} s`;
   const live = pods.filter((p) => p.metadata?.deletionTimestamp === undefined);
   if (!live.length) return `no pod was created ${after} (is the Deployment's ReplicaSet blocked? see its events)`;
-  const reasons: string[] = [];
+  const all: string[] = [];
   for (const pod of live) {
+    const reasons: string[] = [];
     const name = pod.metadata?.name ?? '?';
     for (const c of pod.status?.containerStatuses ?? []) {
       const w = c.state?.waiting;
@@ -36,8 +37,9 @@ export function notReadyReason(pods: readonly V1Pod[], events: readonly CoreV1Ev
       if (warning) reasons.push(`${name}: ${warning.reason ?? 'Warning'}: ${warning.message ?? ''}`.trim());
     }
     if (!reasons.length) reasons.push(`${name}: ${pod.status?.phase ?? 'Unknown'}, not ready`);
+    all.push(...reasons);
   }
-  return `${reasons.join('; ')} (${after})`;
+  return `${all.join('; ')} (${after})`;
 }
 
 const stamp = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? 0).getTime();

@@ -96,8 +96,12 @@ export class KubernetesRuntime implements GatewayRuntime {
       this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply));
   }
 
+  private execIn(pod: V1Pod): CommandExec {
+    return podExec(this.exec, { namespace: this.ns, name: pod.metadata!.name!, container: CONTAINER }, { timeoutMs: this.commandTimeoutMs });
+  }
+
   private handle(name: string, pod: V1Pod): GatewayHandle {
-    const exec: CommandExec = podExec(this.exec, { namespace: this.ns, name: pod.metadata!.name!, container: CONTAINER }, { timeoutMs: this.commandTimeoutMs });
+    const exec = this.execIn(pod);
     return {
       name,
       location: `pod ${this.ns}/${pod.metadata!.name}`,
@@ -116,20 +120,35 @@ export class KubernetesRuntime implements GatewayRuntime {
     if (existing && existing.metadata?.labels?.[GATEWAY_LABEL] !== spec.name) {
       throw new PermanentError(`Deployment ${this.ns}/${deploymentName(spec.name)} exists but natops did not create it; not touching it`);
     }
-    await this.apply(externalNetwork(spec.workload.nic, { namespace: this.ns }));
-    if (this.settings.mode === 'multus') await this.apply(subnetAttachment(spec, { namespace: this.ns }));
-    const before = (await this.readyPod(spec.name))?.metadata?.uid;
-    await this.apply(gatewayDeployment(spec, { namespace: this.ns, mode: this.settings.mode }) as KubernetesObject);
+    // An external network someone else made (Kube-OVN's, with its IPAM) is used as it is, never taken over.
+    const external = externalNetwork(spec.workload.nic, { namespace: this.ns });
+    const theirs = await this.readAttachment(EXTERNAL_NETWORK);
+    if (theirs && theirs.metadata?.labels?.[Object.keys(MANAGED_BY)[0]!] !== MANAGED_BY['app.kubernetes.io/managed-by']) {
+      this.warn(`NetworkAttachmentDefinition ${this.ns}/${EXTERNAL_NETWORK} was not made by natops: using it as it is`);
+    } else {
+      await this.apply(external);
+    }
+    const subnet = this.settings.mode === 'multus' ? subnetAttachment(spec, { namespace: this.ns }) : undefined;
+    if (subnet) await this.apply(subnet);
+    // "created": the pod that answers now is not the one there was (any pod, ready or not: a new pod starts empty)
+    const before = new Set((await this.pods(spec.name)).map((p) => p.metadata?.uid));
+    await this.apply(gatewayDeployment(spec, { namespace: this.ns, mode: this.settings.mode }, [external, ...(subnet ? [subnet] : [])]) as KubernetesObject);
     const pod = await this.waitForPod(spec.name);
-    const exec = podExec(this.exec, { namespace: this.ns, name: pod.metadata!.name!, container: CONTAINER }, { timeoutMs: this.commandTimeoutMs });
-    await exec({ argv: ['sysctl', '-q', '-w', ...POD_SYSCTLS] });
-    return { handle: this.handle(spec.name, pod), created: pod.metadata?.uid !== before };
+    await this.execIn(pod)({ argv: ['sysctl', '-q', '-w', ...POD_SYSCTLS] });
+    return { handle: this.handle(spec.name, pod), created: !before.has(pod.metadata?.uid) };
+  }
+
+  private async pods(gateway: string): Promise<V1Pod[]> {
+    return (await api(`list pods of ${deploymentName(gateway)}`, () => this.core.listNamespacedPod({ namespace: this.ns, labelSelector: `app=${deploymentName(gateway)}` }))).items;
   }
 
   /** The gateway's pod that is Running, Ready and not being deleted, if there is one now. */
   private async readyPod(gateway: string): Promise<V1Pod | undefined> {
-    const pods = await api(`list pods of ${deploymentName(gateway)}`, () => this.core.listNamespacedPod({ namespace: this.ns, labelSelector: `app=${deploymentName(gateway)}` }));
-    return pods.items.find((p) => podReadiness(p).ready);
+    return (await this.pods(gateway)).find((p) => podReadiness(p).ready);
+  }
+
+  private async readAttachment(name: string): Promise<KubernetesObject | undefined> {
+    return await maybe(`read NetworkAttachmentDefinition ${this.ns}/${name}`, () => this.custom.getNamespacedCustomObject({ ...NAD, namespace: this.ns, name })) as KubernetesObject | undefined;
   }
 
   /**
@@ -200,14 +219,14 @@ export class KubernetesRuntime implements GatewayRuntime {
       // is cut off first, so "removed" means it answers no more (best effort: it may be broken).
       const pod = await this.readyPod(name);
       if (pod) {
-        const exec = podExec(this.exec, { namespace: this.ns, name: pod.metadata!.name!, container: CONTAINER }, { timeoutMs: this.commandTimeoutMs });
+        const exec = this.execIn(pod);
         for (const dev of ['net1', 'eth0']) await exec({ argv: ['ip', 'link', 'set', dev, 'down'] }).catch((e: unknown) => this.warn(`gateway ${name}: ${(e as Error).message}`));
       }
       removed = (await maybe(`delete Deployment ${this.ns}/${deploymentName(name)}`, () =>
         this.apps.deleteNamespacedDeployment({ name: deploymentName(name), namespace: this.ns, propagationPolicy: 'Background', gracePeriodSeconds: 0 }))) !== undefined;
     }
     // Removed means no pod answers for it any more, as with a namespace deleted.
-    await this.waitForPodsGone(name);
+    if (removed) await this.waitForPodsGone(name);
     await this.deleteAttachment(subnetAttachmentName(name), { [GATEWAY_LABEL]: name });
     if (!(await this.listGateways()).length) await this.deleteAttachment(EXTERNAL_NETWORK, {});
     return removed;
@@ -228,7 +247,7 @@ export class KubernetesRuntime implements GatewayRuntime {
   /** Deletes a NetworkAttachmentDefinition only if natops made it (and for that gateway). */
   private async deleteAttachment(name: string, labels: Record<string, string>): Promise<void> {
     const what = `NetworkAttachmentDefinition ${this.ns}/${name}`;
-    const nad = await maybe(`read ${what}`, () => this.custom.getNamespacedCustomObject({ ...NAD, namespace: this.ns, name })) as KubernetesObject | undefined;
+    const nad = await this.readAttachment(name);
     const have = nad?.metadata?.labels ?? {};
     if (!nad || !Object.entries({ ...MANAGED_BY, ...labels }).every(([k, v]) => have[k] === v)) return;
     await maybe(`delete ${what}`, () => this.custom.deleteNamespacedCustomObject({ ...NAD, namespace: this.ns, name }));
@@ -261,10 +280,12 @@ export class KubernetesRuntime implements GatewayRuntime {
         if (err) refused = true;
         if (stopped) return;
         if (err) log(`pod watch ended: ${describeApiError(err)}; restarting`);
-        setTimeout(start, err ? 5000 : 0).unref();
+        // (the API server ends a watch every few minutes; one that ends at once must not spin)
+        setTimeout(start, err ? 5000 : 1000).unref();
       }).then((c) => {
         current = c;
-        if (!refused) listening();
+        if (stopped) c.abort();
+        else if (!refused) listening();
       }, (e: unknown) => {
         log(`pod watch failed: ${describeApiError(e)}; retrying`);
         setTimeout(start, 5000).unref();

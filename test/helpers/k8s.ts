@@ -70,6 +70,16 @@ export class KubeHarness {
     const core = admin.makeApiClient(CoreV1Api);
     const namespace = `natops-t${randomBytes(4).toString('hex')}`;
     await core.createNamespace({ body: { metadata: { name: namespace } } });
+    try {
+      return await KubeHarness.setUp(admin, namespace, opts);
+    } catch (e) {
+      await core.deleteNamespace({ name: namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private static async setUp(admin: KubeConfig, namespace: string, opts: { without?: Permission }): Promise<KubeHarness> {
+    const core = admin.makeApiClient(CoreV1Api);
     const objects = KubernetesObjectApi.makeApiClient(admin);
     for (const doc of parseAllDocuments(await readFile(RBAC, 'utf8'))) {
       const obj = doc.toJS() as KubernetesObject & { subjects?: { namespace?: string }[]; rules?: RoleRule[] };

@@ -53,7 +53,7 @@ describe('Kubernetes runtime: pods that fail and pods that are replaced', () => 
       await watch.started;
       const core = k.core;
       const pods = await core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
-      const old = pods.items[0]!.metadata!.name!;
+      const old = pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!;
       await core.deleteNamespacedPod({ name: old, namespace: k.namespace });
       await until(async () => replaced.length > 0, 60_000);
       assert.deepEqual(replaced, ['ngw']);

@@ -3,9 +3,11 @@
 // networks, and every change and read-back goes through pods/exec. Real packets from lab hosts.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { AppsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { AppsV1Api, CustomObjectsApi, Exec } from '@kubernetes/client-node';
 import { reconcileAll } from '../../runtime/reconcile.ts';
-import { deploymentName, EXTERNAL_NETWORK } from '../../runtime/kubernetes/objects.ts';
+import { CONTAINER, deploymentName, EXTERNAL_NETWORK } from '../../runtime/kubernetes/objects.ts';
+import { podExec } from '../../runtime/kubernetes/pod-exec.ts';
+import { CommandError, CommandTimeoutError } from '../../common/exec.ts';
 import type { KubernetesRuntime } from '../../runtime/kubernetes/runtime.ts';
 import { readDesired } from '../../gitops/manifests/read-dir.ts';
 import { forCluster, GATEWAY_IMAGE, KubeHarness } from '../helpers/k8s.ts';
@@ -41,7 +43,9 @@ describe('Kubernetes runtime: the seed as a pod', () => {
     assert.equal(d.spec?.strategy?.type, 'Recreate');
     assert.deepEqual(d.spec?.selector.matchLabels, { app: 'vpc-nat-gw-ngw', 'ovn.kubernetes.io/vpc-nat-gw': 'true' });
     const t = d.spec!.template;
-    assert.deepEqual(t.metadata?.annotations, {
+    const { 'natops.io/attachments': attachments, ...annotations } = t.metadata?.annotations ?? {};
+    assert.match(attachments ?? '', /^[0-9a-f]{16}$/, 'a hash of the attachments rolls the pod when one changes');
+    assert.deepEqual(annotations, {
       'ovn.kubernetes.io/vpc_nat_gw': 'ngw',
       'ovn.kubernetes.io/logical_switch': 'sn',
       'ovn.kubernetes.io/ip_address': '10.0.1.254',
@@ -72,6 +76,16 @@ describe('Kubernetes runtime: the seed as a pod', () => {
     const results = await h.apply(seed, runtime);
     assert.deepEqual(results.map((r) => [r.name, r.action, r.commands.length]), [['ngw', 'unchanged', 0]]);
     assert.equal((await deployment()).metadata?.resourceVersion, before);
+  });
+
+  it('a command past its timeout is killed inside the pod, not only given up on', async () => {
+    const pods = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
+    const pod = { namespace: k.namespace, name: pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!, container: CONTAINER };
+    const exec = podExec(new Exec(k.runtimeConfig), pod);
+    await assert.rejects(exec({ argv: ['sleep', '300'], timeoutMs: 1000 }), CommandTimeoutError);
+    const left = await exec({ argv: ['sh', '-c', 'for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline; echo; done'] });
+    assert.doesNotMatch(left.stdout, /^sleep 300/m, 'the sleep is gone from the pod');
+    await assert.rejects(exec({ argv: ['iptables-restore', '--noflush'], stdin: '*nat\n-A NO_SUCH_CHAIN -j RETURN\nCOMMIT\n' }), (e: Error) => e instanceof CommandError && /line 2 failed/.test(e.message));
   });
 
   it('removes the Deployment and, with the last gateway, the external network it made', async () => {

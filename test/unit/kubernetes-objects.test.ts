@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
 import { externalNetwork, gatewayDeployment, subnetAttachment } from '../../runtime/kubernetes/objects.ts';
-import { exitCodeOf } from '../../runtime/kubernetes/pod-exec.ts';
+import { ExecTransportError, exitCodeOf } from '../../runtime/kubernetes/pod-exec.ts';
 import { notReadyReason, podReadiness } from '../../runtime/kubernetes/pods.ts';
 import { subnetAttachmentBridge } from '../../dataplane/network.ts';
 import { seedSpec, set } from '../helpers/manifests.ts';
@@ -24,6 +24,18 @@ describe('Kubernetes objects', () => {
     assert.deepEqual(d.spec.template.spec.tolerations, [{ key: 'nat', operator: 'Exists', effect: 'NoSchedule' }]);
     assert.equal(d.spec.template.spec.terminationGracePeriodSeconds, 0);
     assert.equal('affinity' in d.spec.template.spec, false);
+  });
+
+  it('a changed attachment (the subnet gateway, the nic) changes the pod template, so the pod rolls', async () => {
+    const a = await seedSpec();
+    const b = await seedSpec((x) => set(x.subnet, 'spec.gateway', '10.0.1.2'));
+    const c = await seedSpec((x) => set(x.config, 'data.nic', 'eth9'));
+    const hash = (spec: typeof a) => gatewayDeployment(spec, { namespace: 'ns', mode: 'multus' }, [externalNetwork(spec.workload.nic, { namespace: 'ns' }), subnetAttachment(spec, { namespace: 'ns' })])
+      .spec.template.metadata.annotations['natops.io/attachments'];
+    assert.match(hash(a) ?? '', /^[0-9a-f]{16}$/);
+    assert.equal(hash(a), hash(structuredClone(a)));
+    assert.notEqual(hash(a), hash(b));
+    assert.notEqual(hash(a), hash(c));
   });
 
   it('the external network is a macvlan on the nic; multus mode gives the lanIp on the subnet bridge', async () => {
@@ -54,6 +66,16 @@ describe('pod readiness', () => {
     const event = (message: string, at: string): CoreV1Event => ({ metadata: {}, involvedObject: { kind: 'Pod', name: 'vpc-nat-gw-ngw-1' }, type: 'Warning', reason: 'FailedCreatePodSandBox', message, lastTimestamp: new Date(at) });
     assert.match(notReadyReason([cni], [event('old', '2026-01-01T00:00:00Z'), event('multus: master "eth9" not found', '2026-01-01T00:01:00Z')], 5000), /FailedCreatePodSandBox: multus: master "eth9" not found \(after 5 s\)$/);
     assert.match(notReadyReason([], [], 5000), /no pod was created/);
+    const second = pod({ phase: 'Pending' }, 'vpc-nat-gw-ngw-2');
+    const warning = (name: string, message: string): CoreV1Event => ({ metadata: {}, involvedObject: { kind: 'Pod', name }, type: 'Warning', reason: 'FailedCreatePodSandBox', message });
+    assert.equal(notReadyReason([cni, second], [warning('vpc-nat-gw-ngw-1', 'one'), warning('vpc-nat-gw-ngw-2', 'two')], 1000),
+      'vpc-nat-gw-ngw-1: FailedCreatePodSandBox: one; vpc-nat-gw-ngw-2: FailedCreatePodSandBox: two (after 1 s)', 'each pod says its own reason');
+  });
+
+  it('an exec the API server refuses for permissions is not retried; one it could not serve is', () => {
+    assert.equal(new ExecTransportError('pod a/b', ['ip'], 'exec refused', 403).retryable, false);
+    assert.equal(new ExecTransportError('pod a/b', ['ip'], 'exec refused', 503).retryable, true);
+    assert.equal(new ExecTransportError('pod a/b', ['ip'], 'stream closed').retryable, true);
   });
 
   it('reads the exit code from the exec status', () => {
