@@ -18,6 +18,7 @@ import type { GatewaySpec } from '../dataplane/model.ts';
 import { readDesired } from '../gitops/manifests/read-dir.ts';
 import { NetnsRuntime } from '../lab/gateway-runtime.ts';
 import { CONTAINER, deploymentName } from '../runtime/kubernetes/objects.ts';
+import { gatewayTarget } from '../queue/records.ts';
 import { podExec } from '../runtime/kubernetes/pod-exec.ts';
 import { reconcileGateway } from '../runtime/reconcile.ts';
 import { forCluster, KubeHarness } from '../test/helpers/k8s.ts';
@@ -80,21 +81,39 @@ async function main(): Promise<void> {
     // ---- replacement ---------------------------------------------------------------------------
     const toAnswer: number[] = [];
     const outage: number[] = [];
+    const toReady: number[] = [];
+    const toRepair: number[] = [];
     for (let r = 0; r < replacements; r++) {
       const pods = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
+      const old = pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!;
       const t0 = performance.now();
-      await k.core.deleteNamespacedPod({ name: pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!, namespace: k.namespace });
+      await k.core.deleteNamespacedPod({ name: old, namespace: k.namespace });
+      // the phases, seen from outside: the new pod Ready, the repair recorded
+      let ready = 0;
+      let repairing = 0;
+      const phases = (async () => {
+        await until('the new pod to be ready', async () => {
+          const now = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
+          return now.items.some((x) => x.metadata?.name !== old && x.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+        }, 180_000, 50);
+        ready = performance.now();
+        await until('the repair to be recorded', async () => (await p.running!.records.get(gatewayTarget('ngw')))?.condition.reason === 'Repairing', 180_000, 20);
+        repairing = performance.now();
+      })();
       await until('the old pod to stop answering', async () => !(await answers()), 30_000);
       const down = performance.now();
       await until('the new pod to answer', answers, 180_000);
       const t1 = performance.now();
+      await phases;
       toAnswer.push(t1 - t0);
       outage.push(t1 - down);
-      say(`replacement ${r + 1}: answering again ${ms(t1 - t0)} after the deletion (outage ${ms(t1 - down)})`);
+      toReady.push(ready - t0);
+      toRepair.push(t1 - repairing);
+      say(`replacement ${r + 1}: answering again ${ms(t1 - t0)} after the deletion (outage ${ms(t1 - down)}; new pod ready at ${ms(ready - t0)}, repair recorded at ${ms(repairing - t0)})`);
     }
     out.push(`## a gateway pod deleted by hand: its rules answer again without a push (median of ${replacements})`, '');
-    out.push('| from the deletion to the first answer | of which the port forward did not answer |', '|---:|---:|');
-    out.push(`| ${ms(median(toAnswer))} | ${ms(median(outage))} |`, '');
+    out.push('| from the deletion to the first answer | the port forward did not answer | the new pod Ready | from the repair recorded to the first answer |', '|---:|---:|---:|---:|');
+    out.push(`| ${ms(median(toAnswer))} | ${ms(median(outage))} | ${ms(median(toReady))} | ${ms(median(toRepair))} |`, '');
 
     // ---- apply N forwards --------------------------------------------------------------------------
     const base = (await readDesired(await writeManifestDir(seed))).gateways.get('ngw')!;

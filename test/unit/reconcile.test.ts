@@ -11,6 +11,8 @@ import { ConvergenceError, GatewaysFailedError, reconcileAll, reconcileGateway }
 import type { GatewayHandle, GatewayRuntime } from '../../runtime/runtime.ts';
 import { seedObjects, toFiles } from '../helpers/manifests.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
+import { splitReads } from '../../runtime/gateway-io.ts';
+import { ParseError } from '../../dataplane/parse.ts';
 
 /** A gateway whose reads return the given states in turn (the last one repeats). */
 function scriptedRuntime(states: GatewayState[]): { runtime: GatewayRuntime; batches: Command[][] } {
@@ -131,5 +133,23 @@ describe('reconcile all gateways', async () => {
     const results = await reconcileAll(runtime, specs);
     assert.deepEqual(results.map((r) => `${r.name}:${r.action}`), ['a:create', 'b:create', 'c:create', 'd:create', 'old:delete']);
     assert.deepEqual(removed, ['old']);
+  });
+});
+
+describe('reading a gateway in one process', () => {
+  it('splits the read script\'s streams per read, with each exit status', () => {
+    const out = '\n#natops-read nat\n*nat\nCOMMIT\n\n#natops-read-exit nat 0\n\n#natops-read net1\n[]\n#natops-read-exit net1 0\n'
+      + '\n#natops-read rules\n[]\n\n#natops-read-exit rules 0\n\n#natops-read routes\n\n#natops-read-exit routes 2\n\n#natops-read sysctls\n1\n1\n\n#natops-read-exit sysctls 0\n';
+    const err = '\n#natops-read nat\n\n#natops-read net1\n\n#natops-read rules\n\n#natops-read routes\nError: ipv4: FIB table does not exist.\n\n#natops-read sysctls\n';
+    const r = splitReads(out, err);
+    assert.equal(r.nat.stdout, '*nat\nCOMMIT\n\n');
+    assert.equal(r.routes.code, 2);
+    assert.match(r.routes.stderr, /FIB table does not exist/);
+    assert.equal(r.sysctls.stdout.split('\n').slice(0, 2).join(','), '1,1');
+  });
+
+  it('output cut short (a read that never reported its exit) is a ParseError naming the read', () => {
+    const out = '\n#natops-read nat\n*nat\nCOMMIT\n\n#natops-read-exit nat 0\n\n#natops-read net1\n[';
+    assert.throws(() => splitReads(out, ''), (e: unknown) => e instanceof ParseError && /ip -j addr show dev net1.*cut short/.test(e.message));
   });
 });
