@@ -164,6 +164,11 @@ export class KubernetesRuntime implements GatewayRuntime {
       const s = d?.status;
       return d !== undefined && (s?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) && s?.updatedReplicas === 1 && s?.replicas === 1 && s?.readyReplicas === 1;
     };
+    // The common case, a pod that is there already, costs two reads and no watch.
+    if (await rolledOut()) {
+      const pod = await this.readyPod(gateway);
+      if (pod) return pod;
+    }
     let watch: AbortController | undefined;
     // each pod event wakes the loop once; the watch ending early leaves the short pause
     let wake: () => void = () => undefined;
