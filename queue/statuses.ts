@@ -58,9 +58,14 @@ export interface StatusSink {
   write(sha: string, status: CommitStatus): Promise<void>;
 }
 
-// KEYS: statuses of the commit, the commits index. ARGV: context, status json, summary context, now, sha.
+/** How many status writes per commit the history keeps (GitHub keeps every status of a commit). */
+const HISTORY_LIMIT = 500;
+
+// KEYS: statuses of the commit, the commits index, the commit's history. ARGV: context, status json, summary context, now, sha, history limit.
 const SET_AND_SUMMARIZE = `
 redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
+redis.call('rpush', KEYS[3], ARGV[2])
+redis.call('ltrim', KEYS[3], -tonumber(ARGV[6]), -1)
 redis.call('zadd', KEYS[2], 'NX', ARGV[4], ARGV[5])
 if ARGV[1] == ARGV[3] then return false end
 local all = redis.call('hgetall', KEYS[1])
@@ -86,6 +91,8 @@ else
 end
 local summary = cjson.encode({ context = ARGV[3], state = state, description = string.sub(text, 1, 140), updatedAt = tonumber(ARGV[4]) })
 redis.call('hset', KEYS[1], ARGV[3], summary)
+redis.call('rpush', KEYS[3], summary)
+redis.call('ltrim', KEYS[3], -tonumber(ARGV[6]), -1)
 return summary
 `;
 
@@ -99,6 +106,9 @@ export class StatusBook {
   private key(sha: string) {
     return `${this.prefix}:status:${sha}`;
   }
+  private historyKey(sha: string) {
+    return `${this.prefix}:status-history:${sha}`;
+  }
 
   /** Writes status events in order; after a gateway's or the networks', the summary follows. */
   async publish(events: readonly StatusEvent[]): Promise<void> {
@@ -109,7 +119,7 @@ export class StatusBook {
   private async set(sha: string, s: Omit<StatusEvent, 'sha'>): Promise<void> {
     const status = CommitStatus.parse({ context: s.context, state: s.state, description: statusText(s.description), ...(s.targetUrl ? { targetUrl: s.targetUrl } : {}), updatedAt: Date.now() });
     const summary = (await this.redis.eval(
-      SET_AND_SUMMARIZE, 2, this.key(sha), `${this.prefix}:commits`, status.context, JSON.stringify(status), SUMMARY_CONTEXT, String(status.updatedAt), sha,
+      SET_AND_SUMMARIZE, 3, this.key(sha), `${this.prefix}:commits`, this.historyKey(sha), status.context, JSON.stringify(status), SUMMARY_CONTEXT, String(status.updatedAt), sha, String(HISTORY_LIMIT),
     )) as string | null;
     const written = [status];
     if (summary) written.push(CommitStatus.parse(JSON.parse(summary)));
@@ -120,6 +130,11 @@ export class StatusBook {
     const all = await this.redis.hgetall(this.key(sha));
     return Object.values(all).map((v) => CommitStatus.parse(JSON.parse(v)))
       .sort((a, b) => (a.context === SUMMARY_CONTEXT ? -1 : b.context === SUMMARY_CONTEXT ? 1 : a.context.localeCompare(b.context)));
+  }
+
+  /** Every status the commit was given, oldest first (the newest HISTORY_LIMIT): a state held for a moment is still seen. */
+  async history(sha: string): Promise<CommitStatus[]> {
+    return (await this.redis.lrange(this.historyKey(sha), 0, -1)).map((v) => CommitStatus.parse(JSON.parse(v)));
   }
 
   /** Commits with statuses, newest first. */

@@ -64,7 +64,8 @@ describe('a job failed by BullMQ outside any processor (stalled past the limit)'
     await p.running!.close();
     p.config.resyncMs = 1000;
     await p.start();
-    const status = await p.until('the failure status', async () => (await p.statuses(sha)).find((s) => s.context === 'natops/ngw' && s.state === 'failure'), 60_000);
+    // (from the history: the repair that follows in the same resync replaces it within milliseconds)
+    const status = await p.until('the failure status', async () => (await p.running!.statuses.history(sha)).find((s) => s.context === 'natops/ngw' && s.state === 'failure'), 60_000);
     assert.match(status.description, /^dnat failed: job stalled more than allowable limit/);
     const repaired = await p.until('the repair', async () => {
       const rec = await p.running!.records.get(gatewayTarget('ngw'));
