@@ -17,6 +17,8 @@ export type NetworkMode = (typeof NETWORK_MODES)[number];
 
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'natops' } as const;
 export const MANAGED_SELECTOR = 'app.kubernetes.io/managed-by=natops';
+/** Whether an object's labels say natops made it. */
+export const isManaged = (labels: Record<string, string> | undefined): boolean => labels?.['app.kubernetes.io/managed-by'] === MANAGED_BY['app.kubernetes.io/managed-by'];
 /** the gateway an object belongs to (a Deployment, its subnet attachment) */
 export const GATEWAY_LABEL = 'natops.io/gateway';
 export const VPC_NAT_GW_LABEL = 'ovn.kubernetes.io/vpc-nat-gw';

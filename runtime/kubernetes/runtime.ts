@@ -10,7 +10,7 @@ import type { GatewaySpec } from '../../dataplane/model.ts';
 import { readGatewayState, runCommands } from '../gateway-io.ts';
 import type { GatewayHandle, GatewayRuntime } from '../runtime.ts';
 import {
-  CONTAINER, deploymentName, externalNetwork, EXTERNAL_NETWORK, GATEWAY_LABEL, gatewayDeployment, MANAGED_BY, MANAGED_SELECTOR,
+  CONTAINER, deploymentName, externalNetwork, EXTERNAL_NETWORK, GATEWAY_LABEL, gatewayDeployment, isManaged, MANAGED_SELECTOR,
   subnetAttachment, subnetAttachmentName, ANNOTATIONS, VPC_NAT_GW_LABEL, type NetworkMode,
 } from './objects.ts';
 import { describeApiError, podExec } from './pod-exec.ts';
@@ -123,7 +123,7 @@ export class KubernetesRuntime implements GatewayRuntime {
     // An external network someone else made (Kube-OVN's, with its IPAM) is used as it is, never taken over.
     const external = externalNetwork(spec.workload.nic, { namespace: this.ns });
     const theirs = await this.readAttachment(EXTERNAL_NETWORK);
-    if (theirs && theirs.metadata?.labels?.[Object.keys(MANAGED_BY)[0]!] !== MANAGED_BY['app.kubernetes.io/managed-by']) {
+    if (theirs && !isManaged(theirs.metadata?.labels)) {
       this.warn(`NetworkAttachmentDefinition ${this.ns}/${EXTERNAL_NETWORK} was not made by natops: using it as it is`);
     } else {
       await this.apply(external);
@@ -254,7 +254,7 @@ export class KubernetesRuntime implements GatewayRuntime {
     const what = `NetworkAttachmentDefinition ${this.ns}/${name}`;
     const nad = await this.readAttachment(name);
     const have = nad?.metadata?.labels ?? {};
-    if (!nad || !Object.entries({ ...MANAGED_BY, ...labels }).every(([k, v]) => have[k] === v)) return;
+    if (!nad || !isManaged(have) || !Object.entries(labels).every(([k, v]) => have[k] === v)) return;
     await maybe(`delete ${what}`, () => this.custom.deleteNamespacedCustomObject({ ...NAD, namespace: this.ns, name }));
   }
 

@@ -115,15 +115,27 @@ describe('GitOps loop on Kubernetes (real cluster, Redis, git, lab hosts)', () =
       const r = await p.running!.records.get(gatewayTarget('ngw'));
       return r?.condition.reason === 'Repairing' && ['gateway-init', 'eip', 'subnet-route'].includes(r.lastAttempted?.kind ?? '');
     }, 120_000, 20);
-    await k.core.deleteNamespacedPod({ name: await podOf(), namespace: k.namespace });
+    const second = await podOf();
+    await k.core.deleteNamespacedPod({ name: second, namespace: k.namespace });
+    // the second pod answers on for a few seconds after its deletion: only the third one counts
+    await p.until('the second pod to be gone', async () => {
+      const pods = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
+      return !pods.items.some((x) => x.metadata?.name === second);
+    }, 60_000);
     await p.until('the port forward to answer through the third pod', async () => (await p.lab.tcp('ext', '192.168.0.112', 8080)) === 'web 192.168.0.50', 120_000);
+    // whole again: init, EIPs and rules, not only the jobs that ran after the pod went
+    const live = await p.until('the third pod to hold the whole gateway', async () => {
+      const handle = await k.runtime().gateway('ngw');
+      const state = await handle?.readState();
+      return state && state.net1Up && state.addresses.length === 2 && state.nat.SHARED_DNAT?.length && state.nat.SHARED_SNAT?.length ? state : undefined;
+    }, 120_000);
+    assert.ok(live.rules.length >= 2);
     const rec = await p.until('ngw to settle', async () => {
       const r = await p.running!.records.get(gatewayTarget('ngw'));
       return r?.condition.ready === 'True' ? r : undefined;
     }, 120_000);
     assert.equal(rec.condition.cause, 'repair');
-    const live = await (await k.runtime().gateway('ngw'))!.readState();
-    assert.ok(live.nat.SHARED_DNAT?.length, 'the third pod holds the port forwards');
+    assert.equal(await p.lab.tcp('client', '192.168.0.50', 9000), 'ext 192.168.0.112', 'SNAT too');
   });
 
   it('a second VPC with the same CIDR gets a gateway pod of its own at the same lanIp', async () => {
