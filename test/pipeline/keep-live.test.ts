@@ -69,10 +69,13 @@ describe('broken pushes leave live gateways answering', () => {
     const summary = (await p.settled(sha)).get('natops')!;
     assert.equal(summary.state, 'failure');
     assert.match(summary.description, /^bomb\.yaml:\d+:\d+ .*aliases in this document expand to more than/);
-    const plans = await p.running!.queues.byName.plan.getJobs(['completed', 'failed']);
-    const plan = plans.find((j) => (j.data as { after?: string }).after === sha);
+    // (the planner publishes its verdict just before its job completes: wait for the job itself)
+    const plan = await p.until('the plan job to finish', async () => {
+      const plans = await p.running!.queues.byName.plan.getJobs(['completed', 'failed']);
+      return plans.find((j) => (j.data as { after?: string }).after === sha);
+    }, 30_000);
     // BullMQ counts the attempt that completed: one attempt, no retry.
-    assert.deepEqual([await plan?.getState(), plan?.attemptsMade], ['completed', 1], 'the planner took the bomb as an input problem, not a failure to retry');
+    assert.deepEqual([await plan.getState(), plan.attemptsMade], ['completed', 1], 'the planner took the bomb as an input problem, not a failure to retry');
     await seedAnswers();
   });
 
