@@ -11,7 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { KubernetesRuntime, type KubernetesSettings } from '../../runtime/kubernetes/runtime.ts';
-import { set, type SeedObjects } from './manifests.ts';
+import { run } from '../../common/exec.ts';
+import type { GatewaySpec } from '../../dataplane/model.ts';
+import { seedSpec, set, type SeedObjects } from './manifests.ts';
 
 export const KUBECONFIG = process.env.KUBECONFIG ?? '/var/lib/natops-k8s/kubeconfig';
 /** loaded into the cluster by .ci/run (scripts/gateway-image.sh, then cluster.sh load-image) */
@@ -130,4 +132,19 @@ export function forCluster(seed: SeedObjects): SeedObjects {
   set(seed.config, 'data.image', GATEWAY_IMAGE);
   set(seed.config, 'data.nic', `nx${randomBytes(4).toString('hex')}`);
   return seed;
+}
+
+/**
+ * The seed's gateway for the cluster's own network (network mode kube-ovn), with a host veth of
+ * the test's own as the macvlan master: no traffic leaves it. `remove` deletes the veth.
+ */
+export async function seedOnHostVeth(prefix: string): Promise<{ spec: GatewaySpec; remove(): Promise<void> }> {
+  const nic = `${prefix}${randomBytes(4).toString('hex')}`;
+  await run(['ip', 'link', 'add', nic, 'type', 'veth', 'peer', 'name', `${nic}p`]);
+  await run(['ip', 'link', 'set', nic, 'up']);
+  const base = await seedSpec();
+  return {
+    spec: { ...base, workload: { ...base.workload, image: GATEWAY_IMAGE, nic } },
+    remove: async () => void (await run(['ip', 'link', 'del', nic], { okExitCodes: [0, 1] })),
+  };
 }

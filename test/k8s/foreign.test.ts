@@ -3,38 +3,33 @@
 // did not make is refused, untouched. Network mode kube-ovn on the cluster's own network, with a
 // host veth of the test's own as the macvlan master: no traffic.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { AppsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
-import { run } from '../../common/exec.ts';
 import { PermanentError } from '../../common/errors.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import { EXTERNAL_NETWORK } from '../../runtime/kubernetes/objects.ts';
-import { GATEWAY_IMAGE, KubeHarness } from '../helpers/k8s.ts';
-import { seedSpec } from '../helpers/manifests.ts';
+import { GATEWAY_IMAGE, KubeHarness, seedOnHostVeth } from '../helpers/k8s.ts';
 
 const NAD = { group: 'k8s.cni.cncf.io', version: 'v1', plural: 'network-attachment-definitions' };
 
 describe('objects natops did not make', () => {
-  const nic = `nf${randomBytes(4).toString('hex')}`;
+  let veth: Awaited<ReturnType<typeof seedOnHostVeth>> | undefined;
   let k: KubeHarness;
   let spec: GatewaySpec;
 
   before(async () => {
-    await run(['ip', 'link', 'add', nic, 'type', 'veth', 'peer', 'name', `${nic}p`]);
-    await run(['ip', 'link', 'set', nic, 'up']);
-    const base = await seedSpec();
-    spec = { ...base, workload: { ...base.workload, image: GATEWAY_IMAGE, nic } };
+    veth = await seedOnHostVeth('nf');
+    spec = veth.spec;
     k = await KubeHarness.create();
   });
   after(async () => {
     await k?.close();
-    await run(['ip', 'link', 'del', nic], { okExitCodes: [0, 1] });
+    await veth?.remove();
   });
 
   it('an external network someone else made is used as it is and outlives the last gateway', async () => {
     const custom = k.admin.makeApiClient(CustomObjectsApi);
-    const config = JSON.stringify({ cniVersion: '0.3.0', type: 'macvlan', master: nic, mode: 'bridge' });
+    const config = JSON.stringify({ cniVersion: '0.3.0', type: 'macvlan', master: spec.workload.nic, mode: 'bridge' });
     await custom.createNamespacedCustomObject({ ...NAD, namespace: k.namespace, body: { apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name: EXTERNAL_NETWORK }, spec: { config } } });
     const read = async () => (await custom.getNamespacedCustomObject({ ...NAD, namespace: k.namespace, name: EXTERNAL_NETWORK })) as { metadata: { resourceVersion: string; labels?: Record<string, string> }; spec: { config: string } };
     const before = await read();

@@ -3,13 +3,10 @@
 // and fails when any one permission of that Role is taken away. Network mode kube-ovn on the
 // cluster's own network, with a host veth of the test's own as the macvlan master: no traffic.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { run } from '../../common/exec.ts';
 import { GatewayNotReadyError } from '../../runtime/kubernetes/runtime.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
-import { GATEWAY_IMAGE, KubeHarness, shippedPermissions, type Permission } from '../helpers/k8s.ts';
-import { seedSpec } from '../helpers/manifests.ts';
+import { KubeHarness, seedOnHostVeth, shippedPermissions, type Permission } from '../helpers/k8s.ts';
 
 /** What the runtime does in production, in order; throws at the first refusal. */
 async function sequence(k: KubeHarness, spec: GatewaySpec): Promise<void> {
@@ -32,17 +29,15 @@ async function sequence(k: KubeHarness, spec: GatewaySpec): Promise<void> {
 }
 
 describe('the shipped Role is what the runtime needs, no more', () => {
-  const nic = `nr${randomBytes(4).toString('hex')}`;
+  let veth: Awaited<ReturnType<typeof seedOnHostVeth>> | undefined;
   let spec: GatewaySpec;
 
   before(async () => {
-    await run(['ip', 'link', 'add', nic, 'type', 'veth', 'peer', 'name', `${nic}p`]);
-    await run(['ip', 'link', 'set', nic, 'up']);
-    const base = await seedSpec();
-    spec = { ...base, workload: { ...base.workload, image: GATEWAY_IMAGE, nic } };
+    veth = await seedOnHostVeth('nr');
+    spec = veth.spec;
   });
   after(async () => {
-    await run(['ip', 'link', 'del', nic], { okExitCodes: [0, 1] });
+    await veth?.remove();
   });
 
   it('with the whole Role the sequence passes', async () => {
