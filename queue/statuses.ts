@@ -49,9 +49,10 @@ export function conditionStatus(t: Target, c: Condition): StatusEvent {
   return { sha: c.sha, context: targetContext(t), state: STATE_OF[c.ready], description: statusText(c.message), ...(c.url ? { targetUrl: c.url } : {}) };
 }
 
-/** An older commit's work that a newer one replaced before it was done. */
-export function supersededStatus(sha: string, context: string, by: string, targetUrl?: string): StatusEvent {
-  return { sha, context, state: 'success', description: `not applied: superseded by newer commit ${by.slice(0, 7)}`, ...(targetUrl ? { targetUrl } : {}) };
+/** An older commit's work that a newer one replaced (or removed, `by` unknown) before it was done. */
+export function supersededStatus(sha: string, context: string, by: string | undefined, targetUrl?: string): StatusEvent {
+  const description = by ? `not applied: superseded by newer commit ${by.slice(0, 7)}` : 'not applied: removed by a newer commit';
+  return { sha, context, state: 'success', description, ...(targetUrl ? { targetUrl } : {}) };
 }
 
 export interface StatusSink {

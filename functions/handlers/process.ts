@@ -17,8 +17,8 @@ export async function processHandlerJob(ctx: JobContext<HandlerJob>, env: Handle
   let outcome: JobOutcome;
   try {
     outcome = await withLock(env.redis, env.store.leaseKey(target), env.lock, async (lease): Promise<JobOutcome> => {
-      const by = supersededBy(await env.records.get(target), job);
-      if (by) return { kind: 'superseded', by };
+      const superseded = supersededBy(await env.records.get(target), job);
+      if (superseded) return { kind: 'superseded', ...superseded };
       const { changes } = await HANDLERS[job.kind](job, fenced(env.clients, lease));
       return { kind: 'done', changes };
     });
@@ -27,7 +27,7 @@ export async function processHandlerJob(ctx: JobContext<HandlerJob>, env: Handle
     await finalize(ctx, { error }, env);
     throw error;
   }
-  ctx.log(outcome.kind === 'superseded' ? `superseded by ${outcome.by.slice(0, 7)}; skipped` : outcome.kind === 'done' && outcome.changes.length ? outcome.changes.join('; ') : 'no change');
+  ctx.log(outcome.kind === 'superseded' ? `${outcome.why}; skipped` : outcome.kind === 'done' && outcome.changes.length ? outcome.changes.join('; ') : 'no change');
   await finalize(ctx, outcome, env);
   return outcome;
 }

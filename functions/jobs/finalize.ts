@@ -11,7 +11,7 @@ import type { FunctionEnv, JobContext } from './env.ts';
 
 export type JobOutcome =
   | { kind: 'done'; changes: string[] }
-  | { kind: 'superseded'; by: string }
+  | ({ kind: 'superseded' } & Supersession)
   | { kind: 'failed'; message: string; final: boolean };
 
 export interface SettleMeta {
@@ -29,15 +29,21 @@ export function liveSummary(spec: GatewaySpec): string {
   return [plural(spec.eips.length, 'EIP'), plural(spec.floatingIps.length, 'floating IP'), plural(spec.dnats.length, 'port forward'), plural(spec.snats.length, 'SNAT')].join(', ');
 }
 
+/** Why a job is not run: the newer commit that replaced it, or no commit wants its gateway any more. */
+export interface Supersession {
+  by?: string;
+  why: string;
+}
+
 /**
  * A job is superseded unless its generation is the one its record wants now: an older one was
  * replaced by a newer plan, a newer one (an orphan removal) lost to a plan that wants the gateway,
  * and a record with no desire (never valid, or gone) wants no job at all.
  */
-export function supersededBy(rec: AnyRecord | undefined, job: Pick<HandlerJob, 'gen'>): string | undefined {
-  if (!rec) return '(nothing: no record wants it)';
-  if (!rec.desired) return '(nothing: its manifest never validated)';
-  return rec.desired.gen === job.gen ? undefined : rec.desired.sha;
+export function supersededBy(rec: AnyRecord | undefined, job: Pick<HandlerJob, 'gen'>): Supersession | undefined {
+  if (!rec) return { why: 'no longer wanted: removed by a newer commit' };
+  if (!rec.desired) return { by: rec.condition.sha, why: `no longer wanted: its manifest is invalid since ${rec.condition.sha.slice(0, 7)}` };
+  return rec.desired.gen === job.gen ? undefined : { by: rec.desired.sha, why: `superseded by ${rec.desired.sha.slice(0, 7)}` };
 }
 
 /**
@@ -49,7 +55,8 @@ export function supersededBy(rec: AnyRecord | undefined, job: Pick<HandlerJob, '
 export function settle<R extends AnyRecord>(t: Target, rec: R | undefined, job: HandlerJob, outcome: JobOutcome, m: SettleMeta): { record: R | undefined | typeof KEEP; statuses: StatusEvent[] } {
   const context = targetContext(t);
   const keep = { record: KEEP as typeof KEEP, statuses: [] as StatusEvent[] };
-  if (!rec) return keep;
+  // Its gateway removed since: the commit's status must not stay pending (a repair says nothing).
+  if (!rec) return outcome.kind === 'done' || (outcome.kind === 'failed' && !outcome.final) || job.cause === 'repair' ? keep : { ...keep, statuses: [supersededStatus(job.sha, context, undefined, m.url)] };
   const ours = rec.desired?.gen === job.gen;
   const conditionIsNewer = rec.condition.gen > job.gen;
   const cond = (c: Pick<Condition, 'ready' | 'reason' | 'message'>): Condition => ({
@@ -63,7 +70,7 @@ export function settle<R extends AnyRecord>(t: Target, rec: R | undefined, job: 
   // the newer generation's outcome is that commit's status.
   const sameCommit = job.sha === rec.desired?.sha;
   const silent = job.cause === 'repair' || sameCommit;
-  const notOurs = () => ({ record: KEEP as typeof KEEP, statuses: silent ? [] : [supersededStatus(job.sha, context, rec.desired?.sha ?? job.sha, m.url)] });
+  const notOurs = () => ({ record: KEEP as typeof KEEP, statuses: silent ? [] : [supersededStatus(job.sha, context, rec.desired?.sha ?? rec.condition.sha, m.url)] });
   const attempted = { lastAttempted: { gen: job.gen, sha: job.sha, kind: job.kind, at: m.at } };
 
   switch (outcome.kind) {

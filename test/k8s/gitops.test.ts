@@ -107,15 +107,20 @@ describe('GitOps loop on Kubernetes (real cluster, Redis, git, lab hosts)', () =
   });
 
   it('a pod replaced again while its repair runs is repaired too (the resync waits for the repair, then looks again)', async () => {
-    const podOf = async () => (await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` })).items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!;
-    await k.core.deleteNamespacedPod({ name: await podOf(), namespace: k.namespace });
+    // the pod that is not on its way out (the one deleted last may still be listed for a while)
+    const podOf = (what: string) => p.until(what, async () => (await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` })).items.find((x) => !x.metadata?.deletionTimestamp)?.metadata?.name, 60_000, 20);
+    await k.core.deleteNamespacedPod({ name: await podOf('the first pod'), namespace: k.namespace });
+    const deletedAt = Date.now();
     // The second pod goes once the repair has initialised it and before the repair's last job:
-    // the jobs after that point run on the third pod, which never got the first ones.
+    // the jobs after that point run on the third pod, which never got the first ones. Only jobs
+    // finished after the deletion count: the record may say Repairing before the new pod exists,
+    // with the last job of the previous repair as its last attempt.
     await p.until('the repair to be half done', async () => {
       const r = await p.running!.records.get(gatewayTarget('ngw'));
-      return r?.condition.reason === 'Repairing' && ['gateway-init', 'eip', 'subnet-route'].includes(r.lastAttempted?.kind ?? '');
+      const last = r?.lastAttempted;
+      return r?.condition.reason === 'Repairing' && last !== undefined && last.at >= deletedAt && ['gateway-init', 'eip', 'subnet-route'].includes(last.kind);
     }, 120_000, 20);
-    const second = await podOf();
+    const second = await podOf('the second pod');
     await k.core.deleteNamespacedPod({ name: second, namespace: k.namespace });
     // the second pod answers on for a few seconds after its deletion: only the third one counts
     await p.until('the second pod to be gone', async () => {

@@ -43,7 +43,7 @@ function runJobs(snap: RecordSnapshot, jobs: Decision['flows'][number]['jobs']):
     const t = jobTarget(job);
     const cur = t.kind === 'networks' ? networks : gateways.get(t.name);
     const superseded = cur?.desired && cur.desired.gen > job.gen;
-    const out = settle(t, cur, job, superseded ? { kind: 'superseded', by: cur.desired!.sha } : { kind: 'done', changes: [] }, { at: ++clock, url: 'u', attempt: 1, attempts: 1 });
+    const out = settle(t, cur, job, superseded ? { kind: 'superseded', ...supersededBy(cur, job)! } : { kind: 'done', changes: [] }, { at: ++clock, url: 'u', attempt: 1, attempts: 1 });
     if (out.record === KEEP) continue;
     if (t.kind === 'networks') networks = out.record as NetworkRecord;
     else if (out.record) gateways.set(t.name, out.record as GatewayRecord);
@@ -215,6 +215,31 @@ describe('the planner decides (pure)', () => {
     assert.equal(written(live, d).gateways.get('ngw')?.condition.reason, 'Invalid');
   });
 
+  it('a flow whose gateway a newer commit removed (after one that made it invalid) leaves its commit superseded, not pending', async () => {
+    const live = await seedLive();
+    const seed = await seedObjects();
+    set(seed.gateway, 'spec.dnatRules.0.externalPort', 9999);
+    const d2 = decide(validate(seed), live, ctx(2));
+    set(seed.gateway, 'spec.dnatRules.0.internalIp', '172.16.0.10');
+    const d3 = decide(validate(seed), written(live, d2), ctx(3));
+    // the invalid commit keeps the older flow going: commit 2's status is still to come from it
+    assert.equal(status(d3, ctx(2).sha, 'natops/ngw'), undefined);
+    seed.gateway = { apiVersion: 'kubeovn.io/v1', kind: 'Vpc', metadata: { name: 'spare' } };
+    const d4 = decide(validate(seed), written(written(live, d2), d3), ctx(4));
+    assert.deepEqual(kinds(d4, 'ngw'), ['gateway-delete']);
+    const removed = runFlows(written(written(written(live, d2), d3), d4), d4);
+    assert.equal(removed.gateways.get('ngw'), undefined);
+    // commit 2's jobs run after the removal (a worker died holding one): they find no record
+    const late = d2.flows[0]!.jobs.at(-1)!;
+    const by = supersededBy(removed.gateways.get('ngw'), late);
+    assert.ok(by);
+    const out = settle(jobTarget(late), removed.gateways.get('ngw'), late, { kind: 'superseded', ...by }, { at: ++clock, url: 'u', attempt: 1, attempts: 1 });
+    assert.equal(out.record, KEEP);
+    assert.deepEqual(out.statuses.map((s) => [s.sha, s.context, s.state, s.description]), [[ctx(2).sha, 'natops/ngw', 'success', 'not applied: removed by a newer commit']]);
+    // a repair's jobs say nothing about any commit
+    assert.deepEqual(settle(jobTarget(late), undefined, { ...late, cause: 'repair' }, { kind: 'superseded', ...by }, { at: ++clock, url: 'u', attempt: 1, attempts: 1 }).statuses, []);
+  });
+
   it('a push that replaces a repair still at work marks the repaired commit superseded', async () => {
     const live = await seedLive();
     const r = decideRepairs(live, [{ name: 'ngw', what: ['gateway ngw is missing'] }], [], { ...ctx(5), cause: 'repair' });
@@ -228,7 +253,7 @@ describe('the planner decides (pure)', () => {
   it('only the generation a record wants runs: older ones, and newer ones (an orphan removal that lost to a plan), are superseded', () => {
     const rec = { desired: { gen: 5, sha: ctx(5).sha, cause: 'push' as const, state: null } };
     assert.equal(supersededBy({ ...rec, pending: [], observedGen: 0, condition: { ready: 'Unknown', reason: 'Progressing', message: '', sha: ctx(5).sha, gen: 5, cause: 'push', at: 0 }, name: 'x' }, { gen: 5 }), undefined);
-    for (const gen of [4, 6]) assert.equal(supersededBy({ ...rec, pending: [], observedGen: 0, condition: { ready: 'Unknown', reason: 'Progressing', message: '', sha: ctx(5).sha, gen: 5, cause: 'push', at: 0 }, name: 'x' }, { gen }), ctx(5).sha);
+    for (const gen of [4, 6]) assert.equal(supersededBy({ ...rec, pending: [], observedGen: 0, condition: { ready: 'Unknown', reason: 'Progressing', message: '', sha: ctx(5).sha, gen: 5, cause: 'push', at: 0 }, name: 'x' }, { gen })?.by, ctx(5).sha);
     assert.ok(supersededBy({ name: 'x', pending: [], observedGen: 0, condition: { ready: 'False', reason: 'Invalid', message: '', sha: ctx(5).sha, gen: 5, cause: 'push', at: 0 } }, { gen: 5 }), 'a record that never validated wants no job');
   });
 
@@ -242,7 +267,7 @@ describe('the planner decides (pure)', () => {
     const d3 = decide(validate(seed), written(live, d2), { ...ctx(3), sha: c2.sha });
     const rec = written(written(live, d2), d3).gateways.get('ngw')!;
     const oldJob = d2.flows[0]!.jobs.at(-1)!;
-    const outcomes: JobOutcome[] = [{ kind: 'done', changes: [] }, { kind: 'superseded', by: c2.sha }, { kind: 'failed', message: 'x', final: true }];
+    const outcomes: JobOutcome[] = [{ kind: 'done', changes: [] }, { kind: 'superseded', by: c2.sha, why: 'superseded' }, { kind: 'failed', message: 'x', final: true }];
     for (const outcome of outcomes) {
       assert.deepEqual(settle(jobTarget(oldJob), rec, oldJob, outcome, { at: 1, url: 'u', attempt: 1, attempts: 1 }).statuses, [], outcome.kind);
     }
