@@ -28,3 +28,13 @@ export function isRetryable(e: unknown): boolean {
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/**
+ * Nothing is wrong, but the same request may only go again at `retryAt` (a rate limit): the job
+ * is put back to wait until then, without spending one of its attempts.
+ */
+export class RetryLaterError extends NatopsError {
+  constructor(message: string, readonly retryAt: number) {
+    super(message, { retryable: true });
+  }
+}

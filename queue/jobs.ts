@@ -6,7 +6,8 @@ import type { GatewaySpec } from '../dataplane/model.ts';
 import { DEFAULT_NIC, NetworkModelSchema } from '../dataplane/network.ts';
 import { SHA } from '../common/sha.ts';
 
-export const QUEUE_NAMES = ['plan', 'resync', ...HANDLER_KINDS] as const;
+// github: statuses and check runs written to GitHub; preview: pull-request previews.
+export const QUEUE_NAMES = ['plan', 'resync', 'github', 'preview', ...HANDLER_KINDS] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 export const Sha = z.string().regex(SHA);
@@ -41,6 +42,10 @@ export const PlanJob = z.object({
   cause: z.enum(['push', 'catch-up']).default('push'),
 });
 export type PlanJob = z.infer<typeof PlanJob>;
+
+/** Bring GitHub's statuses (and check run) of a commit up to what natops's status book says. */
+export const GitHubSyncJob = z.object({ sha: Sha });
+export type GitHubSyncJob = z.infer<typeof GitHubSyncJob>;
 
 const Protocol = z.enum(['tcp', 'udp']);
 export const GatewaySpecSchema = z.object({

@@ -3,7 +3,7 @@
 // DNAT, SNAT). In a flow a parent runs after its children, so a flow is nested last-first.
 import { FlowProducer, Queue, type ConnectionOptions, type FlowJob, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import { jobData, QUEUE_NAMES, type HandlerJob, type PlanJob, type QueueName } from './jobs.ts';
+import { jobData, QUEUE_NAMES, type GitHubSyncJob, type HandlerJob, type PlanJob, type QueueName } from './jobs.ts';
 
 export interface QueueSettings {
   redisUrl: string;
@@ -29,6 +29,18 @@ export function jobOptions(s: QueueSettings): JobsOptions {
   };
 }
 
+/**
+ * GitHub writes outlive an outage: retried for about a day, at most ten minutes apart
+ * (the workers' `capped` backoff). A rate limit does not count as an attempt (RetryLaterError).
+ */
+export const GITHUB_ATTEMPTS = 150;
+export const GITHUB_MAX_BACKOFF_MS = 10 * 60_000;
+
+/** The `capped` backoff: exponential from `baseMs`, never more than GITHUB_MAX_BACKOFF_MS. */
+export function cappedBackoff(attemptsMade: number, baseMs: number): number {
+  return Math.min(GITHUB_MAX_BACKOFF_MS, baseMs * 2 ** Math.max(0, attemptsMade - 1));
+}
+
 export class Queues {
   readonly byName: Record<QueueName, Queue>;
   readonly flows: FlowProducer;
@@ -45,6 +57,15 @@ export class Queues {
   /** Adds a delivery's plan job; the delivery id is the job id, so a repeated delivery adds nothing. */
   async addPlan(job: PlanJob): Promise<void> {
     await this.byName.plan.add('plan', jobData(job), { jobId: `delivery-${job.delivery}` });
+  }
+
+  /**
+   * Asks for the commit's statuses to be written to GitHub. One job per status change (`version`:
+   * its time); each writes whatever is newest then, so a job that waits behind a rate limit or an
+   * outage loses nothing and one that finds nothing new costs no request.
+   */
+  async addGitHubSync(job: GitHubSyncJob, version: number): Promise<void> {
+    await this.byName.github.add('statuses', jobData(job), { jobId: `statuses-${job.sha}-${version}`, attempts: GITHUB_ATTEMPTS, backoff: { type: 'capped' } });
   }
 
   /** Adds jobs that run one after the other, as one flow (job ids `${idPrefix}.${kind}`). */

@@ -59,6 +59,11 @@ export interface StatusSink {
   write(sha: string, status: CommitStatus): Promise<void>;
 }
 
+/** What identifies a status as GitHub shows it: an identical one is not written again. */
+export function statusFingerprint(s: Pick<CommitStatus, 'state' | 'description' | 'targetUrl'>): string {
+  return JSON.stringify([s.state, s.description, s.targetUrl ?? null]);
+}
+
 /** How many status writes per commit the history keeps (GitHub keeps every status of a commit). */
 const HISTORY_LIMIT = 500;
 
@@ -136,6 +141,22 @@ export class StatusBook {
   /** Every status the commit was given, oldest first (the newest HISTORY_LIMIT): a state held for a moment is still seen. */
   async history(sha: string): Promise<CommitStatus[]> {
     return (await this.redis.lrange(this.historyKey(sha), 0, -1)).map((v) => CommitStatus.parse(JSON.parse(v)));
+  }
+
+  // ---- what GitHub was told (github/, functions/github/) ----------------------------------------
+
+  private postedKey(sha: string) {
+    return `${this.prefix}:status-posted:${sha}`;
+  }
+
+  /** The fingerprint of the status last written to GitHub, per context of the commit. */
+  async posted(sha: string): Promise<Map<string, string>> {
+    return new Map(Object.entries(await this.redis.hgetall(this.postedKey(sha))));
+  }
+
+  /** Kept as long as the statuses GitHub shows matter: a month. */
+  async markPosted(sha: string, context: string, fingerprint: string): Promise<void> {
+    await this.redis.multi().hset(this.postedKey(sha), context, fingerprint).expire(this.postedKey(sha), 30 * 24 * 3600).exec();
   }
 
   /** Commits with statuses, newest first. */

@@ -2,6 +2,7 @@
 // leases, the tracked branch's head, deliveries seen, repairs done.
 import type { ChainableCommander, Redis } from 'ioredis';
 import { z } from 'zod';
+import type { ManifestIssue } from '../gitops/manifests/issues.ts';
 import type { Target } from './records.ts';
 
 const Head = z.object({ sha: z.string(), gen: z.number() });
@@ -16,6 +17,17 @@ export const DeliveryRecord = z.object({
 export type DeliveryRecord = z.infer<typeof DeliveryRecord>;
 
 const HISTORY = 200;
+
+/** More problems than anyone reads in a check run (GitHub takes 50 annotations per request). */
+const MAX_ISSUES = 1000;
+
+const IssueSchema = z.object({
+  pos: z.object({ file: z.string(), line: z.number(), column: z.number() }),
+  resource: z.string(), field: z.string(), message: z.string(), unattributed: z.literal(true).optional(),
+});
+
+export const CheckRunRecord = z.object({ id: z.number(), annotated: z.number(), fingerprint: z.string() });
+export type CheckRunRecord = z.infer<typeof CheckRunRecord>;
 
 /** Runs a MULTI; ioredis hands back per-command errors instead of throwing them: throw the first. */
 async function execAll(m: ChainableCommander): Promise<void> {
@@ -51,6 +63,42 @@ export class Store {
 
   async setHead(branch: string, head: Head): Promise<void> {
     await this.redis.set(this.key('head', branch), JSON.stringify(head));
+  }
+
+  /** The lease on what GitHub is told about one commit (its statuses and check run). */
+  commitLeaseKey(sha: string): string {
+    return this.key('lease', 'commit', sha);
+  }
+
+  // ---- what GitHub holds ---------------------------------------------------------------------------
+
+  /** A blob's bytes by id (content-addressed, so never stale), kept a month. */
+  async blob(sha: string): Promise<Buffer | undefined> {
+    return (await this.redis.getBuffer(this.key('blob', sha))) ?? undefined;
+  }
+
+  async saveBlob(sha: string, bytes: Buffer): Promise<void> {
+    await this.redis.set(this.key('blob', sha), bytes, 'EX', 30 * 24 * 3600);
+  }
+
+  /** The manifest problems of a commit, for its check run's annotations (a week). */
+  async setCommitIssues(sha: string, issues: readonly ManifestIssue[]): Promise<void> {
+    await this.redis.set(this.key('issues', sha), JSON.stringify(issues.slice(0, MAX_ISSUES)), 'EX', 7 * 24 * 3600);
+  }
+
+  async commitIssues(sha: string): Promise<ManifestIssue[]> {
+    const v = await this.redis.get(this.key('issues', sha));
+    return v ? z.array(IssueSchema).parse(JSON.parse(v)) : [];
+  }
+
+  /** The check run natops made for a commit, and how many annotations it holds. */
+  async checkRun(sha: string): Promise<CheckRunRecord | undefined> {
+    const v = await this.redis.get(this.key('check', sha));
+    return v ? CheckRunRecord.parse(JSON.parse(v)) : undefined;
+  }
+
+  async setCheckRun(sha: string, r: CheckRunRecord): Promise<void> {
+    await this.redis.set(this.key('check', sha), JSON.stringify(r), 'EX', 30 * 24 * 3600);
   }
 
   // ---- deliveries and repairs --------------------------------------------------------------------

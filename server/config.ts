@@ -54,6 +54,18 @@ export const ServerConfig = z.object({
   networkMode: z.enum(NETWORK_MODES).default('kube-ovn'),
   /** Kubernetes: how long a gateway pod may take to be Running and Ready */
   podReadyTimeoutMs: int(1000).default(120_000),
+  /** where the planner reads manifests: the local repository (`repo`), or GitHub's API for `repository` */
+  source: z.enum(['git', 'github']).default('git'),
+  /** GitHub's API (GitHub Enterprise Server: https://HOST/api/v3) */
+  githubUrl: z.string().url().default('https://api.github.com'),
+  /** a token (or a file holding it); or a GitHub App: its id and private key (or a file holding it) */
+  githubToken: z.string().min(1).optional(),
+  githubTokenFile: z.string().optional(),
+  githubAppId: z.string().regex(/^\d+$/, 'a number').optional(),
+  githubPrivateKey: z.string().min(1).optional(),
+  githubPrivateKeyFile: z.string().optional(),
+  /** the App's installation on `repository`; found by asking GitHub when unset */
+  githubInstallationId: z.coerce.number().int().positive().optional(),
   /** where `natops serve` keeps its Redis data and records where it runs */
   dataDir: z.string().default('/var/lib/natops'),
 });
@@ -66,7 +78,9 @@ const ENV: Record<keyof ServerConfig, string> = {
   backoffMs: 'NATOPS_JOB_BACKOFF_MS', lockMs: 'NATOPS_LOCK_MS', concurrency: 'NATOPS_CONCURRENCY', commandTimeoutMs: 'NATOPS_COMMAND_TIMEOUT_MS', maxBody: 'NATOPS_MAX_BODY', dataDir: 'NATOPS_DATA_DIR',
   manifestMaxFileBytes: 'NATOPS_MANIFEST_MAX_FILE_BYTES', manifestMaxDocuments: 'NATOPS_MANIFEST_MAX_DOCUMENTS', manifestMaxDepth: 'NATOPS_MANIFEST_MAX_DEPTH',
   manifestMaxAliasNodes: 'NATOPS_MANIFEST_MAX_ALIAS_NODES', runtime: 'NATOPS_RUNTIME', kubeconfig: 'NATOPS_KUBECONFIG', namespace: 'NATOPS_NAMESPACE', networkMode: 'NATOPS_NETWORK_MODE',
-  podReadyTimeoutMs: 'NATOPS_POD_READY_TIMEOUT_MS',
+  podReadyTimeoutMs: 'NATOPS_POD_READY_TIMEOUT_MS', source: 'NATOPS_SOURCE', githubUrl: 'NATOPS_GITHUB_URL', githubToken: 'NATOPS_GITHUB_TOKEN',
+  githubTokenFile: 'NATOPS_GITHUB_TOKEN_FILE', githubAppId: 'NATOPS_GITHUB_APP_ID', githubPrivateKey: 'NATOPS_GITHUB_PRIVATE_KEY',
+  githubPrivateKeyFile: 'NATOPS_GITHUB_PRIVATE_KEY_FILE', githubInstallationId: 'NATOPS_GITHUB_INSTALLATION_ID',
 };
 
 /** Environment first, then the given overrides (flags); undefined values do not override. */
@@ -74,7 +88,15 @@ export function loadConfig(overrides: Partial<Record<keyof ServerConfig, unknown
   const raw: Record<string, unknown> = {};
   for (const [key, name] of Object.entries(ENV)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name];
   for (const [key, value] of Object.entries(overrides)) if (value !== undefined) raw[key] = value;
-  const parsed = ServerConfig.safeParse(raw);
+  const parsed = ServerConfig.superRefine((c, ctx) => {
+    const token = c.githubToken || c.githubTokenFile;
+    const app = c.githubAppId || c.githubPrivateKey || c.githubPrivateKeyFile;
+    if (token && app) ctx.addIssue({ code: 'custom', path: ['githubToken'], message: 'give a token or a GitHub App, not both' });
+    if (app && !c.githubAppId) ctx.addIssue({ code: 'custom', path: ['githubAppId'], message: 'a GitHub App needs its id' });
+    if (c.githubAppId && !c.githubPrivateKey && !c.githubPrivateKeyFile) ctx.addIssue({ code: 'custom', path: ['githubPrivateKeyFile'], message: 'a GitHub App needs its private key' });
+    if ((token || app) && !c.repository) ctx.addIssue({ code: 'custom', path: ['repository'], message: 'GitHub needs the repository (owner/name)' });
+    if (c.source === 'github' && !token && !app) ctx.addIssue({ code: 'custom', path: ['source'], message: "'github' needs a token or a GitHub App (NATOPS_GITHUB_TOKEN, NATOPS_GITHUB_APP_ID)" });
+  }).safeParse(raw);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => {
       const key = String(i.path[0]) as keyof ServerConfig;

@@ -13,6 +13,8 @@ import type { ResyncRequest } from '../functions/resync.ts';
 import { webhookRouter } from './webhook.ts';
 import { drainDeferred, sendDeferred } from '../gitops/git/local-repo.ts';
 import { GitRepo } from '../gitops/git/repo.ts';
+import type { GitSource } from '../gitops/git/source.ts';
+import { GitHubSource } from '../github/source.ts';
 import type { QueueName } from '../queue/jobs.ts';
 import { Queues, redisConnection } from '../queue/queues.ts';
 import { StatusBook } from '../queue/statuses.ts';
@@ -22,6 +24,7 @@ import { listenAddress, manifestLimits, type ServerConfig } from './config.ts';
 import { commitsRouter, COMMITS_PATH, dashboardAuth, dashboardRouter, DASHBOARD_PATH, jobUrl } from './dashboard.ts';
 import { lockDataDir } from './data-dir.ts';
 import { LocalRedis } from './redis-server.ts';
+import { gitHubFromConfig, gitHubStatusSink } from './github.ts';
 import { makeRuntimes } from './runtimes.ts';
 import { startWorkers } from './workers.ts';
 
@@ -72,9 +75,10 @@ async function ensureSecretFile(path: string): Promise<string> {
 
 export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Running> {
   // Only the planner reads Git; a handler-only worker needs no repository.
-  if (!c.repo && opts.queues.includes('plan')) throw new NatopsError('no repository to read manifests from: set NATOPS_REPO or --repo');
-  // First what can fail on configuration alone (a bad kubeconfig), before anything is held.
+  if (c.source === 'git' && !c.repo && opts.queues.includes('plan')) throw new NatopsError('no repository to read manifests from: set NATOPS_REPO or --repo (or NATOPS_SOURCE=github)');
+  // First what can fail on configuration alone (a bad kubeconfig, a bad GitHub key), before anything is held.
   const runtimes = makeRuntimes(c, (m) => opts.log(`warning: ${m}`));
+  const github = await gitHubFromConfig(c, opts.log);
   // One natops serve per data directory: its Redis's append-only file and webhook secret live there.
   const dataDirLock = opts.http || !c.redisUrl ? await lockDataDir(c.dataDir) : undefined;
   const localRedis = c.redisUrl ? undefined : await LocalRedis.start(join(c.dataDir, 'redis')).catch(async (e: unknown) => {
@@ -90,17 +94,20 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
 
   const store = new Store(connection, c.prefix);
   const records = new Records(connection, c.prefix);
-  const statuses = new StatusBook(connection, c.prefix);
   const queues = new Queues(connection, { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs }, opts.log);
+  const statuses = new StatusBook(connection, c.prefix, github ? [gitHubStatusSink(queues)] : []);
+  const source: GitSource | undefined = c.source === 'github'
+    ? new GitHubSource(github!.api, { get: (sha) => store.blob(sha), set: (sha, bytes) => store.saveBlob(sha, bytes) })
+    : c.repo ? new GitRepo(c.repo) : undefined;
   const lock = { ttlMs: c.lockMs, waitMs: Math.max(5 * c.lockMs, 10_000) };
   const env = {
     clients: { runtime: runtimes.runtime, network: runtimes.network },
     records, store, statuses, queues, redis: connection, lock, jobUrl: link, log: opts.log, branch: c.branch,
-    repo: new GitRepo(c.repo ?? '(no repository configured)'), path: c.path, limits: manifestLimits(c),
+    repo: source ?? new GitRepo('(no repository configured)'), path: c.path, limits: manifestLimits(c), github,
   };
   const catchUpEnv = { repo: env.repo, store, queues, branch: c.branch, log: opts.log };
-  const withCatchUp = c.repo ? { ...env, catchUp: () => catchUp(catchUpEnv) } : env;
-  const workers = startWorkers(opts.queues, withCatchUp, { connection, prefix: c.prefix, concurrency: c.concurrency, lockMs: c.lockMs });
+  const withCatchUp = source ? { ...env, catchUp: () => catchUp(catchUpEnv) } : env;
+  const workers = startWorkers(opts.queues, withCatchUp, { connection, prefix: c.prefix, concurrency: c.concurrency, lockMs: c.lockMs, backoffMs: c.backoffMs });
   for (const w of workers) w.on('error', (e) => opts.log(`worker ${w.name}: ${e.message}`));
 
   let server: Server | undefined;
@@ -138,7 +145,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   await drain();
   const drainTimer = setInterval(() => void drain(), DRAIN_INTERVAL_MS);
   drainTimer.unref();
-  if (c.repo && opts.queues.includes('plan')) await catchUp(catchUpEnv).catch((e: unknown) => opts.log(`catch-up: ${errorMessage(e)}`));
+  if (source && opts.queues.includes('plan')) await catchUp(catchUpEnv).catch((e: unknown) => opts.log(`catch-up: ${errorMessage(e)}`));
   // A gateway pod replaced behind natops's back (deleted, evicted, node restarted) starts empty:
   // the resync finds it drifted and repairs it at once, not at its next interval.
   const replacements = opts.http && runtimes.watchReplacements

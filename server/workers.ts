@@ -1,15 +1,17 @@
 // BullMQ workers for a chosen set of queues: one table of processors by queue, each given the
 // same job context. Whether a failure is retried is the error's own `retryable`; close() lets
 // the jobs in hand finish, as SIGTERM should.
-import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { errorMessage, isRetryable } from '../common/errors.ts';
+import { errorMessage, isRetryable, RetryLaterError } from '../common/errors.ts';
+import type { GitHub } from '../github/client.ts';
+import { publishCommit } from '../functions/github/publish.ts';
 import { processHandlerJob } from '../functions/handlers/process.ts';
 import { jobContext, type JobContext } from '../functions/jobs/env.ts';
 import { planPush, type PlannerEnv } from '../functions/planner/planner.ts';
 import { resync, type ResyncEnv } from '../functions/resync.ts';
-import { HandlerJob, PlanJob, readJobData, type QueueName } from '../queue/jobs.ts';
-import { bullPrefix } from '../queue/queues.ts';
+import { GitHubSyncJob, HandlerJob, PlanJob, readJobData, type QueueName } from '../queue/jobs.ts';
+import { bullPrefix, cappedBackoff } from '../queue/queues.ts';
 import { statusText, SUMMARY_CONTEXT } from '../queue/statuses.ts';
 import type { z } from 'zod';
 
@@ -18,9 +20,14 @@ export interface WorkerSettings {
   prefix: string;
   concurrency: number;
   lockMs: number;
+  /** the first retry's delay (every later one doubles it) */
+  backoffMs: number;
 }
 
-export type WorkerEnv = PlannerEnv & ResyncEnv;
+export type WorkerEnv = PlannerEnv & ResyncEnv & {
+  /** absent: natops does not talk to GitHub, and no job asks it to */
+  github?: GitHub | undefined;
+};
 
 interface Processor {
   concurrency: 'one' | 'many';
@@ -63,6 +70,20 @@ export const PROCESSORS: Record<QueueName, Processor> = {
     },
   },
   resync: { concurrency: 'one', run: (job, env) => resync(contextOf(job.data, job, 'resync', env), env) },
+  github: {
+    concurrency: 'many',
+    run(job, env) {
+      const data = parse(GitHubSyncJob, job);
+      if (!env.github) throw new UnrecoverableError('GitHub is not configured in this process (NATOPS_GITHUB_*)');
+      return publishCommit(contextOf(data, job, 'github', env, `@${data.sha.slice(0, 7)}`), { ...env, github: env.github });
+    },
+  },
+  preview: {
+    concurrency: 'many',
+    run() {
+      throw new UnrecoverableError('previews are not implemented yet');
+    },
+  },
   vpc: handler, gateway: handler, 'gateway-init': handler, 'gateway-delete': handler, eip: handler, fip: handler, dnat: handler, snat: handler, 'subnet-route': handler,
 };
 
@@ -76,12 +97,22 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
   };
   return queues.map((name) => {
     const p = PROCESSORS[name];
-    return new Worker(name, async (job: Job) => {
+    return new Worker(name, async (job: Job, token?: string) => {
       try {
         return await p.run(job, env);
       } catch (e) {
+        // A rate limit: back to the queue until it lifts, without spending an attempt.
+        if (e instanceof RetryLaterError) {
+          env.log(`[${name} ${job.id}] ${e.message}; waiting`);
+          await job.moveToDelayed(e.retryAt, token);
+          throw new DelayedError(e.message);
+        }
         throw isRetryable(e) || e instanceof UnrecoverableError ? e : new UnrecoverableError(errorMessage(e));
       }
-    }, { ...opts, concurrency: p.concurrency === 'one' ? 1 : s.concurrency });
+    }, {
+      ...opts,
+      concurrency: p.concurrency === 'one' ? 1 : s.concurrency,
+      settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade, s.backoffMs) },
+    });
   });
 }

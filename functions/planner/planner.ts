@@ -4,7 +4,8 @@
 // repeated delivery of an older commit never rolls back a newer one, and a head that does not
 // descend from the planned commit (a force-push, a reset) is the new truth, said so in statuses.
 import { ZERO_SHA } from '../../common/sha.ts';
-import { GitSourceError, UnknownCommitError, type GitRepo } from '../../gitops/git/repo.ts';
+import { GitSourceError, UnknownCommitError } from '../../gitops/git/repo.ts';
+import type { GitSource } from '../../gitops/git/source.ts';
 import type { LoadLimits } from '../../gitops/manifests/load.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import type { PlanJob } from '../../queue/jobs.ts';
@@ -15,7 +16,8 @@ import type { FunctionEnv, JobContext } from '../jobs/env.ts';
 import { decide, type Decision } from './decide.ts';
 
 export interface PlannerEnv extends FunctionEnv {
-  repo: GitRepo;
+  /** where manifests are read: the local repository or GitHub */
+  repo: GitSource;
   /** the tracked path inside the repository */
   path: string;
   queues: Queues;
@@ -28,7 +30,7 @@ export type PlanOutcome =
   | { kind: 'planned'; gen: number; decision: Decision };
 
 /** Whether `newer` descends from (or is) `older`; a commit the repository lost does not. */
-async function descends(repo: GitRepo, older: string, newer: string): Promise<boolean> {
+async function descends(repo: GitSource, older: string, newer: string): Promise<boolean> {
   try {
     return await repo.isAncestor(older, newer);
   } catch (e) {
@@ -48,7 +50,7 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
     const statuses: StatusEvent[] = [];
     // A mirror that has not fetched the delivered commit yet: try again, rather than call it old.
     if (branchHead && sha !== job.after && !(await env.repo.hasCommit(job.after))) {
-      throw new GitSourceError(env.repo.gitDir, `commit ${job.after} is not in the repository (yet)`);
+      throw new GitSourceError(env.repo.name, `commit ${job.after} is not in the repository (yet)`);
     }
     if (sha !== job.after && job.after !== planned?.sha) {
       const why = (await descends(env.repo, job.after, sha)) ? `superseded by newer commit ${sha.slice(0, 7)}` : `the branch is at ${sha.slice(0, 7)} now (history rewritten)`;
@@ -70,6 +72,8 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
     ];
 
     const validation = validateManifests(await env.repo.manifestsAt(sha, env.path, { warn: (m) => ctx.log(`warning: ${m}`) }), env.limits);
+    // For the commit's check run on GitHub: its annotations point at these lines.
+    if (validation.issues.length) await env.store.setCommitIssues(sha, validation.issues);
     const gen = await env.store.nextGen();
     const pctx = { sha, gen, cause: job.cause, at: Date.now(), planUrl: ctx.url, jobUrl: env.jobUrl, ...(notes.length ? { note: notes.join('; ') } : {}) };
     // Decide on a snapshot of the records; a job that finalized meanwhile changes them, and
@@ -99,7 +103,7 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
 }
 
 export interface CatchUpEnv extends Pick<FunctionEnv, 'store' | 'log'> {
-  repo: GitRepo;
+  repo: GitSource;
   queues: Queues;
   branch: string;
 }
@@ -120,7 +124,7 @@ export async function catchUp(env: CatchUpEnv): Promise<string | undefined> {
   const previous = await env.queues.byName.plan.getJob(`delivery-${delivery}`);
   if (previous && (await previous.getState()) === 'failed') await previous.remove();
   await env.queues.addPlan({
-    delivery, repository: env.repo.gitDir, branch: env.branch,
+    delivery, repository: env.repo.name, branch: env.branch,
     before: planned?.sha ?? ZERO_SHA, after: head, forced: false, receivedAt: Date.now(), cause: 'catch-up',
   });
   return head;

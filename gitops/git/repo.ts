@@ -6,11 +6,13 @@ import { isManifestFileName, type ManifestFile } from '../manifests/load.ts';
 import { symlinkSkipped, warnOnStderr, type ReadOptions } from '../manifests/read-dir.ts';
 import { runGit } from './local-repo.ts';
 import { SHA } from '../../common/sha.ts';
+import type { GitSource } from './source.ts';
 
 
 export class GitSourceError extends NatopsError {
-  constructor(readonly gitDir: string, message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
-    super(`${gitDir}: ${message}`, opts);
+  /** `source`: the git directory, or github:owner/name */
+  constructor(readonly source: string, message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
+    super(`${source}: ${message}`, opts);
   }
 }
 
@@ -47,8 +49,12 @@ export function checkTrackedPath(path: string): string {
   return p;
 }
 
-export class GitRepo {
+export class GitRepo implements GitSource {
   constructor(readonly gitDir: string) {}
+
+  get name(): string {
+    return this.gitDir;
+  }
 
   private git(args: string[], okExitCodes?: number[]) {
     return runGit(this.gitDir, args, { okExitCodes });
@@ -63,6 +69,18 @@ export class GitRepo {
     if (!/^[A-Za-z0-9._/-]+$/.test(branch) || branch.startsWith('-')) throw new GitSourceError(this.gitDir, `bad branch name ${JSON.stringify(branch)}`);
     const r = await this.git(['rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`], [0, 1]);
     return r.code === 0 ? r.stdout.trim() : undefined;
+  }
+
+  /**
+   * A branch, tag or commit id (or rev-parse's `~`/`^` suffixes) -> the full id of the commit it
+   * names. Ranges, `:path` and anything git could take for an option are refused first.
+   */
+  async resolveRef(ref: string): Promise<string> {
+    if (!/^[A-Za-z0-9._/~^-]+$/.test(ref) || ref.startsWith('-') || ref.includes('..')) throw new GitSourceError(this.gitDir, `bad ref ${JSON.stringify(ref)}`);
+    const r = await this.git(['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`], [0, 1, 128]);
+    if (r.code === 128) throw new GitSourceError(this.gitDir, `cannot read the repository: ${r.stderr.trim()}`);
+    if (r.code !== 0) throw new GitSourceError(this.gitDir, `${JSON.stringify(ref)} is not a branch, tag or commit of the repository`, { retryable: false });
+    return r.stdout.trim();
   }
 
   /**

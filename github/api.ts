@@ -1,0 +1,196 @@
+// natops's calls to GitHub's REST API for one repository, over an authenticated octokit (see
+// client.ts). Every failure becomes a GitHubError that says whether a retry can help, and when:
+// a rate limit names the moment it lifts, so the job waits for it instead of burning attempts.
+import { RequestError } from '@octokit/request-error';
+import type { Octokit } from 'octokit';
+import { NatopsError, RetryLaterError } from '../common/errors.ts';
+
+export class GitHubError extends NatopsError {
+  constructor(readonly operation: string, message: string, readonly status: number | undefined, opts: { retryable: boolean; cause?: unknown }) {
+    super(`GitHub ${operation}: ${message}`, opts);
+  }
+}
+
+/** GitHub's rate limit: nothing is wrong with the request; it may be sent again at `retryAt`. */
+export class GitHubRateLimitError extends RetryLaterError {
+  constructor(readonly operation: string, message: string, retryAt: number) {
+    super(`GitHub ${operation}: ${message} (until ${new Date(retryAt).toISOString()})`, retryAt);
+  }
+}
+
+const header = (e: RequestError, name: string): string | undefined => {
+  const v = e.response?.headers[name];
+  return v === undefined ? undefined : String(v);
+};
+
+/** When a rate-limited request may go again: retry-after, else the window's reset, else a minute. */
+function rateLimitedUntil(e: RequestError, now = Date.now()): number | undefined {
+  const secondary = /secondary rate limit/i.test(e.message);
+  const exhausted = header(e, 'x-ratelimit-remaining') === '0';
+  if (e.status !== 429 && !(e.status === 403 && (secondary || exhausted))) return undefined;
+  const after = Number(header(e, 'retry-after'));
+  if (Number.isFinite(after) && after > 0) return now + after * 1000;
+  const reset = Number(header(e, 'x-ratelimit-reset'));
+  if (Number.isFinite(reset) && reset > 0 && exhausted) return Math.max(now, reset * 1000) + 1000;
+  return now + 60_000;
+}
+
+/** A failed call as natops's error: rate limits wait, 5xx and network errors retry, the rest do not. */
+export function gitHubError(operation: string, e: unknown): Error {
+  if (!(e instanceof RequestError)) {
+    return new GitHubError(operation, e instanceof Error ? e.message : String(e), undefined, { retryable: true, cause: e });
+  }
+  const until = rateLimitedUntil(e);
+  if (until !== undefined) return new GitHubRateLimitError(operation, e.message, until);
+  // 401 bad credentials, 403 no permission, 404, 422 invalid: the same request fails the same way.
+  const retryable = e.status >= 500 || e.status === 408 || e.status === 0;
+  return new GitHubError(operation, `${e.status} ${e.message}`, e.status, { retryable, cause: e });
+}
+
+// a type, not an interface: octokit's parameters take an index signature
+export type RepoRef = {
+  owner: string;
+  repo: string;
+};
+
+export function parseRepository(fullName: string): RepoRef {
+  const [owner, repo, ...rest] = fullName.split('/');
+  if (!owner || !repo || rest.length) throw new NatopsError(`${JSON.stringify(fullName)} is not owner/name`);
+  return { owner, repo };
+}
+
+export interface TreeEntry {
+  path: string;
+  mode: string;
+  type: string;
+  sha: string;
+  size?: number;
+}
+
+export interface CommitStatusInput {
+  state: 'pending' | 'success' | 'failure' | 'error';
+  context: string;
+  description: string;
+  targetUrl?: string | undefined;
+}
+
+export interface IssueComment {
+  id: number;
+  body: string;
+  author: string | undefined;
+}
+
+export interface CheckRunOutput {
+  title: string;
+  summary: string;
+  text?: string;
+  annotations?: CheckAnnotation[];
+}
+
+export interface CheckAnnotation {
+  path: string;
+  start_line: number;
+  end_line: number;
+  annotation_level: 'notice' | 'warning' | 'failure';
+  message: string;
+  title?: string;
+}
+
+export type CheckConclusion = 'success' | 'failure' | 'neutral' | 'cancelled' | 'skipped' | 'timed_out' | 'action_required';
+
+/** One repository's API: what natops reads (branches, commits, trees, blobs) and writes (statuses, checks, comments). */
+export class GitHubApi {
+  readonly fullName: string;
+
+  constructor(readonly octokit: Octokit, readonly repoRef: RepoRef) {
+    this.fullName = `${repoRef.owner}/${repoRef.repo}`;
+  }
+
+  private async call<T>(operation: string, f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      throw gitHubError(operation, e);
+    }
+  }
+
+  /** The branch's head, or `unchanged` when `etag` still matches (GitHub answers 304, which costs no rate limit). */
+  async branch(branch: string, etag?: string): Promise<{ sha: string; etag: string | undefined } | 'unchanged' | undefined> {
+    try {
+      const r = await this.octokit.rest.repos.getBranch({ ...this.repoRef, branch, ...(etag ? { headers: { 'if-none-match': etag } } : {}) });
+      return { sha: r.data.commit.sha, etag: r.headers.etag };
+    } catch (e) {
+      if (e instanceof RequestError && e.status === 304) return 'unchanged';
+      if (e instanceof RequestError && e.status === 404) return undefined;
+      throw gitHubError(`branch ${branch}`, e);
+    }
+  }
+
+  /** Whether the repository holds the commit (GitHub answers 404 or 422 for one it does not). */
+  async hasCommit(sha: string): Promise<boolean> {
+    try {
+      await this.octokit.rest.repos.getCommit({ ...this.repoRef, ref: sha, per_page: 1 });
+      return true;
+    } catch (e) {
+      if (e instanceof RequestError && (e.status === 404 || e.status === 422)) return false;
+      throw gitHubError(`commit ${sha}`, e);
+    }
+  }
+
+  /** How `head` relates to `base`: ahead (descends), identical, behind or diverged; undefined when either is unknown. */
+  async compare(base: string, head: string): Promise<'ahead' | 'identical' | 'behind' | 'diverged' | undefined> {
+    try {
+      const r = await this.octokit.rest.repos.compareCommitsWithBasehead({ ...this.repoRef, basehead: `${base}...${head}`, per_page: 1 });
+      return r.data.status;
+    } catch (e) {
+      if (e instanceof RequestError && e.status === 404) return undefined;
+      throw gitHubError(`compare ${base.slice(0, 7)}...${head.slice(0, 7)}`, e);
+    }
+  }
+
+  async tree(sha: string, recursive: boolean): Promise<{ entries: TreeEntry[]; truncated: boolean }> {
+    const r = await this.call(`tree ${sha}`, () => this.octokit.rest.git.getTree({ ...this.repoRef, tree_sha: sha, ...(recursive ? { recursive: 'true' } : {}) }));
+    const entries = r.data.tree.flatMap((t) => (t.path && t.sha && t.mode && t.type ? [{ path: t.path, mode: t.mode, type: t.type, sha: t.sha, ...(t.size !== undefined ? { size: t.size } : {}) }] : []));
+    return { entries, truncated: r.data.truncated };
+  }
+
+  async blob(sha: string): Promise<Buffer> {
+    const r = await this.call(`blob ${sha}`, () => this.octokit.rest.git.getBlob({ ...this.repoRef, file_sha: sha }));
+    return Buffer.from(r.data.content, r.data.encoding === 'base64' ? 'base64' : 'utf8');
+  }
+
+  async createStatus(sha: string, s: CommitStatusInput): Promise<void> {
+    await this.call(`status ${s.context} on ${sha.slice(0, 7)}`, () => this.octokit.rest.repos.createCommitStatus({
+      ...this.repoRef, sha, state: s.state, context: s.context, description: s.description, ...(s.targetUrl ? { target_url: s.targetUrl } : {}),
+    }));
+  }
+
+  async createCheckRun(sha: string, c: { name: string; status: 'in_progress' | 'completed'; conclusion?: CheckConclusion; detailsUrl?: string; output: CheckRunOutput }): Promise<number> {
+    const r = await this.call(`check run on ${sha.slice(0, 7)}`, () => this.octokit.rest.checks.create({
+      ...this.repoRef, head_sha: sha, name: c.name, status: c.status, ...(c.conclusion ? { conclusion: c.conclusion } : {}),
+      ...(c.detailsUrl ? { details_url: c.detailsUrl } : {}), output: c.output,
+    }));
+    return r.data.id;
+  }
+
+  async updateCheckRun(id: number, c: { status: 'in_progress' | 'completed'; conclusion?: CheckConclusion; output: CheckRunOutput }): Promise<void> {
+    await this.call(`check run ${id}`, () => this.octokit.rest.checks.update({
+      ...this.repoRef, check_run_id: id, status: c.status, ...(c.conclusion ? { conclusion: c.conclusion } : {}), output: c.output,
+    }));
+  }
+
+  /** Every comment of an issue or pull request, through every page. */
+  async comments(issue: number): Promise<IssueComment[]> {
+    const all = await this.call(`comments of #${issue}`, () => this.octokit.paginate(this.octokit.rest.issues.listComments, { ...this.repoRef, issue_number: issue, per_page: 100 }));
+    return all.map((c) => ({ id: c.id, body: c.body ?? '', author: c.user?.login }));
+  }
+
+  async createComment(issue: number, body: string): Promise<number> {
+    const r = await this.call(`comment on #${issue}`, () => this.octokit.rest.issues.createComment({ ...this.repoRef, issue_number: issue, body }));
+    return r.data.id;
+  }
+
+  async updateComment(id: number, body: string): Promise<void> {
+    await this.call(`comment ${id}`, () => this.octokit.rest.issues.updateComment({ ...this.repoRef, comment_id: id, body }));
+  }
+}

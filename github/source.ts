@@ -1,0 +1,121 @@
+// The manifests at a commit through GitHub's trees and blobs APIs. Blobs are addressed by their
+// content, so a cache keyed by blob id is never stale: a file unchanged between commits is
+// fetched once. A recursive tree GitHub truncated is walked again one directory at a time.
+import { checkTrackedPath, GitSourceError, UnknownCommitError } from '../gitops/git/repo.ts';
+import type { GitSource } from '../gitops/git/source.ts';
+import { isManifestFileName, type ManifestFile } from '../gitops/manifests/load.ts';
+import { symlinkSkipped, warnOnStderr, type ReadOptions } from '../gitops/manifests/read-dir.ts';
+import { SHA } from '../common/sha.ts';
+import type { GitHubApi, TreeEntry } from './api.ts';
+
+/** Blob bytes by blob id (Redis in natops: queue/store.ts). */
+export interface BlobCache {
+  get(sha: string): Promise<Buffer | undefined>;
+  set(sha: string, bytes: Buffer): Promise<void>;
+}
+
+const SYMLINK_MODE = '120000';
+
+export class GitHubSource implements GitSource {
+  readonly name: string;
+  /** the last answer per branch, for conditional requests: an unchanged branch costs a 304 */
+  private readonly branches = new Map<string, { sha: string; etag: string }>();
+
+  constructor(private readonly api: GitHubApi, private readonly blobs: BlobCache) {
+    this.name = `github:${api.fullName}`;
+  }
+
+  private checkSha(sha: string): void {
+    if (!SHA.test(sha)) throw new GitSourceError(this.name, `${JSON.stringify(sha)} is not a full commit id`, { retryable: false });
+  }
+
+  async branchHead(branch: string): Promise<string | undefined> {
+    const known = this.branches.get(branch);
+    const r = await this.api.branch(branch, known?.etag);
+    if (r === 'unchanged' && known) return known.sha;
+    if (r === 'unchanged') return this.branchHead(branch);
+    if (!r) {
+      this.branches.delete(branch);
+      return undefined;
+    }
+    if (r.etag) this.branches.set(branch, { sha: r.sha, etag: r.etag });
+    return r.sha;
+  }
+
+  hasCommit(sha: string): Promise<boolean> {
+    this.checkSha(sha);
+    return this.api.hasCommit(sha);
+  }
+
+  async isAncestor(older: string, newer: string): Promise<boolean> {
+    this.checkSha(older);
+    this.checkSha(newer);
+    if (older === newer) return true;
+    const status = await this.api.compare(older, newer);
+    if (status === undefined) {
+      for (const sha of [older, newer]) if (!(await this.api.hasCommit(sha))) throw new UnknownCommitError(this.name, sha);
+      throw new GitSourceError(this.name, `GitHub cannot compare ${older} and ${newer}`);
+    }
+    return status === 'ahead' || status === 'identical';
+  }
+
+  /** Blob entries under `dir` (a tree id), each with its path from the repository's root. */
+  private async entriesUnder(treeSha: string, prefix: string): Promise<TreeEntry[]> {
+    const full = await this.api.tree(treeSha, true);
+    const at = (e: TreeEntry) => ({ ...e, path: prefix ? `${prefix}/${e.path}` : e.path });
+    if (!full.truncated) return full.entries.filter((e) => e.type === 'blob').map(at);
+    // Truncated (over 100,000 entries or 7 MB): one level at a time, which GitHub never truncates.
+    const out: TreeEntry[] = [];
+    const dirs = [{ sha: treeSha, path: prefix }];
+    for (let d = dirs.pop(); d; d = dirs.pop()) {
+      const level = await this.api.tree(d.sha, false);
+      for (const e of level.entries) {
+        const path = d.path ? `${d.path}/${e.path}` : e.path;
+        if (e.type === 'tree') dirs.push({ sha: e.sha, path });
+        else if (e.type === 'blob') out.push({ ...e, path });
+      }
+    }
+    return out;
+  }
+
+  /** What `path` names at commit `sha` (a directory's tree, or one file), walked from the root one level at a time. */
+  private async lookup(sha: string, path: string): Promise<{ tree: string } | { file: TreeEntry } | undefined> {
+    let tree = sha;
+    const parts = path ? path.split('/') : [];
+    for (const [i, part] of parts.entries()) {
+      const next = (await this.api.tree(tree, false)).entries.find((e) => e.path === part);
+      if (!next) return undefined;
+      if (next.type !== 'tree') return i === parts.length - 1 ? { file: { ...next, path } } : undefined;
+      tree = next.sha;
+    }
+    return { tree };
+  }
+
+  private async bytes(sha: string): Promise<Buffer> {
+    const cached = await this.blobs.get(sha);
+    if (cached) return cached;
+    const bytes = await this.api.blob(sha);
+    await this.blobs.set(sha, bytes);
+    return bytes;
+  }
+
+  async manifestsAt(sha: string, path: string, opts: ReadOptions = {}): Promise<ManifestFile[]> {
+    const warn = opts.warn ?? warnOnStderr;
+    this.checkSha(sha);
+    const tracked = checkTrackedPath(path);
+    if (!(await this.api.hasCommit(sha))) throw new GitSourceError(this.name, `commit ${sha} is not in the repository`);
+    const where = await this.lookup(sha, tracked);
+    if (!where) return [];
+    const entries = 'file' in where ? [where.file] : await this.entriesUnder(where.tree, tracked);
+    const wanted = entries.filter((e) => e.mode === SYMLINK_MODE || isManifestFileName(e.path.split('/').pop()!));
+    const files: ManifestFile[] = [];
+    for (const e of wanted) {
+      const bytes = await this.bytes(e.sha);
+      const text = bytes.toString('utf8');
+      // A link's blob is its target's path: said, never followed.
+      if (e.mode === SYMLINK_MODE) warn(`${symlinkSkipped(e.path, text)} (commit ${sha.slice(0, 7)})`);
+      else files.push({ path: e.path, text, bytes });
+    }
+    return files.sort((a, b) => a.path.localeCompare(b.path));
+  }
+}
