@@ -1,8 +1,9 @@
 // The webhook function's decision, pure: a verified delivery (event, id, body) -> what to answer
 // and whether to plan. The HTTP side (signature check, the duplicate check in Redis, enqueueing)
 // is server/webhook.ts.
+import { previewAction, PullRequestPayload } from '../gitops/git/pull-request-event.ts';
 import { pushedBranch, PushPayload } from '../gitops/git/push-event.ts';
-import type { PlanJob } from '../queue/jobs.ts';
+import type { PlanJob, PreviewJob } from '../queue/jobs.ts';
 
 export interface DeliveryDecision {
   status: 200 | 202 | 400 | 415;
@@ -12,6 +13,8 @@ export interface DeliveryDecision {
   after?: string;
   /** the plan job to enqueue (less its receive time) */
   plan?: Omit<PlanJob, 'receivedAt'>;
+  /** the pull request's preview job to enqueue */
+  preview?: PreviewJob;
 }
 
 // A ref as git allows it (git check-ref-format): no "..", no control characters, no spaces or
@@ -22,6 +25,8 @@ export interface Tracked {
   branch: string;
   /** owner/name; undefined: deliveries from any repository are taken */
   repository?: string | undefined;
+  /** pull requests are previewed (natops talks to GitHub) */
+  previews?: boolean;
 }
 
 export function classifyDelivery(d: { id: string; event: string; body: string; contentType?: string | undefined }, tracked: Tracked): DeliveryDecision {
@@ -31,19 +36,21 @@ export function classifyDelivery(d: { id: string; event: string; body: string; c
     return { status: 415, outcome: `content type ${d.contentType.slice(0, 80)} is not handled: set the webhook's content type to application/json` };
   }
   if (d.event === 'ping') return { status: 200, outcome: 'pong' };
-  if (d.event !== 'push') return { status: 202, outcome: `event ${d.event.slice(0, 80)} is not handled; ignored` };
+  if (d.event !== 'push' && d.event !== 'pull_request') return { status: 202, outcome: `event ${d.event.slice(0, 80)} is not handled; ignored` };
   let json: unknown;
   try {
     json = JSON.parse(d.body);
   } catch {
     return { status: 400, outcome: 'body is not JSON' };
   }
-  const parsed = PushPayload.safeParse(json);
-  if (!parsed.success) return { status: 400, outcome: `not a push payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`.slice(0, 500) };
-  const push = parsed.data;
-  if (tracked.repository !== undefined && push.repository.full_name !== tracked.repository) {
-    return { status: 400, outcome: `delivery for repository ${push.repository.full_name.slice(0, 100)}; natops tracks ${tracked.repository}` };
+  if (d.event === 'pull_request') {
+    return tracked.previews ? classifyPullRequest(d.id, json, tracked) : { status: 202, outcome: 'pull requests are previewed when natops talks to GitHub (NATOPS_GITHUB_*); ignored' };
   }
+  const parsed = PushPayload.safeParse(json);
+  if (!parsed.success) return { status: 400, outcome: `not a push payload: ${issuesOf(parsed.error)}` };
+  const push = parsed.data;
+  const elsewhere = otherRepository(push.repository.full_name, tracked);
+  if (elsewhere) return elsewhere;
   if (BAD_REF.test(push.ref)) return { status: 400, outcome: `${JSON.stringify(push.ref).slice(0, 200)} is not a valid ref` };
   const meta = { ref: push.ref, after: push.after };
   const pushed = pushedBranch(push.ref);
@@ -53,5 +60,38 @@ export function classifyDelivery(d: { id: string; event: string; body: string; c
   return {
     status: 202, outcome: `queued plan of ${push.after.slice(0, 7)}`, ...meta,
     plan: { delivery: d.id, repository: push.repository.full_name, branch: pushed, before: push.before, after: push.after, forced: push.forced, cause: 'push' },
+  };
+}
+
+const issuesOf = (e: { issues: { path: PropertyKey[]; message: string }[] }) => e.issues.map((i) => `${i.path.map(String).join('.')}: ${i.message}`).join('; ').slice(0, 480);
+
+function otherRepository(fullName: string, tracked: Tracked): DeliveryDecision | undefined {
+  if (tracked.repository === undefined || fullName === tracked.repository) return undefined;
+  return { status: 400, outcome: `delivery for repository ${fullName.slice(0, 100)}; natops tracks ${tracked.repository}` };
+}
+
+/** A pull request into the tracked branch: its preview (opened, reopened, new commits, new base) or its close. */
+function classifyPullRequest(id: string, json: unknown, tracked: Tracked): DeliveryDecision {
+  const parsed = PullRequestPayload.safeParse(json);
+  if (!parsed.success) return { status: 400, outcome: `not a pull_request payload: ${issuesOf(parsed.error)}` };
+  const p = parsed.data;
+  const elsewhere = otherRepository(p.repository.full_name, tracked);
+  if (elsewhere) return elsewhere;
+  const pr = p.pull_request;
+  const what = previewAction(p);
+  const meta = { ref: `pull/${p.number}`, after: pr.head.sha };
+  if (!what) return { status: 202, outcome: `pull request #${p.number} ${p.action.slice(0, 40)}; nothing to preview`, ...meta };
+  if (pr.base.ref !== tracked.branch) return { status: 202, outcome: `pull request #${p.number} is into ${pr.base.ref.slice(0, 100)}, not ${tracked.branch}; ignored`, ...meta };
+  const updatedAt = Date.parse(pr.updated_at);
+  if (!Number.isFinite(updatedAt)) return { status: 400, outcome: `pull_request.updated_at ${JSON.stringify(pr.updated_at).slice(0, 60)} is not a time` };
+  if (what === 'close') {
+    return { status: 202, outcome: `queued: pull request #${p.number} closed, its preview marked outdated`, ...meta, preview: { action: 'close', delivery: id, number: p.number, merged: pr.merged === true, updatedAt } };
+  }
+  return {
+    status: 202, outcome: `queued preview of pull request #${p.number} at ${pr.head.sha.slice(0, 7)}`, ...meta,
+    preview: {
+      action: 'preview', delivery: id, number: p.number, head: pr.head.sha, base: pr.base.sha, baseRef: pr.base.ref,
+      headLabel: pr.head.label ?? pr.head.ref, title: pr.title, url: pr.html_url, updatedAt,
+    },
   };
 }

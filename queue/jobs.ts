@@ -43,6 +43,23 @@ export const PlanJob = z.object({
 });
 export type PlanJob = z.infer<typeof PlanJob>;
 
+/**
+ * A pull request's preview: plan `head` against `base` (nothing live changes) and keep its one
+ * comment up to date; `close` marks that comment outdated; `rerender` writes it again from what
+ * was computed (another pull request began or stopped changing the same gateways).
+ */
+export const PreviewJob = z.discriminatedUnion('action', [
+  z.object({
+    action: z.literal('preview'), delivery: z.string(), number: z.number().int().positive(), head: Sha, base: Sha,
+    baseRef: z.string(), headLabel: z.string(), title: z.string(), url: z.string(),
+    /** the pull request's updated_at: an older event never overwrites a newer one's preview */
+    updatedAt: z.number(),
+  }),
+  z.object({ action: z.literal('close'), delivery: z.string(), number: z.number().int().positive(), merged: z.boolean(), updatedAt: z.number() }),
+  z.object({ action: z.literal('rerender'), number: z.number().int().positive() }),
+]);
+export type PreviewJob = z.infer<typeof PreviewJob>;
+
 /** Bring GitHub's statuses (and check run) of a commit up to what natops's status book says. */
 export const GitHubSyncJob = z.object({ sha: Sha });
 export type GitHubSyncJob = z.infer<typeof GitHubSyncJob>;

@@ -3,7 +3,7 @@
 // DNAT, SNAT). In a flow a parent runs after its children, so a flow is nested last-first.
 import { FlowProducer, Queue, type ConnectionOptions, type FlowJob, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import { jobData, QUEUE_NAMES, type GitHubSyncJob, type HandlerJob, type PlanJob, type QueueName } from './jobs.ts';
+import { jobData, QUEUE_NAMES, type GitHubSyncJob, type HandlerJob, type PlanJob, type PreviewJob, type QueueName } from './jobs.ts';
 
 export interface QueueSettings {
   redisUrl: string;
@@ -57,6 +57,12 @@ export class Queues {
   /** Adds a delivery's plan job; the delivery id is the job id, so a repeated delivery adds nothing. */
   async addPlan(job: PlanJob): Promise<void> {
     await this.byName.plan.add('plan', jobData(job), { jobId: `delivery-${job.delivery}` });
+  }
+
+  /** A pull request's preview job: a delivery's once (its id is the job id); a re-render each time asked. */
+  async addPreview(job: PreviewJob): Promise<void> {
+    const jobId = job.action === 'rerender' ? `rerender-${job.number}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}` : `delivery-${job.delivery}`;
+    await this.byName.preview.add(job.action, jobData(job), { jobId, attempts: GITHUB_ATTEMPTS, backoff: { type: 'capped' } });
   }
 
   /**

@@ -117,7 +117,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
     const app = express();
     app.disable('x-powered-by');
     app.get('/healthz', (_req, res) => void res.json({ ok: true }));
-    app.use('/webhook', webhookRouter({ secret: await webhookSecret(c, opts.log), branch: c.branch, repository: c.repository, store, queues, maxBody: c.maxBody, enqueueTimeoutMs: 2000, log: opts.log }));
+    app.use('/webhook', webhookRouter({ secret: await webhookSecret(c, opts.log), branch: c.branch, repository: c.repository, previews: github !== undefined, store, queues, maxBody: c.maxBody, enqueueTimeoutMs: 2000, log: opts.log }));
     const auth = dashboardAuth(c.dashboardUser, c.dashboardPassword);
     app.use(DASHBOARD_PATH, auth, dashboardRouter(queues));
     app.use(COMMITS_PATH, auth, commitsRouter(statuses, store, records));

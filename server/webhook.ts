@@ -14,6 +14,8 @@ export interface WebhookEnv {
   branch: string;
   /** owner/name deliveries must come from (unset: any) */
   repository?: string | undefined;
+  /** pull requests are previewed */
+  previews: boolean;
   store: Store;
   queues: Queues;
   /** largest body accepted, e.g. "1mb" (GitHub caps payloads at 25 MB; pushes are far smaller) */
@@ -68,12 +70,11 @@ export function webhookRouter(env: WebhookEnv): Router {
 
     try {
       if (await within(env.enqueueTimeoutMs, env.store.seenDelivery(id))) return answer(200, 'duplicate delivery; dropped');
-      const d = classifyDelivery({ id, event, body, contentType: req.get('content-type') }, { branch: env.branch, repository: env.repository });
+      const d = classifyDelivery({ id, event, body, contentType: req.get('content-type') }, { branch: env.branch, repository: env.repository, previews: env.previews });
       const meta = { ...(d.ref ? { ref: d.ref } : {}), ...(d.after ? { after: d.after } : {}) };
-      if (d.plan) {
-        await within(env.enqueueTimeoutMs, env.queues.addPlan({ ...d.plan, receivedAt: Date.now() }));
-        await within(env.enqueueTimeoutMs, env.store.markDelivery(id));
-      }
+      if (d.plan) await within(env.enqueueTimeoutMs, env.queues.addPlan({ ...d.plan, receivedAt: Date.now() }));
+      if (d.preview) await within(env.enqueueTimeoutMs, env.queues.addPreview(d.preview));
+      if (d.plan || d.preview) await within(env.enqueueTimeoutMs, env.store.markDelivery(id));
       return answer(d.status, d.outcome, meta);
     } catch (e) {
       env.log(`webhook: delivery ${id}: ${errorMessage(e)}`);

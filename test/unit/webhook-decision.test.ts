@@ -1,8 +1,8 @@
 // The webhook's pure decision: what each verified delivery gets answered, and when it plans.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { classifyDelivery } from '../../functions/webhook.ts';
-import { branchPush } from '../helpers/app.ts';
+import { classifyDelivery, type Tracked } from '../../functions/webhook.ts';
+import { branchPush, examplePayloads } from '../helpers/app.ts';
 
 const push = (over: Record<string, unknown> = {}) => JSON.stringify({ ...branchPush(), ...over });
 const decide = (event: string, body: string) => classifyDelivery({ id: 'd1', event, body, contentType: 'application/json' }, { branch: 'main' });
@@ -43,5 +43,50 @@ describe('the webhook decides (pure)', () => {
     const other = classifyDelivery({ id: 'd', event: 'push', body: push(), contentType: 'application/json' }, { branch: 'main', repository: 'natops/gitops' });
     assert.deepEqual([other.status, other.plan], [400, undefined]);
     assert.match(other.outcome, /natops tracks natops\/gitops/);
+  });
+});
+
+describe('pull requests (pure)', () => {
+  const example = (action: string) => examplePayloads('pull_request').find((p) => p.action === action)!;
+  // GitHub's examples are pull requests into master; natops tracks main here.
+  const into = (action: string, over: Record<string, unknown> = {}) => {
+    const p = structuredClone(example(action)) as { pull_request: { base: { ref: string } } } & Record<string, unknown>;
+    p.pull_request.base.ref = 'main';
+    return JSON.stringify({ ...p, ...over });
+  };
+  const pr = (body: string, tracked: Partial<Tracked> = {}) => classifyDelivery({ id: 'd2', event: 'pull_request', body, contentType: 'application/json' }, { branch: 'main', previews: true, ...tracked });
+
+  it("queues a preview of GitHub's example opened and synchronize events, with head, base and the pull request's time", () => {
+    for (const action of ['opened', 'synchronize', 'reopened']) {
+      const d = pr(into(action));
+      const ex = example(action) as { number: number; pull_request: { head: { sha: string }; base: { sha: string }; updated_at: string } };
+      assert.equal(d.status, 202, action);
+      assert.deepEqual(d.preview && d.preview.action === 'preview' ? [d.preview.number, d.preview.head, d.preview.base, d.preview.updatedAt, d.preview.delivery] : undefined,
+        [ex.number, ex.pull_request.head.sha, ex.pull_request.base.sha, Date.parse(ex.pull_request.updated_at), 'd2'], action);
+    }
+  });
+
+  it('a close marks the preview outdated; an edit previews again only when the base changed; labels and the like do nothing', () => {
+    const closed = pr(into('closed'));
+    assert.equal(closed.preview?.action, 'close');
+    assert.equal(pr(into('opened', { action: 'edited', changes: { title: { from: 'x' } } })).preview, undefined);
+    assert.equal(pr(into('opened', { action: 'edited', changes: { base: { ref: { from: 'dev' }, sha: { from: 'a'.repeat(40) } } } })).preview?.action, 'preview');
+    for (const action of ['labeled', 'assigned', 'review_requested']) {
+      const d = pr(into(action));
+      assert.deepEqual([d.status, d.preview], [202, undefined], action);
+    }
+  });
+
+  it('ignores pull requests into another branch, and all of them when natops does not talk to GitHub; refuses a broken payload', () => {
+    const other = pr(JSON.stringify(example('opened')));
+    assert.deepEqual([other.status, other.preview], [202, undefined]);
+    assert.match(other.outcome, /is into master, not main/);
+    const off = pr(into('opened'), { previews: false });
+    assert.deepEqual([off.status, off.preview], [202, undefined]);
+    assert.match(off.outcome, /when natops talks to GitHub/);
+    const broken = pr(into('opened', { number: 'one' }));
+    assert.deepEqual([broken.status, broken.preview], [400, undefined]);
+    assert.match(broken.outcome, /not a pull_request payload: number/);
+    assert.equal(pr(into('opened'), { repository: 'natops/gitops' }).status, 400);
   });
 });
