@@ -11,6 +11,8 @@ import type { Condition, Target } from './records.ts';
 
 export const SUMMARY_CONTEXT = 'natops';
 export const NETWORK_CONTEXT = 'natops:networks';
+/** A pull request's preview, on its head commit: about the pull request, not what is live, so never in the summary. */
+export const PREVIEW_CONTEXT = 'natops/preview';
 export const gatewayContext = (gateway: string) => `natops/${gateway}`;
 export const targetContext = (t: Target) => (t.kind === 'gateway' ? gatewayContext(t.name) : NETWORK_CONTEXT);
 
@@ -67,17 +69,17 @@ export function statusFingerprint(s: Pick<CommitStatus, 'state' | 'description' 
 /** How many status writes per commit the history keeps (GitHub keeps every status of a commit). */
 const HISTORY_LIMIT = 500;
 
-// KEYS: statuses of the commit, the commits index, the commit's history. ARGV: context, status json, summary context, now, sha, history limit.
+// KEYS: statuses of the commit, the commits index, the commit's history. ARGV: context, status json, summary context, now, sha, history limit, preview context.
 const SET_AND_SUMMARIZE = `
 redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
 redis.call('rpush', KEYS[3], ARGV[2])
 redis.call('ltrim', KEYS[3], -tonumber(ARGV[6]), -1)
 redis.call('zadd', KEYS[2], 'NX', ARGV[4], ARGV[5])
-if ARGV[1] == ARGV[3] then return false end
+if ARGV[1] == ARGV[3] or ARGV[1] == ARGV[7] then return false end
 local all = redis.call('hgetall', KEYS[1])
 local total, pending, failed, names = 0, 0, 0, {}
 for i = 1, #all, 2 do
-  if all[i] ~= ARGV[3] then
+  if all[i] ~= ARGV[3] and all[i] ~= ARGV[7] then
     local s = cjson.decode(all[i + 1])
     total = total + 1
     if s.state == 'pending' then pending = pending + 1
@@ -125,7 +127,7 @@ export class StatusBook {
   private async set(sha: string, s: Omit<StatusEvent, 'sha'>): Promise<void> {
     const status = CommitStatus.parse({ context: s.context, state: s.state, description: statusText(s.description), ...(s.targetUrl ? { targetUrl: s.targetUrl } : {}), updatedAt: Date.now() });
     const summary = (await this.redis.eval(
-      SET_AND_SUMMARIZE, 3, this.key(sha), `${this.prefix}:commits`, this.historyKey(sha), status.context, JSON.stringify(status), SUMMARY_CONTEXT, String(status.updatedAt), sha, String(HISTORY_LIMIT),
+      SET_AND_SUMMARIZE, 3, this.key(sha), `${this.prefix}:commits`, this.historyKey(sha), status.context, JSON.stringify(status), SUMMARY_CONTEXT, String(status.updatedAt), sha, String(HISTORY_LIMIT), PREVIEW_CONTEXT,
     )) as string | null;
     const written = [status];
     if (summary) written.push(CommitStatus.parse(JSON.parse(summary)));

@@ -1,11 +1,12 @@
 // The dashboard: bull-board for every natops queue, plus a page of the gateways' records, the
-// commits with their statuses, the resync's repairs and the webhook's deliveries, all behind basic auth. No password
+// commits with their statuses, the pull requests' previews, the resync's repairs and the webhook's deliveries, all behind basic auth. No password
 // configured: nobody gets in.
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import basicAuth from 'express-basic-auth';
 import express, { type RequestHandler, type Router } from 'express';
+import type { PreviewBook } from '../queue/previews.ts';
 import type { Queues } from '../queue/queues.ts';
 import type { StatusBook } from '../queue/statuses.ts';
 import type { GatewayRecord, NetworkRecord, RecordSnapshot, Records } from '../queue/records.ts';
@@ -54,7 +55,7 @@ function recordRows(snap: RecordSnapshot): string[] {
   });
 }
 
-export function commitsRouter(statuses: StatusBook, store: Store, records: Records): Router {
+export function commitsRouter(statuses: StatusBook, store: Store, records: Records, previews: PreviewBook): Router {
   const router = express.Router();
   router.get('/', async (_req, res) => {
     const gateways = recordRows(await records.snapshot());
@@ -66,6 +67,12 @@ export function commitsRouter(statuses: StatusBook, store: Store, records: Recor
     }
     const deliveries = (await store.deliveries()).slice(0, 30).map((d) =>
       `<tr><td>${esc(new Date(d.at).toISOString())}</td><td><code>${esc(d.id)}</code></td><td>${esc(d.event)}</td><td>${esc(d.ref ?? '')}</td><td>${esc(d.outcome)}</td></tr>`);
+    const STATE_CLASS = { computing: 'pending', ready: 'success', invalid: 'failure', closed: 'closed' } as const;
+    const prs = (await previews.recent(30)).map((p) =>
+      `<tr class="${STATE_CLASS[p.state]}"><td><a href="${esc(p.url)}">#${p.number}</a></td><td>${esc(p.title)}<br><small>${esc(p.headLabel)} → ${esc(p.baseRef)}</small></td>` +
+      `<td><code>${esc(p.base.slice(0, 7))}..${esc(p.head.slice(0, 7))}</code></td><td><b>${esc(p.state)}${p.merged ? ' (merged)' : ''}</b></td>` +
+      `<td>${p.commentId ? `<a href="${esc(`${p.url}#issuecomment-${p.commentId}`)}">${esc(p.summary)}</a>` : esc(p.summary)}` +
+      `${p.overlaps.length ? `<br><small>also changed by ${p.overlaps.map((n) => `#${n}`).join(', ')}</small>` : ''}</td><td>${esc(new Date(p.at).toISOString())}</td></tr>`);
     const repairs = (await store.repairs()).slice(0, 30).map((r) =>
       `<tr><td>${esc(new Date(r.at).toISOString())}</td><td>${esc(r.target)}</td><td><code>${esc(r.sha.slice(0, 12))}</code></td><td>${r.what.map(esc).join('<br>')}</td></tr>`);
     res.type('html').send(`<!doctype html><html><head><meta charset="utf-8"><title>natops: commits</title>
@@ -73,6 +80,7 @@ export function commitsRouter(statuses: StatusBook, store: Store, records: Recor
 <body><h1>natops</h1><p><a href="${DASHBOARD_PATH}">queues</a></p>
 <h2>Gateways</h2><table id="gateways"><tr><th>gateway</th><th>ready</th><th>reason</th><th>message</th><th>wanted (newest plan)</th><th>last applied</th><th>pending</th><th>since</th></tr>${gateways.join('') || '<tr><td>none yet</td></tr>'}</table>
 <h2>Commits</h2><table id="commits">${rows.join('') || '<tr><td>no commits yet</td></tr>'}</table>
+<h2>Pull request previews</h2><table id="previews"><tr><th>pull request</th><th>title</th><th>base..head</th><th>preview</th><th>what it changes</th><th>at</th></tr>${prs.join('') || '<tr><td>none yet</td></tr>'}</table>
 <h2>Repairs by the resync</h2><table id="repairs">${repairs.join('') || '<tr><td>none</td></tr>'}</table>
 <h2>Webhook deliveries</h2><table id="deliveries">${deliveries.join('') || '<tr><td>none yet</td></tr>'}</table></body></html>`);
   });

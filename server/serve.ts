@@ -17,6 +17,7 @@ import type { GitSource } from '../gitops/git/source.ts';
 import { GitHubSource } from '../github/source.ts';
 import type { QueueName } from '../queue/jobs.ts';
 import { Queues, redisConnection } from '../queue/queues.ts';
+import { PreviewBook } from '../queue/previews.ts';
 import { StatusBook } from '../queue/statuses.ts';
 import { Records } from '../queue/records.ts';
 import { Store } from '../queue/store.ts';
@@ -96,14 +97,15 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const records = new Records(connection, c.prefix);
   const queues = new Queues(connection, { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs }, opts.log);
   const statuses = new StatusBook(connection, c.prefix, github ? [gitHubStatusSink(queues)] : []);
-  const source: GitSource | undefined = c.source === 'github'
-    ? new GitHubSource(github!.api, { get: (sha) => store.blob(sha), set: (sha, bytes) => store.saveBlob(sha, bytes) })
-    : c.repo ? new GitRepo(c.repo) : undefined;
+  const blobs = { get: (sha: string) => store.blob(sha), set: (sha: string, bytes: Buffer) => store.saveBlob(sha, bytes) };
+  const onGitHub = github ? new GitHubSource(github.api, blobs) : undefined;
+  const source: GitSource | undefined = c.source === 'github' ? onGitHub : c.repo ? new GitRepo(c.repo) : undefined;
+  const previews = new PreviewBook(connection, c.prefix);
   const lock = { ttlMs: c.lockMs, waitMs: Math.max(5 * c.lockMs, 10_000) };
   const env = {
     clients: { runtime: runtimes.runtime, network: runtimes.network },
     records, store, statuses, queues, redis: connection, lock, jobUrl: link, log: opts.log, branch: c.branch,
-    repo: source ?? new GitRepo('(no repository configured)'), path: c.path, limits: manifestLimits(c), github,
+    repo: source ?? new GitRepo('(no repository configured)'), path: c.path, limits: manifestLimits(c), github, previews, previewSource: onGitHub,
   };
   const catchUpEnv = { repo: env.repo, store, queues, branch: c.branch, log: opts.log };
   const withCatchUp = source ? { ...env, catchUp: () => catchUp(catchUpEnv) } : env;
@@ -120,7 +122,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
     app.use('/webhook', webhookRouter({ secret: await webhookSecret(c, opts.log), branch: c.branch, repository: c.repository, previews: github !== undefined, store, queues, maxBody: c.maxBody, enqueueTimeoutMs: 2000, log: opts.log }));
     const auth = dashboardAuth(c.dashboardUser, c.dashboardPassword);
     app.use(DASHBOARD_PATH, auth, dashboardRouter(queues));
-    app.use(COMMITS_PATH, auth, commitsRouter(statuses, store, records));
+    app.use(COMMITS_PATH, auth, commitsRouter(statuses, store, records, previews));
     app.get('/', (_req, res) => res.redirect(COMMITS_PATH));
     server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(port, host, () => resolve(s));

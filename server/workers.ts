@@ -6,11 +6,14 @@ import type { Redis } from 'ioredis';
 import { errorMessage, isRetryable, RetryLaterError } from '../common/errors.ts';
 import type { GitHub } from '../github/client.ts';
 import { publishCommit } from '../functions/github/publish.ts';
+import { previewPullRequest } from '../functions/preview/pull-request.ts';
+import type { GitSource } from '../gitops/git/source.ts';
+import type { PreviewBook } from '../queue/previews.ts';
 import { processHandlerJob } from '../functions/handlers/process.ts';
 import { jobContext, type JobContext } from '../functions/jobs/env.ts';
 import { planPush, type PlannerEnv } from '../functions/planner/planner.ts';
 import { resync, type ResyncEnv } from '../functions/resync.ts';
-import { GitHubSyncJob, HandlerJob, PlanJob, readJobData, type QueueName } from '../queue/jobs.ts';
+import { GitHubSyncJob, HandlerJob, PlanJob, PreviewJob, readJobData, type QueueName } from '../queue/jobs.ts';
 import { bullPrefix, cappedBackoff } from '../queue/queues.ts';
 import { statusText, SUMMARY_CONTEXT } from '../queue/statuses.ts';
 import type { z } from 'zod';
@@ -27,6 +30,9 @@ export interface WorkerSettings {
 export type WorkerEnv = PlannerEnv & ResyncEnv & {
   /** absent: natops does not talk to GitHub, and no job asks it to */
   github?: GitHub | undefined;
+  previews: PreviewBook;
+  /** where previews read commits (GitHub's API, whatever the planner reads) */
+  previewSource?: GitSource | undefined;
 };
 
 interface Processor {
@@ -80,8 +86,10 @@ export const PROCESSORS: Record<QueueName, Processor> = {
   },
   preview: {
     concurrency: 'many',
-    run() {
-      throw new UnrecoverableError('previews are not implemented yet');
+    run(job, env) {
+      const data = parse(PreviewJob, job);
+      if (!env.github || !env.previewSource) throw new UnrecoverableError('GitHub is not configured in this process (NATOPS_GITHUB_*)');
+      return previewPullRequest(contextOf(data, job, 'preview', env, `#${data.number}`), { ...env, github: env.github, source: env.previewSource });
     },
   },
   vpc: handler, gateway: handler, 'gateway-init': handler, 'gateway-delete': handler, eip: handler, fip: handler, dnat: handler, snat: handler, 'subnet-route': handler,

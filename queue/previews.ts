@@ -1,0 +1,101 @@
+// Pull-request previews in Redis: which event each pull request's preview follows (a newer one
+// supersedes an older one still being computed), what each open pull request changes (to tell
+// two that change the same gateway about each other), and what the dashboard lists.
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { Sha } from './jobs.ts';
+
+export const PreviewRecord = z.object({
+  number: z.number(),
+  title: z.string(),
+  url: z.string(),
+  headLabel: z.string(),
+  baseRef: z.string(),
+  head: Sha,
+  base: Sha,
+  updatedAt: z.number(),
+  state: z.enum(['computing', 'ready', 'invalid', 'closed']),
+  merged: z.boolean().optional(),
+  /** gateways the pull request changes */
+  gateways: z.array(z.string()),
+  /** the other pull requests its comment says change the same gateways */
+  overlaps: z.array(z.number()),
+  /** one line for the dashboard */
+  summary: z.string(),
+  commentId: z.number().optional(),
+  at: z.number(),
+});
+export type PreviewRecord = z.infer<typeof PreviewRecord>;
+
+// KEYS: the wanted event. ARGV: its json, its updatedAt. Newer (or the same) events win.
+const CLAIM = `
+local cur = redis.call('get', KEYS[1])
+if cur and tonumber(cjson.decode(cur).updatedAt) > tonumber(ARGV[2]) then return 0 end
+redis.call('set', KEYS[1], ARGV[1], 'EX', 30 * 24 * 3600)
+return 1
+`;
+
+const Wanted = z.object({ head: Sha, base: Sha, updatedAt: z.number() });
+export type WantedPreview = z.infer<typeof Wanted>;
+
+export class PreviewBook {
+  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+
+  private key(...parts: (string | number)[]) {
+    return [this.prefix, 'preview', ...parts].join(':');
+  }
+
+  /** Takes the event as the one the preview follows, unless a newer event of the pull request came first. */
+  async claim(number: number, w: WantedPreview): Promise<boolean> {
+    return (await this.redis.eval(CLAIM, 1, this.key(number, 'wanted'), JSON.stringify(w), String(w.updatedAt))) === 1;
+  }
+
+  /** Whether `w` is still the event the preview follows (a newer push may have come meanwhile). */
+  async isWanted(number: number, w: WantedPreview): Promise<boolean> {
+    const v = await this.redis.get(this.key(number, 'wanted'));
+    if (!v) return false;
+    const cur = Wanted.parse(JSON.parse(v));
+    return cur.head === w.head && cur.base === w.base && cur.updatedAt === w.updatedAt;
+  }
+
+  async get(number: number): Promise<PreviewRecord | undefined> {
+    const v = await this.redis.get(this.key(number));
+    return v ? PreviewRecord.parse(JSON.parse(v)) : undefined;
+  }
+
+  /** Writes the record; an open pull request is among those checked for overlaps, a closed one leaves them. */
+  async set(r: PreviewRecord): Promise<void> {
+    const m = this.redis.multi()
+      .set(this.key(r.number), JSON.stringify(r), 'EX', 90 * 24 * 3600)
+      .zadd(this.key('index'), r.at, String(r.number));
+    if (r.state === 'closed') m.srem(this.key('open'), String(r.number));
+    else m.sadd(this.key('open'), String(r.number));
+    await m.exec();
+  }
+
+  /** The open pull requests' records. */
+  async open(): Promise<PreviewRecord[]> {
+    const numbers = await this.redis.smembers(this.key('open'));
+    const out: PreviewRecord[] = [];
+    for (const n of numbers) {
+      const r = await this.get(Number(n));
+      if (r) out.push(r);
+    }
+    return out.sort((a, b) => a.number - b.number);
+  }
+
+  /** The newest previews, for the dashboard. */
+  async recent(limit = 30): Promise<PreviewRecord[]> {
+    const numbers = await this.redis.zrevrange(this.key('index'), 0, limit - 1);
+    const out: PreviewRecord[] = [];
+    for (const n of numbers) {
+      const r = await this.get(Number(n));
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  leaseKey(number: number): string {
+    return this.key(number, 'lease');
+  }
+}
