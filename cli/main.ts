@@ -21,6 +21,7 @@ import { NetnsRuntime } from '../lab/gateway-runtime.ts';
 import { reconcileAll } from '../runtime/reconcile.ts';
 import type { RuntimeKind } from '../runtime/runtime.ts';
 import { addGitopsCommands } from './gitops-commands.ts';
+import { addPreviewCommand } from './preview.ts';
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const warn = (text: string) => process.stderr.write(`natops: warning: ${text}\n`);
@@ -176,6 +177,7 @@ program
   });
 
 addGitopsCommands(program);
+addPreviewCommand(program);
 
 try {
   await program.parseAsync(process.argv);

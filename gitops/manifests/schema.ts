@@ -152,7 +152,8 @@ export const SnatRuleSchema = z.strictObject({ eip: ipv4Address, internalCIDR: i
 export const VpcNatGatewaySchema = z.strictObject({
   apiVersion: z.literal('kubeovn.io/v1'),
   kind: z.literal('VpcNatGateway'),
-  metadata: clusterMetadata,
+  // A gateway's status context is natops/<name>; natops/preview is the pull-request preview's.
+  metadata: clusterMetadata.extend({ name: k8sName.refine((n) => n !== 'preview', 'is reserved: natops/preview is the status context of pull-request previews') }),
   spec: z.strictObject({
     vpc: k8sName,
     subnet: k8sName,

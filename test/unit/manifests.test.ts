@@ -127,6 +127,7 @@ describe('manifests', () => {
     { name: 'two floating IPs for one host', change: (s) => { push(s.gateway, 'spec.eips', { eipCIDR: '192.168.0.113/24', gateway: '192.168.0.254' }); push(s.gateway, 'spec.floatingIpRules', { eip: '192.168.0.113', internalIp: '10.0.1.5' }); }, field: 'spec.floatingIpRules[1].internalIp', message: /already has a floating IP/ },
     { name: 'overlapping subnets in a VPC', change: (s) => s.extra.push(subnet('sn2', 'test-vpc-1', '10.0.1.128/25', '10.0.1.129')), field: 'spec.cidrBlock', message: /overlaps subnet sn/, resource: 'Subnet/sn2' },
     { name: 'subnet gateway outside its CIDR', change: (s) => set(s.subnet, 'spec.gateway', '10.0.2.1'), field: 'spec.gateway', message: /not a host address of 10\.0\.1\.0\/24/, resource: 'Subnet/sn', dependent: /subnet "sn" has errors/ },
+    { name: 'a gateway named preview (its status context is the pull-request preview\'s)', change: (s) => set(s.gateway, 'metadata.name', 'preview'), field: 'metadata.name', message: /reserved.*natops\/preview/, resource: 'VpcNatGateway/preview' },
     { name: 'duplicate name', change: (s) => s.extra.push(structuredClone(s.vpc)), field: 'metadata.name', message: /Vpc\/test-vpc-1 is already defined at 10-vpc\.yaml:1/, resource: 'Vpc/test-vpc-1' },
     { name: 'wrong apiVersion', change: (s) => set(s.vpc, 'apiVersion', 'kubeovn.io/v2'), field: 'apiVersion', message: /read as apiVersion kubeovn\.io\/v1/, resource: 'Vpc/test-vpc-1' },
   ];
