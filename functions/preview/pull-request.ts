@@ -12,7 +12,7 @@ import { withLock } from '../../queue/lock.ts';
 import type { PreviewBook, PreviewRecord } from '../../queue/previews.ts';
 import type { Queues } from '../../queue/queues.ts';
 import { PREVIEW_CONTEXT, statusText } from '../../queue/statuses.ts';
-import { escapeMarkdown, renderMarkdown } from '../../preview/markdown.ts';
+import { codeSpan, renderMarkdown } from '../../preview/markdown.ts';
 import { previewChanges, type Preview } from '../../preview/preview.ts';
 import { actionsSentence, verdict } from '../../preview/words.ts';
 import type { FunctionEnv, JobContext } from '../jobs/env.ts';
@@ -82,7 +82,7 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
     const overlapping = others.map((o) => ({ number: o.number, shared: o.gateways.filter((g) => gateways.includes(g)) })).filter((o) => o.shared.length);
     const banner = [
       ...(closed ? [`> **Outdated:** the pull request was closed${rec.merged ? ' and merged' : ' without merging'}; this preview is not updated any more.`] : []),
-      ...overlapping.map((o) => `> **Also changed by #${o.number}:** ${o.shared.map((g) => `gateway \`${escapeMarkdown(g)}\``).join(', ')}. Whichever merges second is planned on top of the first.`),
+      ...overlapping.map((o) => `> **Also changed by #${o.number}:** ${o.shared.map((g) => `gateway ${codeSpan(g)}`).join(', ')}. Whichever merges second is planned on top of the first.`),
     ];
     const body = `${PREVIEW_MARKER}\n${renderMarkdown(preview, {
       banner, limit: COMMENT_LIMIT - PREVIEW_MARKER.length - 1,

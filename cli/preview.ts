@@ -1,0 +1,64 @@
+// natops preview: what a pull request would change on each gateway, read from a local repository
+// (the head commit's manifests planned against the base commit's; nothing live is read).
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { NatopsError } from '../common/errors.ts';
+import { run } from '../common/exec.ts';
+import { GitRepo } from '../gitops/git/repo.ts';
+import { validateManifests } from '../gitops/manifests/validate.ts';
+import { renderMarkdown } from '../preview/markdown.ts';
+import { previewChanges } from '../preview/preview.ts';
+import { renderText } from '../preview/text.ts';
+import { manifestLimitsFromEnv } from '../server/config.ts';
+
+class PreviewUsageError extends NatopsError {}
+
+interface PreviewFlags {
+  base: string;
+  head: string;
+  repo?: string;
+  path: string;
+  format: 'text' | 'markdown';
+  limit?: number;
+}
+
+/** The git directory of the repository `dir` is in (a work tree or a bare repository). */
+async function gitDirOf(dir: string): Promise<string> {
+  const r = await run(['git', '-C', dir, 'rev-parse', '--absolute-git-dir'], { okExitCodes: [0, 128] });
+  if (r.code !== 0) throw new PreviewUsageError(`${dir} is not in a git repository (give one with --repo): ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}
+
+function positiveInt(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive whole number of characters');
+  return n;
+}
+
+export function addPreviewCommand(program: Command): void {
+  program
+    .command('preview')
+    .description("show what a change would do to each gateway: the head commit's manifests planned against the base's (exit 1 when the head has validation errors)")
+    .requiredOption('--base <ref>', 'the branch, tag or commit the change starts from')
+    .requiredOption('--head <ref>', 'the branch, tag or commit with the change')
+    .option('--repo <dir>', 'the repository (a work tree or a git directory); default the one of the current directory')
+    .option('--path <dir>', 'the manifests inside the repository', '.')
+    .addOption(new Option('--format <format>', 'text for a terminal, markdown as a pull-request comment').choices(['text', 'markdown']).default('text'))
+    .addOption(new Option('--limit <chars>', 'markdown: cut the detail to fit in this many characters, as a comment must').argParser(positiveInt))
+    // Usage errors exit 2 like natops's other refusals (commander's own default is 1, which here means "invalid head").
+    .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2))
+    .action(async (opts: PreviewFlags) => {
+      const repo = new GitRepo(await gitDirOf(opts.repo ?? '.'));
+      const baseSha = await repo.resolveRef(opts.base);
+      const headSha = await repo.resolveRef(opts.head);
+      const limits = manifestLimitsFromEnv();
+      const base = validateManifests(await repo.manifestsAt(baseSha, opts.path), limits);
+      const head = validateManifests(await repo.manifestsAt(headSha, opts.path), limits);
+      const preview = previewChanges(base, head, { base: opts.base, head: opts.head });
+      const path = opts.path === '.' ? '' : ` --path ${opts.path}`;
+      const text = opts.format === 'markdown'
+        ? renderMarkdown(preview, { limit: opts.limit, fullCommand: `natops preview --base ${opts.base} --head ${opts.head}${path}` })
+        : renderText(preview);
+      process.stdout.write(`${text}\n`);
+      if (head.issues.length) process.exitCode = 1;
+    });
+}

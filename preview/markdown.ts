@@ -1,0 +1,299 @@
+// A preview as a GitHub pull-request comment (GitHub-flavoured Markdown), cut to a character
+// limit when it must be. Every value that comes from manifests is escaped: a hostile name or
+// message cannot break a table, close a code block, or add HTML, links or mentions.
+import type { ManifestIssue } from '../gitops/manifests/issues.ts';
+import { CATEGORIES, CATEGORY_NAMES, countChanges, hasDetail, type EntryChange, type Preview } from './preview.ts';
+import { actionsSentence, actionWords, baseNotes, count, countsText, plural, verdict } from './words.ts';
+
+export interface MarkdownOptions {
+  /** lines above everything, never cut (the caller's Markdown: escape values with escapeMarkdown) */
+  banner?: readonly string[];
+  /**
+   * At most this many characters (UTF-16 code units, never fewer than GitHub counts). GitHub
+   * rejects a comment body over 65,536; the caller takes off what it adds. Default: no limit.
+   */
+  limit?: number;
+  /** a link to a line of a manifest at head, e.g. https://github.com/o/r/blob/<sha>/<path>#L<line> */
+  linkTo?: (path: string, line: number) => string;
+  /** the command the cut note offers for all of it; default `natops preview --base <base> --head <head>` */
+  fullCommand?: string;
+}
+
+// ---- escaping ----------------------------------------------------------------------------------
+
+/** Control characters have no business in a comment; a line break would end a table row. */
+const oneLine = (s: string) => s.replace(/\r\n?|\n/g, ' ').replace(/[\u0000-\u001f\u007f]/g, '\ufffd');
+
+/**
+ * Prose from manifests, inline (never at the start of a line): no emphasis, links, HTML, entities,
+ * math or table breaks; a zero-width space after "@" and "#" and inside "://" and "www.", so
+ * nothing becomes a mention, an issue reference or an autolink (escaping does not stop those).
+ */
+export function escapeMarkdown(s: string): string {
+  return oneLine(s)
+    .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+    .replace(/[\\`*_[\]|~$]/g, '\\$&')
+    .replace(/[@#]/g, '$&\u200b').replace(/:\/\//g, ':\u200b//').replace(/(www)\./gi, '$1\u200b.');
+}
+
+/**
+ * Text in a code span: nothing inside is Markdown. In a table cell a "|" must still be escaped
+ * (GFM splits cells first, then reads `\|` as "|"); elsewhere the backslash would show.
+ */
+export function codeSpan(s: string, inTable = false): string {
+  const t = inTable ? oneLine(s).replace(/\|/g, '\\|') : oneLine(s);
+  if (!t) return '';
+  const ticks = '`'.repeat(longestRun(t, '`') + 1);
+  const pad = t.startsWith('`') || t.endsWith('`') || t.startsWith(' ') ? ' ' : '';
+  return `${ticks}${pad}${t}${pad}${ticks}`;
+}
+
+export function escapeHtml(s: string): string {
+  return oneLine(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+}
+
+function longestRun(s: string, ch: string): number {
+  let best = 0;
+  let run = 0;
+  for (const c of s) {
+    run = c === ch ? run + 1 : 0;
+    best = Math.max(best, run);
+  }
+  return best;
+}
+
+/** A fenced block no line of `lines` can close: the fence is longer than any run of backticks in them. */
+function fenced(info: string, lines: readonly string[]): string {
+  const safe = lines.map((l) => l.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '\ufffd').replace(/\r/g, ''));
+  const fence = '`'.repeat(Math.max(3, ...safe.map((l) => longestRun(l, '`') + 1)));
+  return [`${fence}${info}`, ...safe, fence].join('\n');
+}
+
+function linkDestination(url: string): string {
+  return `<${url.replace(/[<>\\\s]/g, (c) => encodeURIComponent(c))}>`;
+}
+
+// ---- the parts ---------------------------------------------------------------------------------
+
+const SUMMARY_HEADER = ['| | action | EIPs | floating IPs | port forwards | SNATs | routes |', '| --- | --- | --- | --- | --- | --- | --- |'];
+
+function summaryRows(p: Preview): string[] {
+  const rows: string[] = [];
+  for (const g of p.gateways) {
+    const cells = g.action === 'invalid' ? CATEGORIES.map(() => '–') : CATEGORIES.map((c) => countsText(countChanges(g.changes[c])));
+    const action = g.action === 'invalid' ? `❌ ${escapeMarkdown(actionWords(g))}` : escapeMarkdown(actionWords(g));
+    rows.push(`| gateway ${codeSpan(g.name, true)} | ${action} | ${cells.join(' | ')} |`);
+  }
+  for (const v of p.vpcs) {
+    if (v.action === 'unchanged') continue;
+    const routes = v.action === 'invalid' ? '–' : `${countsText(countChanges(v.staticRoutes))} (static)`;
+    const action = v.action === 'invalid' ? '❌ invalid: the networks stay as they are' : v.action;
+    rows.push(`| VPC ${codeSpan(v.name, true)} | ${action} | | | | | ${routes} |`);
+  }
+  if (p.gateways.length > 1) rows.push(`| **total** | | ${CATEGORIES.map((c) => countsText(p.totals.changes[c])).join(' | ')} |`);
+  return rows;
+}
+
+/** Banner, title, verdict and the summary table: `rows` of them at most (only ever cut as a last resort). */
+function headPart(p: Preview, banner: readonly string[], rows: string[], rowsCut: number): string {
+  const title = p.refs ? `### NAT preview: ${codeSpan(p.refs.base)} → ${codeSpan(p.refs.head)}` : '### NAT preview';
+  const v = verdict(p);
+  const out = [...banner, title, `${p.head.refused ? '⛔' : !v.ok ? '❌' : !p.head.enabled ? '⏸️' : '✅'} **${escapeMarkdown(v.text)}** ${escapeMarkdown(actionsSentence(p))}`];
+  if (rows.length || rowsCut) out.push([...SUMMARY_HEADER, ...rows].join('\n'));
+  if (rowsCut) out.push(`_… ${plural(rowsCut, 'more row')} of the summary cut._`);
+  out.push(...baseNotes(p).map(escapeMarkdown));
+  return out.join('\n\n');
+}
+
+/** A gateway's or VPC's detail: its table of changes and its rule diff, each cut to a number of lines. */
+interface Detail {
+  kind: 'gateway' | 'VPC';
+  name: string;
+  heading: string;
+  intro: string[];
+  rows: string[];
+  diff: string[];
+}
+
+const TABLE_HEADER = '| category | change | before | after |\n| --- | --- | --- | --- |';
+
+function entryRow(category: string, e: EntryChange): string {
+  return `| ${category} | ${e.change} | ${e.before === undefined ? '' : codeSpan(e.before, true)} | ${e.after === undefined ? '' : codeSpan(e.after, true)} |`;
+}
+
+function details(p: Preview): Detail[] {
+  const out: Detail[] = [];
+  for (const g of p.gateways) {
+    if (!hasDetail(g)) continue;
+    out.push({
+      kind: 'gateway',
+      name: g.name,
+      heading: `#### gateway ${codeSpan(g.name)}: ${escapeMarkdown(actionWords(g))}`,
+      intro: g.recreate.length ? [`Recreated (its pod restarts, every rule is rebuilt): ${g.recreate.map(escapeMarkdown).join('; ')}.`] : [],
+      rows: CATEGORIES.flatMap((c) => g.changes[c].map((e) => entryRow(CATEGORY_NAMES[c].one, e))),
+      diff: g.ruleDiff,
+    });
+  }
+  for (const v of p.vpcs) {
+    if (!v.staticRoutes.length) continue;
+    out.push({ kind: 'VPC', name: v.name, heading: `#### VPC ${codeSpan(v.name)}: ${v.action}`, intro: [], rows: v.staticRoutes.map((e) => entryRow('static route', e)), diff: [] });
+  }
+  return out;
+}
+
+function renderDetail(d: Detail, rows = d.rows.length, diff = d.diff.length): string {
+  const out = [d.heading, ...d.intro];
+  if (rows) out.push([TABLE_HEADER, ...d.rows.slice(0, rows)].join('\n'));
+  if (rows < d.rows.length) out.push(rows ? `_… ${plural(d.rows.length - rows, 'more row')} cut._` : `_The table (${plural(d.rows.length, 'row')}) is cut._`);
+  if (d.diff.length && !diff) out.push(`_The rule diff (${plural(d.diff.length, 'line')}) is cut._`);
+  if (diff) {
+    const block = [`<details><summary>Rule diff of ${d.kind} <code>${escapeHtml(d.name)}</code> (${plural(d.diff.length, 'line')})</summary>`, fenced('diff', d.diff.slice(0, diff))];
+    if (diff < d.diff.length) block.push(`_… ${plural(d.diff.length - diff, 'more line')} cut._`);
+    out.push(block.join('\n\n'), '</details>');
+  }
+  return out.join('\n\n');
+}
+
+interface IssueText {
+  first: string;
+  rest: string[];
+}
+
+function issueText(i: ManifestIssue, linkTo: MarkdownOptions['linkTo']): IssueText {
+  const where = codeSpan(`${i.pos.file}:${i.pos.line}:${i.pos.column}`);
+  const place = linkTo ? `[${where}](${linkDestination(linkTo(i.pos.file, i.pos.line))})` : where;
+  const [first = '', ...rest] = i.message.split(/\r\n?|\n/);
+  return { first: `- ${place} ${codeSpan(i.resource)} ${codeSpan(i.field)}: ${escapeMarkdown(first)}`, rest };
+}
+
+/** The validation errors: the first `shown`, each with its further lines when `withRest`. */
+function errorsPart(issues: readonly IssueText[], shown: number, withRest: boolean): string {
+  if (!issues.length) return '';
+  const out = [`#### Validation errors (${count(issues.length)})`, ''];
+  for (const i of issues.slice(0, shown)) {
+    out.push(i.first);
+    if (withRest && i.rest.length) out.push(fenced('text', i.rest).replace(/^/gm, '  '));
+  }
+  if (shown < issues.length) out.push('', `_… ${plural(issues.length - shown, 'more validation error')} cut._`);
+  return out.join('\n');
+}
+
+// ---- cutting -----------------------------------------------------------------------------------
+
+interface Cut {
+  label: string;
+  rows: [cut: number, of: number];
+  diff: [cut: number, of: number];
+}
+
+function cutPhrase(c: Cut): string[] {
+  const [rowsCut, rows] = c.rows;
+  const [diffCut, lines] = c.diff;
+  if (rowsCut === rows && diffCut === lines && rows && lines) return [`the table and rule diff of ${c.label} (${plural(rows, 'row')}, ${plural(lines, 'line')})`];
+  const out: string[] = [];
+  if (diffCut) out.push(diffCut === lines ? `the rule diff of ${c.label} (${plural(lines, 'line')})` : `${count(diffCut)} of the ${plural(lines, 'line')} of the rule diff of ${c.label}`);
+  if (rowsCut) out.push(rowsCut === rows ? `the table of ${c.label} (${plural(rows, 'row')})` : `${count(rowsCut)} of the ${plural(rows, 'row')} of the table of ${c.label}`);
+  return out;
+}
+
+const MAX_NAMED_CUTS = 6;
+
+function cutNote(cuts: readonly Cut[], extra: readonly string[], limit: number, command: string): string {
+  const phrases = [...cuts.flatMap(cutPhrase), ...extra];
+  if (!phrases.length) return '';
+  const named = phrases.length > MAX_NAMED_CUTS + 1 ? [...phrases.slice(0, MAX_NAMED_CUTS), `${count(phrases.length - MAX_NAMED_CUTS)} more parts`] : phrases;
+  const list = named.length > 1 ? `${named.slice(0, -1).join(', ')} and ${named.at(-1)}` : named[0];
+  return `> [!NOTE]\n> ✂️ Cut to fit the ${count(limit)}-character limit: ${list}. Run ${codeSpan(command)} for all of it.`;
+}
+
+/**
+ * The details in order, whole while they fit in `budget` characters; the first that does not is
+ * shortened (its rule diff first, then its table), and every later one is left out.
+ */
+const label = (d: Detail) => `${d.kind} ${codeSpan(d.name)}`;
+
+function fitDetails(all: readonly Detail[], budget: number): { parts: string[]; cuts: Cut[] } {
+  const parts: string[] = [];
+  const cuts: Cut[] = [];
+  let room = budget;
+  let full = true;
+  for (const d of all) {
+    const whole = renderDetail(d);
+    if (full && whole.length + 2 <= room) {
+      parts.push(whole);
+      room -= whole.length + 2;
+      continue;
+    }
+    if (full) {
+      full = false;
+      const fits = (rows: number, diff: number) => renderDetail(d, rows, diff).length + 2 <= room;
+      if (fits(0, 0)) {
+        const rows = largest(d.rows.length, (r) => fits(r, 0));
+        const diff = rows === d.rows.length ? largest(d.diff.length, (n) => fits(rows, n)) : 0;
+        parts.push(renderDetail(d, rows, diff));
+        cuts.push({ label: label(d), rows: [d.rows.length - rows, d.rows.length], diff: [d.diff.length - diff, d.diff.length] });
+        continue;
+      }
+    }
+    cuts.push({ label: label(d), rows: [d.rows.length, d.rows.length], diff: [d.diff.length, d.diff.length] });
+  }
+  return { parts, cuts };
+}
+
+/** The largest n in [0, max] with ok(n), given ok(0); ok is monotone but for a few digits of a count. */
+function largest(max: number, ok: (n: number) => boolean): number {
+  let lo = 0;
+  let hi = max;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (ok(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  while (lo > 0 && !ok(lo)) lo--;
+  return lo;
+}
+
+export function renderMarkdown(p: Preview, opts: MarkdownOptions = {}): string {
+  const limit = opts.limit ?? Infinity;
+  const banner = opts.banner ?? [];
+  const command = opts.fullCommand ?? (p.refs ? `natops preview --base ${p.refs.base} --head ${p.refs.head}` : 'natops preview');
+  const rows = summaryRows(p);
+  const head = headPart(p, banner, rows, 0);
+  const all = details(p);
+  const issues = p.head.issues.map((i) => issueText(i, opts.linkTo));
+  const compose = (h: string, note: string, parts: readonly string[], errors: string) => [h, note, ...parts, errors].filter(Boolean).join('\n\n');
+
+  const errorsWhole = errorsPart(issues, issues.length, true);
+  const whole = compose(head, '', all.map((d) => renderDetail(d)), errorsWhole);
+  if (whole.length <= limit) return whole;
+
+  // 1. The details, later ones first; the room left for them shrinks by what the note takes.
+  const fixed = compose(head, '', [], errorsWhole).length;
+  let reserve = 0;
+  for (let attempt = 0; attempt < 20 && fixed + reserve <= limit; attempt++) {
+    const { parts, cuts } = fitDetails(all, limit - fixed - reserve);
+    const text = compose(head, cutNote(cuts, [], limit, command), parts, errorsWhole);
+    if (text.length <= limit) return text;
+    reserve += text.length - limit;
+  }
+
+  // 2. No details, and only the first line of each validation error.
+  const everyDetail: Cut[] = all.map((d) => ({ label: label(d), rows: [d.rows.length, d.rows.length], diff: [d.diff.length, d.diff.length] }));
+  const longErrors = issues.filter((i) => i.rest.length).length;
+  const restCut = longErrors ? [`the further lines of ${plural(longErrors, 'validation error')}`] : [];
+  const firstLines = compose(head, cutNote(everyDetail, restCut, limit, command), [], errorsPart(issues, issues.length, false));
+  if (firstLines.length <= limit) return firstLines;
+
+  // 3. Only when the limit cannot hold the summary and every error's first line: as many as fit.
+  const noteFor = (errorsCut: number, rowsCut: number) => cutNote(everyDetail, [
+    ...restCut,
+    ...(errorsCut ? [`${plural(errorsCut, 'validation error')}`] : []),
+    ...(rowsCut ? [`${plural(rowsCut, 'row')} of the summary`] : []),
+  ], limit, command);
+  const withErrors = (shown: number) => compose(head, noteFor(issues.length - shown, 0), [], errorsPart(issues, shown, false));
+  if (withErrors(0).length <= limit) return withErrors(largest(issues.length, (n) => withErrors(n).length <= limit));
+  const withRows = (n: number) => compose(headPart(p, banner, rows.slice(0, n), rows.length - n), noteFor(issues.length, rows.length - n), [], errorsPart(issues, 0, false));
+  const text = withRows(largest(rows.length, (n) => withRows(n).length <= limit));
+  // A banner longer than the limit: the limit wins.
+  return text.length <= limit ? text : text.slice(0, limit);
+}
