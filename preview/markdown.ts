@@ -17,6 +17,8 @@ export interface MarkdownOptions {
   linkTo?: (path: string, line: number) => string;
   /** the command the cut note offers for all of it; default `natops preview --base <base> --head <head>` */
   fullCommand?: string;
+  /** what the cut note calls the limit; default "the N-character limit" */
+  limitName?: string;
 }
 
 // ---- escaping ----------------------------------------------------------------------------------
@@ -198,12 +200,12 @@ function cutPhrase(c: Cut): string[] {
 
 const MAX_NAMED_CUTS = 6;
 
-function cutNote(cuts: readonly Cut[], extra: readonly string[], limit: number, command: string): string {
+function cutNote(cuts: readonly Cut[], extra: readonly string[], limitName: string, command: string): string {
   const phrases = [...cuts.flatMap(cutPhrase), ...extra];
   if (!phrases.length) return '';
   const named = phrases.length > MAX_NAMED_CUTS + 1 ? [...phrases.slice(0, MAX_NAMED_CUTS), `${count(phrases.length - MAX_NAMED_CUTS)} more parts`] : phrases;
   const list = named.length > 1 ? `${named.slice(0, -1).join(', ')} and ${named.at(-1)}` : named[0];
-  return `> [!NOTE]\n> ✂️ Cut to fit the ${count(limit)}-character limit: ${list}. Run ${codeSpan(command)} for all of it.`;
+  return `> [!NOTE]\n> ✂️ Cut to fit ${limitName}: ${list}. Run ${codeSpan(command)} for all of it.`;
 }
 
 /**
@@ -256,6 +258,7 @@ function largest(max: number, ok: (n: number) => boolean): number {
 export function renderMarkdown(p: Preview, opts: MarkdownOptions = {}): string {
   const limit = opts.limit ?? Infinity;
   const banner = opts.banner ?? [];
+  const limitName = opts.limitName ?? `the ${count(limit)}-character limit`;
   const command = opts.fullCommand ?? (p.refs ? `natops preview --base ${p.refs.base} --head ${p.refs.head}` : 'natops preview');
   const rows = summaryRows(p);
   const head = headPart(p, banner, rows, 0);
@@ -272,7 +275,7 @@ export function renderMarkdown(p: Preview, opts: MarkdownOptions = {}): string {
   let reserve = 0;
   for (let attempt = 0; attempt < 20 && fixed + reserve <= limit; attempt++) {
     const { parts, cuts } = fitDetails(all, limit - fixed - reserve);
-    const text = compose(head, cutNote(cuts, [], limit, command), parts, errorsWhole);
+    const text = compose(head, cutNote(cuts, [], limitName, command), parts, errorsWhole);
     if (text.length <= limit) return text;
     reserve += text.length - limit;
   }
@@ -281,7 +284,7 @@ export function renderMarkdown(p: Preview, opts: MarkdownOptions = {}): string {
   const everyDetail: Cut[] = all.map((d) => ({ label: label(d), rows: [d.rows.length, d.rows.length], diff: [d.diff.length, d.diff.length] }));
   const longErrors = issues.filter((i) => i.rest.length).length;
   const restCut = longErrors ? [`the further lines of ${plural(longErrors, 'validation error')}`] : [];
-  const firstLines = compose(head, cutNote(everyDetail, restCut, limit, command), [], errorsPart(issues, issues.length, false));
+  const firstLines = compose(head, cutNote(everyDetail, restCut, limitName, command), [], errorsPart(issues, issues.length, false));
   if (firstLines.length <= limit) return firstLines;
 
   // 3. Only when the limit cannot hold the summary and every error's first line: as many as fit.
@@ -289,7 +292,7 @@ export function renderMarkdown(p: Preview, opts: MarkdownOptions = {}): string {
     ...restCut,
     ...(errorsCut ? [`${plural(errorsCut, 'validation error')}`] : []),
     ...(rowsCut ? [`${plural(rowsCut, 'row')} of the summary`] : []),
-  ], limit, command);
+  ], limitName, command);
   const withErrors = (shown: number) => compose(head, noteFor(issues.length - shown, 0), [], errorsPart(issues, shown, false));
   if (withErrors(0).length <= limit) return withErrors(largest(issues.length, (n) => withErrors(n).length <= limit));
   const withRows = (n: number) => compose(headPart(p, banner, rows.slice(0, n), rows.length - n), noteFor(issues.length, rows.length - n), [], errorsPart(issues, 0, false));

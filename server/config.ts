@@ -64,6 +64,8 @@ export const ServerConfig = z.object({
   githubAppId: z.string().regex(/^\d+$/, 'a number').optional(),
   githubPrivateKey: z.string().min(1).optional(),
   githubPrivateKeyFile: z.string().optional(),
+  /** a GitHub rate limit lifting within this many seconds is waited out in the request; a later one puts the job back until then */
+  githubMaxWaitS: int(0).default(60),
   /** the App's installation on `repository`; found by asking GitHub when unset */
   githubInstallationId: z.coerce.number().int().positive().optional(),
   /** where `natops serve` keeps its Redis data and records where it runs */
@@ -80,7 +82,7 @@ const ENV: Record<keyof ServerConfig, string> = {
   manifestMaxAliasNodes: 'NATOPS_MANIFEST_MAX_ALIAS_NODES', runtime: 'NATOPS_RUNTIME', kubeconfig: 'NATOPS_KUBECONFIG', namespace: 'NATOPS_NAMESPACE', networkMode: 'NATOPS_NETWORK_MODE',
   podReadyTimeoutMs: 'NATOPS_POD_READY_TIMEOUT_MS', source: 'NATOPS_SOURCE', githubUrl: 'NATOPS_GITHUB_URL', githubToken: 'NATOPS_GITHUB_TOKEN',
   githubTokenFile: 'NATOPS_GITHUB_TOKEN_FILE', githubAppId: 'NATOPS_GITHUB_APP_ID', githubPrivateKey: 'NATOPS_GITHUB_PRIVATE_KEY',
-  githubPrivateKeyFile: 'NATOPS_GITHUB_PRIVATE_KEY_FILE', githubInstallationId: 'NATOPS_GITHUB_INSTALLATION_ID',
+  githubPrivateKeyFile: 'NATOPS_GITHUB_PRIVATE_KEY_FILE', githubInstallationId: 'NATOPS_GITHUB_INSTALLATION_ID', githubMaxWaitS: 'NATOPS_GITHUB_MAX_WAIT_S',
 };
 
 /** Environment first, then the given overrides (flags); undefined values do not override. */

@@ -15,7 +15,7 @@ export async function gitHubFromConfig(c: ServerConfig, log: (line: string) => v
     auth = { kind: 'app', appId: c.githubAppId, privateKey: privateKey!, installationId: c.githubInstallationId };
   }
   if (!auth) return undefined;
-  const github = await connectGitHub({ url: c.githubUrl, repository: c.repository!, auth }, log);
+  const github = await connectGitHub({ url: c.githubUrl, repository: c.repository!, auth, maxInlineWaitSeconds: c.githubMaxWaitS }, log);
   log(`natops: GitHub ${c.githubUrl}: ${c.repository} as ${github.login}${github.checks ? ' (App: statuses, check runs, previews)' : ' (token: statuses, previews)'}`);
   return github;
 }

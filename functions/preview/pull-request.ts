@@ -85,7 +85,7 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
       ...overlapping.map((o) => `> **Also changed by #${o.number}:** ${o.shared.map((g) => `gateway ${codeSpan(g)}`).join(', ')}. Whichever merges second is planned on top of the first.`),
     ];
     const body = `${PREVIEW_MARKER}\n${renderMarkdown(preview, {
-      banner, limit: COMMENT_LIMIT - PREVIEW_MARKER.length - 1,
+      banner, limit: COMMENT_LIMIT - PREVIEW_MARKER.length - 1, limitName: "GitHub's 65,536-character limit on a comment",
       linkTo: (path, line) => `${env.github.htmlUrl}/blob/${rec.head}/${path.split('/').map(encodeURIComponent).join('/')}#L${line}`,
       fullCommand: `natops preview --base ${rec.base.slice(0, 12)} --head ${rec.head.slice(0, 12)}`,
     })}`;
@@ -93,6 +93,8 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
     // A newer push may have come while this one was read and planned: it writes the comment.
     if (job.action === 'preview' && !(await env.previews.isWanted(job.number, { head: rec.head, base: rec.base, updatedAt: rec.updatedAt }))) {
       ctx.log(`#${job.number}: superseded by a newer event while computing; not written`);
+      // Its head was said to be computing: it must not stay pending.
+      await env.statuses.publish([{ sha: rec.head, context: PREVIEW_CONTEXT, state: 'success', description: 'not previewed: superseded by a newer push or base', targetUrl: rec.url }]);
       return { kind: 'superseded' };
     }
     await lease.check();

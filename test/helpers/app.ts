@@ -22,6 +22,16 @@ export const examplePayloads = (name: string) =>
 /** GitHub's example push to refs/heads/master, as a push to the tracked branch. */
 export const branchPush = (): Record<string, unknown> => ({ ...examplePayloads('push').find((p) => p.ref === 'refs/heads/master')!, ref: 'refs/heads/main' });
 
+/** A delivery as GitHub makes it: JSON, signed with the secret (or with `signature`, or unsigned for null). */
+export async function deliver(url: string, secret: string, event: string, payload: unknown, opts: { id?: string; signature?: string | null } = {}): Promise<{ status: number; body: { outcome?: string; error?: string } }> {
+  const body = JSON.stringify(payload);
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': opts.id ?? randomUUID() };
+  const signature = opts.signature === undefined ? await sign(secret, body) : opts.signature;
+  if (signature !== null) headers['x-hub-signature-256'] = signature;
+  const r = await fetch(url, { method: 'POST', headers, body });
+  return { status: r.status, body: (await r.json()) as { outcome?: string; error?: string } };
+}
+
 export interface TestApp {
   app: Running;
   deliver(event: string, payload: unknown, opts?: { id?: string; signature?: string | null }): Promise<{ status: number; body: { outcome?: string; error?: string } }>;
@@ -40,14 +50,7 @@ export async function startApp(overrides: Partial<ServerConfig> = {}, queues: re
   const app = await serve(config, { queues, http: true, log });
   return {
     app,
-    async deliver(event, payload, opts = {}) {
-      const body = JSON.stringify(payload);
-      const headers: Record<string, string> = { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': opts.id ?? randomUUID() };
-      const signature = opts.signature === undefined ? await sign(APP_SECRET, body) : opts.signature;
-      if (signature !== null) headers['x-hub-signature-256'] = signature;
-      const r = await fetch(`${app.url}/webhook`, { method: 'POST', headers, body });
-      return { status: r.status, body: (await r.json()) as { outcome?: string; error?: string } };
-    },
+    deliver: (event, payload, opts = {}) => deliver(`${app.url}/webhook`, APP_SECRET, event, payload, opts),
     async close() {
       await app.close();
       await redis.stop();

@@ -40,13 +40,20 @@ export class PipelineHarness {
     return join(this.dir, 'work');
   }
 
-  static async create(overrides: Partial<ServerConfig> = {}): Promise<PipelineHarness> {
+  /**
+   * `prepare` runs before natops starts, with the (empty) bare repository in place, and adds to
+   * the configuration: e.g. a GitHub stand-in serving that repository.
+   */
+  static async create(overrides: Partial<ServerConfig> = {}, prepare?: (paths: { dir: string; bare: string }) => Promise<Partial<ServerConfig>>): Promise<PipelineHarness> {
     const lab = await LabHarness.create();
     const dir = await mkdtemp(join(tmpdir(), 'natops-pipeline-'));
     const redis = await LocalRedis.start(join(dir, 'redis'));
+    const bare = join(dir, 'gitops.git');
+    if (prepare) await run(['git', 'init', '--quiet', '--bare', '--initial-branch=main', bare]);
+    const prepared = prepare ? await prepare({ dir, bare }) : {};
     const config = loadConfig({
-      redisUrl: redis.url, prefix: 'natops', webhookSecret: SECRET, repo: join(dir, 'gitops.git'), lab: lab.prefix, listen: '127.0.0.1:0',
-      dashboardPassword: 'test-password', resyncMs: 0, attempts: 5, backoffMs: 200, lockMs: 2000, dataDir: join(dir, 'data'), ...overrides,
+      redisUrl: redis.url, prefix: 'natops', webhookSecret: SECRET, repo: bare, lab: lab.prefix, listen: '127.0.0.1:0',
+      dashboardPassword: 'test-password', resyncMs: 0, attempts: 5, backoffMs: 200, lockMs: 2000, dataDir: join(dir, 'data'), ...prepared, ...overrides,
     }, {});
     const h = new PipelineHarness(lab, redis, dir, config);
     await h.start();
