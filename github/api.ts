@@ -96,6 +96,17 @@ export interface CheckAnnotation {
   title?: string;
 }
 
+/** One attempt at delivering a webhook event to the App's hook (GitHub keeps them three days). */
+export interface HookDelivery {
+  id: number;
+  /** the X-GitHub-Delivery id, the same for every attempt at one event */
+  guid: string;
+  deliveredAt: number;
+  statusCode: number;
+  event: string;
+  repositoryId: number | null;
+}
+
 export type CheckConclusion = 'success' | 'failure' | 'neutral' | 'cancelled' | 'skipped' | 'timed_out' | 'action_required';
 
 /** One repository's API: what natops reads (branches, commits, trees, blobs) and writes (statuses, checks, comments). */
@@ -177,6 +188,26 @@ export class GitHubApi {
     await this.call(`check run ${id}`, () => this.octokit.rest.checks.update({
       ...this.repoRef, check_run_id: id, status: c.status, ...(c.conclusion ? { conclusion: c.conclusion } : {}), output: c.output,
     }));
+  }
+
+  /** The App hook's delivery attempts since `since` (ms), newest first, through every page (the App's own JWT). */
+  async hookDeliveries(since: number): Promise<HookDelivery[]> {
+    const out: HookDelivery[] = [];
+    await this.call('hook deliveries', async () => {
+      for await (const page of this.octokit.paginate.iterator(this.octokit.rest.apps.listWebhookDeliveries, { per_page: 100 })) {
+        for (const d of page.data) {
+          const deliveredAt = Date.parse(d.delivered_at);
+          if (deliveredAt < since) return;
+          out.push({ id: d.id, guid: d.guid, deliveredAt, statusCode: d.status_code, event: d.event, repositoryId: d.repository_id });
+        }
+      }
+    });
+    return out;
+  }
+
+  /** Asks GitHub to send a delivery again (same X-GitHub-Delivery id). */
+  async redeliver(id: number): Promise<void> {
+    await this.call(`redelivery of ${id}`, () => this.octokit.rest.apps.redeliverWebhookDelivery({ delivery_id: id }));
   }
 
   /** Every comment of an issue or pull request, through every page. */

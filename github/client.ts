@@ -36,6 +36,8 @@ export interface GitHub {
   checks: boolean;
   /** the repository's web address, for links to files and lines */
   htmlUrl: string;
+  /** the repository's id (an App's hook deliveries name it) */
+  repositoryId: number;
 }
 
 /** The App permissions natops needs (README: creating the App). */
@@ -113,7 +115,7 @@ export async function connectGitHub(s: GitHubSettings, log: (line: string) => vo
     const user = await octokit.rest.users.getAuthenticated().catch((e: unknown) => {
       throw new GitHubAuthError(`GitHub at ${s.url}: the token's user cannot be read: ${failure(e)}`, { cause: e });
     });
-    return { api: new GitHubApi(octokit, ref), login: user.data.login, checks: false, htmlUrl: repo.data.html_url };
+    return { api: new GitHubApi(octokit, ref), login: user.data.login, checks: false, htmlUrl: repo.data.html_url, repositoryId: repo.data.id };
   }
 
   const { appId, privateKey } = s.auth;
@@ -141,5 +143,5 @@ export async function connectGitHub(s: GitHubSettings, log: (line: string) => vo
   const repo = await octokit.rest.repos.get(ref).catch((e: unknown) => {
     throw new GitHubAuthError(`GitHub at ${s.url}: App ${slug} cannot read ${s.repository}: ${failure(e)}`, { cause: e });
   });
-  return { api: new GitHubApi(octokit, ref), login: `${slug}[bot]`, checks: true, htmlUrl: repo.data.html_url };
+  return { api: new GitHubApi(octokit, ref), login: `${slug}[bot]`, checks: true, htmlUrl: repo.data.html_url, repositoryId: repo.data.id };
 }

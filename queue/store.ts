@@ -112,6 +112,11 @@ export class Store {
     await this.redis.set(this.key('delivery', id), '1', 'EX', 7 * 24 * 3600);
   }
 
+  /** Whether natops already asked GitHub to redeliver this delivery (asked once: four days, past GitHub's three). */
+  async claimRedelivery(guid: string): Promise<boolean> {
+    return (await this.redis.set(this.key('redelivered', guid), '1', 'EX', 4 * 24 * 3600, 'NX')) === 'OK';
+  }
+
   async recordDelivery(d: DeliveryRecord): Promise<void> {
     await execAll(this.redis.multi().lpush(this.key('deliveries'), JSON.stringify(d)).ltrim(this.key('deliveries'), 0, HISTORY - 1));
   }

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import type { Worker } from 'bullmq';
 import express from 'express';
 import { errorMessage, NatopsError } from '../common/errors.ts';
+import { redeliverFailed } from '../functions/github/redeliver.ts';
 import { catchUp } from '../functions/planner/planner.ts';
 import type { ResyncRequest } from '../functions/resync.ts';
 import { webhookRouter } from './webhook.ts';
@@ -147,6 +148,8 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   await drain();
   const drainTimer = setInterval(() => void drain(), DRAIN_INTERVAL_MS);
   drainTimer.unref();
+  // GitHub does not redeliver what failed while natops was down; an App can ask it to.
+  if (server && github?.checks) await redeliverFailed({ github, store, log: opts.log }).catch((e: unknown) => opts.log(`redelivery: ${errorMessage(e)}`));
   if (source && opts.queues.includes('plan')) await catchUp(catchUpEnv).catch((e: unknown) => opts.log(`catch-up: ${errorMessage(e)}`));
   // A gateway pod replaced behind natops's back (deleted, evicted, node restarted) starts empty:
   // the resync finds it drifted and repairs it at once, not at its next interval.

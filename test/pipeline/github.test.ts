@@ -11,6 +11,7 @@ import { deliver, examplePayloads } from '../helpers/app.ts';
 import { GitHubStandIn } from '../helpers/github/standin.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import { get, seedObjects, set, toFiles, type SeedObjects } from '../helpers/manifests.ts';
+import { natops } from '../helpers/cli.ts';
 import { PipelineHarness, SECRET } from '../helpers/pipeline.ts';
 
 const REPO = 'test/gitops';
@@ -171,6 +172,10 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
     assert.match(body, /\| gateway `ngw` \| update \|.*\| \+0 ~1 -0 \|/, 'the summary counts one changed port forward');
     assert.ok(body.includes(`| port forward | changed | \`tcp 192.168.0.112:${port} -> 10.0.1.10:80\` | \`tcp 192.168.0.112:${port} -> 10.0.1.11:8003\` |`), body);
     assert.match(body, new RegExp(`<details><summary>Rule diff of gateway <code>ngw</code>[^]*\`\`\`diff\n[^]*--dport ${port} -j DNAT --to-destination 10\\.0\\.1\\.11:8003[^]*</details>`));
+    // `natops preview` on the local repository prints the same
+    const cli = await natops(['preview', '--base', c.base.slice(0, 7), '--head', c.head.slice(0, 7), '--repo', p.bare, '--format', 'markdown']);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.equal(cli.stdout.trimEnd(), body.slice(PREVIEW_MARKER.length + 1).trimEnd());
     // listing went through every page: 250 others plus natops's own
     assert.ok(gh.requests.some((r) => r.method === 'GET' && r.path.endsWith('/issues/7/comments') && r.query.page === '3'));
   });
@@ -233,6 +238,35 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
     assert.ok(body.length <= 65_536, `${body.length} characters`);
     assert.match(body, /\| gateway `ngw` \| update \|.*\+5,000 ~0 -1/);
     assert.match(body, /Cut to fit GitHub's 65,536-character limit on a comment: the rule diff of gateway `ngw`/);
+  });
+
+  it('at start, the deliveries that failed in the last three days are redelivered, once; an unchanged branch then costs only 304s', async () => {
+    const day = 24 * 3600 * 1000;
+    const failed = gh.addHookDelivery({ event: 'push', status_code: 502 });
+    const timedOut = gh.addHookDelivery({ event: 'pull_request', action: 'opened', status_code: 0 });
+    const retried = gh.addHookDelivery({ event: 'push', status_code: 503 });
+    gh.addHookDelivery({ event: 'push', guid: retried.guid, status_code: 202, redelivery: true });
+    gh.addHookDelivery({ event: 'push', status_code: 502, delivered_at: new Date(Date.now() - 4 * day).toISOString() });
+    const known = gh.addHookDelivery({ event: 'push', status_code: 504 });
+    await p.running!.store.markDelivery(known.guid);
+    gh.addHookDelivery({ event: 'push', status_code: 502, repository_id: 99 });
+    gh.addHookDelivery({ event: 'push', status_code: 400 });
+    gh.addHookDelivery({ event: 'installation', status_code: 502 });
+    await p.running!.close();
+    await p.start();
+    assert.deepEqual([...gh.redeliveries].sort(), [failed.id, timedOut.id].sort());
+    assert.ok(p.logs.some((l) => l.includes(`redeliver 2 failed deliveries: `) && l.includes(failed.guid)));
+    await p.running!.close();
+    await p.start();
+    assert.equal(gh.redeliveries.length, 2, 'asked once, not again at the next start');
+    // The resync's catch-up asks for the branch with the ETag of the last answer: 304, no rate limit.
+    const before = gh.requests.length;
+    await p.running!.queues.byName.resync.add('resync', {});
+    const branchReads = await p.until('the resync to read the branch', async () => {
+      const reads = gh.requests.slice(before).filter((r) => r.path.endsWith('/branches/main'));
+      return reads.length ? reads : undefined;
+    });
+    assert.deepEqual(branchReads.map((r) => r.status), [304]);
   });
 
   it('the dashboard lists the previews beside the commits', async () => {
