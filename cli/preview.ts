@@ -1,5 +1,6 @@
 // natops preview: what a pull request would change on each gateway, read from a local repository
-// (the head commit's manifests planned against the base commit's; nothing live is read).
+// (the head commit's manifests planned against its merge base with the base, as GitHub's diff of
+// a pull request; nothing live is read).
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { NatopsError } from '../common/errors.ts';
 import { run } from '../common/exec.ts';
@@ -38,7 +39,7 @@ export function addPreviewCommand(program: Command): void {
   program
     .command('preview')
     .description("show what a change would do to each gateway: the head commit's manifests planned against the base's (exit 1 when the head has validation errors)")
-    .requiredOption('--base <ref>', 'the branch, tag or commit the change starts from')
+    .requiredOption('--base <ref>', 'the branch, tag or commit the change goes into (compared from its merge base with the head, as a pull request is)')
     .requiredOption('--head <ref>', 'the branch, tag or commit with the change')
     .option('--repo <dir>', 'the repository (a work tree or a git directory); default the one of the current directory')
     .option('--path <dir>', 'the manifests inside the repository', '.')
@@ -48,8 +49,10 @@ export function addPreviewCommand(program: Command): void {
     .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2))
     .action(async (opts: PreviewFlags) => {
       const repo = new GitRepo(await gitDirOf(opts.repo ?? '.'));
-      const baseSha = await repo.resolveRef(opts.base);
       const headSha = await repo.resolveRef(opts.head);
+      // As a pull request's diff: the head's changes since it left the base (their merge base).
+      const tip = await repo.resolveRef(opts.base);
+      const baseSha = (await repo.mergeBase(tip, headSha)) ?? tip;
       const limits = manifestLimitsFromEnv();
       const base = validateManifests(await repo.manifestsAt(baseSha, opts.path), limits);
       const head = validateManifests(await repo.manifestsAt(headSha, opts.path), limits);

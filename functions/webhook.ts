@@ -81,9 +81,13 @@ function classifyPullRequest(id: string, json: unknown, tracked: Tracked): Deliv
   const what = previewAction(p);
   const meta = { ref: `pull/${p.number}`, after: pr.head.sha };
   if (!what) return { status: 202, outcome: `pull request #${p.number} ${p.action.slice(0, 40)}; nothing to preview`, ...meta };
-  if (pr.base.ref !== tracked.branch) return { status: 202, outcome: `pull request #${p.number} is into ${pr.base.ref.slice(0, 100)}, not ${tracked.branch}; ignored`, ...meta };
   const updatedAt = Date.parse(pr.updated_at);
   if (!Number.isFinite(updatedAt)) return { status: 400, outcome: `pull_request.updated_at ${JSON.stringify(pr.updated_at).slice(0, 60)} is not a time` };
+  // Moved to another base: its preview (if it had one) is outdated, as if closed.
+  if (pr.base.ref !== tracked.branch && p.action === 'edited') {
+    return { status: 202, outcome: `pull request #${p.number} now targets ${pr.base.ref.slice(0, 100)}; its preview marked outdated`, ...meta, preview: { action: 'close', delivery: id, number: p.number, merged: false, updatedAt, retargeted: pr.base.ref } };
+  }
+  if (pr.base.ref !== tracked.branch) return { status: 202, outcome: `pull request #${p.number} is into ${pr.base.ref.slice(0, 100)}, not ${tracked.branch}; ignored`, ...meta };
   if (what === 'close') {
     return { status: 202, outcome: `queued: pull request #${p.number} closed, its preview marked outdated`, ...meta, preview: { action: 'close', delivery: id, number: p.number, merged: pr.merged === true, updatedAt } };
   }

@@ -3,7 +3,7 @@
 // a rate limit names the moment it lifts, so the job waits for it instead of burning attempts.
 import { RequestError } from '@octokit/request-error';
 import type { Octokit } from 'octokit';
-import { NatopsError, RetryLaterError } from '../common/errors.ts';
+import { errorMessage, NatopsError, RetryLaterError } from '../common/errors.ts';
 
 export class GitHubError extends NatopsError {
   constructor(readonly operation: string, message: string, readonly status: number | undefined, opts: { retryable: boolean; cause?: unknown }) {
@@ -35,16 +35,22 @@ function rateLimitedUntil(e: RequestError, now = Date.now()): number | undefined
   return now + 60_000;
 }
 
-/** A failed call as natops's error: rate limits wait, 5xx and network errors retry, the rest do not. */
-export function gitHubError(operation: string, e: unknown): Error {
-  if (!(e instanceof RequestError)) {
-    return new GitHubError(operation, e instanceof Error ? e.message : String(e), undefined, { retryable: true, cause: e });
-  }
+/** GitHub's answer in a few words: its status and message. */
+export function describeFailure(e: unknown): string {
+  return e instanceof RequestError ? `${e.status} ${e.message}` : errorMessage(e);
+}
+
+/**
+ * A failed call as natops's error: rate limits wait, 5xx and network errors (octokit reports
+ * those as 500) retry, the rest do not. An error that is not GitHub's answer is a bug: no retry.
+ */
+export function gitHubError(operation: string, e: unknown): GitHubError | GitHubRateLimitError {
+  if (!(e instanceof RequestError)) return new GitHubError(operation, describeFailure(e), undefined, { retryable: false, cause: e });
   const until = rateLimitedUntil(e);
   if (until !== undefined) return new GitHubRateLimitError(operation, e.message, until);
   // 401 bad credentials, 403 no permission, 404, 422 invalid: the same request fails the same way.
-  const retryable = e.status >= 500 || e.status === 408 || e.status === 0;
-  return new GitHubError(operation, `${e.status} ${e.message}`, e.status, { retryable, cause: e });
+  const retryable = e.status >= 500 || e.status === 408;
+  return new GitHubError(operation, describeFailure(e), e.status, { retryable, cause: e });
 }
 
 // a type, not an interface: octokit's parameters take an index signature
@@ -137,10 +143,10 @@ export class GitHubApi {
     }
   }
 
-  /** Whether the repository holds the commit (GitHub answers 404 or 422 for one it does not). */
+  /** Whether the repository holds the commit (GitHub answers 404 or 422 for one it does not): the Git database's commit, no diff. */
   async hasCommit(sha: string): Promise<boolean> {
     try {
-      await this.octokit.rest.repos.getCommit({ ...this.repoRef, ref: sha, per_page: 1 });
+      await this.octokit.rest.git.getCommit({ ...this.repoRef, commit_sha: sha });
       return true;
     } catch (e) {
       if (e instanceof RequestError && (e.status === 404 || e.status === 422)) return false;
@@ -148,14 +154,28 @@ export class GitHubApi {
     }
   }
 
-  /** How `head` relates to `base`: ahead (descends), identical, behind or diverged; undefined when either is unknown. */
-  async compare(base: string, head: string): Promise<'ahead' | 'identical' | 'behind' | 'diverged' | undefined> {
+  /**
+   * How `head` relates to `base` (ahead: it descends; identical, behind or diverged) and their
+   * merge base; undefined when either is unknown.
+   */
+  async compare(base: string, head: string): Promise<{ status: 'ahead' | 'identical' | 'behind' | 'diverged'; mergeBase: string } | undefined> {
     try {
       const r = await this.octokit.rest.repos.compareCommitsWithBasehead({ ...this.repoRef, basehead: `${base}...${head}`, per_page: 1 });
-      return r.data.status;
+      return { status: r.data.status, mergeBase: r.data.merge_base_commit.sha };
     } catch (e) {
       if (e instanceof RequestError && e.status === 404) return undefined;
       throw gitHubError(`compare ${base.slice(0, 7)}...${head.slice(0, 7)}`, e);
+    }
+  }
+
+  /** A pull request as GitHub has it now, or undefined when there is no such pull request. */
+  async pullRequest(number: number): Promise<{ state: 'open' | 'closed'; head: string; baseRef: string; merged: boolean } | undefined> {
+    try {
+      const r = await this.octokit.rest.pulls.get({ ...this.repoRef, pull_number: number });
+      return { state: r.data.state === 'open' ? 'open' : 'closed', head: r.data.head.sha, baseRef: r.data.base.ref, merged: r.data.merged };
+    } catch (e) {
+      if (e instanceof RequestError && e.status === 404) return undefined;
+      throw gitHubError(`pull request #${number}`, e);
     }
   }
 

@@ -3,16 +3,13 @@
 // one clear error before anything runs rather than failures in every job later.
 import { readFile } from 'node:fs/promises';
 import { createAppAuth } from '@octokit/auth-app';
-import { RequestError } from '@octokit/request-error';
 import { Octokit } from 'octokit';
-import { NatopsError } from '../common/errors.ts';
-import { GitHubApi, parseRepository } from './api.ts';
+import { z } from 'zod';
+import { PermanentError } from '../common/errors.ts';
+import { describeFailure as failure, GitHubApi, parseRepository } from './api.ts';
 
-export class GitHubAuthError extends NatopsError {
-  constructor(message: string, opts: { cause?: unknown } = {}) {
-    super(message, { ...opts, retryable: false });
-  }
-}
+/** Credentials or permissions GitHub refuses: natops does not start (retrying cannot help). */
+export class GitHubAuthError extends PermanentError {}
 
 export type GitHubAuth =
   | { kind: 'token'; token: string }
@@ -39,6 +36,9 @@ export interface GitHub {
   /** the repository's id (an App's hook deliveries name it) */
   repositoryId: number;
 }
+
+/** What auth-app answers for an installation token: natops reads its permissions. */
+const InstallationToken = z.looseObject({ permissions: z.record(z.string(), z.string()).optional() });
 
 /** The App permissions natops needs (README: creating the App). */
 export const APP_PERMISSIONS = { contents: 'read', statuses: 'write', checks: 'write', pull_requests: 'write', metadata: 'read' } as const;
@@ -98,8 +98,6 @@ function client(s: GitHubSettings, auth: object, log: (line: string) => void): O
   });
 }
 
-const failure = (e: unknown) => (e instanceof RequestError ? `${e.status} ${e.message}` : e instanceof Error ? e.message : String(e));
-
 /** Connects and checks the credentials and permissions against the repository. */
 export async function connectGitHub(s: GitHubSettings, log: (line: string) => void): Promise<GitHub> {
   const ref = parseRepository(s.repository);
@@ -130,9 +128,9 @@ export async function connectGitHub(s: GitHubSettings, log: (line: string) => vo
     throw new GitHubAuthError(`GitHub at ${s.url}: App ${slug} is not installed on ${s.repository}: ${failure(e)}`, { cause: e });
   })).data.id;
   const octokit = client(s, { authStrategy: createAppAuth, auth: { appId, privateKey, installationId, cache: refreshingTokenCache() } }, log);
-  const token = await (octokit.auth({ type: 'installation' }) as Promise<{ permissions?: Record<string, string> }>).catch((e: unknown) => {
+  const token = InstallationToken.parse(await octokit.auth({ type: 'installation' }).catch((e: unknown) => {
     throw new GitHubAuthError(`GitHub at ${s.url}: no installation token for App ${slug} on ${s.repository}: ${failure(e)}`, { cause: e });
-  });
+  }));
   const missing = Object.entries(APP_PERMISSIONS).filter(([name, level]) => {
     const has = token.permissions?.[name];
     return !(has === level || has === 'write' || has === 'admin');

@@ -1,9 +1,8 @@
 // The manifests at a commit through GitHub's trees and blobs APIs. Blobs are addressed by their
 // content, so a cache keyed by blob id is never stale: a file unchanged between commits is
 // fetched once. A recursive tree GitHub truncated is walked again one directory at a time.
-import { checkTrackedPath, GitSourceError, UnknownCommitError } from '../gitops/git/repo.ts';
-import type { GitSource } from '../gitops/git/source.ts';
-import { isManifestFileName, type ManifestFile } from '../gitops/manifests/load.ts';
+import { checkTrackedPath, GitSourceError, UnknownCommitError, type GitSource } from '../gitops/git/source.ts';
+import { DEFAULT_LOAD_LIMITS, isManifestFileName, type ManifestFile } from '../gitops/manifests/load.ts';
 import { symlinkSkipped, warnOnStderr, type ReadOptions } from '../gitops/manifests/read-dir.ts';
 import { SHA } from '../common/sha.ts';
 import type { GitHubApi, TreeEntry } from './api.ts';
@@ -51,12 +50,20 @@ export class GitHubSource implements GitSource {
     this.checkSha(older);
     this.checkSha(newer);
     if (older === newer) return true;
-    const status = await this.api.compare(older, newer);
-    if (status === undefined) {
-      for (const sha of [older, newer]) if (!(await this.api.hasCommit(sha))) throw new UnknownCommitError(this.name, sha);
-      throw new GitSourceError(this.name, `GitHub cannot compare ${older} and ${newer}`);
-    }
-    return status === 'ahead' || status === 'identical';
+    return ['ahead', 'identical'].includes((await this.comparison(older, newer)).status);
+  }
+
+  async mergeBase(a: string, b: string): Promise<string | undefined> {
+    this.checkSha(a);
+    this.checkSha(b);
+    return (await this.comparison(a, b)).mergeBase || undefined;
+  }
+
+  private async comparison(base: string, head: string) {
+    const c = await this.api.compare(base, head);
+    if (c) return c;
+    for (const sha of [base, head]) if (!(await this.api.hasCommit(sha))) throw new UnknownCommitError(this.name, sha);
+    throw new GitSourceError(this.name, `GitHub cannot compare ${base} and ${head}`);
   }
 
   /** Blob entries under `dir` (a tree id), each with its path from the repository's root. */
@@ -108,8 +115,14 @@ export class GitHubSource implements GitSource {
     if (!where) return [];
     const entries = 'file' in where ? [where.file] : await this.entriesUnder(where.tree, tracked);
     const wanted = entries.filter((e) => e.mode === SYMLINK_MODE || isManifestFileName(e.path.split('/').pop()!));
+    const maxBytes = opts.limits?.maxFileBytes ?? DEFAULT_LOAD_LIMITS.maxFileBytes;
     const files: ManifestFile[] = [];
     for (const e of wanted) {
+      // Not fetched at all (a pull request from anyone could add a 100 MB file): validation says it is too large.
+      if (e.mode !== SYMLINK_MODE && e.size !== undefined && e.size > maxBytes) {
+        files.push({ path: e.path, text: '', size: e.size });
+        continue;
+      }
       const bytes = await this.bytes(e.sha);
       const text = bytes.toString('utf8');
       // A link's blob is its target's path: said, never followed.

@@ -55,7 +55,11 @@ export const PreviewJob = z.discriminatedUnion('action', [
     /** the pull request's updated_at: an older event never overwrites a newer one's preview */
     updatedAt: z.number(),
   }),
-  z.object({ action: z.literal('close'), delivery: z.string(), number: z.number().int().positive(), merged: z.boolean(), updatedAt: z.number() }),
+  z.object({
+    action: z.literal('close'), delivery: z.string(), number: z.number().int().positive(), merged: z.boolean(), updatedAt: z.number(),
+    /** set when the pull request was not closed but moved to another base branch */
+    retargeted: z.string().optional(),
+  }),
   z.object({ action: z.literal('rerender'), number: z.number().int().positive() }),
 ]);
 export type PreviewJob = z.infer<typeof PreviewJob>;

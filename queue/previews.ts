@@ -12,10 +12,15 @@ export const PreviewRecord = z.object({
   headLabel: z.string(),
   baseRef: z.string(),
   head: Sha,
+  /** the base branch's tip when the event came */
   base: Sha,
+  /** where the head left the base: what the preview plans the head against */
+  from: Sha.optional(),
   updatedAt: z.number(),
   state: z.enum(['computing', 'ready', 'invalid', 'closed']),
   merged: z.boolean().optional(),
+  /** the base branch it moved to, when it stopped targeting the tracked branch */
+  retargeted: z.string().optional(),
   /** gateways the pull request changes */
   gateways: z.array(z.string()),
   /** the other pull requests its comment says change the same gateways */
@@ -35,7 +40,8 @@ redis.call('set', KEYS[1], ARGV[1], 'EX', 30 * 24 * 3600)
 return 1
 `;
 
-const Wanted = z.object({ head: Sha, base: Sha, updatedAt: z.number() });
+/** The event a preview follows; a close is one too, so no older event reopens the preview. */
+const Wanted = z.object({ head: Sha, base: Sha, updatedAt: z.number(), closed: z.boolean() });
 export type WantedPreview = z.infer<typeof Wanted>;
 
 export class PreviewBook {
@@ -50,12 +56,16 @@ export class PreviewBook {
     return (await this.redis.eval(CLAIM, 1, this.key(number, 'wanted'), JSON.stringify(w), String(w.updatedAt))) === 1;
   }
 
+  /** The event the preview follows now. */
+  async wanted(number: number): Promise<WantedPreview | undefined> {
+    const v = await this.redis.get(this.key(number, 'wanted'));
+    return v ? Wanted.parse(JSON.parse(v)) : undefined;
+  }
+
   /** Whether `w` is still the event the preview follows (a newer push may have come meanwhile). */
   async isWanted(number: number, w: WantedPreview): Promise<boolean> {
-    const v = await this.redis.get(this.key(number, 'wanted'));
-    if (!v) return false;
-    const cur = Wanted.parse(JSON.parse(v));
-    return cur.head === w.head && cur.base === w.base && cur.updatedAt === w.updatedAt;
+    const cur = await this.wanted(number);
+    return cur !== undefined && cur.head === w.head && cur.base === w.base && cur.updatedAt === w.updatedAt && cur.closed === w.closed;
   }
 
   async get(number: number): Promise<PreviewRecord | undefined> {

@@ -36,9 +36,13 @@ export function jobOptions(s: QueueSettings): JobsOptions {
 export const GITHUB_ATTEMPTS = 150;
 export const GITHUB_MAX_BACKOFF_MS = 10 * 60_000;
 
-/** The `capped` backoff: exponential from `baseMs`, never more than GITHUB_MAX_BACKOFF_MS. */
-export function cappedBackoff(attemptsMade: number, baseMs: number): number {
-  return Math.min(GITHUB_MAX_BACKOFF_MS, baseMs * 2 ** Math.max(0, attemptsMade - 1));
+/**
+ * The `capped` backoff: exponential from `baseMs`, never more than GITHUB_MAX_BACKOFF_MS, and
+ * spread by up to a fifth so the jobs an outage held back do not all come back at once.
+ */
+export function cappedBackoff(attemptsMade: number, baseMs: number, random = Math.random): number {
+  const delay = Math.min(GITHUB_MAX_BACKOFF_MS, baseMs * 2 ** Math.max(0, attemptsMade - 1));
+  return Math.round(delay * (0.8 + 0.2 * random()));
 }
 
 export class Queues {
@@ -62,15 +66,19 @@ export class Queues {
   /** A pull request's preview job: a delivery's once (its id is the job id); a re-render each time asked. */
   async addPreview(job: PreviewJob): Promise<void> {
     const jobId = job.action === 'rerender' ? `rerender-${job.number}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}` : `delivery-${job.delivery}`;
+    // A delivery whose job failed for good is kept by BullMQ and would block its id: a
+    // redelivery of it must run again.
+    const previous = await this.byName.preview.getJob(jobId);
+    if (previous && (await previous.getState()) === 'failed') await previous.remove();
     await this.byName.preview.add(job.action, jobData(job), { jobId, attempts: GITHUB_ATTEMPTS, backoff: { type: 'capped' } });
   }
 
   /**
-   * Asks for the commit's statuses to be written to GitHub. One job per status change (`version`:
-   * its time); each writes whatever is newest then, so a job that waits behind a rate limit or an
-   * outage loses nothing and one that finds nothing new costs no request.
+   * Asks for the commit's statuses to be written to GitHub. One job per version of them (the
+   * commit's count of status writes); each writes whatever is newest then, so a job that waits
+   * behind a rate limit or an outage loses nothing and one that finds nothing new costs no request.
    */
-  async addGitHubSync(job: GitHubSyncJob, version: number): Promise<void> {
+  async addGitHubSync(job: GitHubSyncJob, version: string): Promise<void> {
     await this.byName.github.add('statuses', jobData(job), { jobId: `statuses-${job.sha}-${version}`, attempts: GITHUB_ATTEMPTS, backoff: { type: 'capped' } });
   }
 

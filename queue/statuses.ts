@@ -1,8 +1,8 @@
 // Commit statuses: one per gateway (`natops/<gateway>`), one for the networks and a summary
 // (`natops`) per commit. They are derived, never set by hand: a record's condition (see
 // records.ts) or the planner's verdict on a whole commit becomes a status event, and
-// StatusBook.publish writes the events, to Redis (read by `natops status` and the dashboard)
-// and to any other sink (GitHub's comes with its own issue). The summary is recomputed in the
+// StatusBook.publish writes the events to Redis (read by `natops status` and the dashboard),
+// marking the commit for GitHub in the same call when natops talks to GitHub. The summary is recomputed in the
 // same Lua call that writes a gateway's status, so concurrent workers cannot leave it stale.
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
@@ -57,10 +57,6 @@ export function supersededStatus(sha: string, context: string, by: string | unde
   return { sha, context, state: 'success', description, ...(targetUrl ? { targetUrl } : {}) };
 }
 
-export interface StatusSink {
-  write(sha: string, status: CommitStatus): Promise<void>;
-}
-
 /** What identifies a status as GitHub shows it: an identical one is not written again. */
 export function statusFingerprint(s: Pick<CommitStatus, 'state' | 'description' | 'targetUrl'>): string {
   return JSON.stringify([s.state, s.description, s.targetUrl ?? null]);
@@ -69,12 +65,22 @@ export function statusFingerprint(s: Pick<CommitStatus, 'state' | 'description' 
 /** How many status writes per commit the history keeps (GitHub keeps every status of a commit). */
 const HISTORY_LIMIT = 500;
 
-// KEYS: statuses of the commit, the commits index, the commit's history. ARGV: context, status json, summary context, now, sha, history limit, preview context.
+// KEYS: statuses of the commit, the commits index, the commit's history, the GitHub flag, the
+// commit's version, the commits GitHub is behind on. ARGV: context, status json, summary context,
+// now, sha, history limit, preview context, summary link.
+// With GitHub on, the same call marks the commit for it (a job is made from the mark, by any
+// process that talks to GitHub): a status written is never one GitHub misses.
 const SET_AND_SUMMARIZE = `
 redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
 redis.call('rpush', KEYS[3], ARGV[2])
 redis.call('ltrim', KEYS[3], -tonumber(ARGV[6]), -1)
-redis.call('zadd', KEYS[2], 'NX', ARGV[4], ARGV[5])
+if redis.call('exists', KEYS[4]) == 1 then
+  redis.call('incr', KEYS[5])
+  redis.call('expire', KEYS[5], 2592000)
+  redis.call('sadd', KEYS[6], ARGV[5])
+end
+-- a pull request's head is not a planned commit: no entry in the commits index
+if ARGV[1] ~= ARGV[7] then redis.call('zadd', KEYS[2], 'NX', ARGV[4], ARGV[5]) end
 if ARGV[1] == ARGV[3] or ARGV[1] == ARGV[7] then return false end
 local all = redis.call('hgetall', KEYS[1])
 local total, pending, failed, names = 0, 0, 0, {}
@@ -97,18 +103,28 @@ elseif failed > 0 then
 else
   state, text = 'success', 'all ' .. total .. ' succeeded'
 end
-local summary = cjson.encode({ context = ARGV[3], state = state, description = string.sub(text, 1, 140), updatedAt = tonumber(ARGV[4]) })
+local summary = cjson.encode({ context = ARGV[3], state = state, description = string.sub(text, 1, 140), targetUrl = (ARGV[8] ~= '' and ARGV[8]) or nil, updatedAt = tonumber(ARGV[4]) })
 redis.call('hset', KEYS[1], ARGV[3], summary)
 redis.call('rpush', KEYS[3], summary)
 redis.call('ltrim', KEYS[3], -tonumber(ARGV[6]), -1)
 return summary
 `;
 
+// KEYS: the commits GitHub is behind on, the commit's version. ARGV: sha, the version a job was made for.
+const SETTLE_DIRTY = `
+if redis.call('get', KEYS[2]) == ARGV[2] then return redis.call('srem', KEYS[1], ARGV[1]) end
+return 0
+`;
+
 export class StatusBook {
+  /**
+   * `commitUrl`: the page of a commit (the dashboard's), the summary's link. Only what natops
+   * computes itself needs it; every other status carries its job's link.
+   */
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    private readonly sinks: StatusSink[] = [],
+    private readonly commitUrl: (sha: string) => string = () => '',
   ) {}
 
   private key(sha: string) {
@@ -126,12 +142,41 @@ export class StatusBook {
 
   private async set(sha: string, s: Omit<StatusEvent, 'sha'>): Promise<void> {
     const status = CommitStatus.parse({ context: s.context, state: s.state, description: statusText(s.description), ...(s.targetUrl ? { targetUrl: s.targetUrl } : {}), updatedAt: Date.now() });
-    const summary = (await this.redis.eval(
-      SET_AND_SUMMARIZE, 3, this.key(sha), `${this.prefix}:commits`, this.historyKey(sha), status.context, JSON.stringify(status), SUMMARY_CONTEXT, String(status.updatedAt), sha, String(HISTORY_LIMIT), PREVIEW_CONTEXT,
-    )) as string | null;
-    const written = [status];
-    if (summary) written.push(CommitStatus.parse(JSON.parse(summary)));
-    for (const sink of this.sinks) for (const w of written) await sink.write(sha, w);
+    await this.redis.eval(
+      SET_AND_SUMMARIZE, 6, this.key(sha), `${this.prefix}:commits`, this.historyKey(sha), this.gitHubKey, this.versionKey(sha), this.dirtyKey,
+      status.context, JSON.stringify(status), SUMMARY_CONTEXT, String(status.updatedAt), sha, String(HISTORY_LIMIT), PREVIEW_CONTEXT, this.commitUrl(sha),
+    );
+  }
+
+  // ---- what GitHub is behind on ----------------------------------------------------------------
+
+  private get gitHubKey() {
+    return `${this.prefix}:sys:github`;
+  }
+  private get dirtyKey() {
+    return `${this.prefix}:status-dirty`;
+  }
+  private versionKey(sha: string) {
+    return `${this.prefix}:status-version:${sha}`;
+  }
+
+  /** From now on every status write marks its commit for GitHub (set by the process that serves the webhook). */
+  async trackForGitHub(on: boolean): Promise<void> {
+    if (on) await this.redis.set(this.gitHubKey, '1');
+    else await this.redis.del(this.gitHubKey, this.dirtyKey);
+  }
+
+  /** Commits whose statuses changed since GitHub was last told, each with its version now. */
+  async dirty(limit = 100): Promise<{ sha: string; version: string }[]> {
+    const shas = await this.redis.srandmember(this.dirtyKey, limit);
+    const out: { sha: string; version: string }[] = [];
+    for (const sha of shas) out.push({ sha, version: (await this.redis.get(this.versionKey(sha))) ?? '0' });
+    return out;
+  }
+
+  /** Unmarks the commit, unless a status was written after `version` (then its mark stays for the next job). */
+  async settleDirty(sha: string, version: string): Promise<void> {
+    await this.redis.eval(SETTLE_DIRTY, 2, this.dirtyKey, this.versionKey(sha), sha, version);
   }
 
   async get(sha: string): Promise<CommitStatus[]> {

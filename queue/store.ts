@@ -2,7 +2,7 @@
 // leases, the tracked branch's head, deliveries seen, repairs done.
 import type { ChainableCommander, Redis } from 'ioredis';
 import { z } from 'zod';
-import type { ManifestIssue } from '../gitops/manifests/issues.ts';
+import { ManifestIssueSchema, type ManifestIssue } from '../gitops/manifests/issues.ts';
 import type { Target } from './records.ts';
 
 const Head = z.object({ sha: z.string(), gen: z.number() });
@@ -20,11 +20,6 @@ const HISTORY = 200;
 
 /** More problems than anyone reads in a check run (GitHub takes 50 annotations per request). */
 const MAX_ISSUES = 1000;
-
-const IssueSchema = z.object({
-  pos: z.object({ file: z.string(), line: z.number(), column: z.number() }),
-  resource: z.string(), field: z.string(), message: z.string(), unattributed: z.literal(true).optional(),
-});
 
 export const CheckRunRecord = z.object({ id: z.number(), annotated: z.number(), fingerprint: z.string() });
 export type CheckRunRecord = z.infer<typeof CheckRunRecord>;
@@ -88,7 +83,7 @@ export class Store {
 
   async commitIssues(sha: string): Promise<ManifestIssue[]> {
     const v = await this.redis.get(this.key('issues', sha));
-    return v ? z.array(IssueSchema).parse(JSON.parse(v)) : [];
+    return v ? z.array(ManifestIssueSchema).parse(JSON.parse(v)) : [];
   }
 
   /** The check run natops made for a commit, and how many annotations it holds. */

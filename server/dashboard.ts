@@ -62,7 +62,7 @@ export function commitsRouter(statuses: StatusBook, store: Store, records: Recor
     const rows: string[] = [];
     for (const { sha, at } of await statuses.commits(30)) {
       const list = await statuses.get(sha);
-      rows.push(`<tr><td><code>${esc(sha.slice(0, 12))}</code><br><small>${esc(new Date(at).toISOString())}</small></td><td><table>${list.map((s) =>
+      rows.push(`<tr id="c-${esc(sha)}"><td><code>${esc(sha.slice(0, 12))}</code><br><small>${esc(new Date(at).toISOString())}</small></td><td><table>${list.map((s) =>
         `<tr class="${esc(s.state)}"><td>${esc(s.context)}</td><td><b>${esc(s.state)}</b></td><td>${s.targetUrl ? `<a href="${esc(s.targetUrl)}">${esc(s.description)}</a>` : esc(s.description)}</td></tr>`).join('')}</table></td></tr>`);
     }
     const deliveries = (await store.deliveries()).slice(0, 30).map((d) =>

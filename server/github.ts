@@ -1,8 +1,9 @@
 // GitHub from the configuration: the credentials (from the environment or files, never logged),
-// the connection checked at start, and the status sink that turns each status change into a job.
+// the connection checked at start, and the loop that turns status changes into GitHub jobs.
 import { connectGitHub, readSecret, type GitHub, type GitHubAuth } from '../github/client.ts';
 import type { Queues } from '../queue/queues.ts';
-import type { StatusSink } from '../queue/statuses.ts';
+import { errorMessage } from '../common/errors.ts';
+import type { StatusBook } from '../queue/statuses.ts';
 import type { ServerConfig } from './config.ts';
 
 /** undefined when no GitHub credentials are configured. */
@@ -20,7 +21,29 @@ export async function gitHubFromConfig(c: ServerConfig, log: (line: string) => v
   return github;
 }
 
-/** Each status natops writes becomes a job that writes it to GitHub (functions/github/publish.ts). */
-export function gitHubStatusSink(queues: Queues): StatusSink {
-  return { write: (sha, status) => queues.addGitHubSync({ sha }, status.updatedAt) };
+/** How often the commits GitHub is behind on are turned into jobs. */
+const DISPATCH_MS = 250;
+
+/**
+ * Turns each commit marked for GitHub (queue/statuses.ts marks it with every status write, in any
+ * process) into a job of the `github` queue, one per version of its statuses: a job made for an
+ * older version finds nothing new and costs no request. Runs where the GitHub jobs run.
+ */
+export function dispatchStatuses(statuses: StatusBook, queues: Queues, log: (line: string) => void): { stop(): Promise<void> } {
+  let round: Promise<void> | undefined;
+  const once = async () => {
+    for (const d of await statuses.dirty()) {
+      await queues.addGitHubSync({ sha: d.sha }, d.version);
+      await statuses.settleDirty(d.sha, d.version);
+    }
+  };
+  const timer = setInterval(() => {
+    round ??= once().catch((e: unknown) => log(`github: statuses: ${errorMessage(e)}`)).finally(() => (round = undefined));
+  }, DISPATCH_MS);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await round;
+    },
+  };
 }

@@ -26,7 +26,7 @@ import { listenAddress, manifestLimits, type ServerConfig } from './config.ts';
 import { commitsRouter, COMMITS_PATH, dashboardAuth, dashboardRouter, DASHBOARD_PATH, jobUrl } from './dashboard.ts';
 import { lockDataDir } from './data-dir.ts';
 import { LocalRedis } from './redis-server.ts';
-import { gitHubFromConfig, gitHubStatusSink } from './github.ts';
+import { dispatchStatuses, gitHubFromConfig } from './github.ts';
 import { makeRuntimes } from './runtimes.ts';
 import { startWorkers } from './workers.ts';
 
@@ -46,6 +46,7 @@ export interface Running {
   store: Store;
   records: Records;
   statuses: StatusBook;
+  previews: PreviewBook;
   queues: Queues;
   workers: Worker[];
   /** finishes the jobs in hand, then stops */
@@ -97,7 +98,9 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const store = new Store(connection, c.prefix);
   const records = new Records(connection, c.prefix);
   const queues = new Queues(connection, { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs }, opts.log);
-  const statuses = new StatusBook(connection, c.prefix, github ? [gitHubStatusSink(queues)] : []);
+  const statuses = new StatusBook(connection, c.prefix, (sha) => `${publicUrl.replace(/\/$/, '')}${COMMITS_PATH}#c-${sha}`);
+  // The process that serves the webhook decides whether statuses go to GitHub; every process then marks them.
+  if (opts.http) await statuses.trackForGitHub(github !== undefined);
   const blobs = { get: (sha: string) => store.blob(sha), set: (sha: string, bytes: Buffer) => store.saveBlob(sha, bytes) };
   const onGitHub = github ? new GitHubSource(github.api, blobs) : undefined;
   const source: GitSource | undefined = c.source === 'github' ? onGitHub : c.repo ? new GitRepo(c.repo) : undefined;
@@ -111,6 +114,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const catchUpEnv = { repo: env.repo, store, queues, branch: c.branch, log: opts.log };
   const withCatchUp = source ? { ...env, catchUp: () => catchUp(catchUpEnv) } : env;
   const workers = startWorkers(opts.queues, withCatchUp, { connection, prefix: c.prefix, concurrency: c.concurrency, lockMs: c.lockMs, backoffMs: c.backoffMs });
+  const dispatch = github && opts.queues.includes('github') ? dispatchStatuses(statuses, queues, opts.log) : undefined;
   for (const w of workers) w.on('error', (e) => opts.log(`worker ${w.name}: ${e.message}`));
 
   let server: Server | undefined;
@@ -163,10 +167,11 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   opts.log(`natops: ${opts.queues.join(', ')} on ${redisUrl}, gateways on ${runtimes.describe}${server ? `; webhook ${url}/webhook, dashboard ${url}${DASHBOARD_PATH}` : ''}`);
 
   return {
-    url, redisUrl, store, records, statuses, queues, workers,
+    url, redisUrl, store, records, statuses, previews, queues, workers,
     async close() {
       replacements?.stop();
       clearInterval(drainTimer);
+      await dispatch?.stop();
       await draining;
       await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
       await Promise.all(workers.map((w) => w.close()));

@@ -15,7 +15,7 @@ import { planPush, type PlannerEnv } from '../functions/planner/planner.ts';
 import { resync, type ResyncEnv } from '../functions/resync.ts';
 import { GitHubSyncJob, HandlerJob, PlanJob, PreviewJob, readJobData, type QueueName } from '../queue/jobs.ts';
 import { bullPrefix, cappedBackoff } from '../queue/queues.ts';
-import { statusText, SUMMARY_CONTEXT } from '../queue/statuses.ts';
+import { PREVIEW_CONTEXT, statusText, SUMMARY_CONTEXT } from '../queue/statuses.ts';
 import type { z } from 'zod';
 
 export interface WorkerSettings {
@@ -67,6 +67,8 @@ export const PROCESSORS: Record<QueueName, Processor> = {
       try {
         return await planPush(ctx, env);
       } catch (e) {
+        // A rate limit is a wait, not a failed attempt (the worker puts the job back).
+        if (e instanceof RetryLaterError) throw e;
         ctx.log(`failed (attempt ${ctx.attempt} of ${ctx.attempts}): ${errorMessage(e)}`);
         if (ctx.lastAttempt || !isRetryable(e)) {
           await env.statuses.publish([{ sha: data.after, context: SUMMARY_CONTEXT, state: 'error', description: statusText(`planning failed: ${errorMessage(e)}`), targetUrl: ctx.url }]);
@@ -86,10 +88,21 @@ export const PROCESSORS: Record<QueueName, Processor> = {
   },
   preview: {
     concurrency: 'many',
-    run(job, env) {
+    async run(job, env) {
       const data = parse(PreviewJob, job);
       if (!env.github || !env.previewSource) throw new UnrecoverableError('GitHub is not configured in this process (NATOPS_GITHUB_*)');
-      return previewPullRequest(contextOf(data, job, 'preview', env, `#${data.number}`), { ...env, github: env.github, source: env.previewSource });
+      const ctx = contextOf(data, job, 'preview', env, `#${data.number}`);
+      try {
+        return await previewPullRequest(ctx, { ...env, github: env.github, source: env.previewSource });
+      } catch (e) {
+        if (e instanceof RetryLaterError) throw e;
+        ctx.log(`failed (attempt ${ctx.attempt} of ${ctx.attempts}): ${errorMessage(e)}`);
+        // The head's preview status must not stay pending when no attempt will follow.
+        if (data.action === 'preview' && (ctx.lastAttempt || !isRetryable(e))) {
+          await env.statuses.publish([{ sha: data.head, context: PREVIEW_CONTEXT, state: 'error', description: statusText(`preview failed: ${errorMessage(e)}`), targetUrl: ctx.url }]);
+        }
+        throw e;
+      }
     },
   },
   vpc: handler, gateway: handler, 'gateway-init': handler, 'gateway-delete': handler, eip: handler, fip: handler, dnat: handler, snat: handler, 'subnet-route': handler,
@@ -120,7 +133,7 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
     }, {
       ...opts,
       concurrency: p.concurrency === 'one' ? 1 : s.concurrency,
-      settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade, s.backoffMs) },
+      settings: { backoffStrategy: (attemptsMade: number, type?: string) => (type === 'capped' ? cappedBackoff(attemptsMade, s.backoffMs) : s.backoffMs) },
     });
   });
 }

@@ -2,7 +2,8 @@
 // its manifest problems. Pure: publish.ts writes it.
 import type { CheckAnnotation, CheckConclusion, CheckRunOutput } from '../../github/api.ts';
 import type { ManifestIssue } from '../../gitops/manifests/issues.ts';
-import { SUMMARY_CONTEXT, type CommitStatus } from '../../queue/statuses.ts';
+import { codeSpan, escapeMarkdown } from '../../preview/markdown.ts';
+import { PREVIEW_CONTEXT, SUMMARY_CONTEXT, type CommitStatus } from '../../queue/statuses.ts';
 
 export const CHECK_NAME = 'natops';
 /** GitHub takes at most 50 annotations per request; the rest go in later updates. */
@@ -17,16 +18,13 @@ export interface CheckRunContent {
 
 const ICON: Record<CommitStatus['state'], string> = { pending: '⏳', success: '✅', failure: '❌', error: '⚠️' };
 
-/** Markdown table cells hold no newlines or pipes. */
-const cell = (s: string) => s.replace(/\r?\n/g, ' ').replace(/[|\\`*_[\]<>]/g, (c) => `\\${c}`);
-
 export function checkRunContent(statuses: readonly CommitStatus[], issues: readonly ManifestIssue[]): CheckRunContent {
   const summary = statuses.find((s) => s.context === SUMMARY_CONTEXT);
-  const parts = statuses.filter((s) => s.context !== SUMMARY_CONTEXT);
+  const parts = statuses.filter((s) => s.context !== SUMMARY_CONTEXT && s.context !== PREVIEW_CONTEXT);
   const state = summary?.state ?? 'pending';
-  const rows = parts.map((s) => `| ${ICON[s.state]} | \`${cell(s.context)}\` | ${cell(s.description)} |`);
+  const rows = parts.map((s) => `| ${ICON[s.state]} | ${codeSpan(s.context, true)} | ${escapeMarkdown(s.description)} |`);
   const lines = [
-    summary ? `**${cell(summary.description)}**` : '**planning**',
+    summary ? `**${escapeMarkdown(summary.description)}**` : '**planning**',
     '',
     ...(rows.length ? ['| | gateway | result |', '|---|---|---|', ...rows] : []),
     ...(issues.length ? ['', `${issues.length} problem${issues.length === 1 ? '' : 's'} in the manifests: see the annotations.`] : []),

@@ -34,7 +34,10 @@ export async function publishCommit(ctx: JobContext<GitHubSyncJob>, env: GitHubE
       await env.statuses.markPosted(sha, s.context, fp);
       written++;
     }
-    const checkRun = env.github.checks ? await syncCheckRun(sha, current, env, lease) : 'none';
+    // A check run is about a planned commit (it has a summary); a pull request's head that only
+    // carries its preview status gets none, or it would stay in progress forever.
+    const planned = current.some((s) => s.context === SUMMARY_CONTEXT);
+    const checkRun = env.github.checks && planned ? await syncCheckRun(sha, current, env, lease) : 'none';
     if (written || (checkRun !== 'unchanged' && checkRun !== 'none')) ctx.log(`GitHub: ${written} status${written === 1 ? '' : 'es'} written${checkRun === 'none' ? '' : `, check run ${checkRun}`}`);
     return { statuses: written, checkRun };
   });

@@ -4,8 +4,7 @@
 // repeated delivery of an older commit never rolls back a newer one, and a head that does not
 // descend from the planned commit (a force-push, a reset) is the new truth, said so in statuses.
 import { ZERO_SHA } from '../../common/sha.ts';
-import { GitSourceError, UnknownCommitError } from '../../gitops/git/repo.ts';
-import type { GitSource } from '../../gitops/git/source.ts';
+import { GitSourceError, UnknownCommitError, type GitSource } from '../../gitops/git/source.ts';
 import type { LoadLimits } from '../../gitops/manifests/load.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import type { PlanJob } from '../../queue/jobs.ts';
@@ -71,7 +70,7 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
       ...(planned && !(await descends(env.repo, planned.sha, sha)) ? [`history rewritten: ${planned.sha.slice(0, 7)} is not in it`] : []),
     ];
 
-    const validation = validateManifests(await env.repo.manifestsAt(sha, env.path, { warn: (m) => ctx.log(`warning: ${m}`) }), env.limits);
+    const validation = validateManifests(await env.repo.manifestsAt(sha, env.path, { warn: (m) => ctx.log(`warning: ${m}`), limits: env.limits }), env.limits);
     // For the commit's check run on GitHub: its annotations point at these lines.
     if (validation.issues.length) await env.store.setCommitIssues(sha, validation.issues);
     const gen = await env.store.nextGen();

@@ -1,17 +1,19 @@
-// The preview function: a pull request's head planned against its base from the manifests alone
-// (nothing live is read or changed), written as ONE comment on the pull request, found again by
-// a hidden marker and its author and edited in place, plus a `natops/preview` status on the head.
-// A newer event of the pull request supersedes an older one still being computed; a close marks
-// the comment outdated; two open pull requests changing the same gateway each say so.
+// The preview function: a pull request's head planned against where it left the base branch
+// (their merge base, as GitHub's diff of a pull request), from the manifests alone: nothing live
+// is read or changed. Written as ONE comment on the pull request, found again by a hidden marker
+// and its author and edited in place, plus a `natops/preview` status on the head. A newer event
+// of the pull request supersedes an older one still being computed, and nothing is written that
+// GitHub no longer says is the pull request's state; a close (or a move to another base branch)
+// marks the comment outdated; two open pull requests changing the same gateway each say so.
 import type { GitHub } from '../../github/client.ts';
 import type { GitSource } from '../../gitops/git/source.ts';
 import type { LoadLimits } from '../../gitops/manifests/load.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import type { PreviewJob } from '../../queue/jobs.ts';
 import { withLock } from '../../queue/lock.ts';
-import type { PreviewBook, PreviewRecord } from '../../queue/previews.ts';
+import type { PreviewBook, PreviewRecord, WantedPreview } from '../../queue/previews.ts';
 import type { Queues } from '../../queue/queues.ts';
-import { PREVIEW_CONTEXT, statusText } from '../../queue/statuses.ts';
+import { PREVIEW_CONTEXT, statusText, type StatusBook } from '../../queue/statuses.ts';
 import { codeSpan, renderMarkdown } from '../../preview/markdown.ts';
 import { previewChanges, type Preview } from '../../preview/preview.ts';
 import { actionsSentence, verdict } from '../../preview/words.ts';
@@ -28,30 +30,44 @@ export interface PreviewEnv extends Pick<FunctionEnv, 'statuses' | 'redis' | 'lo
   source: GitSource;
   previews: PreviewBook;
   queues: Pick<Queues, 'addPreview'>;
+  /** the tracked branch: pull requests into it are previewed */
+  branch: string;
   /** the tracked path inside the repository */
   path: string;
   limits: LoadLimits;
 }
 
 export type PreviewOutcome =
-  | { kind: 'superseded' }
+  | { kind: 'superseded'; why: string }
   | { kind: 'commented'; commentId: number; valid: boolean; gateways: string[] }
-  | { kind: 'closed'; commentId: number | undefined }
+  | { kind: 'closed'; commentId: number }
   | { kind: 'gone' };
 
 /** Gateways a preview touches: any it would create, change or remove, or whose manifest is broken. */
 const touched = (p: Preview) => p.gateways.filter((g) => g.action !== 'unchanged').map((g) => g.name);
 
+const superseded = (statuses: StatusBook, head: string, url: string) =>
+  statuses.publish([{ sha: head, context: PREVIEW_CONTEXT, state: 'success', description: 'not previewed: superseded by a newer push or base', targetUrl: url }]);
+
 export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: PreviewEnv): Promise<PreviewOutcome> {
   const job = ctx.data;
+  // The event is claimed before the lease: a job computing an older one then sees it is no longer wanted.
+  let wanted: WantedPreview | undefined;
   if (job.action === 'preview') {
-    const wanted = { head: job.head, base: job.base, updatedAt: job.updatedAt };
-    // Taken before the lease: a job computing an older head sees it is no longer wanted.
-    if (!(await env.previews.claim(job.number, wanted))) {
-      ctx.log(`#${job.number}: a newer event came first; skipped`);
-      return { kind: 'superseded' };
-    }
+    wanted = { head: job.head, base: job.base, updatedAt: job.updatedAt, closed: false };
+  } else if (job.action === 'close') {
+    const prev = await env.previews.get(job.number);
+    if (!prev) return gone(ctx, job.number);
+    wanted = { head: prev.head, base: prev.base, updatedAt: job.updatedAt, closed: true };
   }
+  if (wanted && !(await env.previews.claim(job.number, wanted))) {
+    const now = await env.previews.wanted(job.number);
+    ctx.log(`#${job.number}: a newer event came first; skipped`);
+    // An earlier attempt of this job may have said "computing" on its head.
+    if (job.action === 'preview' && now?.head !== job.head) await superseded(env.statuses, job.head, job.url);
+    return { kind: 'superseded', why: 'a newer event came first' };
+  }
+
   return withLock(env.redis, env.previews.leaseKey(job.number), env.lock, async (lease) => {
     const prev = await env.previews.get(job.number);
     let rec: PreviewRecord;
@@ -64,61 +80,90 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
       await env.previews.set(rec);
       await env.statuses.publish([{ sha: job.head, context: PREVIEW_CONTEXT, state: 'pending', description: 'computing the preview', targetUrl: job.url }]);
     } else {
-      if (!prev) {
-        ctx.log(`#${job.number}: no preview to ${job.action}`);
-        return { kind: 'gone' };
-      }
-      // A close older than what the record follows (the pull request was reopened since) changes nothing.
-      if (job.action === 'close' && job.updatedAt < prev.updatedAt) return { kind: 'superseded' };
-      rec = job.action === 'close' ? { ...prev, state: 'closed', merged: job.merged, updatedAt: job.updatedAt, at: Date.now() } : prev;
+      if (!prev) return gone(ctx, job.number);
+      rec = job.action === 'close'
+        ? { ...prev, state: 'closed', merged: job.merged, updatedAt: job.updatedAt, at: Date.now(), ...(job.retargeted ? { retargeted: job.retargeted } : {}) }
+        : prev;
     }
 
-    const [base, head] = await Promise.all([rec.base, rec.head].map(async (sha) => validateManifests(
-      await env.source.manifestsAt(sha, env.path, { warn: (m) => ctx.log(`warning: ${m}`) }), env.limits)));
-    const preview = previewChanges(base!, head!, { base: rec.base.slice(0, 7), head: rec.head.slice(0, 7) });
+    const from = (await env.source.mergeBase(rec.base, rec.head)) ?? rec.base;
+    const [base, head] = await Promise.all([from, rec.head].map(async (sha) => validateManifests(
+      await env.source.manifestsAt(sha, env.path, { warn: (m) => ctx.log(`warning: ${m}`), limits: env.limits }), env.limits)));
+    const preview = previewChanges(base!, head!, { base: from.slice(0, 7), head: rec.head.slice(0, 7) });
     const gateways = touched(preview);
     const closed = rec.state === 'closed';
-    const others = closed ? [] : (await env.previews.open()).filter((o) => o.number !== rec.number);
-    const overlapping = others.map((o) => ({ number: o.number, shared: o.gateways.filter((g) => gateways.includes(g)) })).filter((o) => o.shared.length);
+    const sharing = async () => closed ? [] : (await env.previews.open())
+      .filter((o) => o.number !== rec.number)
+      .map((o) => ({ number: o.number, gateways: o.gateways, overlaps: o.overlaps, shared: o.gateways.filter((g) => gateways.includes(g)) }));
+    const overlapping = (await sharing()).filter((o) => o.shared.length);
+    const outdated = rec.retargeted
+      ? `the pull request now targets ${codeSpan(rec.retargeted)}, not ${codeSpan(env.branch)}`
+      : `the pull request was closed${rec.merged ? ' and merged' : ' without merging'}`;
     const banner = [
-      ...(closed ? [`> **Outdated:** the pull request was closed${rec.merged ? ' and merged' : ' without merging'}; this preview is not updated any more.`] : []),
+      ...(closed ? [`> **Outdated:** ${outdated}; this preview is not updated any more.`] : []),
       ...overlapping.map((o) => `> **Also changed by #${o.number}:** ${o.shared.map((g) => `gateway ${codeSpan(g)}`).join(', ')}. Whichever merges second is planned on top of the first.`),
     ];
     const body = `${PREVIEW_MARKER}\n${renderMarkdown(preview, {
       banner, limit: COMMENT_LIMIT - PREVIEW_MARKER.length - 1, limitName: "GitHub's 65,536-character limit on a comment",
       linkTo: (path, line) => `${env.github.htmlUrl}/blob/${rec.head}/${path.split('/').map(encodeURIComponent).join('/')}#L${line}`,
-      fullCommand: `natops preview --base ${rec.base.slice(0, 12)} --head ${rec.head.slice(0, 12)}`,
+      fullCommand: `natops preview --base ${from.slice(0, 12)} --head ${rec.head.slice(0, 12)}`,
     })}`;
 
-    // A newer push may have come while this one was read and planned: it writes the comment.
-    if (job.action === 'preview' && !(await env.previews.isWanted(job.number, { head: rec.head, base: rec.base, updatedAt: rec.updatedAt }))) {
-      ctx.log(`#${job.number}: superseded by a newer event while computing; not written`);
-      // Its head was said to be computing: it must not stay pending.
-      await env.statuses.publish([{ sha: rec.head, context: PREVIEW_CONTEXT, state: 'success', description: 'not previewed: superseded by a newer push or base', targetUrl: rec.url }]);
-      return { kind: 'superseded' };
+    // Nothing is written that is no longer true: a newer event claimed meanwhile, or GitHub says
+    // the pull request is elsewhere now (events of one second, a close racing a push).
+    const stale = await staleness(job, rec, wanted, env);
+    if (stale) {
+      ctx.log(`#${job.number}: ${stale}; not written`);
+      if (job.action === 'preview') await superseded(env.statuses, rec.head, rec.url);
+      return { kind: 'superseded', why: stale };
     }
     await lease.check();
     const commentId = await upsertComment(env.github, rec.number, body);
     const v = verdict(preview);
     const final: PreviewRecord = {
-      ...rec, state: closed ? 'closed' : v.ok ? 'ready' : 'invalid', gateways, overlaps: overlapping.map((o) => o.number),
+      ...rec, from, state: closed ? 'closed' : v.ok ? 'ready' : 'invalid', gateways, overlaps: overlapping.map((o) => o.number),
       summary: `${actionsSentence(preview)} ${v.text}`, commentId, at: Date.now(),
     };
     await env.previews.set(final);
     if (job.action === 'preview') {
-      const state = v.ok ? 'success' : 'failure';
-      await env.statuses.publish([{ sha: rec.head, context: PREVIEW_CONTEXT, state, description: statusText(`${actionsSentence(preview)}${v.ok ? '' : ` ${v.text}`}`), targetUrl: `${rec.url}#issuecomment-${commentId}` }]);
+      await env.statuses.publish([{
+        sha: rec.head, context: PREVIEW_CONTEXT, state: v.ok ? 'success' : 'failure',
+        description: statusText(`${actionsSentence(preview)}${v.ok ? '' : ` ${v.text}`}`), targetUrl: `${rec.url}#issuecomment-${commentId}`,
+      }]);
     }
-    // The other open pull requests whose note about this one is now wrong are written again.
-    if (job.action !== 'rerender') {
-      for (const o of closed ? await env.previews.open() : others) {
-        const shares = !closed && o.gateways.some((g) => gateways.includes(g));
-        if (shares !== o.overlaps.includes(rec.number)) await env.queues.addPreview({ action: 'rerender', number: o.number });
-      }
+    // Read again now that this record is written: a preview of another pull request computed at
+    // the same time saw this one's old gateways. Each comment whose note is wrong is written again.
+    let again = false;
+    for (const o of await sharing()) {
+      if ((o.shared.length > 0) !== o.overlaps.includes(rec.number)) await env.queues.addPreview({ action: 'rerender', number: o.number });
+      again ||= (o.shared.length > 0) !== final.overlaps.includes(o.number);
     }
+    if (again) await env.queues.addPreview({ action: 'rerender', number: rec.number });
+    if (closed) for (const o of await env.previews.open()) if (o.overlaps.includes(rec.number)) await env.queues.addPreview({ action: 'rerender', number: o.number });
     ctx.log(`#${rec.number}: ${final.summary}${overlapping.length ? ` (also changed by ${overlapping.map((o) => `#${o.number}`).join(', ')})` : ''}`);
     return closed ? { kind: 'closed', commentId } : { kind: 'commented', commentId, valid: v.ok, gateways };
   });
+}
+
+function gone(ctx: JobContext<PreviewJob>, number: number): PreviewOutcome {
+  ctx.log(`#${number}: no preview to ${ctx.data.action}`);
+  return { kind: 'gone' };
+}
+
+/** Why what was computed must not be written, if it must not. */
+async function staleness(job: PreviewJob, rec: PreviewRecord, wanted: WantedPreview | undefined, env: PreviewEnv): Promise<string | undefined> {
+  if (wanted && !(await env.previews.isWanted(job.number, wanted))) return 'superseded by a newer event while computing';
+  if (job.action === 'rerender') return undefined;
+  const pr = await env.github.api.pullRequest(job.number);
+  if (!pr) return 'the pull request is gone';
+  if (job.action === 'preview') {
+    if (pr.state !== 'open') return 'the pull request was closed meanwhile';
+    if (pr.head !== rec.head) return `the pull request's head is ${pr.head.slice(0, 7)} now`;
+    if (pr.baseRef !== env.branch) return `the pull request targets ${pr.baseRef} now`;
+  } else if (pr.state === 'open' && pr.baseRef === env.branch) {
+    return 'the pull request is open again';
+  }
+  return undefined;
 }
 
 /** natops's one comment on the pull request: found through every page by marker and author, edited, or made. */

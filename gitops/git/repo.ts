@@ -1,53 +1,12 @@
 // Reads a Git repository with the git CLI (argv only): the manifests at a commit, and which of
 // two commits came first. Commit ids and paths are checked before they reach an argument list.
-import { NatopsError, PermanentError } from '../../common/errors.ts';
 import { CommandError } from '../../common/exec.ts';
 import { isManifestFileName, type ManifestFile } from '../manifests/load.ts';
 import { symlinkSkipped, warnOnStderr, type ReadOptions } from '../manifests/read-dir.ts';
 import { runGit } from './local-repo.ts';
 import { SHA } from '../../common/sha.ts';
-import type { GitSource } from './source.ts';
+import { checkTrackedPath, GitSourceError, UnknownCommitError, type GitSource } from './source.ts';
 
-
-export class GitSourceError extends NatopsError {
-  /** `source`: the git directory, or github:owner/name */
-  constructor(readonly source: string, message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
-    super(`${source}: ${message}`, opts);
-  }
-}
-
-/**
- * A commit the repository does not hold (history rewritten, repository replaced): asking again
- * gives the same answer, so a job that needs it must not be retried.
- */
-export class UnknownCommitError extends GitSourceError {
-  constructor(gitDir: string, readonly sha: string) {
-    super(gitDir, `commit ${sha} is not in the repository (history rewritten or repository replaced?)`, { retryable: false });
-  }
-}
-
-/** A tracked path natops will not read: the same path fails the same way every time. */
-export class TrackedPathError extends PermanentError {
-  constructor(readonly path: string, reason: string) {
-    super(`tracked path ${JSON.stringify(path)} ${reason}`);
-  }
-}
-
-/**
- * A tracked path inside the repository: relative, no "..", nothing git could take for an option,
- * and no pathspec magic (a leading ":", as in ":(glob)**", ":!x", ":/") or wildcard (git's glob
- * characters * ? [ \), which git would interpret instead of naming a directory.
- */
-export function checkTrackedPath(path: string): string {
-  const p = path === '.' ? '' : path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
-  if (p.startsWith('/') || p.startsWith('-') || p.split('/').includes('..') || /[\0\n]/.test(p)) {
-    throw new TrackedPathError(path, 'must be a relative path inside the repository');
-  }
-  if (p.startsWith(':') || /[*?[\\]/.test(p)) {
-    throw new TrackedPathError(path, 'uses pathspec magic or wildcards (a leading ":", or * ? [ \\); name a directory or file literally');
-  }
-  return p;
-}
 
 export class GitRepo implements GitSource {
   constructor(readonly gitDir: string) {}
@@ -105,6 +64,13 @@ export class GitRepo implements GitSource {
     if (r.code !== 128) return r.code === 0;
     for (const sha of [older, newer]) if (!(await this.hasCommit(sha))) throw new UnknownCommitError(this.gitDir, sha);
     throw new GitSourceError(this.gitDir, `git merge-base --is-ancestor ${older} ${newer} exited 128: ${r.stderr.trim()}`);
+  }
+
+  async mergeBase(a: string, b: string): Promise<string | undefined> {
+    this.checkSha(a);
+    this.checkSha(b);
+    const r = await this.git(['merge-base', '--end-of-options', a, b], [0, 1]);
+    return r.code === 0 ? r.stdout.trim() : undefined;
   }
 
   /**

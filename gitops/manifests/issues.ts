@@ -1,26 +1,26 @@
 // Validation problems, each tied to a place in a manifest file.
+import { z } from 'zod';
 import { NatopsError } from '../../common/errors.ts';
 
-export interface SourcePos {
-  file: string;
-  line: number;
-  column: number;
-}
+export const SourcePosSchema = z.object({ file: z.string(), line: z.number(), column: z.number() });
+export type SourcePos = z.infer<typeof SourcePosSchema>;
 
-export interface ManifestIssue {
-  pos: SourcePos;
+/** A problem, as reported and as stored (a check run's annotations are made from stored ones). */
+export const ManifestIssueSchema = z.object({
+  pos: SourcePosSchema,
   /** "Kind/name", or "-" when the document is too broken to tell */
-  resource: string;
+  resource: z.string(),
   /** dotted field path ("spec.eips[1].gateway"), "(yaml)" for syntax errors */
-  field: string;
-  message: string;
+  field: z.string(),
+  message: z.string(),
   /**
    * The document (or file) cannot be attributed to one resource natops manages: it does not
    * parse, it is too large or not text, or natops cannot tell what it is (a misspelt kind, a
    * wrong apiVersion, no readable metadata.name). The whole commit must be refused.
    */
-  unattributed?: true;
-}
+  unattributed: z.literal(true).optional(),
+});
+export type ManifestIssue = z.infer<typeof ManifestIssueSchema>;
 
 /**
  * True when the problem stops the whole commit: the document it is in cannot be attributed to

@@ -25,6 +25,8 @@ export interface ManifestFile {
    * a bad byte) is reported as "probably not UTF-8".
    */
   bytes?: Uint8Array;
+  /** the file's size, when a source did not read a file over the limit (its text is then empty) */
+  size?: number;
 }
 
 /** Limits on what one file may make natops do; each default fits any real repository. */
@@ -119,7 +121,7 @@ function fileIssue(file: string, line: number, column: number, message: string):
 }
 
 function loadFile(file: ManifestFile, limits: LoadLimits, docs: LoadedDoc[], issues: ManifestIssue[]): void {
-  const size = file.bytes ? file.bytes.length : Buffer.byteLength(file.text, 'utf8');
+  const size = file.size ?? (file.bytes ? file.bytes.length : Buffer.byteLength(file.text, 'utf8'));
   if (size > limits.maxFileBytes) {
     issues.push(fileIssue(file.path, 1, 1, `is ${size} bytes, more than the ${limits.maxFileBytes} natops reads in one file (maxFileBytes)`));
     return;

@@ -172,6 +172,7 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
     assert.match(body, /\| gateway `ngw` \| update \|.*\| \+0 ~1 -0 \|/, 'the summary counts one changed port forward');
     assert.ok(body.includes(`| port forward | changed | \`tcp 192.168.0.112:${port} -> 10.0.1.10:80\` | \`tcp 192.168.0.112:${port} -> 10.0.1.11:8003\` |`), body);
     assert.match(body, new RegExp(`<details><summary>Rule diff of gateway <code>ngw</code>[^]*\`\`\`diff\n[^]*--dport ${port} -j DNAT --to-destination 10\\.0\\.1\\.11:8003[^]*</details>`));
+    assert.equal(checkRunOf(c.head).length, 0, "a pull request's head gets no check run (it is not a planned commit)");
     // `natops preview` on the local repository prints the same
     const cli = await natops(['preview', '--base', c.base.slice(0, 7), '--head', c.head.slice(0, 7), '--repo', p.bare, '--format', 'markdown']);
     assert.equal(cli.code, 0, cli.stderr);
@@ -206,6 +207,7 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
     const c8 = await commitOnBranch('pr8', eight, true);
     await prEvent('opened', 8, { ...c8, branch: 'pr8', fork: true });
     await previewStatus(c8.head);
+    assert.ok(!gh.requests.some((r) => r.path.includes('gitops-fork')), 'nothing of the fork is read: its commits come through the base repository');
     assert.match(botComments(8)[0]!.body, /Also changed by #7:\*\* gateway `ngw`/);
     await p.until('#7 to mention #8', async () => /Also changed by #8:\*\* gateway `ngw`/.test(botComments(7)[0]?.body ?? ''));
     await prEvent('closed', 8, { ...c8, branch: 'pr8', fork: true });
@@ -214,18 +216,29 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
     assert.equal(botComments(8).length, 1);
   });
 
-  it('a newer push supersedes a preview still being computed', async () => {
+  it('a newer push supersedes a preview still being computed: the older one writes no comment and says so on its head', async () => {
     const pr = structuredClone(seed);
     set(pr.gateway, 'spec.dnatRules.0.externalPort', 9201);
     const older = await commitOnBranch('pr7', pr, false);
     set(pr.gateway, 'spec.dnatRules.0.externalPort', 9202);
     const newer = await commitOnBranch('pr7', pr, false);
+    // GitHub holds every read about the older head until the newer push is in.
+    const held = gh.hold((_m, path) => path.includes(older.head));
+    const from = gh.requests.length;
     await prEvent('synchronize', 7, { ...older, branch: 'pr7' });
+    await p.until('the older preview to be reading', async () => gh.requests.slice(from).some((r) => r.path.includes(older.head)));
     await prEvent('synchronize', 7, { ...newer, branch: 'pr7' });
+    await p.until('the newer push to be the one wanted', async () => (await p.running!.previews.wanted(7))?.head === newer.head);
+    held.release();
     assert.equal((await previewStatus(newer.head)).state, 'success');
-    await p.until('the older head not to stay pending', async () => gh.latestStatuses(REPO, older.head).get(PREVIEW_CONTEXT)?.state !== 'pending');
-    await p.until('the comment to be the newer one', async () => botComments(7)[0]?.body.includes(`\`${newer.head.slice(0, 7)}\``));
-    assert.ok(!botComments(7)[0]!.body.includes(`\`${older.head.slice(0, 7)}\``));
+    const olderStatus = await p.until('the older head to be settled', async () => {
+      const s = gh.latestStatuses(REPO, older.head).get(PREVIEW_CONTEXT);
+      return s && s.state !== 'pending' ? s : undefined;
+    });
+    assert.equal(olderStatus.description, 'not previewed: superseded by a newer push or base');
+    const written = gh.requests.slice(from).filter((r) => /\/issues\/(7\/)?comments/.test(r.path) && r.method !== 'GET').map((r) => JSON.stringify(r.body));
+    assert.ok(written.length >= 1 && written.every((b) => !b.includes(older.head.slice(0, 7))), 'no comment of the older head');
+    assert.ok(botComments(7)[0]!.body.includes(`\`${newer.head.slice(0, 7)}\``));
   });
 
   it('a change of 5,000 port forwards: the comment is cut to 65,536 characters, the summary whole, and it says what was cut', async () => {
@@ -242,11 +255,12 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
 
   it('at start, the deliveries that failed in the last three days are redelivered, once; an unchanged branch then costs only 304s', async () => {
     const day = 24 * 3600 * 1000;
+    // GitHub lists deliveries newest first (ids grow with time); natops stops at the first one past three days.
+    gh.addHookDelivery({ event: 'push', status_code: 502, delivered_at: new Date(Date.now() - 4 * day).toISOString() });
     const failed = gh.addHookDelivery({ event: 'push', status_code: 502 });
     const timedOut = gh.addHookDelivery({ event: 'pull_request', action: 'opened', status_code: 0 });
     const retried = gh.addHookDelivery({ event: 'push', status_code: 503 });
     gh.addHookDelivery({ event: 'push', guid: retried.guid, status_code: 202, redelivery: true });
-    gh.addHookDelivery({ event: 'push', status_code: 502, delivered_at: new Date(Date.now() - 4 * day).toISOString() });
     const known = gh.addHookDelivery({ event: 'push', status_code: 504 });
     await p.running!.store.markDelivery(known.guid);
     gh.addHookDelivery({ event: 'push', status_code: 502, repository_id: 99 });
@@ -277,5 +291,8 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
     for (const n of [7, 8, 9]) assert.match(previews, new RegExp(`>#${n}</a>`));
     assert.match(previews, /closed/);
     assert.match(previews, /someone:pr8/);
+    // secrets never reach the logs
+    const secret = [gh.app.privateKeyPem.split('\n')[1]!, 'ghs_'];
+    assert.ok(!p.logs.some((l) => secret.some((x) => l.includes(x))), 'a private key or token in the logs');
   });
 });

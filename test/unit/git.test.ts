@@ -8,7 +8,8 @@ import examples from '@octokit/webhooks-examples';
 import { parseRefUpdates, runGit } from '../../gitops/git/local-repo.ts';
 import { localPushPayload } from '../../gitops/git/local-push.ts';
 import { PushPayload, pushedBranch } from '../../gitops/git/push-event.ts';
-import { checkTrackedPath, GitRepo, GitSourceError, TrackedPathError, UnknownCommitError } from '../../gitops/git/repo.ts';
+import { GitRepo } from '../../gitops/git/repo.ts';
+import { checkTrackedPath, GitSourceError, TrackedPathError, UnknownCommitError } from '../../gitops/git/source.ts';
 import { isRetryable, PermanentError } from '../../common/errors.ts';
 import { run } from '../../common/exec.ts';
 

@@ -9,7 +9,8 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { run } from '../../common/exec.ts';
 import { connectGitHub, GitHubAuthError, type GitHub } from '../../github/client.ts';
 import { GitHubSource } from '../../github/source.ts';
-import { GitRepo, UnknownCommitError } from '../../gitops/git/repo.ts';
+import { GitRepo } from '../../gitops/git/repo.ts';
+import { UnknownCommitError } from '../../gitops/git/source.ts';
 import { makeTestApp } from '../helpers/github/app-keys.ts';
 import { GitHubStandIn } from '../helpers/github/standin.ts';
 

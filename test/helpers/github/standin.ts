@@ -296,6 +296,7 @@ export class GitHubStandIn {
   private readonly installations = new Map<number, InstallationState>();
   private readonly tokens = new Map<string, InstallationToken>();
   private readonly faults: (FaultOptions & { remaining: number })[] = [];
+  private readonly holds: { match: (method: string, path: string) => boolean; released: Promise<void> }[] = [];
   private readonly deliveries: HookDelivery[] = [];
   private readonly rate = new Map<string, { used: number; reset: number }>();
   private readonly objectCache = new Map<string, unknown>();
@@ -388,6 +389,23 @@ export class GitHubStandIn {
   }
 
   /** The next `times` matching requests fail with `status`, as GitHub fails them. */
+  /**
+   * Holds every matching request until `release()` is called (then answers it as usual), so a
+   * test can act while natops waits on GitHub.
+   */
+  hold(match: (method: string, path: string) => boolean): { release(): void } {
+    let release = () => undefined as void;
+    const released = new Promise<void>((r) => (release = r));
+    const hold = { match, released };
+    this.holds.push(hold);
+    return {
+      release: () => {
+        this.holds.splice(this.holds.indexOf(hold), 1);
+        release();
+      },
+    };
+  }
+
   fail(f: FaultOptions): void {
     this.faults.push({ ...f, remaining: f.times ?? 1 });
   }
@@ -509,6 +527,8 @@ export class GitHubStandIn {
     };
     this.requests.push(record);
     const where = `${method} ${rawPath}${url.search}`;
+    // A test holding some requests back (to act while natops is in the middle of something).
+    for (const hold of this.holds) if (hold.match(method, rawPath)) await hold.released;
 
     let body: unknown;
     const raw: unknown = req.body;
@@ -1468,6 +1488,25 @@ export class GitHubStandIn {
       const sha = await this.resolveCommit(repo, ref);
       if (!sha) throw new HttpError(422, `No commit found for SHA: ${ref}`);
       return { status: 200, body: await this.commitObject(repo, sha, true) };
+    },
+
+    // The Git database's commit: no diff, so a cheap "does the repository hold it?".
+    'git/get-commit': async (ctx) => {
+      const repo = this.repoFor(ctx);
+      this.need(ctx, ['contents'], 'read');
+      const sha = ctx.params.commit_sha ?? '';
+      if ((await this.objectType(repo, sha)) !== 'commit') throw new HttpError(404, 'Not Found');
+      const c = await this.rawCommit(repo, sha);
+      const api = `${this.url}/repos/${repo.owner}/${repo.name}`;
+      return {
+        status: 200,
+        body: {
+          sha, node_id: nodeId('Commit', sha), url: `${api}/git/commits/${sha}`, html_url: `${WEB}/${repo.owner}/${repo.name}/commit/${sha}`,
+          author: c.author, committer: c.committer, message: c.message, tree: { sha: c.tree, url: `${api}/git/trees/${c.tree}` },
+          parents: c.parents.map((p) => ({ sha: p, url: `${api}/git/commits/${p}`, html_url: `${WEB}/${repo.owner}/${repo.name}/commit/${p}` })),
+          verification: { verified: false, reason: 'unsigned', signature: null, payload: null, verified_at: null },
+        },
+      };
     },
 
     'repos/compare-commits': (ctx) => this.compare(ctx, ctx.params.base ?? '', ctx.params.head ?? ''),
