@@ -14,6 +14,8 @@ COPY cli ./cli
 COPY common ./common
 COPY dataplane ./dataplane
 COPY gitops ./gitops
+COPY github ./github
+COPY preview ./preview
 COPY lab ./lab
 COPY runtime ./runtime
 COPY functions ./functions
