@@ -204,6 +204,19 @@ export class GitHubApi {
     return r.data.id;
   }
 
+  /** The newest check run of that name on the commit (one natops made before, a crash ago), with how many annotations it holds. */
+  async findCheckRun(sha: string, name: string): Promise<{ id: number; annotations: number } | undefined> {
+    const r = await this.call(`check runs on ${sha.slice(0, 7)}`, () => this.octokit.rest.checks.listForRef({ ...this.repoRef, ref: sha, check_name: name, filter: 'latest' }));
+    const run = r.data.check_runs[0];
+    return run ? { id: run.id, annotations: run.output.annotations_count } : undefined;
+  }
+
+  /** How many annotations a check run holds (GitHub adds each update's to them). */
+  async checkRunAnnotations(id: number): Promise<number> {
+    const r = await this.call(`check run ${id}`, () => this.octokit.rest.checks.get({ ...this.repoRef, check_run_id: id }));
+    return r.data.output.annotations_count;
+  }
+
   async updateCheckRun(id: number, c: { status: 'in_progress' | 'completed'; conclusion?: CheckConclusion; output: CheckRunOutput }): Promise<void> {
     await this.call(`check run ${id}`, () => this.octokit.rest.checks.update({
       ...this.repoRef, check_run_id: id, status: c.status, ...(c.conclusion ? { conclusion: c.conclusion } : {}), output: c.output,

@@ -50,22 +50,34 @@ async function syncCheckRun(sha: string, statuses: CommitStatus[], env: GitHubEn
   const fingerprint = JSON.stringify([content.status, content.conclusion ?? null, content.output]);
   let rec = await env.store.checkRun(sha);
   if (rec && rec.fingerprint === fingerprint && rec.annotated >= annotations.length) return 'unchanged';
-  const result = rec ? 'updated' : 'created';
+  const api = env.github.api;
   await lease.check();
+  // Not on record: a run made before a crash (or a lost answer) is found on GitHub, never made twice.
+  if (!rec) {
+    const found = await api.findCheckRun(sha, CHECK_NAME);
+    if (found) rec = { id: found.id, annotated: found.annotations, fingerprint: '' };
+  }
+  const result = rec ? 'updated' : 'created';
   if (!rec) {
     const first = annotations.slice(0, ANNOTATIONS_PER_REQUEST);
-    const id = await env.github.api.createCheckRun(sha, { name: CHECK_NAME, ...content, output: { ...content.output, annotations: first } });
+    const id = await api.createCheckRun(sha, { name: CHECK_NAME, ...content, output: { ...content.output, annotations: first } });
     rec = { id, annotated: first.length, fingerprint };
     await env.store.setCheckRun(sha, rec);
   }
-  // GitHub adds each update's annotations to those the run has.
-  do {
+  // GitHub adds each update's annotations to those the run has: how many it has is asked first,
+  // so an update whose answer was lost is not sent twice.
+  for (let verified = false; ;) {
+    if (rec.annotated < annotations.length && !verified) {
+      rec = { ...rec, annotated: await api.checkRunAnnotations(rec.id) };
+      verified = true;
+    }
     const next = annotations.slice(rec.annotated, rec.annotated + ANNOTATIONS_PER_REQUEST);
     if (rec.fingerprint === fingerprint && !next.length) break;
     await lease.check();
-    await env.github.api.updateCheckRun(rec.id, { ...content, output: { ...content.output, ...(next.length ? { annotations: next } : {}) } });
+    await api.updateCheckRun(rec.id, { ...content, output: { ...content.output, ...(next.length ? { annotations: next } : {}) } });
     rec = { id: rec.id, annotated: rec.annotated + next.length, fingerprint };
     await env.store.setCheckRun(sha, rec);
-  } while (rec.annotated < annotations.length);
+    if (rec.annotated >= annotations.length) break;
+  }
   return result;
 }

@@ -94,6 +94,13 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
     assert.deepEqual(run.annotations.map((a) => [a.path, a.start_line]).sort(), issues.map((i) => [i.pos.file, i.pos.line]).sort());
     const patches = gh.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith(`/check-runs/${run.id}`));
     assert.ok(patches.length >= 1, 'the annotations past 50 went in an update');
+    // natops forgets it made the run (as after a crash right after GitHub answered): asked
+    // again, it finds the run on GitHub and neither makes a second one nor sends annotations twice.
+    await p.running!.store.redis.del(`natops:sys:check:${sha}`);
+    await p.running!.queues.addGitHubSync({ sha }, 'again');
+    await p.until('the sync job to run', async () => (await p.running!.queues.byName.github.getJob(`statuses-${sha}-again`))?.finishedOn);
+    assert.equal(checkRunOf(sha).length, 1);
+    assert.equal(checkRunOf(sha)[0]!.annotations.length, 60);
     await p.settled(await p.push(seed, 'valid again'));
   });
 

@@ -1636,6 +1636,18 @@ export class GitHubStandIn {
       return { status: 200, body: this.checkRunObject(repo, run) };
     },
 
+    'checks/list-for-ref': async (ctx) => {
+      const repo = this.repoFor(ctx);
+      this.need(ctx, ['checks'], 'read');
+      const sha = await this.resolveCommit(repo, ctx.params.ref ?? '');
+      if (!sha) throw new HttpError(422, `No commit found for SHA: ${ctx.params.ref ?? ''}`);
+      const name = ctx.query.get('check_name')?.at(-1);
+      const runs = [...repo.checkRuns.values()].filter((r) => r.head_sha === sha && (name === undefined || r.name === name)).sort((a, b) => b.id - a.id);
+      // filter=latest (the default): the newest run per name
+      const latest = (ctx.query.get('filter')?.at(-1) ?? 'latest') === 'latest' ? runs.filter((r, i) => runs.findIndex((o) => o.name === r.name) === i) : runs;
+      return { status: 200, body: { total_count: latest.length, check_runs: latest.map((r) => this.checkRunObject(repo, r)) } };
+    },
+
     'checks/get': (ctx) => {
       const repo = this.repoFor(ctx);
       this.need(ctx, ['checks'], 'read');
