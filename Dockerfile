@@ -1,14 +1,22 @@
 # natops image: the CLI, `natops serve` and `natops worker`, with the dataplane tools the netns
 # runtime drives and git for the planner. Redis is external here (NATOPS_REDIS_URL); the gateway
 # pods themselves use the image named in the ovn-vpc-nat-gw-config ConfigMap.
-FROM node:20-bookworm-slim
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      iproute2 iptables conntrack iputils-arping iputils-ping socat git \
- && rm -rf /var/lib/apt/lists/*
+#
+# The image runs the compiled JavaScript (dist/, from `npm run build` in the build stage) with the
+# production dependencies only: no TypeScript sources, no compiler, no tsx at start.
+
+# production dependencies, cached until package-lock.json changes
+FROM node:20-bookworm-slim AS deps
 WORKDIR /opt/natops
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
+
+# every dependency (TypeScript), the sources, `npm run build` (type check and compile)
+FROM node:20-bookworm-slim AS build
+WORKDIR /opt/natops
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
 COPY cli ./cli
 COPY common ./common
@@ -21,6 +29,19 @@ COPY runtime ./runtime
 COPY functions ./functions
 COPY queue ./queue
 COPY server ./server
+RUN npm run build
+
+FROM node:20-bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      iproute2 iptables conntrack iputils-arping iputils-ping socat git \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /opt/natops
+COPY package.json package-lock.json ./
+COPY --from=deps /opt/natops/node_modules ./node_modules
+# bin/natops.js finds no sources (nor tsconfig.build.json) here, so it runs dist/ as it is
+COPY --from=build /opt/natops/dist ./dist
+COPY bin ./bin
 COPY examples ./examples
 ENTRYPOINT ["node", "/opt/natops/bin/natops.js"]
 CMD ["--help"]

@@ -1,23 +1,23 @@
-// The GitOps loop's commands: serve, worker, repo init/notify, status.
+// The GitOps loop's commands: serve, worker, repo init/notify, status. Each loads its modules
+// when it runs (the server, BullMQ, Redis, the hook's sender), not when natops starts.
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { z } from 'zod';
 import { NatopsError } from '../common/errors.ts';
-import { initRepo, notifyFromStdin } from '../gitops/git/local-repo.ts';
-import { QUEUE_NAMES, type QueueName } from '../queue/jobs.ts';
-import { redisConnection } from '../queue/queues.ts';
-import { StatusBook, SUMMARY_CONTEXT, type CommitStatus } from '../queue/statuses.ts';
-import { Records, type RecordSnapshot } from '../queue/records.ts';
-import { Store } from '../queue/store.ts';
-import { loadConfig, type ServerConfig } from '../server/config.ts';
-import { serve, type Running } from '../server/serve.ts';
+import type { QueueName } from '../queue/jobs.ts';
+import type { CommitStatus } from '../queue/statuses.ts';
+import type { RecordSnapshot } from '../queue/records.ts';
+import type { ServerConfig } from '../server/config.ts';
+import type { Running } from '../server/serve.ts';
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
-/** What a running `natops serve` leaves for `natops status` and friends to find it. */
-const ServeRecord = z.object({ url: z.string(), redisUrl: z.string(), prefix: z.string(), pid: z.number() });
+/** What a running `natops serve` leaves for `natops status` and friends to find it (zod is loaded with the command). */
+async function parseServeRecord(text: string): Promise<{ url: string; redisUrl: string; prefix: string; pid: number }> {
+  const { z } = await import('zod');
+  return z.object({ url: z.string(), redisUrl: z.string(), prefix: z.string(), pid: z.number() }).parse(JSON.parse(text));
+}
 const serveRecordPath = (c: ServerConfig) => join(c.dataDir, 'serve.json');
 
 interface ServeFlags {
@@ -46,8 +46,8 @@ const serverOptions = (cmd: Command) =>
     .option('--redis <url>', 'Redis to use (NATOPS_REDIS_URL); serve starts a local redis-server without it')
     .option('--resync-ms <ms>', 'resync interval, 0 to turn it off (NATOPS_RESYNC_MS, default 60000)');
 
-const config = (f: ServeFlags) =>
-  loadConfig({
+const config = async (f: ServeFlags) =>
+  (await import('../server/config.ts')).loadConfig({
     repo: f.repo, branch: f.branch, path: f.path, listen: f.listen, lab: f.lab, redisUrl: f.redis, resyncMs: f.resyncMs, publicUrl: f.publicUrl,
     runtime: f.runtime, namespace: f.namespace, networkMode: f.networkMode,
   });
@@ -70,7 +70,7 @@ async function redisFor(c: ServerConfig): Promise<{ url: string; prefix: string 
   if (c.redisUrl) return { url: c.redisUrl, prefix: c.prefix };
   const text = await readFile(serveRecordPath(c), 'utf8').catch(() => undefined);
   if (!text) throw new NatopsError(`no Redis: set NATOPS_REDIS_URL, or start \`natops serve\` (it records its Redis in ${serveRecordPath(c)})`);
-  const rec = ServeRecord.parse(JSON.parse(text));
+  const rec = await parseServeRecord(text);
   return { url: rec.redisUrl, prefix: rec.prefix };
 }
 
@@ -97,25 +97,39 @@ export function addGitopsCommands(program: Command): void {
       .option('--listen <host:port>', 'where the webhook and dashboard listen (NATOPS_LISTEN, default 127.0.0.1:8080)')
       .option('--public-url <url>', 'address that links in statuses use (NATOPS_PUBLIC_URL)'),
   ).action(async (flags: ServeFlags) => {
-    const c = config(flags);
+    const c = await config(flags);
+    const [{ serve }, { QUEUE_NAMES }] = await Promise.all([import('../server/serve.ts'), import('../queue/jobs.ts')]);
     const running = await serve(c, { queues: QUEUE_NAMES, http: true, log });
     await mkdir(c.dataDir, { recursive: true });
     await writeFile(serveRecordPath(c), JSON.stringify({ url: running.url, redisUrl: running.redisUrl, prefix: c.prefix, pid: process.pid }));
     await runUntilSignal(running, () => rm(serveRecordPath(c), { force: true }));
   });
 
-  serverOptions(
+  // The queue names come with queue/jobs.ts (zod and the dataplane model), which `natops --help`
+  // and the other commands should not wait for: the hook below puts them in --handlers's help
+  // when `worker` is the command chosen (commander runs it before `natops worker --help` is
+  // parsed; `natops help worker` shows the shorter text).
+  const handlers = new Option('--handlers <kinds>', 'comma-separated queue names (default: every queue)');
+  const worker = serverOptions(
     program
       .command('worker')
       .description('run workers for some queues only, e.g. --handlers dnat,snat')
-      .addOption(new Option('--handlers <kinds>', `comma-separated: ${QUEUE_NAMES.join(', ')}`).default(QUEUE_NAMES.join(','))),
-  ).action(async (flags: ServeFlags & { handlers: string }) => {
-    const kinds = flags.handlers.split(',').map((k) => k.trim()).filter(Boolean);
+      .addOption(handlers),
+  ).action(async (flags: ServeFlags & { handlers?: string }) => {
+    const { QUEUE_NAMES } = await import('../queue/jobs.ts');
+    const kinds = (flags.handlers ?? QUEUE_NAMES.join(',')).split(',').map((k) => k.trim()).filter(Boolean);
     const unknown = kinds.filter((k) => !(QUEUE_NAMES as readonly string[]).includes(k));
     if (unknown.length || !kinds.length) throw new NatopsError(`unknown handler kind(s) ${unknown.join(', ')}; choose from ${QUEUE_NAMES.join(', ')}`);
-    const c = config(flags);
+    const c = await config(flags);
     if (!c.redisUrl) throw new NatopsError('natops worker needs a Redis to share: set NATOPS_REDIS_URL or --redis');
+    const { serve } = await import('../server/serve.ts');
     await runUntilSignal(await serve(c, { queues: kinds as QueueName[], http: false, log }));
+  });
+  program.hook('preSubcommand', async (_program, chosen) => {
+    if (chosen !== worker) return;
+    const { QUEUE_NAMES } = await import('../queue/jobs.ts');
+    handlers.description = `comma-separated: ${QUEUE_NAMES.join(', ')}`;
+    handlers.default(QUEUE_NAMES.join(','));
   });
 
   const repo = program.command('repo').description('a local Git repository that drives the pipeline on git push');
@@ -128,6 +142,7 @@ export function addGitopsCommands(program: Command): void {
     .option('--name <owner/name>', 'repository name shown in statuses', 'local/gitops')
     .option('--branch <name>', 'initial branch', 'main')
     .action(async (path: string, opts: { webhook: string; secretFile: string; name: string; branch: string }) => {
+      const { initRepo } = await import('../gitops/git/local-repo.ts');
       const dir = await initRepo(path, { webhookUrl: opts.webhook, secretFile: opts.secretFile, name: opts.name }, opts.branch);
       out(`initialized ${dir}; push to it to drive natops`);
     });
@@ -136,6 +151,7 @@ export function addGitopsCommands(program: Command): void {
     .description('send ref updates ("<old> <new> <ref>" lines on stdin) as push deliveries; the post-receive hook runs this')
     .requiredOption('--git-dir <dir>', 'the repository')
     .action(async (opts: { gitDir: string }) => {
+      const { notifyFromStdin } = await import('../gitops/git/local-repo.ts');
       if (!(await notifyFromStdin(opts.gitDir, out))) process.exitCode = 1;
     });
 
@@ -146,6 +162,9 @@ export function addGitopsCommands(program: Command): void {
     .option('--wait <seconds>', 'wait until the summary is no longer pending')
     .option('--redis <url>', 'Redis (NATOPS_REDIS_URL; default: the one `natops serve` records)')
     .action(async (sha: string | undefined, opts: { wait?: string; redis?: string }) => {
+      const [{ loadConfig }, { redisConnection }, { StatusBook, SUMMARY_CONTEXT }, { Records }, { Store }] = await Promise.all([
+        import('../server/config.ts'), import('../queue/queues.ts'), import('../queue/statuses.ts'), import('../queue/records.ts'), import('../queue/store.ts'),
+      ]);
       const c = loadConfig({ redisUrl: opts.redis });
       const { url, prefix } = await redisFor(c);
       const redis = redisConnection(url);

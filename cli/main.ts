@@ -1,25 +1,17 @@
 // natops command line. Each command validates its input before it changes anything.
+//
+// Start-up: only commander and a few small modules load here; each command imports what it uses
+// when it runs (`--help` and `validate` must not wait for BullMQ, express, the Kubernetes client
+// or the lab). bench/cli-start.ts measures it; test/unit/cli-start.test.ts keeps it so.
 import { NatopsError } from '../common/errors.ts';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { formatIssue, ManifestValidationError, sortIssues } from '../gitops/manifests/issues.ts';
-import { readDesired, readManifestDir } from '../gitops/manifests/read-dir.ts';
-import { validateManifests } from '../gitops/manifests/validate.ts';
-import { loadConfig, manifestLimitsFromEnv } from '../server/config.ts';
-import { makeRuntimes } from '../server/runtimes.ts';
-import { compileGateway } from '../dataplane/compile.ts';
 import type { GatewayState } from '../dataplane/model.ts';
-import { planGateways } from '../dataplane/plan.ts';
-import { renderGatewayPlan } from '../dataplane/plan-text.ts';
-import { Lab } from '../lab/lab.ts';
+import type { NetworkModel } from '../dataplane/network.ts';
 import { DEFAULT_LAB } from '../lab/names.ts';
-import { serveProbe } from '../lab/probe.ts';
-import { networkModel } from '../gitops/manifests/network.ts';
-import { DryRunRuntime, formatCommands } from '../runtime/dry-run.ts';
-import { NetnsRuntime } from '../lab/gateway-runtime.ts';
-import { reconcileAll } from '../runtime/reconcile.ts';
 import type { RuntimeKind } from '../runtime/runtime.ts';
+import type { ServerConfig } from '../server/config.ts';
 import { addGitopsCommands } from './gitops-commands.ts';
 import { addPreviewCommand } from './preview.ts';
 
@@ -28,16 +20,39 @@ const warn = (text: string) => process.stderr.write(`natops: warning: ${text}\n`
 
 class UsageError extends NatopsError {}
 
-
 function requireRoot(what: string): void {
   if (process.getuid?.() !== 0) throw new UsageError(`${what} needs root (it creates network namespaces); use --runtime dry-run to see the commands instead`);
 }
 
+/** The manifests at `path`, validated with the limits of the environment (NATOPS_MANIFEST_*). */
+async function desiredAt(path: string) {
+  const [{ readDesired }, { manifestLimitsFromEnv }] = await Promise.all([import('../gitops/manifests/read-dir.ts'), import('../server/config.ts')]);
+  return readDesired(path, { limits: manifestLimitsFromEnv() });
+}
+
+async function labNamed(name: string) {
+  const { Lab } = await import('../lab/lab.ts');
+  return new Lab(name);
+}
+
+/**
+ * makeRuntimes's netns branch (server/runtimes.ts), built here because that module also loads
+ * @kubernetes/client-node for its kubernetes branch, which a netns apply never uses.
+ */
+async function netnsRuntimes(c: ServerConfig) {
+  const [{ Lab }, { NetnsRuntime }] = await Promise.all([import('../lab/lab.ts'), import('../lab/gateway-runtime.ts')]);
+  const lab = new Lab(c.lab, { commandTimeoutMs: c.commandTimeoutMs });
+  return { runtime: new NetnsRuntime(lab, warn), network: { apply: (network: NetworkModel) => lab.up(network) } };
+}
+
 const labOption = () => new Option('--lab <name>', 'lab name: prefix of every namespace natops creates').default(process.env.NATOPS_LAB ?? DEFAULT_LAB);
+
+// package.json is one level above cli/main.ts, and two above the compiled dist/cli/main.js.
+const packageJson = new URL(import.meta.url.endsWith('.ts') ? '../package.json' : '../../package.json', import.meta.url);
 
 const program = new Command('natops')
   .description('Kube-OVN-style VPC NAT gateways driven by Git')
-  .version(JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')).version as string)
+  .version(JSON.parse(await readFile(packageJson, 'utf8')).version as string)
   .showHelpAfterError();
 
 program
@@ -45,6 +60,9 @@ program
   .description('check manifests; print every problem as file:line:column  kind/name  field: message')
   .argument('<path>', 'a directory of *.yaml/*.yml manifests, or one file')
   .action(async (path: string) => {
+    const [{ readManifestDir }, { validateManifests }, { ManifestValidationError }, { manifestLimitsFromEnv }] = await Promise.all([
+      import('../gitops/manifests/read-dir.ts'), import('../gitops/manifests/validate.ts'), import('../gitops/manifests/issues.ts'), import('../server/config.ts'),
+    ]);
     const { desired, issues } = validateManifests(await readManifestDir(path), manifestLimitsFromEnv());
     if (issues.length) throw new ManifestValidationError(issues);
     out(`ok: ${desired.vpcs.size} VPC(s), ${desired.subnets.size} subnet(s), ${desired.gateways.size} gateway(s)`);
@@ -57,14 +75,17 @@ program
   .addOption(new Option('--against <live|DIR>', 'compare with the live lab gateways, or with another manifest tree').default('live'))
   .addOption(labOption())
   .action(async (path: string, opts: { against: string; lab: string }) => {
-    const desired = await readDesired(path, { limits: manifestLimitsFromEnv() });
+    const [{ planGateways }, { renderGatewayPlan }] = await Promise.all([import('../dataplane/plan.ts'), import('../dataplane/plan-text.ts')]);
+    const desired = await desiredAt(path);
     const current = new Map<string, GatewayState>();
     if (opts.against === 'live') {
       requireRoot('plan --against live');
-      const runtime = new NetnsRuntime(new Lab(opts.lab));
+      const { NetnsRuntime } = await import('../lab/gateway-runtime.ts');
+      const runtime = new NetnsRuntime(await labNamed(opts.lab));
       for (const name of await runtime.listGateways()) current.set(name, await (await runtime.gateway(name))!.readState());
     } else {
-      for (const [name, spec] of (await readDesired(opts.against, { limits: manifestLimitsFromEnv() })).gateways) current.set(name, compileGateway(spec));
+      const { compileGateway } = await import('../dataplane/compile.ts');
+      for (const [name, spec] of (await desiredAt(opts.against)).gateways) current.set(name, compileGateway(spec));
     }
     const plans = planGateways(current, desired.enabled ? desired.gateways : new Map());
     out(plans.map((p) => renderGatewayPlan(p.name, p.action, p.changes)).join('\n\n') || 'no gateways');
@@ -79,22 +100,27 @@ program
   .option('--namespace <ns>', 'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default kube-system)')
   .option('--network-mode <mode>', 'kubernetes: kube-ovn or multus (NATOPS_NETWORK_MODE, default kube-ovn)')
   .action(async (path: string, opts: { runtime: RuntimeKind; lab: string; namespace?: string; networkMode?: string }, cmd: Command) => {
-    const desired = await readDesired(path, { limits: manifestLimitsFromEnv() });
+    const desired = await desiredAt(path);
     if (!desired.enabled) {
       out("enable-vpc-nat-gw is 'false' in ovn-vpc-nat-gw-config: gateways are left as they are");
       return;
     }
+    const { reconcileAll } = await import('../runtime/reconcile.ts');
     if (opts.runtime === 'dry-run') {
+      const { DryRunRuntime, formatCommands } = await import('../runtime/dry-run.ts');
       const runtime = new DryRunRuntime();
       await reconcileAll(runtime, desired.gateways.values());
       for (const r of runtime.recorded) out(`# gateway ${r.gateway}: commands run inside it, starting from an empty gateway\n${formatCommands(r.commands)}\n`);
       return;
     }
     if (opts.runtime === 'netns') requireRoot('apply --runtime netns');
+    const [{ loadConfig }, { networkModel }, { renderGatewayPlan }] = await Promise.all([
+      import('../server/config.ts'), import('../gitops/manifests/network.ts'), import('../dataplane/plan-text.ts'),
+    ]);
     // With kubernetes, a lab is used (for its networks and attachment points) only when named.
     const lab = opts.runtime === 'netns' || cmd.getOptionValueSource('lab') !== 'default' ? opts.lab : undefined;
     const c = loadConfig({ runtime: opts.runtime, lab, namespace: opts.namespace, networkMode: opts.networkMode });
-    const { runtime, network } = makeRuntimes(c, warn);
+    const { runtime, network } = c.runtime === 'netns' ? await netnsRuntimes(c) : (await import('../server/runtimes.ts')).makeRuntimes(c, warn);
     for (const line of await network.apply(networkModel(desired))) out(`network: ${line}`);
     const results = await reconcileAll(runtime, desired.gateways.values());
     for (const r of results) out(`${renderGatewayPlan(r.name, r.action, r.changes)}\n  (${r.commands.length} command${r.commands.length === 1 ? '' : 's'} run)`);
@@ -109,7 +135,8 @@ lab
   .addOption(labOption())
   .action(async (path: string, opts: { lab: string }) => {
     requireRoot('lab up');
-    const log = await new Lab(opts.lab).up(networkModel(await readDesired(path, { limits: manifestLimitsFromEnv() })));
+    const { networkModel } = await import('../gitops/manifests/network.ts');
+    const log = await (await labNamed(opts.lab)).up(networkModel(await desiredAt(path)));
     out(log.length ? log.join('\n') : 'lab is up to date');
   });
 
@@ -119,7 +146,7 @@ lab
   .addOption(labOption())
   .action(async (opts: { lab: string }) => {
     requireRoot('lab down');
-    const removed = await new Lab(opts.lab).down();
+    const removed = await (await labNamed(opts.lab)).down();
     out(removed.length ? `removed ${removed.join(', ')}` : 'nothing to remove');
   });
 
@@ -133,7 +160,7 @@ host
   .addOption(labOption())
   .action(async (name: string, opts: { net: string; ip: string; gateway?: string; lab: string }) => {
     requireRoot('lab host add');
-    const h = await new Lab(opts.lab).addHost({ name, net: opts.net, ip: opts.ip, gateway: opts.gateway });
+    const h = await (await labNamed(opts.lab)).addHost({ name, net: opts.net, ip: opts.ip, gateway: opts.gateway });
     out(`host ${h.name}: ${h.ip} on ${h.net}${h.gateway ? `, default via ${h.gateway}` : ''}`);
   });
 host
@@ -142,13 +169,13 @@ host
   .addOption(labOption())
   .action(async (name: string, opts: { lab: string }) => {
     requireRoot('lab host rm');
-    out((await new Lab(opts.lab).removeHost(name)) ? `removed host ${name}` : `no host ${name}`);
+    out((await (await labNamed(opts.lab)).removeHost(name)) ? `removed host ${name}` : `no host ${name}`);
   });
 host
   .command('list')
   .addOption(labOption())
   .action(async (opts: { lab: string }) => {
-    for (const h of await new Lab(opts.lab).hosts()) out(`${h.name}\t${h.ip}\t${h.net}\t${h.gateway ?? ''}`);
+    for (const h of await (await labNamed(opts.lab)).hosts()) out(`${h.name}\t${h.ip}\t${h.net}\t${h.gateway ?? ''}`);
   });
 
 lab
@@ -159,7 +186,7 @@ lab
   .addOption(labOption())
   .action(async (name: string, command: string[], opts: { lab: string }) => {
     requireRoot('lab exec');
-    const ns = await new Lab(opts.lab).hostNamespace(name);
+    const ns = await (await labNamed(opts.lab)).hostNamespace(name);
     const child = spawn('ip', ['netns', 'exec', ns, ...command], { stdio: 'inherit' });
     const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
     process.exitCode = code;
@@ -172,6 +199,7 @@ program
   .option('--tcp <ports>', 'comma-separated TCP ports', '')
   .option('--udp <ports>', 'comma-separated UDP ports', '')
   .action(async (opts: { name: string; tcp: string; udp: string }) => {
+    const { serveProbe } = await import('../lab/probe.ts');
     const ports = (list: string) => list.split(',').filter(Boolean).map(Number);
     await serveProbe({ name: opts.name, tcp: ports(opts.tcp), udp: ports(opts.udp) });
   });
@@ -182,14 +210,15 @@ addPreviewCommand(program);
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
+  if (!(e instanceof NatopsError)) throw e;
+  // Costs nothing when the error is a ManifestValidationError: its module is loaded by then.
+  const { ManifestValidationError, formatIssue, sortIssues } = await import('../gitops/manifests/issues.ts');
   if (e instanceof ManifestValidationError) {
     for (const issue of sortIssues(e.issues)) process.stderr.write(`${formatIssue(issue)}\n`);
     process.stderr.write(`natops: ${e.issues.length} problem${e.issues.length === 1 ? '' : 's'}; nothing was changed\n`);
     process.exitCode = 1;
-  } else if (e instanceof NatopsError) {
+  } else {
     process.stderr.write(`natops: ${e.message}\n`);
     process.exitCode = 2;
-  } else {
-    throw e;
   }
 }

@@ -1,15 +1,9 @@
 // natops preview: what a pull request would change on each gateway, read from a local repository
 // (the head commit's manifests planned against its merge base with the base, as GitHub's diff of
-// a pull request; nothing live is read).
+// a pull request; nothing live is read). The modules that do the work load when it runs.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { NatopsError } from '../common/errors.ts';
 import { run } from '../common/exec.ts';
-import { GitRepo } from '../gitops/git/repo.ts';
-import { validateManifests } from '../gitops/manifests/validate.ts';
-import { renderMarkdown } from '../preview/markdown.ts';
-import { previewChanges } from '../preview/preview.ts';
-import { renderText } from '../preview/text.ts';
-import { manifestLimitsFromEnv } from '../server/config.ts';
 
 class PreviewUsageError extends NatopsError {}
 
@@ -48,6 +42,10 @@ export function addPreviewCommand(program: Command): void {
     // Usage errors exit 2 like natops's other refusals (commander's own default is 1, which here means "invalid head").
     .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2))
     .action(async (opts: PreviewFlags) => {
+      const [{ GitRepo }, { validateManifests }, { renderMarkdown }, { previewChanges }, { renderText }, { manifestLimitsFromEnv }] = await Promise.all([
+        import('../gitops/git/repo.ts'), import('../gitops/manifests/validate.ts'), import('../preview/markdown.ts'),
+        import('../preview/preview.ts'), import('../preview/text.ts'), import('../server/config.ts'),
+      ]);
       const repo = new GitRepo(await gitDirOf(opts.repo ?? '.'));
       const headSha = await repo.resolveRef(opts.head);
       // As a pull request's diff: the head's changes since it left the base (their merge base).

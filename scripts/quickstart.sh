@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "quickstart: run as root (the lab creates network namespaces)" >&2; exit 1; }
 
 bash scripts/install-deps.sh
+# natops runs the compiled JavaScript in dist/ (bin/natops.js falls back to the slower TypeScript
+# sources, with a warning, when dist/ is missing or older than them).
+npm run --silent build
 natops() { node bin/natops.js "$@"; }
 export NATOPS_DATA_DIR=${NATOPS_DATA_DIR:-/var/lib/natops}
 export NATOPS_LISTEN=${NATOPS_LISTEN:-127.0.0.1:8080}

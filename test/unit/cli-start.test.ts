@@ -1,0 +1,123 @@
+// What each command loads: `natops --help` no package but commander; validate, plan, apply, lab
+// and preview none of the server's (BullMQ, Redis, express, bull-board, Octokit, the Kubernetes
+// client). A resolve hook in the spawned CLI records every module URL the process imports.
+// And the build itself: dist/ has every source module, and each loads in plain Node.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { natops, ROOT } from '../helpers/cli.ts';
+
+/** Packages only `serve`, `worker`, `status`, GitHub and the kubernetes runtime may load. */
+const SERVER_ONLY = ['bullmq', 'ioredis', 'express', '@bull-board/', 'octokit', '@octokit/', '@kubernetes/'];
+/** ...but for the push signer (an HMAC; gitops/git/local-repo.ts, which preview's git reader uses). */
+const ALLOWED = ['@octokit/webhooks-methods'];
+
+// Runs in the loader thread; appends each resolved URL to the file named by the environment.
+const RECORDER = `data:text/javascript,${encodeURIComponent(`
+import { appendFileSync } from 'node:fs';
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  appendFileSync(process.env.NATOPS_TEST_MODULE_LOG, r.url + '\\n');
+  return r;
+}`)}`;
+const REGISTER = `data:text/javascript,${encodeURIComponent(`import { register } from 'node:module'; register(${JSON.stringify(RECORDER)});`)}`;
+
+/** The packages a module list loads from node_modules: "commander", "@kubernetes/client-node", ... */
+function packagesOf(urls: string[]): string[] {
+  const names = new Set<string>();
+  for (const url of urls) {
+    const m = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url.slice(url.lastIndexOf('/node_modules/')));
+    if (m) names.add(m[1]!);
+  }
+  return [...names].sort();
+}
+
+describe('natops start-up: each command loads what it needs only', () => {
+  let dir: string;
+  let n = 0;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'natops-cli-start-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  const env = (log: string) => ({ NATOPS_TEST_MODULE_LOG: log, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${REGISTER}`.trim() });
+
+  /** The packages `natops ARGS` loads; it must succeed, from dist/ (tsx would add its own). */
+  async function loadedBy(args: string[]): Promise<string[]> {
+    const log = join(dir, `modules-${n++}`);
+    const r = await natops(args, { env: env(log) });
+    assert.equal(r.code, 0, `natops ${args.join(' ')}: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /npm run build/);
+    const urls = (await readFile(log, 'utf8')).split('\n').filter(Boolean);
+    assert.ok(urls.some((u) => u.endsWith('/cli/main.js') || u.endsWith('/cli/main.ts')), 'the recorder saw the CLI load');
+    return packagesOf(urls);
+  }
+
+  const noServerPackages = (loaded: string[]) =>
+    assert.deepEqual(loaded.filter((p) => SERVER_ONLY.some((s) => p.startsWith(s)) && !ALLOWED.includes(p)), []);
+
+  it('--help loads commander and no other package', async () => {
+    assert.deepEqual(await loadedBy(['--help']), ['commander']);
+  });
+
+  for (const args of [
+    ['validate', 'examples/seed'],
+    ['plan', 'examples/seed', '--against', 'examples/seed'],
+    ['apply', 'examples/seed', '--runtime', 'dry-run'],
+    ['lab', 'host', 'list', '--lab', `t${randomBytes(4).toString('hex')}`],
+    ['preview', '--path', 'examples/seed', '--base', 'HEAD', '--head', 'HEAD'],
+  ]) {
+    it(`${args.slice(0, 2).join(' ')}: none of the server's packages`, async () => {
+      const loaded = await loadedBy(args);
+      noServerPackages(loaded);
+      if (args[0] !== 'lab') assert.ok(loaded.includes('yaml'), `${loaded.join(', ')}: the manifests were read`);
+    });
+  }
+
+  // apply --runtime netns needs root and builds a lab; what it loads is these modules (cli/main.ts's
+  // netnsRuntimes and the apply action), none of which may reach for the Kubernetes client.
+  it('apply --runtime netns: its modules load no Kubernetes client, no server package', async () => {
+    const log = join(dir, `modules-${n++}`);
+    const modules = ['lab/lab.ts', 'lab/gateway-runtime.ts', 'runtime/reconcile.ts', 'server/config.ts', 'gitops/manifests/network.ts', 'gitops/manifests/read-dir.ts', 'dataplane/plan-text.ts'];
+    const code = modules.map((m) => `await import(${JSON.stringify(pathToFileURL(join(ROOT, m)).href)});`).join('\n');
+    const child = spawn(process.execPath, ['--import', 'tsx', '--import', REGISTER, '--input-type=module', '-e', code], { cwd: ROOT, env: { ...process.env, NATOPS_TEST_MODULE_LOG: log }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    assert.equal(await new Promise((resolve) => child.on('close', resolve)), 0, stderr);
+    const loaded = packagesOf((await readFile(log, 'utf8')).split('\n').filter(Boolean));
+    assert.ok(loaded.includes('zod'), loaded.join(', '));
+    noServerPackages(loaded);
+  });
+});
+
+describe('npm run build', () => {
+  /** Runs `code` as an ES module in a plain Node (no tsx); resolves with its exit code and stderr. */
+  function plainNode(code: string): Promise<{ code: number; stderr: string }> {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    return new Promise((resolve) => child.on('close', (c) => resolve({ code: c ?? 1, stderr })));
+  }
+
+  it('dist/ has every source module, and each loads in plain Node (no tsx)', async () => {
+    // tsconfig.build.json's comments are whole lines (bin/natops.js reads it the same way)
+    const { include } = JSON.parse((await readFile(join(ROOT, 'tsconfig.build.json'), 'utf8')).replace(/^\s*\/\/.*$/gm, '')) as { include: string[] };
+    const sources: string[] = [];
+    for (const top of include.filter((p) => !p.endsWith('.js'))) {
+      for (const f of await readdir(join(ROOT, top), { recursive: true })) if (f.endsWith('.ts')) sources.push(join(top, f));
+    }
+    const compiled = new Set((await readdir(join(ROOT, 'dist'), { recursive: true })).filter((f) => f.endsWith('.js')));
+    assert.deepEqual(sources.filter((f) => !compiled.has(f.replace(/\.ts$/, '.js'))), [], 'run `npm run build`');
+    assert.ok(compiled.has(join('bin', 'natops-hook.js')), 'the hook beside the compiled gitops/git/local-repo.js');
+    // the two entries run when loaded; every other module only defines things
+    const modules = sources.map((f) => f.replace(/\.ts$/, '.js')).filter((f) => f !== join('cli', 'main.js'));
+    const code = modules.map((f) => `await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist', f)).href)});`).join('\n');
+    const r = await plainNode(`${code}\nprocess.exit(0);`);
+    assert.equal(r.code, 0, r.stderr);
+  });
+});
