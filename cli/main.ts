@@ -8,10 +8,8 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import type { GatewayState } from '../dataplane/model.ts';
-import type { NetworkModel } from '../dataplane/network.ts';
 import { DEFAULT_LAB } from '../lab/names.ts';
 import type { RuntimeKind } from '../runtime/runtime.ts';
-import type { ServerConfig } from '../server/config.ts';
 import { addGitopsCommands } from './gitops-commands.ts';
 import { addPreviewCommand } from './preview.ts';
 
@@ -33,16 +31,6 @@ async function desiredAt(path: string) {
 async function labNamed(name: string) {
   const { Lab } = await import('../lab/lab.ts');
   return new Lab(name);
-}
-
-/**
- * makeRuntimes's netns branch (server/runtimes.ts), built here because that module also loads
- * @kubernetes/client-node for its kubernetes branch, which a netns apply never uses.
- */
-async function netnsRuntimes(c: ServerConfig) {
-  const [{ Lab }, { NetnsRuntime }] = await Promise.all([import('../lab/lab.ts'), import('../lab/gateway-runtime.ts')]);
-  const lab = new Lab(c.lab, { commandTimeoutMs: c.commandTimeoutMs });
-  return { runtime: new NetnsRuntime(lab, warn), network: { apply: (network: NetworkModel) => lab.up(network) } };
 }
 
 const labOption = () => new Option('--lab <name>', 'lab name: prefix of every namespace natops creates').default(process.env.NATOPS_LAB ?? DEFAULT_LAB);
@@ -120,7 +108,7 @@ program
     // With kubernetes, a lab is used (for its networks and attachment points) only when named.
     const lab = opts.runtime === 'netns' || cmd.getOptionValueSource('lab') !== 'default' ? opts.lab : undefined;
     const c = loadConfig({ runtime: opts.runtime, lab, namespace: opts.namespace, networkMode: opts.networkMode });
-    const { runtime, network } = c.runtime === 'netns' ? await netnsRuntimes(c) : (await import('../server/runtimes.ts')).makeRuntimes(c, warn);
+    const { runtime, network } = await (await import('../server/runtimes.ts')).makeRuntimes(c, warn);
     for (const line of await network.apply(networkModel(desired))) out(`network: ${line}`);
     const results = await reconcileAll(runtime, desired.gateways.values());
     for (const r of results) out(`${renderGatewayPlan(r.name, r.action, r.changes)}\n  (${r.commands.length} command${r.commands.length === 1 ? '' : 's'} run)`);

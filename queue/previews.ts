@@ -85,18 +85,15 @@ export class PreviewBook {
 
   /** The open pull requests' records. */
   async open(): Promise<PreviewRecord[]> {
-    const numbers = await this.redis.smembers(this.key('open'));
-    const out: PreviewRecord[] = [];
-    for (const n of numbers) {
-      const r = await this.get(Number(n));
-      if (r) out.push(r);
-    }
-    return out.sort((a, b) => a.number - b.number);
+    return (await this.records(await this.redis.smembers(this.key('open')))).sort((a, b) => a.number - b.number);
   }
 
   /** The newest previews, for the dashboard. */
   async recent(limit = 30): Promise<PreviewRecord[]> {
-    const numbers = await this.redis.zrevrange(this.key('index'), 0, limit - 1);
+    return this.records(await this.redis.zrevrange(this.key('index'), 0, limit - 1));
+  }
+
+  private async records(numbers: string[]): Promise<PreviewRecord[]> {
     const out: PreviewRecord[] = [];
     for (const n of numbers) {
       const r = await this.get(Number(n));

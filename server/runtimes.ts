@@ -2,13 +2,12 @@
 // netns: the local lab's namespaces. kubernetes: Deployments in a cluster (KUBECONFIG, or the
 // in-cluster service account); its networks are Kube-OVN's, or the local lab's when a lab is
 // named (network mode multus on this machine's cluster: the lab provides the attachment points).
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { NetworkModel } from '../dataplane/network.ts';
 import type { NetworkRuntime } from '../functions/handlers/handlers.ts';
 import { NetnsRuntime } from '../lab/gateway-runtime.ts';
 import { Lab } from '../lab/lab.ts';
 import { DEFAULT_LAB } from '../lab/names.ts';
-import { KubernetesRuntime } from '../runtime/kubernetes/runtime.ts';
 import type { GatewayRuntime } from '../runtime/runtime.ts';
 import type { ServerConfig } from './config.ts';
 
@@ -24,14 +23,16 @@ export interface Runtimes {
 }
 
 /** The kubeconfig file named, else client-node's default search (~/.kube/config, then in-cluster). */
-export function kubeConfig(file?: string): KubeConfig {
+async function kubeConfig(file?: string): Promise<KubeConfig> {
+  // Loaded only for kubernetes: a netns apply never pays for the Kubernetes client.
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   if (file) kc.loadFromFile(file);
   else kc.loadFromDefault();
   return kc;
 }
 
-export function makeRuntimes(c: RuntimeConfig, warn: (m: string) => void): Runtimes {
+export async function makeRuntimes(c: RuntimeConfig, warn: (m: string) => void): Promise<Runtimes> {
   if (c.runtime === 'netns') {
     const lab = new Lab(c.lab, { commandTimeoutMs: c.commandTimeoutMs });
     return {
@@ -40,7 +41,8 @@ export function makeRuntimes(c: RuntimeConfig, warn: (m: string) => void): Runti
       describe: `netns (lab ${lab.names.prefix})`,
     };
   }
-  const kc = kubeConfig(c.kubeconfig);
+  const kc = await kubeConfig(c.kubeconfig);
+  const { KubernetesRuntime } = await import('../runtime/kubernetes/runtime.ts');
   const runtime = new KubernetesRuntime(kc, { namespace: c.namespace, mode: c.networkMode, readyTimeoutMs: c.podReadyTimeoutMs, commandTimeoutMs: c.commandTimeoutMs }, warn);
   const lab = c.lab === undefined ? undefined : new Lab(c.lab ?? DEFAULT_LAB, { commandTimeoutMs: c.commandTimeoutMs });
   const network: NetworkRuntime = lab

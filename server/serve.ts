@@ -80,7 +80,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   // Only the planner reads Git; a handler-only worker needs no repository.
   if (c.source === 'git' && !c.repo && opts.queues.includes('plan')) throw new NatopsError('no repository to read manifests from: set NATOPS_REPO or --repo (or NATOPS_SOURCE=github)');
   // First what can fail on configuration alone (a bad kubeconfig, a bad GitHub key), before anything is held.
-  const runtimes = makeRuntimes(c, (m) => opts.log(`warning: ${m}`));
+  const runtimes = await makeRuntimes(c, (m) => opts.log(`warning: ${m}`));
   const github = await gitHubFromConfig(c, opts.log);
   // One natops serve per data directory: its Redis's append-only file and webhook secret live there.
   const dataDirLock = opts.http || !c.redisUrl ? await lockDataDir(c.dataDir) : undefined;

@@ -79,11 +79,11 @@ describe('natops start-up: each command loads what it needs only', () => {
     });
   }
 
-  // apply --runtime netns needs root and builds a lab; what it loads is these modules (cli/main.ts's
-  // netnsRuntimes and the apply action), none of which may reach for the Kubernetes client.
+  // apply --runtime netns needs root and builds a lab; what it loads is these modules (the one
+  // place a runtime is picked, and the apply action), none of which may reach for the Kubernetes client.
   it('apply --runtime netns: its modules load no Kubernetes client, no server package', async () => {
     const log = join(dir, `modules-${n++}`);
-    const modules = ['lab/lab.ts', 'lab/gateway-runtime.ts', 'runtime/reconcile.ts', 'server/config.ts', 'gitops/manifests/network.ts', 'gitops/manifests/read-dir.ts', 'dataplane/plan-text.ts'];
+    const modules = ['server/runtimes.ts', 'lab/lab.ts', 'lab/gateway-runtime.ts', 'runtime/reconcile.ts', 'server/config.ts', 'gitops/manifests/network.ts', 'gitops/manifests/read-dir.ts', 'dataplane/plan-text.ts'];
     const code = modules.map((m) => `await import(${JSON.stringify(pathToFileURL(join(ROOT, m)).href)});`).join('\n');
     const child = spawn(process.execPath, ['--import', 'tsx', '--import', REGISTER, '--input-type=module', '-e', code], { cwd: ROOT, env: { ...process.env, NATOPS_TEST_MODULE_LOG: log }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
