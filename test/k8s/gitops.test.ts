@@ -132,7 +132,8 @@ describe('GitOps loop on Kubernetes (real cluster, Redis, git, lab hosts)', () =
     const live = await p.until('the third pod to hold the whole gateway', async () => {
       const handle = await k.runtime().gateway('ngw');
       const state = await handle?.readState();
-      return state && state.net1Up && state.addresses.length === 2 && state.nat.SHARED_DNAT?.length && state.nat.SHARED_SNAT?.length ? state : undefined;
+      // the subnet routes' policy rules come with the repair's last jobs: waited for, not read once
+      return state && state.net1Up && state.addresses.length === 2 && state.nat.SHARED_DNAT?.length && state.nat.SHARED_SNAT?.length && state.rules.length >= 2 ? state : undefined;
     }, 120_000);
     assert.ok(live.rules.length >= 2);
     const rec = await p.until('ngw to settle', async () => {
