@@ -24,6 +24,7 @@ import { validateManifests } from '../gitops/manifests/validate.ts';
 import { inNamespace } from '../lab/netns.ts';
 import { loadConfig } from '../server/config.ts';
 import { serve } from '../server/serve.ts';
+import { silentLogger } from '../common/log.ts';
 import { push as pushItem, seedObjects, set, type SeedObjects } from '../test/helpers/manifests.ts';
 import { PipelineHarness, SECRET } from '../test/helpers/pipeline.ts';
 
@@ -174,7 +175,7 @@ async function main(): Promise<void> {
   await writeFile(secretFile, SECRET);
   // The webhook alone (no workers), on the same Redis under its own prefix: what it enqueues stays queued.
   const app = await serve(loadConfig({ redisUrl: p.redis.url, prefix: 'bench-webhook', webhookSecret: SECRET, repo: p.bare, listen: '127.0.0.1:0', resyncMs: 0, dataDir: dir }, {}), {
-    queues: [], http: true, log: () => undefined,
+    queues: [], http: true, log: silentLogger(),
   });
   try {
     out.push('', `## webhook answer time under load (a second process, open loop, ${seconds} s per rate; signed push deliveries, each enqueued; then malformed ones at the highest rate)`, '');

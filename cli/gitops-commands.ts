@@ -4,6 +4,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { NatopsError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
 import type { QueueName } from '../queue/jobs.ts';
 import type { CommitStatus } from '../queue/statuses.ts';
 import type { RecordSnapshot } from '../queue/records.ts';
@@ -11,7 +12,7 @@ import type { ServerConfig } from '../server/config.ts';
 import type { Running } from '../server/serve.ts';
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
-const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+const logger = async (c: ServerConfig): Promise<Logger> => (await import('../common/log.ts')).createLogger({ level: c.logLevel });
 
 /** What a running `natops serve` leaves for `natops status` and friends to find it (zod is loaded with the command). */
 async function parseServeRecord(text: string): Promise<{ url: string; redisUrl: string; prefix: string; pid: number }> {
@@ -52,18 +53,33 @@ const config = async (f: ServeFlags) =>
     runtime: f.runtime, namespace: f.namespace, networkMode: f.networkMode,
   });
 
-/** Runs until SIGTERM or SIGINT, then lets the jobs in hand finish. */
-async function runUntilSignal(running: Running, onStop: () => Promise<void> = async () => undefined): Promise<void> {
+/** How much longer than the jobs' deadline the rest of a shutdown may take before the process just exits. */
+const SHUTDOWN_GRACE_MS = 5000;
+
+/**
+ * Runs until SIGTERM or SIGINT, then lets the jobs in hand finish within NATOPS_SHUTDOWN_MS. Jobs
+ * still running then go back to their queues, and the process exits 1: whatever watches it
+ * should know the stop was not clean.
+ */
+async function runUntilSignal(running: Running, c: ServerConfig, log: Logger, onStop: () => Promise<void> = async () => undefined): Promise<void> {
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
-      log(`natops: ${sig}: finishing the jobs in hand`);
+      log.info(`${sig}: finishing the jobs in hand (at most ${c.shutdownMs} ms)`);
       resolve();
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
-  await running.close();
+  // Whatever else hangs (Redis gone, a socket that never closes), the process ends.
+  setTimeout(() => {
+    log.error(`shutdown took longer than ${c.shutdownMs + SHUTDOWN_GRACE_MS} ms; exiting`);
+    process.exit(1);
+  }, c.shutdownMs + SHUTDOWN_GRACE_MS).unref();
+  const { late, handedBack } = await running.close(c.shutdownMs);
   await onStop();
+  if (late) process.exitCode = 1;
+  log.info(late ? `stopped late, ${handedBack.length} job(s) handed back` : 'stopped');
+  log.flush();
 }
 
 async function redisFor(c: ServerConfig): Promise<{ url: string; prefix: string }> {
@@ -98,11 +114,11 @@ export function addGitopsCommands(program: Command): void {
       .option('--public-url <url>', 'address that links in statuses use (NATOPS_PUBLIC_URL)'),
   ).action(async (flags: ServeFlags) => {
     const c = await config(flags);
-    const [{ serve }, { QUEUE_NAMES }] = await Promise.all([import('../server/serve.ts'), import('../queue/jobs.ts')]);
+    const [{ serve }, { QUEUE_NAMES }, log] = await Promise.all([import('../server/serve.ts'), import('../queue/jobs.ts'), logger(c)]);
     const running = await serve(c, { queues: QUEUE_NAMES, http: true, log });
     await mkdir(c.dataDir, { recursive: true });
     await writeFile(serveRecordPath(c), JSON.stringify({ url: running.url, redisUrl: running.redisUrl, prefix: c.prefix, pid: process.pid }));
-    await runUntilSignal(running, () => rm(serveRecordPath(c), { force: true }));
+    await runUntilSignal(running, c, log, () => rm(serveRecordPath(c), { force: true }));
   });
 
   // The queue names come with queue/jobs.ts (zod and the dataplane model), which `natops --help`
@@ -114,7 +130,8 @@ export function addGitopsCommands(program: Command): void {
     program
       .command('worker')
       .description('run workers for some queues only, e.g. --handlers dnat,snat')
-      .addOption(handlers),
+      .addOption(handlers)
+      .option('--listen <host:port>', 'serve /healthz, /readyz and /metrics here (NATOPS_LISTEN when given; default: none)'),
   ).action(async (flags: ServeFlags & { handlers?: string }) => {
     const { QUEUE_NAMES } = await import('../queue/jobs.ts');
     const kinds = (flags.handlers ?? QUEUE_NAMES.join(',')).split(',').map((k) => k.trim()).filter(Boolean);
@@ -122,8 +139,10 @@ export function addGitopsCommands(program: Command): void {
     if (unknown.length || !kinds.length) throw new NatopsError(`unknown handler kind(s) ${unknown.join(', ')}; choose from ${QUEUE_NAMES.join(', ')}`);
     const c = await config(flags);
     if (!c.redisUrl) throw new NatopsError('natops worker needs a Redis to share: set NATOPS_REDIS_URL or --redis');
-    const { serve } = await import('../server/serve.ts');
-    await runUntilSignal(await serve(c, { queues: kinds as QueueName[], http: false, log }));
+    const [{ serve }, log] = await Promise.all([import('../server/serve.ts'), logger(c)]);
+    // Only an address asked for here, not serve's default: two workers on one machine must not collide.
+    const ops = flags.listen !== undefined || process.env.NATOPS_LISTEN !== undefined;
+    await runUntilSignal(await serve(c, { queues: kinds as QueueName[], http: false, ops, log }), c, log);
   });
   program.hook('preSubcommand', async (_program, chosen) => {
     if (chosen !== worker) return;

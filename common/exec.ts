@@ -58,6 +58,38 @@ export function assertArgv(argv: readonly string[]): void {
   }
 }
 
+export interface CommandTiming {
+  /** the program run (for `ip netns exec NS PROG …`, PROG) */
+  program: string;
+  seconds: number;
+  ok: boolean;
+}
+type CommandObserver = (c: CommandTiming) => void;
+const observers = new Set<CommandObserver>();
+
+/** Every command's timing, from wherever it runs (metrics); returns the way to stop. */
+export function observeCommands(observer: CommandObserver): () => void {
+  observers.add(observer);
+  return () => void observers.delete(observer);
+}
+
+export function programOf(argv: readonly string[]): string {
+  const inner = argv[0] === 'ip' && argv[1] === 'netns' && argv[2] === 'exec' && argv.length > 4 ? argv[4]! : argv[0]!;
+  return inner.slice(inner.lastIndexOf('/') + 1);
+}
+
+/** Reports how long `running` took once it settles; the result passes through. */
+export function timedCommand<T>(argv: readonly string[], running: Promise<T>): Promise<T> {
+  if (!observers.size) return running;
+  const started = performance.now();
+  const report = (ok: boolean) => {
+    const timing = { program: programOf(argv), seconds: (performance.now() - started) / 1000, ok };
+    for (const o of observers) o(timing);
+  };
+  running.then(() => report(true), () => report(false));
+  return running;
+}
+
 /** How long a command may run unless the caller says otherwise (`NATOPS_COMMAND_TIMEOUT_MS` in serve). */
 export const DEFAULT_COMMAND_TIMEOUT_MS = 60_000;
 /** After SIGKILL, how long to wait for the exit before giving up on it (a process in D state). */
@@ -74,6 +106,10 @@ export interface RunOptions {
 
 export function run(argv: readonly string[], opts: RunOptions = {}): Promise<ExecResult> {
   assertArgv(argv);
+  return timedCommand(argv, spawned(argv, opts));
+}
+
+function spawned(argv: readonly string[], opts: RunOptions): Promise<ExecResult> {
   const target = opts.target ?? 'host';
   const timeoutMs = opts.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new TypeError(`invalid timeoutMs ${timeoutMs} for ${JSON.stringify(argv)}`);

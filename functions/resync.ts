@@ -63,8 +63,8 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
 
   // A push whose delivery never arrived is planned now; its jobs, not the repairs below, fix it.
   // A failure here (git unreadable for a moment) must not stop the rest of the resync.
-  const caughtUp = await env.catchUp?.().catch((e: unknown) => void ctx.log(`catch-up failed: ${errorMessage(e)}`));
-  if (caughtUp) ctx.log(`the branch is at ${caughtUp.slice(0, 7)}, not planned yet: planning it`);
+  const caughtUp = await env.catchUp?.().catch((e: unknown) => void ctx.log.warn(`catch-up failed: ${errorMessage(e)}`));
+  if (caughtUp) ctx.log.info(`the branch is at ${caughtUp.slice(0, 7)}, not planned yet: planning it`);
   await recordLostFailures(env, now);
 
   const request = ResyncRequest.safeParse(ctx.data);
@@ -73,7 +73,7 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
   const drifted: { name: string; what: string[] }[] = [];
   for (const [name, rec] of snap.gateways) {
     if (rec.desired && rec.condition.ready === 'Unknown' && asked.gateway === name) {
-      ctx.log(`${name} is in progress (${rec.condition.reason}); looking again in ${RECHECK_MS} ms`);
+      ctx.log.info(`${name} is in progress (${rec.condition.reason}); looking again in ${RECHECK_MS} ms`);
       await env.queues.byName.resync.add('resync', asked, { delay: RECHECK_MS });
     }
     // a resync asked for one gateway looks at that one only; the schedule covers the rest
@@ -84,7 +84,7 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
       if (what.length) drifted.push({ name, what });
     } catch (e) {
       report.unreadable.push({ target: name, error: errorMessage(e) });
-      ctx.log(`${name}: could not be read: ${errorMessage(e)}`);
+      ctx.log.warn(`${name}: could not be read: ${errorMessage(e)}`);
     }
   }
   const orphans = asked.gateway !== undefined ? [] : (await clients.runtime.listGateways()).filter((name) => !snap.gateways.has(name));
@@ -125,7 +125,7 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
 async function repaired(target: string, what: string[], at: { sha: string; gen: number }, report: ResyncReport, env: ResyncEnv): Promise<void> {
   report.repairs.push({ target, what });
   await env.store.recordRepair({ at: Date.now(), target, sha: at.sha, gen: at.gen, what });
-  env.log(`resync: ${target} drifted from ${at.sha.slice(0, 7)}: ${what.join('; ')}`);
+  env.log.warn({ gateway: target, commit: at.sha, gen: at.gen, repair: true }, `resync: ${target} drifted from ${at.sha.slice(0, 7)}: ${what.join('; ')}`);
 }
 
 /** What differs between the gateway and its record's desire (empty: nothing). */
@@ -165,7 +165,7 @@ async function recordLostFailures(env: ResyncEnv, now: number): Promise<void> {
       };
       const reason = job ? job.failedReason || 'failed' : `its job ${ref.queue}/${ref.id} is gone (never added, or removed)`;
       const ctx = jobContext(data, { queue: ref.queue, id: ref.id, attemptsMade: (job?.opts.attempts ?? 1) - 1, attempts: job?.opts.attempts ?? 1 }, env);
-      env.log(`resync: job ${ref.queue}/${ref.id} failed outside any worker (${reason}); recording it`);
+      env.log.warn({ queue: ref.queue, job: ref.id }, `resync: job ${ref.queue}/${ref.id} failed outside any worker (${reason}); recording it`);
       await finalize(ctx, { error: new Error(reason) }, env);
       break;
     }

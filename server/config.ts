@@ -2,6 +2,7 @@
 // with command-line flags on top; checked with zod so a bad value stops the start, by name.
 import { z } from 'zod';
 import { NatopsError } from '../common/errors.ts';
+import { LOG_LEVELS } from '../common/log.ts';
 import { DEFAULT_LOAD_LIMITS, type LoadLimits } from '../gitops/manifests/load.ts';
 import { NETWORK_MODES } from '../runtime/kubernetes/objects.ts';
 
@@ -68,6 +69,10 @@ export const ServerConfig = z.object({
   githubMaxWaitS: int(0).default(60),
   /** the App's installation on `repository`; found by asking GitHub when unset */
   githubInstallationId: z.coerce.number().int().positive().optional(),
+  /** the least severe log lines written */
+  logLevel: z.enum(LOG_LEVELS).default('info'),
+  /** on SIGTERM, how long the jobs in hand may take to finish; after that they go back to their queues and the process exits 1 */
+  shutdownMs: int(0).default(30_000),
   /** where `natops serve` keeps its Redis data and records where it runs */
   dataDir: z.string().default('/var/lib/natops'),
 });
@@ -83,6 +88,7 @@ const ENV: Record<keyof ServerConfig, string> = {
   podReadyTimeoutMs: 'NATOPS_POD_READY_TIMEOUT_MS', source: 'NATOPS_SOURCE', githubUrl: 'NATOPS_GITHUB_URL', githubToken: 'NATOPS_GITHUB_TOKEN',
   githubTokenFile: 'NATOPS_GITHUB_TOKEN_FILE', githubAppId: 'NATOPS_GITHUB_APP_ID', githubPrivateKey: 'NATOPS_GITHUB_PRIVATE_KEY',
   githubPrivateKeyFile: 'NATOPS_GITHUB_PRIVATE_KEY_FILE', githubInstallationId: 'NATOPS_GITHUB_INSTALLATION_ID', githubMaxWaitS: 'NATOPS_GITHUB_MAX_WAIT_S',
+  logLevel: 'NATOPS_LOG_LEVEL', shutdownMs: 'NATOPS_SHUTDOWN_MS',
 };
 
 /** Environment first, then the given overrides (flags); undefined values do not override. */

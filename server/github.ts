@@ -3,11 +3,12 @@
 import { connectGitHub, readSecret, type GitHub, type GitHubAuth } from '../github/client.ts';
 import type { Queues } from '../queue/queues.ts';
 import { errorMessage } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
 import type { StatusBook } from '../queue/statuses.ts';
 import type { ServerConfig } from './config.ts';
 
 /** undefined when no GitHub credentials are configured. */
-export async function gitHubFromConfig(c: ServerConfig, log: (line: string) => void): Promise<GitHub | undefined> {
+export async function gitHubFromConfig(c: ServerConfig, log: Logger): Promise<GitHub | undefined> {
   const token = await readSecret('NATOPS_GITHUB_TOKEN', c.githubToken, c.githubTokenFile);
   let auth: GitHubAuth | undefined;
   if (token) auth = { kind: 'token', token };
@@ -16,8 +17,8 @@ export async function gitHubFromConfig(c: ServerConfig, log: (line: string) => v
     auth = { kind: 'app', appId: c.githubAppId, privateKey: privateKey!, installationId: c.githubInstallationId };
   }
   if (!auth) return undefined;
-  const github = await connectGitHub({ url: c.githubUrl, repository: c.repository!, auth, maxInlineWaitSeconds: c.githubMaxWaitS }, log);
-  log(`natops: GitHub ${c.githubUrl}: ${c.repository} as ${github.login}${github.checks ? ' (App: statuses, check runs, previews)' : ' (token: statuses, previews)'}`);
+  const github = await connectGitHub({ url: c.githubUrl, repository: c.repository!, auth, maxInlineWaitSeconds: c.githubMaxWaitS }, (m) => log.warn(m));
+  log.info(`GitHub ${c.githubUrl}: ${c.repository} as ${github.login}${github.checks ? ' (App: statuses, check runs, previews)' : ' (token: statuses, previews)'}`);
   return github;
 }
 
@@ -29,7 +30,7 @@ const DISPATCH_MS = 250;
  * process) into a job of the `github` queue, one per version of its statuses: a job made for an
  * older version finds nothing new and costs no request. Runs where the GitHub jobs run.
  */
-export function dispatchStatuses(statuses: StatusBook, queues: Queues, log: (line: string) => void): { stop(): Promise<void> } {
+export function dispatchStatuses(statuses: StatusBook, queues: Queues, log: Logger): { stop(): Promise<void> } {
   let round: Promise<void> | undefined;
   const once = async () => {
     for (const d of await statuses.dirty()) {
@@ -38,7 +39,7 @@ export function dispatchStatuses(statuses: StatusBook, queues: Queues, log: (lin
     }
   };
   const timer = setInterval(() => {
-    round ??= once().catch((e: unknown) => log(`github: statuses: ${errorMessage(e)}`)).finally(() => (round = undefined));
+    round ??= once().catch((e: unknown) => log.error(`github: statuses: ${errorMessage(e)}`)).finally(() => (round = undefined));
   }, DISPATCH_MS);
   return {
     async stop() {

@@ -1,6 +1,7 @@
 // Assembles the long-running parts from the configuration: Redis (started locally when none is
 // configured), the workers for the chosen queues, the resync scheduler, and one express app
 // with the webhook and the dashboard. `natops serve` runs it all; `natops worker` a subset.
+// Both may serve /healthz, /readyz and /metrics, and both stop by a deadline.
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -8,6 +9,7 @@ import { dirname, join } from 'node:path';
 import type { Worker } from 'bullmq';
 import express from 'express';
 import { errorMessage, NatopsError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
 import { redeliverFailed } from '../functions/github/redeliver.ts';
 import { catchUp } from '../functions/planner/planner.ts';
 import type { ResyncRequest } from '../functions/resync.ts';
@@ -17,6 +19,7 @@ import { GitRepo } from '../gitops/git/repo.ts';
 import type { GitSource } from '../gitops/git/source.ts';
 import { GitHubSource } from '../github/source.ts';
 import type { QueueName } from '../queue/jobs.ts';
+import { HANDLER_KINDS } from '../dataplane/kinds.ts';
 import { Queues, redisConnection } from '../queue/queues.ts';
 import { PreviewBook } from '../queue/previews.ts';
 import { StatusBook } from '../queue/statuses.ts';
@@ -27,17 +30,21 @@ import { commitsRouter, COMMITS_PATH, dashboardAuth, dashboardRouter, DASHBOARD_
 import { lockDataDir } from './data-dir.ts';
 import { LocalRedis } from './redis-server.ts';
 import { dispatchStatuses, gitHubFromConfig } from './github.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { opsRouter, readiness, type Readiness } from './ops.ts';
 import { makeRuntimes } from './runtimes.ts';
-import { startWorkers } from './workers.ts';
+import { startWorkers, type Shutdown } from './workers.ts';
 
 /** How often a running natops looks for deliveries its repository's hook had to keep. */
 const DRAIN_INTERVAL_MS = 2000;
 
 export interface ServeOptions {
   queues: readonly QueueName[];
-  /** webhook, dashboard and the resync scheduler */
+  /** webhook, dashboard and the resync scheduler (and the ops endpoints) */
   http: boolean;
-  log: (line: string) => void;
+  /** /healthz, /readyz and /metrics on the listen address, without the rest (`natops worker --listen`) */
+  ops?: boolean;
+  log: Logger;
 }
 
 export interface Running {
@@ -49,12 +56,17 @@ export interface Running {
   previews: PreviewBook;
   queues: Queues;
   workers: Worker[];
-  /** finishes the jobs in hand, then stops */
-  close(): Promise<void>;
+  metrics: Metrics;
+  ready(): Promise<Readiness>;
+  /**
+   * Finishes the jobs in hand, then stops. Past `deadlineMs` (default NATOPS_SHUTDOWN_MS) the jobs
+   * still in hand go back to their queues instead.
+   */
+  close(deadlineMs?: number): Promise<Shutdown>;
 }
 
 /** The webhook secret: configured, in a file, or (the local default) made once in the data dir. */
-export async function webhookSecret(c: ServerConfig, log: (line: string) => void): Promise<string> {
+export async function webhookSecret(c: ServerConfig, log: Logger): Promise<string> {
   if (c.webhookSecret) return c.webhookSecret;
   if (c.webhookSecretFile) {
     const secret = (await readFile(c.webhookSecretFile, 'utf8').catch(() => '')).trim();
@@ -62,7 +74,7 @@ export async function webhookSecret(c: ServerConfig, log: (line: string) => void
     return secret;
   }
   const file = join(c.dataDir, 'webhook-secret');
-  log(`natops: no webhook secret configured; using ${file} (give it to \`natops repo init --secret-file\`)`);
+  log.warn(`no webhook secret configured; using ${file} (give it to \`natops repo init --secret-file\`)`);
   return ensureSecretFile(file);
 }
 
@@ -80,7 +92,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   // Only the planner reads Git; a handler-only worker needs no repository.
   if (c.source === 'git' && !c.repo && opts.queues.includes('plan')) throw new NatopsError('no repository to read manifests from: set NATOPS_REPO or --repo (or NATOPS_SOURCE=github)');
   // First what can fail on configuration alone (a bad kubeconfig, a bad GitHub key), before anything is held.
-  const runtimes = await makeRuntimes(c, (m) => opts.log(`warning: ${m}`));
+  const runtimes = await makeRuntimes(c, (m) => opts.log.warn(m));
   const github = await gitHubFromConfig(c, opts.log);
   // One natops serve per data directory: its Redis's append-only file and webhook secret live there.
   const dataDirLock = opts.http || !c.redisUrl ? await lockDataDir(c.dataDir) : undefined;
@@ -90,14 +102,14 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   });
   const redisUrl = c.redisUrl ?? localRedis!.url;
   const connection = redisConnection(redisUrl);
-  connection.on('error', (e) => opts.log(`redis: ${e.message}`));
+  connection.on('error', (e) => opts.log.error(`redis: ${e.message}`));
   const { host, port } = listenAddress(c);
   const publicUrl = c.publicUrl ?? `http://${host}:${port}`;
   const link = (queue: string, id: string) => jobUrl(publicUrl, queue, id);
 
   const store = new Store(connection, c.prefix);
   const records = new Records(connection, c.prefix);
-  const queues = new Queues(connection, { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs }, opts.log);
+  const queues = new Queues(connection, { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs }, (m) => opts.log.error(m));
   const statuses = new StatusBook(connection, c.prefix, (sha) => `${publicUrl.replace(/\/$/, '')}${COMMITS_PATH}#c-${sha}`);
   // The process that serves the webhook decides whether statuses go to GitHub; every process then marks them.
   if (opts.http) await statuses.trackForGitHub(github !== undefined);
@@ -105,7 +117,8 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const onGitHub = github ? new GitHubSource(github.api, blobs) : undefined;
   const source: GitSource | undefined = c.source === 'github' ? onGitHub : c.repo ? new GitRepo(c.repo) : undefined;
   const previews = new PreviewBook(connection, c.prefix);
-  const lock = { ttlMs: c.lockMs, waitMs: Math.max(5 * c.lockMs, 10_000) };
+  const metrics = createMetrics({ queues, records, workerQueues: opts.queues });
+  const lock = { ttlMs: c.lockMs, waitMs: Math.max(5 * c.lockMs, 10_000), waited: (ms: number) => metrics.leaseWait(ms / 1000) };
   const env = {
     clients: { runtime: runtimes.runtime, network: runtimes.network },
     records, store, statuses, queues, redis: connection, lock, jobUrl: link, log: opts.log, branch: c.branch,
@@ -113,26 +126,35 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   };
   const catchUpEnv = { repo: env.repo, store, queues, branch: c.branch, log: opts.log };
   const withCatchUp = source ? { ...env, catchUp: () => catchUp(catchUpEnv) } : env;
-  const workers = startWorkers(opts.queues, withCatchUp, { connection, prefix: c.prefix, concurrency: c.concurrency, lockMs: c.lockMs, backoffMs: c.backoffMs });
+  const pool = startWorkers(opts.queues, withCatchUp, { connection, prefix: c.prefix, concurrency: c.concurrency, lockMs: c.lockMs, backoffMs: c.backoffMs, metrics });
+  const { workers } = pool;
   const dispatch = github && opts.queues.includes('github') ? dispatchStatuses(statuses, queues, opts.log) : undefined;
-  for (const w of workers) w.on('error', (e) => opts.log(`worker ${w.name}: ${e.message}`));
+  for (const w of workers) w.on('error', (e) => opts.log.error({ queue: w.name }, `worker ${w.name}: ${e.message}`));
+  const usesRuntime = opts.queues.some((q) => q === 'resync' || (HANDLER_KINDS as readonly string[]).includes(q));
+  const ready = () => readiness({ redis: connection, workers: pool, runtime: runtimes.runtime, usesRuntime });
 
   let server: Server | undefined;
-  if (opts.http) {
-    if (c.resyncMs > 0) await queues.byName.resync.upsertJobScheduler('resync', { every: c.resyncMs }, { name: 'resync' });
-    else await queues.byName.resync.removeJobScheduler('resync');
+  if (opts.http || opts.ops) {
     const app = express();
     app.disable('x-powered-by');
-    app.get('/healthz', (_req, res) => void res.json({ ok: true }));
-    app.use('/webhook', webhookRouter({ secret: await webhookSecret(c, opts.log), branch: c.branch, repository: c.repository, previews: github !== undefined, store, queues, maxBody: c.maxBody, enqueueTimeoutMs: 2000, log: opts.log }));
-    const auth = dashboardAuth(c.dashboardUser, c.dashboardPassword);
-    app.use(DASHBOARD_PATH, auth, dashboardRouter(queues));
-    app.use(COMMITS_PATH, auth, commitsRouter(statuses, store, records, previews));
-    app.get('/', (_req, res) => res.redirect(COMMITS_PATH));
+    app.use(opsRouter({ ready, metrics: metrics.registry }));
+    if (opts.http) await webhookAndDashboard(app);
     server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(port, host, () => resolve(s));
       s.once('error', reject);
     });
+  }
+  async function webhookAndDashboard(app: express.Express): Promise<void> {
+    if (c.resyncMs > 0) await queues.byName.resync.upsertJobScheduler('resync', { every: c.resyncMs }, { name: 'resync' });
+    else await queues.byName.resync.removeJobScheduler('resync');
+    app.use('/webhook', webhookRouter({
+      secret: await webhookSecret(c, opts.log), branch: c.branch, repository: c.repository, previews: github !== undefined, store, queues,
+      maxBody: c.maxBody, enqueueTimeoutMs: 2000, log: opts.log, observe: (result, seconds) => metrics.webhook(result, seconds),
+    }));
+    const auth = dashboardAuth(c.dashboardUser, c.dashboardPassword);
+    app.use(DASHBOARD_PATH, auth, dashboardRouter(queues));
+    app.use(COMMITS_PATH, auth, commitsRouter(statuses, store, records, previews));
+    app.get('/', (_req, res) => res.redirect(COMMITS_PATH));
   }
   const address = server?.address();
   const url = address && typeof address === 'object' ? `http://${host}:${address.port}` : publicUrl;
@@ -141,10 +163,10 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   // after, so a push is planned as a push. Then a push made with no delivery at all is caught up.
   let draining: Promise<unknown> | undefined;
   const drain = () => {
-    if (!server || !c.repo || draining) return draining;
-    draining = drainDeferred(c.repo, (d) => sendDeferred(`${url}/webhook`, d), (l) => opts.log(`deferred: ${l}`))
+    if (!opts.http || !c.repo || draining) return draining;
+    draining = drainDeferred(c.repo, (d) => sendDeferred(`${url}/webhook`, d), (l) => opts.log.warn(`deferred: ${l}`))
       .then((d) => {
-        if (d.sent || d.kept || d.setAside) opts.log(`natops: deferred deliveries: ${d.sent} sent, ${d.kept} kept, ${d.setAside} set aside`);
+        if (d.sent || d.kept || d.setAside) opts.log.info(`deferred deliveries: ${d.sent} sent, ${d.kept} kept, ${d.setAside} set aside`);
       })
       .finally(() => (draining = undefined));
     return draining;
@@ -153,32 +175,40 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const drainTimer = setInterval(() => void drain(), DRAIN_INTERVAL_MS);
   drainTimer.unref();
   // GitHub does not redeliver what failed while natops was down; an App can ask it to.
-  if (server && github?.checks) await redeliverFailed({ github, store, log: opts.log }).catch((e: unknown) => opts.log(`redelivery: ${errorMessage(e)}`));
-  if (source && opts.queues.includes('plan')) await catchUp(catchUpEnv).catch((e: unknown) => opts.log(`catch-up: ${errorMessage(e)}`));
+  if (opts.http && github?.checks) await redeliverFailed({ github, store, log: opts.log }).catch((e: unknown) => opts.log.error(`redelivery: ${errorMessage(e)}`));
+  if (source && opts.queues.includes('plan')) await catchUp(catchUpEnv).catch((e: unknown) => opts.log.error(`catch-up: ${errorMessage(e)}`));
   // A gateway pod replaced behind natops's back (deleted, evicted, node restarted) starts empty:
   // the resync finds it drifted and repairs it at once, not at its next interval.
   const replacements = opts.http && runtimes.watchReplacements
     ? runtimes.watchReplacements((gateway) => {
-      opts.log(`natops: the pod of gateway ${gateway} was replaced; resyncing`);
+      opts.log.warn({ gateway, repair: true }, `the pod of gateway ${gateway} was replaced; resyncing`);
       const request: ResyncRequest = { gateway, reason: `the pod of gateway ${gateway} was replaced` };
-      void queues.byName.resync.add('resync', request).catch((e: unknown) => opts.log(`resync: ${errorMessage(e)}`));
-    }, (m) => opts.log(`natops: ${m}`))
+      void queues.byName.resync.add('resync', request).catch((e: unknown) => opts.log.error(`resync: ${errorMessage(e)}`));
+    }, (m) => opts.log.warn(m))
     : undefined;
-  opts.log(`natops: ${opts.queues.join(', ')} on ${redisUrl}, gateways on ${runtimes.describe}${server ? `; webhook ${url}/webhook, dashboard ${url}${DASHBOARD_PATH}` : ''}`);
+  opts.log.info(`${opts.queues.join(', ') || 'no queues'} on ${redisUrl}, gateways on ${runtimes.describe}${server ? `; ${opts.http ? `webhook ${url}/webhook, dashboard ${url}${DASHBOARD_PATH}, ` : ''}health and metrics ${url}/readyz, ${url}/metrics` : ''}`);
 
   return {
-    url, redisUrl, store, records, statuses, previews, queues, workers,
-    async close() {
+    url, redisUrl, store, records, statuses, previews, queues, workers, metrics, ready,
+    async close(deadlineMs = c.shutdownMs) {
       replacements?.stop();
       clearInterval(drainTimer);
       await dispatch?.stop();
       await draining;
-      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-      await Promise.all(workers.map((w) => w.close()));
+      // No new deliveries; the ops endpoints answer on until the end (readyz: not ready).
+      const stopListening = new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+      server?.closeIdleConnections();
+      const shutdown = await pool.close(deadlineMs);
+      const { handedBack } = shutdown;
+      if (shutdown.late) opts.log.error({ durationMs: deadlineMs }, `shutdown: the jobs in hand did not finish within ${deadlineMs} ms; handed back to their queues: ${handedBack.join(', ') || 'none'}`);
+      server?.closeAllConnections();
+      await stopListening;
+      metrics.close();
       await queues.close();
       await connection.quit().catch(() => undefined);
       await localRedis?.stop();
       await dataDirLock?.release();
+      return shutdown;
     },
   };
 }

@@ -4,6 +4,7 @@
 import { Webhooks } from '@octokit/webhooks';
 import express, { type ErrorRequestHandler, type Router } from 'express';
 import { errorMessage } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
 import { classifyDelivery } from '../functions/webhook.ts';
 import type { Queues } from '../queue/queues.ts';
 import type { DeliveryRecord, Store } from '../queue/store.ts';
@@ -22,8 +23,13 @@ export interface WebhookEnv {
   maxBody: string;
   /** Redis slower than this: answer 503 so the sender retries, rather than hang */
   enqueueTimeoutMs: number;
-  log: (line: string) => void;
+  log: Logger;
+  /** each answer, once sent: what became of the delivery, and how long the answer took */
+  observe?: (result: DeliveryResult, seconds: number) => void;
 }
+
+/** What became of a delivery, for the metrics (the outcome text says it for people). */
+export type DeliveryResult = 'queued' | 'ignored' | 'duplicate' | 'refused' | 'unauthorized' | 'unavailable';
 
 const DELIVERY_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -40,6 +46,16 @@ function within<T>(ms: number, p: Promise<T>): Promise<T> {
 export function webhookRouter(env: WebhookEnv): Router {
   const webhooks = new Webhooks({ secret: env.secret });
   const router = express.Router();
+
+  // Timed from the first byte seen to the answer's last, whatever the answer was.
+  router.use((_req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.once('finish', () => {
+      const result = (res.locals.result as DeliveryResult | undefined) ?? (res.statusCode === 401 ? 'unauthorized' : res.statusCode >= 500 ? 'unavailable' : 'refused');
+      env.observe?.(result, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    next();
+  });
 
   router.post('/', express.raw({ type: () => true, limit: env.maxBody }), async (req, res) => {
     const body = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
@@ -59,25 +75,26 @@ export function webhookRouter(env: WebhookEnv): Router {
       res.status(400).json({ error: 'X-GitHub-Delivery is not a delivery id' });
       return;
     }
-    const answer = (status: number, outcome: string, extra: Partial<DeliveryRecord> = {}) => {
+    const answer = (status: number, outcome: string, extra: Partial<DeliveryRecord> = {}, result?: DeliveryResult) => {
+      if (result) res.locals.result = result;
       res.status(status).json({ delivery: id, outcome });
       // The list of deliveries is for people; a failure to write it is logged, not hidden.
       if (status < 500) {
         env.store.recordDelivery({ id, event, at: Date.now(), outcome, ...extra })
-          .catch((e: unknown) => env.log(`webhook: delivery ${id}: could not record it: ${errorMessage(e)}`));
+          .catch((e: unknown) => env.log.warn({ delivery: id }, `webhook: delivery ${id}: could not record it: ${errorMessage(e)}`));
       }
     };
 
     try {
-      if (await within(env.enqueueTimeoutMs, env.store.seenDelivery(id))) return answer(200, 'duplicate delivery; dropped');
+      if (await within(env.enqueueTimeoutMs, env.store.seenDelivery(id))) return answer(200, 'duplicate delivery; dropped', {}, 'duplicate');
       const d = classifyDelivery({ id, event, body, contentType: req.get('content-type') }, { branch: env.branch, repository: env.repository, previews: env.previews });
       const meta = { ...(d.ref ? { ref: d.ref } : {}), ...(d.after ? { after: d.after } : {}) };
       if (d.plan) await within(env.enqueueTimeoutMs, env.queues.addPlan({ ...d.plan, receivedAt: Date.now() }));
       if (d.preview) await within(env.enqueueTimeoutMs, env.queues.addPreview(d.preview));
       if (d.plan || d.preview) await within(env.enqueueTimeoutMs, env.store.markDelivery(id));
-      return answer(d.status, d.outcome, meta);
+      return answer(d.status, d.outcome, meta, d.plan || d.preview ? 'queued' : d.status < 300 ? 'ignored' : 'refused');
     } catch (e) {
-      env.log(`webhook: delivery ${id}: ${errorMessage(e)}`);
+      env.log.error({ delivery: id }, `webhook: delivery ${id}: ${errorMessage(e)}`);
       return answer(503, 'queue unavailable; deliver again later');
     }
   });

@@ -1,16 +1,21 @@
 // BullMQ workers for a chosen set of queues: one table of processors by queue, each given the
 // same job context. Whether a failure is retried is the error's own `retryable`; close() lets
-// the jobs in hand finish, as SIGTERM should.
+// the jobs in hand finish, as SIGTERM should. Each job's start and end (finished, retrying,
+// failed for good, waiting for a rate limit) is one log line with the job's fields, and a metric.
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { errorMessage, isRetryable, RetryLaterError } from '../common/errors.ts';
+import { ConvergenceError } from '../runtime/reconcile.ts';
+import type { Metrics } from './metrics.ts';
 import type { GitHub } from '../github/client.ts';
 import { publishCommit } from '../functions/github/publish.ts';
 import { previewPullRequest } from '../functions/preview/pull-request.ts';
 import type { GitSource } from '../gitops/git/source.ts';
 import type { PreviewBook } from '../queue/previews.ts';
 import { processHandlerJob } from '../functions/handlers/process.ts';
-import { jobContext, type JobContext } from '../functions/jobs/env.ts';
+import { jobContext, jobFields, type JobContext } from '../functions/jobs/env.ts';
+import type { JobOutcome } from '../functions/jobs/finalize.ts';
+import type { ResyncReport } from '../functions/resync.ts';
 import { planPush, type PlannerEnv } from '../functions/planner/planner.ts';
 import { resync, type ResyncEnv } from '../functions/resync.ts';
 import { GitHubSyncJob, HandlerJob, PlanJob, PreviewJob, readJobData, type QueueName } from '../queue/jobs.ts';
@@ -25,6 +30,7 @@ export interface WorkerSettings {
   lockMs: number;
   /** the first retry's delay (every later one doubles it) */
   backoffMs: number;
+  metrics?: Metrics | undefined;
 }
 
 export type WorkerEnv = PlannerEnv & ResyncEnv & {
@@ -38,6 +44,8 @@ export type WorkerEnv = PlannerEnv & ResyncEnv & {
 interface Processor {
   concurrency: 'one' | 'many';
   run(job: Job, env: WorkerEnv): Promise<unknown>;
+  /** what the job did, for its "finished" line */
+  summary?(result: unknown): string;
 }
 
 /** Job data that does not parse is a bug in whoever added the job: no retry will fix it. */
@@ -47,14 +55,19 @@ function parse<T>(schema: z.ZodType<T>, job: Job): T {
   return read.data;
 }
 
-const contextOf = <D>(data: D, job: Job, queue: QueueName, env: WorkerEnv, subject?: string): JobContext<D> =>
-  jobContext(data, { queue, id: job.id!, attemptsMade: job.attemptsMade, attempts: job.opts.attempts ?? 1, subject }, env);
+const contextOf = <D>(data: D, job: Job, queue: QueueName, env: WorkerEnv): JobContext<D> =>
+  jobContext(data, { queue, id: job.id!, attemptsMade: job.attemptsMade, attempts: job.opts.attempts ?? 1 }, env);
 
 const handler: Processor = {
   concurrency: 'many',
   run: (job, env) => {
     const data = parse(HandlerJob, job);
-    return processHandlerJob(contextOf(data, job, data.kind, env, `${data.gateway ?? 'networks'}@${data.sha.slice(0, 7)}`), env);
+    return processHandlerJob(contextOf(data, job, data.kind, env), env);
+  },
+  summary(result) {
+    const outcome = result as JobOutcome;
+    if (outcome.kind === 'superseded') return `${outcome.why}; skipped`;
+    return outcome.kind === 'done' && outcome.changes.length ? outcome.changes.join('; ') : 'no change';
   },
 };
 
@@ -63,13 +76,12 @@ export const PROCESSORS: Record<QueueName, Processor> = {
     concurrency: 'one',
     async run(job, env) {
       const data = parse(PlanJob, job);
-      const ctx = contextOf(data, job, 'plan', env, `@${data.after.slice(0, 7)}`);
+      const ctx = contextOf(data, job, 'plan', env);
       try {
         return await planPush(ctx, env);
       } catch (e) {
         // A rate limit is a wait, not a failed attempt (the worker puts the job back).
         if (e instanceof RetryLaterError) throw e;
-        ctx.log(`failed (attempt ${ctx.attempt} of ${ctx.attempts}): ${errorMessage(e)}`);
         if (ctx.lastAttempt || !isRetryable(e)) {
           await env.statuses.publish([{ sha: data.after, context: SUMMARY_CONTEXT, state: 'error', description: statusText(`planning failed: ${errorMessage(e)}`), targetUrl: ctx.url }]);
         }
@@ -77,13 +89,20 @@ export const PROCESSORS: Record<QueueName, Processor> = {
       }
     },
   },
-  resync: { concurrency: 'one', run: (job, env) => resync(contextOf(job.data, job, 'resync', env), env) },
+  resync: {
+    concurrency: 'one',
+    run: (job, env) => resync(contextOf(job.data, job, 'resync', env), env),
+    summary(result) {
+      const r = result as ResyncReport;
+      return `${r.checked} checked, ${r.repairs.length} repaired${r.unreadable.length ? `, ${r.unreadable.length} unreadable` : ''}`;
+    },
+  },
   github: {
     concurrency: 'many',
     run(job, env) {
       const data = parse(GitHubSyncJob, job);
       if (!env.github) throw new UnrecoverableError('GitHub is not configured in this process (NATOPS_GITHUB_*)');
-      return publishCommit(contextOf(data, job, 'github', env, `@${data.sha.slice(0, 7)}`), { ...env, github: env.github });
+      return publishCommit(contextOf(data, job, 'github', env), { ...env, github: env.github });
     },
   },
   preview: {
@@ -91,12 +110,11 @@ export const PROCESSORS: Record<QueueName, Processor> = {
     async run(job, env) {
       const data = parse(PreviewJob, job);
       if (!env.github || !env.previewSource) throw new UnrecoverableError('GitHub is not configured in this process (NATOPS_GITHUB_*)');
-      const ctx = contextOf(data, job, 'preview', env, `#${data.number}`);
+      const ctx = contextOf(data, job, 'preview', env);
       try {
         return await previewPullRequest(ctx, { ...env, github: env.github, source: env.previewSource });
       } catch (e) {
         if (e instanceof RetryLaterError) throw e;
-        ctx.log(`failed (attempt ${ctx.attempt} of ${ctx.attempts}): ${errorMessage(e)}`);
         // The head's preview status must not stay pending when no attempt will follow.
         if (data.action === 'preview' && (ctx.lastAttempt || !isRetryable(e))) {
           await env.statuses.publish([{ sha: data.head, context: PREVIEW_CONTEXT, state: 'error', description: statusText(`preview failed: ${errorMessage(e)}`), targetUrl: ctx.url }]);
@@ -108,7 +126,27 @@ export const PROCESSORS: Record<QueueName, Processor> = {
   vpc: handler, gateway: handler, 'gateway-init': handler, 'gateway-delete': handler, eip: handler, fip: handler, dnat: handler, snat: handler, 'subnet-route': handler,
 };
 
-export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: WorkerSettings): Worker[] {
+export interface Shutdown {
+  /** the jobs in hand outlasted the deadline */
+  late: boolean;
+  /** the jobs handed back to their queues (queue/id) */
+  handedBack: string[];
+}
+
+export interface Workers {
+  workers: Worker[];
+  /** every worker is running (none closed or closing) */
+  running(): boolean;
+  /**
+   * Takes no new job and lets the jobs in hand finish, then stops. Past `deadlineMs` the jobs
+   * still in hand go back to their queues' waiting lists (no attempt spent) for another worker,
+   * and the workers stop without waiting for them; their keys (queue/id) are returned.
+   */
+  close(deadlineMs: number): Promise<Shutdown>;
+}
+
+export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: WorkerSettings): Workers {
+  const inHand = new Map<string, { job: Job; token: string | undefined }>();
   const opts = {
     connection: s.connection as ConnectionOptions,
     prefix: bullPrefix(s.prefix),
@@ -116,19 +154,15 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
     stalledInterval: s.lockMs,
     maxStalledCount: 2,
   };
-  return queues.map((name) => {
+  const workers = queues.map((name) => {
     const p = PROCESSORS[name];
     return new Worker(name, async (job: Job, token?: string) => {
+      const key = `${name}/${job.id}`;
+      inHand.set(key, { job, token });
       try {
-        return await p.run(job, env);
-      } catch (e) {
-        // A rate limit: back to the queue until it lifts, without spending an attempt.
-        if (e instanceof RetryLaterError) {
-          env.log(`[${name} ${job.id}] ${e.message}; waiting`);
-          await job.moveToDelayed(e.retryAt, token);
-          throw new DelayedError(e.message);
-        }
-        throw isRetryable(e) || e instanceof UnrecoverableError ? e : new UnrecoverableError(errorMessage(e));
+        return await processJob(name, p, job, token);
+      } finally {
+        inHand.delete(key);
       }
     }, {
       ...opts,
@@ -136,4 +170,63 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
       settings: { backoffStrategy: (attemptsMade: number, type?: string) => (type === 'capped' ? cappedBackoff(attemptsMade, s.backoffMs) : s.backoffMs) },
     });
   });
+  let closing = false;
+  return {
+    workers,
+    running: () => !closing && workers.every((w) => w.isRunning()),
+    async close(deadlineMs) {
+      closing = true;
+      // pause, not close, to wait: BullMQ's close() cannot be made to stop waiting once called
+      let timer: NodeJS.Timeout | undefined;
+      const late = await Promise.race([
+        Promise.all(workers.map((w) => w.pause())).then(() => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), deadlineMs))),
+      ]);
+      clearTimeout(timer);
+      const handedBack: string[] = [];
+      if (late) {
+        for (const [key, { job, token }] of inHand) {
+          // (a job whose lock is gone already is for the stalled-job check to hand back)
+          const moved = await job.moveToWait(token).then(() => true, (e: unknown) => void env.log.warn({ job: job.id }, `could not hand ${key} back: ${errorMessage(e)}`));
+          if (moved) handedBack.push(key);
+        }
+      }
+      await Promise.all(workers.map((w) => w.close(late)));
+      return { late, handedBack };
+    },
+  };
+
+  async function processJob(name: QueueName, p: Processor, job: Job, token: string | undefined): Promise<unknown> {
+    const attempt = job.attemptsMade + 1;
+    const attempts = job.opts.attempts ?? 1;
+    const fields = jobFields(name, job.id!, job.data, attempt);
+    const log = env.log.child(fields);
+    const kind = fields.kind ?? name;
+    const started = performance.now();
+    const took = () => ({ durationMs: Math.round(performance.now() - started) });
+    const seconds = () => (performance.now() - started) / 1000;
+    log.info(`started (attempt ${attempt} of ${attempts})`);
+    try {
+      const result = await p.run(job, env);
+      log.info(took(), `finished${p.summary ? `: ${p.summary(result)}` : ''}`);
+      s.metrics?.job(kind, 'completed', seconds());
+      if (name === 'plan') s.metrics?.plan(seconds());
+      if (name === 'resync') s.metrics?.repairs((result as ResyncReport).repairs.length);
+      return result;
+    } catch (e) {
+      // A rate limit: back to the queue until it lifts, without spending an attempt.
+      if (e instanceof RetryLaterError) {
+        log.info({ ...took(), retryAt: new Date(e.retryAt).toISOString() }, `${e.message}; waiting`);
+        s.metrics?.job(kind, 'waiting', seconds());
+        await job.moveToDelayed(e.retryAt, token);
+        throw new DelayedError(e.message);
+      }
+      if (e instanceof ConvergenceError) s.metrics?.convergenceFailure(e.gateway);
+      const retried = isRetryable(e) && !(e instanceof UnrecoverableError) && attempt < attempts;
+      if (retried) log.warn({ ...took(), err: errorMessage(e) }, `failed (attempt ${attempt} of ${attempts}), will retry: ${errorMessage(e)}`);
+      else log.error({ ...took(), err: errorMessage(e) }, `failed for good (attempt ${attempt} of ${attempts}): ${errorMessage(e)}`);
+      s.metrics?.job(kind, retried ? 'retrying' : 'failed', seconds());
+      throw isRetryable(e) || e instanceof UnrecoverableError ? e : new UnrecoverableError(errorMessage(e));
+    }
+  }
 }

@@ -38,7 +38,7 @@ export async function publishCommit(ctx: JobContext<GitHubSyncJob>, env: GitHubE
     // carries its preview status gets none, or it would stay in progress forever.
     const planned = current.some((s) => s.context === SUMMARY_CONTEXT);
     const checkRun = env.github.checks && planned ? await syncCheckRun(sha, current, env, lease) : 'none';
-    if (written || (checkRun !== 'unchanged' && checkRun !== 'none')) ctx.log(`GitHub: ${written} status${written === 1 ? '' : 'es'} written${checkRun === 'none' ? '' : `, check run ${checkRun}`}`);
+    if (written || (checkRun !== 'unchanged' && checkRun !== 'none')) ctx.log.info(`GitHub: ${written} status${written === 1 ? '' : 'es'} written${checkRun === 'none' ? '' : `, check run ${checkRun}`}`);
     return { statuses: written, checkRun };
   });
 }

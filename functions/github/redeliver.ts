@@ -2,6 +2,7 @@
 // asks for each event of its repository that never reached it in the last three days (every
 // attempt failed: no answer or a 5xx, and natops never recorded its delivery id), once: the webhook then takes the
 // redelivery like any delivery, and a delivery id is still processed once.
+import type { Logger } from '../../common/log.ts';
 import type { GitHub } from '../../github/client.ts';
 import type { Store } from '../../queue/store.ts';
 
@@ -12,7 +13,7 @@ const EVENTS = new Set(['push', 'pull_request']);
 export interface RedeliverEnv {
   github: GitHub;
   store: Pick<Store, 'seenDelivery' | 'claimRedelivery'>;
-  log: (line: string) => void;
+  log: Logger;
   now?: number;
 }
 
@@ -30,6 +31,6 @@ export async function redeliverFailed(env: RedeliverEnv): Promise<string[]> {
     await env.github.api.redeliver(d.id);
     asked.push(d.guid);
   }
-  if (asked.length) env.log(`natops: asked GitHub to redeliver ${asked.length} failed deliver${asked.length === 1 ? 'y' : 'ies'}: ${asked.join(', ')}`);
+  if (asked.length) env.log.info(`asked GitHub to redeliver ${asked.length} failed deliver${asked.length === 1 ? 'y' : 'ies'}: ${asked.join(', ')}`);
   return asked;
 }

@@ -23,11 +23,10 @@ export async function processHandlerJob(ctx: JobContext<HandlerJob>, env: Handle
       return { kind: 'done', changes };
     });
   } catch (error) {
-    ctx.log(`failed (attempt ${ctx.attempt} of ${ctx.attempts}): ${error instanceof Error ? error.message : String(error)}`);
+    // (the worker logs the failure, with the job's fields)
     await finalize(ctx, { error }, env);
     throw error;
   }
-  ctx.log(outcome.kind === 'superseded' ? `${outcome.why}; skipped` : outcome.kind === 'done' && outcome.changes.length ? outcome.changes.join('; ') : 'no change');
   await finalize(ctx, outcome, env);
   return outcome;
 }

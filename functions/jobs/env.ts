@@ -1,12 +1,11 @@
 // What every function gets injected, and the one context every job processor gets.
 import type { Redis } from 'ioredis';
+import type { JobFields, Logger } from '../../common/log.ts';
 import type { QueueName } from '../../queue/jobs.ts';
 import type { LockOptions } from '../../queue/lock.ts';
 import type { Records } from '../../queue/records.ts';
 import type { StatusBook } from '../../queue/statuses.ts';
 import type { Store } from '../../queue/store.ts';
-
-export type Log = (line: string) => void;
 
 export interface FunctionEnv {
   records: Records;
@@ -16,7 +15,7 @@ export interface FunctionEnv {
   lock: LockOptions;
   /** a job's page in the dashboard */
   jobUrl: (queue: string, jobId: string) => string;
-  log: Log;
+  log: Logger;
 }
 
 /** One job as its processor sees it. */
@@ -31,15 +30,30 @@ export interface JobContext<D> {
   lastAttempt: boolean;
   /** the job's page */
   url: string;
-  /** the process's log, each line prefixed with the job, its gateway and commit */
-  log: Log;
+  /** the process's log; every line carries the job's fields (JobFields) */
+  log: Logger;
 }
 
-export function jobContext<D>(data: D, meta: { queue: QueueName; id: string; attemptsMade: number; attempts: number; subject?: string }, env: Pick<FunctionEnv, 'jobUrl' | 'log'>): JobContext<D> {
+/** The job's fields, from whichever of them its data has. */
+export function jobFields(queue: QueueName, id: string, data: unknown, attempt: number): JobFields {
+  const d = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
+  const str = (k: string) => (typeof d[k] === 'string' ? d[k] : undefined);
+  const fields: JobFields = { queue, job: id, kind: str('kind') ?? queue, attempt };
+  const commit = str('sha') ?? str('after') ?? str('head');
+  if (commit) fields.commit = commit;
+  const gateway = str('gateway');
+  if (gateway) fields.gateway = gateway;
+  if (typeof d.gen === 'number') fields.gen = d.gen;
+  if (typeof d.number === 'number') fields.pullRequest = d.number;
+  const cause = str('cause');
+  if (cause) fields.cause = cause;
+  return fields;
+}
+
+export function jobContext<D>(data: D, meta: { queue: QueueName; id: string; attemptsMade: number; attempts: number }, env: Pick<FunctionEnv, 'jobUrl' | 'log'>): JobContext<D> {
   const attempt = meta.attemptsMade + 1;
-  const prefix = `[${meta.queue} ${meta.id}${meta.subject ? ` ${meta.subject}` : ''}]`;
   return {
     data, queue: meta.queue, id: meta.id, attempt, attempts: meta.attempts, lastAttempt: attempt >= meta.attempts,
-    url: env.jobUrl(meta.queue, meta.id), log: (line) => env.log(`${prefix} ${line}`),
+    url: env.jobUrl(meta.queue, meta.id), log: env.log.child(jobFields(meta.queue, meta.id, data, attempt)),
   };
 }

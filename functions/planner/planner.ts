@@ -53,7 +53,7 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
     }
     if (sha !== job.after && job.after !== planned?.sha) {
       const why = (await descends(env.repo, job.after, sha)) ? `superseded by newer commit ${sha.slice(0, 7)}` : `the branch is at ${sha.slice(0, 7)} now (history rewritten)`;
-      ctx.log(`${job.after.slice(0, 7)} is not the branch's head: ${why}; not applied`);
+      ctx.log.info(`${job.after.slice(0, 7)} is not the branch's head: ${why}; not applied`);
       statuses.push({ sha: job.after, context: SUMMARY_CONTEXT, state: 'success', description: statusText(`not applied: ${why}`), targetUrl: ctx.url });
     }
     if (planned?.sha === sha) {
@@ -61,7 +61,7 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
       return { kind: 'already-planned', head: sha };
     }
     if (!branchHead && planned && !(await descends(env.repo, planned.sha, sha)) && !(job.forced && job.before === planned.sha)) {
-      ctx.log(`${sha.slice(0, 7)} is older than ${planned.sha.slice(0, 7)}, already planned; not applied`);
+      ctx.log.info(`${sha.slice(0, 7)} is older than ${planned.sha.slice(0, 7)}, already planned; not applied`);
       await env.statuses.publish([{ sha, context: SUMMARY_CONTEXT, state: 'success', description: statusText(`not applied: superseded by newer commit ${planned.sha.slice(0, 7)}`), targetUrl: ctx.url }]);
       return { kind: 'superseded', head: planned.sha };
     }
@@ -70,7 +70,7 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
       ...(planned && !(await descends(env.repo, planned.sha, sha)) ? [`history rewritten: ${planned.sha.slice(0, 7)} is not in it`] : []),
     ];
 
-    const validation = validateManifests(await env.repo.manifestsAt(sha, env.path, { warn: (m) => ctx.log(`warning: ${m}`), limits: env.limits }), env.limits);
+    const validation = validateManifests(await env.repo.manifestsAt(sha, env.path, { warn: (m) => ctx.log.warn(m), limits: env.limits }), env.limits);
     // For the commit's check run on GitHub: its annotations point at these lines.
     if (validation.issues.length) await env.store.setCommitIssues(sha, validation.issues);
     const gen = await env.store.nextGen();
@@ -96,7 +96,7 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
     // A planner that lost its lease meanwhile must not move the head back under a newer one.
     await lease.check();
     await env.store.setHead(job.branch, { sha, gen });
-    ctx.log(`${sha.slice(0, 7)} (generation ${gen}${notes.length ? `; ${notes.join('; ')}` : ''}): ${decision.summary}`);
+    ctx.log.info({ gen }, `${sha.slice(0, 7)} (generation ${gen}${notes.length ? `; ${notes.join('; ')}` : ''}): ${decision.summary}`);
     return { kind: 'planned', gen, decision };
   });
 }
@@ -116,7 +116,7 @@ export async function catchUp(env: CatchUpEnv): Promise<string | undefined> {
   const head = await env.repo.branchHead(env.branch);
   const planned = await env.store.head(env.branch);
   if (!head || head === planned?.sha) return undefined;
-  env.log(`catch-up: ${env.branch} is at ${head.slice(0, 7)}, planned last: ${planned ? planned.sha.slice(0, 7) : 'nothing'}; planning it`);
+  env.log.info({ commit: head }, `catch-up: ${env.branch} is at ${head.slice(0, 7)}, planned last: ${planned ? planned.sha.slice(0, 7) : 'nothing'}; planning it`);
   // Once per (head, planned generation): the same head after a rollback is planned again. A
   // catch-up of that id that failed for good is kept by BullMQ (and would block the id): retried.
   const delivery = `catch-up-${head}-${planned?.gen ?? 0}`;

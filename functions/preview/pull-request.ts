@@ -62,7 +62,7 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
   }
   if (wanted && !(await env.previews.claim(job.number, wanted))) {
     const now = await env.previews.wanted(job.number);
-    ctx.log(`#${job.number}: a newer event came first; skipped`);
+    ctx.log.info(`#${job.number}: a newer event came first; skipped`);
     // An earlier attempt of this job may have said "computing" on its head.
     if (job.action === 'preview' && now?.head !== job.head) await superseded(env.statuses, job.head, job.url);
     return { kind: 'superseded', why: 'a newer event came first' };
@@ -88,7 +88,7 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
 
     const from = (await env.source.mergeBase(rec.base, rec.head)) ?? rec.base;
     const [base, head] = await Promise.all([from, rec.head].map(async (sha) => validateManifests(
-      await env.source.manifestsAt(sha, env.path, { warn: (m) => ctx.log(`warning: ${m}`), limits: env.limits }), env.limits)));
+      await env.source.manifestsAt(sha, env.path, { warn: (m) => ctx.log.warn(m), limits: env.limits }), env.limits)));
     const preview = previewChanges(base!, head!, { base: from.slice(0, 7), head: rec.head.slice(0, 7) });
     const gateways = touched(preview);
     const closed = rec.state === 'closed';
@@ -113,7 +113,7 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
     // the pull request is elsewhere now (events of one second, a close racing a push).
     const stale = await staleness(job, rec, wanted, env);
     if (stale) {
-      ctx.log(`#${job.number}: ${stale}; not written`);
+      ctx.log.info(`#${job.number}: ${stale}; not written`);
       if (job.action === 'preview') await superseded(env.statuses, rec.head, rec.url);
       return { kind: 'superseded', why: stale };
     }
@@ -140,13 +140,13 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
     }
     if (again) await env.queues.addPreview({ action: 'rerender', number: rec.number });
     if (closed) for (const o of await env.previews.open()) if (o.overlaps.includes(rec.number)) await env.queues.addPreview({ action: 'rerender', number: o.number });
-    ctx.log(`#${rec.number}: ${final.summary}${overlapping.length ? ` (also changed by ${overlapping.map((o) => `#${o.number}`).join(', ')})` : ''}`);
+    ctx.log.info(`#${rec.number}: ${final.summary}${overlapping.length ? ` (also changed by ${overlapping.map((o) => `#${o.number}`).join(', ')})` : ''}`);
     return closed ? { kind: 'closed', commentId } : { kind: 'commented', commentId, valid: v.ok, gateways };
   });
 }
 
 function gone(ctx: JobContext<PreviewJob>, number: number): PreviewOutcome {
-  ctx.log(`#${number}: no preview to ${ctx.data.action}`);
+  ctx.log.info(`#${number}: no preview to ${ctx.data.action}`);
   return { kind: 'gone' };
 }
 

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Writable } from 'node:stream';
 import type { Exec as KubeExec, V1Status } from '@kubernetes/client-node';
-import { assertArgv, CommandError, CommandTimeoutError, DEFAULT_COMMAND_TIMEOUT_MS, type Exec, type ExecResult } from '../../common/exec.ts';
+import { assertArgv, CommandError, CommandTimeoutError, DEFAULT_COMMAND_TIMEOUT_MS, timedCommand, type Exec, type ExecRequest, type ExecResult } from '../../common/exec.ts';
 import { NatopsError } from '../../common/errors.ts';
 
 /**
@@ -51,8 +51,11 @@ export function exitCodeOf(status: V1Status): number | undefined {
 
 export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: number } = {}): Exec {
   const target = `pod ${pod.namespace}/${pod.name}`;
-  return async (req): Promise<ExecResult> => {
+  return (req) => {
     assertArgv(req.argv);
+    return timedCommand(req.argv, execInPod(req));
+  };
+  async function execInPod(req: ExecRequest): Promise<ExecResult> {
     const timeoutMs = req.timeoutMs ?? defaults.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -105,7 +108,7 @@ export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: num
     if (result.code === 137 && performance.now() - started >= timeoutMs && !(req.okExitCodes ?? [0]).includes(137)) throw new CommandTimeoutError(target, req.argv, timeoutMs);
     if (!(req.okExitCodes ?? [0]).includes(result.code)) throw new CommandError(target, req.argv, result.code, result.stderr);
     return result;
-  };
+  }
 }
 
 /** An API or WebSocket error in a line: the status text the server gave, when it gave one. */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { sign } from '@octokit/webhooks-methods';
 import examples from '@octokit/webhooks-examples';
 import { run } from '../../common/exec.ts';
+import { collectLogs, type LogRecord } from './logs.ts';
 import { loadConfig, type ServerConfig } from '../../server/config.ts';
 import { LocalRedis } from '../../server/redis-server.ts';
 import { serve, type Running } from '../../server/serve.ts';
@@ -38,7 +39,7 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function startApp(overrides: Partial<ServerConfig> = {}, queues: readonly QueueName[] = [], log: (line: string) => void = () => undefined): Promise<TestApp> {
+export async function startApp(overrides: Partial<ServerConfig> = {}, queues: readonly QueueName[] = [], logs: string[] = [], records: LogRecord[] = []): Promise<TestApp> {
   const dir = await mkdtemp(join(tmpdir(), 'natops-app-'));
   // An empty repository: a delivery names commits it does not have.
   await run(['git', 'init', '--quiet', '--bare', join(dir, 'none.git')]);
@@ -47,7 +48,7 @@ export async function startApp(overrides: Partial<ServerConfig> = {}, queues: re
     redisUrl: redis.url, webhookSecret: APP_SECRET, repo: join(dir, 'none.git'), listen: '127.0.0.1:0', dashboardPassword: DASHBOARD.password,
     resyncMs: 0, dataDir: dir, ...overrides,
   }, {});
-  const app = await serve(config, { queues, http: true, log });
+  const app = await serve(config, { queues, http: true, log: (await collectLogs(logs, records)).logger });
   return {
     app,
     deliver: (event, payload, opts = {}) => deliver(`${app.url}/webhook`, APP_SECRET, event, payload, opts),

@@ -14,6 +14,7 @@ import { serve, type Running } from '../../server/serve.ts';
 import { QUEUE_NAMES, type QueueName } from '../../queue/jobs.ts';
 import { SUMMARY_CONTEXT, type CommitStatus } from '../../queue/statuses.ts';
 import { LabHarness } from './lab-harness.ts';
+import { collectLogs, type LogRecord } from './logs.ts';
 import { toFiles, type SeedObjects } from './manifests.ts';
 
 const NATOPS = fileURLToPath(new URL('../../bin/natops.js', import.meta.url));
@@ -22,7 +23,10 @@ export const SECRET = 'pipeline-test-secret';
 export class PipelineHarness {
   running: Running | undefined;
   private readonly children: ChildProcess[] = [];
+  /** the messages natops logged (worker processes' prefixed with `[worker PID]`) */
   readonly logs: string[] = [];
+  /** the serve process's log lines, as written */
+  readonly logRecords: LogRecord[] = [];
   /** epoch ms around the last `git push` (it returns once the hook has delivered the push) */
   lastPush = { start: 0, end: 0 };
 
@@ -69,7 +73,7 @@ export class PipelineHarness {
 
   /** Starts the in-process server (webhook, dashboard, workers for `queues`). */
   async start(queues: readonly QueueName[] = QUEUE_NAMES): Promise<void> {
-    this.running = await serve(this.config, { queues, http: true, log: (l) => this.logs.push(l) });
+    this.running = await serve(this.config, { queues, http: true, log: (await collectLogs(this.logs, this.logRecords)).logger });
     // A restart listens where the repository's hook delivers.
     this.config.listen = new URL(this.running.url).host;
   }
@@ -80,7 +84,20 @@ export class PipelineHarness {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, NATOPS_LOCK_MS: String(this.config.lockMs), NATOPS_JOB_BACKOFF_MS: String(this.config.backoffMs), NATOPS_PREFIX: this.config.prefix },
     });
-    child.stderr!.on('data', (b: Buffer) => this.logs.push(`[worker ${child.pid}] ${b.toString().trim()}`));
+    let partial = '';
+    child.stderr!.on('data', (b: Buffer) => {
+      const lines = (partial + b.toString()).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines.filter(Boolean)) {
+        let msg = line;
+        try {
+          msg = (JSON.parse(line) as { msg: string }).msg;
+        } catch {
+          // not a log line (a crash's stack): kept as it is
+        }
+        this.logs.push(`[worker ${child.pid}] ${msg}`);
+      }
+    });
     this.children.push(child);
     return child;
   }

@@ -24,6 +24,7 @@ import type { GatewayRuntime } from '../../runtime/runtime.ts';
 import { LocalRedis } from '../../server/redis-server.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 import { seedObjects, seedSpec } from '../helpers/manifests.ts';
+import { silentLogger } from '../../common/log.ts';
 
 const PREFIX = 'lease-test';
 const SHA = 'ab'.repeat(20);
@@ -83,7 +84,7 @@ describe('leases and records under forced interleavings (real Redis, real gatewa
     };
     const env: HandlerEnv = {
       clients: { runtime, network: { apply: async () => [] } }, records, store, statuses: new StatusBook(c, PREFIX), redis: c,
-      lock: { ttlMs: 5000, waitMs: 5000 }, jobUrl: (q, id) => `${q}/${id}`, log: () => undefined,
+      lock: { ttlMs: 5000, waitMs: 5000 }, jobUrl: (q, id) => `${q}/${id}`, log: silentLogger(),
     };
     const before = await lab.gatewaySave('ngw');
     const ctx = jobContext(job, { queue: 'dnat', id: 'j1', attemptsMade: 0, attempts: 2 }, env);
@@ -135,7 +136,7 @@ describe('leases and records under forced interleavings (real Redis, real gatewa
     });
     const job: HandlerJob = { kind: 'gateway-delete', gateway: 'ngw', sha: SHA, gen: 5, cause: 'push', last: true };
     const env = { records: new Records(interleaved, 'cas-test'), statuses: new StatusBook(c, 'cas-test') };
-    await finalize(jobContext(job, { queue: 'gateway-delete', id: 'd5', attemptsMade: 0, attempts: 1 }, { jobUrl: () => 'u', log: () => undefined }), { kind: 'done', changes: [] }, env);
+    await finalize(jobContext(job, { queue: 'gateway-delete', id: 'd5', attemptsMade: 0, attempts: 1 }, { jobUrl: () => 'u', log: silentLogger() }), { kind: 'done', changes: [] }, env);
     assert.equal(interfered, true);
     const rec = await records.get(gatewayTarget('ngw'));
     assert.equal(rec?.desired?.gen, 6, 'the re-added gateway was forgotten');

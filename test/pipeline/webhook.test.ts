@@ -14,7 +14,7 @@ describe('webhook function (real redis-server)', () => {
 
   before(async () => {
     // GitHub's example pushes come from Codertocat/Hello-World: that is the tracked repository.
-    t = await startApp({ maxBody: '64kb', repository: 'Codertocat/Hello-World' }, [], (l) => logs.push(l));
+    t = await startApp({ maxBody: '64kb', repository: 'Codertocat/Hello-World' }, [], logs);
     app = t.app;
   });
   after(() => t?.close());
