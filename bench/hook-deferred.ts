@@ -2,8 +2,9 @@
 // (nothing listens on the webhook's port), with the post-receive hook of this tree (one quick
 // try, then the delivery is kept in the spool) and, in the same run, the hook before it (retries
 // for 30 s). Also, for reference: the same push with a webhook that answers at once (a stub in
-// this process answering 202), the first push after the outage (it sends the backlog first), and
-// the floor: a hook that only starts node and tsx, as natops's does, and sends nothing.
+// this process answering 202), the first push after the outage (it sends the backlog first), the
+// floor: a hook that only starts node and sends nothing, and the hook alone (run as git runs it,
+// without git around it) delivering one push to the stub.
 //
 //   node --import tsx bench/hook-deferred.ts [--reps 9] [--old-reps 3] [--old-rev REV]
 //
@@ -91,16 +92,10 @@ async function repository(dir: string, init: (path: string, s: RepoSettings) => 
   };
 }
 
-/** A hook that only starts what natops's hook starts (node, tsx's loader) and sends nothing: the floor. */
+/** A hook that only starts node, as natops's does, reads its stdin and sends nothing: the floor. */
 async function floorInit(dir: string): Promise<(path: string) => Promise<string>> {
   const script = join(dir, 'floor-hook.mjs');
-  await writeFile(script, [
-    `import { register } from ${JSON.stringify(pathToFileURL(join(ROOT, 'node_modules/tsx/dist/esm/api/index.mjs')).href)};`,
-    'register();',
-    `await import(${JSON.stringify(pathToFileURL(join(ROOT, 'common/sha.ts')).href)});`,
-    'for await (const _ of process.stdin);',
-    '',
-  ].join('\n'));
+  await writeFile(script, 'for await (const _ of process.stdin);\n');
   return async (path) => {
     await run(['git', 'init', '--quiet', '--bare', '--initial-branch=main', '--', path]);
     await writeFile(join(path, 'hooks', 'post-receive'), `#!/bin/sh\nexec '${process.execPath}' '${script}'\n`, { mode: 0o755 });
@@ -127,6 +122,15 @@ async function main(): Promise<void> {
       for (const [k, r] of [['down', down], ['up', up], ['floor', floor]] as const) t[k].push(await r.push());
       say(`${i + 1}/${reps}: natops down ${ms(t.down.at(-1)!)}, webhook answering ${ms(t.up.at(-1)!)}, floor ${ms(t.floor.at(-1)!)}`);
     }
+    // The hook alone, as git runs it (in the repository, one ref update on stdin), delivering one push.
+    const hook: number[] = [];
+    const delivered = stub.count();
+    const head = (await run(['git', '-C', up.bare, 'rev-parse', 'main', 'main^'])).stdout.trim().split('\n');
+    for (let i = 0; i < reps; i++) {
+      hook.push(await timed(() => run(['sh', '-c', 'cd "$1" && exec hooks/post-receive', 'sh', up.bare], { stdin: `${head[1]} ${head[0]} refs/heads/main\n` })));
+    }
+    if (stub.count() !== delivered + reps) throw new Error(`the hook run alone delivered ${stub.count() - delivered} of ${reps} pushes`);
+    say(`the hook alone: ${ms(median(hook))}`);
     await new Promise<void>((r) => stub.server.close(() => r()));
     const backlog = (await listDeferred(down.bare)).length;
     if (backlog !== reps) throw new Error(`expected ${reps} deferred deliveries, the spool holds ${backlog}`);
@@ -164,7 +168,8 @@ async function main(): Promise<void> {
     lines.push(
       row('this tree', 'up (a stub answering 202)', t.up),
       row(`this tree: first push after the outage, sending the ${backlog} kept deliveries first`, 'back (a stub answering 202)', [catchUp]),
-      row('floor: a hook that starts node and tsx and sends nothing', '–', t.floor),
+      row('floor: a hook that starts node and sends nothing', '–', t.floor),
+      row('the hook alone (no git around it), delivering one push', 'up (a stub answering 202)', hook),
     );
     if (oldDown.length) lines.push('', `With natops down, \`git push\` returns ${(median(oldDown) / median(t.down)).toFixed(0)}x sooner.`);
     process.stdout.write(`${lines.join('\n')}\n`);
