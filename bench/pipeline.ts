@@ -1,7 +1,7 @@
 // bench/pipeline: the GitOps loop end to end on this machine (real redis-server, real Git, real
 // namespaces). Needs root. Prints markdown tables.
 //
-//   node --import tsx bench/pipeline.ts [--reps 7] [--bulk 1000] [--bulk-reps 5] [--rates 100,300,500] [--seconds 10]
+//   node --import tsx bench/pipeline.ts [--reps 7] [--bulk 1000] [--bulk-reps 5] [--rates 100,300,500] [--seconds 10] [--webhook-only]
 //
 // push to live: from the start of `git push` to the first TCP connection answered through the
 // new rule, seen from an underlay host polling every 2 ms. (`git push` to the local repository
@@ -35,6 +35,8 @@ const { values: args } = parseArgs({
     'bulk-reps': { type: 'string', default: '5' },
     rates: { type: 'string', default: '100,300,500' },
     seconds: { type: 'string', default: '10' },
+    // only the webhook under load (no pushes, no lab traffic)
+    'webhook-only': { type: 'boolean', default: false },
   },
 });
 const reps = Number(args.reps);
@@ -42,6 +44,7 @@ const bulk = Number(args.bulk);
 const bulkReps = Number(args['bulk-reps']);
 const rates = args.rates.split(',').map(Number);
 const seconds = Number(args.seconds);
+const webhookOnly = args['webhook-only'];
 
 const EIP = '192.168.0.112';
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
@@ -62,108 +65,110 @@ async function main(): Promise<void> {
   const out: string[] = [];
   let planNote = '';
   try {
-    const seed = await seedObjects();
-    const first = await p.push(seed, 'seed');
-    if ((await p.settled(first)).get('natops')?.state !== 'success') throw new Error('the seed did not go live');
-    await p.lab.host('web', 'sn', '10.0.1.10/24');
-    await p.lab.host('ext', 'external', '192.168.0.50/24');
-    await p.lab.serve('web', { tcp: [80] });
+    if (!webhookOnly) {
+      const seed = await seedObjects();
+      const first = await p.push(seed, 'seed');
+      if ((await p.settled(first)).get('natops')?.state !== 'success') throw new Error('the seed did not go live');
+      await p.lab.host('web', 'sn', '10.0.1.10/24');
+      await p.lab.host('ext', 'external', '192.168.0.50/24');
+      await p.lab.serve('web', { tcp: [80] });
 
-    /** Starts a poller in ext for EIP:port; resolves when it polls; `.live` resolves with the epoch ms of the first answer. */
-    const poll = async (port: number) => {
-      const child = spawn('ip', ['netns', 'exec', p.lab.lab.names.host('ext'), process.execPath, '--import', 'tsx', here('./wait-open.ts'), EIP, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let text = '';
-      let ready!: () => void;
-      const readyP = new Promise<void>((r) => (ready = r));
-      const live = new Promise<number>((resolve, reject) => {
-        child.stdout!.on('data', (b: Buffer) => {
-          text += b.toString();
-          if (text.includes('ready')) ready();
-          const m = /\{"at":(null|[\d.]+)\}/.exec(text);
-          if (m) m[1] === 'null' ? reject(new Error(`port ${port} never answered`)) : resolve(Number(m[1]));
+      /** Starts a poller in ext for EIP:port; resolves when it polls; `.live` resolves with the epoch ms of the first answer. */
+      const poll = async (port: number) => {
+        const child = spawn('ip', ['netns', 'exec', p.lab.lab.names.host('ext'), process.execPath, '--import', 'tsx', here('./wait-open.ts'), EIP, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let text = '';
+        let ready!: () => void;
+        const readyP = new Promise<void>((r) => (ready = r));
+        const live = new Promise<number>((resolve, reject) => {
+          child.stdout!.on('data', (b: Buffer) => {
+            text += b.toString();
+            if (text.includes('ready')) ready();
+            const m = /\{"at":(null|[\d.]+)\}/.exec(text);
+            if (m) m[1] === 'null' ? reject(new Error(`port ${port} never answered`)) : resolve(Number(m[1]));
+          });
         });
-      });
-      await readyP;
-      return { live };
-    };
+        await readyP;
+        return { live };
+      };
 
-    let lastSha = first;
-    /** One push; returns ms from the push's start to [first answer, success status, the push returning]. */
-    const measure = async (next: SeedObjects, port: number, message: string) => {
-      const { live } = await poll(port);
-      const sha = await p.push(next, message);
-      lastSha = sha;
-      const t0 = p.lastPush.start;
-      const at = await live;
-      const statuses = await p.settled(sha, 120_000);
-      if (statuses.get('natops')?.state !== 'success') throw new Error(`${message}: ${JSON.stringify([...statuses.values()])}`);
-      const statusAt = Math.max(...[...statuses.values()].map((s) => s.updatedAt));
-      return [at - t0, statusAt - t0, p.lastPush.end - t0] as const;
-    };
+      let lastSha = first;
+      /** One push; returns ms from the push's start to [first answer, success status, the push returning]. */
+      const measure = async (next: SeedObjects, port: number, message: string) => {
+        const { live } = await poll(port);
+        const sha = await p.push(next, message);
+        lastSha = sha;
+        const t0 = p.lastPush.start;
+        const at = await live;
+        const statuses = await p.settled(sha, 120_000);
+        if (statuses.get('natops')?.state !== 'success') throw new Error(`${message}: ${JSON.stringify([...statuses.values()])}`);
+        const statusAt = Math.max(...[...statuses.values()].map((s) => s.updatedAt));
+        return [at - t0, statusAt - t0, p.lastPush.end - t0] as const;
+      };
 
-    // ---- one rule changed ----------------------------------------------------------------------
-    const oneLive: number[] = [];
-    const oneStatus: number[] = [];
-    const onePush: number[] = [];
-    for (let i = 0; i < reps; i++) {
-      const next = structuredClone(seed);
-      set(next.gateway, 'spec.dnatRules.0.externalPort', 9000 + i);
-      const [live, status, pushed] = await measure(next, 9000 + i, `port forward to ${9000 + i}`);
-      oneLive.push(live);
-      oneStatus.push(status);
-      onePush.push(pushed);
-      say(`one rule: live after ${ms(live)}, status after ${ms(status)}, git push took ${ms(pushed)}`);
-    }
-
-    // ---- bulk add ------------------------------------------------------------------------------
-    const bulkLive: number[] = [];
-    const bulkStatus: number[] = [];
-    const bulkPush: number[] = [];
-    let bulkSha = first;
-    for (let i = 0; i < bulkReps; i++) {
-      const [live, status, pushed] = await measure(withBulk(seed, bulk), 20000 + bulk - 1, `${bulk} port forwards`);
-      bulkSha = lastSha;
-      bulkLive.push(live);
-      bulkStatus.push(status);
-      bulkPush.push(pushed);
-      say(`${bulk} rules: live after ${ms(live)}, status after ${ms(status)}, git push took ${ms(pushed)}`);
-      const back = await p.push(seed, 'remove them');
-      await p.settled(back, 120_000);
-    }
-
-    // ---- baseline: Kube-OVN's way, same rules, no pipeline -------------------------------------
-    const gw = p.lab.lab.names.gateway('ngw');
-    const naive: number[] = [];
-    const script = Array.from({ length: bulk }, (_, i) => `iptables -t nat -A SHARED_DNAT -d ${EIP}/32 -p tcp --dport ${20000 + i} -j DNAT --to-destination 10.0.1.10:80`).join('\n');
-    for (let i = 0; i < Math.min(bulkReps, 3); i++) {
-      const { live } = await poll(20000 + bulk - 1);
-      const t0 = now();
-      await inNamespace(gw, { argv: ['bash', '-s'], stdin: `set -e\n${script}\n` });
-      naive.push((await live) - t0);
-      say(`${bulk} rules, one iptables command each: live after ${ms(naive.at(-1)!)}`);
-      await inNamespace(gw, { argv: ['iptables', '-t', 'nat', '-F', 'SHARED_DNAT'] });
-    }
-
-    out.push(`## push to live (median of ${reps} pushes; ${bulk.toLocaleString('en')} rules: ${bulkReps}; one command per rule: ${Math.min(bulkReps, 3)})`, '');
-    out.push('| change | git push started -> rule answers traffic | -> commit status success | git push itself (hook delivers) |', '|---|---:|---:|---:|');
-    out.push(`| change 1 port forward | ${ms(median(oneLive))} | ${ms(median(oneStatus))} | ${ms(median(onePush))} |`);
-    out.push(`| add ${bulk.toLocaleString('en')} port forwards | ${ms(median(bulkLive))} | ${ms(median(bulkStatus))} | ${ms(median(bulkPush))} |`);
-    out.push(`| add ${bulk.toLocaleString('en')} port forwards, one iptables command per rule, no pipeline (Kube-OVN's way; clock starts at the first command) | ${ms(median(naive))} | - | - |`);
-    out.push('', `Ratio, ${bulk.toLocaleString('en')} rules: whole natops pipeline ${ms(median(bulkLive))} vs Kube-OVN's apply alone ${ms(median(naive))} = ${(median(naive) / median(bulkLive)).toFixed(1)}x.`);
-
-    // ---- baseline for the webhook: the planning a webhook would do if it planned before answering
-    const repo = new GitRepo(p.bare);
-    const planTime = async (sha: string) => {
-      const times: number[] = [];
-      for (let i = 0; i < 20; i++) {
-        const t0 = now();
-        decide(validateManifests(await repo.manifestsAt(sha, '.')), { gateways: new Map(), networks: undefined }, { sha, gen: 1, cause: 'push', at: Date.now(), planUrl: '', jobUrl: () => '' });
-        times.push(now() - t0);
+      // ---- one rule changed ----------------------------------------------------------------------
+      const oneLive: number[] = [];
+      const oneStatus: number[] = [];
+      const onePush: number[] = [];
+      for (let i = 0; i < reps; i++) {
+        const next = structuredClone(seed);
+        set(next.gateway, 'spec.dnatRules.0.externalPort', 9000 + i);
+        const [live, status, pushed] = await measure(next, 9000 + i, `port forward to ${9000 + i}`);
+        oneLive.push(live);
+        oneStatus.push(status);
+        onePush.push(pushed);
+        say(`one rule: live after ${ms(live)}, status after ${ms(status)}, git push took ${ms(pushed)}`);
       }
-      return median(times);
-    };
-    planNote = `Planning inline instead (read the commit with git, validate, plan; median of 20): ${ms(await planTime(first))} for the seed, ` +
-      `${ms(await planTime(bulkSha))} for the commit with ${bulk.toLocaleString('en')} port forwards, before any rule is applied.`;
+
+      // ---- bulk add ------------------------------------------------------------------------------
+      const bulkLive: number[] = [];
+      const bulkStatus: number[] = [];
+      const bulkPush: number[] = [];
+      let bulkSha = first;
+      for (let i = 0; i < bulkReps; i++) {
+        const [live, status, pushed] = await measure(withBulk(seed, bulk), 20000 + bulk - 1, `${bulk} port forwards`);
+        bulkSha = lastSha;
+        bulkLive.push(live);
+        bulkStatus.push(status);
+        bulkPush.push(pushed);
+        say(`${bulk} rules: live after ${ms(live)}, status after ${ms(status)}, git push took ${ms(pushed)}`);
+        const back = await p.push(seed, 'remove them');
+        await p.settled(back, 120_000);
+      }
+
+      // ---- baseline: Kube-OVN's way, same rules, no pipeline -------------------------------------
+      const gw = p.lab.lab.names.gateway('ngw');
+      const naive: number[] = [];
+      const script = Array.from({ length: bulk }, (_, i) => `iptables -t nat -A SHARED_DNAT -d ${EIP}/32 -p tcp --dport ${20000 + i} -j DNAT --to-destination 10.0.1.10:80`).join('\n');
+      for (let i = 0; i < Math.min(bulkReps, 3); i++) {
+        const { live } = await poll(20000 + bulk - 1);
+        const t0 = now();
+        await inNamespace(gw, { argv: ['bash', '-s'], stdin: `set -e\n${script}\n` });
+        naive.push((await live) - t0);
+        say(`${bulk} rules, one iptables command each: live after ${ms(naive.at(-1)!)}`);
+        await inNamespace(gw, { argv: ['iptables', '-t', 'nat', '-F', 'SHARED_DNAT'] });
+      }
+
+      out.push(`## push to live (median of ${reps} pushes; ${bulk.toLocaleString('en')} rules: ${bulkReps}; one command per rule: ${Math.min(bulkReps, 3)})`, '');
+      out.push('| change | git push started -> rule answers traffic | -> commit status success | git push itself (hook delivers) |', '|---|---:|---:|---:|');
+      out.push(`| change 1 port forward | ${ms(median(oneLive))} | ${ms(median(oneStatus))} | ${ms(median(onePush))} |`);
+      out.push(`| add ${bulk.toLocaleString('en')} port forwards | ${ms(median(bulkLive))} | ${ms(median(bulkStatus))} | ${ms(median(bulkPush))} |`);
+      out.push(`| add ${bulk.toLocaleString('en')} port forwards, one iptables command per rule, no pipeline (Kube-OVN's way; clock starts at the first command) | ${ms(median(naive))} | - | - |`);
+      out.push('', `Ratio, ${bulk.toLocaleString('en')} rules: whole natops pipeline ${ms(median(bulkLive))} vs Kube-OVN's apply alone ${ms(median(naive))} = ${(median(naive) / median(bulkLive)).toFixed(1)}x.`);
+
+      // ---- baseline for the webhook: the planning a webhook would do if it planned before answering
+      const repo = new GitRepo(p.bare);
+      const planTime = async (sha: string) => {
+        const times: number[] = [];
+        for (let i = 0; i < 20; i++) {
+          const t0 = now();
+          decide(validateManifests(await repo.manifestsAt(sha, '.')), { gateways: new Map(), networks: undefined }, { sha, gen: 1, cause: 'push', at: Date.now(), planUrl: '', jobUrl: () => '' });
+          times.push(now() - t0);
+        }
+        return median(times);
+      };
+      planNote = `Planning inline instead (read the commit with git, validate, plan; median of 20): ${ms(await planTime(first))} for the seed, ` +
+        `${ms(await planTime(bulkSha))} for the commit with ${bulk.toLocaleString('en')} port forwards, before any rule is applied.`;
+    }
   } catch (e) {
     await stop();
     throw e;
@@ -190,7 +195,7 @@ async function main(): Promise<void> {
       out.push(`| ${mix} | ${r.rate.toFixed(0)}/s | ${r.ok} | ${r.errors} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.p99)} | ${ms(r.max)} |`);
       say(`webhook, ${mix} at ${rate}/s: p50 ${ms(r.p50)}, p99 ${ms(r.p99)}, errors ${r.errors}`);
     }
-    out.push('', planNote);
+    if (planNote) out.push('', planNote);
   } finally {
     await app.close();
     await rm(dir, { recursive: true, force: true });

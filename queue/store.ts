@@ -17,6 +17,8 @@ export const DeliveryRecord = z.object({
 export type DeliveryRecord = z.infer<typeof DeliveryRecord>;
 
 const HISTORY = 200;
+/** How long a delivery id is remembered: a week, longer than GitHub offers redelivery. */
+const DELIVERY_MEMORY_S = 7 * 24 * 3600;
 
 /** More problems than anyone reads in a check run (GitHub takes 50 annotations per request). */
 const MAX_ISSUES = 1000;
@@ -104,7 +106,7 @@ export class Store {
 
   /** Remembers a delivery id for a week, longer than GitHub offers redelivery. */
   async markDelivery(id: string): Promise<void> {
-    await this.redis.set(this.key('delivery', id), '1', 'EX', 7 * 24 * 3600);
+    await this.redis.set(this.key('delivery', id), '1', 'EX', DELIVERY_MEMORY_S);
   }
 
   /** Whether natops already asked GitHub to redeliver this delivery (asked once: four days, past GitHub's three). */
@@ -112,8 +114,11 @@ export class Store {
     return (await this.redis.set(this.key('redelivered', guid), '1', 'EX', 4 * 24 * 3600, 'NX')) === 'OK';
   }
 
-  async recordDelivery(d: DeliveryRecord): Promise<void> {
-    await execAll(this.redis.multi().lpush(this.key('deliveries'), JSON.stringify(d)).ltrim(this.key('deliveries'), 0, HISTORY - 1));
+  /** Lists a delivery for people; `seen`: also remembers its id (markDelivery), in the same write. */
+  async recordDelivery(d: DeliveryRecord, opts: { seen?: boolean } = {}): Promise<void> {
+    const write = this.redis.multi();
+    if (opts.seen) write.set(this.key('delivery', d.id), '1', 'EX', DELIVERY_MEMORY_S);
+    await execAll(write.lpush(this.key('deliveries'), JSON.stringify(d)).ltrim(this.key('deliveries'), 0, HISTORY - 1));
   }
 
   async deliveries(): Promise<DeliveryRecord[]> {

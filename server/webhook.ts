@@ -78,9 +78,13 @@ export function webhookRouter(env: WebhookEnv): Router {
     const answer = (status: number, outcome: string, extra: Partial<DeliveryRecord> = {}, result?: DeliveryResult) => {
       if (result) res.locals.result = result;
       res.status(status).json({ delivery: id, outcome });
-      // The list of deliveries is for people; a failure to write it is logged, not hidden.
+      // The list of deliveries is for people; a failure to write it is logged, not hidden. A
+      // queued delivery's id is remembered in the same write, after the answer: Redis fsyncs
+      // every write, and the answer need not wait for a second one. It is still remembered before
+      // this process reads for any later delivery (one connection, commands in order), and a
+      // repeat that comes first finds the plan job by its id (the delivery's) and adds nothing.
       if (status < 500) {
-        env.store.recordDelivery({ id, event, at: Date.now(), outcome, ...extra })
+        env.store.recordDelivery({ id, event, at: Date.now(), outcome, ...extra }, { seen: result === 'queued' })
           .catch((e: unknown) => env.log.warn({ delivery: id }, `webhook: delivery ${id}: could not record it: ${errorMessage(e)}`));
       }
     };
@@ -91,7 +95,6 @@ export function webhookRouter(env: WebhookEnv): Router {
       const meta = { ...(d.ref ? { ref: d.ref } : {}), ...(d.after ? { after: d.after } : {}) };
       if (d.plan) await within(env.enqueueTimeoutMs, env.queues.addPlan({ ...d.plan, receivedAt: Date.now() }));
       if (d.preview) await within(env.enqueueTimeoutMs, env.queues.addPreview(d.preview));
-      if (d.plan || d.preview) await within(env.enqueueTimeoutMs, env.store.markDelivery(id));
       return answer(d.status, d.outcome, meta, d.plan || d.preview ? 'queued' : d.status < 300 ? 'ignored' : 'refused');
     } catch (e) {
       env.log.error({ delivery: id }, `webhook: delivery ${id}: ${errorMessage(e)}`);
