@@ -1,5 +1,6 @@
 // bench/apply at small sizes: it runs, prints its tables, and natops loses no connection
-// through an unchanged port forward while another rule changes.
+// through an unchanged port forward while another rule changes. bench/apply-cli too: its three
+// ways end with the same rules (it checks each run) and it prints its table.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
@@ -23,5 +24,18 @@ describe('bench/apply (small sizes)', () => {
     assert.ok(natops, stdout);
     assert.ok(Number(natops[1]) > 0, 'connections went through during the changes');
     assert.equal(Number(natops[2]), 0, 'no connection failed during natops changes');
+  });
+
+  it('bench/apply-cli: natops apply as a process, one command per rule and a bare iptables-restore all add every rule', async () => {
+    requireNetnsPrerequisites();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/apply-cli.ts', '--forwards', '50', '--reps', '1', '--naive-reps', '1'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /^\| `natops apply DIR` .* \| [\d.]+ m?s \| 1\.0x \|$/m);
+    assert.match(stdout, /^\| one bare `iptables-restore --noflush` of the same rules \(the floor\) \| [\d.]+ m?s \| [\d.]+x slower \|$/m);
   });
 });
