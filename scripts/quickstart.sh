@@ -31,8 +31,9 @@ echo; echo "== natops serve (webhook, workers, resync, dashboard; log in $DATA/s
 NATOPS_DASHBOARD_PASSWORD=$(cat "$DATA/dashboard-password") \
   nohup node bin/natops.js serve --repo "$DATA/gitops.git" --resync-ms 30000 > "$DATA/serve.log" 2>&1 &
 for _ in $(seq 1 100); do [ -s "$DATA/serve.json" ] && break; sleep 0.2; done
+# its log is JSON lines (for a log shipper); pino-pretty shows them as a terminal would
 [ -s "$DATA/serve.json" ] || { cat "$DATA/serve.log"; echo "natops serve did not start" >&2; exit 1; }
-cat "$DATA/serve.log"
+npx --no-install pino-pretty --ignore pid,hostname --translateTime SYS:HH:MM:ss < "$DATA/serve.log"
 
 echo; echo "== a local Git repository whose post-receive hook delivers pushes to the webhook"
 natops repo init "$DATA/gitops.git" --webhook "http://$NATOPS_LISTEN/webhook" --secret-file "$DATA/webhook-secret"
@@ -86,6 +87,7 @@ cat <<EOF
 
 natops serve keeps running (pid $(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).pid)' "$DATA/serve.json")).
   change a manifest in $DATA/work, commit and git push: the gateway follows; natops status shows the result
+  its log:   $DATA/serve.log (JSON lines; readable with npx pino-pretty < $DATA/serve.log)
   dashboard: http://$NATOPS_LISTEN/admin/commits and /admin/queues (user admin, password in $DATA/dashboard-password)
   stop it:   kill that pid; then npx natops lab down
 EOF
