@@ -74,7 +74,7 @@ export function observeCommands(observer: CommandObserver): () => void {
 }
 
 export function programOf(argv: readonly string[]): string {
-  const inner = argv[0] === 'ip' && argv[1] === 'netns' && argv[2] === 'exec' && argv.length > 4 ? argv[4]! : argv[0]!;
+  const inner = (argv[0] === 'ip' && argv[1] === 'netns' && argv[2] === 'exec' && argv.length > 4 ? argv[4] : argv[0]) ?? '';
   return inner.slice(inner.lastIndexOf('/') + 1);
 }
 
@@ -84,7 +84,13 @@ export function timedCommand<T>(argv: readonly string[], running: Promise<T>): P
   const started = performance.now();
   const report = (ok: boolean) => {
     const timing = { program: programOf(argv), seconds: (performance.now() - started) / 1000, ok };
-    for (const o of observers) o(timing);
+    for (const o of observers) {
+      try {
+        o(timing);
+      } catch {
+        // an observer's failure is not the command's
+      }
+    }
   };
   running.then(() => report(true), () => report(false));
   return running;

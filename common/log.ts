@@ -1,12 +1,9 @@
 // The process's log: pino, one JSON object per line on stderr (what a log shipper reads), or
 // readable lines when stderr is a terminal. Every part gets a Logger injected; a job's logger
 // carries the job's fields, so each line says which commit, gateway and job it is about.
-import pino, { type DestinationStream, type Logger as PinoLogger } from 'pino';
+import pino, { type DestinationStream, type LevelWithSilent, type Logger as PinoLogger } from 'pino';
 
 export type Logger = PinoLogger;
-
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** The fields a line about a job carries (absent when they do not apply). */
 export interface JobFields {
@@ -26,7 +23,7 @@ export interface JobFields {
 }
 
 export interface LoggerOptions {
-  level?: LogLevel;
+  level?: LevelWithSilent;
   /** readable lines instead of JSON (default: when stderr is a terminal) */
   pretty?: boolean;
   /** where lines go (default stderr); tests collect them */

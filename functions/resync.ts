@@ -97,8 +97,8 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
     if (await records.writeAll(decision.writes, snap)) {
       await env.statuses.publish(decision.statuses);
       for (const f of decision.flows) await env.queues.addFlow(f);
-      for (const { name, what } of drifted) await repaired(name, what, snap.gateways.get(name)!.desired!, report, env);
-      for (const name of orphans) await repaired(name, [`gateway ${name} is not in Git`], { sha: head?.sha ?? ZERO_SHA, gen }, report, env);
+      for (const { name, what } of drifted) await repaired(name, what, snap.gateways.get(name)!.desired!, report, ctx, env);
+      for (const name of orphans) await repaired(name, [`gateway ${name} is not in Git`], { sha: head?.sha ?? ZERO_SHA, gen }, report, ctx, env);
     }
   }
 
@@ -117,15 +117,16 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
       }
       return { changed, at: net.desired };
     });
-    if (done?.changed.length) await repaired('networks', done.changed, done.at, report, env);
+    if (done?.changed.length) await repaired('networks', done.changed, done.at, report, ctx, env);
   }
   return report;
 }
 
-async function repaired(target: string, what: string[], at: { sha: string; gen: number }, report: ResyncReport, env: ResyncEnv): Promise<void> {
+async function repaired(target: string, what: string[], at: { sha: string; gen: number }, report: ResyncReport, ctx: JobContext<unknown>, env: ResyncEnv): Promise<void> {
   report.repairs.push({ target, what });
   await env.store.recordRepair({ at: Date.now(), target, sha: at.sha, gen: at.gen, what });
-  env.log.warn({ gateway: target, commit: at.sha, gen: at.gen, repair: true }, `resync: ${target} drifted from ${at.sha.slice(0, 7)}: ${what.join('; ')}`);
+  // (the resync's own job fields, and the repaired gateway's commit and generation over them)
+  ctx.log.warn({ gateway: target, commit: at.sha, gen: at.gen, repair: true }, `resync: ${target} drifted from ${at.sha.slice(0, 7)}: ${what.join('; ')}`);
 }
 
 /** What differs between the gateway and its record's desire (empty: nothing). */

@@ -29,8 +29,8 @@ export interface LockOptions {
   ttlMs: number;
   /** how long to wait for a busy target before giving up (the job then retries) */
   waitMs: number;
-  /** told how long each taking of a lease waited (metrics) */
-  waited?: (ms: number) => void;
+  /** told how long each wait for a lease took, and whether it ended with the lease (metrics) */
+  waited?: (ms: number, taken: boolean) => void;
 }
 
 export interface Lease {
@@ -45,12 +45,12 @@ export async function withLock<T>(redis: Redis, key: string, opts: LockOptions, 
   for (let pause = 20; ; pause = Math.min(pause * 2, 500)) {
     if ((await redis.set(key, token, 'PX', opts.ttlMs, 'NX')) === 'OK') break;
     if (Date.now() - started > opts.waitMs) {
-      opts.waited?.(Date.now() - started);
+      opts.waited?.(Date.now() - started, false);
       throw new LockTimeoutError(key, Date.now() - started);
     }
     await new Promise((r) => setTimeout(r, pause));
   }
-  opts.waited?.(Date.now() - started);
+  opts.waited?.(Date.now() - started, true);
   let lost = false;
   const renewOnce = async () => (await redis.eval(RENEW, 1, key, token, String(opts.ttlMs))) === 1;
   const renew = setInterval(() => {

@@ -2,11 +2,13 @@
 // with command-line flags on top; checked with zod so a bad value stops the start, by name.
 import { z } from 'zod';
 import { NatopsError } from '../common/errors.ts';
-import { LOG_LEVELS } from '../common/log.ts';
 import { DEFAULT_LOAD_LIMITS, type LoadLimits } from '../gitops/manifests/load.ts';
 import { NETWORK_MODES } from '../runtime/kubernetes/objects.ts';
 
 export class ConfigError extends NatopsError {}
+
+/** pino's levels (here, not in common/log.ts: reading the configuration does not load pino) */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const int = (min: number) => z.coerce.number().int().min(min);
 
@@ -71,8 +73,11 @@ export const ServerConfig = z.object({
   githubInstallationId: z.coerce.number().int().positive().optional(),
   /** the least severe log lines written */
   logLevel: z.enum(LOG_LEVELS).default('info'),
-  /** on SIGTERM, how long the jobs in hand may take to finish; after that they go back to their queues and the process exits 1 */
-  shutdownMs: int(0).default(30_000),
+  /**
+   * on SIGTERM, how long the jobs in hand may take to finish; after that they go back to their
+   * queues and the process exits 1 (with 5 s for the rest, within Kubernetes' default 30 s grace)
+   */
+  shutdownMs: int(0).default(20_000),
   /** where `natops serve` keeps its Redis data and records where it runs */
   dataDir: z.string().default('/var/lib/natops'),
 });

@@ -1,9 +1,12 @@
 // What a running natops counts, with prom-client, served at /metrics by serve and worker. One
 // registry per process part (not prom-client's global one): a test may run several in a process.
 // Counters and histograms are fed where things happen (the webhook, the workers, the lease,
-// commands); queue depths and gateways by state are read from Redis when scraped.
+// commands). Queue depths and gateways by state are the whole deployment's, read from Redis when
+// scraped: only `serve` exports them (a worker's /metrics would repeat them), and a scrape while
+// Redis is gone answers without them rather than hang.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { observeCommands } from '../common/exec.ts';
+import { within } from '../common/time.ts';
 import type { DeliveryResult } from './webhook.ts';
 import { QUEUE_NAMES, type QueueName } from '../queue/jobs.ts';
 import type { Queues } from '../queue/queues.ts';
@@ -20,13 +23,24 @@ export interface Metrics {
   plan(seconds: number): void;
   job(kind: string, result: JobResult, seconds: number): void;
   repairs(count: number): void;
-  convergenceFailure(gateway: string): void;
-  leaseWait(seconds: number): void;
+  convergenceFailure(): void;
+  leaseWait(seconds: number, result: 'taken' | 'timeout'): void;
   /** stops feeding the registry from process-wide sources (commands) */
   close(): void;
 }
 
-export function createMetrics(sources: { queues: Queues; records: Records; workerQueues: readonly QueueName[] }): Metrics {
+/** How long a scrape waits for Redis before it answers without the gauges read from it. */
+const COLLECT_TIMEOUT_MS = 1000;
+
+export interface MetricSources {
+  queues: Queues;
+  records: Records;
+  workerQueues: readonly QueueName[];
+  /** export the deployment-wide gauges read from Redis (queue depths, gateways by state) */
+  deployment: boolean;
+}
+
+export function createMetrics(sources: MetricSources): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'natops_' });
   const webhookSeconds = new Histogram({
@@ -42,33 +56,37 @@ export function createMetrics(sources: { queues: Queues; records: Records; worke
     name: 'natops_job_duration_seconds', help: 'time a job ran, by kind and result', labelNames: ['kind', 'result'],
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [registry],
   });
-  const repairs = new Counter({ name: 'natops_repairs_total', help: 'gateways (and networks) the resync found drifted and repaired', registers: [registry] });
-  const convergence = new Counter({ name: 'natops_convergence_failures_total', help: 'changes after which a gateway still differed from its spec', labelNames: ['gateway'], registers: [registry] });
+  const repairs = new Counter({ name: 'natops_repairs_total', help: 'repairs the resync started (gateways or networks found drifted)', registers: [registry] });
+  const convergence = new Counter({ name: 'natops_convergence_failures_total', help: 'job attempts after which a gateway still differed from its spec', registers: [registry] });
   const leaseSeconds = new Histogram({
-    name: 'natops_lease_wait_seconds', help: 'time a job waited for its gateway\'s lease',
+    name: 'natops_lease_wait_seconds', help: 'time spent waiting for a lease (a gateway\'s, the networks\', the planner\'s, …): taken, or given up', labelNames: ['result'],
     buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30], registers: [registry],
   });
   const commandSeconds = new Histogram({
     name: 'natops_command_duration_seconds', help: 'commands run in gateways and the lab, by program and result', labelNames: ['program', 'result'],
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30], registers: [registry],
   });
-  new Gauge({
-    name: 'natops_queue_jobs', help: 'jobs per queue and state', labelNames: ['queue', 'state'], registers: [registry],
-    async collect() {
-      for (const name of QUEUE_NAMES) {
-        const counts = await sources.queues.byName[name].getJobCounts(...DEPTH_STATES);
-        for (const state of DEPTH_STATES) this.set({ queue: name, state }, counts[state] ?? 0);
-      }
-    },
-  });
-  new Gauge({
-    name: 'natops_gateways', help: 'gateways by the reason of their condition (Applied, Progressing, Failed, …)', labelNames: ['reason'], registers: [registry],
-    async collect() {
-      const snap = await sources.records.snapshot();
-      this.reset();
-      for (const rec of snap.gateways.values()) this.inc({ reason: rec.condition.reason });
-    },
-  });
+  if (sources.deployment) {
+    new Gauge({
+      name: 'natops_queue_jobs', help: 'jobs per queue and state (the whole deployment\'s)', labelNames: ['queue', 'state'], registers: [registry],
+      async collect() {
+        const all = Promise.all(QUEUE_NAMES.map((name) => sources.queues.byName[name].getJobCounts(...DEPTH_STATES)));
+        const counts = await within(COLLECT_TIMEOUT_MS, all, () => undefined);
+        this.reset();
+        counts?.forEach((c, i) => {
+          for (const state of DEPTH_STATES) this.set({ queue: QUEUE_NAMES[i]!, state }, c[state] ?? 0);
+        });
+      },
+    });
+    new Gauge({
+      name: 'natops_gateways', help: 'gateways by the reason of their condition (Applied, Progressing, Failed, …)', labelNames: ['reason'], registers: [registry],
+      async collect() {
+        const snap = await within(COLLECT_TIMEOUT_MS, sources.records.snapshot(), () => undefined);
+        this.reset();
+        for (const rec of snap?.gateways.values() ?? []) this.inc({ reason: rec.condition.reason });
+      },
+    });
+  }
   const workers = new Gauge({ name: 'natops_worker_queues', help: 'queues this process works on', labelNames: ['queue'], registers: [registry] });
   for (const q of sources.workerQueues) workers.set({ queue: q }, 1);
   const stopCommands = observeCommands((c) => commandSeconds.observe({ program: c.program, result: c.ok ? 'ok' : 'failed' }, c.seconds));
@@ -82,8 +100,8 @@ export function createMetrics(sources: { queues: Queues; records: Records; worke
     plan: (seconds) => planSeconds.observe(seconds),
     job: (kind, result, seconds) => jobSeconds.observe({ kind, result }, seconds),
     repairs: (count) => repairs.inc(count),
-    convergenceFailure: (gateway) => convergence.inc({ gateway }),
-    leaseWait: (seconds) => leaseSeconds.observe(seconds),
+    convergenceFailure: () => convergence.inc(),
+    leaseWait: (seconds, result) => leaseSeconds.observe({ result }, seconds),
     close: stopCommands,
   };
 }

@@ -1,9 +1,9 @@
 // What an operator's probes and scraper ask: /healthz (the process answers), /readyz (it can do
 // its work: Redis answers, its workers run, its runtime answers) and /metrics (Prometheus).
 import express, { type Router } from 'express';
-import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { errorMessage } from '../common/errors.ts';
+import { within } from '../common/time.ts';
 import type { GatewayRuntime } from '../runtime/runtime.ts';
 
 /** How long one readiness check may take before it counts as failed. */
@@ -16,21 +16,26 @@ export interface Readiness {
 }
 
 export interface ReadinessSources {
-  redis: Pick<Redis, 'ping'>;
+  redis: { ping(): Promise<unknown> };
   workers: { running(): boolean };
   runtime: Pick<GatewayRuntime, 'listGateways'>;
   /** its queues run handlers (a worker for plan or github only never touches a gateway) */
   usesRuntime: boolean;
 }
 
-async function check(what: () => Promise<unknown>): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<string>((r) => (timer = setTimeout(() => r(`no answer within ${CHECK_TIMEOUT_MS} ms`), CHECK_TIMEOUT_MS)));
-  try {
-    return await Promise.race([what().then(() => 'ok', (e: unknown) => errorMessage(e)), late]);
-  } finally {
-    clearTimeout(timer);
-  }
+const check = (what: () => Promise<unknown>): Promise<string> =>
+  within(CHECK_TIMEOUT_MS, what().then(() => 'ok', (e: unknown) => errorMessage(e)), () => `no answer within ${CHECK_TIMEOUT_MS} ms`);
+
+/** How long an answer of /readyz is reused: a probe storm costs one check a second, not one each. */
+const READY_CACHE_MS = 1000;
+
+/** The readiness checks, run at most once per READY_CACHE_MS (concurrent asks share one run). */
+export function cachedReadiness(s: ReadinessSources, now: () => number = Date.now): () => Promise<Readiness> {
+  let last: { at: number; answer: Promise<Readiness> } | undefined;
+  return () => {
+    if (!last || now() - last.at >= READY_CACHE_MS) last = { at: now(), answer: readiness(s) };
+    return last.answer;
+  };
 }
 
 export async function readiness(s: ReadinessSources): Promise<Readiness> {

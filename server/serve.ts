@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import type { Worker } from 'bullmq';
 import express from 'express';
 import { errorMessage, NatopsError } from '../common/errors.ts';
+import { within } from '../common/time.ts';
 import type { Logger } from '../common/log.ts';
 import { redeliverFailed } from '../functions/github/redeliver.ts';
 import { catchUp } from '../functions/planner/planner.ts';
@@ -31,7 +32,7 @@ import { lockDataDir } from './data-dir.ts';
 import { LocalRedis } from './redis-server.ts';
 import { dispatchStatuses, gitHubFromConfig } from './github.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import { opsRouter, readiness, type Readiness } from './ops.ts';
+import { cachedReadiness, opsRouter, type Readiness } from './ops.ts';
 import { makeRuntimes } from './runtimes.ts';
 import { startWorkers, type Shutdown } from './workers.ts';
 
@@ -117,8 +118,8 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const onGitHub = github ? new GitHubSource(github.api, blobs) : undefined;
   const source: GitSource | undefined = c.source === 'github' ? onGitHub : c.repo ? new GitRepo(c.repo) : undefined;
   const previews = new PreviewBook(connection, c.prefix);
-  const metrics = createMetrics({ queues, records, workerQueues: opts.queues });
-  const lock = { ttlMs: c.lockMs, waitMs: Math.max(5 * c.lockMs, 10_000), waited: (ms: number) => metrics.leaseWait(ms / 1000) };
+  const metrics = createMetrics({ queues, records, workerQueues: opts.queues, deployment: opts.http });
+  const lock = { ttlMs: c.lockMs, waitMs: Math.max(5 * c.lockMs, 10_000), waited: (ms: number, taken: boolean) => metrics.leaseWait(ms / 1000, taken ? 'taken' : 'timeout') };
   const env = {
     clients: { runtime: runtimes.runtime, network: runtimes.network },
     records, store, statuses, queues, redis: connection, lock, jobUrl: link, log: opts.log, branch: c.branch,
@@ -131,7 +132,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const dispatch = github && opts.queues.includes('github') ? dispatchStatuses(statuses, queues, opts.log) : undefined;
   for (const w of workers) w.on('error', (e) => opts.log.error({ queue: w.name }, `worker ${w.name}: ${e.message}`));
   const usesRuntime = opts.queues.some((q) => q === 'resync' || (HANDLER_KINDS as readonly string[]).includes(q));
-  const ready = () => readiness({ redis: connection, workers: pool, runtime: runtimes.runtime, usesRuntime });
+  const ready = cachedReadiness({ redis: connection, workers: pool, runtime: runtimes.runtime, usesRuntime });
 
   let server: Server | undefined;
   if (opts.http || opts.ops) {
@@ -191,16 +192,22 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   return {
     url, redisUrl, store, records, statuses, previews, queues, workers, metrics, ready,
     async close(deadlineMs = c.shutdownMs) {
+      // Everything starts stopping at once, and everything is bounded by the one deadline: the
+      // workers take no new job and finish theirs, no new connection is taken (requests in
+      // flight are answered), the status dispatch and a drain of kept deliveries end.
+      const deadline = Date.now() + deadlineMs;
       replacements?.stop();
       clearInterval(drainTimer);
-      await dispatch?.stop();
-      await draining;
-      // No new deliveries; the ops endpoints answer on until the end (readyz: not ready).
+      const jobs = pool.close(deadlineMs);
       const stopListening = new Promise<void>((r) => (server ? server.close(() => r()) : r()));
       server?.closeIdleConnections();
-      const shutdown = await pool.close(deadlineMs);
+      const rest = Promise.all([dispatch?.stop(), draining, stopListening]);
+      const shutdown = await jobs;
       const { handedBack } = shutdown;
       if (shutdown.late) opts.log.error({ durationMs: deadlineMs }, `shutdown: the jobs in hand did not finish within ${deadlineMs} ms; handed back to their queues: ${handedBack.join(', ') || 'none'}`);
+      if (await within(Math.max(0, deadline - Date.now()), rest.then(() => false), () => true)) {
+        opts.log.warn('shutdown: requests, the status dispatch or a drain of kept deliveries still running at the deadline; cut');
+      }
       server?.closeAllConnections();
       await stopListening;
       metrics.close();

@@ -4,6 +4,7 @@
 import { Webhooks } from '@octokit/webhooks';
 import express, { type ErrorRequestHandler, type Router } from 'express';
 import { errorMessage } from '../common/errors.ts';
+import { within } from '../common/time.ts';
 import type { Logger } from '../common/log.ts';
 import { classifyDelivery } from '../functions/webhook.ts';
 import type { Queues } from '../queue/queues.ts';
@@ -35,25 +36,29 @@ const DELIVERY_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 class Unavailable extends Error {}
 
-function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Unavailable(`queue did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+/** Redis slower than `ms`: the sender is told to come back (503) rather than kept waiting. */
+const enqueued = <T>(ms: number, p: Promise<T>): Promise<T> => within(ms, p, (): T => {
+  throw new Unavailable(`queue did not answer within ${ms} ms`);
+});
 
 export function webhookRouter(env: WebhookEnv): Router {
   const webhooks = new Webhooks({ secret: env.secret });
   const router = express.Router();
 
   // Timed from the first byte seen to the answer's last, whatever the answer was.
-  router.use((_req, res, next) => {
-    const started = process.hrtime.bigint();
-    res.once('finish', () => {
-      const result = (res.locals.result as DeliveryResult | undefined) ?? (res.statusCode === 401 ? 'unauthorized' : res.statusCode >= 500 ? 'unavailable' : 'refused');
-      env.observe?.(result, Number(process.hrtime.bigint() - started) / 1e9);
-    });
+  router.use((req, res, next) => {
+    const observe = env.observe;
+    if (observe && req.method === 'POST') {
+      const started = process.hrtime.bigint();
+      res.once('finish', () => {
+        const result = (res.locals.result as DeliveryResult | undefined) ?? (res.statusCode === 401 ? 'unauthorized' : res.statusCode >= 500 ? 'unavailable' : 'refused');
+        try {
+          observe(result, Number(process.hrtime.bigint() - started) / 1e9);
+        } catch (e) {
+          env.log.error(`webhook: metrics: ${errorMessage(e)}`);
+        }
+      });
+    }
     next();
   });
 
@@ -79,22 +84,23 @@ export function webhookRouter(env: WebhookEnv): Router {
       if (result) res.locals.result = result;
       res.status(status).json({ delivery: id, outcome });
       // The list of deliveries is for people; a failure to write it is logged, not hidden. A
-      // queued delivery's id is remembered in the same write, after the answer: Redis fsyncs
-      // every write, and the answer need not wait for a second one. It is still remembered before
-      // this process reads for any later delivery (one connection, commands in order), and a
-      // repeat that comes first finds the plan job by its id (the delivery's) and adds nothing.
+      // queued delivery's id is remembered in the same write, after the answer: the Redis natops
+      // starts fsyncs every write, and the answer need not wait for a second one. The id is
+      // still written before this process reads for any later delivery (one connection, commands
+      // in order), and a repeat that comes first finds the plan job by its id and adds nothing.
       if (status < 500) {
-        env.store.recordDelivery({ id, event, at: Date.now(), outcome, ...extra }, { seen: result === 'queued' })
-          .catch((e: unknown) => env.log.warn({ delivery: id }, `webhook: delivery ${id}: could not record it: ${errorMessage(e)}`));
+        const seen = result === 'queued';
+        env.store.recordDelivery({ id, event, at: Date.now(), outcome, ...extra }, { seen })
+          .catch((e: unknown) => env.log[seen ? 'error' : 'warn']({ delivery: id }, `webhook: delivery ${id}: could not record it${seen ? ' (a redelivery of it would be planned again)' : ''}: ${errorMessage(e)}`));
       }
     };
 
     try {
-      if (await within(env.enqueueTimeoutMs, env.store.seenDelivery(id))) return answer(200, 'duplicate delivery; dropped', {}, 'duplicate');
+      if (await enqueued(env.enqueueTimeoutMs, env.store.seenDelivery(id))) return answer(200, 'duplicate delivery; dropped', {}, 'duplicate');
       const d = classifyDelivery({ id, event, body, contentType: req.get('content-type') }, { branch: env.branch, repository: env.repository, previews: env.previews });
       const meta = { ...(d.ref ? { ref: d.ref } : {}), ...(d.after ? { after: d.after } : {}) };
-      if (d.plan) await within(env.enqueueTimeoutMs, env.queues.addPlan({ ...d.plan, receivedAt: Date.now() }));
-      if (d.preview) await within(env.enqueueTimeoutMs, env.queues.addPreview(d.preview));
+      if (d.plan) await enqueued(env.enqueueTimeoutMs, env.queues.addPlan({ ...d.plan, receivedAt: Date.now() }));
+      if (d.preview) await enqueued(env.enqueueTimeoutMs, env.queues.addPreview(d.preview));
       return answer(d.status, d.outcome, meta, d.plan || d.preview ? 'queued' : d.status < 300 ? 'ignored' : 'refused');
     } catch (e) {
       env.log.error({ delivery: id }, `webhook: delivery ${id}: ${errorMessage(e)}`);

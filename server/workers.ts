@@ -2,9 +2,10 @@
 // same job context. Whether a failure is retried is the error's own `retryable`; close() lets
 // the jobs in hand finish, as SIGTERM should. Each job's start and end (finished, retrying,
 // failed for good, waiting for a rate limit) is one log line with the job's fields, and a metric.
-import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { errorMessage, isRetryable, RetryLaterError } from '../common/errors.ts';
+import { within } from '../common/time.ts';
 import { ConvergenceError } from '../runtime/reconcile.ts';
 import type { Metrics } from './metrics.ts';
 import type { GitHub } from '../github/client.ts';
@@ -154,15 +155,30 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
     stalledInterval: s.lockMs,
     maxStalledCount: 2,
   };
+  /** jobs handed back at a shutdown out of time: their processors run on, unlistened to */
+  const abandoned = new Set<string>();
+  let idle: (() => void) | undefined;
   const workers = queues.map((name) => {
     const p = PROCESSORS[name];
     return new Worker(name, async (job: Job, token?: string) => {
       const key = `${name}/${job.id}`;
+      // A fetch already under way when the worker paused (or a job just handed back, taken
+      // again): straight back to the queue, untouched.
+      if (closing) {
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
       inHand.set(key, { job, token });
       try {
-        return await processJob(name, p, job, token);
+        const result = await processJob(name, p, job, token, () => abandoned.has(key));
+        if (abandoned.has(key)) throw new WaitingError();
+        return result;
+      } catch (e) {
+        // handed back: BullMQ must not record an outcome for a job that is no longer this worker's
+        throw abandoned.has(key) ? new WaitingError() : e;
       } finally {
         inHand.delete(key);
+        if (!inHand.size) idle?.();
       }
     }, {
       ...opts,
@@ -176,57 +192,75 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
     running: () => !closing && workers.every((w) => w.isRunning()),
     async close(deadlineMs) {
       closing = true;
-      // pause, not close, to wait: BullMQ's close() cannot be made to stop waiting once called
-      let timer: NodeJS.Timeout | undefined;
-      const late = await Promise.race([
-        Promise.all(workers.map((w) => w.pause())).then(() => false),
-        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), deadlineMs))),
-      ]);
-      clearTimeout(timer);
+      // No new jobs (pause without waiting: BullMQ's own wait needs Redis, and its close()
+      // cannot be told to stop waiting once called); then the jobs in hand, until the deadline.
+      for (const w of workers) w.pause(true).catch((e: unknown) => env.log.warn({ queue: w.name }, `pausing worker ${w.name}: ${errorMessage(e)}`));
+      const finished = inHand.size ? new Promise<void>((r) => (idle = r)) : Promise.resolve();
+      const late = await within(deadlineMs, finished.then(() => false), () => true);
       const handedBack: string[] = [];
       if (late) {
         for (const [key, { job, token }] of inHand) {
+          abandoned.add(key);
           // (a job whose lock is gone already is for the stalled-job check to hand back)
           const moved = await job.moveToWait(token).then(() => true, (e: unknown) => void env.log.warn({ job: job.id }, `could not hand ${key} back: ${errorMessage(e)}`));
           if (moved) handedBack.push(key);
         }
       }
-      await Promise.all(workers.map((w) => w.close(late)));
+      await Promise.all(workers.map((w) => w.close(late).catch((e: unknown) => env.log.warn({ queue: w.name }, `closing worker ${w.name}: ${errorMessage(e)}`))));
       return { late, handedBack };
     },
   };
 
-  async function processJob(name: QueueName, p: Processor, job: Job, token: string | undefined): Promise<unknown> {
+  async function processJob(name: QueueName, p: Processor, job: Job, token: string | undefined, handedBack: () => boolean): Promise<unknown> {
     const attempt = job.attemptsMade + 1;
     const attempts = job.opts.attempts ?? 1;
     const fields = jobFields(name, job.id!, job.data, attempt);
     const log = env.log.child(fields);
     const kind = fields.kind ?? name;
     const started = performance.now();
-    const took = () => ({ durationMs: Math.round(performance.now() - started) });
-    const seconds = () => (performance.now() - started) / 1000;
+    const durationMs = () => Math.round(performance.now() - started);
+    /** the line and the metric of how the job ended; never the cause of another failure */
+    const report = (write: () => void) => {
+      try {
+        write();
+      } catch (e) {
+        env.log.error(`reporting job ${name}/${job.id}: ${errorMessage(e)}`);
+      }
+    };
     log.info(`started (attempt ${attempt} of ${attempts})`);
+    let result: unknown;
     try {
-      const result = await p.run(job, env);
-      log.info(took(), `finished${p.summary ? `: ${p.summary(result)}` : ''}`);
-      s.metrics?.job(kind, 'completed', seconds());
-      if (name === 'plan') s.metrics?.plan(seconds());
-      if (name === 'resync') s.metrics?.repairs((result as ResyncReport).repairs.length);
-      return result;
+      result = await p.run(job, env);
     } catch (e) {
+      if (handedBack()) {
+        report(() => log.info({ durationMs: durationMs() }, `ended after it was handed back at shutdown: ${errorMessage(e)}`));
+        throw e;
+      }
       // A rate limit: back to the queue until it lifts, without spending an attempt.
       if (e instanceof RetryLaterError) {
-        log.info({ ...took(), retryAt: new Date(e.retryAt).toISOString() }, `${e.message}; waiting`);
-        s.metrics?.job(kind, 'waiting', seconds());
+        report(() => {
+          log.info({ durationMs: durationMs(), retryAt: new Date(e.retryAt).toISOString() }, `${e.message}; waiting`);
+          s.metrics?.job(kind, 'waiting', durationMs() / 1000);
+        });
         await job.moveToDelayed(e.retryAt, token);
         throw new DelayedError(e.message);
       }
-      if (e instanceof ConvergenceError) s.metrics?.convergenceFailure(e.gateway);
       const retried = isRetryable(e) && !(e instanceof UnrecoverableError) && attempt < attempts;
-      if (retried) log.warn({ ...took(), err: errorMessage(e) }, `failed (attempt ${attempt} of ${attempts}), will retry: ${errorMessage(e)}`);
-      else log.error({ ...took(), err: errorMessage(e) }, `failed for good (attempt ${attempt} of ${attempts}): ${errorMessage(e)}`);
-      s.metrics?.job(kind, retried ? 'retrying' : 'failed', seconds());
+      report(() => {
+        if (e instanceof ConvergenceError) s.metrics?.convergenceFailure();
+        if (retried) log.warn({ durationMs: durationMs(), err: errorMessage(e) }, `failed (attempt ${attempt} of ${attempts}), will retry: ${errorMessage(e)}`);
+        else log.error({ durationMs: durationMs(), err: errorMessage(e) }, `failed for good (attempt ${attempt} of ${attempts}): ${errorMessage(e)}`);
+        s.metrics?.job(kind, retried ? 'retrying' : 'failed', durationMs() / 1000);
+      });
       throw isRetryable(e) || e instanceof UnrecoverableError ? e : new UnrecoverableError(errorMessage(e));
     }
+    report(() => {
+      if (handedBack()) return log.info({ durationMs: durationMs() }, 'finished after it was handed back at shutdown');
+      log.info({ durationMs: durationMs() }, `finished${p.summary ? `: ${p.summary(result)}` : ''}`);
+      s.metrics?.job(kind, 'completed', durationMs() / 1000);
+      if (name === 'plan') s.metrics?.plan(durationMs() / 1000);
+      if (name === 'resync') s.metrics?.repairs((result as ResyncReport).repairs.length);
+    });
+    return result;
   }
 }

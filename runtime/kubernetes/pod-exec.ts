@@ -51,11 +51,9 @@ export function exitCodeOf(status: V1Status): number | undefined {
 
 export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: number } = {}): Exec {
   const target = `pod ${pod.namespace}/${pod.name}`;
-  return (req) => {
-    assertArgv(req.argv);
-    return timedCommand(req.argv, execInPod(req));
-  };
+  return (req) => timedCommand(req.argv, execInPod(req));
   async function execInPod(req: ExecRequest): Promise<ExecResult> {
+    assertArgv(req.argv);
     const timeoutMs = req.timeoutMs ?? defaults.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     const out: Buffer[] = [];
     const err: Buffer[] = [];

@@ -300,6 +300,7 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
     assert.match(previews, /someone:pr8/);
     // secrets never reach the logs
     const secret = [gh.app.privateKeyPem.split('\n')[1]!, 'ghs_'];
-    assert.ok(!p.logs.some((l) => secret.some((x) => l.includes(x))), 'a private key or token in the logs');
+    const everything = [...p.logs, ...p.logRecords.map((r) => JSON.stringify(r))];
+    assert.ok(!everything.some((l) => secret.some((x) => l.includes(x))), 'a private key or token in the logs');
   });
 });
