@@ -1,6 +1,7 @@
 // Two GatewayStates -> the minimal change set between them.
 import {
-  HOOK_CHAINS, NAT_CHAINS, type Address, type GatewaySysctl, type GatewayState, type NatChain, type PolicyRule, type Route,
+  HOOK_CHAINS, NAT_CHAINS, STATE_READS, type Address, type GatewaySysctl, type GatewayState, type NatChain, type PolicyRule, type Route,
+  type StateRead,
 } from './model.ts';
 
 export type ChainOp =
@@ -84,14 +85,11 @@ export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet
   for (const chain of NAT_CHAINS) {
     const want = desired.nat[chain];
     if (want === undefined) continue; // natops never deletes chains; a removed gateway goes whole
-    const have = live.nat[chain];
-    const edit = diffChain(chain, have, want);
-    if (!edit) continue;
-    chains.push(edit);
-    const haveSet = new Set(have ?? []);
-    const wantSet = new Set(want);
-    for (const spec of want) if (!haveSet.has(spec)) added.push({ chain, spec });
-    for (const spec of have ?? []) if (!wantSet.has(spec)) removed.push({ chain, spec });
+    const d = diffChain(chain, live.nat[chain], want);
+    if (!d) continue;
+    chains.push(d.edit);
+    for (const spec of d.added) added.push({ chain, spec });
+    for (const spec of d.removed) removed.push({ chain, spec });
   }
   return {
     net1Up: desired.net1Up && !live.net1Up,
@@ -109,27 +107,34 @@ export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet
  * Deletes the rules that went, inserts the new ones at their place. When the kept rules would
  * end up in another order or repeat (an SNAT reorder, a hand edit) the chain is rewritten instead;
  * either way it happens inside one iptables-restore transaction. The desired state has each rule
- * once, so a repeated rule is always a surplus.
+ * once, so a repeated rule is always a surplus. Also returns the rules that come and go, from the
+ * same two sets: a chain holds up to tens of thousands of rules, and hashing them is the cost.
  */
-function diffChain(chain: NatChain, haveOrMissing: string[] | undefined, want: string[]): ChainEdit | undefined {
+function diffChain(chain: NatChain, haveOrMissing: string[] | undefined, want: string[]): { edit: ChainEdit; added: string[]; removed: string[] } | undefined {
   const isHook = (HOOK_CHAINS as readonly string[]).includes(chain);
   // Built-in chains always exist; natops never declares (and so never flushes) them.
   const have = isHook ? (haveOrMissing ?? []) : haveOrMissing;
   if (have === undefined) {
-    return { chain, create: true, rewrite: false, ops: want.map((spec) => ({ op: 'append', spec })) };
+    return { edit: { chain, create: true, rewrite: false, ops: want.map((spec) => ({ op: 'append', spec })) }, added: want, removed: [] };
   }
   if (have.length === want.length && have.every((spec, i) => spec === want[i])) return undefined;
+  if (!isHook) {
+    const small = smallEdit(chain, have, want);
+    if (small) return small;
+  }
 
   const wantSet = new Set(want);
   const haveSet = new Set(have);
+  const added = want.filter((spec) => !haveSet.has(spec));
+  const removed = have.filter((spec) => !wantSet.has(spec));
   const duplicates = haveSet.size !== have.length || wantSet.size !== want.length;
   const kept = have.filter((spec) => wantSet.has(spec));
   const keptInWant = want.filter((spec) => haveSet.has(spec));
   if (!isHook && (duplicates || kept.some((spec, i) => spec !== keptInWant[i]))) {
-    return { chain, create: false, rewrite: true, ops: want.map((spec) => ({ op: 'append', spec })) };
+    return { edit: { chain, create: false, rewrite: true, ops: want.map((spec) => ({ op: 'append', spec })) }, added, removed };
   }
 
-  const ops: ChainOp[] = have.filter((spec) => !wantSet.has(spec)).map((spec) => ({ op: 'delete', spec }));
+  const ops: ChainOp[] = removed.map((spec) => ({ op: 'delete', spec }));
   if (isHook) {
     // Hook chains are never rewritten, so a repeated jump goes by -D, which takes the first copy;
     // which one stays does not matter, natops does not place its jumps among other rules anyway.
@@ -144,7 +149,54 @@ function diffChain(chain: NatChain, haveOrMissing: string[] | undefined, want: s
     else ops.push({ op: 'insert', position: i + 1, spec });
     length++;
   });
-  return { chain, create: false, rewrite: false, ops };
+  return { edit: { chain, create: false, rewrite: false, ops }, added, removed };
+}
+
+/** Above this many rules between the shared head and tail, diffChain's sets are the cheaper way. */
+const SMALL_EDIT = 32;
+
+/**
+ * diffChain's answer for a change among few rules of a long chain (one port forward of 10,000),
+ * without hashing every rule: the head and tail both sides share stay, only the middle differs.
+ * Only when the result is the same as the full way's: each middle rule once, and nowhere in the
+ * shared part (so -D finds that very rule), and the middle's kept rules in the same order (no
+ * rewrite). Otherwise undefined, and the full way decides.
+ */
+function smallEdit(chain: NatChain, have: string[], want: string[]): { edit: ChainEdit; added: string[]; removed: string[] } | undefined {
+  const max = Math.min(have.length, want.length);
+  let head = 0;
+  while (head < max && have[head] === want[head]) head++;
+  let tail = 0;
+  while (tail < max - head && have[have.length - 1 - tail] === want[want.length - 1 - tail]) tail++;
+  const h = have.slice(head, have.length - tail);
+  const w = want.slice(head, want.length - tail);
+  if (h.length + w.length > SMALL_EDIT) return undefined;
+  const hSet = new Set(h);
+  const wSet = new Set(w);
+  if (hSet.size !== h.length || wSet.size !== w.length) return undefined;
+  const shared = (spec: string) => {
+    for (let i = 0; i < head; i++) if (have[i] === spec) return true;
+    for (let i = have.length - tail; i < have.length; i++) if (have[i] === spec) return true;
+    return false;
+  };
+  if (h.some(shared) || w.some(shared)) return undefined;
+  const kept = h.filter((spec) => wSet.has(spec));
+  const keptInWant = w.filter((spec) => hSet.has(spec));
+  if (kept.some((spec, i) => spec !== keptInWant[i])) return undefined;
+
+  const removed = h.filter((spec) => !wSet.has(spec));
+  const added = w.filter((spec) => !hSet.has(spec));
+  const ops: ChainOp[] = removed.map((spec) => ({ op: 'delete', spec }));
+  // as diffChain places them: positions count the kept rules of the whole chain
+  let length = head + kept.length + tail;
+  w.forEach((spec, j) => {
+    if (hSet.has(spec)) return;
+    const i = head + j;
+    if (i >= length) ops.push({ op: 'append', spec });
+    else ops.push({ op: 'insert', position: i + 1, spec });
+    length++;
+  });
+  return { edit: { chain, create: false, rewrite: false, ops }, added, removed };
 }
 
 function countRules(specs: string[]): Map<string, number> {
@@ -156,4 +208,20 @@ function countRules(specs: string[]): Map<string, number> {
 export function isEmptyChangeSet(c: ChangeSet): boolean {
   return !c.net1Up && c.sysctls.length === 0 && c.chains.length === 0 && c.routes.change.length === 0 &&
     [c.addresses, c.rules, c.routes].every((d) => d.add.length === 0 && d.remove.length === 0);
+}
+
+/**
+ * What must be read back after running `c`: what it changed, and what the kernel may change along
+ * with it. Removing an address drops the routes through its network (and a link going up or down
+ * touches routing), so an address or net1 change re-reads rules and routes too. nat rules, routes,
+ * rules and sysctls have no such side effects on the other reads. Order: STATE_READS's.
+ */
+export function readBackOf(c: ChangeSet): StateRead[] {
+  const reads = new Set<StateRead>();
+  if (c.chains.length) reads.add('nat');
+  if (c.sysctls.length) reads.add('sysctls');
+  if (c.rules.add.length || c.rules.remove.length) reads.add('rules');
+  if (c.routes.add.length || c.routes.remove.length || c.routes.change.length) reads.add('routes');
+  if (c.net1Up || c.addresses.add.length || c.addresses.remove.length) for (const r of ['net1', 'rules', 'routes'] as const) reads.add(r);
+  return STATE_READS.filter((r) => reads.has(r));
 }

@@ -132,3 +132,24 @@ export interface GatewayState {
   /** rule specs per chain; a chain absent from the map does not exist */
   nat: Partial<Record<NatChain, string[]>>;
 }
+
+/**
+ * The reads a live state is made of, each one command in the gateway: the nat table, net1 (its
+ * link state and addresses), the policy rules, table 100's routes, the sysctls. A change set
+ * reads back only those it could have touched; only the nat read is dear (iptables-save of every
+ * rule), the others print a few lines.
+ */
+export const STATE_READS = ['nat', 'net1', 'rules', 'routes', 'sysctls'] as const;
+export type StateRead = (typeof STATE_READS)[number];
+
+/** The fields of GatewayState each read fills. */
+export const READ_FIELDS = {
+  nat: ['nat'],
+  net1: ['net1Up', 'addresses'],
+  rules: ['rules'],
+  routes: ['routes'],
+  sysctls: ['sysctls'],
+} as const satisfies Record<StateRead, readonly (keyof GatewayState)[]>;
+
+/** What a read of `R` returns; reading every part gives a whole GatewayState. */
+export type StateOf<R extends StateRead> = Pick<GatewayState, (typeof READ_FIELDS)[R][number]>;

@@ -1,7 +1,7 @@
 // A gateway's state split the way Kube-OVN splits its workers: each handler owns some parts of
 // GatewayState and reconciles only those, leaving the rest as it finds it. Pure.
 import { compileGateway } from './compile.ts';
-import { OWNED_CHAINS, type GatewaySpec, type GatewayState, type NatChain } from './model.ts';
+import { OWNED_CHAINS, type GatewaySpec, type GatewayState, type NatChain, type StateRead } from './model.ts';
 
 /** The parts of a live gateway, in the order a fresh gateway gets them (DESIGN.md section 3). */
 export const GATEWAY_PARTS = ['init', 'eip', 'subnet-route', 'fip', 'dnat', 'snat'] as const;
@@ -15,6 +15,19 @@ const PART_CHAINS: Record<GatewayPart, readonly NatChain[]> = {
   dnat: ['SHARED_DNAT'],
   // hairpin SNAT is derived from the SNAT rules
   snat: ['SHARED_SNAT', 'HAIRPIN_SNAT'],
+};
+
+/**
+ * What a part's target compares, so what its handler must read: partTarget takes everything else
+ * from the live state as it is, where it cannot differ. (init also creates the owned chains.)
+ */
+export const PART_READS: Record<GatewayPart, readonly StateRead[]> = {
+  init: ['nat', 'net1', 'rules', 'sysctls'],
+  eip: ['net1'],
+  'subnet-route': ['routes'],
+  fip: ['nat'],
+  dnat: ['nat'],
+  snat: ['nat'],
 };
 
 /** `live` with the parts `part` owns replaced by `desired`'s. */

@@ -36,7 +36,7 @@ export class NetnsRuntime implements GatewayRuntime {
     return {
       name,
       location: `namespace ${ns}`,
-      readState: () => readGatewayState(exec),
+      readState: (reads) => readGatewayState(exec, reads),
       runCommands: (commands: Command[]) => runCommands(exec, commands, this.warn),
     };
   }
@@ -46,12 +46,17 @@ export class NetnsRuntime implements GatewayRuntime {
     const ns = n.gateway(spec.name);
     const network = await this.lab.network();
     const bridge = n.subnetBridge(spec.subnet.name);
-    if (!(await linkExists(n.fabric, bridge, this.cmd))) throw new LabError(`subnet ${spec.subnet.name} has no bridge in the lab: run \`natops lab up\` with these manifests`);
     const lanCidr = `${spec.lanIp}/${parseCidr(spec.subnet.cidr)!.prefix}`;
+    const existing = (await this.lab.owns(ns)) && (await namespaceExists(ns));
+    // Most calls find the gateway as it should be (its port on the bridge, so the bridge too):
+    // then reading its wiring is enough, and the steps below (ten ip commands one after another)
+    // would each change nothing.
+    if (existing && (await this.wired(spec, ns, bridge, lanCidr, network.nic))) return { handle: this.handle(spec.name), created: false };
+    if (!(await linkExists(n.fabric, bridge, this.cmd))) throw new LabError(`subnet ${spec.subnet.name} has no bridge in the lab: run \`natops lab up\` with these manifests`);
 
     // Like a Deployment with strategy Recreate: a gateway whose placement changed starts afresh.
     // Only a positive finding recreates it: a failed look is an error, never a reason to delete.
-    if ((await this.lab.owns(ns)) && (await namespaceExists(ns))) {
+    if (existing) {
       const port = n.gatewayPort(spec.name, 'eth0');
       // Exit code 1 is also how ip says "no such device"; any other failure (or a timeout) throws here.
       const probe = { ...this.cmd, okExitCodes: [0, 1] };
@@ -80,6 +85,23 @@ export class NetnsRuntime implements GatewayRuntime {
     if (await linkExists(ns, 'net1', this.cmd)) await ipIn(n.fabric, this.cmd, 'link', 'set', net1Port, 'master', network.nic, 'up');
     else await addVeth({ outerNs: n.fabric, outer: net1Port, bridge: network.nic, innerNs: ns, inner: 'net1', innerUp: false, ...this.cmd });
     return { handle: this.handle(spec.name), created };
+  }
+
+  /**
+   * Whether every step of ensureGateway already holds, from four reads run together. Any doubt (a
+   * failed or unreadable read) is false: the full path then looks again, with its own verdicts.
+   */
+  private async wired(spec: GatewaySpec, ns: string, bridge: string, lanCidr: string, nic: string): Promise<boolean> {
+    const n = this.lab.names;
+    // (a failed look is not an error here; a timeout still is, as it would be below)
+    const look = { ...this.cmd, okExitCodes: [0, 1, 2, 255] };
+    const [eth0Port, eth0, net1Port, routes] = await Promise.all([
+      ipIn(n.fabric, look, '-j', 'link', 'show', 'dev', n.gatewayPort(spec.name, 'eth0')),
+      ipIn(ns, look, '-j', 'addr', 'show', 'dev', 'eth0'),
+      ipIn(n.fabric, look, '-j', 'link', 'show', 'dev', n.gatewayPort(spec.name, 'net1')),
+      ipIn(ns, look, '-j', 'route', 'show', 'default'),
+    ]);
+    return isWired({ eth0Port, eth0, net1Port, routes }, { bridge, lanCidr, nic, gateway: spec.subnet.gateway });
   }
 
   /** A gateway natops made whose namespace is still there (one deleted by hand is missing). */
@@ -140,6 +162,45 @@ export function classifyPlacement(
     }
   }
   return unknown.length ? { kind: 'unknown', reason: unknown.join('; ') } : { kind: 'placed' };
+}
+
+type Probe = Pick<ExecResult, 'code' | 'stdout'>;
+const LinkStateJson = z.array(z.object({ master: z.string().optional(), flags: z.array(z.string()).default([]) })).length(1);
+const RouteJson = z.array(z.object({ dst: z.string(), gateway: z.string().optional(), dev: z.string().optional(), metric: z.number().optional() }));
+
+/**
+ * Whether a gateway's wiring needs no step of ensureGateway: its eth0 port up on the subnet's
+ * bridge, eth0 up with lanCidr, the default route via the subnet's gateway on eth0 (metric 0,
+ * the one `ip route replace` would set), its net1 port up on the underlay. Each from the output of
+ * `ip -j link show dev PORT` (fabric), `ip -j addr show dev eth0`, `ip -j route show default`
+ * (gateway); anything else, unreadable output included, is false.
+ */
+export function isWired(
+  probes: { eth0Port: Probe; eth0: Probe; net1Port: Probe; routes: Probe },
+  want: { bridge: string; lanCidr: string; nic: string; gateway: string },
+): boolean {
+  const json = (p: Probe): unknown => {
+    try {
+      return p.code === 0 ? JSON.parse(p.stdout) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const portOn = (p: Probe, master: string) => {
+    const link = LinkStateJson.safeParse(json(p));
+    return link.success && link.data[0]!.master === master && link.data[0]!.flags.includes('UP');
+  };
+  if (!portOn(probes.eth0Port, want.bridge) || !portOn(probes.net1Port, want.nic)) return false;
+  if (probes.eth0.code !== 0) return false;
+  try {
+    const eth0 = parseIpAddr(probes.eth0.stdout, 'eth0');
+    if (!eth0.up || !eth0.addresses.some((a) => a.cidr === want.lanCidr)) return false;
+  } catch (e) {
+    if (e instanceof ParseError) return false;
+    throw e;
+  }
+  const routes = RouteJson.safeParse(json(probes.routes));
+  return routes.success && routes.data.some((r) => r.dst === 'default' && r.gateway === want.gateway && r.dev === 'eth0' && !r.metric);
 }
 
 /** `ip -j link show dev PORT` -> the bridge it is enslaved to, if any. */

@@ -1,7 +1,7 @@
 // Reading a gateway's live state and running commands in it, over any Exec (netns, pod exec).
 import type { Command } from '../dataplane/commands.ts';
 import { CONNTRACK_LIST, filtersWithEntries, parseConntrackList } from '../dataplane/conntrack.ts';
-import { GATEWAY_SYSCTLS, ROUTE_TABLE, type GatewayState, type GatewaySysctl } from '../dataplane/model.ts';
+import { GATEWAY_SYSCTLS, ROUTE_TABLE, STATE_READS, type GatewayState, type GatewaySysctl, type StateOf, type StateRead } from '../dataplane/model.ts';
 import { ParseError, parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
 import { CommandError, type Exec } from '../common/exec.ts';
 
@@ -12,22 +12,26 @@ export const READ_COMMANDS = {
   rules: ['ip', '-j', 'rule', 'show'],
   routes: ['ip', '-j', 'route', 'show', 'table', String(ROUTE_TABLE)],
   sysctls: ['sysctl', '-n', ...Object.keys(GATEWAY_SYSCTLS)],
-} as const;
+} as const satisfies Record<StateRead, readonly string[]>;
 
-type ReadName = keyof typeof READ_COMMANDS;
-const READ_NAMES = Object.keys(READ_COMMANDS) as ReadName[];
 const MARK = '#natops-read';
 
 /**
- * Every read in one process: a constant script (no value in it comes from a manifest) that runs
- * each read command and marks where its output, its errors and its exit status begin. One exec
- * instead of five matters where an exec is dear (pods/exec: a WebSocket and a runc exec each).
+ * The reads asked for in one process: a constant script (no value in it comes from a manifest)
+ * that runs each read command and marks where its output, its errors and its exit status begin.
+ * One exec instead of five matters where an exec is dear (pods/exec: a WebSocket and a runc exec
+ * each).
  */
-export const READ_SCRIPT = READ_NAMES.map((name) => {
-  const argv = READ_COMMANDS[name].map((a) => `'${a}'`).join(' ');
-  // (each mark on a line of its own, whether or not the output before it ended with one)
-  return `printf '\\n${MARK} ${name}\\n'; printf '\\n${MARK} ${name}\\n' >&2; ${argv}; printf '\\n${MARK}-exit ${name} %s\\n' "$?"`;
-}).join('\n');
+export function readScript(reads: readonly StateRead[]): string {
+  return reads.map((name) => {
+    const argv = READ_COMMANDS[name].map((a) => `'${a}'`).join(' ');
+    // (each mark on a line of its own, whether or not the output before it ended with one)
+    return `printf '\\n${MARK} ${name}\\n'; printf '\\n${MARK} ${name}\\n' >&2; ${argv}; printf '\\n${MARK}-exit ${name} %s\\n' "$?"`;
+  }).join('\n');
+}
+
+/** The whole read. */
+export const READ_SCRIPT = readScript(STATE_READS);
 
 interface Section {
   stdout: string;
@@ -36,7 +40,9 @@ interface Section {
 }
 
 /** The script's two streams -> each read's output, errors and exit status. */
-export function splitReads(stdout: string, stderr: string): Record<ReadName, Section> {
+export function splitReads(stdout: string, stderr: string): Record<StateRead, Section>;
+export function splitReads<R extends StateRead>(stdout: string, stderr: string, reads: readonly R[]): Record<R, Section>;
+export function splitReads(stdout: string, stderr: string, reads: readonly StateRead[] = STATE_READS): Partial<Record<StateRead, Section>> {
   const parts = (text: string) => {
     const found = new Map<string, string>();
     const re = new RegExp(`^${MARK} (\\S+)\\n`, 'gm');
@@ -46,8 +52,8 @@ export function splitReads(stdout: string, stderr: string): Record<ReadName, Sec
   };
   const out = parts(stdout);
   const err = parts(stderr);
-  const sections = {} as Record<ReadName, Section>;
-  for (const name of READ_NAMES) {
+  const sections: Partial<Record<StateRead, Section>> = {};
+  for (const name of reads) {
     const body = out.get(name);
     const exit = body === undefined ? undefined : new RegExp(`^${MARK}-exit ${name} (\\d+)\\n?$`, 'm').exec(body);
     if (body === undefined || !exit) throw new ParseError(`reading the gateway (${READ_COMMANDS[name].join(' ')})`, 'its output was cut short');
@@ -56,23 +62,36 @@ export function splitReads(stdout: string, stderr: string): Record<ReadName, Sec
   return sections;
 }
 
-export async function readGatewayState(exec: Exec): Promise<GatewayState> {
-  const r = await exec({ argv: ['sh', '-c', READ_SCRIPT] });
-  const read = splitReads(r.stdout, r.stderr);
-  for (const name of READ_NAMES) {
+/**
+ * Reads the gateway: everything, or only `reads` (and then only their fields are in the result).
+ * Unknown to this function which reads a caller needs; reconcile narrows them (dataplane/diff.ts
+ * readBackOf, dataplane/parts.ts PART_READS).
+ */
+export async function readGatewayState<R extends StateRead = StateRead>(exec: Exec, reads?: readonly R[]): Promise<StateOf<R>> {
+  // (in STATE_READS's order, each once, whatever order the caller gave)
+  const names = STATE_READS.filter((n) => !reads || (reads as readonly StateRead[]).includes(n));
+  const r = await exec({ argv: ['sh', '-c', names.length === STATE_READS.length ? READ_SCRIPT : readScript(names)] });
+  const read = splitReads(r.stdout, r.stderr, names);
+  for (const name of names) {
     // A table with no route yet does not exist, and ip says so with exit code 2.
     const ok = read[name].code === 0 || (name === 'routes' && read[name].code === 2 && /FIB table does not exist/.test(read[name].stderr));
     if (!ok) throw new CommandError('gateway', READ_COMMANDS[name], read[name].code, read[name].stderr);
   }
-  const link = parseIpAddr(read.net1.stdout, 'net1');
-  return {
-    net1Up: link.up,
-    sysctls: readSysctls(read.sysctls.stdout),
-    addresses: link.addresses,
-    rules: parseIpRules(read.rules.stdout),
-    routes: read.routes.code === 0 ? parseIpRoutes(read.routes.stdout, ROUTE_TABLE) : [],
-    nat: parseNatTable(read.nat.stdout),
-  };
+  const state: Partial<GatewayState> = {};
+  for (const name of names) {
+    const { stdout, code } = read[name];
+    if (name === 'nat') state.nat = parseNatTable(stdout);
+    if (name === 'net1') {
+      const link = parseIpAddr(stdout, 'net1');
+      state.net1Up = link.up;
+      state.addresses = link.addresses;
+    }
+    if (name === 'rules') state.rules = parseIpRules(stdout);
+    if (name === 'routes') state.routes = code === 0 ? parseIpRoutes(stdout, ROUTE_TABLE) : [];
+    if (name === 'sysctls') state.sysctls = readSysctls(stdout);
+  }
+  // (the fields of exactly the reads in R were set above)
+  return state as StateOf<R>;
 }
 
 /** `sysctl -n A B` prints one value per line, in the order asked. */

@@ -3,9 +3,9 @@
 import { NatopsError, errorMessage, isRetryable } from '../common/errors.ts';
 import { changeSetCommands, type Command } from '../dataplane/commands.ts';
 import { compileGateway, emptyGatewayState } from '../dataplane/compile.ts';
-import { diffStates, isEmptyChangeSet, type ChangeSet } from '../dataplane/diff.ts';
-import type { GatewaySpec, GatewayState } from '../dataplane/model.ts';
-import { partTarget, type GatewayPart } from '../dataplane/parts.ts';
+import { diffStates, isEmptyChangeSet, readBackOf, type ChangeSet } from '../dataplane/diff.ts';
+import type { GatewaySpec, GatewayState, StateRead } from '../dataplane/model.ts';
+import { PART_READS, partTarget, type GatewayPart } from '../dataplane/parts.ts';
 import { removalTarget, ruleDiff, type GatewayAction } from '../dataplane/plan-text.ts';
 import type { GatewayHandle, GatewayRuntime } from './runtime.ts';
 
@@ -42,7 +42,7 @@ export async function reconcilePart(runtime: GatewayRuntime, spec: GatewaySpec, 
   const handle = await runtime.gateway(spec.name);
   if (!handle) throw new GatewayMissingError(spec.name);
   const desired = compileGateway(spec);
-  const { changes, commands } = await converge(handle, (live) => partTarget(part, live, desired));
+  const { changes, commands } = await converge(handle, (live) => partTarget(part, live, desired), PART_READS[part]);
   return { name: spec.name, action: isEmptyChangeSet(changes) ? 'unchanged' : 'update', changes, commands };
 }
 
@@ -50,23 +50,38 @@ export async function reconcilePart(runtime: GatewayRuntime, spec: GatewaySpec, 
  * Read, diff against the target, run the change set. Then read back: the kernel has side effects
  * (an address removal can take routes with it), and what is live, not what was sent, is the
  * result. One more pass mends such a side effect; the target is recomputed from each reading.
+ *
+ * The first read is `reads` (all when not given: the target compares everything); each read-back
+ * only what the commands just run could have changed (readBackOf), over the reading before it.
+ * What is not read back was read before and is untouched since, so it still compares equal.
  */
-async function converge(handle: GatewayHandle, target: (live: GatewayState) => GatewayState): Promise<{ changes: ChangeSet; commands: Command[] }> {
-  const live = await handle.readState();
+async function converge(
+  handle: GatewayHandle,
+  target: (live: GatewayState) => GatewayState,
+  reads?: readonly StateRead[],
+): Promise<{ changes: ChangeSet; commands: Command[] }> {
+  // A part's target takes what it does not compare from the live state, so what stands in for
+  // the fields not read does not matter: they compare equal.
+  const live = reads ? { ...emptyGatewayState(), ...(await readSome(handle, reads)) } : await handle.readState();
   const changes = diffStates(live, target(live));
   const commands = changeSetCommands(changes);
   if (!commands.length) return { changes, commands };
   await handle.runCommands(commands);
-  const after = await handle.readState();
+  const after = { ...live, ...(await readSome(handle, readBackOf(changes))) };
   const rest = diffStates(after, target(after));
   if (isEmptyChangeSet(rest)) return { changes, commands };
   const again = changeSetCommands(rest);
   await handle.runCommands(again);
   commands.push(...again);
-  const last = await handle.readState();
+  const last = { ...after, ...(await readSome(handle, readBackOf(rest))) };
   const left = diffStates(last, target(last));
   if (!isEmptyChangeSet(left)) throw new ConvergenceError(handle.name, ruleDiff(left));
   return { changes, commands };
+}
+
+/** Only `reads` (a handle may answer with more; that is used too). */
+async function readSome(handle: GatewayHandle, reads: readonly StateRead[]): Promise<Partial<GatewayState>> {
+  return reads.length ? handle.readState(reads) : {};
 }
 
 /**

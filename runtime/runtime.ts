@@ -1,6 +1,6 @@
 // What a runtime gives the reconciler: a gateway to create, read, change and remove.
 import type { Command } from '../dataplane/commands.ts';
-import type { GatewaySpec, GatewayState } from '../dataplane/model.ts';
+import type { GatewaySpec, StateOf, StateRead } from '../dataplane/model.ts';
 
 export type RuntimeKind = 'netns' | 'kubernetes' | 'dry-run';
 
@@ -8,7 +8,11 @@ export interface GatewayHandle {
   name: string;
   /** where it runs, for messages: "namespace natops-gw-ngw" */
   location: string;
-  readState(): Promise<GatewayState>;
+  /**
+   * The live state; given `reads`, only those (a read-back after a small change need not list
+   * every rule). A handle may return more than asked: callers use whatever fields come back.
+   */
+  readState<R extends StateRead = StateRead>(reads?: readonly R[]): Promise<StateOf<R>>;
   runCommands(commands: Command[]): Promise<void>;
 }
 

@@ -6,7 +6,7 @@ import type { GatewayHandle, GatewayRuntime } from '../../runtime/runtime.ts';
 import type { HandlerClients } from './handlers.ts';
 
 function fencedHandle(h: GatewayHandle, lease: Lease): GatewayHandle {
-  return { ...h, readState: () => h.readState(), runCommands: async (commands) => {
+  return { ...h, readState: (reads) => h.readState(reads), runCommands: async (commands) => {
     await lease.check();
     return h.runCommands(commands);
   } };

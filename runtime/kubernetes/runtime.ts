@@ -105,7 +105,7 @@ export class KubernetesRuntime implements GatewayRuntime {
     return {
       name,
       location: `pod ${this.ns}/${pod.metadata!.name}`,
-      readState: () => readGatewayState(exec),
+      readState: (reads) => readGatewayState(exec, reads),
       runCommands: (commands) => runCommands(exec, commands, this.warn),
     };
   }

@@ -248,6 +248,29 @@ describe('diff', () => {
     ]);
   });
 
+  it('changes one rule among thousands by -D and -I at its place, and takes the same way on hard cases', () => {
+    const rule = (port: number, to = 80) => `-d 192.168.0.112/32 -p tcp -m tcp --dport ${port} -j DNAT --to-destination 10.0.1.10:${to}`;
+    const have = Array.from({ length: 5000 }, (_, i) => rule(20000 + i));
+    const state = (chain: string[]) => ({ ...emptyGatewayState(), nat: { PREROUTING: [], POSTROUTING: [], SHARED_DNAT: chain } });
+    const changed = have.map((r, i) => (i === 7 ? rule(20007, 1000) : r));
+    const one = diffStates(state(have), state(changed));
+    assert.deepEqual(one.chains[0]!.ops, [{ op: 'delete', spec: rule(20007) }, { op: 'insert', position: 8, spec: rule(20007, 1000) }]);
+    assert.deepEqual(one.added, [{ chain: 'SHARED_DNAT', spec: rule(20007, 1000) }]);
+    assert.deepEqual(one.removed, [{ chain: 'SHARED_DNAT', spec: rule(20007) }]);
+
+    // where -D would find another copy, or kept rules moved, the result is still the desired chain
+    const cases: [string, string[]][] = [
+      ['a copy of the changed rule further up', [...have.slice(0, 3), rule(20007), ...have.slice(3)]],
+      ['a copy of a kept rule in the middle', [...have.slice(0, 7), have[2]!, ...have.slice(8)]],
+      ['two kept rules swapped', [...have.slice(0, 7), have[8]!, have[7]!, ...have.slice(9)]],
+      ['rules appended by hand at the end', [...have, rule(1), rule(2)]],
+    ];
+    for (const [what, live] of cases) {
+      const d = diffStates(state(live), state(have));
+      assert.deepEqual(applyEdits(state(live).nat, d.chains).SHARED_DNAT, have, what);
+    }
+  });
+
   it('restores a missing hook jump without touching other rules', () => {
     const live = seedLive();
     live.nat.PREROUTING = [];
