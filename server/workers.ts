@@ -2,7 +2,7 @@
 // same job context. Whether a failure is retried is the error's own `retryable`; close() lets
 // the jobs in hand finish, as SIGTERM should. Each job's start and end (finished, retrying,
 // failed for good, waiting for a rate limit) is one log line with the job's fields, and a metric.
-import { DelayedError, UnrecoverableError, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { errorMessage, isRetryable, RetryLaterError } from '../common/errors.ts';
 import { within } from '../common/time.ts';
@@ -55,6 +55,15 @@ function parse<T>(schema: z.ZodType<T>, job: Job): T {
   if (!read.ok) throw new UnrecoverableError(`bad job data: ${read.message}`);
   return read.data;
 }
+
+/** How long a stopping worker waits for the jobs it fetched while stopping to be back in their queues. */
+const BOUNCE_WAIT_MS = 2000;
+/**
+ * A job handed back at shutdown waits this long before any worker may take it: a fetch of the
+ * stopping process still under way would otherwise take it again at once, and leave it to the
+ * stalled-job check when the process exits.
+ */
+const HAND_BACK_DELAY_MS = 1000;
 
 const contextOf = <D>(data: D, job: Job, queue: QueueName, env: WorkerEnv): JobContext<D> =>
   jobContext(data, { queue, id: job.id!, attemptsMade: job.attemptsMade, attempts: job.opts.attempts ?? 1 }, env);
@@ -140,8 +149,8 @@ export interface Workers {
   running(): boolean;
   /**
    * Takes no new job and lets the jobs in hand finish, then stops. Past `deadlineMs` the jobs
-   * still in hand go back to their queues' waiting lists (no attempt spent) for another worker,
-   * and the workers stop without waiting for them; their keys (queue/id) are returned.
+   * still in hand go back to their queues (no attempt spent; any worker may take them a second
+   * later), and the workers stop without waiting for them; their keys (queue/id) are returned.
    */
   close(deadlineMs: number): Promise<Shutdown>;
 }
@@ -157,25 +166,28 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
   };
   /** jobs handed back at a shutdown out of time: their processors run on, unlistened to */
   const abandoned = new Set<string>();
+  /** jobs fetched while stopping, on their way back to the queue */
+  const bouncing = new Set<Promise<unknown>>();
   let idle: (() => void) | undefined;
   const workers = queues.map((name) => {
     const p = PROCESSORS[name];
     return new Worker(name, async (job: Job, token?: string) => {
       const key = `${name}/${job.id}`;
-      // A fetch already under way when the worker paused (or a job just handed back, taken
-      // again): straight back to the queue, untouched.
+      // A fetch already under way when the worker paused: straight back to the queue, untouched.
       if (closing) {
-        await job.moveToWait(token);
-        throw new WaitingError();
+        const back = job.moveToDelayed(Date.now() + HAND_BACK_DELAY_MS, token);
+        bouncing.add(back);
+        await back.finally(() => bouncing.delete(back));
+        throw new DelayedError('handed back: the worker is stopping');
       }
       inHand.set(key, { job, token });
       try {
         const result = await processJob(name, p, job, token, () => abandoned.has(key));
-        if (abandoned.has(key)) throw new WaitingError();
+        if (abandoned.has(key)) throw new DelayedError('handed back at shutdown');
         return result;
       } catch (e) {
         // handed back: BullMQ must not record an outcome for a job that is no longer this worker's
-        throw abandoned.has(key) ? new WaitingError() : e;
+        throw abandoned.has(key) ? new DelayedError('handed back at shutdown') : e;
       } finally {
         inHand.delete(key);
         if (!inHand.size) idle?.();
@@ -199,14 +211,17 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
       const late = await within(deadlineMs, finished.then(() => false), () => true);
       const handedBack: string[] = [];
       if (late) {
+        await Promise.all(workers.map((w) => w.close(true).catch((e: unknown) => env.log.warn({ queue: w.name }, `closing worker ${w.name}: ${errorMessage(e)}`))));
         for (const [key, { job, token }] of inHand) {
           abandoned.add(key);
           // (a job whose lock is gone already is for the stalled-job check to hand back)
-          const moved = await job.moveToWait(token).then(() => true, (e: unknown) => void env.log.warn({ job: job.id }, `could not hand ${key} back: ${errorMessage(e)}`));
+          const moved = await job.moveToDelayed(Date.now() + HAND_BACK_DELAY_MS, token).then(() => true, (e: unknown) => void env.log.warn({ job: job.id }, `could not hand ${key} back: ${errorMessage(e)}`));
           if (moved) handedBack.push(key);
         }
+      } else {
+        await Promise.all(workers.map((w) => w.close().catch((e: unknown) => env.log.warn({ queue: w.name }, `closing worker ${w.name}: ${errorMessage(e)}`))));
       }
-      await Promise.all(workers.map((w) => w.close(late).catch((e: unknown) => env.log.warn({ queue: w.name }, `closing worker ${w.name}: ${errorMessage(e)}`))));
+      await within(BOUNCE_WAIT_MS, Promise.allSettled([...bouncing]), () => undefined);
       return { late, handedBack };
     },
   };

@@ -244,7 +244,7 @@ describe('natops worker: --listen, NATOPS_LOG_LEVEL, readiness and the shutdown 
     assert.ok(w.lines.some((l) => l.msg === 'stopped'));
   });
 
-  it('SIGTERM past NATOPS_SHUTDOWN_MS: the job in hand goes back to its queue, unspent, and the process exits 1', async () => {
+  it('SIGTERM past NATOPS_SHUTDOWN_MS: the job in hand goes back to its queue, unspent, and the process exits 1 (then another worker runs it)', async () => {
     const connection = redisConnection(redis.url);
     const queues = new Queues(connection, { redisUrl: redis.url, prefix: 'operable', attempts: 3, backoffMs: 100 });
     try {
@@ -265,8 +265,19 @@ describe('natops worker: --listen, NATOPS_LOG_LEVEL, readiness and the shutdown 
       assert.ok(w.lines.some((l) => /^stopped late, 1 job\(s\) handed back$/.test(l.msg)), 'the rest of the shutdown finished');
       assert.ok(!w.lines.some((l) => /shutdown took longer/.test(l.msg)), 'not ended by the backstop');
       const back = (await queues.byName.dnat.getJob(job.id!))!;
-      assert.equal(await back.getState(), 'waiting');
+      // back in the queue for any worker, a second later (not taken again by the stopping one)
+      assert.ok(['delayed', 'waiting'].includes(await back.getState()), `${await back.getState()}\n${w.raw.join('\n')}`);
       assert.equal(back.attemptsMade, 0, 'no attempt spent');
+      // The lease free again, the next worker takes the job and ends it (no record wants it: skipped).
+      await connection.del(new Store(connection, 'operable').leaseKey({ kind: 'gateway', name: 'held' }));
+      const next = startWorker({});
+      try {
+        for (let i = 0; i < 400 && (await back.getState()) !== 'completed'; i++) await new Promise((r) => setTimeout(r, 25));
+        assert.equal(await back.getState(), 'completed', next.raw.join('\n'));
+        assert.ok(next.lines.some((l) => l.job === job.id && l.msg.startsWith('finished')), next.raw.join('\n'));
+      } finally {
+        next.child.kill('SIGKILL');
+      }
     } finally {
       await queues.close();
       await connection.quit();
