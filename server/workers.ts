@@ -5,6 +5,7 @@
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { errorMessage, isRetryable, RetryLaterError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
 import { within } from '../common/time.ts';
 import { ConvergenceError } from '../runtime/reconcile.ts';
 import type { Metrics } from './metrics.ts';
@@ -44,9 +45,12 @@ export type WorkerEnv = PlannerEnv & ResyncEnv & {
 
 interface Processor {
   concurrency: 'one' | 'many';
-  run(job: Job, env: WorkerEnv): Promise<unknown>;
+  /** `log` is the job's logger, carrying its fields */
+  run(job: Job, env: WorkerEnv, log: Logger): Promise<unknown>;
   /** what the job did, for its "finished" line */
   summary?(result: unknown): string;
+  /** what a finished job of this queue adds to the metrics besides its duration */
+  observe?(result: unknown, seconds: number, metrics: Metrics): void;
 }
 
 /** Job data that does not parse is a bug in whoever added the job: no retry will fix it. */
@@ -65,14 +69,14 @@ const BOUNCE_WAIT_MS = 2000;
  */
 const HAND_BACK_DELAY_MS = 1000;
 
-const contextOf = <D>(data: D, job: Job, queue: QueueName, env: WorkerEnv): JobContext<D> =>
-  jobContext(data, { queue, id: job.id!, attemptsMade: job.attemptsMade, attempts: job.opts.attempts ?? 1 }, env);
+const contextOf = <D>(data: D, job: Job, queue: QueueName, env: WorkerEnv, log: Logger): JobContext<D> =>
+  jobContext(data, { queue, id: job.id!, attemptsMade: job.attemptsMade, attempts: job.opts.attempts ?? 1, log }, env);
 
 const handler: Processor = {
   concurrency: 'many',
-  run: (job, env) => {
+  run: (job, env, log) => {
     const data = parse(HandlerJob, job);
-    return processHandlerJob(contextOf(data, job, data.kind, env), env);
+    return processHandlerJob(contextOf(data, job, data.kind, env, log), env);
   },
   summary(result) {
     const outcome = result as JobOutcome;
@@ -84,9 +88,10 @@ const handler: Processor = {
 export const PROCESSORS: Record<QueueName, Processor> = {
   plan: {
     concurrency: 'one',
-    async run(job, env) {
+    observe: (_result, seconds, metrics) => metrics.plan(seconds),
+    async run(job, env, log) {
       const data = parse(PlanJob, job);
-      const ctx = contextOf(data, job, 'plan', env);
+      const ctx = contextOf(data, job, 'plan', env, log);
       try {
         return await planPush(ctx, env);
       } catch (e) {
@@ -101,7 +106,8 @@ export const PROCESSORS: Record<QueueName, Processor> = {
   },
   resync: {
     concurrency: 'one',
-    run: (job, env) => resync(contextOf(job.data, job, 'resync', env), env),
+    run: (job, env, log) => resync(contextOf(job.data, job, 'resync', env, log), env),
+    observe: (result, _seconds, metrics) => metrics.repairs((result as ResyncReport).repairs.length),
     summary(result) {
       const r = result as ResyncReport;
       return `${r.checked} checked, ${r.repairs.length} repaired${r.unreadable.length ? `, ${r.unreadable.length} unreadable` : ''}`;
@@ -109,18 +115,18 @@ export const PROCESSORS: Record<QueueName, Processor> = {
   },
   github: {
     concurrency: 'many',
-    run(job, env) {
+    run(job, env, log) {
       const data = parse(GitHubSyncJob, job);
       if (!env.github) throw new UnrecoverableError('GitHub is not configured in this process (NATOPS_GITHUB_*)');
-      return publishCommit(contextOf(data, job, 'github', env), { ...env, github: env.github });
+      return publishCommit(contextOf(data, job, 'github', env, log), { ...env, github: env.github });
     },
   },
   preview: {
     concurrency: 'many',
-    async run(job, env) {
+    async run(job, env, log) {
       const data = parse(PreviewJob, job);
       if (!env.github || !env.previewSource) throw new UnrecoverableError('GitHub is not configured in this process (NATOPS_GITHUB_*)');
-      const ctx = contextOf(data, job, 'preview', env);
+      const ctx = contextOf(data, job, 'preview', env, log);
       try {
         return await previewPullRequest(ctx, { ...env, github: env.github, source: env.previewSource });
       } catch (e) {
@@ -231,7 +237,7 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
     const attempts = job.opts.attempts ?? 1;
     const fields = jobFields(name, job.id!, job.data, attempt);
     const log = env.log.child(fields);
-    const kind = fields.kind ?? name;
+    const kind = fields.kind;
     const started = performance.now();
     const durationMs = () => Math.round(performance.now() - started);
     /** the line and the metric of how the job ended; never the cause of another failure */
@@ -245,7 +251,7 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
     log.info(`started (attempt ${attempt} of ${attempts})`);
     let result: unknown;
     try {
-      result = await p.run(job, env);
+      result = await p.run(job, env, log);
     } catch (e) {
       if (handedBack()) {
         report(() => log.info({ durationMs: durationMs() }, `ended after it was handed back at shutdown: ${errorMessage(e)}`));
@@ -273,8 +279,7 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
       if (handedBack()) return log.info({ durationMs: durationMs() }, 'finished after it was handed back at shutdown');
       log.info({ durationMs: durationMs() }, `finished${p.summary ? `: ${p.summary(result)}` : ''}`);
       s.metrics?.job(kind, 'completed', durationMs() / 1000);
-      if (name === 'plan') s.metrics?.plan(durationMs() / 1000);
-      if (name === 'resync') s.metrics?.repairs((result as ResyncReport).repairs.length);
+      if (s.metrics) p.observe?.(result, durationMs() / 1000, s.metrics);
     });
     return result;
   }

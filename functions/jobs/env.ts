@@ -35,10 +35,10 @@ export interface JobContext<D> {
 }
 
 /** The job's fields, from whichever of them its data has. */
-export function jobFields(queue: QueueName, id: string, data: unknown, attempt: number): JobFields {
+export function jobFields(queue: QueueName, id: string, data: unknown, attempt: number): JobFields & Required<Pick<JobFields, 'queue' | 'job' | 'kind' | 'attempt'>> {
   const d = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
   const str = (k: string) => (typeof d[k] === 'string' ? d[k] : undefined);
-  const fields: JobFields = { queue, job: id, kind: str('kind') ?? queue, attempt };
+  const fields: ReturnType<typeof jobFields> = { queue, job: id, kind: str('kind') ?? queue, attempt };
   const commit = str('sha') ?? str('after') ?? str('head');
   if (commit) fields.commit = commit;
   const gateway = str('gateway');
@@ -50,10 +50,11 @@ export function jobFields(queue: QueueName, id: string, data: unknown, attempt: 
   return fields;
 }
 
-export function jobContext<D>(data: D, meta: { queue: QueueName; id: string; attemptsMade: number; attempts: number }, env: Pick<FunctionEnv, 'jobUrl' | 'log'>): JobContext<D> {
+/** `meta.log`: the job's logger when the caller made it already (else one is made from env.log). */
+export function jobContext<D>(data: D, meta: { queue: QueueName; id: string; attemptsMade: number; attempts: number; log?: Logger }, env: Pick<FunctionEnv, 'jobUrl' | 'log'>): JobContext<D> {
   const attempt = meta.attemptsMade + 1;
   return {
     data, queue: meta.queue, id: meta.id, attempt, attempts: meta.attempts, lastAttempt: attempt >= meta.attempts,
-    url: env.jobUrl(meta.queue, meta.id), log: env.log.child(jobFields(meta.queue, meta.id, data, attempt)),
+    url: env.jobUrl(meta.queue, meta.id), log: meta.log ?? env.log.child(jobFields(meta.queue, meta.id, data, attempt)),
   };
 }

@@ -24,6 +24,7 @@ import type { GatewayRuntime } from '../../runtime/runtime.ts';
 import { LocalRedis } from '../../server/redis-server.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 import { seedObjects, seedSpec } from '../helpers/manifests.ts';
+import { recordPendingDnat } from '../helpers/fixtures.ts';
 import { silentLogger } from '../../common/log.ts';
 
 const PREFIX = 'lease-test';
@@ -59,10 +60,7 @@ describe('leases and records under forced interleavings (real Redis, real gatewa
     const store = new Store(c, PREFIX);
     const spec = await seedSpec((s) => (s.gateway as { spec: { dnatRules: unknown[] } }).spec.dnatRules.push({ eip: '192.168.0.112', externalPort: 6100, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 }));
     const job: HandlerJob = { kind: 'dnat', gateway: 'ngw', sha: SHA, gen: 1, cause: 'push', spec, last: true };
-    await records.update(gatewayTarget('ngw'), () => ({
-      name: 'ngw', desired: { gen: 1, sha: SHA, cause: 'push', state: spec }, pending: ['dnat'], observedGen: 0,
-      condition: { ready: 'Unknown', reason: 'Progressing', message: 'applying: dnat', sha: SHA, gen: 1, cause: 'push', at: Date.now() },
-    }));
+    await recordPendingDnat(records, { ...job, gateway: 'ngw', spec });
 
     // The gateway's state is read, then held until the lease is gone.
     let reached!: () => void;

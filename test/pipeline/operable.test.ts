@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { inNamespace } from '../../lab/netns.ts';
 import type { HandlerJob } from '../../queue/jobs.ts';
-import { gatewayTarget, Records } from '../../queue/records.ts';
+import { Records } from '../../queue/records.ts';
+import { recordPendingDnat } from '../helpers/fixtures.ts';
 import { Queues, redisConnection } from '../../queue/queues.ts';
 import { Store } from '../../queue/store.ts';
 import { LocalRedis } from '../../server/redis-server.ts';
@@ -111,11 +112,7 @@ describe('a job that will be retried and one that fails for good each say so in 
       const spec = { ...(await seedSpec()), name: 'absent' };
       const sha = 'cd'.repeat(20);
       const data: HandlerJob = { kind: 'dnat', gateway: 'absent', sha, gen: 3, cause: 'push', spec, last: true };
-      // what the planner would have recorded for it (a job with no record is skipped as removed)
-      await t.app.records.update(gatewayTarget('absent'), () => ({
-        name: 'absent', desired: { gen: 3, sha, cause: 'push', state: spec }, pending: ['dnat'], observedGen: 0,
-        condition: { ready: 'Unknown', reason: 'Progressing', message: 'applying: dnat', sha, gen: 3, cause: 'push', at: Date.now() },
-      }));
+      await recordPendingDnat(t.app.records, { ...data, gateway: 'absent', spec });
       await t.app.queues.byName.dnat.add('dnat absent', data, { attempts: 2, backoff: { type: 'exponential', delay: 50 } });
       const failedForGood = () => records.find((r) => r.msg.startsWith('failed for good'));
       for (let i = 0; i < 200 && !failedForGood(); i++) await new Promise((r) => setTimeout(r, 25));
@@ -218,11 +215,9 @@ describe('natops worker: --listen, NATOPS_LOG_LEVEL, readiness and the shutdown 
     try {
       const spec = { ...(await seedSpec()), name: 'absent' };
       const sha = '12'.repeat(20);
-      await new Records(connection, 'operable-quiet').update(gatewayTarget('absent'), () => ({
-        name: 'absent', desired: { gen: 1, sha, cause: 'push', state: spec }, pending: ['dnat'], observedGen: 0,
-        condition: { ready: 'Unknown', reason: 'Progressing', message: 'applying: dnat', sha, gen: 1, cause: 'push', at: Date.now() },
-      }));
-      await queues.byName.dnat.add('dnat absent', { kind: 'dnat', gateway: 'absent', sha, gen: 1, cause: 'push', spec, last: true } satisfies HandlerJob, { attempts: 3 });
+      const data = { kind: 'dnat', gateway: 'absent', sha, gen: 1, cause: 'push', spec, last: true } satisfies HandlerJob;
+      await recordPendingDnat(new Records(connection, 'operable-quiet'), data);
+      await queues.byName.dnat.add('dnat absent', data, { attempts: 3 });
       for (let i = 0; i < 400 && !quiet.lines.some((l) => l.level === 'warn'); i++) await new Promise((r) => setTimeout(r, 25));
       assert.ok(quiet.lines.some((l) => l.level === 'warn' && /will retry/.test(l.msg)), quiet.raw.join('\n'));
       assert.deepEqual(quiet.lines.filter((l) => l.level === 'info'), []);

@@ -7,6 +7,7 @@ import type { Job } from 'bullmq';
 import type { HandlerJob } from '../../queue/jobs.ts';
 import { gatewayTarget } from '../../queue/records.ts';
 import { seedSpec } from '../helpers/manifests.ts';
+import { recordPendingDnat } from '../helpers/fixtures.ts';
 import { branchPush, startApp, type TestApp } from '../helpers/app.ts';
 
 describe('retries (real redis-server, real workers)', () => {
@@ -31,11 +32,7 @@ describe('retries (real redis-server, real workers)', () => {
     const spec = { ...(await seedSpec()), name: 'absent' };
     const sha = 'ab'.repeat(20);
     const data: HandlerJob = { kind: 'dnat', gateway: 'absent', sha, gen: 1, cause: 'push', spec, last: true };
-    // What the planner would have recorded for it.
-    await t.app.records.update(gatewayTarget('absent'), () => ({
-      name: 'absent', desired: { gen: 1, sha, cause: 'push', state: spec }, pending: ['dnat'], observedGen: 0,
-      condition: { ready: 'Unknown', reason: 'Progressing', message: 'applying: dnat', sha, gen: 1, cause: 'push', at: Date.now() },
-    }));
+    await recordPendingDnat(t.app.records, { ...data, gateway: 'absent', spec });
     const added = await t.app.queues.byName.dnat.add('dnat absent', data, { attempts: 4, backoff: { type: 'exponential', delay: 150 } });
     const job = await settled(added);
     assert.equal(await job.getState(), 'failed');

@@ -10,6 +10,7 @@ import { CommandError } from '../../common/exec.ts';
 import { ConvergenceError, GatewaysFailedError, reconcileAll, reconcileGateway } from '../../runtime/reconcile.ts';
 import type { GatewayHandle, GatewayRuntime } from '../../runtime/runtime.ts';
 import { seedObjects, toFiles } from '../helpers/manifests.ts';
+import { oneGatewayRuntime } from '../helpers/fixtures.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import { splitReads } from '../../runtime/gateway-io.ts';
 import { ParseError } from '../../dataplane/parse.ts';
@@ -24,13 +25,7 @@ function scriptedRuntime(states: GatewayState[]): { runtime: GatewayRuntime; bat
     readState: async () => states[Math.min(reads++, states.length - 1)]!,
     runCommands: async (commands) => void batches.push(commands),
   };
-  const runtime: GatewayRuntime = {
-    kind: 'dry-run',
-    ensureGateway: async () => ({ handle, created: false }),
-    gateway: async () => handle,
-    listGateways: async () => ['ngw'],
-    removeGateway: async () => false,
-  };
+  const runtime = oneGatewayRuntime(handle);
   return { runtime, batches };
 }
 

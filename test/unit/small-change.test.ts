@@ -12,9 +12,10 @@ import { portForward } from '../../dataplane/rules.ts';
 import type { ExecRequest, ExecResult } from '../../common/exec.ts';
 import { READ_COMMANDS, readGatewayState, readScript, splitReads } from '../../runtime/gateway-io.ts';
 import { reconcileGateway, reconcilePart } from '../../runtime/reconcile.ts';
-import type { GatewayHandle, GatewayRuntime } from '../../runtime/runtime.ts';
+import type { GatewayHandle } from '../../runtime/runtime.ts';
 import { isWired } from '../../lab/gateway-runtime.ts';
 import { seedSpec } from '../helpers/manifests.ts';
+import { oneGatewayRuntime } from '../helpers/fixtures.ts';
 
 /** Only the fields `reads` fill, as a real narrowed read returns them. */
 function pick(state: GatewayState, reads: readonly StateRead[]): Partial<GatewayState> {
@@ -43,13 +44,7 @@ function recordingRuntime(states: GatewayState[], opts: { wide?: boolean } = {})
     // (a copy: reconcile appends the corrective pass to the list it ran first)
     runCommands: async (commands) => void batches.push([...commands]),
   };
-  const runtime: GatewayRuntime = {
-    kind: 'dry-run',
-    ensureGateway: async () => ({ handle, created: false }),
-    gateway: async () => handle,
-    listGateways: async () => ['ngw'],
-    removeGateway: async () => false,
-  };
+  const runtime = oneGatewayRuntime(handle);
   return { runtime, reads, batches };
 }
 
