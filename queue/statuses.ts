@@ -66,26 +66,35 @@ export function statusFingerprint(s: Pick<CommitStatus, 'state' | 'description' 
 const HISTORY_LIMIT = 500;
 
 // KEYS: statuses of the commit, the commits index, the commit's history, the GitHub flag, the
-// commit's version, the commits GitHub is behind on. ARGV: context, status json, summary context,
-// now, sha, history limit, preview context, summary link.
+// commit's version, the commits GitHub is behind on. ARGV: summary context, now, sha, history
+// limit, preview context, summary link, then (context, status json) per status, in order.
+// All of one publish's statuses of a commit in one call, the summary computed once after them:
+// a reader never sees a summary of half a plan (success while the other statuses are still to come).
 // With GitHub on, the same call marks the commit for it (a job is made from the mark, by any
 // process that talks to GitHub): a status written is never one GitHub misses.
 const SET_AND_SUMMARIZE = `
-redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
-redis.call('rpush', KEYS[3], ARGV[2])
-redis.call('ltrim', KEYS[3], -tonumber(ARGV[6]), -1)
+local summarize, planned = false, false
+for i = 7, #ARGV, 2 do
+  local context, json = ARGV[i], ARGV[i + 1]
+  redis.call('hset', KEYS[1], context, json)
+  redis.call('rpush', KEYS[3], json)
+  -- a pull request's head is not a planned commit: no entry in the commits index
+  if context ~= ARGV[5] then planned = true end
+  -- a summary given stands, unless a status of a gateway or the networks follows it
+  if context == ARGV[1] then summarize = false elseif context ~= ARGV[5] then summarize = true end
+end
+redis.call('ltrim', KEYS[3], -tonumber(ARGV[4]), -1)
 if redis.call('exists', KEYS[4]) == 1 then
   redis.call('incr', KEYS[5])
   redis.call('expire', KEYS[5], 2592000)
-  redis.call('sadd', KEYS[6], ARGV[5])
+  redis.call('sadd', KEYS[6], ARGV[3])
 end
--- a pull request's head is not a planned commit: no entry in the commits index
-if ARGV[1] ~= ARGV[7] then redis.call('zadd', KEYS[2], 'NX', ARGV[4], ARGV[5]) end
-if ARGV[1] == ARGV[3] or ARGV[1] == ARGV[7] then return false end
+if planned then redis.call('zadd', KEYS[2], 'NX', ARGV[2], ARGV[3]) end
+if not summarize then return false end
 local all = redis.call('hgetall', KEYS[1])
 local total, pending, failed, names = 0, 0, 0, {}
 for i = 1, #all, 2 do
-  if all[i] ~= ARGV[3] and all[i] ~= ARGV[7] then
+  if all[i] ~= ARGV[1] and all[i] ~= ARGV[5] then
     local s = cjson.decode(all[i + 1])
     total = total + 1
     if s.state == 'pending' then pending = pending + 1
@@ -103,10 +112,10 @@ elseif failed > 0 then
 else
   state, text = 'success', 'all ' .. total .. ' succeeded'
 end
-local summary = cjson.encode({ context = ARGV[3], state = state, description = string.sub(text, 1, 140), targetUrl = (ARGV[8] ~= '' and ARGV[8]) or nil, updatedAt = tonumber(ARGV[4]) })
-redis.call('hset', KEYS[1], ARGV[3], summary)
+local summary = cjson.encode({ context = ARGV[1], state = state, description = string.sub(text, 1, 140), targetUrl = (ARGV[6] ~= '' and ARGV[6]) or nil, updatedAt = tonumber(ARGV[2]) })
+redis.call('hset', KEYS[1], ARGV[1], summary)
 redis.call('rpush', KEYS[3], summary)
-redis.call('ltrim', KEYS[3], -tonumber(ARGV[6]), -1)
+redis.call('ltrim', KEYS[3], -tonumber(ARGV[4]), -1)
 return summary
 `;
 
@@ -134,17 +143,26 @@ export class StatusBook {
     return `${this.prefix}:status-history:${sha}`;
   }
 
-  /** Writes status events in order; after a gateway's or the networks', the summary follows. */
+  /**
+   * Writes status events in order, each commit's in one atomic call; after a gateway's or the
+   * networks', the commit's summary follows, computed once from all of them.
+   */
   async publish(events: readonly StatusEvent[]): Promise<void> {
+    const byCommit = new Map<string, StatusEvent[]>();
     // A removal of a gateway no commit ever described (the resync's orphans) is about no commit.
-    for (const e of events) if (!isZeroSha(e.sha)) await this.set(e.sha, e);
+    for (const e of events) if (!isZeroSha(e.sha)) byCommit.set(e.sha, [...(byCommit.get(e.sha) ?? []), e]);
+    for (const [sha, list] of byCommit) await this.set(sha, list);
   }
 
-  private async set(sha: string, s: Omit<StatusEvent, 'sha'>): Promise<void> {
-    const status = CommitStatus.parse({ context: s.context, state: s.state, description: statusText(s.description), ...(s.targetUrl ? { targetUrl: s.targetUrl } : {}), updatedAt: Date.now() });
+  private async set(sha: string, events: readonly StatusEvent[]): Promise<void> {
+    const now = Date.now();
+    const pairs = events.flatMap((s) => {
+      const status = CommitStatus.parse({ context: s.context, state: s.state, description: statusText(s.description), ...(s.targetUrl ? { targetUrl: s.targetUrl } : {}), updatedAt: now });
+      return [status.context, JSON.stringify(status)];
+    });
     await this.redis.eval(
       SET_AND_SUMMARIZE, 6, this.key(sha), `${this.prefix}:commits`, this.historyKey(sha), this.gitHubKey, this.versionKey(sha), this.dirtyKey,
-      status.context, JSON.stringify(status), SUMMARY_CONTEXT, String(status.updatedAt), sha, String(HISTORY_LIMIT), PREVIEW_CONTEXT, this.commitUrl(sha),
+      SUMMARY_CONTEXT, String(now), sha, String(HISTORY_LIMIT), PREVIEW_CONTEXT, this.commitUrl(sha), ...pairs,
     );
   }
 
