@@ -11,12 +11,13 @@ WORKDIR /opt/natops
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
-# every dependency (TypeScript), the sources, `npm run build` (type check and compile)
+# every dependency (esbuild), the sources, `npm run build` (bundled by esbuild, scripts/build.mjs)
 FROM node:20-bookworm-slim AS build
 WORKDIR /opt/natops
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build.mjs ./scripts/build.mjs
 COPY bin ./bin
 COPY cli ./cli
 COPY common ./common

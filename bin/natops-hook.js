@@ -5,8 +5,8 @@
 // beside the repository and sent later (see gitops/git/local-repo.ts).
 //
 // This file runs from bin/ and, copied by `npm run build`, from dist/bin/: the hook that a
-// compiled `natops repo init` writes names the copy beside its gitops/git/local-repo.js. Either
-// way it loads the compiled sender, or, when dist/ is missing or older than the sources, the
+// compiled `natops repo init` writes names the copy in dist/bin/. Either way it loads the bundled
+// sender (dist/cli/push-sender.js), or, when dist/ is missing or older than the sources, the
 // TypeScript one through tsx with a warning (bin/dist.js).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,14 +15,14 @@ import { entryModule } from './dist.js';
 
 const here = fileURLToPath(new URL('./', import.meta.url));
 // the checkout (or image) root: bin/.. or dist/bin/../..
-const root = join(here, existsSync(join(here, '..', 'gitops', 'git', 'local-repo.js')) ? '../..' : '..');
+const root = join(here, existsSync(join(here, '..', 'cli', 'push-sender.js')) ? '../..' : '..');
 
 const gitDir = process.argv[2];
 if (!gitDir) {
   process.stderr.write('usage: natops-hook.js GIT_DIR < "<old> <new> <ref>" lines\n');
   process.exit(2);
 }
-const { notifyFromStdin } = await import(await entryModule(root, 'dist/gitops/git/local-repo.js', 'gitops/git/local-repo.ts'));
+const { notifyFromStdin } = await import(await entryModule(root, 'dist/cli/push-sender.js', 'gitops/git/local-repo.ts'));
 try {
   if (!(await notifyFromStdin(gitDir, (line) => process.stdout.write(`${line}\n`)))) process.exitCode = 1;
 } catch (e) {

@@ -17,8 +17,12 @@ import { localPushPayload, type LocalCommit } from './local-push.ts';
 import { writeFileAtomic } from '../../common/fs.ts';
 import { isZeroSha, SHA } from '../../common/sha.ts';
 
-/** The hook's entry: loads only what sending a delivery needs, so a push does not wait for the whole CLI. */
-const HOOK_BIN = fileURLToPath(new URL('../../bin/natops-hook.js', import.meta.url));
+/**
+ * The hook's entry: loads only what sending a delivery needs, so a push does not wait for the
+ * whole CLI. From the sources, bin/natops-hook.js; from the bundle (this code in a file of
+ * dist/cli/ or dist/chunks/), the copy in dist/bin/.
+ */
+const HOOK_BIN = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../../bin/natops-hook.js' : '../bin/natops-hook.js', import.meta.url));
 
 export class NotifyError extends NatopsError {}
 

@@ -1,7 +1,8 @@
 // What each command loads: `natops --help` no package but commander; validate, plan, apply, lab
 // and preview none of the server's (BullMQ, Redis, express, bull-board, Octokit, the Kubernetes
-// client). A resolve hook in the spawned CLI records every module URL the process imports.
-// And the build itself: dist/ has every source module, and each loads in plain Node.
+// client). A resolve hook in the spawned CLI records every module URL the process imports; a
+// bundled file counts as the packages and sources esbuild put in it (dist/meta.json).
+// And the build itself: both entries and every chunk load in plain Node.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -27,12 +28,26 @@ export async function resolve(specifier, context, next) {
 }`)}`;
 const REGISTER = `data:text/javascript,${encodeURIComponent(`import { register } from 'node:module'; register(${JSON.stringify(RECORDER)});`)}`;
 
-/** The packages a module list loads from node_modules: "commander", "@kubernetes/client-node", ... */
-function packagesOf(urls: string[]): string[] {
+/** What `npm run build` wrote: per output file (dist/...), the sources in it. */
+interface BuildMeta {
+  outputs: Record<string, { inputs: Record<string, unknown> }>;
+}
+const readMeta = async (): Promise<BuildMeta> => JSON.parse(await readFile(join(ROOT, 'dist', 'meta.json'), 'utf8')) as BuildMeta;
+
+/** The package a path under node_modules belongs to: "commander", "@kubernetes/client-node", ... */
+const packageOf = (path: string) => /\/?node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path.slice(Math.max(0, path.lastIndexOf('node_modules/') - 1)))?.[1];
+
+/** The packages a module list loads: from node_modules, or bundled in a dist/ file it loads. */
+function packagesOf(urls: string[], meta?: BuildMeta): string[] {
   const names = new Set<string>();
   for (const url of urls) {
-    const m = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url.slice(url.lastIndexOf('/node_modules/')));
-    if (m) names.add(m[1]!);
+    const direct = packageOf(url);
+    if (direct) names.add(direct);
+    const inDist = /\/(dist\/(?:cli|chunks)\/[^/]+\.js)$/.exec(url)?.[1];
+    for (const input of Object.keys((inDist && meta?.outputs[inDist]?.inputs) || {})) {
+      const bundled = packageOf(input);
+      if (bundled) names.add(bundled);
+    }
   }
   return [...names].sort();
 }
@@ -54,8 +69,8 @@ describe('natops start-up: each command loads what it needs only', () => {
     assert.equal(r.code, 0, `natops ${args.join(' ')}: ${r.stderr}`);
     assert.doesNotMatch(r.stderr, /npm run build/);
     const urls = (await readFile(log, 'utf8')).split('\n').filter(Boolean);
-    assert.ok(urls.some((u) => u.endsWith('/cli/main.js') || u.endsWith('/cli/main.ts')), 'the recorder saw the CLI load');
-    return packagesOf(urls);
+    assert.ok(urls.some((u) => u.endsWith('/dist/cli/main.js')), 'the recorder saw the bundled CLI load');
+    return packagesOf(urls, await readMeta());
   }
 
   const noServerPackages = (loaded: string[]) =>
@@ -104,19 +119,18 @@ describe('npm run build', () => {
     return new Promise((resolve) => child.on('close', (c) => resolve({ code: c ?? 1, stderr })));
   }
 
-  it('dist/ has every source module, and each loads in plain Node (no tsx)', async () => {
-    // tsconfig.build.json's comments are whole lines (bin/natops.js reads it the same way)
-    const { include } = JSON.parse((await readFile(join(ROOT, 'tsconfig.build.json'), 'utf8')).replace(/^\s*\/\/.*$/gm, '')) as { include: string[] };
-    const sources: string[] = [];
-    for (const top of include.filter((p) => !p.endsWith('.js'))) {
-      for (const f of await readdir(join(ROOT, top), { recursive: true })) if (f.endsWith('.ts')) sources.push(join(top, f));
-    }
-    const compiled = new Set((await readdir(join(ROOT, 'dist'), { recursive: true })).filter((f) => f.endsWith('.js')));
-    assert.deepEqual(sources.filter((f) => !compiled.has(f.replace(/\.ts$/, '.js'))), [], 'run `npm run build`');
-    assert.ok(compiled.has(join('bin', 'natops-hook.js')), 'the hook beside the compiled gitops/git/local-repo.js');
-    // the two entries run when loaded; every other module only defines things
-    const modules = sources.map((f) => f.replace(/\.ts$/, '.js')).filter((f) => f !== join('cli', 'main.js'));
-    const code = modules.map((f) => `await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist', f)).href)});`).join('\n');
+  it('bundles the two entries from the sources only; every chunk loads in plain Node (no tsx)', async () => {
+    const { outputs } = await readMeta();
+    const files = Object.keys(outputs).filter((f) => f.endsWith('.js'));
+    assert.ok(files.includes('dist/cli/main.js') && files.includes('dist/cli/push-sender.js'), files.join(', '));
+    const inputs = new Set(files.flatMap((f) => Object.keys(outputs[f]!.inputs)));
+    assert.ok(inputs.has('gitops/manifests/validate.ts') && inputs.has('server/serve.ts'), 'lazily imported modules are in chunks');
+    assert.deepEqual([...inputs].filter((i) => /^(test|bench)\//.test(i)), [], 'no test or bench code in the bundle');
+    // only the small pure packages are bundled; the rest load from node_modules
+    assert.deepEqual([...new Set([...inputs].map(packageOf).filter(Boolean))].sort(), ['commander', 'ipaddr.js', 'yaml', 'zod']);
+    assert.ok((await readdir(join(ROOT, 'dist', 'bin'))).includes('natops-hook.js'), 'the hook beside the bundle');
+    // the CLI runs when loaded; every other file only defines things
+    const code = files.filter((f) => f !== 'dist/cli/main.js').map((f) => `await import(${JSON.stringify(pathToFileURL(join(ROOT, f)).href)});`).join('\n');
     const r = await plainNode(`${code}\nprocess.exit(0);`);
     assert.equal(r.code, 0, r.stderr);
   });
