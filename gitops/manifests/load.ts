@@ -1,13 +1,23 @@
 // YAML manifests -> plain values that remember where every field came from.
 // Pure: the caller supplies file names and texts (from a directory or a Git commit).
 //
+// Two readers: the `yaml` library, which keeps every node's position, and, first, js-yaml,
+// about fifteen times faster and position-blind (readPlain below). A file js-yaml reads is
+// given positions only when something asks for one (an issue to report): the `yaml` library
+// then reads that file. js-yaml is only trusted where the two agree: its scalars are resolved
+// by the `yaml` library's own YAML 1.1 tags, and any file with a construct where they could
+// differ (anchors, tags, merge keys, tabs, complex or empty keys, a scalar YAML 1.1 reads as
+// other than it is written) goes to the `yaml` library alone. test/unit/manifests-fuzz.test.ts
+// holds them to the same values on generated and mutated manifests.
+//
 // Every input problem becomes a positioned issue, never an exception: a file too large, not
 // UTF-8, binary, nested too deep, holding too many documents or an alias bomb; YAML syntax.
 // Values are read the way kubectl reads them (sigs.k8s.io/yaml, that is go-yaml v2 and YAML 1.1
 // rules): `yes`/`on`/`y` are booleans, `0755` is octal, `<<: *anchor` merges a mapping.
+import { FAILSAFE_SCHEMA, Type as PlainType, loadAll as loadPlain } from 'js-yaml';
 import {
-  Composer, LineCounter, Parser, isAlias, isMap, isNode, isPair, isScalar, isSeq,
-  type Alias, type Document, type Node, type Scalar, type Tags,
+  Composer, LineCounter, Parser, Schema, isAlias, isMap, isNode, isPair, isScalar, isSeq,
+  type Alias, type Document, type Node, type Scalar, type ScalarTag, type Tags,
 } from 'yaml';
 import type { ManifestIssue, SourcePos } from './issues.ts';
 
@@ -48,7 +58,10 @@ export const DEFAULT_LOAD_LIMITS: Readonly<LoadLimits> = Object.freeze({
   maxAliasExpansion: 400_000,
 });
 
-export type LoadOptions = Partial<LoadLimits>;
+export type LoadOptions = Partial<LoadLimits> & {
+  /** read every file with the `yaml` library at once, never js-yaml first (to compare the two) */
+  positionsFirst?: boolean;
+};
 
 /** What a scalar was written as, for messages about how YAML 1.1 read it. */
 export interface ScalarSource {
@@ -98,12 +111,13 @@ const YAML_OPTIONS = {
 } as const;
 
 export function loadManifests(files: readonly ManifestFile[], options: LoadOptions = {}): LoadResult {
-  const limits: LoadLimits = { ...DEFAULT_LOAD_LIMITS, ...definedOnly(options) };
+  const { positionsFirst = false, ...given } = options;
+  const limits: LoadLimits = { ...DEFAULT_LOAD_LIMITS, ...definedOnly(given) };
   const docs: LoadedDoc[] = [];
   const issues: ManifestIssue[] = [];
   for (const file of files) {
     try {
-      loadFile(file, limits, docs, issues);
+      loadFile(file, limits, positionsFirst, docs, issues);
     } catch (e) {
       // A bug of natops's or of the YAML library must still not look like a deleted gateway.
       issues.push(fileIssue(file.path, 1, 1, `could not be read: ${e instanceof Error ? e.message : String(e)}`));
@@ -112,7 +126,7 @@ export function loadManifests(files: readonly ManifestFile[], options: LoadOptio
   return { docs, issues };
 }
 
-function definedOnly(options: LoadOptions): LoadOptions {
+function definedOnly(options: Partial<LoadLimits>): Partial<LoadLimits> {
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
 }
 
@@ -120,7 +134,7 @@ function fileIssue(file: string, line: number, column: number, message: string):
   return { pos: { file, line, column }, resource: '-', field: '(yaml)', message, unattributed: true };
 }
 
-function loadFile(file: ManifestFile, limits: LoadLimits, docs: LoadedDoc[], issues: ManifestIssue[]): void {
+function loadFile(file: ManifestFile, limits: LoadLimits, positionsFirst: boolean, docs: LoadedDoc[], issues: ManifestIssue[]): void {
   const size = file.size ?? (file.bytes ? file.bytes.length : Buffer.byteLength(file.text, 'utf8'));
   if (size > limits.maxFileBytes) {
     issues.push(fileIssue(file.path, 1, 1, `is ${size} bytes, more than the ${limits.maxFileBytes} natops reads in one file (maxFileBytes)`));
@@ -156,12 +170,43 @@ function loadFile(file: ManifestFile, limits: LoadLimits, docs: LoadedDoc[], iss
     return;
   }
 
+  const plain = positionsFirst ? undefined : readPlain(text, limits);
+  if (!plain) {
+    readWithPositions(file.path, text, limits, pos, docs, issues);
+    return;
+  }
+  // Positions from the `yaml` library, read when first asked for (only to report an issue).
+  let positioned: LoadedDoc[] | undefined;
+  const at = (i: number): LoadedDoc | undefined => (positioned ??= readPositioned(file.path, text, limits, pos))[i];
+  const start = pos(0);
+  plain.forEach((value, i) => docs.push({
+    file: file.path,
+    value,
+    locate: (path) => at(i)?.locate(path) ?? start,
+    locateKey: (path, key) => at(i)?.locateKey(path, key) ?? start,
+    // a number or boolean here was written plain, as String(value) (readPlain refuses any other)
+    scalarAt: (path) => {
+      const v = valueAt(value, path);
+      return typeof v === 'number' || typeof v === 'boolean' ? { source: String(v), value: v, plain: true } : at(i)?.scalarAt(path);
+    },
+    keySource: (path, key) => at(i)?.keySource(path, key),
+  }));
+}
+
+function readPositioned(file: string, text: string, limits: LoadLimits, pos: (offset: number) => SourcePos): LoadedDoc[] {
+  const docs: LoadedDoc[] = [];
+  readWithPositions(file, text, limits, pos, docs, []);
+  return docs;
+}
+
+/** The `yaml` library's reading of a file: every document with its nodes' positions, or its issues. */
+function readWithPositions(file: string, text: string, limits: LoadLimits, pos: (offset: number) => SourcePos, docs: LoadedDoc[], issues: ManifestIssue[]): void {
   const parser = new Parser();
   const composer = new Composer(YAML_OPTIONS);
   const lines = text.split('\n');
   for (const doc of composer.compose(parser.parse(text), true, text.length)) {
     if (doc.errors.length > 0) {
-      issues.push(...syntaxIssues(doc, file.path, lines, pos));
+      issues.push(...syntaxIssues(doc, file, lines, pos));
       continue;
     }
     // an empty document: only comments, or a trailing ---
@@ -169,7 +214,7 @@ function loadFile(file: ManifestFile, limits: LoadLimits, docs: LoadedDoc[], iss
     const shape = inspect(doc, limits);
     if (shape.problem) {
       const at = pos(shape.problem.offset);
-      issues.push(fileIssue(file.path, at.line, at.column, shape.problem.message));
+      issues.push(fileIssue(file, at.line, at.column, shape.problem.message));
       continue;
     }
     let value: unknown;
@@ -177,12 +222,12 @@ function loadFile(file: ManifestFile, limits: LoadLimits, docs: LoadedDoc[], iss
       value = doc.toJS({ maxAliasCount: -1 }); // inspect() has bounded what aliases expand to
     } catch (e) {
       const at = pos(nodeStart(doc.contents) ?? 0);
-      issues.push(fileIssue(file.path, at.line, at.column, `could not be read: ${e instanceof Error ? e.message : String(e)}`));
+      issues.push(fileIssue(file, at.line, at.column, `could not be read: ${e instanceof Error ? e.message : String(e)}`));
       continue;
     }
     const targets = shape.targets;
     docs.push({
-      file: file.path,
+      file,
       value,
       locate: (path) => pos(findNode(doc, path, targets).offset),
       locateKey: (path, key) => pos(findKeyOffset(doc, path, key, targets)),
@@ -190,6 +235,81 @@ function loadFile(file: ManifestFile, limits: LoadLimits, docs: LoadedDoc[], iss
       keySource: (path, key) => keySource(doc, path, key, targets),
     });
   }
+}
+
+// ---- the fast reader ---------------------------------------------------------------------------
+
+/**
+ * What js-yaml and the `yaml` library could read differently, or what only the latter checks:
+ * anchors and aliases (alias bombs), tags, merge keys, directives, tabs, YAML 1.1's other line
+ * breaks, complex (`? `) and empty (`: `) keys.
+ */
+const NOT_PLAIN = /[&*!\t\x85\u2028\u2029]|<<|^%|(?:^|[\s{[,])[?:](?:\s|$)/m;
+/** the `yaml` library refuses an implicit key longer than 1024 characters; js-yaml may not */
+const LONG_LINE = 1000;
+
+/** The `yaml` library's YAML 1.1 scalars (as kubectl reads them) for js-yaml: its plain scalars resolve alike. */
+const PLAIN_SCALARS = (new Schema({ schema: 'yaml-1.1', customTags: kubectlTags, merge: true }).tags as (ScalarTag | { default?: unknown })[])
+  .filter((t): t is ScalarTag & { test: RegExp } => t.default === true && 'test' in t && t.test instanceof RegExp);
+
+/** Set while js-yaml reads: a plain scalar was read as something other than it is written (`yes`, `0755`, `1.0`). */
+let misread = false;
+// One js-yaml type for all of them (js-yaml keeps one type per tag, and YAML 1.1 has four ints),
+// trying them in the `yaml` library's order.
+const PLAIN_SCHEMA = FAILSAFE_SCHEMA.extend({
+  implicit: [new PlainType('tag:natops,2026:yaml-1.1-plain-scalar', {
+    kind: 'scalar',
+    resolve: (source: string) => PLAIN_SCALARS.some((tag) => tag.test.test(source)),
+    construct: (source: string) => {
+      const tag = PLAIN_SCALARS.find((t) => t.test.test(source))!;
+      const resolved: unknown = tag.resolve(source, () => (misread = true), { intAsBigInt: false });
+      // (YAML 1.1's booleans come as Scalar nodes, to remember how they were written)
+      const value = isScalar(resolved) ? resolved.value : resolved;
+      // null from `null` or `~` would be the key '' to the `yaml` library and 'null' to js-yaml
+      if (value === null ? source !== '' : typeof value !== 'string' && String(value) !== source) misread = true;
+      return value;
+    },
+  })],
+});
+
+/**
+ * The documents of a file read by js-yaml, or undefined when the `yaml` library must read it (it
+ * reports what js-yaml refuses, and gives the positions of whatever the checks above exclude).
+ */
+function readPlain(text: string, limits: LoadLimits): unknown[] | undefined {
+  if (NOT_PLAIN.test(text)) return undefined;
+  for (let i = 0, nl = text.indexOf('\n'); i < text.length; i = nl + 1, nl = text.indexOf('\n', i)) {
+    if ((nl < 0 ? text.length : nl) - i > LONG_LINE) return undefined;
+    if (nl < 0) break;
+  }
+  misread = false;
+  let values: unknown[];
+  try {
+    values = loadPlain(text, null, { schema: PLAIN_SCHEMA });
+  } catch {
+    return undefined;
+  }
+  if (misread) return undefined;
+  const docs = values.filter((v) => v !== null && v !== undefined);
+  return docs.every((v) => depthBelow(v, limits.maxDepth)) ? docs : undefined;
+}
+
+/** Whether the collections in `value` nest fewer than `max` levels. */
+function depthBelow(value: unknown, max: number): boolean {
+  if (value === null || typeof value !== 'object') return true;
+  if (max <= 1) return false;
+  const children = Array.isArray(value) ? value : Object.values(value);
+  return children.every((c) => depthBelow(c, max - 1));
+}
+
+/** The value at `path` in a document's value (undefined when there is none). */
+export function valueAt(value: unknown, path: FieldPath): unknown {
+  let v = value;
+  for (const seg of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string | number, unknown>)[seg];
+  }
+  return v;
 }
 
 // ---- bytes and characters --------------------------------------------------------------------------

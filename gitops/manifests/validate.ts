@@ -8,7 +8,7 @@ import type { GatewaySpec, Json } from '../../dataplane/model.ts';
 import { DEFAULT_NIC } from '../../dataplane/network.ts';
 import { classify, yaml11Hint, type NatopsKind } from './attribution.ts';
 import { formatFieldPath, type ManifestIssue, type SourcePos } from './issues.ts';
-import { loadManifests, type FieldPath, type LoadedDoc, type LoadOptions, type ManifestFile } from './load.ts';
+import { loadManifests, valueAt, type FieldPath, type LoadedDoc, type LoadOptions, type ManifestFile } from './load.ts';
 import {
   DEFAULT_VPC, RESOURCE_SCHEMAS, type NatGwConfigMap, type StaticRoute, type Subnet, type Vpc, type VpcNatGateway,
 } from './schema.ts';
@@ -390,6 +390,8 @@ function octalPorts(doc: LoadedDoc, value: VpcNatGateway, kind: NatopsKind): [Fi
   value.spec.dnatRules.forEach((rule, i) => {
     for (const field of ['externalPort', 'internalPort'] as const) {
       const path = ['spec', 'dnatRules', i, field];
+      // only a number can have been read as octal (and asking a string's source costs positions)
+      if (typeof valueAt(doc.value, path) !== 'number') continue;
       const sc = doc.scalarAt(path);
       if (sc?.plain && typeof sc.value === 'number' && /^[-+]?0[0-7_]+$/.test(sc.source)) {
         out.push([path, `\`${field}: ${sc.source}\` is the octal number ${rule[field]} to Kubernetes (YAML 1.1 reads a leading 0 as octal); write the port without the leading 0`]);

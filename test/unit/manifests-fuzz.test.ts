@@ -1,5 +1,7 @@
 // Property-based: generated and mutated manifests never make the loader or the validator throw,
 // every issue is inside its file, and whatever validates compiles and plans without throwing.
+// And the loader's two readers agree: js-yaml first (fast, no positions) gives the same values
+// and the same issues, at the same lines, as the `yaml` library alone.
 //
 //   NATOPS_FUZZ_RUNS=100000 node --import tsx --test test/unit/manifests-fuzz.test.ts   # more cases
 //   NATOPS_FUZZ_SEED=<seed> NATOPS_FUZZ_PATH=<path> node --import tsx --test test/unit/manifests-fuzz.test.ts
@@ -17,7 +19,7 @@ import { changedParts, partTarget, GATEWAY_PARTS } from '../../dataplane/parts.t
 import { planGateways } from '../../dataplane/plan.ts';
 import { renderGatewayPlan } from '../../dataplane/plan-text.ts';
 import { formatIssue, type ManifestIssue } from '../../gitops/manifests/issues.ts';
-import type { ManifestFile } from '../../gitops/manifests/load.ts';
+import { loadManifests, type LoadOptions, type ManifestFile } from '../../gitops/manifests/load.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import { networkModel } from '../../gitops/manifests/network.ts';
 import { SEED_DIR, SEED_VERBATIM } from '../helpers/manifests.ts';
@@ -82,7 +84,7 @@ const gatewayArb = fc
 // ---- mutations of a text ------------------------------------------------------------------------
 
 const ODD_SCALARS = [
-  '', '~', 'null', 'yes', 'no', 'on', 'off', 'y', 'n', 'True', '0755', '08', '0x1F90', '0b101', '1_000', '1:20', '2024-01-31',
+  '', '~', 'null', 'true', 'false', 'yes', 'no', 'on', 'off', 'y', 'n', 'True', '0755', '1.5', '-1', '+1', '0', '0.0', '08', '0x1F90', '0b101', '1_000', '1:20', '2024-01-31',
   '.inf', '-.nan', '1e400', '-0', '99999999999999999999', '"quoted"', "'single'", '"unterminated', '[a, b]', '{a: 1}', '[',
   '*a', '&a x', '*web', '!!binary aGk=', '!!str 5', '!!int x', '!custom y', '|', '>-', '|\n  block', '<<: *a', 'a: b: c',
   '10.0.1.300', '10.0.1.0/33', '192.168.0.112', '10.0.1.5; rm -rf /', '$(reboot)', 'x'.repeat(300), 'ünïcödé', '# comment',
@@ -223,6 +225,16 @@ function property(files: ManifestFile[]): void {
   const result = validateManifests(files);
   checkPositions(files, result.issues);
   compileAndPlan(result);
+  sameAsPositionsFirst(files, result);
+}
+
+/** What the fast reader made of `files` is what the `yaml` library alone makes of them. */
+function sameAsPositionsFirst(files: ManifestFile[], result: ReturnType<typeof validateManifests>): void {
+  const slow = validateManifests(files, { positionsFirst: true });
+  assert.deepEqual(result.issues.map(formatIssue), slow.issues.map(formatIssue));
+  assert.deepEqual(result.desired, slow.desired);
+  const values = (o: LoadOptions) => loadManifests(files, o).docs.map((d) => d.value);
+  assert.deepEqual(values({}), values({ positionsFirst: true }));
 }
 
 /** fc.assert, with the error and how to replay the failure (this test only) in the message. */
@@ -265,6 +277,7 @@ describe('manifests under fuzzing', () => {
       const result = validateManifests(files);
       checkPositions(files, result.issues);
       compileAndPlan(result);
+      sameAsPositionsFirst(files, result);
       if (result.desired.gateways.size > 0) validated++;
     }));
     // the generator must reach the compiler often enough to mean something
