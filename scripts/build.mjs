@@ -43,9 +43,13 @@ const result = await build({
   // commander (CommonJS) requires Node's own modules; an ES module has no `require` of its own
   banner: { js: "import { createRequire as __natopsRequire } from 'node:module'; const require = __natopsRequire(import.meta.url);" },
   plugins: [{
-    name: 'node_modules-external-but-bundled',
+    name: 'natops-bundle',
     setup(b) {
       b.onResolve({ filter: /^[^./]/ }, (args) => (args.path.startsWith('node:') || BUNDLED.has(packageName(args.path)) ? undefined : { path: args.path, external: true }));
+      // zod's translations of its messages (`z.locales`, about 360 KB to compile at every start):
+      // natops words its own messages, and zod's English ones come from locales/en.js directly.
+      b.onResolve({ filter: /\/locales\/index\.js$/ }, (args) => (/\/node_modules\/zod\//.test(args.importer) ? { path: 'zod-locales', namespace: 'natops-empty' } : undefined));
+      b.onLoad({ filter: /.*/, namespace: 'natops-empty' }, () => ({ contents: 'export {};', loader: 'js' }));
     },
   }],
 });
