@@ -8,9 +8,12 @@ export interface Cidr {
   prefix: number;
 }
 
+const DOTTED = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+const PLAIN_QUAD = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
+
 /** A dotted quad with four decimal parts; rejects the short and octal forms ipaddr.js tolerates. */
 export function isIPv4(text: string): boolean {
-  return /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(text) && ipaddr.IPv4.isValidFourPartDecimal(text);
+  return DOTTED.test(text) && ipaddr.IPv4.isValidFourPartDecimal(text);
 }
 
 export function parseCidr(text: string): Cidr | undefined {
@@ -22,6 +25,13 @@ export function parseCidr(text: string): Cidr | undefined {
 }
 
 function toInt(ip: string): number {
+  // a plain dotted quad directly (validation checks thousands of addresses); anything else
+  // (leading zeros, parts over 255, other forms) as ipaddr.js reads it
+  const m = PLAIN_QUAD.exec(ip);
+  if (m) {
+    const [a, b, c, d] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
+    if (a <= 255 && b <= 255 && c <= 255 && d <= 255) return ((a * 256 + b) * 256 + c) * 256 + d;
+  }
   return ipaddr.IPv4.parse(ip).toByteArray().reduce((acc, b) => acc * 256 + b, 0);
 }
 

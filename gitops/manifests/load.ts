@@ -256,10 +256,12 @@ const PLAIN_SCALARS = (new Schema({ schema: 'yaml-1.1', customTags: kubectlTags,
 let misread = false;
 // One js-yaml type for all of them (js-yaml keeps one type per tag, and YAML 1.1 has four ints),
 // trying them in the `yaml` library's order.
+/** Whether any of them reads a plain scalar: one test for the many strings none of them reads. */
+const ANY_PLAIN_SCALAR = new RegExp(PLAIN_SCALARS.map((tag) => `(?:${tag.test.source})`).join('|'));
 const PLAIN_SCHEMA = FAILSAFE_SCHEMA.extend({
   implicit: [new PlainType('tag:natops,2026:yaml-1.1-plain-scalar', {
     kind: 'scalar',
-    resolve: (source: string) => PLAIN_SCALARS.some((tag) => tag.test.test(source)),
+    resolve: (source: string) => ANY_PLAIN_SCALAR.test(source),
     construct: (source: string) => {
       const tag = PLAIN_SCALARS.find((t) => t.test.test(source))!;
       const resolved: unknown = tag.resolve(source, () => (misread = true), { intAsBigInt: false });

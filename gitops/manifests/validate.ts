@@ -218,7 +218,8 @@ function checkGateway(
   else lanIpOwner.set(lanKey, g.id);
 
   const vpcSubnets = [...subnets.values()].filter((s) => s.vpc === spec.vpc);
-  const insideVpc = (ip: string) => vpcSubnets.some((s) => isHostIn(parseCidr(s.cidr)!, ip));
+  const vpcCidrs = vpcSubnets.map((s) => parseCidr(s.cidr)!);
+  const insideVpc = (ip: string) => vpcCidrs.some((cidr) => isHostIn(cidr, ip));
   const vpcSubnetList = vpcSubnets.map((s) => `${s.name} ${s.cidr}`).join(', ') || 'none';
 
   // EIPs: distinct, a host of their own network, one shared next hop (table 100 has one default route).
