@@ -248,6 +248,16 @@ const NOT_PLAIN = /[&*!\t\x85\u2028\u2029]|<<|^%|(?:^|[\s{[,])[?:](?:\s|$)/m;
 /** the `yaml` library refuses an implicit key longer than 1024 characters; js-yaml may not */
 const LONG_LINE = 1000;
 
+// The lines js-yaml reads: block mappings and sequences whose every value fits on its line (a
+// plain scalar, a closed quoted one, a one-level flow collection). A quoted or plain scalar that
+// goes on over lines, a block scalar (| >) or a document that is one scalar goes to the `yaml`
+// library: js-yaml is more lenient with their indentation than it is (the fuzz test found one).
+const KEY = /(?:[A-Za-z0-9_][A-Za-z0-9_./-]*|'[^']*'|"[^"\\]*")/.source;
+const PLAIN = /(?:[A-Za-z0-9_./~+=$(^]|-(?=\S))(?:[^\s#:]|:(?=\S)|(?<=\S)#|\s+(?=[^\s#]))*/.source;
+const VALUE = `(?:${PLAIN}|${/'(?:[^']|'')*'|"(?:[^"\\]|\\.)*"|\[[^[\]{}'"#]*\]|\{[^[\]{}'"#]*\}/.source})`;
+const COMMENT = /(?: +#.*)?/.source;
+const SIMPLE_LINE = new RegExp(`^(?: *(?:#.*)?|(?:---|\\.\\.\\.) *| *(?:- +)*${KEY}:(?: +${VALUE})?${COMMENT} *| *(?:- +)+${VALUE}${COMMENT} *)$`);
+
 /** The `yaml` library's YAML 1.1 scalars (as kubectl reads them) for js-yaml: its plain scalars resolve alike. */
 const PLAIN_SCALARS = (new Schema({ schema: 'yaml-1.1', customTags: kubectlTags, merge: true }).tags as (ScalarTag | { default?: unknown })[])
   .filter((t): t is ScalarTag & { test: RegExp } => t.default === true && 'test' in t && t.test instanceof RegExp);
@@ -281,7 +291,8 @@ const PLAIN_SCHEMA = FAILSAFE_SCHEMA.extend({
 function readPlain(text: string, limits: LoadLimits): unknown[] | undefined {
   if (NOT_PLAIN.test(text)) return undefined;
   for (let i = 0, nl = text.indexOf('\n'); i < text.length; i = nl + 1, nl = text.indexOf('\n', i)) {
-    if ((nl < 0 ? text.length : nl) - i > LONG_LINE) return undefined;
+    const end = nl < 0 ? text.length : nl;
+    if (end - i > LONG_LINE || !SIMPLE_LINE.test(text.slice(i, end))) return undefined;
     if (nl < 0) break;
   }
   misread = false;
