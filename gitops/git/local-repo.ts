@@ -101,9 +101,10 @@ async function pushedCommits(gitDir: string, before: string, after: string): Pro
   if (isZeroSha(after)) return [];
   // A `before` the repository no longer has (history replaced, then collected): list from `after`
   // as for a new branch, rather than fail the delivery.
-  const known = !isZeroSha(before) && (await runGit(gitDir, ['cat-file', '-e', `${before}^{commit}`], { okExitCodes: [0, 1, 128] })).code === 0;
-  const range = known ? [`${before}..${after}`] : [after];
-  const log = await runGit(gitDir, ['log', '-z', '--max-count=20', '--format=%H%x1f%B%x1f%aI%x1f%an%x1f%ae', ...range, '--']);
+  // (tried as a range first: one git run on every push but the first of a branch)
+  const logOf = (range: string, okExitCodes: number[]) => runGit(gitDir, ['log', '-z', '--max-count=20', '--format=%H%x1f%B%x1f%aI%x1f%an%x1f%ae', range, '--'], { okExitCodes });
+  let log = isZeroSha(before) ? undefined : await logOf(`${before}..${after}`, [0, 128]);
+  if (!log || log.code !== 0) log = await logOf(after, [0]);
   return log.stdout.split('\0').filter(Boolean).reverse().map((rec) => {
     const [id = '', message = '', timestamp = '', name = '', email = ''] = rec.split('\x1f');
     return { id, message: message.trim(), timestamp, author: { name, email } };
@@ -208,14 +209,19 @@ async function readSecret(settings: RepoSettings): Promise<string> {
   return secret;
 }
 
-/** One ref update as a signed GitHub push delivery (not sent). */
-async function prepareDelivery(gitDir: string, settings: RepoSettings, secret: string, u: RefUpdate): Promise<PreparedDelivery> {
+/** What the repository says of a ref update: whether it was forced, and the commits it brought. */
+async function pushFacts(gitDir: string, u: RefUpdate): Promise<{ forced: boolean; commits: LocalCommit[] }> {
   const [forced, commits] = await Promise.all([
     !isZeroSha(u.before) && !isZeroSha(u.after)
       ? runGit(gitDir, ['merge-base', '--is-ancestor', u.before, u.after], { okExitCodes: [0, 1, 128] }).then((r) => r.code !== 0)
       : Promise.resolve(false),
     pushedCommits(gitDir, u.before, u.after),
   ]);
+  return { forced, commits };
+}
+
+/** One ref update as a signed GitHub push delivery (not sent). */
+async function prepareDelivery(gitDir: string, settings: RepoSettings, secret: string, u: RefUpdate, { forced, commits }: { forced: boolean; commits: LocalCommit[] }): Promise<PreparedDelivery> {
   const body = JSON.stringify(localPushPayload({
     repository: settings.name, url: `file://${resolve(gitDir)}`, ref: u.ref, before: u.before, after: u.after, forced, commits,
     pusher: { name: process.env.USER ?? 'local', email: `${process.env.USER ?? 'local'}@localhost` },
@@ -476,7 +482,7 @@ export interface Delivery {
  */
 export async function notifyPush(gitDir: string, u: RefUpdate, opts: { retryForMs?: number } = {}): Promise<Delivery> {
   const settings = await repoSettings(gitDir);
-  const d = await prepareDelivery(gitDir, settings, await readSecret(settings), u);
+  const d = await prepareDelivery(gitDir, settings, await readSecret(settings), u, await pushFacts(gitDir, u));
   const deadline = Date.now() + (opts.retryForMs ?? 30_000);
   for (let wait = 200; ; wait = Math.min(wait * 2, 3000)) {
     const answer = await postOnce(settings.webhookUrl, d, 10_000);
@@ -506,11 +512,14 @@ export async function notifyFromStdin(gitDir: string, print: (line: string) => v
 
 /** notifyFromStdin's work, for ref updates already read. */
 export async function notifyRefs(gitDir: string, updates: RefUpdate[], print: (line: string) => void, opts: { attemptTimeoutMs?: number } = {}): Promise<boolean> {
-  const settings = await repoSettings(gitDir);
-  const secret = await readSecret(settings);
   const timeoutMs = opts.attemptTimeoutMs ?? HOOK_ATTEMPT_TIMEOUT_MS;
+  // The settings and the pushed commits are read at once (each read is a git run; the push waits).
+  const [{ settings, secret }, facts] = await Promise.all([
+    repoSettings(gitDir).then(async (settings) => ({ settings, secret: await readSecret(settings) })),
+    Promise.all(updates.map((u) => pushFacts(gitDir, u))),
+  ]);
   // Signed before anything is tried: a delivery kept later is the one that would have been sent.
-  const deliveries = await Promise.all(updates.map((u) => prepareDelivery(gitDir, settings, secret, u)));
+  const deliveries = await Promise.all(updates.map((u, i) => prepareDelivery(gitDir, settings, secret, u, facts[i]!)));
   let lastFailure: SendResult | undefined;
   const attempt = async (d: PreparedDelivery) => {
     const a = await quickSend(settings.webhookUrl, d, timeoutMs);
