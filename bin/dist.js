@@ -1,9 +1,10 @@
-// Which code a natops entry point runs: the compiled dist/ (`npm run build`), unless it is
+// Which code a natops entry point runs: the bundled dist/ (`npm run build`), unless it is
 // missing or older than the sources; then the TypeScript sources through tsx, with one warning.
-// dist/ is current when its entry exists and no .ts/.js file the build compiles (the folders
-// tsconfig.build.json includes) is newer than dist/.built, which the build stamps with the time its
-// compile began. An image without sources uses dist/ as it is. The check is a stat per source file
-// (about a hundred, never node_modules): a millisecond or two.
+// dist/ is current when its entry exists and nothing the build is made from (tsconfig.build.json's
+// "include": the source folders' .ts/.js files, and the files it names, such as package-lock.json)
+// is newer than dist/.built, which the build stamps with the time it began. An image without
+// sources uses dist/ as it is. The check is a stat per source file (about a hundred, never
+// node_modules): a few milliseconds.
 // Used by bin/natops.js and bin/natops-hook.js (both also copied to dist/bin/ by the build).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,13 +12,16 @@ import { pathToFileURL } from 'node:url';
 
 const mtime = (path) => statSync(path, { throwIfNoEntry: false })?.mtimeMs;
 
-/** Whether a .ts/.js file at `path` (a file, or a folder walked) changed after `time` (ms). */
-function changedSince(path, time) {
+/**
+ * Whether `path` changed after `time` (ms): a file named in the list, or a .ts/.js file of a
+ * folder walked.
+ */
+function changedSince(path, time, named = true) {
   const st = statSync(path, { throwIfNoEntry: false });
   if (!st) return false;
-  if (!st.isDirectory()) return /\.[jt]s$/.test(path) && st.mtimeMs > time;
+  if (!st.isDirectory()) return (named || /\.[jt]s$/.test(path)) && st.mtimeMs > time;
   // editors' swap and backup files are neither .ts nor .js; dot folders hold no sources
-  return readdirSync(path).some((name) => !name.startsWith('.') && changedSince(join(path, name), time));
+  return readdirSync(path).some((name) => !name.startsWith('.') && changedSince(join(path, name), time, false));
 }
 
 /** Why dist/ must not run (missing, or older than the sources), or undefined when it can. */

@@ -148,22 +148,23 @@ export class StatusBook {
    * networks', the commit's summary follows, computed once from all of them.
    */
   async publish(events: readonly StatusEvent[]): Promise<void> {
-    const byCommit = new Map<string, StatusEvent[]>();
-    // A removal of a gateway no commit ever described (the resync's orphans) is about no commit.
-    for (const e of events) if (!isZeroSha(e.sha)) byCommit.set(e.sha, [...(byCommit.get(e.sha) ?? []), e]);
-    for (const [sha, list] of byCommit) await this.set(sha, list);
-  }
-
-  private async set(sha: string, events: readonly StatusEvent[]): Promise<void> {
+    // Every status checked before any is written; then one call per commit, in order.
     const now = Date.now();
-    const pairs = events.flatMap((s) => {
-      const status = CommitStatus.parse({ context: s.context, state: s.state, description: statusText(s.description), ...(s.targetUrl ? { targetUrl: s.targetUrl } : {}), updatedAt: now });
-      return [status.context, JSON.stringify(status)];
-    });
-    await this.redis.eval(
-      SET_AND_SUMMARIZE, 6, this.key(sha), `${this.prefix}:commits`, this.historyKey(sha), this.gitHubKey, this.versionKey(sha), this.dirtyKey,
-      SUMMARY_CONTEXT, String(now), sha, String(HISTORY_LIMIT), PREVIEW_CONTEXT, this.commitUrl(sha), ...pairs,
-    );
+    const byCommit = new Map<string, string[]>();
+    for (const e of events) {
+      // A removal of a gateway no commit ever described (the resync's orphans) is about no commit.
+      if (isZeroSha(e.sha)) continue;
+      const status = CommitStatus.parse({ context: e.context, state: e.state, description: statusText(e.description), ...(e.targetUrl ? { targetUrl: e.targetUrl } : {}), updatedAt: now });
+      let pairs = byCommit.get(e.sha);
+      if (!pairs) byCommit.set(e.sha, (pairs = []));
+      pairs.push(status.context, JSON.stringify(status));
+    }
+    for (const [sha, pairs] of byCommit) {
+      await this.redis.eval(
+        SET_AND_SUMMARIZE, 6, this.key(sha), `${this.prefix}:commits`, this.historyKey(sha), this.gitHubKey, this.versionKey(sha), this.dirtyKey,
+        SUMMARY_CONTEXT, String(now), sha, String(HISTORY_LIMIT), PREVIEW_CONTEXT, this.commitUrl(sha), ...pairs,
+      );
+    }
   }
 
   // ---- what GitHub is behind on ----------------------------------------------------------------

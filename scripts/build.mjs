@@ -5,28 +5,32 @@
 // 200 ms here, bundled about 35). Code split: each command's lazy imports stay lazy, as chunks in
 // dist/chunks/. Type checking is not done here but by `npm test` (`tsc --noEmit`).
 //
-// Bundled: natops's own code and the small pure packages it loads at start (zod, yaml, commander,
-// ipaddr.js). Every other package stays in node_modules: several read their own files at run time
+// Bundled: natops's own code and the small pure packages it loads at start (zod, yaml, js-yaml,
+// commander, ipaddr.js). Every other package stays in node_modules: several read their own files at run time
 // (BullMQ its Lua scripts, bull-board its UI, pino its worker files), and none of them is loaded
 // by the commands whose start matters (--help, validate, plan, apply, the hook).
 //
 // Every output file is two folders below the root (dist/cli/, dist/chunks/), so a module that names
-// a file relative to itself (the hook, package.json) finds it from either; the sources are one
-// folder deeper or shallower, and say so where it matters. dist/meta.json is esbuild's record of
+// a file relative to itself finds it from either; where the sources lie at another depth, or name
+// another file (the hook: bin/ from the sources, the copy in dist/bin/ from the bundle), they say so. dist/meta.json is esbuild's record of
 // which sources each output holds (test/unit/cli-start.test.ts reads it). dist/.built is stamped
-// with the time the build began: bin/dist.js runs dist/ only when no source is newer.
+// with the time the build began: bin/dist.js runs dist/ only when no source is newer. The hook
+// named by a built `natops repo init` (dist/bin/natops-hook.js) is copied first and never removed,
+// and the previous bundle's files are removed only after the new ones are written, so a push
+// during a build finds a hook (which runs the sources until the build is done).
 import { build } from 'esbuild';
-import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
-const BUNDLED = new Set(['zod', 'yaml', 'commander', 'ipaddr.js']);
+const BUNDLED = new Set(['zod', 'yaml', 'js-yaml', 'commander', 'ipaddr.js']);
 const packageName = (spec) => (spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]);
 
 const began = new Date();
-await rm(dist, { recursive: true, force: true });
+await mkdir(join(dist, 'bin'), { recursive: true });
+for (const f of ['natops-hook.js', 'dist.js']) await copyFile(join(root, 'bin', f), join(dist, 'bin', f));
 const result = await build({
   absWorkingDir: root,
   entryPoints: { 'cli/main': 'cli/main.ts', 'cli/push-sender': 'gitops/git/local-repo.ts' },
@@ -54,9 +58,11 @@ const result = await build({
   }],
 });
 await writeFile(join(dist, 'meta.json'), JSON.stringify(result.metafile));
-// The hook runs from dist/bin/ beside the bundle (a compiled `natops repo init` names it there).
-await mkdir(join(dist, 'bin'), { recursive: true });
-for (const f of ['natops-hook.js', 'dist.js']) await copyFile(join(root, 'bin', f), join(dist, 'bin', f));
+// what an earlier build left (chunks are named by their content, so they change names)
+const written = new Set(Object.keys(result.metafile.outputs));
+for (const folder of ['cli', 'chunks']) {
+  for (const f of await readdir(join(dist, folder))) if (!written.has(`dist/${folder}/${f}`)) await rm(join(dist, folder, f), { force: true });
+}
+for (const f of await readdir(dist)) if (!['bin', 'cli', 'chunks', 'meta.json', '.built'].includes(f)) await rm(join(dist, f), { recursive: true, force: true });
 await writeFile(join(dist, '.built'), '');
-const { utimes } = await import('node:fs/promises');
 await utimes(join(dist, '.built'), began, began);

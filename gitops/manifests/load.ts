@@ -5,20 +5,23 @@
 // about fifteen times faster and position-blind (readPlain below). A file js-yaml reads is
 // given positions only when something asks for one (an issue to report): the `yaml` library
 // then reads that file. js-yaml is only trusted where the two agree: its scalars are resolved
-// by the `yaml` library's own YAML 1.1 tags, and any file with a construct where they could
-// differ (anchors, tags, merge keys, tabs, complex or empty keys, a scalar YAML 1.1 reads as
-// other than it is written) goes to the `yaml` library alone. test/unit/manifests-fuzz.test.ts
-// holds them to the same values on generated and mutated manifests.
+// by the `yaml` library's own YAML 1.1 tags, and a file with anything where they could differ
+// (anchors, tags, merge keys, tabs, complex or empty keys, a value that goes on over lines, a
+// scalar YAML 1.1 reads as other than it is written) goes to the `yaml` library alone; if they
+// ever disagree all the same, the file fails loudly (ReadersDisagreeError) rather than quietly.
+// test/unit/manifests-fuzz.test.ts holds them to the same values, issues and positions.
 //
 // Every input problem becomes a positioned issue, never an exception: a file too large, not
 // UTF-8, binary, nested too deep, holding too many documents or an alias bomb; YAML syntax.
 // Values are read the way kubectl reads them (sigs.k8s.io/yaml, that is go-yaml v2 and YAML 1.1
 // rules): `yes`/`on`/`y` are booleans, `0755` is octal, `<<: *anchor` merges a mapping.
+import { isDeepStrictEqual } from 'node:util';
 import { FAILSAFE_SCHEMA, Type as PlainType, loadAll as loadPlain } from 'js-yaml';
 import {
   Composer, LineCounter, Parser, Schema, isAlias, isMap, isNode, isPair, isScalar, isSeq,
   type Alias, type Document, type Node, type Scalar, type ScalarTag, type Tags,
 } from 'yaml';
+import { PermanentError } from '../../common/errors.ts';
 import type { ManifestIssue, SourcePos } from './issues.ts';
 
 export type FieldPath = readonly (string | number)[];
@@ -175,27 +178,43 @@ function loadFile(file: ManifestFile, limits: LoadLimits, positionsFirst: boolea
     readWithPositions(file.path, text, limits, pos, docs, issues);
     return;
   }
-  // Positions from the `yaml` library, read when first asked for (only to report an issue).
+  // Positions from the `yaml` library, read when first asked for (to report an issue); where a
+  // document starts (what an ignored document is reported at) from the line scan.
   let positioned: LoadedDoc[] | undefined;
-  const at = (i: number): LoadedDoc | undefined => (positioned ??= readPositioned(file.path, text, limits, pos))[i];
-  const start = pos(0);
-  plain.forEach((value, i) => docs.push({
-    file: file.path,
-    value,
-    locate: (path) => at(i)?.locate(path) ?? start,
-    locateKey: (path, key) => at(i)?.locateKey(path, key) ?? start,
-    // a number or boolean here was written plain, as String(value) (readPlain refuses any other)
-    scalarAt: (path) => {
-      const v = valueAt(value, path);
-      return typeof v === 'number' || typeof v === 'boolean' ? { source: String(v), value: v, plain: true } : at(i)?.scalarAt(path);
-    },
-    keySource: (path, key) => at(i)?.keySource(path, key),
-  }));
+  const at = (i: number): LoadedDoc => {
+    positioned ??= readPositioned(file.path, text, limits, pos, plain.values);
+    return positioned[i]!;
+  };
+  plain.values.forEach((value, i) => {
+    const start = plain.starts?.[i];
+    docs.push({
+      file: file.path,
+      value,
+      locate: (path) => (path.length === 0 && start !== undefined ? pos(start) : at(i).locate(path)),
+      locateKey: (path, key) => at(i).locateKey(path, key),
+      // a number or boolean here was written plain, as String(value) (readPlain refuses any other)
+      scalarAt: (path) => {
+        const v = valueAt(value, path);
+        return typeof v === 'number' || typeof v === 'boolean' ? { source: String(v), value: v, plain: true } : at(i).scalarAt(path);
+      },
+      keySource: (path, key) => at(i).keySource(path, key),
+    });
+  });
 }
 
-function readPositioned(file: string, text: string, limits: LoadLimits, pos: (offset: number) => SourcePos): LoadedDoc[] {
+/** A natops bug: js-yaml took a file the `yaml` library reads otherwise. Said, never papered over; no retry helps. */
+export class ReadersDisagreeError extends PermanentError {
+  constructor(readonly file: string) {
+    super(`${file}: natops's two YAML readers (js-yaml, the yaml library) read this file differently; please report it with the file`);
+  }
+}
+
+/** The `yaml` library's documents of a file js-yaml read as `values`, which they must equal. */
+function readPositioned(file: string, text: string, limits: LoadLimits, pos: (offset: number) => SourcePos, values: unknown[]): LoadedDoc[] {
   const docs: LoadedDoc[] = [];
-  readWithPositions(file, text, limits, pos, docs, []);
+  const issues: ManifestIssue[] = [];
+  readWithPositions(file, text, limits, pos, docs, issues);
+  if (issues.length || !isDeepStrictEqual(docs.map((d) => d.value), values)) throw new ReadersDisagreeError(file);
   return docs;
 }
 
@@ -244,7 +263,7 @@ function readWithPositions(file: string, text: string, limits: LoadLimits, pos: 
  * anchors and aliases (alias bombs), tags, merge keys, directives, tabs, YAML 1.1's other line
  * breaks, complex (`? `) and empty (`: `) keys.
  */
-const NOT_PLAIN = /[&*!\t\x85\u2028\u2029]|<<|^%|(?:^|[\s{[,])[?:](?:\s|$)/m;
+const NOT_PLAIN = /[&*!\t\x85\u2028\u2029]|<<|^%|(?:^|[\s{[,])[?:](?=[\s,\]}]|$)/m;
 /** the `yaml` library refuses an implicit key longer than 1024 characters; js-yaml may not */
 const LONG_LINE = 1000;
 
@@ -256,6 +275,8 @@ const KEY = /(?:[A-Za-z0-9_][A-Za-z0-9_./-]*|'[^']*'|"[^"\\]*")/.source;
 const PLAIN = /(?:[A-Za-z0-9_./~+=$(^]|-(?=\S))(?:[^\s#:]|:(?=\S)|(?<=\S)#|\s+(?=[^\s#]))*/.source;
 const VALUE = `(?:${PLAIN}|${/'(?:[^']|'')*'|"(?:[^"\\]|\\.)*"|\[[^[\]{}'"#]*\]|\{[^[\]{}'"#]*\}/.source})`;
 const COMMENT = /(?: +#.*)?/.source;
+const DOCUMENT_MARKER = /^(?:---|\.\.\.) *$/;
+const BLANK_OR_COMMENT = /^ *(?:#.*)?$/;
 const SIMPLE_LINE = new RegExp(`^(?: *(?:#.*)?|(?:---|\\.\\.\\.) *| *(?:- +)*${KEY}:(?: +${VALUE})?${COMMENT} *| *(?:- +)+${VALUE}${COMMENT} *)$`);
 
 /** The `yaml` library's YAML 1.1 scalars (as kubectl reads them) for js-yaml: its plain scalars resolve alike. */
@@ -288,11 +309,20 @@ const PLAIN_SCHEMA = FAILSAFE_SCHEMA.extend({
  * The documents of a file read by js-yaml, or undefined when the `yaml` library must read it (it
  * reports what js-yaml refuses, and gives the positions of whatever the checks above exclude).
  */
-function readPlain(text: string, limits: LoadLimits): unknown[] | undefined {
+function readPlain(text: string, limits: LoadLimits): { values: unknown[]; starts: number[] | undefined } | undefined {
   if (NOT_PLAIN.test(text)) return undefined;
-  for (let i = 0, nl = text.indexOf('\n'); i < text.length; i = nl + 1, nl = text.indexOf('\n', i)) {
+  // Each line must be simple; on the way, where each document's first content line starts.
+  const starts: number[] = [];
+  let inDocument = false;
+  for (let i = 0, nl = text.indexOf('\n'); i <= text.length; i = nl + 1, nl = text.indexOf('\n', i)) {
     const end = nl < 0 ? text.length : nl;
-    if (end - i > LONG_LINE || !SIMPLE_LINE.test(text.slice(i, end))) return undefined;
+    const line = text.slice(i, end);
+    if (end - i > LONG_LINE || !SIMPLE_LINE.test(line)) return undefined;
+    if (DOCUMENT_MARKER.test(line)) inDocument = false;
+    else if (!inDocument && !BLANK_OR_COMMENT.test(line)) {
+      inDocument = true;
+      starts.push(i + line.search(/\S/));
+    }
     if (nl < 0) break;
   }
   misread = false;
@@ -304,7 +334,10 @@ function readPlain(text: string, limits: LoadLimits): unknown[] | undefined {
   }
   if (misread) return undefined;
   const docs = values.filter((v) => v !== null && v !== undefined);
-  return docs.every((v) => depthBelow(v, limits.maxDepth)) ? docs : undefined;
+  if (!docs.every((v) => depthBelow(v, limits.maxDepth))) return undefined;
+  // Every document with content became one value, unless one of them was null (`~`): then the
+  // starts cannot be paired with the values, and positions come from the `yaml` library.
+  return { values: docs, starts: starts.length === docs.length ? starts : undefined };
 }
 
 /** Whether the collections in `value` nest fewer than `max` levels. */

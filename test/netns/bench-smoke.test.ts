@@ -1,6 +1,7 @@
 // bench/apply at small sizes: it runs, prints its tables, and natops loses no connection
 // through an unchanged port forward while another rule changes. bench/apply-cli too: its three
-// ways end with the same rules (it checks each run) and it prints its table.
+// ways end with the same rules (it checks each run) and it prints its table. bench/one-rule-steps
+// times every step it names.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
@@ -37,5 +38,14 @@ describe('bench/apply (small sizes)', () => {
     assert.equal(code, 0, stderr);
     assert.match(stdout, /^\| `natops apply DIR` .* \| [\d.]+ m?s \| 1\.0x \|$/m);
     assert.match(stdout, /^\| one bare `iptables-restore --noflush` of the same rules \(the floor\) \| [\d.]+ m?s \| [\d.]+x slower \|$/m);
+  });
+
+  it('bench/one-rule-steps: every step runs and is timed', async () => {
+    requireNetnsPrerequisites();
+    const { code, stdout, stderr } = await bench('bench/one-rule-steps.ts', ['--rules', '50', '--reps', '1']);
+    assert.equal(code, 0, stderr);
+    const rows = stdout.split('\n').filter((l) => /^\| .* \| [\d.]+ m?s \|$/.test(l));
+    assert.equal(rows.length, 11, stdout);
+    assert.match(stdout, /^\| natops: reconcile the gateway with one rule changed \| /m);
   });
 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -119,6 +119,40 @@ describe('npm run build', () => {
     return new Promise((resolve) => child.on('close', (c) => resolve({ code: c ?? 1, stderr })));
   }
 
+  it('dist/ runs only while nothing it is made from is newer: a source file, or package-lock.json', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'natops-dist-check-'));
+    try {
+      await mkdir(join(root, 'src'), { recursive: true });
+      await mkdir(join(root, 'dist', 'cli'), { recursive: true });
+      await writeFile(join(root, 'tsconfig.build.json'), '{\n  // what the build is made from\n  "include": ["src", "package-lock.json"]\n}\n');
+      for (const f of ['src/a.ts', 'src/notes.txt', 'package-lock.json', 'dist/cli/main.js', 'dist/.built']) await writeFile(join(root, f), '');
+      const at = (f: string, seconds: number) => utimes(join(root, f), seconds, seconds);
+      for (const f of ['src/a.ts', 'src/notes.txt', 'package-lock.json']) await at(f, 1000);
+      await at('dist/.built', 2000);
+      const runs = async () => {
+        const code = `const { entryModule } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'bin', 'dist.js')).href)});\n` +
+          `process.stdout.write(await entryModule(${JSON.stringify(root)}, 'dist/cli/main.js', 'src/a.ts'));`;
+        const child = spawn(process.execPath, ['--input-type=module', '-e', code], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+        child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+        assert.equal(await new Promise((resolve) => child.on('close', resolve)), 0, err);
+        return `${out.endsWith('/dist/cli/main.js') ? 'dist' : out.endsWith('/src/a.ts') ? 'sources' : out}${err ? ` | ${err.trim()}` : ''}`;
+      };
+      assert.equal(await runs(), 'dist');
+      await at('src/notes.txt', 3000);
+      assert.equal(await runs(), 'dist', 'a file the build does not read');
+      await at('package-lock.json', 3000);
+      assert.match(await runs(), /^sources \| natops: warning: package-lock\.json changed after the last build/);
+      await at('package-lock.json', 1000);
+      await at('src/a.ts', 3000);
+      assert.match(await runs(), /^sources \| natops: warning: src changed after the last build/);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('bundles the two entries from the sources only; every chunk loads in plain Node (no tsx)', async () => {
     const { outputs } = await readMeta();
     const files = Object.keys(outputs).filter((f) => f.endsWith('.js'));
@@ -127,7 +161,7 @@ describe('npm run build', () => {
     assert.ok(inputs.has('gitops/manifests/validate.ts') && inputs.has('server/serve.ts'), 'lazily imported modules are in chunks');
     assert.deepEqual([...inputs].filter((i) => /^(test|bench)\//.test(i)), [], 'no test or bench code in the bundle');
     // only the small pure packages are bundled; the rest load from node_modules
-    assert.deepEqual([...new Set([...inputs].map(packageOf).filter(Boolean))].sort(), ['commander', 'ipaddr.js', 'yaml', 'zod']);
+    assert.deepEqual([...new Set([...inputs].map(packageOf).filter(Boolean))].sort(), ['commander', 'ipaddr.js', 'js-yaml', 'yaml', 'zod']);
     assert.ok((await readdir(join(ROOT, 'dist', 'bin'))).includes('natops-hook.js'), 'the hook beside the bundle');
     // the CLI runs when loaded; every other file only defines things
     const code = files.filter((f) => f !== 'dist/cli/main.js').map((f) => `await import(${JSON.stringify(pathToFileURL(join(ROOT, f)).href)});`).join('\n');

@@ -89,6 +89,7 @@ const ODD_SCALARS = [
   '*a', '&a x', '*web', '!!binary aGk=', '!!str 5', '!!int x', '!custom y', '|', '>-', '|\n  block', '<<: *a', 'a: b: c',
   '10.0.1.300', '10.0.1.0/33', '192.168.0.112', '10.0.1.5; rm -rf /', '$(reboot)', 'x'.repeat(300), 'ünïcödé', '# comment',
   '\u0000', '\u0007', '\uFFFD', '\uFEFF', '\u0085', '\u2028', '\uD800', '\t', 'VpcNatGatway', 'kubeovn.io/v2', 'List',
+  '{:}', '[:]', '[a, :]', '{a: 1, :}', '{? a}',
 ];
 
 const oddScalar = fc.oneof(
@@ -232,6 +233,7 @@ function property(files: ManifestFile[]): void {
 function sameAsPositionsFirst(files: ManifestFile[], result: ReturnType<typeof validateManifests>): void {
   const slow = validateManifests(files, { positionsFirst: true });
   assert.deepEqual(result.issues.map(formatIssue), slow.issues.map(formatIssue));
+  assert.deepEqual(result.ignored, slow.ignored, 'ignored documents at the same places');
   assert.deepEqual(result.desired, slow.desired);
   const values = (o: LoadOptions) => loadManifests(files, o).docs.map((d) => d.value);
   assert.deepEqual(values({}), values({ positionsFirst: true }));

@@ -70,6 +70,20 @@ describe('manifests', () => {
     assert.deepEqual([...desired.vpcs.keys()], ['a', 'b']);
   });
 
+  it('the fast reader and the yaml library agree on values, issues and where ignored documents start', async () => {
+    const text = [
+      '# other things in the same file', '---', '# a comment first', 'apiVersion: apps/v1', 'kind: Deployment', 'metadata:', '  name: web', 'spec:', '  replicas: 2',
+      '---', '---', 'apiVersion: v1', 'kind: ConfigMap', 'metadata: {name: other}', 'data:', '  a: "1"', '...', '  # trailing comment', '',
+    ].join('\n');
+    const files = [...toFiles(await seedObjects()), { path: 'others.yaml', text }];
+    const fast = validateManifests(files);
+    const slow = validateManifests(files, { positionsFirst: true });
+    assert.deepEqual(fast.issues.map(formatIssue), slow.issues.map(formatIssue));
+    assert.deepEqual(fast.desired, slow.desired);
+    assert.deepEqual(fast.ignored.map((d) => `${d.pos.line}:${d.pos.column} ${d.resource}`), ['4:1 Deployment/web', '12:1 ConfigMap/other']);
+    assert.deepEqual(fast.ignored, slow.ignored);
+  });
+
   it('accepts ports written as strings, as Kube-OVN does', async () => {
     const { issues, desired } = await issuesFor((s) => {
       set(s.gateway, 'spec.dnatRules.0.externalPort', '8888');

@@ -1,0 +1,77 @@
+// bench/one-rule-steps: where a one-rule change in a big gateway spends its time, step by step,
+// on a real lab gateway holding N port forwards (default 10,000): natops's whole reconcile of one
+// changed rule, then each step alone (the reads, an iptables-restore that appends, inserts or
+// deletes one rule, conntrack -D, a bare process in the namespace, compiling and diffing). Needs
+// root. Prints a markdown table of medians.
+//
+//   node --import tsx bench/one-rule-steps.ts [--rules 10000] [--reps 5]
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { median, ms, timed } from './stats.ts';
+import { changeSetCommands } from '../dataplane/commands.ts';
+import { compileGateway } from '../dataplane/compile.ts';
+import { diffStates } from '../dataplane/diff.ts';
+import type { GatewaySpec } from '../dataplane/model.ts';
+import { networkModel } from '../gitops/manifests/network.ts';
+import { readDesired } from '../gitops/manifests/read-dir.ts';
+import { NetnsRuntime } from '../lab/gateway-runtime.ts';
+import { Lab } from '../lab/lab.ts';
+import { inNamespace } from '../lab/netns.ts';
+import { reconcileGateway } from '../runtime/reconcile.ts';
+
+const { values: args } = parseArgs({ options: { rules: { type: 'string', default: '10000' }, reps: { type: 'string', default: '5' } } });
+const rules = Number(args.rules);
+const reps = Number(args.reps);
+const EIP = '192.168.0.112';
+const BACKEND = '10.0.1.10';
+/** a rule natops does not manage, added and removed by the steps below */
+const SPARE = `-d ${EIP}/32 -p tcp -m tcp --dport 40000 -j DNAT --to-destination ${BACKEND}:80`;
+
+/** The seed's gateway plus `n` port forwards; the eighth one's backend port is `port`. */
+function withForwards(base: GatewaySpec, n: number, port = 80): GatewaySpec {
+  const dnats = [...base.dnats];
+  for (let i = 0; i < n; i++) dnats.push({ eip: EIP, externalPort: 20000 + i, protocol: 'tcp', internalIp: BACKEND, internalPort: i === 7 ? port : 80 });
+  return { ...base, dnats };
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('bench/one-rule-steps needs root (network namespaces)');
+  const lab = new Lab(`b${randomBytes(4).toString('hex')}`);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void lab.down().finally(() => process.exit(130)));
+  try {
+    const desired = await readDesired(new URL('../examples/seed', import.meta.url).pathname);
+    await lab.up(networkModel(desired));
+    const runtime = new NetnsRuntime(lab);
+    const base = desired.gateways.get('ngw')!;
+    const gw = lab.names.gateway('ngw');
+    await reconcileGateway(runtime, withForwards(base, rules));
+    const handle = (await runtime.gateway('ngw'))!;
+    const inGateway = (argv: string[], stdin?: string) => inNamespace(gw, { argv, ...(stdin === undefined ? {} : { stdin }), okExitCodes: [0, 1] });
+    const restore = (line: string) => inGateway(['iptables-restore', '-w', '--noflush'], `*nat\n${line}\nCOMMIT\n`);
+    const steps: [string, () => Promise<unknown>][] = [
+      ['natops: reconcile the gateway with one rule changed', () => reconcileGateway(runtime, withForwards(base, rules, 1000 + Math.floor(Math.random() * 1000)))],
+      ['natops: read the whole gateway (every read at once)', () => handle.readState()],
+      ['`iptables-save -t nat`', () => inGateway(['iptables-save', '-t', 'nat'])],
+      ['`iptables -t nat -S SHARED_DNAT` (the one chain)', () => inGateway(['iptables', '-t', 'nat', '-S', 'SHARED_DNAT'])],
+      ['`iptables-restore --noflush`: append one rule', () => restore(`-A SHARED_DNAT ${SPARE}`)],
+      ['`iptables-restore --noflush`: delete that rule by its spec', () => restore(`-D SHARED_DNAT ${SPARE}`)],
+      ['`iptables-restore --noflush`: insert one rule first', () => restore(`-I SHARED_DNAT 1 ${SPARE}`)],
+      ['`iptables-restore --noflush`: delete rule 1 by number', () => restore('-D SHARED_DNAT 1')],
+      ['`conntrack -D` of one forward\'s flows', () => inGateway(['conntrack', '-D', '-p', 'tcp', '--orig-dst', EIP, '--orig-port-dst', '20007'])],
+      ['`true` in the namespace (a process\'s floor)', () => inGateway(['true'])],
+    ];
+    const live = await handle.readState();
+    steps.push([`compile ${rules.toLocaleString('en')} rules and diff them against the live state`, async () => changeSetCommands(diffStates(live, compileGateway(withForwards(base, rules, 5555))))]);
+    const times = new Map<string, number[]>(steps.map(([name]) => [name, []]));
+    for (let r = 0; r < reps; r++) for (const [name, step] of steps) times.get(name)!.push(await timed(step));
+    process.stdout.write([
+      `### one rule changed in a gateway holding ${rules.toLocaleString('en')} port forwards, step by step (median of ${reps})`,
+      '', '| step | time |', '|---|---:|',
+      ...steps.map(([name]) => `| ${name} | ${ms(median(times.get(name)!))} |`), '',
+    ].join('\n'));
+  } finally {
+    await lab.down();
+  }
+}
+
+await main();
