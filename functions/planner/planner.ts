@@ -42,9 +42,8 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
   const job = ctx.data;
   // One planner at a time across processes: generations and the head move together.
   return withLock(env.redis, env.store.leaseKey('planner'), env.lock, async (lease) => {
-    const planned = await env.store.head(job.branch);
     // A repository without the branch (deleted, or a mirror not fetched yet): the delivery's commit.
-    const branchHead = await env.repo.branchHead(job.branch);
+    const [planned, branchHead] = await Promise.all([env.store.head(job.branch), env.repo.branchHead(job.branch)]);
     const sha = branchHead ?? job.after;
     const statuses: StatusEvent[] = [];
     // A mirror that has not fetched the delivered commit yet: try again, rather than call it old.
@@ -65,12 +64,17 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
       await env.statuses.publish([{ sha, context: SUMMARY_CONTEXT, state: 'success', description: statusText(`not applied: superseded by newer commit ${planned.sha.slice(0, 7)}`), targetUrl: ctx.url }]);
       return { kind: 'superseded', head: planned.sha };
     }
+    // (each a git run: at once, as the push waits for its rules)
+    const [rewritten, files] = await Promise.all([
+      planned ? descends(env.repo, planned.sha, sha).then((d) => !d) : false,
+      env.repo.manifestsAt(sha, env.path, { warn: (m) => ctx.log.warn(m), limits: env.limits }),
+    ]);
     const notes = [
       ...(job.cause === 'catch-up' ? ['caught up with the branch'] : []),
-      ...(planned && !(await descends(env.repo, planned.sha, sha)) ? [`history rewritten: ${planned.sha.slice(0, 7)} is not in it`] : []),
+      ...(planned && rewritten ? [`history rewritten: ${planned.sha.slice(0, 7)} is not in it`] : []),
     ];
 
-    const validation = validateManifests(await env.repo.manifestsAt(sha, env.path, { warn: (m) => ctx.log.warn(m), limits: env.limits }), env.limits);
+    const validation = validateManifests(files, env.limits);
     // For the commit's check run on GitHub: its annotations point at these lines.
     if (validation.issues.length) await env.store.setCommitIssues(sha, validation.issues);
     const gen = await env.store.nextGen();

@@ -81,8 +81,12 @@ export class GitRepo implements GitSource {
     const warn = opts.warn ?? warnOnStderr;
     this.checkSha(sha);
     const tracked = checkTrackedPath(path);
-    if (!(await this.hasCommit(sha))) throw new GitSourceError(this.gitDir, `commit ${sha} is not in the repository`);
-    const ls = await this.git(['ls-tree', '-r', '-z', '--full-tree', sha, '--', ...(tracked ? [tracked] : [])]);
+    // (whether the commit is there is asked only when ls-tree fails: one git run fewer per plan)
+    const ls = await this.git(['ls-tree', '-r', '-z', '--full-tree', sha, '--', ...(tracked ? [tracked] : [])], [0, 128]);
+    if (ls.code !== 0) {
+      if (!(await this.hasCommit(sha))) throw new GitSourceError(this.gitDir, `commit ${sha} is not in the repository`);
+      throw new GitSourceError(this.gitDir, `git ls-tree ${sha} exited ${ls.code}: ${ls.stderr.trim()}`);
+    }
     const blobs: { path: string; id: string; link: boolean }[] = [];
     for (const entry of ls.stdout.split('\0')) {
       // "<mode> blob <id>\t<path>"
