@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "quickstart: run as root (the lab creates network namespaces)" >&2; exit 1; }
 
 bash scripts/install-deps.sh
-# natops runs the compiled JavaScript in dist/ (bin/natops.js falls back to the slower TypeScript
+# natops runs the bundled JavaScript in dist/ (bin/natops.js falls back to the slower TypeScript
 # sources, with a warning, when dist/ is missing or older than them).
 npm run --silent build
 natops() { node bin/natops.js "$@"; }
