@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, ms, timed } from './stats.ts';
+import { BACKEND, EIP } from './forwards.ts';
 import { readDesired } from '../gitops/manifests/read-dir.ts';
 import { networkModel } from '../gitops/manifests/network.ts';
 import { portForward } from '../dataplane/rules.ts';
@@ -37,8 +38,6 @@ const reps = Number(args.reps);
 const naiveReps = Number(args['naive-reps']);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SEED = join(ROOT, 'examples/seed');
-const EIP = '192.168.0.112';
-const BACKEND = '10.0.1.10';
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 /** A whole process; rejects on a non-zero exit or when natops says it is not running dist/. */

@@ -12,13 +12,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, ms, timed } from './stats.ts';
 import { readDesired } from '../gitops/manifests/read-dir.ts';
-import type { GatewaySpec } from '../dataplane/model.ts';
 import { portForward } from '../dataplane/rules.ts';
 import { Lab } from '../lab/lab.ts';
 import { inNamespace } from '../lab/netns.ts';
 import { networkModel } from '../gitops/manifests/network.ts';
 import { NetnsRuntime } from '../lab/gateway-runtime.ts';
 import { reconcileGateway, type GatewayResult } from '../runtime/reconcile.ts';
+import { BACKEND, EIP, withForwards } from './forwards.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,17 +42,7 @@ const removeSize = Number(args['remove-size']);
 
 const BIN = fileURLToPath(new URL('../bin/natops.js', import.meta.url));
 const SEED = fileURLToPath(new URL('../examples/seed', import.meta.url));
-const EIP = '192.168.0.112';
-const BACKEND = '10.0.1.10';
 
-/** The seed's gateway plus `n` port forwards on 192.168.0.112, ports 20000 and up. */
-function withForwards(base: GatewaySpec, n: number, changed?: { index: number; internalPort: number }): GatewaySpec {
-  const dnats = [...base.dnats];
-  for (let i = 0; i < n; i++) {
-    dnats.push({ eip: EIP, externalPort: 20000 + i, protocol: 'tcp', internalIp: BACKEND, internalPort: changed?.index === i ? changed.internalPort : 80 });
-  }
-  return { ...base, dnats };
-}
 
 /** Kube-OVN's way: one iptables command per rule, run by one bash inside the gateway. */
 function naiveScript(n: number, opts: { flush: boolean; changed?: { index: number; internalPort: number } }): string {

@@ -11,28 +11,20 @@ import { median, ms, timed } from './stats.ts';
 import { changeSetCommands } from '../dataplane/commands.ts';
 import { compileGateway } from '../dataplane/compile.ts';
 import { diffStates } from '../dataplane/diff.ts';
-import type { GatewaySpec } from '../dataplane/model.ts';
 import { networkModel } from '../gitops/manifests/network.ts';
 import { readDesired } from '../gitops/manifests/read-dir.ts';
 import { NetnsRuntime } from '../lab/gateway-runtime.ts';
 import { Lab } from '../lab/lab.ts';
 import { inNamespace } from '../lab/netns.ts';
 import { reconcileGateway } from '../runtime/reconcile.ts';
+import { BACKEND, EIP, withForwards } from './forwards.ts';
 
 const { values: args } = parseArgs({ options: { rules: { type: 'string', default: '10000' }, reps: { type: 'string', default: '5' } } });
 const rules = Number(args.rules);
 const reps = Number(args.reps);
-const EIP = '192.168.0.112';
-const BACKEND = '10.0.1.10';
 /** a rule natops does not manage, added and removed by the steps below */
 const SPARE = `-d ${EIP}/32 -p tcp -m tcp --dport 40000 -j DNAT --to-destination ${BACKEND}:80`;
 
-/** The seed's gateway plus `n` port forwards; the eighth one's backend port is `port`. */
-function withForwards(base: GatewaySpec, n: number, port = 80): GatewaySpec {
-  const dnats = [...base.dnats];
-  for (let i = 0; i < n; i++) dnats.push({ eip: EIP, externalPort: 20000 + i, protocol: 'tcp', internalIp: BACKEND, internalPort: i === 7 ? port : 80 });
-  return { ...base, dnats };
-}
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/one-rule-steps needs root (network namespaces)');
@@ -49,7 +41,7 @@ async function main(): Promise<void> {
     const inGateway = (argv: string[], stdin?: string) => inNamespace(gw, { argv, ...(stdin === undefined ? {} : { stdin }), okExitCodes: [0, 1] });
     const restore = (line: string) => inGateway(['iptables-restore', '-w', '--noflush'], `*nat\n${line}\nCOMMIT\n`);
     const steps: [string, () => Promise<unknown>][] = [
-      ['natops: reconcile the gateway with one rule changed', () => reconcileGateway(runtime, withForwards(base, rules, 1000 + Math.floor(Math.random() * 1000)))],
+      ['natops: reconcile the gateway with one rule changed', () => reconcileGateway(runtime, withForwards(base, rules, { index: 7, internalPort: 1000 + Math.floor(Math.random() * 1000) }))],
       ['natops: read the whole gateway (every read at once)', () => handle.readState()],
       ['`iptables-save -t nat`', () => inGateway(['iptables-save', '-t', 'nat'])],
       ['`iptables -t nat -S SHARED_DNAT` (the one chain)', () => inGateway(['iptables', '-t', 'nat', '-S', 'SHARED_DNAT'])],
@@ -61,7 +53,7 @@ async function main(): Promise<void> {
       ['`true` in the namespace (a process\'s floor)', () => inGateway(['true'])],
     ];
     const live = await handle.readState();
-    steps.push([`compile ${rules.toLocaleString('en')} rules and diff them against the live state`, async () => changeSetCommands(diffStates(live, compileGateway(withForwards(base, rules, 5555))))]);
+    steps.push([`compile ${rules.toLocaleString('en')} rules and diff them against the live state`, async () => changeSetCommands(diffStates(live, compileGateway(withForwards(base, rules, { index: 7, internalPort: 5555 }))))]);
     const times = new Map<string, number[]>(steps.map(([name]) => [name, []]));
     for (let r = 0; r < reps; r++) for (const [name, step] of steps) times.get(name)!.push(await timed(step));
     process.stdout.write([

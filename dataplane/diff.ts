@@ -142,14 +142,23 @@ function diffChain(chain: NatChain, haveOrMissing: string[] | undefined, want: s
     for (const [spec, n] of countRules(kept)) for (let k = wanted.get(spec) ?? 0; k < n; k++) ops.push({ op: 'delete', spec });
   }
   // Hook chains hold other software's rules too, whose positions natops does not know: append there.
-  let length = kept.length;
-  want.forEach((spec, i) => {
-    if (haveSet.has(spec)) return;
-    if (isHook || i >= length) ops.push({ op: 'append', spec });
+  placeNew(ops, want, (spec) => !haveSet.has(spec), 0, kept.length, isHook);
+  return { edit: { chain, create: false, rewrite: false, ops }, added, removed };
+}
+
+/**
+ * Puts the new rules of `want` (a chain's desired rules from position `offset`) at their place:
+ * inserted before the rule now there, or appended past the end (always, with `appendOnly`).
+ * `length`: the rules the chain holds once the deletions are done.
+ */
+function placeNew(ops: ChainOp[], want: readonly string[], isNew: (spec: string) => boolean, offset: number, length: number, appendOnly: boolean): void {
+  want.forEach((spec, j) => {
+    if (!isNew(spec)) return;
+    const i = offset + j;
+    if (appendOnly || i >= length) ops.push({ op: 'append', spec });
     else ops.push({ op: 'insert', position: i + 1, spec });
     length++;
   });
-  return { edit: { chain, create: false, rewrite: false, ops }, added, removed };
 }
 
 /** Above this many rules between the shared head and tail, diffChain's sets are the cheaper way. */
@@ -187,15 +196,8 @@ function smallEdit(chain: NatChain, have: string[], want: string[]): { edit: Cha
   const removed = h.filter((spec) => !wSet.has(spec));
   const added = w.filter((spec) => !hSet.has(spec));
   const ops: ChainOp[] = removed.map((spec) => ({ op: 'delete', spec }));
-  // as diffChain places them: positions count the kept rules of the whole chain
-  let length = head + kept.length + tail;
-  w.forEach((spec, j) => {
-    if (hSet.has(spec)) return;
-    const i = head + j;
-    if (i >= length) ops.push({ op: 'append', spec });
-    else ops.push({ op: 'insert', position: i + 1, spec });
-    length++;
-  });
+  // positions count the kept rules of the whole chain
+  placeNew(ops, w, (spec) => !hSet.has(spec), head, head + kept.length + tail, false);
   return { edit: { chain, create: false, rewrite: false, ops }, added, removed };
 }
 

@@ -30,9 +30,6 @@ export function readScript(reads: readonly StateRead[]): string {
   }).join('\n');
 }
 
-/** The whole read. */
-export const READ_SCRIPT = readScript(STATE_READS);
-
 interface Section {
   stdout: string;
   stderr: string;
@@ -70,7 +67,7 @@ export function splitReads(stdout: string, stderr: string, reads: readonly State
 export async function readGatewayState<R extends StateRead = StateRead>(exec: Exec, reads?: readonly R[]): Promise<StateOf<R>> {
   // (in STATE_READS's order, each once, whatever order the caller gave)
   const names = STATE_READS.filter((n) => !reads || (reads as readonly StateRead[]).includes(n));
-  const r = await exec({ argv: ['sh', '-c', names.length === STATE_READS.length ? READ_SCRIPT : readScript(names)] });
+  const r = await exec({ argv: ['sh', '-c', readScript(names)] });
   const read = splitReads(r.stdout, r.stderr, names);
   for (const name of names) {
     // A table with no route yet does not exist, and ip says so with exit code 2.

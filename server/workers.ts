@@ -215,9 +215,12 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
       for (const w of workers) w.pause(true).catch((e: unknown) => env.log.warn({ queue: w.name }, `pausing worker ${w.name}: ${errorMessage(e)}`));
       const finished = inHand.size ? new Promise<void>((r) => (idle = r)) : Promise.resolve();
       const late = await within(deadlineMs, finished.then(() => false), () => true);
+      /** `force`: without waiting for the jobs in hand (they are handed back) */
+      const closeWorkers = (force: boolean) =>
+        Promise.all(workers.map((w) => w.close(force).catch((e: unknown) => env.log.warn({ queue: w.name }, `closing worker ${w.name}: ${errorMessage(e)}`))));
       const handedBack: string[] = [];
       if (late) {
-        await Promise.all(workers.map((w) => w.close(true).catch((e: unknown) => env.log.warn({ queue: w.name }, `closing worker ${w.name}: ${errorMessage(e)}`))));
+        await closeWorkers(true);
         for (const [key, { job, token }] of inHand) {
           abandoned.add(key);
           // (a job whose lock is gone already is for the stalled-job check to hand back)
@@ -225,7 +228,7 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
           if (moved) handedBack.push(key);
         }
       } else {
-        await Promise.all(workers.map((w) => w.close().catch((e: unknown) => env.log.warn({ queue: w.name }, `closing worker ${w.name}: ${errorMessage(e)}`))));
+        await closeWorkers(false);
       }
       await within(BOUNCE_WAIT_MS, Promise.allSettled([...bouncing]), () => undefined);
       return { late, handedBack };
