@@ -4,11 +4,10 @@
 // when it runs (`--help` and `validate` must not wait for BullMQ, express, the Kubernetes client
 // or the lab). bench/cli-start.ts measures it; test/unit/cli-start.test.ts keeps it so.
 import { NatopsError } from '../common/errors.ts';
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import type { GatewayState } from '../dataplane/model.ts';
-import { DEFAULT_LAB } from '../lab/names.ts';
+import { DEFAULT_LAB } from '../lab/default-name.ts';
 import type { RuntimeKind } from '../runtime/runtime.ts';
 import { addGitopsCommands } from './gitops-commands.ts';
 import { addPreviewCommand } from './preview.ts';
@@ -175,6 +174,7 @@ lab
   .action(async (name: string, command: string[], opts: { lab: string }) => {
     requireRoot('lab exec');
     const ns = await (await labNamed(opts.lab)).hostNamespace(name);
+    const { spawn } = await import('node:child_process');
     const child = spawn('ip', ['netns', 'exec', ns, ...command], { stdio: 'inherit' });
     const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
     process.exitCode = code;

@@ -3,7 +3,6 @@
 // a pull request; nothing live is read). The modules that do the work load when it runs.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { NatopsError } from '../common/errors.ts';
-import { run } from '../common/exec.ts';
 
 class PreviewUsageError extends NatopsError {}
 
@@ -18,6 +17,7 @@ interface PreviewFlags {
 
 /** The git directory of the repository `dir` is in (a work tree or a bare repository). */
 async function gitDirOf(dir: string): Promise<string> {
+  const { run } = await import('../common/exec.ts');
   const r = await run(['git', '-C', dir, 'rev-parse', '--absolute-git-dir'], { okExitCodes: [0, 128] });
   if (r.code !== 0) throw new PreviewUsageError(`${dir} is not in a git repository (give one with --repo): ${r.stderr.trim()}`);
   return r.stdout.trim();

@@ -1,8 +1,8 @@
 // The VPC networks a set of gateways lives in, said once for every runtime: the lab builds
 // bridges and routers from it, the Kubernetes runtime its attachments. Resolved from manifests
 // by gitops/manifests/network.ts; carried by jobs and records as it is here.
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { hexDigest } from '../common/digest.ts';
 
 export const StaticRouteSchema = z.object({ cidr: z.string(), nextHopIP: z.string(), policy: z.enum(['policyDst', 'policySrc']) });
 /** A Vpc's static route as Kube-OVN writes it. */
@@ -51,5 +51,5 @@ export const DEFAULT_NIC = 'eth1';
  * Interface names are 15 characters at most, so it carries a short hash of the subnet's name.
  */
 export function subnetAttachmentBridge(subnet: string): string {
-  return `nat${createHash('sha1').update(`subnet/${subnet}`).digest('hex').slice(0, 10)}`;
+  return `nat${hexDigest('sha1', `subnet/${subnet}`).slice(0, 10)}`;
 }

@@ -328,7 +328,7 @@ function parseDocument(doc: LoadedDoc, verdict: Extract<ReturnType<typeof classi
   const report = (path: FieldPath, message: string) =>
     issues.push({ pos: doc.locate(path), resource: id, field: formatFieldPath(path), message });
   const schema: z.ZodType = RESOURCE_SCHEMAS[verdict.key];
-  const result = schema.safeParse(doc.value, { reportInput: true });
+  const result = schema.safeParse(doc.value, { reportInput: true, jitless: true });
   if (!result.success) {
     for (const iss of result.error.issues) {
       const path = iss.path.filter((p): p is string | number => typeof p !== 'symbol');

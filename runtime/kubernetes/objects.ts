@@ -1,7 +1,7 @@
 // The Kubernetes objects of a gateway, pure: the Deployment in Kube-OVN 1.7's form, the external
 // network's NetworkAttachmentDefinition and, in network mode `multus`, the gateway's subnet
 // attachment. natops labels everything it makes, so it finds and prunes only that.
-import { createHash } from 'node:crypto';
+import { hexDigest } from '../../common/digest.ts';
 import { parseCidr } from '../../common/ipv4.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import { subnetAttachmentBridge } from '../../dataplane/network.ts';
@@ -76,7 +76,7 @@ export function gatewayDeployment(spec: GatewaySpec, s: ObjectSettings, attachme
     ...(s.mode === 'multus' ? { [ANNOTATIONS.defaultNetwork]: `${s.namespace}/${subnetAttachmentName(spec.name)}` } : {}),
     // A pod's attachments are made once, when it starts: a changed one (the subnet's gateway, the
     // nic) must roll the pod, as a changed template does.
-    ...(attachments.length ? { [ATTACHMENTS_ANNOTATION]: createHash('sha256').update(JSON.stringify(attachments.map((a) => a.spec.config))).digest('hex').slice(0, 16) } : {}),
+    ...(attachments.length ? { [ATTACHMENTS_ANNOTATION]: hexDigest('sha256', JSON.stringify(attachments.map((a) => a.spec.config))).slice(0, 16) } : {}),
   };
   const w = spec.workload;
   return {
