@@ -30,6 +30,8 @@ COPY runtime ./runtime
 COPY functions ./functions
 COPY queue ./queue
 COPY server ./server
+# the build validates the seed once, to make the code cache of dist/'s vendor file
+COPY examples ./examples
 RUN npm run build
 
 FROM node:20-bookworm-slim

@@ -37,7 +37,7 @@ const readMeta = async (): Promise<BuildMeta> => JSON.parse(await readFile(join(
 /** The package a path under node_modules belongs to: "commander", "@kubernetes/client-node", ... */
 const packageOf = (path: string) => /\/?node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path.slice(Math.max(0, path.lastIndexOf('node_modules/') - 1)))?.[1];
 
-/** The packages a module list loads: from node_modules, or bundled in a dist/ file it loads. */
+/** The packages a module list loads: from node_modules, or bundled in a dist/ file it loads (or in the vendor file, through one). */
 function packagesOf(urls: string[], meta?: BuildMeta): string[] {
   const names = new Set<string>();
   for (const url of urls) {
@@ -45,7 +45,8 @@ function packagesOf(urls: string[], meta?: BuildMeta): string[] {
     if (direct) names.add(direct);
     const inDist = /\/(dist\/(?:cli|chunks)\/[^/]+\.js)$/.exec(url)?.[1];
     for (const input of Object.keys((inDist && meta?.outputs[inDist]?.inputs) || {})) {
-      const bundled = packageOf(input);
+      // a package in the vendor file is imported through a stub module named after it
+      const bundled = packageOf(input) ?? /^natops-vendor:(.+)$/.exec(input)?.[1];
       if (bundled) names.add(bundled);
     }
   }
@@ -155,7 +156,7 @@ describe('npm run build', () => {
 
   it('bundles the two entries from the sources only; every chunk loads in plain Node (no tsx)', async () => {
     const { outputs } = await readMeta();
-    const files = Object.keys(outputs).filter((f) => f.endsWith('.js'));
+    const files = Object.keys(outputs).filter((f) => /\.c?js$/.test(f));
     assert.ok(files.includes('dist/cli/main.js') && files.includes('dist/cli/push-sender.js'), files.join(', '));
     const inputs = new Set(files.flatMap((f) => Object.keys(outputs[f]!.inputs)));
     assert.ok(inputs.has('gitops/manifests/validate.ts') && inputs.has('server/serve.ts'), 'lazily imported modules are in chunks');
@@ -167,5 +168,27 @@ describe('npm run build', () => {
     const code = files.filter((f) => f !== 'dist/cli/main.js').map((f) => `await import(${JSON.stringify(pathToFileURL(join(ROOT, f)).href)});`).join('\n');
     const r = await plainNode(`${code}\nprocess.exit(0);`);
     assert.equal(r.code, 0, r.stderr);
+  });
+
+  it("the vendor file's code cache: made by the build, remade by a run that finds it missing or unusable", async () => {
+    const { outputs } = await readMeta();
+    const vendor = Object.keys(outputs).filter((f) => /^dist\/chunks\/vendor-[0-9a-f]{12}\.cjs$/.test(f));
+    assert.equal(vendor.length, 1, Object.keys(outputs).join(', '));
+    const cache = join(ROOT, `${vendor[0]}.cache`);
+    const made = await readFile(cache);
+    assert.ok(made.length > 100_000, `the build's cache holds what validating the seed compiled (${made.length} bytes)`);
+    try {
+      for (const broken of [undefined, Buffer.from('not a code cache')]) {
+        if (broken) await writeFile(cache, broken);
+        else await rm(cache);
+        const r = await natops(['validate', 'examples/seed']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /^ok: 1 VPC/);
+        const again = await readFile(cache);
+        assert.ok(again.length > 100_000, `a run ${broken ? 'that V8 refused the cache to' : 'without a cache'} writes a new one (${again.length} bytes)`);
+      }
+    } finally {
+      await writeFile(cache, made);
+    }
   });
 });
