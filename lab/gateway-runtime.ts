@@ -6,7 +6,7 @@ import type { GatewaySpec } from '../dataplane/model.ts';
 import { ParseError, parseIpAddr } from '../dataplane/parse.ts';
 import { LabError } from './errors.ts';
 import type { Lab } from './lab.ts';
-import { addVeth, inNamespace, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from './netns.ts';
+import { addVeth, inNamespace, ipBatch, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from './netns.ts';
 import type { Command } from '../dataplane/commands.ts';
 import type { Exec, ExecResult } from '../common/exec.ts';
 import { readGatewayState, runCommands } from '../runtime/gateway-io.ts';
@@ -88,19 +88,23 @@ export class NetnsRuntime implements GatewayRuntime {
   }
 
   /**
-   * Whether every step of ensureGateway already holds, from four reads run together. Any doubt (a
-   * failed or unreadable read) is false: the full path then looks again, with its own verdicts.
+   * Whether every step of ensureGateway already holds, from four reads: two in the fabric, two in
+   * the gateway, one process each. Any doubt (a failed or unreadable read) is false: the full path
+   * then looks again, with its own verdicts.
    */
   private async wired(spec: GatewaySpec, ns: string, bridge: string, lanCidr: string, nic: string): Promise<boolean> {
     const n = this.lab.names;
     // (a failed look is not an error here; a timeout still is, as it would be below)
     const look = { ...this.cmd, okExitCodes: [0, 1, 2, 255] };
-    const [eth0Port, eth0, net1Port, routes] = await Promise.all([
-      ipIn(n.fabric, look, '-j', 'link', 'show', 'dev', n.gatewayPort(spec.name, 'eth0')),
-      ipIn(ns, look, '-j', 'addr', 'show', 'dev', 'eth0'),
-      ipIn(n.fabric, look, '-j', 'link', 'show', 'dev', n.gatewayPort(spec.name, 'net1')),
-      ipIn(ns, look, '-j', 'route', 'show', 'default'),
+    const [ports, inside] = await Promise.all([
+      ipBatch(n.fabric, look, [`link show dev ${n.gatewayPort(spec.name, 'eth0')}`, `link show dev ${n.gatewayPort(spec.name, 'net1')}`]),
+      ipBatch(ns, look, ['addr show dev eth0', 'route show default']),
     ]);
+    // ip stops at a failed command: then some answer is missing, and that is doubt enough
+    if (ports.code !== 0 || inside.code !== 0 || ports.answers.length !== 2 || inside.answers.length !== 2) return false;
+    const ok = (stdout: string) => ({ code: 0, stdout });
+    const [eth0Port, net1Port] = ports.answers.map(ok) as [Probe, Probe];
+    const [eth0, routes] = inside.answers.map(ok) as [Probe, Probe];
     return isWired({ eth0Port, eth0, net1Port, routes }, { bridge, lanCidr, nic, gateway: spec.subnet.gateway });
   }
 

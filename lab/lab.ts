@@ -9,9 +9,9 @@ import { k8sName } from '../gitops/manifests/schema.ts';
 import { DEFAULT_COMMAND_TIMEOUT_MS, run } from '../common/exec.ts';
 import { LabError } from './errors.ts';
 import { LabNames } from './names.ts';
-import { addVeth, deleteNamespace, ensureNamespace, inNamespace, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from './netns.ts';
+import { addVeth, deleteNamespace, ensureNamespace, inNamespace, ipIn, listNamespaces, namespaceExists, type NetnsCommandOptions } from './netns.ts';
 import { NetworkModelSchema, subnetAttachmentBridge, type NetworkModel } from '../dataplane/network.ts';
-import { parseIpAddr } from '../dataplane/parse.ts';
+import { ParseError, parseIpAddr } from '../dataplane/parse.ts';
 import { diffRouting, routerRouting, type IpRoute, type IpRule } from './topology.ts';
 
 /** Where natops records what it created; tmpfs, like the namespaces themselves. */
@@ -29,6 +29,7 @@ const ROUTER_SYSCTLS = {
   'net.ipv4.conf.all.promote_secondaries': '1',
   'net.ipv4.conf.default.promote_secondaries': '1',
 };
+const UPSTREAM_SYSCTLS = { ...ROUTER_SYSCTLS, 'net.ipv4.conf.net0.promote_secondaries': '1' };
 const HOST_SYSCTLS = { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0' };
 
 const HostRecord = z.object({ name: z.string(), net: z.string(), ip: z.string(), gateway: z.string().optional() });
@@ -86,18 +87,31 @@ export class Lab {
   async up(network: NetworkModel): Promise<string[]> {
     const log: string[] = [];
     const n = this.names;
+    // Every namespace the lab keeps is read before any change, one process each: its links,
+    // addresses, routes and rules, and a router's sysctls. The checks below look there (about
+    // fifteen commands one after another, before), and change only what differs.
+    const existing = new Set(await listNamespaces());
+    const wanted = [[n.fabric, {}], ...network.vpcs.map((v) => [n.vpc(v.name), ROUTER_SYSCTLS] as const), [n.upstream, UPSTREAM_SYSCTLS]] as const;
+    const read = new Map(await Promise.all(wanted.map(async ([ns, sysctls]) =>
+      [ns, existing.has(ns) ? await viewNamespace(ns, Object.keys(sysctls), this.cmd) : { view: freshView(), sysctls: undefined }] as const)));
+    const views = new Map([...read].map(([ns, r]) => [ns, r.view]));
+    const sysctls = new Map([...read].map(([ns, r]) => [ns, r.sysctls]));
     if (await this.ownNamespace(n.fabric)) log.push(`created ${n.fabric} (bridges)`);
-    await this.ensureBridge(network.nic, log, `underlay ${network.nic}`);
-    for (const s of network.subnets) await this.ensureBridge(n.subnetBridge(s.name), log, `subnet ${s.name} ${s.cidr}`);
+    const fabric = views.get(n.fabric)!;
+    await this.ensureBridge(network.nic, log, `underlay ${network.nic}`, fabric);
+    for (const s of network.subnets) await this.ensureBridge(n.subnetBridge(s.name), log, `subnet ${s.name} ${s.cidr}`, fabric);
     const bridges = new Set(network.subnets.map((s) => n.subnetBridge(s.name)));
-    for (const name of await subnetLinks(n.fabric, this.cmd)) {
+    for (const name of subnetLinks(fabric)) {
       if (!bridges.has(name)) {
         await ipIn(n.fabric, this.cmd, 'link', 'del', name);
         log.push(`removed bridge ${name} (its subnet left the manifests)`);
       }
     }
 
-    for (const vpc of network.vpcs) await this.ensureRouter(vpc, network.subnets.filter((s) => s.vpc === vpc.name), log);
+    for (const vpc of network.vpcs) {
+      const ns = n.vpc(vpc.name);
+      await this.ensureRouter(vpc, network.subnets.filter((s) => s.vpc === vpc.name), log, views.get(ns)!, sysctls.get(ns));
+    }
     for (const ns of await this.ownedNamespaces()) {
       const vpc = ns.startsWith(`${n.prefix}-vpc-`) ? ns.slice(`${n.prefix}-vpc-`.length) : undefined;
       if (vpc !== undefined && !network.vpcs.some((v) => v.name === vpc)) {
@@ -108,12 +122,13 @@ export class Lab {
 
     const upstreamCreated = await this.ownNamespace(n.upstream, ROUTER_SYSCTLS);
     if (upstreamCreated) log.push(`created ${n.upstream} (upstream router on ${network.nic})`);
-    if (!(await linkExists(n.upstream, 'net0', this.cmd))) {
+    const upstream = views.get(n.upstream)!;
+    if (!upstream.links.has('net0')) {
       await addVeth({ outerNs: n.fabric, outer: n.upstreamPort, bridge: network.nic, innerNs: n.upstream, inner: 'net0', ...this.cmd });
     }
     // (a new namespace has them, and net0 takes its defaults)
-    if (!upstreamCreated) await this.ensureSysctls(n.upstream, { ...ROUTER_SYSCTLS, 'net.ipv4.conf.net0.promote_secondaries': '1' }, log, 'upstream router');
-    await this.syncAddresses(n.upstream, 'net0', network.eipNextHops.map((u) => `${u.address}/${u.prefix}`), log, 'upstream router');
+    if (!upstreamCreated) await this.ensureSysctls(n.upstream, UPSTREAM_SYSCTLS, log, 'upstream router', sysctls.get(n.upstream));
+    await this.syncAddresses(n.upstream, 'net0', network.eipNextHops.map((u) => `${u.address}/${u.prefix}`), log, 'upstream router', upstream);
 
     await mkdir(this.dir, { recursive: true });
     await writeFile(join(this.dir, 'topology.json'), JSON.stringify(network, null, 2));
@@ -197,48 +212,50 @@ export class Lab {
     return removed;
   }
 
-  private async ensureBridge(name: string, log: string[], what: string): Promise<void> {
-    const fabric = this.names.fabric;
-    if (await linkExists(fabric, name, this.cmd)) return;
-    await ipIn(fabric, this.cmd, 'link', 'add', name, 'type', 'bridge');
-    await ipIn(fabric, this.cmd, 'link', 'set', name, 'up');
+  /** A bridge in the fabric, made when `fabric` (the fabric as up read it) lacks it. */
+  private async ensureBridge(name: string, log: string[], what: string, fabric: NamespaceView): Promise<void> {
+    if (fabric.links.has(name)) return;
+    await ipIn(this.names.fabric, this.cmd, 'link', 'add', name, 'type', 'bridge');
+    await ipIn(this.names.fabric, this.cmd, 'link', 'set', name, 'up');
+    fabric.links.add(name);
     log.push(`created bridge ${name} for ${what}`);
   }
 
-  private async ensureRouter(vpc: NetworkModel['vpcs'][number], subnets: NetworkModel['subnets'], log: string[]): Promise<void> {
+  /** A VPC's router as `view` (read by up before any change) and `sysctls` (its values, when read) show it, made right. */
+  private async ensureRouter(vpc: NetworkModel['vpcs'][number], subnets: NetworkModel['subnets'], log: string[], view: NamespaceView, sysctls: string[] | undefined): Promise<void> {
     const n = this.names;
     const ns = n.vpc(vpc.name);
     if (await this.ownNamespace(ns, ROUTER_SYSCTLS)) log.push(`created ${ns} (router of VPC ${vpc.name})`);
-    else await this.ensureSysctls(ns, ROUTER_SYSCTLS, log, `router of VPC ${vpc.name}`);
+    else await this.ensureSysctls(ns, ROUTER_SYSCTLS, log, `router of VPC ${vpc.name}`, sysctls);
     for (const s of subnets) {
       const port = n.subnetBridge(s.name);
-      if (!(await linkExists(ns, port, this.cmd))) {
+      if (!view.links.has(port)) {
         await addVeth({ outerNs: n.fabric, outer: n.routerPort(vpc.name, s.name), bridge: port, innerNs: ns, inner: port, ...this.cmd });
+        view.links.add(port);
         log.push(`router of VPC ${vpc.name}: port ${s.gateway} on subnet ${s.name}`);
       }
-      await this.syncAddresses(ns, port, [`${s.gateway}/${parseCidr(s.cidr)!.prefix}`], log, `router port for ${s.name}`);
+      await this.syncAddresses(ns, port, [`${s.gateway}/${parseCidr(s.cidr)!.prefix}`], log, `router port for ${s.name}`, view);
     }
     const ports = new Set(subnets.map((s) => n.subnetBridge(s.name)));
-    for (const name of await subnetLinks(ns, this.cmd)) {
+    for (const name of subnetLinks(view)) {
       if (!ports.has(name)) {
         await ipIn(ns, this.cmd, 'link', 'del', name);
         log.push(`router of VPC ${vpc.name}: removed port ${name}`);
       }
     }
-    // Static routes: read and compared, and only what differs changes (a flush would cut the
-    // flows through this router on every run). This router stands in for OVN's; the gateway is the product.
-    const routes = JSON.parse((await ipIn(ns, this.cmd, '-j', 'route', 'show', 'table', 'all')).stdout || '[]') as IpRoute[];
-    const rules = JSON.parse((await ipIn(ns, this.cmd, '-j', 'rule', 'show')).stdout || '[]') as IpRule[];
-    for (const change of diffRouting(routerRouting(vpc.staticRoutes), routes, rules)) {
+    // Static routes: compared, and only what differs changes (a flush would cut the flows through
+    // this router on every run). The routes the port addresses above add are the kernel's, which
+    // diffRouting leaves alone. This router stands in for OVN's; the gateway is the product.
+    for (const change of diffRouting(routerRouting(vpc.staticRoutes), view.routes, view.rules)) {
       await ipIn(ns, this.cmd, ...change.args);
       log.push(`router of VPC ${vpc.name}: ${change.what}`);
     }
   }
 
-  /** Sets the sysctls that differ (a namespace made by an older natops, or set by hand): one read when none does. */
-  private async ensureSysctls(ns: string, sysctls: Record<string, string>, log: string[], what: string): Promise<void> {
+  /** Sets the sysctls that differ (a namespace made by an older natops, or set by hand); `read`: their values, read already. */
+  private async ensureSysctls(ns: string, sysctls: Record<string, string>, log: string[], what: string, read?: string[]): Promise<void> {
     const keys = Object.keys(sysctls);
-    const values = (await inNamespace(ns, { argv: ['sysctl', '-n', ...keys], ...this.cmd })).stdout.split('\n');
+    const values = read ?? (await inNamespace(ns, { argv: ['sysctl', '-n', ...keys], ...this.cmd })).stdout.split('\n');
     const wrong = keys.filter((k, i) => values[i]?.trim() !== sysctls[k]).map((k) => `${k}=${sysctls[k]}`);
     if (!wrong.length) return;
     await inNamespace(ns, { argv: ['sysctl', '-q', '-w', ...wrong], ...this.cmd });
@@ -246,9 +263,8 @@ export class Lab {
   }
 
   /** Adds the missing addresses, then removes the others (the router promotes a secondary when its primary goes). */
-  private async syncAddresses(ns: string, dev: string, want: string[], log: string[], what: string): Promise<void> {
-    // (the one parser of `ip -j addr`; the addresses the lab sets are all scope global)
-    const have = parseIpAddr((await ipIn(ns, this.cmd, '-j', 'addr', 'show', 'dev', dev)).stdout, dev).addresses.map((a) => a.cidr);
+  private async syncAddresses(ns: string, dev: string, want: string[], log: string[], what: string, view: NamespaceView): Promise<void> {
+    const have = view.addresses.get(dev) ?? [];
     for (const cidr of want) {
       if (!have.includes(cidr)) {
         await ipIn(ns, this.cmd, 'addr', 'add', cidr, 'dev', dev);
@@ -323,7 +339,56 @@ export class Lab {
 }
 
 /** The subnet bridges (fabric) or router ports (router namespace) natops named in a namespace. */
-async function subnetLinks(ns: string, opts: NetnsCommandOptions): Promise<string[]> {
-  const links = JSON.parse((await ipIn(ns, opts, '-j', 'link', 'show')).stdout || '[]') as { ifname: string }[];
-  return links.map((l) => l.ifname.split('@')[0]!).filter((name) => /^s[0-9a-f]{8}$/.test(name));
+function subnetLinks(view: NamespaceView): string[] {
+  return [...view.links].filter((name) => /^s[0-9a-f]{8}$/.test(name));
+}
+
+/**
+ * A namespace as `up` read it before changing anything, and kept current with what up adds: its
+ * links' names, each link's addresses (scope global, as the lab sets them), its routes in every
+ * table and its rules.
+ */
+interface NamespaceView {
+  links: Set<string>;
+  addresses: Map<string, string[]>;
+  routes: IpRoute[];
+  rules: IpRule[];
+}
+
+/** A namespace up is about to make: nothing in it yet that up looks at. */
+const freshView = (): NamespaceView => ({ links: new Set(), addresses: new Map(), routes: [], rules: [] });
+
+const VIEW_READS = ['link show', 'addr show', 'route show table all', 'rule show'];
+const SYSCTL_EXIT = '#natops-sysctl-exit ';
+
+/**
+ * A namespace's view, and the values of `sysctls` in it (undefined when one cannot be read: an
+ * interface's, before the interface exists), by one process: in the namespace, sh runs sysctl,
+ * then ip's batch of reads. The script is a constant; the sysctl names are its arguments.
+ */
+async function viewNamespace(ns: string, sysctls: string[], opts: NetnsCommandOptions): Promise<{ view: NamespaceView; sysctls?: string[] }> {
+  const argv = sysctls.length ? ['sh', '-c', `sysctl -n "$@"; echo "${SYSCTL_EXIT}$?"; exec ip -j -batch -`, 'sh', ...sysctls] : ['ip', '-j', '-batch', '-'];
+  const r = await inNamespace(ns, { argv, stdin: VIEW_READS.map((c) => `${c}\n`).join(''), ...opts });
+  let lines = r.stdout.split('\n');
+  let values: string[] | undefined;
+  if (sysctls.length) {
+    const exit = lines.findIndex((l) => l.startsWith(SYSCTL_EXIT));
+    if (exit < 0) throw new ParseError(`reading ${ns}`, 'no sysctl exit status');
+    values = lines[exit] === `${SYSCTL_EXIT}0` ? lines.slice(0, exit) : undefined;
+    lines = lines.slice(exit + 1);
+  }
+  const answers = lines.filter((l) => l.trim() !== '');
+  if (answers.length !== VIEW_READS.length) throw new ParseError(`reading ${ns}`, `${answers.length} answers to ${VIEW_READS.length} reads (${VIEW_READS.join('; ')})`);
+  const [links, addrs, routes, rules] = answers as [string, string, string, string];
+  const withAddresses = (JSON.parse(addrs) as { ifname: string }[]).map((l) => l.ifname);
+  return {
+    view: {
+      links: new Set((JSON.parse(links) as { ifname: string }[]).map((l) => l.ifname.split('@')[0]!)),
+      // (the one parser of `ip -j addr`)
+      addresses: new Map(withAddresses.map((dev) => [dev, parseIpAddr(addrs, dev).addresses.map((a) => a.cidr)])),
+      routes: JSON.parse(routes) as IpRoute[],
+      rules: JSON.parse(rules) as IpRule[],
+    },
+    sysctls: values,
+  };
 }

@@ -55,6 +55,16 @@ export async function deleteNamespace(name: string, opts: NetnsCommandOptions = 
   return true;
 }
 
+/**
+ * `ip -j` with each of `commands` ("link show dev X", "route show default", ...) in namespace `ns`,
+ * by one `ip -batch` process instead of one process each: its exit status (not 0 when a command
+ * failed; ip stops there) and one JSON document per command that ran.
+ */
+export async function ipBatch(ns: string, opts: Pick<RunOptions, 'timeoutMs' | 'okExitCodes'>, commands: readonly string[]): Promise<{ code: number; answers: string[] }> {
+  const r = await run(['ip', '-n', ns, '-j', '-batch', '-'], { stdin: commands.map((c) => `${c}\n`).join(''), timeoutMs: opts.timeoutMs, okExitCodes: opts.okExitCodes, target: ns });
+  return { code: r.code, answers: r.stdout.split('\n').filter((line) => line.trim() !== '') };
+}
+
 export async function linkExists(ns: string, ifname: string, opts: NetnsCommandOptions = {}): Promise<boolean> {
   const r = await ipIn(ns, { ...opts, okExitCodes: [0, 1, 255] }, 'link', 'show', 'dev', ifname);
   return r.code === 0;

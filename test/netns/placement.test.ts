@@ -65,8 +65,9 @@ describe('classifyPlacement', () => {
 const REAL_IP = spawnSync('sh', ['-c', 'command -v ip']).stdout.toString().trim();
 
 /**
- * An `ip` put first on PATH for one call: the placement probes (`-j link show dev`, `-j addr show
- * dev eth0`) fail as `mode` says, everything else is the real ip.
+ * An `ip` put first on PATH for one call: the looks at a gateway's wiring (the placement probes,
+ * `-j link show dev` and `-j addr show dev eth0`, and the batches of reads that check the wiring
+ * first) fail as `mode` says, everything else is the real ip.
  */
 async function withFailingIp<T>(mode: 'exit2' | 'exit1' | 'garbage' | 'hang', f: () => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'natops-fake-ip-'));
@@ -76,7 +77,7 @@ async function withFailingIp<T>(mode: 'exit2' | 'exit1' | 'garbage' | 'hang', f:
     garbage: 'echo \'[{"ifindex": 3,\'; exit 0',
     hang: 'exec sleep 30',
   }[mode];
-  await writeFile(join(dir, 'ip'), `#!/bin/sh\ncase " $* " in\n  *" -j link show dev "*|*" -j addr show dev eth0 "*) ${fail} ;;\nesac\nexec ${REAL_IP} "$@"\n`, { mode: 0o755 });
+  await writeFile(join(dir, 'ip'), `#!/bin/sh\ncase " $* " in\n  *" -j link show dev "*|*" -j addr show dev eth0 "*|*" -j -batch - "*) ${fail} ;;\nesac\nexec ${REAL_IP} "$@"\n`, { mode: 0o755 });
   const path = process.env.PATH;
   process.env.PATH = `${dir}:${path}`;
   try {
