@@ -4,7 +4,7 @@
 // module loaded at start). Also YAML and validation of 2,000 port forwards, in process and as
 // `natops validate` of them. Needs a fresh `npm run build` (it refuses to time a fallback).
 //
-//   node --import tsx bench/cli-start.ts [--reps 10] [--forwards 2000] [--old-rev REV]
+//   node --import tsx bench/cli-start.ts [--reps 10] [--forwards 2000] [--old-rev REV] [--settle 300]
 //
 // The old tree is rebuilt from Git (its sources, bin/ and package.json at --old-rev; default:
 // the commit before bin/natops.js ran dist/) in a temp directory. Runs are interleaved, so the
@@ -26,10 +26,17 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '10' },
     forwards: { type: 'string', default: '2000' },
     'old-rev': { type: 'string' },
+    settle: { type: 'string', default: '300' },
   },
 });
 const reps = Number(args.reps);
 const forwards = Number(args.forwards);
+/**
+ * A pause (ms) before each timed process, the same for every variant: a start right after a heavy
+ * one (the tsx and old variants run 0.5 to 3 s) was up to 60 ms slower here than on a machine
+ * that had a moment; users rarely start natops in the wake of another heavy process.
+ */
+const settle = Number(args.settle);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SEED = join(ROOT, 'examples', 'seed');
 const SOURCES = ['cli', 'common', 'gitops', 'github', 'dataplane', 'preview', 'runtime', 'lab', 'functions', 'queue', 'server', 'bin', 'package.json'];
@@ -55,7 +62,8 @@ async function checkoutOld(rev: string, dir: string): Promise<string> {
 }
 
 /** Time of one `node ARGV` process, start to exit; it must succeed and must not fall back to tsx. */
-function processTime(argv: string[]): Promise<number> {
+async function processTime(argv: string[]): Promise<number> {
+  if (settle > 0) await new Promise((r) => setTimeout(r, settle));
   return timed(() => new Promise<void>((resolve, reject) => {
     const child = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -126,7 +134,7 @@ async function main(): Promise<void> {
     const row = (what: string, c: keyof typeof commands, target: string) =>
       `| ${what} | ${ms(m(`${c} old`))} | ${ms(m(`${c} tsx`))} | ${ms(m(`${c} compiled`))} | ${(m(`${c} old`) / m(`${c} compiled`)).toFixed(1)}x | ${(m(`${c} tsx`) / m(`${c} compiled`)).toFixed(1)}x | ${target} |`;
     process.stdout.write(`${[
-      `### natops start-up (median of ${reps} processes each, interleaved)`,
+      `### natops start-up (median of ${reps} processes each, interleaved, ${settle} ms pause before each)`,
       '',
       `| command | before (${rev.slice(0, 7)}: tsx, all modules at start) | this tree through tsx | this tree compiled (dist/) | before / compiled | tsx / compiled | target |`,
       '|---|---:|---:|---:|---:|---:|---:|',
