@@ -7,7 +7,7 @@ import { NatopsError } from '../common/errors.ts';
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import type { GatewayState } from '../dataplane/model.ts';
-import { DEFAULT_LAB } from '../lab/default-name.ts';
+import { DEFAULT_LAB } from '../lab/names.ts';
 import type { RuntimeKind } from '../runtime/runtime.ts';
 import { addGitopsCommands } from './gitops-commands.ts';
 import { addPreviewCommand } from './preview.ts';

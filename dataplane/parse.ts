@@ -51,15 +51,19 @@ const IpAddrJson = z.array(
 
 /** `ip -j addr show dev X` -> whether the link is up and its global IPv4 addresses. */
 export function parseIpAddr(json: string, dev: string): { up: boolean; addresses: Address[] } {
-  const links = parseJson(IpAddrJson, json, `ip -j addr show dev ${dev}`);
-  const link = links.find((l) => l.ifname === dev);
+  const link = parseIpAddrs(json, `ip -j addr show dev ${dev}`).get(dev);
   if (!link) throw new ParseError(`ip -j addr show dev ${dev}`, `no link ${dev}`);
-  return {
+  return link;
+}
+
+/** `ip -j addr show` -> per link: whether it is up and its global IPv4 addresses. */
+export function parseIpAddrs(json: string, source = 'ip -j addr show'): Map<string, { up: boolean; addresses: Address[] }> {
+  return new Map(parseJson(IpAddrJson, json, source).map((link) => [link.ifname, {
     up: link.flags.includes('UP'),
     addresses: link.addr_info
       .filter((a) => a.family === 'inet' && (a.scope ?? 'global') === 'global')
-      .map((a) => ({ dev, cidr: `${a.local}/${a.prefixlen}` })),
-  };
+      .map((a) => ({ dev: link.ifname, cidr: `${a.local}/${a.prefixlen}` })),
+  }]));
 }
 
 const IpRuleJson = z.array(z.object({ iif: z.string().optional(), table: z.string().optional(), src: z.string().optional() }));

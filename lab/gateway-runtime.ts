@@ -97,8 +97,8 @@ export class NetnsRuntime implements GatewayRuntime {
     // (a failed look is not an error here; a timeout still is, as it would be below)
     const look = { ...this.cmd, okExitCodes: [0, 1, 2, 255] };
     const [ports, inside] = await Promise.all([
-      ipBatch(n.fabric, look, [`link show dev ${n.gatewayPort(spec.name, 'eth0')}`, `link show dev ${n.gatewayPort(spec.name, 'net1')}`]),
-      ipBatch(ns, look, ['addr show dev eth0', 'route show default']),
+      ipBatch(n.fabric, look, [['link', 'show', 'dev', n.gatewayPort(spec.name, 'eth0')], ['link', 'show', 'dev', n.gatewayPort(spec.name, 'net1')]]),
+      ipBatch(ns, look, [['addr', 'show', 'dev', 'eth0'], ['route', 'show', 'default']]),
     ]);
     // ip stops at a failed command: then some answer is missing, and that is doubt enough
     if (ports.code !== 0 || inside.code !== 0 || ports.answers.length !== 2 || inside.answers.length !== 2) return false;

@@ -9,9 +9,9 @@ import { k8sName } from '../gitops/manifests/schema.ts';
 import { DEFAULT_COMMAND_TIMEOUT_MS, run } from '../common/exec.ts';
 import { LabError } from './errors.ts';
 import { LabNames } from './names.ts';
-import { addVeth, deleteNamespace, ensureNamespace, inNamespace, ipIn, listNamespaces, namespaceExists, type NetnsCommandOptions } from './netns.ts';
+import { addVeth, deleteNamespace, ensureNamespace, inNamespace, ipBatch, ipBatchInput, ipIn, listNamespaces, namespaceExists, type NetnsCommandOptions } from './netns.ts';
 import { NetworkModelSchema, subnetAttachmentBridge, type NetworkModel } from '../dataplane/network.ts';
-import { ParseError, parseIpAddr } from '../dataplane/parse.ts';
+import { ParseError, parseIpAddrs } from '../dataplane/parse.ts';
 import { diffRouting, routerRouting, type IpRoute, type IpRule } from './topology.ts';
 
 /** Where natops records what it created; tmpfs, like the namespaces themselves. */
@@ -87,13 +87,14 @@ export class Lab {
   async up(network: NetworkModel): Promise<string[]> {
     const log: string[] = [];
     const n = this.names;
-    // Every namespace the lab keeps is read before any change, one process each: its links,
-    // addresses, routes and rules, and a router's sysctls. The checks below look there (about
-    // fifteen commands one after another, before), and change only what differs.
-    const existing = new Set(await listNamespaces());
+    // Every namespace natops keeps for the lab is read before any change, one process each (its
+    // links, addresses, routes and rules, and a router's sysctls): each check below looks there
+    // instead of running a command of its own, and only what differs changes. A namespace natops
+    // did not make is not read: ownNamespace refuses it below.
+    const [existing, owned] = (await Promise.all([listNamespaces(), this.ownedNamespaces()])).map((names) => new Set(names)) as [Set<string>, Set<string>];
     const wanted = [[n.fabric, {}], ...network.vpcs.map((v) => [n.vpc(v.name), ROUTER_SYSCTLS] as const), [n.upstream, UPSTREAM_SYSCTLS]] as const;
     const read = new Map(await Promise.all(wanted.map(async ([ns, sysctls]) =>
-      [ns, existing.has(ns) ? await viewNamespace(ns, Object.keys(sysctls), this.cmd) : { view: freshView(), sysctls: undefined }] as const)));
+      [ns, existing.has(ns) && owned.has(ns) ? await viewNamespace(ns, Object.keys(sysctls), this.cmd) : { view: freshView(), sysctls: undefined }] as const)));
     const views = new Map([...read].map(([ns, r]) => [ns, r.view]));
     const sysctls = new Map([...read].map(([ns, r]) => [ns, r.sysctls]));
     if (await this.ownNamespace(n.fabric)) log.push(`created ${n.fabric} (bridges)`);
@@ -237,16 +238,18 @@ export class Lab {
       await this.syncAddresses(ns, port, [`${s.gateway}/${parseCidr(s.cidr)!.prefix}`], log, `router port for ${s.name}`, view);
     }
     const ports = new Set(subnets.map((s) => n.subnetBridge(s.name)));
-    for (const name of subnetLinks(view)) {
-      if (!ports.has(name)) {
-        await ipIn(ns, this.cmd, 'link', 'del', name);
-        log.push(`router of VPC ${vpc.name}: removed port ${name}`);
-      }
+    const removed = subnetLinks(view).filter((name) => !ports.has(name));
+    for (const name of removed) {
+      await ipIn(ns, this.cmd, 'link', 'del', name);
+      view.links.delete(name);
+      log.push(`router of VPC ${vpc.name}: removed port ${name}`);
     }
     // Static routes: compared, and only what differs changes (a flush would cut the flows through
     // this router on every run). The routes the port addresses above add are the kernel's, which
-    // diffRouting leaves alone. This router stands in for OVN's; the gateway is the product.
-    for (const change of diffRouting(routerRouting(vpc.staticRoutes), view.routes, view.rules)) {
+    // diffRouting leaves alone; a removed port takes the routes through it, so then they are read again.
+    // This router stands in for OVN's; the gateway is the product.
+    const routing = removed.length ? await readRouting(ns, this.cmd) : view;
+    for (const change of diffRouting(routerRouting(vpc.staticRoutes), routing.routes, routing.rules)) {
       await ipIn(ns, this.cmd, ...change.args);
       log.push(`router of VPC ${vpc.name}: ${change.what}`);
     }
@@ -344,9 +347,9 @@ function subnetLinks(view: NamespaceView): string[] {
 }
 
 /**
- * A namespace as `up` read it before changing anything, and kept current with what up adds: its
- * links' names, each link's addresses (scope global, as the lab sets them), its routes in every
- * table and its rules.
+ * A namespace as `up` read it before changing anything: its links' names (kept current with the
+ * links up adds and removes), each link's addresses (scope global, as the lab sets them), its
+ * routes in every table and its rules.
  */
 interface NamespaceView {
   links: Set<string>;
@@ -358,37 +361,45 @@ interface NamespaceView {
 /** A namespace up is about to make: nothing in it yet that up looks at. */
 const freshView = (): NamespaceView => ({ links: new Set(), addresses: new Map(), routes: [], rules: [] });
 
-const VIEW_READS = ['link show', 'addr show', 'route show table all', 'rule show'];
+const ROUTING_READS = [['route', 'show', 'table', 'all'], ['rule', 'show']] as const;
+const VIEW_READS = [['link', 'show'], ['addr', 'show'], ...ROUTING_READS] as const;
 const SYSCTL_EXIT = '#natops-sysctl-exit ';
 
 /**
  * A namespace's view, and the values of `sysctls` in it (undefined when one cannot be read: an
- * interface's, before the interface exists), by one process: in the namespace, sh runs sysctl,
- * then ip's batch of reads. The script is a constant; the sysctl names are its arguments.
+ * interface's, before the interface exists), by one process: ip's batch of reads, after sysctl
+ * when there are sysctls to read (sh in the namespace runs both; its script is a constant, the
+ * sysctl names are its arguments, and the reads come on stdin).
  */
 async function viewNamespace(ns: string, sysctls: string[], opts: NetnsCommandOptions): Promise<{ view: NamespaceView; sysctls?: string[] }> {
-  const argv = sysctls.length ? ['sh', '-c', `sysctl -n "$@"; echo "${SYSCTL_EXIT}$?"; exec ip -j -batch -`, 'sh', ...sysctls] : ['ip', '-j', '-batch', '-'];
-  const r = await inNamespace(ns, { argv, stdin: VIEW_READS.map((c) => `${c}\n`).join(''), ...opts });
-  let lines = r.stdout.split('\n');
+  let answers: string[];
   let values: string[] | undefined;
-  if (sysctls.length) {
+  if (!sysctls.length) ({ answers } = await ipBatch(ns, opts, VIEW_READS));
+  else {
+    const script = `sysctl -n "$@"; echo "${SYSCTL_EXIT}$?"; exec ip -j -batch -`;
+    const lines = (await inNamespace(ns, { argv: ['sh', '-c', script, 'sh', ...sysctls], stdin: ipBatchInput(VIEW_READS), ...opts })).stdout.split('\n');
     const exit = lines.findIndex((l) => l.startsWith(SYSCTL_EXIT));
-    if (exit < 0) throw new ParseError(`reading ${ns}`, 'no sysctl exit status');
+    if (exit < 0) throw new ParseError(`sysctl in ${ns}`, 'no exit status');
     values = lines[exit] === `${SYSCTL_EXIT}0` ? lines.slice(0, exit) : undefined;
-    lines = lines.slice(exit + 1);
+    answers = lines.slice(exit + 1).filter((l) => l.trim() !== '');
   }
-  const answers = lines.filter((l) => l.trim() !== '');
-  if (answers.length !== VIEW_READS.length) throw new ParseError(`reading ${ns}`, `${answers.length} answers to ${VIEW_READS.length} reads (${VIEW_READS.join('; ')})`);
+  if (answers.length !== VIEW_READS.length) throw new ParseError(`ip -j -batch in ${ns}`, `${answers.length} answers to ${VIEW_READS.length} reads`);
   const [links, addrs, routes, rules] = answers as [string, string, string, string];
-  const withAddresses = (JSON.parse(addrs) as { ifname: string }[]).map((l) => l.ifname);
   return {
     view: {
       links: new Set((JSON.parse(links) as { ifname: string }[]).map((l) => l.ifname.split('@')[0]!)),
       // (the one parser of `ip -j addr`)
-      addresses: new Map(withAddresses.map((dev) => [dev, parseIpAddr(addrs, dev).addresses.map((a) => a.cidr)])),
+      addresses: new Map([...parseIpAddrs(addrs, `ip -j addr show in ${ns}`)].map(([dev, a]) => [dev, a.addresses.map((x) => x.cidr)])),
       routes: JSON.parse(routes) as IpRoute[],
       rules: JSON.parse(rules) as IpRule[],
     },
     sysctls: values,
   };
+}
+
+/** A namespace's routes in every table and its rules, read again (one process). */
+async function readRouting(ns: string, opts: NetnsCommandOptions): Promise<{ routes: IpRoute[]; rules: IpRule[] }> {
+  const { answers } = await ipBatch(ns, opts, ROUTING_READS);
+  if (answers.length !== ROUTING_READS.length) throw new ParseError(`ip -j -batch in ${ns}`, `${answers.length} answers to ${ROUTING_READS.length} reads`);
+  return { routes: JSON.parse(answers[0]!) as IpRoute[], rules: JSON.parse(answers[1]!) as IpRule[] };
 }

@@ -1,9 +1,9 @@
 // Names of everything the lab creates. Namespaces carry the resource names; interface names
 // are limited to 15 characters, so they carry a short hash of what they belong to.
 import { hexDigest } from '../common/digest.ts';
-import { DEFAULT_LAB } from './default-name.ts';
 import { LabError } from './errors.ts';
 
+export const DEFAULT_LAB = 'natops';
 const LAB_PREFIX = /^[a-z][a-z0-9]{0,11}$/;
 
 const short = (text: string) => hexDigest('sha1', text).slice(0, 8);

@@ -56,13 +56,23 @@ export async function deleteNamespace(name: string, opts: NetnsCommandOptions = 
 }
 
 /**
- * `ip -j` with each of `commands` ("link show dev X", "route show default", ...) in namespace `ns`,
- * by one `ip -batch` process instead of one process each: its exit status (not 0 when a command
- * failed; ip stops there) and one JSON document per command that ran.
+ * `ip -j` with each of `commands` (argv after `ip`: ['link', 'show', 'dev', X], ...) in namespace
+ * `ns`, by one `ip -batch` process instead of one process each: its exit status (not 0 when a
+ * command failed; ip stops there) and one JSON document per command that ran.
  */
-export async function ipBatch(ns: string, opts: Pick<RunOptions, 'timeoutMs' | 'okExitCodes'>, commands: readonly string[]): Promise<{ code: number; answers: string[] }> {
-  const r = await run(['ip', '-n', ns, '-j', '-batch', '-'], { stdin: commands.map((c) => `${c}\n`).join(''), timeoutMs: opts.timeoutMs, okExitCodes: opts.okExitCodes, target: ns });
+export async function ipBatch(ns: string, opts: Pick<RunOptions, 'timeoutMs' | 'okExitCodes'>, commands: readonly (readonly string[])[]): Promise<{ code: number; answers: string[] }> {
+  const r = await run(['ip', '-n', ns, '-j', '-batch', '-'], { stdin: ipBatchInput(commands), timeoutMs: opts.timeoutMs, okExitCodes: opts.okExitCodes, target: ns });
   return { code: r.code, answers: r.stdout.split('\n').filter((line) => line.trim() !== '') };
+}
+
+/**
+ * The lines `ip -batch` reads for `commands`. ip splits each line into words itself (quotes,
+ * `#` and backslashes mean something to it), so a word may hold none of those: names natops made
+ * and constants only.
+ */
+export function ipBatchInput(commands: readonly (readonly string[])[]): string {
+  for (const word of commands.flat()) if (!/^[A-Za-z0-9._:/@-]+$/.test(word)) throw new Error(`ip -batch: ${JSON.stringify(word)} is not a plain word`);
+  return commands.map((argv) => `${argv.join(' ')}\n`).join('');
 }
 
 export async function linkExists(ns: string, ifname: string, opts: NetnsCommandOptions = {}): Promise<boolean> {

@@ -43,10 +43,11 @@ const withoutZodLocales = {
 };
 
 // The vendor file: the big pure packages natops's commands parse and check with (zod, yaml,
-// js-yaml, ipaddr.js; about 800 KB), as one CommonJS script that dist/ loads through node:vm
-// with V8's code cache beside it, so a start does not compile them again (about 50 ms of each
-// `validate`, `plan` and `apply` here; Node 20 has no code cache for ES modules). It is named by
-// its content, and so is its cache: V8 checks a cache against the length of the source only.
+// js-yaml, ipaddr.js; about 440 KB minified), as one CommonJS module that dist/ loads through
+// node:vm with V8's code cache beside it, so a start does not compile them again (about 50 ms of
+// each `validate`, `plan` and `apply` here; Node 20 has no code cache for ES modules). The file
+// holds exactly the script V8 compiles (the module's body in Node's CommonJS wrapper), and it and
+// its cache are named by a hash of it: V8 checks a cache against the source's length only.
 const VENDOR = ['zod', 'yaml', 'js-yaml', 'ipaddr.js'];
 const requireHere = createRequire(join(root, 'package.json'));
 
@@ -59,9 +60,11 @@ async function buildVendor() {
     format: 'cjs',
     platform: 'node',
     target: 'node20',
+    // ASCII only (esbuild escapes the rest), so the loader reads it as latin1, without decoding
+    // UTF-8 (about 5 ms here)
     charset: 'ascii',
-    // half the bytes to read and hand to V8 at each start (about 8 ms here); names kept, as the
-    // packages' error classes and stack traces show them
+    // half the bytes to read and hand to V8 at each start; names kept, as the packages' error
+    // classes and stack traces show them
     minify: true,
     keepNames: true,
     sourcemap: false,
@@ -69,12 +72,11 @@ async function buildVendor() {
     logLevel: 'warning',
     plugins: [withoutZodLocales],
   });
-  // ASCII only, so the loader reads it as latin1, with no UTF-8 decoding (about 8 ms of 900 KB
-  // here). esbuild escapes every other character in code; what is left is in comments.
-  const text = (await readFile(join(dist, 'chunks', 'vendor.cjs'), 'utf8')).replace(/[^\0-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
-  const hash = createHash('sha256').update(text).digest('hex').slice(0, 12);
-  const name = `vendor-${hash}.cjs`;
-  await writeFile(join(dist, 'chunks', name), text);
+  const body = await readFile(join(dist, 'chunks', 'vendor.cjs'), 'utf8');
+  if (/[^\0-\x7f]/.test(body)) throw new Error('the vendor file has a character that is not ASCII');
+  const script = `(function (exports, require, module, __filename, __dirname) {${body}\n})`;
+  const name = `vendor-${createHash('sha256').update(script).digest('hex').slice(0, 12)}.cjs`;
+  await writeFile(join(dist, 'chunks', name), script);
   await rm(join(dist, 'chunks', 'vendor.cjs'));
   const { inputs } = result.metafile.outputs['dist/chunks/vendor.cjs'];
   return { name, outputs: { [`dist/chunks/${name}`]: { inputs, imports: [], exports: [] } } };
@@ -82,12 +84,13 @@ async function buildVendor() {
 
 /** The module natops's code imports in place of a vendored package: its exports, from the vendor file. */
 function vendorModule(pkg) {
-  const exports = requireHere(pkg);
-  const names = Object.keys(exports).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default' && k !== '__esModule');
+  // (export names may be words JavaScript reserves, such as zod's `null` and `enum`)
+  const names = Object.keys(requireHere(pkg)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default' && k !== '__esModule');
   return [
     "import { vendor } from 'natops-vendor-loader';",
     `const m = vendor[${JSON.stringify(pkg)}];`,
-    `export const { ${names.join(', ')} } = m;`,
+    ...names.map((k, i) => `const v${i} = m[${JSON.stringify(k)}];`),
+    `export { ${names.map((k, i) => `v${i} as ${k}`).join(', ')} };`,
     'export default m.__esModule ? m.default : m;',
   ].join('\n');
 }
@@ -95,8 +98,9 @@ function vendorModule(pkg) {
 /** Loads the vendor file once per process, from V8's code cache when there is a good one. */
 function vendorLoader(name) {
   return `
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import { Script } from 'node:vm';
 import { fileURLToPath } from 'node:url';
 // every bundle file is two folders below the root, so this names dist/chunks/ from any of them
@@ -104,17 +108,22 @@ const file = fileURLToPath(new URL(${JSON.stringify(`../chunks/${name}`)}, impor
 const cacheFile = file + '.cache';
 let cachedData;
 try { cachedData = readFileSync(cacheFile); } catch {}
-const script = new Script('(function (exports, require, module, __filename, __dirname) {' + readFileSync(file, 'latin1') + '\\n})', { filename: file, cachedData });
+const script = new Script(readFileSync(file, 'latin1'), { filename: file, cachedData });
 const module = { exports: {} };
-script.runInThisContext()(module.exports, createRequire(file), module, file, fileURLToPath(new URL('.', 'file://' + file)));
-// No cache, or V8 refused it (another Node): write one when the process ends, with what it compiled.
-// A cache is an optimisation: a read-only dist/ only means none is kept.
-if (cachedData === undefined || script.cachedDataRejected) {
+script.runInThisContext()(module.exports, createRequire(file), module, file, dirname(file));
+// No cache, or V8 refused it (another Node): write one when the process ends, with what it
+// compiled by then. A cache is an optimisation: where dist/ is read-only none is kept.
+let writable = true;
+try { accessSync(dirname(file), constants.W_OK); } catch { writable = false; }
+if (writable && (cachedData === undefined || script.cachedDataRejected)) {
   process.once('exit', () => {
+    const part = cacheFile + '.' + process.pid + '.' + Math.random().toString(36).slice(2);
     try {
-      writeFileSync(cacheFile + '.' + process.pid, script.createCachedData());
-      renameSync(cacheFile + '.' + process.pid, cacheFile);
-    } catch {}
+      writeFileSync(part, script.createCachedData());
+      renameSync(part, cacheFile);
+    } catch {
+      try { unlinkSync(part); } catch {}
+    }
   });
 }
 export const vendor = module.exports;
@@ -157,7 +166,7 @@ const result = await build({
       // which natops has none of: Node's child_process (with net, dgram and streams) then loads
       // only if commander ever spawns. About 6 ms of every start here, --help's included.
       b.onResolve({ filter: /^node:child_process$/ }, (args) => (/\/node_modules\/commander\//.test(args.importer) ? { path: 'child_process', namespace: 'natops-lazy' } : undefined));
-      b.onLoad({ filter: /.*/, namespace: 'natops-lazy' }, () => ({ contents: "module.exports = { get spawn() { return require('node:child_process').spawn; } };", loader: 'js' }));
+      b.onLoad({ filter: /.*/, namespace: 'natops-lazy' }, () => ({ contents: "module.exports = new Proxy({}, { get: (_, key) => require('node:child_process')[key] });", loader: 'js' }));
     },
   }],
 });
@@ -170,8 +179,9 @@ for (const folder of ['cli', 'chunks']) {
   for (const f of await readdir(join(dist, folder))) if (!written.has(`dist/${folder}/${f}`)) await rm(join(dist, folder, f), { force: true });
 }
 for (const f of await readdir(dist)) if (!['bin', 'cli', 'chunks', 'meta.json', '.built'].includes(f)) await rm(join(dist, f), { recursive: true, force: true });
-// The vendor file's code cache, made by a first run (what validating the seed compiles). A run
-// that finds none makes one too; this one is so the first command after a build is fast.
+// The vendor file's code cache, made afresh by a first run (what validating the seed compiles).
+// A run that finds none makes one too; this one is so the first command after a build is fast.
+await rm(join(dist, 'chunks', `${vendor.name}.cache`), { force: true });
 const warm = spawnSync(process.execPath, [join(dist, 'cli', 'main.js'), 'validate', join(root, 'examples', 'seed')], { encoding: 'utf8' });
 if (warm.status !== 0) throw new Error(`the built CLI did not validate examples/seed: ${warm.stderr || warm.error}`);
 await writeFile(join(dist, '.built'), '');

@@ -7,7 +7,7 @@ import type { NetworkModel } from '../dataplane/network.ts';
 import type { NetworkRuntime } from '../functions/handlers/handlers.ts';
 import { NetnsRuntime } from '../lab/gateway-runtime.ts';
 import { Lab } from '../lab/lab.ts';
-import { DEFAULT_LAB } from '../lab/default-name.ts';
+import { DEFAULT_LAB } from '../lab/names.ts';
 import type { GatewayRuntime } from '../runtime/runtime.ts';
 import type { ServerConfig } from './config.ts';
 

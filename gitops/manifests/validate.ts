@@ -328,6 +328,8 @@ function parseDocument(doc: LoadedDoc, verdict: Extract<ReturnType<typeof classi
   const report = (path: FieldPath, message: string) =>
     issues.push({ pos: doc.locate(path), resource: id, field: formatFieldPath(path), message });
   const schema: z.ZodType = RESOURCE_SCHEMAS[verdict.key];
+  // jitless: zod would otherwise generate and compile a parser per object schema on first use,
+  // which a one-shot command pays for and never earns back (no loss measured at 2,000 forwards)
   const result = schema.safeParse(doc.value, { reportInput: true, jitless: true });
   if (!result.success) {
     for (const iss of result.error.issues) {

@@ -77,6 +77,35 @@ describe('lab up', () => {
   });
 });
 
+describe('lab up removing a subnet and the static routes through it', () => {
+  let h: LabHarness;
+  after(async () => {
+    await h?.cleanup();
+  });
+
+  it('removes the port, and the routes the kernel dropped with it are not deleted twice', async () => {
+    h = await LabHarness.create();
+    const two: NetworkModel = {
+      ...TOPOLOGY,
+      subnets: [...TOPOLOGY.subnets, { name: 'sn2', cidr: '10.0.2.0/24', gateway: '10.0.2.1', vpc: 'v1' }],
+      vpcs: [{ name: 'v1', staticRoutes: [
+        { cidr: '10.9.0.0/16', nextHopIP: '10.0.2.5', policy: 'policyDst' },
+        { cidr: '10.0.1.0/24', nextHopIP: '10.0.2.6', policy: 'policySrc' },
+      ] }],
+    };
+    const built = await h.lab.up(two);
+    assert.ok(built.some((l) => l.includes('route 10.9.0.0/16 via 10.0.2.5')), built.join('\n'));
+    const log = await h.lab.up(TOPOLOGY);
+    assert.ok(log.includes(`router of VPC v1: removed port ${h.lab.names.subnetBridge('sn2')}`), log.join('\n'));
+    const router = h.lab.names.vpc('v1');
+    const routes = JSON.parse((await ipIn(router, '-j', 'route', 'show', 'table', 'all')).stdout) as { dst: string; protocol?: string }[];
+    assert.deepEqual(routes.filter((r) => r.protocol === 'static'), [], 'no static route is left');
+    const rules = JSON.parse((await ipIn(router, '-j', 'rule', 'show')).stdout) as { priority: number }[];
+    assert.deepEqual(rules.filter((r) => r.priority >= 1000 && r.priority < 2000), [], 'no source-route rule is left');
+    assert.deepEqual(await h.lab.up(TOPOLOGY), []);
+  });
+});
+
 describe('reads over a built lab', () => {
   let h: LabHarness;
   after(async () => {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -80,6 +80,20 @@ describe('natops start-up: each command loads what it needs only', () => {
   it('--help loads commander and no other package', async () => {
     assert.deepEqual(await loadedBy(['--help']), ['commander']);
   });
+
+  // Node's own child_process (with net, dgram and streams) and crypto are dear to load; neither
+  // command uses them. process.moduleLoadList names every built-in module the process loaded.
+  for (const args of [['--help'], ['validate', 'examples/seed']]) {
+    it(`${args[0]}: no node:child_process, no node:crypto`, async () => {
+      const log = join(dir, `builtins-${n++}`);
+      const atExit = `data:text/javascript,${encodeURIComponent(`import { writeFileSync } from 'node:fs'; process.on('exit', () => writeFileSync(${JSON.stringify(log)}, process.moduleLoadList.join('\\n')));`)}`;
+      const r = await natops(args, { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${atExit}`.trim() } });
+      assert.equal(r.code, 0, r.stderr);
+      const loaded = (await readFile(log, 'utf8')).split('\n');
+      assert.ok(loaded.includes('NativeModule fs'), 'the list names built-in modules');
+      assert.deepEqual(loaded.filter((m) => /^NativeModule (child_process|crypto)$/.test(m)), []);
+    });
+  }
 
   for (const args of [
     ['validate', 'examples/seed'],
@@ -177,6 +191,12 @@ describe('npm run build', () => {
     const cache = join(ROOT, `${vendor[0]}.cache`);
     const made = await readFile(cache);
     assert.ok(made.length > 100_000, `the build's cache holds what validating the seed compiled (${made.length} bytes)`);
+    // V8 takes it: a run leaves it as it is (a refused one would be written again)
+    const before = await stat(cache);
+    const first = await natops(['validate', 'examples/seed']);
+    assert.equal(first.code, 0, first.stderr);
+    const kept = await stat(cache);
+    assert.deepEqual([kept.ino, kept.mtimeMs], [before.ino, before.mtimeMs], 'the cache was used, not made again');
     try {
       for (const broken of [undefined, Buffer.from('not a code cache')]) {
         if (broken) await writeFile(cache, broken);
