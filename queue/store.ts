@@ -104,17 +104,12 @@ export class Store {
     return (await this.redis.exists(this.key('delivery', id))) === 1;
   }
 
-  /** Remembers a delivery id for a week, longer than GitHub offers redelivery. */
-  async markDelivery(id: string): Promise<void> {
-    await this.redis.set(this.key('delivery', id), '1', 'EX', DELIVERY_MEMORY_S);
-  }
-
   /** Whether natops already asked GitHub to redeliver this delivery (asked once: four days, past GitHub's three). */
   async claimRedelivery(guid: string): Promise<boolean> {
     return (await this.redis.set(this.key('redelivered', guid), '1', 'EX', 4 * 24 * 3600, 'NX')) === 'OK';
   }
 
-  /** Lists a delivery for people; `seen`: also remembers its id (markDelivery), in the same write. */
+  /** Lists a delivery for people; `seen`: also remembers its id for a week (longer than GitHub offers redelivery), in the same write. */
   async recordDelivery(d: DeliveryRecord, opts: { seen?: boolean } = {}): Promise<void> {
     const write = this.redis.multi();
     if (opts.seen) write.set(this.key('delivery', d.id), '1', 'EX', DELIVERY_MEMORY_S);
