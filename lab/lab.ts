@@ -95,10 +95,8 @@ export class Lab {
     const wanted = [[n.fabric, {}], ...network.vpcs.map((v) => [n.vpc(v.name), ROUTER_SYSCTLS] as const), [n.upstream, UPSTREAM_SYSCTLS]] as const;
     const read = new Map(await Promise.all(wanted.map(async ([ns, sysctls]) =>
       [ns, existing.has(ns) && owned.has(ns) ? await viewNamespace(ns, Object.keys(sysctls), this.cmd) : { view: freshView(), sysctls: undefined }] as const)));
-    const views = new Map([...read].map(([ns, r]) => [ns, r.view]));
-    const sysctls = new Map([...read].map(([ns, r]) => [ns, r.sysctls]));
     if (await this.ownNamespace(n.fabric)) log.push(`created ${n.fabric} (bridges)`);
-    const fabric = views.get(n.fabric)!;
+    const fabric = read.get(n.fabric)!.view;
     await this.ensureBridge(network.nic, log, `underlay ${network.nic}`, fabric);
     for (const s of network.subnets) await this.ensureBridge(n.subnetBridge(s.name), log, `subnet ${s.name} ${s.cidr}`, fabric);
     const bridges = new Set(network.subnets.map((s) => n.subnetBridge(s.name)));
@@ -110,8 +108,8 @@ export class Lab {
     }
 
     for (const vpc of network.vpcs) {
-      const ns = n.vpc(vpc.name);
-      await this.ensureRouter(vpc, network.subnets.filter((s) => s.vpc === vpc.name), log, views.get(ns)!, sysctls.get(ns));
+      const router = read.get(n.vpc(vpc.name))!;
+      await this.ensureRouter(vpc, network.subnets.filter((s) => s.vpc === vpc.name), log, router.view, router.sysctls);
     }
     for (const ns of await this.ownedNamespaces()) {
       const vpc = ns.startsWith(`${n.prefix}-vpc-`) ? ns.slice(`${n.prefix}-vpc-`.length) : undefined;
@@ -123,12 +121,12 @@ export class Lab {
 
     const upstreamCreated = await this.ownNamespace(n.upstream, ROUTER_SYSCTLS);
     if (upstreamCreated) log.push(`created ${n.upstream} (upstream router on ${network.nic})`);
-    const upstream = views.get(n.upstream)!;
+    const { view: upstream, sysctls: upstreamSysctls } = read.get(n.upstream)!;
     if (!upstream.links.has('net0')) {
       await addVeth({ outerNs: n.fabric, outer: n.upstreamPort, bridge: network.nic, innerNs: n.upstream, inner: 'net0', ...this.cmd });
     }
     // (a new namespace has them, and net0 takes its defaults)
-    if (!upstreamCreated) await this.ensureSysctls(n.upstream, UPSTREAM_SYSCTLS, log, 'upstream router', sysctls.get(n.upstream));
+    if (!upstreamCreated) await this.ensureSysctls(n.upstream, UPSTREAM_SYSCTLS, log, 'upstream router', upstreamSysctls);
     await this.syncAddresses(n.upstream, 'net0', network.eipNextHops.map((u) => `${u.address}/${u.prefix}`), log, 'upstream router', upstream);
 
     await mkdir(this.dir, { recursive: true });
@@ -383,8 +381,7 @@ async function viewNamespace(ns: string, sysctls: string[], opts: NetnsCommandOp
     values = lines[exit] === `${SYSCTL_EXIT}0` ? lines.slice(0, exit) : undefined;
     answers = lines.slice(exit + 1).filter((l) => l.trim() !== '');
   }
-  if (answers.length !== VIEW_READS.length) throw new ParseError(`ip -j -batch in ${ns}`, `${answers.length} answers to ${VIEW_READS.length} reads`);
-  const [links, addrs, routes, rules] = answers as [string, string, string, string];
+  const [links, addrs, routes, rules] = answersTo(ns, VIEW_READS, answers);
   return {
     view: {
       links: new Set((JSON.parse(links) as { ifname: string }[]).map((l) => l.ifname.split('@')[0]!)),
@@ -399,7 +396,12 @@ async function viewNamespace(ns: string, sysctls: string[], opts: NetnsCommandOp
 
 /** A namespace's routes in every table and its rules, read again (one process). */
 async function readRouting(ns: string, opts: NetnsCommandOptions): Promise<{ routes: IpRoute[]; rules: IpRule[] }> {
-  const { answers } = await ipBatch(ns, opts, ROUTING_READS);
-  if (answers.length !== ROUTING_READS.length) throw new ParseError(`ip -j -batch in ${ns}`, `${answers.length} answers to ${ROUTING_READS.length} reads`);
-  return { routes: JSON.parse(answers[0]!) as IpRoute[], rules: JSON.parse(answers[1]!) as IpRule[] };
+  const [routes, rules] = answersTo(ns, ROUTING_READS, (await ipBatch(ns, opts, ROUTING_READS)).answers);
+  return { routes: JSON.parse(routes) as IpRoute[], rules: JSON.parse(rules) as IpRule[] };
+}
+
+/** One answer per read of a batch, or the batch is unreadable. */
+function answersTo<R extends readonly unknown[]>(ns: string, reads: R, answers: string[]): { [K in keyof R]: string } {
+  if (answers.length !== reads.length) throw new ParseError(`ip -j -batch in ${ns}`, `${answers.length} answers to ${reads.length} reads`);
+  return answers as { [K in keyof R]: string };
 }

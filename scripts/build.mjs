@@ -173,15 +173,14 @@ const result = await build({
 Object.assign(result.metafile.outputs, vendor.outputs);
 await writeFile(join(dist, 'meta.json'), JSON.stringify(result.metafile));
 // what an earlier build left (chunks are named by their content, so they change names)
+// (the vendor file's cache among them: the warm run below makes it afresh)
 const written = new Set(Object.keys(result.metafile.outputs));
-written.add(`dist/chunks/${vendor.name}.cache`);
 for (const folder of ['cli', 'chunks']) {
   for (const f of await readdir(join(dist, folder))) if (!written.has(`dist/${folder}/${f}`)) await rm(join(dist, folder, f), { force: true });
 }
 for (const f of await readdir(dist)) if (!['bin', 'cli', 'chunks', 'meta.json', '.built'].includes(f)) await rm(join(dist, f), { recursive: true, force: true });
-// The vendor file's code cache, made afresh by a first run (what validating the seed compiles).
-// A run that finds none makes one too; this one is so the first command after a build is fast.
-await rm(join(dist, 'chunks', `${vendor.name}.cache`), { force: true });
+// The vendor file's code cache, made by a first run (what validating the seed compiles). A run
+// that finds none makes one too; this one is so the first command after a build is fast.
 const warm = spawnSync(process.execPath, [join(dist, 'cli', 'main.js'), 'validate', join(root, 'examples', 'seed')], { encoding: 'utf8' });
 if (warm.status !== 0) throw new Error(`the built CLI did not validate examples/seed: ${warm.stderr || warm.error}`);
 await writeFile(join(dist, '.built'), '');
