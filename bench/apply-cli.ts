@@ -23,6 +23,7 @@ import { portForward } from '../dataplane/rules.ts';
 import { Lab } from '../lab/lab.ts';
 import { NetnsRuntime } from '../lab/gateway-runtime.ts';
 import { inNamespace } from '../lab/netns.ts';
+import { gatewayIptables } from '../runtime/gateway-io.ts';
 import { reconcileGateway } from '../runtime/reconcile.ts';
 import { push, seedObjects, toFiles } from '../test/helpers/manifests.ts';
 
@@ -80,16 +81,19 @@ async function main(): Promise<void> {
     const base = desired.gateways.get('ngw')!;
     const gw = lab.names.gateway('ngw');
     const reset = () => reconcileGateway(runtime, base);
-    const count = async () => (await inNamespace(gw, { argv: ['iptables-save', '-t', 'nat'] })).stdout.split('\n').filter((l) => l.startsWith('-A SHARED_DNAT')).length;
+    await reset();
+    // the gateway's iptables, for the baselines as for the count (Kube-OVN's gateway also runs
+    // iptables-legacy wherever the kernel has it)
+    const programs = await gatewayIptables((req) => inNamespace(gw, req));
+    const count = async () => (await inNamespace(gw, { argv: [programs.save, '-t', 'nat'] })).stdout.split('\n').filter((l) => l.startsWith('-A SHARED_DNAT')).length;
     const expectAll = async (who: string) => {
       const n = await count();
       if (n !== forwards + 1) throw new Error(`${who} left ${n} port forwards, expected ${forwards + 1}`);
     };
-    await reset();
 
     const rules = Array.from({ length: forwards }, (_, i) => portForward(EIP, 'tcp', 20000 + i, BACKEND, 80));
     const restore = `*nat\n${rules.map((r) => `-A SHARED_DNAT ${r}`).join('\n')}\nCOMMIT\n`;
-    const naive = `set -e\n${rules.map((r) => `iptables -t nat -A SHARED_DNAT ${r}`).join('\n')}\n`;
+    const naive = `set -e\n${rules.map((r) => `${programs.iptables} -t nat -A SHARED_DNAT ${r}`).join('\n')}\n`;
     const natopsArgv = [process.execPath, join(ROOT, 'bin/natops.js'), 'apply', many, '--lab', lab.names.prefix];
 
     const t = { natops: [] as number[], restore: [] as number[], naive: [] as number[] };
@@ -97,7 +101,7 @@ async function main(): Promise<void> {
       t.natops.push(await timed(() => proc(natopsArgv)));
       await expectAll('natops apply');
       await reset();
-      t.restore.push(await timed(() => proc(['ip', 'netns', 'exec', gw, 'iptables-restore', '--noflush'], restore)));
+      t.restore.push(await timed(() => proc(['ip', 'netns', 'exec', gw, programs.restore, '--noflush'], restore)));
       await expectAll('iptables-restore');
       await reset();
       if (i < naiveReps) {

@@ -15,6 +15,7 @@ import { readDesired } from '../gitops/manifests/read-dir.ts';
 import { portForward } from '../dataplane/rules.ts';
 import { Lab } from '../lab/lab.ts';
 import { inNamespace } from '../lab/netns.ts';
+import { gatewayIptables } from '../runtime/gateway-io.ts';
 import { networkModel } from '../gitops/manifests/network.ts';
 import { NetnsRuntime } from '../lab/gateway-runtime.ts';
 import { reconcileGateway, type GatewayResult } from '../runtime/reconcile.ts';
@@ -72,13 +73,16 @@ async function main(): Promise<void> {
     const gw = lab.names.gateway('ngw');
     // The baselines' one command per rule takes minutes at 10,000 rules (flush and re-add: about
     // 110 s), past the runner's default timeout of a minute, which is for natops's own commands.
-    const naive = (script: string) => inNamespace(gw, { argv: ['bash', '-s'], stdin: script, timeoutMs: 30 * 60_000 });
+    // `iptables` in them is the gateway's iptables, as nat-gateway.sh's $iptables_cmd is in Kube-OVN's.
+    let programs: Awaited<ReturnType<typeof gatewayIptables>> | undefined; // (known once fresh() ran)
+    const naive = (script: string) => inNamespace(gw, { argv: ['bash', '-s'], stdin: `iptables() { ${programs!.iptables} "$@"; }\n${script}`, timeoutMs: 30 * 60_000 });
     /** A fresh gateway with the seed applied: chains made, no extra forwards. */
     const fresh = async () => {
       await runtime.removeGateway('ngw');
       await reconcileGateway(runtime, base);
+      programs = await gatewayIptables((req) => inNamespace(gw, req));
     };
-    const countRules = async () => (await inNamespace(gw, { argv: ['iptables-save', '-t', 'nat'] })).stdout.split('\n').filter((l) => l.startsWith('-A SHARED_DNAT')).length;
+    const countRules = async () => (await inNamespace(gw, { argv: [programs!.save, '-t', 'nat'] })).stdout.split('\n').filter((l) => l.startsWith('-A SHARED_DNAT')).length;
 
     const out: string[] = [];
     out.push(`## apply N port forwards to a fresh gateway (median of ${reps} runs; naive at 10,000: ${Math.min(reps, 3)})`, '');

@@ -20,6 +20,7 @@ import { NetnsRuntime } from '../lab/gateway-runtime.ts';
 import { CONTAINER, deploymentName } from '../runtime/kubernetes/objects.ts';
 import { gatewayTarget } from '../queue/records.ts';
 import { podExec } from '../runtime/kubernetes/pod-exec.ts';
+import { gatewayIptables } from '../runtime/gateway-io.ts';
 import { reconcileGateway } from '../runtime/reconcile.ts';
 import { forCluster, KubeHarness } from '../test/helpers/k8s.ts';
 import { seedObjects, set, writeManifestDir } from '../test/helpers/manifests.ts';
@@ -151,13 +152,14 @@ async function main(): Promise<void> {
     const pods = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
     const exec = podExec(new Exec(k.runtimeConfig), { namespace: k.namespace, name: pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!, container: CONTAINER });
     const eip = base.eips[1]!.cidr.split('/')[0]!;
+    const { iptables } = await gatewayIptables(exec); // the pod's, as Kube-OVN's nat-gateway.sh picks it
     const perRule: number[] = [];
     const natopsSame: number[] = [];
     for (let r = 0; r < naiveReps; r++) {
       await reconcileGateway(pod, base);
       perRule.push(await timed(async () => {
         for (let i = 0; i < naiveSize; i++) {
-          await exec({ argv: ['iptables', '-w', '-t', 'nat', '-A', 'SHARED_DNAT', '-p', 'tcp', '-d', `${eip}/32`, '--dport', String(20000 + i), '-j', 'DNAT', '--to-destination', '10.0.1.10:80'] });
+          await exec({ argv: [iptables, '-w', '-t', 'nat', '-A', 'SHARED_DNAT', '-p', 'tcp', '-d', `${eip}/32`, '--dport', String(20000 + i), '-j', 'DNAT', '--to-destination', '10.0.1.10:80'] });
         }
       }));
       await reconcileGateway(pod, base);

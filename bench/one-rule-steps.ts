@@ -16,6 +16,7 @@ import { readDesired } from '../gitops/manifests/read-dir.ts';
 import { NetnsRuntime } from '../lab/gateway-runtime.ts';
 import { Lab } from '../lab/lab.ts';
 import { inNamespace } from '../lab/netns.ts';
+import { gatewayIptables } from '../runtime/gateway-io.ts';
 import { reconcileGateway } from '../runtime/reconcile.ts';
 import { BACKEND, EIP, withForwards } from './forwards.ts';
 
@@ -39,16 +40,17 @@ async function main(): Promise<void> {
     await reconcileGateway(runtime, withForwards(base, rules));
     const handle = (await runtime.gateway('ngw'))!;
     const inGateway = (argv: string[], stdin?: string) => inNamespace(gw, { argv, ...(stdin === undefined ? {} : { stdin }), okExitCodes: [0, 1] });
-    const restore = (line: string) => inGateway(['iptables-restore', '-w', '--noflush'], `*nat\n${line}\nCOMMIT\n`);
+    const programs = await gatewayIptables((req) => inGateway(req.argv, req.stdin));
+    const restore = (line: string) => inGateway([programs.restore, '-w', '--noflush'], `*nat\n${line}\nCOMMIT\n`);
     const steps: [string, () => Promise<unknown>][] = [
       ['natops: reconcile the gateway with one rule changed', () => reconcileGateway(runtime, withForwards(base, rules, { index: 7, internalPort: 1000 + Math.floor(Math.random() * 1000) }))],
       ['natops: read the whole gateway (every read at once)', () => handle.readState()],
-      ['`iptables-save -t nat`', () => inGateway(['iptables-save', '-t', 'nat'])],
-      ['`iptables -t nat -S SHARED_DNAT` (the one chain)', () => inGateway(['iptables', '-t', 'nat', '-S', 'SHARED_DNAT'])],
-      ['`iptables-restore --noflush`: append one rule', () => restore(`-A SHARED_DNAT ${SPARE}`)],
-      ['`iptables-restore --noflush`: delete that rule by its spec', () => restore(`-D SHARED_DNAT ${SPARE}`)],
-      ['`iptables-restore --noflush`: insert one rule first', () => restore(`-I SHARED_DNAT 1 ${SPARE}`)],
-      ['`iptables-restore --noflush`: delete rule 1 by number', () => restore('-D SHARED_DNAT 1')],
+      [`\`${programs.save} -t nat\``, () => inGateway([programs.save, '-t', 'nat'])],
+      [`\`${programs.iptables} -t nat -S SHARED_DNAT\` (the one chain)`, () => inGateway([programs.iptables, '-t', 'nat', '-S', 'SHARED_DNAT'])],
+      [`\`${programs.restore} --noflush\`: append one rule`, () => restore(`-A SHARED_DNAT ${SPARE}`)],
+      [`\`${programs.restore} --noflush\`: delete that rule by its spec`, () => restore(`-D SHARED_DNAT ${SPARE}`)],
+      [`\`${programs.restore} --noflush\`: insert one rule first`, () => restore(`-I SHARED_DNAT 1 ${SPARE}`)],
+      [`\`${programs.restore} --noflush\`: delete rule 1 by number`, () => restore('-D SHARED_DNAT 1')],
       ['`conntrack -D` of one forward\'s flows', () => inGateway(['conntrack', '-D', '-p', 'tcp', '--orig-dst', EIP, '--orig-port-dst', '20007'])],
       ['`true` in the namespace (a process\'s floor)', () => inGateway(['true'])],
     ];

@@ -22,6 +22,7 @@ import { decide } from '../functions/planner/decide.ts';
 import { GitRepo } from '../gitops/git/repo.ts';
 import { validateManifests } from '../gitops/manifests/validate.ts';
 import { inNamespace } from '../lab/netns.ts';
+import { gatewayIptables } from '../runtime/gateway-io.ts';
 import { loadConfig } from '../server/config.ts';
 import { serve } from '../server/serve.ts';
 import { silentLogger } from '../common/log.ts';
@@ -138,14 +139,16 @@ async function main(): Promise<void> {
       // ---- baseline: Kube-OVN's way, same rules, no pipeline -------------------------------------
       const gw = p.lab.lab.names.gateway('ngw');
       const naive: number[] = [];
-      const script = Array.from({ length: bulk }, (_, i) => `iptables -t nat -A SHARED_DNAT -d ${EIP}/32 -p tcp --dport ${20000 + i} -j DNAT --to-destination 10.0.1.10:80`).join('\n');
+      // the gateway's iptables, as Kube-OVN's nat-gateway.sh runs the one its gateway uses
+      const { iptables } = await gatewayIptables((req) => inNamespace(gw, req));
+      const script = Array.from({ length: bulk }, (_, i) => `${iptables} -t nat -A SHARED_DNAT -d ${EIP}/32 -p tcp --dport ${20000 + i} -j DNAT --to-destination 10.0.1.10:80`).join('\n');
       for (let i = 0; i < Math.min(bulkReps, 3); i++) {
         const { live } = await poll(20000 + bulk - 1);
         const t0 = now();
         await inNamespace(gw, { argv: ['bash', '-s'], stdin: `set -e\n${script}\n` });
         naive.push((await live) - t0);
         say(`${bulk} rules, one iptables command each: live after ${ms(naive.at(-1)!)}`);
-        await inNamespace(gw, { argv: ['iptables', '-t', 'nat', '-F', 'SHARED_DNAT'] });
+        await inNamespace(gw, { argv: [iptables, '-t', 'nat', '-F', 'SHARED_DNAT'] });
       }
 
       out.push(`## push to live (median of ${reps} pushes; ${bulk.toLocaleString('en')} rules: ${bulkReps}; one command per rule: ${Math.min(bulkReps, 3)})`, '');

@@ -1,8 +1,10 @@
 // A ChangeSet -> the exact commands that carry it out, as argv arrays: one iptables-restore
-// transaction for every nat change, plus the ip, sysctl, conntrack and arping commands around it.
+// transaction (in the gateway's iptables) for every nat change, plus the ip, sysctl, conntrack
+// and arping commands around it.
 import { conntrackDeleteArgv, type ConntrackFilter } from './conntrack.ts';
 import { conntrackFilters } from './rules.ts';
 import type { ChainEdit, ChangeSet } from './diff.ts';
+import { IPTABLES_PROGRAMS } from './model.ts';
 
 export interface Command {
   argv: string[];
@@ -45,7 +47,7 @@ export function changeSetCommands(c: ChangeSet): Command[] {
   const payload = restorePayload(c.chains);
   // -w waits for the xtables lock instead of failing while another iptables holds it (iptables
   // 1.8.9 with nf_tables accepts it too, it just has no lock to wait for).
-  if (payload) cmds.push({ argv: ['iptables-restore', '-w', '--noflush'], stdin: payload });
+  if (payload) cmds.push({ argv: [IPTABLES_PROGRAMS[c.iptables].restore, '-w', '--noflush'], stdin: payload });
   for (const r of c.removed) {
     for (const f of conntrackFilters(r.chain, r.spec)) cmds.push({ argv: conntrackDeleteArgv(f), okExitCodes: [0, 1], conntrack: f });
   }

@@ -23,6 +23,7 @@ export function compileGateway(spec: GatewaySpec): GatewayState {
   }
 
   return {
+    iptables: 'legacy',
     net1Up: true,
     sysctls: { ...GATEWAY_SYSCTLS },
     addresses: spec.eips.map((e) => ({ dev: 'net1', cidr: e.cidr })),
@@ -55,5 +56,5 @@ function moreSpecificFirst(snats: SnatSpec[]): SnatSpec[] {
 
 /** What a fresh gateway holds: nothing natops owns, only the built-in hook chains (empty). */
 export function emptyGatewayState(): GatewayState {
-  return { net1Up: false, sysctls: {}, addresses: [], rules: [], routes: [], nat: { PREROUTING: [], POSTROUTING: [] } };
+  return { iptables: 'legacy', net1Up: false, sysctls: {}, addresses: [], rules: [], routes: [], nat: { PREROUTING: [], POSTROUTING: [] } };
 }

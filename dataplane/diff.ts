@@ -1,7 +1,7 @@
 // Two GatewayStates -> the minimal change set between them.
 import {
   HOOK_CHAINS, NAT_CHAINS, STATE_READS, type Address, type GatewaySysctl, type GatewayState, type NatChain, type PolicyRule, type Route,
-  type StateRead,
+  type IptablesBackend, type StateRead,
 } from './model.ts';
 
 export type ChainOp =
@@ -37,6 +37,8 @@ export interface RuleChange {
 }
 
 export interface ChangeSet {
+  /** the iptables the chain edits go to: the live state's */
+  iptables: IptablesBackend;
   net1Up: boolean;
   /** sysctls to set, with their values */
   sysctls: [GatewaySysctl, string][];
@@ -92,6 +94,7 @@ export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet
     for (const spec of d.removed) removed.push({ chain, spec });
   }
   return {
+    iptables: live.iptables,
     net1Up: desired.net1Up && !live.net1Up,
     sysctls: (Object.entries(desired.sysctls) as [GatewaySysctl, string][]).filter(([k, v]) => live.sysctls[k] !== v),
     addresses: setDiff(live.addresses, desired.addresses, addressKey),

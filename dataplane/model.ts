@@ -119,6 +119,20 @@ export const GATEWAY_SYSCTLS = {
 } as const;
 export type GatewaySysctl = keyof typeof GATEWAY_SYSCTLS;
 
+/**
+ * Which iptables holds a gateway's nat rules. Kube-OVN's gateway image uses iptables-legacy where
+ * the kernel has it (nat-gateway.sh probes `iptables-legacy -t nat -S INPUT 1`), else iptables
+ * (nf_tables); natops gives a new gateway the same, and leaves an existing gateway's rules where
+ * they are, so natops's chains are never in both (the two tables both act on every packet).
+ */
+export const IPTABLES_BACKENDS = ['legacy', 'nft'] as const;
+export type IptablesBackend = (typeof IPTABLES_BACKENDS)[number];
+/** Each backend's programs, by name (an image's plain `iptables` may be either). */
+export const IPTABLES_PROGRAMS = {
+  legacy: { iptables: 'iptables-legacy', save: 'iptables-legacy-save', restore: 'iptables-legacy-restore' },
+  nft: { iptables: 'iptables-nft', save: 'iptables-nft-save', restore: 'iptables-nft-restore' },
+} as const satisfies Record<IptablesBackend, { iptables: string; save: string; restore: string }>;
+
 export interface GatewayState {
   net1Up: boolean;
   /** the GATEWAY_SYSCTLS values as the gateway has them */
@@ -131,20 +145,25 @@ export interface GatewayState {
   routes: Route[];
   /** rule specs per chain; a chain absent from the map does not exist */
   nat: Partial<Record<NatChain, string[]>>;
+  /**
+   * the iptables `nat` is in: read from the gateway; a compiled or empty state has a new
+   * gateway's (legacy). Never diffed: natops does not move rules from one to the other.
+   */
+  iptables: IptablesBackend;
 }
 
 /**
  * The reads a live state is made of, each one command in the gateway: the nat table, net1 (its
  * link state and addresses), the policy rules, table 100's routes, the sysctls. A change set
  * reads back only those it could have touched; only the nat read is dear (iptables-save of every
- * rule), the others print a few lines.
+ * rule, from both iptables: see IPTABLES_BACKENDS), the others print a few lines.
  */
 export const STATE_READS = ['nat', 'net1', 'rules', 'routes', 'sysctls'] as const;
 export type StateRead = (typeof STATE_READS)[number];
 
 /** The fields of GatewayState each read fills. */
 export const READ_FIELDS = {
-  nat: ['nat'],
+  nat: ['nat', 'iptables'],
   net1: ['net1Up', 'addresses'],
   rules: ['rules'],
   routes: ['routes'],

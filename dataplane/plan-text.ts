@@ -9,7 +9,7 @@ export type GatewayAction = 'create' | 'update' | 'delete' | 'unchanged';
 export function removalTarget(live: GatewayState): GatewayState {
   const nat: GatewayState['nat'] = {};
   for (const chain of Object.keys(live.nat) as (keyof GatewayState['nat'])[]) nat[chain] = [];
-  return { net1Up: live.net1Up, sysctls: live.sysctls, addresses: [], rules: [], routes: [], nat };
+  return { iptables: live.iptables, net1Up: live.net1Up, sysctls: live.sysctls, addresses: [], rules: [], routes: [], nat };
 }
 
 export function describeChanges(c: ChangeSet): string[] {

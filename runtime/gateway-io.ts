@@ -1,45 +1,58 @@
 // Reading a gateway's live state and running commands in it, over any Exec (netns, pod exec).
 import type { Command } from '../dataplane/commands.ts';
 import { CONNTRACK_LIST, filtersWithEntries, parseConntrackList } from '../dataplane/conntrack.ts';
-import { GATEWAY_SYSCTLS, ROUTE_TABLE, STATE_READS, type GatewayState, type GatewaySysctl, type StateOf, type StateRead } from '../dataplane/model.ts';
+import {
+  GATEWAY_SYSCTLS, IPTABLES_BACKENDS, IPTABLES_PROGRAMS, OWNED_CHAINS, ROUTE_TABLE, STATE_READS, type GatewayState, type GatewaySysctl,
+  type IptablesBackend, type StateOf, type StateRead,
+} from '../dataplane/model.ts';
 import { ParseError, parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
 import { CommandError, type Exec } from '../common/exec.ts';
 
+/** The commands of the read script, each its own section of the output. */
 export const READ_COMMANDS = {
   // no -w: iptables-save takes no lock, and 1.8.9 rejects the option
-  nat: ['iptables-save', '-t', 'nat'],
+  'nat-legacy': [IPTABLES_PROGRAMS.legacy.save, '-t', 'nat'],
+  'nat-nft': [IPTABLES_PROGRAMS.nft.save, '-t', 'nat'],
   net1: ['ip', '-j', 'addr', 'show', 'dev', 'net1'],
   rules: ['ip', '-j', 'rule', 'show'],
   routes: ['ip', '-j', 'route', 'show', 'table', String(ROUTE_TABLE)],
   sysctls: ['sysctl', '-n', ...Object.keys(GATEWAY_SYSCTLS)],
-} as const satisfies Record<StateRead, readonly string[]>;
+} as const;
+export type ReadSection = keyof typeof READ_COMMANDS;
+
+/** The sections each read is made of: the nat table is read from both iptables (natFromSaves). */
+export const READ_SECTIONS = {
+  nat: ['nat-legacy', 'nat-nft'],
+  net1: ['net1'],
+  rules: ['rules'],
+  routes: ['routes'],
+  sysctls: ['sysctls'],
+} as const satisfies Record<StateRead, readonly ReadSection[]>;
 
 const MARK = '#natops-read';
 
 /**
  * The reads asked for in one process: a constant script (no value in it comes from a manifest)
  * that runs each read command and marks where its output, its errors and its exit status begin.
- * One exec instead of five matters where an exec is dear (pods/exec: a WebSocket and a runc exec
+ * One exec instead of six matters where an exec is dear (pods/exec: a WebSocket and a runc exec
  * each).
  */
-export function readScript(reads: readonly StateRead[]): string {
-  return reads.map((name) => {
+export function readScript(sections: readonly ReadSection[]): string {
+  return sections.map((name) => {
     const argv = READ_COMMANDS[name].map((a) => `'${a}'`).join(' ');
     // (each mark on a line of its own, whether or not the output before it ended with one)
     return `printf '\\n${MARK} ${name}\\n'; printf '\\n${MARK} ${name}\\n' >&2; ${argv}; printf '\\n${MARK}-exit ${name} %s\\n' "$?"`;
   }).join('\n');
 }
 
-interface Section {
+export interface Section {
   stdout: string;
   stderr: string;
   code: number;
 }
 
-/** The script's two streams -> each read's output, errors and exit status. */
-export function splitReads(stdout: string, stderr: string): Record<StateRead, Section>;
-export function splitReads<R extends StateRead>(stdout: string, stderr: string, reads: readonly R[]): Record<R, Section>;
-export function splitReads(stdout: string, stderr: string, reads: readonly StateRead[] = STATE_READS): Partial<Record<StateRead, Section>> {
+/** The script's two streams -> each section's output, errors and exit status. */
+export function splitReads<S extends ReadSection>(stdout: string, stderr: string, sections: readonly S[]): Record<S, Section> {
   const parts = (text: string) => {
     const found = new Map<string, string>();
     const re = new RegExp(`^${MARK} (\\S+)\\n`, 'gm');
@@ -49,14 +62,46 @@ export function splitReads(stdout: string, stderr: string, reads: readonly State
   };
   const out = parts(stdout);
   const err = parts(stderr);
-  const sections: Partial<Record<StateRead, Section>> = {};
-  for (const name of reads) {
+  const split: Partial<Record<S, Section>> = {};
+  for (const name of sections) {
     const body = out.get(name);
     const exit = body === undefined ? undefined : new RegExp(`^${MARK}-exit ${name} (\\d+)\\n?$`, 'm').exec(body);
     if (body === undefined || !exit) throw new ParseError(`reading the gateway (${READ_COMMANDS[name].join(' ')})`, 'its output was cut short');
-    sections[name] = { stdout: body.slice(0, exit.index), stderr: err.get(name) ?? '', code: Number(exit[1]) };
+    split[name] = { stdout: body.slice(0, exit.index), stderr: err.get(name) ?? '', code: Number(exit[1]) };
   }
-  return sections;
+  return split as Record<S, Section>;
+}
+
+/**
+ * An iptables that cannot hold rules here: its program is not installed (the shell's 127), or the
+ * kernel lacks its tables (legacy: "Table does not exist (do you need to insmod?)"; nf_tables:
+ * "Protocol not supported").
+ */
+const isAbsent = (s: Section) => s.code === 127 || /does not exist|not supported/i.test(s.stderr);
+
+/**
+ * Both iptables' saves -> the nat table and the iptables it is in: the one that holds natops's
+ * chains (legacy looked at first); when neither does (a new gateway), legacy where it works here,
+ * as Kube-OVN's gateway chooses, else nft. A save that failed for another reason might hide
+ * natops's chains, so it fails the read unless the other iptables holds them.
+ */
+export function natFromSaves(saves: Record<IptablesBackend, Section>): Pick<GatewayState, 'nat' | 'iptables'> {
+  const usable: Pick<GatewayState, 'nat' | 'iptables'>[] = [];
+  const failed: IptablesBackend[] = [];
+  for (const backend of IPTABLES_BACKENDS) {
+    const save = saves[backend];
+    if (save.code !== 0) {
+      failed.push(backend);
+      continue;
+    }
+    const nat = parseNatTable(save.stdout);
+    if (OWNED_CHAINS.some((chain) => nat[chain] !== undefined)) return { nat, iptables: backend };
+    usable.push({ nat, iptables: backend });
+  }
+  // Neither holds natops's chains. A save that failed for a reason other than absence might.
+  const culprit = failed.find((b) => !isAbsent(saves[b])) ?? (usable.length ? undefined : failed[0]);
+  if (culprit !== undefined) throw new CommandError('gateway', READ_COMMANDS[`nat-${culprit}`], saves[culprit].code, saves[culprit].stderr);
+  return usable[0]!;
 }
 
 /**
@@ -67,28 +112,38 @@ export function splitReads(stdout: string, stderr: string, reads: readonly State
 export async function readGatewayState<R extends StateRead = StateRead>(exec: Exec, reads?: readonly R[]): Promise<StateOf<R>> {
   // (in STATE_READS's order, each once, whatever order the caller gave)
   const names = STATE_READS.filter((n) => !reads || (reads as readonly StateRead[]).includes(n));
-  const r = await exec({ argv: ['sh', '-c', readScript(names)] });
-  const read = splitReads(r.stdout, r.stderr, names);
-  for (const name of names) {
+  const sections = names.flatMap((n) => READ_SECTIONS[n]);
+  const r = await exec({ argv: ['sh', '-c', readScript(sections)] });
+  const read: Partial<Record<ReadSection, Section>> = splitReads(r.stdout, r.stderr, sections);
+  const section = (name: Exclude<ReadSection, `nat-${string}`>): Section => {
+    const s = read[name]!;
     // A table with no route yet does not exist, and ip says so with exit code 2.
-    const ok = read[name].code === 0 || (name === 'routes' && read[name].code === 2 && /FIB table does not exist/.test(read[name].stderr));
-    if (!ok) throw new CommandError('gateway', READ_COMMANDS[name], read[name].code, read[name].stderr);
-  }
+    const ok = s.code === 0 || (name === 'routes' && s.code === 2 && /FIB table does not exist/.test(s.stderr));
+    if (!ok) throw new CommandError('gateway', READ_COMMANDS[name], s.code, s.stderr);
+    return s;
+  };
   const state: Partial<GatewayState> = {};
   for (const name of names) {
-    const { stdout, code } = read[name];
-    if (name === 'nat') state.nat = parseNatTable(stdout);
+    if (name === 'nat') Object.assign(state, natFromSaves({ legacy: read['nat-legacy']!, nft: read['nat-nft']! }));
     if (name === 'net1') {
-      const link = parseIpAddr(stdout, 'net1');
+      const link = parseIpAddr(section('net1').stdout, 'net1');
       state.net1Up = link.up;
       state.addresses = link.addresses;
     }
-    if (name === 'rules') state.rules = parseIpRules(stdout);
-    if (name === 'routes') state.routes = code === 0 ? parseIpRoutes(stdout, ROUTE_TABLE) : [];
-    if (name === 'sysctls') state.sysctls = readSysctls(stdout);
+    if (name === 'rules') state.rules = parseIpRules(section('rules').stdout);
+    if (name === 'routes') {
+      const routes = section('routes');
+      state.routes = routes.code === 0 ? parseIpRoutes(routes.stdout, ROUTE_TABLE) : [];
+    }
+    if (name === 'sysctls') state.sysctls = readSysctls(section('sysctls').stdout);
   }
   // (the fields of exactly the reads in R were set above)
   return state as StateOf<R>;
+}
+
+/** The programs of the iptables a gateway's nat rules are in (for a person or a bench at its shell). */
+export async function gatewayIptables(exec: Exec): Promise<(typeof IPTABLES_PROGRAMS)[IptablesBackend]> {
+  return IPTABLES_PROGRAMS[(await readGatewayState(exec, ['nat'])).iptables];
 }
 
 /** `sysctl -n A B` prints one value per line, in the order asked. */

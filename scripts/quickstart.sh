@@ -80,8 +80,11 @@ ask client tcp 192.168.0.50 9000
 echo "hairpin: a VPC host through its own VPC's port forward"
 ask client tcp 192.168.0.112 8888
 
-echo; echo "== the gateway's nat table"
-ip netns exec natops-gw-ngw iptables-save -t nat | grep -v '^#'
+# natops keeps a gateway's rules in iptables-legacy where the kernel has it, as Kube-OVN does
+save=iptables-legacy-save
+ip netns exec natops-gw-ngw "$save" -t nat 2>/dev/null | grep -q '^:DNAT_FILTER ' || save=iptables-nft-save
+echo; echo "== the gateway's nat table ($save)"
+ip netns exec natops-gw-ngw "$save" -t nat | grep -v '^#'
 
 cat <<EOF
 

@@ -10,10 +10,12 @@ import { NetnsRuntime } from '../../lab/gateway-runtime.ts';
 import { reconcileAll, type GatewayResult } from '../../runtime/reconcile.ts';
 import type { GatewayRuntime } from '../../runtime/runtime.ts';
 import { inNamespace } from '../../lab/netns.ts';
+import { IPTABLES_PROGRAMS } from '../../dataplane/model.ts';
+import { gatewayIptables } from '../../runtime/gateway-io.ts';
 import { writeManifestDir, type SeedObjects } from './manifests.ts';
 
 const NATOPS = fileURLToPath(new URL('../../bin/natops.js', import.meta.url));
-const TOOLS = ['ip', 'iptables', 'iptables-save', 'iptables-restore', 'conntrack', 'arping', 'socat', 'ping'];
+const TOOLS = ['ip', ...Object.values(IPTABLES_PROGRAMS).flatMap((p) => Object.values(p)), 'conntrack', 'arping', 'socat', 'ping'];
 
 export function requireNetnsPrerequisites(): void {
   if (process.getuid?.() !== 0) throw new Error('the netns tests need root: they create network namespaces (run them as root, as CI does)');
@@ -122,9 +124,16 @@ export class LabHarness {
     };
   }
 
-  /** iptables-save of a gateway without its timestamp comments. */
+  /** The programs of the iptables natops keeps a gateway's nat rules in, as natops reads it. */
+  gatewayIptables(gateway: string): ReturnType<typeof gatewayIptables> {
+    const ns = this.lab.names.gateway(gateway);
+    return gatewayIptables((req) => inNamespace(ns, req));
+  }
+
+  /** iptables-save (of the gateway's iptables) without its timestamp comments. */
   async gatewaySave(gateway: string): Promise<string> {
-    const r = await inNamespace(this.lab.names.gateway(gateway), { argv: ['iptables-save'] });
+    const { save } = await this.gatewayIptables(gateway);
+    const r = await inNamespace(this.lab.names.gateway(gateway), { argv: [save] });
     return r.stdout.split('\n').filter((l) => !l.startsWith('#')).join('\n');
   }
 

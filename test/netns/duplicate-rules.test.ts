@@ -29,9 +29,10 @@ describe('rules duplicated by hand', () => {
     const clean = await h.gatewaySave('ngw');
     assert.equal(count(clean, '-A PREROUTING -j DNAT_FILTER'), 1);
 
-    await h.inGateway('ngw', ['iptables', '-w', '-t', 'nat', '-A', 'PREROUTING', '-j', 'DNAT_FILTER']);
-    await h.inGateway('ngw', ['iptables', '-w', '-t', 'nat', '-A', 'POSTROUTING', '-j', 'SNAT_FILTER']);
-    await h.inGateway('ngw', ['iptables', '-w', '-t', 'nat', '-A', 'SHARED_DNAT', ...FORWARD.split(' ')]);
+    const { iptables } = await h.gatewayIptables('ngw');
+    await h.inGateway('ngw', [iptables, '-w', '-t', 'nat', '-A', 'PREROUTING', '-j', 'DNAT_FILTER']);
+    await h.inGateway('ngw', [iptables, '-w', '-t', 'nat', '-A', 'POSTROUTING', '-j', 'SNAT_FILTER']);
+    await h.inGateway('ngw', [iptables, '-w', '-t', 'nat', '-A', 'SHARED_DNAT', ...FORWARD.split(' ')]);
     const edited = await h.gatewaySave('ngw');
     assert.equal(count(edited, '-A PREROUTING -j DNAT_FILTER'), 2);
     assert.equal(count(edited, `-A SHARED_DNAT ${FORWARD}`), 2);

@@ -206,7 +206,7 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     await p.start();
     await run(['ip', 'netns', 'del', gwNs()]);
     await p.until('the gateway to be restored', async () => (await p.lab.tcp('ext', '192.168.0.112', 7100)) === 'web 192.168.0.50');
-    await inNamespace(gwNs(), { argv: ['iptables', '-t', 'nat', '-F', 'SHARED_DNAT'] });
+    await inNamespace(gwNs(), { argv: [(await p.lab.gatewayIptables('ngw')).iptables, '-t', 'nat', '-F', 'SHARED_DNAT'] });
     await p.until('the port forward to be restored', async () => (await p.lab.tcp('ext', '192.168.0.112', 7100)) === 'web 192.168.0.50');
     const repairs = await p.running!.store.repairs();
     assert.ok(repairs.some((r) => r.target === 'ngw' && r.what.some((w) => /missing/.test(w))), JSON.stringify(repairs));

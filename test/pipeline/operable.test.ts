@@ -75,7 +75,7 @@ describe('operable: logs, metrics, health, shutdown', () => {
     assert.equal(sample(text, 'natops_queue_jobs{queue="dnat",state="waiting"}'), 0);
     assert.equal(sample(text, 'natops_queue_jobs{queue="plan",state="failed"}'), 0);
     assert.equal(sample(text, 'natops_gateways{reason="Applied"}'), 1);
-    assert.ok(sample(text, 'natops_command_duration_seconds_count{program="iptables-restore",result="ok"}')! >= 1, 'the nat transactions are timed');
+    assert.ok(sample(text, 'natops_command_duration_seconds_count{program="iptables-legacy-restore",result="ok"}')! >= 1, 'the nat transactions are timed');
     // every handler job and the plan took a lease
     const jobs = [...text.matchAll(/^natops_job_duration_seconds_count\{kind="[^"]+",result="completed"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
     assert.ok(jobs >= 8, text);
@@ -85,7 +85,7 @@ describe('operable: logs, metrics, health, shutdown', () => {
   });
 
   it('a hand edit repaired by the resync is counted, and logged as a repair', async () => {
-    await inNamespace(p.lab.lab.names.gateway('ngw'), { argv: ['iptables', '-t', 'nat', '-F', 'SHARED_DNAT'] });
+    await inNamespace(p.lab.lab.names.gateway('ngw'), { argv: [(await p.lab.gatewayIptables('ngw')).iptables, '-t', 'nat', '-F', 'SHARED_DNAT'] });
     await p.running!.queues.byName.resync.add('resync', {});
     await p.until('the repair to be counted', async () => sample((await get(`${p.running!.url}/metrics`)).text, 'natops_repairs_total') === 1, 60_000);
     const line = p.logRecords.find((r) => r.repair === true && r.gateway === 'ngw');

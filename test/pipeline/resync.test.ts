@@ -1,12 +1,15 @@
 // The resync goes on past a gateway it cannot read: that one is reported, the others are still
 // checked and repaired. The unreadable gateway is made by a real failing command: an
-// iptables-save first on PATH that fails inside that gateway's namespace only.
+// iptables-legacy-save (where its rules are) first on PATH that fails inside that gateway's
+// namespace only; natops must not take that failure for an empty gateway and build the chains
+// again in nf_tables.
 import assert from 'node:assert/strict';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { inNamespace } from '../../lab/netns.ts';
+import { IPTABLES_PROGRAMS } from '../../dataplane/model.ts';
 import { run } from '../../common/exec.ts';
 import { gatewayInOwnVpc, seedObjects, type SeedObjects } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
@@ -28,10 +31,12 @@ describe('the resync and a gateway it cannot read', () => {
     await p.lab.serve('web2', { tcp: [80] });
     assert.equal(await p.lab.tcp('ext', '192.168.0.120', 8000), 'web2 192.168.0.50');
 
-    const realSave = (await run(['sh', '-c', 'command -v iptables-save'])).stdout.trim();
+    const { save } = await p.lab.gatewayIptables('ngw');
+    assert.equal(save, IPTABLES_PROGRAMS.legacy.save);
+    const realSave = (await run(['sh', '-c', 'command -v "$1"', 'sh', save])).stdout.trim();
     bin = await mkdtemp(join(tmpdir(), 'natops-bin-'));
-    await writeFile(join(bin, 'iptables-save'), `#!/bin/sh\nif [ "$(ip netns identify)" = "${p.lab.lab.names.gateway('ngw')}" ]; then echo "iptables-save: broken on purpose" >&2; exit 1; fi\nexec ${realSave} "$@"\n`);
-    await chmod(join(bin, 'iptables-save'), 0o755);
+    await writeFile(join(bin, save), `#!/bin/sh\nif [ "$(ip netns identify)" = "${p.lab.lab.names.gateway('ngw')}" ]; then echo "${save}: broken on purpose" >&2; exit 1; fi\nexec ${realSave} "$@"\n`);
+    await chmod(join(bin, save), 0o755);
   });
   after(async () => {
     process.env.PATH = path;
@@ -41,7 +46,7 @@ describe('the resync and a gateway it cannot read', () => {
 
   it('reports the unreadable gateway and still repairs the others', async () => {
     process.env.PATH = `${bin}:${path}`;
-    await inNamespace(p.lab.lab.names.gateway('ngw2'), { argv: ['iptables', '-t', 'nat', '-F', 'SHARED_DNAT'] });
+    await inNamespace(p.lab.lab.names.gateway('ngw2'), { argv: [(await p.lab.gatewayIptables('ngw2')).iptables, '-t', 'nat', '-F', 'SHARED_DNAT'] });
     assert.equal(await p.lab.tcp('ext', '192.168.0.120', 8000), undefined, 'the hand edit took the forward away');
     await p.running!.close();
     p.config.resyncMs = 1000;
@@ -51,5 +56,7 @@ describe('the resync and a gateway it cannot read', () => {
     const repairs = await p.running!.store.repairs();
     assert.ok(repairs.some((r) => r.target === 'ngw2'), JSON.stringify(repairs));
     assert.ok(!repairs.some((r) => r.target === 'ngw'), 'an unreadable gateway is not repaired blind');
+    const nft = await inNamespace(p.lab.lab.names.gateway('ngw'), { argv: [IPTABLES_PROGRAMS.nft.save, '-t', 'nat'] });
+    assert.doesNotMatch(nft.stdout, /DNAT_FILTER/, 'nor are its chains built again in the other iptables');
   });
 });

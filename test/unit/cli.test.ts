@@ -57,7 +57,7 @@ describe('natops CLI', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^# gateway ngw: /);
     assert.match(r.stdout, /\nip rule add iif net1 table 100\n/);
-    assert.match(r.stdout, /\niptables-restore -w --noflush <<'EOF'\n\*nat\n:DNAT_FILTER - \[0:0\]\n[\s\S]*\n-A SHARED_DNAT -d 192\.168\.0\.112\/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10\.0\.1\.10:80\n[\s\S]*COMMIT\nEOF\n/);
+    assert.match(r.stdout, /\niptables-legacy-restore -w --noflush <<'EOF'\n\*nat\n:DNAT_FILTER - \[0:0\]\n[\s\S]*\n-A SHARED_DNAT -d 192\.168\.0\.112\/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10\.0\.1\.10:80\n[\s\S]*COMMIT\nEOF\n/);
   });
 
   it('apply refuses invalid manifests before doing anything', async () => {

@@ -65,7 +65,7 @@ describe('conntrack', () => {
       ['conntrack', '-L'],
       ['conntrack', '-D', '-p', 'tcp', '-d', '192.168.0.112', '--dport', '8017'],
     ]);
-    assert.equal(ran[0]![0], 'iptables-restore', 'the rules go before the listing, so no new entry can follow it');
+    assert.equal(ran[0]![0], 'iptables-legacy-restore', 'the rules go before the listing, so no new entry can follow it');
   });
 
   it('a single deletion runs directly, without a listing', async () => {

@@ -71,6 +71,7 @@ function applyEdits(nat: GatewayState['nat'], edits: ChainEdit[]): GatewayState[
 function seedLive(): GatewayState {
   const link = parseIpAddr(NET1_JSON, 'net1');
   return {
+    iptables: 'legacy',
     net1Up: link.up,
     sysctls: { 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.net1.promote_secondaries': '1' },
     addresses: link.addresses,
@@ -177,13 +178,26 @@ describe('reader', () => {
 });
 
 describe('diff', () => {
+  it('edits the chains in the iptables the live gateway has them in', async () => {
+    const desired = compileGateway(await seedSpec());
+    for (const iptables of ['legacy', 'nft'] as const) {
+      const live = { ...seedLive(), iptables };
+      live.nat = { ...live.nat, SHARED_DNAT: [] };
+      const commands = changeSetCommands(diffStates(live, desired));
+      const restores = commands.filter((c) => /^iptables.*-restore$/.test(c.argv[0]!));
+      assert.deepEqual(restores.map((c) => c.argv[0]), [`iptables-${iptables}-restore`]);
+      assert.match(restores[0]!.stdin!, /\n-A SHARED_DNAT /);
+    }
+  });
+
   it('builds the whole gateway from an empty one in one transaction', async () => {
     const changes = diffStates(emptyGatewayState(), compileGateway(await seedSpec()));
     const commands = changeSetCommands(changes);
-    const restores = commands.filter((c) => c.argv[0] === 'iptables-restore');
+    const restores = commands.filter((c) => c.argv[0]!.endsWith('-restore'));
     assert.equal(restores.length, 1);
-    // -w: wait for the xtables lock rather than fail when another iptables holds it
-    assert.deepEqual(restores[0]!.argv, ['iptables-restore', '-w', '--noflush']);
+    // -w: wait for the xtables lock rather than fail when another iptables holds it; a new
+    // gateway's rules go to iptables-legacy, as Kube-OVN's gateway does where the kernel has it
+    assert.deepEqual(restores[0]!.argv, ['iptables-legacy-restore', '-w', '--noflush']);
     const payload = restores[0]!.stdin!;
     assert.ok(!payload.includes(':PREROUTING'), 'built-in chains are never declared (that would flush them)');
     assert.match(payload, /^\*nat\n:DNAT_FILTER - \[0:0\]\n/);

@@ -133,18 +133,20 @@ describe('reconcile all gateways', async () => {
 
 describe('reading a gateway in one process', () => {
   it('splits the read script\'s streams per read, with each exit status', () => {
-    const out = '\n#natops-read nat\n*nat\nCOMMIT\n\n#natops-read-exit nat 0\n\n#natops-read net1\n[]\n#natops-read-exit net1 0\n'
+    const out = '\n#natops-read nat-legacy\n*nat\nCOMMIT\n\n#natops-read-exit nat-legacy 0\n\n#natops-read nat-nft\n#natops-read-exit nat-nft 1\n'
+      + '\n#natops-read net1\n[]\n#natops-read-exit net1 0\n'
       + '\n#natops-read rules\n[]\n\n#natops-read-exit rules 0\n\n#natops-read routes\n\n#natops-read-exit routes 2\n\n#natops-read sysctls\n1\n1\n\n#natops-read-exit sysctls 0\n';
-    const err = '\n#natops-read nat\n\n#natops-read net1\n\n#natops-read rules\n\n#natops-read routes\nError: ipv4: FIB table does not exist.\n\n#natops-read sysctls\n';
-    const r = splitReads(out, err);
-    assert.equal(r.nat.stdout, '*nat\nCOMMIT\n\n');
+    const err = '\n#natops-read nat-legacy\n\n#natops-read nat-nft\nbroken\n\n#natops-read net1\n\n#natops-read rules\n\n#natops-read routes\nError: ipv4: FIB table does not exist.\n\n#natops-read sysctls\n';
+    const r = splitReads(out, err, ['nat-legacy', 'nat-nft', 'net1', 'rules', 'routes', 'sysctls']);
+    assert.equal(r['nat-legacy'].stdout, '*nat\nCOMMIT\n\n');
+    assert.deepEqual(r['nat-nft'], { stdout: '', stderr: 'broken\n\n', code: 1 });
     assert.equal(r.routes.code, 2);
     assert.match(r.routes.stderr, /FIB table does not exist/);
     assert.equal(r.sysctls.stdout.split('\n').slice(0, 2).join(','), '1,1');
   });
 
   it('output cut short (a read that never reported its exit) is a ParseError naming the read', () => {
-    const out = '\n#natops-read nat\n*nat\nCOMMIT\n\n#natops-read-exit nat 0\n\n#natops-read net1\n[';
-    assert.throws(() => splitReads(out, ''), (e: unknown) => e instanceof ParseError && /ip -j addr show dev net1.*cut short/.test(e.message));
+    const out = '\n#natops-read nat-legacy\n*nat\nCOMMIT\n\n#natops-read-exit nat-legacy 0\n\n#natops-read net1\n[';
+    assert.throws(() => splitReads(out, '', ['nat-legacy', 'net1']), (e: unknown) => e instanceof ParseError && /ip -j addr show dev net1.*cut short/.test(e.message));
   });
 });

@@ -6,11 +6,11 @@ import { describe, it } from 'node:test';
 import type { Command } from '../../dataplane/commands.ts';
 import { compileGateway } from '../../dataplane/compile.ts';
 import { diffStates, readBackOf } from '../../dataplane/diff.ts';
-import { READ_FIELDS, STATE_READS, type GatewayState, type StateRead } from '../../dataplane/model.ts';
+import { READ_FIELDS, type GatewayState, type StateRead } from '../../dataplane/model.ts';
 import { PART_READS, partTarget, type GatewayPart } from '../../dataplane/parts.ts';
 import { portForward } from '../../dataplane/rules.ts';
 import type { ExecRequest, ExecResult } from '../../common/exec.ts';
-import { READ_COMMANDS, readGatewayState, readScript, splitReads } from '../../runtime/gateway-io.ts';
+import { READ_COMMANDS, readGatewayState, readScript, splitReads, type ReadSection } from '../../runtime/gateway-io.ts';
 import { reconcileGateway, reconcilePart } from '../../runtime/reconcile.ts';
 import type { GatewayHandle } from '../../runtime/runtime.ts';
 import { isWired } from '../../lab/gateway-runtime.ts';
@@ -62,7 +62,7 @@ describe('a small change reads no more than it must', async () => {
     assert.equal(result.action, 'update');
     assert.deepEqual(reads, ['all', ['nat']]);
     assert.equal(batches.length, 1);
-    assert.deepEqual(argvs(batches[0]!), ['iptables-restore -w --noflush', 'conntrack -D -p tcp -d 192.168.0.112 --dport 8888']);
+    assert.deepEqual(argvs(batches[0]!), ['iptables-legacy-restore -w --noflush', 'conntrack -D -p tcp -d 192.168.0.112 --dport 8888']);
   });
 
   it('a nat side effect seen on the narrowed read-back still gets its corrective pass', async () => {
@@ -145,6 +145,7 @@ describe('each part reads what it compares', async () => {
   const desired = compileGateway(spec);
   // a live gateway differing from desired in every field
   const live: GatewayState = {
+    iptables: 'nft',
     net1Up: false, sysctls: {}, addresses: [], rules: [], routes: [],
     nat: { PREROUTING: [], POSTROUTING: [] },
   };
@@ -164,8 +165,9 @@ describe('a narrowed read of a gateway', () => {
   const fakeExec = (ran: string[]) => async (req: ExecRequest): Promise<ExecResult> => {
     const script = req.argv[2]!;
     ran.push(script);
-    const canned: Record<StateRead, string> = {
-      nat: '*nat\n:SHARED_DNAT - [0:0]\n-A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 1 -j DNAT --to-destination 10.0.1.10:1\nCOMMIT\n',
+    const canned: Record<ReadSection, string> = {
+      'nat-legacy': '*nat\n:SHARED_DNAT - [0:0]\n-A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 1 -j DNAT --to-destination 10.0.1.10:1\nCOMMIT\n',
+      'nat-nft': '*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n',
       net1: '[{"ifname":"net1","flags":["UP"],"addr_info":[{"family":"inet","local":"192.168.0.112","prefixlen":24,"scope":"global"}]}]',
       rules: '[{"iif":"net1","table":"100"}]',
       routes: '[{"dst":"default","gateway":"192.168.0.254","dev":"net1"}]',
@@ -173,7 +175,7 @@ describe('a narrowed read of a gateway', () => {
     };
     let stdout = '';
     let stderr = '';
-    for (const name of STATE_READS) {
+    for (const name of Object.keys(READ_COMMANDS) as ReadSection[]) {
       if (!script.includes(READ_COMMANDS[name].map((a) => `'${a}'`).join(' '))) continue;
       stdout += `\n#natops-read ${name}\n${canned[name]}\n#natops-read-exit ${name} 0\n`;
       stderr += `\n#natops-read ${name}\n`;
@@ -184,28 +186,29 @@ describe('a narrowed read of a gateway', () => {
   it('runs only the commands asked for and returns only their fields', async () => {
     const ran: string[] = [];
     const nat = await readGatewayState(fakeExec(ran), ['nat']);
-    assert.deepEqual(Object.keys(nat), ['nat']);
+    assert.deepEqual(Object.keys(nat).sort(), ['iptables', 'nat']);
     assert.equal(nat.nat?.SHARED_DNAT?.length, 1);
-    assert.match(ran[0]!, /iptables-save/);
+    assert.equal(nat.iptables, 'legacy');
+    assert.match(ran[0]!, /iptables-legacy-save.*\n.*iptables-nft-save/);
     assert.doesNotMatch(ran[0]!, /'ip'|sysctl/);
 
     const ip = await readGatewayState(fakeExec(ran), ['net1', 'routes']);
     assert.deepEqual(Object.keys(ip).sort(), ['addresses', 'net1Up', 'routes']);
-    assert.doesNotMatch(ran[1]!, /iptables-save/);
+    assert.doesNotMatch(ran[1]!, /iptables/);
   });
 
   it('a whole read is unchanged: every command, every field', async () => {
     const ran: string[] = [];
     const all = await readGatewayState(fakeExec(ran));
-    assert.deepEqual(Object.keys(all).sort(), ['addresses', 'nat', 'net1Up', 'routes', 'rules', 'sysctls']);
-    assert.equal(ran[0], readScript(STATE_READS));
+    assert.deepEqual(Object.keys(all).sort(), ['addresses', 'iptables', 'nat', 'net1Up', 'routes', 'rules', 'sysctls']);
+    assert.equal(ran[0], readScript(Object.keys(READ_COMMANDS) as ReadSection[]));
     assert.deepEqual(all.sysctls, { 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.net1.promote_secondaries': '1' });
   });
 
   it('splits the streams of a narrowed script by the reads it ran', () => {
-    const r = splitReads('\n#natops-read nat\n*nat\nCOMMIT\n\n#natops-read-exit nat 0\n', '\n#natops-read nat\n', ['nat']);
-    assert.deepEqual(Object.keys(r), ['nat']);
-    assert.equal(r.nat?.code, 0);
+    const r = splitReads('\n#natops-read nat-nft\n*nat\nCOMMIT\n\n#natops-read-exit nat-nft 0\n', '\n#natops-read nat-nft\n', ['nat-nft']);
+    assert.deepEqual(Object.keys(r), ['nat-nft']);
+    assert.equal(r['nat-nft'].code, 0);
   });
 });
 

@@ -1,0 +1,57 @@
+// Which iptables a gateway's nat rules are in (runtime/gateway-io.ts natFromSaves): the one that
+// holds natops's chains, else legacy where it works, as Kube-OVN's gateway image chooses, else
+// nft; a save that failed for a reason other than absence fails the read rather than let natops
+// build a second copy of the chains in the other iptables.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CommandError } from '../../common/exec.ts';
+import { natFromSaves, type Section } from '../../runtime/gateway-io.ts';
+
+const ok = (stdout: string): Section => ({ stdout, stderr: '', code: 0 });
+const failed = (code: number, stderr: string): Section => ({ stdout: '', stderr, code });
+const EMPTY = ok('*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n');
+const NATOPS = ok('*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:DNAT_FILTER - [0:0]\n:SHARED_DNAT - [0:0]\n'
+  + '-A PREROUTING -j DNAT_FILTER\n-A DNAT_FILTER -j SHARED_DNAT\n'
+  + '-A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80\nCOMMIT\n');
+const NOT_INSTALLED = failed(127, 'sh: 1: iptables-legacy-save: not found\n');
+const NO_KERNEL_TABLE = failed(1, 'iptables-legacy-save v1.8.9 (legacy): Cannot initialize: Table does not exist (do you need to insmod?)\n');
+const BROKEN = failed(1, 'iptables-save: broken on purpose\n');
+
+describe('the iptables a gateway\'s nat rules are in', () => {
+  it('a new gateway: legacy, where it works (as Kube-OVN\'s gateway)', () => {
+    const r = natFromSaves({ legacy: EMPTY, nft: EMPTY });
+    assert.equal(r.iptables, 'legacy');
+    assert.equal(r.nat.SHARED_DNAT, undefined);
+  });
+
+  it('a gateway whose chains are in nft stays there, its rules read from nft', () => {
+    const r = natFromSaves({ legacy: EMPTY, nft: NATOPS });
+    assert.equal(r.iptables, 'nft');
+    assert.deepEqual(r.nat.SHARED_DNAT, ['-d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80']);
+    assert.deepEqual(r.nat.PREROUTING, ['-j DNAT_FILTER']);
+  });
+
+  it('a gateway whose chains are in legacy: legacy, whatever nft says', () => {
+    for (const nft of [EMPTY, BROKEN, NOT_INSTALLED]) {
+      const r = natFromSaves({ legacy: NATOPS, nft });
+      assert.equal(r.iptables, 'legacy');
+      assert.equal(r.nat.SHARED_DNAT?.length, 1);
+    }
+  });
+
+  it('no legacy here (not installed, or not in the kernel): nft', () => {
+    for (const legacy of [NOT_INSTALLED, NO_KERNEL_TABLE]) assert.equal(natFromSaves({ legacy, nft: EMPTY }).iptables, 'nft');
+  });
+
+  it('a save that failed otherwise fails the read unless the other iptables holds the chains', () => {
+    assert.throws(() => natFromSaves({ legacy: BROKEN, nft: EMPTY }),
+      (e: unknown) => e instanceof CommandError && e.argv[0] === 'iptables-legacy-save' && /broken on purpose/.test(e.message));
+    assert.throws(() => natFromSaves({ legacy: EMPTY, nft: BROKEN }), (e: unknown) => e instanceof CommandError && e.argv[0] === 'iptables-nft-save');
+    assert.equal(natFromSaves({ legacy: BROKEN, nft: NATOPS }).iptables, 'nft');
+  });
+
+  it('neither iptables here: the read fails', () => {
+    assert.throws(() => natFromSaves({ legacy: NOT_INSTALLED, nft: failed(127, 'sh: 1: iptables-nft-save: not found\n') }),
+      (e: unknown) => e instanceof CommandError && /iptables-legacy-save.*exited 127/.test(e.message));
+  });
+});
