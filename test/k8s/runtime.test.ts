@@ -8,6 +8,7 @@ import { reconcileAll } from '../../runtime/reconcile.ts';
 import { CONTAINER, deploymentName, EXTERNAL_NETWORK } from '../../runtime/kubernetes/objects.ts';
 import { podExec } from '../../runtime/kubernetes/pod-exec.ts';
 import { CommandError, CommandTimeoutError } from '../../common/exec.ts';
+import { IPTABLES_PROGRAMS } from '../../dataplane/model.ts';
 import type { KubernetesRuntime } from '../../runtime/kubernetes/runtime.ts';
 import { readDesired } from '../../gitops/manifests/read-dir.ts';
 import { forCluster, GATEWAY_IMAGE, KubeHarness } from '../helpers/k8s.ts';
@@ -76,6 +77,13 @@ describe('Kubernetes runtime: the seed as a pod', () => {
     const results = await h.apply(seed, runtime);
     assert.deepEqual(results.map((r) => [r.name, r.action, r.commands.length]), [['ngw', 'unchanged', 0]]);
     assert.equal((await deployment()).metadata?.resourceVersion, before);
+  });
+
+  it("the pod's rules are in iptables-legacy, as in Kube-OVN's gateway image on this kernel, and nothing of natops is in nf_tables", async () => {
+    const pods = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
+    const exec = podExec(new Exec(k.runtimeConfig), { namespace: k.namespace, name: pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!, container: CONTAINER });
+    assert.match((await exec({ argv: [IPTABLES_PROGRAMS.legacy.save, '-t', 'nat'] })).stdout, /^-A SHARED_DNAT .*--dport 8888 /m);
+    assert.doesNotMatch((await exec({ argv: [IPTABLES_PROGRAMS.nft.save, '-t', 'nat'] })).stdout, /DNAT_FILTER/);
   });
 
   it('a command past its timeout is killed inside the pod, not only given up on', async () => {
