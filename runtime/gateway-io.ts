@@ -7,6 +7,7 @@ import {
 } from '../dataplane/model.ts';
 import { ParseError, parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
 import { CommandError, type Exec } from '../common/exec.ts';
+import { NatopsError } from '../common/errors.ts';
 
 /** The commands of the read script, each its own section of the output. */
 export const READ_COMMANDS = {
@@ -74,34 +75,47 @@ export function splitReads<S extends ReadSection>(stdout: string, stderr: string
 
 /**
  * An iptables that cannot hold rules here: its program is not installed (the shell's 127), or the
- * kernel lacks its tables (legacy: "Table does not exist (do you need to insmod?)"; nf_tables:
- * "Protocol not supported").
+ * kernel lacks its tables (legacy: "Cannot initialize: iptables who? (do you need to insmod?)" or
+ * "Table does not exist (do you need to insmod?)"; nf_tables: "Could not fetch rule set generation
+ * id: ..." or "Protocol not supported").
  */
-const isAbsent = (s: Section) => s.code === 127 || /does not exist|not supported/i.test(s.stderr);
+const isAbsent = (s: Section) =>
+  s.code === 127 || /do you need to insmod|does not exist|not supported|Could not fetch rule set generation id/i.test(s.stderr);
+
+/** natops's chains are in both iptables (an older natops, or a hand edit, made a second copy). */
+export class DualIptablesError extends NatopsError {
+  constructor() {
+    super('natops\'s nat chains are in both iptables-legacy and iptables-nft, and the kernel runs both on every packet; '
+      + 'remove one copy by hand (flush and delete its DNAT_FILTER, SNAT_FILTER, EXCLUSIVE_*, SHARED_* and HAIRPIN_SNAT chains and the jumps to them), and natops manages the other');
+  }
+}
 
 /**
  * Both iptables' saves -> the nat table and the iptables it is in: the one that holds natops's
- * chains (legacy looked at first); when neither does (a new gateway), legacy where it works here,
- * as Kube-OVN's gateway chooses, else nft. A save that failed for another reason might hide
- * natops's chains, so it fails the read unless the other iptables holds them.
+ * chains; when neither does (a new gateway), legacy where it works here, as Kube-OVN's gateway
+ * chooses, else nft. Both holding them is an error (DualIptablesError). A save that failed for a
+ * reason other than absence might hide natops's chains, so it fails the read unless the other
+ * iptables holds them.
  */
 export function natFromSaves(saves: Record<IptablesBackend, Section>): Pick<GatewayState, 'nat' | 'iptables'> {
-  const usable: Pick<GatewayState, 'nat' | 'iptables'>[] = [];
+  const read: Pick<GatewayState, 'nat' | 'iptables'>[] = [];
   const failed: IptablesBackend[] = [];
   for (const backend of IPTABLES_BACKENDS) {
     const save = saves[backend];
-    if (save.code !== 0) {
-      failed.push(backend);
-      continue;
-    }
-    const nat = parseNatTable(save.stdout);
-    if (OWNED_CHAINS.some((chain) => nat[chain] !== undefined)) return { nat, iptables: backend };
-    usable.push({ nat, iptables: backend });
+    // iptables-nft-save exits 0 over a nat table made by nft itself, which it cannot show
+    if (save.code !== 0 || /^# Table `nat' is incompatible/m.test(save.stdout)) failed.push(backend);
+    else read.push({ nat: parseNatTable(save.stdout), iptables: backend });
   }
+  const holding = read.filter((r) => OWNED_CHAINS.some((chain) => r.nat[chain] !== undefined));
+  if (holding.length > 1) throw new DualIptablesError();
+  if (holding.length === 1) return holding[0]!;
   // Neither holds natops's chains. A save that failed for a reason other than absence might.
-  const culprit = failed.find((b) => !isAbsent(saves[b])) ?? (usable.length ? undefined : failed[0]);
-  if (culprit !== undefined) throw new CommandError('gateway', READ_COMMANDS[`nat-${culprit}`], saves[culprit].code, saves[culprit].stderr);
-  return usable[0]!;
+  const culprit = failed.find((b) => !isAbsent(saves[b])) ?? (read.length ? undefined : failed[0]);
+  if (culprit !== undefined) {
+    const save = saves[culprit];
+    throw new CommandError('gateway', READ_COMMANDS[`nat-${culprit}`], save.code, save.stderr || save.stdout);
+  }
+  return read[0]!;
 }
 
 /**

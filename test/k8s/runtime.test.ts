@@ -93,7 +93,7 @@ describe('Kubernetes runtime: the seed as a pod', () => {
     await assert.rejects(exec({ argv: ['sleep', '300'], timeoutMs: 1000 }), CommandTimeoutError);
     const left = await exec({ argv: ['sh', '-c', 'for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline; echo; done'] });
     assert.doesNotMatch(left.stdout, /^sleep 300/m, 'the sleep is gone from the pod');
-    await assert.rejects(exec({ argv: ['iptables-restore', '--noflush'], stdin: '*nat\n-A NO_SUCH_CHAIN -j RETURN\nCOMMIT\n' }), (e: Error) => e instanceof CommandError && /line 2 failed/.test(e.message));
+    await assert.rejects(exec({ argv: [IPTABLES_PROGRAMS.legacy.restore, '--noflush'], stdin: '*nat\n-A NO_SUCH_CHAIN -j RETURN\nCOMMIT\n' }), (e: Error) => e instanceof CommandError && /line 2 failed/.test(e.message));
   });
 
   it('removes the Deployment and, with the last gateway, the external network it made', async () => {

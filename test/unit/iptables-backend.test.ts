@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CommandError } from '../../common/exec.ts';
-import { natFromSaves, type Section } from '../../runtime/gateway-io.ts';
+import { DualIptablesError, natFromSaves, type Section } from '../../runtime/gateway-io.ts';
 
 const ok = (stdout: string): Section => ({ stdout, stderr: '', code: 0 });
 const failed = (code: number, stderr: string): Section => ({ stdout: '', stderr, code });
@@ -15,6 +15,9 @@ const NATOPS = ok('*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:D
   + '-A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80\nCOMMIT\n');
 const NOT_INSTALLED = failed(127, 'sh: 1: iptables-legacy-save: not found\n');
 const NO_KERNEL_TABLE = failed(1, 'iptables-legacy-save v1.8.9 (legacy): Cannot initialize: Table does not exist (do you need to insmod?)\n');
+const NO_KERNEL_MODULE = failed(1, 'iptables-legacy-save v1.8.9 (legacy): Cannot initialize: iptables who? (do you need to insmod?)\n');
+const NO_NF_TABLES = failed(4, 'iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Invalid argument\n');
+const NFT_INCOMPATIBLE = ok("# Table `nat' is incompatible, use 'nft' tool.\n");
 const BROKEN = failed(1, 'iptables-save: broken on purpose\n');
 
 describe('the iptables a gateway\'s nat rules are in', () => {
@@ -40,7 +43,20 @@ describe('the iptables a gateway\'s nat rules are in', () => {
   });
 
   it('no legacy here (not installed, or not in the kernel): nft', () => {
-    for (const legacy of [NOT_INSTALLED, NO_KERNEL_TABLE]) assert.equal(natFromSaves({ legacy, nft: EMPTY }).iptables, 'nft');
+    for (const legacy of [NOT_INSTALLED, NO_KERNEL_TABLE, NO_KERNEL_MODULE]) assert.equal(natFromSaves({ legacy, nft: EMPTY }).iptables, 'nft');
+  });
+
+  it('no nf_tables in the kernel (CentOS 7): legacy', () => {
+    assert.equal(natFromSaves({ legacy: EMPTY, nft: NO_NF_TABLES }).iptables, 'legacy');
+  });
+
+  it('natops\'s chains in both: an error saying so, not a choice that leaves a copy acting on packets', () => {
+    assert.throws(() => natFromSaves({ legacy: NATOPS, nft: NATOPS }), (e: unknown) => e instanceof DualIptablesError && /both iptables-legacy and iptables-nft/.test(e.message));
+  });
+
+  it('an nf_tables nat table iptables-nft cannot show is not taken for an empty one', () => {
+    assert.throws(() => natFromSaves({ legacy: EMPTY, nft: NFT_INCOMPATIBLE }), (e: unknown) => e instanceof CommandError && e.argv[0] === 'iptables-nft-save' && /incompatible/.test(e.message));
+    assert.equal(natFromSaves({ legacy: NATOPS, nft: NFT_INCOMPATIBLE }).iptables, 'legacy');
   });
 
   it('a save that failed otherwise fails the read unless the other iptables holds the chains', () => {

@@ -56,7 +56,7 @@ describe('a small change reads no more than it must', async () => {
   const forward = (port: number) => portForward('192.168.0.112', 'tcp', 8888, '10.0.1.10', port);
   const otherBackend: GatewayState = { ...structuredClone(desired), nat: { ...structuredClone(desired.nat), SHARED_DNAT: [forward(8080)] } };
 
-  it('one changed port forward: a whole first read, then iptables-save only', async () => {
+  it('one changed port forward: a whole first read, then the nat read only', async () => {
     const { runtime, reads, batches } = recordingRuntime([otherBackend, desired]);
     const result = await reconcileGateway(runtime, spec);
     assert.equal(result.action, 'update');
@@ -85,7 +85,7 @@ describe('a small change reads no more than it must', async () => {
     assert.deepEqual(argvs(batches[1]!), ['ip route replace default via 192.168.0.254 dev net1 table 100']);
     assert.equal(reads[0], 'all');
     for (const r of ['net1', 'routes', 'rules'] as const) assert.ok((reads[1] as StateRead[]).includes(r), `the read-back reads ${r}`);
-    assert.ok(!(reads[1] as StateRead[]).includes('nat'), 'nat was not touched: no iptables-save');
+    assert.ok(!(reads[1] as StateRead[]).includes('nat'), 'nat was not touched: no iptables save');
     assert.ok((reads[2] as StateRead[]).includes('routes'));
   });
 
@@ -94,6 +94,15 @@ describe('a small change reads no more than it must', async () => {
     const result = await reconcileGateway(runtime, spec);
     assert.equal(result.action, 'update');
     assert.equal(batches.length, 1);
+  });
+
+  it('a gateway in nf_tables: a part handler\'s narrowed reads keep its transactions there, the corrective pass\'s too', async () => {
+    const inNft = (s: GatewayState): GatewayState => ({ ...structuredClone(s), iptables: 'nft' });
+    // the first transaction did not take (read back as before), the second did
+    const { runtime, batches } = recordingRuntime([inNft(otherBackend), inNft(otherBackend), inNft(desired)]);
+    await reconcilePart(runtime, spec, 'dnat');
+    assert.equal(batches.length, 2);
+    for (const batch of batches) assert.equal(batch[0]!.argv[0], 'iptables-nft-restore');
   });
 
   it('a part handler reads only what its part compares', async () => {
@@ -123,7 +132,7 @@ describe('what a change set must read back', async () => {
   const desired = compileGateway(await seedSpec());
   const change = (live: GatewayState) => readBackOf(diffStates(live, desired));
 
-  it('nat rules: iptables-save alone', () => {
+  it('nat rules: the nat read alone', () => {
     assert.deepEqual(change({ ...desired, nat: { ...desired.nat, SHARED_DNAT: [] } }), ['nat']);
   });
   it('addresses or net1 itself: net1, and the rules and routes an address can take along', () => {
