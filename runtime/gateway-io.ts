@@ -7,7 +7,7 @@ import {
 } from '../dataplane/model.ts';
 import { ParseError, parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
 import { CommandError, type Exec } from '../common/exec.ts';
-import { NatopsError } from '../common/errors.ts';
+import { PermanentError } from '../common/errors.ts';
 
 /** The commands of the read script, each its own section of the output. */
 export const READ_COMMANDS = {
@@ -74,19 +74,26 @@ export function splitReads<S extends ReadSection>(stdout: string, stderr: string
 }
 
 /**
- * An iptables that cannot hold rules here: its program is not installed (the shell's 127), or the
- * kernel lacks its tables (legacy: "Cannot initialize: iptables who? (do you need to insmod?)" or
- * "Table does not exist (do you need to insmod?)"; nf_tables: "Could not fetch rule set generation
- * id: ..." or "Protocol not supported").
+ * The whole lines with which a save says its iptables cannot be here, and nothing else: the shell
+ * found no such program; libiptc found no legacy tables in the kernel (ENOENT, ENOPROTOOPT); the
+ * kernel has no nf_tables (EINVAL from nfnetlink, or no nfnetlink). Any other failure (EPERM, a
+ * missing library, a kill) may hide natops's chains, so it is a failure, not an absence.
  */
-const isAbsent = (s: Section) =>
-  s.code === 127 || /do you need to insmod|does not exist|not supported|Could not fetch rule set generation id/i.test(s.stderr);
+const ABSENT = [
+  /^\S*sh: (?:(?:line )?\d+: )?iptables-\S+: (?:command )?not found$/m,
+  /^.*(?:Table does not exist|iptables who\?) \(do you need to insmod\?\)$/m,
+  /^.*Could not fetch rule set generation id: Invalid argument$/m,
+  /^.*Failed to initialize nft: Protocol not supported$/m,
+];
+const isAbsent = (s: Section) => ABSENT.some((re, i) => (i === 0 ? s.code === 127 : s.code !== 0) && re.test(s.stderr));
 
 /** natops's chains are in both iptables (an older natops, or a hand edit, made a second copy). */
-export class DualIptablesError extends NatopsError {
+export class DualIptablesError extends PermanentError {
   constructor() {
     super('natops\'s nat chains are in both iptables-legacy and iptables-nft, and the kernel runs both on every packet; '
-      + 'remove one copy by hand (flush and delete its DNAT_FILTER, SNAT_FILTER, EXCLUSIVE_*, SHARED_* and HAIRPIN_SNAT chains and the jumps to them), and natops manages the other');
+      + 'remove one copy by hand (`iptables-legacy -t nat` or `iptables-nft -t nat`: flush and delete DNAT_FILTER, SNAT_FILTER, '
+      + 'EXCLUSIVE_DNAT, EXCLUSIVE_SNAT, SHARED_DNAT, SHARED_SNAT and HAIRPIN_SNAT, and the jumps to them from PREROUTING and POSTROUTING); '
+      + 'natops then manages the other');
   }
 }
 
@@ -110,6 +117,7 @@ export function natFromSaves(saves: Record<IptablesBackend, Section>): Pick<Gate
   if (holding.length > 1) throw new DualIptablesError();
   if (holding.length === 1) return holding[0]!;
   // Neither holds natops's chains. A save that failed for a reason other than absence might.
+  // (Neither iptables here at all: the legacy save's failure is reported.)
   const culprit = failed.find((b) => !isAbsent(saves[b])) ?? (read.length ? undefined : failed[0]);
   if (culprit !== undefined) {
     const save = saves[culprit];
