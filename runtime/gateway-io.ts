@@ -2,7 +2,7 @@
 import type { Command } from '../dataplane/commands.ts';
 import { CONNTRACK_LIST, filtersWithEntries, parseConntrackList } from '../dataplane/conntrack.ts';
 import {
-  GATEWAY_SYSCTLS, IPTABLES_BACKENDS, IPTABLES_PROGRAMS, OWNED_CHAINS, ROUTE_TABLE, STATE_READS, type GatewayState, type GatewaySysctl,
+  GATEWAY_SYSCTLS, HOOK_CHAINS, IPTABLES_BACKENDS, IPTABLES_PROGRAMS, OWNED_CHAINS, ROUTE_TABLE, STATE_READS, type GatewayState, type GatewaySysctl,
   type IptablesBackend, type StateOf, type StateRead,
 } from '../dataplane/model.ts';
 import { ParseError, parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
@@ -79,21 +79,21 @@ export function splitReads<S extends ReadSection>(stdout: string, stderr: string
  * kernel has no nf_tables (EINVAL from nfnetlink, or no nfnetlink). Any other failure (EPERM, a
  * missing library, a kill) may hide natops's chains, so it is a failure, not an absence.
  */
-const ABSENT = [
-  /^\S*sh: (?:(?:line )?\d+: )?iptables-\S+: (?:command )?not found$/m,
+const NOT_INSTALLED = /^\S*sh: (?:(?:line )?\d+: )?iptables-\S+: (?:command )?not found$/m;
+const NOT_IN_KERNEL = [
   /^.*(?:Table does not exist|iptables who\?) \(do you need to insmod\?\)$/m,
   /^.*Could not fetch rule set generation id: Invalid argument$/m,
   /^.*Failed to initialize nft: Protocol not supported$/m,
 ];
-const isAbsent = (s: Section) => ABSENT.some((re, i) => (i === 0 ? s.code === 127 : s.code !== 0) && re.test(s.stderr));
+const isAbsent = (s: Section) =>
+  (s.code === 127 && NOT_INSTALLED.test(s.stderr)) || (s.code !== 0 && NOT_IN_KERNEL.some((re) => re.test(s.stderr)));
 
 /** natops's chains are in both iptables (an older natops, or a hand edit, made a second copy). */
 export class DualIptablesError extends PermanentError {
   constructor() {
     super('natops\'s nat chains are in both iptables-legacy and iptables-nft, and the kernel runs both on every packet; '
-      + 'remove one copy by hand (`iptables-legacy -t nat` or `iptables-nft -t nat`: flush and delete DNAT_FILTER, SNAT_FILTER, '
-      + 'EXCLUSIVE_DNAT, EXCLUSIVE_SNAT, SHARED_DNAT, SHARED_SNAT and HAIRPIN_SNAT, and the jumps to them from PREROUTING and POSTROUTING); '
-      + 'natops then manages the other');
+      + `remove one copy by hand (\`iptables-legacy -t nat\` or \`iptables-nft -t nat\`: flush and delete ${OWNED_CHAINS.join(', ')}, `
+      + `and the jumps to them from ${HOOK_CHAINS.join(' and ')}); natops then manages the other`);
   }
 }
 
