@@ -13,11 +13,11 @@ import { parseArgs } from 'node:util';
 import { median, ms, timed } from './stats.ts';
 import { readDesired } from '../gitops/manifests/read-dir.ts';
 import { portForward } from '../dataplane/rules.ts';
-import { Lab } from '../lab/lab.ts';
-import { inNamespace } from '../lab/netns.ts';
+import { Lab } from '../runtime/netns/lab.ts';
+import { inNamespace } from '../runtime/netns/netns.ts';
 import { gatewayIptables } from '../runtime/gateway-io.ts';
 import { networkModel } from '../gitops/manifests/network.ts';
-import { NetnsRuntime } from '../lab/gateway-runtime.ts';
+import { NetnsRuntime } from '../runtime/netns/runtime.ts';
 import { reconcileGateway, type GatewayResult } from '../runtime/reconcile.ts';
 import { BACKEND, EIP, withForwards } from './forwards.ts';
 

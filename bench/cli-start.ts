@@ -39,7 +39,8 @@ const forwards = Number(args.forwards);
 const settle = Number(args.settle);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SEED = join(ROOT, 'examples', 'seed');
-const SOURCES = ['cli', 'common', 'gitops', 'github', 'dataplane', 'preview', 'runtime', 'lab', 'functions', 'queue', 'server', 'bin', 'package.json'];
+// an old tree as it was, less what no command loads
+const NOT_RUN = /^(test|bench|docs|examples)\/|\.md$/;
 const say = (line: string) => process.stderr.write(`${line}\n`);
 const git = (...argv: string[]) => run(['git', '-C', ROOT, ...argv]);
 
@@ -52,7 +53,7 @@ async function oldRev(): Promise<string> {
 
 /** The tree at `rev`, runnable from `dir` (node_modules linked); returns its bin/natops.js. */
 async function checkoutOld(rev: string, dir: string): Promise<string> {
-  const files = (await git('ls-tree', '-r', '--name-only', rev, '--', ...SOURCES)).stdout.split('\n').filter(Boolean);
+  const files = (await git('ls-tree', '-r', '--name-only', rev)).stdout.split('\n').filter((f) => f && !NOT_RUN.test(f));
   for (const f of files) {
     await mkdir(dirname(join(dir, f)), { recursive: true });
     await writeFile(join(dir, f), (await git('show', `${rev}:${f}`)).stdoutBytes!);

@@ -1,49 +1,30 @@
 // Which code a natops entry point runs: the bundled dist/ (`npm run build`), unless it is
 // missing or older than the sources; then the TypeScript sources through tsx, with one warning.
-// dist/ is current when its entry exists and nothing the build is made from (tsconfig.build.json's
-// "include": the source folders' .ts/.js files, and the files it names, such as package-lock.json)
-// is newer than dist/.built, which the build stamps with the time it began. An image without
-// sources uses dist/ as it is. The check is a stat per source file (about a hundred, never
-// node_modules): a few milliseconds.
+// dist/ is current when its entry exists and none of the files it was made from (dist/sources.json,
+// written by the build from esbuild's own record of its inputs, plus package-lock.json and the
+// build script) is newer than dist/.built, which the build stamps with the time it began. A new
+// source file is caught through the file that imports it. An image without sources uses dist/ as
+// it is. The check is a stat per source file (about a hundred): a few milliseconds.
 // Used by bin/natops.js and bin/natops-hook.js (both also copied to dist/bin/ by the build).
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const mtime = (path) => statSync(path, { throwIfNoEntry: false })?.mtimeMs;
 
-/**
- * Whether `path` changed after `time` (ms): a file named in the list, or a .ts/.js file of a
- * folder walked.
- */
-function changedSince(path, time, named = true) {
-  const st = statSync(path, { throwIfNoEntry: false });
-  if (!st) return false;
-  if (!st.isDirectory()) return (named || /\.[jt]s$/.test(path)) && st.mtimeMs > time;
-  // editors' swap and backup files are neither .ts nor .js; dot folders hold no sources
-  return readdirSync(path).some((name) => !name.startsWith('.') && changedSince(join(path, name), time, false));
-}
-
 /** Why dist/ must not run (missing, or older than the sources), or undefined when it can. */
 function distProblem(root, entry) {
   if (mtime(join(root, entry)) === undefined) return 'dist/ is missing';
-  let config;
+  let sources;
   try {
-    config = readFileSync(join(root, 'tsconfig.build.json'), 'utf8');
+    sources = JSON.parse(readFileSync(join(root, 'dist', 'sources.json'), 'utf8'));
+    if (!Array.isArray(sources)) throw new Error('not a list');
   } catch (e) {
-    if (e.code === 'ENOENT') return undefined; // no sources here (an image): dist/ is all there is
-    throw e;
-  }
-  let include;
-  try {
-    // its comments are whole lines
-    ({ include } = JSON.parse(config.replace(/^\s*\/\/.*$/gm, '')));
-    if (!Array.isArray(include)) throw new Error('no "include" list');
-  } catch (e) {
-    return `cannot tell whether dist/ is current: tsconfig.build.json: ${e.message}`;
+    return `cannot tell whether dist/ is current: dist/sources.json: ${e.message}`;
   }
   const built = mtime(join(root, 'dist', '.built')) ?? 0;
-  const changed = include.find((path) => changedSince(join(root, path), built));
+  // a source that is not there (an image holds none) cannot be newer
+  const changed = sources.find((path) => (mtime(join(root, path)) ?? 0) > built);
   return changed === undefined ? undefined : `${changed} changed after the last build`;
 }
 

@@ -6,8 +6,8 @@ import { Option, type Command } from 'commander';
 import { NatopsError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { QueueName } from '../queue/jobs.ts';
-import type { CommitStatus } from '../queue/statuses.ts';
-import type { RecordSnapshot } from '../queue/records.ts';
+import type { CommitStatus } from '../state/statuses.ts';
+import type { RecordSnapshot } from '../state/records.ts';
 import type { ServerConfig } from '../server/config.ts';
 import type { Running } from '../server/serve.ts';
 
@@ -182,7 +182,7 @@ export function addGitopsCommands(program: Command): void {
     .option('--redis <url>', 'Redis (NATOPS_REDIS_URL; default: the one `natops serve` records)')
     .action(async (sha: string | undefined, opts: { wait?: string; redis?: string }) => {
       const [{ loadConfig }, { redisConnection }, { StatusBook, SUMMARY_CONTEXT }, { Records }, { Store }] = await Promise.all([
-        import('../server/config.ts'), import('../queue/queues.ts'), import('../queue/statuses.ts'), import('../queue/records.ts'), import('../queue/store.ts'),
+        import('../server/config.ts'), import('../queue/queues.ts'), import('../state/statuses.ts'), import('../state/records.ts'), import('../state/store.ts'),
       ]);
       const c = loadConfig({ redisUrl: opts.redis });
       const { url, prefix } = await redisFor(c);

@@ -7,7 +7,7 @@ import { NatopsError } from '../common/errors.ts';
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import type { GatewayState } from '../dataplane/model.ts';
-import { DEFAULT_LAB } from '../lab/names.ts';
+import { DEFAULT_LAB } from '../runtime/netns/names.ts';
 import type { RuntimeKind } from '../runtime/runtime.ts';
 import { addGitopsCommands } from './gitops-commands.ts';
 import { addPreviewCommand } from './preview.ts';
@@ -28,11 +28,31 @@ async function desiredAt(path: string) {
 }
 
 async function labNamed(name: string) {
-  const { Lab } = await import('../lab/lab.ts');
+  const { Lab } = await import('../runtime/netns/lab.ts');
   return new Lab(name);
 }
 
 const labOption = () => new Option('--lab <name>', 'lab name: prefix of every namespace natops creates').default(process.env.NATOPS_LAB ?? DEFAULT_LAB);
+const runtimeOption = (kinds: RuntimeKind[]) =>
+  new Option('--runtime <kind>', 'where gateways run').choices(kinds).default(process.env.NATOPS_RUNTIME ?? 'netns');
+
+interface RuntimeOptions {
+  runtime: RuntimeKind;
+  lab: string;
+  namespace?: string;
+  networkMode?: string;
+}
+
+/** The runtime the options name, picked where serve and worker pick theirs (runtime/select.ts). */
+async function runtimesFor(what: string, opts: RuntimeOptions, cmd: Command) {
+  const { makeRuntimes } = await import('../runtime/select.ts');
+  if (opts.runtime === 'dry-run') return makeRuntimes({ runtime: 'dry-run' }, warn);
+  if (opts.runtime === 'netns') requireRoot(`${what} --runtime netns`);
+  const { loadConfig } = await import('../server/config.ts');
+  // With kubernetes, a lab is used (for its networks and attachment points) only when named.
+  const lab = opts.runtime === 'netns' || cmd.getOptionValueSource('lab') !== 'default' ? opts.lab : undefined;
+  return makeRuntimes(loadConfig({ runtime: opts.runtime, lab, namespace: opts.namespace, networkMode: opts.networkMode }), warn);
+}
 
 // package.json is one level above cli/main.ts, and two above the compiled dist/cli/main.js.
 const packageJson = new URL(import.meta.url.endsWith('.ts') ? '../package.json' : '../../package.json', import.meta.url);
@@ -59,16 +79,16 @@ program
   .command('plan')
   .description('show, per gateway, what applying the manifests would add and remove')
   .argument('<path>', 'manifests to apply')
-  .addOption(new Option('--against <live|DIR>', 'compare with the live lab gateways, or with another manifest tree').default('live'))
+  .addOption(new Option('--against <live|DIR>', 'compare with the live gateways (of --runtime), or with another manifest tree').default('live'))
+  .addOption(runtimeOption(['netns', 'kubernetes']))
   .addOption(labOption())
-  .action(async (path: string, opts: { against: string; lab: string }) => {
-    const [{ planGateways }, { renderGatewayPlan }] = await Promise.all([import('../dataplane/plan.ts'), import('../dataplane/plan-text.ts')]);
+  .option('--namespace <ns>', 'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default kube-system)')
+  .action(async (path: string, opts: RuntimeOptions & { against: string }, cmd: Command) => {
+    const [{ planGateways }, { renderGatewayPlan }] = await Promise.all([import('../dataplane/gateway-plan.ts'), import('../dataplane/plan-text.ts')]);
     const desired = await desiredAt(path);
     const current = new Map<string, GatewayState>();
     if (opts.against === 'live') {
-      requireRoot('plan --against live');
-      const { NetnsRuntime } = await import('../lab/gateway-runtime.ts');
-      const runtime = new NetnsRuntime(await labNamed(opts.lab));
+      const { runtime } = await runtimesFor('plan --against live', opts, cmd);
       for (const name of await runtime.listGateways()) current.set(name, await (await runtime.gateway(name))!.readState());
     } else {
       const { compileGateway } = await import('../dataplane/compile.ts');
@@ -82,34 +102,28 @@ program
   .command('apply')
   .description('make the gateways match the manifests (gateways missing from them are removed)')
   .argument('<path>', 'manifests to apply')
-  .addOption(new Option('--runtime <kind>', 'where gateways run').choices(['netns', 'kubernetes', 'dry-run']).default(process.env.NATOPS_RUNTIME ?? 'netns'))
+  .addOption(runtimeOption(['netns', 'kubernetes', 'dry-run']))
   .addOption(labOption())
   .option('--namespace <ns>', 'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default kube-system)')
   .option('--network-mode <mode>', 'kubernetes: kube-ovn or multus (NATOPS_NETWORK_MODE, default kube-ovn)')
-  .action(async (path: string, opts: { runtime: RuntimeKind; lab: string; namespace?: string; networkMode?: string }, cmd: Command) => {
+  .action(async (path: string, opts: RuntimeOptions, cmd: Command) => {
     const desired = await desiredAt(path);
     if (!desired.enabled) {
       out("enable-vpc-nat-gw is 'false' in ovn-vpc-nat-gw-config: gateways are left as they are");
       return;
     }
-    const { reconcileAll } = await import('../runtime/reconcile.ts');
-    if (opts.runtime === 'dry-run') {
+    const [{ reconcileAll }, { networkModel }, { renderGatewayPlan }] = await Promise.all([
+      import('../runtime/reconcile.ts'), import('../gitops/manifests/network.ts'), import('../dataplane/plan-text.ts'),
+    ]);
+    const { runtime, network } = await runtimesFor('apply', opts, cmd);
+    for (const line of await network.apply(networkModel(desired))) out(`network: ${line}`);
+    const results = await reconcileAll(runtime, desired.gateways.values());
+    if (runtime.kind === 'dry-run') {
       const { DryRunRuntime, formatCommands } = await import('../runtime/dry-run.ts');
-      const runtime = new DryRunRuntime();
-      await reconcileAll(runtime, desired.gateways.values());
+      if (!(runtime instanceof DryRunRuntime)) throw new TypeError('a dry-run runtime that records nothing');
       for (const r of runtime.recorded) out(`# gateway ${r.gateway}: commands run inside it, starting from an empty gateway\n${formatCommands(r.commands)}\n`);
       return;
     }
-    if (opts.runtime === 'netns') requireRoot('apply --runtime netns');
-    const [{ loadConfig }, { networkModel }, { renderGatewayPlan }] = await Promise.all([
-      import('../server/config.ts'), import('../gitops/manifests/network.ts'), import('../dataplane/plan-text.ts'),
-    ]);
-    // With kubernetes, a lab is used (for its networks and attachment points) only when named.
-    const lab = opts.runtime === 'netns' || cmd.getOptionValueSource('lab') !== 'default' ? opts.lab : undefined;
-    const c = loadConfig({ runtime: opts.runtime, lab, namespace: opts.namespace, networkMode: opts.networkMode });
-    const { runtime, network } = await (await import('../server/runtimes.ts')).makeRuntimes(c, warn);
-    for (const line of await network.apply(networkModel(desired))) out(`network: ${line}`);
-    const results = await reconcileAll(runtime, desired.gateways.values());
     for (const r of results) out(`${renderGatewayPlan(r.name, r.action, r.changes)}\n  (${r.commands.length} command${r.commands.length === 1 ? '' : 's'} run)`);
   });
 
@@ -187,7 +201,7 @@ program
   .option('--tcp <ports>', 'comma-separated TCP ports', '')
   .option('--udp <ports>', 'comma-separated UDP ports', '')
   .action(async (opts: { name: string; tcp: string; udp: string }) => {
-    const { serveProbe } = await import('../lab/probe.ts');
+    const { serveProbe } = await import('./probe.ts');
     const ports = (list: string) => list.split(',').filter(Boolean).map(Number);
     await serveProbe({ name: opts.name, tcp: ports(opts.tcp), udp: ports(opts.udp) });
   });

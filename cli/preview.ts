@@ -43,7 +43,7 @@ export function addPreviewCommand(program: Command): void {
     .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2))
     .action(async (opts: PreviewFlags) => {
       const [{ GitRepo }, { validateManifests }, { renderMarkdown }, { previewChanges }, { renderText }, { manifestLimitsFromEnv }] = await Promise.all([
-        import('../gitops/git/repo.ts'), import('../gitops/manifests/validate.ts'), import('../preview/markdown.ts'),
+        import('../gitops/git/local-source.ts'), import('../gitops/manifests/validate.ts'), import('../preview/markdown.ts'),
         import('../preview/preview.ts'), import('../preview/text.ts'), import('../server/config.ts'),
       ]);
       const repo = new GitRepo(await gitDirOf(opts.repo ?? '.'));

@@ -74,15 +74,7 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
   return cidrWithin(a, b) || cidrWithin(b, a);
 }
 
-export function prefixToMask(prefix: number): string {
-  return fromInt(maskOf(prefix));
-}
-
 /** The n-th address of a network (n = 1 is the first host). */
 export function nthAddress(cidr: Cidr, n: number): string {
   return fromInt((toInt(networkAddress(cidr.address, cidr.prefix)) + n) >>> 0);
-}
-
-export function compareIPv4(a: string, b: string): number {
-  return toInt(a) - toInt(b);
 }

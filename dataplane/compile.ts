@@ -1,4 +1,4 @@
-// GatewaySpec -> the full GatewayState its namespace should hold (DESIGN.md section 1).
+// GatewaySpec -> the full GatewayState its namespace should hold (docs/architecture.md, "What a gateway holds").
 import { cidrWithin, parseCidr } from '../common/ipv4.ts';
 import { GATEWAY_SYSCTLS, ROUTE_TABLE, type GatewaySpec, type GatewayState, type Route, type SnatSpec } from './model.ts';
 import { floatingDnat, floatingSnat, hairpinSnat, jump, portForward, sourceNat } from './rules.ts';

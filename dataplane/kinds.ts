@@ -5,16 +5,12 @@ import { GATEWAY_PARTS, type GatewayPart } from './parts.ts';
 export const HANDLER_KINDS = ['vpc', 'gateway', 'gateway-init', 'gateway-delete', 'eip', 'fip', 'dnat', 'snat', 'subnet-route'] as const;
 export type HandlerKind = (typeof HANDLER_KINDS)[number];
 
-export function isHandlerKind(s: string): s is HandlerKind {
-  return (HANDLER_KINDS as readonly string[]).includes(s);
-}
-
 /** The handler that owns each part of a live gateway. */
 export const PART_KIND: Record<GatewayPart, HandlerKind> = {
   init: 'gateway-init', eip: 'eip', 'subnet-route': 'subnet-route', fip: 'fip', dnat: 'dnat', snat: 'snat',
 };
 
-/** A gateway's jobs in the order they run (DESIGN.md section 3): networks, Deployment, init, the rest. */
+/** A gateway's jobs in the order they run (docs/architecture.md, "The loop"): networks, Deployment, init, the rest. */
 export const KIND_ORDER: readonly HandlerKind[] = ['vpc', 'gateway', ...GATEWAY_PARTS.map((p) => PART_KIND[p])];
 
 /** Every job that builds a gateway from nothing (a recreated gateway starts empty). */

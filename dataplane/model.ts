@@ -1,67 +1,78 @@
 // The dataplane's vocabulary: what a gateway should do (GatewaySpec, resolved from manifests)
 // and what its namespace holds (GatewayState, compiled from a spec or read back live).
+import { z } from 'zod';
+import { DEFAULT_NIC } from './network.ts';
 
-export type Protocol = 'tcp' | 'udp';
+const ProtocolSchema = z.enum(['tcp', 'udp']);
+export type Protocol = z.infer<typeof ProtocolSchema>;
 
-export interface EipSpec {
+const EipSpecSchema = z.object({
   /** address/prefix on net1, e.g. 192.168.0.111/24 */
-  cidr: string;
-  gateway: string;
-}
-export interface FloatingIpSpec {
-  eip: string;
-  internalIp: string;
-}
-export interface DnatSpec {
-  eip: string;
-  externalPort: number;
-  protocol: Protocol;
-  internalIp: string;
-  internalPort: number;
-}
-export interface SnatSpec {
-  eip: string;
-  internalCidr: string;
-}
+  cidr: z.string(),
+  gateway: z.string(),
+});
+export type EipSpec = z.infer<typeof EipSpecSchema>;
+
+const FloatingIpSpecSchema = z.object({ eip: z.string(), internalIp: z.string() });
+export type FloatingIpSpec = z.infer<typeof FloatingIpSpecSchema>;
+
+const DnatSpecSchema = z.object({
+  eip: z.string(),
+  externalPort: z.number(),
+  protocol: ProtocolSchema,
+  internalIp: z.string(),
+  internalPort: z.number(),
+});
+export type DnatSpec = z.infer<typeof DnatSpecSchema>;
+
+const SnatSpecSchema = z.object({ eip: z.string(), internalCidr: z.string() });
+export type SnatSpec = z.infer<typeof SnatSpecSchema>;
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
-export interface Toleration {
-  key?: string;
-  operator?: 'Exists' | 'Equal';
-  value?: string;
-  effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
-  tolerationSeconds?: number;
-}
+export const TolerationSchema = z.object({
+  key: z.string().optional(),
+  operator: z.enum(['Exists', 'Equal']).optional(),
+  value: z.string().optional(),
+  effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+  tolerationSeconds: z.number().optional(),
+});
+export type Toleration = z.infer<typeof TolerationSchema>;
 
 /** What a gateway's pod runs and where: the workload runtimes that schedule pods read it. */
-export interface GatewayWorkload {
+const GatewayWorkloadSchema = z.object({
   /** the ConfigMap's image; absent when the manifests have no ConfigMap (the gateway is then refused) */
-  image?: string;
+  image: z.string().optional(),
   /** the ConfigMap's nic: the host interface the external network's macvlan sits on */
-  nic: string;
+  nic: z.string(),
   /** spec.selector's "key: value" strings as node labels */
-  nodeSelector: Record<string, string>;
-  tolerations: Toleration[];
+  nodeSelector: z.record(z.string(), z.string()),
+  tolerations: z.array(TolerationSchema),
   /** spec.affinity as the manifests give it (the API server checks it) */
-  affinity?: { [key: string]: Json };
-}
+  affinity: z.record(z.string(), z.json()).optional(),
+});
+export type GatewayWorkload = z.infer<typeof GatewayWorkloadSchema>;
 
-/** One gateway with every cross-resource reference resolved; the compiler's only input. */
-export interface GatewaySpec {
-  name: string;
-  vpc: string;
+/**
+ * One gateway with every cross-resource reference resolved; the compiler's only input. Jobs and
+ * records carry it as it is here (checked with this schema when read back from Redis).
+ */
+export const GatewaySpecSchema = z.object({
+  name: z.string(),
+  vpc: z.string(),
   /** the subnet eth0 sits in */
-  subnet: { name: string; cidr: string; gateway: string };
-  lanIp: string;
+  subnet: z.object({ name: z.string(), cidr: z.string(), gateway: z.string() }),
+  lanIp: z.string(),
   /** every subnet of the gateway's VPC, eth0's included */
-  vpcSubnets: { name: string; cidr: string }[];
-  eips: EipSpec[];
-  floatingIps: FloatingIpSpec[];
-  dnats: DnatSpec[];
-  snats: SnatSpec[];
-  workload: GatewayWorkload;
-}
+  vpcSubnets: z.array(z.object({ name: z.string(), cidr: z.string() })),
+  eips: z.array(EipSpecSchema),
+  floatingIps: z.array(FloatingIpSpecSchema),
+  dnats: z.array(DnatSpecSchema),
+  snats: z.array(SnatSpecSchema),
+  // a spec written without a workload reads as the default one (a full gateway flow follows once)
+  workload: GatewayWorkloadSchema.default({ nic: DEFAULT_NIC, nodeSelector: {}, tolerations: [] }),
+});
+export type GatewaySpec = z.output<typeof GatewaySpecSchema>;
 
 /** The policy-routing table Kube-OVN's gateway uses for traffic entering on eth0 and net1. */
 export const ROUTE_TABLE = 100;

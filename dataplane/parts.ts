@@ -3,7 +3,7 @@
 import { compileGateway } from './compile.ts';
 import { OWNED_CHAINS, type GatewaySpec, type GatewayState, type NatChain, type StateRead } from './model.ts';
 
-/** The parts of a live gateway, in the order a fresh gateway gets them (DESIGN.md section 3). */
+/** The parts of a live gateway, in the order a fresh gateway gets them (docs/architecture.md, "The loop"). */
 export const GATEWAY_PARTS = ['init', 'eip', 'subnet-route', 'fip', 'dnat', 'snat'] as const;
 export type GatewayPart = (typeof GATEWAY_PARTS)[number];
 

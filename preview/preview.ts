@@ -4,10 +4,10 @@
 import { compileGateway } from '../dataplane/compile.ts';
 import type { GatewaySpec, GatewayState } from '../dataplane/model.ts';
 import { placementOf } from '../dataplane/parts.ts';
-import { planGateways } from '../dataplane/plan.ts';
+import { planGateways } from '../dataplane/gateway-plan.ts';
 import { ruleDiff, type GatewayAction } from '../dataplane/plan-text.ts';
 import { refusesCommit, sortIssues, type ManifestIssue } from '../gitops/manifests/issues.ts';
-import type { StaticRoute } from '../gitops/manifests/schema.ts';
+import type { StaticRoute } from '../dataplane/network.ts';
 import type { ValidationResult, VpcInfo } from '../gitops/manifests/validate.ts';
 
 /** `invalid`: the head's manifest of it has problems, so natops leaves the live one as it is. */

@@ -2,15 +2,13 @@
 // Job data is checked with zod when a worker takes a job.
 import { z } from 'zod';
 import { HANDLER_KINDS, type HandlerKind } from '../dataplane/kinds.ts';
-import type { GatewaySpec } from '../dataplane/model.ts';
-import { DEFAULT_NIC, NetworkModelSchema } from '../dataplane/network.ts';
-import { SHA } from '../common/sha.ts';
+import { GatewaySpecSchema } from '../dataplane/model.ts';
+import { NetworkModelSchema } from '../dataplane/network.ts';
+import { Sha } from '../common/sha-schema.ts';
 
 // github: statuses and check runs written to GitHub; preview: pull-request previews.
 export const QUEUE_NAMES = ['plan', 'resync', 'github', 'preview', ...HANDLER_KINDS] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
-
-export const Sha = z.string().regex(SHA);
 
 /**
  * The format of job data. 2: the networks are the neutral model. Data without the field is
@@ -68,33 +66,6 @@ export type PreviewJob = z.infer<typeof PreviewJob>;
 export const GitHubSyncJob = z.object({ sha: Sha });
 export type GitHubSyncJob = z.infer<typeof GitHubSyncJob>;
 
-const Protocol = z.enum(['tcp', 'udp']);
-export const GatewaySpecSchema = z.object({
-  name: z.string(),
-  vpc: z.string(),
-  subnet: z.object({ name: z.string(), cidr: z.string(), gateway: z.string() }),
-  lanIp: z.string(),
-  vpcSubnets: z.array(z.object({ name: z.string(), cidr: z.string() })),
-  eips: z.array(z.object({ cidr: z.string(), gateway: z.string() })),
-  floatingIps: z.array(z.object({ eip: z.string(), internalIp: z.string() })),
-  dnats: z.array(z.object({ eip: z.string(), externalPort: z.number(), protocol: Protocol, internalIp: z.string(), internalPort: z.number() })),
-  snats: z.array(z.object({ eip: z.string(), internalCidr: z.string() })),
-  // natops 0.1 had no workload: such a spec reads as the default one (a full gateway flow follows once)
-  workload: z.object({
-    image: z.string().optional(),
-    nic: z.string(),
-    nodeSelector: z.record(z.string(), z.string()),
-    tolerations: z.array(z.object({
-      key: z.string().optional(),
-      operator: z.enum(['Exists', 'Equal']).optional(),
-      value: z.string().optional(),
-      effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
-      tolerationSeconds: z.number().optional(),
-    })),
-    affinity: z.record(z.string(), z.json()).optional(),
-  }).default({ nic: DEFAULT_NIC, nodeSelector: {}, tolerations: [] }),
-});
-
 /**
  * A handler job: make its part of gateway `gateway` (the networks, for a vpc job) what commit
  * `sha` (generation `gen`) wants, unless a newer generation was planned for it meanwhile.
@@ -123,8 +94,3 @@ export function jobTarget(job: Pick<HandlerJob, 'kind' | 'gateway'>): { kind: 'n
 }
 
 export type { HandlerKind };
-
-// The wire schema describes the same shape as the dataplane's type.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const sameSpec: Same<z.infer<typeof GatewaySpecSchema>, GatewaySpec> = true;
-void sameSpec;

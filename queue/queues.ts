@@ -1,5 +1,5 @@
 // BullMQ wiring: one queue per job kind under one key prefix, and the flows that chain a
-// gateway's jobs in the order DESIGN.md gives (vpc -> gateway -> init -> eip, routes -> fip,
+// gateway's jobs in the order docs/architecture.md gives (vpc -> gateway -> init -> eip, routes -> fip,
 // DNAT, SNAT). In a flow a parent runs after its children, so a flow is nested last-first.
 import { FlowProducer, Queue, type ConnectionOptions, type FlowJob, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';

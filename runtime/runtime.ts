@@ -1,6 +1,7 @@
 // What a runtime gives the reconciler: a gateway to create, read, change and remove.
 import type { Command } from '../dataplane/commands.ts';
 import type { GatewaySpec, StateOf, StateRead } from '../dataplane/model.ts';
+import type { NetworkModel } from '../dataplane/network.ts';
 
 export type RuntimeKind = 'netns' | 'kubernetes' | 'dry-run';
 
@@ -24,4 +25,10 @@ export interface GatewayRuntime {
   gateway(name: string): Promise<GatewayHandle | undefined>;
   listGateways(): Promise<string[]>;
   removeGateway(name: string): Promise<boolean>;
+}
+
+/** Where the networks live: the lab's bridges and VPC routers locally, OVN in a cluster. */
+export interface NetworkRuntime {
+  /** Makes the networks match; returns what it changed (empty: nothing). */
+  apply(network: NetworkModel): Promise<string[]>;
 }

@@ -14,8 +14,9 @@
 // Every output file is two folders below the root (dist/cli/, dist/chunks/), so a module that names
 // a file relative to itself finds it from either; where the sources lie at another depth, or name
 // another file (the hook: bin/ from the sources, the copy in dist/bin/ from the bundle), they say so. dist/meta.json is esbuild's record of
-// which sources each output holds (test/unit/cli-start.test.ts reads it). dist/.built is stamped
-// with the time the build began: bin/dist.js runs dist/ only when no source is newer. The hook
+// which sources each output holds (test/unit/cli-start.test.ts reads it). dist/sources.json lists
+// natops's files the bundle was made from, and dist/.built is stamped with the time the build
+// began: bin/dist.js runs dist/ only when none of them is newer. The hook
 // named by a built `natops repo init` (dist/bin/natops-hook.js) is copied first and never removed,
 // and the previous bundle's files are removed only after the new ones are written, so a push
 // during a build finds a hook (which runs the sources until the build is done).
@@ -172,13 +173,18 @@ const result = await build({
 });
 Object.assign(result.metafile.outputs, vendor.outputs);
 await writeFile(join(dist, 'meta.json'), JSON.stringify(result.metafile));
+// What bin/dist.js compares with dist/.built: every file of natops's own that went into the bundle
+// (esbuild's record, so no list of folders to keep), and what decides the bundle besides them.
+const ownInputs = Object.values(result.metafile.outputs).flatMap((o) => Object.keys(o.inputs)).filter((i) => !i.includes(':') && !i.startsWith('node_modules/'));
+const sources = [...new Set([...ownInputs, 'package-lock.json', 'scripts/build.mjs', 'bin/natops-hook.js', 'bin/dist.js'])].sort();
+await writeFile(join(dist, 'sources.json'), JSON.stringify(sources, null, 1));
 // what an earlier build left (chunks are named by their content, so they change names)
 // (the vendor file's cache among them: the warm run below makes it afresh)
 const written = new Set(Object.keys(result.metafile.outputs));
 for (const folder of ['cli', 'chunks']) {
   for (const f of await readdir(join(dist, folder))) if (!written.has(`dist/${folder}/${f}`)) await rm(join(dist, folder, f), { force: true });
 }
-for (const f of await readdir(dist)) if (!['bin', 'cli', 'chunks', 'meta.json', '.built'].includes(f)) await rm(join(dist, f), { recursive: true, force: true });
+for (const f of await readdir(dist)) if (!['bin', 'cli', 'chunks', 'meta.json', 'sources.json', '.built'].includes(f)) await rm(join(dist, f), { recursive: true, force: true });
 // The vendor file's code cache, made by a first run (what validating the seed compiles). A run
 // that finds none makes one too; this one is so the first command after a build is fast.
 const warm = spawnSync(process.execPath, [join(dist, 'cli', 'main.js'), 'validate', join(root, 'examples', 'seed')], { encoding: 'utf8' });

@@ -6,11 +6,11 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import basicAuth from 'express-basic-auth';
 import express, { type RequestHandler, type Router } from 'express';
-import type { PreviewBook } from '../queue/previews.ts';
+import type { PreviewBook } from '../state/previews.ts';
 import type { Queues } from '../queue/queues.ts';
-import type { StatusBook } from '../queue/statuses.ts';
-import type { GatewayRecord, NetworkRecord, RecordSnapshot, Records } from '../queue/records.ts';
-import type { Store } from '../queue/store.ts';
+import type { StatusBook } from '../state/statuses.ts';
+import type { GatewayRecord, NetworkRecord, RecordSnapshot, Records } from '../state/records.ts';
+import type { Store } from '../state/store.ts';
 
 export const DASHBOARD_PATH = '/admin/queues';
 export const COMMITS_PATH = '/admin/commits';

@@ -1,10 +1,10 @@
 // GitHub from the configuration: the credentials (from the environment or files, never logged),
 // the connection checked at start, and the loop that turns status changes into GitHub jobs.
-import { connectGitHub, readSecret, type GitHub, type GitHubAuth } from '../github/client.ts';
+import { connectGitHub, readSecret, type GitHub, type GitHubAuth } from '../gitops/github/client.ts';
 import type { Queues } from '../queue/queues.ts';
 import { errorMessage } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
-import type { StatusBook } from '../queue/statuses.ts';
+import type { StatusBook } from '../state/statuses.ts';
 import type { ServerConfig } from './config.ts';
 
 /** undefined when no GitHub credentials are configured. */
@@ -26,7 +26,7 @@ export async function gitHubFromConfig(c: ServerConfig, log: Logger): Promise<Gi
 const DISPATCH_MS = 250;
 
 /**
- * Turns each commit marked for GitHub (queue/statuses.ts marks it with every status write, in any
+ * Turns each commit marked for GitHub (state/statuses.ts marks it with every status write, in any
  * process) into a job of the `github` queue, one per version of its statuses: a job made for an
  * older version finds nothing new and costs no request. Runs where the GitHub jobs run.
  */

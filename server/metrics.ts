@@ -10,7 +10,7 @@ import { within } from '../common/time.ts';
 import type { DeliveryResult } from './webhook.ts';
 import { QUEUE_NAMES, type QueueName } from '../queue/jobs.ts';
 import type { Queues } from '../queue/queues.ts';
-import type { Records } from '../queue/records.ts';
+import type { Records } from '../state/records.ts';
 
 /** job states worth a gauge: waiting to run, running, delayed for a retry, failed for good */
 const DEPTH_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed'] as const;

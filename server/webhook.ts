@@ -8,7 +8,7 @@ import { within } from '../common/time.ts';
 import type { Logger } from '../common/log.ts';
 import { classifyDelivery } from '../functions/webhook.ts';
 import type { Queues } from '../queue/queues.ts';
-import type { DeliveryRecord, Store } from '../queue/store.ts';
+import type { DeliveryRecord, Store } from '../state/store.ts';
 
 export interface WebhookEnv {
   secret: string;

@@ -9,11 +9,11 @@ import type { Logger } from '../common/log.ts';
 import { within } from '../common/time.ts';
 import { ConvergenceError } from '../runtime/reconcile.ts';
 import type { Metrics } from './metrics.ts';
-import type { GitHub } from '../github/client.ts';
+import type { GitHub } from '../gitops/github/client.ts';
 import { publishCommit } from '../functions/github/publish.ts';
 import { previewPullRequest } from '../functions/preview/pull-request.ts';
 import type { GitSource } from '../gitops/git/source.ts';
-import type { PreviewBook } from '../queue/previews.ts';
+import type { PreviewBook } from '../state/previews.ts';
 import { processHandlerJob } from '../functions/handlers/process.ts';
 import { jobContext, jobFields, type JobContext } from '../functions/jobs/env.ts';
 import type { JobOutcome } from '../functions/jobs/finalize.ts';
@@ -22,7 +22,7 @@ import { planPush, type PlannerEnv } from '../functions/planner/planner.ts';
 import { resync, type ResyncEnv } from '../functions/resync.ts';
 import { GitHubSyncJob, HandlerJob, PlanJob, PreviewJob, readJobData, type QueueName } from '../queue/jobs.ts';
 import { bullPrefix, cappedBackoff } from '../queue/queues.ts';
-import { PREVIEW_CONTEXT, statusText, SUMMARY_CONTEXT } from '../queue/statuses.ts';
+import { PREVIEW_CONTEXT, statusText, SUMMARY_CONTEXT } from '../state/statuses.ts';
 import type { z } from 'zod';
 
 export interface WorkerSettings {

@@ -1,9 +1,9 @@
 // A commit's check run (written when natops runs as a GitHub App), derived from its statuses and
 // its manifest problems. Pure: publish.ts writes it.
-import type { CheckAnnotation, CheckConclusion, CheckRunOutput } from '../../github/api.ts';
+import type { CheckAnnotation, CheckConclusion, CheckRunOutput } from '../../gitops/github/api.ts';
 import type { ManifestIssue } from '../../gitops/manifests/issues.ts';
 import { codeSpan, escapeMarkdown } from '../../preview/markdown.ts';
-import { PREVIEW_CONTEXT, SUMMARY_CONTEXT, type CommitStatus } from '../../queue/statuses.ts';
+import { PREVIEW_CONTEXT, SUMMARY_CONTEXT, type CommitStatus } from '../../state/statuses.ts';
 
 export const CHECK_NAME = 'natops';
 /** GitHub takes at most 50 annotations per request; the rest go in later updates. */

@@ -2,10 +2,10 @@
 // not show yet (an identical one is never written again: GitHub keeps at most 1,000 per context),
 // and, as an App, the commit's check run with the manifest problems as annotations, 50 a request.
 // One job per change; each writes whatever is newest when it runs, under the commit's lease.
-import type { GitHub } from '../../github/client.ts';
+import type { GitHub } from '../../gitops/github/client.ts';
 import type { GitHubSyncJob } from '../../queue/jobs.ts';
-import { withLock, type Lease } from '../../queue/lock.ts';
-import { statusFingerprint, SUMMARY_CONTEXT, type CommitStatus } from '../../queue/statuses.ts';
+import { withLock, type Lease } from '../../state/lock.ts';
+import { statusFingerprint, SUMMARY_CONTEXT, type CommitStatus } from '../../state/statuses.ts';
 import type { FunctionEnv, JobContext } from '../jobs/env.ts';
 import { annotationsOf, ANNOTATIONS_PER_REQUEST, CHECK_NAME, checkRunContent } from './check-run.ts';
 

@@ -3,8 +3,8 @@
 // attempt failed: no answer or a 5xx, and natops never recorded its delivery id), once: the webhook then takes the
 // redelivery like any delivery, and a delivery id is still processed once.
 import type { Logger } from '../../common/log.ts';
-import type { GitHub } from '../../github/client.ts';
-import type { Store } from '../../queue/store.ts';
+import type { GitHub } from '../../gitops/github/client.ts';
+import type { Store } from '../../state/store.ts';
 
 /** How far back GitHub keeps hook deliveries. */
 export const REDELIVERY_WINDOW_MS = 3 * 24 * 3600 * 1000;

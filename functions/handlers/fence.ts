@@ -1,7 +1,7 @@
 // The clients a handler gets under a lease: every transaction in a gateway, creating or removing
 // a gateway and applying the networks first check, in one Redis round trip, that the lease is
 // still held (and extend it). Reads need no check: they change nothing.
-import type { Lease } from '../../queue/lock.ts';
+import type { Lease } from '../../state/lock.ts';
 import type { GatewayHandle, GatewayRuntime } from '../../runtime/runtime.ts';
 import type { HandlerClients } from './handlers.ts';
 

@@ -4,18 +4,11 @@
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import type { GatewayPart } from '../../dataplane/parts.ts';
 import { describeChanges } from '../../dataplane/plan-text.ts';
-import type { NetworkModel } from '../../dataplane/network.ts';
 import type { HandlerKind } from '../../dataplane/kinds.ts';
 import type { HandlerJob } from '../../queue/jobs.ts';
 import { reconcilePart } from '../../runtime/reconcile.ts';
-import type { GatewayRuntime } from '../../runtime/runtime.ts';
+import type { GatewayRuntime, NetworkRuntime } from '../../runtime/runtime.ts';
 import { PermanentError } from '../../common/errors.ts';
-
-/** Where the networks live: the lab's bridges and VPC routers locally, OVN in a cluster. */
-export interface NetworkRuntime {
-  /** Makes the networks match; returns what it changed (empty: nothing). */
-  apply(network: NetworkModel): Promise<string[]>;
-}
 
 export interface HandlerClients {
   runtime: GatewayRuntime;

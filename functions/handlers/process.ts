@@ -1,7 +1,7 @@
 // A handler job, as composed steps: the target's lease, the "superseded?" check (pure), the
 // handler itself with fenced clients, and finalize last, whatever happened.
 import { jobTarget, type HandlerJob } from '../../queue/jobs.ts';
-import { withLock } from '../../queue/lock.ts';
+import { withLock } from '../../state/lock.ts';
 import type { FunctionEnv, JobContext } from '../jobs/env.ts';
 import { finalize, supersededBy, type JobOutcome } from '../jobs/finalize.ts';
 import { fenced } from './fence.ts';

@@ -2,10 +2,10 @@
 import type { Redis } from 'ioredis';
 import type { JobFields, Logger } from '../../common/log.ts';
 import type { QueueName } from '../../queue/jobs.ts';
-import type { LockOptions } from '../../queue/lock.ts';
-import type { Records } from '../../queue/records.ts';
-import type { StatusBook } from '../../queue/statuses.ts';
-import type { Store } from '../../queue/store.ts';
+import type { LockOptions } from '../../state/lock.ts';
+import type { Records } from '../../state/records.ts';
+import type { StatusBook } from '../../state/statuses.ts';
+import type { Store } from '../../state/store.ts';
 
 export interface FunctionEnv {
   records: Records;

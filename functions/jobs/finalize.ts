@@ -5,8 +5,8 @@
 import { errorMessage, isRetryable } from '../../common/errors.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import { jobTarget, type HandlerJob } from '../../queue/jobs.ts';
-import { KEEP, type Condition, type GatewayRecord, type NetworkRecord, type Target } from '../../queue/records.ts';
-import { conditionStatus, statusText, supersededStatus, targetContext, type StatusEvent } from '../../queue/statuses.ts';
+import { KEEP, type Condition, type GatewayRecord, type NetworkRecord, type Target } from '../../state/records.ts';
+import { conditionStatus, statusText, supersededStatus, targetContext, type StatusEvent } from '../../state/statuses.ts';
 import type { FunctionEnv, JobContext } from './env.ts';
 
 export type JobOutcome =

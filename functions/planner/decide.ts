@@ -14,8 +14,8 @@ import type { ValidationResult } from '../../gitops/manifests/validate.ts';
 import { networkModel } from '../../gitops/manifests/network.ts';
 import type { NetworkModel } from '../../dataplane/network.ts';
 import type { HandlerJob } from '../../queue/jobs.ts';
-import { gatewayTarget, NETWORKS, type Cause, type Condition, type GatewayRecord, type RecordSnapshot, type RecordWrite } from '../../queue/records.ts';
-import { conditionStatus, statusText, supersededStatus, type StatusEvent } from '../../queue/statuses.ts';
+import { gatewayTarget, NETWORKS, type Cause, type Condition, type GatewayRecord, type RecordSnapshot, type RecordWrite } from '../../state/records.ts';
+import { conditionStatus, gatewayContext, NETWORK_CONTEXT, statusText, supersededStatus, type StatusEvent } from '../../state/statuses.ts';
 
 export interface PlanContext {
   sha: string;
@@ -97,7 +97,7 @@ function pendingKinds(rec: GatewayRecord | undefined): HandlerKind[] {
  * A record whose jobs were still at work for an older commit (a push's, or a repair's, which
  * showed that commit pending again): that commit's status says it was superseded.
  */
-function supersededBy(rec: { condition: Condition } | undefined, ctx: PlanContext, context: string): StatusEvent[] {
+function supersededStatuses(rec: { condition: Condition } | undefined, ctx: PlanContext, context: string): StatusEvent[] {
   const c = rec?.condition;
   if (!c || c.ready !== 'Unknown' || c.sha === ctx.sha) return [];
   return [supersededStatus(c.sha, context, ctx.sha, ctx.planUrl)];
@@ -146,8 +146,8 @@ export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanConte
     write({ target: NETWORKS, record: { ...base, condition: condition(ctx, { ready: 'False', reason: 'Invalid', message: issueSummary(networkIssues) }) } });
     lines.push('networks: invalid');
   } else {
-    const topology = networkModel({ ...desired, gateways: new Map([...kept, ...desired.gateways]) });
-    if (JSON.stringify(topology) !== JSON.stringify(netRec?.desired?.state) || netRec?.pending.length) network = topology;
+    const model = networkModel({ ...desired, gateways: new Map([...kept, ...desired.gateways]) });
+    if (JSON.stringify(model) !== JSON.stringify(netRec?.desired?.state) || netRec?.pending.length) network = model;
   }
 
   const gatewayFlows: Flow[] = [];
@@ -165,7 +165,7 @@ export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanConte
     }
     const flow = buildFlow(name, network ? ['vpc', ...kinds] : kinds, ctx, { spec, network }, `g${ctx.gen}.${name}`);
     gatewayFlows.push(flow);
-    statuses.push(...supersededBy(rec, ctx, `natops/${name}`));
+    statuses.push(...supersededStatuses(rec, ctx, gatewayContext(name)));
     const c = condition(ctx, { ready: 'Unknown', reason: 'Progressing', message: `applying: ${flow.jobs.map((j) => j.kind).join(', ')}`, url: flowUrl(flow, ctx) });
     write({
       target: gatewayTarget(name),
@@ -190,7 +190,7 @@ export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanConte
     }
     const flow = buildFlow(name, ['gateway-delete'], ctx, {}, `g${ctx.gen}.${name}`);
     gatewayFlows.push(flow);
-    statuses.push(...supersededBy(rec, ctx, `natops/${name}`));
+    statuses.push(...supersededStatuses(rec, ctx, gatewayContext(name)));
     const c = condition(ctx, { ready: 'Unknown', reason: 'Progressing', message: 'removing', url: flowUrl(flow, ctx) });
     write({ target: gatewayTarget(name), record: { ...rec, desired: { gen: ctx.gen, sha: ctx.sha, cause: ctx.cause, state: null }, pending: ['gateway-delete'], jobs: jobRefs(flow), condition: c } });
     lines.push(`${name}: removed`);
@@ -200,7 +200,7 @@ export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanConte
     // The networks run first in every changed gateway's flow, or alone when no gateway changed.
     const lone = gatewayFlows.some((f) => f.jobs[0]?.kind === 'vpc') ? undefined : buildFlow(undefined, ['vpc'], ctx, { network }, `g${ctx.gen}.networks`);
     const url = lone ? flowUrl(lone, ctx) : ctx.planUrl;
-    statuses.push(...supersededBy(netRec, ctx, 'natops:networks'));
+    statuses.push(...supersededStatuses(netRec, ctx, NETWORK_CONTEXT));
     const c = condition(ctx, { ready: 'Unknown', reason: 'Progressing', message: 'applying the networks', url });
     write({ target: NETWORKS, record: { ...(netRec ?? { observedGen: 0 }), desired: { gen: ctx.gen, sha: ctx.sha, cause: ctx.cause, state: network }, pending: ['vpc'], jobs: [...gatewayFlows, ...(lone ? [lone] : [])].flatMap(jobRefs).filter((j) => j.queue === 'vpc'), condition: c } });
     if (lone) gatewayFlows.push(lone);

@@ -8,9 +8,9 @@ import { GitSourceError, UnknownCommitError, type GitSource } from '../../gitops
 import type { LoadLimits } from '../../gitops/manifests/load.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import type { PlanJob } from '../../queue/jobs.ts';
-import { withLock } from '../../queue/lock.ts';
+import { withLock } from '../../state/lock.ts';
 import type { Queues } from '../../queue/queues.ts';
-import { statusText, SUMMARY_CONTEXT, type StatusEvent } from '../../queue/statuses.ts';
+import { statusText, SUMMARY_CONTEXT, type StatusEvent } from '../../state/statuses.ts';
 import type { FunctionEnv, JobContext } from '../jobs/env.ts';
 import { decide, type Decision } from './decide.ts';
 

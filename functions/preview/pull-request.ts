@@ -5,15 +5,15 @@
 // of the pull request supersedes an older one still being computed, and nothing is written that
 // GitHub no longer says is the pull request's state; a close (or a move to another base branch)
 // marks the comment outdated; two open pull requests changing the same gateway each say so.
-import type { GitHub } from '../../github/client.ts';
+import type { GitHub } from '../../gitops/github/client.ts';
 import type { GitSource } from '../../gitops/git/source.ts';
 import type { LoadLimits } from '../../gitops/manifests/load.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import type { PreviewJob } from '../../queue/jobs.ts';
-import { withLock } from '../../queue/lock.ts';
-import type { PreviewBook, PreviewRecord, WantedPreview } from '../../queue/previews.ts';
+import { withLock } from '../../state/lock.ts';
+import type { PreviewBook, PreviewRecord, WantedPreview } from '../../state/previews.ts';
 import type { Queues } from '../../queue/queues.ts';
-import { PREVIEW_CONTEXT, statusText, type StatusBook } from '../../queue/statuses.ts';
+import { PREVIEW_CONTEXT, statusText, type StatusBook } from '../../state/statuses.ts';
 import { codeSpan, renderMarkdown } from '../../preview/markdown.ts';
 import { previewChanges, type Preview } from '../../preview/preview.ts';
 import { actionsSentence, verdict } from '../../preview/words.ts';

@@ -1,5 +1,5 @@
-// Where the planner reads manifests: a local (bare) repository read with git (repo.ts), or
-// GitHub's API (github/source.ts). Both answer the same four questions about commits.
+// Where the planner reads manifests: a local (bare) repository read with git (local-source.ts), or
+// GitHub's API (gitops/github/source.ts). Both answer the same four questions about commits.
 import { NatopsError, PermanentError } from '../../common/errors.ts';
 import type { ManifestFile } from '../manifests/load.ts';
 import type { ReadOptions } from '../manifests/read-dir.ts';

@@ -2,14 +2,8 @@
 // Every object is strict: an unknown field is an error, never silently dropped.
 import { z } from 'zod';
 import { isCanonicalNetwork, isIPv4, networkOf, parseCidr } from '../../common/ipv4.ts';
+import { k8sName } from '../../common/k8s-name.ts';
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
-/** A Kubernetes object name (RFC 1123 label), also safe in namespace and Deployment names. */
-export const k8sName = z
-  .string({ error: 'must be a string' })
-  .max(63, 'must be at most 63 characters (a Kubernetes name)')
-  .regex(DNS_LABEL, 'must be a valid Kubernetes name: lowercase letters, digits and "-", starting and ending with a letter or digit');
 
 export const ipv4Address = z
   .string({ error: 'must be an IPv4 address written as a string' })
@@ -89,12 +83,12 @@ export type NatGwConfigMap = z.output<typeof NatGwConfigMapSchema>;
 
 // ---- Vpc ---------------------------------------------------------------------------------------
 
-export const StaticRouteSchema = z.strictObject({
+/** A Vpc's static route as a manifest writes it (dataplane/network.ts's StaticRoute once read). */
+export const VpcStaticRouteSchema = z.strictObject({
   cidr: ipv4Network,
   nextHopIP: ipv4Address,
   policy: z.enum(['policyDst', 'policySrc'], { error: 'must be policyDst or policySrc' }).default('policyDst'),
 });
-export type StaticRoute = z.output<typeof StaticRouteSchema>;
 
 export const VpcSchema = z.strictObject({
   apiVersion: z.literal('kubeovn.io/v1'),
@@ -103,7 +97,7 @@ export const VpcSchema = z.strictObject({
   spec: z
     .strictObject({
       namespaces: z.array(k8sName).optional(),
-      staticRoutes: z.array(StaticRouteSchema).default([]),
+      staticRoutes: z.array(VpcStaticRouteSchema).default([]),
     })
     .default({ staticRoutes: [] }),
 });

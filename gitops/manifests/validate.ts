@@ -1,16 +1,16 @@
 // Manifests -> desired state. Checks each document against its schema, then the rules that
-// span resources (DESIGN.md section 1), and reports every problem with file, line and field.
+// span resources (docs/architecture.md, "What a gateway holds"), and reports every problem with file, line and field.
 import type { z } from 'zod';
 import {
   broadcastAddress, cidrContains, cidrsOverlap, networkAddress, nthAddress, parseCidr, type Cidr,
 } from '../../common/ipv4.ts';
 import type { GatewaySpec, Json } from '../../dataplane/model.ts';
-import { DEFAULT_NIC } from '../../dataplane/network.ts';
+import { DEFAULT_NIC, type StaticRoute } from '../../dataplane/network.ts';
 import { classify, yaml11Hint, type NatopsKind } from './attribution.ts';
 import { formatFieldPath, type ManifestIssue, type SourcePos } from './issues.ts';
 import { loadManifests, valueAt, type FieldPath, type LoadedDoc, type LoadOptions, type ManifestFile } from './load.ts';
 import {
-  DEFAULT_VPC, RESOURCE_SCHEMAS, type NatGwConfigMap, type StaticRoute, type Subnet, type Vpc, type VpcNatGateway,
+  DEFAULT_VPC, RESOURCE_SCHEMAS, type NatGwConfigMap, type Subnet, type Vpc, type VpcNatGateway,
 } from './schema.ts';
 
 interface Located<T> {

@@ -106,7 +106,6 @@ export function gatewayDeployment(spec: GatewaySpec, s: ObjectSettings, attachme
     },
   };
 }
-export type GatewayDeployment = ReturnType<typeof gatewayDeployment>;
 
 /** Kube-OVN's external network: a macvlan in bridge mode on the ConfigMap's nic. */
 export function externalNetwork(nic: string, s: Pick<ObjectSettings, 'namespace'>): NetworkAttachment {

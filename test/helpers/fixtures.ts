@@ -1,7 +1,7 @@
 // Small stand-ins the tests share: a record as the planner writes it for one pending dnat job,
 // and a runtime holding one gateway whose handle the test scripts.
 import type { HandlerJob } from '../../queue/jobs.ts';
-import { gatewayTarget, type Records } from '../../queue/records.ts';
+import { gatewayTarget, type Records } from '../../state/records.ts';
 import type { GatewayHandle, GatewayRuntime } from '../../runtime/runtime.ts';
 
 /** What the planner records before it adds a dnat job for `job.gateway` (a job with no record is skipped as removed). */

@@ -21,10 +21,10 @@ import { refusesCommit } from '../../gitops/manifests/issues.ts';
 import type { ManifestFile } from '../../gitops/manifests/load.ts';
 import { validateManifests, type ValidationResult } from '../../gitops/manifests/validate.ts';
 import { QUEUE_NAMES } from '../../queue/jobs.ts';
-import { gatewayContext, NETWORK_CONTEXT, SUMMARY_CONTEXT, type CommitStatus } from '../../queue/statuses.ts';
+import { gatewayContext, NETWORK_CONTEXT, SUMMARY_CONTEXT, type CommitStatus } from '../../state/statuses.ts';
 import { run } from '../../common/exec.ts';
-import { inNamespace } from '../../lab/netns.ts';
-import { NetnsRuntime } from '../../lab/gateway-runtime.ts';
+import { inNamespace } from '../../runtime/netns/netns.ts';
+import { NetnsRuntime } from '../../runtime/netns/runtime.ts';
 import { subnet, toFiles, type Obj, type SeedObjects } from './manifests.ts';
 import { SECRET, type PipelineHarness } from './pipeline.ts';
 

@@ -12,7 +12,7 @@ import { loadConfig, type ServerConfig } from '../../server/config.ts';
 import { LocalRedis } from '../../server/redis-server.ts';
 import { serve, type Running } from '../../server/serve.ts';
 import { QUEUE_NAMES, type QueueName } from '../../queue/jobs.ts';
-import { SUMMARY_CONTEXT, type CommitStatus } from '../../queue/statuses.ts';
+import { SUMMARY_CONTEXT, type CommitStatus } from '../../state/statuses.ts';
 import { LabHarness } from './lab-harness.ts';
 import { collectLogs, type LogRecord } from './logs.ts';
 import { toFiles, type SeedObjects } from './manifests.ts';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AppsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { deploymentName, EXTERNAL_NETWORK } from '../../runtime/kubernetes/objects.ts';
-import { gatewayTarget } from '../../queue/records.ts';
+import { gatewayTarget } from '../../state/records.ts';
 import { forCluster, KubeHarness } from '../helpers/k8s.ts';
 import { get, set, subnet, unset, type Obj, type SeedObjects } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
-import { listNamespaces } from '../../lab/netns.ts';
+import { listNamespaces } from '../../runtime/netns/netns.ts';
 import { natops } from '../helpers/cli.ts';
 import { requireNetnsPrerequisites } from '../helpers/lab-harness.ts';
 import { seedObjects, set, writeManifestDir } from '../helpers/manifests.ts';

@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { isRetryable } from '../../common/errors.ts';
 import { CommandTimeoutError, run } from '../../common/exec.ts';
-import { NetnsRuntime } from '../../lab/gateway-runtime.ts';
+import { NetnsRuntime } from '../../runtime/netns/runtime.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 import { seedObjects } from '../helpers/manifests.ts';
 

@@ -2,7 +2,7 @@
 // stops sending to the old owner's MAC at once instead of when its ARP entry ages out.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { inNamespace } from '../../lab/netns.ts';
+import { inNamespace } from '../../runtime/netns/netns.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 import { push, seedObjects, set, unset, type Obj, type SeedObjects } from '../helpers/manifests.ts';
 

@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { readDesired } from '../../gitops/manifests/read-dir.ts';
-import { addVeth, ipIn } from '../../lab/netns.ts';
+import { addVeth, ipIn } from '../../runtime/netns/netns.ts';
 import { networkModel } from '../../gitops/manifests/network.ts';
-import { NetnsRuntime } from '../../lab/gateway-runtime.ts';
+import { NetnsRuntime } from '../../runtime/netns/runtime.ts';
 import { reconcileAll } from '../../runtime/reconcile.ts';
 import type { Desired } from '../../gitops/manifests/validate.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';

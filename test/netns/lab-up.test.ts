@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { observeCommands, type CommandTiming } from '../../common/exec.ts';
-import { inNamespace, ipIn, linkExists } from '../../lab/netns.ts';
-import { NetnsRuntime } from '../../lab/gateway-runtime.ts';
+import { inNamespace, ipIn, linkExists } from '../../runtime/netns/netns.ts';
+import { NetnsRuntime } from '../../runtime/netns/runtime.ts';
 import type { NetworkModel } from '../../dataplane/network.ts';
 import { readDesired } from '../../gitops/manifests/read-dir.ts';
 import { networkModel } from '../../gitops/manifests/network.ts';

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NatopsError, isRetryable } from '../../common/errors.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
-import { ipIn } from '../../lab/netns.ts';
+import { ipIn } from '../../runtime/netns/netns.ts';
 import { CommandTimeoutError, run } from '../../common/exec.ts';
-import { NetnsRuntime, classifyPlacement } from '../../lab/gateway-runtime.ts';
+import { NetnsRuntime, classifyPlacement } from '../../runtime/netns/runtime.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 import { seedObjects, seedSpec } from '../helpers/manifests.ts';
 

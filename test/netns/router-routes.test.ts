@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { inNamespace } from '../../lab/netns.ts';
+import { inNamespace } from '../../runtime/netns/netns.ts';
 import type { NetworkModel } from '../../dataplane/network.ts';
 import { ROOT } from '../helpers/cli.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ManifestValidationError } from '../../gitops/manifests/issues.ts';
-import { namespaceExists } from '../../lab/netns.ts';
+import { namespaceExists } from '../../runtime/netns/netns.ts';
 import type { LabHarness } from '../helpers/lab-harness.ts';
 import { get, set, unset, type SeedObjects } from '../helpers/manifests.ts';
 import { useScenario } from '../helpers/scenario.ts';

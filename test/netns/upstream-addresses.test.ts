@@ -4,7 +4,7 @@
 // A VPC router's port, whose subnet gateway changes, is the same case with one address.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { inNamespace } from '../../lab/netns.ts';
+import { inNamespace } from '../../runtime/netns/netns.ts';
 import type { NetworkModel } from '../../dataplane/network.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 

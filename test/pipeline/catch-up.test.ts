@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { notifyPush } from '../../gitops/git/local-repo.ts';
-import { GitRepo } from '../../gitops/git/repo.ts';
+import { GitRepo } from '../../gitops/git/local-source.ts';
 import { run } from '../../common/exec.ts';
 import { push as pushItem, seedObjects, set, type SeedObjects } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';

@@ -5,8 +5,8 @@ import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
-import { gatewayTarget } from '../../queue/records.ts';
-import { conditionStatus } from '../../queue/statuses.ts';
+import { gatewayTarget } from '../../state/records.ts';
+import { conditionStatus } from '../../state/statuses.ts';
 import { branchPush, DASHBOARD, startApp, type TestApp } from '../helpers/app.ts';
 
 const CHROMIUM = '/usr/bin/chromium';

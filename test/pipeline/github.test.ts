@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { run } from '../../common/exec.ts';
 import { PREVIEW_MARKER } from '../../functions/preview/pull-request.ts';
-import { PREVIEW_CONTEXT, type CommitStatus } from '../../queue/statuses.ts';
+import { PREVIEW_CONTEXT, type CommitStatus } from '../../state/statuses.ts';
 import { deliver, examplePayloads } from '../helpers/app.ts';
 import { GitHubStandIn } from '../helpers/github/standin.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
 import { QueueEvents } from 'bullmq';
 import { notifyPush } from '../../gitops/git/local-repo.ts';
-import { inNamespace, namespaceExists } from '../../lab/netns.ts';
+import { inNamespace, namespaceExists } from '../../runtime/netns/netns.ts';
 import { HANDLER_KINDS } from '../../dataplane/kinds.ts';
 import { bullPrefix } from '../../queue/queues.ts';
 import { run } from '../../common/exec.ts';

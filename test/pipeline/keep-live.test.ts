@@ -4,7 +4,7 @@
 // even what natops calls its own records. Real Redis, Git, namespaces and packets.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { namespaceExists } from '../../lab/netns.ts';
+import { namespaceExists } from '../../runtime/netns/netns.ts';
 import { gatewayInOwnVpc, seedObjects, set, toFiles, unset, type Obj, type SeedObjects } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
 

@@ -14,12 +14,12 @@ import { processHandlerJob, type HandlerEnv } from '../../functions/handlers/pro
 import { jobContext } from '../../functions/jobs/env.ts';
 import { finalize } from '../../functions/jobs/finalize.ts';
 import type { HandlerJob } from '../../queue/jobs.ts';
-import { LeaseLostError } from '../../queue/lock.ts';
+import { LeaseLostError } from '../../state/lock.ts';
 import { redisConnection } from '../../queue/queues.ts';
-import { gatewayTarget, Records, type GatewayRecord } from '../../queue/records.ts';
-import { StatusBook } from '../../queue/statuses.ts';
-import { Store } from '../../queue/store.ts';
-import { NetnsRuntime } from '../../lab/gateway-runtime.ts';
+import { gatewayTarget, Records, type GatewayRecord } from '../../state/records.ts';
+import { StatusBook } from '../../state/statuses.ts';
+import { Store } from '../../state/store.ts';
+import { NetnsRuntime } from '../../runtime/netns/runtime.ts';
 import type { GatewayRuntime } from '../../runtime/runtime.ts';
 import { LocalRedis } from '../../server/redis-server.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';

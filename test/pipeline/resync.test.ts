@@ -8,7 +8,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { inNamespace } from '../../lab/netns.ts';
+import { inNamespace } from '../../runtime/netns/netns.ts';
 import { IPTABLES_PROGRAMS } from '../../dataplane/model.ts';
 import { run } from '../../common/exec.ts';
 import { gatewayInOwnVpc, seedObjects, type SeedObjects } from '../helpers/manifests.ts';

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from 'bullmq';
 import type { HandlerJob } from '../../queue/jobs.ts';
-import { gatewayTarget } from '../../queue/records.ts';
+import { gatewayTarget } from '../../state/records.ts';
 import { seedSpec } from '../helpers/manifests.ts';
 import { recordPendingDnat } from '../helpers/fixtures.ts';
 import { branchPush, startApp, type TestApp } from '../helpers/app.ts';

@@ -8,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { QueueEvents } from 'bullmq';
 import { HANDLER_KINDS } from '../../dataplane/kinds.ts';
 import { bullPrefix } from '../../queue/queues.ts';
-import { gatewayTarget } from '../../queue/records.ts';
+import { gatewayTarget } from '../../state/records.ts';
 import { push as pushItem, seedObjects } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { redisConnection } from '../../queue/queues.ts';
-import { StatusBook, SUMMARY_CONTEXT, type StatusEvent } from '../../queue/statuses.ts';
+import { StatusBook, SUMMARY_CONTEXT, type StatusEvent } from '../../state/statuses.ts';
 import { LocalRedis } from '../../server/redis-server.ts';
 
 const SHA = 'a'.repeat(40);

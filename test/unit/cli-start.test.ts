@@ -113,7 +113,7 @@ describe('natops start-up: each command loads what it needs only', () => {
   // place a runtime is picked, and the apply action), none of which may reach for the Kubernetes client.
   it('apply --runtime netns: its modules load no Kubernetes client, no server package', async () => {
     const log = join(dir, `modules-${n++}`);
-    const modules = ['server/runtimes.ts', 'lab/lab.ts', 'lab/gateway-runtime.ts', 'runtime/reconcile.ts', 'server/config.ts', 'gitops/manifests/network.ts', 'gitops/manifests/read-dir.ts', 'dataplane/plan-text.ts'];
+    const modules = ['runtime/select.ts', 'runtime/netns/lab.ts', 'runtime/netns/runtime.ts', 'runtime/reconcile.ts', 'server/config.ts', 'gitops/manifests/network.ts', 'gitops/manifests/read-dir.ts', 'dataplane/plan-text.ts'];
     const code = modules.map((m) => `await import(${JSON.stringify(pathToFileURL(join(ROOT, m)).href)});`).join('\n');
     const child = spawn(process.execPath, ['--import', 'tsx', '--import', REGISTER, '--input-type=module', '-e', code], { cwd: ROOT, env: { ...process.env, NATOPS_TEST_MODULE_LOG: log }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -139,7 +139,7 @@ describe('npm run build', () => {
     try {
       await mkdir(join(root, 'src'), { recursive: true });
       await mkdir(join(root, 'dist', 'cli'), { recursive: true });
-      await writeFile(join(root, 'tsconfig.build.json'), '{\n  // what the build is made from\n  "include": ["src", "package-lock.json"]\n}\n');
+      await writeFile(join(root, 'dist', 'sources.json'), JSON.stringify(['package-lock.json', 'src/a.ts', 'src/gone.ts']));
       for (const f of ['src/a.ts', 'src/notes.txt', 'package-lock.json', 'dist/cli/main.js', 'dist/.built']) await writeFile(join(root, f), '');
       const at = (f: string, seconds: number) => utimes(join(root, f), seconds, seconds);
       for (const f of ['src/a.ts', 'src/notes.txt', 'package-lock.json']) await at(f, 1000);
@@ -162,7 +162,7 @@ describe('npm run build', () => {
       assert.match(await runs(), /^sources \| natops: warning: package-lock\.json changed after the last build/);
       await at('package-lock.json', 1000);
       await at('src/a.ts', 3000);
-      assert.match(await runs(), /^sources \| natops: warning: src changed after the last build/);
+      assert.match(await runs(), /^sources \| natops: warning: src\/a\.ts changed after the last build/);
     } finally {
       await rm(root, { recursive: true, force: true });
     }

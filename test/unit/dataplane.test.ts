@@ -5,7 +5,7 @@ import { compileGateway, emptyGatewayState } from '../../dataplane/compile.ts';
 import { diffStates, isEmptyChangeSet, type ChainEdit } from '../../dataplane/diff.ts';
 import type { GatewayState, NatChain } from '../../dataplane/model.ts';
 import { parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable, ParseError } from '../../dataplane/parse.ts';
-import { planGateways } from '../../dataplane/plan.ts';
+import { planGateways } from '../../dataplane/gateway-plan.ts';
 import { describeChanges, renderGatewayPlan, ruleDiff } from '../../dataplane/plan-text.ts';
 import { push, seedSpec, set, subnet } from '../helpers/manifests.ts';
 

@@ -8,8 +8,8 @@ import { decide, decideRepairs, issueSummary, type Decision, type PlanContext } 
 import { settle, supersededBy, type JobOutcome } from '../../functions/jobs/finalize.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import { jobTarget } from '../../queue/jobs.ts';
-import { KEEP, type GatewayRecord, type NetworkRecord, type RecordSnapshot } from '../../queue/records.ts';
-import { statusText } from '../../queue/statuses.ts';
+import { KEEP, type GatewayRecord, type NetworkRecord, type RecordSnapshot } from '../../state/records.ts';
+import { statusText } from '../../state/statuses.ts';
 import { push, seedObjects, set, SEED_VERBATIM, toFiles, type SeedObjects } from '../helpers/manifests.ts';
 
 const validate = (seed: SeedObjects) => validateManifests(toFiles(seed));

@@ -3,7 +3,7 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { HandlerJob, JOB_SCHEMA, jobData, readJobData } from '../../queue/jobs.ts';
-import { gatewayTarget, NETWORKS, parseRecord, RECORD_SCHEMA, RecordError } from '../../queue/records.ts';
+import { gatewayTarget, NETWORKS, parseRecord, RECORD_SCHEMA, RecordError } from '../../state/records.ts';
 
 const SHA = 'a'.repeat(40);
 const condition = { ready: 'True', reason: 'Applied', message: 'live', sha: SHA, gen: 3, cause: 'push', at: 1 };

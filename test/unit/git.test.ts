@@ -8,7 +8,7 @@ import examples from '@octokit/webhooks-examples';
 import { parseRefUpdates, runGit } from '../../gitops/git/local-repo.ts';
 import { localPushPayload } from '../../gitops/git/local-push.ts';
 import { PushPayload, pushedBranch } from '../../gitops/git/push-event.ts';
-import { GitRepo } from '../../gitops/git/repo.ts';
+import { GitRepo } from '../../gitops/git/local-source.ts';
 import { checkTrackedPath, GitSourceError, TrackedPathError, UnknownCommitError } from '../../gitops/git/source.ts';
 import { isRetryable, PermanentError } from '../../common/errors.ts';
 import { run } from '../../common/exec.ts';

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
-import { LabError } from '../../lab/errors.ts';
-import { LabNames } from '../../lab/names.ts';
+import { LabError } from '../../runtime/netns/errors.ts';
+import { LabNames } from '../../runtime/netns/names.ts';
 import { networkModel } from '../../gitops/manifests/network.ts';
 import { push, seedObjects, subnet, toFiles } from '../helpers/manifests.ts';
 

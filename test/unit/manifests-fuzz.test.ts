@@ -16,7 +16,7 @@ import { compileGateway, emptyGatewayState } from '../../dataplane/compile.ts';
 import { changeSetCommands, restorePayload } from '../../dataplane/commands.ts';
 import { diffStates } from '../../dataplane/diff.ts';
 import { changedParts, partTarget, GATEWAY_PARTS } from '../../dataplane/parts.ts';
-import { planGateways } from '../../dataplane/plan.ts';
+import { planGateways } from '../../dataplane/gateway-plan.ts';
 import { renderGatewayPlan } from '../../dataplane/plan-text.ts';
 import { formatIssue, type ManifestIssue } from '../../gitops/manifests/issues.ts';
 import { loadManifests, type LoadOptions, type ManifestFile } from '../../gitops/manifests/load.ts';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { compileGateway } from '../../dataplane/compile.ts';
-import { planGateways } from '../../dataplane/plan.ts';
+import { planGateways } from '../../dataplane/gateway-plan.ts';
 import { ruleDiff } from '../../dataplane/plan-text.ts';
 import { formatIssue } from '../../gitops/manifests/issues.ts';
 import type { ManifestFile } from '../../gitops/manifests/load.ts';

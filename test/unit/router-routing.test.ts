@@ -3,8 +3,8 @@
 // Nothing when they match; never a flush.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { diffRouting, routerRouting, type IpRoute, type IpRule } from '../../lab/topology.ts';
-import type { StaticRoute } from '../../gitops/manifests/schema.ts';
+import { diffRouting, routerRouting, type IpRoute, type IpRule } from '../../runtime/netns/router-routes.ts';
+import type { StaticRoute } from '../../dataplane/network.ts';
 
 const STATIC: StaticRoute[] = [
   { cidr: '0.0.0.0/0', nextHopIP: '10.0.1.254', policy: 'policyDst' },

@@ -13,7 +13,7 @@ import type { ExecRequest, ExecResult } from '../../common/exec.ts';
 import { READ_COMMANDS, readGatewayState, readScript, splitReads, type ReadSection } from '../../runtime/gateway-io.ts';
 import { reconcileGateway, reconcilePart } from '../../runtime/reconcile.ts';
 import type { GatewayHandle } from '../../runtime/runtime.ts';
-import { isWired } from '../../lab/gateway-runtime.ts';
+import { isWired } from '../../runtime/netns/runtime.ts';
 import { seedSpec } from '../helpers/manifests.ts';
 import { oneGatewayRuntime } from '../helpers/fixtures.ts';
 

@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { GitRepo } from '../../gitops/git/repo.ts';
+import { GitRepo } from '../../gitops/git/local-source.ts';
 import { ManifestSourceError, readManifestDir } from '../../gitops/manifests/read-dir.ts';
 import { run } from '../../common/exec.ts';
 

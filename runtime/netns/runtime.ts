@@ -1,16 +1,16 @@
 // The netns runtime, the lab's: each gateway is a network namespace on the lab, eth0 on its subnet's bridge
 // and net1 on the underlay bridge, as a Kube-OVN gateway pod is wired by its CNI and macvlan.
 import { z } from 'zod';
-import { parseCidr } from '../common/ipv4.ts';
-import type { GatewaySpec } from '../dataplane/model.ts';
-import { ParseError, parseIpAddr } from '../dataplane/parse.ts';
+import { parseCidr } from '../../common/ipv4.ts';
+import type { GatewaySpec } from '../../dataplane/model.ts';
+import { ParseError, parseIpAddr } from '../../dataplane/parse.ts';
 import { LabError } from './errors.ts';
 import type { Lab } from './lab.ts';
 import { addVeth, inNamespace, ipBatch, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from './netns.ts';
-import type { Command } from '../dataplane/commands.ts';
-import type { Exec, ExecResult } from '../common/exec.ts';
-import { readGatewayState, runCommands } from '../runtime/gateway-io.ts';
-import type { GatewayHandle, GatewayRuntime } from '../runtime/runtime.ts';
+import type { Command } from '../../dataplane/commands.ts';
+import type { Exec, ExecResult } from '../../common/exec.ts';
+import { readGatewayState, runCommands } from '../gateway-io.ts';
+import type { GatewayHandle, GatewayRuntime } from '../runtime.ts';
 
 // What the gateway pod's spec would set: loose reverse-path checks, since replies are policy-routed.
 const GATEWAY_SYSCTLS = { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0' };

@@ -3,7 +3,7 @@
 // two that change the same gateway about each other), and what the dashboard lists.
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { Sha } from './jobs.ts';
+import { Sha } from '../common/sha-schema.ts';
 
 export const PreviewRecord = z.object({
   number: z.number(),

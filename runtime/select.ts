@@ -1,17 +1,31 @@
-// Where gateways and networks live, from the configuration: the one place that picks a runtime.
+// Where gateways and networks live, from the configuration: the one place that picks a runtime
+// (serve, worker, apply and plan --against live all come here).
 // netns: the local lab's namespaces. kubernetes: Deployments in a cluster (KUBECONFIG, or the
 // in-cluster service account); its networks are Kube-OVN's, or the local lab's when a lab is
 // named (network mode multus on this machine's cluster: the lab provides the attachment points).
+// dry-run: nothing runs; every gateway starts empty and its commands are recorded.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { NetworkModel } from '../dataplane/network.ts';
-import type { NetworkRuntime } from '../functions/handlers/handlers.ts';
-import { NetnsRuntime } from '../lab/gateway-runtime.ts';
-import { Lab } from '../lab/lab.ts';
-import { DEFAULT_LAB } from '../lab/names.ts';
-import type { GatewayRuntime } from '../runtime/runtime.ts';
-import type { ServerConfig } from './config.ts';
+import { DryRunRuntime } from './dry-run.ts';
+import type { NetworkMode } from './kubernetes/objects.ts';
+import { Lab } from './netns/lab.ts';
+import { DEFAULT_LAB } from './netns/names.ts';
+import { NetnsRuntime } from './netns/runtime.ts';
+import type { GatewayRuntime, NetworkRuntime } from './runtime.ts';
 
-export type RuntimeConfig = Pick<ServerConfig, 'runtime' | 'lab' | 'commandTimeoutMs' | 'kubeconfig' | 'namespace' | 'networkMode' | 'podReadyTimeoutMs'>;
+export type RuntimeConfig =
+  | { runtime: 'dry-run' }
+  | { runtime: 'netns'; lab?: string | undefined; commandTimeoutMs: number }
+  | {
+      runtime: 'kubernetes';
+      /** a lab that provides the networks and the pods' attachment points (network mode multus here) */
+      lab?: string | undefined;
+      commandTimeoutMs: number;
+      kubeconfig?: string | undefined;
+      namespace: string;
+      networkMode: NetworkMode;
+      podReadyTimeoutMs: number;
+    };
 
 export interface Runtimes {
   runtime: GatewayRuntime;
@@ -33,6 +47,7 @@ async function kubeConfig(file?: string): Promise<KubeConfig> {
 }
 
 export async function makeRuntimes(c: RuntimeConfig, warn: (m: string) => void): Promise<Runtimes> {
+  if (c.runtime === 'dry-run') return { runtime: new DryRunRuntime(), network: { apply: async () => [] }, describe: 'dry run' };
   if (c.runtime === 'netns') {
     const lab = new Lab(c.lab, { commandTimeoutMs: c.commandTimeoutMs });
     return {
@@ -42,7 +57,7 @@ export async function makeRuntimes(c: RuntimeConfig, warn: (m: string) => void):
     };
   }
   const kc = await kubeConfig(c.kubeconfig);
-  const { KubernetesRuntime } = await import('../runtime/kubernetes/runtime.ts');
+  const { KubernetesRuntime } = await import('./kubernetes/runtime.ts');
   const runtime = new KubernetesRuntime(kc, { namespace: c.namespace, mode: c.networkMode, readyTimeoutMs: c.podReadyTimeoutMs, commandTimeoutMs: c.commandTimeoutMs }, warn);
   const lab = c.lab === undefined ? undefined : new Lab(c.lab ?? DEFAULT_LAB, { commandTimeoutMs: c.commandTimeoutMs });
   const network: NetworkRuntime = lab

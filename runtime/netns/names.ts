@@ -1,6 +1,6 @@
 // Names of everything the lab creates. Namespaces carry the resource names; interface names
 // are limited to 15 characters, so they carry a short hash of what they belong to.
-import { hexDigest } from '../common/digest.ts';
+import { hexDigest } from '../../common/digest.ts';
 import { LabError } from './errors.ts';
 
 export const DEFAULT_LAB = 'natops';

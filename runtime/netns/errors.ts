@@ -1,4 +1,4 @@
-import { NatopsError } from '../common/errors.ts';
+import { NatopsError } from '../../common/errors.ts';
 
 /** A lab request that cannot be carried out: bad host or lab name, lab not up, foreign namespace. */
 export class LabError extends NatopsError {}

@@ -8,7 +8,8 @@ import { z } from 'zod';
 import { errorMessage, PermanentError } from '../common/errors.ts';
 import { HANDLER_KINDS } from '../dataplane/kinds.ts';
 import { NetworkModelSchema } from '../dataplane/network.ts';
-import { GatewaySpecSchema, Sha } from './jobs.ts';
+import { Sha } from '../common/sha-schema.ts';
+import { GatewaySpecSchema } from '../dataplane/model.ts';
 
 export const Ready = z.enum(['True', 'False', 'Unknown']);
 export type Ready = z.infer<typeof Ready>;

@@ -1,7 +1,7 @@
 // What a VPC router must change to match its Vpc's static routes (pure). The lab builds from
 // dataplane/network.ts's model; nothing here is the lab's own description of the networks.
-import { networkAddress, parseCidr } from '../common/ipv4.ts';
-import type { StaticRoute } from '../dataplane/network.ts';
+import { networkAddress, parseCidr } from '../../common/ipv4.ts';
+import type { StaticRoute } from '../../dataplane/network.ts';
 
 // ---- a VPC router's static routes ------------------------------------------------------------------
 

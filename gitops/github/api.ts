@@ -3,7 +3,7 @@
 // a rate limit names the moment it lifts, so the job waits for it instead of burning attempts.
 import { RequestError } from '@octokit/request-error';
 import type { Octokit } from 'octokit';
-import { errorMessage, NatopsError, RetryLaterError } from '../common/errors.ts';
+import { errorMessage, NatopsError, RetryLaterError } from '../../common/errors.ts';
 
 export class GitHubError extends NatopsError {
   constructor(readonly operation: string, message: string, readonly status: number | undefined, opts: { retryable: boolean; cause?: unknown }) {

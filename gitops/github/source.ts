@@ -1,13 +1,13 @@
 // The manifests at a commit through GitHub's trees and blobs APIs. Blobs are addressed by their
 // content, so a cache keyed by blob id is never stale: a file unchanged between commits is
 // fetched once. A recursive tree GitHub truncated is walked again one directory at a time.
-import { checkTrackedPath, GitSourceError, UnknownCommitError, type GitSource } from '../gitops/git/source.ts';
-import { DEFAULT_LOAD_LIMITS, isManifestFileName, type ManifestFile } from '../gitops/manifests/load.ts';
-import { symlinkSkipped, warnOnStderr, type ReadOptions } from '../gitops/manifests/read-dir.ts';
-import { SHA } from '../common/sha.ts';
+import { checkTrackedPath, GitSourceError, UnknownCommitError, type GitSource } from '../git/source.ts';
+import { DEFAULT_LOAD_LIMITS, isManifestFileName, type ManifestFile } from '../manifests/load.ts';
+import { symlinkSkipped, warnOnStderr, type ReadOptions } from '../manifests/read-dir.ts';
+import { SHA } from '../../common/sha.ts';
 import type { GitHubApi, TreeEntry } from './api.ts';
 
-/** Blob bytes by blob id (Redis in natops: queue/store.ts). */
+/** Blob bytes by blob id (Redis in natops: state/store.ts). */
 export interface BlobCache {
   get(sha: string): Promise<Buffer | undefined>;
   set(sha: string, bytes: Buffer): Promise<void>;

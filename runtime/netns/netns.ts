@@ -1,6 +1,6 @@
 // Network namespace primitives for the lab and the netns runtime. Every command is an argv array.
 import { readdir } from 'node:fs/promises';
-import { run, type ExecRequest, type ExecResult, type RunOptions } from '../common/exec.ts';
+import { run, type ExecRequest, type ExecResult, type RunOptions } from '../../common/exec.ts';
 
 const NETNS_DIR = '/run/netns';
 

@@ -4,15 +4,15 @@
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { parseCidr, cidrContains } from '../common/ipv4.ts';
-import { k8sName } from '../gitops/manifests/schema.ts';
-import { DEFAULT_COMMAND_TIMEOUT_MS, run } from '../common/exec.ts';
+import { parseCidr, cidrContains } from '../../common/ipv4.ts';
+import { k8sName } from '../../common/k8s-name.ts';
+import { DEFAULT_COMMAND_TIMEOUT_MS, run } from '../../common/exec.ts';
 import { LabError } from './errors.ts';
 import { LabNames } from './names.ts';
 import { addVeth, deleteNamespace, ensureNamespace, inNamespace, ipBatch, ipBatchInput, ipIn, listNamespaces, namespaceExists, type NetnsCommandOptions } from './netns.ts';
-import { NetworkModelSchema, subnetAttachmentBridge, type NetworkModel } from '../dataplane/network.ts';
-import { ParseError, parseIpAddrs } from '../dataplane/parse.ts';
-import { diffRouting, routerRouting, type IpRoute, type IpRule } from './topology.ts';
+import { NetworkModelSchema, subnetAttachmentBridge, type NetworkModel } from '../../dataplane/network.ts';
+import { ParseError, parseIpAddrs } from '../../dataplane/parse.ts';
+import { diffRouting, routerRouting, type IpRoute, type IpRule } from './router-routes.ts';
 
 /** Where natops records what it created; tmpfs, like the namespaces themselves. */
 export const STATE_ROOT = process.env.NATOPS_STATE_DIR ?? '/run/natops';

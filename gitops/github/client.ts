@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { createAppAuth } from '@octokit/auth-app';
 import { Octokit } from 'octokit';
 import { z } from 'zod';
-import { PermanentError } from '../common/errors.ts';
+import { PermanentError } from '../../common/errors.ts';
 import { describeFailure as failure, GitHubApi, parseRepository } from './api.ts';
 
 /** Credentials or permissions GitHub refuses: natops does not start (retrying cannot help). */
