@@ -142,7 +142,7 @@ async function main(): Promise<void> {
     say(`webhook back, sending ${backlog} deferred first: ${ms(catchUp)} (${back.count()} deliveries)`);
     if (back.count() !== backlog + 1 || (await listDeferred(down.bare)).length) throw new Error(`the backlog was not sent: ${back.count()} deliveries`);
 
-    let oldDown: number[] = [];
+    const oldDown: number[] = [];
     let rev = '';
     if (oldReps > 0) {
       rev = await oldRev();

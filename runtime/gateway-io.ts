@@ -58,7 +58,7 @@ export function splitReads<S extends ReadSection>(stdout: string, stderr: string
     const found = new Map<string, string>();
     const re = new RegExp(`^${MARK} (\\S+)\\n`, 'gm');
     const heads = [...text.matchAll(re)];
-    heads.forEach((m, i) => found.set(m[1]!, text.slice(m.index! + m[0].length, heads[i + 1]?.index ?? text.length)));
+    for (const [i, m] of heads.entries()) found.set(m[1]!, text.slice(m.index! + m[0].length, heads[i + 1]?.index ?? text.length));
     return found;
   };
   const out = parts(stdout);

@@ -99,7 +99,7 @@ function pendingKinds(rec: GatewayRecord | undefined): HandlerKind[] {
  */
 function supersededStatuses(rec: { condition: Condition } | undefined, ctx: PlanContext, context: string): StatusEvent[] {
   const c = rec?.condition;
-  if (!c || c.ready !== 'Unknown' || c.sha === ctx.sha) return [];
+  if (c?.ready !== 'Unknown' || c.sha === ctx.sha) return [];
   return [supersededStatus(c.sha, context, ctx.sha, ctx.planUrl)];
 }
 

@@ -104,7 +104,7 @@ async function pushedCommits(gitDir: string, before: string, after: string): Pro
   // (tried as a range first: one git run on every push but the first of a branch)
   const logOf = (range: string, okExitCodes: number[]) => runGit(gitDir, ['log', '-z', '--max-count=20', '--format=%H%x1f%B%x1f%aI%x1f%an%x1f%ae', range, '--'], { okExitCodes });
   let log = isZeroSha(before) ? undefined : await logOf(`${before}..${after}`, [0, 128]);
-  if (!log || log.code !== 0) log = await logOf(after, [0]);
+  if (log?.code !== 0) log = await logOf(after, [0]);
   return log.stdout.split('\0').filter(Boolean).reverse().map((rec) => {
     const [id = '', message = '', timestamp = '', name = '', email = ''] = rec.split('\x1f');
     return { id, message: message.trim(), timestamp, author: { name, email } };

@@ -98,7 +98,7 @@ export class GitRepo implements GitSource {
     }
     if (blobs.length === 0) return [];
     // One git process for all files: cat-file --batch answers "<id> blob <size>\n<bytes>\n" per id.
-    const out = await runGit(this.gitDir, ['cat-file', '--batch'], { stdin: blobs.map((b) => b.id).join('\n') + '\n' })
+    const out = await runGit(this.gitDir, ['cat-file', '--batch'], { stdin: `${blobs.map((b) => b.id).join('\n')}\n` })
       .catch((e: unknown) => {
         throw e instanceof CommandError ? new GitSourceError(this.gitDir, e.message) : e;
       });

@@ -137,7 +137,7 @@ export function classify(doc: LoadedDoc, raw: unknown = doc.value, at: FieldPath
  */
 export function yaml11Hint(doc: LoadedDoc, path: FieldPath, quoteAs?: (value: unknown, source: string) => string): string | undefined {
   const sc = doc.scalarAt(path);
-  if (!sc || !sc.plain) return undefined;
+  if (!sc?.plain) return undefined;
   const type = typeof sc.value === 'boolean' ? 'a boolean' : typeof sc.value === 'number' ? 'a number' : undefined;
   if (!type) return undefined;
   const last = path[path.length - 1];

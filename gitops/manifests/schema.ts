@@ -73,7 +73,7 @@ export const NatGwConfigMapSchema = z.strictObject({
     annotations: labelMap.optional(),
   }),
   data: z.strictObject({
-    image: configString.regex(/^[A-Za-z0-9][A-Za-z0-9._\/:@-]*$/, 'must be a container image reference such as kubeovn/vpc-nat-gateway:v1.7.0'),
+    image: configString.regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/, 'must be a container image reference such as kubeovn/vpc-nat-gateway:v1.7.0'),
     'enable-vpc-nat-gw': configString.refine((v) => v === 'true' || v === 'false', "must be 'true' or 'false'"),
     // The nic becomes an interface name (macvlan master, the lab's underlay bridge): 1-15 safe characters.
     nic: configString.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/, 'must be a network interface name (1-15 letters, digits, ".", "_" or "-")'),
@@ -153,7 +153,7 @@ export const VpcNatGatewaySchema = z.strictObject({
     subnet: k8sName,
     lanIp: ipv4Address,
     // Kube-OVN's node selector: "key: value" strings
-    selector: z.array(z.string().regex(/^\s*[A-Za-z0-9][A-Za-z0-9._\/-]*\s*:\s*[A-Za-z0-9._-]*\s*$/, 'must be "label-key: value", e.g. "kubernetes.io/os: linux"')).optional(),
+    selector: z.array(z.string().regex(/^\s*[A-Za-z0-9][A-Za-z0-9._/-]*\s*:\s*[A-Za-z0-9._-]*\s*$/, 'must be "label-key: value", e.g. "kubernetes.io/os: linux"')).optional(),
     // Kube-OVN HEAD's scheduling fields, as a pod spec has them
     tolerations: z.array(z.strictObject({
       key: z.string().optional(),

@@ -1,7 +1,7 @@
 // The Kubernetes runtime: each gateway a Deployment in Kube-OVN's form, every change one
 // transaction through pods/exec with the same reader, diff and commands as the netns runtime.
 import {
-  AppsV1Api, CoreV1Api, CustomObjectsApi, Exec, KubeConfig, KubernetesObjectApi, PatchStrategy, Watch,
+  AppsV1Api, CoreV1Api, CustomObjectsApi, Exec, type KubeConfig, KubernetesObjectApi, PatchStrategy, Watch,
   type KubernetesObject, type V1Deployment, type V1Pod,
 } from '@kubernetes/client-node';
 import { NatopsError, PermanentError } from '../../common/errors.ts';

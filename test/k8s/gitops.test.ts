@@ -64,7 +64,7 @@ describe('GitOps loop on Kubernetes (real cluster, Redis, git, lab hosts)', () =
     assert.equal(await lab.tcp('client', '192.168.0.112', 8888), 'web 192.168.0.112', 'hairpin');
     assert.equal(await lab.tcp('ext', '192.168.0.112', 2222), 'db 192.168.0.50', 'second subnet');
     const cli = await natops(['status', sha, '--redis', p.redis.url]);
-    assert.match(cli.stdout, /\n  ngw\s+True\s+Applied\s/);
+    assert.match(cli.stdout, /\n {2}ngw\s+True\s+Applied\s/);
   });
 
   it('an update moves a port and removes the floating IP; the Deployment is left as it is', async () => {
@@ -103,7 +103,7 @@ describe('GitOps loop on Kubernetes (real cluster, Redis, git, lab hosts)', () =
     assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8080), 'web 192.168.0.50');
     assert.ok(p.logs.some((l) => /the pod of gateway ngw was replaced/.test(l)), p.logs.slice(-20).join('\n'));
     const cli = await natops(['status', '--redis', p.redis.url]);
-    assert.match(cli.stdout, /\n  ngw\s+True\s+Applied\s.*repair/);
+    assert.match(cli.stdout, /\n {2}ngw\s+True\s+Applied\s.*repair/);
   });
 
   it('a pod replaced again while its repair runs is repaired too (the resync waits for the repair, then looks again)', async () => {
@@ -133,7 +133,7 @@ describe('GitOps loop on Kubernetes (real cluster, Redis, git, lab hosts)', () =
       const handle = await k.runtime().gateway('ngw');
       const state = await handle?.readState();
       // the subnet routes' policy rules come with the repair's last jobs: waited for, not read once
-      return state && state.net1Up && state.addresses.length === 2 && state.nat.SHARED_DNAT?.length && state.nat.SHARED_SNAT?.length && state.rules.length >= 2 ? state : undefined;
+      return state?.net1Up && state.addresses.length === 2 && state.nat.SHARED_DNAT?.length && state.nat.SHARED_SNAT?.length && state.rules.length >= 2 ? state : undefined;
     }, 120_000);
     assert.ok(live.rules.length >= 2);
     const rec = await p.until('ngw to settle', async () => {

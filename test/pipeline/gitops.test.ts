@@ -52,7 +52,7 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     const cli = await natops(['status', sha, '--redis', p.redis.url]);
     assert.equal(cli.code, 0, cli.stderr);
     assert.match(cli.stdout, /success\s+natops\/ngw\s+live: 2 EIPs/);
-    assert.match(cli.stdout, /\n  ngw\s+True\s+Applied\s+[0-9a-f]{7}\/\d+\s+[0-9a-f]{7}\/\d+\s+live: 2 EIPs/);
+    assert.match(cli.stdout, /\n {2}ngw\s+True\s+Applied\s+[0-9a-f]{7}\/\d+\s+[0-9a-f]{7}\/\d+\s+live: 2 EIPs/);
 
     const lab = p.lab;
     await lab.host('fip', 'sn', '10.0.1.5/24');

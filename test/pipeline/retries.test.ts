@@ -52,7 +52,7 @@ describe('retries (real redis-server, real workers)', () => {
     // GitHub's example push names a commit this (empty) repository does not have.
     const push = branchPush();
     assert.equal((await t.deliver('push', push)).status, 202);
-    let summary;
+    let summary: Awaited<ReturnType<typeof t.app.statuses.get>>[number] | undefined;
     for (let i = 0; i < 100 && !summary; i++) {
       summary = (await t.app.statuses.get(String(push.after))).find((s) => s.context === 'natops');
       if (!summary) await new Promise((r) => setTimeout(r, 50));

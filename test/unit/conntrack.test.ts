@@ -71,7 +71,10 @@ describe('conntrack', () => {
   it('a single deletion runs directly, without a listing', async () => {
     const ran: string[][] = [];
     const filter: ConntrackFilter = { origDst: '192.168.0.111' };
-    await runCommands(async (req) => (ran.push(req.argv), { stdout: '', stderr: '', code: 0 }), [
+    await runCommands(async (req) => {
+      ran.push(req.argv);
+      return { stdout: '', stderr: '', code: 0 };
+    }, [
       { argv: ['conntrack', '-D', '-d', '192.168.0.111'], okExitCodes: [0, 1], conntrack: filter },
     ]);
     assert.deepEqual(ran, [['conntrack', '-D', '-d', '192.168.0.111']]);

@@ -435,8 +435,14 @@ describe('GitHub stand-in: paging, conditional requests, trees, faults', () => {
     const seen: string[] = [];
     const gh = client(standin.url, PAT, {
       throttle: {
-        onRateLimit: (after: number) => (seen.push(`primary ${after}`), true),
-        onSecondaryRateLimit: (after: number) => (seen.push(`secondary ${after}`), true),
+        onRateLimit: (after: number) => {
+          seen.push(`primary ${after}`);
+          return true;
+        },
+        onSecondaryRateLimit: (after: number) => {
+          seen.push(`secondary ${after}`);
+          return true;
+        },
       },
     });
     const on = (path: string): FaultOptions['match'] => (_m, p) => p === path;

@@ -83,7 +83,7 @@ describe('hostile manifests are positioned problems, not exceptions', () => {
   });
 
   it('a file that is not UTF-8: at its first bad byte when the bytes are given, by U+FFFD otherwise', async () => {
-    const latin1 = Buffer.from('# caf\xe9 settings\n' + SEED_GATEWAY, 'latin1');
+    const latin1 = Buffer.from(`# caf\xe9 settings\n${SEED_GATEWAY}`, 'latin1');
     const withBytes = await withGateway({ text: latin1.toString('utf8'), bytes: latin1 });
     assert.match(oneRefusal(withBytes.issues, 1, 6).message, /not UTF-8 text: byte 0xE9/);
     const textOnly = await withGateway({ text: latin1.toString('utf8') });

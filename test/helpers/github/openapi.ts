@@ -394,7 +394,7 @@ function unknownProperties(schema: Json | undefined, data: Json, where: string, 
   const node = resolve(schema).node;
   if (!isObject(node)) return;
   if (Array.isArray(data)) {
-    if (node.items !== undefined) data.forEach((d, i) => unknownProperties(node.items, d, `${where}/${i}`, out, depth + 1));
+    if (node.items !== undefined) for (const [i, d] of data.entries()) unknownProperties(node.items, d, `${where}/${i}`, out, depth + 1);
     return;
   }
   if (!isObject(data)) return;

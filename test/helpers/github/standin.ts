@@ -394,7 +394,7 @@ export class GitHubStandIn {
    * test can act while natops waits on GitHub.
    */
   hold(match: (method: string, path: string) => boolean): { release(): void } {
-    let release = () => undefined as void;
+    let release: () => void = () => {};
     const released = new Promise<void>((r) => (release = r));
     const hold = { match, released };
     this.holds.push(hold);
@@ -598,7 +598,7 @@ export class GitHubStandIn {
       const etag = `W/"${createHash('sha256').update(JSON.stringify(body)).digest('hex')}"`;
       headers.etag = etag;
       const inm = ctx.headers['if-none-match'];
-      if (inm !== undefined && inm.split(',').some((t) => t.trim() === '*' || t.trim().replace(/^W\//, '') === etag.replace(/^W\//, ''))) {
+      if (inm?.split(',').some((t) => t.trim() === '*' || t.trim().replace(/^W\//, '') === etag.replace(/^W\//, ''))) {
         status = 304;
         body = undefined;
         counted = false;
