@@ -50,7 +50,8 @@ function proc(argv: string[], stdin?: string): Promise<void> {
     child.on('error', reject);
     child.on('close', (code) => {
       if (code !== 0) reject(new Error(`${argv.join(' ')}: exit ${code}\n${stderr}`));
-      else if (stderr.includes('npm run build')) reject(new Error(`dist/ is missing or stale; run \`npm run build\` first:\n${stderr}`));
+      else if (stderr.includes('npm run build'))
+        reject(new Error(`dist/ is missing or stale; run \`npm run build\` first:\n${stderr}`));
       else resolve();
     });
     child.stdin.end(stdin ?? '');
@@ -65,11 +66,19 @@ async function main(): Promise<void> {
     await lab.down();
     await rm(dir, { recursive: true, force: true });
   };
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stop().finally(() => process.exit(130)));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => void stop().finally(() => process.exit(130)));
   try {
     // The manifests a user would apply: the seed plus N port forwards on one EIP.
     const seed = await seedObjects();
-    for (let i = 0; i < forwards; i++) push(seed.gateway, 'spec.dnatRules', { eip: EIP, externalPort: 20000 + i, protocol: 'tcp', internalIp: BACKEND, internalPort: 80 });
+    for (let i = 0; i < forwards; i++)
+      push(seed.gateway, 'spec.dnatRules', {
+        eip: EIP,
+        externalPort: 20000 + i,
+        protocol: 'tcp',
+        internalIp: BACKEND,
+        internalPort: 80,
+      });
     const many = join(dir, 'forwards');
     for (const f of toFiles(seed)) {
       await mkdir(dirname(join(many, f.path)), { recursive: true });
@@ -85,7 +94,10 @@ async function main(): Promise<void> {
     // the gateway's iptables, for the baselines as for the count (Kube-OVN's gateway also runs
     // iptables-legacy wherever the kernel has it)
     const programs = await gatewayIptables((req) => inNamespace(gw, req));
-    const count = async () => (await inNamespace(gw, { argv: [programs.save, '-t', 'nat'] })).stdout.split('\n').filter((l) => l.startsWith('-A SHARED_DNAT')).length;
+    const count = async () =>
+      (await inNamespace(gw, { argv: [programs.save, '-t', 'nat'] })).stdout
+        .split('\n')
+        .filter((l) => l.startsWith('-A SHARED_DNAT')).length;
     const expectAll = async (who: string) => {
       const n = await count();
       if (n !== forwards + 1) throw new Error(`${who} left ${n} port forwards, expected ${forwards + 1}`);
@@ -109,19 +121,23 @@ async function main(): Promise<void> {
         await expectAll('one iptables command per rule');
         await reset();
       }
-      say(`${i + 1}/${reps}: natops apply ${ms(t.natops.at(-1)!)}, iptables-restore ${ms(t.restore.at(-1)!)}${i < naiveReps ? `, one command per rule ${ms(t.naive.at(-1)!)}` : ''}`);
+      say(
+        `${i + 1}/${reps}: natops apply ${ms(t.natops.at(-1)!)}, iptables-restore ${ms(t.restore.at(-1)!)}${i < naiveReps ? `, one command per rule ${ms(t.naive.at(-1)!)}` : ''}`,
+      );
     }
     const [a, r, n] = [median(t.natops), median(t.restore), median(t.naive)];
-    process.stdout.write([
-      `### add ${forwards.toLocaleString('en')} port forwards to a live gateway, whole processes (median of ${reps}; one command per rule: ${naiveReps})`,
-      '',
-      '| how | time | natops is |',
-      '|---|---:|---:|',
-      `| \`natops apply DIR\` (start, YAML, validation, read, diff, one \`iptables-restore\`, read back) | ${ms(a)} | 1.0x |`,
-      `| one \`iptables\` command per rule, one bash in the gateway (Kube-OVN's way) | ${ms(n)} | ${(n / a).toFixed(1)}x faster |`,
-      `| one bare \`iptables-restore --noflush\` of the same rules (the floor) | ${ms(r)} | ${(a / r).toFixed(1)}x slower |`,
-      '',
-    ].join('\n'));
+    process.stdout.write(
+      [
+        `### add ${forwards.toLocaleString('en')} port forwards to a live gateway, whole processes (median of ${reps}; one command per rule: ${naiveReps})`,
+        '',
+        '| how | time | natops is |',
+        '|---|---:|---:|',
+        `| \`natops apply DIR\` (start, YAML, validation, read, diff, one \`iptables-restore\`, read back) | ${ms(a)} | 1.0x |`,
+        `| one \`iptables\` command per rule, one bash in the gateway (Kube-OVN's way) | ${ms(n)} | ${(n / a).toFixed(1)}x faster |`,
+        `| one bare \`iptables-restore --noflush\` of the same rules (the floor) | ${ms(r)} | ${(a / r).toFixed(1)}x slower |`,
+        '',
+      ].join('\n'),
+    );
   } finally {
     await stop();
   }

@@ -47,13 +47,17 @@ const git = (...argv: string[]) => run(['git', '-C', ROOT, ...argv]);
 /** The commit before bin/natops.js ran dist/ (this tree's HEAD while that change is not committed). */
 async function oldRev(): Promise<string> {
   if (args['old-rev']) return (await git('rev-parse', '--verify', `${args['old-rev']}^{commit}`)).stdout.trim();
-  const first = (await git('log', '--format=%H', '--reverse', '-S', 'dist/cli/main.js', 'HEAD', '--', 'bin/natops.js')).stdout.split('\n')[0];
+  const first = (
+    await git('log', '--format=%H', '--reverse', '-S', 'dist/cli/main.js', 'HEAD', '--', 'bin/natops.js')
+  ).stdout.split('\n')[0];
   return (await git('rev-parse', first ? `${first}^` : 'HEAD')).stdout.trim();
 }
 
 /** The tree at `rev`, runnable from `dir` (node_modules linked); returns its bin/natops.js. */
 async function checkoutOld(rev: string, dir: string): Promise<string> {
-  const files = (await git('ls-tree', '-r', '--name-only', rev)).stdout.split('\n').filter((f) => f && !NOT_RUN.test(f));
+  const files = (await git('ls-tree', '-r', '--name-only', rev)).stdout
+    .split('\n')
+    .filter((f) => f && !NOT_RUN.test(f));
   for (const f of files) {
     await mkdir(dirname(join(dir, f)), { recursive: true });
     await writeFile(join(dir, f), (await git('show', `${rev}:${f}`)).stdoutBytes!);
@@ -65,23 +69,34 @@ async function checkoutOld(rev: string, dir: string): Promise<string> {
 /** Time of one `node ARGV` process, start to exit; it must succeed and must not fall back to tsx. */
 async function processTime(argv: string[]): Promise<number> {
   if (settle > 0) await new Promise((r) => setTimeout(r, settle));
-  return timed(() => new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`node ${argv.join(' ')}: exit ${code}\n${stderr}`));
-      else if (stderr.includes('npm run build')) reject(new Error(`dist/ is missing or stale; run \`npm run build\` first:\n${stderr}`));
-      else resolve();
-    });
-  }));
+  return timed(
+    () =>
+      new Promise<void>((resolve, reject) => {
+        const child = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+        child.on('error', reject);
+        child.on('close', (code) => {
+          if (code !== 0) reject(new Error(`node ${argv.join(' ')}: exit ${code}\n${stderr}`));
+          else if (stderr.includes('npm run build'))
+            reject(new Error(`dist/ is missing or stale; run \`npm run build\` first:\n${stderr}`));
+          else resolve();
+        });
+      }),
+  );
 }
 
 /** The seed with `n` more port forwards on 192.168.0.112 (ports 20000 and up), as manifest files. */
 async function seedWithForwards(n: number) {
   const seed = await seedObjects();
-  for (let i = 0; i < n; i++) push(seed.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: 20000 + i, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 });
+  for (let i = 0; i < n; i++)
+    push(seed.gateway, 'spec.dnatRules', {
+      eip: '192.168.0.112',
+      externalPort: 20000 + i,
+      protocol: 'tcp',
+      internalIp: '10.0.1.10',
+      internalPort: 80,
+    });
   return toFiles(seed);
 }
 
@@ -115,16 +130,20 @@ async function main(): Promise<void> {
     for (let i = 0; i < reps; i++) {
       floor.push(await processTime(['-e', '0']));
       for (const c of Object.keys(commands) as (keyof typeof commands)[]) {
-        for (const v of Object.keys(variants) as (keyof typeof variants)[]) t[`${c} ${v}`].push(await processTime(variants[v](commands[c])));
+        for (const v of Object.keys(variants) as (keyof typeof variants)[])
+          t[`${c} ${v}`].push(await processTime(variants[v](commands[c])));
       }
-      say(`${i + 1}/${reps}: --help ${ms(t['help compiled'].at(-1)!)} compiled, ${ms(t['help tsx'].at(-1)!)} tsx, ${ms(t['help old'].at(-1)!)} before; ` +
-        `validate ${ms(t['validate compiled'].at(-1)!)} / ${ms(t['validate tsx'].at(-1)!)} / ${ms(t['validate old'].at(-1)!)}`);
+      say(
+        `${i + 1}/${reps}: --help ${ms(t['help compiled'].at(-1)!)} compiled, ${ms(t['help tsx'].at(-1)!)} tsx, ${ms(t['help old'].at(-1)!)} before; ` +
+          `validate ${ms(t['validate compiled'].at(-1)!)} / ${ms(t['validate tsx'].at(-1)!)} / ${ms(t['validate old'].at(-1)!)}`,
+      );
     }
 
     // In process: the modules are loaded (one untimed run), so this is YAML and validation alone.
     const check = () => {
       const r = validateManifests(files);
-      if (r.issues.length || r.desired.gateways.get('ngw')?.dnats.length !== forwards + 1) throw new Error(`the ${forwards} port forwards do not validate`);
+      if (r.issues.length || r.desired.gateways.get('ngw')?.dnats.length !== forwards + 1)
+        throw new Error(`the ${forwards} port forwards do not validate`);
     };
     check();
     const inProcess: number[] = [];
@@ -134,19 +153,21 @@ async function main(): Promise<void> {
     const m = (k: Key) => median(t[k]);
     const row = (what: string, c: keyof typeof commands, target: string) =>
       `| ${what} | ${ms(m(`${c} old`))} | ${ms(m(`${c} tsx`))} | ${ms(m(`${c} compiled`))} | ${(m(`${c} old`) / m(`${c} compiled`)).toFixed(1)}x | ${(m(`${c} tsx`) / m(`${c} compiled`)).toFixed(1)}x | ${target} |`;
-    process.stdout.write(`${[
-      `### natops start-up (median of ${reps} processes each, interleaved, ${settle} ms pause before each)`,
-      '',
-      `| command | before (${rev.slice(0, 7)}: tsx, all modules at start) | this tree through tsx | this tree compiled (dist/) | before / compiled | tsx / compiled | target |`,
-      '|---|---:|---:|---:|---:|---:|---:|',
-      row('`natops --help`', 'help', '< 150 ms'),
-      row('`natops validate examples/seed`', 'validate', '< 250 ms'),
-      row(`\`natops validate\` of the seed plus ${forwards} port forwards`, 'many', '–'),
-      '',
-      `The floor, \`node -e 0\` in the same run: ${ms(median(floor))}.`,
-      `YAML and validation of the seed plus ${forwards} port forwards (${(bytes / 1024).toFixed(0)} KiB of YAML), in process: ` +
-        `median ${ms(median(inProcess))} (min ${ms(Math.min(...inProcess))}, max ${ms(Math.max(...inProcess))}; ${reps} runs; target well under 100 ms).`,
-    ].join('\n')}\n`);
+    process.stdout.write(
+      `${[
+        `### natops start-up (median of ${reps} processes each, interleaved, ${settle} ms pause before each)`,
+        '',
+        `| command | before (${rev.slice(0, 7)}: tsx, all modules at start) | this tree through tsx | this tree compiled (dist/) | before / compiled | tsx / compiled | target |`,
+        '|---|---:|---:|---:|---:|---:|---:|',
+        row('`natops --help`', 'help', '< 150 ms'),
+        row('`natops validate examples/seed`', 'validate', '< 250 ms'),
+        row(`\`natops validate\` of the seed plus ${forwards} port forwards`, 'many', '–'),
+        '',
+        `The floor, \`node -e 0\` in the same run: ${ms(median(floor))}.`,
+        `YAML and validation of the seed plus ${forwards} port forwards (${(bytes / 1024).toFixed(0)} KiB of YAML), in process: ` +
+          `median ${ms(median(inProcess))} (min ${ms(Math.min(...inProcess))}, max ${ms(Math.max(...inProcess))}; ${reps} runs; target well under 100 ms).`,
+      ].join('\n')}\n`,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -41,14 +41,20 @@ async function oldRev(): Promise<string> {
   if (args['old-rev']) return (await git('rev-parse', '--verify', `${args['old-rev']}^{commit}`)).stdout.trim();
   const head = await git('show', 'HEAD:gitops/git/local-repo.ts');
   if (!head.stdout.includes('drainDeferred')) return (await git('rev-parse', 'HEAD')).stdout.trim();
-  const first = (await git('log', '--format=%H', '--reverse', '-S', 'drainDeferred', 'HEAD', '--', 'gitops/git/local-repo.ts')).stdout.split('\n')[0];
+  const first = (
+    await git('log', '--format=%H', '--reverse', '-S', 'drainDeferred', 'HEAD', '--', 'gitops/git/local-repo.ts')
+  ).stdout.split('\n')[0];
   if (!first) throw new Error('cannot find the commit that brought deferred deliveries; give --old-rev');
   return (await git('rev-parse', `${first}^`)).stdout.trim();
 }
 
 /** The old hook's sources at `rev`, runnable from `dir` (node_modules linked, ESM package). */
 async function checkoutOldHook(rev: string, dir: string): Promise<string> {
-  const files = (await git('ls-tree', '-r', '--name-only', rev, '--', 'common', 'gitops/git', 'bin/natops-hook.js')).stdout.split('\n').filter(Boolean);
+  const files = (
+    await git('ls-tree', '-r', '--name-only', rev, '--', 'common', 'gitops/git', 'bin/natops-hook.js')
+  ).stdout
+    .split('\n')
+    .filter(Boolean);
   for (const f of files) {
     await mkdir(dirname(join(dir, f)), { recursive: true });
     await writeFile(join(dir, f), (await git('show', `${rev}:${f}`)).stdoutBytes!);
@@ -58,7 +64,6 @@ async function checkoutOldHook(rev: string, dir: string): Promise<string> {
   return join(dir, 'gitops', 'git', 'local-repo.ts');
 }
 
-
 /** Answers every delivery 202 at once, as natops's webhook does; counts them. */
 async function stubWebhook(port: number): Promise<{ server: Server; count: () => number }> {
   let n = 0;
@@ -66,7 +71,9 @@ async function stubWebhook(port: number): Promise<{ server: Server; count: () =>
     req.resume();
     req.on('end', () => {
       n++;
-      res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ delivery: req.headers['x-github-delivery'], outcome: 'queued' }));
+      res
+        .writeHead(202, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ delivery: req.headers['x-github-delivery'], outcome: 'queued' }));
     });
   });
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
@@ -74,12 +81,20 @@ async function stubWebhook(port: number): Promise<{ server: Server; count: () =>
 }
 
 /** A bare repository with `init`'s hook and a clone to push from; `push()` times one push of a new commit. */
-async function repository(dir: string, init: (path: string, s: RepoSettings) => Promise<string>, settings: RepoSettings) {
+async function repository(
+  dir: string,
+  init: (path: string, s: RepoSettings) => Promise<string>,
+  settings: RepoSettings,
+) {
   const bare = join(dir, 'gitops.git');
   const work = join(dir, 'work');
   await init(bare, settings);
   await run(['git', 'clone', '--quiet', bare, work]);
-  for (const [k, v] of [['user.name', 'natops bench'], ['user.email', 'bench@example.com'], ['commit.gpgsign', 'false']] as const) {
+  for (const [k, v] of [
+    ['user.name', 'natops bench'],
+    ['user.email', 'bench@example.com'],
+    ['commit.gpgsign', 'false'],
+  ] as const) {
     await run(['git', '-C', work, 'config', k, v]);
   }
   let n = 0;
@@ -98,7 +113,9 @@ async function floorInit(dir: string): Promise<(path: string) => Promise<string>
   await writeFile(script, 'for await (const _ of process.stdin);\n');
   return async (path) => {
     await run(['git', 'init', '--quiet', '--bare', '--initial-branch=main', '--', path]);
-    await writeFile(join(path, 'hooks', 'post-receive'), `#!/bin/sh\nexec '${process.execPath}' '${script}'\n`, { mode: 0o755 });
+    await writeFile(join(path, 'hooks', 'post-receive'), `#!/bin/sh\nexec '${process.execPath}' '${script}'\n`, {
+      mode: 0o755,
+    });
     return path;
   };
 }
@@ -108,7 +125,11 @@ async function main(): Promise<void> {
   try {
     const secretFile = join(dir, 'secret');
     await writeFile(secretFile, 'bench-secret\n');
-    const settings = (port: number) => ({ webhookUrl: `http://127.0.0.1:${port}/webhook`, secretFile, name: 'bench/gitops' });
+    const settings = (port: number) => ({
+      webhookUrl: `http://127.0.0.1:${port}/webhook`,
+      secretFile,
+      name: 'bench/gitops',
+    });
     const [downPort, upPort, oldPort] = [await freePort(), await freePort(), await freePort()]; // nothing listens on downPort and oldPort
     for (const d of ['down', 'up', 'floor', 'old']) await mkdir(join(dir, d));
     const down = await repository(join(dir, 'down'), (p, s) => initRepo(p, s), settings(downPort));
@@ -119,17 +140,31 @@ async function main(): Promise<void> {
     // Interleaved, so the machine's load (other work) weighs on each kind alike.
     const t = { down: [] as number[], up: [] as number[], floor: [] as number[] };
     for (let i = 0; i < reps; i++) {
-      for (const [k, r] of [['down', down], ['up', up], ['floor', floor]] as const) t[k].push(await r.push());
-      say(`${i + 1}/${reps}: natops down ${ms(t.down.at(-1)!)}, webhook answering ${ms(t.up.at(-1)!)}, floor ${ms(t.floor.at(-1)!)}`);
+      for (const [k, r] of [
+        ['down', down],
+        ['up', up],
+        ['floor', floor],
+      ] as const)
+        t[k].push(await r.push());
+      say(
+        `${i + 1}/${reps}: natops down ${ms(t.down.at(-1)!)}, webhook answering ${ms(t.up.at(-1)!)}, floor ${ms(t.floor.at(-1)!)}`,
+      );
     }
     // The hook alone, as git runs it (in the repository, one ref update on stdin), delivering one push.
     const hook: number[] = [];
     const delivered = stub.count();
     const head = (await run(['git', '-C', up.bare, 'rev-parse', 'main', 'main^'])).stdout.trim().split('\n');
     for (let i = 0; i < reps; i++) {
-      hook.push(await timed(() => run(['sh', '-c', 'cd "$1" && exec hooks/post-receive', 'sh', up.bare], { stdin: `${head[1]} ${head[0]} refs/heads/main\n` })));
+      hook.push(
+        await timed(() =>
+          run(['sh', '-c', 'cd "$1" && exec hooks/post-receive', 'sh', up.bare], {
+            stdin: `${head[1]} ${head[0]} refs/heads/main\n`,
+          }),
+        ),
+      );
     }
-    if (stub.count() !== delivered + reps) throw new Error(`the hook run alone delivered ${stub.count() - delivered} of ${reps} pushes`);
+    if (stub.count() !== delivered + reps)
+      throw new Error(`the hook run alone delivered ${stub.count() - delivered} of ${reps} pushes`);
     say(`the hook alone: ${ms(median(hook))}`);
     await new Promise<void>((r) => stub.server.close(() => r()));
     const backlog = (await listDeferred(down.bare)).length;
@@ -140,7 +175,8 @@ async function main(): Promise<void> {
     const catchUp = await down.push();
     await new Promise<void>((r) => back.server.close(() => r()));
     say(`webhook back, sending ${backlog} deferred first: ${ms(catchUp)} (${back.count()} deliveries)`);
-    if (back.count() !== backlog + 1 || (await listDeferred(down.bare)).length) throw new Error(`the backlog was not sent: ${back.count()} deliveries`);
+    if (back.count() !== backlog + 1 || (await listDeferred(down.bare)).length)
+      throw new Error(`the backlog was not sent: ${back.count()} deliveries`);
 
     const oldDown: number[] = [];
     let rev = '';
@@ -164,14 +200,23 @@ async function main(): Promise<void> {
       '|---|---|---:|---:|---:|',
       row('this tree: one try (1 s at most), then the delivery is kept', 'down (nothing listening)', t.down),
     ];
-    if (oldDown.length) lines.push(row(`before (${rev.slice(0, 7)}): retries for 30 s`, 'down (nothing listening)', oldDown));
+    if (oldDown.length)
+      lines.push(row(`before (${rev.slice(0, 7)}): retries for 30 s`, 'down (nothing listening)', oldDown));
     lines.push(
       row('this tree', 'up (a stub answering 202)', t.up),
-      row(`this tree: first push after the outage, sending the ${backlog} kept deliveries first`, 'back (a stub answering 202)', [catchUp]),
+      row(
+        `this tree: first push after the outage, sending the ${backlog} kept deliveries first`,
+        'back (a stub answering 202)',
+        [catchUp],
+      ),
       row('floor: a hook that starts node and sends nothing', '–', t.floor),
       row('the hook alone (no git around it), delivering one push', 'up (a stub answering 202)', hook),
     );
-    if (oldDown.length) lines.push('', `With natops down, \`git push\` returns ${(median(oldDown) / median(t.down)).toFixed(0)}x sooner.`);
+    if (oldDown.length)
+      lines.push(
+        '',
+        `With natops down, \`git push\` returns ${(median(oldDown) / median(t.down)).toFixed(0)}x sooner.`,
+      );
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     await rm(dir, { recursive: true, force: true });

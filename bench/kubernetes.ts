@@ -46,7 +46,8 @@ const say = (line: string) => process.stderr.write(`${line}\n`);
 function withForwards(base: GatewaySpec, n: number): GatewaySpec {
   const eip = base.eips[1]!.cidr.split('/')[0]!;
   const dnats = [...base.dnats];
-  for (let i = 0; i < n; i++) dnats.push({ eip, externalPort: 20000 + i, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 });
+  for (let i = 0; i < n; i++)
+    dnats.push({ eip, externalPort: 20000 + i, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 });
   return { ...base, dnats };
 }
 
@@ -61,17 +62,25 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs: num
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/kubernetes needs root (the lab)');
   const k = await KubeHarness.create();
-  const p = await PipelineHarness.create({ runtime: 'kubernetes', kubeconfig: k.kubeconfigPath, namespace: k.namespace, networkMode: 'multus', resyncMs: 0 });
+  const p = await PipelineHarness.create({
+    runtime: 'kubernetes',
+    kubeconfig: k.kubeconfigPath,
+    namespace: k.namespace,
+    networkMode: 'multus',
+    resyncMs: 0,
+  });
   const stop = async () => {
     await p.cleanup();
     await k.close();
   };
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stop().finally(() => process.exit(130)));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => void stop().finally(() => process.exit(130)));
   try {
     const seed = forCluster(await seedObjects());
     const sha = await p.push(seed, 'seed');
     const settled = await p.settled(sha, 180_000);
-    if (settled.get('natops')?.state !== 'success') throw new Error(`the seed did not apply: ${JSON.stringify([...settled.values()])}`);
+    if (settled.get('natops')?.state !== 'success')
+      throw new Error(`the seed did not apply: ${JSON.stringify([...settled.values()])}`);
     await p.lab.host('web', 'sn', '10.0.1.10/24');
     await p.lab.host('ext', 'external', '192.168.0.50/24');
     await p.lab.serve('web', { tcp: [80] });
@@ -85,7 +94,10 @@ async function main(): Promise<void> {
     const toReady: number[] = [];
     const toRepair: number[] = [];
     for (let r = 0; r < replacements; r++) {
-      const pods = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
+      const pods = await k.core.listNamespacedPod({
+        namespace: k.namespace,
+        labelSelector: `app=${deploymentName('ngw')}`,
+      });
       const old = pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!;
       const t0 = performance.now();
       await k.core.deleteNamespacedPod({ name: old, namespace: k.namespace });
@@ -93,12 +105,29 @@ async function main(): Promise<void> {
       let ready = 0;
       let repairing = 0;
       const phases = (async () => {
-        await until('the new pod to be ready', async () => {
-          const now = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
-          return now.items.some((x) => x.metadata?.name !== old && x.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
-        }, 180_000, 50);
+        await until(
+          'the new pod to be ready',
+          async () => {
+            const now = await k.core.listNamespacedPod({
+              namespace: k.namespace,
+              labelSelector: `app=${deploymentName('ngw')}`,
+            });
+            return now.items.some(
+              (x) =>
+                x.metadata?.name !== old &&
+                x.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+            );
+          },
+          180_000,
+          50,
+        );
         ready = performance.now();
-        await until('the repair to be recorded', async () => (await p.running!.records.get(gatewayTarget('ngw')))?.condition.reason === 'Repairing', 180_000, 20);
+        await until(
+          'the repair to be recorded',
+          async () => (await p.running!.records.get(gatewayTarget('ngw')))?.condition.reason === 'Repairing',
+          180_000,
+          20,
+        );
         repairing = performance.now();
       })();
       await until('the old pod to stop answering', async () => !(await answers()), 30_000);
@@ -110,11 +139,19 @@ async function main(): Promise<void> {
       outage.push(t1 - down);
       toReady.push(ready - t0);
       toRepair.push(t1 - repairing);
-      say(`replacement ${r + 1}: answering again ${ms(t1 - t0)} after the deletion (outage ${ms(t1 - down)}; new pod ready at ${ms(ready - t0)}, repair recorded at ${ms(repairing - t0)})`);
+      say(
+        `replacement ${r + 1}: answering again ${ms(t1 - t0)} after the deletion (outage ${ms(t1 - down)}; new pod ready at ${ms(ready - t0)}, repair recorded at ${ms(repairing - t0)})`,
+      );
     }
     out.push(`## a gateway pod deleted by hand: its rules answer again without a push (median of ${replacements})`, '');
-    out.push('| from the deletion to the first answer | the port forward did not answer | the new pod Ready | from the repair recorded to the first answer |', '|---:|---:|---:|---:|');
-    out.push(`| ${ms(median(toAnswer))} | ${ms(median(outage))} | ${ms(median(toReady))} | ${ms(median(toRepair))} |`, '');
+    out.push(
+      '| from the deletion to the first answer | the port forward did not answer | the new pod Ready | from the repair recorded to the first answer |',
+      '|---:|---:|---:|---:|',
+    );
+    out.push(
+      `| ${ms(median(toAnswer))} | ${ms(median(outage))} | ${ms(median(toReady))} | ${ms(median(toRepair))} |`,
+      '',
+    );
 
     // ---- apply N forwards --------------------------------------------------------------------------
     const base = (await readDesired(await writeManifestDir(seed))).gateways.get('ngw')!;
@@ -124,16 +161,24 @@ async function main(): Promise<void> {
     const other = structuredClone(seed);
     set(other.gateway, 'metadata.name', 'nsgw');
     set(other.gateway, 'spec.lanIp', '10.0.1.253');
-    set(other.gateway, 'spec.eips', [{ eipCIDR: '192.168.0.211/24', gateway: '192.168.0.254' }, { eipCIDR: '192.168.0.212/24', gateway: '192.168.0.254' }]);
+    set(other.gateway, 'spec.eips', [
+      { eipCIDR: '192.168.0.211/24', gateway: '192.168.0.254' },
+      { eipCIDR: '192.168.0.212/24', gateway: '192.168.0.254' },
+    ]);
     set(other.gateway, 'spec.floatingIpRules', [{ eip: '192.168.0.211', internalIp: '10.0.1.5' }]);
-    set(other.gateway, 'spec.dnatRules', [{ eip: '192.168.0.212', externalPort: 8888, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 }]);
+    set(other.gateway, 'spec.dnatRules', [
+      { eip: '192.168.0.212', externalPort: 8888, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 },
+    ]);
     set(other.gateway, 'spec.snatRules', []);
     const netnsBase = (await readDesired(await writeManifestDir(other))).gateways.get('nsgw')!;
     const netns = new NetnsRuntime(p.lab.lab);
     await reconcileGateway(netns, netnsBase);
 
     out.push(`## add N port forwards to a live gateway (median of ${reps})`, '');
-    out.push('| N | pod: natops through pods/exec | namespace: natops | ratio pod / namespace |', '|---:|---:|---:|---:|');
+    out.push(
+      '| N | pod: natops through pods/exec | namespace: natops | ratio pod / namespace |',
+      '|---:|---:|---:|---:|',
+    );
     for (const n of sizes) {
       const inPod: number[] = [];
       const inNs: number[] = [];
@@ -143,32 +188,71 @@ async function main(): Promise<void> {
         await reconcileGateway(netns, netnsBase);
         inNs.push(await timed(() => reconcileGateway(netns, withForwards(netnsBase, n))));
       }
-      out.push(`| ${n.toLocaleString('en')} | ${ms(median(inPod))} | ${ms(median(inNs))} | ${(median(inPod) / median(inNs)).toFixed(1)}x |`);
+      out.push(
+        `| ${n.toLocaleString('en')} | ${ms(median(inPod))} | ${ms(median(inNs))} | ${(median(inPod) / median(inNs)).toFixed(1)}x |`,
+      );
       say(`apply ${n}: pod ${ms(median(inPod))}, namespace ${ms(median(inNs))}`);
     }
     await reconcileGateway(pod, base);
 
     // ---- Kube-OVN's way: one exec per rule ---------------------------------------------------------
-    const pods = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
-    const exec = podExec(new Exec(k.runtimeConfig), { namespace: k.namespace, name: pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!, container: CONTAINER });
+    const pods = await k.core.listNamespacedPod({
+      namespace: k.namespace,
+      labelSelector: `app=${deploymentName('ngw')}`,
+    });
+    const exec = podExec(new Exec(k.runtimeConfig), {
+      namespace: k.namespace,
+      name: pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!,
+      container: CONTAINER,
+    });
     const eip = base.eips[1]!.cidr.split('/')[0]!;
     const { iptables } = await gatewayIptables(exec); // the pod's, as Kube-OVN's nat-gateway.sh picks it
     const perRule: number[] = [];
     const natopsSame: number[] = [];
     for (let r = 0; r < naiveReps; r++) {
       await reconcileGateway(pod, base);
-      perRule.push(await timed(async () => {
-        for (let i = 0; i < naiveSize; i++) {
-          await exec({ argv: [iptables, '-w', '-t', 'nat', '-A', 'SHARED_DNAT', '-p', 'tcp', '-d', `${eip}/32`, '--dport', String(20000 + i), '-j', 'DNAT', '--to-destination', '10.0.1.10:80'] });
-        }
-      }));
+      perRule.push(
+        await timed(async () => {
+          for (let i = 0; i < naiveSize; i++) {
+            await exec({
+              argv: [
+                iptables,
+                '-w',
+                '-t',
+                'nat',
+                '-A',
+                'SHARED_DNAT',
+                '-p',
+                'tcp',
+                '-d',
+                `${eip}/32`,
+                '--dport',
+                String(20000 + i),
+                '-j',
+                'DNAT',
+                '--to-destination',
+                '10.0.1.10:80',
+              ],
+            });
+          }
+        }),
+      );
       await reconcileGateway(pod, base);
       natopsSame.push(await timed(() => reconcileGateway(pod, withForwards(base, naiveSize))));
     }
     await reconcileGateway(pod, base);
-    out.push('', `## add ${naiveSize.toLocaleString('en')} port forwards to a gateway pod: natops against one pods/exec per rule (median of ${naiveReps})`, '');
-    out.push('| natops: one transaction through pods/exec | one `iptables` per rule, each its own pods/exec | ratio |', '|---:|---:|---:|');
-    out.push(`| ${ms(median(natopsSame))} | ${ms(median(perRule))} | ${(median(perRule) / median(natopsSame)).toFixed(1)}x |`);
+    out.push(
+      '',
+      `## add ${naiveSize.toLocaleString('en')} port forwards to a gateway pod: natops against one pods/exec per rule (median of ${naiveReps})`,
+      '',
+    );
+    out.push(
+      '| natops: one transaction through pods/exec | one `iptables` per rule, each its own pods/exec | ratio |',
+      '|---:|---:|---:|',
+    );
+    out.push(
+      `| ${ms(median(natopsSame))} | ${ms(median(perRule))} | ${(median(perRule) / median(natopsSame)).toFixed(1)}x |`,
+    );
     process.stdout.write(`${out.join('\n')}\n`);
   } catch (e) {
     say(`natops's log, last lines:\n${p.logs.slice(-60).join('\n')}`);

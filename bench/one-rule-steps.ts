@@ -20,17 +20,19 @@ import { gatewayIptables } from '../runtime/gateway-io.ts';
 import { reconcileGateway } from '../runtime/reconcile.ts';
 import { BACKEND, EIP, withForwards } from './forwards.ts';
 
-const { values: args } = parseArgs({ options: { rules: { type: 'string', default: '10000' }, reps: { type: 'string', default: '5' } } });
+const { values: args } = parseArgs({
+  options: { rules: { type: 'string', default: '10000' }, reps: { type: 'string', default: '5' } },
+});
 const rules = Number(args.rules);
 const reps = Number(args.reps);
 /** a rule natops does not manage, added and removed by the steps below */
 const SPARE = `-d ${EIP}/32 -p tcp -m tcp --dport 40000 -j DNAT --to-destination ${BACKEND}:80`;
 
-
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/one-rule-steps needs root (network namespaces)');
   const lab = new Lab(`b${randomBytes(4).toString('hex')}`);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void lab.down().finally(() => process.exit(130)));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => void lab.down().finally(() => process.exit(130)));
   try {
     const desired = await readDesired(new URL('../examples/seed', import.meta.url).pathname);
     await lab.up(networkModel(desired));
@@ -39,30 +41,55 @@ async function main(): Promise<void> {
     const gw = lab.names.gateway('ngw');
     await reconcileGateway(runtime, withForwards(base, rules));
     const handle = (await runtime.gateway('ngw'))!;
-    const inGateway = (argv: string[], stdin?: string) => inNamespace(gw, { argv, ...(stdin === undefined ? {} : { stdin }), okExitCodes: [0, 1] });
+    const inGateway = (argv: string[], stdin?: string) =>
+      inNamespace(gw, { argv, ...(stdin === undefined ? {} : { stdin }), okExitCodes: [0, 1] });
     const programs = await gatewayIptables((req) => inGateway(req.argv, req.stdin));
     const restore = (line: string) => inGateway([programs.restore, '-w', '--noflush'], `*nat\n${line}\nCOMMIT\n`);
     const steps: [string, () => Promise<unknown>][] = [
-      ['natops: reconcile the gateway with one rule changed', () => reconcileGateway(runtime, withForwards(base, rules, { index: 7, internalPort: 1000 + Math.floor(Math.random() * 1000) }))],
+      [
+        'natops: reconcile the gateway with one rule changed',
+        () =>
+          reconcileGateway(
+            runtime,
+            withForwards(base, rules, { index: 7, internalPort: 1000 + Math.floor(Math.random() * 1000) }),
+          ),
+      ],
       ['natops: read the whole gateway (every read at once)', () => handle.readState()],
       [`\`${programs.save} -t nat\``, () => inGateway([programs.save, '-t', 'nat'])],
-      [`\`${programs.iptables} -t nat -S SHARED_DNAT\` (the one chain)`, () => inGateway([programs.iptables, '-t', 'nat', '-S', 'SHARED_DNAT'])],
+      [
+        `\`${programs.iptables} -t nat -S SHARED_DNAT\` (the one chain)`,
+        () => inGateway([programs.iptables, '-t', 'nat', '-S', 'SHARED_DNAT']),
+      ],
       [`\`${programs.restore} --noflush\`: append one rule`, () => restore(`-A SHARED_DNAT ${SPARE}`)],
       [`\`${programs.restore} --noflush\`: delete that rule by its spec`, () => restore(`-D SHARED_DNAT ${SPARE}`)],
       [`\`${programs.restore} --noflush\`: insert one rule first`, () => restore(`-I SHARED_DNAT 1 ${SPARE}`)],
       [`\`${programs.restore} --noflush\`: delete rule 1 by number`, () => restore('-D SHARED_DNAT 1')],
-      ['`conntrack -D` of one forward\'s flows', () => inGateway(['conntrack', '-D', '-p', 'tcp', '--orig-dst', EIP, '--orig-port-dst', '20007'])],
-      ['`true` in the namespace (a process\'s floor)', () => inGateway(['true'])],
+      [
+        "`conntrack -D` of one forward's flows",
+        () => inGateway(['conntrack', '-D', '-p', 'tcp', '--orig-dst', EIP, '--orig-port-dst', '20007']),
+      ],
+      ["`true` in the namespace (a process's floor)", () => inGateway(['true'])],
     ];
     const live = await handle.readState();
-    steps.push([`compile ${rules.toLocaleString('en')} rules and diff them against the live state`, async () => changeSetCommands(diffStates(live, compileGateway(withForwards(base, rules, { index: 7, internalPort: 5555 }))))]);
+    steps.push([
+      `compile ${rules.toLocaleString('en')} rules and diff them against the live state`,
+      async () =>
+        changeSetCommands(
+          diffStates(live, compileGateway(withForwards(base, rules, { index: 7, internalPort: 5555 }))),
+        ),
+    ]);
     const times = new Map<string, number[]>(steps.map(([name]) => [name, []]));
     for (let r = 0; r < reps; r++) for (const [name, step] of steps) times.get(name)!.push(await timed(step));
-    process.stdout.write([
-      `### one rule changed in a gateway holding ${rules.toLocaleString('en')} port forwards, step by step (median of ${reps})`,
-      '', '| step | time |', '|---|---:|',
-      ...steps.map(([name]) => `| ${name} | ${ms(median(times.get(name)!))} |`), '',
-    ].join('\n'));
+    process.stdout.write(
+      [
+        `### one rule changed in a gateway holding ${rules.toLocaleString('en')} port forwards, step by step (median of ${reps})`,
+        '',
+        '| step | time |',
+        '|---|---:|',
+        ...steps.map(([name]) => `| ${name} | ${ms(median(times.get(name)!))} |`),
+        '',
+      ].join('\n'),
+    );
   } finally {
     await lab.down();
   }

@@ -54,7 +54,14 @@ const say = (line: string) => process.stderr.write(`${line}\n`);
 
 function withBulk(seed: SeedObjects, n: number): SeedObjects {
   const s = structuredClone(seed);
-  for (let i = 0; i < n; i++) pushItem(s.gateway, 'spec.dnatRules', { eip: EIP, externalPort: 20000 + i, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 });
+  for (let i = 0; i < n; i++)
+    pushItem(s.gateway, 'spec.dnatRules', {
+      eip: EIP,
+      externalPort: 20000 + i,
+      protocol: 'tcp',
+      internalIp: '10.0.1.10',
+      internalPort: 80,
+    });
   return s;
 }
 
@@ -62,7 +69,8 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/pipeline needs root (network namespaces)');
   const p = await PipelineHarness.create({ resyncMs: 0 });
   const stop = () => p.cleanup();
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stop().finally(() => process.exit(130)));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => void stop().finally(() => process.exit(130)));
   const out: string[] = [];
   let planNote = '';
   try {
@@ -76,7 +84,21 @@ async function main(): Promise<void> {
 
       /** Starts a poller in ext for EIP:port; resolves when it polls; `.live` resolves with the epoch ms of the first answer. */
       const poll = async (port: number) => {
-        const child = spawn('ip', ['netns', 'exec', p.lab.lab.names.host('ext'), process.execPath, '--import', 'tsx', here('./wait-open.ts'), EIP, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const child = spawn(
+          'ip',
+          [
+            'netns',
+            'exec',
+            p.lab.lab.names.host('ext'),
+            process.execPath,
+            '--import',
+            'tsx',
+            here('./wait-open.ts'),
+            EIP,
+            String(port),
+          ],
+          { stdio: ['ignore', 'pipe', 'inherit'] },
+        );
         let text = '';
         let ready!: () => void;
         const readyP = new Promise<void>((r) => (ready = r));
@@ -101,7 +123,8 @@ async function main(): Promise<void> {
         const t0 = p.lastPush.start;
         const at = await live;
         const statuses = await p.settled(sha, 120_000);
-        if (statuses.get('natops')?.state !== 'success') throw new Error(`${message}: ${JSON.stringify([...statuses.values()])}`);
+        if (statuses.get('natops')?.state !== 'success')
+          throw new Error(`${message}: ${JSON.stringify([...statuses.values()])}`);
         const statusAt = Math.max(...[...statuses.values()].map((s) => s.updatedAt));
         return [at - t0, statusAt - t0, p.lastPush.end - t0] as const;
       };
@@ -141,7 +164,11 @@ async function main(): Promise<void> {
       const naive: number[] = [];
       // the gateway's iptables, as Kube-OVN's nat-gateway.sh runs the one its gateway uses
       const { iptables } = await gatewayIptables((req) => inNamespace(gw, req));
-      const script = Array.from({ length: bulk }, (_, i) => `${iptables} -t nat -A SHARED_DNAT -d ${EIP}/32 -p tcp --dport ${20000 + i} -j DNAT --to-destination 10.0.1.10:80`).join('\n');
+      const script = Array.from(
+        { length: bulk },
+        (_, i) =>
+          `${iptables} -t nat -A SHARED_DNAT -d ${EIP}/32 -p tcp --dport ${20000 + i} -j DNAT --to-destination 10.0.1.10:80`,
+      ).join('\n');
       for (let i = 0; i < Math.min(bulkReps, 3); i++) {
         const { live } = await poll(20000 + bulk - 1);
         const t0 = now();
@@ -151,12 +178,27 @@ async function main(): Promise<void> {
         await inNamespace(gw, { argv: [iptables, '-t', 'nat', '-F', 'SHARED_DNAT'] });
       }
 
-      out.push(`## push to live (median of ${reps} pushes; ${bulk.toLocaleString('en')} rules: ${bulkReps}; one command per rule: ${Math.min(bulkReps, 3)})`, '');
-      out.push('| change | git push started -> rule answers traffic | -> commit status success | git push itself (hook delivers) |', '|---|---:|---:|---:|');
-      out.push(`| change 1 port forward | ${ms(median(oneLive))} | ${ms(median(oneStatus))} | ${ms(median(onePush))} |`);
-      out.push(`| add ${bulk.toLocaleString('en')} port forwards | ${ms(median(bulkLive))} | ${ms(median(bulkStatus))} | ${ms(median(bulkPush))} |`);
-      out.push(`| add ${bulk.toLocaleString('en')} port forwards, one iptables command per rule, no pipeline (Kube-OVN's way; clock starts at the first command) | ${ms(median(naive))} | - | - |`);
-      out.push('', `Ratio, ${bulk.toLocaleString('en')} rules: whole natops pipeline ${ms(median(bulkLive))} vs Kube-OVN's apply alone ${ms(median(naive))} = ${(median(naive) / median(bulkLive)).toFixed(1)}x.`);
+      out.push(
+        `## push to live (median of ${reps} pushes; ${bulk.toLocaleString('en')} rules: ${bulkReps}; one command per rule: ${Math.min(bulkReps, 3)})`,
+        '',
+      );
+      out.push(
+        '| change | git push started -> rule answers traffic | -> commit status success | git push itself (hook delivers) |',
+        '|---|---:|---:|---:|',
+      );
+      out.push(
+        `| change 1 port forward | ${ms(median(oneLive))} | ${ms(median(oneStatus))} | ${ms(median(onePush))} |`,
+      );
+      out.push(
+        `| add ${bulk.toLocaleString('en')} port forwards | ${ms(median(bulkLive))} | ${ms(median(bulkStatus))} | ${ms(median(bulkPush))} |`,
+      );
+      out.push(
+        `| add ${bulk.toLocaleString('en')} port forwards, one iptables command per rule, no pipeline (Kube-OVN's way; clock starts at the first command) | ${ms(median(naive))} | - | - |`,
+      );
+      out.push(
+        '',
+        `Ratio, ${bulk.toLocaleString('en')} rules: whole natops pipeline ${ms(median(bulkLive))} vs Kube-OVN's apply alone ${ms(median(naive))} = ${(median(naive) / median(bulkLive)).toFixed(1)}x.`,
+      );
 
       // ---- baseline for the webhook: the planning a webhook would do if it planned before answering
       const repo = new GitRepo(p.bare);
@@ -164,12 +206,17 @@ async function main(): Promise<void> {
         const times: number[] = [];
         for (let i = 0; i < 20; i++) {
           const t0 = now();
-          decide(validateManifests(await repo.manifestsAt(sha, '.')), { gateways: new Map(), networks: undefined }, { sha, gen: 1, cause: 'push', at: Date.now(), planUrl: '', jobUrl: () => '' });
+          decide(
+            validateManifests(await repo.manifestsAt(sha, '.')),
+            { gateways: new Map(), networks: undefined },
+            { sha, gen: 1, cause: 'push', at: Date.now(), planUrl: '', jobUrl: () => '' },
+          );
           times.push(now() - t0);
         }
         return median(times);
       };
-      planNote = `Planning inline instead (read the commit with git, validate, plan; median of 20): ${ms(await planTime(first))} for the seed, ` +
+      planNote =
+        `Planning inline instead (read the commit with git, validate, plan; median of 20): ${ms(await planTime(first))} for the seed, ` +
         `${ms(await planTime(bulkSha))} for the commit with ${bulk.toLocaleString('en')} port forwards, before any rule is applied.`;
     }
   } catch (e) {
@@ -182,20 +229,70 @@ async function main(): Promise<void> {
   const secretFile = join(dir, 'secret');
   await writeFile(secretFile, SECRET);
   // The webhook alone (no workers), on the same Redis under its own prefix: what it enqueues stays queued.
-  const app = await serve(loadConfig({ redisUrl: p.redis.url, prefix: 'bench-webhook', webhookSecret: SECRET, repo: p.bare, listen: '127.0.0.1:0', resyncMs: 0, dataDir: dir }, {}), {
-    queues: [], http: true, log: silentLogger(),
-  });
+  const app = await serve(
+    loadConfig(
+      {
+        redisUrl: p.redis.url,
+        prefix: 'bench-webhook',
+        webhookSecret: SECRET,
+        repo: p.bare,
+        listen: '127.0.0.1:0',
+        resyncMs: 0,
+        dataDir: dir,
+      },
+      {},
+    ),
+    {
+      queues: [],
+      http: true,
+      log: silentLogger(),
+    },
+  );
   try {
-    out.push('', `## webhook answer time under load (a second process, open loop, ${seconds} s per rate; signed push deliveries, each enqueued; then malformed ones at the highest rate)`, '');
-    out.push('| deliveries | rate sent | answered as expected | errors | p50 | p90 | p99 | max |', '|---|---:|---:|---:|---:|---:|---:|---:|');
-    const runs: [string, number][] = [...rates.map((r): [string, number] => ['push (202)', r]), ['malformed (400, 415, 401)', Math.max(...rates)]];
+    out.push(
+      '',
+      `## webhook answer time under load (a second process, open loop, ${seconds} s per rate; signed push deliveries, each enqueued; then malformed ones at the highest rate)`,
+      '',
+    );
+    out.push(
+      '| deliveries | rate sent | answered as expected | errors | p50 | p90 | p99 | max |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    const runs: [string, number][] = [
+      ...rates.map((r): [string, number] => ['push (202)', r]),
+      ['malformed (400, 415, 401)', Math.max(...rates)],
+    ];
     for (const [mix, rate] of runs) {
-      const child = spawn(process.execPath, ['--import', 'tsx', here('./webhook-load.ts'), `${app.url}/webhook`, secretFile, String(rate), String(seconds), mix.startsWith('push') ? 'push' : 'malformed'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          here('./webhook-load.ts'),
+          `${app.url}/webhook`,
+          secretFile,
+          String(rate),
+          String(seconds),
+          mix.startsWith('push') ? 'push' : 'malformed',
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
       let text = '';
       child.stdout!.on('data', (b: Buffer) => (text += b.toString()));
       await new Promise((r) => child.on('close', r));
-      const r = JSON.parse(text) as { sent: number; ok: number; errors: number; rate: number; p50: number; p90: number; p99: number; max: number };
-      out.push(`| ${mix} | ${r.rate.toFixed(0)}/s | ${r.ok} | ${r.errors} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.p99)} | ${ms(r.max)} |`);
+      const r = JSON.parse(text) as {
+        sent: number;
+        ok: number;
+        errors: number;
+        rate: number;
+        p50: number;
+        p90: number;
+        p99: number;
+        max: number;
+      };
+      out.push(
+        `| ${mix} | ${r.rate.toFixed(0)}/s | ${r.ok} | ${r.errors} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.p99)} | ${ms(r.max)} |`,
+      );
       say(`webhook, ${mix} at ${rate}/s: p50 ${ms(r.p50)}, p99 ${ms(r.p99)}, errors ${r.errors}`);
     }
     if (planNote) out.push('', planNote);

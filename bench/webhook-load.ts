@@ -18,26 +18,54 @@ const rate = Number(rateText);
 const total = Math.round(rate * Number(secondsText));
 const secret = (await readFile(secretFile!, 'utf8')).trim();
 const sha = 'a'.repeat(40);
-const body = JSON.stringify(localPushPayload({
-  repository: 'bench/gitops', url: 'file:///bench.git', ref: 'refs/heads/main', before: ZERO_SHA, after: sha, forced: false,
-  commits: [{ id: sha, message: 'bench', timestamp: new Date().toISOString(), author: { name: 'bench', email: 'bench@example.com' } }],
-  pusher: { name: 'bench', email: 'bench@example.com' },
-}));
+const body = JSON.stringify(
+  localPushPayload({
+    repository: 'bench/gitops',
+    url: 'file:///bench.git',
+    ref: 'refs/heads/main',
+    before: ZERO_SHA,
+    after: sha,
+    forced: false,
+    commits: [
+      {
+        id: sha,
+        message: 'bench',
+        timestamp: new Date().toISOString(),
+        author: { name: 'bench', email: 'bench@example.com' },
+      },
+    ],
+    pusher: { name: 'bench', email: 'bench@example.com' },
+  }),
+);
 const signature = await sign(secret, body);
 
-interface Variant { body: string; headers: Record<string, string>; expect: number }
-const signed = async (b: string, contentType = 'application/json'): Promise<Variant['headers']> =>
-  ({ 'content-type': contentType, 'x-github-event': 'push', 'x-hub-signature-256': await sign(secret, b) });
+interface Variant {
+  body: string;
+  headers: Record<string, string>;
+  expect: number;
+}
+const signed = async (b: string, contentType = 'application/json'): Promise<Variant['headers']> => ({
+  'content-type': contentType,
+  'x-github-event': 'push',
+  'x-hub-signature-256': await sign(secret, b),
+});
 const badRef = JSON.stringify({ ...JSON.parse(body), ref: 'refs/heads/../main' });
 const form = `payload=${encodeURIComponent(body)}`;
-const variants: Variant[] = mix === 'push'
-  ? [{ body, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': signature }, expect: 202 }]
-  : [
-    { body: '{"ref": "refs/heads/main",', headers: await signed('{"ref": "refs/heads/main",'), expect: 400 },
-    { body: form, headers: await signed(form, 'application/x-www-form-urlencoded'), expect: 415 },
-    { body: badRef, headers: await signed(badRef), expect: 400 },
-    { body, headers: { 'content-type': 'application/json', 'x-github-event': 'push' }, expect: 401 },
-  ];
+const variants: Variant[] =
+  mix === 'push'
+    ? [
+        {
+          body,
+          headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': signature },
+          expect: 202,
+        },
+      ]
+    : [
+        { body: '{"ref": "refs/heads/main",', headers: await signed('{"ref": "refs/heads/main",'), expect: 400 },
+        { body: form, headers: await signed(form, 'application/x-www-form-urlencoded'), expect: 415 },
+        { body: badRef, headers: await signed(badRef), expect: 400 },
+        { body, headers: { 'content-type': 'application/json', 'x-github-event': 'push' }, expect: 401 },
+      ];
 
 // node:http with a keep-alive agent rather than fetch: undici's per-request cost in this process
 // would be counted as the webhook's answer time once both processes compete for the 2 cores.
@@ -47,11 +75,19 @@ let turn = 0;
 const send = () => {
   const v = variants[turn++ % variants.length]!;
   return new Promise<{ status: number; expect: number }>((resolve, reject) => {
-    const req = request(target, { method: 'POST', agent, headers: { ...v.headers, 'content-length': Buffer.byteLength(v.body), 'x-github-delivery': randomUUID() } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, expect: v.expect }));
-      res.on('error', reject);
-    });
+    const req = request(
+      target,
+      {
+        method: 'POST',
+        agent,
+        headers: { ...v.headers, 'content-length': Buffer.byteLength(v.body), 'x-github-delivery': randomUUID() },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, expect: v.expect }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(v.body);
   });
@@ -68,15 +104,22 @@ for (let i = 0; i < total; i++) {
   const wait = due - performance.now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   const t0 = performance.now();
-  inflight.push(send().then(({ status, expect }) => {
-    if (status === expect) latencies.push(performance.now() - t0);
-    else errors++;
-  }, () => {
-    errors++;
-  }));
+  inflight.push(
+    send().then(
+      ({ status, expect }) => {
+        if (status === expect) latencies.push(performance.now() - t0);
+        else errors++;
+      },
+      () => {
+        errors++;
+      },
+    ),
+  );
 }
 await Promise.all(inflight);
 const sorted = latencies.sort((a, b) => a - b);
 const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 const seconds = (performance.now() - started) / 1000;
-process.stdout.write(`${JSON.stringify({ sent: total, ok: sorted.length, errors, rate: total / seconds, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: sorted.at(-1) ?? NaN })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ sent: total, ok: sorted.length, errors, rate: total / seconds, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: sorted.at(-1) ?? NaN })}\n`,
+);

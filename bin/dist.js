@@ -36,7 +36,9 @@ function distProblem(root, entry) {
 export async function entryModule(root, compiled, source) {
   const problem = distProblem(root, compiled);
   if (problem === undefined) return pathToFileURL(join(root, compiled)).href;
-  process.stderr.write(`natops: warning: ${problem}: running the sources through tsx (slow start); run \`npm run build\`\n`);
+  process.stderr.write(
+    `natops: warning: ${problem}: running the sources through tsx (slow start); run \`npm run build\`\n`,
+  );
   const { register } = await import('tsx/esm/api');
   register();
   return pathToFileURL(join(root, source)).href;

@@ -22,7 +22,9 @@ if (!gitDir) {
   process.stderr.write('usage: natops-hook.js GIT_DIR < "<old> <new> <ref>" lines\n');
   process.exit(2);
 }
-const { notifyFromStdin } = await import(await entryModule(root, 'dist/cli/push-sender.js', 'gitops/git/local-repo.ts'));
+const { notifyFromStdin } = await import(
+  await entryModule(root, 'dist/cli/push-sender.js', 'gitops/git/local-repo.ts')
+);
 try {
   if (!(await notifyFromStdin(gitDir, (line) => process.stdout.write(`${line}\n`)))) process.exitCode = 1;
 } catch (e) {

@@ -12,12 +12,15 @@ import type { ServerConfig } from '../server/config.ts';
 import type { Running } from '../server/serve.ts';
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
-const logger = async (c: ServerConfig): Promise<Logger> => (await import('../common/log.ts')).createLogger({ level: c.logLevel });
+const logger = async (c: ServerConfig): Promise<Logger> =>
+  (await import('../common/log.ts')).createLogger({ level: c.logLevel });
 
 /** What a running `natops serve` leaves for `natops status` and friends to find it (zod is loaded with the command). */
 async function parseServeRecord(text: string): Promise<{ url: string; redisUrl: string; prefix: string; pid: number }> {
   const { z } = await import('zod');
-  return z.object({ url: z.string(), redisUrl: z.string(), prefix: z.string(), pid: z.number() }).parse(JSON.parse(text));
+  return z
+    .object({ url: z.string(), redisUrl: z.string(), prefix: z.string(), pid: z.number() })
+    .parse(JSON.parse(text));
 }
 const serveRecordPath = (c: ServerConfig) => join(c.dataDir, 'serve.json');
 
@@ -41,16 +44,31 @@ const serverOptions = (cmd: Command) =>
     .option('--branch <name>', 'tracked branch (NATOPS_BRANCH, default main)')
     .option('--path <dir>', 'tracked path inside the repository (NATOPS_PATH, default the whole tree)')
     .option('--runtime <kind>', 'where gateways run: netns or kubernetes (NATOPS_RUNTIME, default netns)')
-    .option('--namespace <ns>', 'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default kube-system)')
+    .option(
+      '--namespace <ns>',
+      'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default kube-system)',
+    )
     .option('--network-mode <mode>', 'kubernetes: kube-ovn or multus (NATOPS_NETWORK_MODE, default kube-ovn)')
-    .option('--lab <name>', 'lab whose namespaces the netns runtime uses; with kubernetes, the lab that provides the networks (NATOPS_LAB)')
+    .option(
+      '--lab <name>',
+      'lab whose namespaces the netns runtime uses; with kubernetes, the lab that provides the networks (NATOPS_LAB)',
+    )
     .option('--redis <url>', 'Redis to use (NATOPS_REDIS_URL); serve starts a local redis-server without it')
     .option('--resync-ms <ms>', 'resync interval, 0 to turn it off (NATOPS_RESYNC_MS, default 60000)');
 
 const config = async (f: ServeFlags) =>
   (await import('../server/config.ts')).loadConfig({
-    repo: f.repo, branch: f.branch, path: f.path, listen: f.listen, lab: f.lab, redisUrl: f.redis, resyncMs: f.resyncMs, publicUrl: f.publicUrl,
-    runtime: f.runtime, namespace: f.namespace, networkMode: f.networkMode,
+    repo: f.repo,
+    branch: f.branch,
+    path: f.path,
+    listen: f.listen,
+    lab: f.lab,
+    redisUrl: f.redis,
+    resyncMs: f.resyncMs,
+    publicUrl: f.publicUrl,
+    runtime: f.runtime,
+    namespace: f.namespace,
+    networkMode: f.networkMode,
   });
 
 /** How much longer than the jobs' deadline the rest of a shutdown may take before the process just exits. */
@@ -61,7 +79,12 @@ const SHUTDOWN_GRACE_MS = 5000;
  * still running then go back to their queues, and the process exits 1: whatever watches it
  * should know the stop was not clean.
  */
-async function runUntilSignal(running: Running, c: ServerConfig, log: Logger, onStop: () => Promise<void> = async () => undefined): Promise<void> {
+async function runUntilSignal(
+  running: Running,
+  c: ServerConfig,
+  log: Logger,
+  onStop: () => Promise<void> = async () => undefined,
+): Promise<void> {
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       log.info(`${sig}: finishing the jobs in hand (at most ${c.shutdownMs} ms)`);
@@ -85,24 +108,38 @@ async function runUntilSignal(running: Running, c: ServerConfig, log: Logger, on
 async function redisFor(c: ServerConfig): Promise<{ url: string; prefix: string }> {
   if (c.redisUrl) return { url: c.redisUrl, prefix: c.prefix };
   const text = await readFile(serveRecordPath(c), 'utf8').catch(() => undefined);
-  if (!text) throw new NatopsError(`no Redis: set NATOPS_REDIS_URL, or start \`natops serve\` (it records its Redis in ${serveRecordPath(c)})`);
+  if (!text)
+    throw new NatopsError(
+      `no Redis: set NATOPS_REDIS_URL, or start \`natops serve\` (it records its Redis in ${serveRecordPath(c)})`,
+    );
   const rec = await parseServeRecord(text);
   return { url: rec.redisUrl, prefix: rec.prefix };
 }
 
 function renderStatuses(sha: string, list: CommitStatus[]): string {
   const lines = [`commit ${sha}`];
-  for (const s of list) lines.push(`  ${s.state.padEnd(8)} ${s.context.padEnd(24)} ${s.description}${s.targetUrl ? `\n  ${''.padEnd(8)} ${''.padEnd(24)} ${s.targetUrl}` : ''}`);
+  for (const s of list)
+    lines.push(
+      `  ${s.state.padEnd(8)} ${s.context.padEnd(24)} ${s.description}${s.targetUrl ? `\n  ${''.padEnd(8)} ${''.padEnd(24)} ${s.targetUrl}` : ''}`,
+    );
   return lines.join('\n');
 }
 
 /** Each gateway's record: what is live and whether the newest plan got there. */
 function renderRecords(snap: RecordSnapshot): string {
-  const rows = [...(snap.networks ? [['(networks)', snap.networks] as const] : []), ...[...snap.gateways].map(([n, r]) => [n, r] as const)];
+  const rows = [
+    ...(snap.networks ? [['(networks)', snap.networks] as const] : []),
+    ...[...snap.gateways].map(([n, r]) => [n, r] as const),
+  ];
   if (!rows.length) return 'gateways: none yet';
   const gen = (r?: { sha: string; gen: number }) => (r ? `${r.sha.slice(0, 7)}/${r.gen}` : '-');
-  return ['gateways (ready, reason, wanted, last applied, message):', ...rows.map(([name, r]) =>
-    `  ${name.padEnd(16)} ${r.condition.ready.padEnd(7)} ${`${r.condition.reason}${r.condition.cause === 'push' ? '' : ` (${r.condition.cause})`}`.padEnd(11)} ${gen(r.desired).padEnd(12)} ${gen(r.lastApplied).padEnd(12)} ${r.condition.message}`)].join('\n');
+  return [
+    'gateways (ready, reason, wanted, last applied, message):',
+    ...rows.map(
+      ([name, r]) =>
+        `  ${name.padEnd(16)} ${r.condition.ready.padEnd(7)} ${`${r.condition.reason}${r.condition.cause === 'push' ? '' : ` (${r.condition.cause})`}`.padEnd(11)} ${gen(r.desired).padEnd(12)} ${gen(r.lastApplied).padEnd(12)} ${r.condition.message}`,
+    ),
+  ].join('\n');
 }
 
 export function addGitopsCommands(program: Command): void {
@@ -114,10 +151,17 @@ export function addGitopsCommands(program: Command): void {
       .option('--public-url <url>', 'address that links in statuses use (NATOPS_PUBLIC_URL)'),
   ).action(async (flags: ServeFlags) => {
     const c = await config(flags);
-    const [{ serve }, { QUEUE_NAMES }, log] = await Promise.all([import('../server/serve.ts'), import('../queue/jobs.ts'), logger(c)]);
+    const [{ serve }, { QUEUE_NAMES }, log] = await Promise.all([
+      import('../server/serve.ts'),
+      import('../queue/jobs.ts'),
+      logger(c),
+    ]);
     const running = await serve(c, { queues: QUEUE_NAMES, http: true, log });
     await mkdir(c.dataDir, { recursive: true });
-    await writeFile(serveRecordPath(c), JSON.stringify({ url: running.url, redisUrl: running.redisUrl, prefix: c.prefix, pid: process.pid }));
+    await writeFile(
+      serveRecordPath(c),
+      JSON.stringify({ url: running.url, redisUrl: running.redisUrl, prefix: c.prefix, pid: process.pid }),
+    );
     await runUntilSignal(running, c, log, () => rm(serveRecordPath(c), { force: true }));
   });
 
@@ -131,12 +175,19 @@ export function addGitopsCommands(program: Command): void {
       .command('worker')
       .description('run workers for some queues only, e.g. --handlers dnat,snat')
       .addOption(handlers)
-      .option('--listen <host:port>', 'serve /healthz, /readyz and /metrics here (NATOPS_LISTEN when given; default: none)'),
+      .option(
+        '--listen <host:port>',
+        'serve /healthz, /readyz and /metrics here (NATOPS_LISTEN when given; default: none)',
+      ),
   ).action(async (flags: ServeFlags & { handlers?: string }) => {
     const { QUEUE_NAMES } = await import('../queue/jobs.ts');
-    const kinds = (flags.handlers ?? QUEUE_NAMES.join(',')).split(',').map((k) => k.trim()).filter(Boolean);
+    const kinds = (flags.handlers ?? QUEUE_NAMES.join(','))
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean);
     const unknown = kinds.filter((k) => !(QUEUE_NAMES as readonly string[]).includes(k));
-    if (unknown.length || !kinds.length) throw new NatopsError(`unknown handler kind(s) ${unknown.join(', ')}; choose from ${QUEUE_NAMES.join(', ')}`);
+    if (unknown.length || !kinds.length)
+      throw new NatopsError(`unknown handler kind(s) ${unknown.join(', ')}; choose from ${QUEUE_NAMES.join(', ')}`);
     const c = await config(flags);
     if (!c.redisUrl) throw new NatopsError('natops worker needs a Redis to share: set NATOPS_REDIS_URL or --redis');
     const [{ serve }, log] = await Promise.all([import('../server/serve.ts'), logger(c)]);
@@ -162,12 +213,18 @@ export function addGitopsCommands(program: Command): void {
     .option('--branch <name>', 'initial branch', 'main')
     .action(async (path: string, opts: { webhook: string; secretFile: string; name: string; branch: string }) => {
       const { initRepo } = await import('../gitops/git/local-repo.ts');
-      const dir = await initRepo(path, { webhookUrl: opts.webhook, secretFile: opts.secretFile, name: opts.name }, opts.branch);
+      const dir = await initRepo(
+        path,
+        { webhookUrl: opts.webhook, secretFile: opts.secretFile, name: opts.name },
+        opts.branch,
+      );
       out(`initialized ${dir}; push to it to drive natops`);
     });
   repo
     .command('notify')
-    .description('send ref updates ("<old> <new> <ref>" lines on stdin) as push deliveries; the post-receive hook runs this')
+    .description(
+      'send ref updates ("<old> <new> <ref>" lines on stdin) as push deliveries; the post-receive hook runs this',
+    )
     .requiredOption('--git-dir <dir>', 'the repository')
     .action(async (opts: { gitDir: string }) => {
       const { notifyFromStdin } = await import('../gitops/git/local-repo.ts');
@@ -181,9 +238,14 @@ export function addGitopsCommands(program: Command): void {
     .option('--wait <seconds>', 'wait until the summary is no longer pending')
     .option('--redis <url>', 'Redis (NATOPS_REDIS_URL; default: the one `natops serve` records)')
     .action(async (sha: string | undefined, opts: { wait?: string; redis?: string }) => {
-      const [{ loadConfig }, { redisConnection }, { StatusBook, SUMMARY_CONTEXT }, { Records }, { Store }] = await Promise.all([
-        import('../server/config.ts'), import('../queue/queues.ts'), import('../state/statuses.ts'), import('../state/records.ts'), import('../state/store.ts'),
-      ]);
+      const [{ loadConfig }, { redisConnection }, { StatusBook, SUMMARY_CONTEXT }, { Records }, { Store }] =
+        await Promise.all([
+          import('../server/config.ts'),
+          import('../queue/queues.ts'),
+          import('../state/statuses.ts'),
+          import('../state/records.ts'),
+          import('../state/store.ts'),
+        ]);
       const c = loadConfig({ redisUrl: opts.redis });
       const { url, prefix } = await redisFor(c);
       const redis = redisConnection(url);
@@ -202,7 +264,10 @@ export function addGitopsCommands(program: Command): void {
           out(renderStatuses(target, list));
           out(renderRecords(await new Records(redis, prefix).snapshot()));
           const repairs = (await new Store(redis, prefix).repairs()).slice(0, 5);
-          if (repairs.length) out(`recent repairs by the resync:\n${repairs.map((r) => `  ${new Date(r.at).toISOString()} ${r.target}: ${r.what.join('; ')}`).join('\n')}`);
+          if (repairs.length)
+            out(
+              `recent repairs by the resync:\n${repairs.map((r) => `  ${new Date(r.at).toISOString()} ${r.target}: ${r.what.join('; ')}`).join('\n')}`,
+            );
           if (summary?.state !== 'success') process.exitCode = summary?.state === 'pending' ? 3 : 1;
           return;
         }

@@ -18,12 +18,18 @@ const warn = (text: string) => process.stderr.write(`natops: warning: ${text}\n`
 class UsageError extends NatopsError {}
 
 function requireRoot(what: string): void {
-  if (process.getuid?.() !== 0) throw new UsageError(`${what} needs root (it creates network namespaces); use --runtime dry-run to see the commands instead`);
+  if (process.getuid?.() !== 0)
+    throw new UsageError(
+      `${what} needs root (it creates network namespaces); use --runtime dry-run to see the commands instead`,
+    );
 }
 
 /** The manifests at `path`, validated with the limits of the environment (NATOPS_MANIFEST_*). */
 async function desiredAt(path: string) {
-  const [{ readDesired }, { manifestLimitsFromEnv }] = await Promise.all([import('../gitops/manifests/read-dir.ts'), import('../server/config.ts')]);
+  const [{ readDesired }, { manifestLimitsFromEnv }] = await Promise.all([
+    import('../gitops/manifests/read-dir.ts'),
+    import('../server/config.ts'),
+  ]);
   return readDesired(path, { limits: manifestLimitsFromEnv() });
 }
 
@@ -32,7 +38,10 @@ async function labNamed(name: string) {
   return new Lab(name);
 }
 
-const labOption = () => new Option('--lab <name>', 'lab name: prefix of every namespace natops creates').default(process.env.NATOPS_LAB ?? DEFAULT_LAB);
+const labOption = () =>
+  new Option('--lab <name>', 'lab name: prefix of every namespace natops creates').default(
+    process.env.NATOPS_LAB ?? DEFAULT_LAB,
+  );
 const runtimeOption = (kinds: RuntimeKind[]) =>
   new Option('--runtime <kind>', 'where gateways run').choices(kinds).default(process.env.NATOPS_RUNTIME ?? 'netns');
 
@@ -51,11 +60,17 @@ async function runtimesFor(what: string, opts: RuntimeOptions, cmd: Command) {
   const { loadConfig } = await import('../server/config.ts');
   // With kubernetes, a lab is used (for its networks and attachment points) only when named.
   const lab = opts.runtime === 'netns' || cmd.getOptionValueSource('lab') !== 'default' ? opts.lab : undefined;
-  return makeRuntimes(loadConfig({ runtime: opts.runtime, lab, namespace: opts.namespace, networkMode: opts.networkMode }), warn);
+  return makeRuntimes(
+    loadConfig({ runtime: opts.runtime, lab, namespace: opts.namespace, networkMode: opts.networkMode }),
+    warn,
+  );
 }
 
 // package.json is one level above cli/main.ts, and two above the compiled dist/cli/main.js.
-const packageJson = new URL(import.meta.url.endsWith('.ts') ? '../package.json' : '../../package.json', import.meta.url);
+const packageJson = new URL(
+  import.meta.url.endsWith('.ts') ? '../package.json' : '../../package.json',
+  import.meta.url,
+);
 
 const program = new Command('natops')
   .description('Kube-OVN-style VPC NAT gateways driven by Git')
@@ -67,9 +82,13 @@ program
   .description('check manifests; print every problem as file:line:column  kind/name  field: message')
   .argument('<path>', 'a directory of *.yaml/*.yml manifests, or one file')
   .action(async (path: string) => {
-    const [{ readManifestDir }, { validateManifests }, { ManifestValidationError }, { manifestLimitsFromEnv }] = await Promise.all([
-      import('../gitops/manifests/read-dir.ts'), import('../gitops/manifests/validate.ts'), import('../gitops/manifests/issues.ts'), import('../server/config.ts'),
-    ]);
+    const [{ readManifestDir }, { validateManifests }, { ManifestValidationError }, { manifestLimitsFromEnv }] =
+      await Promise.all([
+        import('../gitops/manifests/read-dir.ts'),
+        import('../gitops/manifests/validate.ts'),
+        import('../gitops/manifests/issues.ts'),
+        import('../server/config.ts'),
+      ]);
     const { desired, issues } = validateManifests(await readManifestDir(path), manifestLimitsFromEnv());
     if (issues.length) throw new ManifestValidationError(issues);
     out(`ok: ${desired.vpcs.size} VPC(s), ${desired.subnets.size} subnet(s), ${desired.gateways.size} gateway(s)`);
@@ -79,17 +98,29 @@ program
   .command('plan')
   .description('show, per gateway, what applying the manifests would add and remove')
   .argument('<path>', 'manifests to apply')
-  .addOption(new Option('--against <live|DIR>', 'compare with the live gateways (of --runtime), or with another manifest tree').default('live'))
+  .addOption(
+    new Option(
+      '--against <live|DIR>',
+      'compare with the live gateways (of --runtime), or with another manifest tree',
+    ).default('live'),
+  )
   .addOption(runtimeOption(['netns', 'kubernetes']))
   .addOption(labOption())
-  .option('--namespace <ns>', 'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default kube-system)')
+  .option(
+    '--namespace <ns>',
+    'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default kube-system)',
+  )
   .action(async (path: string, opts: RuntimeOptions & { against: string }, cmd: Command) => {
-    const [{ planGateways }, { renderGatewayPlan }] = await Promise.all([import('../dataplane/gateway-plan.ts'), import('../dataplane/plan-text.ts')]);
+    const [{ planGateways }, { renderGatewayPlan }] = await Promise.all([
+      import('../dataplane/gateway-plan.ts'),
+      import('../dataplane/plan-text.ts'),
+    ]);
     const desired = await desiredAt(path);
     const current = new Map<string, GatewayState>();
     if (opts.against === 'live') {
       const { runtime } = await runtimesFor('plan --against live', opts, cmd);
-      for (const name of await runtime.listGateways()) current.set(name, await (await runtime.gateway(name))!.readState());
+      for (const name of await runtime.listGateways())
+        current.set(name, await (await runtime.gateway(name))!.readState());
     } else {
       const { compileGateway } = await import('../dataplane/compile.ts');
       for (const [name, spec] of (await desiredAt(opts.against)).gateways) current.set(name, compileGateway(spec));
@@ -104,7 +135,10 @@ program
   .argument('<path>', 'manifests to apply')
   .addOption(runtimeOption(['netns', 'kubernetes', 'dry-run']))
   .addOption(labOption())
-  .option('--namespace <ns>', 'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default kube-system)')
+  .option(
+    '--namespace <ns>',
+    'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default kube-system)',
+  )
   .option('--network-mode <mode>', 'kubernetes: kube-ovn or multus (NATOPS_NETWORK_MODE, default kube-ovn)')
   .action(async (path: string, opts: RuntimeOptions, cmd: Command) => {
     const desired = await desiredAt(path);
@@ -113,7 +147,9 @@ program
       return;
     }
     const [{ reconcileAll }, { networkModel }, { renderGatewayPlan }] = await Promise.all([
-      import('../runtime/reconcile.ts'), import('../gitops/manifests/network.ts'), import('../dataplane/plan-text.ts'),
+      import('../runtime/reconcile.ts'),
+      import('../gitops/manifests/network.ts'),
+      import('../dataplane/plan-text.ts'),
     ]);
     const { runtime, network } = await runtimesFor('apply', opts, cmd);
     for (const line of await network.apply(networkModel(desired))) out(`network: ${line}`);
@@ -121,13 +157,21 @@ program
     if (runtime.kind === 'dry-run') {
       const { DryRunRuntime, formatCommands } = await import('../runtime/dry-run.ts');
       if (!(runtime instanceof DryRunRuntime)) throw new TypeError('a dry-run runtime that records nothing');
-      for (const r of runtime.recorded) out(`# gateway ${r.gateway}: commands run inside it, starting from an empty gateway\n${formatCommands(r.commands)}\n`);
+      for (const r of runtime.recorded)
+        out(
+          `# gateway ${r.gateway}: commands run inside it, starting from an empty gateway\n${formatCommands(r.commands)}\n`,
+        );
       return;
     }
-    for (const r of results) out(`${renderGatewayPlan(r.name, r.action, r.changes)}\n  (${r.commands.length} command${r.commands.length === 1 ? '' : 's'} run)`);
+    for (const r of results)
+      out(
+        `${renderGatewayPlan(r.name, r.action, r.changes)}\n  (${r.commands.length} command${r.commands.length === 1 ? '' : 's'} run)`,
+      );
   });
 
-const lab = program.command('lab').description('a local network lab in network namespaces, to try NAT changes with real packets');
+const lab = program
+  .command('lab')
+  .description('a local network lab in network namespaces, to try NAT changes with real packets');
 
 lab
   .command('up')
@@ -217,7 +261,9 @@ try {
   const { ManifestValidationError, formatIssue, sortIssues } = await import('../gitops/manifests/issues.ts');
   if (e instanceof ManifestValidationError) {
     for (const issue of sortIssues(e.issues)) process.stderr.write(`${formatIssue(issue)}\n`);
-    process.stderr.write(`natops: ${e.issues.length} problem${e.issues.length === 1 ? '' : 's'}; nothing was changed\n`);
+    process.stderr.write(
+      `natops: ${e.issues.length} problem${e.issues.length === 1 ? '' : 's'}; nothing was changed\n`,
+    );
     process.exitCode = 1;
   } else {
     process.stderr.write(`natops: ${e.message}\n`);

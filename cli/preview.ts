@@ -19,32 +19,59 @@ interface PreviewFlags {
 async function gitDirOf(dir: string): Promise<string> {
   const { run } = await import('../common/exec.ts');
   const r = await run(['git', '-C', dir, 'rev-parse', '--absolute-git-dir'], { okExitCodes: [0, 128] });
-  if (r.code !== 0) throw new PreviewUsageError(`${dir} is not in a git repository (give one with --repo): ${r.stderr.trim()}`);
+  if (r.code !== 0)
+    throw new PreviewUsageError(`${dir} is not in a git repository (give one with --repo): ${r.stderr.trim()}`);
   return r.stdout.trim();
 }
 
 function positiveInt(text: string): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive whole number of characters');
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError('must be a positive whole number of characters');
   return n;
 }
 
 export function addPreviewCommand(program: Command): void {
   program
     .command('preview')
-    .description("show what a change would do to each gateway: the head commit's manifests planned against the base's (exit 1 when the head has validation errors)")
-    .requiredOption('--base <ref>', 'the branch, tag or commit the change goes into (compared from its merge base with the head, as a pull request is)')
+    .description(
+      "show what a change would do to each gateway: the head commit's manifests planned against the base's (exit 1 when the head has validation errors)",
+    )
+    .requiredOption(
+      '--base <ref>',
+      'the branch, tag or commit the change goes into (compared from its merge base with the head, as a pull request is)',
+    )
     .requiredOption('--head <ref>', 'the branch, tag or commit with the change')
     .option('--repo <dir>', 'the repository (a work tree or a git directory); default the one of the current directory')
     .option('--path <dir>', 'the manifests inside the repository', '.')
-    .addOption(new Option('--format <format>', 'text for a terminal, markdown as a pull-request comment').choices(['text', 'markdown']).default('text'))
-    .addOption(new Option('--limit <chars>', 'markdown: cut the detail to fit in this many characters, as a comment must').argParser(positiveInt))
+    .addOption(
+      new Option('--format <format>', 'text for a terminal, markdown as a pull-request comment')
+        .choices(['text', 'markdown'])
+        .default('text'),
+    )
+    .addOption(
+      new Option(
+        '--limit <chars>',
+        'markdown: cut the detail to fit in this many characters, as a comment must',
+      ).argParser(positiveInt),
+    )
     // Usage errors exit 2 like natops's other refusals (commander's own default is 1, which here means "invalid head").
     .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2))
     .action(async (opts: PreviewFlags) => {
-      const [{ GitRepo }, { validateManifests }, { renderMarkdown }, { previewChanges }, { renderText }, { manifestLimitsFromEnv }] = await Promise.all([
-        import('../gitops/git/local-source.ts'), import('../gitops/manifests/validate.ts'), import('../preview/markdown.ts'),
-        import('../preview/preview.ts'), import('../preview/text.ts'), import('../server/config.ts'),
+      const [
+        { GitRepo },
+        { validateManifests },
+        { renderMarkdown },
+        { previewChanges },
+        { renderText },
+        { manifestLimitsFromEnv },
+      ] = await Promise.all([
+        import('../gitops/git/local-source.ts'),
+        import('../gitops/manifests/validate.ts'),
+        import('../preview/markdown.ts'),
+        import('../preview/preview.ts'),
+        import('../preview/text.ts'),
+        import('../server/config.ts'),
       ]);
       const repo = new GitRepo(await gitDirOf(opts.repo ?? '.'));
       const headSha = await repo.resolveRef(opts.head);
@@ -56,9 +83,13 @@ export function addPreviewCommand(program: Command): void {
       const head = validateManifests(await repo.manifestsAt(headSha, opts.path), limits);
       const preview = previewChanges(base, head, { base: opts.base, head: opts.head });
       const path = opts.path === '.' ? '' : ` --path ${opts.path}`;
-      const text = opts.format === 'markdown'
-        ? renderMarkdown(preview, { limit: opts.limit, fullCommand: `natops preview --base ${opts.base} --head ${opts.head}${path}` })
-        : renderText(preview);
+      const text =
+        opts.format === 'markdown'
+          ? renderMarkdown(preview, {
+              limit: opts.limit,
+              fullCommand: `natops preview --base ${opts.base} --head ${opts.head}${path}`,
+            })
+          : renderText(preview);
       process.stdout.write(`${text}\n`);
       if (head.issues.length) process.exitCode = 1;
     });

@@ -34,7 +34,10 @@ export function errorMessage(e: unknown): string {
  * is put back to wait until then, without spending one of its attempts.
  */
 export class RetryLaterError extends NatopsError {
-  constructor(message: string, readonly retryAt: number) {
+  constructor(
+    message: string,
+    readonly retryAt: number,
+  ) {
     super(message, { retryable: true });
   }
 }

@@ -30,7 +30,9 @@ export class CommandError extends NatopsError {
     readonly code: number,
     readonly stderr: string,
   ) {
-    super(`${target}: \`${argv.join(' ')}\` exited ${code}${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' / ')}` : ''}`);
+    super(
+      `${target}: \`${argv.join(' ')}\` exited ${code}${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' / ')}` : ''}`,
+    );
   }
 }
 
@@ -47,14 +49,17 @@ export class CommandTimeoutError extends NatopsError {
 
 export class MissingToolError extends NatopsError {
   constructor(readonly tool: string) {
-    super(`${tool} is not installed or not on PATH (the netns runtime needs iproute2, iptables, conntrack and iputils-arping; run scripts/install-deps.sh)`);
+    super(
+      `${tool} is not installed or not on PATH (the netns runtime needs iproute2, iptables, conntrack and iputils-arping; run scripts/install-deps.sh)`,
+    );
   }
 }
 
 export function assertArgv(argv: readonly string[]): void {
   if (argv.length === 0) throw new TypeError('empty argv');
   for (const a of argv) {
-    if (typeof a !== 'string' || a.includes('\0')) throw new TypeError(`invalid argument ${JSON.stringify(a)} in ${JSON.stringify(argv)}`);
+    if (typeof a !== 'string' || a.includes('\0'))
+      throw new TypeError(`invalid argument ${JSON.stringify(a)} in ${JSON.stringify(argv)}`);
   }
 }
 
@@ -74,7 +79,8 @@ export function observeCommands(observer: CommandObserver): () => void {
 }
 
 export function programOf(argv: readonly string[]): string {
-  const inner = (argv[0] === 'ip' && argv[1] === 'netns' && argv[2] === 'exec' && argv.length > 4 ? argv[4] : argv[0]) ?? '';
+  const inner =
+    (argv[0] === 'ip' && argv[1] === 'netns' && argv[2] === 'exec' && argv.length > 4 ? argv[4] : argv[0]) ?? '';
   return inner.slice(inner.lastIndexOf('/') + 1);
 }
 
@@ -92,7 +98,10 @@ export function timedCommand<T>(argv: readonly string[], running: Promise<T>): P
       }
     }
   };
-  running.then(() => report(true), () => report(false));
+  running.then(
+    () => report(true),
+    () => report(false),
+  );
   return running;
 }
 
@@ -118,7 +127,8 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Exe
 function spawned(argv: readonly string[], opts: RunOptions): Promise<ExecResult> {
   const target = opts.target ?? 'host';
   const timeoutMs = opts.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new TypeError(`invalid timeoutMs ${timeoutMs} for ${JSON.stringify(argv)}`);
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+    throw new TypeError(`invalid timeoutMs ${timeoutMs} for ${JSON.stringify(argv)}`);
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
@@ -145,12 +155,19 @@ function spawned(argv: readonly string[], opts: RunOptions): Promise<ExecResult>
     }, timeoutMs);
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e: NodeJS.ErrnoException) => settle(() => reject(e.code === 'ENOENT' ? new MissingToolError(argv[0]!) : e)));
+    child.on('error', (e: NodeJS.ErrnoException) =>
+      settle(() => reject(e.code === 'ENOENT' ? new MissingToolError(argv[0]!) : e)),
+    );
     child.on('close', (code, signal) =>
       settle(() => {
         if (timedOut) return reject(new CommandTimeoutError(target, argv, timeoutMs));
         const bytes = Buffer.concat(out);
-        const result = { stdout: bytes.toString(), stdoutBytes: bytes, stderr: Buffer.concat(err).toString(), code: code ?? 128 };
+        const result = {
+          stdout: bytes.toString(),
+          stdoutBytes: bytes,
+          stderr: Buffer.concat(err).toString(),
+          code: code ?? 128,
+        };
         if (signal) result.stderr += `\nkilled by ${signal}`;
         if ((opts.okExitCodes ?? [0]).includes(result.code)) resolve(result);
         else reject(new CommandError(target, argv, result.code, result.stderr));

@@ -32,7 +32,9 @@ function toInt(ip: string): number {
     const [a, b, c, d] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
     if (a <= 255 && b <= 255 && c <= 255 && d <= 255) return ((a * 256 + b) * 256 + c) * 256 + d;
   }
-  return ipaddr.IPv4.parse(ip).toByteArray().reduce((acc, b) => acc * 256 + b, 0);
+  return ipaddr.IPv4.parse(ip)
+    .toByteArray()
+    .reduce((acc, b) => acc * 256 + b, 0);
 }
 
 function fromInt(n: number): string {

@@ -7,4 +7,7 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const k8sName = z
   .string({ error: 'must be a string' })
   .max(63, 'must be at most 63 characters (a Kubernetes name)')
-  .regex(DNS_LABEL, 'must be a valid Kubernetes name: lowercase letters, digits and "-", starting and ending with a letter or digit');
+  .regex(
+    DNS_LABEL,
+    'must be a valid Kubernetes name: lowercase letters, digits and "-", starting and ending with a letter or digit',
+  );

@@ -42,7 +42,10 @@ export async function createLogger(opts: LoggerOptions = {}): Promise<Logger> {
   if (opts.pretty ?? process.stderr.isTTY === true) {
     // loaded only for a terminal: JSON needs none of it
     const { default: pretty } = await import('pino-pretty');
-    return pino(options, pretty({ destination: 2, sync: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' }));
+    return pino(
+      options,
+      pretty({ destination: 2, sync: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' }),
+    );
   }
   return pino(options, pino.destination({ dest: 2, sync: true }));
 }

@@ -49,15 +49,22 @@ export function changeSetCommands(c: ChangeSet): Command[] {
   // 1.8.9 with nf_tables accepts it too, it just has no lock to wait for).
   if (payload) cmds.push({ argv: [IPTABLES_PROGRAMS[c.iptables].restore, '-w', '--noflush'], stdin: payload });
   for (const r of c.removed) {
-    for (const f of conntrackFilters(r.chain, r.spec)) cmds.push({ argv: conntrackDeleteArgv(f), okExitCodes: [0, 1], conntrack: f });
+    for (const f of conntrackFilters(r.chain, r.spec))
+      cmds.push({ argv: conntrackDeleteArgv(f), okExitCodes: [0, 1], conntrack: f });
   }
 
   for (const r of c.rules.remove) cmds.push({ argv: ['ip', 'rule', 'del', 'iif', r.iif, 'table', String(r.table)] });
-  for (const r of c.routes.remove) cmds.push({ argv: ['ip', 'route', 'del', r.dst, 'via', r.via, 'dev', r.dev, 'table', String(r.table)] });
+  for (const r of c.routes.remove)
+    cmds.push({ argv: ['ip', 'route', 'del', r.dst, 'via', r.via, 'dev', r.dev, 'table', String(r.table)] });
   for (const a of c.addresses.remove) cmds.push({ argv: ['ip', 'addr', 'del', a.cidr, 'dev', a.dev] });
   // Tell the underlay the new EIPs live here (ARP caches may still point at an old owner).
   for (const a of c.addresses.add) {
-    if (a.dev === 'net1') cmds.push({ argv: ['arping', '-q', '-U', '-c', '1', '-w', '1', '-I', 'net1', a.cidr.split('/')[0]!], bestEffort: true, okExitCodes: [0, 1] });
+    if (a.dev === 'net1')
+      cmds.push({
+        argv: ['arping', '-q', '-U', '-c', '1', '-w', '1', '-I', 'net1', a.cidr.split('/')[0]!],
+        bestEffort: true,
+        okExitCodes: [0, 1],
+      });
   }
   return cmds;
 }

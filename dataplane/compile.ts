@@ -1,6 +1,13 @@
 // GatewaySpec -> the full GatewayState its namespace should hold (docs/architecture.md, "What a gateway holds").
 import { cidrWithin, parseCidr } from '../common/ipv4.ts';
-import { GATEWAY_SYSCTLS, ROUTE_TABLE, type GatewaySpec, type GatewayState, type Route, type SnatSpec } from './model.ts';
+import {
+  GATEWAY_SYSCTLS,
+  ROUTE_TABLE,
+  type GatewaySpec,
+  type GatewayState,
+  type Route,
+  type SnatSpec,
+} from './model.ts';
 import { floatingDnat, floatingSnat, hairpinSnat, jump, portForward, sourceNat } from './rules.ts';
 
 export function compileGateway(spec: GatewaySpec): GatewayState {
@@ -8,7 +15,8 @@ export function compileGateway(spec: GatewaySpec): GatewayState {
   const nextHop = spec.eips[0]?.gateway;
   if (nextHop) routes.push({ table: ROUTE_TABLE, dst: 'default', via: nextHop, dev: 'net1' });
   // Replies to every subnet of the VPC go back through its logical router on eth0's subnet.
-  for (const s of spec.vpcSubnets) routes.push({ table: ROUTE_TABLE, dst: s.cidr, via: spec.subnet.gateway, dev: 'eth0' });
+  for (const s of spec.vpcSubnets)
+    routes.push({ table: ROUTE_TABLE, dst: s.cidr, via: spec.subnet.gateway, dev: 'eth0' });
 
   const snats = moreSpecificFirst(spec.snats);
   const vpcCidrs = spec.vpcSubnets.map((s) => parseCidr(s.cidr)!);
@@ -56,5 +64,13 @@ function moreSpecificFirst(snats: SnatSpec[]): SnatSpec[] {
 
 /** What a fresh gateway holds: nothing natops owns, only the built-in hook chains (empty). */
 export function emptyGatewayState(): GatewayState {
-  return { iptables: 'legacy', net1Up: false, sysctls: {}, addresses: [], rules: [], routes: [], nat: { PREROUTING: [], POSTROUTING: [] } };
+  return {
+    iptables: 'legacy',
+    net1Up: false,
+    sysctls: {},
+    addresses: [],
+    rules: [],
+    routes: [],
+    nat: { PREROUTING: [], POSTROUTING: [] },
+  };
 }

@@ -98,10 +98,13 @@ export function filtersWithEntries(filters: ConntrackFilter[], entries: Conntrac
   }
   return filters.map((f) => {
     const key =
-      f.protocol && f.origDst && f.origDport !== undefined ? `p ${f.protocol} ${f.origDst} ${f.origDport}`
-      : f.origDst ? `d ${f.origDst}`
-      : f.replyDst ? `q ${f.replyDst}`
-      : undefined;
+      f.protocol && f.origDst && f.origDport !== undefined
+        ? `p ${f.protocol} ${f.origDst} ${f.origDport}`
+        : f.origDst
+          ? `d ${f.origDst}`
+          : f.replyDst
+            ? `q ${f.replyDst}`
+            : undefined;
     const candidates = key === undefined ? entries : (index.get(key) ?? []);
     return candidates.some((e) => conntrackMatches(f, e));
   });

@@ -1,7 +1,16 @@
 // Two GatewayStates -> the minimal change set between them.
 import {
-  HOOK_CHAINS, NAT_CHAINS, STATE_READS, type Address, type GatewaySysctl, type GatewayState, type NatChain, type PolicyRule, type Route,
-  type IptablesBackend, type StateRead,
+  HOOK_CHAINS,
+  NAT_CHAINS,
+  STATE_READS,
+  type Address,
+  type GatewaySysctl,
+  type GatewayState,
+  type NatChain,
+  type PolicyRule,
+  type Route,
+  type IptablesBackend,
+  type StateRead,
 } from './model.ts';
 
 export type ChainOp =
@@ -113,12 +122,20 @@ export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet
  * once, so a repeated rule is always a surplus. Also returns the rules that come and go, from the
  * same two sets: a chain holds up to tens of thousands of rules, and hashing them is the cost.
  */
-function diffChain(chain: NatChain, haveOrMissing: string[] | undefined, want: string[]): { edit: ChainEdit; added: string[]; removed: string[] } | undefined {
+function diffChain(
+  chain: NatChain,
+  haveOrMissing: string[] | undefined,
+  want: string[],
+): { edit: ChainEdit; added: string[]; removed: string[] } | undefined {
   const isHook = (HOOK_CHAINS as readonly string[]).includes(chain);
   // Built-in chains always exist; natops never declares (and so never flushes) them.
   const have = isHook ? (haveOrMissing ?? []) : haveOrMissing;
   if (have === undefined) {
-    return { edit: { chain, create: true, rewrite: false, ops: want.map((spec) => ({ op: 'append', spec })) }, added: want, removed: [] };
+    return {
+      edit: { chain, create: true, rewrite: false, ops: want.map((spec) => ({ op: 'append', spec })) },
+      added: want,
+      removed: [],
+    };
   }
   if (have.length === want.length && have.every((spec, i) => spec === want[i])) return undefined;
   if (!isHook) {
@@ -134,7 +151,11 @@ function diffChain(chain: NatChain, haveOrMissing: string[] | undefined, want: s
   const kept = have.filter((spec) => wantSet.has(spec));
   const keptInWant = want.filter((spec) => haveSet.has(spec));
   if (!isHook && (duplicates || kept.some((spec, i) => spec !== keptInWant[i]))) {
-    return { edit: { chain, create: false, rewrite: true, ops: want.map((spec) => ({ op: 'append', spec })) }, added, removed };
+    return {
+      edit: { chain, create: false, rewrite: true, ops: want.map((spec) => ({ op: 'append', spec })) },
+      added,
+      removed,
+    };
   }
 
   const ops: ChainOp[] = removed.map((spec) => ({ op: 'delete', spec }));
@@ -142,7 +163,8 @@ function diffChain(chain: NatChain, haveOrMissing: string[] | undefined, want: s
     // Hook chains are never rewritten, so a repeated jump goes by -D, which takes the first copy;
     // which one stays does not matter, natops does not place its jumps among other rules anyway.
     const wanted = countRules(want);
-    for (const [spec, n] of countRules(kept)) for (let k = wanted.get(spec) ?? 0; k < n; k++) ops.push({ op: 'delete', spec });
+    for (const [spec, n] of countRules(kept))
+      for (let k = wanted.get(spec) ?? 0; k < n; k++) ops.push({ op: 'delete', spec });
   }
   // Hook chains hold other software's rules too, whose positions natops does not know: append there.
   placeNew(ops, want, (spec) => !haveSet.has(spec), 0, kept.length, isHook);
@@ -154,7 +176,14 @@ function diffChain(chain: NatChain, haveOrMissing: string[] | undefined, want: s
  * inserted before the rule now there, or appended past the end (always, with `appendOnly`).
  * `length`: the rules the chain holds once the deletions are done.
  */
-function placeNew(ops: ChainOp[], want: readonly string[], isNew: (spec: string) => boolean, offset: number, length: number, appendOnly: boolean): void {
+function placeNew(
+  ops: ChainOp[],
+  want: readonly string[],
+  isNew: (spec: string) => boolean,
+  offset: number,
+  length: number,
+  appendOnly: boolean,
+): void {
   want.forEach((spec, j) => {
     if (!isNew(spec)) return;
     const i = offset + j;
@@ -174,7 +203,11 @@ const SMALL_EDIT = 32;
  * shared part (so -D finds that very rule), and the middle's kept rules in the same order (no
  * rewrite). Otherwise undefined, and the full way decides.
  */
-function smallEdit(chain: NatChain, have: string[], want: string[]): { edit: ChainEdit; added: string[]; removed: string[] } | undefined {
+function smallEdit(
+  chain: NatChain,
+  have: string[],
+  want: string[],
+): { edit: ChainEdit; added: string[]; removed: string[] } | undefined {
   const max = Math.min(have.length, want.length);
   let head = 0;
   while (head < max && have[head] === want[head]) head++;
@@ -211,8 +244,13 @@ function countRules(specs: string[]): Map<string, number> {
 }
 
 export function isEmptyChangeSet(c: ChangeSet): boolean {
-  return !c.net1Up && c.sysctls.length === 0 && c.chains.length === 0 && c.routes.change.length === 0 &&
-    [c.addresses, c.rules, c.routes].every((d) => d.add.length === 0 && d.remove.length === 0);
+  return (
+    !c.net1Up &&
+    c.sysctls.length === 0 &&
+    c.chains.length === 0 &&
+    c.routes.change.length === 0 &&
+    [c.addresses, c.rules, c.routes].every((d) => d.add.length === 0 && d.remove.length === 0)
+  );
 }
 
 /**
@@ -227,6 +265,7 @@ export function readBackOf(c: ChangeSet): StateRead[] {
   if (c.sysctls.length) reads.add('sysctls');
   if (c.rules.add.length || c.rules.remove.length) reads.add('rules');
   if (c.routes.add.length || c.routes.remove.length || c.routes.change.length) reads.add('routes');
-  if (c.net1Up || c.addresses.add.length || c.addresses.remove.length) for (const r of ['net1', 'rules', 'routes'] as const) reads.add(r);
+  if (c.net1Up || c.addresses.add.length || c.addresses.remove.length)
+    for (const r of ['net1', 'rules', 'routes'] as const) reads.add(r);
   return STATE_READS.filter((r) => reads.has(r));
 }

@@ -11,7 +11,10 @@ export interface GatewayPlan {
   changes: ChangeSet;
 }
 
-export function planGateways(current: ReadonlyMap<string, GatewayState>, desired: ReadonlyMap<string, GatewaySpec>): GatewayPlan[] {
+export function planGateways(
+  current: ReadonlyMap<string, GatewayState>,
+  desired: ReadonlyMap<string, GatewaySpec>,
+): GatewayPlan[] {
   const names = [...new Set([...current.keys(), ...desired.keys()])].sort();
   return names.map((name) => {
     const have = current.get(name);

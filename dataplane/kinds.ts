@@ -2,12 +2,27 @@
 // the planner, the queues and the handlers all take them from here.
 import { GATEWAY_PARTS, type GatewayPart } from './parts.ts';
 
-export const HANDLER_KINDS = ['vpc', 'gateway', 'gateway-init', 'gateway-delete', 'eip', 'fip', 'dnat', 'snat', 'subnet-route'] as const;
+export const HANDLER_KINDS = [
+  'vpc',
+  'gateway',
+  'gateway-init',
+  'gateway-delete',
+  'eip',
+  'fip',
+  'dnat',
+  'snat',
+  'subnet-route',
+] as const;
 export type HandlerKind = (typeof HANDLER_KINDS)[number];
 
 /** The handler that owns each part of a live gateway. */
 export const PART_KIND: Record<GatewayPart, HandlerKind> = {
-  init: 'gateway-init', eip: 'eip', 'subnet-route': 'subnet-route', fip: 'fip', dnat: 'dnat', snat: 'snat',
+  init: 'gateway-init',
+  eip: 'eip',
+  'subnet-route': 'subnet-route',
+  fip: 'fip',
+  dnat: 'dnat',
+  snat: 'snat',
 };
 
 /** A gateway's jobs in the order they run (docs/architecture.md, "The loop"): networks, Deployment, init, the rest. */

@@ -4,7 +4,11 @@
 import { z } from 'zod';
 import { hexDigest } from '../common/digest.ts';
 
-export const StaticRouteSchema = z.object({ cidr: z.string(), nextHopIP: z.string(), policy: z.enum(['policyDst', 'policySrc']) });
+export const StaticRouteSchema = z.object({
+  cidr: z.string(),
+  nextHopIP: z.string(),
+  policy: z.enum(['policyDst', 'policySrc']),
+});
 /** A Vpc's static route as Kube-OVN writes it. */
 export type StaticRoute = z.infer<typeof StaticRouteSchema>;
 

@@ -1,10 +1,22 @@
 // Live state back into the model: parsers for iptables-save and `ip -j` output. Pure.
 import { NatopsError } from '../common/errors.ts';
 import { z } from 'zod';
-import { HOOK_CHAINS, ROUTE_TABLE, isOwnedChain, type Address, type GatewayState, type NatChain, type PolicyRule, type Route } from './model.ts';
+import {
+  HOOK_CHAINS,
+  ROUTE_TABLE,
+  isOwnedChain,
+  type Address,
+  type GatewayState,
+  type NatChain,
+  type PolicyRule,
+  type Route,
+} from './model.ts';
 
 export class ParseError extends NatopsError {
-  constructor(readonly source: string, detail: string) {
+  constructor(
+    readonly source: string,
+    detail: string,
+  ) {
     super(`cannot read ${source}: ${detail}`);
   }
 }
@@ -45,7 +57,9 @@ const IpAddrJson = z.array(
   z.object({
     ifname: z.string(),
     flags: z.array(z.string()).default([]),
-    addr_info: z.array(z.object({ family: z.string(), local: z.string(), prefixlen: z.number(), scope: z.string().optional() })).default([]),
+    addr_info: z
+      .array(z.object({ family: z.string(), local: z.string(), prefixlen: z.number(), scope: z.string().optional() }))
+      .default([]),
   }),
 );
 
@@ -57,16 +71,26 @@ export function parseIpAddr(json: string, dev: string): { up: boolean; addresses
 }
 
 /** `ip -j addr show` -> per link: whether it is up and its global IPv4 addresses. */
-export function parseIpAddrs(json: string, source = 'ip -j addr show'): Map<string, { up: boolean; addresses: Address[] }> {
-  return new Map(parseJson(IpAddrJson, json, source).map((link) => [link.ifname, {
-    up: link.flags.includes('UP'),
-    addresses: link.addr_info
-      .filter((a) => a.family === 'inet' && (a.scope ?? 'global') === 'global')
-      .map((a) => ({ dev: link.ifname, cidr: `${a.local}/${a.prefixlen}` })),
-  }]));
+export function parseIpAddrs(
+  json: string,
+  source = 'ip -j addr show',
+): Map<string, { up: boolean; addresses: Address[] }> {
+  return new Map(
+    parseJson(IpAddrJson, json, source).map((link) => [
+      link.ifname,
+      {
+        up: link.flags.includes('UP'),
+        addresses: link.addr_info
+          .filter((a) => a.family === 'inet' && (a.scope ?? 'global') === 'global')
+          .map((a) => ({ dev: link.ifname, cidr: `${a.local}/${a.prefixlen}` })),
+      },
+    ]),
+  );
 }
 
-const IpRuleJson = z.array(z.object({ iif: z.string().optional(), table: z.string().optional(), src: z.string().optional() }));
+const IpRuleJson = z.array(
+  z.object({ iif: z.string().optional(), table: z.string().optional(), src: z.string().optional() }),
+);
 
 /** `ip -j rule show` -> the iif rules pointing at natops's table. */
 export function parseIpRules(json: string): PolicyRule[] {

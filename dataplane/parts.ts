@@ -72,7 +72,10 @@ export function placementOf(spec: GatewaySpec): string {
  * gets every part; an EIP change is followed by the routes, since removing a network's last
  * address takes the routes through it along.
  */
-export function changedParts(live: GatewaySpec | undefined, desired: GatewaySpec): { gateway: boolean; parts: GatewayPart[] } {
+export function changedParts(
+  live: GatewaySpec | undefined,
+  desired: GatewaySpec,
+): { gateway: boolean; parts: GatewayPart[] } {
   if (!live || placementOf(live) !== placementOf(desired)) return { gateway: true, parts: [...GATEWAY_PARTS] };
   const before = compileGateway(live);
   const after = compileGateway(desired);

@@ -9,18 +9,28 @@ export type GatewayAction = 'create' | 'update' | 'delete' | 'unchanged';
 export function removalTarget(live: GatewayState): GatewayState {
   const nat: GatewayState['nat'] = {};
   for (const chain of Object.keys(live.nat) as (keyof GatewayState['nat'])[]) nat[chain] = [];
-  return { iptables: live.iptables, net1Up: live.net1Up, sysctls: live.sysctls, addresses: [], rules: [], routes: [], nat };
+  return {
+    iptables: live.iptables,
+    net1Up: live.net1Up,
+    sysctls: live.sysctls,
+    addresses: [],
+    rules: [],
+    routes: [],
+    nat,
+  };
 }
 
 export function describeChanges(c: ChangeSet): string[] {
   const words: string[] = [];
-  if (c.net1Up || c.rules.add.length) words.push('+ init: net1 up, forwarding, policy routing and the Kube-OVN nat chains');
+  if (c.net1Up || c.rules.add.length)
+    words.push('+ init: net1 up, forwarding, policy routing and the Kube-OVN nat chains');
   else if (c.sysctls.length) words.push(`+ kernel settings: ${c.sysctls.map(([k, v]) => `${k}=${v}`).join(', ')}`);
   for (const a of c.addresses.add) words.push(`+ EIP ${a.cidr}`);
   for (const a of c.addresses.remove) words.push(`- EIP ${a.cidr}`);
   for (const r of c.routes.add) words.push(`+ route ${r.dst} via ${r.via} dev ${r.dev}`);
   for (const r of c.routes.remove) words.push(`- route ${r.dst} via ${r.via} dev ${r.dev}`);
-  for (const { from, to } of c.routes.change) words.push(`~ route ${to.dst} via ${from.via} -> ${to.via} dev ${to.dev}`);
+  for (const { from, to } of c.routes.change)
+    words.push(`~ route ${to.dst} via ${from.via} -> ${to.via} dev ${to.dev}`);
   const mapping = (chain: string, spec: string) =>
     chain !== 'EXCLUSIVE_SNAT' && !spec.startsWith('-j ') && !(HOOK_CHAINS as readonly string[]).includes(chain);
   for (const r of c.added) if (mapping(r.chain, r.spec)) words.push(`+ ${describeRule(r.chain, r.spec)}`);
@@ -37,13 +47,16 @@ export function ruleDiff(c: ChangeSet): string[] {
   for (const r of c.routes.add) lines.push(`+ ip route ${routeKey(r)}`);
   for (const r of c.routes.remove) lines.push(`- ip route ${routeKey(r)}`);
   for (const { from, to } of c.routes.change) lines.push(`~ ip route ${routeKey(from)} -> via ${to.via} dev ${to.dev}`);
-  for (const e of c.chains) if (e.rewrite) lines.push(`~ -t nat ${e.chain}: rewritten (kept rules out of order or repeated)`);
+  for (const e of c.chains)
+    if (e.rewrite) lines.push(`~ -t nat ${e.chain}: rewritten (kept rules out of order or repeated)`);
   for (const r of c.added) lines.push(`+ -t nat -A ${r.chain} ${r.spec}`);
   for (const r of c.removed) lines.push(`- -t nat -A ${r.chain} ${r.spec}`);
   // A delete of a rule that stays is a surplus copy going
   const gone = new Set(c.removed.map((r) => `${r.chain} ${r.spec}`));
   for (const e of c.chains) {
-    for (const op of e.ops) if (op.op === 'delete' && !gone.has(`${e.chain} ${op.spec}`)) lines.push(`- -t nat -A ${e.chain} ${op.spec} (duplicate)`);
+    for (const op of e.ops)
+      if (op.op === 'delete' && !gone.has(`${e.chain} ${op.spec}`))
+        lines.push(`- -t nat -A ${e.chain} ${op.spec} (duplicate)`);
   }
   return lines;
 }

@@ -8,7 +8,13 @@ export const jump = (chain: string) => `-j ${chain}`;
 export const floatingDnat = (eip: string, internalIp: string) => `-d ${eip}/32 -j DNAT --to-destination ${internalIp}`;
 export const floatingSnat = (eip: string, internalIp: string) => `-s ${internalIp}/32 -j SNAT --to-source ${eip}`;
 
-export const portForward = (eip: string, protocol: Protocol, externalPort: number, internalIp: string, internalPort: number) =>
+export const portForward = (
+  eip: string,
+  protocol: Protocol,
+  externalPort: number,
+  internalIp: string,
+  internalPort: number,
+) =>
   `-d ${eip}/32 -p ${protocol} -m ${protocol} --dport ${externalPort} -j DNAT --to-destination ${internalIp}:${internalPort}`;
 
 /** SNAT only for traffic leaving on the underlay, as current Kube-OVN does. */
@@ -26,7 +32,9 @@ export const hairpinSnat = (eip: string, internalCidr: string) =>
 const IP = '(\\d+\\.\\d+\\.\\d+\\.\\d+)';
 const FLOATING_DNAT = new RegExp(`^-d ${IP}/32 -j DNAT --to-destination ${IP}$`);
 const FLOATING_SNAT = new RegExp(`^-s ${IP}/32 -j SNAT --to-source ${IP}$`);
-const PORT_FORWARD = new RegExp(`^-d ${IP}/32 -p (tcp|udp) -m (?:tcp|udp) --dport (\\d+) -j DNAT --to-destination ${IP}:(\\d+)$`);
+const PORT_FORWARD = new RegExp(
+  `^-d ${IP}/32 -p (tcp|udp) -m (?:tcp|udp) --dport (\\d+) -j DNAT --to-destination ${IP}:(\\d+)$`,
+);
 const SOURCE_NAT = new RegExp(`^-s ${IP}/(\\d+) -o net1 -j SNAT --to-source ${IP}$`);
 const HAIRPIN = new RegExp(`^-s ${IP}/(\\d+) -o eth0 -m conntrack --ctstate DNAT -j SNAT --to-source ${IP}$`);
 
@@ -34,8 +42,10 @@ const HAIRPIN = new RegExp(`^-s ${IP}/(\\d+) -o eth0 -m conntrack --ctstate DNAT
 export function describeRule(chain: string, spec: string): string {
   let m: RegExpExecArray | null;
   if (chain === 'EXCLUSIVE_DNAT' && (m = FLOATING_DNAT.exec(spec))) return `floating IP ${m[1]} -> ${m[2]}`;
-  if (chain === 'EXCLUSIVE_SNAT' && (m = FLOATING_SNAT.exec(spec))) return `floating IP ${m[2]} <- ${m[1]} (its outbound side)`;
-  if (chain === 'SHARED_DNAT' && (m = PORT_FORWARD.exec(spec))) return `port forward ${m[2]} ${m[1]}:${m[3]} -> ${m[4]}:${m[5]}`;
+  if (chain === 'EXCLUSIVE_SNAT' && (m = FLOATING_SNAT.exec(spec)))
+    return `floating IP ${m[2]} <- ${m[1]} (its outbound side)`;
+  if (chain === 'SHARED_DNAT' && (m = PORT_FORWARD.exec(spec)))
+    return `port forward ${m[2]} ${m[1]}:${m[3]} -> ${m[4]}:${m[5]}`;
   if (chain === 'SHARED_SNAT' && (m = SOURCE_NAT.exec(spec))) return `SNAT ${m[1]}/${m[2]} -> ${m[3]}`;
   if (chain === 'HAIRPIN_SNAT' && (m = HAIRPIN.exec(spec))) return `hairpin SNAT ${m[1]}/${m[2]} -> ${m[3]}`;
   if (spec.startsWith('-j ')) return `hook ${chain} ${spec}`;
@@ -53,7 +63,10 @@ export function conntrackFilters(chain: string, spec: string): ConntrackFilter[]
   if (chain === 'SHARED_DNAT' && (m = PORT_FORWARD.exec(spec))) {
     return [{ protocol: m[2] as Protocol, origDst: m[1]!, origDport: Number(m[3]) }];
   }
-  if ((chain === 'SHARED_SNAT' && (m = SOURCE_NAT.exec(spec))) || (chain === 'HAIRPIN_SNAT' && (m = HAIRPIN.exec(spec)))) {
+  if (
+    (chain === 'SHARED_SNAT' && (m = SOURCE_NAT.exec(spec))) ||
+    (chain === 'HAIRPIN_SNAT' && (m = HAIRPIN.exec(spec)))
+  ) {
     return [{ origSrc: `${m[1]}/${m[2]}`, replyDst: m[3]! }];
   }
   return [];

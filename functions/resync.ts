@@ -63,7 +63,9 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
 
   // A push whose delivery never arrived is planned now; its jobs, not the repairs below, fix it.
   // A failure here (git unreadable for a moment) must not stop the rest of the resync.
-  const caughtUp = await env.catchUp?.().catch((e: unknown) => void ctx.log.warn(`catch-up failed: ${errorMessage(e)}`));
+  const caughtUp = await env
+    .catchUp?.()
+    .catch((e: unknown) => void ctx.log.warn(`catch-up failed: ${errorMessage(e)}`));
   if (caughtUp) ctx.log.info(`the branch is at ${caughtUp.slice(0, 7)}, not planned yet: planning it`);
   await recordLostFailures(env, now);
 
@@ -77,7 +79,8 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
       await env.queues.byName.resync.add('resync', asked, { delay: RECHECK_MS });
     }
     // a resync asked for one gateway looks at that one only; the schedule covers the rest
-    if (!rec.desired || rec.condition.ready === 'Unknown' || (asked.gateway !== undefined && asked.gateway !== name)) continue;
+    if (!rec.desired || rec.condition.ready === 'Unknown' || (asked.gateway !== undefined && asked.gateway !== name))
+      continue;
     report.checked++;
     try {
       const what = await driftOf(rec, env);
@@ -87,18 +90,30 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
       ctx.log.warn(`${name}: could not be read: ${errorMessage(e)}`);
     }
   }
-  const orphans = asked.gateway !== undefined ? [] : (await clients.runtime.listGateways()).filter((name) => !snap.gateways.has(name));
+  const orphans =
+    asked.gateway !== undefined
+      ? []
+      : (await clients.runtime.listGateways()).filter((name) => !snap.gateways.has(name));
 
   if (drifted.length || orphans.length) {
     const head = await env.store.head(env.branch);
     const gen = orphans.length ? await env.store.nextGen() : 0;
-    const decision = decideRepairs(snap, drifted, orphans, { sha: head?.sha ?? ZERO_SHA, gen, cause: 'repair', at: now, planUrl: ctx.url, jobUrl: env.jobUrl });
+    const decision = decideRepairs(snap, drifted, orphans, {
+      sha: head?.sha ?? ZERO_SHA,
+      gen,
+      cause: 'repair',
+      at: now,
+      planUrl: ctx.url,
+      jobUrl: env.jobUrl,
+    });
     // A push planned meanwhile changed the records: it decides; the next resync looks again.
     if (await records.writeAll(decision.writes, snap)) {
       await env.statuses.publish(decision.statuses);
       for (const f of decision.flows) await env.queues.addFlow(f);
-      for (const { name, what } of drifted) await repaired(name, what, snap.gateways.get(name)!.desired!, report, ctx, env);
-      for (const name of orphans) await repaired(name, [`gateway ${name} is not in Git`], { sha: head?.sha ?? ZERO_SHA, gen }, report, ctx, env);
+      for (const { name, what } of drifted)
+        await repaired(name, what, snap.gateways.get(name)!.desired!, report, ctx, env);
+      for (const name of orphans)
+        await repaired(name, [`gateway ${name} is not in Git`], { sha: head?.sha ?? ZERO_SHA, gen }, report, ctx, env);
     }
   }
 
@@ -108,12 +123,24 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
     const done = await withLock(env.redis, env.store.leaseKey(NETWORKS), env.lock, async (lease) => {
       // What the record says now, not at the snapshot: a push may have moved the networks on.
       const net = await records.get(NETWORKS);
-      if (!net?.desired || net.condition.ready === 'Unknown' || net.desired.gen !== snap.networks!.desired!.gen) return undefined;
+      if (!net?.desired || net.condition.ready === 'Unknown' || net.desired.gen !== snap.networks!.desired!.gen)
+        return undefined;
       const changed = await fenced(clients, lease).network.apply(net.desired.state);
       // A generation that failed (or never completed) is live now: recorded as a vpc job would.
       if (net.condition.reason === 'Failed' || net.pending.length || net.lastApplied?.gen !== net.desired.gen) {
-        const job: HandlerJob = { kind: 'vpc', sha: net.desired.sha, gen: net.desired.gen, cause: 'repair', network: net.desired.state, last: true };
-        await finalize(jobContext(job, { queue: 'vpc', id: ctx.id, attemptsMade: 0, attempts: 1 }, env), { kind: 'done', changes: changed }, env);
+        const job: HandlerJob = {
+          kind: 'vpc',
+          sha: net.desired.sha,
+          gen: net.desired.gen,
+          cause: 'repair',
+          network: net.desired.state,
+          last: true,
+        };
+        await finalize(
+          jobContext(job, { queue: 'vpc', id: ctx.id, attemptsMade: 0, attempts: 1 }, env),
+          { kind: 'done', changes: changed },
+          env,
+        );
       }
       return { changed, at: net.desired };
     });
@@ -122,11 +149,21 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
   return report;
 }
 
-async function repaired(target: string, what: string[], at: { sha: string; gen: number }, report: ResyncReport, ctx: JobContext<unknown>, env: ResyncEnv): Promise<void> {
+async function repaired(
+  target: string,
+  what: string[],
+  at: { sha: string; gen: number },
+  report: ResyncReport,
+  ctx: JobContext<unknown>,
+  env: ResyncEnv,
+): Promise<void> {
   report.repairs.push({ target, what });
   await env.store.recordRepair({ at: Date.now(), target, sha: at.sha, gen: at.gen, what });
   // (the resync's own job fields, and the repaired gateway's commit and generation over them)
-  ctx.log.warn({ gateway: target, commit: at.sha, gen: at.gen, repair: true }, `resync: ${target} drifted from ${at.sha.slice(0, 7)}: ${what.join('; ')}`);
+  ctx.log.warn(
+    { gateway: target, commit: at.sha, gen: at.gen, repair: true },
+    `resync: ${target} drifted from ${at.sha.slice(0, 7)}: ${what.join('; ')}`,
+  );
 }
 
 /** What differs between the gateway and its record's desire (empty: nothing). */
@@ -148,25 +185,49 @@ async function driftOf(rec: GatewayRecord, env: ResyncEnv): Promise<string[]> {
  */
 async function recordLostFailures(env: ResyncEnv, now: number): Promise<void> {
   const snap = await env.records.snapshot();
-  const inProgress = [...snap.gateways.values(), ...(snap.networks ? [snap.networks] : [])]
-    .filter((r) => r.condition.ready === 'Unknown' && now - r.condition.at > settleMs(env) && r.desired && r.jobs?.length);
+  const inProgress = [...snap.gateways.values(), ...(snap.networks ? [snap.networks] : [])].filter(
+    (r) => r.condition.ready === 'Unknown' && now - r.condition.at > settleMs(env) && r.desired && r.jobs?.length,
+  );
   for (const rec of inProgress) {
-    const jobs = await Promise.all(rec.jobs!.map(async (ref) => {
-      const job = await env.queues.byName[ref.queue].getJob(ref.id);
-      return { ref, job, state: job ? await job.getState() : 'missing' };
-    }));
+    const jobs = await Promise.all(
+      rec.jobs!.map(async (ref) => {
+        const job = await env.queues.byName[ref.queue].getJob(ref.id);
+        return { ref, job, state: job ? await job.getState() : 'missing' };
+      }),
+    );
     // A job still to run means the flow is alive (a completed child may have been cleaned up).
     const alive = jobs.some((j) => !['failed', 'completed', 'missing'].includes(j.state));
     for (const { ref, job, state } of jobs) {
       if (state !== 'failed' && (state !== 'missing' || alive)) continue;
       const parsed = job ? HandlerJob.safeParse(job.data) : undefined;
       // A job that is gone is rebuilt from the record: finalize needs its kind, commit and generation.
-      const data: HandlerJob = parsed?.success ? parsed.data : {
-        kind: ref.queue, sha: rec.desired!.sha, gen: rec.desired!.gen, cause: rec.desired!.cause, last: false, ...('name' in rec ? { gateway: rec.name } : {}),
-      };
-      const reason = job ? job.failedReason || 'failed' : `its job ${ref.queue}/${ref.id} is gone (never added, or removed)`;
-      const ctx = jobContext(data, { queue: ref.queue, id: ref.id, attemptsMade: (job?.opts.attempts ?? 1) - 1, attempts: job?.opts.attempts ?? 1 }, env);
-      env.log.warn({ queue: ref.queue, job: ref.id }, `resync: job ${ref.queue}/${ref.id} failed outside any worker (${reason}); recording it`);
+      const data: HandlerJob = parsed?.success
+        ? parsed.data
+        : {
+            kind: ref.queue,
+            sha: rec.desired!.sha,
+            gen: rec.desired!.gen,
+            cause: rec.desired!.cause,
+            last: false,
+            ...('name' in rec ? { gateway: rec.name } : {}),
+          };
+      const reason = job
+        ? job.failedReason || 'failed'
+        : `its job ${ref.queue}/${ref.id} is gone (never added, or removed)`;
+      const ctx = jobContext(
+        data,
+        {
+          queue: ref.queue,
+          id: ref.id,
+          attemptsMade: (job?.opts.attempts ?? 1) - 1,
+          attempts: job?.opts.attempts ?? 1,
+        },
+        env,
+      );
+      env.log.warn(
+        { queue: ref.queue, job: ref.id },
+        `resync: job ${ref.queue}/${ref.id} failed outside any worker (${reason}); recording it`,
+      );
       await finalize(ctx, { error: new Error(reason) }, env);
       break;
     }

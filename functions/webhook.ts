@@ -29,14 +29,21 @@ export interface Tracked {
   previews?: boolean;
 }
 
-export function classifyDelivery(d: { id: string; event: string; body: string; contentType?: string | undefined }, tracked: Tracked): DeliveryDecision {
+export function classifyDelivery(
+  d: { id: string; event: string; body: string; contentType?: string | undefined },
+  tracked: Tracked,
+): DeliveryDecision {
   const { branch } = tracked;
   // GitHub can send form-encoded payloads; natops reads JSON only, and says how to fix the hook.
   if (d.contentType && !/^application\/json\b/i.test(d.contentType)) {
-    return { status: 415, outcome: `content type ${d.contentType.slice(0, 80)} is not handled: set the webhook's content type to application/json` };
+    return {
+      status: 415,
+      outcome: `content type ${d.contentType.slice(0, 80)} is not handled: set the webhook's content type to application/json`,
+    };
   }
   if (d.event === 'ping') return { status: 200, outcome: 'pong' };
-  if (d.event !== 'push' && d.event !== 'pull_request') return { status: 202, outcome: `event ${d.event.slice(0, 80)} is not handled; ignored` };
+  if (d.event !== 'push' && d.event !== 'pull_request')
+    return { status: 202, outcome: `event ${d.event.slice(0, 80)} is not handled; ignored` };
   let json: unknown;
   try {
     json = JSON.parse(d.body);
@@ -44,30 +51,52 @@ export function classifyDelivery(d: { id: string; event: string; body: string; c
     return { status: 400, outcome: 'body is not JSON' };
   }
   if (d.event === 'pull_request') {
-    return tracked.previews ? classifyPullRequest(d.id, json, tracked) : { status: 202, outcome: 'pull requests are previewed when natops talks to GitHub (NATOPS_GITHUB_*); ignored' };
+    return tracked.previews
+      ? classifyPullRequest(d.id, json, tracked)
+      : { status: 202, outcome: 'pull requests are previewed when natops talks to GitHub (NATOPS_GITHUB_*); ignored' };
   }
   const parsed = PushPayload.safeParse(json);
   if (!parsed.success) return { status: 400, outcome: `not a push payload: ${issuesOf(parsed.error)}` };
   const push = parsed.data;
   const elsewhere = otherRepository(push.repository.full_name, tracked);
   if (elsewhere) return elsewhere;
-  if (BAD_REF.test(push.ref)) return { status: 400, outcome: `${JSON.stringify(push.ref).slice(0, 200)} is not a valid ref` };
+  if (BAD_REF.test(push.ref))
+    return { status: 400, outcome: `${JSON.stringify(push.ref).slice(0, 200)} is not a valid ref` };
   const meta = { ref: push.ref, after: push.after };
   const pushed = pushedBranch(push.ref);
   if (pushed === undefined) return { status: 202, outcome: `${push.ref} is not a branch; ignored`, ...meta };
-  if (pushed !== branch) return { status: 202, outcome: `branch ${pushed} is not tracked (${branch} is); ignored`, ...meta };
-  if (push.deleted) return { status: 202, outcome: `branch ${pushed} deleted; ignored (live gateways stay as they are)`, ...meta };
+  if (pushed !== branch)
+    return { status: 202, outcome: `branch ${pushed} is not tracked (${branch} is); ignored`, ...meta };
+  if (push.deleted)
+    return { status: 202, outcome: `branch ${pushed} deleted; ignored (live gateways stay as they are)`, ...meta };
   return {
-    status: 202, outcome: `queued plan of ${push.after.slice(0, 7)}`, ...meta,
-    plan: { delivery: d.id, repository: push.repository.full_name, branch: pushed, before: push.before, after: push.after, forced: push.forced, cause: 'push' },
+    status: 202,
+    outcome: `queued plan of ${push.after.slice(0, 7)}`,
+    ...meta,
+    plan: {
+      delivery: d.id,
+      repository: push.repository.full_name,
+      branch: pushed,
+      before: push.before,
+      after: push.after,
+      forced: push.forced,
+      cause: 'push',
+    },
   };
 }
 
-const issuesOf = (e: { issues: { path: PropertyKey[]; message: string }[] }) => e.issues.map((i) => `${i.path.map(String).join('.')}: ${i.message}`).join('; ').slice(0, 480);
+const issuesOf = (e: { issues: { path: PropertyKey[]; message: string }[] }) =>
+  e.issues
+    .map((i) => `${i.path.map(String).join('.')}: ${i.message}`)
+    .join('; ')
+    .slice(0, 480);
 
 function otherRepository(fullName: string, tracked: Tracked): DeliveryDecision | undefined {
   if (tracked.repository === undefined || fullName === tracked.repository) return undefined;
-  return { status: 400, outcome: `delivery for repository ${fullName.slice(0, 100)}; natops tracks ${tracked.repository}` };
+  return {
+    status: 400,
+    outcome: `delivery for repository ${fullName.slice(0, 100)}; natops tracks ${tracked.repository}`,
+  };
 }
 
 /** A pull request into the tracked branch: its preview (opened, reopened, new commits, new base) or its close. */
@@ -80,22 +109,52 @@ function classifyPullRequest(id: string, json: unknown, tracked: Tracked): Deliv
   const pr = p.pull_request;
   const what = previewAction(p);
   const meta = { ref: `pull/${p.number}`, after: pr.head.sha };
-  if (!what) return { status: 202, outcome: `pull request #${p.number} ${p.action.slice(0, 40)}; nothing to preview`, ...meta };
+  if (!what)
+    return { status: 202, outcome: `pull request #${p.number} ${p.action.slice(0, 40)}; nothing to preview`, ...meta };
   const updatedAt = Date.parse(pr.updated_at);
-  if (!Number.isFinite(updatedAt)) return { status: 400, outcome: `pull_request.updated_at ${JSON.stringify(pr.updated_at).slice(0, 60)} is not a time` };
+  if (!Number.isFinite(updatedAt))
+    return {
+      status: 400,
+      outcome: `pull_request.updated_at ${JSON.stringify(pr.updated_at).slice(0, 60)} is not a time`,
+    };
   // Moved to another base: its preview (if it had one) is outdated, as if closed.
   if (pr.base.ref !== tracked.branch && p.action === 'edited') {
-    return { status: 202, outcome: `pull request #${p.number} now targets ${pr.base.ref.slice(0, 100)}; its preview marked outdated`, ...meta, preview: { action: 'close', delivery: id, number: p.number, merged: false, updatedAt, retargeted: pr.base.ref } };
+    return {
+      status: 202,
+      outcome: `pull request #${p.number} now targets ${pr.base.ref.slice(0, 100)}; its preview marked outdated`,
+      ...meta,
+      preview: { action: 'close', delivery: id, number: p.number, merged: false, updatedAt, retargeted: pr.base.ref },
+    };
   }
-  if (pr.base.ref !== tracked.branch) return { status: 202, outcome: `pull request #${p.number} is into ${pr.base.ref.slice(0, 100)}, not ${tracked.branch}; ignored`, ...meta };
+  if (pr.base.ref !== tracked.branch)
+    return {
+      status: 202,
+      outcome: `pull request #${p.number} is into ${pr.base.ref.slice(0, 100)}, not ${tracked.branch}; ignored`,
+      ...meta,
+    };
   if (what === 'close') {
-    return { status: 202, outcome: `queued: pull request #${p.number} closed, its preview marked outdated`, ...meta, preview: { action: 'close', delivery: id, number: p.number, merged: pr.merged === true, updatedAt } };
+    return {
+      status: 202,
+      outcome: `queued: pull request #${p.number} closed, its preview marked outdated`,
+      ...meta,
+      preview: { action: 'close', delivery: id, number: p.number, merged: pr.merged === true, updatedAt },
+    };
   }
   return {
-    status: 202, outcome: `queued preview of pull request #${p.number} at ${pr.head.sha.slice(0, 7)}`, ...meta,
+    status: 202,
+    outcome: `queued preview of pull request #${p.number} at ${pr.head.sha.slice(0, 7)}`,
+    ...meta,
     preview: {
-      action: 'preview', delivery: id, number: p.number, head: pr.head.sha, base: pr.base.sha, baseRef: pr.base.ref,
-      headLabel: pr.head.label ?? pr.head.ref, title: pr.title, url: pr.html_url, updatedAt,
+      action: 'preview',
+      delivery: id,
+      number: p.number,
+      head: pr.head.sha,
+      base: pr.base.sha,
+      baseRef: pr.base.ref,
+      headLabel: pr.head.label ?? pr.head.ref,
+      title: pr.title,
+      url: pr.html_url,
+      updatedAt,
     },
   };
 }

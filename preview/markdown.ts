@@ -33,9 +33,13 @@ const oneLine = (s: string) => s.replace(/\r\n?|\n/g, ' ').replace(/[\u0000-\u00
  */
 export function escapeMarkdown(s: string): string {
   return oneLine(s)
-    .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
     .replace(/[\\`*_[\]|~$]/g, '\\$&')
-    .replace(/[@#]/g, '$&\u200b').replace(/:\/\//g, ':\u200b//').replace(/(www)\./gi, '$1\u200b.');
+    .replace(/[@#]/g, '$&\u200b')
+    .replace(/:\/\//g, ':\u200b//')
+    .replace(/(www)\./gi, '$1\u200b.');
 }
 
 /**
@@ -51,7 +55,12 @@ export function codeSpan(s: string, inTable = false): string {
 }
 
 export function escapeHtml(s: string): string {
-  return oneLine(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+  return oneLine(s)
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
 }
 
 function longestRun(s: string, ch: string): number {
@@ -77,12 +86,18 @@ function linkDestination(url: string): string {
 
 // ---- the parts ---------------------------------------------------------------------------------
 
-const SUMMARY_HEADER = ['| | action | EIPs | floating IPs | port forwards | SNATs | routes |', '| --- | --- | --- | --- | --- | --- | --- |'];
+const SUMMARY_HEADER = [
+  '| | action | EIPs | floating IPs | port forwards | SNATs | routes |',
+  '| --- | --- | --- | --- | --- | --- | --- |',
+];
 
 function summaryRows(p: Preview): string[] {
   const rows: string[] = [];
   for (const g of p.gateways) {
-    const cells = g.action === 'invalid' ? CATEGORIES.map(() => '–') : CATEGORIES.map((c) => countsText(countChanges(g.changes[c])));
+    const cells =
+      g.action === 'invalid'
+        ? CATEGORIES.map(() => '–')
+        : CATEGORIES.map((c) => countsText(countChanges(g.changes[c])));
     const action = g.action === 'invalid' ? `❌ ${escapeMarkdown(actionWords(g))}` : escapeMarkdown(actionWords(g));
     rows.push(`| gateway ${codeSpan(g.name, true)} | ${action} | ${cells.join(' | ')} |`);
   }
@@ -92,7 +107,8 @@ function summaryRows(p: Preview): string[] {
     const action = v.action === 'invalid' ? '❌ invalid: the networks stay as they are' : v.action;
     rows.push(`| VPC ${codeSpan(v.name, true)} | ${action} | | | | | ${routes} |`);
   }
-  if (p.gateways.length > 1) rows.push(`| **total** | | ${CATEGORIES.map((c) => countsText(p.totals.changes[c])).join(' | ')} |`);
+  if (p.gateways.length > 1)
+    rows.push(`| **total** | | ${CATEGORIES.map((c) => countsText(p.totals.changes[c])).join(' | ')} |`);
   return rows;
 }
 
@@ -100,7 +116,11 @@ function summaryRows(p: Preview): string[] {
 function headPart(p: Preview, banner: readonly string[], rows: string[], rowsCut: number): string {
   const title = p.refs ? `### NAT preview: ${codeSpan(p.refs.base)} → ${codeSpan(p.refs.head)}` : '### NAT preview';
   const v = verdict(p);
-  const out = [...banner, title, `${p.head.refused ? '⛔' : !v.ok ? '❌' : !p.head.enabled ? '⏸️' : '✅'} **${escapeMarkdown(v.text)}** ${escapeMarkdown(actionsSentence(p))}`];
+  const out = [
+    ...banner,
+    title,
+    `${p.head.refused ? '⛔' : !v.ok ? '❌' : !p.head.enabled ? '⏸️' : '✅'} **${escapeMarkdown(v.text)}** ${escapeMarkdown(actionsSentence(p))}`,
+  ];
   if (rows.length || rowsCut) out.push([...SUMMARY_HEADER, ...rows].join('\n'));
   if (rowsCut) out.push(`_… ${plural(rowsCut, 'more row')} of the summary cut._`);
   out.push(...baseNotes(p).map(escapeMarkdown));
@@ -131,14 +151,23 @@ function details(p: Preview): Detail[] {
       kind: 'gateway',
       name: g.name,
       heading: `#### gateway ${codeSpan(g.name)}: ${escapeMarkdown(actionWords(g))}`,
-      intro: g.recreate.length ? [`Recreated (its pod restarts, every rule is rebuilt): ${g.recreate.map(escapeMarkdown).join('; ')}.`] : [],
+      intro: g.recreate.length
+        ? [`Recreated (its pod restarts, every rule is rebuilt): ${g.recreate.map(escapeMarkdown).join('; ')}.`]
+        : [],
       rows: CATEGORIES.flatMap((c) => g.changes[c].map((e) => entryRow(CATEGORY_NAMES[c].one, e))),
       diff: g.ruleDiff,
     });
   }
   for (const v of p.vpcs) {
     if (!v.staticRoutes.length) continue;
-    out.push({ kind: 'VPC', name: v.name, heading: `#### VPC ${codeSpan(v.name)}: ${v.action}`, intro: [], rows: v.staticRoutes.map((e) => entryRow('static route', e)), diff: [] });
+    out.push({
+      kind: 'VPC',
+      name: v.name,
+      heading: `#### VPC ${codeSpan(v.name)}: ${v.action}`,
+      intro: [],
+      rows: v.staticRoutes.map((e) => entryRow('static route', e)),
+      diff: [],
+    });
   }
   return out;
 }
@@ -146,10 +175,18 @@ function details(p: Preview): Detail[] {
 function renderDetail(d: Detail, rows = d.rows.length, diff = d.diff.length): string {
   const out = [d.heading, ...d.intro];
   if (rows) out.push([TABLE_HEADER, ...d.rows.slice(0, rows)].join('\n'));
-  if (rows < d.rows.length) out.push(rows ? `_… ${plural(d.rows.length - rows, 'more row')} cut._` : `_The table (${plural(d.rows.length, 'row')}) is cut._`);
+  if (rows < d.rows.length)
+    out.push(
+      rows
+        ? `_… ${plural(d.rows.length - rows, 'more row')} cut._`
+        : `_The table (${plural(d.rows.length, 'row')}) is cut._`,
+    );
   if (d.diff.length && !diff) out.push(`_The rule diff (${plural(d.diff.length, 'line')}) is cut._`);
   if (diff) {
-    const block = [`<details><summary>Rule diff of ${d.kind} <code>${escapeHtml(d.name)}</code> (${plural(d.diff.length, 'line')})</summary>`, fenced('diff', d.diff.slice(0, diff))];
+    const block = [
+      `<details><summary>Rule diff of ${d.kind} <code>${escapeHtml(d.name)}</code> (${plural(d.diff.length, 'line')})</summary>`,
+      fenced('diff', d.diff.slice(0, diff)),
+    ];
     if (diff < d.diff.length) block.push(`_… ${plural(d.diff.length - diff, 'more line')} cut._`);
     out.push(block.join('\n\n'), '</details>');
   }
@@ -191,10 +228,21 @@ interface Cut {
 function cutPhrase(c: Cut): string[] {
   const [rowsCut, rows] = c.rows;
   const [diffCut, lines] = c.diff;
-  if (rowsCut === rows && diffCut === lines && rows && lines) return [`the table and rule diff of ${c.label} (${plural(rows, 'row')}, ${plural(lines, 'line')})`];
+  if (rowsCut === rows && diffCut === lines && rows && lines)
+    return [`the table and rule diff of ${c.label} (${plural(rows, 'row')}, ${plural(lines, 'line')})`];
   const out: string[] = [];
-  if (diffCut) out.push(diffCut === lines ? `the rule diff of ${c.label} (${plural(lines, 'line')})` : `${count(diffCut)} of the ${plural(lines, 'line')} of the rule diff of ${c.label}`);
-  if (rowsCut) out.push(rowsCut === rows ? `the table of ${c.label} (${plural(rows, 'row')})` : `${count(rowsCut)} of the ${plural(rows, 'row')} of the table of ${c.label}`);
+  if (diffCut)
+    out.push(
+      diffCut === lines
+        ? `the rule diff of ${c.label} (${plural(lines, 'line')})`
+        : `${count(diffCut)} of the ${plural(lines, 'line')} of the rule diff of ${c.label}`,
+    );
+  if (rowsCut)
+    out.push(
+      rowsCut === rows
+        ? `the table of ${c.label} (${plural(rows, 'row')})`
+        : `${count(rowsCut)} of the ${plural(rows, 'row')} of the table of ${c.label}`,
+    );
   return out;
 }
 
@@ -203,7 +251,10 @@ const MAX_NAMED_CUTS = 6;
 function cutNote(cuts: readonly Cut[], extra: readonly string[], limitName: string, command: string): string {
   const phrases = [...cuts.flatMap(cutPhrase), ...extra];
   if (!phrases.length) return '';
-  const named = phrases.length > MAX_NAMED_CUTS + 1 ? [...phrases.slice(0, MAX_NAMED_CUTS), `${count(phrases.length - MAX_NAMED_CUTS)} more parts`] : phrases;
+  const named =
+    phrases.length > MAX_NAMED_CUTS + 1
+      ? [...phrases.slice(0, MAX_NAMED_CUTS), `${count(phrases.length - MAX_NAMED_CUTS)} more parts`]
+      : phrases;
   const list = named.length > 1 ? `${named.slice(0, -1).join(', ')} and ${named.at(-1)}` : named[0];
   return `> [!NOTE]\n> ✂️ Cut to fit ${limitName}: ${list}. Run ${codeSpan(command)} for all of it.`;
 }
@@ -233,7 +284,11 @@ function fitDetails(all: readonly Detail[], budget: number): { parts: string[]; 
         const rows = largest(d.rows.length, (r) => fits(r, 0));
         const diff = rows === d.rows.length ? largest(d.diff.length, (n) => fits(rows, n)) : 0;
         parts.push(renderDetail(d, rows, diff));
-        cuts.push({ label: label(d), rows: [d.rows.length - rows, d.rows.length], diff: [d.diff.length - diff, d.diff.length] });
+        cuts.push({
+          label: label(d),
+          rows: [d.rows.length - rows, d.rows.length],
+          diff: [d.diff.length - diff, d.diff.length],
+        });
         continue;
       }
     }
@@ -259,15 +314,22 @@ export function renderMarkdown(p: Preview, opts: MarkdownOptions = {}): string {
   const limit = opts.limit ?? Infinity;
   const banner = opts.banner ?? [];
   const limitName = opts.limitName ?? `the ${count(limit)}-character limit`;
-  const command = opts.fullCommand ?? (p.refs ? `natops preview --base ${p.refs.base} --head ${p.refs.head}` : 'natops preview');
+  const command =
+    opts.fullCommand ?? (p.refs ? `natops preview --base ${p.refs.base} --head ${p.refs.head}` : 'natops preview');
   const rows = summaryRows(p);
   const head = headPart(p, banner, rows, 0);
   const all = details(p);
   const issues = p.head.issues.map((i) => issueText(i, opts.linkTo));
-  const compose = (h: string, note: string, parts: readonly string[], errors: string) => [h, note, ...parts, errors].filter(Boolean).join('\n\n');
+  const compose = (h: string, note: string, parts: readonly string[], errors: string) =>
+    [h, note, ...parts, errors].filter(Boolean).join('\n\n');
 
   const errorsWhole = errorsPart(issues, issues.length, true);
-  const whole = compose(head, '', all.map((d) => renderDetail(d)), errorsWhole);
+  const whole = compose(
+    head,
+    '',
+    all.map((d) => renderDetail(d)),
+    errorsWhole,
+  );
   if (whole.length <= limit) return whole;
 
   // 1. The details, later ones first; the room left for them shrinks by what the note takes.
@@ -281,21 +343,43 @@ export function renderMarkdown(p: Preview, opts: MarkdownOptions = {}): string {
   }
 
   // 2. No details, and only the first line of each validation error.
-  const everyDetail: Cut[] = all.map((d) => ({ label: label(d), rows: [d.rows.length, d.rows.length], diff: [d.diff.length, d.diff.length] }));
+  const everyDetail: Cut[] = all.map((d) => ({
+    label: label(d),
+    rows: [d.rows.length, d.rows.length],
+    diff: [d.diff.length, d.diff.length],
+  }));
   const longErrors = issues.filter((i) => i.rest.length).length;
   const restCut = longErrors ? [`the further lines of ${plural(longErrors, 'validation error')}`] : [];
-  const firstLines = compose(head, cutNote(everyDetail, restCut, limitName, command), [], errorsPart(issues, issues.length, false));
+  const firstLines = compose(
+    head,
+    cutNote(everyDetail, restCut, limitName, command),
+    [],
+    errorsPart(issues, issues.length, false),
+  );
   if (firstLines.length <= limit) return firstLines;
 
   // 3. Only when the limit cannot hold the summary and every error's first line: as many as fit.
-  const noteFor = (errorsCut: number, rowsCut: number) => cutNote(everyDetail, [
-    ...restCut,
-    ...(errorsCut ? [`${plural(errorsCut, 'validation error')}`] : []),
-    ...(rowsCut ? [`${plural(rowsCut, 'row')} of the summary`] : []),
-  ], limitName, command);
-  const withErrors = (shown: number) => compose(head, noteFor(issues.length - shown, 0), [], errorsPart(issues, shown, false));
+  const noteFor = (errorsCut: number, rowsCut: number) =>
+    cutNote(
+      everyDetail,
+      [
+        ...restCut,
+        ...(errorsCut ? [`${plural(errorsCut, 'validation error')}`] : []),
+        ...(rowsCut ? [`${plural(rowsCut, 'row')} of the summary`] : []),
+      ],
+      limitName,
+      command,
+    );
+  const withErrors = (shown: number) =>
+    compose(head, noteFor(issues.length - shown, 0), [], errorsPart(issues, shown, false));
   if (withErrors(0).length <= limit) return withErrors(largest(issues.length, (n) => withErrors(n).length <= limit));
-  const withRows = (n: number) => compose(headPart(p, banner, rows.slice(0, n), rows.length - n), noteFor(issues.length, rows.length - n), [], errorsPart(issues, 0, false));
+  const withRows = (n: number) =>
+    compose(
+      headPart(p, banner, rows.slice(0, n), rows.length - n),
+      noteFor(issues.length, rows.length - n),
+      [],
+      errorsPart(issues, 0, false),
+    );
   const text = withRows(largest(rows.length, (n) => withRows(n).length <= limit));
   // A banner longer than the limit: the limit wins.
   return text.length <= limit ? text : text.slice(0, limit);

@@ -170,13 +170,23 @@ export function countChanges(entries: readonly EntryChange[]): Counts {
   return c;
 }
 
-const noEntries = (): Record<Category, EntryChange[]> => ({ eips: [], floatingIps: [], portForwards: [], snats: [], routes: [] });
+const noEntries = (): Record<Category, EntryChange[]> => ({
+  eips: [],
+  floatingIps: [],
+  portForwards: [],
+  snats: [],
+  routes: [],
+});
 
 /**
  * The head's manifests planned against the base's, both as validateManifests gave them. Nothing
  * live is read: the base's valid gateways, compiled, stand for what is live.
  */
-export function previewChanges(base: ValidationResult, head: ValidationResult, refs?: { base: string; head: string }): Preview {
+export function previewChanges(
+  base: ValidationResult,
+  head: ValidationResult,
+  refs?: { base: string; head: string },
+): Preview {
   const headIssues = sortIssues(head.issues);
   const refused = headIssues.some(refusesCommit);
   const enabled = head.desired.enabled;
@@ -217,13 +227,30 @@ export function previewChanges(base: ValidationResult, head: ValidationResult, r
       });
     }
     for (const [name, issues] of gatewayIssues) {
-      gateways.push({ name, action: 'invalid', base: baseState(name), recreate: [], changes: noEntries(), ruleDiff: [], issues });
+      gateways.push({
+        name,
+        action: 'invalid',
+        base: baseState(name),
+        recreate: [],
+        changes: noEntries(),
+        ruleDiff: [],
+        issues,
+      });
     }
     gateways.sort((a, b) => a.name.localeCompare(b.name));
 
     const vpcIssues = issuesByName(headIssues, VPC_RESOURCE);
     const names = [...new Set([...base.desired.vpcs.keys(), ...head.desired.vpcs.keys(), ...vpcIssues.keys()])].sort();
-    for (const name of names) vpcs.push(vpcPreview(name, base.desired.vpcs.get(name), head.desired.vpcs.get(name), vpcIssues.get(name) ?? [], networksInvalid));
+    for (const name of names)
+      vpcs.push(
+        vpcPreview(
+          name,
+          base.desired.vpcs.get(name),
+          head.desired.vpcs.get(name),
+          vpcIssues.get(name) ?? [],
+          networksInvalid,
+        ),
+      );
   }
 
   const actions = Object.fromEntries(PREVIEW_ACTIONS.map((a) => [a, 0])) as Record<PreviewAction, number>;
@@ -249,10 +276,17 @@ export function previewChanges(base: ValidationResult, head: ValidationResult, r
   };
 }
 
-function vpcPreview(name: string, from: VpcInfo | undefined, to: VpcInfo | undefined, issues: ManifestIssue[], networksInvalid: boolean): VpcPreview {
+function vpcPreview(
+  name: string,
+  from: VpcInfo | undefined,
+  to: VpcInfo | undefined,
+  issues: ManifestIssue[],
+  networksInvalid: boolean,
+): VpcPreview {
   const staticRoutes = diffEntries(staticRouteEntries(from?.staticRoutes), staticRouteEntries(to?.staticRoutes));
   // With a problem in any Vpc, Subnet or the ConfigMap the networks stay as they are.
-  if (networksInvalid && (staticRoutes.length || issues.length)) return { name, action: 'invalid', staticRoutes: [], issues };
+  if (networksInvalid && (staticRoutes.length || issues.length))
+    return { name, action: 'invalid', staticRoutes: [], issues };
   const action: PreviewAction = !from ? 'create' : !to ? 'delete' : staticRoutes.length ? 'update' : 'unchanged';
   return { name, action, staticRoutes, issues };
 }

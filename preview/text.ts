@@ -17,11 +17,17 @@ export function renderText(p: Preview, opts: { banner?: readonly string[] } = {}
   const vpcs = p.vpcs.filter((v) => v.action !== 'unchanged');
   const width = Math.max(0, ...p.gateways.map((g) => g.name.length), ...vpcs.map((v) => v.name.length));
   for (const g of p.gateways) {
-    const counts = g.action === 'invalid' ? '' : `  ${CATEGORIES.map((c) => `${CATEGORY_NAMES[c].many} ${countsText(countChanges(g.changes[c]))}`).join(', ')}`;
+    const counts =
+      g.action === 'invalid'
+        ? ''
+        : `  ${CATEGORIES.map((c) => `${CATEGORY_NAMES[c].many} ${countsText(countChanges(g.changes[c]))}`).join(', ')}`;
     summary.push(`  gateway ${g.name.padEnd(width)}  ${actionWords(g)}${counts}`);
   }
   for (const v of vpcs) {
-    const what = v.action === 'invalid' ? 'invalid: the networks stay as they are' : `${v.action}  static routes ${countsText(countChanges(v.staticRoutes))}`;
+    const what =
+      v.action === 'invalid'
+        ? 'invalid: the networks stay as they are'
+        : `${v.action}  static routes ${countsText(countChanges(v.staticRoutes))}`;
     summary.push(`  VPC     ${v.name.padEnd(width)}  ${what}`);
   }
   if (summary.length) out.push(summary.join('\n'));
@@ -29,16 +35,22 @@ export function renderText(p: Preview, opts: { banner?: readonly string[] } = {}
   for (const g of p.gateways) {
     if (!hasDetail(g)) continue;
     const lines = [`gateway ${g.name}: ${actionWords(g)}`];
-    if (g.recreate.length) lines.push(`  recreated (its pod restarts, every rule is rebuilt): ${g.recreate.join('; ')}`);
+    if (g.recreate.length)
+      lines.push(`  recreated (its pod restarts, every rule is rebuilt): ${g.recreate.join('; ')}`);
     for (const c of CATEGORIES) for (const e of g.changes[c]) lines.push(entryLine(CATEGORY_NAMES[c].one, e));
-    if (g.ruleDiff.length) lines.push(`  rule diff (${plural(g.ruleDiff.length, 'line')}):`, ...g.ruleDiff.map((l) => `    ${l}`));
+    if (g.ruleDiff.length)
+      lines.push(`  rule diff (${plural(g.ruleDiff.length, 'line')}):`, ...g.ruleDiff.map((l) => `    ${l}`));
     out.push(lines.join('\n'));
   }
   for (const v of p.vpcs) {
-    if (v.staticRoutes.length) out.push([`VPC ${v.name}: ${v.action}`, ...v.staticRoutes.map((e) => entryLine('static route', e))].join('\n'));
+    if (v.staticRoutes.length)
+      out.push([`VPC ${v.name}: ${v.action}`, ...v.staticRoutes.map((e) => entryLine('static route', e))].join('\n'));
   }
 
-  if (p.head.issues.length) out.push([`validation errors (${p.head.issues.length}):`, ...p.head.issues.map((i) => `  ${formatIssue(i)}`)].join('\n'));
+  if (p.head.issues.length)
+    out.push(
+      [`validation errors (${p.head.issues.length}):`, ...p.head.issues.map((i) => `  ${formatIssue(i)}`)].join('\n'),
+    );
   // A manifest's text must not drive the terminal (escape sequences); natops's own text has none.
   return out.join('\n\n').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '\ufffd');
 }

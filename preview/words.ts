@@ -1,7 +1,14 @@
 // The sentences both renderings say (Markdown for a pull request, text for a terminal). They hold
 // natops's own words and numbers only: each renderer adds manifest values its own safe way.
 import { refusesCommit } from '../gitops/manifests/issues.ts';
-import { PREVIEW_ACTIONS, type Counts, type EntryChange, type GatewayPreview, type Preview, type PreviewAction } from './preview.ts';
+import {
+  PREVIEW_ACTIONS,
+  type Counts,
+  type EntryChange,
+  type GatewayPreview,
+  type Preview,
+  type PreviewAction,
+} from './preview.ts';
 
 export const count = (n: number): string => n.toLocaleString('en-US');
 export const plural = (n: number, one: string, many = `${one}s`): string => `${count(n)} ${n === 1 ? one : many}`;
@@ -17,35 +24,49 @@ export function verdict(p: Preview): { ok: boolean; text: string } {
     const unreadable = p.head.issues.filter(refusesCommit).length;
     return {
       ok: false,
-      text: `The head is refused as a whole: ${plural(unreadable, 'validation error')} make${unreadable === 1 ? 's' : ''} a manifest unreadable, ` +
+      text:
+        `The head is refused as a whole: ${plural(unreadable, 'validation error')} make${unreadable === 1 ? 's' : ''} a manifest unreadable, ` +
         'so nothing would be applied: every gateway stays as it is.',
     };
   }
   const errors = n ? ` It also has ${plural(n, 'validation error')}.` : '';
-  if (!p.head.enabled) return { ok: n === 0, text: `enable-vpc-nat-gw is 'false' at head: nothing would change on any gateway.${errors}` };
+  if (!p.head.enabled)
+    return { ok: n === 0, text: `enable-vpc-nat-gw is 'false' at head: nothing would change on any gateway.${errors}` };
   if (!n) return { ok: true, text: 'The head is valid.' };
   const parts = [`The head has ${plural(n, 'validation error')}.`];
   const { invalid } = p.totals.actions;
-  if (invalid) parts.push(`Invalid gateways are left as they are${invalid < p.gateways.length ? '; the others apply' : ''}.`);
+  if (invalid)
+    parts.push(`Invalid gateways are left as they are${invalid < p.gateways.length ? '; the others apply' : ''}.`);
   if (p.head.networksInvalid) parts.push('The networks (VPC static routes) stay as they are.');
   return { ok: false, text: parts.join(' ') };
 }
 
 const ACTION_WORDS: Record<PreviewAction, string> = {
-  create: 'to create', update: 'to update', delete: 'to delete', invalid: 'invalid', unchanged: 'unchanged',
+  create: 'to create',
+  update: 'to update',
+  delete: 'to delete',
+  invalid: 'invalid',
+  unchanged: 'unchanged',
 };
 
 /** "Gateways: 1 to update, 1 invalid, 3 unchanged." */
 export function actionsSentence(p: Preview): string {
   if (!p.gateways.length) return p.head.refused || !p.head.enabled ? 'No gateway would change.' : 'No gateways.';
-  const parts = PREVIEW_ACTIONS.filter((a) => p.totals.actions[a]).map((a) => `${count(p.totals.actions[a])} ${ACTION_WORDS[a]}`);
+  const parts = PREVIEW_ACTIONS.filter((a) => p.totals.actions[a]).map(
+    (a) => `${count(p.totals.actions[a])} ${ACTION_WORDS[a]}`,
+  );
   return `${plural(p.gateways.length, 'gateway')}: ${parts.join(', ')}.`;
 }
 
 /** A gateway's action with what a reviewer must know about it, for its summary row and heading. */
 export function actionWords(g: GatewayPreview): string {
   if (g.action === 'invalid') {
-    const what = g.base === 'valid' ? 'keeps what it has live' : g.base === 'invalid' ? 'invalid at base too: nothing is live' : 'would not be created';
+    const what =
+      g.base === 'valid'
+        ? 'keeps what it has live'
+        : g.base === 'invalid'
+          ? 'invalid at base too: nothing is live'
+          : 'would not be created';
     return `invalid (${plural(g.issues.length, 'validation error')}): ${what}`;
   }
   if (g.action === 'create' && g.base === 'invalid') return 'create (invalid at base)';
@@ -55,8 +76,12 @@ export function actionWords(g: GatewayPreview): string {
 /** What the base was: it stands for what is live. */
 export function baseNotes(p: Preview): string[] {
   const notes: string[] = [];
-  if (p.base.refused) notes.push('The base is refused as a whole: gateways in its unreadable manifests are compared as new.');
-  else if (p.base.issueCount) notes.push(`The base has ${plural(p.base.issueCount, 'validation error')}: gateways invalid there are compared as new.`);
+  if (p.base.refused)
+    notes.push('The base is refused as a whole: gateways in its unreadable manifests are compared as new.');
+  else if (p.base.issueCount)
+    notes.push(
+      `The base has ${plural(p.base.issueCount, 'validation error')}: gateways invalid there are compared as new.`,
+    );
   if (!p.base.enabled) notes.push("enable-vpc-nat-gw is 'false' at base: its manifests stand for what is live.");
   return notes;
 }

@@ -20,11 +20,20 @@ export const JOB_SCHEMA = 2;
 export const jobData = <T extends object>(data: T): T & { schema: number } => ({ ...data, schema: JOB_SCHEMA });
 
 /** Job data a worker can run, or a message saying why not. */
-export function readJobData<T>(schema: z.ZodType<T>, data: unknown): { ok: true; data: T } | { ok: false; message: string } {
+export function readJobData<T>(
+  schema: z.ZodType<T>,
+  data: unknown,
+): { ok: true; data: T } | { ok: false; message: string } {
   const format = data !== null && typeof data === 'object' && 'schema' in data ? data.schema : 1;
-  if (typeof format !== 'number' || format > JOB_SCHEMA) return { ok: false, message: `written by a newer natops (job format ${String(format)}; this one reads up to ${JOB_SCHEMA})` };
+  if (typeof format !== 'number' || format > JOB_SCHEMA)
+    return {
+      ok: false,
+      message: `written by a newer natops (job format ${String(format)}; this one reads up to ${JOB_SCHEMA})`,
+    };
   const parsed = schema.safeParse(data);
-  return parsed.success ? { ok: true, data: parsed.data } : { ok: false, message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') };
+  return parsed.success
+    ? { ok: true, data: parsed.data }
+    : { ok: false, message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') };
 }
 
 /** What a delivery leaves for the planner. */
@@ -48,13 +57,24 @@ export type PlanJob = z.infer<typeof PlanJob>;
  */
 export const PreviewJob = z.discriminatedUnion('action', [
   z.object({
-    action: z.literal('preview'), delivery: z.string(), number: z.number().int().positive(), head: Sha, base: Sha,
-    baseRef: z.string(), headLabel: z.string(), title: z.string(), url: z.string(),
+    action: z.literal('preview'),
+    delivery: z.string(),
+    number: z.number().int().positive(),
+    head: Sha,
+    base: Sha,
+    baseRef: z.string(),
+    headLabel: z.string(),
+    title: z.string(),
+    url: z.string(),
     /** the pull request's updated_at: an older event never overwrites a newer one's preview */
     updatedAt: z.number(),
   }),
   z.object({
-    action: z.literal('close'), delivery: z.string(), number: z.number().int().positive(), merged: z.boolean(), updatedAt: z.number(),
+    action: z.literal('close'),
+    delivery: z.string(),
+    number: z.number().int().positive(),
+    merged: z.boolean(),
+    updatedAt: z.number(),
     /** set when the pull request was not closed but moved to another base branch */
     retargeted: z.string().optional(),
   }),
@@ -70,24 +90,31 @@ export type GitHubSyncJob = z.infer<typeof GitHubSyncJob>;
  * A handler job: make its part of gateway `gateway` (the networks, for a vpc job) what commit
  * `sha` (generation `gen`) wants, unless a newer generation was planned for it meanwhile.
  */
-export const HandlerJob = z.object({
-  kind: z.enum(HANDLER_KINDS),
-  sha: Sha,
-  gen: z.number().int().positive(),
-  cause: z.enum(['push', 'catch-up', 'repair']),
-  /** the gateway whose flow this job is in; absent for a lone vpc job */
-  gateway: z.string().optional(),
-  /** the gateway's desired spec (every kind but vpc and gateway-delete) */
-  spec: GatewaySpecSchema.optional(),
-  /** the networks (vpc jobs) */
-  network: NetworkModelSchema.optional(),
-  /** the last job of its flow: its success makes the generation applied */
-  last: z.boolean(),
-}).refine((j) => j.kind === 'vpc' || j.gateway !== undefined, { message: 'every kind but vpc names its gateway', path: ['gateway'] });
+export const HandlerJob = z
+  .object({
+    kind: z.enum(HANDLER_KINDS),
+    sha: Sha,
+    gen: z.number().int().positive(),
+    cause: z.enum(['push', 'catch-up', 'repair']),
+    /** the gateway whose flow this job is in; absent for a lone vpc job */
+    gateway: z.string().optional(),
+    /** the gateway's desired spec (every kind but vpc and gateway-delete) */
+    spec: GatewaySpecSchema.optional(),
+    /** the networks (vpc jobs) */
+    network: NetworkModelSchema.optional(),
+    /** the last job of its flow: its success makes the generation applied */
+    last: z.boolean(),
+  })
+  .refine((j) => j.kind === 'vpc' || j.gateway !== undefined, {
+    message: 'every kind but vpc names its gateway',
+    path: ['gateway'],
+  });
 export type HandlerJob = z.infer<typeof HandlerJob>;
 
 /** A vpc job reconciles the networks; every other kind its gateway. */
-export function jobTarget(job: Pick<HandlerJob, 'kind' | 'gateway'>): { kind: 'networks' } | { kind: 'gateway'; name: string } {
+export function jobTarget(
+  job: Pick<HandlerJob, 'kind' | 'gateway'>,
+): { kind: 'networks' } | { kind: 'gateway'; name: string } {
   if (job.kind === 'vpc') return { kind: 'networks' };
   if (job.gateway === undefined) throw new TypeError(`a ${job.kind} job without a gateway`);
   return { kind: 'gateway', name: job.gateway };

@@ -3,7 +3,15 @@
 // DNAT, SNAT). In a flow a parent runs after its children, so a flow is nested last-first.
 import { FlowProducer, Queue, type ConnectionOptions, type FlowJob, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import { jobData, QUEUE_NAMES, type GitHubSyncJob, type HandlerJob, type PlanJob, type PreviewJob, type QueueName } from './jobs.ts';
+import {
+  jobData,
+  QUEUE_NAMES,
+  type GitHubSyncJob,
+  type HandlerJob,
+  type PlanJob,
+  type PreviewJob,
+  type QueueName,
+} from './jobs.ts';
 
 export interface QueueSettings {
   redisUrl: string;
@@ -49,9 +57,15 @@ export class Queues {
   readonly byName: Record<QueueName, Queue>;
   readonly flows: FlowProducer;
 
-  constructor(readonly connection: Redis, readonly settings: QueueSettings, log: (line: string) => void = () => undefined) {
+  constructor(
+    readonly connection: Redis,
+    readonly settings: QueueSettings,
+    log: (line: string) => void = () => undefined,
+  ) {
     const opts = { connection: connection as ConnectionOptions, prefix: bullPrefix(settings.prefix) };
-    this.byName = Object.fromEntries(QUEUE_NAMES.map((n) => [n, new Queue(n, { ...opts, defaultJobOptions: jobOptions(settings) })])) as Record<QueueName, Queue>;
+    this.byName = Object.fromEntries(
+      QUEUE_NAMES.map((n) => [n, new Queue(n, { ...opts, defaultJobOptions: jobOptions(settings) })]),
+    ) as Record<QueueName, Queue>;
     this.flows = new FlowProducer(opts);
     // Redis going away is reported once by the shared connection; these would repeat it.
     for (const q of Object.values(this.byName)) q.on('error', () => undefined);
@@ -65,12 +79,19 @@ export class Queues {
 
   /** A pull request's preview job: a delivery's once (its id is the job id); a re-render each time asked. */
   async addPreview(job: PreviewJob): Promise<void> {
-    const jobId = job.action === 'rerender' ? `rerender-${job.number}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}` : `delivery-${job.delivery}`;
+    const jobId =
+      job.action === 'rerender'
+        ? `rerender-${job.number}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`
+        : `delivery-${job.delivery}`;
     // A delivery whose job failed for good is kept by BullMQ and would block its id: a
     // redelivery of it must run again.
     const previous = await this.byName.preview.getJob(jobId);
     if (previous && (await previous.getState()) === 'failed') await previous.remove();
-    await this.byName.preview.add(job.action, jobData(job), { jobId, attempts: GITHUB_ATTEMPTS, backoff: { type: 'capped' } });
+    await this.byName.preview.add(job.action, jobData(job), {
+      jobId,
+      attempts: GITHUB_ATTEMPTS,
+      backoff: { type: 'capped' },
+    });
   }
 
   /**
@@ -79,7 +100,11 @@ export class Queues {
    * behind a rate limit or an outage loses nothing and one that finds nothing new costs no request.
    */
   async addGitHubSync(job: GitHubSyncJob, version: string): Promise<void> {
-    await this.byName.github.add('statuses', jobData(job), { jobId: `statuses-${job.sha}-${version}`, attempts: GITHUB_ATTEMPTS, backoff: { type: 'capped' } });
+    await this.byName.github.add('statuses', jobData(job), {
+      jobId: `statuses-${job.sha}-${version}`,
+      attempts: GITHUB_ATTEMPTS,
+      backoff: { type: 'capped' },
+    });
   }
 
   /** Adds jobs that run one after the other, as one flow (job ids `${idPrefix}.${kind}`). */

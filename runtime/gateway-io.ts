@@ -2,8 +2,18 @@
 import type { Command } from '../dataplane/commands.ts';
 import { CONNTRACK_LIST, filtersWithEntries, parseConntrackList } from '../dataplane/conntrack.ts';
 import {
-  GATEWAY_SYSCTLS, HOOK_CHAINS, IPTABLES_BACKENDS, IPTABLES_PROGRAMS, OWNED_CHAINS, ROUTE_TABLE, STATE_READS, type GatewayState, type GatewaySysctl,
-  type IptablesBackend, type StateOf, type StateRead,
+  GATEWAY_SYSCTLS,
+  HOOK_CHAINS,
+  IPTABLES_BACKENDS,
+  IPTABLES_PROGRAMS,
+  OWNED_CHAINS,
+  ROUTE_TABLE,
+  STATE_READS,
+  type GatewayState,
+  type GatewaySysctl,
+  type IptablesBackend,
+  type StateOf,
+  type StateRead,
 } from '../dataplane/model.ts';
 import { ParseError, parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
 import { CommandError, type Exec } from '../common/exec.ts';
@@ -39,11 +49,13 @@ const MARK = '#natops-read';
  * each).
  */
 export function readScript(sections: readonly ReadSection[]): string {
-  return sections.map((name) => {
-    const argv = READ_COMMANDS[name].map((a) => `'${a}'`).join(' ');
-    // (each mark on a line of its own, whether or not the output before it ended with one)
-    return `printf '\\n${MARK} ${name}\\n'; printf '\\n${MARK} ${name}\\n' >&2; ${argv}; printf '\\n${MARK}-exit ${name} %s\\n' "$?"`;
-  }).join('\n');
+  return sections
+    .map((name) => {
+      const argv = READ_COMMANDS[name].map((a) => `'${a}'`).join(' ');
+      // (each mark on a line of its own, whether or not the output before it ended with one)
+      return `printf '\\n${MARK} ${name}\\n'; printf '\\n${MARK} ${name}\\n' >&2; ${argv}; printf '\\n${MARK}-exit ${name} %s\\n' "$?"`;
+    })
+    .join('\n');
 }
 
 export interface Section {
@@ -53,12 +65,17 @@ export interface Section {
 }
 
 /** The script's two streams -> each section's output, errors and exit status. */
-export function splitReads<S extends ReadSection>(stdout: string, stderr: string, sections: readonly S[]): Record<S, Section> {
+export function splitReads<S extends ReadSection>(
+  stdout: string,
+  stderr: string,
+  sections: readonly S[],
+): Record<S, Section> {
   const parts = (text: string) => {
     const found = new Map<string, string>();
     const re = new RegExp(`^${MARK} (\\S+)\\n`, 'gm');
     const heads = [...text.matchAll(re)];
-    for (const [i, m] of heads.entries()) found.set(m[1]!, text.slice(m.index! + m[0].length, heads[i + 1]?.index ?? text.length));
+    for (const [i, m] of heads.entries())
+      found.set(m[1]!, text.slice(m.index! + m[0].length, heads[i + 1]?.index ?? text.length));
     return found;
   };
   const out = parts(stdout);
@@ -67,7 +84,8 @@ export function splitReads<S extends ReadSection>(stdout: string, stderr: string
   for (const name of sections) {
     const body = out.get(name);
     const exit = body === undefined ? undefined : new RegExp(`^${MARK}-exit ${name} (\\d+)\\n?$`, 'm').exec(body);
-    if (body === undefined || !exit) throw new ParseError(`reading the gateway (${READ_COMMANDS[name].join(' ')})`, 'its output was cut short');
+    if (body === undefined || !exit)
+      throw new ParseError(`reading the gateway (${READ_COMMANDS[name].join(' ')})`, 'its output was cut short');
     split[name] = { stdout: body.slice(0, exit.index), stderr: err.get(name) ?? '', code: Number(exit[1]) };
   }
   return split as Record<S, Section>;
@@ -91,9 +109,11 @@ const isAbsent = (s: Section) =>
 /** natops's chains are in both iptables (an older natops, or a hand edit, made a second copy). */
 export class DualIptablesError extends PermanentError {
   constructor() {
-    super('natops\'s nat chains are in both iptables-legacy and iptables-nft, and the kernel runs both on every packet; '
-      + `remove one copy by hand (\`iptables-legacy -t nat\` or \`iptables-nft -t nat\`: flush and delete ${OWNED_CHAINS.join(', ')}, `
-      + `and the jumps to them from ${HOOK_CHAINS.join(' and ')}); natops then manages the other`);
+    super(
+      "natops's nat chains are in both iptables-legacy and iptables-nft, and the kernel runs both on every packet; " +
+        `remove one copy by hand (\`iptables-legacy -t nat\` or \`iptables-nft -t nat\`: flush and delete ${OWNED_CHAINS.join(', ')}, ` +
+        `and the jumps to them from ${HOOK_CHAINS.join(' and ')}); natops then manages the other`,
+    );
   }
 }
 
@@ -131,7 +151,10 @@ export function natFromSaves(saves: Record<IptablesBackend, Section>): Pick<Gate
  * Unknown to this function which reads a caller needs; reconcile narrows them (dataplane/diff.ts
  * readBackOf, dataplane/parts.ts PART_READS).
  */
-export async function readGatewayState<R extends StateRead = StateRead>(exec: Exec, reads?: readonly R[]): Promise<StateOf<R>> {
+export async function readGatewayState<R extends StateRead = StateRead>(
+  exec: Exec,
+  reads?: readonly R[],
+): Promise<StateOf<R>> {
   // (in STATE_READS's order, each once, whatever order the caller gave)
   const names = STATE_READS.filter((n) => !reads || (reads as readonly StateRead[]).includes(n));
   const sections = names.flatMap((n) => READ_SECTIONS[n]);
@@ -171,7 +194,9 @@ export async function gatewayIptables(exec: Exec): Promise<(typeof IPTABLES_PROG
 /** `sysctl -n A B` prints one value per line, in the order asked. */
 function readSysctls(stdout: string): GatewayState['sysctls'] {
   const values = stdout.split('\n');
-  return Object.fromEntries((Object.keys(GATEWAY_SYSCTLS) as GatewaySysctl[]).map((k, i) => [k, values[i]?.trim() ?? ''] as const));
+  return Object.fromEntries(
+    (Object.keys(GATEWAY_SYSCTLS) as GatewaySysctl[]).map((k, i) => [k, values[i]?.trim() ?? ''] as const),
+  );
 }
 
 /**
@@ -179,14 +204,21 @@ function readSysctls(stdout: string): GatewayState['sysctls'] {
  * several conntrack deletions lists the table once and runs only the deletions that match an
  * entry: removing thousands of mappings must not start thousands of processes.
  */
-export async function runCommands(exec: Exec, commands: Command[], warn: (m: string) => void = () => undefined): Promise<void> {
+export async function runCommands(
+  exec: Exec,
+  commands: Command[],
+  warn: (m: string) => void = () => undefined,
+): Promise<void> {
   for (let i = 0; i < commands.length; i++) {
     let end = i;
     while (commands[end]?.conntrack) end++;
     if (end - i >= 2) {
       const entries = parseConntrackList((await exec({ argv: [...CONNTRACK_LIST] })).stdout);
       const batch = commands.slice(i, end);
-      const present = filtersWithEntries(batch.map((c) => c.conntrack!), entries);
+      const present = filtersWithEntries(
+        batch.map((c) => c.conntrack!),
+        entries,
+      );
       for (const [k, c] of batch.entries()) if (present[k]) await runOne(exec, c, warn);
       i = end - 1;
     } else {

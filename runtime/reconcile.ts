@@ -18,7 +18,10 @@ export interface GatewayResult {
 
 /** The gateway still differs from its spec after the change set and one corrective pass. */
 export class ConvergenceError extends NatopsError {
-  constructor(readonly gateway: string, readonly remaining: string[]) {
+  constructor(
+    readonly gateway: string,
+    readonly remaining: string[],
+  ) {
     super(`gateway ${gateway} did not reach its desired state; still different:\n  ${remaining.join('\n  ')}`);
   }
 }
@@ -27,7 +30,12 @@ export async function reconcileGateway(runtime: GatewayRuntime, spec: GatewaySpe
   const { handle, created } = await runtime.ensureGateway(spec);
   const desired = compileGateway(spec);
   const { changes, commands } = await converge(handle, () => desired);
-  return { name: spec.name, action: created ? 'create' : isEmptyChangeSet(changes) ? 'unchanged' : 'update', changes, commands };
+  return {
+    name: spec.name,
+    action: created ? 'create' : isEmptyChangeSet(changes) ? 'unchanged' : 'update',
+    changes,
+    commands,
+  };
 }
 
 /** A gateway that a part handler needs is not there (its gateway job has not run, or it was deleted). */
@@ -38,7 +46,11 @@ export class GatewayMissingError extends NatopsError {
 }
 
 /** Reconciles one part of an existing gateway (a Kube-OVN worker's share), leaving the rest alone. */
-export async function reconcilePart(runtime: GatewayRuntime, spec: GatewaySpec, part: GatewayPart): Promise<GatewayResult> {
+export async function reconcilePart(
+  runtime: GatewayRuntime,
+  spec: GatewaySpec,
+  part: GatewayPart,
+): Promise<GatewayResult> {
   const handle = await runtime.gateway(spec.name);
   if (!handle) throw new GatewayMissingError(spec.name);
   const desired = compileGateway(spec);
@@ -98,7 +110,9 @@ export async function pruneGateways(runtime: GatewayRuntime, keep: ReadonlySet<s
       const handle = await runtime.gateway(name).catch(() => undefined);
       const live = handle ? await handle.readState().catch(() => undefined) : undefined;
       await runtime.removeGateway(name);
-      const changes = live ? diffStates(live, removalTarget(live)) : diffStates(emptyGatewayState(), emptyGatewayState());
+      const changes = live
+        ? diffStates(live, removalTarget(live))
+        : diffStates(emptyGatewayState(), emptyGatewayState());
       results.push({ name, action: 'delete', changes, commands: [] });
     } catch (error) {
       failures.push({ gateway: name, error });

@@ -33,7 +33,10 @@ export interface Runtimes {
   /** where gateways run, for the start-up line */
   describe: string;
   /** Kubernetes: calls back when a gateway's pod was replaced (it needs a repair); returns a stop function */
-  watchReplacements?: (replaced: (gateway: string) => void, log: (m: string) => void) => { started: Promise<void>; stop(): void };
+  watchReplacements?: (
+    replaced: (gateway: string) => void,
+    log: (m: string) => void,
+  ) => { started: Promise<void>; stop(): void };
 }
 
 /** The kubeconfig file named, else client-node's default search (~/.kube/config, then in-cluster). */
@@ -47,7 +50,8 @@ async function kubeConfig(file?: string): Promise<KubeConfig> {
 }
 
 export async function makeRuntimes(c: RuntimeConfig, warn: (m: string) => void): Promise<Runtimes> {
-  if (c.runtime === 'dry-run') return { runtime: new DryRunRuntime(), network: { apply: async () => [] }, describe: 'dry run' };
+  if (c.runtime === 'dry-run')
+    return { runtime: new DryRunRuntime(), network: { apply: async () => [] }, describe: 'dry run' };
   if (c.runtime === 'netns') {
     const lab = new Lab(c.lab, { commandTimeoutMs: c.commandTimeoutMs });
     return {
@@ -58,12 +62,21 @@ export async function makeRuntimes(c: RuntimeConfig, warn: (m: string) => void):
   }
   const kc = await kubeConfig(c.kubeconfig);
   const { KubernetesRuntime } = await import('./kubernetes/runtime.ts');
-  const runtime = new KubernetesRuntime(kc, { namespace: c.namespace, mode: c.networkMode, readyTimeoutMs: c.podReadyTimeoutMs, commandTimeoutMs: c.commandTimeoutMs }, warn);
+  const runtime = new KubernetesRuntime(
+    kc,
+    {
+      namespace: c.namespace,
+      mode: c.networkMode,
+      readyTimeoutMs: c.podReadyTimeoutMs,
+      commandTimeoutMs: c.commandTimeoutMs,
+    },
+    warn,
+  );
   const lab = c.lab === undefined ? undefined : new Lab(c.lab ?? DEFAULT_LAB, { commandTimeoutMs: c.commandTimeoutMs });
   const network: NetworkRuntime = lab
     ? { apply: async (n: NetworkModel) => [...(await lab.up(n)), ...(await lab.attachHost(n))] }
-    // Kube-OVN owns the VPCs, subnets and static routes; natops runs only the gateways.
-    : { apply: async () => [] };
+    : // Kube-OVN owns the VPCs, subnets and static routes; natops runs only the gateways.
+      { apply: async () => [] };
   return {
     runtime,
     network,

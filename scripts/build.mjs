@@ -38,7 +38,9 @@ const packageName = (spec) => (spec.startsWith('@') ? spec.split('/').slice(0, 2
 const withoutZodLocales = {
   name: 'natops-without-zod-locales',
   setup(b) {
-    b.onResolve({ filter: /\/locales\/index\.c?js$/ }, (args) => (/\/node_modules\/zod\//.test(args.importer) ? { path: 'zod-locales', namespace: 'natops-empty' } : undefined));
+    b.onResolve({ filter: /\/locales\/index\.c?js$/ }, (args) =>
+      /\/node_modules\/zod\//.test(args.importer) ? { path: 'zod-locales', namespace: 'natops-empty' } : undefined,
+    );
     b.onLoad({ filter: /.*/, namespace: 'natops-empty' }, () => ({ contents: 'module.exports = {};', loader: 'js' }));
   },
 };
@@ -55,7 +57,12 @@ const requireHere = createRequire(join(root, 'package.json'));
 async function buildVendor() {
   const result = await build({
     absWorkingDir: root,
-    stdin: { contents: `module.exports = { ${VENDOR.map((p) => `${JSON.stringify(p)}: require(${JSON.stringify(p)})`).join(', ')} };`, resolveDir: root, sourcefile: 'vendor.cjs', loader: 'js' },
+    stdin: {
+      contents: `module.exports = { ${VENDOR.map((p) => `${JSON.stringify(p)}: require(${JSON.stringify(p)})`).join(', ')} };`,
+      resolveDir: root,
+      sourcefile: 'vendor.cjs',
+      loader: 'js',
+    },
     outfile: 'dist/chunks/vendor.cjs',
     bundle: true,
     format: 'cjs',
@@ -86,7 +93,9 @@ async function buildVendor() {
 /** The module natops's code imports in place of a vendored package: its exports, from the vendor file. */
 function vendorModule(pkg) {
   // (export names may be words JavaScript reserves, such as zod's `null` and `enum`)
-  const names = Object.keys(requireHere(pkg)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default' && k !== '__esModule');
+  const names = Object.keys(requireHere(pkg)).filter(
+    (k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default' && k !== '__esModule',
+  );
   return [
     "import { vendor } from 'natops-vendor-loader';",
     `const m = vendor[${JSON.stringify(pkg)}];`,
@@ -150,44 +159,84 @@ const result = await build({
   metafile: true,
   logLevel: 'warning',
   // commander (CommonJS) requires Node's own modules; an ES module has no `require` of its own
-  banner: { js: "import { createRequire as __natopsRequire } from 'node:module'; const require = __natopsRequire(import.meta.url);" },
-  plugins: [{
-    name: 'natops-bundle',
-    setup(b) {
-      b.onResolve({ filter: /^natops-vendor-loader$/ }, () => ({ path: 'loader', namespace: 'natops-vendor-loader' }));
-      b.onLoad({ filter: /.*/, namespace: 'natops-vendor-loader' }, () => ({ contents: vendorLoader(vendor.name), loader: 'js', resolveDir: root }));
-      b.onResolve({ filter: /^[^./]/ }, (args) => {
-        if (VENDOR.includes(args.path)) return { path: args.path, namespace: 'natops-vendor' };
-        // the vendor file holds each package's main module only: a subpath would be a second copy
-        if (VENDOR.includes(packageName(args.path))) return { errors: [{ text: `${args.importer} imports ${args.path}: import ${packageName(args.path)} itself (the vendor file holds its main module)` }] };
-        return args.path.startsWith('node:') || BUNDLED.has(packageName(args.path)) ? undefined : { path: args.path, external: true };
-      });
-      b.onLoad({ filter: /.*/, namespace: 'natops-vendor' }, (args) => ({ contents: vendorModule(args.path), loader: 'js', resolveDir: root }));
-      // commander requires node:child_process at load, for subcommands run as separate programs,
-      // which natops has none of: Node's child_process (with net, dgram and streams) then loads
-      // only if commander ever spawns. About 6 ms of every start here, --help's included.
-      b.onResolve({ filter: /^node:child_process$/ }, (args) => (/\/node_modules\/commander\//.test(args.importer) ? { path: 'child_process', namespace: 'natops-lazy' } : undefined));
-      b.onLoad({ filter: /.*/, namespace: 'natops-lazy' }, () => ({ contents: "module.exports = new Proxy({}, { get: (_, key) => require('node:child_process')[key] });", loader: 'js' }));
+  banner: {
+    js: "import { createRequire as __natopsRequire } from 'node:module'; const require = __natopsRequire(import.meta.url);",
+  },
+  plugins: [
+    {
+      name: 'natops-bundle',
+      setup(b) {
+        b.onResolve({ filter: /^natops-vendor-loader$/ }, () => ({
+          path: 'loader',
+          namespace: 'natops-vendor-loader',
+        }));
+        b.onLoad({ filter: /.*/, namespace: 'natops-vendor-loader' }, () => ({
+          contents: vendorLoader(vendor.name),
+          loader: 'js',
+          resolveDir: root,
+        }));
+        b.onResolve({ filter: /^[^./]/ }, (args) => {
+          if (VENDOR.includes(args.path)) return { path: args.path, namespace: 'natops-vendor' };
+          // the vendor file holds each package's main module only: a subpath would be a second copy
+          if (VENDOR.includes(packageName(args.path)))
+            return {
+              errors: [
+                {
+                  text: `${args.importer} imports ${args.path}: import ${packageName(args.path)} itself (the vendor file holds its main module)`,
+                },
+              ],
+            };
+          return args.path.startsWith('node:') || BUNDLED.has(packageName(args.path))
+            ? undefined
+            : { path: args.path, external: true };
+        });
+        b.onLoad({ filter: /.*/, namespace: 'natops-vendor' }, (args) => ({
+          contents: vendorModule(args.path),
+          loader: 'js',
+          resolveDir: root,
+        }));
+        // commander requires node:child_process at load, for subcommands run as separate programs,
+        // which natops has none of: Node's child_process (with net, dgram and streams) then loads
+        // only if commander ever spawns. About 6 ms of every start here, --help's included.
+        b.onResolve({ filter: /^node:child_process$/ }, (args) =>
+          /\/node_modules\/commander\//.test(args.importer)
+            ? { path: 'child_process', namespace: 'natops-lazy' }
+            : undefined,
+        );
+        b.onLoad({ filter: /.*/, namespace: 'natops-lazy' }, () => ({
+          contents: "module.exports = new Proxy({}, { get: (_, key) => require('node:child_process')[key] });",
+          loader: 'js',
+        }));
+      },
     },
-  }],
+  ],
 });
 Object.assign(result.metafile.outputs, vendor.outputs);
 await writeFile(join(dist, 'meta.json'), JSON.stringify(result.metafile));
 // What bin/dist.js compares with dist/.built: every file of natops's own that went into the bundle
 // (esbuild's record, so no list of folders to keep), and what decides the bundle besides them.
-const ownInputs = Object.values(result.metafile.outputs).flatMap((o) => Object.keys(o.inputs)).filter((i) => !i.includes(':') && !i.startsWith('node_modules/'));
-const sources = [...new Set([...ownInputs, 'package-lock.json', 'scripts/build.mjs', 'bin/natops-hook.js', 'bin/dist.js'])].sort();
+const ownInputs = Object.values(result.metafile.outputs)
+  .flatMap((o) => Object.keys(o.inputs))
+  .filter((i) => !i.includes(':') && !i.startsWith('node_modules/'));
+const sources = [
+  ...new Set([...ownInputs, 'package-lock.json', 'scripts/build.mjs', 'bin/natops-hook.js', 'bin/dist.js']),
+].sort();
 await writeFile(join(dist, 'sources.json'), JSON.stringify(sources, null, 1));
 // what an earlier build left (chunks are named by their content, so they change names)
 // (the vendor file's cache among them: the warm run below makes it afresh)
 const written = new Set(Object.keys(result.metafile.outputs));
 for (const folder of ['cli', 'chunks']) {
-  for (const f of await readdir(join(dist, folder))) if (!written.has(`dist/${folder}/${f}`)) await rm(join(dist, folder, f), { force: true });
+  for (const f of await readdir(join(dist, folder)))
+    if (!written.has(`dist/${folder}/${f}`)) await rm(join(dist, folder, f), { force: true });
 }
-for (const f of await readdir(dist)) if (!['bin', 'cli', 'chunks', 'meta.json', 'sources.json', '.built'].includes(f)) await rm(join(dist, f), { recursive: true, force: true });
+for (const f of await readdir(dist))
+  if (!['bin', 'cli', 'chunks', 'meta.json', 'sources.json', '.built'].includes(f))
+    await rm(join(dist, f), { recursive: true, force: true });
 // The vendor file's code cache, made by a first run (what validating the seed compiles). A run
 // that finds none makes one too; this one is so the first command after a build is fast.
-const warm = spawnSync(process.execPath, [join(dist, 'cli', 'main.js'), 'validate', join(root, 'examples', 'seed')], { encoding: 'utf8' });
+const warm = spawnSync(process.execPath, [join(dist, 'cli', 'main.js'), 'validate', join(root, 'examples', 'seed')], {
+  encoding: 'utf8',
+});
 if (warm.status !== 0) throw new Error(`the built CLI did not validate examples/seed: ${warm.stderr || warm.error}`);
 await writeFile(join(dist, '.built'), '');
 await utimes(join(dist, '.built'), began, began);

@@ -15,19 +15,31 @@ const int = (min: number) => z.coerce.number().int().min(min);
 export const ServerConfig = z.object({
   /** redis://host:port; unset: `natops serve` starts its own redis-server */
   redisUrl: z.string().url().optional(),
-  prefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('natops'),
+  prefix: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .default('natops'),
   /** the webhook secret, or a file holding it */
   webhookSecret: z.string().min(1).optional(),
   webhookSecretFile: z.string().optional(),
   /** the Git repository the planner reads (a bare repository, or a mirror of GitHub's) */
   repo: z.string().optional(),
-  branch: z.string().regex(/^[A-Za-z0-9._/-]+$/).default('main'),
+  branch: z
+    .string()
+    .regex(/^[A-Za-z0-9._/-]+$/)
+    .default('main'),
   /** owner/name of the repository deliveries must come from; unset: any (one webhook, one repository) */
-  repository: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'owner/name').optional(),
+  repository: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'owner/name')
+    .optional(),
   /** the tracked path inside the repository */
   path: z.string().default('.'),
   lab: z.string().optional(),
-  listen: z.string().regex(/^[^:]+:\d+$/, 'host:port').default('127.0.0.1:8080'),
+  listen: z
+    .string()
+    .regex(/^[^:]+:\d+$/, 'host:port')
+    .default('127.0.0.1:8080'),
   /** the address links in statuses point at */
   publicUrl: z.string().url().optional(),
   dashboardUser: z.string().min(1).default('admin'),
@@ -52,7 +64,10 @@ export const ServerConfig = z.object({
   /** Kubernetes: one kubeconfig file; without it, client-node's default (KUBECONFIG, ~/.kube/config, the pod's service account) */
   kubeconfig: z.string().optional(),
   /** Kubernetes: the namespace of the gateway Deployments (Kube-OVN's controller uses kube-system) */
-  namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Kubernetes namespace name').default('kube-system'),
+  namespace: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Kubernetes namespace name')
+    .default('kube-system'),
   /** Kubernetes: how gateway pods attach to their networks (runtime/kubernetes/objects.ts) */
   networkMode: z.enum(NETWORK_MODES).default('kube-ovn'),
   /** Kubernetes: how long a gateway pod may take to be Running and Ready */
@@ -84,31 +99,74 @@ export const ServerConfig = z.object({
 export type ServerConfig = z.infer<typeof ServerConfig>;
 
 const ENV: Record<keyof ServerConfig, string> = {
-  redisUrl: 'NATOPS_REDIS_URL', prefix: 'NATOPS_PREFIX', webhookSecret: 'NATOPS_WEBHOOK_SECRET', webhookSecretFile: 'NATOPS_WEBHOOK_SECRET_FILE',
-  repo: 'NATOPS_REPO', branch: 'NATOPS_BRANCH', repository: 'NATOPS_REPOSITORY', path: 'NATOPS_PATH', lab: 'NATOPS_LAB', listen: 'NATOPS_LISTEN', publicUrl: 'NATOPS_PUBLIC_URL',
-  dashboardUser: 'NATOPS_DASHBOARD_USER', dashboardPassword: 'NATOPS_DASHBOARD_PASSWORD', resyncMs: 'NATOPS_RESYNC_MS', attempts: 'NATOPS_JOB_ATTEMPTS',
-  backoffMs: 'NATOPS_JOB_BACKOFF_MS', lockMs: 'NATOPS_LOCK_MS', concurrency: 'NATOPS_CONCURRENCY', commandTimeoutMs: 'NATOPS_COMMAND_TIMEOUT_MS', maxBody: 'NATOPS_MAX_BODY', dataDir: 'NATOPS_DATA_DIR',
-  manifestMaxFileBytes: 'NATOPS_MANIFEST_MAX_FILE_BYTES', manifestMaxDocuments: 'NATOPS_MANIFEST_MAX_DOCUMENTS', manifestMaxDepth: 'NATOPS_MANIFEST_MAX_DEPTH',
-  manifestMaxAliasNodes: 'NATOPS_MANIFEST_MAX_ALIAS_NODES', runtime: 'NATOPS_RUNTIME', kubeconfig: 'NATOPS_KUBECONFIG', namespace: 'NATOPS_NAMESPACE', networkMode: 'NATOPS_NETWORK_MODE',
-  podReadyTimeoutMs: 'NATOPS_POD_READY_TIMEOUT_MS', source: 'NATOPS_SOURCE', githubUrl: 'NATOPS_GITHUB_URL', githubToken: 'NATOPS_GITHUB_TOKEN',
-  githubTokenFile: 'NATOPS_GITHUB_TOKEN_FILE', githubAppId: 'NATOPS_GITHUB_APP_ID', githubPrivateKey: 'NATOPS_GITHUB_PRIVATE_KEY',
-  githubPrivateKeyFile: 'NATOPS_GITHUB_PRIVATE_KEY_FILE', githubInstallationId: 'NATOPS_GITHUB_INSTALLATION_ID', githubMaxWaitS: 'NATOPS_GITHUB_MAX_WAIT_S',
-  logLevel: 'NATOPS_LOG_LEVEL', shutdownMs: 'NATOPS_SHUTDOWN_MS',
+  redisUrl: 'NATOPS_REDIS_URL',
+  prefix: 'NATOPS_PREFIX',
+  webhookSecret: 'NATOPS_WEBHOOK_SECRET',
+  webhookSecretFile: 'NATOPS_WEBHOOK_SECRET_FILE',
+  repo: 'NATOPS_REPO',
+  branch: 'NATOPS_BRANCH',
+  repository: 'NATOPS_REPOSITORY',
+  path: 'NATOPS_PATH',
+  lab: 'NATOPS_LAB',
+  listen: 'NATOPS_LISTEN',
+  publicUrl: 'NATOPS_PUBLIC_URL',
+  dashboardUser: 'NATOPS_DASHBOARD_USER',
+  dashboardPassword: 'NATOPS_DASHBOARD_PASSWORD',
+  resyncMs: 'NATOPS_RESYNC_MS',
+  attempts: 'NATOPS_JOB_ATTEMPTS',
+  backoffMs: 'NATOPS_JOB_BACKOFF_MS',
+  lockMs: 'NATOPS_LOCK_MS',
+  concurrency: 'NATOPS_CONCURRENCY',
+  commandTimeoutMs: 'NATOPS_COMMAND_TIMEOUT_MS',
+  maxBody: 'NATOPS_MAX_BODY',
+  dataDir: 'NATOPS_DATA_DIR',
+  manifestMaxFileBytes: 'NATOPS_MANIFEST_MAX_FILE_BYTES',
+  manifestMaxDocuments: 'NATOPS_MANIFEST_MAX_DOCUMENTS',
+  manifestMaxDepth: 'NATOPS_MANIFEST_MAX_DEPTH',
+  manifestMaxAliasNodes: 'NATOPS_MANIFEST_MAX_ALIAS_NODES',
+  runtime: 'NATOPS_RUNTIME',
+  kubeconfig: 'NATOPS_KUBECONFIG',
+  namespace: 'NATOPS_NAMESPACE',
+  networkMode: 'NATOPS_NETWORK_MODE',
+  podReadyTimeoutMs: 'NATOPS_POD_READY_TIMEOUT_MS',
+  source: 'NATOPS_SOURCE',
+  githubUrl: 'NATOPS_GITHUB_URL',
+  githubToken: 'NATOPS_GITHUB_TOKEN',
+  githubTokenFile: 'NATOPS_GITHUB_TOKEN_FILE',
+  githubAppId: 'NATOPS_GITHUB_APP_ID',
+  githubPrivateKey: 'NATOPS_GITHUB_PRIVATE_KEY',
+  githubPrivateKeyFile: 'NATOPS_GITHUB_PRIVATE_KEY_FILE',
+  githubInstallationId: 'NATOPS_GITHUB_INSTALLATION_ID',
+  githubMaxWaitS: 'NATOPS_GITHUB_MAX_WAIT_S',
+  logLevel: 'NATOPS_LOG_LEVEL',
+  shutdownMs: 'NATOPS_SHUTDOWN_MS',
 };
 
 /** Environment first, then the given overrides (flags); undefined values do not override. */
-export function loadConfig(overrides: Partial<Record<keyof ServerConfig, unknown>> = {}, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+export function loadConfig(
+  overrides: Partial<Record<keyof ServerConfig, unknown>> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): ServerConfig {
   const raw: Record<string, unknown> = {};
   for (const [key, name] of Object.entries(ENV)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name];
   for (const [key, value] of Object.entries(overrides)) if (value !== undefined) raw[key] = value;
   const parsed = ServerConfig.superRefine((c, ctx) => {
     const token = c.githubToken || c.githubTokenFile;
     const app = c.githubAppId || c.githubPrivateKey || c.githubPrivateKeyFile;
-    if (token && app) ctx.addIssue({ code: 'custom', path: ['githubToken'], message: 'give a token or a GitHub App, not both' });
-    if (app && !c.githubAppId) ctx.addIssue({ code: 'custom', path: ['githubAppId'], message: 'a GitHub App needs its id' });
-    if (c.githubAppId && !c.githubPrivateKey && !c.githubPrivateKeyFile) ctx.addIssue({ code: 'custom', path: ['githubPrivateKeyFile'], message: 'a GitHub App needs its private key' });
-    if ((token || app) && !c.repository) ctx.addIssue({ code: 'custom', path: ['repository'], message: 'GitHub needs the repository (owner/name)' });
-    if (c.source === 'github' && !token && !app) ctx.addIssue({ code: 'custom', path: ['source'], message: "'github' needs a token or a GitHub App (NATOPS_GITHUB_TOKEN, NATOPS_GITHUB_APP_ID)" });
+    if (token && app)
+      ctx.addIssue({ code: 'custom', path: ['githubToken'], message: 'give a token or a GitHub App, not both' });
+    if (app && !c.githubAppId)
+      ctx.addIssue({ code: 'custom', path: ['githubAppId'], message: 'a GitHub App needs its id' });
+    if (c.githubAppId && !c.githubPrivateKey && !c.githubPrivateKeyFile)
+      ctx.addIssue({ code: 'custom', path: ['githubPrivateKeyFile'], message: 'a GitHub App needs its private key' });
+    if ((token || app) && !c.repository)
+      ctx.addIssue({ code: 'custom', path: ['repository'], message: 'GitHub needs the repository (owner/name)' });
+    if (c.source === 'github' && !token && !app)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['source'],
+        message: "'github' needs a token or a GitHub App (NATOPS_GITHUB_TOKEN, NATOPS_GITHUB_APP_ID)",
+      });
   }).safeParse(raw);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => {
@@ -126,17 +184,31 @@ export function listenAddress(c: ServerConfig): { host: string; port: number } {
 }
 
 /** The manifest limits a configuration sets. */
-export function manifestLimits(c: Pick<ServerConfig, 'manifestMaxFileBytes' | 'manifestMaxDocuments' | 'manifestMaxDepth' | 'manifestMaxAliasNodes'>): LoadLimits {
-  return { maxFileBytes: c.manifestMaxFileBytes, maxDocuments: c.manifestMaxDocuments, maxDepth: c.manifestMaxDepth, maxAliasExpansion: c.manifestMaxAliasNodes };
+export function manifestLimits(
+  c: Pick<ServerConfig, 'manifestMaxFileBytes' | 'manifestMaxDocuments' | 'manifestMaxDepth' | 'manifestMaxAliasNodes'>,
+): LoadLimits {
+  return {
+    maxFileBytes: c.manifestMaxFileBytes,
+    maxDocuments: c.manifestMaxDocuments,
+    maxDepth: c.manifestMaxDepth,
+    maxAliasExpansion: c.manifestMaxAliasNodes,
+  };
 }
 
 /** Just the manifest limits from the environment (for the commands that read manifests, not serve). */
 export function manifestLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): LoadLimits {
-  const only = ServerConfig.pick({ manifestMaxFileBytes: true, manifestMaxDocuments: true, manifestMaxDepth: true, manifestMaxAliasNodes: true });
+  const only = ServerConfig.pick({
+    manifestMaxFileBytes: true,
+    manifestMaxDocuments: true,
+    manifestMaxDepth: true,
+    manifestMaxAliasNodes: true,
+  });
   const raw: Record<string, unknown> = {};
   for (const key of Object.keys(only.shape) as (keyof ServerConfig)[]) if (env[ENV[key]]) raw[key] = env[ENV[key]];
   const parsed = only.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(`bad configuration:\n  ${parsed.error.issues.map((i) => `${ENV[String(i.path[0]) as keyof ServerConfig]}: ${i.message}`).join('\n  ')}`);
+  if (!parsed.success)
+    throw new ConfigError(
+      `bad configuration:\n  ${parsed.error.issues.map((i) => `${ENV[String(i.path[0]) as keyof ServerConfig]}: ${i.message}`).join('\n  ')}`,
+    );
   return manifestLimits(parsed.data);
 }
-

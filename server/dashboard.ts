@@ -16,10 +16,16 @@ export const DASHBOARD_PATH = '/admin/queues';
 export const COMMITS_PATH = '/admin/commits';
 
 export function dashboardAuth(user: string, password: string | undefined): RequestHandler {
-  if (!password) return (_req, res) => void res.status(401).set('WWW-Authenticate', 'Basic realm="natops"').send('dashboard password not configured (NATOPS_DASHBOARD_PASSWORD)');
+  if (!password)
+    return (_req, res) =>
+      void res
+        .status(401)
+        .set('WWW-Authenticate', 'Basic realm="natops"')
+        .send('dashboard password not configured (NATOPS_DASHBOARD_PASSWORD)');
   // Both comparisons always run (and in constant time), so the answer time does not tell which failed.
   return basicAuth({
-    authorizer: (u: string, p: string) => Number(basicAuth.safeCompare(u, user)) + Number(basicAuth.safeCompare(p, password)) === 2,
+    authorizer: (u: string, p: string) =>
+      Number(basicAuth.safeCompare(u, user)) + Number(basicAuth.safeCompare(p, password)) === 2,
     challenge: true,
     realm: 'natops',
   });
@@ -43,15 +49,21 @@ const short = (r: { sha: string; gen: number } | undefined) => (r ? `${r.sha.sli
 
 /** One row per gateway record (and the networks'): what the operator reads first. */
 function recordRows(snap: RecordSnapshot): string[] {
-  const rows = [...snap.gateways.values()].map((r) => ({ name: r.name, rec: r as GatewayRecord | NetworkRecord, removing: r.desired?.state === null }));
+  const rows = [...snap.gateways.values()].map((r) => ({
+    name: r.name,
+    rec: r as GatewayRecord | NetworkRecord,
+    removing: r.desired?.state === null,
+  }));
   if (snap.networks) rows.unshift({ name: '(networks)', rec: snap.networks, removing: false });
   return rows.map(({ name, rec, removing }) => {
     const c = rec.condition;
     const cls = c.ready === 'True' ? 'success' : c.ready === 'False' ? 'failure' : 'pending';
     const message = c.url ? `<a href="${esc(c.url)}">${esc(c.message)}</a>` : esc(c.message);
-    return `<tr class="${cls}"><td>${esc(name)}</td><td><b>${esc(c.ready)}</b></td><td>${esc(c.reason)}${c.cause === 'push' ? '' : ` (${esc(c.cause)})`}</td><td>${message}</td>` +
+    return (
+      `<tr class="${cls}"><td>${esc(name)}</td><td><b>${esc(c.ready)}</b></td><td>${esc(c.reason)}${c.cause === 'push' ? '' : ` (${esc(c.cause)})`}</td><td>${message}</td>` +
       `<td><code>${esc(short(rec.desired))}</code>${removing ? ' (remove)' : ''}</td><td><code>${esc(short(rec.lastApplied))}</code></td>` +
-      `<td>${esc(rec.pending.join(', ') || '-')}</td><td>${esc(new Date(c.at).toISOString())}</td></tr>`;
+      `<td>${esc(rec.pending.join(', ') || '-')}</td><td>${esc(new Date(c.at).toISOString())}</td></tr>`
+    );
   });
 }
 
@@ -62,19 +74,35 @@ export function commitsRouter(statuses: StatusBook, store: Store, records: Recor
     const rows: string[] = [];
     for (const { sha, at } of await statuses.commits(30)) {
       const list = await statuses.get(sha);
-      rows.push(`<tr id="c-${esc(sha)}"><td><code>${esc(sha.slice(0, 12))}</code><br><small>${esc(new Date(at).toISOString())}</small></td><td><table>${list.map((s) =>
-        `<tr class="${esc(s.state)}"><td>${esc(s.context)}</td><td><b>${esc(s.state)}</b></td><td>${s.targetUrl ? `<a href="${esc(s.targetUrl)}">${esc(s.description)}</a>` : esc(s.description)}</td></tr>`).join('')}</table></td></tr>`);
+      rows.push(
+        `<tr id="c-${esc(sha)}"><td><code>${esc(sha.slice(0, 12))}</code><br><small>${esc(new Date(at).toISOString())}</small></td><td><table>${list
+          .map(
+            (s) =>
+              `<tr class="${esc(s.state)}"><td>${esc(s.context)}</td><td><b>${esc(s.state)}</b></td><td>${s.targetUrl ? `<a href="${esc(s.targetUrl)}">${esc(s.description)}</a>` : esc(s.description)}</td></tr>`,
+          )
+          .join('')}</table></td></tr>`,
+      );
     }
-    const deliveries = (await store.deliveries()).slice(0, 30).map((d) =>
-      `<tr><td>${esc(new Date(d.at).toISOString())}</td><td><code>${esc(d.id)}</code></td><td>${esc(d.event)}</td><td>${esc(d.ref ?? '')}</td><td>${esc(d.outcome)}</td></tr>`);
+    const deliveries = (await store.deliveries())
+      .slice(0, 30)
+      .map(
+        (d) =>
+          `<tr><td>${esc(new Date(d.at).toISOString())}</td><td><code>${esc(d.id)}</code></td><td>${esc(d.event)}</td><td>${esc(d.ref ?? '')}</td><td>${esc(d.outcome)}</td></tr>`,
+      );
     const STATE_CLASS = { computing: 'pending', ready: 'success', invalid: 'failure', closed: 'closed' } as const;
-    const prs = (await previews.recent(30)).map((p) =>
-      `<tr class="${STATE_CLASS[p.state]}"><td><a href="${esc(p.url)}">#${p.number}</a></td><td>${esc(p.title)}<br><small>${esc(p.headLabel)} → ${esc(p.baseRef)}</small></td>` +
-      `<td><code>${esc(p.base.slice(0, 7))}..${esc(p.head.slice(0, 7))}</code></td><td><b>${esc(p.state)}${p.merged ? ' (merged)' : ''}</b></td>` +
-      `<td>${p.commentId ? `<a href="${esc(`${p.url}#issuecomment-${p.commentId}`)}">${esc(p.summary)}</a>` : esc(p.summary)}` +
-      `${p.overlaps.length ? `<br><small>also changed by ${p.overlaps.map((n) => `#${n}`).join(', ')}</small>` : ''}</td><td>${esc(new Date(p.at).toISOString())}</td></tr>`);
-    const repairs = (await store.repairs()).slice(0, 30).map((r) =>
-      `<tr><td>${esc(new Date(r.at).toISOString())}</td><td>${esc(r.target)}</td><td><code>${esc(r.sha.slice(0, 12))}</code></td><td>${r.what.map(esc).join('<br>')}</td></tr>`);
+    const prs = (await previews.recent(30)).map(
+      (p) =>
+        `<tr class="${STATE_CLASS[p.state]}"><td><a href="${esc(p.url)}">#${p.number}</a></td><td>${esc(p.title)}<br><small>${esc(p.headLabel)} → ${esc(p.baseRef)}</small></td>` +
+        `<td><code>${esc(p.base.slice(0, 7))}..${esc(p.head.slice(0, 7))}</code></td><td><b>${esc(p.state)}${p.merged ? ' (merged)' : ''}</b></td>` +
+        `<td>${p.commentId ? `<a href="${esc(`${p.url}#issuecomment-${p.commentId}`)}">${esc(p.summary)}</a>` : esc(p.summary)}` +
+        `${p.overlaps.length ? `<br><small>also changed by ${p.overlaps.map((n) => `#${n}`).join(', ')}</small>` : ''}</td><td>${esc(new Date(p.at).toISOString())}</td></tr>`,
+    );
+    const repairs = (await store.repairs())
+      .slice(0, 30)
+      .map(
+        (r) =>
+          `<tr><td>${esc(new Date(r.at).toISOString())}</td><td>${esc(r.target)}</td><td><code>${esc(r.sha.slice(0, 12))}</code></td><td>${r.what.map(esc).join('<br>')}</td></tr>`,
+      );
     res.type('html').send(`<!doctype html><html><head><meta charset="utf-8"><title>natops: commits</title>
 <style>body{font-family:sans-serif;margin:2em}td{vertical-align:top;padding:2px 8px}.failure b,.error b{color:#b00}.success b{color:#070}.pending b{color:#a60}</style></head>
 <body><h1>natops</h1><p><a href="${DASHBOARD_PATH}">queues</a></p>

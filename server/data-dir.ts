@@ -10,13 +10,20 @@ import { NatopsError } from '../common/errors.ts';
 export const LOCK_FILE = 'natops.pid';
 
 export class DataDirBusyError extends NatopsError {
-  constructor(readonly dir: string, readonly pid: number) {
+  constructor(
+    readonly dir: string,
+    readonly pid: number,
+  ) {
     super(`another natops serve (pid ${pid}) is using ${dir}; stop it first, or give this one its own NATOPS_DATA_DIR`);
   }
 }
 
 export class DataDirLockError extends NatopsError {
-  constructor(readonly dir: string, reason: string, opts: { cause?: unknown } = {}) {
+  constructor(
+    readonly dir: string,
+    reason: string,
+    opts: { cause?: unknown } = {},
+  ) {
     super(`cannot lock data directory ${dir}: ${reason}`, opts);
   }
 }

@@ -17,8 +17,13 @@ export async function gitHubFromConfig(c: ServerConfig, log: Logger): Promise<Gi
     auth = { kind: 'app', appId: c.githubAppId, privateKey: privateKey!, installationId: c.githubInstallationId };
   }
   if (!auth) return undefined;
-  const github = await connectGitHub({ url: c.githubUrl, repository: c.repository!, auth, maxInlineWaitSeconds: c.githubMaxWaitS }, (m) => log.warn(m));
-  log.info(`GitHub ${c.githubUrl}: ${c.repository} as ${github.login}${github.checks ? ' (App: statuses, check runs, previews)' : ' (token: statuses, previews)'}`);
+  const github = await connectGitHub(
+    { url: c.githubUrl, repository: c.repository!, auth, maxInlineWaitSeconds: c.githubMaxWaitS },
+    (m) => log.warn(m),
+  );
+  log.info(
+    `GitHub ${c.githubUrl}: ${c.repository} as ${github.login}${github.checks ? ' (App: statuses, check runs, previews)' : ' (token: statuses, previews)'}`,
+  );
   return github;
 }
 
@@ -39,7 +44,9 @@ export function dispatchStatuses(statuses: StatusBook, queues: Queues, log: Logg
     }
   };
   const timer = setInterval(() => {
-    round ??= once().catch((e: unknown) => log.error(`github: statuses: ${errorMessage(e)}`)).finally(() => (round = undefined));
+    round ??= once()
+      .catch((e: unknown) => log.error(`github: statuses: ${errorMessage(e)}`))
+      .finally(() => (round = undefined));
   }, DISPATCH_MS);
   return {
     async stop() {

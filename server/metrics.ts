@@ -44,31 +44,61 @@ export function createMetrics(sources: MetricSources): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'natops_' });
   const webhookSeconds = new Histogram({
-    name: 'natops_webhook_answer_seconds', help: 'time from a delivery\'s arrival to the webhook\'s answer', labelNames: ['result'],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry],
+    name: 'natops_webhook_answer_seconds',
+    help: "time from a delivery's arrival to the webhook's answer",
+    labelNames: ['result'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
   });
-  const deliveries = new Counter({ name: 'natops_webhook_deliveries_total', help: 'webhook deliveries by what became of them', labelNames: ['result'], registers: [registry] });
+  const deliveries = new Counter({
+    name: 'natops_webhook_deliveries_total',
+    help: 'webhook deliveries by what became of them',
+    labelNames: ['result'],
+    registers: [registry],
+  });
   const planSeconds = new Histogram({
-    name: 'natops_plan_duration_seconds', help: 'time to plan one push (read, validate, decide, enqueue)',
-    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry],
+    name: 'natops_plan_duration_seconds',
+    help: 'time to plan one push (read, validate, decide, enqueue)',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
   });
   const jobSeconds = new Histogram({
-    name: 'natops_job_duration_seconds', help: 'time a job ran, by kind and result', labelNames: ['kind', 'result'],
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [registry],
+    name: 'natops_job_duration_seconds',
+    help: 'time a job ran, by kind and result',
+    labelNames: ['kind', 'result'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
   });
-  const repairs = new Counter({ name: 'natops_repairs_total', help: 'repairs the resync started (gateways or networks found drifted)', registers: [registry] });
-  const convergence = new Counter({ name: 'natops_convergence_failures_total', help: 'job attempts after which a gateway still differed from its spec', registers: [registry] });
+  const repairs = new Counter({
+    name: 'natops_repairs_total',
+    help: 'repairs the resync started (gateways or networks found drifted)',
+    registers: [registry],
+  });
+  const convergence = new Counter({
+    name: 'natops_convergence_failures_total',
+    help: 'job attempts after which a gateway still differed from its spec',
+    registers: [registry],
+  });
   const leaseSeconds = new Histogram({
-    name: 'natops_lease_wait_seconds', help: 'time spent waiting for a lease (a gateway\'s, the networks\', the planner\'s, …): taken, or given up', labelNames: ['result'],
-    buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30], registers: [registry],
+    name: 'natops_lease_wait_seconds',
+    help: "time spent waiting for a lease (a gateway's, the networks', the planner's, …): taken, or given up",
+    labelNames: ['result'],
+    buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30],
+    registers: [registry],
   });
   const commandSeconds = new Histogram({
-    name: 'natops_command_duration_seconds', help: 'commands run in gateways and the lab, by program and result', labelNames: ['program', 'result'],
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30], registers: [registry],
+    name: 'natops_command_duration_seconds',
+    help: 'commands run in gateways and the lab, by program and result',
+    labelNames: ['program', 'result'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30],
+    registers: [registry],
   });
   if (sources.deployment) {
     new Gauge({
-      name: 'natops_queue_jobs', help: 'jobs per queue and state (the whole deployment\'s)', labelNames: ['queue', 'state'], registers: [registry],
+      name: 'natops_queue_jobs',
+      help: "jobs per queue and state (the whole deployment's)",
+      labelNames: ['queue', 'state'],
+      registers: [registry],
       async collect() {
         const all = Promise.all(QUEUE_NAMES.map((name) => sources.queues.byName[name].getJobCounts(...DEPTH_STATES)));
         const counts = await within(COLLECT_TIMEOUT_MS, all, () => undefined);
@@ -79,7 +109,10 @@ export function createMetrics(sources: MetricSources): Metrics {
       },
     });
     new Gauge({
-      name: 'natops_gateways', help: 'gateways by the reason of their condition (Applied, Progressing, Failed, …)', labelNames: ['reason'], registers: [registry],
+      name: 'natops_gateways',
+      help: 'gateways by the reason of their condition (Applied, Progressing, Failed, …)',
+      labelNames: ['reason'],
+      registers: [registry],
       async collect() {
         const snap = await within(COLLECT_TIMEOUT_MS, sources.records.snapshot(), () => undefined);
         this.reset();
@@ -87,9 +120,16 @@ export function createMetrics(sources: MetricSources): Metrics {
       },
     });
   }
-  const workers = new Gauge({ name: 'natops_worker_queues', help: 'queues this process works on', labelNames: ['queue'], registers: [registry] });
+  const workers = new Gauge({
+    name: 'natops_worker_queues',
+    help: 'queues this process works on',
+    labelNames: ['queue'],
+    registers: [registry],
+  });
   for (const q of sources.workerQueues) workers.set({ queue: q }, 1);
-  const stopCommands = observeCommands((c) => commandSeconds.observe({ program: c.program, result: c.ok ? 'ok' : 'failed' }, c.seconds));
+  const stopCommands = observeCommands((c) =>
+    commandSeconds.observe({ program: c.program, result: c.ok ? 'ok' : 'failed' }, c.seconds),
+  );
 
   return {
     registry,

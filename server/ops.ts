@@ -24,7 +24,14 @@ export interface ReadinessSources {
 }
 
 const check = (what: () => Promise<unknown>): Promise<string> =>
-  within(CHECK_TIMEOUT_MS, what().then(() => 'ok', (e: unknown) => errorMessage(e)), () => `no answer within ${CHECK_TIMEOUT_MS} ms`);
+  within(
+    CHECK_TIMEOUT_MS,
+    what().then(
+      () => 'ok',
+      (e: unknown) => errorMessage(e),
+    ),
+    () => `no answer within ${CHECK_TIMEOUT_MS} ms`,
+  );
 
 /** How long an answer of /readyz is reused: a probe storm costs one check a second, not one each. */
 const READY_CACHE_MS = 1000;

@@ -42,7 +42,10 @@ export class LocalRedis {
   private serverPid: number | undefined;
   private log = '';
 
-  private constructor(readonly dir: string, readonly port: number) {}
+  private constructor(
+    readonly dir: string,
+    readonly port: number,
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -74,17 +77,44 @@ export class LocalRedis {
     await mkdir(this.dir, { recursive: true });
     const live = await recordedServer(this.dir);
     if (live && live.pid === this.serverPid && live.port === this.port) return;
-    if (live) throw new RedisStartError(`redis-server pid ${live.pid} already serves ${this.dir} on port ${live.port}; not starting a second one`);
+    if (live)
+      throw new RedisStartError(
+        `redis-server pid ${live.pid} already serves ${this.dir} on port ${live.port}; not starting a second one`,
+      );
     this.log = '';
-    const child = spawn('redis-server', [
-      '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
-      '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no', '--protected-mode', 'yes',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--save',
+        '',
+        '--daemonize',
+        'no',
+        '--protected-mode',
+        'yes',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.child = child;
-    child.stdout!.on('data', (b: Buffer) => { this.log = (this.log + b.toString()).slice(-4000); });
-    child.stderr!.on('data', (b: Buffer) => { this.log = (this.log + b.toString()).slice(-4000); });
+    child.stdout!.on('data', (b: Buffer) => {
+      this.log = (this.log + b.toString()).slice(-4000);
+    });
+    child.stderr!.on('data', (b: Buffer) => {
+      this.log = (this.log + b.toString()).slice(-4000);
+    });
     const failed = new Promise<never>((_, reject) => {
-      child.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? new MissingToolError('redis-server') : e));
+      child.once('error', (e: NodeJS.ErrnoException) =>
+        reject(e.code === 'ENOENT' ? new MissingToolError('redis-server') : e),
+      );
       child.once('exit', (code) => reject(new RedisStartError(`redis-server exited with ${code}:\n${this.log}`)));
     });
     failed.catch(() => undefined);
@@ -124,7 +154,8 @@ export class LocalRedis {
     process.kill(pid, signal);
     const deadline = Date.now() + 30_000;
     while ((await processStart(pid)) === started && started !== undefined) {
-      if (Date.now() > deadline) throw new RedisStartError(`redis-server pid ${pid} did not exit within 30 s of ${signal}`);
+      if (Date.now() > deadline)
+        throw new RedisStartError(`redis-server pid ${pid} did not exit within 30 s of ${signal}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -140,7 +171,8 @@ async function servesDir(pid: number, dir: string): Promise<boolean> {
 function parseRecord(text: string): RedisRecord | undefined {
   try {
     const r = JSON.parse(text) as Partial<RedisRecord>;
-    const ok = Number.isSafeInteger(r.pid) && r.pid! > 0 && Number.isSafeInteger(r.port) && r.port! > 0 && r.port! < 65536;
+    const ok =
+      Number.isSafeInteger(r.pid) && r.pid! > 0 && Number.isSafeInteger(r.port) && r.port! > 0 && r.port! < 65536;
     return ok ? { pid: r.pid!, port: r.port! } : undefined;
   } catch {
     return undefined;
@@ -168,7 +200,9 @@ async function recordedServer(dir: string): Promise<RedisRecord | undefined> {
     if (who) seen = `port ${rec.port} is answered by pid ${who.pid} on ${who.dir}`;
     if (!(await servesDir(rec.pid, dir))) return undefined;
     if (Date.now() > deadline) {
-      throw new RedisStartError(`redis-server pid ${rec.pid} runs on ${dir} but does not answer as itself on port ${rec.port} (${seen}); stop it, then start natops again`);
+      throw new RedisStartError(
+        `redis-server pid ${rec.pid} runs on ${dir} but does not answer as itself on port ${rec.port} (${seen}); stop it, then start natops again`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }

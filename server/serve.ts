@@ -91,16 +91,19 @@ async function ensureSecretFile(path: string): Promise<string> {
 
 export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Running> {
   // Only the planner reads Git; a handler-only worker needs no repository.
-  if (c.source === 'git' && !c.repo && opts.queues.includes('plan')) throw new NatopsError('no repository to read manifests from: set NATOPS_REPO or --repo (or NATOPS_SOURCE=github)');
+  if (c.source === 'git' && !c.repo && opts.queues.includes('plan'))
+    throw new NatopsError('no repository to read manifests from: set NATOPS_REPO or --repo (or NATOPS_SOURCE=github)');
   // First what can fail on configuration alone (a bad kubeconfig, a bad GitHub key), before anything is held.
   const runtimes = await makeRuntimes(c, (m) => opts.log.warn(m));
   const github = await gitHubFromConfig(c, opts.log);
   // One natops serve per data directory: its Redis's append-only file and webhook secret live there.
   const dataDirLock = opts.http || !c.redisUrl ? await lockDataDir(c.dataDir) : undefined;
-  const localRedis = c.redisUrl ? undefined : await LocalRedis.start(join(c.dataDir, 'redis')).catch(async (e: unknown) => {
-    await dataDirLock?.release();
-    throw e;
-  });
+  const localRedis = c.redisUrl
+    ? undefined
+    : await LocalRedis.start(join(c.dataDir, 'redis')).catch(async (e: unknown) => {
+        await dataDirLock?.release();
+        throw e;
+      });
   const redisUrl = c.redisUrl ?? localRedis!.url;
   const connection = redisConnection(redisUrl);
   connection.on('error', (e) => opts.log.error(`redis: ${e.message}`));
@@ -110,24 +113,59 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
 
   const store = new Store(connection, c.prefix);
   const records = new Records(connection, c.prefix);
-  const queues = new Queues(connection, { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs }, (m) => opts.log.error(m));
-  const statuses = new StatusBook(connection, c.prefix, (sha) => `${publicUrl.replace(/\/$/, '')}${COMMITS_PATH}#c-${sha}`);
+  const queues = new Queues(
+    connection,
+    { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs },
+    (m) => opts.log.error(m),
+  );
+  const statuses = new StatusBook(
+    connection,
+    c.prefix,
+    (sha) => `${publicUrl.replace(/\/$/, '')}${COMMITS_PATH}#c-${sha}`,
+  );
   // The process that serves the webhook decides whether statuses go to GitHub; every process then marks them.
   if (opts.http) await statuses.trackForGitHub(github !== undefined);
-  const blobs = { get: (sha: string) => store.blob(sha), set: (sha: string, bytes: Buffer) => store.saveBlob(sha, bytes) };
+  const blobs = {
+    get: (sha: string) => store.blob(sha),
+    set: (sha: string, bytes: Buffer) => store.saveBlob(sha, bytes),
+  };
   const onGitHub = github ? new GitHubSource(github.api, blobs) : undefined;
   const source: GitSource | undefined = c.source === 'github' ? onGitHub : c.repo ? new GitRepo(c.repo) : undefined;
   const previews = new PreviewBook(connection, c.prefix);
   const metrics = createMetrics({ queues, records, workerQueues: opts.queues, deployment: opts.http });
-  const lock = { ttlMs: c.lockMs, waitMs: Math.max(5 * c.lockMs, 10_000), waited: (ms: number, taken: boolean) => metrics.leaseWait(ms / 1000, taken ? 'taken' : 'timeout') };
+  const lock = {
+    ttlMs: c.lockMs,
+    waitMs: Math.max(5 * c.lockMs, 10_000),
+    waited: (ms: number, taken: boolean) => metrics.leaseWait(ms / 1000, taken ? 'taken' : 'timeout'),
+  };
   const env = {
     clients: { runtime: runtimes.runtime, network: runtimes.network },
-    records, store, statuses, queues, redis: connection, lock, jobUrl: link, log: opts.log, branch: c.branch,
-    repo: source ?? new GitRepo('(no repository configured)'), path: c.path, limits: manifestLimits(c), github, previews, previewSource: onGitHub,
+    records,
+    store,
+    statuses,
+    queues,
+    redis: connection,
+    lock,
+    jobUrl: link,
+    log: opts.log,
+    branch: c.branch,
+    repo: source ?? new GitRepo('(no repository configured)'),
+    path: c.path,
+    limits: manifestLimits(c),
+    github,
+    previews,
+    previewSource: onGitHub,
   };
   const catchUpEnv = { repo: env.repo, store, queues, branch: c.branch, log: opts.log };
   const withCatchUp = source ? { ...env, catchUp: () => catchUp(catchUpEnv) } : env;
-  const pool = startWorkers(opts.queues, withCatchUp, { connection, prefix: c.prefix, concurrency: c.concurrency, lockMs: c.lockMs, backoffMs: c.backoffMs, metrics });
+  const pool = startWorkers(opts.queues, withCatchUp, {
+    connection,
+    prefix: c.prefix,
+    concurrency: c.concurrency,
+    lockMs: c.lockMs,
+    backoffMs: c.backoffMs,
+    metrics,
+  });
   const { workers } = pool;
   const dispatch = github && opts.queues.includes('github') ? dispatchStatuses(statuses, queues, opts.log) : undefined;
   for (const w of workers) w.on('error', (e) => opts.log.error({ queue: w.name }, `worker ${w.name}: ${e.message}`));
@@ -146,12 +184,24 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
     });
   }
   async function webhookAndDashboard(app: express.Express): Promise<void> {
-    if (c.resyncMs > 0) await queues.byName.resync.upsertJobScheduler('resync', { every: c.resyncMs }, { name: 'resync' });
+    if (c.resyncMs > 0)
+      await queues.byName.resync.upsertJobScheduler('resync', { every: c.resyncMs }, { name: 'resync' });
     else await queues.byName.resync.removeJobScheduler('resync');
-    app.use('/webhook', webhookRouter({
-      secret: await webhookSecret(c, opts.log), branch: c.branch, repository: c.repository, previews: github !== undefined, store, queues,
-      maxBody: c.maxBody, enqueueTimeoutMs: 2000, log: opts.log, observe: (result, seconds) => metrics.webhook(result, seconds),
-    }));
+    app.use(
+      '/webhook',
+      webhookRouter({
+        secret: await webhookSecret(c, opts.log),
+        branch: c.branch,
+        repository: c.repository,
+        previews: github !== undefined,
+        store,
+        queues,
+        maxBody: c.maxBody,
+        enqueueTimeoutMs: 2000,
+        log: opts.log,
+        observe: (result, seconds) => metrics.webhook(result, seconds),
+      }),
+    );
     const auth = dashboardAuth(c.dashboardUser, c.dashboardPassword);
     app.use(DASHBOARD_PATH, auth, dashboardRouter(queues));
     app.use(COMMITS_PATH, auth, commitsRouter(statuses, store, records, previews));
@@ -165,9 +215,14 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   let draining: Promise<unknown> | undefined;
   const drain = () => {
     if (!opts.http || !c.repo || draining) return draining;
-    draining = drainDeferred(c.repo, (d) => sendDeferred(`${url}/webhook`, d), (l) => opts.log.warn(`deferred: ${l}`))
+    draining = drainDeferred(
+      c.repo,
+      (d) => sendDeferred(`${url}/webhook`, d),
+      (l) => opts.log.warn(`deferred: ${l}`),
+    )
       .then((d) => {
-        if (d.sent || d.kept || d.setAside) opts.log.info(`deferred deliveries: ${d.sent} sent, ${d.kept} kept, ${d.setAside} set aside`);
+        if (d.sent || d.kept || d.setAside)
+          opts.log.info(`deferred deliveries: ${d.sent} sent, ${d.kept} kept, ${d.setAside} set aside`);
       })
       .finally(() => (draining = undefined));
     return draining;
@@ -176,21 +231,42 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const drainTimer = setInterval(() => void drain(), DRAIN_INTERVAL_MS);
   drainTimer.unref();
   // GitHub does not redeliver what failed while natops was down; an App can ask it to.
-  if (opts.http && github?.checks) await redeliverFailed({ github, store, log: opts.log }).catch((e: unknown) => opts.log.error(`redelivery: ${errorMessage(e)}`));
-  if (source && opts.queues.includes('plan')) await catchUp(catchUpEnv).catch((e: unknown) => opts.log.error(`catch-up: ${errorMessage(e)}`));
+  if (opts.http && github?.checks)
+    await redeliverFailed({ github, store, log: opts.log }).catch((e: unknown) =>
+      opts.log.error(`redelivery: ${errorMessage(e)}`),
+    );
+  if (source && opts.queues.includes('plan'))
+    await catchUp(catchUpEnv).catch((e: unknown) => opts.log.error(`catch-up: ${errorMessage(e)}`));
   // A gateway pod replaced behind natops's back (deleted, evicted, node restarted) starts empty:
   // the resync finds it drifted and repairs it at once, not at its next interval.
-  const replacements = opts.http && runtimes.watchReplacements
-    ? runtimes.watchReplacements((gateway) => {
-      opts.log.warn({ gateway, repair: true }, `the pod of gateway ${gateway} was replaced; resyncing`);
-      const request: ResyncRequest = { gateway, reason: `the pod of gateway ${gateway} was replaced` };
-      void queues.byName.resync.add('resync', request).catch((e: unknown) => opts.log.error(`resync: ${errorMessage(e)}`));
-    }, (m) => opts.log.warn(m))
-    : undefined;
-  opts.log.info(`${opts.queues.join(', ') || 'no queues'} on ${redisUrl}, gateways on ${runtimes.describe}${server ? `; ${opts.http ? `webhook ${url}/webhook, dashboard ${url}${DASHBOARD_PATH}, ` : ''}health and metrics ${url}/readyz, ${url}/metrics` : ''}`);
+  const replacements =
+    opts.http && runtimes.watchReplacements
+      ? runtimes.watchReplacements(
+          (gateway) => {
+            opts.log.warn({ gateway, repair: true }, `the pod of gateway ${gateway} was replaced; resyncing`);
+            const request: ResyncRequest = { gateway, reason: `the pod of gateway ${gateway} was replaced` };
+            void queues.byName.resync
+              .add('resync', request)
+              .catch((e: unknown) => opts.log.error(`resync: ${errorMessage(e)}`));
+          },
+          (m) => opts.log.warn(m),
+        )
+      : undefined;
+  opts.log.info(
+    `${opts.queues.join(', ') || 'no queues'} on ${redisUrl}, gateways on ${runtimes.describe}${server ? `; ${opts.http ? `webhook ${url}/webhook, dashboard ${url}${DASHBOARD_PATH}, ` : ''}health and metrics ${url}/readyz, ${url}/metrics` : ''}`,
+  );
 
   return {
-    url, redisUrl, store, records, statuses, previews, queues, workers, metrics, ready,
+    url,
+    redisUrl,
+    store,
+    records,
+    statuses,
+    previews,
+    queues,
+    workers,
+    metrics,
+    ready,
     async close(deadlineMs = c.shutdownMs) {
       // Everything starts stopping at once, and everything is bounded by the one deadline: the
       // workers take no new job and finish theirs, no new connection is taken (requests in
@@ -204,9 +280,21 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
       const rest = Promise.all([dispatch?.stop(), draining, stopListening]);
       const shutdown = await jobs;
       const { handedBack } = shutdown;
-      if (shutdown.late) opts.log.error({ durationMs: deadlineMs }, `shutdown: the jobs in hand did not finish within ${deadlineMs} ms; handed back to their queues: ${handedBack.join(', ') || 'none'}`);
-      if (await within(Math.max(0, deadline - Date.now()), rest.then(() => false), () => true)) {
-        opts.log.warn('shutdown: requests, the status dispatch or a drain of kept deliveries still running at the deadline; cut');
+      if (shutdown.late)
+        opts.log.error(
+          { durationMs: deadlineMs },
+          `shutdown: the jobs in hand did not finish within ${deadlineMs} ms; handed back to their queues: ${handedBack.join(', ') || 'none'}`,
+        );
+      if (
+        await within(
+          Math.max(0, deadline - Date.now()),
+          rest.then(() => false),
+          () => true,
+        )
+      ) {
+        opts.log.warn(
+          'shutdown: requests, the status dispatch or a drain of kept deliveries still running at the deadline; cut',
+        );
       }
       server?.closeAllConnections();
       await stopListening;

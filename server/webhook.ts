@@ -37,9 +37,10 @@ const DELIVERY_ID = /^[A-Za-z0-9._-]{1,128}$/;
 class Unavailable extends Error {}
 
 /** Redis slower than `ms`: the sender is told to come back (503) rather than kept waiting. */
-const enqueued = <T>(ms: number, p: Promise<T>): Promise<T> => within(ms, p, (): T => {
-  throw new Unavailable(`queue did not answer within ${ms} ms`);
-});
+const enqueued = <T>(ms: number, p: Promise<T>): Promise<T> =>
+  within(ms, p, (): T => {
+    throw new Unavailable(`queue did not answer within ${ms} ms`);
+  });
 
 export function webhookRouter(env: WebhookEnv): Router {
   const webhooks = new Webhooks({ secret: env.secret });
@@ -51,7 +52,9 @@ export function webhookRouter(env: WebhookEnv): Router {
     if (observe && req.method === 'POST') {
       const started = process.hrtime.bigint();
       res.once('finish', () => {
-        const result = (res.locals.result as DeliveryResult | undefined) ?? (res.statusCode === 401 ? 'unauthorized' : res.statusCode >= 500 ? 'unavailable' : 'refused');
+        const result =
+          (res.locals.result as DeliveryResult | undefined) ??
+          (res.statusCode === 401 ? 'unauthorized' : res.statusCode >= 500 ? 'unavailable' : 'refused');
         try {
           observe(result, Number(process.hrtime.bigint() - started) / 1e9);
         } catch (e) {
@@ -90,14 +93,24 @@ export function webhookRouter(env: WebhookEnv): Router {
       // in order), and a repeat that comes first finds the plan job by its id and adds nothing.
       if (status < 500) {
         const seen = result === 'queued';
-        env.store.recordDelivery({ id, event, at: Date.now(), outcome, ...extra }, { seen })
-          .catch((e: unknown) => env.log[seen ? 'error' : 'warn']({ delivery: id }, `webhook: delivery ${id}: could not record it${seen ? ' (a redelivery of it would be planned again)' : ''}: ${errorMessage(e)}`));
+        env.store
+          .recordDelivery({ id, event, at: Date.now(), outcome, ...extra }, { seen })
+          .catch((e: unknown) =>
+            env.log[seen ? 'error' : 'warn'](
+              { delivery: id },
+              `webhook: delivery ${id}: could not record it${seen ? ' (a redelivery of it would be planned again)' : ''}: ${errorMessage(e)}`,
+            ),
+          );
       }
     };
 
     try {
-      if (await enqueued(env.enqueueTimeoutMs, env.store.seenDelivery(id))) return answer(200, 'duplicate delivery; dropped', {}, 'duplicate');
-      const d = classifyDelivery({ id, event, body, contentType: req.get('content-type') }, { branch: env.branch, repository: env.repository, previews: env.previews });
+      if (await enqueued(env.enqueueTimeoutMs, env.store.seenDelivery(id)))
+        return answer(200, 'duplicate delivery; dropped', {}, 'duplicate');
+      const d = classifyDelivery(
+        { id, event, body, contentType: req.get('content-type') },
+        { branch: env.branch, repository: env.repository, previews: env.previews },
+      );
       const meta = { ...(d.ref ? { ref: d.ref } : {}), ...(d.after ? { after: d.after } : {}) };
       if (d.plan) await enqueued(env.enqueueTimeoutMs, env.queues.addPlan({ ...d.plan, receivedAt: Date.now() }));
       if (d.preview) await enqueued(env.enqueueTimeoutMs, env.queues.addPreview(d.preview));

@@ -35,13 +35,14 @@ export interface WorkerSettings {
   metrics?: Metrics | undefined;
 }
 
-export type WorkerEnv = PlannerEnv & ResyncEnv & {
-  /** absent: natops does not talk to GitHub, and no job asks it to */
-  github?: GitHub | undefined;
-  previews: PreviewBook;
-  /** where previews read commits (GitHub's API, whatever the planner reads) */
-  previewSource?: GitSource | undefined;
-};
+export type WorkerEnv = PlannerEnv &
+  ResyncEnv & {
+    /** absent: natops does not talk to GitHub, and no job asks it to */
+    github?: GitHub | undefined;
+    previews: PreviewBook;
+    /** where previews read commits (GitHub's API, whatever the planner reads) */
+    previewSource?: GitSource | undefined;
+  };
 
 interface Processor {
   concurrency: 'one' | 'many';
@@ -98,7 +99,15 @@ export const PROCESSORS: Record<QueueName, Processor> = {
         // A rate limit is a wait, not a failed attempt (the worker puts the job back).
         if (e instanceof RetryLaterError) throw e;
         if (ctx.lastAttempt || !isRetryable(e)) {
-          await env.statuses.publish([{ sha: data.after, context: SUMMARY_CONTEXT, state: 'error', description: statusText(`planning failed: ${errorMessage(e)}`), targetUrl: ctx.url }]);
+          await env.statuses.publish([
+            {
+              sha: data.after,
+              context: SUMMARY_CONTEXT,
+              state: 'error',
+              description: statusText(`planning failed: ${errorMessage(e)}`),
+              targetUrl: ctx.url,
+            },
+          ]);
         }
         throw e;
       }
@@ -125,7 +134,8 @@ export const PROCESSORS: Record<QueueName, Processor> = {
     concurrency: 'many',
     async run(job, env, log) {
       const data = parse(PreviewJob, job);
-      if (!env.github || !env.previewSource) throw new UnrecoverableError('GitHub is not configured in this process (NATOPS_GITHUB_*)');
+      if (!env.github || !env.previewSource)
+        throw new UnrecoverableError('GitHub is not configured in this process (NATOPS_GITHUB_*)');
       const ctx = contextOf(data, job, 'preview', env, log);
       try {
         return await previewPullRequest(ctx, { ...env, github: env.github, source: env.previewSource });
@@ -133,13 +143,29 @@ export const PROCESSORS: Record<QueueName, Processor> = {
         if (e instanceof RetryLaterError) throw e;
         // The head's preview status must not stay pending when no attempt will follow.
         if (data.action === 'preview' && (ctx.lastAttempt || !isRetryable(e))) {
-          await env.statuses.publish([{ sha: data.head, context: PREVIEW_CONTEXT, state: 'error', description: statusText(`preview failed: ${errorMessage(e)}`), targetUrl: ctx.url }]);
+          await env.statuses.publish([
+            {
+              sha: data.head,
+              context: PREVIEW_CONTEXT,
+              state: 'error',
+              description: statusText(`preview failed: ${errorMessage(e)}`),
+              targetUrl: ctx.url,
+            },
+          ]);
         }
         throw e;
       }
     },
   },
-  vpc: handler, gateway: handler, 'gateway-init': handler, 'gateway-delete': handler, eip: handler, fip: handler, dnat: handler, snat: handler, 'subnet-route': handler,
+  vpc: handler,
+  gateway: handler,
+  'gateway-init': handler,
+  'gateway-delete': handler,
+  eip: handler,
+  fip: handler,
+  dnat: handler,
+  snat: handler,
+  'subnet-route': handler,
 };
 
 export interface Shutdown {
@@ -177,32 +203,39 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
   let idle: (() => void) | undefined;
   const workers = queues.map((name) => {
     const p = PROCESSORS[name];
-    return new Worker(name, async (job: Job, token?: string) => {
-      const key = `${name}/${job.id}`;
-      // A fetch already under way when the worker paused: straight back to the queue, untouched.
-      if (closing) {
-        const back = job.moveToDelayed(Date.now() + HAND_BACK_DELAY_MS, token);
-        bouncing.add(back);
-        await back.finally(() => bouncing.delete(back));
-        throw new DelayedError('handed back: the worker is stopping');
-      }
-      inHand.set(key, { job, token });
-      try {
-        const result = await processJob(name, p, job, token, () => abandoned.has(key));
-        if (abandoned.has(key)) throw new DelayedError('handed back at shutdown');
-        return result;
-      } catch (e) {
-        // handed back: BullMQ must not record an outcome for a job that is no longer this worker's
-        throw abandoned.has(key) ? new DelayedError('handed back at shutdown') : e;
-      } finally {
-        inHand.delete(key);
-        if (!inHand.size) idle?.();
-      }
-    }, {
-      ...opts,
-      concurrency: p.concurrency === 'one' ? 1 : s.concurrency,
-      settings: { backoffStrategy: (attemptsMade: number, type?: string) => (type === 'capped' ? cappedBackoff(attemptsMade, s.backoffMs) : s.backoffMs) },
-    });
+    return new Worker(
+      name,
+      async (job: Job, token?: string) => {
+        const key = `${name}/${job.id}`;
+        // A fetch already under way when the worker paused: straight back to the queue, untouched.
+        if (closing) {
+          const back = job.moveToDelayed(Date.now() + HAND_BACK_DELAY_MS, token);
+          bouncing.add(back);
+          await back.finally(() => bouncing.delete(back));
+          throw new DelayedError('handed back: the worker is stopping');
+        }
+        inHand.set(key, { job, token });
+        try {
+          const result = await processJob(name, p, job, token, () => abandoned.has(key));
+          if (abandoned.has(key)) throw new DelayedError('handed back at shutdown');
+          return result;
+        } catch (e) {
+          // handed back: BullMQ must not record an outcome for a job that is no longer this worker's
+          throw abandoned.has(key) ? new DelayedError('handed back at shutdown') : e;
+        } finally {
+          inHand.delete(key);
+          if (!inHand.size) idle?.();
+        }
+      },
+      {
+        ...opts,
+        concurrency: p.concurrency === 'one' ? 1 : s.concurrency,
+        settings: {
+          backoffStrategy: (attemptsMade: number, type?: string) =>
+            type === 'capped' ? cappedBackoff(attemptsMade, s.backoffMs) : s.backoffMs,
+        },
+      },
+    );
   });
   let closing = false;
   return {
@@ -212,19 +245,35 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
       closing = true;
       // No new jobs (pause without waiting: BullMQ's own wait needs Redis, and its close()
       // cannot be told to stop waiting once called); then the jobs in hand, until the deadline.
-      for (const w of workers) w.pause(true).catch((e: unknown) => env.log.warn({ queue: w.name }, `pausing worker ${w.name}: ${errorMessage(e)}`));
+      for (const w of workers)
+        w.pause(true).catch((e: unknown) =>
+          env.log.warn({ queue: w.name }, `pausing worker ${w.name}: ${errorMessage(e)}`),
+        );
       const finished = inHand.size ? new Promise<void>((r) => (idle = r)) : Promise.resolve();
-      const late = await within(deadlineMs, finished.then(() => false), () => true);
+      const late = await within(
+        deadlineMs,
+        finished.then(() => false),
+        () => true,
+      );
       /** `force`: without waiting for the jobs in hand (they are handed back) */
       const closeWorkers = (force: boolean) =>
-        Promise.all(workers.map((w) => w.close(force).catch((e: unknown) => env.log.warn({ queue: w.name }, `closing worker ${w.name}: ${errorMessage(e)}`))));
+        Promise.all(
+          workers.map((w) =>
+            w
+              .close(force)
+              .catch((e: unknown) => env.log.warn({ queue: w.name }, `closing worker ${w.name}: ${errorMessage(e)}`)),
+          ),
+        );
       const handedBack: string[] = [];
       if (late) {
         await closeWorkers(true);
         for (const [key, { job, token }] of inHand) {
           abandoned.add(key);
           // (a job whose lock is gone already is for the stalled-job check to hand back)
-          const moved = await job.moveToDelayed(Date.now() + HAND_BACK_DELAY_MS, token).then(() => true, (e: unknown) => void env.log.warn({ job: job.id }, `could not hand ${key} back: ${errorMessage(e)}`));
+          const moved = await job.moveToDelayed(Date.now() + HAND_BACK_DELAY_MS, token).then(
+            () => true,
+            (e: unknown) => void env.log.warn({ job: job.id }, `could not hand ${key} back: ${errorMessage(e)}`),
+          );
           if (moved) handedBack.push(key);
         }
       } else {
@@ -235,7 +284,13 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
     },
   };
 
-  async function processJob(name: QueueName, p: Processor, job: Job, token: string | undefined, handedBack: () => boolean): Promise<unknown> {
+  async function processJob(
+    name: QueueName,
+    p: Processor,
+    job: Job,
+    token: string | undefined,
+    handedBack: () => boolean,
+  ): Promise<unknown> {
     const attempt = job.attemptsMade + 1;
     const attempts = job.opts.attempts ?? 1;
     const fields = jobFields(name, job.id!, job.data, attempt);
@@ -257,7 +312,9 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
       result = await p.run(job, env, log);
     } catch (e) {
       if (handedBack()) {
-        report(() => log.info({ durationMs: durationMs() }, `ended after it was handed back at shutdown: ${errorMessage(e)}`));
+        report(() =>
+          log.info({ durationMs: durationMs() }, `ended after it was handed back at shutdown: ${errorMessage(e)}`),
+        );
         throw e;
       }
       // A rate limit: back to the queue until it lifts, without spending an attempt.
@@ -272,8 +329,16 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
       const retried = isRetryable(e) && !(e instanceof UnrecoverableError) && attempt < attempts;
       report(() => {
         if (e instanceof ConvergenceError) s.metrics?.convergenceFailure();
-        if (retried) log.warn({ durationMs: durationMs(), err: errorMessage(e) }, `failed (attempt ${attempt} of ${attempts}), will retry: ${errorMessage(e)}`);
-        else log.error({ durationMs: durationMs(), err: errorMessage(e) }, `failed for good (attempt ${attempt} of ${attempts}): ${errorMessage(e)}`);
+        if (retried)
+          log.warn(
+            { durationMs: durationMs(), err: errorMessage(e) },
+            `failed (attempt ${attempt} of ${attempts}), will retry: ${errorMessage(e)}`,
+          );
+        else
+          log.error(
+            { durationMs: durationMs(), err: errorMessage(e) },
+            `failed for good (attempt ${attempt} of ${attempts}): ${errorMessage(e)}`,
+          );
         s.metrics?.job(kind, retried ? 'retrying' : 'failed', durationMs() / 1000);
       });
       throw isRetryable(e) || e instanceof UnrecoverableError ? e : new UnrecoverableError(errorMessage(e));

@@ -12,7 +12,10 @@ const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 
 export class LockTimeoutError extends NatopsError {
-  constructor(readonly key: string, waitedMs: number) {
+  constructor(
+    readonly key: string,
+    waitedMs: number,
+  ) {
     super(`${key} is busy with another job (waited ${waitedMs} ms); will retry`);
   }
 }
@@ -39,7 +42,12 @@ export interface Lease {
   check(): Promise<void>;
 }
 
-export async function withLock<T>(redis: Redis, key: string, opts: LockOptions, fn: (lease: Lease) => Promise<T>): Promise<T> {
+export async function withLock<T>(
+  redis: Redis,
+  key: string,
+  opts: LockOptions,
+  fn: (lease: Lease) => Promise<T>,
+): Promise<T> {
   const token = randomUUID();
   const started = Date.now();
   for (let pause = 20; ; pause = Math.min(pause * 2, 500)) {
@@ -53,9 +61,15 @@ export async function withLock<T>(redis: Redis, key: string, opts: LockOptions, 
   opts.waited?.(Date.now() - started, true);
   let lost = false;
   const renewOnce = async () => (await redis.eval(RENEW, 1, key, token, String(opts.ttlMs))) === 1;
-  const renew = setInterval(() => {
-    renewOnce().then((ok) => (lost ||= !ok), () => undefined);
-  }, Math.max(50, Math.floor(opts.ttlMs / 3)));
+  const renew = setInterval(
+    () => {
+      renewOnce().then(
+        (ok) => (lost ||= !ok),
+        () => undefined,
+      );
+    },
+    Math.max(50, Math.floor(opts.ttlMs / 3)),
+  );
   const lease: Lease = {
     key,
     async check() {

@@ -45,7 +45,10 @@ const Wanted = z.object({ head: Sha, base: Sha, updatedAt: z.number(), closed: z
 export type WantedPreview = z.infer<typeof Wanted>;
 
 export class PreviewBook {
-  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
 
   private key(...parts: (string | number)[]) {
     return [this.prefix, 'preview', ...parts].join(':');
@@ -65,7 +68,13 @@ export class PreviewBook {
   /** Whether `w` is still the event the preview follows (a newer push may have come meanwhile). */
   async isWanted(number: number, w: WantedPreview): Promise<boolean> {
     const cur = await this.wanted(number);
-    return cur !== undefined && cur.head === w.head && cur.base === w.base && cur.updatedAt === w.updatedAt && cur.closed === w.closed;
+    return (
+      cur !== undefined &&
+      cur.head === w.head &&
+      cur.base === w.base &&
+      cur.updatedAt === w.updatedAt &&
+      cur.closed === w.closed
+    );
   }
 
   async get(number: number): Promise<PreviewRecord | undefined> {
@@ -75,7 +84,8 @@ export class PreviewBook {
 
   /** Writes the record; an open pull request is among those checked for overlaps, a closed one leaves them. */
   async set(r: PreviewRecord): Promise<void> {
-    const m = this.redis.multi()
+    const m = this.redis
+      .multi()
       .set(this.key(r.number), JSON.stringify(r), 'EX', 90 * 24 * 3600)
       .zadd(this.key('index'), r.at, String(r.number));
     if (r.state === 'closed') m.srem(this.key('open'), String(r.number));

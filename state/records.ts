@@ -141,7 +141,10 @@ return 1
 
 /** A stored record natops cannot read: corrupt, or written by a newer natops. No retry helps. */
 export class RecordError extends PermanentError {
-  constructor(readonly key: string, detail: string) {
+  constructor(
+    readonly key: string,
+    detail: string,
+  ) {
     super(`record ${key} cannot be read: ${detail}`);
   }
 }
@@ -155,15 +158,26 @@ export function parseRecord<T extends Target>(t: T, key: string, json: string): 
     throw new RecordError(key, `not JSON (${errorMessage(e)})`);
   }
   const format = value !== null && typeof value === 'object' && 'schema' in value ? value.schema : 1;
-  if (typeof format !== 'number' || format > RECORD_SCHEMA) throw new RecordError(key, `written by a newer natops (record format ${String(format)}; this one reads up to ${RECORD_SCHEMA})`);
+  if (typeof format !== 'number' || format > RECORD_SCHEMA)
+    throw new RecordError(
+      key,
+      `written by a newer natops (record format ${String(format)}; this one reads up to ${RECORD_SCHEMA})`,
+    );
   // (the format field is not part of the record: the schema drops it)
   const parsed = t.kind === 'gateway' ? GatewayRecord.safeParse(value) : NetworkRecord.safeParse(value);
-  if (!parsed.success) throw new RecordError(key, parsed.error.issues.map((i) => `${i.path.join('.') || '(record)'}: ${i.message}`).join('; '));
+  if (!parsed.success)
+    throw new RecordError(
+      key,
+      parsed.error.issues.map((i) => `${i.path.join('.') || '(record)'}: ${i.message}`).join('; '),
+    );
   return parsed.data as RecordOf<T>;
 }
 
 export class Records {
-  constructor(readonly redis: Redis, readonly prefix: string) {}
+  constructor(
+    readonly redis: Redis,
+    readonly prefix: string,
+  ) {}
 
   // Gateways live under their own key space, apart from natops's own keys (a gateway may be
   // called "planner" or "network").
@@ -231,7 +245,10 @@ export class Records {
    * Read, compute, write if nobody wrote in between, else again. `fn` returns the new record,
    * undefined to delete it, or KEEP. Returns the record as written (or kept).
    */
-  async update<T extends Target>(t: T, fn: (current: RecordOf<T> | undefined) => RecordOf<T> | undefined | typeof KEEP): Promise<RecordOf<T> | undefined> {
+  async update<T extends Target>(
+    t: T,
+    fn: (current: RecordOf<T> | undefined) => RecordOf<T> | undefined | typeof KEEP,
+  ): Promise<RecordOf<T> | undefined> {
     const member = t.kind === 'gateway' ? t.name : '';
     for (let attempt = 0; ; attempt++) {
       const [v, json] = await this.redis.hmget(this.key(t), 'v', 'json');

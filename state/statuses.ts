@@ -48,12 +48,25 @@ const STATE_OF: Record<Condition['ready'], StatusState> = { True: 'success', Fal
 
 /** A record's condition as the status of the commit it is about. */
 export function conditionStatus(t: Target, c: Condition): StatusEvent {
-  return { sha: c.sha, context: targetContext(t), state: STATE_OF[c.ready], description: statusText(c.message), ...(c.url ? { targetUrl: c.url } : {}) };
+  return {
+    sha: c.sha,
+    context: targetContext(t),
+    state: STATE_OF[c.ready],
+    description: statusText(c.message),
+    ...(c.url ? { targetUrl: c.url } : {}),
+  };
 }
 
 /** An older commit's work that a newer one replaced (or removed, `by` unknown) before it was done. */
-export function supersededStatus(sha: string, context: string, by: string | undefined, targetUrl?: string): StatusEvent {
-  const description = by ? `not applied: superseded by newer commit ${by.slice(0, 7)}` : 'not applied: removed by a newer commit';
+export function supersededStatus(
+  sha: string,
+  context: string,
+  by: string | undefined,
+  targetUrl?: string,
+): StatusEvent {
+  const description = by
+    ? `not applied: superseded by newer commit ${by.slice(0, 7)}`
+    : 'not applied: removed by a newer commit';
   return { sha, context, state: 'success', description, ...(targetUrl ? { targetUrl } : {}) };
 }
 
@@ -154,15 +167,34 @@ export class StatusBook {
     for (const e of events) {
       // A removal of a gateway no commit ever described (the resync's orphans) is about no commit.
       if (isZeroSha(e.sha)) continue;
-      const status = CommitStatus.parse({ context: e.context, state: e.state, description: statusText(e.description), ...(e.targetUrl ? { targetUrl: e.targetUrl } : {}), updatedAt: now });
+      const status = CommitStatus.parse({
+        context: e.context,
+        state: e.state,
+        description: statusText(e.description),
+        ...(e.targetUrl ? { targetUrl: e.targetUrl } : {}),
+        updatedAt: now,
+      });
       let pairs = byCommit.get(e.sha);
       if (!pairs) byCommit.set(e.sha, (pairs = []));
       pairs.push(status.context, JSON.stringify(status));
     }
     for (const [sha, pairs] of byCommit) {
       await this.redis.eval(
-        SET_AND_SUMMARIZE, 6, this.key(sha), `${this.prefix}:commits`, this.historyKey(sha), this.gitHubKey, this.versionKey(sha), this.dirtyKey,
-        SUMMARY_CONTEXT, String(now), sha, String(HISTORY_LIMIT), PREVIEW_CONTEXT, this.commitUrl(sha), ...pairs,
+        SET_AND_SUMMARIZE,
+        6,
+        this.key(sha),
+        `${this.prefix}:commits`,
+        this.historyKey(sha),
+        this.gitHubKey,
+        this.versionKey(sha),
+        this.dirtyKey,
+        SUMMARY_CONTEXT,
+        String(now),
+        sha,
+        String(HISTORY_LIMIT),
+        PREVIEW_CONTEXT,
+        this.commitUrl(sha),
+        ...pairs,
       );
     }
   }
@@ -200,8 +232,11 @@ export class StatusBook {
 
   async get(sha: string): Promise<CommitStatus[]> {
     const all = await this.redis.hgetall(this.key(sha));
-    return Object.values(all).map((v) => CommitStatus.parse(JSON.parse(v)))
-      .sort((a, b) => (a.context === SUMMARY_CONTEXT ? -1 : b.context === SUMMARY_CONTEXT ? 1 : a.context.localeCompare(b.context)));
+    return Object.values(all)
+      .map((v) => CommitStatus.parse(JSON.parse(v)))
+      .sort((a, b) =>
+        a.context === SUMMARY_CONTEXT ? -1 : b.context === SUMMARY_CONTEXT ? 1 : a.context.localeCompare(b.context),
+      );
   }
 
   /** Every status the commit was given, oldest first (the newest HISTORY_LIMIT): a state held for a moment is still seen. */
@@ -222,7 +257,11 @@ export class StatusBook {
 
   /** Kept as long as the statuses GitHub shows matter: a month. */
   async markPosted(sha: string, context: string, fingerprint: string): Promise<void> {
-    await this.redis.multi().hset(this.postedKey(sha), context, fingerprint).expire(this.postedKey(sha), 30 * 24 * 3600).exec();
+    await this.redis
+      .multi()
+      .hset(this.postedKey(sha), context, fingerprint)
+      .expire(this.postedKey(sha), 30 * 24 * 3600)
+      .exec();
   }
 
   /** Commits with statuses, newest first. */

@@ -8,11 +8,22 @@ import type { Target } from './records.ts';
 const Head = z.object({ sha: z.string(), gen: z.number() });
 export type Head = z.infer<typeof Head>;
 
-export const Repair = z.object({ at: z.number(), target: z.string(), sha: z.string(), gen: z.number(), what: z.array(z.string()) });
+export const Repair = z.object({
+  at: z.number(),
+  target: z.string(),
+  sha: z.string(),
+  gen: z.number(),
+  what: z.array(z.string()),
+});
 export type Repair = z.infer<typeof Repair>;
 
 export const DeliveryRecord = z.object({
-  id: z.string(), event: z.string(), at: z.number(), outcome: z.string(), ref: z.string().optional(), after: z.string().optional(),
+  id: z.string(),
+  event: z.string(),
+  at: z.number(),
+  outcome: z.string(),
+  ref: z.string().optional(),
+  after: z.string().optional(),
 });
 export type DeliveryRecord = z.infer<typeof DeliveryRecord>;
 
@@ -32,7 +43,10 @@ async function execAll(m: ChainableCommander): Promise<void> {
 }
 
 export class Store {
-  constructor(readonly redis: Redis, readonly prefix: string) {}
+  constructor(
+    readonly redis: Redis,
+    readonly prefix: string,
+  ) {}
 
   // natops's own keys live under `sys:`; gateway records and leases under `gw:` and
   // `gw-lease:`, so no gateway name can collide with them.
@@ -121,7 +135,12 @@ export class Store {
   }
 
   async recordRepair(r: Repair): Promise<void> {
-    await execAll(this.redis.multi().lpush(this.key('repairs'), JSON.stringify(r)).ltrim(this.key('repairs'), 0, HISTORY - 1));
+    await execAll(
+      this.redis
+        .multi()
+        .lpush(this.key('repairs'), JSON.stringify(r))
+        .ltrim(this.key('repairs'), 0, HISTORY - 1),
+    );
   }
 
   async repairs(): Promise<Repair[]> {

@@ -22,12 +22,16 @@ export function checkRunContent(statuses: readonly CommitStatus[], issues: reado
   const summary = statuses.find((s) => s.context === SUMMARY_CONTEXT);
   const parts = statuses.filter((s) => s.context !== SUMMARY_CONTEXT && s.context !== PREVIEW_CONTEXT);
   const state = summary?.state ?? 'pending';
-  const rows = parts.map((s) => `| ${ICON[s.state]} | ${codeSpan(s.context, true)} | ${escapeMarkdown(s.description)} |`);
+  const rows = parts.map(
+    (s) => `| ${ICON[s.state]} | ${codeSpan(s.context, true)} | ${escapeMarkdown(s.description)} |`,
+  );
   const lines = [
     summary ? `**${escapeMarkdown(summary.description)}**` : '**planning**',
     '',
     ...(rows.length ? ['| | gateway | result |', '|---|---|---|', ...rows] : []),
-    ...(issues.length ? ['', `${issues.length} problem${issues.length === 1 ? '' : 's'} in the manifests: see the annotations.`] : []),
+    ...(issues.length
+      ? ['', `${issues.length} problem${issues.length === 1 ? '' : 's'} in the manifests: see the annotations.`]
+      : []),
   ];
   return {
     status: state === 'pending' ? 'in_progress' : 'completed',

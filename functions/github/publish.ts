@@ -24,13 +24,21 @@ export async function publishCommit(ctx: JobContext<GitHubSyncJob>, env: GitHubE
     const current = await env.statuses.get(sha);
     const posted = await env.statuses.posted(sha);
     // The summary last: it should never claim more than the gateways' statuses show.
-    const order = [...current.filter((s) => s.context !== SUMMARY_CONTEXT), ...current.filter((s) => s.context === SUMMARY_CONTEXT)];
+    const order = [
+      ...current.filter((s) => s.context !== SUMMARY_CONTEXT),
+      ...current.filter((s) => s.context === SUMMARY_CONTEXT),
+    ];
     let written = 0;
     for (const s of order) {
       const fp = statusFingerprint(s);
       if (posted.get(s.context) === fp) continue;
       await lease.check();
-      await env.github.api.createStatus(sha, { state: s.state, context: s.context, description: s.description, targetUrl: s.targetUrl });
+      await env.github.api.createStatus(sha, {
+        state: s.state,
+        context: s.context,
+        description: s.description,
+        targetUrl: s.targetUrl,
+      });
       await env.statuses.markPosted(sha, s.context, fp);
       written++;
     }
@@ -38,12 +46,20 @@ export async function publishCommit(ctx: JobContext<GitHubSyncJob>, env: GitHubE
     // carries its preview status gets none, or it would stay in progress forever.
     const planned = current.some((s) => s.context === SUMMARY_CONTEXT);
     const checkRun = env.github.checks && planned ? await syncCheckRun(sha, current, env, lease) : 'none';
-    if (written || (checkRun !== 'unchanged' && checkRun !== 'none')) ctx.log.info(`GitHub: ${written} status${written === 1 ? '' : 'es'} written${checkRun === 'none' ? '' : `, check run ${checkRun}`}`);
+    if (written || (checkRun !== 'unchanged' && checkRun !== 'none'))
+      ctx.log.info(
+        `GitHub: ${written} status${written === 1 ? '' : 'es'} written${checkRun === 'none' ? '' : `, check run ${checkRun}`}`,
+      );
     return { statuses: written, checkRun };
   });
 }
 
-async function syncCheckRun(sha: string, statuses: CommitStatus[], env: GitHubEnv, lease: Lease): Promise<Published['checkRun']> {
+async function syncCheckRun(
+  sha: string,
+  statuses: CommitStatus[],
+  env: GitHubEnv,
+  lease: Lease,
+): Promise<Published['checkRun']> {
   const issues = await env.store.commitIssues(sha);
   const content = checkRunContent(statuses, issues);
   const annotations = annotationsOf(issues);
@@ -60,13 +76,17 @@ async function syncCheckRun(sha: string, statuses: CommitStatus[], env: GitHubEn
   const result = rec ? 'updated' : 'created';
   if (!rec) {
     const first = annotations.slice(0, ANNOTATIONS_PER_REQUEST);
-    const id = await api.createCheckRun(sha, { name: CHECK_NAME, ...content, output: { ...content.output, annotations: first } });
+    const id = await api.createCheckRun(sha, {
+      name: CHECK_NAME,
+      ...content,
+      output: { ...content.output, annotations: first },
+    });
     rec = { id, annotated: first.length, fingerprint };
     await env.store.setCheckRun(sha, rec);
   }
   // GitHub adds each update's annotations to those the run has: how many it has is asked first,
   // so an update whose answer was lost is not sent twice.
-  for (let verified = false; ;) {
+  for (let verified = false; ; ) {
     if (rec.annotated < annotations.length && !verified) {
       rec = { ...rec, annotated: await api.checkRunAnnotations(rec.id) };
       verified = true;
@@ -74,7 +94,10 @@ async function syncCheckRun(sha: string, statuses: CommitStatus[], env: GitHubEn
     const next = annotations.slice(rec.annotated, rec.annotated + ANNOTATIONS_PER_REQUEST);
     if (rec.fingerprint === fingerprint && !next.length) break;
     await lease.check();
-    await api.updateCheckRun(rec.id, { ...content, output: { ...content.output, ...(next.length ? { annotations: next } : {}) } });
+    await api.updateCheckRun(rec.id, {
+      ...content,
+      output: { ...content.output, ...(next.length ? { annotations: next } : {}) },
+    });
     rec = { id: rec.id, annotated: rec.annotated + next.length, fingerprint };
     await env.store.setCheckRun(sha, rec);
     if (rec.annotated >= annotations.length) break;

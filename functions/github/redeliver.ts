@@ -19,8 +19,9 @@ export interface RedeliverEnv {
 
 export async function redeliverFailed(env: RedeliverEnv): Promise<string[]> {
   const since = (env.now ?? Date.now()) - REDELIVERY_WINDOW_MS;
-  const attempts = (await env.github.api.hookDeliveries(since))
-    .filter((d) => EVENTS.has(d.event) && (d.repositoryId === null || d.repositoryId === env.github.repositoryId));
+  const attempts = (await env.github.api.hookDeliveries(since)).filter(
+    (d) => EVENTS.has(d.event) && (d.repositoryId === null || d.repositoryId === env.github.repositoryId),
+  );
   // Any answer below 500 reached natops, which decided on it (a 4xx would be refused again).
   const reached = new Set(attempts.filter((d) => d.statusCode > 0 && d.statusCode < 500).map((d) => d.guid));
   const asked: string[] = [];
@@ -31,6 +32,9 @@ export async function redeliverFailed(env: RedeliverEnv): Promise<string[]> {
     await env.github.api.redeliver(d.id);
     asked.push(d.guid);
   }
-  if (asked.length) env.log.info(`asked GitHub to redeliver ${asked.length} failed deliver${asked.length === 1 ? 'y' : 'ies'}: ${asked.join(', ')}`);
+  if (asked.length)
+    env.log.info(
+      `asked GitHub to redeliver ${asked.length} failed deliver${asked.length === 1 ? 'y' : 'ies'}: ${asked.join(', ')}`,
+    );
   return asked;
 }

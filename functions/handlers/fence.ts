@@ -6,10 +6,14 @@ import type { GatewayHandle, GatewayRuntime } from '../../runtime/runtime.ts';
 import type { HandlerClients } from './handlers.ts';
 
 function fencedHandle(h: GatewayHandle, lease: Lease): GatewayHandle {
-  return { ...h, readState: (reads) => h.readState(reads), runCommands: async (commands) => {
-    await lease.check();
-    return h.runCommands(commands);
-  } };
+  return {
+    ...h,
+    readState: (reads) => h.readState(reads),
+    runCommands: async (commands) => {
+      await lease.check();
+      return h.runCommands(commands);
+    },
+  };
 }
 
 export function fenced(clients: HandlerClients, lease: Lease): HandlerClients {

@@ -30,10 +30,12 @@ function specOf(job: HandlerJob): GatewaySpec {
   return job.spec;
 }
 
-const part = (p: GatewayPart): Handler => async (job, { runtime }) => {
-  const result = await reconcilePart(runtime, specOf(job), p);
-  return { changes: describeChanges(result.changes) };
-};
+const part =
+  (p: GatewayPart): Handler =>
+  async (job, { runtime }) => {
+    const result = await reconcilePart(runtime, specOf(job), p);
+    return { changes: describeChanges(result.changes) };
+  };
 
 export const HANDLERS: Record<HandlerKind, Handler> = {
   async vpc(job, { network }) {

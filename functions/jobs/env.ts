@@ -35,7 +35,12 @@ export interface JobContext<D> {
 }
 
 /** The job's fields, from whichever of them its data has. */
-export function jobFields(queue: QueueName, id: string, data: unknown, attempt: number): JobFields & Required<Pick<JobFields, 'queue' | 'job' | 'kind' | 'attempt'>> {
+export function jobFields(
+  queue: QueueName,
+  id: string,
+  data: unknown,
+  attempt: number,
+): JobFields & Required<Pick<JobFields, 'queue' | 'job' | 'kind' | 'attempt'>> {
   const d = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
   const str = (k: string) => (typeof d[k] === 'string' ? d[k] : undefined);
   const fields: ReturnType<typeof jobFields> = { queue, job: id, kind: str('kind') ?? queue, attempt };
@@ -51,10 +56,20 @@ export function jobFields(queue: QueueName, id: string, data: unknown, attempt: 
 }
 
 /** `meta.log`: the job's logger when the caller made it already (else one is made from env.log). */
-export function jobContext<D>(data: D, meta: { queue: QueueName; id: string; attemptsMade: number; attempts: number; log?: Logger }, env: Pick<FunctionEnv, 'jobUrl' | 'log'>): JobContext<D> {
+export function jobContext<D>(
+  data: D,
+  meta: { queue: QueueName; id: string; attemptsMade: number; attempts: number; log?: Logger },
+  env: Pick<FunctionEnv, 'jobUrl' | 'log'>,
+): JobContext<D> {
   const attempt = meta.attemptsMade + 1;
   return {
-    data, queue: meta.queue, id: meta.id, attempt, attempts: meta.attempts, lastAttempt: attempt >= meta.attempts,
-    url: env.jobUrl(meta.queue, meta.id), log: meta.log ?? env.log.child(jobFields(meta.queue, meta.id, data, attempt)),
+    data,
+    queue: meta.queue,
+    id: meta.id,
+    attempt,
+    attempts: meta.attempts,
+    lastAttempt: attempt >= meta.attempts,
+    url: env.jobUrl(meta.queue, meta.id),
+    log: meta.log ?? env.log.child(jobFields(meta.queue, meta.id, data, attempt)),
   };
 }

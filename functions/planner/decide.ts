@@ -14,8 +14,23 @@ import type { ValidationResult } from '../../gitops/manifests/validate.ts';
 import { networkModel } from '../../gitops/manifests/network.ts';
 import type { NetworkModel } from '../../dataplane/network.ts';
 import type { HandlerJob } from '../../queue/jobs.ts';
-import { gatewayTarget, NETWORKS, type Cause, type Condition, type GatewayRecord, type RecordSnapshot, type RecordWrite } from '../../state/records.ts';
-import { conditionStatus, gatewayContext, NETWORK_CONTEXT, statusText, supersededStatus, type StatusEvent } from '../../state/statuses.ts';
+import {
+  gatewayTarget,
+  NETWORKS,
+  type Cause,
+  type Condition,
+  type GatewayRecord,
+  type RecordSnapshot,
+  type RecordWrite,
+} from '../../state/records.ts';
+import {
+  conditionStatus,
+  gatewayContext,
+  NETWORK_CONTEXT,
+  statusText,
+  supersededStatus,
+  type StatusEvent,
+} from '../../state/statuses.ts';
 
 export interface PlanContext {
   sha: string;
@@ -63,19 +78,45 @@ const ordered = (kinds: Iterable<HandlerKind>): HandlerKind[] => {
   return [...KIND_ORDER, 'gateway-delete' as const].filter((k) => set.has(k));
 };
 
-const condition = (ctx: PlanContext, c: Pick<Condition, 'ready' | 'reason' | 'message'> & { url?: string }): Condition => ({
-  ...c, message: statusText(ctx.note ? `${c.message} (${ctx.note})` : c.message), sha: ctx.sha, gen: ctx.gen, cause: ctx.cause, at: ctx.at, url: c.url ?? ctx.planUrl,
+const condition = (
+  ctx: PlanContext,
+  c: Pick<Condition, 'ready' | 'reason' | 'message'> & { url?: string },
+): Condition => ({
+  ...c,
+  message: statusText(ctx.note ? `${c.message} (${ctx.note})` : c.message),
+  sha: ctx.sha,
+  gen: ctx.gen,
+  cause: ctx.cause,
+  at: ctx.at,
+  url: c.url ?? ctx.planUrl,
 });
 
-const emptyRecord = (name: string, c: Condition): GatewayRecord => ({ name, pending: [], observedGen: 0, condition: c });
+const emptyRecord = (name: string, c: Condition): GatewayRecord => ({
+  name,
+  pending: [],
+  observedGen: 0,
+  condition: c,
+});
 
 /** The jobs of one flow, in order; the last one's success makes the generation applied. */
-export function buildFlow(gateway: string | undefined, kinds: readonly HandlerKind[], ctx: Pick<PlanContext, 'sha' | 'gen' | 'cause'>, want: { spec?: GatewaySpec; network?: NetworkModel }, idPrefix: string): Flow {
-  const jobs = kinds.map((kind, i): HandlerJob => ({
-    kind, sha: ctx.sha, gen: ctx.gen, cause: ctx.cause, last: i === kinds.length - 1,
-    ...(gateway === undefined ? {} : { gateway }),
-    ...(kind === 'vpc' ? { network: want.network } : kind === 'gateway-delete' ? {} : { spec: want.spec }),
-  }));
+export function buildFlow(
+  gateway: string | undefined,
+  kinds: readonly HandlerKind[],
+  ctx: Pick<PlanContext, 'sha' | 'gen' | 'cause'>,
+  want: { spec?: GatewaySpec; network?: NetworkModel },
+  idPrefix: string,
+): Flow {
+  const jobs = kinds.map(
+    (kind, i): HandlerJob => ({
+      kind,
+      sha: ctx.sha,
+      gen: ctx.gen,
+      cause: ctx.cause,
+      last: i === kinds.length - 1,
+      ...(gateway === undefined ? {} : { gateway }),
+      ...(kind === 'vpc' ? { network: want.network } : kind === 'gateway-delete' ? {} : { spec: want.spec }),
+    }),
+  );
   return { gateway, idPrefix, jobs };
 }
 
@@ -97,7 +138,11 @@ function pendingKinds(rec: GatewayRecord | undefined): HandlerKind[] {
  * A record whose jobs were still at work for an older commit (a push's, or a repair's, which
  * showed that commit pending again): that commit's status says it was superseded.
  */
-function supersededStatuses(rec: { condition: Condition } | undefined, ctx: PlanContext, context: string): StatusEvent[] {
+function supersededStatuses(
+  rec: { condition: Condition } | undefined,
+  ctx: PlanContext,
+  context: string,
+): StatusEvent[] {
   const c = rec?.condition;
   if (c?.ready !== 'Unknown' || c.sha === ctx.sha) return [];
   return [supersededStatus(c.sha, context, ctx.sha, ctx.planUrl)];
@@ -106,7 +151,14 @@ function supersededStatuses(rec: { condition: Condition } | undefined, ctx: Plan
 export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanContext): Decision {
   const issues = sortIssues(v.issues);
   const refused = issues.filter(refusesCommit);
-  if (refused.length) return { commit: { state: 'failure', description: issueSummary(refused) }, writes: [], flows: [], statuses: [], summary: `refused: ${issueSummary(refused)}` };
+  if (refused.length)
+    return {
+      commit: { state: 'failure', description: issueSummary(refused) },
+      writes: [],
+      flows: [],
+      statuses: [],
+      summary: `refused: ${issueSummary(refused)}`,
+    };
   const { desired } = v;
   if (!desired.enabled) {
     const description = "enable-vpc-nat-gw is 'false' in ovn-vpc-nat-gw-config: gateways left as they are";
@@ -135,7 +187,8 @@ export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanConte
   const write = (w: RecordWrite) => {
     writes.push(w);
     const rec = w.record;
-    if (rec && rec.condition.sha === ctx.sha && rec.condition.gen === ctx.gen) statuses.push(conditionStatus(w.target, rec.condition));
+    if (rec && rec.condition.sha === ctx.sha && rec.condition.gen === ctx.gen)
+      statuses.push(conditionStatus(w.target, rec.condition));
   };
 
   // The networks: from the valid gateways and the kept ones, unless a Vpc, Subnet or the ConfigMap is broken.
@@ -143,7 +196,13 @@ export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanConte
   let network: NetworkModel | undefined;
   if (networkIssues.length) {
     const base = netRec ?? { pending: [], observedGen: 0 };
-    write({ target: NETWORKS, record: { ...base, condition: condition(ctx, { ready: 'False', reason: 'Invalid', message: issueSummary(networkIssues) }) } });
+    write({
+      target: NETWORKS,
+      record: {
+        ...base,
+        condition: condition(ctx, { ready: 'False', reason: 'Invalid', message: issueSummary(networkIssues) }),
+      },
+    });
     lines.push('networks: invalid');
   } else {
     const model = networkModel({ ...desired, gateways: new Map([...kept, ...desired.gateways]) });
@@ -160,16 +219,30 @@ export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanConte
     const kinds = ordered([...(gateway ? FULL_GATEWAY : parts.map((p) => PART_KIND[p])), ...pendingKinds(rec)]);
     if (!kinds.length) {
       const c = condition(ctx, { ready: 'True', reason: 'UpToDate', message: 'no change' });
-      write({ target: gatewayTarget(name), record: { ...rec!, desired: { gen: ctx.gen, sha: ctx.sha, cause: ctx.cause, state: spec }, condition: c } });
+      write({
+        target: gatewayTarget(name),
+        record: { ...rec!, desired: { gen: ctx.gen, sha: ctx.sha, cause: ctx.cause, state: spec }, condition: c },
+      });
       continue;
     }
     const flow = buildFlow(name, network ? ['vpc', ...kinds] : kinds, ctx, { spec, network }, `g${ctx.gen}.${name}`);
     gatewayFlows.push(flow);
     statuses.push(...supersededStatuses(rec, ctx, gatewayContext(name)));
-    const c = condition(ctx, { ready: 'Unknown', reason: 'Progressing', message: `applying: ${flow.jobs.map((j) => j.kind).join(', ')}`, url: flowUrl(flow, ctx) });
+    const c = condition(ctx, {
+      ready: 'Unknown',
+      reason: 'Progressing',
+      message: `applying: ${flow.jobs.map((j) => j.kind).join(', ')}`,
+      url: flowUrl(flow, ctx),
+    });
     write({
       target: gatewayTarget(name),
-      record: { ...(rec ?? emptyRecord(name, c)), desired: { gen: ctx.gen, sha: ctx.sha, cause: ctx.cause, state: spec }, pending: kinds, jobs: jobRefs(flow), condition: c },
+      record: {
+        ...(rec ?? emptyRecord(name, c)),
+        desired: { gen: ctx.gen, sha: ctx.sha, cause: ctx.cause, state: spec },
+        pending: kinds,
+        jobs: jobRefs(flow),
+        condition: c,
+      },
     });
     lines.push(`${name}: ${flow.jobs.map((j) => j.kind).join(' -> ')}`);
   }
@@ -192,23 +265,45 @@ export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanConte
     gatewayFlows.push(flow);
     statuses.push(...supersededStatuses(rec, ctx, gatewayContext(name)));
     const c = condition(ctx, { ready: 'Unknown', reason: 'Progressing', message: 'removing', url: flowUrl(flow, ctx) });
-    write({ target: gatewayTarget(name), record: { ...rec, desired: { gen: ctx.gen, sha: ctx.sha, cause: ctx.cause, state: null }, pending: ['gateway-delete'], jobs: jobRefs(flow), condition: c } });
+    write({
+      target: gatewayTarget(name),
+      record: {
+        ...rec,
+        desired: { gen: ctx.gen, sha: ctx.sha, cause: ctx.cause, state: null },
+        pending: ['gateway-delete'],
+        jobs: jobRefs(flow),
+        condition: c,
+      },
+    });
     lines.push(`${name}: removed`);
   }
 
   if (network) {
     // The networks run first in every changed gateway's flow, or alone when no gateway changed.
-    const lone = gatewayFlows.some((f) => f.jobs[0]?.kind === 'vpc') ? undefined : buildFlow(undefined, ['vpc'], ctx, { network }, `g${ctx.gen}.networks`);
+    const lone = gatewayFlows.some((f) => f.jobs[0]?.kind === 'vpc')
+      ? undefined
+      : buildFlow(undefined, ['vpc'], ctx, { network }, `g${ctx.gen}.networks`);
     const url = lone ? flowUrl(lone, ctx) : ctx.planUrl;
     statuses.push(...supersededStatuses(netRec, ctx, NETWORK_CONTEXT));
     const c = condition(ctx, { ready: 'Unknown', reason: 'Progressing', message: 'applying the networks', url });
-    write({ target: NETWORKS, record: { ...(netRec ?? { observedGen: 0 }), desired: { gen: ctx.gen, sha: ctx.sha, cause: ctx.cause, state: network }, pending: ['vpc'], jobs: [...gatewayFlows, ...(lone ? [lone] : [])].flatMap(jobRefs).filter((j) => j.queue === 'vpc'), condition: c } });
+    write({
+      target: NETWORKS,
+      record: {
+        ...(netRec ?? { observedGen: 0 }),
+        desired: { gen: ctx.gen, sha: ctx.sha, cause: ctx.cause, state: network },
+        pending: ['vpc'],
+        jobs: [...gatewayFlows, ...(lone ? [lone] : [])].flatMap(jobRefs).filter((j) => j.queue === 'vpc'),
+        condition: c,
+      },
+    });
     if (lone) gatewayFlows.push(lone);
     lines.push('networks');
   }
   flows.push(...gatewayFlows);
 
-  const commit = statuses.some((s) => s.sha === ctx.sha) ? undefined : { state: 'success' as const, description: 'no gateways; nothing to do' };
+  const commit = statuses.some((s) => s.sha === ctx.sha)
+    ? undefined
+    : { state: 'success' as const, description: 'no gateways; nothing to do' };
   return { commit, writes, flows, statuses, summary: lines.join('; ') || 'no change' };
 }
 
@@ -217,7 +312,12 @@ export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanConte
  * flow again at its desired generation (a newer push still supersedes it); a gateway natops
  * runs that no record wants is removed under a new generation.
  */
-export function decideRepairs(snap: RecordSnapshot, drifted: readonly { name: string; what: string[] }[], orphans: readonly string[], ctx: PlanContext): Pick<Decision, 'writes' | 'flows' | 'statuses'> {
+export function decideRepairs(
+  snap: RecordSnapshot,
+  drifted: readonly { name: string; what: string[] }[],
+  orphans: readonly string[],
+  ctx: PlanContext,
+): Pick<Decision, 'writes' | 'flows' | 'statuses'> {
   const writes: RecordWrite[] = [];
   const flows: Flow[] = [];
   const statuses: StatusEvent[] = [];
@@ -229,15 +329,40 @@ export function decideRepairs(snap: RecordSnapshot, drifted: readonly { name: st
     const at = { sha: want.sha, gen: want.gen, cause: 'repair' as const };
     const flow = buildFlow(name, kinds, at, { spec: want.state ?? undefined }, `r${want.gen}.${name}.${ctx.at}`);
     flows.push(flow);
-    const c: Condition = { ready: 'Unknown', reason: 'Repairing', message: statusText(`repairing: ${what.join('; ')}`), ...at, at: ctx.at, url: flowUrl(flow, ctx) };
-    writes.push({ target: gatewayTarget(name), record: { ...rec, pending: ordered([...rec.pending, ...kinds]), jobs: jobRefs(flow), condition: c } });
+    const c: Condition = {
+      ready: 'Unknown',
+      reason: 'Repairing',
+      message: statusText(`repairing: ${what.join('; ')}`),
+      ...at,
+      at: ctx.at,
+      url: flowUrl(flow, ctx),
+    };
+    writes.push({
+      target: gatewayTarget(name),
+      record: { ...rec, pending: ordered([...rec.pending, ...kinds]), jobs: jobRefs(flow), condition: c },
+    });
     statuses.push(conditionStatus(gatewayTarget(name), c));
   }
   for (const name of orphans) {
     const flow = buildFlow(name, ['gateway-delete'], ctx, {}, `r${ctx.gen}.${name}.${ctx.at}`);
     flows.push(flow);
-    const c = condition(ctx, { ready: 'Unknown', reason: 'Repairing', message: `gateway ${name} is not in Git: removing`, url: flowUrl(flow, ctx) });
-    writes.push({ target: gatewayTarget(name), record: { name, desired: { gen: ctx.gen, sha: ctx.sha, cause: 'repair', state: null }, pending: ['gateway-delete'], jobs: jobRefs(flow), observedGen: 0, condition: c } });
+    const c = condition(ctx, {
+      ready: 'Unknown',
+      reason: 'Repairing',
+      message: `gateway ${name} is not in Git: removing`,
+      url: flowUrl(flow, ctx),
+    });
+    writes.push({
+      target: gatewayTarget(name),
+      record: {
+        name,
+        desired: { gen: ctx.gen, sha: ctx.sha, cause: 'repair', state: null },
+        pending: ['gateway-delete'],
+        jobs: jobRefs(flow),
+        observedGen: 0,
+        condition: c,
+      },
+    });
   }
   return { writes, flows, statuses };
 }

@@ -51,17 +51,38 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
       throw new GitSourceError(env.repo.name, `commit ${job.after} is not in the repository (yet)`);
     }
     if (sha !== job.after && job.after !== planned?.sha) {
-      const why = (await descends(env.repo, job.after, sha)) ? `superseded by newer commit ${sha.slice(0, 7)}` : `the branch is at ${sha.slice(0, 7)} now (history rewritten)`;
+      const why = (await descends(env.repo, job.after, sha))
+        ? `superseded by newer commit ${sha.slice(0, 7)}`
+        : `the branch is at ${sha.slice(0, 7)} now (history rewritten)`;
       ctx.log.info(`${job.after.slice(0, 7)} is not the branch's head: ${why}; not applied`);
-      statuses.push({ sha: job.after, context: SUMMARY_CONTEXT, state: 'success', description: statusText(`not applied: ${why}`), targetUrl: ctx.url });
+      statuses.push({
+        sha: job.after,
+        context: SUMMARY_CONTEXT,
+        state: 'success',
+        description: statusText(`not applied: ${why}`),
+        targetUrl: ctx.url,
+      });
     }
     if (planned?.sha === sha) {
       await env.statuses.publish(statuses);
       return { kind: 'already-planned', head: sha };
     }
-    if (!branchHead && planned && !(await descends(env.repo, planned.sha, sha)) && !(job.forced && job.before === planned.sha)) {
+    if (
+      !branchHead &&
+      planned &&
+      !(await descends(env.repo, planned.sha, sha)) &&
+      !(job.forced && job.before === planned.sha)
+    ) {
       ctx.log.info(`${sha.slice(0, 7)} is older than ${planned.sha.slice(0, 7)}, already planned; not applied`);
-      await env.statuses.publish([{ sha, context: SUMMARY_CONTEXT, state: 'success', description: statusText(`not applied: superseded by newer commit ${planned.sha.slice(0, 7)}`), targetUrl: ctx.url }]);
+      await env.statuses.publish([
+        {
+          sha,
+          context: SUMMARY_CONTEXT,
+          state: 'success',
+          description: statusText(`not applied: superseded by newer commit ${planned.sha.slice(0, 7)}`),
+          targetUrl: ctx.url,
+        },
+      ]);
       return { kind: 'superseded', head: planned.sha };
     }
     // (each a git run: at once, as the push waits for its rules)
@@ -78,7 +99,15 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
     // For the commit's check run on GitHub: its annotations point at these lines.
     if (validation.issues.length) await env.store.setCommitIssues(sha, validation.issues);
     const gen = await env.store.nextGen();
-    const pctx = { sha, gen, cause: job.cause, at: Date.now(), planUrl: ctx.url, jobUrl: env.jobUrl, ...(notes.length ? { note: notes.join('; ') } : {}) };
+    const pctx = {
+      sha,
+      gen,
+      cause: job.cause,
+      at: Date.now(),
+      planUrl: ctx.url,
+      jobUrl: env.jobUrl,
+      ...(notes.length ? { note: notes.join('; ') } : {}),
+    };
     // Decide on a snapshot of the records; a job that finalized meanwhile changes them, and
     // then the decision is made again on what is there now.
     let decision: Decision;
@@ -100,7 +129,10 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
     // A planner that lost its lease meanwhile must not move the head back under a newer one.
     await lease.check();
     await env.store.setHead(job.branch, { sha, gen });
-    ctx.log.info({ gen }, `${sha.slice(0, 7)} (generation ${gen}${notes.length ? `; ${notes.join('; ')}` : ''}): ${decision.summary}`);
+    ctx.log.info(
+      { gen },
+      `${sha.slice(0, 7)} (generation ${gen}${notes.length ? `; ${notes.join('; ')}` : ''}): ${decision.summary}`,
+    );
     return { kind: 'planned', gen, decision };
   });
 }
@@ -120,15 +152,24 @@ export async function catchUp(env: CatchUpEnv): Promise<string | undefined> {
   const head = await env.repo.branchHead(env.branch);
   const planned = await env.store.head(env.branch);
   if (!head || head === planned?.sha) return undefined;
-  env.log.info({ commit: head }, `catch-up: ${env.branch} is at ${head.slice(0, 7)}, planned last: ${planned ? planned.sha.slice(0, 7) : 'nothing'}; planning it`);
+  env.log.info(
+    { commit: head },
+    `catch-up: ${env.branch} is at ${head.slice(0, 7)}, planned last: ${planned ? planned.sha.slice(0, 7) : 'nothing'}; planning it`,
+  );
   // Once per (head, planned generation): the same head after a rollback is planned again. A
   // catch-up of that id that failed for good is kept by BullMQ (and would block the id): retried.
   const delivery = `catch-up-${head}-${planned?.gen ?? 0}`;
   const previous = await env.queues.byName.plan.getJob(`delivery-${delivery}`);
   if (previous && (await previous.getState()) === 'failed') await previous.remove();
   await env.queues.addPlan({
-    delivery, repository: env.repo.name, branch: env.branch,
-    before: planned?.sha ?? ZERO_SHA, after: head, forced: false, receivedAt: Date.now(), cause: 'catch-up',
+    delivery,
+    repository: env.repo.name,
+    branch: env.branch,
+    before: planned?.sha ?? ZERO_SHA,
+    after: head,
+    forced: false,
+    receivedAt: Date.now(),
+    cause: 'catch-up',
   });
   return head;
 }

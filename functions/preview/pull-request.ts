@@ -47,7 +47,15 @@ export type PreviewOutcome =
 const touched = (p: Preview) => p.gateways.filter((g) => g.action !== 'unchanged').map((g) => g.name);
 
 const superseded = (statuses: StatusBook, head: string, url: string) =>
-  statuses.publish([{ sha: head, context: PREVIEW_CONTEXT, state: 'success', description: 'not previewed: superseded by a newer push or base', targetUrl: url }]);
+  statuses.publish([
+    {
+      sha: head,
+      context: PREVIEW_CONTEXT,
+      state: 'success',
+      description: 'not previewed: superseded by a newer push or base',
+      targetUrl: url,
+    },
+  ]);
 
 export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: PreviewEnv): Promise<PreviewOutcome> {
   const job = ctx.data;
@@ -73,39 +81,86 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
     let rec: PreviewRecord;
     if (job.action === 'preview') {
       rec = {
-        number: job.number, title: job.title, url: job.url, headLabel: job.headLabel, baseRef: job.baseRef, head: job.head, base: job.base,
-        updatedAt: job.updatedAt, state: 'computing', gateways: prev?.gateways ?? [], overlaps: prev?.overlaps ?? [], summary: 'computing', at: Date.now(),
+        number: job.number,
+        title: job.title,
+        url: job.url,
+        headLabel: job.headLabel,
+        baseRef: job.baseRef,
+        head: job.head,
+        base: job.base,
+        updatedAt: job.updatedAt,
+        state: 'computing',
+        gateways: prev?.gateways ?? [],
+        overlaps: prev?.overlaps ?? [],
+        summary: 'computing',
+        at: Date.now(),
         ...(prev?.commentId ? { commentId: prev.commentId } : {}),
       };
       await env.previews.set(rec);
-      await env.statuses.publish([{ sha: job.head, context: PREVIEW_CONTEXT, state: 'pending', description: 'computing the preview', targetUrl: job.url }]);
+      await env.statuses.publish([
+        {
+          sha: job.head,
+          context: PREVIEW_CONTEXT,
+          state: 'pending',
+          description: 'computing the preview',
+          targetUrl: job.url,
+        },
+      ]);
     } else {
       if (!prev) return gone(ctx, job.number);
-      rec = job.action === 'close'
-        ? { ...prev, state: 'closed', merged: job.merged, updatedAt: job.updatedAt, at: Date.now(), ...(job.retargeted ? { retargeted: job.retargeted } : {}) }
-        : prev;
+      rec =
+        job.action === 'close'
+          ? {
+              ...prev,
+              state: 'closed',
+              merged: job.merged,
+              updatedAt: job.updatedAt,
+              at: Date.now(),
+              ...(job.retargeted ? { retargeted: job.retargeted } : {}),
+            }
+          : prev;
     }
 
     const from = (await env.source.mergeBase(rec.base, rec.head)) ?? rec.base;
-    const [base, head] = await Promise.all([from, rec.head].map(async (sha) => validateManifests(
-      await env.source.manifestsAt(sha, env.path, { warn: (m) => ctx.log.warn(m), limits: env.limits }), env.limits)));
+    const [base, head] = await Promise.all(
+      [from, rec.head].map(async (sha) =>
+        validateManifests(
+          await env.source.manifestsAt(sha, env.path, { warn: (m) => ctx.log.warn(m), limits: env.limits }),
+          env.limits,
+        ),
+      ),
+    );
     const preview = previewChanges(base!, head!, { base: from.slice(0, 7), head: rec.head.slice(0, 7) });
     const gateways = touched(preview);
     const closed = rec.state === 'closed';
-    const sharing = async () => closed ? [] : (await env.previews.open())
-      .filter((o) => o.number !== rec.number)
-      .map((o) => ({ number: o.number, gateways: o.gateways, overlaps: o.overlaps, shared: o.gateways.filter((g) => gateways.includes(g)) }));
+    const sharing = async () =>
+      closed
+        ? []
+        : (await env.previews.open())
+            .filter((o) => o.number !== rec.number)
+            .map((o) => ({
+              number: o.number,
+              gateways: o.gateways,
+              overlaps: o.overlaps,
+              shared: o.gateways.filter((g) => gateways.includes(g)),
+            }));
     const overlapping = (await sharing()).filter((o) => o.shared.length);
     const outdated = rec.retargeted
       ? `the pull request now targets ${codeSpan(rec.retargeted)}, not ${codeSpan(env.branch)}`
       : `the pull request was closed${rec.merged ? ' and merged' : ' without merging'}`;
     const banner = [
       ...(closed ? [`> **Outdated:** ${outdated}; this preview is not updated any more.`] : []),
-      ...overlapping.map((o) => `> **Also changed by #${o.number}:** ${o.shared.map((g) => `gateway ${codeSpan(g)}`).join(', ')}. Whichever merges second is planned on top of the first.`),
+      ...overlapping.map(
+        (o) =>
+          `> **Also changed by #${o.number}:** ${o.shared.map((g) => `gateway ${codeSpan(g)}`).join(', ')}. Whichever merges second is planned on top of the first.`,
+      ),
     ];
     const body = `${PREVIEW_MARKER}\n${renderMarkdown(preview, {
-      banner, limit: COMMENT_LIMIT - PREVIEW_MARKER.length - 1, limitName: "GitHub's 65,536-character limit on a comment",
-      linkTo: (path, line) => `${env.github.htmlUrl}/blob/${rec.head}/${path.split('/').map(encodeURIComponent).join('/')}#L${line}`,
+      banner,
+      limit: COMMENT_LIMIT - PREVIEW_MARKER.length - 1,
+      limitName: "GitHub's 65,536-character limit on a comment",
+      linkTo: (path, line) =>
+        `${env.github.htmlUrl}/blob/${rec.head}/${path.split('/').map(encodeURIComponent).join('/')}#L${line}`,
       fullCommand: `natops preview --base ${from.slice(0, 12)} --head ${rec.head.slice(0, 12)}`,
     })}`;
 
@@ -121,26 +176,42 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
     const commentId = await upsertComment(env.github, rec.number, body);
     const v = verdict(preview);
     const final: PreviewRecord = {
-      ...rec, from, state: closed ? 'closed' : v.ok ? 'ready' : 'invalid', gateways, overlaps: overlapping.map((o) => o.number),
-      summary: `${actionsSentence(preview)} ${v.text}`, commentId, at: Date.now(),
+      ...rec,
+      from,
+      state: closed ? 'closed' : v.ok ? 'ready' : 'invalid',
+      gateways,
+      overlaps: overlapping.map((o) => o.number),
+      summary: `${actionsSentence(preview)} ${v.text}`,
+      commentId,
+      at: Date.now(),
     };
     await env.previews.set(final);
     if (job.action === 'preview') {
-      await env.statuses.publish([{
-        sha: rec.head, context: PREVIEW_CONTEXT, state: v.ok ? 'success' : 'failure',
-        description: statusText(`${actionsSentence(preview)}${v.ok ? '' : ` ${v.text}`}`), targetUrl: `${rec.url}#issuecomment-${commentId}`,
-      }]);
+      await env.statuses.publish([
+        {
+          sha: rec.head,
+          context: PREVIEW_CONTEXT,
+          state: v.ok ? 'success' : 'failure',
+          description: statusText(`${actionsSentence(preview)}${v.ok ? '' : ` ${v.text}`}`),
+          targetUrl: `${rec.url}#issuecomment-${commentId}`,
+        },
+      ]);
     }
     // Read again now that this record is written: a preview of another pull request computed at
     // the same time saw this one's old gateways. Each comment whose note is wrong is written again.
     let again = false;
     for (const o of await sharing()) {
-      if ((o.shared.length > 0) !== o.overlaps.includes(rec.number)) await env.queues.addPreview({ action: 'rerender', number: o.number });
-      again ||= (o.shared.length > 0) !== final.overlaps.includes(o.number);
+      if (o.shared.length > 0 !== o.overlaps.includes(rec.number))
+        await env.queues.addPreview({ action: 'rerender', number: o.number });
+      again ||= o.shared.length > 0 !== final.overlaps.includes(o.number);
     }
     if (again) await env.queues.addPreview({ action: 'rerender', number: rec.number });
-    if (closed) for (const o of await env.previews.open()) if (o.overlaps.includes(rec.number)) await env.queues.addPreview({ action: 'rerender', number: o.number });
-    ctx.log.info(`#${rec.number}: ${final.summary}${overlapping.length ? ` (also changed by ${overlapping.map((o) => `#${o.number}`).join(', ')})` : ''}`);
+    if (closed)
+      for (const o of await env.previews.open())
+        if (o.overlaps.includes(rec.number)) await env.queues.addPreview({ action: 'rerender', number: o.number });
+    ctx.log.info(
+      `#${rec.number}: ${final.summary}${overlapping.length ? ` (also changed by ${overlapping.map((o) => `#${o.number}`).join(', ')})` : ''}`,
+    );
     return closed ? { kind: 'closed', commentId } : { kind: 'commented', commentId, valid: v.ok, gateways };
   });
 }
@@ -151,8 +222,14 @@ function gone(ctx: JobContext<PreviewJob>, number: number): PreviewOutcome {
 }
 
 /** Why what was computed must not be written, if it must not. */
-async function staleness(job: PreviewJob, rec: PreviewRecord, wanted: WantedPreview | undefined, env: PreviewEnv): Promise<string | undefined> {
-  if (wanted && !(await env.previews.isWanted(job.number, wanted))) return 'superseded by a newer event while computing';
+async function staleness(
+  job: PreviewJob,
+  rec: PreviewRecord,
+  wanted: WantedPreview | undefined,
+  env: PreviewEnv,
+): Promise<string | undefined> {
+  if (wanted && !(await env.previews.isWanted(job.number, wanted)))
+    return 'superseded by a newer event while computing';
   if (job.action === 'rerender') return undefined;
   const pr = await env.github.api.pullRequest(job.number);
   if (!pr) return 'the pull request is gone';
@@ -168,7 +245,9 @@ async function staleness(job: PreviewJob, rec: PreviewRecord, wanted: WantedPrev
 
 /** natops's one comment on the pull request: found through every page by marker and author, edited, or made. */
 async function upsertComment(github: GitHub, issue: number, body: string): Promise<number> {
-  const mine = (await github.api.comments(issue)).find((c) => c.author === github.login && c.body.startsWith(PREVIEW_MARKER));
+  const mine = (await github.api.comments(issue)).find(
+    (c) => c.author === github.login && c.body.startsWith(PREVIEW_MARKER),
+  );
   if (mine) {
     if (mine.body !== body) await github.api.updateComment(mine.id, body);
     return mine.id;

@@ -28,9 +28,17 @@ export interface LocalPush {
 export function localPushPayload(p: LocalPush): PushPayload & Record<string, unknown> {
   const [owner = 'local', name = p.repository] = p.repository.split('/');
   const commit = (c: LocalCommit) => ({
-    id: c.id, tree_id: '', distinct: true, message: c.message, timestamp: c.timestamp,
-    url: `${p.url}#${c.id}`, author: { ...c.author, username: c.author.name }, committer: { ...c.author, username: c.author.name },
-    added: [], removed: [], modified: [],
+    id: c.id,
+    tree_id: '',
+    distinct: true,
+    message: c.message,
+    timestamp: c.timestamp,
+    url: `${p.url}#${c.id}`,
+    author: { ...c.author, username: c.author.name },
+    committer: { ...c.author, username: c.author.name },
+    added: [],
+    removed: [],
+    modified: [],
   });
   const head = p.commits.at(-1);
   return {
@@ -45,7 +53,13 @@ export function localPushPayload(p: LocalPush): PushPayload & Record<string, unk
     commits: p.commits.map(commit),
     head_commit: head ? commit(head) : null,
     repository: {
-      id: 0, name, full_name: p.repository, private: true, html_url: p.url, url: p.url, default_branch: 'main',
+      id: 0,
+      name,
+      full_name: p.repository,
+      private: true,
+      html_url: p.url,
+      url: p.url,
+      default_branch: 'main',
       owner: { login: owner, name: owner, id: 0, type: 'User' },
     },
     pusher: p.pusher,

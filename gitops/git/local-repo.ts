@@ -22,20 +22,29 @@ import { isZeroSha, SHA } from '../../common/sha.ts';
  * whole CLI. From the sources, bin/natops-hook.js; from the bundle (this code in a file of
  * dist/cli/ or dist/chunks/), the copy in dist/bin/.
  */
-const HOOK_BIN = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../../bin/natops-hook.js' : '../bin/natops-hook.js', import.meta.url));
+const HOOK_BIN = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? '../../bin/natops-hook.js' : '../bin/natops-hook.js', import.meta.url),
+);
 
 export class NotifyError extends NatopsError {}
 
 /** A spool file that cannot be read back as a delivery (truncated, edited, another format). */
 export class DeferredFileError extends NatopsError {
-  constructor(readonly file: string, reason: string, opts: { cause?: unknown } = {}) {
+  constructor(
+    readonly file: string,
+    reason: string,
+    opts: { cause?: unknown } = {},
+  ) {
     super(`deferred delivery ${file}: ${reason}`, { ...opts, retryable: false });
   }
 }
 
 /** Keeping a delivery failed (disk full, permissions): the push is not delivered, and the hook says so. */
 export class DeferError extends NatopsError {
-  constructor(readonly file: string, opts: { cause?: unknown } = {}) {
+  constructor(
+    readonly file: string,
+    opts: { cause?: unknown } = {},
+  ) {
     super(`could not keep the delivery in ${file}: ${errorMessage(opts.cause)}`, opts);
   }
 }
@@ -52,7 +61,11 @@ export interface RepoSettings {
  * natops passes is a file or directory name, never `:(glob)`, `:/` or a wildcard (the tracked
  * path is checked for those first; this is the second guard).
  */
-export function runGit(gitDir: string, args: string[], opts: { okExitCodes?: number[]; stdin?: string } = {}): Promise<ExecResult> {
+export function runGit(
+  gitDir: string,
+  args: string[],
+  opts: { okExitCodes?: number[]; stdin?: string } = {},
+): Promise<ExecResult> {
   return run(['git', '--literal-pathspecs', `--git-dir=${gitDir}`, ...args], { ...opts, target: `git ${gitDir}` });
 }
 
@@ -68,14 +81,17 @@ export async function initRepo(path: string, settings: RepoSettings, branch = 'm
   await runGit(dir, ['config', 'natops.secretFile', resolve(settings.secretFile)]);
   await runGit(dir, ['config', 'natops.name', settings.name]);
   const hook = join(dir, 'hooks', 'post-receive');
-  await writeFile(hook, [
-    '#!/bin/sh',
-    '# Installed by `natops repo init`: sends each pushed ref to the natops webhook as a',
-    '# GitHub-format push delivery. One that cannot be made at once is kept in natops/deferred/',
-    '# and sent later (by the next push, or by natops serve when it starts); the push never waits.',
-    `exec ${shWord(process.execPath)} ${shWord(HOOK_BIN)} "$(pwd)"`,
-    '',
-  ].join('\n'));
+  await writeFile(
+    hook,
+    [
+      '#!/bin/sh',
+      '# Installed by `natops repo init`: sends each pushed ref to the natops webhook as a',
+      '# GitHub-format push delivery. One that cannot be made at once is kept in natops/deferred/',
+      '# and sent later (by the next push, or by natops serve when it starts); the push never waits.',
+      `exec ${shWord(process.execPath)} ${shWord(HOOK_BIN)} "$(pwd)"`,
+      '',
+    ].join('\n'),
+  );
   await chmod(hook, 0o755);
   return dir;
 }
@@ -93,7 +109,11 @@ export async function repoSettings(gitDir: string): Promise<RepoSettings> {
     if (!v) throw new NotifyError(`${gitDir}: git config ${key} is not set; was it made by \`natops repo init\`?`);
     return v;
   };
-  return { webhookUrl: get('natops.webhookUrl'), secretFile: get('natops.secretFile'), name: values.get('natops.name') || basename(gitDir) };
+  return {
+    webhookUrl: get('natops.webhookUrl'),
+    secretFile: get('natops.secretFile'),
+    name: values.get('natops.name') || basename(gitDir),
+  };
 }
 
 /** The commits a push brought, oldest first, at most 20 (as in GitHub's payload). */
@@ -102,13 +122,20 @@ async function pushedCommits(gitDir: string, before: string, after: string): Pro
   // A `before` the repository no longer has (history replaced, then collected): list from `after`
   // as for a new branch, rather than fail the delivery.
   // (tried as a range first: one git run on every push but the first of a branch)
-  const logOf = (range: string, okExitCodes: number[]) => runGit(gitDir, ['log', '-z', '--max-count=20', '--format=%H%x1f%B%x1f%aI%x1f%an%x1f%ae', range, '--'], { okExitCodes });
+  const logOf = (range: string, okExitCodes: number[]) =>
+    runGit(gitDir, ['log', '-z', '--max-count=20', '--format=%H%x1f%B%x1f%aI%x1f%an%x1f%ae', range, '--'], {
+      okExitCodes,
+    });
   let log = isZeroSha(before) ? undefined : await logOf(`${before}..${after}`, [0, 128]);
   if (log?.code !== 0) log = await logOf(after, [0]);
-  return log.stdout.split('\0').filter(Boolean).reverse().map((rec) => {
-    const [id = '', message = '', timestamp = '', name = '', email = ''] = rec.split('\x1f');
-    return { id, message: message.trim(), timestamp, author: { name, email } };
-  });
+  return log.stdout
+    .split('\0')
+    .filter(Boolean)
+    .reverse()
+    .map((rec) => {
+      const [id = '', message = '', timestamp = '', name = '', email = ''] = rec.split('\x1f');
+      return { id, message: message.trim(), timestamp, author: { name, email } };
+    });
 }
 
 export interface RefUpdate {
@@ -119,11 +146,15 @@ export interface RefUpdate {
 
 /** post-receive's stdin: "<old> <new> <ref>" per line. */
 export function parseRefUpdates(text: string): RefUpdate[] {
-  return text.split('\n').filter(Boolean).map((line) => {
-    const [before = '', after = '', ref = ''] = line.split(' ');
-    if (!SHA.test(before) || !SHA.test(after) || !ref) throw new NotifyError(`unexpected post-receive line ${JSON.stringify(line)}`);
-    return { before, after, ref };
-  });
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [before = '', after = '', ref = ''] = line.split(' ');
+      if (!SHA.test(before) || !SHA.test(after) || !ref)
+        throw new NotifyError(`unexpected post-receive line ${JSON.stringify(line)}`);
+      return { before, after, ref };
+    });
 }
 
 // ---- Deliveries: made once, sent now or kept and sent later, always the same bytes ----
@@ -180,7 +211,11 @@ export function deferredDeliveryProblems(json: unknown): string[] {
   want('after', str(SHA), 'a commit id');
   want('body', (v) => typeof v === 'string' && v.length > 0, 'a non-empty string');
   want('signature256', str(SIGNATURE_256), 'sha256=<64 hex digits>');
-  want('deferredAt', (v) => typeof v === 'string' && ISO_UTC.test(v) && !Number.isNaN(Date.parse(v)), 'an ISO 8601 UTC time');
+  want(
+    'deferredAt',
+    (v) => typeof v === 'string' && ISO_UTC.test(v) && !Number.isNaN(Date.parse(v)),
+    'an ISO 8601 UTC time',
+  );
   want('reason', str(), 'a string');
   return problems;
 }
@@ -202,9 +237,12 @@ function deliveryHeaders(d: PreparedDelivery): Record<string, string> {
 }
 
 async function readSecret(settings: RepoSettings): Promise<string> {
-  const secret = await readFile(settings.secretFile, 'utf8').then((s) => s.trim(), (e: unknown) => {
-    throw new NotifyError(`cannot read the webhook secret ${settings.secretFile}: ${errorMessage(e)}`, { cause: e });
-  });
+  const secret = await readFile(settings.secretFile, 'utf8').then(
+    (s) => s.trim(),
+    (e: unknown) => {
+      throw new NotifyError(`cannot read the webhook secret ${settings.secretFile}: ${errorMessage(e)}`, { cause: e });
+    },
+  );
   if (!secret) throw new NotifyError(`the webhook secret file ${settings.secretFile} is empty`);
   return secret;
 }
@@ -213,7 +251,9 @@ async function readSecret(settings: RepoSettings): Promise<string> {
 async function pushFacts(gitDir: string, u: RefUpdate): Promise<{ forced: boolean; commits: LocalCommit[] }> {
   const [forced, commits] = await Promise.all([
     !isZeroSha(u.before) && !isZeroSha(u.after)
-      ? runGit(gitDir, ['merge-base', '--is-ancestor', u.before, u.after], { okExitCodes: [0, 1, 128] }).then((r) => r.code !== 0)
+      ? runGit(gitDir, ['merge-base', '--is-ancestor', u.before, u.after], { okExitCodes: [0, 1, 128] }).then(
+          (r) => r.code !== 0,
+        )
       : Promise.resolve(false),
     pushedCommits(gitDir, u.before, u.after),
   ]);
@@ -221,11 +261,25 @@ async function pushFacts(gitDir: string, u: RefUpdate): Promise<{ forced: boolea
 }
 
 /** One ref update as a signed GitHub push delivery (not sent). */
-async function prepareDelivery(gitDir: string, settings: RepoSettings, secret: string, u: RefUpdate, { forced, commits }: { forced: boolean; commits: LocalCommit[] }): Promise<PreparedDelivery> {
-  const body = JSON.stringify(localPushPayload({
-    repository: settings.name, url: `file://${resolve(gitDir)}`, ref: u.ref, before: u.before, after: u.after, forced, commits,
-    pusher: { name: process.env.USER ?? 'local', email: `${process.env.USER ?? 'local'}@localhost` },
-  }));
+async function prepareDelivery(
+  gitDir: string,
+  settings: RepoSettings,
+  secret: string,
+  u: RefUpdate,
+  { forced, commits }: { forced: boolean; commits: LocalCommit[] },
+): Promise<PreparedDelivery> {
+  const body = JSON.stringify(
+    localPushPayload({
+      repository: settings.name,
+      url: `file://${resolve(gitDir)}`,
+      ref: u.ref,
+      before: u.before,
+      after: u.after,
+      forced,
+      commits,
+      pusher: { name: process.env.USER ?? 'local', email: `${process.env.USER ?? 'local'}@localhost` },
+    }),
+  );
   return { id: randomUUID(), event: 'push', ref: u.ref, after: u.after, body, signature256: await sign(secret, body) };
 }
 
@@ -263,7 +317,8 @@ async function postOnce(url: string, d: PreparedDelivery, timeoutMs: number): Pr
   } catch {
     return { status: 0, body: `not a URL: ${JSON.stringify(url)}`, verdict: 'keep' };
   }
-  if (target.protocol !== 'http:' && target.protocol !== 'https:') return { status: 0, body: `unsupported protocol in ${url}`, verdict: 'keep' };
+  if (target.protocol !== 'http:' && target.protocol !== 'https:')
+    return { status: 0, body: `unsupported protocol in ${url}`, verdict: 'keep' };
   // https (a remote natops) loads TLS only when it is used.
   const { request } = target.protocol === 'https:' ? await import('node:https') : await import('node:http');
   const body = Buffer.from(d.body, 'utf8');
@@ -275,19 +330,25 @@ async function postOnce(url: string, d: PreparedDelivery, timeoutMs: number): Pr
       clearTimeout(timer);
       resolve(a);
     };
-    const req = request(target, { method: 'POST', agent: false, headers: { ...deliveryHeaders(d), 'content-length': String(body.length) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => settle({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (e) => settle({ status: 0, body: `answer cut off: ${e.message}` }));
-      res.on('close', () => settle({ status: 0, body: 'answer cut off: connection closed' })); // after 'end', a no-op
-    });
+    const req = request(
+      target,
+      { method: 'POST', agent: false, headers: { ...deliveryHeaders(d), 'content-length': String(body.length) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => settle({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', (e) => settle({ status: 0, body: `answer cut off: ${e.message}` }));
+        res.on('close', () => settle({ status: 0, body: 'answer cut off: connection closed' })); // after 'end', a no-op
+      },
+    );
     // The timeout covers reading the answer too: a webhook that stalls mid-answer holds nothing.
     const timer = setTimeout(() => {
       settle({ status: 0, timedOut: true, body: `no answer within ${timeoutMs} ms` });
       req.destroy();
     }, timeoutMs);
-    req.on('error', (e: NodeJS.ErrnoException) => settle({ status: 0, body: e.message, ...(e.code ? { code: e.code } : {}) }));
+    req.on('error', (e: NodeJS.ErrnoException) =>
+      settle({ status: 0, body: e.message, ...(e.code ? { code: e.code } : {}) }),
+    );
     req.end(body);
   });
   return { ...answer, verdict: verdictOf(answer) };
@@ -331,7 +392,12 @@ let spoolSeq = 0;
  * Keeps a delivery in the spool, atomically and durably (the temp file is a dot name the drain
  * ignores), so a crash leaves the whole file or none. Names sort oldest first. Returns the file.
  */
-export async function deferDelivery(gitDir: string, d: PreparedDelivery, reason: string, at = new Date()): Promise<string> {
+export async function deferDelivery(
+  gitDir: string,
+  d: PreparedDelivery,
+  reason: string,
+  at = new Date(),
+): Promise<string> {
   if (!DELIVERY_ID.test(d.id)) throw new NotifyError(`delivery id ${JSON.stringify(d.id)} cannot name a file`);
   const dir = deferredDir(gitDir);
   const stamp = at.toISOString().replace(/[-:]/g, ''); // 20260325T123456.789Z: sorts by time
@@ -352,7 +418,10 @@ export async function listDeferred(gitDir: string): Promise<string[]> {
     if (e.code === 'ENOENT') return [];
     throw new NotifyError(`cannot read ${deferredDir(gitDir)}: ${e.message}`, { cause: e });
   });
-  return names.filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort().map((n) => join(deferredDir(gitDir), n));
+  return names
+    .filter((n) => n.endsWith('.json') && !n.startsWith('.'))
+    .sort()
+    .map((n) => join(deferredDir(gitDir), n));
 }
 
 /** Reads a spool file back; a file that is not one is a DeferredFileError. */
@@ -368,7 +437,17 @@ export async function readDeferred(file: string): Promise<DeferredDelivery> {
   if (problems.length) throw new DeferredFileError(file, problems.join('; '));
   const d = json as DeferredDelivery;
   // Only the fields of the format go on, whatever else the file holds.
-  return { version: 1, id: d.id, event: d.event, ref: d.ref, after: d.after, body: d.body, signature256: d.signature256, deferredAt: d.deferredAt, reason: d.reason };
+  return {
+    version: 1,
+    id: d.id,
+    event: d.event,
+    ref: d.ref,
+    after: d.after,
+    body: d.body,
+    signature256: d.signature256,
+    deferredAt: d.deferredAt,
+    reason: d.reason,
+  };
 }
 
 export interface DrainResult {
@@ -381,7 +460,8 @@ export interface DrainResult {
 }
 
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
-const describeD = (d: DeferredDelivery) => `deferred delivery ${d.id} (${d.ref} ${d.after.slice(0, 7)}, kept ${d.deferredAt})`;
+const describeD = (d: DeferredDelivery) =>
+  `deferred delivery ${d.id} (${d.ref} ${d.after.slice(0, 7)}, kept ${d.deferredAt})`;
 
 async function setAside(file: string, suffix: string, log: (line: string) => void): Promise<void> {
   await rename(file, `${file}${suffix}`).catch((e: unknown) => log(`could not move ${file} aside: ${errorMessage(e)}`));
@@ -437,7 +517,10 @@ export async function drainDeferred(
     }
     if (verdict === 'keep') {
       result.kept += files.length - i;
-      if (verbose) log(`${describeD(d)} not sent${said}; kept${files.length - i > 1 ? `, with ${plural(files.length - i - 1, 'later one', 'later ones')}` : ''}`);
+      if (verbose)
+        log(
+          `${describeD(d)} not sent${said}; kept${files.length - i > 1 ? `, with ${plural(files.length - i - 1, 'later one', 'later ones')}` : ''}`,
+        );
       break;
     }
     if (verdict === 'rejected') {
@@ -486,7 +569,8 @@ export async function notifyPush(gitDir: string, u: RefUpdate, opts: { retryForM
   const deadline = Date.now() + (opts.retryForMs ?? 30_000);
   for (let wait = 200; ; wait = Math.min(wait * 2, 3000)) {
     const answer = await postOnce(settings.webhookUrl, d, 10_000);
-    if ((answer.status > 0 && answer.status < 500) || Date.now() + wait > deadline) return { id: d.id, status: answer.status, body: answer.body };
+    if ((answer.status > 0 && answer.status < 500) || Date.now() + wait > deadline)
+      return { id: d.id, status: answer.status, body: answer.body };
     await new Promise((r) => setTimeout(r, wait));
   }
 }
@@ -504,14 +588,23 @@ function deferredLead(a: SendResult | undefined): string {
  * (deferDelivery), and the hook returns. Prints one line per ref (git shows them as
  * "remote: ..."). False if a delivery was refused (4xx) or could not be kept.
  */
-export async function notifyFromStdin(gitDir: string, print: (line: string) => void, opts: { attemptTimeoutMs?: number } = {}): Promise<boolean> {
+export async function notifyFromStdin(
+  gitDir: string,
+  print: (line: string) => void,
+  opts: { attemptTimeoutMs?: number } = {},
+): Promise<boolean> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return notifyRefs(gitDir, parseRefUpdates(Buffer.concat(chunks).toString()), print, opts);
 }
 
 /** notifyFromStdin's work, for ref updates already read. */
-export async function notifyRefs(gitDir: string, updates: RefUpdate[], print: (line: string) => void, opts: { attemptTimeoutMs?: number } = {}): Promise<boolean> {
+export async function notifyRefs(
+  gitDir: string,
+  updates: RefUpdate[],
+  print: (line: string) => void,
+  opts: { attemptTimeoutMs?: number } = {},
+): Promise<boolean> {
   const timeoutMs = opts.attemptTimeoutMs ?? HOOK_ATTEMPT_TIMEOUT_MS;
   // The settings and the pushed commits are read at once (each read is a git run; the push waits).
   const [{ settings, secret }, facts] = await Promise.all([
@@ -532,7 +625,8 @@ export async function notifyRefs(gitDir: string, updates: RefUpdate[], print: (l
   // the new deliveries join the backlog behind it, and the push returns.
   if ((await listDeferred(gitDir).catch(() => [])).length) {
     const drained = await drainDeferred(gitDir, attempt, (line) => print(`natops: ${line}`), { verbose: false });
-    if (drained.sent) print(`natops: sent ${plural(drained.sent, 'deferred delivery', 'deferred deliveries')} of earlier pushes first`);
+    if (drained.sent)
+      print(`natops: sent ${plural(drained.sent, 'deferred delivery', 'deferred deliveries')} of earlier pushes first`);
     if (drained.setAside) ok = false;
   }
 
@@ -547,9 +641,13 @@ export async function notifyRefs(gitDir: string, updates: RefUpdate[], print: (l
     const lead = deferredLead(answer ?? lastFailure);
     try {
       await deferDelivery(gitDir, d, answer ? answerText(answer) : `not tried: ${lead}`);
-      print(`natops: ${lead}; delivery ${d.id} for ${u.after.slice(0, 7)} deferred (natops sends it when it starts, or catches up with the branch by itself)`);
+      print(
+        `natops: ${lead}; delivery ${d.id} for ${u.after.slice(0, 7)} deferred (natops sends it when it starts, or catches up with the branch by itself)`,
+      );
     } catch (e) {
-      print(`natops: ${lead}; delivery ${d.id} for ${u.after.slice(0, 7)} NOT sent: ${errorMessage(e)}; send it by hand: echo '${u.before} ${u.after} ${u.ref}' | natops repo notify --git-dir ${resolve(gitDir)}`);
+      print(
+        `natops: ${lead}; delivery ${d.id} for ${u.after.slice(0, 7)} NOT sent: ${errorMessage(e)}; send it by hand: echo '${u.before} ${u.after} ${u.ref}' | natops repo notify --git-dir ${resolve(gitDir)}`,
+      );
       ok = false;
     }
   }

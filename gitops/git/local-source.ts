@@ -7,7 +7,6 @@ import { runGit } from './local-repo.ts';
 import { SHA } from '../../common/sha.ts';
 import { checkTrackedPath, GitSourceError, UnknownCommitError, type GitSource } from './source.ts';
 
-
 export class GitRepo implements GitSource {
   constructor(readonly gitDir: string) {}
 
@@ -25,7 +24,8 @@ export class GitRepo implements GitSource {
 
   /** The commit a branch points at, or undefined. */
   async branchHead(branch: string): Promise<string | undefined> {
-    if (!/^[A-Za-z0-9._/-]+$/.test(branch) || branch.startsWith('-')) throw new GitSourceError(this.gitDir, `bad branch name ${JSON.stringify(branch)}`);
+    if (!/^[A-Za-z0-9._/-]+$/.test(branch) || branch.startsWith('-'))
+      throw new GitSourceError(this.gitDir, `bad branch name ${JSON.stringify(branch)}`);
     const r = await this.git(['rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`], [0, 1]);
     return r.code === 0 ? r.stdout.trim() : undefined;
   }
@@ -35,10 +35,14 @@ export class GitRepo implements GitSource {
    * names. Ranges, `:path` and anything git could take for an option are refused first.
    */
   async resolveRef(ref: string): Promise<string> {
-    if (!/^[A-Za-z0-9._/~^-]+$/.test(ref) || ref.startsWith('-') || ref.includes('..')) throw new GitSourceError(this.gitDir, `bad ref ${JSON.stringify(ref)}`);
+    if (!/^[A-Za-z0-9._/~^-]+$/.test(ref) || ref.startsWith('-') || ref.includes('..'))
+      throw new GitSourceError(this.gitDir, `bad ref ${JSON.stringify(ref)}`);
     const r = await this.git(['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`], [0, 1, 128]);
     if (r.code === 128) throw new GitSourceError(this.gitDir, `cannot read the repository: ${r.stderr.trim()}`);
-    if (r.code !== 0) throw new GitSourceError(this.gitDir, `${JSON.stringify(ref)} is not a branch, tag or commit of the repository`, { retryable: false });
+    if (r.code !== 0)
+      throw new GitSourceError(this.gitDir, `${JSON.stringify(ref)} is not a branch, tag or commit of the repository`, {
+        retryable: false,
+      });
     return r.stdout.trim();
   }
 
@@ -63,7 +67,10 @@ export class GitRepo implements GitSource {
     const r = await this.git(['merge-base', '--is-ancestor', '--end-of-options', older, newer], [0, 1, 128]);
     if (r.code !== 128) return r.code === 0;
     for (const sha of [older, newer]) if (!(await this.hasCommit(sha))) throw new UnknownCommitError(this.gitDir, sha);
-    throw new GitSourceError(this.gitDir, `git merge-base --is-ancestor ${older} ${newer} exited 128: ${r.stderr.trim()}`);
+    throw new GitSourceError(
+      this.gitDir,
+      `git merge-base --is-ancestor ${older} ${newer} exited 128: ${r.stderr.trim()}`,
+    );
   }
 
   async mergeBase(a: string, b: string): Promise<string | undefined> {
@@ -82,7 +89,10 @@ export class GitRepo implements GitSource {
     this.checkSha(sha);
     const tracked = checkTrackedPath(path);
     // (whether the commit is there is asked only when ls-tree fails: one git run fewer per plan)
-    const ls = await this.git(['ls-tree', '-r', '-z', '--full-tree', sha, '--', ...(tracked ? [tracked] : [])], [0, 128]);
+    const ls = await this.git(
+      ['ls-tree', '-r', '-z', '--full-tree', sha, '--', ...(tracked ? [tracked] : [])],
+      [0, 128],
+    );
     if (ls.code !== 0) {
       if (!(await this.hasCommit(sha))) throw new GitSourceError(this.gitDir, `commit ${sha} is not in the repository`);
       throw new GitSourceError(this.gitDir, `git ls-tree ${sha} exited ${ls.code}: ${ls.stderr.trim()}`);
@@ -98,10 +108,11 @@ export class GitRepo implements GitSource {
     }
     if (blobs.length === 0) return [];
     // One git process for all files: cat-file --batch answers "<id> blob <size>\n<bytes>\n" per id.
-    const out = await runGit(this.gitDir, ['cat-file', '--batch'], { stdin: `${blobs.map((b) => b.id).join('\n')}\n` })
-      .catch((e: unknown) => {
-        throw e instanceof CommandError ? new GitSourceError(this.gitDir, e.message) : e;
-      });
+    const out = await runGit(this.gitDir, ['cat-file', '--batch'], {
+      stdin: `${blobs.map((b) => b.id).join('\n')}\n`,
+    }).catch((e: unknown) => {
+      throw e instanceof CommandError ? new GitSourceError(this.gitDir, e.message) : e;
+    });
     const buf = out.stdoutBytes!;
     const files: ManifestFile[] = [];
     let at = 0;
@@ -109,7 +120,8 @@ export class GitRepo implements GitSource {
       const nl = buf.indexOf(0x0a, at);
       const header = buf.subarray(at, nl).toString();
       const size = Number(/^[0-9a-f]+ blob (\d+)$/.exec(header)?.[1] ?? NaN);
-      if (!Number.isFinite(size)) throw new GitSourceError(this.gitDir, `unexpected cat-file answer ${JSON.stringify(header)}`);
+      if (!Number.isFinite(size))
+        throw new GitSourceError(this.gitDir, `unexpected cat-file answer ${JSON.stringify(header)}`);
       // The bytes go along: the loader tells a file that is not UTF-8 from one that is.
       const bytes = buf.subarray(nl + 1, nl + 1 + size);
       const text = bytes.toString('utf8');

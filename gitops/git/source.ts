@@ -20,7 +20,11 @@ export interface GitSource {
 
 export class GitSourceError extends NatopsError {
   /** `source`: the git directory, or github:owner/name */
-  constructor(readonly source: string, message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
+  constructor(
+    readonly source: string,
+    message: string,
+    opts: { retryable?: boolean; cause?: unknown } = {},
+  ) {
     super(`${source}: ${message}`, opts);
   }
 }
@@ -30,14 +34,22 @@ export class GitSourceError extends NatopsError {
  * gives the same answer, so a job that needs it must not be retried.
  */
 export class UnknownCommitError extends GitSourceError {
-  constructor(gitDir: string, readonly sha: string) {
-    super(gitDir, `commit ${sha} is not in the repository (history rewritten or repository replaced?)`, { retryable: false });
+  constructor(
+    gitDir: string,
+    readonly sha: string,
+  ) {
+    super(gitDir, `commit ${sha} is not in the repository (history rewritten or repository replaced?)`, {
+      retryable: false,
+    });
   }
 }
 
 /** A tracked path natops will not read: the same path fails the same way every time. */
 export class TrackedPathError extends PermanentError {
-  constructor(readonly path: string, reason: string) {
+  constructor(
+    readonly path: string,
+    reason: string,
+  ) {
     super(`tracked path ${JSON.stringify(path)} ${reason}`);
   }
 }
@@ -53,7 +65,10 @@ export function checkTrackedPath(path: string): string {
     throw new TrackedPathError(path, 'must be a relative path inside the repository');
   }
   if (p.startsWith(':') || /[*?[\\]/.test(p)) {
-    throw new TrackedPathError(path, 'uses pathspec magic or wildcards (a leading ":", or * ? [ \\); name a directory or file literally');
+    throw new TrackedPathError(
+      path,
+      'uses pathspec magic or wildcards (a leading ":", or * ? [ \\); name a directory or file literally',
+    );
   }
   return p;
 }

@@ -6,14 +6,23 @@ import type { Octokit } from 'octokit';
 import { errorMessage, NatopsError, RetryLaterError } from '../../common/errors.ts';
 
 export class GitHubError extends NatopsError {
-  constructor(readonly operation: string, message: string, readonly status: number | undefined, opts: { retryable: boolean; cause?: unknown }) {
+  constructor(
+    readonly operation: string,
+    message: string,
+    readonly status: number | undefined,
+    opts: { retryable: boolean; cause?: unknown },
+  ) {
     super(`GitHub ${operation}: ${message}`, opts);
   }
 }
 
 /** GitHub's rate limit: nothing is wrong with the request; it may be sent again at `retryAt`. */
 export class GitHubRateLimitError extends RetryLaterError {
-  constructor(readonly operation: string, message: string, retryAt: number) {
+  constructor(
+    readonly operation: string,
+    message: string,
+    retryAt: number,
+  ) {
     super(`GitHub ${operation}: ${message} (until ${new Date(retryAt).toISOString()})`, retryAt);
   }
 }
@@ -45,7 +54,8 @@ export function describeFailure(e: unknown): string {
  * those as 500) retry, the rest do not. An error that is not GitHub's answer is a bug: no retry.
  */
 export function gitHubError(operation: string, e: unknown): GitHubError | GitHubRateLimitError {
-  if (!(e instanceof RequestError)) return new GitHubError(operation, describeFailure(e), undefined, { retryable: false, cause: e });
+  if (!(e instanceof RequestError))
+    return new GitHubError(operation, describeFailure(e), undefined, { retryable: false, cause: e });
   const until = rateLimitedUntil(e);
   if (until !== undefined) return new GitHubRateLimitError(operation, e.message, until);
   // 401 bad credentials, 403 no permission, 404, 422 invalid: the same request fails the same way.
@@ -113,13 +123,23 @@ export interface HookDelivery {
   repositoryId: number | null;
 }
 
-export type CheckConclusion = 'success' | 'failure' | 'neutral' | 'cancelled' | 'skipped' | 'timed_out' | 'action_required';
+export type CheckConclusion =
+  | 'success'
+  | 'failure'
+  | 'neutral'
+  | 'cancelled'
+  | 'skipped'
+  | 'timed_out'
+  | 'action_required';
 
 /** One repository's API: what natops reads (branches, commits, trees, blobs) and writes (statuses, checks, comments). */
 export class GitHubApi {
   readonly fullName: string;
 
-  constructor(readonly octokit: Octokit, readonly repoRef: RepoRef) {
+  constructor(
+    readonly octokit: Octokit,
+    readonly repoRef: RepoRef,
+  ) {
     this.fullName = `${repoRef.owner}/${repoRef.repo}`;
   }
 
@@ -132,9 +152,16 @@ export class GitHubApi {
   }
 
   /** The branch's head, or `unchanged` when `etag` still matches (GitHub answers 304, which costs no rate limit). */
-  async branch(branch: string, etag?: string): Promise<{ sha: string; etag: string | undefined } | 'unchanged' | undefined> {
+  async branch(
+    branch: string,
+    etag?: string,
+  ): Promise<{ sha: string; etag: string | undefined } | 'unchanged' | undefined> {
     try {
-      const r = await this.octokit.rest.repos.getBranch({ ...this.repoRef, branch, ...(etag ? { headers: { 'if-none-match': etag } } : {}) });
+      const r = await this.octokit.rest.repos.getBranch({
+        ...this.repoRef,
+        branch,
+        ...(etag ? { headers: { 'if-none-match': etag } } : {}),
+      });
       return { sha: r.data.commit.sha, etag: r.headers.etag };
     } catch (e) {
       if (e instanceof RequestError && e.status === 304) return 'unchanged';
@@ -158,9 +185,16 @@ export class GitHubApi {
    * How `head` relates to `base` (ahead: it descends; identical, behind or diverged) and their
    * merge base; undefined when either is unknown.
    */
-  async compare(base: string, head: string): Promise<{ status: 'ahead' | 'identical' | 'behind' | 'diverged'; mergeBase: string } | undefined> {
+  async compare(
+    base: string,
+    head: string,
+  ): Promise<{ status: 'ahead' | 'identical' | 'behind' | 'diverged'; mergeBase: string } | undefined> {
     try {
-      const r = await this.octokit.rest.repos.compareCommitsWithBasehead({ ...this.repoRef, basehead: `${base}...${head}`, per_page: 1 });
+      const r = await this.octokit.rest.repos.compareCommitsWithBasehead({
+        ...this.repoRef,
+        basehead: `${base}...${head}`,
+        per_page: 1,
+      });
       return { status: r.data.status, mergeBase: r.data.merge_base_commit.sha };
     } catch (e) {
       if (e instanceof RequestError && e.status === 404) return undefined;
@@ -169,10 +203,17 @@ export class GitHubApi {
   }
 
   /** A pull request as GitHub has it now, or undefined when there is no such pull request. */
-  async pullRequest(number: number): Promise<{ state: 'open' | 'closed'; head: string; baseRef: string; merged: boolean } | undefined> {
+  async pullRequest(
+    number: number,
+  ): Promise<{ state: 'open' | 'closed'; head: string; baseRef: string; merged: boolean } | undefined> {
     try {
       const r = await this.octokit.rest.pulls.get({ ...this.repoRef, pull_number: number });
-      return { state: r.data.state === 'open' ? 'open' : 'closed', head: r.data.head.sha, baseRef: r.data.base.ref, merged: r.data.merged };
+      return {
+        state: r.data.state === 'open' ? 'open' : 'closed',
+        head: r.data.head.sha,
+        baseRef: r.data.base.ref,
+        merged: r.data.merged,
+      };
     } catch (e) {
       if (e instanceof RequestError && e.status === 404) return undefined;
       throw gitHubError(`pull request #${number}`, e);
@@ -180,8 +221,14 @@ export class GitHubApi {
   }
 
   async tree(sha: string, recursive: boolean): Promise<{ entries: TreeEntry[]; truncated: boolean }> {
-    const r = await this.call(`tree ${sha}`, () => this.octokit.rest.git.getTree({ ...this.repoRef, tree_sha: sha, ...(recursive ? { recursive: 'true' } : {}) }));
-    const entries = r.data.tree.flatMap((t) => (t.path && t.sha && t.mode && t.type ? [{ path: t.path, mode: t.mode, type: t.type, sha: t.sha, ...(t.size !== undefined ? { size: t.size } : {}) }] : []));
+    const r = await this.call(`tree ${sha}`, () =>
+      this.octokit.rest.git.getTree({ ...this.repoRef, tree_sha: sha, ...(recursive ? { recursive: 'true' } : {}) }),
+    );
+    const entries = r.data.tree.flatMap((t) =>
+      t.path && t.sha && t.mode && t.type
+        ? [{ path: t.path, mode: t.mode, type: t.type, sha: t.sha, ...(t.size !== undefined ? { size: t.size } : {}) }]
+        : [],
+    );
     return { entries, truncated: r.data.truncated };
   }
 
@@ -191,47 +238,92 @@ export class GitHubApi {
   }
 
   async createStatus(sha: string, s: CommitStatusInput): Promise<void> {
-    await this.call(`status ${s.context} on ${sha.slice(0, 7)}`, () => this.octokit.rest.repos.createCommitStatus({
-      ...this.repoRef, sha, state: s.state, context: s.context, description: s.description, ...(s.targetUrl ? { target_url: s.targetUrl } : {}),
-    }));
+    await this.call(`status ${s.context} on ${sha.slice(0, 7)}`, () =>
+      this.octokit.rest.repos.createCommitStatus({
+        ...this.repoRef,
+        sha,
+        state: s.state,
+        context: s.context,
+        description: s.description,
+        ...(s.targetUrl ? { target_url: s.targetUrl } : {}),
+      }),
+    );
   }
 
-  async createCheckRun(sha: string, c: { name: string; status: 'in_progress' | 'completed'; conclusion?: CheckConclusion; detailsUrl?: string; output: CheckRunOutput }): Promise<number> {
-    const r = await this.call(`check run on ${sha.slice(0, 7)}`, () => this.octokit.rest.checks.create({
-      ...this.repoRef, head_sha: sha, name: c.name, status: c.status, ...(c.conclusion ? { conclusion: c.conclusion } : {}),
-      ...(c.detailsUrl ? { details_url: c.detailsUrl } : {}), output: c.output,
-    }));
+  async createCheckRun(
+    sha: string,
+    c: {
+      name: string;
+      status: 'in_progress' | 'completed';
+      conclusion?: CheckConclusion;
+      detailsUrl?: string;
+      output: CheckRunOutput;
+    },
+  ): Promise<number> {
+    const r = await this.call(`check run on ${sha.slice(0, 7)}`, () =>
+      this.octokit.rest.checks.create({
+        ...this.repoRef,
+        head_sha: sha,
+        name: c.name,
+        status: c.status,
+        ...(c.conclusion ? { conclusion: c.conclusion } : {}),
+        ...(c.detailsUrl ? { details_url: c.detailsUrl } : {}),
+        output: c.output,
+      }),
+    );
     return r.data.id;
   }
 
   /** The newest check run of that name on the commit (one natops made before, a crash ago), with how many annotations it holds. */
   async findCheckRun(sha: string, name: string): Promise<{ id: number; annotations: number } | undefined> {
-    const r = await this.call(`check runs on ${sha.slice(0, 7)}`, () => this.octokit.rest.checks.listForRef({ ...this.repoRef, ref: sha, check_name: name, filter: 'latest' }));
+    const r = await this.call(`check runs on ${sha.slice(0, 7)}`, () =>
+      this.octokit.rest.checks.listForRef({ ...this.repoRef, ref: sha, check_name: name, filter: 'latest' }),
+    );
     const run = r.data.check_runs[0];
     return run ? { id: run.id, annotations: run.output.annotations_count } : undefined;
   }
 
   /** How many annotations a check run holds (GitHub adds each update's to them). */
   async checkRunAnnotations(id: number): Promise<number> {
-    const r = await this.call(`check run ${id}`, () => this.octokit.rest.checks.get({ ...this.repoRef, check_run_id: id }));
+    const r = await this.call(`check run ${id}`, () =>
+      this.octokit.rest.checks.get({ ...this.repoRef, check_run_id: id }),
+    );
     return r.data.output.annotations_count;
   }
 
-  async updateCheckRun(id: number, c: { status: 'in_progress' | 'completed'; conclusion?: CheckConclusion; output: CheckRunOutput }): Promise<void> {
-    await this.call(`check run ${id}`, () => this.octokit.rest.checks.update({
-      ...this.repoRef, check_run_id: id, status: c.status, ...(c.conclusion ? { conclusion: c.conclusion } : {}), output: c.output,
-    }));
+  async updateCheckRun(
+    id: number,
+    c: { status: 'in_progress' | 'completed'; conclusion?: CheckConclusion; output: CheckRunOutput },
+  ): Promise<void> {
+    await this.call(`check run ${id}`, () =>
+      this.octokit.rest.checks.update({
+        ...this.repoRef,
+        check_run_id: id,
+        status: c.status,
+        ...(c.conclusion ? { conclusion: c.conclusion } : {}),
+        output: c.output,
+      }),
+    );
   }
 
   /** The App hook's delivery attempts since `since` (ms), newest first, through every page (the App's own JWT). */
   async hookDeliveries(since: number): Promise<HookDelivery[]> {
     const out: HookDelivery[] = [];
     await this.call('hook deliveries', async () => {
-      for await (const page of this.octokit.paginate.iterator(this.octokit.rest.apps.listWebhookDeliveries, { per_page: 100 })) {
+      for await (const page of this.octokit.paginate.iterator(this.octokit.rest.apps.listWebhookDeliveries, {
+        per_page: 100,
+      })) {
         for (const d of page.data) {
           const deliveredAt = Date.parse(d.delivered_at);
           if (deliveredAt < since) return;
-          out.push({ id: d.id, guid: d.guid, deliveredAt, statusCode: d.status_code, event: d.event, repositoryId: d.repository_id });
+          out.push({
+            id: d.id,
+            guid: d.guid,
+            deliveredAt,
+            statusCode: d.status_code,
+            event: d.event,
+            repositoryId: d.repository_id,
+          });
         }
       }
     });
@@ -245,16 +337,26 @@ export class GitHubApi {
 
   /** Every comment of an issue or pull request, through every page. */
   async comments(issue: number): Promise<IssueComment[]> {
-    const all = await this.call(`comments of #${issue}`, () => this.octokit.paginate(this.octokit.rest.issues.listComments, { ...this.repoRef, issue_number: issue, per_page: 100 }));
+    const all = await this.call(`comments of #${issue}`, () =>
+      this.octokit.paginate(this.octokit.rest.issues.listComments, {
+        ...this.repoRef,
+        issue_number: issue,
+        per_page: 100,
+      }),
+    );
     return all.map((c) => ({ id: c.id, body: c.body ?? '', author: c.user?.login }));
   }
 
   async createComment(issue: number, body: string): Promise<number> {
-    const r = await this.call(`comment on #${issue}`, () => this.octokit.rest.issues.createComment({ ...this.repoRef, issue_number: issue, body }));
+    const r = await this.call(`comment on #${issue}`, () =>
+      this.octokit.rest.issues.createComment({ ...this.repoRef, issue_number: issue, body }),
+    );
     return r.data.id;
   }
 
   async updateComment(id: number, body: string): Promise<void> {
-    await this.call(`comment ${id}`, () => this.octokit.rest.issues.updateComment({ ...this.repoRef, comment_id: id, body }));
+    await this.call(`comment ${id}`, () =>
+      this.octokit.rest.issues.updateComment({ ...this.repoRef, comment_id: id, body }),
+    );
   }
 }

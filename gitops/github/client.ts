@@ -41,10 +41,20 @@ export interface GitHub {
 const InstallationToken = z.looseObject({ permissions: z.record(z.string(), z.string()).optional() });
 
 /** The App permissions natops needs (README: creating the App). */
-export const APP_PERMISSIONS = { contents: 'read', statuses: 'write', checks: 'write', pull_requests: 'write', metadata: 'read' } as const;
+export const APP_PERMISSIONS = {
+  contents: 'read',
+  statuses: 'write',
+  checks: 'write',
+  pull_requests: 'write',
+  metadata: 'read',
+} as const;
 
 /** Secrets come from the environment or from files; a file's trailing newline is not part of it. */
-export async function readSecret(what: string, value: string | undefined, file: string | undefined): Promise<string | undefined> {
+export async function readSecret(
+  what: string,
+  value: string | undefined,
+  file: string | undefined,
+): Promise<string | undefined> {
   if (value) return value;
   if (!file) return undefined;
   const text = await readFile(file, 'utf8').catch((e: unknown) => {
@@ -87,14 +97,21 @@ function client(s: GitHubSettings, auth: object, log: (line: string) => void): O
   // Short waits happen in the request; longer ones fail it with the time, and the job waits.
   const onLimit = (retryAfter: number, options: { method: string; url: string }, _o: unknown, retryCount: number) => {
     const wait = retryAfter <= maxWait && retryCount < 3;
-    log(`github: rate limited on ${options.method} ${options.url}: ${wait ? `retrying after ${retryAfter} s` : `giving the job back for ${retryAfter} s`}`);
+    log(
+      `github: rate limited on ${options.method} ${options.url}: ${wait ? `retrying after ${retryAfter} s` : `giving the job back for ${retryAfter} s`}`,
+    );
     return wait;
   };
   return new Octokit({
     baseUrl: s.url.replace(/\/+$/, ''),
     ...auth,
     throttle: { onRateLimit: onLimit, onSecondaryRateLimit: onLimit },
-    log: { debug: () => undefined, info: () => undefined, warn: (m: string) => log(`github: ${m}`), error: (m: string) => log(`github: ${m}`) },
+    log: {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (m: string) => log(`github: ${m}`),
+      error: (m: string) => log(`github: ${m}`),
+    },
   });
 }
 
@@ -104,42 +121,81 @@ export async function connectGitHub(s: GitHubSettings, log: (line: string) => vo
   if (s.auth.kind === 'token') {
     const octokit = client(s, { auth: s.auth.token }, log);
     const repo = await octokit.rest.repos.get(ref).catch((e: unknown) => {
-      throw new GitHubAuthError(`GitHub at ${s.url}: the token cannot read ${s.repository}: ${failure(e)}`, { cause: e });
+      throw new GitHubAuthError(`GitHub at ${s.url}: the token cannot read ${s.repository}: ${failure(e)}`, {
+        cause: e,
+      });
     });
     // Statuses and comments need push access to the repository.
     if (repo.data.permissions && !repo.data.permissions.push) {
-      throw new GitHubAuthError(`GitHub at ${s.url}: the token has no write access to ${s.repository} (needed for statuses and comments)`);
+      throw new GitHubAuthError(
+        `GitHub at ${s.url}: the token has no write access to ${s.repository} (needed for statuses and comments)`,
+      );
     }
     const user = await octokit.rest.users.getAuthenticated().catch((e: unknown) => {
       throw new GitHubAuthError(`GitHub at ${s.url}: the token's user cannot be read: ${failure(e)}`, { cause: e });
     });
-    return { api: new GitHubApi(octokit, ref), login: user.data.login, checks: false, htmlUrl: repo.data.html_url, repositoryId: repo.data.id };
+    return {
+      api: new GitHubApi(octokit, ref),
+      login: user.data.login,
+      checks: false,
+      htmlUrl: repo.data.html_url,
+      repositoryId: repo.data.id,
+    };
   }
 
   const { appId, privateKey } = s.auth;
   const appOnly = client(s, { authStrategy: createAppAuth, auth: { appId, privateKey } }, log);
   // A key that does not belong to the App, or is not a key at all, fails here.
   const app = await appOnly.rest.apps.getAuthenticated().catch((e: unknown) => {
-    throw new GitHubAuthError(`GitHub at ${s.url}: App ${appId} cannot authenticate with its private key: ${failure(e)}`, { cause: e });
+    throw new GitHubAuthError(
+      `GitHub at ${s.url}: App ${appId} cannot authenticate with its private key: ${failure(e)}`,
+      { cause: e },
+    );
   });
   const slug = app.data?.slug;
   if (!slug) throw new GitHubAuthError(`GitHub at ${s.url}: App ${appId} has no slug`);
-  const installationId = s.auth.installationId ?? (await appOnly.rest.apps.getRepoInstallation(ref).catch((e: unknown) => {
-    throw new GitHubAuthError(`GitHub at ${s.url}: App ${slug} is not installed on ${s.repository}: ${failure(e)}`, { cause: e });
-  })).data.id;
-  const octokit = client(s, { authStrategy: createAppAuth, auth: { appId, privateKey, installationId, cache: refreshingTokenCache() } }, log);
-  const token = InstallationToken.parse(await octokit.auth({ type: 'installation' }).catch((e: unknown) => {
-    throw new GitHubAuthError(`GitHub at ${s.url}: no installation token for App ${slug} on ${s.repository}: ${failure(e)}`, { cause: e });
-  }));
+  const installationId =
+    s.auth.installationId ??
+    (
+      await appOnly.rest.apps.getRepoInstallation(ref).catch((e: unknown) => {
+        throw new GitHubAuthError(
+          `GitHub at ${s.url}: App ${slug} is not installed on ${s.repository}: ${failure(e)}`,
+          { cause: e },
+        );
+      })
+    ).data.id;
+  const octokit = client(
+    s,
+    { authStrategy: createAppAuth, auth: { appId, privateKey, installationId, cache: refreshingTokenCache() } },
+    log,
+  );
+  const token = InstallationToken.parse(
+    await octokit.auth({ type: 'installation' }).catch((e: unknown) => {
+      throw new GitHubAuthError(
+        `GitHub at ${s.url}: no installation token for App ${slug} on ${s.repository}: ${failure(e)}`,
+        { cause: e },
+      );
+    }),
+  );
   const missing = Object.entries(APP_PERMISSIONS).filter(([name, level]) => {
     const has = token.permissions?.[name];
     return !(has === level || has === 'write' || has === 'admin');
   });
   if (missing.length) {
-    throw new GitHubAuthError(`GitHub at ${s.url}: App ${slug} lacks permissions on ${s.repository}: ${missing.map(([n, l]) => `${n}: ${l}`).join(', ')} (it has ${JSON.stringify(token.permissions ?? {})})`);
+    throw new GitHubAuthError(
+      `GitHub at ${s.url}: App ${slug} lacks permissions on ${s.repository}: ${missing.map(([n, l]) => `${n}: ${l}`).join(', ')} (it has ${JSON.stringify(token.permissions ?? {})})`,
+    );
   }
   const repo = await octokit.rest.repos.get(ref).catch((e: unknown) => {
-    throw new GitHubAuthError(`GitHub at ${s.url}: App ${slug} cannot read ${s.repository}: ${failure(e)}`, { cause: e });
+    throw new GitHubAuthError(`GitHub at ${s.url}: App ${slug} cannot read ${s.repository}: ${failure(e)}`, {
+      cause: e,
+    });
   });
-  return { api: new GitHubApi(octokit, ref), login: `${slug}[bot]`, checks: true, htmlUrl: repo.data.html_url, repositoryId: repo.data.id };
+  return {
+    api: new GitHubApi(octokit, ref),
+    login: `${slug}[bot]`,
+    checks: true,
+    htmlUrl: repo.data.html_url,
+    repositoryId: repo.data.id,
+  };
 }

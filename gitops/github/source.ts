@@ -20,12 +20,16 @@ export class GitHubSource implements GitSource {
   /** the last answer per branch, for conditional requests: an unchanged branch costs a 304 */
   private readonly branches = new Map<string, { sha: string; etag: string }>();
 
-  constructor(private readonly api: GitHubApi, private readonly blobs: BlobCache) {
+  constructor(
+    private readonly api: GitHubApi,
+    private readonly blobs: BlobCache,
+  ) {
     this.name = `github:${api.fullName}`;
   }
 
   private checkSha(sha: string): void {
-    if (!SHA.test(sha)) throw new GitSourceError(this.name, `${JSON.stringify(sha)} is not a full commit id`, { retryable: false });
+    if (!SHA.test(sha))
+      throw new GitSourceError(this.name, `${JSON.stringify(sha)} is not a full commit id`, { retryable: false });
   }
 
   async branchHead(branch: string): Promise<string | undefined> {

@@ -25,17 +25,27 @@ import type { FieldPath, LoadedDoc } from './load.ts';
 import { NAT_GW_CONFIGMAP, type ResourceKey } from './schema.ts';
 
 /** The kinds natops reads and their apiVersion. */
-export const NATOPS_KINDS = { ConfigMap: 'v1', Vpc: 'kubeovn.io/v1', Subnet: 'kubeovn.io/v1', VpcNatGateway: 'kubeovn.io/v1' } as const;
+export const NATOPS_KINDS = {
+  ConfigMap: 'v1',
+  Vpc: 'kubeovn.io/v1',
+  Subnet: 'kubeovn.io/v1',
+  VpcNatGateway: 'kubeovn.io/v1',
+} as const;
 export type NatopsKind = keyof typeof NATOPS_KINDS;
 
 export type Verdict =
   | { action: 'read'; kind: NatopsKind; key: ResourceKey; name: string; id: string }
   | { action: 'ignore'; resource: string; reason: string }
   | {
-    action: 'refuse'; resource: string; path: FieldPath; key?: string; message: string;
-    /** the kind natops reads that this document is, or seems meant to be, and its name if readable */
-    meant?: NatopsKind; name?: string;
-  };
+      action: 'refuse';
+      resource: string;
+      path: FieldPath;
+      key?: string;
+      message: string;
+      /** the kind natops reads that this document is, or seems meant to be, and its name if readable */
+      meant?: NatopsKind;
+      name?: string;
+    };
 
 /** How far a misspelling may be from each kind (optimal string alignment distance, ignoring case). */
 const NEAR: Record<NatopsKind, number> = { Vpc: 1, Subnet: 2, ConfigMap: 2, VpcNatGateway: 3 };
@@ -45,7 +55,12 @@ const isRecord = (v: unknown): v is Raw => v !== null && typeof v === 'object' &
 
 export function classify(doc: LoadedDoc, raw: unknown = doc.value, at: FieldPath = []): Verdict {
   if (!isRecord(raw)) {
-    return { action: 'refuse', resource: '-', path: at, message: 'a manifest must be a mapping with apiVersion, kind and metadata' };
+    return {
+      action: 'refuse',
+      resource: '-',
+      path: at,
+      message: 'a manifest must be a mapping with apiVersion, kind and metadata',
+    };
   }
   const kind = raw.kind;
   const api = raw.apiVersion;
@@ -55,17 +70,19 @@ export function classify(doc: LoadedDoc, raw: unknown = doc.value, at: FieldPath
   const name = typeof rawName === 'string' && rawName !== '' ? rawName : undefined;
   const resource = `${typeof kind === 'string' && kind !== '' ? kind : '-'}/${name ?? '?'}`;
 
-  if (group !== undefined && isForeignGroup(group)) return { action: 'ignore', resource, reason: `apiVersion ${api}: not a Kube-OVN resource` };
+  if (group !== undefined && isForeignGroup(group))
+    return { action: 'ignore', resource, reason: `apiVersion ${api}: not a Kube-OVN resource` };
   if (typeof kind !== 'string' || kind === '') {
     if (!('apiVersion' in raw) && !('metadata' in raw) && !('spec' in raw)) {
       return { action: 'ignore', resource, reason: 'no kind, apiVersion, metadata or spec: not a Kubernetes manifest' };
     }
     const meant = guessKind(raw);
     const looks = meant ? ` (it looks like a ${meant})` : '';
-    const message = kind === undefined || kind === null || kind === ''
-      ? `no kind${looks}: natops cannot tell what this document is, and a gateway it held would look deleted; ` +
-        'add its kind (VpcNatGateway, Vpc, Subnet or ConfigMap), or move YAML that is not a Kubernetes manifest out of the tracked path'
-      : `${yaml11Hint(doc, [...at, 'kind']) ?? 'kind must be a string'}; natops cannot tell what this document is${looks}`;
+    const message =
+      kind === undefined || kind === null || kind === ''
+        ? `no kind${looks}: natops cannot tell what this document is, and a gateway it held would look deleted; ` +
+          'add its kind (VpcNatGateway, Vpc, Subnet or ConfigMap), or move YAML that is not a Kubernetes manifest out of the tracked path'
+        : `${yaml11Hint(doc, [...at, 'kind']) ?? 'kind must be a string'}; natops cannot tell what this document is${looks}`;
     return { action: 'refuse', resource, path: [...at, 'kind'], message, meant, name };
   }
 
@@ -75,7 +92,9 @@ export function classify(doc: LoadedDoc, raw: unknown = doc.value, at: FieldPath
       if (inner.action === 'ignore') continue;
       const what = isRecord(item) && typeof item.kind === 'string' ? item.kind : 'each resource';
       return {
-        action: 'refuse', resource, path: [...at, 'items', i, 'kind'],
+        action: 'refuse',
+        resource,
+        path: [...at, 'items', i, 'kind'],
         message: `natops does not read resources inside a ${kind}: write ${what} as its own document (separated by ---)`,
       };
     }
@@ -85,11 +104,22 @@ export function classify(doc: LoadedDoc, raw: unknown = doc.value, at: FieldPath
   const known = kind in NATOPS_KINDS ? (kind as NatopsKind) : undefined;
   if (!known) {
     const near = nearKind(kind);
-    if (near) return { action: 'refuse', resource, path: [...at, 'kind'], message: `unknown kind ${kind} (did you mean ${near}?)`, meant: near, name };
+    if (near)
+      return {
+        action: 'refuse',
+        resource,
+        path: [...at, 'kind'],
+        message: `unknown kind ${kind} (did you mean ${near}?)`,
+        meant: near,
+        name,
+      };
     if (group !== undefined && isKubeOvnGroup(group)) {
       return {
-        action: 'refuse', resource, path: [...at, 'kind'],
-        message: `${group} kind ${kind} is not one natops reads (it reads Kube-OVN 1.7's Vpc, Subnet and VpcNatGateway, and the ConfigMap ${NAT_GW_CONFIGMAP}); ` +
+        action: 'refuse',
+        resource,
+        path: [...at, 'kind'],
+        message:
+          `${group} kind ${kind} is not one natops reads (it reads Kube-OVN 1.7's Vpc, Subnet and VpcNatGateway, and the ConfigMap ${NAT_GW_CONFIGMAP}); ` +
           'natops cannot tell whether it changes a gateway: move it out of the tracked path',
       };
     }
@@ -99,7 +129,11 @@ export function classify(doc: LoadedDoc, raw: unknown = doc.value, at: FieldPath
   if (known === 'ConfigMap' && name !== undefined && name !== NAT_GW_CONFIGMAP) {
     if (distance(name, NAT_GW_CONFIGMAP) <= 3 || name.includes('nat-gw')) {
       return {
-        action: 'refuse', resource, path: [...at, 'metadata', 'name'], meant: 'ConfigMap', name: NAT_GW_CONFIGMAP,
+        action: 'refuse',
+        resource,
+        path: [...at, 'metadata', 'name'],
+        meant: 'ConfigMap',
+        name: NAT_GW_CONFIGMAP,
         message: `ConfigMap ${name} is not one natops reads (did you mean ${NAT_GW_CONFIGMAP}?)`,
       };
     }
@@ -108,9 +142,12 @@ export function classify(doc: LoadedDoc, raw: unknown = doc.value, at: FieldPath
   const expected = NATOPS_KINDS[known];
   if (api !== expected) {
     return {
-      action: 'refuse', resource, path: [...at, 'apiVersion'],
+      action: 'refuse',
+      resource,
+      path: [...at, 'apiVersion'],
       message: `${known} is read as apiVersion ${expected}, not ${JSON.stringify(api ?? null)}; natops cannot tell which resource this is`,
-      meant: known, name,
+      meant: known,
+      name,
     };
   }
   if (name === undefined) {
@@ -118,14 +155,21 @@ export function classify(doc: LoadedDoc, raw: unknown = doc.value, at: FieldPath
     if (!isRecord(metadata) || !('name' in metadata) || rawName === null || rawName === undefined) {
       // at the metadata key when there is one, else where the document starts
       return {
-        action: 'refuse', resource, path: 'metadata' in raw ? at : [...at, 'metadata'], key: 'metadata' in raw ? 'metadata' : undefined,
-        message: `metadata.name is required: ${about}`, meant: known,
+        action: 'refuse',
+        resource,
+        path: 'metadata' in raw ? at : [...at, 'metadata'],
+        key: 'metadata' in raw ? 'metadata' : undefined,
+        message: `metadata.name is required: ${about}`,
+        meant: known,
       };
     }
     const hint = yaml11Hint(doc, [...at, 'metadata', 'name']);
     return {
-      action: 'refuse', resource, path: [...at, 'metadata', 'name'],
-      message: hint ?? `metadata.name must be a string${rawName === '' ? ' that is not empty' : ''}: ${about}`, meant: known,
+      action: 'refuse',
+      resource,
+      path: [...at, 'metadata', 'name'],
+      message: hint ?? `metadata.name must be a string${rawName === '' ? ' that is not empty' : ''}: ${about}`,
+      meant: known,
     };
   }
   return { action: 'read', kind: known, key: `${expected} ${known}` as ResourceKey, name, id: `${known}/${name}` };
@@ -135,7 +179,11 @@ export function classify(doc: LoadedDoc, raw: unknown = doc.value, at: FieldPath
  * How YAML 1.1 (kubectl's YAML) read an unquoted scalar that is not the string it looks like:
  * "`name: 0755` is a number (493) to Kubernetes; quote it ('0755')". Undefined for anything else.
  */
-export function yaml11Hint(doc: LoadedDoc, path: FieldPath, quoteAs?: (value: unknown, source: string) => string): string | undefined {
+export function yaml11Hint(
+  doc: LoadedDoc,
+  path: FieldPath,
+  quoteAs?: (value: unknown, source: string) => string,
+): string | undefined {
   const sc = doc.scalarAt(path);
   if (!sc?.plain) return undefined;
   const type = typeof sc.value === 'boolean' ? 'a boolean' : typeof sc.value === 'number' ? 'a number' : undefined;

@@ -53,7 +53,9 @@ export function sortIssues(issues: ManifestIssue[]): ManifestIssue[] {
 /** Thrown by plan and apply when the manifests do not validate: nothing has been changed. */
 export class ManifestValidationError extends NatopsError {
   constructor(readonly issues: ManifestIssue[]) {
-    super(`${issues.length} problem${issues.length === 1 ? '' : 's'} in the manifests; nothing was changed:\n` +
-      sortIssues(issues).map(formatIssue).join('\n'));
+    super(
+      `${issues.length} problem${issues.length === 1 ? '' : 's'} in the manifests; nothing was changed:\n` +
+        sortIssues(issues).map(formatIssue).join('\n'),
+    );
   }
 }

@@ -18,8 +18,22 @@
 import { isDeepStrictEqual } from 'node:util';
 import { FAILSAFE_SCHEMA, Type as PlainType, loadAll as loadPlain } from 'js-yaml';
 import {
-  Composer, LineCounter, Parser, Schema, isAlias, isMap, isNode, isPair, isScalar, isSeq,
-  type Alias, type Document, type Node, type Scalar, type ScalarTag, type Tags,
+  Composer,
+  LineCounter,
+  Parser,
+  Schema,
+  isAlias,
+  isMap,
+  isNode,
+  isPair,
+  isScalar,
+  isSeq,
+  type Alias,
+  type Document,
+  type Node,
+  type Scalar,
+  type ScalarTag,
+  type Tags,
 } from 'yaml';
 import { PermanentError } from '../../common/errors.ts';
 import type { ManifestIssue, SourcePos } from './issues.ts';
@@ -99,7 +113,12 @@ export function isManifestFileName(name: string): boolean {
 
 // go-yaml v2's YAML 1.1: booleans y/yes/on..., octal 0755, merge keys. It has no sexagesimal
 // numbers (1:20 stays a string) and keeps timestamps as strings; yaml's 1.1 schema would not.
-const DROPPED_TAGS = new Set(['tag:yaml.org,2002:timestamp', 'tag:yaml.org,2002:omap', 'tag:yaml.org,2002:pairs', 'tag:yaml.org,2002:set']);
+const DROPPED_TAGS = new Set([
+  'tag:yaml.org,2002:timestamp',
+  'tag:yaml.org,2002:omap',
+  'tag:yaml.org,2002:pairs',
+  'tag:yaml.org,2002:set',
+]);
 const kubectlTags = (tags: Tags): Tags =>
   tags.filter((t) => !(typeof t === 'object' && (DROPPED_TAGS.has(t.tag) || ('format' in t && t.format === 'TIME'))));
 
@@ -137,10 +156,23 @@ function fileIssue(file: string, line: number, column: number, message: string):
   return { pos: { file, line, column }, resource: '-', field: '(yaml)', message, unattributed: true };
 }
 
-function loadFile(file: ManifestFile, limits: LoadLimits, positionsFirst: boolean, docs: LoadedDoc[], issues: ManifestIssue[]): void {
+function loadFile(
+  file: ManifestFile,
+  limits: LoadLimits,
+  positionsFirst: boolean,
+  docs: LoadedDoc[],
+  issues: ManifestIssue[],
+): void {
   const size = file.size ?? (file.bytes ? file.bytes.length : Buffer.byteLength(file.text, 'utf8'));
   if (size > limits.maxFileBytes) {
-    issues.push(fileIssue(file.path, 1, 1, `is ${size} bytes, more than the ${limits.maxFileBytes} natops reads in one file (maxFileBytes)`));
+    issues.push(
+      fileIssue(
+        file.path,
+        1,
+        1,
+        `is ${size} bytes, more than the ${limits.maxFileBytes} natops reads in one file (maxFileBytes)`,
+      ),
+    );
     return;
   }
   const decoded = decode(file);
@@ -195,7 +227,9 @@ function loadFile(file: ManifestFile, limits: LoadLimits, positionsFirst: boolea
       // a number or boolean here was written plain, as String(value) (readPlain refuses any other)
       scalarAt: (path) => {
         const v = valueAt(value, path);
-        return typeof v === 'number' || typeof v === 'boolean' ? { source: String(v), value: v, plain: true } : at(i).scalarAt(path);
+        return typeof v === 'number' || typeof v === 'boolean'
+          ? { source: String(v), value: v, plain: true }
+          : at(i).scalarAt(path);
       },
       keySource: (path, key) => at(i).keySource(path, key),
     });
@@ -205,21 +239,43 @@ function loadFile(file: ManifestFile, limits: LoadLimits, positionsFirst: boolea
 /** A natops bug: js-yaml took a file the `yaml` library reads otherwise. Said, never papered over; no retry helps. */
 export class ReadersDisagreeError extends PermanentError {
   constructor(readonly file: string) {
-    super(`${file}: natops's two YAML readers (js-yaml, the yaml library) read this file differently; please report it with the file`);
+    super(
+      `${file}: natops's two YAML readers (js-yaml, the yaml library) read this file differently; please report it with the file`,
+    );
   }
 }
 
 /** The `yaml` library's documents of a file js-yaml read as `values`, which they must equal. */
-function readPositioned(file: string, text: string, limits: LoadLimits, pos: (offset: number) => SourcePos, values: unknown[]): LoadedDoc[] {
+function readPositioned(
+  file: string,
+  text: string,
+  limits: LoadLimits,
+  pos: (offset: number) => SourcePos,
+  values: unknown[],
+): LoadedDoc[] {
   const docs: LoadedDoc[] = [];
   const issues: ManifestIssue[] = [];
   readWithPositions(file, text, limits, pos, docs, issues);
-  if (issues.length || !isDeepStrictEqual(docs.map((d) => d.value), values)) throw new ReadersDisagreeError(file);
+  if (
+    issues.length ||
+    !isDeepStrictEqual(
+      docs.map((d) => d.value),
+      values,
+    )
+  )
+    throw new ReadersDisagreeError(file);
   return docs;
 }
 
 /** The `yaml` library's reading of a file: every document with its nodes' positions, or its issues. */
-function readWithPositions(file: string, text: string, limits: LoadLimits, pos: (offset: number) => SourcePos, docs: LoadedDoc[], issues: ManifestIssue[]): void {
+function readWithPositions(
+  file: string,
+  text: string,
+  limits: LoadLimits,
+  pos: (offset: number) => SourcePos,
+  docs: LoadedDoc[],
+  issues: ManifestIssue[],
+): void {
   const parser = new Parser();
   const composer = new Composer(YAML_OPTIONS);
   const lines = text.split('\n');
@@ -241,7 +297,9 @@ function readWithPositions(file: string, text: string, limits: LoadLimits, pos: 
       value = doc.toJS({ maxAliasCount: -1 }); // inspect() has bounded what aliases expand to
     } catch (e) {
       const at = pos(nodeStart(doc.contents) ?? 0);
-      issues.push(fileIssue(file, at.line, at.column, `could not be read: ${e instanceof Error ? e.message : String(e)}`));
+      issues.push(
+        fileIssue(file, at.line, at.column, `could not be read: ${e instanceof Error ? e.message : String(e)}`),
+      );
       continue;
     }
     const targets = shape.targets;
@@ -277,11 +335,14 @@ const VALUE = `(?:${PLAIN}|${/'(?:[^']|'')*'|"(?:[^"\\]|\\.)*"|\[[^[\]{}'"#]*\]|
 const COMMENT = /(?: +#.*)?/.source;
 const DOCUMENT_MARKER = /^(?:---|\.\.\.) *$/;
 const BLANK_OR_COMMENT = /^ *(?:#.*)?$/;
-const SIMPLE_LINE = new RegExp(`^(?: *(?:#.*)?|(?:---|\\.\\.\\.) *| *(?:- +)*${KEY}:(?: +${VALUE})?${COMMENT} *| *(?:- +)+${VALUE}${COMMENT} *)$`);
+const SIMPLE_LINE = new RegExp(
+  `^(?: *(?:#.*)?|(?:---|\\.\\.\\.) *| *(?:- +)*${KEY}:(?: +${VALUE})?${COMMENT} *| *(?:- +)+${VALUE}${COMMENT} *)$`,
+);
 
 /** The `yaml` library's YAML 1.1 scalars (as kubectl reads them) for js-yaml: its plain scalars resolve alike. */
-const PLAIN_SCALARS = (new Schema({ schema: 'yaml-1.1', customTags: kubectlTags, merge: true }).tags as (ScalarTag | { default?: unknown })[])
-  .filter((t): t is ScalarTag & { test: RegExp } => t.default === true && 'test' in t && t.test instanceof RegExp);
+const PLAIN_SCALARS = (
+  new Schema({ schema: 'yaml-1.1', customTags: kubectlTags, merge: true }).tags as (ScalarTag | { default?: unknown })[]
+).filter((t): t is ScalarTag & { test: RegExp } => t.default === true && 'test' in t && t.test instanceof RegExp);
 
 /** Set while js-yaml reads: a plain scalar was read as something other than it is written (`yes`, `0755`, `1.0`). */
 let misread = false;
@@ -290,19 +351,21 @@ let misread = false;
 /** Whether any of them reads a plain scalar: one test for the many strings none of them reads. */
 const ANY_PLAIN_SCALAR = new RegExp(PLAIN_SCALARS.map((tag) => `(?:${tag.test.source})`).join('|'));
 const PLAIN_SCHEMA = FAILSAFE_SCHEMA.extend({
-  implicit: [new PlainType('tag:natops,2026:yaml-1.1-plain-scalar', {
-    kind: 'scalar',
-    resolve: (source: string) => ANY_PLAIN_SCALAR.test(source),
-    construct: (source: string) => {
-      const tag = PLAIN_SCALARS.find((t) => t.test.test(source))!;
-      const resolved: unknown = tag.resolve(source, () => (misread = true), { intAsBigInt: false });
-      // (YAML 1.1's booleans come as Scalar nodes, to remember how they were written)
-      const value = isScalar(resolved) ? resolved.value : resolved;
-      // null from `null` or `~` would be the key '' to the `yaml` library and 'null' to js-yaml
-      if (value === null ? source !== '' : typeof value !== 'string' && String(value) !== source) misread = true;
-      return value;
-    },
-  })],
+  implicit: [
+    new PlainType('tag:natops,2026:yaml-1.1-plain-scalar', {
+      kind: 'scalar',
+      resolve: (source: string) => ANY_PLAIN_SCALAR.test(source),
+      construct: (source: string) => {
+        const tag = PLAIN_SCALARS.find((t) => t.test.test(source))!;
+        const resolved: unknown = tag.resolve(source, () => (misread = true), { intAsBigInt: false });
+        // (YAML 1.1's booleans come as Scalar nodes, to remember how they were written)
+        const value = isScalar(resolved) ? resolved.value : resolved;
+        // null from `null` or `~` would be the key '' to the `yaml` library and 'null' to js-yaml
+        if (value === null ? source !== '' : typeof value !== 'string' && String(value) !== source) misread = true;
+        return value;
+      },
+    }),
+  ],
 });
 
 /**
@@ -370,7 +433,11 @@ function decode(file: ManifestFile): Decoded {
     try {
       return { text: new TextDecoder(encoding, { fatal: true, ignoreBOM: true }).decode(bytes) };
     } catch {
-      return { line: 1, column: 1, message: `starts with a ${encoding.toUpperCase()} byte-order mark but is not ${encoding.toUpperCase()} text; save it as UTF-8` };
+      return {
+        line: 1,
+        column: 1,
+        message: `starts with a ${encoding.toUpperCase()} byte-order mark but is not ${encoding.toUpperCase()} text; save it as UTF-8`,
+      };
     }
   }
   const badAt = firstInvalidUtf8(bytes);
@@ -378,7 +445,11 @@ function decode(file: ManifestFile): Decoded {
   const before = new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes.subarray(0, badAt)).replace(/^\uFEFF/, '');
   const { line, column } = lineColumn(before.replace(/\r\n?/g, '\n'), Infinity);
   const hex = bytes[badAt]!.toString(16).toUpperCase().padStart(2, '0');
-  return { line, column, message: `is not UTF-8 text: byte 0x${hex} here is not part of a UTF-8 character; natops reads YAML as UTF-8` };
+  return {
+    line,
+    column,
+    message: `is not UTF-8 text: byte 0x${hex} here is not part of a UTF-8 character; natops reads YAML as UTF-8`,
+  };
 }
 
 /** The offset of the first byte that is not part of a well-formed UTF-8 sequence. */
@@ -386,13 +457,22 @@ function firstInvalidUtf8(b: Uint8Array): number | undefined {
   let i = 0;
   while (i < b.length) {
     const c = b[i]!;
-    if (c < 0x80) { i++; continue; }
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
     let n: number;
     let min: number;
-    if (c >= 0xc2 && c <= 0xdf) { n = 1; min = 0x80; }
-    else if (c >= 0xe0 && c <= 0xef) { n = 2; min = 0x800; }
-    else if (c >= 0xf0 && c <= 0xf4) { n = 3; min = 0x10000; }
-    else return i;
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+      min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      min = 0x10000;
+    } else return i;
     if (i + n >= b.length) return i;
     let cp = c & (0x3f >> n);
     for (let k = 1; k <= n; k++) {
@@ -413,14 +493,22 @@ function firstUnreadable(text: string, textOnly: boolean): { offset: number; mes
   const m = NOT_PRINTABLE.exec(text);
   const replacement = textOnly ? text.indexOf('\uFFFD') : -1;
   if (replacement >= 0 && (!m || replacement < m.index)) {
-    return { offset: replacement, message: 'holds U+FFFD, the character a UTF-8 decoder puts in place of a bad byte: the file is probably not UTF-8; natops reads YAML as UTF-8' };
+    return {
+      offset: replacement,
+      message:
+        'holds U+FFFD, the character a UTF-8 decoder puts in place of a bad byte: the file is probably not UTF-8; natops reads YAML as UTF-8',
+    };
   }
   if (!m) return undefined;
   const code = m[0].codePointAt(0)!;
   const name = `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
   if (code === 0) return { offset: m.index, message: 'holds a NUL byte: a binary file, not YAML' };
-  if (code >= 0xd800 && code <= 0xdfff) return { offset: m.index, message: `holds a lone surrogate ${name}: not valid Unicode text` };
-  return { offset: m.index, message: `holds the control character ${name}, which YAML does not allow (kubectl rejects it too)` };
+  if (code >= 0xd800 && code <= 0xdfff)
+    return { offset: m.index, message: `holds a lone surrogate ${name}: not valid Unicode text` };
+  return {
+    offset: m.index,
+    message: `holds the control character ${name}, which YAML does not allow (kubectl rejects it too)`,
+  };
 }
 
 function lineColumn(text: string, offset: number): { line: number; column: number } {
@@ -442,7 +530,10 @@ function lineColumn(text: string, offset: number): { line: number; column: numbe
  */
 function prescan(text: string, limits: LoadLimits): { offset: number; message: string } | undefined {
   const guard = 2 * limits.maxDepth + 16;
-  const tooDeep = (offset: number) => ({ offset, message: `nests collections deeper than ${limits.maxDepth} levels (maxDepth)` });
+  const tooDeep = (offset: number) => ({
+    offset,
+    message: `nests collections deeper than ${limits.maxDepth} levels (maxDepth)`,
+  });
   let documents = 0; // `---` lines, and the document before the first one if it has content
   let flow = 0;
   let quote: '' | "'" | '"' = '';
@@ -456,7 +547,10 @@ function prescan(text: string, limits: LoadLimits): { offset: number; message: s
     while (lineStart + indent < end && text.charCodeAt(lineStart + indent) === 0x20) indent++;
     const blank = lineStart + indent >= end || text[lineStart + indent] === '#';
     const marker = text.startsWith('---', lineStart) && (end === lineStart + 3 || /[ \t]/.test(text[lineStart + 3]!));
-    if (marker || text.startsWith('...', lineStart) && (end === lineStart + 3 || /[ \t]/.test(text[lineStart + 3]!))) {
+    if (
+      marker ||
+      (text.startsWith('...', lineStart) && (end === lineStart + 3 || /[ \t]/.test(text[lineStart + 3]!)))
+    ) {
       if (marker && ++documents > limits.maxDocuments) {
         return { offset: lineStart, message: `holds more than ${limits.maxDocuments} YAML documents (maxDocuments)` };
       }
@@ -486,24 +580,41 @@ function prescan(text: string, limits: LoadLimits): { offset: number; message: s
         if (quote === '"' && ch === '\\') i++;
         else if (ch === quote) {
           if (quote === "'" && text[i + 1] === "'") i++;
-          else { quote = ''; lastSignificant = i; }
+          else {
+            quote = '';
+            lastSignificant = i;
+          }
         }
         tokenStart = false;
         continue;
       }
       const next = i + 1 < end ? text[i + 1]! : ' ';
       if (ch === '#' && tokenStart) break;
-      if (ch === ' ' || ch === '\t') { tokenStart = true; continue; }
+      if (ch === ' ' || ch === '\t') {
+        tokenStart = true;
+        continue;
+      }
       lastSignificant = i;
-      if ((ch === "'" || ch === '"') && tokenStart) { quote = ch; tokenStart = false; continue; }
+      if ((ch === "'" || ch === '"') && tokenStart) {
+        quote = ch;
+        tokenStart = false;
+        continue;
+      }
       if ((ch === '[' || ch === '{') && (tokenStart || flow > 0)) {
         flow++;
         if (2 * indents.length + indicators + flow > guard) return tooDeep(i);
         tokenStart = true;
         continue;
       }
-      if ((ch === ']' || ch === '}') && flow > 0) { flow--; tokenStart = false; continue; }
-      if (flow > 0 && ch === ',') { tokenStart = true; continue; }
+      if ((ch === ']' || ch === '}') && flow > 0) {
+        flow--;
+        tokenStart = false;
+        continue;
+      }
+      if (flow > 0 && ch === ',') {
+        tokenStart = true;
+        continue;
+      }
       if (flow === 0 && (((ch === '-' || ch === '?') && tokenStart) || ch === ':') && (next === ' ' || next === '\t')) {
         indicators++;
         if (2 * indents.length + indicators > guard) return tooDeep(i);
@@ -514,7 +625,11 @@ function prescan(text: string, limits: LoadLimits): { offset: number; message: s
     }
     if (flow === 0 && quote === '' && lastSignificant >= 0) {
       const tail = text.slice(Math.max(lineStart, lastSignificant - 3), lastSignificant + 1);
-      if (/(?:^|[\s:-])[|>][1-9+-]{0,2}$/.test(tail) || (lastSignificant === lineStart + indent && /[|>]/.test(text[lastSignificant]!))) blockScalarParent = indent;
+      if (
+        /(?:^|[\s:-])[|>][1-9+-]{0,2}$/.test(tail) ||
+        (lastSignificant === lineStart + indent && /[|>]/.test(text[lastSignificant]!))
+      )
+        blockScalarParent = indent;
     }
     if (2 * indents.length + indicators + flow > guard) return tooDeep(lineStart + indent);
     lineStart = end + 1;
@@ -542,7 +657,8 @@ function childrenOf(node: Node): Node[] {
   return out;
 }
 
-const isMergePair = (pair: unknown): boolean => isPair(pair) && isScalar(pair.key) && typeof pair.key.value === 'symbol';
+const isMergePair = (pair: unknown): boolean =>
+  isPair(pair) && isScalar(pair.key) && typeof pair.key.value === 'symbol';
 
 /**
  * Walks a document once, without recursion: resolves every alias (to the last node anchored with
@@ -559,7 +675,10 @@ function inspect(doc: Document, limits: LoadLimits): Shape {
   const height = new Map<Node, number>();
   const onPath = new Set<Node>();
   let added = 0;
-  const fail = (node: Node, message: string): Shape => ({ targets, problem: { offset: nodeStart(node) ?? 0, message } });
+  const fail = (node: Node, message: string): Shape => ({
+    targets,
+    problem: { offset: nodeStart(node) ?? 0, message },
+  });
 
   type Frame = { node: Node; children: Node[]; next: number; depth: number };
   const stack: Frame[] = [];
@@ -569,7 +688,8 @@ function inspect(doc: Document, limits: LoadLimits): Shape {
     if (isAlias(node)) {
       const target = anchors.get(node.source);
       if (!target) return fail(node, `alias *${node.source} has no anchor &${node.source} before it`);
-      if (onPath.has(target)) return fail(node, `alias *${node.source} is inside the node anchored &${node.source}: it would contain itself`);
+      if (onPath.has(target))
+        return fail(node, `alias *${node.source} is inside the node anchored &${node.source}: it would contain itself`);
       targets.set(node, target);
       const s = size.get(target) ?? 1;
       const h = height.get(target) ?? 0;
@@ -577,13 +697,18 @@ function inspect(doc: Document, limits: LoadLimits): Shape {
       height.set(node, h);
       added += s - 1;
       if (added > limits.maxAliasExpansion) {
-        return fail(node, `aliases in this document expand to more than ${limits.maxAliasExpansion} nodes (maxAliasExpansion): an alias bomb?`);
+        return fail(
+          node,
+          `aliases in this document expand to more than ${limits.maxAliasExpansion} nodes (maxAliasExpansion): an alias bomb?`,
+        );
       }
-      if (depth - 1 + h > limits.maxDepth) return fail(node, `alias *${node.source} nests collections deeper than ${limits.maxDepth} levels (maxDepth)`);
+      if (depth - 1 + h > limits.maxDepth)
+        return fail(node, `alias *${node.source} nests collections deeper than ${limits.maxDepth} levels (maxDepth)`);
       return undefined;
     }
     if (isMap(node) || isSeq(node)) {
-      if (depth > limits.maxDepth) return fail(node, `nests collections deeper than ${limits.maxDepth} levels (maxDepth)`);
+      if (depth > limits.maxDepth)
+        return fail(node, `nests collections deeper than ${limits.maxDepth} levels (maxDepth)`);
       onPath.add(node);
       stack.push({ node, children: childrenOf(node), next: 0, depth });
       return undefined;
@@ -619,11 +744,16 @@ function inspect(doc: Document, limits: LoadLimits): Shape {
       for (const pair of frame.node.items) {
         const key = resolve(pair.key);
         // sigs.k8s.io/yaml turns keys into JSON strings and refuses a mapping or list as a key
-        if (isMap(key) || isSeq(key)) return fail(pair.key as Node, 'a mapping key must be a scalar, not a mapping or a list');
+        if (isMap(key) || isSeq(key))
+          return fail(pair.key as Node, 'a mapping key must be a scalar, not a mapping or a list');
         if (!isMergePair(pair)) continue;
         const value = pair.value;
         const ok = isMap(resolve(value)) || (isSeq(value) && value.items.every((item) => isMap(resolve(item))));
-        if (!ok) return fail(isNode(value) ? value : (pair.key as Node), 'a merge key (<<) takes a mapping, an alias of one, or a list of them');
+        if (!ok)
+          return fail(
+            isNode(value) ? value : (pair.key as Node),
+            'a merge key (<<) takes a mapping, an alias of one, or a list of them',
+          );
       }
     }
   }
@@ -661,7 +791,8 @@ function syntaxIssues(doc: Document, file: string, lines: string[], pos: (o: num
         pos: { file, line: bad.line, column: bad.column },
         resource,
         field: '(yaml)',
-        message: `bad indentation: this line is indented deeper than "${key}" on line ${at.line}, ` +
+        message:
+          `bad indentation: this line is indented deeper than "${key}" on line ${at.line}, ` +
           `so YAML would read it as part of that value; indent it like its sibling keys (or add the missing parent key)`,
         unattributed: true,
       });
@@ -669,7 +800,13 @@ function syntaxIssues(doc: Document, file: string, lines: string[], pos: (o: num
     }
     if (seen.has(at.line)) continue;
     seen.add(at.line);
-    out.push({ pos: at, resource, field: '(yaml)', message: err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''), unattributed: true });
+    out.push({
+      pos: at,
+      resource,
+      field: '(yaml)',
+      message: err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''),
+      unattributed: true,
+    });
   }
   return out;
 }
@@ -703,7 +840,12 @@ const keyMatches = (key: unknown, seg: string | number): boolean =>
  * merge source it came through: a merged field is reported at the `<<: *alias` of the mapping
  * the path names, not inside another resource's anchor.
  */
-function pairIn(map: Node, seg: string | number, targets: Map<Alias, Node>, seen = new Set<Node>()): { value: unknown; key: unknown; via?: Node } | undefined {
+function pairIn(
+  map: Node,
+  seg: string | number,
+  targets: Map<Alias, Node>,
+  seen = new Set<Node>(),
+): { value: unknown; key: unknown; via?: Node } | undefined {
   if (!isMap(map) || seen.has(map)) return undefined;
   seen.add(map);
   const own = map.items.find((p) => !isMergePair(p) && keyMatches(p.key, seg));
@@ -794,7 +936,11 @@ function scalarAt(doc: Document, path: FieldPath, targets: Map<Alias, Node>): Sc
   if (!isScalar(node)) return undefined;
   const scalar = node as Scalar;
   const plain = scalar.type === 'PLAIN';
-  return { source: plain && typeof scalar.source === 'string' ? scalar.source : String(scalar.value), value: scalar.value, plain };
+  return {
+    source: plain && typeof scalar.source === 'string' ? scalar.source : String(scalar.value),
+    value: scalar.value,
+    plain,
+  };
 }
 
 function keySource(doc: Document, path: FieldPath, key: string, targets: Map<Alias, Node>): string | undefined {

@@ -10,12 +10,18 @@ export function networkModel(desired: Desired): NetworkModel {
   for (const gw of desired.gateways.values()) {
     for (const eip of gw.eips) {
       const { prefix } = parseCidr(eip.cidr)!;
-      nextHops.set(eip.gateway, { address: eip.gateway, prefix, network: `${networkAddress(eip.gateway, prefix)}/${prefix}` });
+      nextHops.set(eip.gateway, {
+        address: eip.gateway,
+        prefix,
+        network: `${networkAddress(eip.gateway, prefix)}/${prefix}`,
+      });
     }
   }
   return {
     nic: desired.config?.data.nic ?? DEFAULT_NIC,
-    vpcs: [...vpcNames].sort().map((name) => ({ name, staticRoutes: (desired.vpcs.get(name)?.staticRoutes ?? []).map((r) => ({ ...r })) })),
+    vpcs: [...vpcNames]
+      .sort()
+      .map((name) => ({ name, staticRoutes: (desired.vpcs.get(name)?.staticRoutes ?? []).map((r) => ({ ...r })) })),
     subnets: subnets.map((s) => ({ name: s.name, vpc: s.vpc, cidr: s.cidr, gateway: s.gateway })),
     eipNextHops: [...nextHops.values()].sort((a, b) => a.address.localeCompare(b.address)),
   };

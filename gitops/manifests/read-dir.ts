@@ -8,7 +8,10 @@ import { isManifestFileName, type LoadOptions, type ManifestFile } from './load.
 import { validateManifests, type Desired } from './validate.ts';
 
 export class ManifestSourceError extends NatopsError {
-  constructor(readonly path: string, reason: string) {
+  constructor(
+    readonly path: string,
+    reason: string,
+  ) {
     super(`${path}: ${reason}`);
   }
 }
@@ -46,7 +49,10 @@ export async function readManifestDir(path: string, opts: ReadOptions = {}): Pro
   // Recursive readdir reports links as links (it does not follow them) and does not descend into them.
   const entries = await readdir(path, { recursive: true, withFileTypes: true });
   const at = (e: Dirent) => join(e.parentPath ?? e.path, e.name);
-  const links = entries.filter((e) => e.isSymbolicLink()).map(at).sort();
+  const links = entries
+    .filter((e) => e.isSymbolicLink())
+    .map(at)
+    .sort();
   for (const link of links) warn(symlinkSkipped(link, await readlink(link).catch(() => '?')));
   const names = entries
     .filter((e) => e.isFile() && isManifestFileName(e.name))

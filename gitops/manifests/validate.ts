@@ -2,7 +2,13 @@
 // span resources (docs/architecture.md, "What a gateway holds"), and reports every problem with file, line and field.
 import type { z } from 'zod';
 import {
-  broadcastAddress, cidrContains, cidrsOverlap, networkAddress, nthAddress, parseCidr, type Cidr,
+  broadcastAddress,
+  cidrContains,
+  cidrsOverlap,
+  networkAddress,
+  nthAddress,
+  parseCidr,
+  type Cidr,
 } from '../../common/ipv4.ts';
 import type { GatewaySpec, Json } from '../../dataplane/model.ts';
 import { DEFAULT_NIC, type StaticRoute } from '../../dataplane/network.ts';
@@ -10,7 +16,12 @@ import { classify, yaml11Hint, type NatopsKind } from './attribution.ts';
 import { formatFieldPath, type ManifestIssue, type SourcePos } from './issues.ts';
 import { loadManifests, valueAt, type FieldPath, type LoadedDoc, type LoadOptions, type ManifestFile } from './load.ts';
 import {
-  DEFAULT_VPC, RESOURCE_SCHEMAS, type NatGwConfigMap, type Subnet, type Vpc, type VpcNatGateway,
+  DEFAULT_VPC,
+  RESOURCE_SCHEMAS,
+  type NatGwConfigMap,
+  type Subnet,
+  type Vpc,
+  type VpcNatGateway,
 } from './schema.ts';
 
 interface Located<T> {
@@ -105,7 +116,8 @@ export function validateManifests(files: readonly ManifestFile[], options: LoadO
     const first = new Map<string, Located<T>>();
     for (const item of list) {
       const prior = first.get(item.value.metadata.name);
-      if (prior) report(item.doc, item.id, ['metadata', 'name'], `${item.id} is already defined at ${where(prior.doc)}`);
+      if (prior)
+        report(item.doc, item.id, ['metadata', 'name'], `${item.id} is already defined at ${where(prior.doc)}`);
       else first.set(item.value.metadata.name, item);
     }
     return [...first.values()];
@@ -121,14 +133,26 @@ export function validateManifests(files: readonly ManifestFile[], options: LoadO
     const before = issues.length;
     const cidr = parseCidr(s.value.spec.cidrBlock)!;
     const vpc = s.value.spec.vpc ?? DEFAULT_VPC;
-    if (s.value.spec.vpc !== undefined && s.value.spec.vpc !== DEFAULT_VPC && !vpcByName.has(vpc) && !broken.Vpc.has(vpc) && !broken.unreadable.has('Vpc')) {
+    if (
+      s.value.spec.vpc !== undefined &&
+      s.value.spec.vpc !== DEFAULT_VPC &&
+      !vpcByName.has(vpc) &&
+      !broken.Vpc.has(vpc) &&
+      !broken.unreadable.has('Vpc')
+    ) {
       report(s.doc, s.id, ['spec', 'vpc'], `VPC "${vpc}" is not defined in the manifests`);
     }
     const gateway = s.value.spec.gateway ?? nthAddress(cidr, 1);
-    if (!isHostIn(cidr, gateway)) report(s.doc, s.id, ['spec', 'gateway'], `${gateway} is not a host address of ${s.value.spec.cidrBlock}`);
+    if (!isHostIn(cidr, gateway))
+      report(s.doc, s.id, ['spec', 'gateway'], `${gateway} is not a host address of ${s.value.spec.cidrBlock}`);
     for (const [otherName, other] of subnetInfo) {
       if (other.vpc === vpc && cidrsOverlap(cidr, parseCidr(other.cidr)!)) {
-        report(s.doc, s.id, ['spec', 'cidrBlock'], `${s.value.spec.cidrBlock} overlaps subnet ${otherName} (${other.cidr}) of VPC ${vpc}`);
+        report(
+          s.doc,
+          s.id,
+          ['spec', 'cidrBlock'],
+          `${s.value.spec.cidrBlock} overlaps subnet ${otherName} (${other.cidr}) of VPC ${vpc}`,
+        );
       }
     }
     // A subnet with problems is not used: gateways on it say so instead of proceeding.
@@ -141,11 +165,28 @@ export function validateManifests(files: readonly ManifestFile[], options: LoadO
   const gatewaySpecs = new Map<string, GatewaySpec>();
   if (gateways.length > 0 && !config && broken.ConfigMap.size === 0 && !broken.unreadable.has('ConfigMap')) {
     const g = gateways[0]!;
-    report(g.doc, g.id, ['kind'], 'no ConfigMap kube-system/ovn-vpc-nat-gw-config in the manifests: gateways need its image and nic');
+    report(
+      g.doc,
+      g.id,
+      ['kind'],
+      'no ConfigMap kube-system/ovn-vpc-nat-gw-config in the manifests: gateways need its image and nic',
+    );
   }
   for (const g of firstOfEach(gateways)) {
     const before = issues.length;
-    const spec = checkGateway(g, { vpcs: vpcByName, subnets: subnetInfo, broken, image: config?.value.data.image, nic: config?.value.data.nic ?? DEFAULT_NIC }, eipOwner, lanIpOwner, report);
+    const spec = checkGateway(
+      g,
+      {
+        vpcs: vpcByName,
+        subnets: subnetInfo,
+        broken,
+        image: config?.value.data.image,
+        nic: config?.value.data.nic ?? DEFAULT_NIC,
+      },
+      eipOwner,
+      lanIpOwner,
+      report,
+    );
     if (spec && issues.length === before) gatewaySpecs.set(spec.name, spec);
   }
 
@@ -153,7 +194,12 @@ export function validateManifests(files: readonly ManifestFile[], options: LoadO
     desired: {
       config: config?.value,
       enabled: config ? config.value.data['enable-vpc-nat-gw'] === 'true' : true,
-      vpcs: new Map(uniqueVpcs.map((v) => [v.value.metadata.name, { name: v.value.metadata.name, staticRoutes: v.value.spec.staticRoutes }])),
+      vpcs: new Map(
+        uniqueVpcs.map((v) => [
+          v.value.metadata.name,
+          { name: v.value.metadata.name, staticRoutes: v.value.spec.staticRoutes },
+        ]),
+      ),
       subnets: subnetInfo,
       gateways: gatewaySpecs,
     },
@@ -198,11 +244,14 @@ function checkGateway(
   }
   const subnet = subnets.get(spec.subnet);
   if (!subnet) {
-    fail(['spec', 'subnet'], broken.Subnet.has(spec.subnet)
-      ? `subnet "${spec.subnet}" has errors (reported at its manifest), so this gateway cannot be applied`
-      : broken.unreadable.has('Subnet')
-        ? `subnet "${spec.subnet}" is not defined, or is the Subnet natops could not read (reported at its manifest)`
-        : `subnet "${spec.subnet}" is not defined in the manifests`);
+    fail(
+      ['spec', 'subnet'],
+      broken.Subnet.has(spec.subnet)
+        ? `subnet "${spec.subnet}" has errors (reported at its manifest), so this gateway cannot be applied`
+        : broken.unreadable.has('Subnet')
+          ? `subnet "${spec.subnet}" is not defined, or is the Subnet natops could not read (reported at its manifest)`
+          : `subnet "${spec.subnet}" is not defined in the manifests`,
+    );
     return undefined;
   }
   if (subnet.vpc !== spec.vpc) {
@@ -210,8 +259,10 @@ function checkGateway(
     return undefined;
   }
   const subnetCidr = parseCidr(subnet.cidr)!;
-  if (!isHostIn(subnetCidr, spec.lanIp)) fail(['spec', 'lanIp'], `${spec.lanIp} is not a host address of subnet ${subnet.name} (${subnet.cidr})`);
-  else if (spec.lanIp === subnet.gateway) fail(['spec', 'lanIp'], `${spec.lanIp} is the gateway address of subnet ${subnet.name}`);
+  if (!isHostIn(subnetCidr, spec.lanIp))
+    fail(['spec', 'lanIp'], `${spec.lanIp} is not a host address of subnet ${subnet.name} (${subnet.cidr})`);
+  else if (spec.lanIp === subnet.gateway)
+    fail(['spec', 'lanIp'], `${spec.lanIp} is the gateway address of subnet ${subnet.name}`);
   const lanKey = `${subnet.name} ${spec.lanIp}`;
   const lanPrior = lanIpOwner.get(lanKey);
   if (lanPrior) fail(['spec', 'lanIp'], `${spec.lanIp} is already the lanIp of ${lanPrior}`);
@@ -226,16 +277,25 @@ function checkGateway(
   const eipAddrs = new Map<string, number>();
   spec.eips.forEach((eip, i) => {
     const cidr = parseCidr(eip.eipCIDR)!;
-    if (!isHostIn(cidr, cidr.address)) fail(['spec', 'eips', i, 'eipCIDR'], `${cidr.address} is not a host address of its network ${networkAddress(cidr.address, cidr.prefix)}/${cidr.prefix}`);
+    if (!isHostIn(cidr, cidr.address))
+      fail(
+        ['spec', 'eips', i, 'eipCIDR'],
+        `${cidr.address} is not a host address of its network ${networkAddress(cidr.address, cidr.prefix)}/${cidr.prefix}`,
+      );
     if (!cidrContains(cidr, eip.gateway) || eip.gateway === cidr.address) {
       fail(['spec', 'eips', i, 'gateway'], `${eip.gateway} is not another host of ${eip.eipCIDR}'s network`);
     } else if (i > 0 && eip.gateway !== spec.eips[0]!.gateway) {
-      fail(['spec', 'eips', i, 'gateway'], `all EIPs of a gateway share one next hop (its table ${100} default route); eips[0] uses ${spec.eips[0]!.gateway}`);
+      fail(
+        ['spec', 'eips', i, 'gateway'],
+        `all EIPs of a gateway share one next hop (its table ${100} default route); eips[0] uses ${spec.eips[0]!.gateway}`,
+      );
     }
-    if (eipAddrs.has(cidr.address)) fail(['spec', 'eips', i, 'eipCIDR'], `EIP ${cidr.address} is listed twice (eips[${eipAddrs.get(cidr.address)}])`);
+    if (eipAddrs.has(cidr.address))
+      fail(['spec', 'eips', i, 'eipCIDR'], `EIP ${cidr.address} is listed twice (eips[${eipAddrs.get(cidr.address)}])`);
     else eipAddrs.set(cidr.address, i);
     const owner = eipOwner.get(cidr.address);
-    if (owner && owner !== g.id) fail(['spec', 'eips', i, 'eipCIDR'], `EIP ${cidr.address} already belongs to ${owner}`);
+    if (owner && owner !== g.id)
+      fail(['spec', 'eips', i, 'eipCIDR'], `EIP ${cidr.address} already belongs to ${owner}`);
     else eipOwner.set(cidr.address, g.id);
   });
 
@@ -255,14 +315,20 @@ function checkGateway(
     const path = ['spec', 'floatingIpRules', i] as const;
     ownsEip([...path, 'eip'], rule.eip);
     checkInternal([...path, 'internalIp'], rule.internalIp);
-    if (fipEip.has(rule.eip)) fail([...path, 'eip'], `EIP ${rule.eip} is already the floating IP of floatingIpRules[${fipEip.get(rule.eip)}]`);
+    if (fipEip.has(rule.eip))
+      fail([...path, 'eip'], `EIP ${rule.eip} is already the floating IP of floatingIpRules[${fipEip.get(rule.eip)}]`);
     else fipEip.set(rule.eip, i);
-    if (fipInternal.has(rule.internalIp)) fail([...path, 'internalIp'], `${rule.internalIp} already has a floating IP (floatingIpRules[${fipInternal.get(rule.internalIp)}])`);
+    if (fipInternal.has(rule.internalIp))
+      fail(
+        [...path, 'internalIp'],
+        `${rule.internalIp} already has a floating IP (floatingIpRules[${fipInternal.get(rule.internalIp)}])`,
+      );
     else fipInternal.set(rule.internalIp, i);
   });
   const notFloating = (path: FieldPath, eip: string, what: string) => {
     const fip = fipEip.get(eip);
-    if (fip !== undefined) fail(path, `EIP ${eip} is the floating IP of floatingIpRules[${fip}] and cannot also carry ${what}`);
+    if (fip !== undefined)
+      fail(path, `EIP ${eip} is the floating IP of floatingIpRules[${fip}] and cannot also carry ${what}`);
   };
 
   const dnatKeys = new Map<string, number>();
@@ -272,7 +338,11 @@ function checkGateway(
     checkInternal([...path, 'internalIp'], rule.internalIp);
     const key = `${rule.eip} ${rule.protocol} ${rule.externalPort}`;
     const prior = dnatKeys.get(key);
-    if (prior !== undefined) fail([...path, 'externalPort'], `${rule.protocol} ${rule.eip}:${rule.externalPort} is already forwarded by dnatRules[${prior}]`);
+    if (prior !== undefined)
+      fail(
+        [...path, 'externalPort'],
+        `${rule.protocol} ${rule.eip}:${rule.externalPort} is already forwarded by dnatRules[${prior}]`,
+      );
     else dnatKeys.set(key, i);
   });
 
@@ -281,7 +351,8 @@ function checkGateway(
     const path = ['spec', 'snatRules', i] as const;
     if (ownsEip([...path, 'eip'], rule.eip)) notFloating([...path, 'eip'], rule.eip, 'SNAT');
     const prior = snatCidrs.get(rule.internalCIDR);
-    if (prior !== undefined) fail([...path, 'internalCIDR'], `${rule.internalCIDR} is already translated by snatRules[${prior}]`);
+    if (prior !== undefined)
+      fail([...path, 'internalCIDR'], `${rule.internalCIDR} is already translated by snatRules[${prior}]`);
     else snatCidrs.set(rule.internalCIDR, i);
   });
 
@@ -298,10 +369,12 @@ function checkGateway(
     workload: {
       ...(image === undefined ? {} : { image }),
       nic,
-      nodeSelector: Object.fromEntries((spec.selector ?? []).map((kv) => {
-        const at = kv.indexOf(':');
-        return [kv.slice(0, at).trim(), kv.slice(at + 1).trim()];
-      })),
+      nodeSelector: Object.fromEntries(
+        (spec.selector ?? []).map((kv) => {
+          const at = kv.indexOf(':');
+          return [kv.slice(0, at).trim(), kv.slice(at + 1).trim()];
+        }),
+      ),
       tolerations: spec.tolerations.map((t) => ({ ...t })),
       ...(spec.affinity === undefined ? {} : { affinity: structuredClone(spec.affinity) as Record<string, Json> }),
     },
@@ -323,7 +396,11 @@ function where(doc: LoadedDoc): string {
 type Parsed = { kind: NatopsKind; located: Located<unknown> };
 
 /** A document natops reads (classify said so) against its schema; problems go to `issues`. */
-function parseDocument(doc: LoadedDoc, verdict: Extract<ReturnType<typeof classify>, { action: 'read' }>, issues: ManifestIssue[]): Parsed | undefined {
+function parseDocument(
+  doc: LoadedDoc,
+  verdict: Extract<ReturnType<typeof classify>, { action: 'read' }>,
+  issues: ManifestIssue[],
+): Parsed | undefined {
   const { kind, id } = verdict;
   const report = (path: FieldPath, message: string) =>
     issues.push({ pos: doc.locate(path), resource: id, field: formatFieldPath(path), message });
@@ -337,7 +414,10 @@ function parseDocument(doc: LoadedDoc, verdict: Extract<ReturnType<typeof classi
       if (iss.code === 'unrecognized_keys') {
         for (const key of iss.keys) {
           const written = doc.keySource(path, key);
-          const asRead = written !== undefined && written !== key ? ` (YAML 1.1 reads the key \`${written}\` as ${key}; quote it)` : '';
+          const asRead =
+            written !== undefined && written !== key
+              ? ` (YAML 1.1 reads the key \`${written}\` as ${key}; quote it)`
+              : '';
           issues.push({
             pos: doc.locateKey(path, key),
             resource: id,
@@ -374,7 +454,8 @@ function yaml11Message(doc: LoadedDoc, kind: NatopsKind, path: FieldPath, iss: z
   if (typeof input === 'number' && !expectsString) return undefined;
   const configData = kind === 'ConfigMap' && path[0] === 'data';
   // enable-vpc-nat-gw takes 'true' or 'false': `yes` meant true.
-  const quoteAs = (value: unknown, source: string) => (configData && path[1] === 'enable-vpc-nat-gw' && typeof value === 'boolean' ? String(value) : source);
+  const quoteAs = (value: unknown, source: string) =>
+    configData && path[1] === 'enable-vpc-nat-gw' && typeof value === 'boolean' ? String(value) : source;
   const hint = yaml11Hint(doc, path, quoteAs);
   if (!hint) return undefined;
   if (configData) return hint.replace(/; quote it /, '; ConfigMap data values must be strings: quote it ');
@@ -397,7 +478,10 @@ function octalPorts(doc: LoadedDoc, value: VpcNatGateway, kind: NatopsKind): [Fi
       if (typeof valueAt(doc.value, path) !== 'number') continue;
       const sc = doc.scalarAt(path);
       if (sc?.plain && typeof sc.value === 'number' && /^[-+]?0[0-7_]+$/.test(sc.source)) {
-        out.push([path, `\`${field}: ${sc.source}\` is the octal number ${rule[field]} to Kubernetes (YAML 1.1 reads a leading 0 as octal); write the port without the leading 0`]);
+        out.push([
+          path,
+          `\`${field}: ${sc.source}\` is the octal number ${rule[field]} to Kubernetes (YAML 1.1 reads a leading 0 as octal); write the port without the leading 0`,
+        ]);
       }
     }
   });

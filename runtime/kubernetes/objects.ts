@@ -18,7 +18,8 @@ export type NetworkMode = (typeof NETWORK_MODES)[number];
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'natops' } as const;
 export const MANAGED_SELECTOR = 'app.kubernetes.io/managed-by=natops';
 /** Whether an object's labels say natops made it. */
-export const isManaged = (labels: Record<string, string> | undefined): boolean => labels?.['app.kubernetes.io/managed-by'] === MANAGED_BY['app.kubernetes.io/managed-by'];
+export const isManaged = (labels: Record<string, string> | undefined): boolean =>
+  labels?.['app.kubernetes.io/managed-by'] === MANAGED_BY['app.kubernetes.io/managed-by'];
 /** the gateway an object belongs to (a Deployment, its subnet attachment) */
 export const GATEWAY_LABEL = 'natops.io/gateway';
 export const VPC_NAT_GW_LABEL = 'ovn.kubernetes.io/vpc-nat-gw';
@@ -65,7 +66,11 @@ export interface NetworkAttachment {
  * reuses the lanIp at once; the old one must not linger with it). The command only waits: every
  * change arrives through pods/exec.
  */
-export function gatewayDeployment(spec: GatewaySpec, s: ObjectSettings, attachments: readonly NetworkAttachment[] = []) {
+export function gatewayDeployment(
+  spec: GatewaySpec,
+  s: ObjectSettings,
+  attachments: readonly NetworkAttachment[] = [],
+) {
   const name = deploymentName(spec.name);
   const labels = { app: name, [VPC_NAT_GW_LABEL]: 'true' };
   const annotations: Record<string, string> = {
@@ -73,10 +78,19 @@ export function gatewayDeployment(spec: GatewaySpec, s: ObjectSettings, attachme
     [ANNOTATIONS.logicalSwitch]: spec.subnet.name,
     [ANNOTATIONS.ipAddress]: spec.lanIp,
     [ANNOTATIONS.networks]: `${s.namespace}/${EXTERNAL_NETWORK}`,
-    ...(s.mode === 'multus' ? { [ANNOTATIONS.defaultNetwork]: `${s.namespace}/${subnetAttachmentName(spec.name)}` } : {}),
+    ...(s.mode === 'multus'
+      ? { [ANNOTATIONS.defaultNetwork]: `${s.namespace}/${subnetAttachmentName(spec.name)}` }
+      : {}),
     // A pod's attachments are made once, when it starts: a changed one (the subnet's gateway, the
     // nic) must roll the pod, as a changed template does.
-    ...(attachments.length ? { [ATTACHMENTS_ANNOTATION]: hexDigest('sha256', JSON.stringify(attachments.map((a) => a.spec.config))).slice(0, 16) } : {}),
+    ...(attachments.length
+      ? {
+          [ATTACHMENTS_ANNOTATION]: hexDigest('sha256', JSON.stringify(attachments.map((a) => a.spec.config))).slice(
+            0,
+            16,
+          ),
+        }
+      : {}),
   };
   const w = spec.workload;
   return {
@@ -91,13 +105,15 @@ export function gatewayDeployment(spec: GatewaySpec, s: ObjectSettings, attachme
         metadata: { labels, annotations },
         spec: {
           terminationGracePeriodSeconds: 0,
-          containers: [{
-            name: CONTAINER,
-            image: w.image,
-            imagePullPolicy: 'IfNotPresent',
-            command: ['sleep', 'infinity'],
-            securityContext: { privileged: true, allowPrivilegeEscalation: true },
-          }],
+          containers: [
+            {
+              name: CONTAINER,
+              image: w.image,
+              imagePullPolicy: 'IfNotPresent',
+              command: ['sleep', 'infinity'],
+              securityContext: { privileged: true, allowPrivilegeEscalation: true },
+            },
+          ],
           ...(Object.keys(w.nodeSelector).length ? { nodeSelector: w.nodeSelector } : {}),
           ...(w.tolerations.length ? { tolerations: w.tolerations } : {}),
           ...(w.affinity ? { affinity: w.affinity } : {}),
@@ -126,14 +142,22 @@ export function subnetAttachment(spec: GatewaySpec, s: Pick<ObjectSettings, 'nam
   return {
     apiVersion: 'k8s.cni.cncf.io/v1',
     kind: 'NetworkAttachmentDefinition',
-    metadata: { name: subnetAttachmentName(spec.name), namespace: s.namespace, labels: { ...MANAGED_BY, [GATEWAY_LABEL]: spec.name } },
+    metadata: {
+      name: subnetAttachmentName(spec.name),
+      namespace: s.namespace,
+      labels: { ...MANAGED_BY, [GATEWAY_LABEL]: spec.name },
+    },
     spec: {
       config: JSON.stringify({
         cniVersion: '0.3.1',
         name: `natops-${spec.subnet.name}`,
         type: 'bridge',
         bridge: subnetAttachmentBridge(spec.subnet.name),
-        ipam: { type: 'static', addresses: [{ address: `${spec.lanIp}/${prefix}`, gateway: spec.subnet.gateway }], routes: [{ dst: '0.0.0.0/0', gw: spec.subnet.gateway }] },
+        ipam: {
+          type: 'static',
+          addresses: [{ address: `${spec.lanIp}/${prefix}`, gateway: spec.subnet.gateway }],
+          routes: [{ dst: '0.0.0.0/0', gw: spec.subnet.gateway }],
+        },
       }),
     },
   };

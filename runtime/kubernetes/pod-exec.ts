@@ -4,7 +4,16 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Writable } from 'node:stream';
 import type { Exec as KubeExec, V1Status } from '@kubernetes/client-node';
-import { assertArgv, CommandError, CommandTimeoutError, DEFAULT_COMMAND_TIMEOUT_MS, timedCommand, type Exec, type ExecRequest, type ExecResult } from '../../common/exec.ts';
+import {
+  assertArgv,
+  CommandError,
+  CommandTimeoutError,
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  timedCommand,
+  type Exec,
+  type ExecRequest,
+  type ExecResult,
+} from '../../common/exec.ts';
 import { NatopsError } from '../../common/errors.ts';
 
 /**
@@ -13,7 +22,8 @@ import { NatopsError } from '../../common/errors.ts';
  * open and ends with a sentinel line, where `sed -u ...Q` stops passing it on: the command sees
  * end of input and its exit status comes back. `$1` is the sentinel, the rest the argv.
  */
-const STDIN_UNTIL_SENTINEL = 'end=$1; shift; command -v sed >/dev/null || { echo "natops: the gateway image has no sed" >&2; exit 127; }; sed -u "/^$end\\$/Q" | "$@"';
+const STDIN_UNTIL_SENTINEL =
+  'end=$1; shift; command -v sed >/dev/null || { echo "natops: the gateway image has no sed" >&2; exit 127; }; sed -u "/^$end\\$/Q" | "$@"';
 
 /**
  * The exec stream broke before the command's status came back (pod gone, API server restarted),
@@ -21,8 +31,15 @@ const STDIN_UNTIL_SENTINEL = 'end=$1; shift; command -v sed >/dev/null || { echo
  * retry changes.
  */
 export class ExecTransportError extends NatopsError {
-  constructor(readonly target: string, readonly argv: readonly string[], detail: string, readonly status?: number) {
-    super(`${target}: \`${argv.join(' ')}\`: ${detail}`, { retryable: status === undefined || status >= 500 || status === 429 || status === 404 });
+  constructor(
+    readonly target: string,
+    readonly argv: readonly string[],
+    detail: string,
+    readonly status?: number,
+  ) {
+    super(`${target}: \`${argv.join(' ')}\`: ${detail}`, {
+      retryable: status === undefined || status >= 500 || status === 429 || status === 404,
+    });
   }
 }
 
@@ -57,7 +74,13 @@ export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: num
     const timeoutMs = req.timeoutMs ?? defaults.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    const sink = (into: Buffer[]) => new Writable({ write(chunk: Buffer, _enc, done) { into.push(chunk); done(); } });
+    const sink = (into: Buffer[]) =>
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          into.push(chunk);
+          done();
+        },
+      });
     let stdin: PassThrough | null = null;
     // coreutils' timeout kills the command inside the pod; the client's timer is the backstop
     let command = ['timeout', '-s', 'KILL', `${Math.ceil(timeoutMs / 1000)}s`, ...req.argv];
@@ -85,26 +108,46 @@ export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: num
         }
         f();
       };
-      const timer = setTimeout(() => finish(() => reject(new CommandTimeoutError(target, req.argv, timeoutMs))), timeoutMs + KILL_GRACE_MS);
-      kube.exec(pod.namespace, pod.name, pod.container, command, sink(out), sink(err), stdin, false, (s) => (status = s))
+      const timer = setTimeout(
+        () => finish(() => reject(new CommandTimeoutError(target, req.argv, timeoutMs))),
+        timeoutMs + KILL_GRACE_MS,
+      );
+      kube
+        .exec(pod.namespace, pod.name, pod.container, command, sink(out), sink(err), stdin, false, (s) => (status = s))
         .then((ws) => {
           socket = ws;
           if (done) ws.close();
-          ws.on('close', () => finish(() => {
-            const code = status ? exitCodeOf(status) : undefined;
-            if (code === undefined) {
-              return reject(new ExecTransportError(target, req.argv, status ? `exec failed: ${status.message ?? status.reason ?? 'unknown'}` : 'the exec stream closed without an exit status'));
-            }
-            const bytes = Buffer.concat(out);
-            resolve({ stdout: bytes.toString(), stdoutBytes: bytes, stderr: Buffer.concat(err).toString(), code });
-          }));
+          ws.on('close', () =>
+            finish(() => {
+              const code = status ? exitCodeOf(status) : undefined;
+              if (code === undefined) {
+                return reject(
+                  new ExecTransportError(
+                    target,
+                    req.argv,
+                    status
+                      ? `exec failed: ${status.message ?? status.reason ?? 'unknown'}`
+                      : 'the exec stream closed without an exit status',
+                  ),
+                );
+              }
+              const bytes = Buffer.concat(out);
+              resolve({ stdout: bytes.toString(), stdoutBytes: bytes, stderr: Buffer.concat(err).toString(), code });
+            }),
+          );
           ws.on('error', (e: Error) => finish(() => reject(new ExecTransportError(target, req.argv, e.message))));
         })
-        .catch((e: unknown) => finish(() => reject(new ExecTransportError(target, req.argv, `exec refused: ${describeApiError(e)}`, refusedStatus(e)))));
+        .catch((e: unknown) =>
+          finish(() =>
+            reject(new ExecTransportError(target, req.argv, `exec refused: ${describeApiError(e)}`, refusedStatus(e))),
+          ),
+        );
     });
     // 137: killed by the in-pod timeout (SIGKILL), reported as the namespace runner reports it
-    if (result.code === 137 && performance.now() - started >= timeoutMs && !(req.okExitCodes ?? [0]).includes(137)) throw new CommandTimeoutError(target, req.argv, timeoutMs);
-    if (!(req.okExitCodes ?? [0]).includes(result.code)) throw new CommandError(target, req.argv, result.code, result.stderr);
+    if (result.code === 137 && performance.now() - started >= timeoutMs && !(req.okExitCodes ?? [0]).includes(137))
+      throw new CommandTimeoutError(target, req.argv, timeoutMs);
+    if (!(req.okExitCodes ?? [0]).includes(result.code))
+      throw new CommandError(target, req.argv, result.code, result.stderr);
     return result;
   }
 }

@@ -2,9 +2,10 @@
 import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
 
 export function podReadiness(pod: V1Pod): { ready: boolean } {
-  const ready = pod.status?.phase === 'Running'
-    && pod.metadata?.deletionTimestamp === undefined
-    && (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+  const ready =
+    pod.status?.phase === 'Running' &&
+    pod.metadata?.deletionTimestamp === undefined &&
+    (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
   return { ready };
 }
 
@@ -23,12 +24,15 @@ export function notReadyReason(pods: readonly V1Pod[], events: readonly CoreV1Ev
     const name = pod.metadata?.name ?? '?';
     for (const c of pod.status?.containerStatuses ?? []) {
       const w = c.state?.waiting;
-      if (w?.reason && w.reason !== 'ContainerCreating') reasons.push(`${name}: ${w.reason}${w.message ? `: ${w.message}` : ''}`);
+      if (w?.reason && w.reason !== 'ContainerCreating')
+        reasons.push(`${name}: ${w.reason}${w.message ? `: ${w.message}` : ''}`);
       const t = c.state?.terminated ?? c.lastState?.terminated;
-      if (t?.reason) reasons.push(`${name}: container ${t.reason} (exit ${t.exitCode})${t.message ? `: ${t.message}` : ''}`);
+      if (t?.reason)
+        reasons.push(`${name}: container ${t.reason} (exit ${t.exitCode})${t.message ? `: ${t.message}` : ''}`);
     }
     for (const c of pod.status?.conditions ?? []) {
-      if (c.type === 'PodScheduled' && c.status === 'False') reasons.push(`${name}: ${c.reason ?? 'unschedulable'}${c.message ? `: ${c.message}` : ''}`);
+      if (c.type === 'PodScheduled' && c.status === 'False')
+        reasons.push(`${name}: ${c.reason ?? 'unschedulable'}${c.message ? `: ${c.message}` : ''}`);
     }
     if (!reasons.length) {
       const warning = events
@@ -42,4 +46,5 @@ export function notReadyReason(pods: readonly V1Pod[], events: readonly CoreV1Ev
   return `${all.join('; ')} (${after})`;
 }
 
-const stamp = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? 0).getTime();
+const stamp = (e: CoreV1Event) =>
+  new Date(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? 0).getTime();

@@ -1,8 +1,17 @@
 // The Kubernetes runtime: each gateway a Deployment in Kube-OVN's form, every change one
 // transaction through pods/exec with the same reader, diff and commands as the netns runtime.
 import {
-  AppsV1Api, CoreV1Api, CustomObjectsApi, Exec, type KubeConfig, KubernetesObjectApi, PatchStrategy, Watch,
-  type KubernetesObject, type V1Deployment, type V1Pod,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  Exec,
+  type KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  Watch,
+  type KubernetesObject,
+  type V1Deployment,
+  type V1Pod,
 } from '@kubernetes/client-node';
 import { NatopsError, PermanentError } from '../../common/errors.ts';
 import type { Exec as CommandExec } from '../../common/exec.ts';
@@ -10,8 +19,19 @@ import type { GatewaySpec } from '../../dataplane/model.ts';
 import { readGatewayState, runCommands } from '../gateway-io.ts';
 import type { GatewayHandle, GatewayRuntime } from '../runtime.ts';
 import {
-  CONTAINER, deploymentName, externalNetwork, EXTERNAL_NETWORK, GATEWAY_LABEL, gatewayDeployment, isManaged, MANAGED_SELECTOR,
-  subnetAttachment, subnetAttachmentName, ANNOTATIONS, VPC_NAT_GW_LABEL, type NetworkMode,
+  CONTAINER,
+  deploymentName,
+  externalNetwork,
+  EXTERNAL_NETWORK,
+  GATEWAY_LABEL,
+  gatewayDeployment,
+  isManaged,
+  MANAGED_SELECTOR,
+  subnetAttachment,
+  subnetAttachmentName,
+  ANNOTATIONS,
+  VPC_NAT_GW_LABEL,
+  type NetworkMode,
 } from './objects.ts';
 import { describeApiError, podExec } from './pod-exec.ts';
 import { notReadyReason, podReadiness } from './pods.ts';
@@ -29,18 +49,32 @@ export interface KubernetesSettings {
 export const FIELD_MANAGER = 'natops';
 const NAD = { group: 'k8s.cni.cncf.io', version: 'v1', plural: 'network-attachment-definitions' } as const;
 /** Pod sysctls the gateway needs that a pod spec cannot set without unsafe-sysctl flags: replies are policy-routed. */
-const POD_SYSCTLS = ['net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0', 'net.ipv4.conf.eth0.rp_filter=0', 'net.ipv4.conf.net1.rp_filter=0'];
+const POD_SYSCTLS = [
+  'net.ipv4.conf.all.rp_filter=0',
+  'net.ipv4.conf.default.rp_filter=0',
+  'net.ipv4.conf.eth0.rp_filter=0',
+  'net.ipv4.conf.net1.rp_filter=0',
+];
 
 /** An API call failed; 5xx, 409 and network errors may pass on a retry, other 4xx will not. */
 export class KubernetesApiError extends NatopsError {
-  constructor(readonly what: string, readonly status: number | undefined, detail: string) {
-    super(`${what}: ${detail}`, { retryable: status === undefined || status >= 500 || status === 409 || status === 429 });
+  constructor(
+    readonly what: string,
+    readonly status: number | undefined,
+    detail: string,
+  ) {
+    super(`${what}: ${detail}`, {
+      retryable: status === undefined || status >= 500 || status === 409 || status === 429,
+    });
   }
 }
 
 /** The gateway's pod did not become Running and Ready in time; the message is the cluster's reason. */
 export class GatewayNotReadyError extends NatopsError {
-  constructor(readonly gateway: string, readonly reason: string) {
+  constructor(
+    readonly gateway: string,
+    readonly reason: string,
+  ) {
     super(`gateway ${gateway}: pod not ready: ${reason}`);
   }
 }
@@ -77,7 +111,11 @@ export class KubernetesRuntime implements GatewayRuntime {
   private readonly objects: KubernetesObjectApi;
   private readonly exec: Exec;
 
-  constructor(readonly kc: KubeConfig, readonly settings: KubernetesSettings, private readonly warn: (m: string) => void = () => undefined) {
+  constructor(
+    readonly kc: KubeConfig,
+    readonly settings: KubernetesSettings,
+    private readonly warn: (m: string) => void = () => undefined,
+  ) {
     this.apps = kc.makeApiClient(AppsV1Api);
     this.core = kc.makeApiClient(CoreV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
@@ -93,11 +131,16 @@ export class KubernetesRuntime implements GatewayRuntime {
   /** Server-side apply as natops: the same object again writes nothing. */
   private apply<T extends KubernetesObject>(obj: T): Promise<T> {
     return api(`apply ${obj.kind} ${obj.metadata?.namespace}/${obj.metadata?.name}`, () =>
-      this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply));
+      this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
+    );
   }
 
   private execIn(pod: V1Pod): CommandExec {
-    return podExec(this.exec, { namespace: this.ns, name: pod.metadata!.name!, container: CONTAINER }, { timeoutMs: this.commandTimeoutMs });
+    return podExec(
+      this.exec,
+      { namespace: this.ns, name: pod.metadata!.name!, container: CONTAINER },
+      { timeoutMs: this.commandTimeoutMs },
+    );
   }
 
   private handle(name: string, pod: V1Pod): GatewayHandle {
@@ -111,14 +154,21 @@ export class KubernetesRuntime implements GatewayRuntime {
   }
 
   private async deployment(gateway: string): Promise<V1Deployment | undefined> {
-    return maybe(`read Deployment ${this.ns}/${deploymentName(gateway)}`, () => this.apps.readNamespacedDeployment({ name: deploymentName(gateway), namespace: this.ns }));
+    return maybe(`read Deployment ${this.ns}/${deploymentName(gateway)}`, () =>
+      this.apps.readNamespacedDeployment({ name: deploymentName(gateway), namespace: this.ns }),
+    );
   }
 
   async ensureGateway(spec: GatewaySpec): Promise<{ handle: GatewayHandle; created: boolean }> {
-    if (!spec.workload.image) throw new PermanentError(`gateway ${spec.name}: no image (the manifests have no ConfigMap ovn-vpc-nat-gw-config)`);
+    if (!spec.workload.image)
+      throw new PermanentError(
+        `gateway ${spec.name}: no image (the manifests have no ConfigMap ovn-vpc-nat-gw-config)`,
+      );
     const existing = await this.deployment(spec.name);
     if (existing && existing.metadata?.labels?.[GATEWAY_LABEL] !== spec.name) {
-      throw new PermanentError(`Deployment ${this.ns}/${deploymentName(spec.name)} exists but natops did not create it; not touching it`);
+      throw new PermanentError(
+        `Deployment ${this.ns}/${deploymentName(spec.name)} exists but natops did not create it; not touching it`,
+      );
     }
     // An external network someone else made (Kube-OVN's, with its IPAM) is used as it is, never taken over.
     const external = externalNetwork(spec.workload.nic, { namespace: this.ns });
@@ -132,14 +182,23 @@ export class KubernetesRuntime implements GatewayRuntime {
     if (subnet) await this.apply(subnet);
     // "created": the pod that answers now is not the one there was (any pod, ready or not: a new pod starts empty)
     const before = new Set((await this.pods(spec.name)).map((p) => p.metadata?.uid));
-    await this.apply(gatewayDeployment(spec, { namespace: this.ns, mode: this.settings.mode }, [external, ...(subnet ? [subnet] : [])]) as KubernetesObject);
+    await this.apply(
+      gatewayDeployment(spec, { namespace: this.ns, mode: this.settings.mode }, [
+        external,
+        ...(subnet ? [subnet] : []),
+      ]) as KubernetesObject,
+    );
     const pod = await this.waitForPod(spec.name);
     await this.execIn(pod)({ argv: ['sysctl', '-q', '-w', ...POD_SYSCTLS] });
     return { handle: this.handle(spec.name, pod), created: !before.has(pod.metadata?.uid) };
   }
 
   private async pods(gateway: string): Promise<V1Pod[]> {
-    return (await api(`list pods of ${deploymentName(gateway)}`, () => this.core.listNamespacedPod({ namespace: this.ns, labelSelector: `app=${deploymentName(gateway)}` }))).items;
+    return (
+      await api(`list pods of ${deploymentName(gateway)}`, () =>
+        this.core.listNamespacedPod({ namespace: this.ns, labelSelector: `app=${deploymentName(gateway)}` }),
+      )
+    ).items;
   }
 
   /** The gateway's pod that is Running, Ready and not being deleted, if there is one now. */
@@ -148,7 +207,9 @@ export class KubernetesRuntime implements GatewayRuntime {
   }
 
   private async readAttachment(name: string): Promise<KubernetesObject | undefined> {
-    return await maybe(`read NetworkAttachmentDefinition ${this.ns}/${name}`, () => this.custom.getNamespacedCustomObject({ ...NAD, namespace: this.ns, name })) as KubernetesObject | undefined;
+    return (await maybe(`read NetworkAttachmentDefinition ${this.ns}/${name}`, () =>
+      this.custom.getNamespacedCustomObject({ ...NAD, namespace: this.ns, name }),
+    )) as KubernetesObject | undefined;
   }
 
   /**
@@ -162,7 +223,13 @@ export class KubernetesRuntime implements GatewayRuntime {
     const rolledOut = async () => {
       const d = await this.deployment(gateway);
       const s = d?.status;
-      return d !== undefined && (s?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) && s?.updatedReplicas === 1 && s?.replicas === 1 && s?.readyReplicas === 1;
+      return (
+        d !== undefined &&
+        (s?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) &&
+        s?.updatedReplicas === 1 &&
+        s?.replicas === 1 &&
+        s?.readyReplicas === 1
+      );
     };
     // The common case, a pod that is there already, costs two reads and no watch.
     if (await rolledOut()) {
@@ -174,11 +241,20 @@ export class KubernetesRuntime implements GatewayRuntime {
     let wake: () => void = () => undefined;
     let finished = false;
     try {
-      void new Watch(this.kc).watch(`/api/v1/namespaces/${this.ns}/pods`, { labelSelector: `app=${name}` }, () => wake(), () => wake())
-        .then((w) => {
-          watch = w;
-          if (finished) w.abort(); // done before the watch was up
-        }, () => wake());
+      void new Watch(this.kc)
+        .watch(
+          `/api/v1/namespaces/${this.ns}/pods`,
+          { labelSelector: `app=${name}` },
+          () => wake(),
+          () => wake(),
+        )
+        .then(
+          (w) => {
+            watch = w;
+            if (finished) w.abort(); // done before the watch was up
+          },
+          () => wake(),
+        );
       for (;;) {
         if (await rolledOut()) {
           const pod = await this.readyPod(gateway);
@@ -199,8 +275,12 @@ export class KubernetesRuntime implements GatewayRuntime {
       finished = true;
       watch?.abort();
     }
-    const pods = await api(`list pods of ${name}`, () => this.core.listNamespacedPod({ namespace: this.ns, labelSelector: `app=${name}` }));
-    const events = await api(`list events of ${name}`, () => this.core.listNamespacedEvent({ namespace: this.ns, fieldSelector: 'involvedObject.kind=Pod' }));
+    const pods = await api(`list pods of ${name}`, () =>
+      this.core.listNamespacedPod({ namespace: this.ns, labelSelector: `app=${name}` }),
+    );
+    const events = await api(`list events of ${name}`, () =>
+      this.core.listNamespacedEvent({ namespace: this.ns, fieldSelector: 'involvedObject.kind=Pod' }),
+    );
     throw new GatewayNotReadyError(gateway, notReadyReason(pods.items, events.items, this.settings.readyTimeoutMs));
   }
 
@@ -211,7 +291,9 @@ export class KubernetesRuntime implements GatewayRuntime {
   }
 
   async listGateways(): Promise<string[]> {
-    const list = await api('list gateway Deployments', () => this.apps.listNamespacedDeployment({ namespace: this.ns, labelSelector: MANAGED_SELECTOR }));
+    const list = await api('list gateway Deployments', () =>
+      this.apps.listNamespacedDeployment({ namespace: this.ns, labelSelector: MANAGED_SELECTOR }),
+    );
     return list.items.flatMap((d) => d.metadata?.labels?.[GATEWAY_LABEL] ?? []).sort();
   }
 
@@ -225,10 +307,20 @@ export class KubernetesRuntime implements GatewayRuntime {
       const pod = await this.readyPod(name);
       if (pod) {
         const exec = this.execIn(pod);
-        for (const dev of ['net1', 'eth0']) await exec({ argv: ['ip', 'link', 'set', dev, 'down'] }).catch((e: unknown) => this.warn(`gateway ${name}: ${(e as Error).message}`));
+        for (const dev of ['net1', 'eth0'])
+          await exec({ argv: ['ip', 'link', 'set', dev, 'down'] }).catch((e: unknown) =>
+            this.warn(`gateway ${name}: ${(e as Error).message}`),
+          );
       }
-      removed = (await maybe(`delete Deployment ${this.ns}/${deploymentName(name)}`, () =>
-        this.apps.deleteNamespacedDeployment({ name: deploymentName(name), namespace: this.ns, propagationPolicy: 'Background', gracePeriodSeconds: 0 }))) !== undefined;
+      removed =
+        (await maybe(`delete Deployment ${this.ns}/${deploymentName(name)}`, () =>
+          this.apps.deleteNamespacedDeployment({
+            name: deploymentName(name),
+            namespace: this.ns,
+            propagationPolicy: 'Background',
+            gracePeriodSeconds: 0,
+          }),
+        )) !== undefined;
     }
     // Removed means no pod answers for it any more, as with a namespace deleted.
     if (removed) await this.waitForPodsGone(name);
@@ -241,9 +333,16 @@ export class KubernetesRuntime implements GatewayRuntime {
     const name = deploymentName(gateway);
     const deadline = Date.now() + this.settings.readyTimeoutMs;
     for (;;) {
-      const pods = await api(`list pods of ${name}`, () => this.core.listNamespacedPod({ namespace: this.ns, labelSelector: `app=${name}` }));
+      const pods = await api(`list pods of ${name}`, () =>
+        this.core.listNamespacedPod({ namespace: this.ns, labelSelector: `app=${name}` }),
+      );
       if (!pods.items.length) return;
-      if (Date.now() > deadline) throw new KubernetesApiError(`remove gateway ${gateway}`, undefined, `pods ${pods.items.map((p) => p.metadata?.name).join(', ')} still there after ${this.settings.readyTimeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new KubernetesApiError(
+          `remove gateway ${gateway}`,
+          undefined,
+          `pods ${pods.items.map((p) => p.metadata?.name).join(', ')} still there after ${this.settings.readyTimeoutMs} ms`,
+        );
       // the pods of a deleted ReplicaSet go within a second or two (grace period 0)
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -264,7 +363,10 @@ export class KubernetesRuntime implements GatewayRuntime {
    * The watch is restarted when the API server ends it. `started` resolves once it first listens
    * (it then sees every current pod first, so a pod replaced after that is noticed).
    */
-  watchReplacements(replaced: (gateway: string) => void, log: (m: string) => void = () => undefined): { started: Promise<void>; stop(): void } {
+  watchReplacements(
+    replaced: (gateway: string) => void,
+    log: (m: string) => void = () => undefined,
+  ): { started: Promise<void>; stop(): void } {
     const seen = new Map<string, string>();
     let stopped = false;
     let current: AbortController | undefined;
@@ -274,27 +376,37 @@ export class KubernetesRuntime implements GatewayRuntime {
       if (stopped) return;
       // client-node reports a refused watch (403) through `done`, then resolves all the same
       let refused = false;
-      new Watch(this.kc).watch(`/api/v1/namespaces/${this.ns}/pods`, { labelSelector: `${VPC_NAT_GW_LABEL}=true` }, (phase, pod: V1Pod) => {
-        const gateway = pod.metadata?.annotations?.[ANNOTATIONS.gateway];
-        const uid = pod.metadata?.uid;
-        if (!gateway || !uid || phase === 'DELETED' || !podReadiness(pod).ready) return;
-        const before = seen.get(gateway);
-        seen.set(gateway, uid);
-        if (before !== undefined && before !== uid) replaced(gateway);
-      }, (err: unknown) => {
-        if (err) refused = true;
-        if (stopped) return;
-        if (err) log(`pod watch ended: ${describeApiError(err)}; restarting`);
-        // (the API server ends a watch every few minutes; one that ends at once must not spin)
-        setTimeout(start, err ? 5000 : 1000).unref();
-      }).then((c) => {
-        current = c;
-        if (stopped) c.abort();
-        else if (!refused) listening();
-      }, (e: unknown) => {
-        log(`pod watch failed: ${describeApiError(e)}; retrying`);
-        setTimeout(start, 5000).unref();
-      });
+      new Watch(this.kc)
+        .watch(
+          `/api/v1/namespaces/${this.ns}/pods`,
+          { labelSelector: `${VPC_NAT_GW_LABEL}=true` },
+          (phase, pod: V1Pod) => {
+            const gateway = pod.metadata?.annotations?.[ANNOTATIONS.gateway];
+            const uid = pod.metadata?.uid;
+            if (!gateway || !uid || phase === 'DELETED' || !podReadiness(pod).ready) return;
+            const before = seen.get(gateway);
+            seen.set(gateway, uid);
+            if (before !== undefined && before !== uid) replaced(gateway);
+          },
+          (err: unknown) => {
+            if (err) refused = true;
+            if (stopped) return;
+            if (err) log(`pod watch ended: ${describeApiError(err)}; restarting`);
+            // (the API server ends a watch every few minutes; one that ends at once must not spin)
+            setTimeout(start, err ? 5000 : 1000).unref();
+          },
+        )
+        .then(
+          (c) => {
+            current = c;
+            if (stopped) c.abort();
+            else if (!refused) listening();
+          },
+          (e: unknown) => {
+            log(`pod watch failed: ${describeApiError(e)}; retrying`);
+            setTimeout(start, 5000).unref();
+          },
+        );
     };
     start();
     return {

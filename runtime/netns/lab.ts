@@ -9,7 +9,18 @@ import { k8sName } from '../../common/k8s-name.ts';
 import { DEFAULT_COMMAND_TIMEOUT_MS, run } from '../../common/exec.ts';
 import { LabError } from './errors.ts';
 import { LabNames } from './names.ts';
-import { addVeth, deleteNamespace, ensureNamespace, inNamespace, ipBatch, ipBatchInput, ipIn, listNamespaces, namespaceExists, type NetnsCommandOptions } from './netns.ts';
+import {
+  addVeth,
+  deleteNamespace,
+  ensureNamespace,
+  inNamespace,
+  ipBatch,
+  ipBatchInput,
+  ipIn,
+  listNamespaces,
+  namespaceExists,
+  type NetnsCommandOptions,
+} from './netns.ts';
 import { NetworkModelSchema, subnetAttachmentBridge, type NetworkModel } from '../../dataplane/network.ts';
 import { ParseError, parseIpAddrs } from '../../dataplane/parse.ts';
 import { diffRouting, routerRouting, type IpRoute, type IpRule } from './router-routes.ts';
@@ -56,7 +67,11 @@ export class Lab {
    * Creates a namespace and records it as natops's; an existing one is reused only if natops made it.
    * `opts` overrides the lab's command timeout (the netns runtime passes its own).
    */
-  async ownNamespace(ns: string, sysctls: Record<string, string> = {}, opts: NetnsCommandOptions = this.cmd): Promise<boolean> {
+  async ownNamespace(
+    ns: string,
+    sysctls: Record<string, string> = {},
+    opts: NetnsCommandOptions = this.cmd,
+  ): Promise<boolean> {
     if ((await namespaceExists(ns)) && !(await this.owns(ns))) {
       throw new LabError(`namespace ${ns} exists but natops did not create it; not touching it`);
     }
@@ -91,14 +106,32 @@ export class Lab {
     // links, addresses, routes and rules, and a router's sysctls): each check below looks there
     // instead of running a command of its own, and only what differs changes. A namespace natops
     // did not make is not read: ownNamespace refuses it below.
-    const [existing, owned] = (await Promise.all([listNamespaces(), this.ownedNamespaces()])).map((names) => new Set(names)) as [Set<string>, Set<string>];
-    const wanted = [[n.fabric, {}], ...network.vpcs.map((v) => [n.vpc(v.name), ROUTER_SYSCTLS] as const), [n.upstream, UPSTREAM_SYSCTLS]] as const;
-    const read = new Map(await Promise.all(wanted.map(async ([ns, sysctls]) =>
-      [ns, existing.has(ns) && owned.has(ns) ? await viewNamespace(ns, Object.keys(sysctls), this.cmd) : { view: freshView(), sysctls: undefined }] as const)));
+    const [existing, owned] = (await Promise.all([listNamespaces(), this.ownedNamespaces()])).map(
+      (names) => new Set(names),
+    ) as [Set<string>, Set<string>];
+    const wanted = [
+      [n.fabric, {}],
+      ...network.vpcs.map((v) => [n.vpc(v.name), ROUTER_SYSCTLS] as const),
+      [n.upstream, UPSTREAM_SYSCTLS],
+    ] as const;
+    const read = new Map(
+      await Promise.all(
+        wanted.map(
+          async ([ns, sysctls]) =>
+            [
+              ns,
+              existing.has(ns) && owned.has(ns)
+                ? await viewNamespace(ns, Object.keys(sysctls), this.cmd)
+                : { view: freshView(), sysctls: undefined },
+            ] as const,
+        ),
+      ),
+    );
     if (await this.ownNamespace(n.fabric)) log.push(`created ${n.fabric} (bridges)`);
     const fabric = read.get(n.fabric)!.view;
     await this.ensureBridge(network.nic, log, `underlay ${network.nic}`, fabric);
-    for (const s of network.subnets) await this.ensureBridge(n.subnetBridge(s.name), log, `subnet ${s.name} ${s.cidr}`, fabric);
+    for (const s of network.subnets)
+      await this.ensureBridge(n.subnetBridge(s.name), log, `subnet ${s.name} ${s.cidr}`, fabric);
     const bridges = new Set(network.subnets.map((s) => n.subnetBridge(s.name)));
     for (const name of subnetLinks(fabric)) {
       if (!bridges.has(name)) {
@@ -109,7 +142,13 @@ export class Lab {
 
     for (const vpc of network.vpcs) {
       const router = read.get(n.vpc(vpc.name))!;
-      await this.ensureRouter(vpc, network.subnets.filter((s) => s.vpc === vpc.name), log, router.view, router.sysctls);
+      await this.ensureRouter(
+        vpc,
+        network.subnets.filter((s) => s.vpc === vpc.name),
+        log,
+        router.view,
+        router.sysctls,
+      );
     }
     for (const ns of await this.ownedNamespaces()) {
       const vpc = ns.startsWith(`${n.prefix}-vpc-`) ? ns.slice(`${n.prefix}-vpc-`.length) : undefined;
@@ -123,11 +162,26 @@ export class Lab {
     if (upstreamCreated) log.push(`created ${n.upstream} (upstream router on ${network.nic})`);
     const { view: upstream, sysctls: upstreamSysctls } = read.get(n.upstream)!;
     if (!upstream.links.has('net0')) {
-      await addVeth({ outerNs: n.fabric, outer: n.upstreamPort, bridge: network.nic, innerNs: n.upstream, inner: 'net0', ...this.cmd });
+      await addVeth({
+        outerNs: n.fabric,
+        outer: n.upstreamPort,
+        bridge: network.nic,
+        innerNs: n.upstream,
+        inner: 'net0',
+        ...this.cmd,
+      });
     }
     // (a new namespace has them, and net0 takes its defaults)
-    if (!upstreamCreated) await this.ensureSysctls(n.upstream, UPSTREAM_SYSCTLS, log, 'upstream router', upstreamSysctls);
-    await this.syncAddresses(n.upstream, 'net0', network.eipNextHops.map((u) => `${u.address}/${u.prefix}`), log, 'upstream router', upstream);
+    if (!upstreamCreated)
+      await this.ensureSysctls(n.upstream, UPSTREAM_SYSCTLS, log, 'upstream router', upstreamSysctls);
+    await this.syncAddresses(
+      n.upstream,
+      'net0',
+      network.eipNextHops.map((u) => `${u.address}/${u.prefix}`),
+      log,
+      'upstream router',
+      upstream,
+    );
 
     await mkdir(this.dir, { recursive: true });
     await writeFile(join(this.dir, 'topology.json'), JSON.stringify(network, null, 2));
@@ -146,7 +200,10 @@ export class Lab {
       json = undefined;
     }
     const parsed = NetworkModelSchema.safeParse(json);
-    if (!parsed.success) throw new LabError(`the lab "${this.names.prefix}" has an unreadable ${join(this.dir, 'topology.json')}: run \`natops lab up DIR\` again`);
+    if (!parsed.success)
+      throw new LabError(
+        `the lab "${this.names.prefix}" has an unreadable ${join(this.dir, 'topology.json')}: run \`natops lab up DIR\` again`,
+      );
     return parsed.data;
   }
 
@@ -163,9 +220,11 @@ export class Lab {
     const log: string[] = [];
     const n = this.names;
     const fabric = n.fabric;
-    const hostLink = async (name: string) => (await run(['ip', 'link', 'show', 'dev', name], { ...this.cmd, okExitCodes: [0, 1, 255] })).code === 0;
+    const hostLink = async (name: string) =>
+      (await run(['ip', 'link', 'show', 'dev', name], { ...this.cmd, okExitCodes: [0, 1, 255] })).code === 0;
     const own = async (name: string) => {
-      if ((await hostLink(name)) && !(await this.ownsHostLink(name))) throw new LabError(`host interface ${name} exists but natops did not create it; not touching it`);
+      if ((await hostLink(name)) && !(await this.ownsHostLink(name)))
+        throw new LabError(`host interface ${name} exists but natops did not create it; not touching it`);
       await mkdir(join(this.dir, 'host'), { recursive: true });
       await writeFile(join(this.dir, 'host', name), '');
     };
@@ -180,15 +239,54 @@ export class Lab {
       }
       await run(['ip', 'link', 'set', bridge, 'up'], this.cmd);
       if (!(await hostLink(hostEnd))) {
-        await run(['ip', 'link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', n.attachPort({ subnet: s.name }, 'lab'), 'netns', fabric], this.cmd);
+        await run(
+          [
+            'ip',
+            'link',
+            'add',
+            hostEnd,
+            'type',
+            'veth',
+            'peer',
+            'name',
+            n.attachPort({ subnet: s.name }, 'lab'),
+            'netns',
+            fabric,
+          ],
+          this.cmd,
+        );
         log.push(`joined host bridge ${bridge} to subnet ${s.name}`);
       }
-      await ipIn(fabric, this.cmd, 'link', 'set', n.attachPort({ subnet: s.name }, 'lab'), 'master', n.subnetBridge(s.name), 'up');
+      await ipIn(
+        fabric,
+        this.cmd,
+        'link',
+        'set',
+        n.attachPort({ subnet: s.name }, 'lab'),
+        'master',
+        n.subnetBridge(s.name),
+        'up',
+      );
       await run(['ip', 'link', 'set', hostEnd, 'master', bridge, 'up'], this.cmd);
     }
     await own(network.nic);
     if (!(await hostLink(network.nic))) {
-      await run(['ip', 'link', 'add', network.nic, 'type', 'veth', 'peer', 'name', n.attachPort('external', 'lab'), 'netns', fabric], this.cmd);
+      await run(
+        [
+          'ip',
+          'link',
+          'add',
+          network.nic,
+          'type',
+          'veth',
+          'peer',
+          'name',
+          n.attachPort('external', 'lab'),
+          'netns',
+          fabric,
+        ],
+        this.cmd,
+      );
       log.push(`created host interface ${network.nic} on the underlay ${network.nic}`);
     }
     await ipIn(fabric, this.cmd, 'link', 'set', n.attachPort('external', 'lab'), 'master', network.nic, 'up');
@@ -204,7 +302,8 @@ export class Lab {
   async down(): Promise<string[]> {
     const removed: string[] = [];
     for (const link of await readdir(join(this.dir, 'host')).catch((): string[] => [])) {
-      if ((await run(['ip', 'link', 'del', link], { ...this.cmd, okExitCodes: [0, 1, 2, 255] })).code === 0) removed.push(`host ${link}`);
+      if ((await run(['ip', 'link', 'del', link], { ...this.cmd, okExitCodes: [0, 1, 2, 255] })).code === 0)
+        removed.push(`host ${link}`);
     }
     for (const ns of await this.ownedNamespaces()) if (await this.removeNamespace(ns)) removed.push(ns);
     await rm(this.dir, { recursive: true, force: true });
@@ -221,7 +320,13 @@ export class Lab {
   }
 
   /** A VPC's router as `view` (read by up before any change) and `sysctls` (its values, when read) show it, made right. */
-  private async ensureRouter(vpc: NetworkModel['vpcs'][number], subnets: NetworkModel['subnets'], log: string[], view: NamespaceView, sysctls: string[] | undefined): Promise<void> {
+  private async ensureRouter(
+    vpc: NetworkModel['vpcs'][number],
+    subnets: NetworkModel['subnets'],
+    log: string[],
+    view: NamespaceView,
+    sysctls: string[] | undefined,
+  ): Promise<void> {
     const n = this.names;
     const ns = n.vpc(vpc.name);
     if (await this.ownNamespace(ns, ROUTER_SYSCTLS)) log.push(`created ${ns} (router of VPC ${vpc.name})`);
@@ -229,11 +334,25 @@ export class Lab {
     for (const s of subnets) {
       const port = n.subnetBridge(s.name);
       if (!view.links.has(port)) {
-        await addVeth({ outerNs: n.fabric, outer: n.routerPort(vpc.name, s.name), bridge: port, innerNs: ns, inner: port, ...this.cmd });
+        await addVeth({
+          outerNs: n.fabric,
+          outer: n.routerPort(vpc.name, s.name),
+          bridge: port,
+          innerNs: ns,
+          inner: port,
+          ...this.cmd,
+        });
         view.links.add(port);
         log.push(`router of VPC ${vpc.name}: port ${s.gateway} on subnet ${s.name}`);
       }
-      await this.syncAddresses(ns, port, [`${s.gateway}/${parseCidr(s.cidr)!.prefix}`], log, `router port for ${s.name}`, view);
+      await this.syncAddresses(
+        ns,
+        port,
+        [`${s.gateway}/${parseCidr(s.cidr)!.prefix}`],
+        log,
+        `router port for ${s.name}`,
+        view,
+      );
     }
     const ports = new Set(subnets.map((s) => n.subnetBridge(s.name)));
     const removed = subnetLinks(view).filter((name) => !ports.has(name));
@@ -254,7 +373,13 @@ export class Lab {
   }
 
   /** Sets the sysctls that differ (a namespace made by an older natops, or set by hand); `read`: their values, read already. */
-  private async ensureSysctls(ns: string, sysctls: Record<string, string>, log: string[], what: string, read?: string[]): Promise<void> {
+  private async ensureSysctls(
+    ns: string,
+    sysctls: Record<string, string>,
+    log: string[],
+    what: string,
+    read?: string[],
+  ): Promise<void> {
     const keys = Object.keys(sysctls);
     const values = read ?? (await inNamespace(ns, { argv: ['sysctl', '-n', ...keys], ...this.cmd })).stdout.split('\n');
     const wrong = keys.filter((k, i) => values[i]?.trim() !== sysctls[k]).map((k) => `${k}=${sysctls[k]}`);
@@ -264,7 +389,14 @@ export class Lab {
   }
 
   /** Adds the missing addresses, then removes the others (the router promotes a secondary when its primary goes). */
-  private async syncAddresses(ns: string, dev: string, want: string[], log: string[], what: string, view: NamespaceView): Promise<void> {
+  private async syncAddresses(
+    ns: string,
+    dev: string,
+    want: string[],
+    log: string[],
+    what: string,
+    view: NamespaceView,
+  ): Promise<void> {
     const have = view.addresses.get(dev) ?? [];
     for (const cidr of want) {
       if (!have.includes(cidr)) {
@@ -285,30 +417,47 @@ export class Lab {
   /** A workload host on a subnet (default route via its router) or on the underlay ("external"). */
   async addHost(opts: { name: string; net: string; ip: string; gateway?: string }): Promise<LabHost> {
     const nameCheck = k8sName.safeParse(opts.name);
-    if (!nameCheck.success) throw new LabError(`host name ${JSON.stringify(opts.name)}: ${nameCheck.error.issues[0]?.message}`);
+    if (!nameCheck.success)
+      throw new LabError(`host name ${JSON.stringify(opts.name)}: ${nameCheck.error.issues[0]?.message}`);
     const cidr = parseCidr(opts.ip);
-    if (!cidr) throw new LabError(`--ip ${JSON.stringify(opts.ip)} must be an IPv4 address with a prefix length, such as 10.0.1.10/24`);
+    if (!cidr)
+      throw new LabError(
+        `--ip ${JSON.stringify(opts.ip)} must be an IPv4 address with a prefix length, such as 10.0.1.10/24`,
+      );
     const topo = await this.network();
     let bridge: string;
     let gateway = opts.gateway;
     if (opts.net === 'external') {
       bridge = topo.nic;
-      gateway ??= topo.eipNextHops.find((u) => cidrContains(parseCidr(`${u.address}/${u.prefix}`)!, cidr.address))?.address;
+      gateway ??= topo.eipNextHops.find((u) =>
+        cidrContains(parseCidr(`${u.address}/${u.prefix}`)!, cidr.address),
+      )?.address;
     } else {
       const subnet = topo.subnets.find((s) => s.name === opts.net);
-      if (!subnet) throw new LabError(`--net ${opts.net}: no such subnet in the lab (subnets: ${topo.subnets.map((s) => s.name).join(', ') || 'none'}; or "external")`);
+      if (!subnet)
+        throw new LabError(
+          `--net ${opts.net}: no such subnet in the lab (subnets: ${topo.subnets.map((s) => s.name).join(', ') || 'none'}; or "external")`,
+        );
       if (!cidrContains(parseCidr(subnet.cidr)!, cidr.address) || parseCidr(subnet.cidr)!.prefix !== cidr.prefix) {
         throw new LabError(`--ip ${opts.ip} is not an address of subnet ${subnet.name} (${subnet.cidr})`);
       }
       bridge = this.names.subnetBridge(subnet.name);
       gateway ??= subnet.gateway;
     }
-    if (gateway !== undefined && !cidrContains(cidr, gateway)) throw new LabError(`--gateway ${gateway} is not on ${opts.ip}'s network`);
+    if (gateway !== undefined && !cidrContains(cidr, gateway))
+      throw new LabError(`--gateway ${gateway} is not on ${opts.ip}'s network`);
     const ns = this.names.host(opts.name);
     if (await namespaceExists(ns)) throw new LabError(`host ${opts.name} already exists (namespace ${ns})`);
     await this.ownNamespace(ns, HOST_SYSCTLS);
     try {
-      await addVeth({ outerNs: this.names.fabric, outer: this.names.hostPort(opts.name), bridge, innerNs: ns, inner: 'eth0', ...this.cmd });
+      await addVeth({
+        outerNs: this.names.fabric,
+        outer: this.names.hostPort(opts.name),
+        bridge,
+        innerNs: ns,
+        inner: 'eth0',
+        ...this.cmd,
+      });
       await ipIn(ns, this.cmd, 'addr', 'add', opts.ip, 'dev', 'eth0');
       if (gateway) await ipIn(ns, this.cmd, 'route', 'add', 'default', 'via', gateway);
     } catch (e) {
@@ -328,13 +477,16 @@ export class Lab {
 
   async hosts(): Promise<LabHost[]> {
     const files = await readdir(join(this.dir, 'hosts')).catch(() => []);
-    return Promise.all(files.map(async (f) => HostRecord.parse(JSON.parse(await readFile(join(this.dir, 'hosts', f), 'utf8')))));
+    return Promise.all(
+      files.map(async (f) => HostRecord.parse(JSON.parse(await readFile(join(this.dir, 'hosts', f), 'utf8')))),
+    );
   }
 
   /** The namespace of a host, for `lab exec`; errors if natops did not create it. */
   async hostNamespace(name: string): Promise<string> {
     const ns = this.names.host(name);
-    if (!(await this.owns(ns)) || !(await namespaceExists(ns))) throw new LabError(`no lab host ${name}; add it with \`natops lab host add\``);
+    if (!(await this.owns(ns)) || !(await namespaceExists(ns)))
+      throw new LabError(`no lab host ${name}; add it with \`natops lab host add\``);
     return ns;
   }
 }
@@ -359,7 +511,10 @@ interface NamespaceView {
 /** A namespace up is about to make: nothing in it yet that up looks at. */
 const freshView = (): NamespaceView => ({ links: new Set(), addresses: new Map(), routes: [], rules: [] });
 
-const ROUTING_READS = [['route', 'show', 'table', 'all'], ['rule', 'show']] as const;
+const ROUTING_READS = [
+  ['route', 'show', 'table', 'all'],
+  ['rule', 'show'],
+] as const;
 const VIEW_READS = [['link', 'show'], ['addr', 'show'], ...ROUTING_READS] as const;
 const SYSCTL_EXIT = '#natops-sysctl-exit ';
 
@@ -369,13 +524,19 @@ const SYSCTL_EXIT = '#natops-sysctl-exit ';
  * when there are sysctls to read (sh in the namespace runs both; its script is a constant, the
  * sysctl names are its arguments, and the reads come on stdin).
  */
-async function viewNamespace(ns: string, sysctls: string[], opts: NetnsCommandOptions): Promise<{ view: NamespaceView; sysctls?: string[] }> {
+async function viewNamespace(
+  ns: string,
+  sysctls: string[],
+  opts: NetnsCommandOptions,
+): Promise<{ view: NamespaceView; sysctls?: string[] }> {
   let answers: string[];
   let values: string[] | undefined;
   if (!sysctls.length) ({ answers } = await ipBatch(ns, opts, VIEW_READS));
   else {
     const script = `sysctl -n "$@"; echo "${SYSCTL_EXIT}$?"; exec ip -j -batch -`;
-    const lines = (await inNamespace(ns, { argv: ['sh', '-c', script, 'sh', ...sysctls], stdin: ipBatchInput(VIEW_READS), ...opts })).stdout.split('\n');
+    const lines = (
+      await inNamespace(ns, { argv: ['sh', '-c', script, 'sh', ...sysctls], stdin: ipBatchInput(VIEW_READS), ...opts })
+    ).stdout.split('\n');
     const exit = lines.findIndex((l) => l.startsWith(SYSCTL_EXIT));
     if (exit < 0) throw new ParseError(`sysctl in ${ns}`, 'no exit status');
     values = lines[exit] === `${SYSCTL_EXIT}0` ? lines.slice(0, exit) : undefined;
@@ -386,7 +547,9 @@ async function viewNamespace(ns: string, sysctls: string[], opts: NetnsCommandOp
     view: {
       links: new Set((JSON.parse(links) as { ifname: string }[]).map((l) => l.ifname.split('@')[0]!)),
       // (the one parser of `ip -j addr`)
-      addresses: new Map([...parseIpAddrs(addrs, `ip -j addr show in ${ns}`)].map(([dev, a]) => [dev, a.addresses.map((x) => x.cidr)])),
+      addresses: new Map(
+        [...parseIpAddrs(addrs, `ip -j addr show in ${ns}`)].map(([dev, a]) => [dev, a.addresses.map((x) => x.cidr)]),
+      ),
       routes: JSON.parse(routes) as IpRoute[],
       rules: JSON.parse(rules) as IpRule[],
     },
@@ -402,6 +565,7 @@ async function readRouting(ns: string, opts: NetnsCommandOptions): Promise<{ rou
 
 /** One answer per read of a batch, or the batch is unreadable. */
 function answersTo<R extends readonly unknown[]>(ns: string, reads: R, answers: string[]): { [K in keyof R]: string } {
-  if (answers.length !== reads.length) throw new ParseError(`ip -j -batch in ${ns}`, `${answers.length} answers to ${reads.length} reads`);
+  if (answers.length !== reads.length)
+    throw new ParseError(`ip -j -batch in ${ns}`, `${answers.length} answers to ${reads.length} reads`);
   return answers as { [K in keyof R]: string };
 }

@@ -10,22 +10,45 @@ const short = (text: string) => hexDigest('sha1', text).slice(0, 8);
 
 export class LabNames {
   constructor(readonly prefix: string = DEFAULT_LAB) {
-    if (!LAB_PREFIX.test(prefix)) throw new LabError(`lab name ${JSON.stringify(prefix)} must be 1-12 lowercase letters or digits, starting with a letter`);
+    if (!LAB_PREFIX.test(prefix))
+      throw new LabError(
+        `lab name ${JSON.stringify(prefix)} must be 1-12 lowercase letters or digits, starting with a letter`,
+      );
   }
   /** the namespace holding the bridges: one per subnet, one for the underlay */
-  get fabric() { return `${this.prefix}-lab`; }
+  get fabric() {
+    return `${this.prefix}-lab`;
+  }
   /** the upstream router on the underlay, answering at every EIP gateway address */
-  get upstream() { return `${this.prefix}-upstream`; }
+  get upstream() {
+    return `${this.prefix}-upstream`;
+  }
   /** a VPC's router, standing for its OVN logical router */
-  vpc(name: string) { return `${this.prefix}-vpc-${name}`; }
-  gateway(name: string) { return `${this.prefix}-gw-${name}`; }
-  host(name: string) { return `${this.prefix}-host-${name}`; }
+  vpc(name: string) {
+    return `${this.prefix}-vpc-${name}`;
+  }
+  gateway(name: string) {
+    return `${this.prefix}-gw-${name}`;
+  }
+  host(name: string) {
+    return `${this.prefix}-host-${name}`;
+  }
 
-  subnetBridge(subnet: string) { return `s${short(`subnet/${subnet}`)}`; }
-  routerPort(vpc: string, subnet: string) { return `r${short(`router/${vpc}/${subnet}`)}`; }
-  gatewayPort(gateway: string, inner: 'eth0' | 'net1') { return `g${short(`gw/${gateway}`)}${inner === 'eth0' ? 'e' : 'n'}`; }
-  hostPort(host: string) { return `h${short(`host/${host}`)}`; }
-  get upstreamPort() { return `u${short('upstream')}`; }
+  subnetBridge(subnet: string) {
+    return `s${short(`subnet/${subnet}`)}`;
+  }
+  routerPort(vpc: string, subnet: string) {
+    return `r${short(`router/${vpc}/${subnet}`)}`;
+  }
+  gatewayPort(gateway: string, inner: 'eth0' | 'net1') {
+    return `g${short(`gw/${gateway}`)}${inner === 'eth0' ? 'e' : 'n'}`;
+  }
+  hostPort(host: string) {
+    return `h${short(`host/${host}`)}`;
+  }
+  get upstreamPort() {
+    return `u${short('upstream')}`;
+  }
   /** a veth joining a host attachment point to the lab (a subnet's, or the external network's): its end in the host or in the fabric */
   attachPort(network: { subnet: string } | 'external', end: 'host' | 'lab') {
     const key = network === 'external' ? 'external' : `subnet/${network.subnet}`;

@@ -17,20 +17,36 @@ export async function namespaceExists(name: string): Promise<boolean> {
 
 /** Runs argv inside a namespace; killed at req.timeoutMs (ip netns exec execs argv: same pid). */
 export function inNamespace(ns: string, req: ExecRequest): Promise<ExecResult> {
-  return run(['ip', 'netns', 'exec', ns, ...req.argv], { stdin: req.stdin, okExitCodes: req.okExitCodes, timeoutMs: req.timeoutMs, target: ns });
+  return run(['ip', 'netns', 'exec', ns, ...req.argv], {
+    stdin: req.stdin,
+    okExitCodes: req.okExitCodes,
+    timeoutMs: req.timeoutMs,
+    target: ns,
+  });
 }
 
 /** Runs `ip ARGS` against a namespace (cheaper than ip netns exec); options may come first. */
 export function ipIn(ns: string, ...args: string[]): Promise<ExecResult>;
-export function ipIn(ns: string, opts: Pick<RunOptions, 'timeoutMs' | 'okExitCodes'>, ...args: string[]): Promise<ExecResult>;
-export function ipIn(ns: string, ...rest: (string | Pick<RunOptions, 'timeoutMs' | 'okExitCodes'>)[]): Promise<ExecResult> {
+export function ipIn(
+  ns: string,
+  opts: Pick<RunOptions, 'timeoutMs' | 'okExitCodes'>,
+  ...args: string[]
+): Promise<ExecResult>;
+export function ipIn(
+  ns: string,
+  ...rest: (string | Pick<RunOptions, 'timeoutMs' | 'okExitCodes'>)[]
+): Promise<ExecResult> {
   const opts = typeof rest[0] === 'object' ? rest[0] : {};
   const args = rest.filter((a): a is string => typeof a === 'string');
   return run(['ip', '-n', ns, ...args], { ...opts, target: ns });
 }
 
 /** Creates the namespace with loopback up; true when it was created. */
-export async function ensureNamespace(name: string, sysctls: Record<string, string> = {}, opts: NetnsCommandOptions = {}): Promise<boolean> {
+export async function ensureNamespace(
+  name: string,
+  sysctls: Record<string, string> = {},
+  opts: NetnsCommandOptions = {},
+): Promise<boolean> {
   if (await namespaceExists(name)) return false;
   await run(['ip', 'netns', 'add', name], opts);
   await ipIn(name, opts, 'link', 'set', 'lo', 'up');
@@ -43,7 +59,9 @@ export async function ensureNamespace(name: string, sysctls: Record<string, stri
 /** Kills what still runs inside (lab servers), then removes the namespace and its interfaces. */
 export async function deleteNamespace(name: string, opts: NetnsCommandOptions = {}): Promise<boolean> {
   if (!(await namespaceExists(name))) return false;
-  const pids = (await run(['ip', 'netns', 'pids', name], { ...opts, okExitCodes: [0, 1] })).stdout.split(/\s+/).filter(Boolean);
+  const pids = (await run(['ip', 'netns', 'pids', name], { ...opts, okExitCodes: [0, 1] })).stdout
+    .split(/\s+/)
+    .filter(Boolean);
   for (const pid of pids) {
     try {
       process.kill(Number(pid), 'SIGKILL');
@@ -60,8 +78,17 @@ export async function deleteNamespace(name: string, opts: NetnsCommandOptions = 
  * `ns`, by one `ip -batch` process instead of one process each: its exit status (not 0 when a
  * command failed; ip stops there) and one JSON document per command that ran.
  */
-export async function ipBatch(ns: string, opts: Pick<RunOptions, 'timeoutMs' | 'okExitCodes'>, commands: readonly (readonly string[])[]): Promise<{ code: number; answers: string[] }> {
-  const r = await run(['ip', '-n', ns, '-j', '-batch', '-'], { stdin: ipBatchInput(commands), timeoutMs: opts.timeoutMs, okExitCodes: opts.okExitCodes, target: ns });
+export async function ipBatch(
+  ns: string,
+  opts: Pick<RunOptions, 'timeoutMs' | 'okExitCodes'>,
+  commands: readonly (readonly string[])[],
+): Promise<{ code: number; answers: string[] }> {
+  const r = await run(['ip', '-n', ns, '-j', '-batch', '-'], {
+    stdin: ipBatchInput(commands),
+    timeoutMs: opts.timeoutMs,
+    okExitCodes: opts.okExitCodes,
+    target: ns,
+  });
   return { code: r.code, answers: r.stdout.split('\n').filter((line) => line.trim() !== '') };
 }
 
@@ -71,7 +98,8 @@ export async function ipBatch(ns: string, opts: Pick<RunOptions, 'timeoutMs' | '
  * and constants only.
  */
 export function ipBatchInput(commands: readonly (readonly string[])[]): string {
-  for (const word of commands.flat()) if (!/^[A-Za-z0-9._:/@-]+$/.test(word)) throw new Error(`ip -batch: ${JSON.stringify(word)} is not a plain word`);
+  for (const word of commands.flat())
+    if (!/^[A-Za-z0-9._:/@-]+$/.test(word)) throw new Error(`ip -batch: ${JSON.stringify(word)} is not a plain word`);
   return commands.map((argv) => `${argv.join(' ')}\n`).join('');
 }
 
@@ -84,9 +112,31 @@ export async function linkExists(ns: string, ifname: string, opts: NetnsCommandO
  * A veth pair: `outer` in the namespace `outerNs` (enslaved to `bridge`), `inner` in `innerNs`.
  * Both ends are created in one command, so a failure leaves no half pair behind.
  */
-export async function addVeth(opts: { outerNs: string; outer: string; bridge: string; innerNs: string; inner: string; innerUp?: boolean } & NetnsCommandOptions): Promise<void> {
+export async function addVeth(
+  opts: {
+    outerNs: string;
+    outer: string;
+    bridge: string;
+    innerNs: string;
+    inner: string;
+    innerUp?: boolean;
+  } & NetnsCommandOptions,
+): Promise<void> {
   const t = { timeoutMs: opts.timeoutMs };
-  await ipIn(opts.outerNs, t, 'link', 'add', opts.outer, 'type', 'veth', 'peer', 'name', opts.inner, 'netns', opts.innerNs);
+  await ipIn(
+    opts.outerNs,
+    t,
+    'link',
+    'add',
+    opts.outer,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    opts.inner,
+    'netns',
+    opts.innerNs,
+  );
   await ipIn(opts.outerNs, t, 'link', 'set', opts.outer, 'master', opts.bridge, 'up');
   if (opts.innerUp ?? true) await ipIn(opts.innerNs, t, 'link', 'set', opts.inner, 'up');
 }

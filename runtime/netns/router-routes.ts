@@ -41,15 +41,26 @@ export function routerRouting(staticRoutes: readonly StaticRoute[]): { routes: R
   for (const r of staticRoutes) {
     const cidr = canonicalCidr(r.cidr);
     if (r.policy === 'policyDst') {
-      routes.set(`main ${cidr}`, { table: 'main', dst: cidr, via: r.nextHopIP, label: `route ${cidr} via ${r.nextHopIP}` });
+      routes.set(`main ${cidr}`, {
+        table: 'main',
+        dst: cidr,
+        via: r.nextHopIP,
+        label: `route ${cidr} via ${r.nextHopIP}`,
+      });
     } else {
       const pref = SOURCE_ROUTE_BASE + 1 + srcIndex++;
       const table = String(pref);
-      routes.set(`${table} 0.0.0.0/0`, { table, dst: '0.0.0.0/0', via: r.nextHopIP, label: `source route ${cidr} via ${r.nextHopIP} (table ${table})` });
+      routes.set(`${table} 0.0.0.0/0`, {
+        table,
+        dst: '0.0.0.0/0',
+        via: r.nextHopIP,
+        label: `source route ${cidr} via ${r.nextHopIP} (table ${table})`,
+      });
       for (const rule of [
         { pref: SOURCE_ROUTE_BASE, from: cidr, table: 'main', suppressPrefixLength: 0 },
         { pref, from: cidr, table },
-      ]) rules.set(ruleArgs(rule).join(' '), rule);
+      ])
+        rules.set(ruleArgs(rule).join(' '), rule);
     }
   }
   return { routes: [...routes.values()], rules: [...rules.values()] };
@@ -57,7 +68,15 @@ export function routerRouting(staticRoutes: readonly StaticRoute[]): { routes: R
 
 /** The arguments after `ip rule add|del` that make this rule. */
 export function ruleArgs(r: RouterRule): string[] {
-  return ['pref', String(r.pref), 'from', r.from, 'table', r.table, ...(r.suppressPrefixLength === undefined ? [] : ['suppress_prefixlength', String(r.suppressPrefixLength)])];
+  return [
+    'pref',
+    String(r.pref),
+    'from',
+    r.from,
+    'table',
+    r.table,
+    ...(r.suppressPrefixLength === undefined ? [] : ['suppress_prefixlength', String(r.suppressPrefixLength)]),
+  ];
 }
 
 /** A route as `ip -j route show table all` prints it (the fields natops reads). */
@@ -94,14 +113,20 @@ export interface RoutingChange {
  * owns the main table's `proto static` routes, the tables 1001-1999 and the rules at priorities
  * 1000-1999; nothing else is touched.
  */
-export function diffRouting(want: { routes: RouterRoute[]; rules: RouterRule[] }, haveRoutes: readonly IpRoute[], haveRules: readonly IpRule[]): RoutingChange[] {
+export function diffRouting(
+  want: { routes: RouterRoute[]; rules: RouterRule[] },
+  haveRoutes: readonly IpRoute[],
+  haveRules: readonly IpRule[],
+): RoutingChange[] {
   const owned = haveRoutes.filter((r) => {
     if (r.table === undefined || r.table === 'main') return r.protocol === 'static';
     const t = Number(r.table);
     return Number.isInteger(t) && t > SOURCE_ROUTE_BASE && t < MANAGED_END;
   });
   const routeKey = (table: string, dst: string, metric: number, type: string) => `${table} ${dst} ${metric} ${type}`;
-  const have = new Map(owned.map((r) => [routeKey(r.table ?? 'main', ipDst(r.dst), r.metric ?? 0, r.type ?? 'unicast'), r]));
+  const have = new Map(
+    owned.map((r) => [routeKey(r.table ?? 'main', ipDst(r.dst), r.metric ?? 0, r.type ?? 'unicast'), r]),
+  );
   const wantKeys = new Set(want.routes.map((r) => routeKey(r.table, r.dst, 0, 'unicast')));
   const routeIn = (table: string) => (table === 'main' ? [] : ['table', table]);
 
@@ -117,7 +142,9 @@ export function diffRouting(want: { routes: RouterRoute[]; rules: RouterRule[] }
 
   // A rule with selectors natops never sets (fwmark, iif, ...) is left alone: `ip rule del` could
   // not tell it from natops's own rule at the same priority.
-  const ownedRules = haveRules.filter((r) => r.priority >= SOURCE_ROUTE_BASE && r.priority < MANAGED_END).flatMap((r) => ipRuleKey(r) ?? []);
+  const ownedRules = haveRules
+    .filter((r) => r.priority >= SOURCE_ROUTE_BASE && r.priority < MANAGED_END)
+    .flatMap((r) => ipRuleKey(r) ?? []);
   const haveRuleKeys = new Set(ownedRules);
   const wantRuleKeys = new Set(want.rules.map((r) => ruleArgs(r).join(' ')));
   for (const r of want.rules) {
@@ -134,7 +161,14 @@ export function diffRouting(want: { routes: RouterRoute[]; rules: RouterRule[] }
     const table = r.table ?? 'main';
     const type = r.type && r.type !== 'unicast' ? [r.type] : [];
     deletes.push({
-      args: ['route', 'del', ...type, ipDst(r.dst), ...routeIn(table), ...(r.metric ? ['metric', String(r.metric)] : [])],
+      args: [
+        'route',
+        'del',
+        ...type,
+        ipDst(r.dst),
+        ...routeIn(table),
+        ...(r.metric ? ['metric', String(r.metric)] : []),
+      ],
       what: `removed route ${[...type, ipDst(r.dst)].join(' ')}${r.gateway ? ` via ${r.gateway}` : ''}${table === 'main' ? '' : ` (table ${table})`}`,
     });
   }

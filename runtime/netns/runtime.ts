@@ -25,7 +25,11 @@ export class NetnsRuntime implements GatewayRuntime {
   readonly commandTimeoutMs: number;
   private readonly cmd: NetnsCommandOptions;
 
-  constructor(readonly lab: Lab, private readonly warn: (m: string) => void = () => undefined, opts: NetnsRuntimeOptions = {}) {
+  constructor(
+    readonly lab: Lab,
+    private readonly warn: (m: string) => void = () => undefined,
+    opts: NetnsRuntimeOptions = {},
+  ) {
     this.commandTimeoutMs = opts.commandTimeoutMs ?? lab.commandTimeoutMs;
     this.cmd = { timeoutMs: this.commandTimeoutMs };
   }
@@ -51,8 +55,12 @@ export class NetnsRuntime implements GatewayRuntime {
     // Most calls find the gateway as it should be (its port on the bridge, so the bridge too):
     // then reading its wiring is enough, and the steps below (ten ip commands one after another)
     // would each change nothing.
-    if (existing && (await this.wired(spec, ns, bridge, lanCidr, network.nic))) return { handle: this.handle(spec.name), created: false };
-    if (!(await linkExists(n.fabric, bridge, this.cmd))) throw new LabError(`subnet ${spec.subnet.name} has no bridge in the lab: run \`natops lab up\` with these manifests`);
+    if (existing && (await this.wired(spec, ns, bridge, lanCidr, network.nic)))
+      return { handle: this.handle(spec.name), created: false };
+    if (!(await linkExists(n.fabric, bridge, this.cmd)))
+      throw new LabError(
+        `subnet ${spec.subnet.name} has no bridge in the lab: run \`natops lab up\` with these manifests`,
+      );
 
     // Like a Deployment with strategy Recreate: a gateway whose placement changed starts afresh.
     // Only a positive finding recreates it: a failed look is an error, never a reason to delete.
@@ -61,10 +69,16 @@ export class NetnsRuntime implements GatewayRuntime {
       // Exit code 1 is also how ip says "no such device"; any other failure (or a timeout) throws here.
       const probe = { ...this.cmd, okExitCodes: [0, 1] };
       const placement = classifyPlacement(
-        { port: await ipIn(n.fabric, probe, '-j', 'link', 'show', 'dev', port), eth0: await ipIn(ns, probe, '-j', 'addr', 'show', 'dev', 'eth0') },
+        {
+          port: await ipIn(n.fabric, probe, '-j', 'link', 'show', 'dev', port),
+          eth0: await ipIn(ns, probe, '-j', 'addr', 'show', 'dev', 'eth0'),
+        },
         { port, bridge, lanCidr },
       );
-      if (placement.kind === 'unknown') throw new LabError(`gateway ${spec.name}: cannot tell whether ${ns} is wired to ${bridge} with ${lanCidr} (${placement.reason}); leaving it as it is`);
+      if (placement.kind === 'unknown')
+        throw new LabError(
+          `gateway ${spec.name}: cannot tell whether ${ns} is wired to ${bridge} with ${lanCidr} (${placement.reason}); leaving it as it is`,
+        );
       if (placement.kind === 'misplaced') {
         this.warn(`gateway ${spec.name}: ${placement.reason}; recreating ${ns}`);
         await this.lab.removeNamespace(ns, this.cmd);
@@ -74,7 +88,8 @@ export class NetnsRuntime implements GatewayRuntime {
     // Every step is made to hold, not only run on creation: a worker killed half-way through
     // creating the gateway leaves a namespace whose wiring the next gateway job must finish.
     const eth0Port = n.gatewayPort(spec.name, 'eth0');
-    if (await linkExists(ns, 'eth0', this.cmd)) await ipIn(n.fabric, this.cmd, 'link', 'set', eth0Port, 'master', bridge, 'up');
+    if (await linkExists(ns, 'eth0', this.cmd))
+      await ipIn(n.fabric, this.cmd, 'link', 'set', eth0Port, 'master', bridge, 'up');
     else await addVeth({ outerNs: n.fabric, outer: eth0Port, bridge, innerNs: ns, inner: 'eth0', ...this.cmd });
     await ipIn(ns, this.cmd, 'link', 'set', 'eth0', 'up');
     await ipIn(ns, this.cmd, 'addr', 'replace', lanCidr, 'dev', 'eth0');
@@ -82,8 +97,18 @@ export class NetnsRuntime implements GatewayRuntime {
     // net1 stays down until init brings it up, as the macvlan attachment does in a pod: only its
     // outer end is made to hold here.
     const net1Port = n.gatewayPort(spec.name, 'net1');
-    if (await linkExists(ns, 'net1', this.cmd)) await ipIn(n.fabric, this.cmd, 'link', 'set', net1Port, 'master', network.nic, 'up');
-    else await addVeth({ outerNs: n.fabric, outer: net1Port, bridge: network.nic, innerNs: ns, inner: 'net1', innerUp: false, ...this.cmd });
+    if (await linkExists(ns, 'net1', this.cmd))
+      await ipIn(n.fabric, this.cmd, 'link', 'set', net1Port, 'master', network.nic, 'up');
+    else
+      await addVeth({
+        outerNs: n.fabric,
+        outer: net1Port,
+        bridge: network.nic,
+        innerNs: ns,
+        inner: 'net1',
+        innerUp: false,
+        ...this.cmd,
+      });
     return { handle: this.handle(spec.name), created };
   }
 
@@ -97,11 +122,18 @@ export class NetnsRuntime implements GatewayRuntime {
     // (a failed look is not an error here; a timeout still is, as it would be below)
     const look = { ...this.cmd, okExitCodes: [0, 1, 2, 255] };
     const [ports, inside] = await Promise.all([
-      ipBatch(n.fabric, look, [['link', 'show', 'dev', n.gatewayPort(spec.name, 'eth0')], ['link', 'show', 'dev', n.gatewayPort(spec.name, 'net1')]]),
-      ipBatch(ns, look, [['addr', 'show', 'dev', 'eth0'], ['route', 'show', 'default']]),
+      ipBatch(n.fabric, look, [
+        ['link', 'show', 'dev', n.gatewayPort(spec.name, 'eth0')],
+        ['link', 'show', 'dev', n.gatewayPort(spec.name, 'net1')],
+      ]),
+      ipBatch(ns, look, [
+        ['addr', 'show', 'dev', 'eth0'],
+        ['route', 'show', 'default'],
+      ]),
     ]);
     // ip stops at a failed command: then some answer is missing, and that is doubt enough
-    if (ports.code !== 0 || inside.code !== 0 || ports.answers.length !== 2 || inside.answers.length !== 2) return false;
+    if (ports.code !== 0 || inside.code !== 0 || ports.answers.length !== 2 || inside.answers.length !== 2)
+      return false;
     const ok = (stdout: string) => ({ code: 0, stdout });
     const [eth0Port, net1Port] = ports.answers.map(ok) as [Probe, Probe];
     const [eth0, routes] = inside.answers.map(ok) as [Probe, Probe];
@@ -115,7 +147,9 @@ export class NetnsRuntime implements GatewayRuntime {
   }
 
   async listGateways(): Promise<string[]> {
-    return (await this.lab.ownedNamespaces()).map((ns) => this.lab.names.gatewayOf(ns)).filter((g): g is string => g !== undefined);
+    return (await this.lab.ownedNamespaces())
+      .map((ns) => this.lab.names.gatewayOf(ns))
+      .filter((g): g is string => g !== undefined);
   }
 
   removeGateway(name: string): Promise<boolean> {
@@ -123,7 +157,10 @@ export class NetnsRuntime implements GatewayRuntime {
   }
 }
 
-export type Placement = { kind: 'placed' } | { kind: 'misplaced'; reason: string } | { kind: 'unknown'; reason: string };
+export type Placement =
+  | { kind: 'placed' }
+  | { kind: 'misplaced'; reason: string }
+  | { kind: 'unknown'; reason: string };
 
 const LinkJson = z.array(z.object({ master: z.string().optional() })).min(1);
 const NO_DEVICE = /^Device ".*" does not exist\.$/m;
@@ -134,11 +171,15 @@ const NO_DEVICE = /^Device ".*" does not exist\.$/m;
  * reported absent by ip, the port on another bridge, eth0 without lanCidr. Anything else is unknown.
  */
 export function classifyPlacement(
-  probes: { port: Pick<ExecResult, 'code' | 'stdout' | 'stderr'>; eth0: Pick<ExecResult, 'code' | 'stdout' | 'stderr'> },
+  probes: {
+    port: Pick<ExecResult, 'code' | 'stdout' | 'stderr'>;
+    eth0: Pick<ExecResult, 'code' | 'stdout' | 'stderr'>;
+  },
   want: { port: string; bridge: string; lanCidr: string },
 ): Placement {
   const unknown: string[] = [];
-  const failed = (what: string, r: Pick<ExecResult, 'code' | 'stderr'>) => `${what}: ip exited ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim()}` : ''}`;
+  const failed = (what: string, r: Pick<ExecResult, 'code' | 'stderr'>) =>
+    `${what}: ip exited ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim()}` : ''}`;
 
   if (probes.port.code !== 0) {
     if (NO_DEVICE.test(probes.port.stderr)) return { kind: 'misplaced', reason: `port ${want.port} is missing` };
@@ -146,7 +187,8 @@ export function classifyPlacement(
   } else {
     try {
       const { master } = parseLink(probes.port.stdout, want.port);
-      if (master !== want.bridge) return { kind: 'misplaced', reason: `port ${want.port} is on ${master ?? 'no bridge'}, not ${want.bridge}` };
+      if (master !== want.bridge)
+        return { kind: 'misplaced', reason: `port ${want.port} is on ${master ?? 'no bridge'}, not ${want.bridge}` };
     } catch (e) {
       if (!(e instanceof ParseError)) throw e;
       unknown.push(e.message);
@@ -159,7 +201,11 @@ export function classifyPlacement(
   } else {
     try {
       const { addresses } = parseIpAddr(probes.eth0.stdout, 'eth0');
-      if (!addresses.some((a) => a.cidr === want.lanCidr)) return { kind: 'misplaced', reason: `eth0 has ${addresses.map((a) => a.cidr).join(', ') || 'no address'}, not ${want.lanCidr}` };
+      if (!addresses.some((a) => a.cidr === want.lanCidr))
+        return {
+          kind: 'misplaced',
+          reason: `eth0 has ${addresses.map((a) => a.cidr).join(', ') || 'no address'}, not ${want.lanCidr}`,
+        };
     } catch (e) {
       if (!(e instanceof ParseError)) throw e;
       unknown.push(e.message);
@@ -169,8 +215,17 @@ export function classifyPlacement(
 }
 
 type Probe = Pick<ExecResult, 'code' | 'stdout'>;
-const LinkStateJson = z.array(z.object({ master: z.string().optional(), flags: z.array(z.string()).default([]) })).length(1);
-const RouteJson = z.array(z.object({ dst: z.string(), gateway: z.string().optional(), dev: z.string().optional(), metric: z.number().optional() }));
+const LinkStateJson = z
+  .array(z.object({ master: z.string().optional(), flags: z.array(z.string()).default([]) }))
+  .length(1);
+const RouteJson = z.array(
+  z.object({
+    dst: z.string(),
+    gateway: z.string().optional(),
+    dev: z.string().optional(),
+    metric: z.number().optional(),
+  }),
+);
 
 /**
  * Whether a gateway's wiring needs no step of ensureGateway: its eth0 port up on the subnet's
@@ -204,7 +259,10 @@ export function isWired(
     throw e;
   }
   const routes = RouteJson.safeParse(json(probes.routes));
-  return routes.success && routes.data.some((r) => r.dst === 'default' && r.gateway === want.gateway && r.dev === 'eth0' && !r.metric);
+  return (
+    routes.success &&
+    routes.data.some((r) => r.dst === 'default' && r.gateway === want.gateway && r.dev === 'eth0' && !r.metric)
+  );
 }
 
 /** `ip -j link show dev PORT` -> the bridge it is enslaved to, if any. */

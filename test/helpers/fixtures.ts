@@ -5,11 +5,25 @@ import { gatewayTarget, type Records } from '../../state/records.ts';
 import type { GatewayHandle, GatewayRuntime } from '../../runtime/runtime.ts';
 
 /** What the planner records before it adds a dnat job for `job.gateway` (a job with no record is skipped as removed). */
-export async function recordPendingDnat(records: Records, job: HandlerJob & { gateway: string; spec: NonNullable<HandlerJob['spec']> }): Promise<void> {
+export async function recordPendingDnat(
+  records: Records,
+  job: HandlerJob & { gateway: string; spec: NonNullable<HandlerJob['spec']> },
+): Promise<void> {
   const { gateway, sha, gen, spec } = job;
   await records.update(gatewayTarget(gateway), () => ({
-    name: gateway, desired: { gen, sha, cause: 'push', state: spec }, pending: ['dnat'], observedGen: 0,
-    condition: { ready: 'Unknown', reason: 'Progressing', message: 'applying: dnat', sha, gen, cause: 'push', at: Date.now() },
+    name: gateway,
+    desired: { gen, sha, cause: 'push', state: spec },
+    pending: ['dnat'],
+    observedGen: 0,
+    condition: {
+      ready: 'Unknown',
+      reason: 'Progressing',
+      message: 'applying: dnat',
+      sha,
+      gen,
+      cause: 'push',
+      at: Date.now(),
+    },
   }));
 }
 

@@ -86,7 +86,13 @@ export interface Tree {
 }
 
 /** What every sequence starts from: the seed's gateway ngw (a floating IP, a port forward, an SNAT), no ngw2. */
-export const BASE: Tree = { forwards: [{ eip: '112', port: 8888, proto: 'tcp', to: 80 }], fip: '10.0.1.5', snats: ['10.0.1.0/24'], eip3: false, ngw2: null };
+export const BASE: Tree = {
+  forwards: [{ eip: '112', port: 8888, proto: 'tcp', to: 80 }],
+  fip: '10.0.1.5',
+  snats: ['10.0.1.0/24'],
+  eip3: false,
+  ngw2: null,
+};
 
 export const GATEWAYS = ['ngw', 'ngw2'] as const;
 const PORTS = [7001, 7002, 7003, 7004, 8888];
@@ -138,12 +144,18 @@ export function describeTree(t: Tree): string {
 
 export function describeStep(s: Step): string {
   switch (s.kind) {
-    case 'commit': return `commit #${s.n} (${s.delivery}): ${s.what}${s.broken ? `, made invalid: ${s.broken}` : ''} => ${describeTree(s.tree)}`;
-    case 'deliver': return `deliver #${s.n}${s.repeat === 'same-id-at-once' ? ' twice at once with one delivery id' : s.repeat === 'same-id-after' ? ' twice with one delivery id, one after the other' : ''}`;
-    case 'burst': return `deliver ${s.ns.map((n) => `#${n}`).join(', ')} at the same time`;
-    case 'kill': return `SIGKILL ${s.which === 'both' ? 'both worker processes' : 'a worker process'}${s.midJob ? ' mid-job' : ''}, start replacements`;
-    case 'redis-restart': return `redis-server SIGKILLed${s.midJob ? ' mid-job' : ''} and restarted`;
-    case 'pause': return `pause ${s.ms} ms`;
+    case 'commit':
+      return `commit #${s.n} (${s.delivery}): ${s.what}${s.broken ? `, made invalid: ${s.broken}` : ''} => ${describeTree(s.tree)}`;
+    case 'deliver':
+      return `deliver #${s.n}${s.repeat === 'same-id-at-once' ? ' twice at once with one delivery id' : s.repeat === 'same-id-after' ? ' twice with one delivery id, one after the other' : ''}`;
+    case 'burst':
+      return `deliver ${s.ns.map((n) => `#${n}`).join(', ')} at the same time`;
+    case 'kill':
+      return `SIGKILL ${s.which === 'both' ? 'both worker processes' : 'a worker process'}${s.midJob ? ' mid-job' : ''}, start replacements`;
+    case 'redis-restart':
+      return `redis-server SIGKILLed${s.midJob ? ' mid-job' : ''} and restarted`;
+    case 'pause':
+      return `pause ${s.ms} ms`;
   }
 }
 
@@ -184,12 +196,21 @@ function mutate(rng: Rng, tree: Tree): { tree: Tree; what: string } {
       return `forward ${f.proto} .${f.eip}:${f.port} now to port ${f.to}`;
     },
     () => {
-      t.fip = t.fip === null ? rng.pick(['10.0.1.5', '10.0.1.6'] as const) : rng.chance(0.5) ? null : t.fip === '10.0.1.5' ? '10.0.1.6' : '10.0.1.5';
+      t.fip =
+        t.fip === null
+          ? rng.pick(['10.0.1.5', '10.0.1.6'] as const)
+          : rng.chance(0.5)
+            ? null
+            : t.fip === '10.0.1.5'
+              ? '10.0.1.6'
+              : '10.0.1.5';
       return `floating IP ${t.fip ?? 'removed'}`;
     },
     () => {
       const cidr = rng.pick(SNAT_CIDRS);
-      t.snats = t.snats.includes(cidr) ? t.snats.filter((c) => c !== cidr) : SNAT_CIDRS.filter((c) => c === cidr || t.snats.includes(c));
+      t.snats = t.snats.includes(cidr)
+        ? t.snats.filter((c) => c !== cidr)
+        : SNAT_CIDRS.filter((c) => c === cidr || t.snats.includes(c));
       return `SNAT ${cidr} ${t.snats.includes(cidr) ? 'added' : 'removed'}`;
     },
     () => {
@@ -217,7 +238,13 @@ function mutate(rng: Rng, tree: Tree): { tree: Tree; what: string } {
 }
 
 function breakages(t: Tree): Breakage[] {
-  return ['outside-vpc', 'unknown-eip', 'unparsable', ...(t.forwards.length ? ['duplicate-forward' as const] : []), ...(t.ngw2 ? ['ngw2-outside-vpc' as const] : [])];
+  return [
+    'outside-vpc',
+    'unknown-eip',
+    'unparsable',
+    ...(t.forwards.length ? ['duplicate-forward' as const] : []),
+    ...(t.ngw2 ? ['ngw2-outside-vpc' as const] : []),
+  ];
 }
 
 function repeat(rng: Rng): Repeat {
@@ -276,7 +303,12 @@ export function generateSequence(seed: number): Sequence {
   const insert = (s: Step) => steps.splice(rng.int(firstCommit + 1, steps.length), 0, s);
   if (rng.chance(0.45)) insert({ kind: 'kill', which: rng.chance(0.3) ? 'both' : 'one', midJob: rng.chance(0.75) });
   if (rng.chance(0.25)) insert({ kind: 'redis-restart', midJob: rng.chance(0.6) });
-  return { seed, steps, tip: commits, draws: { positive: rng.float(), negative: rng.float(), negativeIndex: rng.float() } };
+  return {
+    seed,
+    steps,
+    tip: commits,
+    draws: { positive: rng.float(), negative: rng.float(), negativeIndex: rng.float() },
+  };
 }
 
 // ---- manifests ---------------------------------------------------------------------------------
@@ -287,8 +319,17 @@ const EIP = (last: string) => `192.168.0.${last}`;
 export function treeFiles(seed: SeedObjects, t: Tree, broken?: Breakage): ManifestFile[] {
   const s = structuredClone(seed);
   const spec = s.gateway.spec as Obj;
-  spec.eips = ['111', '112', ...(t.eip3 ? ['113'] : [])].map((e) => ({ eipCIDR: `${EIP(e)}/24`, gateway: '192.168.0.254' }));
-  const dnat = (eip: string, externalPort: number, protocol: string, internalIp: string, internalPort: number) => ({ eip, externalPort, protocol, internalIp, internalPort });
+  spec.eips = ['111', '112', ...(t.eip3 ? ['113'] : [])].map((e) => ({
+    eipCIDR: `${EIP(e)}/24`,
+    gateway: '192.168.0.254',
+  }));
+  const dnat = (eip: string, externalPort: number, protocol: string, internalIp: string, internalPort: number) => ({
+    eip,
+    externalPort,
+    protocol,
+    internalIp,
+    internalPort,
+  });
   const dnats = t.forwards.map((f) => dnat(EIP(f.eip), f.port, f.proto, '10.0.1.10', f.to));
   const fips = t.fip ? [{ eip: EIP('111'), internalIp: t.fip }] : [];
   const snats = t.snats.map((c) => ({ eip: EIP('112'), internalCIDR: c }));
@@ -299,12 +340,21 @@ export function treeFiles(seed: SeedObjects, t: Tree, broken?: Breakage): Manife
     dnats.push(dnat(EIP(f.eip), f.port, f.proto, '10.0.1.10', f.to === 80 ? 8080 : 80));
   }
   // Empty lists are left out, as people write them.
-  for (const [key, list] of [['floatingIpRules', fips], ['dnatRules', dnats], ['snatRules', snats]] as const) {
+  for (const [key, list] of [
+    ['floatingIpRules', fips],
+    ['dnatRules', dnats],
+    ['snatRules', snats],
+  ] as const) {
     if (list.length) spec[key] = list;
     else delete spec[key];
   }
   s.extra = [
-    { apiVersion: 'kubeovn.io/v1', kind: 'Vpc', metadata: { name: 'test-vpc-2' }, spec: { staticRoutes: [{ cidr: '0.0.0.0/0', nextHopIP: '10.0.2.254', policy: 'policyDst' }] } },
+    {
+      apiVersion: 'kubeovn.io/v1',
+      kind: 'Vpc',
+      metadata: { name: 'test-vpc-2' },
+      spec: { staticRoutes: [{ cidr: '0.0.0.0/0', nextHopIP: '10.0.2.254', policy: 'policyDst' }] },
+    },
     subnet('sn-b', 'test-vpc-2', '10.0.2.0/24', '10.0.2.1'),
   ];
   if (t.ngw2) {
@@ -312,15 +362,21 @@ export function treeFiles(seed: SeedObjects, t: Tree, broken?: Breakage): Manife
     const rules = t.ngw2.map((p) => dnat(EIP('120'), p, 'tcp', '10.0.2.10', 80));
     if (broken === 'ngw2-outside-vpc') rules.push(dnat(EIP('120'), 8009, 'tcp', internalIp, 80));
     s.extra.push({
-      apiVersion: 'kubeovn.io/v1', kind: 'VpcNatGateway', metadata: { name: 'ngw2' },
+      apiVersion: 'kubeovn.io/v1',
+      kind: 'VpcNatGateway',
+      metadata: { name: 'ngw2' },
       spec: {
-        vpc: 'test-vpc-2', subnet: 'sn-b', lanIp: '10.0.2.254', eips: [{ eipCIDR: `${EIP('120')}/24`, gateway: '192.168.0.254' }],
+        vpc: 'test-vpc-2',
+        subnet: 'sn-b',
+        lanIp: '10.0.2.254',
+        eips: [{ eipCIDR: `${EIP('120')}/24`, gateway: '192.168.0.254' }],
         ...(rules.length ? { dnatRules: rules } : {}),
       },
     });
   }
   const files = toFiles(s);
-  if (broken === 'unparsable') files.push({ path: 'zz-broken.yaml', text: 'kind: VpcNatGateway\nmetadata:\n  name: [ngw\n' });
+  if (broken === 'unparsable')
+    files.push({ path: 'zz-broken.yaml', text: 'kind: VpcNatGateway\nmetadata:\n  name: [ngw\n' });
   return files;
 }
 
@@ -347,7 +403,11 @@ export const invalidGateways = (v: ValidationResult) =>
  * first) that says anything about it: its spec there, or null when the commit has no such
  * gateway. A commit refused as a whole, or where `g` does not validate, keeps what was before.
  */
-export function expectedGateway(g: string, commits: readonly CommitRec[], planned: ReadonlySet<string>): { spec: GatewaySpec | null; from: number | undefined } {
+export function expectedGateway(
+  g: string,
+  commits: readonly CommitRec[],
+  planned: ReadonlySet<string>,
+): { spec: GatewaySpec | null; from: number | undefined } {
   for (const c of [...commits].reverse()) {
     if (!planned.has(c.sha) || isRefused(c.v)) continue;
     const spec = c.v.desired.gateways.get(g);
@@ -359,7 +419,8 @@ export function expectedGateway(g: string, commits: readonly CommitRec[], planne
 }
 
 /** Whether natops planned a commit (rather than dropping it as older than one it had planned): it has statuses per gateway. */
-export const wasPlanned = (statuses: readonly CommitStatus[]) => statuses.some((s) => s.context.startsWith('natops/') || s.context === NETWORK_CONTEXT);
+export const wasPlanned = (statuses: readonly CommitStatus[]) =>
+  statuses.some((s) => s.context.startsWith('natops/') || s.context === NETWORK_CONTEXT);
 
 // ---- running sequences -------------------------------------------------------------------------
 
@@ -395,7 +456,10 @@ export class Interleaver {
   /** the branch's newest commit */
   private lastSha = '0'.repeat(40);
 
-  private constructor(readonly p: PipelineHarness, readonly seed: SeedObjects) {
+  private constructor(
+    readonly p: PipelineHarness,
+    readonly seed: SeedObjects,
+  ) {
     this.runtime = new NetnsRuntime(p.lab.lab);
   }
 
@@ -405,9 +469,14 @@ export class Interleaver {
     const files = treeFiles(seed, BASE);
     il.lastSha = await p.push(files, 'interleavings: base');
     const statuses = await p.settled(il.lastSha);
-    if (statuses.get(SUMMARY_CONTEXT)?.state !== 'success') throw new Error(`the base did not apply: ${JSON.stringify([...statuses.values()])}`);
+    if (statuses.get(SUMMARY_CONTEXT)?.state !== 'success')
+      throw new Error(`the base did not apply: ${JSON.stringify([...statuses.values()])}`);
     for (const [name, h] of Object.entries(HOSTS)) await p.lab.host(name, h.net, h.ip);
-    await Promise.all(Object.entries(HOSTS).filter(([, h]) => h.tcp.length || h.udp.length).map(([name, h]) => p.lab.serve(name, { tcp: [...h.tcp], udp: [...h.udp] })));
+    await Promise.all(
+      Object.entries(HOSTS)
+        .filter(([, h]) => h.tcp.length || h.udp.length)
+        .map(([name, h]) => p.lab.serve(name, { tcp: [...h.tcp], udp: [...h.udp] })),
+    );
     await p.running!.close();
     await p.start(['plan']);
     il.ensureWorkers();
@@ -422,10 +491,15 @@ export class Interleaver {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.workers.filter(this.alive).map((w) => new Promise((resolve) => {
-      w.once('exit', resolve);
-      w.kill('SIGKILL');
-    })));
+    await Promise.all(
+      this.workers.filter(this.alive).map(
+        (w) =>
+          new Promise((resolve) => {
+            w.once('exit', resolve);
+            w.kill('SIGKILL');
+          }),
+      ),
+    );
     this.workers = [];
   }
 
@@ -438,7 +512,16 @@ export class Interleaver {
     } else {
       sha = await this.p.commitOnly(files, label);
       // The receiving side runs without hooks for this push only: nothing is delivered.
-      await run(['git', '-C', this.p.work, 'push', '--quiet', '--receive-pack=git -c core.hooksPath=/dev/null receive-pack', 'origin', 'HEAD:main']);
+      await run([
+        'git',
+        '-C',
+        this.p.work,
+        'push',
+        '--quiet',
+        '--receive-pack=git -c core.hooksPath=/dev/null receive-pack',
+        'origin',
+        'HEAD:main',
+      ]);
     }
     this.lastSha = sha;
     return { n, sha, parent, files, v: validateManifests(files), label };
@@ -452,18 +535,33 @@ export class Interleaver {
       if (d.status !== 202 && d.status !== 200) throw new Error(`delivery of #${c.n} answered ${d.status}: ${d.body}`);
       return `${d.status} ${JSON.parse(d.body).outcome}`;
     }
-    const body = JSON.stringify(localPushPayload({
-      repository: 'test/gitops', url: `file://${this.p.bare}`, ref, before: c.parent, after: c.sha, forced: false, commits: [],
-      pusher: { name: 'natops test', email: 'test@example.com' },
-    }));
-    const headers = { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': await sign(SECRET, body) };
+    const body = JSON.stringify(
+      localPushPayload({
+        repository: 'test/gitops',
+        url: `file://${this.p.bare}`,
+        ref,
+        before: c.parent,
+        after: c.sha,
+        forced: false,
+        commits: [],
+        pusher: { name: 'natops test', email: 'test@example.com' },
+      }),
+    );
+    const headers = {
+      'content-type': 'application/json',
+      'x-github-event': 'push',
+      'x-github-delivery': randomUUID(),
+      'x-hub-signature-256': await sign(SECRET, body),
+    };
     const send = async () => {
       const r = await fetch(`${this.p.running!.url}/webhook`, { method: 'POST', headers, body });
       return { status: r.status, outcome: ((await r.json()) as { outcome?: string }).outcome };
     };
     const answers = repeat === 'same-id-at-once' ? await Promise.all([send(), send()]) : [await send(), await send()];
-    if (answers.some((a) => a.status !== 202 && a.status !== 200)) throw new Error(`delivery of #${c.n} answered ${JSON.stringify(answers)}`);
-    if (repeat === 'same-id-after' && answers[1]!.status !== 200) throw new Error(`a repeated delivery id was not dropped: ${JSON.stringify(answers)}`);
+    if (answers.some((a) => a.status !== 202 && a.status !== 200))
+      throw new Error(`delivery of #${c.n} answered ${JSON.stringify(answers)}`);
+    if (repeat === 'same-id-after' && answers[1]!.status !== 200)
+      throw new Error(`a repeated delivery id was not dropped: ${JSON.stringify(answers)}`);
     return answers.map((a) => `${a.status} ${a.outcome}`).join(' | ');
   }
 
@@ -476,7 +574,13 @@ export class Interleaver {
   private async jobsInFlight(): Promise<number> {
     let n = 0;
     for (const q of QUEUE_NAMES) {
-      const c = await this.p.running!.queues.byName[q].getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
+      const c = await this.p.running!.queues.byName[q].getJobCounts(
+        'waiting',
+        'active',
+        'delayed',
+        'prioritized',
+        'waiting-children',
+      );
       n += Object.values(c).reduce((a, b) => a + b, 0);
     }
     return n;
@@ -488,12 +592,19 @@ export class Interleaver {
       const pid = w.pid!;
       const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
       for (const t of tasks) {
-        const children = (await readFile(`/proc/${pid}/task/${t}/children`, 'utf8').catch(() => '')).trim().split(/\s+/).filter(Boolean);
+        const children = (await readFile(`/proc/${pid}/task/${t}/children`, 'utf8').catch(() => ''))
+          .trim()
+          .split(/\s+/)
+          .filter(Boolean);
         for (const c of children) {
           const cmd = (await readFile(`/proc/${c}/cmdline`, 'utf8').catch(() => '')).split('\0').filter(Boolean);
           // tsx's esbuild service runs all along; a job's commands are ip, iptables-*, conntrack, arping, sysctl
           // (between fork and exec a child still shows node's command line)
-          if (cmd.length && !cmd[0]!.includes('esbuild')) return { worker: w, command: cmd.includes('worker') ? '(a command being started)' : cmd.slice(0, 6).join(' ') };
+          if (cmd.length && !cmd[0]!.includes('esbuild'))
+            return {
+              worker: w,
+              command: cmd.includes('worker') ? '(a command being started)' : cmd.slice(0, 6).join(' '),
+            };
         }
       }
     }
@@ -517,10 +628,15 @@ export class Interleaver {
     }
     if (step.which === 'both') victims = this.workers.filter(this.alive);
     const active = await this.activeJobs().catch(() => -1);
-    await Promise.all(victims.map((w) => new Promise((resolve) => {
-      w.once('exit', resolve);
-      w.kill('SIGKILL');
-    })));
+    await Promise.all(
+      victims.map(
+        (w) =>
+          new Promise((resolve) => {
+            w.once('exit', resolve);
+            w.kill('SIGKILL');
+          }),
+      ),
+    );
     this.ensureWorkers();
     return `killed ${victims.map((w) => w.pid).join(', ')}; ${note}; ${active} handler jobs active`;
   }
@@ -529,7 +645,8 @@ export class Interleaver {
     let active = 0;
     if (step.midJob) {
       const deadline = Date.now() + 3000;
-      while (Date.now() < deadline && (active = await this.activeJobs()) === 0 && (await this.jobsInFlight()) > 0) await new Promise((r) => setTimeout(r, 10));
+      while (Date.now() < deadline && (active = await this.activeJobs()) === 0 && (await this.jobsInFlight()) > 0)
+        await new Promise((r) => setTimeout(r, 10));
     }
     const started = Date.now();
     await this.p.redis.stop('SIGKILL');
@@ -543,7 +660,10 @@ export class Interleaver {
   }
 
   /** Each gateway's difference from `expected` (empty: all as expected), and the gateways that should not exist. */
-  private async liveProblems(expected: ReadonlyMap<string, GatewaySpec | null>, only?: ReadonlySet<string>): Promise<string[]> {
+  private async liveProblems(
+    expected: ReadonlyMap<string, GatewaySpec | null>,
+    only?: ReadonlySet<string>,
+  ): Promise<string[]> {
     const problems: string[] = [];
     for (const [g, spec] of expected) {
       if (only && !only.has(g)) continue;
@@ -556,20 +676,26 @@ export class Interleaver {
         problems.push(`gateway ${g} does not exist`);
         continue;
       }
-      const live = await handle.readState().catch((e: unknown) => e instanceof Error ? e : new Error(String(e)));
+      const live = await handle.readState().catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
       if (live instanceof Error) {
         problems.push(`gateway ${g}: reading its state failed: ${live.message}`);
         continue;
       }
       const diff = diffStates(live, compileGateway(spec));
       if (!isEmptyChangeSet(diff)) {
-        problems.push(`gateway ${g} differs from its expected state; to get there natops would still have to:\n      ${[...describeChanges(diff), ...ruleDiff(diff)].join('\n      ')}`);
+        problems.push(
+          `gateway ${g} differs from its expected state; to get there natops would still have to:\n      ${[...describeChanges(diff), ...ruleDiff(diff)].join('\n      ')}`,
+        );
       }
     }
     if (!only) {
       const listed = (await this.runtime.listGateways()).sort();
-      const want = [...expected].filter(([, s]) => s).map(([g]) => g).sort();
-      if (listed.join(',') !== want.join(',')) problems.push(`gateways natops runs: [${listed.join(', ')}], expected [${want.join(', ')}]`);
+      const want = [...expected]
+        .filter(([, s]) => s)
+        .map(([g]) => g)
+        .sort();
+      if (listed.join(',') !== want.join(','))
+        problems.push(`gateways natops runs: [${listed.join(', ')}], expected [${want.join(', ')}]`);
     }
     return problems;
   }
@@ -580,7 +706,8 @@ export class Interleaver {
     const summary = statuses.get(SUMMARY_CONTEXT);
     const show = (s: CommitStatus | undefined) => (s ? `${s.state} "${s.description}"` : 'none');
     if (isRefused(tip.v)) {
-      if (summary?.state !== 'failure' || !/zz-broken\.yaml:\d+/.test(summary.description)) problems.push(`the refused commit's summary is ${show(summary)}`);
+      if (summary?.state !== 'failure' || !/zz-broken\.yaml:\d+/.test(summary.description))
+        problems.push(`the refused commit's summary is ${show(summary)}`);
       return problems;
     }
     const invalid = invalidGateways(tip.v);
@@ -589,12 +716,18 @@ export class Interleaver {
       const spec = tip.v.desired.gateways.get(g);
       if (spec) {
         // "no change" may carry the plan's note ("(caught up with the branch)", "(history rewritten: ...)").
-        const ok = s?.state === 'success' && (s.description === `live: ${liveSummary(spec)}` || /^no change( \(.*\))?$/.test(s.description));
-        if (!ok) problems.push(`natops/${g} is ${show(s)}, expected success "live: ${liveSummary(spec)}" (or "no change")`);
+        const ok =
+          s?.state === 'success' &&
+          (s.description === `live: ${liveSummary(spec)}` || /^no change( \(.*\))?$/.test(s.description));
+        if (!ok)
+          problems.push(`natops/${g} is ${show(s)}, expected success "live: ${liveSummary(spec)}" (or "no change")`);
       } else if (invalid.has(g)) {
-        if (s?.state !== 'failure' || !/\.yaml:\d+:\d+/.test(s.description)) problems.push(`natops/${g} is ${show(s)}, expected a failure naming file and line`);
+        if (s?.state !== 'failure' || !/\.yaml:\d+:\d+/.test(s.description))
+          problems.push(`natops/${g} is ${show(s)}, expected a failure naming file and line`);
       } else if (s && !(s.state === 'success' && s.description === 'removed')) {
-        problems.push(`natops/${g} is ${show(s)}, but the commit has no ${g} (expected no status, or success "removed")`);
+        problems.push(
+          `natops/${g} is ${show(s)}, but the commit has no ${g} (expected no status, or success "removed")`,
+        );
       }
     }
     const net = statuses.get(NETWORK_CONTEXT);
@@ -609,15 +742,48 @@ export class Interleaver {
     const ngw = expected.get('ngw');
     const hostAt = (ip: string) => Object.entries(HOSTS).find(([, h]) => h.ip.startsWith(`${ip}/`))?.[0];
     for (const d of ngw?.dnats ?? []) {
-      out.push({ gateway: 'ngw', what: `ngw port forward ${d.protocol} ${d.eip}:${d.externalPort}`, from: 'ext', proto: d.protocol, ip: d.eip, port: d.externalPort, expect: `web ${HOSTS.ext.ip.split('/')[0]}` });
+      out.push({
+        gateway: 'ngw',
+        what: `ngw port forward ${d.protocol} ${d.eip}:${d.externalPort}`,
+        from: 'ext',
+        proto: d.protocol,
+        ip: d.eip,
+        port: d.externalPort,
+        expect: `web ${HOSTS.ext.ip.split('/')[0]}`,
+      });
     }
     for (const f of ngw?.floatingIps ?? []) {
-      out.push({ gateway: 'ngw', what: `ngw floating IP ${f.eip} -> ${f.internalIp}`, from: 'ext', proto: 'tcp', ip: f.eip, port: 80, expect: `${hostAt(f.internalIp)} 192.168.0.50` });
+      out.push({
+        gateway: 'ngw',
+        what: `ngw floating IP ${f.eip} -> ${f.internalIp}`,
+        from: 'ext',
+        proto: 'tcp',
+        ip: f.eip,
+        port: 80,
+        expect: `${hostAt(f.internalIp)} 192.168.0.50`,
+      });
     }
     const snat = ngw?.snats.find((s) => s.internalCidr !== '10.0.1.128/25');
-    if (snat) out.push({ gateway: 'ngw', what: `ngw SNAT of ${snat.internalCidr}`, from: 'client', proto: 'tcp', ip: '192.168.0.50', port: 9000, expect: `ext ${snat.eip}` });
+    if (snat)
+      out.push({
+        gateway: 'ngw',
+        what: `ngw SNAT of ${snat.internalCidr}`,
+        from: 'client',
+        proto: 'tcp',
+        ip: '192.168.0.50',
+        port: 9000,
+        expect: `ext ${snat.eip}`,
+      });
     for (const d of expected.get('ngw2')?.dnats ?? []) {
-      out.push({ gateway: 'ngw2', what: `ngw2 port forward tcp ${d.eip}:${d.externalPort}`, from: 'ext', proto: 'tcp', ip: d.eip, port: d.externalPort, expect: 'web2 192.168.0.50' });
+      out.push({
+        gateway: 'ngw2',
+        what: `ngw2 port forward tcp ${d.eip}:${d.externalPort}`,
+        from: 'ext',
+        proto: 'tcp',
+        ip: d.eip,
+        port: d.externalPort,
+        expect: 'web2 192.168.0.50',
+      });
     }
     return out;
   }
@@ -626,15 +792,23 @@ export class Interleaver {
   private async wiring(pr: Probe): Promise<string[]> {
     const n = this.p.lab.lab.names;
     const sh = async (ns: string, argv: string[]) => {
-      const r = await inNamespace(ns, { argv, okExitCodes: [0, 1, 2, 255] }).catch((e: unknown) => ({ stdout: String(e) }));
-      return r.stdout.trim().split('\n').map((l) => `      ${l}`);
+      const r = await inNamespace(ns, { argv, okExitCodes: [0, 1, 2, 255] }).catch((e: unknown) => ({
+        stdout: String(e),
+      }));
+      return r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => `      ${l}`);
     };
     return [
       `wiring of ${pr.gateway} (${n.gateway(pr.gateway)}):`,
-      '    in the gateway: ip -br addr', ...(await sh(n.gateway(pr.gateway), ['ip', '-br', 'addr'])),
-      '    in the fabric: its ports', ...(await sh(n.fabric, ['ip', '-o', 'link', 'show', 'dev', n.gatewayPort(pr.gateway, 'eth0')])),
+      '    in the gateway: ip -br addr',
+      ...(await sh(n.gateway(pr.gateway), ['ip', '-br', 'addr'])),
+      '    in the fabric: its ports',
+      ...(await sh(n.fabric, ['ip', '-o', 'link', 'show', 'dev', n.gatewayPort(pr.gateway, 'eth0')])),
       ...(await sh(n.fabric, ['ip', '-o', 'link', 'show', 'dev', n.gatewayPort(pr.gateway, 'net1')])),
-      `    in ${pr.from}: ip neigh`, ...(await sh(n.host(pr.from), ['ip', 'neigh'])),
+      `    in ${pr.from}: ip neigh`,
+      ...(await sh(n.host(pr.from), ['ip', 'neigh'])),
     ];
   }
 
@@ -653,22 +827,29 @@ export class Interleaver {
       const statusLines: string[] = [];
       for (const c of commits) {
         const st = await this.p.statuses(c.sha).catch(() => [] as CommitStatus[]);
-        statusLines.push(`  #${c.n} ${c.sha.slice(0, 7)}: ${st.map((s) => `${s.context}=${s.state} "${s.description}"`).join('; ') || 'no statuses'}`);
+        statusLines.push(
+          `  #${c.n} ${c.sha.slice(0, 7)}: ${st.map((s) => `${s.context}=${s.state} "${s.description}"`).join('; ') || 'no statuses'}`,
+        );
       }
-      throw new SequenceFailure([
-        `interleaving seed ${seq.seed} diverged (${phase}):`,
-        ...problems.map((p) => `  - ${p}`),
-        `reproduce: NATOPS_INTERLEAVING_SEED=${seq.seed} node --import tsx --test test/pipeline/interleavings.test.ts`,
-        'steps (commit #0 is the reset to the base):',
-        ...log.map((l) => `  ${l}`),
-        'commits:',
-        ...commits.map((c) => `  #${c.n} ${c.sha.slice(0, 7)} ${c.label}: ${isRefused(c.v) ? 'refused' : `valid [${[...c.v.desired.gateways.keys()].join(', ')}]${invalidGateways(c.v).size ? `, invalid [${[...invalidGateways(c.v)].join(', ')}]` : ''}`}`),
-        'statuses:',
-        ...statusLines,
-        ...extra,
-        'last log lines:',
-        ...this.p.logs.slice(-40).map((l) => `  ${l}`),
-      ].join('\n'));
+      throw new SequenceFailure(
+        [
+          `interleaving seed ${seq.seed} diverged (${phase}):`,
+          ...problems.map((p) => `  - ${p}`),
+          `reproduce: NATOPS_INTERLEAVING_SEED=${seq.seed} node --import tsx --test test/pipeline/interleavings.test.ts`,
+          'steps (commit #0 is the reset to the base):',
+          ...log.map((l) => `  ${l}`),
+          'commits:',
+          ...commits.map(
+            (c) =>
+              `  #${c.n} ${c.sha.slice(0, 7)} ${c.label}: ${isRefused(c.v) ? 'refused' : `valid [${[...c.v.desired.gateways.keys()].join(', ')}]${invalidGateways(c.v).size ? `, invalid [${[...invalidGateways(c.v)].join(', ')}]` : ''}`}`,
+          ),
+          'statuses:',
+          ...statusLines,
+          ...extra,
+          'last log lines:',
+          ...this.p.logs.slice(-40).map((l) => `  ${l}`),
+        ].join('\n'),
+      );
     };
 
     try {
@@ -680,7 +861,12 @@ export class Interleaver {
       await this.p.settled(base.sha, 90_000);
       const settledAt = Date.now();
       await this.quiesce();
-      const baseProblems = await this.liveProblems(new Map([['ngw', base.v.desired.gateways.get('ngw')!], ['ngw2', null]]));
+      const baseProblems = await this.liveProblems(
+        new Map([
+          ['ngw', base.v.desired.gateways.get('ngw')!],
+          ['ngw2', null],
+        ]),
+      );
       if (baseProblems.length) await fail(baseProblems);
       log.push(`reset settled after ${settledAt - started} ms, checked after ${Date.now() - started} ms`);
 
@@ -691,7 +877,12 @@ export class Interleaver {
         switch (step.kind) {
           case 'commit': {
             const files = treeFiles(this.seed, step.tree, step.broken);
-            const c = await this.commit(step.n, files, `seed ${seq.seed} #${step.n}: ${step.what}${step.broken ? ` (${step.broken})` : ''}`, step.delivery === 'hook');
+            const c = await this.commit(
+              step.n,
+              files,
+              `seed ${seq.seed} #${step.n}: ${step.what}${step.broken ? ` (${step.broken})` : ''}`,
+              step.delivery === 'hook',
+            );
             commits.push(c);
             if (step.delivery === 'direct') note = await this.deliver(c, 'no');
             break;
@@ -700,7 +891,9 @@ export class Interleaver {
             note = await this.deliver(byN(step.n), step.repeat);
             break;
           case 'burst':
-            note = (await Promise.all(step.ns.map(async (n) => `#${n}: ${await this.deliver(byN(n), 'no')}`))).join(' | ');
+            note = (await Promise.all(step.ns.map(async (n) => `#${n}: ${await this.deliver(byN(n), 'no')}`))).join(
+              ' | ',
+            );
             break;
           case 'kill':
             note = await this.kill(step);
@@ -721,25 +914,39 @@ export class Interleaver {
       const settled = await this.p.settled(tip.sha, 90_000);
       const tipSettled = Date.now();
       // A gateway whose status on the newest commit says success is live as that commit says, from that moment.
-      const successNow = new Set(GATEWAYS.filter((g) => tip.v.desired.gateways.has(g) && settled.get(gatewayContext(g))?.state === 'success'));
-      const atSettle = await this.liveProblems(new Map(GATEWAYS.map((g) => [g, tip.v.desired.gateways.get(g) ?? null])), successNow);
+      const successNow = new Set(
+        GATEWAYS.filter((g) => tip.v.desired.gateways.has(g) && settled.get(gatewayContext(g))?.state === 'success'),
+      );
+      const atSettle = await this.liveProblems(
+        new Map(GATEWAYS.map((g) => [g, tip.v.desired.gateways.get(g) ?? null])),
+        successNow,
+      );
       await this.quiesce();
 
       const planned = new Set<string>();
       for (const c of commits) if (wasPlanned(await this.p.statuses(c.sha))) planned.add(c.sha);
       const expected = new Map<string, GatewaySpec | null>();
-      const expectLines: string[] = ['expected (from the newest planned commit that says something about each gateway):'];
+      const expectLines: string[] = [
+        'expected (from the newest planned commit that says something about each gateway):',
+      ];
       for (const g of GATEWAYS) {
         const e = expectedGateway(g, commits, planned);
         expected.set(g, e.spec);
         expectLines.push(`  ${g}: ${e.spec ? liveSummary(e.spec) : 'absent'} (from #${e.from ?? '-'})`);
       }
-      expectLines.push(`planned commits: ${commits.filter((c) => planned.has(c.sha)).map((c) => `#${c.n}`).join(', ')}`);
+      expectLines.push(
+        `planned commits: ${commits
+          .filter((c) => planned.has(c.sha))
+          .map((c) => `#${c.n}`)
+          .join(', ')}`,
+      );
       const statuses = await this.p.statuses(tip.sha);
       // Once nothing is left to run, no commit's status may stay pending (GitHub would show it forever).
       const stuck: string[] = [];
       for (const c of commits) {
-        for (const s of await this.p.statuses(c.sha)) if (s.state === 'pending') stuck.push(`#${c.n} ${s.context} is still pending ("${s.description}") with every queue drained`);
+        for (const s of await this.p.statuses(c.sha))
+          if (s.state === 'pending')
+            stuck.push(`#${c.n} ${s.context} is still pending ("${s.description}") with every queue drained`);
       }
       const problems = [
         ...stuck,
@@ -749,7 +956,9 @@ export class Interleaver {
         ...this.statusProblems(tip, new Map(statuses.map((s) => [s.context, s]))),
       ];
       if (problems.length) await fail(problems, expectLines);
-      log.push(`newest commit settled ${tipSettled - stepsDone} ms after the last step, queues drained and checked after ${Date.now() - stepsDone} ms`);
+      log.push(
+        `newest commit settled ${tipSettled - stepsDone} ms after the last step, queues drained and checked after ${Date.now() - stepsDone} ms`,
+      );
 
       // Real packets through one mapping that should be live; then, sometimes, one that should not answer.
       phase = 'traffic';
@@ -758,14 +967,33 @@ export class Interleaver {
         const pr = probes[Math.floor(seq.draws.positive * probes.length)]!;
         const got = await this.probe(pr);
         log.push(`traffic: ${pr.what} from ${pr.from}: ${JSON.stringify(got)}`);
-        if (got !== pr.expect) await fail([`${pr.what}: ${pr.from} got ${JSON.stringify(got)}, expected ${JSON.stringify(pr.expect)}`], [...expectLines, ...(await this.wiring(pr))]);
-        const livePorts = new Set(expected.get('ngw')?.dnats.filter((d) => d.eip === pr.ip && d.protocol === 'tcp').map((d) => d.externalPort));
+        if (got !== pr.expect)
+          await fail(
+            [`${pr.what}: ${pr.from} got ${JSON.stringify(got)}, expected ${JSON.stringify(pr.expect)}`],
+            [...expectLines, ...(await this.wiring(pr))],
+          );
+        const livePorts = new Set(
+          expected
+            .get('ngw')
+            ?.dnats.filter((d) => d.eip === pr.ip && d.protocol === 'tcp')
+            .map((d) => d.externalPort),
+        );
         const gone = PORTS.filter((port) => !livePorts.has(port));
-        if (pr.from === 'ext' && pr.proto === 'tcp' && pr.ip === EIP('112') && gone.length && seq.draws.negative < 0.3) {
+        if (
+          pr.from === 'ext' &&
+          pr.proto === 'tcp' &&
+          pr.ip === EIP('112') &&
+          gone.length &&
+          seq.draws.negative < 0.3
+        ) {
           const port = gone[Math.floor(seq.draws.negativeIndex * gone.length)]!;
           const none = await this.probe({ ...pr, port });
           log.push(`traffic: no forward tcp ${pr.ip}:${port}: ${JSON.stringify(none)}`);
-          if (none !== undefined) await fail([`tcp ${pr.ip}:${port} answered ${JSON.stringify(none)}, but no planned commit forwards it now`], expectLines);
+          if (none !== undefined)
+            await fail(
+              [`tcp ${pr.ip}:${port} answered ${JSON.stringify(none)}, but no planned commit forwards it now`],
+              expectLines,
+            );
         }
       }
       return { ms: Date.now() - started, log };

@@ -8,7 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  type KubernetesObject,
+  type V1Secret,
+} from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { KubernetesRuntime, type KubernetesSettings } from '../../runtime/kubernetes/runtime.ts';
 import { run } from '../../common/exec.ts';
@@ -22,7 +29,9 @@ const RBAC = fileURLToPath(new URL('../../deploy/kubernetes/rbac.yaml', import.m
 
 export function adminConfig(): KubeConfig {
   if (!existsSync(KUBECONFIG)) {
-    throw new Error(`no test cluster: ${KUBECONFIG} is missing. Start one with \`../shared/k8s/cluster.sh up /var/lib/natops-k8s\` and load the gateway image (see .ci/run), or set KUBECONFIG`);
+    throw new Error(
+      `no test cluster: ${KUBECONFIG} is missing. Start one with \`../shared/k8s/cluster.sh up /var/lib/natops-k8s\` and load the gateway image (see .ci/run), or set KUBECONFIG`,
+    );
   }
   const kc = new KubeConfig();
   kc.loadFromFile(KUBECONFIG);
@@ -42,8 +51,14 @@ export interface Permission {
 
 /** Every (group, resource, verb) the shipped Role grants. */
 export async function shippedPermissions(): Promise<Permission[]> {
-  const role = parseAllDocuments(await readFile(RBAC, 'utf8')).map((d) => d.toJS() as { kind: string; rules?: RoleRule[] }).find((d) => d.kind === 'Role')!;
-  return role.rules!.flatMap((r) => r.apiGroups.flatMap((group) => r.resources.flatMap((resource) => r.verbs.map((verb) => ({ group, resource, verb })))));
+  const role = parseAllDocuments(await readFile(RBAC, 'utf8'))
+    .map((d) => d.toJS() as { kind: string; rules?: RoleRule[] })
+    .find((d) => d.kind === 'Role')!;
+  return role.rules!.flatMap((r) =>
+    r.apiGroups.flatMap((group) =>
+      r.resources.flatMap((resource) => r.verbs.map((verb) => ({ group, resource, verb }))),
+    ),
+  );
 }
 
 function withoutPermission(rules: RoleRule[], p: Permission): RoleRule[] {
@@ -56,7 +71,12 @@ function withoutPermission(rules: RoleRule[], p: Permission): RoleRule[] {
 }
 
 export class KubeHarness {
-  private constructor(readonly admin: KubeConfig, readonly namespace: string, readonly runtimeConfig: KubeConfig, readonly dir: string) {}
+  private constructor(
+    readonly admin: KubeConfig,
+    readonly namespace: string,
+    readonly runtimeConfig: KubeConfig,
+    readonly dir: string,
+  ) {}
 
   /** the ServiceAccount's kubeconfig as a file, for a natops process or config (KUBECONFIG) */
   get kubeconfigPath(): string {
@@ -80,7 +100,11 @@ export class KubeHarness {
     }
   }
 
-  private static async setUp(admin: KubeConfig, namespace: string, opts: { without?: Permission }): Promise<KubeHarness> {
+  private static async setUp(
+    admin: KubeConfig,
+    namespace: string,
+    opts: { without?: Permission },
+  ): Promise<KubeHarness> {
     const core = admin.makeApiClient(CoreV1Api);
     const objects = KubernetesObjectApi.makeApiClient(admin);
     for (const doc of parseAllDocuments(await readFile(RBAC, 'utf8'))) {
@@ -94,7 +118,11 @@ export class KubeHarness {
     let token: string | undefined;
     for (let i = 0; i < 100 && !token; i++) {
       const secrets = await core.listNamespacedSecret({ namespace });
-      const secret = secrets.items.find((s: V1Secret) => s.type === 'kubernetes.io/service-account-token' && s.metadata?.annotations?.['kubernetes.io/service-account.name'] === 'natops');
+      const secret = secrets.items.find(
+        (s: V1Secret) =>
+          s.type === 'kubernetes.io/service-account-token' &&
+          s.metadata?.annotations?.['kubernetes.io/service-account.name'] === 'natops',
+      );
       token = secret?.data?.token ? Buffer.from(secret.data.token, 'base64').toString() : undefined;
       if (!token) await new Promise((r) => setTimeout(r, 100));
     }
@@ -114,7 +142,11 @@ export class KubeHarness {
 
   /** The runtime as natops runs it: this namespace, network mode multus, the ServiceAccount's token. */
   runtime(settings: Partial<KubernetesSettings> = {}, warn?: (m: string) => void): KubernetesRuntime {
-    return new KubernetesRuntime(this.runtimeConfig, { namespace: this.namespace, mode: 'multus', readyTimeoutMs: 60_000, commandTimeoutMs: 30_000, ...settings }, warn);
+    return new KubernetesRuntime(
+      this.runtimeConfig,
+      { namespace: this.namespace, mode: 'multus', readyTimeoutMs: 60_000, commandTimeoutMs: 30_000, ...settings },
+      warn,
+    );
   }
 
   get core(): CoreV1Api {

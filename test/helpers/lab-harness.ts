@@ -15,10 +15,18 @@ import { gatewayIptables } from '../../runtime/gateway-io.ts';
 import { writeManifestDir, type SeedObjects } from './manifests.ts';
 
 const NATOPS = fileURLToPath(new URL('../../bin/natops.js', import.meta.url));
-const TOOLS = ['ip', ...Object.values(IPTABLES_PROGRAMS).flatMap((p) => Object.values(p)), 'conntrack', 'arping', 'socat', 'ping'];
+const TOOLS = [
+  'ip',
+  ...Object.values(IPTABLES_PROGRAMS).flatMap((p) => Object.values(p)),
+  'conntrack',
+  'arping',
+  'socat',
+  'ping',
+];
 
 export function requireNetnsPrerequisites(): void {
-  if (process.getuid?.() !== 0) throw new Error('the netns tests need root: they create network namespaces (run them as root, as CI does)');
+  if (process.getuid?.() !== 0)
+    throw new Error('the netns tests need root: they create network namespaces (run them as root, as CI does)');
   const missing = TOOLS.filter((t) => spawnSync('sh', ['-c', 'command -v "$1"', 'sh', t]).status !== 0);
   if (missing.length) throw new Error(`the netns tests need ${missing.join(', ')}: run scripts/install-deps.sh`);
 }
@@ -59,8 +67,24 @@ export class LabHarness {
   /** Starts the probe server in a host; resolves once it listens. */
   async serve(host: string, ports: { tcp?: number[]; udp?: number[] }): Promise<void> {
     const ns = this.lab.names.host(host);
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, NATOPS, 'probe', '--name', host,
-      '--tcp', (ports.tcp ?? []).join(','), '--udp', (ports.udp ?? []).join(',')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        NATOPS,
+        'probe',
+        '--name',
+        host,
+        '--tcp',
+        (ports.tcp ?? []).join(','),
+        '--udp',
+        (ports.udp ?? []).join(','),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     this.procs.push(child);
     await new Promise<void>((resolve, reject) => {
       child.stdout!.on('data', (b: Buffer) => b.toString().includes('listening') && resolve());
@@ -78,19 +102,34 @@ export class LabHarness {
   }
 
   private async socat(from: string, address: string, input: string): Promise<string | undefined> {
-    const r = await inNamespace(this.lab.names.host(from), { argv: ['socat', '-T2', '-', address], stdin: input, okExitCodes: [0, 1] });
+    const r = await inNamespace(this.lab.names.host(from), {
+      argv: ['socat', '-T2', '-', address],
+      stdin: input,
+      okExitCodes: [0, 1],
+    });
     const line = r.stdout.split('\n')[0]?.trim();
     return line ? line : undefined;
   }
 
   async ping(from: string, ip: string): Promise<boolean> {
-    const r = await inNamespace(this.lab.names.host(from), { argv: ['ping', '-c', '1', '-W', '1', ip], okExitCodes: [0, 1] });
+    const r = await inNamespace(this.lab.names.host(from), {
+      argv: ['ping', '-c', '1', '-W', '1', ip],
+      okExitCodes: [0, 1],
+    });
     return r.code === 0;
   }
 
   /** A TCP connection that stays open: its greeting, then send() for one more answer (or none). */
-  async openFlow(from: string, ip: string, port: number): Promise<{ greeting: string | undefined; send(): Promise<string | undefined> }> {
-    const child = spawn('ip', ['netns', 'exec', this.lab.names.host(from), 'socat', '-T30', '-', `TCP:${ip}:${port},connect-timeout=2`], { stdio: ['pipe', 'pipe', 'ignore'] });
+  async openFlow(
+    from: string,
+    ip: string,
+    port: number,
+  ): Promise<{ greeting: string | undefined; send(): Promise<string | undefined> }> {
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', this.lab.names.host(from), 'socat', '-T30', '-', `TCP:${ip}:${port},connect-timeout=2`],
+      { stdio: ['pipe', 'pipe', 'ignore'] },
+    );
     this.procs.push(child);
     const lines: string[] = [];
     let waiter: (() => void) | undefined;
@@ -134,7 +173,10 @@ export class LabHarness {
   async gatewaySave(gateway: string): Promise<string> {
     const { save } = await this.gatewayIptables(gateway);
     const r = await inNamespace(this.lab.names.gateway(gateway), { argv: [save] });
-    return r.stdout.split('\n').filter((l) => !l.startsWith('#')).join('\n');
+    return r.stdout
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .join('\n');
   }
 
   async inGateway(gateway: string, argv: string[]): Promise<string> {

@@ -11,7 +11,11 @@ export interface CollectedLogs {
   records: LogRecord[];
 }
 
-export async function collectLogs(messages: string[] = [], records: LogRecord[] = [], level: 'info' | 'debug' = 'info'): Promise<CollectedLogs> {
+export async function collectLogs(
+  messages: string[] = [],
+  records: LogRecord[] = [],
+  level: 'info' | 'debug' = 'info',
+): Promise<CollectedLogs> {
   const logger = await createLogger({
     level,
     destination: {

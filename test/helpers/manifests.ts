@@ -87,7 +87,12 @@ export async function writeManifestDir(seed: SeedObjects): Promise<string> {
 }
 
 export function subnet(name: string, vpc: string, cidrBlock: string, gateway: string): Obj {
-  return { apiVersion: 'kubeovn.io/v1', kind: 'Subnet', metadata: { name }, spec: { vpc, protocol: 'IPv4', cidrBlock, gateway } };
+  return {
+    apiVersion: 'kubeovn.io/v1',
+    kind: 'Subnet',
+    metadata: { name },
+    spec: { vpc, protocol: 'IPv4', cidrBlock, gateway },
+  };
 }
 
 /**
@@ -98,12 +103,22 @@ export function subnet(name: string, vpc: string, cidrBlock: string, gateway: st
 export function gatewayInOwnVpc(o: { gateway: string; vpc: string; subnet: string; n: number; eip: string }): Obj[] {
   const net = `10.0.${o.n}`;
   return [
-    { apiVersion: 'kubeovn.io/v1', kind: 'Vpc', metadata: { name: o.vpc }, spec: { staticRoutes: [{ cidr: '0.0.0.0/0', nextHopIP: `${net}.254`, policy: 'policyDst' }] } },
+    {
+      apiVersion: 'kubeovn.io/v1',
+      kind: 'Vpc',
+      metadata: { name: o.vpc },
+      spec: { staticRoutes: [{ cidr: '0.0.0.0/0', nextHopIP: `${net}.254`, policy: 'policyDst' }] },
+    },
     subnet(o.subnet, o.vpc, `${net}.0/24`, `${net}.1`),
     {
-      apiVersion: 'kubeovn.io/v1', kind: 'VpcNatGateway', metadata: { name: o.gateway },
+      apiVersion: 'kubeovn.io/v1',
+      kind: 'VpcNatGateway',
+      metadata: { name: o.gateway },
       spec: {
-        vpc: o.vpc, subnet: o.subnet, lanIp: `${net}.254`, eips: [{ eipCIDR: `${o.eip}/24`, gateway: '192.168.0.254' }],
+        vpc: o.vpc,
+        subnet: o.subnet,
+        lanIp: `${net}.254`,
+        eips: [{ eipCIDR: `${o.eip}/24`, gateway: '192.168.0.254' }],
         dnatRules: [{ eip: o.eip, externalPort: 8000, protocol: 'tcp', internalIp: `${net}.10`, internalPort: 80 }],
       },
     },
@@ -111,10 +126,13 @@ export function gatewayInOwnVpc(o: { gateway: string; vpc: string; subnet: strin
 }
 
 /** The seed's gateway `ngw` resolved, after `change` edits the seed's objects; fails on any issue. */
-export async function seedSpec(change: (s: Awaited<ReturnType<typeof seedObjects>>) => void = () => undefined): Promise<GatewaySpec> {
+export async function seedSpec(
+  change: (s: Awaited<ReturnType<typeof seedObjects>>) => void = () => undefined,
+): Promise<GatewaySpec> {
   const seed = await seedObjects();
   change(seed);
   const { desired, issues } = validateManifests(toFiles(seed));
-  if (issues.length) throw new Error(`seed fixture does not validate:\n${issues.map((i) => `${i.field}: ${i.message}`).join('\n')}`);
+  if (issues.length)
+    throw new Error(`seed fixture does not validate:\n${issues.map((i) => `${i.field}: ${i.message}`).join('\n')}`);
   return desired.gateways.get('ngw')!;
 }

@@ -48,24 +48,46 @@ export class PipelineHarness {
    * `prepare` runs before natops starts, with the (empty) bare repository in place, and adds to
    * the configuration: e.g. a GitHub stand-in serving that repository.
    */
-  static async create(overrides: Partial<ServerConfig> = {}, prepare?: (paths: { dir: string; bare: string }) => Promise<Partial<ServerConfig>>): Promise<PipelineHarness> {
+  static async create(
+    overrides: Partial<ServerConfig> = {},
+    prepare?: (paths: { dir: string; bare: string }) => Promise<Partial<ServerConfig>>,
+  ): Promise<PipelineHarness> {
     const lab = await LabHarness.create();
     const dir = await mkdtemp(join(tmpdir(), 'natops-pipeline-'));
     const redis = await LocalRedis.start(join(dir, 'redis'));
     const bare = join(dir, 'gitops.git');
     if (prepare) await run(['git', 'init', '--quiet', '--bare', '--initial-branch=main', bare]);
     const prepared = prepare ? await prepare({ dir, bare }) : {};
-    const config = loadConfig({
-      redisUrl: redis.url, prefix: 'natops', webhookSecret: SECRET, repo: bare, lab: lab.prefix, listen: '127.0.0.1:0',
-      dashboardPassword: 'test-password', resyncMs: 0, attempts: 5, backoffMs: 200, lockMs: 2000, dataDir: join(dir, 'data'), ...prepared, ...overrides,
-    }, {});
+    const config = loadConfig(
+      {
+        redisUrl: redis.url,
+        prefix: 'natops',
+        webhookSecret: SECRET,
+        repo: bare,
+        lab: lab.prefix,
+        listen: '127.0.0.1:0',
+        dashboardPassword: 'test-password',
+        resyncMs: 0,
+        attempts: 5,
+        backoffMs: 200,
+        lockMs: 2000,
+        dataDir: join(dir, 'data'),
+        ...prepared,
+        ...overrides,
+      },
+      {},
+    );
     const h = new PipelineHarness(lab, redis, dir, config);
     await h.start();
     const secretFile = join(dir, 'secret');
     await writeFile(secretFile, SECRET);
     await initRepo(h.bare, { webhookUrl: `${h.running!.url}/webhook`, secretFile, name: 'test/gitops' });
     await run(['git', 'clone', '--quiet', h.bare, h.work]);
-    for (const [k, v] of [['user.name', 'natops test'], ['user.email', 'test@example.com'], ['commit.gpgsign', 'false']] as const) {
+    for (const [k, v] of [
+      ['user.name', 'natops test'],
+      ['user.email', 'test@example.com'],
+      ['commit.gpgsign', 'false'],
+    ] as const) {
       await run(['git', '-C', h.work, 'config', k, v]);
     }
     return h;
@@ -73,17 +95,41 @@ export class PipelineHarness {
 
   /** Starts the in-process server (webhook, dashboard, workers for `queues`). */
   async start(queues: readonly QueueName[] = QUEUE_NAMES): Promise<void> {
-    this.running = await serve(this.config, { queues, http: true, log: (await collectLogs(this.logs, this.logRecords)).logger });
+    this.running = await serve(this.config, {
+      queues,
+      http: true,
+      log: (await collectLogs(this.logs, this.logRecords)).logger,
+    });
     // A restart listens where the repository's hook delivers.
     this.config.listen = new URL(this.running.url).host;
   }
 
   /** A worker in its own process, as `natops worker` runs. */
   startWorkerProcess(handlers: readonly QueueName[]): ChildProcess {
-    const child = spawn(process.execPath, [NATOPS, 'worker', '--handlers', handlers.join(','), '--redis', this.redis.url, '--repo', this.bare, '--lab', this.lab.prefix], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, NATOPS_LOCK_MS: String(this.config.lockMs), NATOPS_JOB_BACKOFF_MS: String(this.config.backoffMs), NATOPS_PREFIX: this.config.prefix },
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        NATOPS,
+        'worker',
+        '--handlers',
+        handlers.join(','),
+        '--redis',
+        this.redis.url,
+        '--repo',
+        this.bare,
+        '--lab',
+        this.lab.prefix,
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: {
+          ...process.env,
+          NATOPS_LOCK_MS: String(this.config.lockMs),
+          NATOPS_JOB_BACKOFF_MS: String(this.config.backoffMs),
+          NATOPS_PREFIX: this.config.prefix,
+        },
+      },
+    );
     let partial = '';
     child.stderr!.on('data', (b: Buffer) => {
       const lines = (partial + b.toString()).split('\n');
@@ -113,7 +159,8 @@ export class PipelineHarness {
 
   /** Writes the manifests as the whole tracked tree and commits, without pushing (to deliver by hand). */
   async commitOnly(seed: SeedObjects | { path: string; text: string }[], message: string): Promise<string> {
-    for (const f of await readdir(this.work)) if (f !== '.git') await rm(join(this.work, f), { recursive: true, force: true });
+    for (const f of await readdir(this.work))
+      if (f !== '.git') await rm(join(this.work, f), { recursive: true, force: true });
     for (const f of Array.isArray(seed) ? seed : toFiles(seed)) {
       await mkdir(dirname(join(this.work, f.path)), { recursive: true });
       await writeFile(join(this.work, f.path), f.text);
@@ -134,12 +181,20 @@ export class PipelineHarness {
       const list = await this.statuses(sha);
       const summary = list.find((s) => s.context === SUMMARY_CONTEXT);
       if (summary && summary.state !== 'pending') return new Map(list.map((s) => [s.context, s]));
-      if (Date.now() > deadline) throw new Error(`commit ${sha.slice(0, 7)} not settled after ${timeoutMs} ms: ${JSON.stringify(list)}\n${this.logs.slice(-30).join('\n')}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `commit ${sha.slice(0, 7)} not settled after ${timeoutMs} ms: ${JSON.stringify(list)}\n${this.logs.slice(-30).join('\n')}`,
+        );
       await new Promise((r) => setTimeout(r, 100));
     }
   }
 
-  async until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
+  async until<T>(
+    what: string,
+    probe: () => Promise<T | undefined | false>,
+    timeoutMs = 60_000,
+    everyMs = 200,
+  ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const v = await probe();

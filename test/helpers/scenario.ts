@@ -8,8 +8,20 @@ import { push, seedObjects, subnet, type SeedObjects } from './manifests.ts';
 export async function scenarioManifests(): Promise<SeedObjects> {
   const seed = await seedObjects();
   seed.extra.push(subnet('sn2', 'test-vpc-1', '10.0.2.0/24', '10.0.2.1'));
-  push(seed.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: '5353', protocol: 'udp', internalIp: '10.0.1.10', internalPort: '53' });
-  push(seed.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: 2222, protocol: 'tcp', internalIp: '10.0.2.10', internalPort: 9000 });
+  push(seed.gateway, 'spec.dnatRules', {
+    eip: '192.168.0.112',
+    externalPort: '5353',
+    protocol: 'udp',
+    internalIp: '10.0.1.10',
+    internalPort: '53',
+  });
+  push(seed.gateway, 'spec.dnatRules', {
+    eip: '192.168.0.112',
+    externalPort: 2222,
+    protocol: 'tcp',
+    internalIp: '10.0.2.10',
+    internalPort: 9000,
+  });
   push(seed.gateway, 'spec.snatRules', { eip: '192.168.0.112', internalCIDR: '10.0.2.0/24' });
   return seed;
 }

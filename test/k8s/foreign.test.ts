@@ -30,8 +30,21 @@ describe('objects natops did not make', () => {
   it('an external network someone else made is used as it is and outlives the last gateway', async () => {
     const custom = k.admin.makeApiClient(CustomObjectsApi);
     const config = JSON.stringify({ cniVersion: '0.3.0', type: 'macvlan', master: spec.workload.nic, mode: 'bridge' });
-    await custom.createNamespacedCustomObject({ ...NAD, namespace: k.namespace, body: { apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name: EXTERNAL_NETWORK }, spec: { config } } });
-    const read = async () => (await custom.getNamespacedCustomObject({ ...NAD, namespace: k.namespace, name: EXTERNAL_NETWORK })) as { metadata: { resourceVersion: string; labels?: Record<string, string> }; spec: { config: string } };
+    await custom.createNamespacedCustomObject({
+      ...NAD,
+      namespace: k.namespace,
+      body: {
+        apiVersion: 'k8s.cni.cncf.io/v1',
+        kind: 'NetworkAttachmentDefinition',
+        metadata: { name: EXTERNAL_NETWORK },
+        spec: { config },
+      },
+    });
+    const read = async () =>
+      (await custom.getNamespacedCustomObject({ ...NAD, namespace: k.namespace, name: EXTERNAL_NETWORK })) as {
+        metadata: { resourceVersion: string; labels?: Record<string, string> };
+        spec: { config: string };
+      };
     const before = await read();
     const warnings: string[] = [];
     const runtime = k.runtime({ mode: 'kube-ovn' }, (m) => warnings.push(m));
@@ -39,10 +52,17 @@ describe('objects natops did not make', () => {
     const during = await read();
     assert.equal(during.metadata.resourceVersion, before.metadata.resourceVersion, 'natops wrote nothing to it');
     assert.equal(during.spec.config, config);
-    assert.ok(warnings.some((w) => /was not made by natops: using it as it is/.test(w)), warnings.join('\n'));
+    assert.ok(
+      warnings.some((w) => /was not made by natops: using it as it is/.test(w)),
+      warnings.join('\n'),
+    );
     assert.equal(await runtime.removeGateway(spec.name), true);
     assert.deepEqual(await runtime.listGateways(), []);
-    assert.equal((await read()).metadata.resourceVersion, before.metadata.resourceVersion, 'the last gateway left it in place');
+    assert.equal(
+      (await read()).metadata.resourceVersion,
+      before.metadata.resourceVersion,
+      'the last gateway left it in place',
+    );
   });
 
   it("a Deployment of the gateway's name that natops did not make is refused and left alone", async () => {
@@ -50,10 +70,20 @@ describe('objects natops did not make', () => {
     const labels = { app: 'theirs' };
     await apps.createNamespacedDeployment({
       namespace: k.namespace,
-      body: { metadata: { name: 'vpc-nat-gw-ngw', labels }, spec: { replicas: 0, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: 'c', image: GATEWAY_IMAGE }] } } } },
+      body: {
+        metadata: { name: 'vpc-nat-gw-ngw', labels },
+        spec: {
+          replicas: 0,
+          selector: { matchLabels: labels },
+          template: { metadata: { labels }, spec: { containers: [{ name: 'c', image: GATEWAY_IMAGE }] } },
+        },
+      },
     });
     const runtime = k.runtime({ mode: 'kube-ovn' });
-    await assert.rejects(runtime.ensureGateway(spec), (e: unknown) => e instanceof PermanentError && /exists but natops did not create it/.test(e.message));
+    await assert.rejects(
+      runtime.ensureGateway(spec),
+      (e: unknown) => e instanceof PermanentError && /exists but natops did not create it/.test(e.message),
+    );
     assert.deepEqual(await runtime.listGateways(), [], 'not counted as a natops gateway');
     assert.equal(await runtime.removeGateway(spec.name), false);
     const d = await apps.readNamespacedDeployment({ name: 'vpc-nat-gw-ngw', namespace: k.namespace });

@@ -34,12 +34,18 @@ describe('Kubernetes runtime: pods that fail and pods that are replaced', () => 
     await assert.rejects(h.apply(broken, runtime), (e: Error) => {
       const failure = e instanceof GatewaysFailedError ? e.failures[0]?.error : e;
       assert.ok(failure instanceof GatewayNotReadyError, String(failure));
-      assert.match(e.message, /gateway ngw: pod not ready: vpc-nat-gw-ngw-\S+: (ErrImagePull|ImagePullBackOff|ErrImageNeverPull)/);
+      assert.match(
+        e.message,
+        /gateway ngw: pod not ready: vpc-nat-gw-ngw-\S+: (ErrImagePull|ImagePullBackOff|ErrImageNeverPull)/,
+      );
       assert.match(e.message, /after 20 s/);
       return true;
     });
     const results = await h.apply(seed, runtime);
-    assert.deepEqual(results.map((r) => [r.name, r.action]), [['ngw', 'create']]);
+    assert.deepEqual(
+      results.map((r) => [r.name, r.action]),
+      [['ngw', 'create']],
+    );
     await h.host('web', 'sn', '10.0.1.10/24');
     await h.host('ext', 'external', '192.168.0.50/24');
     await h.serve('web', { tcp: [80] });
@@ -52,7 +58,10 @@ describe('Kubernetes runtime: pods that fail and pods that are replaced', () => 
     try {
       await watch.started;
       const core = k.core;
-      const pods = await core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
+      const pods = await core.listNamespacedPod({
+        namespace: k.namespace,
+        labelSelector: `app=${deploymentName('ngw')}`,
+      });
       const old = pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!;
       await core.deleteNamespacedPod({ name: old, namespace: k.namespace });
       await until(async () => replaced.length > 0, 60_000);
@@ -66,7 +75,9 @@ describe('Kubernetes runtime: pods that fail and pods that are replaced', () => 
       const result = await reconcileGateway(runtime, spec);
       assert.equal(result.action, 'update');
       assert.equal(await h.tcp('ext', '192.168.0.112', 8888), 'web 192.168.0.50');
-      const d = await k.admin.makeApiClient(AppsV1Api).readNamespacedDeployment({ name: deploymentName('ngw'), namespace: k.namespace });
+      const d = await k.admin
+        .makeApiClient(AppsV1Api)
+        .readNamespacedDeployment({ name: deploymentName('ngw'), namespace: k.namespace });
       assert.equal(d.status?.readyReplicas, 1);
     } finally {
       watch.stop();

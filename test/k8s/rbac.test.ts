@@ -13,11 +13,18 @@ async function sequence(k: KubeHarness, spec: GatewaySpec): Promise<void> {
   const runtime = k.runtime({ mode: 'kube-ovn', readyTimeoutMs: 8000 });
   const watch = runtime.watchReplacements(() => undefined);
   try {
-    await Promise.race([watch.started, new Promise((_, reject) => setTimeout(() => reject(new Error('the pod watch did not start')), 10_000))]);
+    await Promise.race([
+      watch.started,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('the pod watch did not start')), 10_000)),
+    ]);
     const broken = { ...spec, workload: { ...spec.workload, image: 'natops/no-such-image:none' } };
     await runtime.ensureGateway(broken).then(
-      () => { throw new Error('a pod with a missing image became ready'); },
-      (e: unknown) => { if (!(e instanceof GatewayNotReadyError)) throw e; },
+      () => {
+        throw new Error('a pod with a missing image became ready');
+      },
+      (e: unknown) => {
+        if (!(e instanceof GatewayNotReadyError)) throw e;
+      },
     );
     const { handle } = await runtime.ensureGateway(spec);
     await handle.readState();
@@ -52,20 +59,31 @@ describe('the shipped Role is what the runtime needs, no more', () => {
   it('without any one of its permissions the sequence fails', async () => {
     // WebSocket exec is authorized as "get" on pods/exec before Kubernetes 1.30 and as "create"
     // from then on; the Role grants both and this 1.20 cluster can show only the first.
-    const permissions = (await shippedPermissions()).filter((p) => !(p.resource === 'pods/exec' && p.verb === 'create'));
-    const outcomes = await Promise.all(permissions.map(async (without: Permission) => {
-      const k = await KubeHarness.create({ without });
-      try {
-        await sequence(k, spec);
-        return { without, failed: false, why: '' };
-      } catch (e) {
-        return { without, failed: true, why: (e as Error).message };
-      } finally {
-        await k.close();
-      }
-    }));
-    const excess = outcomes.filter((o) => !o.failed).map((o) => `${o.without.group || 'core'}/${o.without.resource} ${o.without.verb}`);
+    const permissions = (await shippedPermissions()).filter(
+      (p) => !(p.resource === 'pods/exec' && p.verb === 'create'),
+    );
+    const outcomes = await Promise.all(
+      permissions.map(async (without: Permission) => {
+        const k = await KubeHarness.create({ without });
+        try {
+          await sequence(k, spec);
+          return { without, failed: false, why: '' };
+        } catch (e) {
+          return { without, failed: true, why: (e as Error).message };
+        } finally {
+          await k.close();
+        }
+      }),
+    );
+    const excess = outcomes
+      .filter((o) => !o.failed)
+      .map((o) => `${o.without.group || 'core'}/${o.without.resource} ${o.without.verb}`);
     assert.deepEqual(excess, [], `the runtime does not need: ${excess.join(', ')}`);
-    for (const o of outcomes) assert.match(o.why, /forbidden|Forbidden|\b403\b|did not start/, `${o.without.resource} ${o.without.verb}: ${o.why}`);
+    for (const o of outcomes)
+      assert.match(
+        o.why,
+        /forbidden|Forbidden|\b403\b|did not start/,
+        `${o.without.resource} ${o.without.verb}: ${o.why}`,
+      );
   });
 });

@@ -57,8 +57,17 @@ describe('Kubernetes runtime: the seed as a pod', () => {
     assert.equal(c.name, 'vpc-nat-gw');
     assert.equal(c.image, GATEWAY_IMAGE);
     assert.equal(c.securityContext?.privileged, true);
-    const nad = await k.admin.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ ...NAD, namespace: k.namespace, name: EXTERNAL_NETWORK }) as { spec: { config: string } };
-    assert.deepEqual(JSON.parse(nad.spec.config), { cniVersion: '0.3.1', type: 'macvlan', master: (seed.config as { data: { nic: string } }).data.nic, mode: 'bridge' });
+    const nad = (await k.admin
+      .makeApiClient(CustomObjectsApi)
+      .getNamespacedCustomObject({ ...NAD, namespace: k.namespace, name: EXTERNAL_NETWORK })) as {
+      spec: { config: string };
+    };
+    assert.deepEqual(JSON.parse(nad.spec.config), {
+      cniVersion: '0.3.1',
+      type: 'macvlan',
+      master: (seed.config as { data: { nic: string } }).data.nic,
+      mode: 'bridge',
+    });
   });
 
   it('floating IP, port forwards, SNAT and hairpin answer real packets through the pod', async () => {
@@ -75,34 +84,71 @@ describe('Kubernetes runtime: the seed as a pod', () => {
   it('applying the same manifests again runs no command and writes nothing (the resourceVersions stay)', async () => {
     const before = (await deployment()).metadata?.resourceVersion;
     const results = await h.apply(seed, runtime);
-    assert.deepEqual(results.map((r) => [r.name, r.action, r.commands.length]), [['ngw', 'unchanged', 0]]);
+    assert.deepEqual(
+      results.map((r) => [r.name, r.action, r.commands.length]),
+      [['ngw', 'unchanged', 0]],
+    );
     assert.equal((await deployment()).metadata?.resourceVersion, before);
   });
 
   it("the pod's rules are in iptables-legacy, as in Kube-OVN's gateway image on this kernel, and nothing of natops is in nf_tables", async () => {
-    const pods = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
-    const exec = podExec(new Exec(k.runtimeConfig), { namespace: k.namespace, name: pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!, container: CONTAINER });
-    assert.match((await exec({ argv: [IPTABLES_PROGRAMS.legacy.save, '-t', 'nat'] })).stdout, /^-A SHARED_DNAT .*--dport 8888 /m);
+    const pods = await k.core.listNamespacedPod({
+      namespace: k.namespace,
+      labelSelector: `app=${deploymentName('ngw')}`,
+    });
+    const exec = podExec(new Exec(k.runtimeConfig), {
+      namespace: k.namespace,
+      name: pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!,
+      container: CONTAINER,
+    });
+    assert.match(
+      (await exec({ argv: [IPTABLES_PROGRAMS.legacy.save, '-t', 'nat'] })).stdout,
+      /^-A SHARED_DNAT .*--dport 8888 /m,
+    );
     assert.doesNotMatch((await exec({ argv: [IPTABLES_PROGRAMS.nft.save, '-t', 'nat'] })).stdout, /DNAT_FILTER/);
   });
 
   it('a command past its timeout is killed inside the pod, not only given up on', async () => {
-    const pods = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${deploymentName('ngw')}` });
-    const pod = { namespace: k.namespace, name: pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!, container: CONTAINER };
+    const pods = await k.core.listNamespacedPod({
+      namespace: k.namespace,
+      labelSelector: `app=${deploymentName('ngw')}`,
+    });
+    const pod = {
+      namespace: k.namespace,
+      name: pods.items.find((x) => !x.metadata?.deletionTimestamp)!.metadata!.name!,
+      container: CONTAINER,
+    };
     const exec = podExec(new Exec(k.runtimeConfig), pod);
     await assert.rejects(exec({ argv: ['sleep', '300'], timeoutMs: 1000 }), CommandTimeoutError);
     const left = await exec({ argv: ['sh', '-c', 'for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline; echo; done'] });
     assert.doesNotMatch(left.stdout, /^sleep 300/m, 'the sleep is gone from the pod');
-    await assert.rejects(exec({ argv: [IPTABLES_PROGRAMS.legacy.restore, '--noflush'], stdin: '*nat\n-A NO_SUCH_CHAIN -j RETURN\nCOMMIT\n' }), (e: Error) => e instanceof CommandError && /line 2 failed/.test(e.message));
+    await assert.rejects(
+      exec({
+        argv: [IPTABLES_PROGRAMS.legacy.restore, '--noflush'],
+        stdin: '*nat\n-A NO_SUCH_CHAIN -j RETURN\nCOMMIT\n',
+      }),
+      (e: Error) => e instanceof CommandError && /line 2 failed/.test(e.message),
+    );
   });
 
   it('removes the Deployment and, with the last gateway, the external network it made', async () => {
     const desired = await readDesired(await writeManifestDir(seed));
-    const results = await reconcileAll(runtime, [...desired.gateways.values()].filter((g) => g.name !== 'ngw'));
-    assert.deepEqual(results.map((r) => [r.name, r.action]), [['ngw', 'delete']]);
+    const results = await reconcileAll(
+      runtime,
+      [...desired.gateways.values()].filter((g) => g.name !== 'ngw'),
+    );
+    assert.deepEqual(
+      results.map((r) => [r.name, r.action]),
+      [['ngw', 'delete']],
+    );
     assert.deepEqual(await runtime.listGateways(), []);
     await assert.rejects(deployment(), (e: { code?: number }) => e.code === 404);
-    await assert.rejects(k.admin.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ ...NAD, namespace: k.namespace, name: EXTERNAL_NETWORK }), (e: { code?: number }) => e.code === 404);
+    await assert.rejects(
+      k.admin
+        .makeApiClient(CustomObjectsApi)
+        .getNamespacedCustomObject({ ...NAD, namespace: k.namespace, name: EXTERNAL_NETWORK }),
+      (e: { code?: number }) => e.code === 404,
+    );
     assert.equal(await h.tcp('ext', '192.168.0.112', 8888), undefined, 'the port forward is gone with its pod');
   });
 });

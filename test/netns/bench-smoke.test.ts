@@ -10,7 +10,10 @@ import { requireNetnsPrerequisites } from '../helpers/lab-harness.ts';
 
 /** Runs a benchmark to its end; its output and exit code. */
 async function bench(file: string, args: string[]): Promise<{ code: unknown; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', file, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', file, ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -22,7 +25,22 @@ async function bench(file: string, args: string[]): Promise<{ code: unknown; std
 describe('bench/apply (small sizes)', () => {
   it('compares both methods and natops drops no connection', async () => {
     requireNetnsPrerequisites();
-    const { code, stdout, stderr } = await bench('bench/apply.ts', ['--sizes', '50', '--reps', '1', '--churn', '10', '--churn-naive', '2', '--churn-rules', '50', '--change-size', '100', '--remove-size', '50']);
+    const { code, stdout, stderr } = await bench('bench/apply.ts', [
+      '--sizes',
+      '50',
+      '--reps',
+      '1',
+      '--churn',
+      '10',
+      '--churn-naive',
+      '2',
+      '--churn-rules',
+      '50',
+      '--change-size',
+      '100',
+      '--remove-size',
+      '50',
+    ]);
     assert.equal(code, 0, stderr);
     assert.match(stdout, /^\| 50 \| [\d.]+ m?s \| [\d.]+ m?s \| [\d.]+x \|$/m);
     assert.match(stdout, /^\| flush the chain, re-add every rule one command at a time \(Kube-OVN 1\.7\) \| /m);
@@ -34,10 +52,20 @@ describe('bench/apply (small sizes)', () => {
 
   it('bench/apply-cli: natops apply as a process, one command per rule and a bare iptables-restore all add every rule', async () => {
     requireNetnsPrerequisites();
-    const { code, stdout, stderr } = await bench('bench/apply-cli.ts', ['--forwards', '50', '--reps', '1', '--naive-reps', '1']);
+    const { code, stdout, stderr } = await bench('bench/apply-cli.ts', [
+      '--forwards',
+      '50',
+      '--reps',
+      '1',
+      '--naive-reps',
+      '1',
+    ]);
     assert.equal(code, 0, stderr);
     assert.match(stdout, /^\| `natops apply DIR` .* \| [\d.]+ m?s \| 1\.0x \|$/m);
-    assert.match(stdout, /^\| one bare `iptables-restore --noflush` of the same rules \(the floor\) \| [\d.]+ m?s \| [\d.]+x slower \|$/m);
+    assert.match(
+      stdout,
+      /^\| one bare `iptables-restore --noflush` of the same rules \(the floor\) \| [\d.]+ m?s \| [\d.]+x slower \|$/m,
+    );
   });
 
   it('bench/one-rule-steps: every step runs and is timed', async () => {

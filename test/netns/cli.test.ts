@@ -27,7 +27,10 @@ describe('natops lab, apply and plan on the command line', () => {
     assert.match(apply.stdout, /\+ port forward tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80/);
     assert.ok((await mine()).includes(`${lab}-gw-ngw`));
 
-    for (const [name, net, ip] of [['web', 'sn', '10.0.1.10/24'], ['ext', 'external', '192.168.0.50/24']]) {
+    for (const [name, net, ip] of [
+      ['web', 'sn', '10.0.1.10/24'],
+      ['ext', 'external', '192.168.0.50/24'],
+    ]) {
       const r = await natops(['lab', 'host', 'add', name!, '--net', net!, '--ip', ip!, '--lab', lab]);
       assert.equal(r.code, 0, r.stderr);
     }
@@ -36,11 +39,38 @@ describe('natops lab, apply and plan on the command line', () => {
     assert.match(bad.stderr, /not an address of subnet sn/);
 
     // A server in web, started through lab exec; the client asks through the port forward.
-    const server = natops(['lab', 'exec', 'web', '--lab', lab, '--', process.execPath, 'bin/natops.js', 'probe', '--name', 'web', '--tcp', '80']);
+    const server = natops([
+      'lab',
+      'exec',
+      'web',
+      '--lab',
+      lab,
+      '--',
+      process.execPath,
+      'bin/natops.js',
+      'probe',
+      '--name',
+      'web',
+      '--tcp',
+      '80',
+    ]);
     let answer = '';
     for (let i = 0; i < 50 && !answer.startsWith('web'); i++) {
       await new Promise((r) => setTimeout(r, 100));
-      answer = (await natops(['lab', 'exec', 'ext', '--lab', lab, '--', 'socat', '-T2', '-', 'TCP:192.168.0.112:8888,connect-timeout=1'])).stdout.trim();
+      answer = (
+        await natops([
+          'lab',
+          'exec',
+          'ext',
+          '--lab',
+          lab,
+          '--',
+          'socat',
+          '-T2',
+          '-',
+          'TCP:192.168.0.112:8888,connect-timeout=1',
+        ])
+      ).stdout.trim();
     }
     assert.equal(answer, 'web 192.168.0.50');
 
@@ -49,7 +79,10 @@ describe('natops lab, apply and plan on the command line', () => {
     const seed = await seedObjects();
     set(seed.gateway, 'spec.dnatRules.0.internalPort', 8080);
     const changed = await natops(['plan', await writeManifestDir(seed), '--against', 'live', '--lab', lab]);
-    assert.match(changed.stdout, /^gateway ngw: update\n {2}\+ port forward tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:8080\n {2}- port forward tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80\n/);
+    assert.match(
+      changed.stdout,
+      /^gateway ngw: update\n {2}\+ port forward tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:8080\n {2}- port forward tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80\n/,
+    );
 
     const down = await natops(['lab', 'down', '--lab', lab]);
     assert.equal(down.code, 0, down.stderr);

@@ -9,7 +9,8 @@ import { NetnsRuntime } from '../../runtime/netns/runtime.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 import { seedObjects } from '../helpers/manifests.ts';
 
-const nsPids = async (ns: string) => (await run(['ip', 'netns', 'pids', ns])).stdout.split(/\s+/).filter(Boolean).map(Number);
+const nsPids = async (ns: string) =>
+  (await run(['ip', 'netns', 'pids', ns])).stdout.split(/\s+/).filter(Boolean).map(Number);
 
 describe('a command hanging in a gateway namespace', () => {
   let h: LabHarness;
@@ -29,7 +30,10 @@ describe('a command hanging in a gateway namespace', () => {
 
     const argv = ['sleep', `30.${process.pid}`];
     const started = Date.now();
-    const outcome = gw.runCommands([{ argv }]).then(() => undefined, (e: unknown) => e);
+    const outcome = gw.runCommands([{ argv }]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     let running: number[] = [];
     for (let i = 0; i < 50 && running.length === 0; i++) {
       await new Promise((r) => setTimeout(r, 20));
@@ -37,7 +41,10 @@ describe('a command hanging in a gateway namespace', () => {
     }
     // ip netns exec execs its command: the one process in the namespace is the sleep itself.
     assert.equal(running.length, 1, 'the sleep runs inside the gateway');
-    assert.equal(readFileSync(`/proc/${running[0]}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' '), argv.join(' '));
+    assert.equal(
+      readFileSync(`/proc/${running[0]}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' '),
+      argv.join(' '),
+    );
 
     const e = await outcome;
     assert.ok(e instanceof CommandTimeoutError, `expected CommandTimeoutError, got ${String(e)}`);

@@ -34,7 +34,8 @@ describe('an EIP moving between gateways', () => {
   });
 
   const net1Mac = async (gateway: string) =>
-    (JSON.parse(await h.inGateway(gateway, ['ip', '-j', 'link', 'show', 'dev', 'net1'])) as { address: string }[])[0]!.address;
+    (JSON.parse(await h.inGateway(gateway, ['ip', '-j', 'link', 'show', 'dev', 'net1'])) as { address: string }[])[0]!
+      .address;
   const extNeighbour = async () => {
     const r = await inNamespace(h.lab.names.host('ext'), { argv: ['ip', '-j', 'neigh', 'show', '192.168.0.113'] });
     return (JSON.parse(r.stdout) as { lladdr?: string }[])[0]?.lladdr;
@@ -47,7 +48,10 @@ describe('an EIP moving between gateways', () => {
     await new Promise((r) => setTimeout(r, 1200));
 
     set(seed.gateway, 'spec.eips', [...(seed.gateway.spec as { eips: Obj[] }).eips, EIP]);
-    set(seed.gateway, 'spec.floatingIpRules', [...(seed.gateway.spec as { floatingIpRules: Obj[] }).floatingIpRules, FIP]);
+    set(seed.gateway, 'spec.floatingIpRules', [
+      ...(seed.gateway.spec as { floatingIpRules: Obj[] }).floatingIpRules,
+      FIP,
+    ]);
     seed.extra = [secondGateway([], [])];
     unset(seed.vpc, 'spec.staticRoutes.1');
     await h.apply(seed);

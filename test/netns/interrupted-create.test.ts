@@ -13,7 +13,14 @@ import { LabHarness } from '../helpers/lab-harness.ts';
 import { seedObjects, writeManifestDir } from '../helpers/manifests.ts';
 
 // The steps of creating a gateway, in order; a kill lands after `upTo` of them.
-const KILL_POINTS = ['namespace only', 'eth0 added', 'eth0 address', 'default route', 'net1 pair added', 'net1 port on the underlay, down'] as const;
+const KILL_POINTS = [
+  'namespace only',
+  'eth0 added',
+  'eth0 address',
+  'default route',
+  'net1 pair added',
+  'net1 port on the underlay, down',
+] as const;
 
 describe('a gateway whose creation was interrupted', () => {
   let h: LabHarness;
@@ -38,10 +45,30 @@ describe('a gateway whose creation was interrupted', () => {
       await h.lab.removeNamespace(ns);
       await h.lab.ownNamespace(ns, { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0' });
       const steps = [
-        () => addVeth({ outerNs: n.fabric, outer: n.gatewayPort('ngw', 'eth0'), bridge: n.subnetBridge('sn'), innerNs: ns, inner: 'eth0' }),
+        () =>
+          addVeth({
+            outerNs: n.fabric,
+            outer: n.gatewayPort('ngw', 'eth0'),
+            bridge: n.subnetBridge('sn'),
+            innerNs: ns,
+            inner: 'eth0',
+          }),
         () => ipIn(ns, 'addr', 'add', '10.0.1.254/24', 'dev', 'eth0'),
         () => ipIn(ns, 'route', 'add', 'default', 'via', '10.0.1.1', 'dev', 'eth0'),
-        () => ipIn(n.fabric, 'link', 'add', n.gatewayPort('ngw', 'net1'), 'type', 'veth', 'peer', 'name', 'net1', 'netns', ns),
+        () =>
+          ipIn(
+            n.fabric,
+            'link',
+            'add',
+            n.gatewayPort('ngw', 'net1'),
+            'type',
+            'veth',
+            'peer',
+            'name',
+            'net1',
+            'netns',
+            ns,
+          ),
         async () => ipIn(n.fabric, 'link', 'set', n.gatewayPort('ngw', 'net1'), 'master', (await h.lab.network()).nic),
       ];
       for (const step of steps.slice(0, i)) await step();
@@ -51,7 +78,10 @@ describe('a gateway whose creation was interrupted', () => {
       assert.equal(await h.tcp('ext', '192.168.0.112', 8888), 'web 192.168.0.50');
       // and it is done for good: the next run changes nothing
       const again = await reconcileAll(runtime, desired.gateways.values());
-      assert.deepEqual(again.map((r) => [r.name, r.action]), [['ngw', 'unchanged']]);
+      assert.deepEqual(
+        again.map((r) => [r.name, r.action]),
+        [['ngw', 'unchanged']],
+      );
     });
   }
 });

@@ -37,7 +37,10 @@ describe('the iptables a gateway keeps its rules in', () => {
 
   it('a gateway whose chains are in nf_tables: its changes go there, and legacy stays without them', async () => {
     // move the gateway's nat table over to nf_tables, as an earlier natops would have left it
-    const table = (await natOf(legacy.save)).split('\n').filter((l) => !l.startsWith('#')).join('\n');
+    const table = (await natOf(legacy.save))
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .join('\n');
     await h.inGateway('ngw', ['sh', '-c', `printf '%s\\n' "$1" | ${nft.restore}`, 'sh', table]);
     await h.inGateway('ngw', [legacy.iptables, '-t', 'nat', '-F']);
     await h.inGateway('ngw', [legacy.iptables, '-t', 'nat', '-X']);
@@ -47,7 +50,10 @@ describe('the iptables a gateway keeps its rules in', () => {
     set(seed.gateway, 'spec.dnatRules.0.internalPort', 8080);
     const [result] = await h.apply(seed);
     assert.equal(result!.action, 'update');
-    assert.deepEqual(result!.commands.filter((c) => c.stdin !== undefined).map((c) => c.argv[0]), [nft.restore]);
+    assert.deepEqual(
+      result!.commands.filter((c) => c.stdin !== undefined).map((c) => c.argv[0]),
+      [nft.restore],
+    );
     assert.match(await natOf(nft.save), /^-A SHARED_DNAT .*--dport 8888 -j DNAT --to-destination 10\.0\.1\.10:8080$/m);
     assert.doesNotMatch(await natOf(legacy.save), /DNAT_FILTER|SHARED_DNAT/);
     assert.equal(await h.tcp('ext', '192.168.0.112', 8888), 'web 192.168.0.50', 'the changed forward answers');

@@ -65,14 +65,20 @@ describe('lab up', () => {
       'router of VPC v1: port 10.0.1.1 on subnet sn',
       'router port for sn: address 10.0.1.1/24',
       'upstream router: address 192.168.0.254/24',
-    ]) assert.ok(log.includes(line), `${line}\nnot in:\n${log.join('\n')}`);
+    ])
+      assert.ok(log.includes(line), `${line}\nnot in:\n${log.join('\n')}`);
 
     assert.ok(await linkExists(n.fabric, bridge));
     assert.ok(!(await linkExists(n.fabric, stray)));
     assert.ok(await linkExists(n.upstream, 'net0'));
     assert.equal((await inNamespace(router, { argv: ['sysctl', '-n', 'net.ipv4.ip_forward'] })).stdout.trim(), '1');
-    const addr = JSON.parse((await ipIn(router, '-j', 'addr', 'show', 'dev', bridge)).stdout) as { addr_info: { family: string; local: string }[] }[];
-    assert.deepEqual(addr[0]!.addr_info.filter((a) => a.family === 'inet').map((a) => a.local), ['10.0.1.1']);
+    const addr = JSON.parse((await ipIn(router, '-j', 'addr', 'show', 'dev', bridge)).stdout) as {
+      addr_info: { family: string; local: string }[];
+    }[];
+    assert.deepEqual(
+      addr[0]!.addr_info.filter((a) => a.family === 'inet').map((a) => a.local),
+      ['10.0.1.1'],
+    );
     assert.deepEqual(await h.lab.up(TOPOLOGY), [], 'and then nothing is left to do');
   });
 });
@@ -88,20 +94,39 @@ describe('lab up removing a subnet and the static routes through it', () => {
     const two: NetworkModel = {
       ...TOPOLOGY,
       subnets: [...TOPOLOGY.subnets, { name: 'sn2', cidr: '10.0.2.0/24', gateway: '10.0.2.1', vpc: 'v1' }],
-      vpcs: [{ name: 'v1', staticRoutes: [
-        { cidr: '10.9.0.0/16', nextHopIP: '10.0.2.5', policy: 'policyDst' },
-        { cidr: '10.0.1.0/24', nextHopIP: '10.0.2.6', policy: 'policySrc' },
-      ] }],
+      vpcs: [
+        {
+          name: 'v1',
+          staticRoutes: [
+            { cidr: '10.9.0.0/16', nextHopIP: '10.0.2.5', policy: 'policyDst' },
+            { cidr: '10.0.1.0/24', nextHopIP: '10.0.2.6', policy: 'policySrc' },
+          ],
+        },
+      ],
     };
     const built = await h.lab.up(two);
-    assert.ok(built.some((l) => l.includes('route 10.9.0.0/16 via 10.0.2.5')), built.join('\n'));
+    assert.ok(
+      built.some((l) => l.includes('route 10.9.0.0/16 via 10.0.2.5')),
+      built.join('\n'),
+    );
     const log = await h.lab.up(TOPOLOGY);
     assert.ok(log.includes(`router of VPC v1: removed port ${h.lab.names.subnetBridge('sn2')}`), log.join('\n'));
     const router = h.lab.names.vpc('v1');
-    const routes = JSON.parse((await ipIn(router, '-j', 'route', 'show', 'table', 'all')).stdout) as { dst: string; protocol?: string }[];
-    assert.deepEqual(routes.filter((r) => r.protocol === 'static'), [], 'no static route is left');
+    const routes = JSON.parse((await ipIn(router, '-j', 'route', 'show', 'table', 'all')).stdout) as {
+      dst: string;
+      protocol?: string;
+    }[];
+    assert.deepEqual(
+      routes.filter((r) => r.protocol === 'static'),
+      [],
+      'no static route is left',
+    );
     const rules = JSON.parse((await ipIn(router, '-j', 'rule', 'show')).stdout) as { priority: number }[];
-    assert.deepEqual(rules.filter((r) => r.priority >= 1000 && r.priority < 2000), [], 'no source-route rule is left');
+    assert.deepEqual(
+      rules.filter((r) => r.priority >= 1000 && r.priority < 2000),
+      [],
+      'no source-route rule is left',
+    );
     assert.deepEqual(await h.lab.up(TOPOLOGY), []);
   });
 });

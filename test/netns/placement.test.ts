@@ -18,13 +18,30 @@ import { seedObjects, seedSpec } from '../helpers/manifests.ts';
 const WANT = { port: 'gabcdef01e', bridge: 's12345678', lanCidr: '10.0.1.254/24' };
 const ok = (stdout: string) => ({ code: 0, stdout, stderr: '' });
 const noDevice = (dev: string) => ({ code: 1, stdout: '', stderr: `Device "${dev}" does not exist.\n` });
-const link = (master?: string) => ok(JSON.stringify([{ ifindex: 7, ifname: WANT.port, flags: ['UP'], ...(master ? { master } : {}) }]));
+const link = (master?: string) =>
+  ok(JSON.stringify([{ ifindex: 7, ifname: WANT.port, flags: ['UP'], ...(master ? { master } : {}) }]));
 const addr = (...cidrs: string[]) =>
-  ok(JSON.stringify([{ ifindex: 2, ifname: 'eth0', flags: ['UP'], addr_info: cidrs.map((c) => ({ family: 'inet', local: c.split('/')[0], prefixlen: Number(c.split('/')[1]), scope: 'global' })) }]));
+  ok(
+    JSON.stringify([
+      {
+        ifindex: 2,
+        ifname: 'eth0',
+        flags: ['UP'],
+        addr_info: cidrs.map((c) => ({
+          family: 'inet',
+          local: c.split('/')[0],
+          prefixlen: Number(c.split('/')[1]),
+          scope: 'global',
+        })),
+      },
+    ]),
+  );
 
 describe('classifyPlacement', () => {
   it('is placed when the port is on the bridge and eth0 holds lanIp', () => {
-    assert.deepEqual(classifyPlacement({ port: link(WANT.bridge), eth0: addr('10.0.1.254/24') }, WANT), { kind: 'placed' });
+    assert.deepEqual(classifyPlacement({ port: link(WANT.bridge), eth0: addr('10.0.1.254/24') }, WANT), {
+      kind: 'placed',
+    });
   });
 
   it('is misplaced only on a positive finding', () => {
@@ -33,10 +50,18 @@ describe('classifyPlacement', () => {
       { port: link(), eth0: addr('10.0.1.254/24'), reason: /on no bridge/ },
       { port: noDevice(WANT.port), eth0: addr('10.0.1.254/24'), reason: /port gabcdef01e is missing/ },
       { port: link(WANT.bridge), eth0: noDevice('eth0'), reason: /eth0 is missing/ },
-      { port: link(WANT.bridge), eth0: addr('10.0.1.253/24'), reason: /eth0 has 10\.0\.1\.253\/24, not 10\.0\.1\.254\/24/ },
+      {
+        port: link(WANT.bridge),
+        eth0: addr('10.0.1.253/24'),
+        reason: /eth0 has 10\.0\.1\.253\/24, not 10\.0\.1\.254\/24/,
+      },
       { port: link(WANT.bridge), eth0: addr(), reason: /eth0 has no address/ },
       // one side positively wrong is enough, whatever the other side showed
-      { port: { code: 1, stdout: '', stderr: 'RTNETLINK answers: No buffer space available' }, eth0: noDevice('eth0'), reason: /eth0 is missing/ },
+      {
+        port: { code: 1, stdout: '', stderr: 'RTNETLINK answers: No buffer space available' },
+        eth0: noDevice('eth0'),
+        reason: /eth0 is missing/,
+      },
     ];
     for (const c of cases) {
       const p = classifyPlacement(c, WANT);
@@ -47,8 +72,16 @@ describe('classifyPlacement', () => {
 
   it('is unknown when ip failed otherwise or printed something unreadable', () => {
     const cases = [
-      { port: { code: 1, stdout: '', stderr: 'RTNETLINK answers: No buffer space available' }, eth0: addr('10.0.1.254/24'), reason: /ip exited 1: RTNETLINK/ },
-      { port: link(WANT.bridge), eth0: { code: 1, stdout: '', stderr: 'Cannot send dump request: Resource temporarily unavailable' }, reason: /eth0: ip exited 1/ },
+      {
+        port: { code: 1, stdout: '', stderr: 'RTNETLINK answers: No buffer space available' },
+        eth0: addr('10.0.1.254/24'),
+        reason: /ip exited 1: RTNETLINK/,
+      },
+      {
+        port: link(WANT.bridge),
+        eth0: { code: 1, stdout: '', stderr: 'Cannot send dump request: Resource temporarily unavailable' },
+        reason: /eth0: ip exited 1/,
+      },
       { port: ok('[{"ifindex": 3,'), eth0: addr('10.0.1.254/24'), reason: /not JSON/ },
       { port: ok('[]'), eth0: addr('10.0.1.254/24'), reason: /cannot read ip -j link show dev gabcdef01e/ },
       { port: link(WANT.bridge), eth0: ok('{}'), reason: /cannot read ip -j addr show dev eth0/ },
@@ -77,7 +110,11 @@ async function withFailingIp<T>(mode: 'exit2' | 'exit1' | 'garbage' | 'hang', f:
     garbage: 'echo \'[{"ifindex": 3,\'; exit 0',
     hang: 'exec sleep 30',
   }[mode];
-  await writeFile(join(dir, 'ip'), `#!/bin/sh\ncase " $* " in\n  *" -j link show dev "*|*" -j addr show dev eth0 "*|*" -j -batch - "*) ${fail} ;;\nesac\nexec ${REAL_IP} "$@"\n`, { mode: 0o755 });
+  await writeFile(
+    join(dir, 'ip'),
+    `#!/bin/sh\ncase " $* " in\n  *" -j link show dev "*|*" -j addr show dev eth0 "*|*" -j -batch - "*) ${fail} ;;\nesac\nexec ${REAL_IP} "$@"\n`,
+    { mode: 0o755 },
+  );
   const path = process.env.PATH;
   process.env.PATH = `${dir}:${path}`;
   try {
@@ -92,7 +129,8 @@ describe('ensureGateway on an existing gateway', () => {
   let spec: GatewaySpec;
   let ns: string;
   // (Not the namespace's inode as its identity: the kernel reuses a freed one at once.)
-  const lanAddrs = async () => (await h.inGateway('ngw', ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0'])).match(/inet \S+/g);
+  const lanAddrs = async () =>
+    (await h.inGateway('ngw', ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0'])).match(/inet \S+/g);
 
   /** Applied, so the gateway holds its rules: a recreated one starts without them. */
   const healthy = async () => {
@@ -137,7 +175,10 @@ describe('ensureGateway on an existing gateway', () => {
   // Positive findings still recreate it (the Recreate strategy), each from a healthy start.
   const misplacements: [string, () => Promise<unknown>][] = [
     ['eth0 lost lanIp', () => ipIn(ns, 'addr', 'flush', 'dev', 'eth0')],
-    ['its port left the subnet bridge', () => ipIn(h.lab.names.fabric, 'link', 'set', h.lab.names.gatewayPort('ngw', 'eth0'), 'nomaster')],
+    [
+      'its port left the subnet bridge',
+      () => ipIn(h.lab.names.fabric, 'link', 'set', h.lab.names.gatewayPort('ngw', 'eth0'), 'nomaster'),
+    ],
     ['eth0 is gone', () => ipIn(ns, 'link', 'del', 'eth0')],
     ['its namespace was deleted by hand', () => run(['ip', 'netns', 'del', ns])],
   ];

@@ -42,14 +42,24 @@ describe("a VPC router's static routes", () => {
   const router = (argv: string[]) => h.inRouter('v1', argv);
   const mainStatic = async () => (await router(['ip', 'route', 'show', 'proto', 'static'])).trim();
   const sourceRules = async () =>
-    (await router(['ip', 'rule', 'show'])).split('\n').filter((l) => /^1\d{3}:/.test(l)).map((l) => l.replace(/\s+/g, ' ').trim());
+    (await router(['ip', 'rule', 'show']))
+      .split('\n')
+      .filter((l) => /^1\d{3}:/.test(l))
+      .map((l) => l.replace(/\s+/g, ' ').trim());
   const table1001 = async () =>
-    (await inNamespace(h.lab.names.vpc('v1'), { argv: ['ip', 'route', 'show', 'table', '1001'], okExitCodes: [0, 2] })).stdout.trim();
+    (
+      await inNamespace(h.lab.names.vpc('v1'), { argv: ['ip', 'route', 'show', 'table', '1001'], okExitCodes: [0, 2] })
+    ).stdout.trim();
 
   before(async () => {
     h = await LabHarness.create();
     assert.ok((await h.lab.up(topology(ROUTES))).length > 0, 'the first run builds the lab and says so');
-    for (const [name, ip] of [['nh1', '10.0.1.254'], ['nh2', '10.0.1.253'], ['dst', '10.0.1.10'], ['src', '10.0.1.6']] as const) {
+    for (const [name, ip] of [
+      ['nh1', '10.0.1.254'],
+      ['nh2', '10.0.1.253'],
+      ['dst', '10.0.1.10'],
+      ['src', '10.0.1.6'],
+    ] as const) {
       await h.host(name, 'sn', `${ip}/24`);
     }
     for (const nh of ['nh1', 'nh2']) {
@@ -57,7 +67,9 @@ describe("a VPC router's static routes", () => {
       await h.serve(nh, { tcp: [80] });
     }
     for (const client of ['dst', 'src']) {
-      await inNamespace(h.lab.names.host(client), { argv: ['sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65000'] });
+      await inNamespace(h.lab.names.host(client), {
+        argv: ['sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65000'],
+      });
     }
   });
   after(async () => {
@@ -71,10 +83,25 @@ describe("a VPC router's static routes", () => {
     const before = { main: await mainStatic(), rules: await sourceRules(), table: await table1001() };
 
     const loops = ['dst', 'src'].map((client) => {
-      const child = spawn('ip', ['netns', 'exec', h.lab.names.host(client), process.execPath, '--import', 'tsx', CONNECT_LOOP, EXTERNAL, '80', '3'], {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
+      const child = spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          h.lab.names.host(client),
+          process.execPath,
+          '--import',
+          'tsx',
+          CONNECT_LOOP,
+          EXTERNAL,
+          '80',
+          '3',
+        ],
+        {
+          cwd: ROOT,
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
       let out = '';
       child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
       const done = new Promise<LoopResult>((resolve, reject) => {
@@ -97,9 +124,15 @@ describe("a VPC router's static routes", () => {
       for (const l of loops) l.child.kill('SIGTERM');
       const results = await Promise.all(loops.map((l) => l.done));
       for (const [i, r] of results.entries()) {
-        process.stderr.write(`${loops[i]!.client}: ${r.ok} connections ok, ${r.failed} failed ${JSON.stringify(r.reasons)}\n`);
+        process.stderr.write(
+          `${loops[i]!.client}: ${r.ok} connections ok, ${r.failed} failed ${JSON.stringify(r.reasons)}\n`,
+        );
       }
-      assert.deepEqual(reports, Array.from({ length: RUNS }, () => []), 'no run reports a change');
+      assert.deepEqual(
+        reports,
+        Array.from({ length: RUNS }, () => []),
+        'no run reports a change',
+      );
       for (const [i, r] of results.entries()) {
         assert.ok(r.ok >= 100, `${loops[i]!.client}: the loop ran through the runs (${r.ok} ok)`);
         assert.equal(r.failed, 0, `${loops[i]!.client}: no connection failed (${JSON.stringify(r.reasons)})`);
@@ -107,7 +140,11 @@ describe("a VPC router's static routes", () => {
     } finally {
       for (const l of loops) if (l.child.exitCode === null) l.child.kill('SIGKILL');
     }
-    assert.deepEqual({ main: await mainStatic(), rules: await sourceRules(), table: await table1001() }, before, 'the routes and rules are as they were');
+    assert.deepEqual(
+      { main: await mainStatic(), rules: await sourceRules(), table: await table1001() },
+      before,
+      'the routes and rules are as they were',
+    );
   });
 
   it('applies and reports a changed next hop, in place', async () => {
@@ -117,8 +154,14 @@ describe("a VPC router's static routes", () => {
     ];
     const log = await h.lab.up(topology(swapped));
     assert.equal(log.length, 2, log.join('\n'));
-    assert.ok(log.some((l) => /0\.0\.0\.0\/0 via 10\.0\.1\.253/.test(l)), log.join('\n'));
-    assert.ok(log.some((l) => /10\.0\.1\.6\/32 via 10\.0\.1\.254/.test(l)), log.join('\n'));
+    assert.ok(
+      log.some((l) => /0\.0\.0\.0\/0 via 10\.0\.1\.253/.test(l)),
+      log.join('\n'),
+    );
+    assert.ok(
+      log.some((l) => /10\.0\.1\.6\/32 via 10\.0\.1\.254/.test(l)),
+      log.join('\n'),
+    );
     assert.match(await mainStatic(), /^default via 10\.0\.1\.253 [^\n]*$/);
     assert.match(await table1001(), /^default via 10\.0\.1\.254 /);
     assert.equal(await h.tcp('dst', EXTERNAL, 80), 'nh2 10.0.1.10');
@@ -138,7 +181,10 @@ describe("a VPC router's static routes", () => {
 
     const none = await h.lab.up(topology([]));
     assert.ok(none.length > 0, 'the source route removal is reported');
-    assert.ok(none.some((l) => /10\.0\.1\.6\/32/.test(l)), none.join('\n'));
+    assert.ok(
+      none.some((l) => /10\.0\.1\.6\/32/.test(l)),
+      none.join('\n'),
+    );
     assert.deepEqual(await sourceRules(), []);
     assert.equal(await table1001(), '');
     assert.deepEqual(await h.lab.up(topology([])), []);
@@ -158,8 +204,14 @@ describe("a VPC router's static routes", () => {
     await ip('route', 'add', '198.51.101.0/24', 'via', '10.0.1.253', 'table', '1002');
     const log = await h.lab.up(topology(ROUTES));
     assert.equal(log.length, 4, log.join('\n'));
-    assert.ok(log.some((l) => /198\.51\.100\.0\/24/.test(l)), log.join('\n'));
-    assert.ok(log.some((l) => /198\.51\.101\.0\/24/.test(l)), log.join('\n'));
+    assert.ok(
+      log.some((l) => /198\.51\.100\.0\/24/.test(l)),
+      log.join('\n'),
+    );
+    assert.ok(
+      log.some((l) => /198\.51\.101\.0\/24/.test(l)),
+      log.join('\n'),
+    );
     assert.match(await mainStatic(), /^default via 10\.0\.1\.254 [^\n]*$/);
     assert.equal((await sourceRules()).length, 2, (await sourceRules()).join('\n'));
     assert.equal(await h.tcp('dst', EXTERNAL, 80), 'nh1 10.0.1.10');

@@ -44,16 +44,30 @@ describe('seed gateway with real packets', () => {
   it('subnet routes: a second subnet of the VPC is reachable through a port forward and leaves by SNAT', async () => {
     assert.equal(await h.tcp('ext', '192.168.0.112', 2222), 'db 192.168.0.50');
     assert.equal(await h.tcp('db', '192.168.0.50', 9000), 'ext 192.168.0.112');
-    assert.match(await h.inGateway('ngw', ['ip', 'route', 'show', 'table', '100']), /^10\.0\.2\.0\/24 via 10\.0\.1\.1 dev eth0 $/m);
+    assert.match(
+      await h.inGateway('ngw', ['ip', 'route', 'show', 'table', '100']),
+      /^10\.0\.2\.0\/24 via 10\.0\.1\.1 dev eth0 $/m,
+    );
   });
 
   it("the VPC static route sends the VPC's traffic to the gateway's lanIp", async () => {
-    assert.match(await h.inRouter('test-vpc-1', ['ip', 'route', 'show']), /^default via 10\.0\.1\.254 dev \S+ proto static $/m);
+    assert.match(
+      await h.inRouter('test-vpc-1', ['ip', 'route', 'show']),
+      /^default via 10\.0\.1\.254 dev \S+ proto static $/m,
+    );
   });
 
   it('shows Kube-OVN chains in iptables-save', async () => {
     const save = await h.gatewaySave('ngw');
-    for (const chain of ['DNAT_FILTER', 'SNAT_FILTER', 'EXCLUSIVE_DNAT', 'EXCLUSIVE_SNAT', 'SHARED_DNAT', 'SHARED_SNAT']) assert.match(save, new RegExp(`^:${chain} - `, 'm'));
+    for (const chain of [
+      'DNAT_FILTER',
+      'SNAT_FILTER',
+      'EXCLUSIVE_DNAT',
+      'EXCLUSIVE_SNAT',
+      'SHARED_DNAT',
+      'SHARED_SNAT',
+    ])
+      assert.match(save, new RegExp(`^:${chain} - `, 'm'));
     assert.match(save, /^-A PREROUTING -j DNAT_FILTER$/m);
     assert.match(save, /^-A SNAT_FILTER -j EXCLUSIVE_SNAT\n-A SNAT_FILTER -j SHARED_SNAT\n/m);
   });
@@ -62,7 +76,10 @@ describe('seed gateway with real packets', () => {
     const save = await h.gatewaySave('ngw');
     const ip = await h.inGateway('ngw', ['sh', '-c', 'ip addr show dev net1; ip rule; ip route show table 100']);
     const results = await h.apply(seed);
-    assert.deepEqual(results.map((r) => [r.name, r.action, r.commands.length]), [['ngw', 'unchanged', 0]]);
+    assert.deepEqual(
+      results.map((r) => [r.name, r.action, r.commands.length]),
+      [['ngw', 'unchanged', 0]],
+    );
     assert.equal(await h.gatewaySave('ngw'), save);
     assert.equal(await h.inGateway('ngw', ['sh', '-c', 'ip addr show dev net1; ip rule; ip route show table 100']), ip);
   });

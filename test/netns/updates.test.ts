@@ -94,7 +94,10 @@ describe('updates and deletes with real packets', () => {
     const bad = structuredClone(seed);
     set(bad.gateway, 'spec.dnatRules.0.externalPort', 70000);
     set(bad.gateway, 'spec.snatRules', []);
-    await assert.rejects(h.apply(bad), (e: unknown) => e instanceof ManifestValidationError && /spec\.dnatRules\[0\]\.externalPort/.test(e.message));
+    await assert.rejects(
+      h.apply(bad),
+      (e: unknown) => e instanceof ManifestValidationError && /spec\.dnatRules\[0\]\.externalPort/.test(e.message),
+    );
     assert.equal(await h.gatewaySave('ngw'), save);
     assert.equal(await h.udp('ext', '192.168.0.112', 5353), 'web 192.168.0.50');
     assert.equal(await h.tcp('db', '192.168.0.50', 9000), 'ext 192.168.0.112');
@@ -109,7 +112,11 @@ describe('updates and deletes with real packets', () => {
     const table = await h.inGateway('ngw', ['ip', 'route', 'show', 'table', '100']);
     assert.doesNotMatch(table, /10\.0\.2\.0\/24/);
     assert.match(table, /10\.0\.1\.0\/24 via 10\.0\.1\.1/);
-    assert.doesNotMatch(await h.inRouter('test-vpc-1', ['ip', '-4', 'addr']), /10\.0\.2\.1\//, 'the router lost its port on sn2');
+    assert.doesNotMatch(
+      await h.inRouter('test-vpc-1', ['ip', '-4', 'addr']),
+      /10\.0\.2\.1\//,
+      'the router lost its port on sn2',
+    );
     assert.equal(await h.ping('client', '10.0.2.10'), false);
   });
 
@@ -131,11 +138,19 @@ describe('updates and deletes with real packets', () => {
 
   it('a gateway removed from the manifests is removed', async () => {
     const gateway = seed.gateway;
-    seed.gateway = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'ovn-vpc-nat-gw-config' }, data: get(seed.config, 'data') };
+    seed.gateway = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'ovn-vpc-nat-gw-config' },
+      data: get(seed.config, 'data'),
+    };
     seed.config = { apiVersion: 'kubeovn.io/v1', kind: 'Vpc', metadata: { name: 'spare' } };
     const results = await h.apply(seed);
     seed.gateway = gateway;
-    assert.deepEqual(results.map((r) => `${r.name}:${r.action}`), ['ngw:delete']);
+    assert.deepEqual(
+      results.map((r) => `${r.name}:${r.action}`),
+      ['ngw:delete'],
+    );
     assert.equal(await namespaceExists(h.lab.names.gateway('ngw')), false);
     assert.equal(await h.udp('ext', '192.168.0.112', 5353), undefined);
   });

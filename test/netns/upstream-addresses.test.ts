@@ -19,7 +19,9 @@ describe("the upstream router's addresses", () => {
   let h: LabHarness;
   const upstream = (argv: string[]) => inNamespace(h.lab.names.upstream, { argv });
   const addresses = async () => {
-    const links = JSON.parse((await upstream(['ip', '-j', 'addr', 'show', 'dev', 'net0'])).stdout) as { addr_info: { family: string; local: string; secondary?: boolean }[] }[];
+    const links = JSON.parse((await upstream(['ip', '-j', 'addr', 'show', 'dev', 'net0'])).stdout) as {
+      addr_info: { family: string; local: string; secondary?: boolean }[];
+    }[];
     return links[0]!.addr_info.filter((a) => a.family === 'inet');
   };
   before(async () => {
@@ -39,19 +41,39 @@ describe("the upstream router's addresses", () => {
 
     const log = await h.lab.up(topology([other, '192.168.0.250']));
     const after = (await addresses()).map((a) => a.local).sort();
-    assert.deepEqual(after, ['192.168.0.250', other].sort(), `after replacing ${primary}: ${after.join(', ') || 'no address'}`);
-    assert.ok(log.some((l) => l.includes('192.168.0.250/24')), log.join('\n'));
-    assert.ok(log.some((l) => l.includes(`removed address ${primary}/24`)), log.join('\n'));
+    assert.deepEqual(
+      after,
+      ['192.168.0.250', other].sort(),
+      `after replacing ${primary}: ${after.join(', ') || 'no address'}`,
+    );
+    assert.ok(
+      log.some((l) => l.includes('192.168.0.250/24')),
+      log.join('\n'),
+    );
+    assert.ok(
+      log.some((l) => l.includes(`removed address ${primary}/24`)),
+      log.join('\n'),
+    );
     for (const ip of [other, '192.168.0.250']) assert.ok(await h.ping('ext', ip), `the underlay reaches ${ip}`);
     assert.ok(!(await h.ping('ext', primary)), `${primary} is gone`);
     assert.deepEqual(await h.lab.up(topology([other, '192.168.0.250'])), [], 'the next run changes nothing');
   });
 
   it('sets promote_secondaries again where it was turned off, and says so', async () => {
-    for (const key of ['all', 'default', 'net0']) await upstream(['sysctl', '-q', '-w', `net.ipv4.conf.${key}.promote_secondaries=0`]);
+    for (const key of ['all', 'default', 'net0'])
+      await upstream(['sysctl', '-q', '-w', `net.ipv4.conf.${key}.promote_secondaries=0`]);
     const log = await h.lab.up(topology(['192.168.0.250', '192.168.0.253', '192.168.0.254']));
-    assert.ok(log.some((l) => l.includes('net.ipv4.conf.all.promote_secondaries=1')), log.join('\n'));
-    const values = await upstream(['sysctl', '-n', 'net.ipv4.conf.all.promote_secondaries', 'net.ipv4.conf.default.promote_secondaries', 'net.ipv4.conf.net0.promote_secondaries']);
+    assert.ok(
+      log.some((l) => l.includes('net.ipv4.conf.all.promote_secondaries=1')),
+      log.join('\n'),
+    );
+    const values = await upstream([
+      'sysctl',
+      '-n',
+      'net.ipv4.conf.all.promote_secondaries',
+      'net.ipv4.conf.default.promote_secondaries',
+      'net.ipv4.conf.net0.promote_secondaries',
+    ]);
     assert.deepEqual(values.stdout.trim().split('\n'), ['1', '1', '1']);
     assert.deepEqual(await h.lab.up(topology(['192.168.0.250', '192.168.0.253', '192.168.0.254'])), []);
 
@@ -83,7 +105,10 @@ describe("a VPC router port's gateway address changing", () => {
     const log = await h.lab.up(routerTopology('10.0.1.254'));
     const port = h.lab.names.subnetBridge('sn');
     assert.match(await h.inRouter('v1', ['ip', '-br', 'addr', 'show', 'dev', port]), /\s10\.0\.1\.254\/24(\s|$)/);
-    assert.deepEqual(log, ['router port for sn: address 10.0.1.254/24', 'router port for sn: removed address 10.0.1.1/24']);
+    assert.deepEqual(log, [
+      'router port for sn: address 10.0.1.254/24',
+      'router port for sn: removed address 10.0.1.1/24',
+    ]);
     await h.host('web', 'sn', '10.0.1.10/24');
     assert.ok(await h.ping('web', '10.0.1.254'), 'the host reaches its gateway');
     assert.deepEqual(await h.lab.up(routerTopology('10.0.1.254')), []);

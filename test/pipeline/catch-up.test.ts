@@ -21,7 +21,13 @@ describe('catching up with the branch (real redis-server, git, namespaces)', () 
   };
   const withForward = (port: number) => {
     const s = structuredClone(seed);
-    pushItem(s.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: port, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 });
+    pushItem(s.gateway, 'spec.dnatRules', {
+      eip: '192.168.0.112',
+      externalPort: port,
+      protocol: 'tcp',
+      internalIp: '10.0.1.10',
+      internalPort: 80,
+    });
     return s;
   };
   const answers = (port: number) => p.lab.tcp('ext', '192.168.0.112', port);
@@ -52,7 +58,10 @@ describe('catching up with the branch (real redis-server, git, namespaces)', () 
     assert.equal(await answers(7002), undefined);
     const rec = await p.running!.records.get({ kind: 'gateway', name: 'ngw' });
     assert.equal(rec?.lastApplied?.sha, shas[2]);
-    assert.ok(p.logs.some((l) => /catch-up: main is at/.test(l)), p.logs.join('\n'));
+    assert.ok(
+      p.logs.some((l) => /catch-up: main is at/.test(l)),
+      p.logs.join('\n'),
+    );
   });
 
   it('natops stopped, three pushes: git returns saying the delivery was deferred; at start the newest is live and the older two are marked superseded', async () => {
@@ -61,14 +70,22 @@ describe('catching up with the branch (real redis-server, git, namespaces)', () 
     for (const port of [7011, 7012, 7013]) {
       shas.push(await p.commitOnly(withForward(port), `forward ${port}`));
       const pushed = await run(['git', '-C', p.work, 'push', 'origin', 'HEAD:main']);
-      assert.match(pushed.stderr, /remote: natops: webhook unreachable; delivery \S+ for [0-9a-f]{7} deferred/, pushed.stderr);
+      assert.match(
+        pushed.stderr,
+        /remote: natops: webhook unreachable; delivery \S+ for [0-9a-f]{7} deferred/,
+        pushed.stderr,
+      );
     }
     await p.start();
     const newest = await p.settled(shas[2]!);
     assert.match(newest.get('natops/ngw')?.description ?? '', /^live: /, JSON.stringify([...newest.values()]));
     for (const older of shas.slice(0, 2)) {
       const st = await p.settled(older);
-      assert.match(st.get('natops')?.description ?? '', /^not applied: superseded by newer commit /, JSON.stringify([...st.values()]));
+      assert.match(
+        st.get('natops')?.description ?? '',
+        /^not applied: superseded by newer commit /,
+        JSON.stringify([...st.values()]),
+      );
     }
     assert.equal(await answers(7013), 'web 192.168.0.50');
     assert.equal(await answers(7012), undefined);
@@ -108,12 +125,17 @@ describe('catching up with the branch (real redis-server, git, namespaces)', () 
     assert.match(statuses.get('natops/ngw')?.description ?? '', /^live: /, JSON.stringify([...statuses.values()]));
     assert.equal(await answers(7004), 'web 192.168.0.50');
     assert.equal(await answers(7005), undefined, 'the replaced commit is still live');
-    assert.ok(p.logs.some((l) => /history rewritten/.test(l)), 'the plan says history was rewritten');
+    assert.ok(
+      p.logs.some((l) => /history rewritten/.test(l)),
+      'the plan says history was rewritten',
+    );
 
     // The replaced commit's delivery, late: it is not the branch's head, so it changes nothing.
     const late = await notifyPush(p.bare, { before: older, after: replaced, ref: 'refs/heads/main' });
     assert.equal(late.status, 202);
-    await p.until('the late delivery to be planned', async () => p.logs.some((l) => l.includes(`${replaced.slice(0, 7)} is not the branch's head`)));
+    await p.until('the late delivery to be planned', async () =>
+      p.logs.some((l) => l.includes(`${replaced.slice(0, 7)} is not the branch's head`)),
+    );
     assert.equal(await answers(7004), 'web 192.168.0.50');
     assert.equal(await answers(7005), undefined, 'a late delivery rolled the branch forward again');
   });
@@ -124,8 +146,13 @@ describe('catching up with the branch (real redis-server, git, namespaces)', () 
     set(newer.gateway, 'spec.dnatRules.0.externalPort', 8899);
     const sha = await p.push(newer, 'move the forward');
     assert.equal((await p.settled(sha)).get('natops/ngw')?.state, 'success');
-    assert.equal((await notifyPush(p.bare, { before: '0'.repeat(40), after: first, ref: 'refs/heads/main' })).status, 202);
-    await p.until('the redelivery to be looked at', async () => p.logs.some((l) => l.includes(`${first.slice(0, 7)} is not the branch's head`)));
+    assert.equal(
+      (await notifyPush(p.bare, { before: '0'.repeat(40), after: first, ref: 'refs/heads/main' })).status,
+      202,
+    );
+    await p.until('the redelivery to be looked at', async () =>
+      p.logs.some((l) => l.includes(`${first.slice(0, 7)} is not the branch's head`)),
+    );
     assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8899), 'web 192.168.0.50');
     assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8888), undefined);
   });
@@ -143,7 +170,9 @@ describe('catching up with the branch (real redis-server, git, namespaces)', () 
     const statuses = await p.settled(fresh);
     assert.match(statuses.get('natops/ngw')?.description ?? '', /^live: /, JSON.stringify([...statuses.values()]));
     assert.equal(await answers(7020), 'web 192.168.0.50');
-    assert.ok(p.logs.some((l) => l.includes(`history rewritten: ${gone.slice(0, 7)} is not in it`)), p.logs.slice(-10).join('\n'));
+    assert.ok(
+      p.logs.some((l) => l.includes(`history rewritten: ${gone.slice(0, 7)} is not in it`)),
+      p.logs.slice(-10).join('\n'),
+    );
   });
 });
-

@@ -15,11 +15,16 @@ describe('a revert pushed before the change it reverts has run (real planner, tw
   let workers: ChildProcess[] = [];
 
   const stopWorkers = async () => {
-    await Promise.all(workers.map((w) => new Promise((resolve) => {
-      if (w.exitCode !== null) return resolve(undefined);
-      w.once('exit', resolve);
-      w.kill('SIGTERM');
-    })));
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise((resolve) => {
+            if (w.exitCode !== null) return resolve(undefined);
+            w.once('exit', resolve);
+            w.kill('SIGTERM');
+          }),
+      ),
+    );
     workers = [];
   };
 
@@ -45,7 +50,13 @@ describe('a revert pushed before the change it reverts has run (real planner, tw
     it(`${order}: the revert is what is live`, async () => {
       const port = 7000 + i;
       const withForward = structuredClone(seed);
-      push(withForward.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: port, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 });
+      push(withForward.gateway, 'spec.dnatRules', {
+        eip: '192.168.0.112',
+        externalPort: port,
+        protocol: 'tcp',
+        internalIp: '10.0.1.10',
+        internalPort: 80,
+      });
       const dnat = p.running!.queues.byName.dnat;
       const a = await p.push(withForward, `A: forward ${port}`);
       await p.until("A's DNAT job to be queued", async () => (await dnat.getWaitingCount()) === 1);
@@ -65,7 +76,11 @@ describe('a revert pushed before the change it reverts has run (real planner, tw
       assert.equal(statuses.get('natops/ngw')?.state, 'success', JSON.stringify([...statuses.values()]));
       // Whatever of A's ran was undone: the seed's forward answers, A's does not.
       assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8888), 'web 192.168.0.50');
-      assert.equal(await p.lab.tcp('ext', '192.168.0.112', port), undefined, `A's forward ${port} is live while Git holds B`);
+      assert.equal(
+        await p.lab.tcp('ext', '192.168.0.112', port),
+        undefined,
+        `A's forward ${port} is live while Git holds B`,
+      );
       const older = await p.settled(a);
       assert.match(older.get('natops/ngw')!.description, /superseded by newer commit/);
       await stopWorkers();

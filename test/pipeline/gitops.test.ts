@@ -10,7 +10,15 @@ import { inNamespace, namespaceExists } from '../../runtime/netns/netns.ts';
 import { HANDLER_KINDS } from '../../dataplane/kinds.ts';
 import { bullPrefix } from '../../queue/queues.ts';
 import { run } from '../../common/exec.ts';
-import { gatewayInOwnVpc, seedObjects, set, push as pushItem, SEED_VERBATIM, toFiles, type SeedObjects } from '../helpers/manifests.ts';
+import {
+  gatewayInOwnVpc,
+  seedObjects,
+  set,
+  push as pushItem,
+  SEED_VERBATIM,
+  toFiles,
+  type SeedObjects,
+} from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
 import { natops } from '../helpers/cli.ts';
 
@@ -25,7 +33,9 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     p = await PipelineHarness.create();
     seed = await seedObjects();
     // A second gateway, in a second VPC, so two gateways' jobs run side by side.
-    seed.extra.push(...gatewayInOwnVpc({ gateway: 'ngw2', vpc: 'test-vpc-2', subnet: 'sn-b', n: 2, eip: '192.168.0.120' }));
+    seed.extra.push(
+      ...gatewayInOwnVpc({ gateway: 'ngw2', vpc: 'test-vpc-2', subnet: 'sn-b', n: 2, eip: '192.168.0.120' }),
+    );
   });
   after(async () => {
     await p?.cleanup();
@@ -41,7 +51,9 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     assert.match(statuses.get('natops/ngw')!.targetUrl!, /\/admin\/queues\/queue\/\w[\w-]*\/g\d+\.ngw\./);
     for (const s of statuses.values()) assert.ok(s.description.length <= 140);
     // the two gateways' chains of jobs ran side by side, not one after the other
-    const jobs = (await Promise.all(HANDLER_KINDS.map((k) => p.running!.queues.byName[k].getJobs(['completed'])))).flat();
+    const jobs = (
+      await Promise.all(HANDLER_KINDS.map((k) => p.running!.queues.byName[k].getJobs(['completed'])))
+    ).flat();
     const span = (gw: string) => {
       const mine = jobs.filter((j) => new RegExp(`^g\\d+\\.${gw}\\.`).test(j.id ?? ''));
       assert.ok(mine.length >= 2, `${gw}: ${mine.length} jobs`);
@@ -83,10 +95,7 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
   it('a push of the seed as printed fails with file and line, and the live rules stay as they were', async () => {
     const live = await p.lab.gatewaySave('ngw');
     const text = await readFile(SEED_VERBATIM, 'utf8');
-    const files = [
-      { path: 'gateway.yaml', text },
-      ...toFiles(seed).filter((f) => !f.path.includes('nat-gateway')),
-    ];
+    const files = [{ path: 'gateway.yaml', text }, ...toFiles(seed).filter((f) => !f.path.includes('nat-gateway'))];
     const sha = await p.push(files, 'the example as printed');
     const statuses = await p.settled(sha);
     const summary = statuses.get('natops')!;
@@ -115,7 +124,9 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     // Newest first, the older one right behind it while the first is still being planned and applied.
     const [toC, toB] = await Promise.all([
       notifyPush(p.bare, { before: b, after: c, ref: 'refs/heads/main' }),
-      new Promise((r) => setTimeout(r, 5)).then(() => notifyPush(p.bare, { before: a, after: b, ref: 'refs/heads/main' })),
+      new Promise((r) => setTimeout(r, 5)).then(() =>
+        notifyPush(p.bare, { before: a, after: b, ref: 'refs/heads/main' }),
+      ),
     ]);
     assert.deepEqual([toC.status, toB.status], [202, 202]);
     assert.equal((await p.settled(c)).get('natops/ngw')?.state, 'success');
@@ -124,7 +135,11 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     const older = await p.settled(b);
     assert.equal(older.get('natops')?.state, 'success', JSON.stringify([...older.values()]));
     const olderGw = older.get('natops/ngw');
-    assert.ok(/superseded by newer commit/.test(older.get('natops')!.description) || /superseded by newer commit|^live: /.test(olderGw?.description ?? ''), JSON.stringify([...older.values()]));
+    assert.ok(
+      /superseded by newer commit/.test(older.get('natops')!.description) ||
+        /superseded by newer commit|^live: /.test(olderGw?.description ?? ''),
+      JSON.stringify([...older.values()]),
+    );
     assert.equal(await p.lab.tcp('ext', '192.168.0.112', 7000), 'web 192.168.0.50');
     assert.equal(await p.lab.tcp('ext', '192.168.0.112', 6000), undefined, "B's forward is live while C is the newest");
   });
@@ -133,7 +148,10 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     // Handlers move to worker processes; this process keeps the webhook and the planner.
     await p.running!.close();
     await p.start(['plan']);
-    const events = new QueueEvents('dnat', { connection: { host: '127.0.0.1', port: p.redis.port }, prefix: bullPrefix(p.config.prefix) });
+    const events = new QueueEvents('dnat', {
+      connection: { host: '127.0.0.1', port: p.redis.port },
+      prefix: bullPrefix(p.config.prefix),
+    });
     events.on('error', () => undefined);
     await events.waitUntilReady();
     const stalled: string[] = [];
@@ -143,7 +161,14 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
 
     const first = p.startWorkerProcess(HANDLER_KINDS);
     // Enough forwards that applying them takes a while.
-    for (let i = 0; i < 3000; i++) pushItem(seed.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: 30000 + i, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 });
+    for (let i = 0; i < 3000; i++)
+      pushItem(seed.gateway, 'spec.dnatRules', {
+        eip: '192.168.0.112',
+        externalPort: 30000 + i,
+        protocol: 'tcp',
+        internalIp: '10.0.1.10',
+        internalPort: 80,
+      });
     const sha = await p.push(seed, '3000 more port forwards');
     const jobId = await p.until('the DNAT job to start', async () => activeJob, 30_000);
     first.kill('SIGKILL');
@@ -156,7 +181,10 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
   });
 
   it('a worker given SIGTERM mid-job finishes that job before it exits', async () => {
-    const events = new QueueEvents('dnat', { connection: { host: '127.0.0.1', port: p.redis.port }, prefix: bullPrefix(p.config.prefix) });
+    const events = new QueueEvents('dnat', {
+      connection: { host: '127.0.0.1', port: p.redis.port },
+      prefix: bullPrefix(p.config.prefix),
+    });
     events.on('error', () => undefined);
     await events.waitUntilReady();
     let activeJob: string | undefined;
@@ -172,7 +200,10 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     assert.equal(await exited, 0);
     const job = await p.running!.queues.byName.dnat.getJob(jobId);
     assert.equal(await job?.getState(), 'completed');
-    assert.ok(job!.finishedOn! > signalledAt, `the job had finished ${signalledAt - job!.finishedOn!} ms before the signal: nothing was shown`);
+    assert.ok(
+      job!.finishedOn! > signalledAt,
+      `the job had finished ${signalledAt - job!.finishedOn!} ms before the signal: nothing was shown`,
+    );
     assert.deepEqual(stalled, []);
     worker = p.startWorkerProcess(HANDLER_KINDS);
     assert.equal((await p.settled(sha)).get('natops/ngw')?.state, 'success');
@@ -205,12 +236,26 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     p.config.resyncMs = 1000;
     await p.start();
     await run(['ip', 'netns', 'del', gwNs()]);
-    await p.until('the gateway to be restored', async () => (await p.lab.tcp('ext', '192.168.0.112', 7100)) === 'web 192.168.0.50');
-    await inNamespace(gwNs(), { argv: [(await p.lab.gatewayIptables('ngw')).iptables, '-t', 'nat', '-F', 'SHARED_DNAT'] });
-    await p.until('the port forward to be restored', async () => (await p.lab.tcp('ext', '192.168.0.112', 7100)) === 'web 192.168.0.50');
+    await p.until(
+      'the gateway to be restored',
+      async () => (await p.lab.tcp('ext', '192.168.0.112', 7100)) === 'web 192.168.0.50',
+    );
+    await inNamespace(gwNs(), {
+      argv: [(await p.lab.gatewayIptables('ngw')).iptables, '-t', 'nat', '-F', 'SHARED_DNAT'],
+    });
+    await p.until(
+      'the port forward to be restored',
+      async () => (await p.lab.tcp('ext', '192.168.0.112', 7100)) === 'web 192.168.0.50',
+    );
     const repairs = await p.running!.store.repairs();
-    assert.ok(repairs.some((r) => r.target === 'ngw' && r.what.some((w) => /missing/.test(w))), JSON.stringify(repairs));
-    assert.ok(repairs.some((r) => r.target === 'ngw' && r.what.some((w) => /SHARED_DNAT/.test(w))), JSON.stringify(repairs));
+    assert.ok(
+      repairs.some((r) => r.target === 'ngw' && r.what.some((w) => /missing/.test(w))),
+      JSON.stringify(repairs),
+    );
+    assert.ok(
+      repairs.some((r) => r.target === 'ngw' && r.what.some((w) => /SHARED_DNAT/.test(w))),
+      JSON.stringify(repairs),
+    );
     const cli = await natops(['status', '--redis', p.redis.url]);
     assert.match(cli.stdout, /recent repairs by the resync:\n.* ngw: /);
     // the networks did not drift: a resync that finds nothing records nothing

@@ -11,17 +11,28 @@ import { after, before, describe, it } from 'node:test';
 import examples from '@octokit/webhooks-examples';
 import { verify } from '@octokit/webhooks-methods';
 import {
-  deferDelivery, deferredDir, drainDeferred, initRepo, listDeferred, readDeferred, sendDeferred,
-  type DeferredDelivery, type PreparedDelivery, type SendVerdict,
+  deferDelivery,
+  deferredDir,
+  drainDeferred,
+  initRepo,
+  listDeferred,
+  readDeferred,
+  sendDeferred,
+  type DeferredDelivery,
+  type PreparedDelivery,
+  type SendVerdict,
 } from '../../gitops/git/local-repo.ts';
 import { PushPayload } from '../../gitops/git/push-event.ts';
 import { run } from '../../common/exec.ts';
 import { freePort } from '../../server/redis-server.ts';
 
 const SECRET = 'hook-deferred-secret';
-const DEFERRED = /natops: (webhook [^\n]*?); delivery ([0-9a-f-]{36}) for ([0-9a-f]{7}) deferred \(natops sends it when it starts, or catches up with the branch by itself\)/g;
+const DEFERRED =
+  /natops: (webhook [^\n]*?); delivery ([0-9a-f-]{36}) for ([0-9a-f]{7}) deferred \(natops sends it when it starts, or catches up with the branch by itself\)/g;
 const githubBranchPush = () =>
-  (examples as unknown as { name: string; examples: Record<string, unknown>[] }[]).find((e) => e.name === 'push')!.examples.find((e) => e.ref === 'refs/heads/master')!;
+  (examples as unknown as { name: string; examples: Record<string, unknown>[] }[])
+    .find((e) => e.name === 'push')!
+    .examples.find((e) => e.ref === 'refs/heads/master')!;
 
 interface Received {
   id: string;
@@ -58,9 +69,21 @@ class FakeWebhook {
     const json = (status: number, o: object): void => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(o));
     };
-    if (!signature || !(await verify(SECRET, body, signature).catch(() => false))) return json(401, { error: 'missing or wrong X-Hub-Signature-256' });
-    this.received.push({ id, event: String(req.headers['x-github-event']), body, signature, userAgent: String(req.headers['user-agent']) });
-    json(this.status, this.status < 300 ? { delivery: id, outcome: 'queued' } : { delivery: id, outcome: 'queue unavailable; deliver again later' });
+    if (!signature || !(await verify(SECRET, body, signature).catch(() => false)))
+      return json(401, { error: 'missing or wrong X-Hub-Signature-256' });
+    this.received.push({
+      id,
+      event: String(req.headers['x-github-event']),
+      body,
+      signature,
+      userAgent: String(req.headers['user-agent']),
+    });
+    json(
+      this.status,
+      this.status < 300
+        ? { delivery: id, outcome: 'queued' }
+        : { delivery: id, outcome: 'queue unavailable; deliver again later' },
+    );
   }
 
   async close(): Promise<void> {
@@ -70,7 +93,6 @@ class FakeWebhook {
     this.server = undefined;
   }
 }
-
 
 describe('the post-receive hook with natops down', () => {
   let dir: string;
@@ -90,7 +112,8 @@ describe('the post-receive hook with natops down', () => {
     return { sha, said: r.stdout + r.stderr };
   }
 
-  const deferredLines = (said: string) => [...said.matchAll(DEFERRED)].map((m) => ({ lead: m[1]!, id: m[2]!, short: m[3]! }));
+  const deferredLines = (said: string) =>
+    [...said.matchAll(DEFERRED)].map((m) => ({ lead: m[1]!, id: m[2]!, short: m[3]! }));
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'natops-hook-deferred-'));
@@ -98,9 +121,17 @@ describe('the post-receive hook with natops down', () => {
     work = join(dir, 'work');
     port = await freePort(); // nothing listens there until the test starts the stand-in
     await writeFile(join(dir, 'secret'), `${SECRET}\n`);
-    await initRepo(bare, { webhookUrl: `http://127.0.0.1:${port}/webhook`, secretFile: join(dir, 'secret'), name: 'test/gitops' });
+    await initRepo(bare, {
+      webhookUrl: `http://127.0.0.1:${port}/webhook`,
+      secretFile: join(dir, 'secret'),
+      name: 'test/gitops',
+    });
     await run(['git', 'clone', '--quiet', bare, work]);
-    for (const [k, v] of [['user.name', 'natops test'], ['user.email', 'test@example.com'], ['commit.gpgsign', 'false']] as const) {
+    for (const [k, v] of [
+      ['user.name', 'natops test'],
+      ['user.email', 'test@example.com'],
+      ['commit.gpgsign', 'false'],
+    ] as const) {
       await run(['git', '-C', work, 'config', k, v]);
     }
   });
@@ -119,11 +150,18 @@ describe('the post-receive hook with natops down', () => {
 
     const files = await listDeferred(bare);
     assert.equal(files.length, 1);
-    assert.deepEqual(await readdir(deferredDir(bare)), files.map((f) => basename(f)), 'no temp file left beside it');
+    assert.deepEqual(
+      await readdir(deferredDir(bare)),
+      files.map((f) => basename(f)),
+      'no temp file left beside it',
+    );
     assert.match(basename(files[0]!), new RegExp(`^\\d{8}T\\d{6}\\.\\d{3}Z-\\d{4}-${lines[0]!.id}\\.json$`));
     const d = await readDeferred(files[0]!);
     kept.push(d);
-    assert.deepEqual({ id: d.id, event: d.event, ref: d.ref, after: d.after }, { id: lines[0]!.id, event: 'push', ref: 'refs/heads/main', after: sha });
+    assert.deepEqual(
+      { id: d.id, event: d.event, ref: d.ref, after: d.after },
+      { id: lines[0]!.id, event: 'push', ref: 'refs/heads/main', after: sha },
+    );
     assert.equal(await verify(SECRET, d.body, d.signature256), true, 'the body verifies against the secret');
     assert.equal(await verify('another secret', d.body, d.signature256), false);
     assert.match(d.reason, /ECONNREFUSED/);
@@ -133,9 +171,17 @@ describe('the post-receive hook with natops down', () => {
     const payload = JSON.parse(d.body) as Record<string, unknown>;
     assert.ok(PushPayload.safeParse(payload).success);
     const optional = new Set(['installation', 'organization', 'enterprise']);
-    assert.deepEqual(Object.keys(payload).sort(), Object.keys(githubBranchPush()).filter((k) => !optional.has(k)).sort());
+    assert.deepEqual(
+      Object.keys(payload).sort(),
+      Object.keys(githubBranchPush())
+        .filter((k) => !optional.has(k))
+        .sort(),
+    );
     const p = PushPayload.parse(payload);
-    assert.deepEqual([p.ref, p.before, p.after, p.repository.full_name], ['refs/heads/main', '0'.repeat(40), sha, 'test/gitops']);
+    assert.deepEqual(
+      [p.ref, p.before, p.after, p.repository.full_name],
+      ['refs/heads/main', '0'.repeat(40), sha, 'test/gitops'],
+    );
     assert.equal((payload.commits as { id: string }[])[0]!.id, sha);
   });
 
@@ -150,7 +196,11 @@ describe('the post-receive hook with natops down', () => {
     const second = await readDeferred(files[1]!);
     assert.deepEqual([(await readDeferred(files[0]!)).id, second.id], [kept[0]!.id, lines[0]!.id], 'oldest first');
     assert.equal(second.after, sha);
-    assert.match(second.reason, /^not tried: webhook unreachable/, 'the backlog was tried first; its failure spared the new one a try');
+    assert.match(
+      second.reason,
+      /^not tried: webhook unreachable/,
+      'the backlog was tried first; its failure spared the new one a try',
+    );
     assert.equal(JSON.parse(second.body).before, shas[0]);
     kept.push(second);
   });
@@ -161,13 +211,23 @@ describe('the post-receive hook with natops down', () => {
     shas.push(sha);
     assert.deepEqual(deferredLines(said), [], said);
     assert.match(said, /natops: sent 2 deferred deliveries of earlier pushes first/);
-    assert.match(said, new RegExp(`natops: refs/heads/main ${sha.slice(0, 7)}: 202 queued \\(delivery [0-9a-f-]{36}\\)`));
+    assert.match(
+      said,
+      new RegExp(`natops: refs/heads/main ${sha.slice(0, 7)}: 202 queued \\(delivery [0-9a-f-]{36}\\)`),
+    );
 
     const got = webhook.received;
     assert.equal(got.length, 3);
-    assert.deepEqual(got.map((r) => JSON.parse(r.body).after), shas, 'oldest first, the new push last');
+    assert.deepEqual(
+      got.map((r) => JSON.parse(r.body).after),
+      shas,
+      'oldest first, the new push last',
+    );
     for (const [i, d] of kept.entries()) {
-      assert.deepEqual({ id: got[i]!.id, event: got[i]!.event, body: got[i]!.body, signature: got[i]!.signature }, { id: d.id, event: 'push', body: d.body, signature: d.signature256 });
+      assert.deepEqual(
+        { id: got[i]!.id, event: got[i]!.event, body: got[i]!.body, signature: got[i]!.signature },
+        { id: d.id, event: 'push', body: d.body, signature: d.signature256 },
+      );
     }
     assert.deepEqual(await listDeferred(bare), []);
   });
@@ -187,12 +247,22 @@ describe('the post-receive hook with natops down', () => {
 
     webhook.status = 202;
     const logged: string[] = [];
-    const result = await drainDeferred(bare, (x) => sendDeferred(`http://127.0.0.1:${port}/webhook`, x), (l) => logged.push(l));
+    const result = await drainDeferred(
+      bare,
+      (x) => sendDeferred(`http://127.0.0.1:${port}/webhook`, x),
+      (l) => logged.push(l),
+    );
     assert.deepEqual(result, { sent: 1, kept: 0, setAside: 0 });
     assert.deepEqual(await listDeferred(bare), []);
     const last = webhook.received.at(-1)!;
-    assert.deepEqual([last.id, last.body, last.signature, JSON.parse(last.body).after], [d.id, d.body, d.signature256, sha]);
-    assert.match(logged.join('\n'), new RegExp(`deferred delivery ${d.id} \\(refs/heads/main ${sha.slice(0, 7)}, kept .*\\) sent: 202 queued`));
+    assert.deepEqual(
+      [last.id, last.body, last.signature, JSON.parse(last.body).after],
+      [d.id, d.body, d.signature256, sha],
+    );
+    assert.match(
+      logged.join('\n'),
+      new RegExp(`deferred delivery ${d.id} \\(refs/heads/main ${sha.slice(0, 7)}, kept .*\\) sent: 202 queued`),
+    );
   });
 
   it('a webhook that accepts and never answers: the push finishes, and the delivery is deferred', async () => {
@@ -203,7 +273,14 @@ describe('the post-receive hook with natops down', () => {
     assert.equal(lines[0]!.short, sha.slice(0, 7));
     assert.match(lines[0]!.lead, /^webhook unreachable \(no answer within \d+ ms\)$/);
     webhook.hang = false;
-    assert.deepEqual(await drainDeferred(bare, (x) => sendDeferred(`http://127.0.0.1:${port}/webhook`, x), () => undefined), { sent: 1, kept: 0, setAside: 0 });
+    assert.deepEqual(
+      await drainDeferred(
+        bare,
+        (x) => sendDeferred(`http://127.0.0.1:${port}/webhook`, x),
+        () => undefined,
+      ),
+      { sent: 1, kept: 0, setAside: 0 },
+    );
   });
 
   it('a 4xx answer is not deferred: git shows it, nothing is kept', async () => {
@@ -212,7 +289,12 @@ describe('the post-receive hook with natops down', () => {
     try {
       const { sha, said } = await push('six');
       assert.deepEqual(deferredLines(said), [], said);
-      assert.match(said, new RegExp(`natops: refs/heads/main ${sha.slice(0, 7)}: 401 missing or wrong X-Hub-Signature-256 \\(delivery [0-9a-f-]{36}\\)`));
+      assert.match(
+        said,
+        new RegExp(
+          `natops: refs/heads/main ${sha.slice(0, 7)}: 401 missing or wrong X-Hub-Signature-256 \\(delivery [0-9a-f-]{36}\\)`,
+        ),
+      );
       assert.deepEqual(await listDeferred(bare), []);
     } finally {
       await writeFile(join(dir, 'secret'), `${SECRET}\n`);
@@ -223,8 +305,12 @@ describe('the post-receive hook with natops down', () => {
 describe('drainDeferred', () => {
   let gitDir: string;
   const delivery = (n: number): PreparedDelivery => ({
-    id: `00000000-0000-4000-8000-00000000000${n}`, event: 'push', ref: 'refs/heads/main', after: String(n).repeat(40),
-    body: JSON.stringify({ n }), signature256: `sha256=${'a'.repeat(64)}`,
+    id: `00000000-0000-4000-8000-00000000000${n}`,
+    event: 'push',
+    ref: 'refs/heads/main',
+    after: String(n).repeat(40),
+    body: JSON.stringify({ n }),
+    signature256: `sha256=${'a'.repeat(64)}`,
   });
 
   before(async () => {
@@ -251,15 +337,26 @@ describe('drainDeferred', () => {
     assert.deepEqual(tried, [delivery(1).id], 'a "keep" stops the drain: the later ones wait behind it');
     assert.match(logs.join('\n'), /deferred delivery .*-000000000009\.json: not JSON .*; moved aside to .*\.json\.bad/);
     assert.equal((await listDeferred(gitDir)).length, 3);
-    assert.equal(await readFile(`${corrupt}.bad`, 'utf8'), '{"version":1,"id":"00000000-0000-4000-8000-0000000', 'kept aside as it was');
+    assert.equal(
+      await readFile(`${corrupt}.bad`, 'utf8'),
+      '{"version":1,"id":"00000000-0000-4000-8000-0000000',
+      'kept aside as it was',
+    );
 
     const sent: DeferredDelivery[] = [];
-    const result = await drainDeferred(gitDir, async (d) => {
-      sent.push(d);
-      return 'sent';
-    }, (l) => logs.push(l));
+    const result = await drainDeferred(
+      gitDir,
+      async (d) => {
+        sent.push(d);
+        return 'sent';
+      },
+      (l) => logs.push(l),
+    );
     assert.deepEqual(result, { sent: 3, kept: 0, setAside: 0 });
-    assert.deepEqual(sent.map((d) => d.id), [1, 2, 3].map((n) => delivery(n).id));
+    assert.deepEqual(
+      sent.map((d) => d.id),
+      [1, 2, 3].map((n) => delivery(n).id),
+    );
     assert.deepEqual(sent[0], { version: 1, ...delivery(1), deferredAt: t(1).toISOString(), reason: 'test' });
     assert.deepEqual(await listDeferred(gitDir), []);
     assert.deepEqual(await readdir(deferredDir(gitDir)), [`${basename(corrupt)}.bad`]);
@@ -270,9 +367,16 @@ describe('drainDeferred', () => {
     await deferDelivery(gitDir, delivery(5), 'test');
     const logs: string[] = [];
     const refuseFirst = async (d: DeferredDelivery) =>
-      d.id === delivery(4).id ? { status: 401, body: '{"error":"missing or wrong X-Hub-Signature-256"}', verdict: 'rejected' as const } : ('sent' as const);
+      d.id === delivery(4).id
+        ? { status: 401, body: '{"error":"missing or wrong X-Hub-Signature-256"}', verdict: 'rejected' as const }
+        : ('sent' as const);
     assert.deepEqual(await drainDeferred(gitDir, refuseFirst, (l) => logs.push(l)), { sent: 1, kept: 0, setAside: 1 });
-    assert.match(logs.join('\n'), new RegExp(`deferred delivery ${delivery(4).id} .* refused for good: 401 missing or wrong X-Hub-Signature-256; moved aside to .*\\.rejected`));
+    assert.match(
+      logs.join('\n'),
+      new RegExp(
+        `deferred delivery ${delivery(4).id} .* refused for good: 401 missing or wrong X-Hub-Signature-256; moved aside to .*\\.rejected`,
+      ),
+    );
     assert.deepEqual(await listDeferred(gitDir), []);
 
     await deferDelivery(gitDir, delivery(6), 'test');
@@ -286,7 +390,14 @@ describe('drainDeferred', () => {
   it('a file with a wrong field is named with what is wrong; an empty or missing spool is nothing to do', async () => {
     const empty = await mkdtemp(join(tmpdir(), 'natops-drain-empty-'));
     try {
-      assert.deepEqual(await drainDeferred(empty, async () => 'sent', () => undefined), { sent: 0, kept: 0, setAside: 0 });
+      assert.deepEqual(
+        await drainDeferred(
+          empty,
+          async () => 'sent',
+          () => undefined,
+        ),
+        { sent: 0, kept: 0, setAside: 0 },
+      );
     } finally {
       await rm(empty, { recursive: true, force: true });
     }

@@ -16,11 +16,15 @@ function seeds(): number[] {
   const one = process.env.NATOPS_INTERLEAVING_SEED;
   if (one !== undefined && one !== '') {
     const seed = Number(one);
-    if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) throw new Error(`NATOPS_INTERLEAVING_SEED must be an integer 0..2^32-1, not ${JSON.stringify(one)}`);
+    if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32)
+      throw new Error(`NATOPS_INTERLEAVING_SEED must be an integer 0..2^32-1, not ${JSON.stringify(one)}`);
     return [seed];
   }
   const count = Number(process.env.NATOPS_INTERLEAVINGS ?? 20);
-  if (!Number.isInteger(count) || count < 1) throw new Error(`NATOPS_INTERLEAVINGS must be a positive integer, not ${JSON.stringify(process.env.NATOPS_INTERLEAVINGS)}`);
+  if (!Number.isInteger(count) || count < 1)
+    throw new Error(
+      `NATOPS_INTERLEAVINGS must be a positive integer, not ${JSON.stringify(process.env.NATOPS_INTERLEAVINGS)}`,
+    );
   return Array.from({ length: count }, () => randomInt(2 ** 32));
 }
 

@@ -41,7 +41,10 @@ describe('broken pushes leave live gateways answering', () => {
     const sha = await p.push(broken, 'a port forward outside the VPC');
     const statuses = await p.settled(sha);
     assert.equal(statuses.get('natops/ngw')?.state, 'failure');
-    assert.match(statuses.get('natops/ngw')!.description, /^30-nat-gateway\.yaml:\d+:\d+ VpcNatGateway\/ngw spec\.dnatRules\[0\]\.internalIp: /);
+    assert.match(
+      statuses.get('natops/ngw')!.description,
+      /^30-nat-gateway\.yaml:\d+:\d+ VpcNatGateway\/ngw spec\.dnatRules\[0\]\.internalIp: /,
+    );
     await seedAnswers();
   });
 
@@ -63,28 +66,56 @@ describe('broken pushes leave live gateways answering', () => {
 
   it('an alias bomb pushed beside the manifests is refused at once with file and line, never retried; the gateway stays', async () => {
     const levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
-    for (let i = 1; i < 12; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
-    const bomb = { path: 'bomb.yaml', text: `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lol}\ndata:\n${levels.map((l) => `  ${l}`).join('\n')}\n` };
+    for (let i = 1; i < 12; i++)
+      levels.push(
+        `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9)
+          .fill(`*${String.fromCharCode(96 + i)}`)
+          .join(',')}]`,
+      );
+    const bomb = {
+      path: 'bomb.yaml',
+      text: `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lol}\ndata:\n${levels.map((l) => `  ${l}`).join('\n')}\n`,
+    };
     const sha = await p.push([...toFiles(seed), bomb], 'an alias bomb');
     const summary = (await p.settled(sha)).get('natops')!;
     assert.equal(summary.state, 'failure');
     assert.match(summary.description, /^bomb\.yaml:\d+:\d+ .*aliases in this document expand to more than/);
     // (the planner publishes its verdict just before its job completes: wait for the job itself)
-    const plan = await p.until('the plan job to finish', async () => {
-      const plans = await p.running!.queues.byName.plan.getJobs(['completed', 'failed']);
-      return plans.find((j) => (j.data as { after?: string }).after === sha);
-    }, 30_000);
+    const plan = await p.until(
+      'the plan job to finish',
+      async () => {
+        const plans = await p.running!.queues.byName.plan.getJobs(['completed', 'failed']);
+        return plans.find((j) => (j.data as { after?: string }).after === sha);
+      },
+      30_000,
+    );
     // BullMQ counts the attempt that completed: one attempt, no retry.
-    assert.deepEqual([await plan.getState(), plan.attemptsMade], ['completed', 1], 'the planner took the bomb as an input problem, not a failure to retry');
+    assert.deepEqual(
+      [await plan.getState(), plan.attemptsMade],
+      ['completed', 1],
+      'the planner took the bomb as an input problem, not a failure to retry',
+    );
     await seedAnswers();
   });
 
   it('gateways called "network", "networks" and "planner" are gateways like any other', async () => {
     const named = structuredClone(seed);
-    for (const [gateway, n] of [['network', 2], ['networks', 3], ['planner', 4]] as const) named.extra.push(...gatewayInOwnVpc({ gateway, vpc: `vpc-${n}`, subnet: `sn-${n}`, n, eip: `192.168.0.${120 + n}` }));
+    for (const [gateway, n] of [
+      ['network', 2],
+      ['networks', 3],
+      ['planner', 4],
+    ] as const)
+      named.extra.push(
+        ...gatewayInOwnVpc({ gateway, vpc: `vpc-${n}`, subnet: `sn-${n}`, n, eip: `192.168.0.${120 + n}` }),
+      );
     const sha = await p.push(named, 'gateways with reserved-looking names');
     const statuses = await p.settled(sha);
-    for (const gw of ['network', 'networks', 'planner']) assert.match(statuses.get(`natops/${gw}`)?.description ?? '', /^live: 1 EIP/, JSON.stringify([...statuses.values()]));
+    for (const gw of ['network', 'networks', 'planner'])
+      assert.match(
+        statuses.get(`natops/${gw}`)?.description ?? '',
+        /^live: 1 EIP/,
+        JSON.stringify([...statuses.values()]),
+      );
     assert.equal(statuses.get('natops:networks')?.state, 'success');
     for (const n of [2, 3, 4]) {
       await p.lab.host(`web${n}`, `sn-${n}`, `10.0.${n}.10/24`);
@@ -96,7 +127,12 @@ describe('broken pushes leave live gateways answering', () => {
     const back = await p.push(toFiles(seed), 'remove them');
     const after = await p.settled(back);
     // (with every status and the last log lines: a clean-clone run once found no status here at all)
-    for (const gw of ['network', 'networks', 'planner']) assert.equal(after.get(`natops/${gw}`)?.description, 'removed', `${JSON.stringify([...after.values()])}\n${p.logs.slice(-40).join('\n')}`);
+    for (const gw of ['network', 'networks', 'planner'])
+      assert.equal(
+        after.get(`natops/${gw}`)?.description,
+        'removed',
+        `${JSON.stringify([...after.values()])}\n${p.logs.slice(-40).join('\n')}`,
+      );
     await seedAnswers();
   });
 });

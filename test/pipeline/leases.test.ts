@@ -58,7 +58,15 @@ describe('leases and records under forced interleavings (real Redis, real gatewa
     const c = connect();
     const records = new Records(c, PREFIX);
     const store = new Store(c, PREFIX);
-    const spec = await seedSpec((s) => (s.gateway as { spec: { dnatRules: unknown[] } }).spec.dnatRules.push({ eip: '192.168.0.112', externalPort: 6100, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 }));
+    const spec = await seedSpec((s) =>
+      (s.gateway as { spec: { dnatRules: unknown[] } }).spec.dnatRules.push({
+        eip: '192.168.0.112',
+        externalPort: 6100,
+        protocol: 'tcp',
+        internalIp: '10.0.1.10',
+        internalPort: 80,
+      }),
+    );
     const job: HandlerJob = { kind: 'dnat', gateway: 'ngw', sha: SHA, gen: 1, cause: 'push', spec, last: true };
     await recordPendingDnat(records, { ...job, gateway: 'ngw', spec });
 
@@ -69,20 +77,33 @@ describe('leases and records under forced interleavings (real Redis, real gatewa
     const gate = new Promise<void>((r) => (release = r));
     const netns = new NetnsRuntime(lab.lab);
     const runtime: GatewayRuntime = {
-      ...netns, kind: 'netns', ensureGateway: (s) => netns.ensureGateway(s), listGateways: () => netns.listGateways(), removeGateway: (n) => netns.removeGateway(n),
+      ...netns,
+      kind: 'netns',
+      ensureGateway: (s) => netns.ensureGateway(s),
+      listGateways: () => netns.listGateways(),
+      removeGateway: (n) => netns.removeGateway(n),
       async gateway(name) {
         const h = (await netns.gateway(name))!;
-        return { ...h, readState: async () => {
-          const state = await h.readState();
-          reached();
-          await gate;
-          return state;
-        } };
+        return {
+          ...h,
+          readState: async () => {
+            const state = await h.readState();
+            reached();
+            await gate;
+            return state;
+          },
+        };
       },
     };
     const env: HandlerEnv = {
-      clients: { runtime, network: { apply: async () => [] } }, records, store, statuses: new StatusBook(c, PREFIX), redis: c,
-      lock: { ttlMs: 5000, waitMs: 5000 }, jobUrl: (q, id) => `${q}/${id}`, log: silentLogger(),
+      clients: { runtime, network: { apply: async () => [] } },
+      records,
+      store,
+      statuses: new StatusBook(c, PREFIX),
+      redis: c,
+      lock: { ttlMs: 5000, waitMs: 5000 },
+      jobUrl: (q, id) => `${q}/${id}`,
+      log: silentLogger(),
     };
     const before = await lab.gatewaySave('ngw');
     const ctx = jobContext(job, { queue: 'dnat', id: 'j1', attemptsMade: 0, attempts: 2 }, env);
@@ -92,7 +113,10 @@ describe('leases and records under forced interleavings (real Redis, real gatewa
     await connect().set(key, 'thief', 'PX', 60_000);
     release();
 
-    const error = await running.then(() => undefined, (e: unknown) => e);
+    const error = await running.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(error instanceof LeaseLostError, `expected LeaseLostError, got ${String(error)}`);
     assert.equal(isRetryable(error), true);
     assert.equal(await lab.gatewaySave('ngw'), before, 'the job changed the gateway after losing its lease');
@@ -107,13 +131,26 @@ describe('leases and records under forced interleavings (real Redis, real gatewa
     const records = new Records(c, 'cas-test');
     const spec = await seedSpec();
     const removing: GatewayRecord = {
-      name: 'ngw', desired: { gen: 5, sha: SHA, cause: 'push', state: null }, pending: ['gateway-delete'], observedGen: 4,
+      name: 'ngw',
+      desired: { gen: 5, sha: SHA, cause: 'push', state: null },
+      pending: ['gateway-delete'],
+      observedGen: 4,
       lastApplied: { gen: 4, sha: SHA, at: 1, state: spec },
-      condition: { ready: 'Unknown', reason: 'Progressing', message: 'removing', sha: SHA, gen: 5, cause: 'push', at: 1 },
+      condition: {
+        ready: 'Unknown',
+        reason: 'Progressing',
+        message: 'removing',
+        sha: SHA,
+        gen: 5,
+        cause: 'push',
+        at: 1,
+      },
     };
     await records.update(gatewayTarget('ngw'), () => removing);
     const readd = (cur: GatewayRecord | undefined): GatewayRecord => ({
-      ...cur!, desired: { gen: 6, sha: 'cd'.repeat(20), cause: 'push', state: spec }, pending: ['gateway-delete'],
+      ...cur!,
+      desired: { gen: 6, sha: 'cd'.repeat(20), cause: 'push', state: spec },
+      pending: ['gateway-delete'],
       condition: { ...cur!.condition, gen: 6, sha: 'cd'.repeat(20), message: 'applying' },
     });
     // Between the removal's read of the record and its write, the planner re-adds the gateway.
@@ -134,7 +171,15 @@ describe('leases and records under forced interleavings (real Redis, real gatewa
     });
     const job: HandlerJob = { kind: 'gateway-delete', gateway: 'ngw', sha: SHA, gen: 5, cause: 'push', last: true };
     const env = { records: new Records(interleaved, 'cas-test'), statuses: new StatusBook(c, 'cas-test') };
-    await finalize(jobContext(job, { queue: 'gateway-delete', id: 'd5', attemptsMade: 0, attempts: 1 }, { jobUrl: () => 'u', log: silentLogger() }), { kind: 'done', changes: [] }, env);
+    await finalize(
+      jobContext(
+        job,
+        { queue: 'gateway-delete', id: 'd5', attemptsMade: 0, attempts: 1 },
+        { jobUrl: () => 'u', log: silentLogger() },
+      ),
+      { kind: 'done', changes: [] },
+      env,
+    );
     assert.equal(interfered, true);
     const rec = await records.get(gatewayTarget('ngw'));
     assert.equal(rec?.desired?.gen, 6, 'the re-added gateway was forgotten');

@@ -61,7 +61,12 @@ describe('operable: logs, metrics, health, shutdown', () => {
     assert.match(finished.msg, /^finished: /);
     assert.match(String(finished.time), /^\d{4}-\d\d-\d\dT/);
     // the plan's job carries its commit too
-    assert.ok(p.logRecords.some((r) => r.queue === 'plan' && r.commit === sha && r.msg.startsWith('finished') && typeof r.durationMs === 'number'));
+    assert.ok(
+      p.logRecords.some(
+        (r) =>
+          r.queue === 'plan' && r.commit === sha && r.msg.startsWith('finished') && typeof r.durationMs === 'number',
+      ),
+    );
   });
 
   it('a scrape after a push counts the delivery, the plan, each job by kind, queue depths, gateways by state and the commands', async () => {
@@ -75,9 +80,14 @@ describe('operable: logs, metrics, health, shutdown', () => {
     assert.equal(sample(text, 'natops_queue_jobs{queue="dnat",state="waiting"}'), 0);
     assert.equal(sample(text, 'natops_queue_jobs{queue="plan",state="failed"}'), 0);
     assert.equal(sample(text, 'natops_gateways{reason="Applied"}'), 1);
-    assert.ok(sample(text, 'natops_command_duration_seconds_count{program="iptables-legacy-restore",result="ok"}')! >= 1, 'the nat transactions are timed');
+    assert.ok(
+      sample(text, 'natops_command_duration_seconds_count{program="iptables-legacy-restore",result="ok"}')! >= 1,
+      'the nat transactions are timed',
+    );
     // every handler job and the plan took a lease
-    const jobs = [...text.matchAll(/^natops_job_duration_seconds_count\{kind="[^"]+",result="completed"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    const jobs = [
+      ...text.matchAll(/^natops_job_duration_seconds_count\{kind="[^"]+",result="completed"\} (\d+)$/gm),
+    ].reduce((n, m) => n + Number(m[1]), 0);
     assert.ok(jobs >= 8, text);
     assert.ok(sample(text, 'natops_lease_wait_seconds_count{result="taken"}')! >= jobs, text);
     assert.equal(sample(text, 'natops_repairs_total'), 0);
@@ -85,9 +95,15 @@ describe('operable: logs, metrics, health, shutdown', () => {
   });
 
   it('a hand edit repaired by the resync is counted, and logged as a repair', async () => {
-    await inNamespace(p.lab.lab.names.gateway('ngw'), { argv: [(await p.lab.gatewayIptables('ngw')).iptables, '-t', 'nat', '-F', 'SHARED_DNAT'] });
+    await inNamespace(p.lab.lab.names.gateway('ngw'), {
+      argv: [(await p.lab.gatewayIptables('ngw')).iptables, '-t', 'nat', '-F', 'SHARED_DNAT'],
+    });
     await p.running!.queues.byName.resync.add('resync', {});
-    await p.until('the repair to be counted', async () => sample((await get(`${p.running!.url}/metrics`)).text, 'natops_repairs_total') === 1, 60_000);
+    await p.until(
+      'the repair to be counted',
+      async () => sample((await get(`${p.running!.url}/metrics`)).text, 'natops_repairs_total') === 1,
+      60_000,
+    );
     const line = p.logRecords.find((r) => r.repair === true && r.gateway === 'ngw');
     assert.ok(line, p.logs.slice(-10).join('\n'));
     assert.equal(line.commit, sha);
@@ -107,19 +123,30 @@ describe('a job that will be retried and one that fails for good each say so in 
   it('warn for a retry, error for the last attempt, with the job fields', async () => {
     const logs: string[] = [];
     const records: LogRecord[] = [];
-    const t = await startApp({ attempts: 2, backoffMs: 50, lab: `r${randomBytes(4).toString('hex')}` }, ['dnat'], logs, records);
+    const t = await startApp(
+      { attempts: 2, backoffMs: 50, lab: `r${randomBytes(4).toString('hex')}` },
+      ['dnat'],
+      logs,
+      records,
+    );
     try {
       const spec = { ...(await seedSpec()), name: 'absent' };
       const sha = 'cd'.repeat(20);
       const data: HandlerJob = { kind: 'dnat', gateway: 'absent', sha, gen: 3, cause: 'push', spec, last: true };
       await recordPendingDnat(t.app.records, { ...data, gateway: 'absent', spec });
-      await t.app.queues.byName.dnat.add('dnat absent', data, { attempts: 2, backoff: { type: 'exponential', delay: 50 } });
+      await t.app.queues.byName.dnat.add('dnat absent', data, {
+        attempts: 2,
+        backoff: { type: 'exponential', delay: 50 },
+      });
       const failedForGood = () => records.find((r) => r.msg.startsWith('failed for good'));
       for (let i = 0; i < 200 && !failedForGood(); i++) await new Promise((r) => setTimeout(r, 25));
       const retry = records.find((r) => r.msg.startsWith('failed (attempt 1 of 2), will retry'));
       assert.ok(retry, logs.join('\n'));
       assert.equal(retry.level, 'warn');
-      assert.deepEqual([retry.gateway, retry.kind, retry.gen, retry.commit, retry.attempt], ['absent', 'dnat', 3, 'cd'.repeat(20), 1]);
+      assert.deepEqual(
+        [retry.gateway, retry.kind, retry.gen, retry.commit, retry.attempt],
+        ['absent', 'dnat', 3, 'cd'.repeat(20), 1],
+      );
       assert.match(String(retry.err), /gateway absent does not exist/);
       const last = failedForGood();
       assert.equal(last?.level, 'error');
@@ -152,9 +179,25 @@ describe('natops worker: --listen, NATOPS_LOG_LEVEL, readiness and the shutdown 
   function startWorker(env: Record<string, string>, redisUrl = redis.url) {
     const lines: LogRecord[] = [];
     const raw: string[] = [];
-    const child = spawn(process.execPath, [NATOPS, 'worker', '--handlers', 'dnat', '--redis', redisUrl, '--lab', `w${randomBytes(4).toString('hex')}`, '--listen', '127.0.0.1:0'], {
-      stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NATOPS_PREFIX: 'operable', NATOPS_LOCK_MS: '1000', ...env },
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        NATOPS,
+        'worker',
+        '--handlers',
+        'dnat',
+        '--redis',
+        redisUrl,
+        '--lab',
+        `w${randomBytes(4).toString('hex')}`,
+        '--listen',
+        '127.0.0.1:0',
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, NATOPS_PREFIX: 'operable', NATOPS_LOCK_MS: '1000', ...env },
+      },
+    );
     children.push(child);
     let partial = '';
     child.stderr!.on('data', (b: Buffer) => {
@@ -211,16 +254,36 @@ describe('natops worker: --listen, NATOPS_LOG_LEVEL, readiness and the shutdown 
     const quiet = startWorker({ NATOPS_LOG_LEVEL: 'warn', NATOPS_PREFIX: 'operable-quiet' });
     // A job that fails and will be retried: its warning is written, its start (info) is not.
     const connection = redisConnection(redis.url);
-    const queues = new Queues(connection, { redisUrl: redis.url, prefix: 'operable-quiet', attempts: 3, backoffMs: 100 });
+    const queues = new Queues(connection, {
+      redisUrl: redis.url,
+      prefix: 'operable-quiet',
+      attempts: 3,
+      backoffMs: 100,
+    });
     try {
       const spec = { ...(await seedSpec()), name: 'absent' };
       const sha = '12'.repeat(20);
-      const data = { kind: 'dnat', gateway: 'absent', sha, gen: 1, cause: 'push', spec, last: true } satisfies HandlerJob;
+      const data = {
+        kind: 'dnat',
+        gateway: 'absent',
+        sha,
+        gen: 1,
+        cause: 'push',
+        spec,
+        last: true,
+      } satisfies HandlerJob;
       await recordPendingDnat(new Records(connection, 'operable-quiet'), data);
       await queues.byName.dnat.add('dnat absent', data, { attempts: 3 });
-      for (let i = 0; i < 400 && !quiet.lines.some((l) => l.level === 'warn'); i++) await new Promise((r) => setTimeout(r, 25));
-      assert.ok(quiet.lines.some((l) => l.level === 'warn' && /will retry/.test(l.msg)), quiet.raw.join('\n'));
-      assert.deepEqual(quiet.lines.filter((l) => l.level === 'info'), []);
+      for (let i = 0; i < 400 && !quiet.lines.some((l) => l.level === 'warn'); i++)
+        await new Promise((r) => setTimeout(r, 25));
+      assert.ok(
+        quiet.lines.some((l) => l.level === 'warn' && /will retry/.test(l.msg)),
+        quiet.raw.join('\n'),
+      );
+      assert.deepEqual(
+        quiet.lines.filter((l) => l.level === 'info'),
+        [],
+      );
     } finally {
       quiet.child.kill('SIGKILL');
       await queues.close();
@@ -246,30 +309,54 @@ describe('natops worker: --listen, NATOPS_LOG_LEVEL, readiness and the shutdown 
       const w = startWorker({ NATOPS_SHUTDOWN_MS: '500' });
       await w.url();
       // The gateway's lease is held elsewhere: the job waits for it, in hand, well past the deadline.
-      await connection.set(new Store(connection, 'operable').leaseKey({ kind: 'gateway', name: 'held' }), 'someone else', 'PX', 60_000);
+      await connection.set(
+        new Store(connection, 'operable').leaseKey({ kind: 'gateway', name: 'held' }),
+        'someone else',
+        'PX',
+        60_000,
+      );
       const spec = { ...(await seedSpec()), name: 'held' };
-      const data: HandlerJob = { kind: 'dnat', gateway: 'held', sha: 'ef'.repeat(20), gen: 1, cause: 'push', spec, last: true };
+      const data: HandlerJob = {
+        kind: 'dnat',
+        gateway: 'held',
+        sha: 'ef'.repeat(20),
+        gen: 1,
+        cause: 'push',
+        spec,
+        last: true,
+      };
       const job = await queues.byName.dnat.add('dnat held', data, { attempts: 3 });
-      for (let i = 0; i < 200 && !w.lines.some((l) => l.job === job.id && l.msg.startsWith('started')); i++) await new Promise((r) => setTimeout(r, 25));
+      for (let i = 0; i < 200 && !w.lines.some((l) => l.job === job.id && l.msg.startsWith('started')); i++)
+        await new Promise((r) => setTimeout(r, 25));
       assert.equal(await job.getState(), 'active');
       w.child.kill('SIGTERM');
       assert.equal(await w.exited, 1, w.raw.join('\n'));
       const handed = w.lines.find((l) => /handed back to their queues: dnat\//.test(l.msg));
       assert.ok(handed, w.raw.join('\n'));
       assert.equal(handed.level, 'error');
-      assert.ok(w.lines.some((l) => /^stopped late, 1 job\(s\) handed back$/.test(l.msg)), 'the rest of the shutdown finished');
+      assert.ok(
+        w.lines.some((l) => /^stopped late, 1 job\(s\) handed back$/.test(l.msg)),
+        'the rest of the shutdown finished',
+      );
       assert.ok(!w.lines.some((l) => /shutdown took longer/.test(l.msg)), 'not ended by the backstop');
       const back = (await queues.byName.dnat.getJob(job.id!))!;
       // back in the queue for any worker, a second later (not taken again by the stopping one)
-      assert.ok(['delayed', 'waiting'].includes(await back.getState()), `${await back.getState()}\n${w.raw.join('\n')}`);
+      assert.ok(
+        ['delayed', 'waiting'].includes(await back.getState()),
+        `${await back.getState()}\n${w.raw.join('\n')}`,
+      );
       assert.equal(back.attemptsMade, 0, 'no attempt spent');
       // The lease free again, the next worker takes the job and ends it (no record wants it: skipped).
       await connection.del(new Store(connection, 'operable').leaseKey({ kind: 'gateway', name: 'held' }));
       const next = startWorker({});
       try {
-        for (let i = 0; i < 400 && (await back.getState()) !== 'completed'; i++) await new Promise((r) => setTimeout(r, 25));
+        for (let i = 0; i < 400 && (await back.getState()) !== 'completed'; i++)
+          await new Promise((r) => setTimeout(r, 25));
         assert.equal(await back.getState(), 'completed', next.raw.join('\n'));
-        assert.ok(next.lines.some((l) => l.job === job.id && l.msg.startsWith('finished')), next.raw.join('\n'));
+        assert.ok(
+          next.lines.some((l) => l.job === job.id && l.msg.startsWith('finished')),
+          next.raw.join('\n'),
+        );
       } finally {
         next.child.kill('SIGKILL');
       }

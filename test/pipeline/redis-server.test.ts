@@ -71,13 +71,23 @@ describe('LocalRedis: one redis-server per data directory (real redis-server)', 
   it('a natops process killed with SIGKILL: its orphaned redis-server keeps serving, and the next start reuses it', async () => {
     const dir = join(root, 'sigkill');
     // The owner in a process of its own, as `natops serve` is: it starts Redis, writes, and is killed.
-    const owner = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', [
-      `import { LocalRedis } from ${JSON.stringify(new URL('../../server/redis-server.ts', import.meta.url).pathname)};`,
-      'import { Redis } from "ioredis";',
-      `const r = await LocalRedis.start(${JSON.stringify(dir)});`,
-      'const c = new Redis(r.url); await c.set("kept", "orphan"); c.disconnect();',
-      'process.stdout.write("ready\\n"); setInterval(() => undefined, 1000);',
-    ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const owner = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        [
+          `import { LocalRedis } from ${JSON.stringify(new URL('../../server/redis-server.ts', import.meta.url).pathname)};`,
+          'import { Redis } from "ioredis";',
+          `const r = await LocalRedis.start(${JSON.stringify(dir)});`,
+          'const c = new Redis(r.url); await c.set("kept", "orphan"); c.disconnect();',
+          'process.stdout.write("ready\\n"); setInterval(() => undefined, 1000);',
+        ].join('\n'),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     await new Promise<void>((resolve, reject) => {
       owner.stdout!.on('data', (b: Buffer) => b.toString().includes('ready') && resolve());
       owner.once('exit', (code) => reject(new Error(`the owner exited with ${code} before starting Redis`)));
@@ -145,20 +155,27 @@ describe('natops serve and its data directory (real processes)', () => {
   const BIN = new URL('../../bin/natops.js', import.meta.url).pathname;
 
   /** `natops serve` on `dir`; resolves once it says where it listens, or with its exit code and output. */
-  const serveOn = (repo: string) => new Promise<{ child: import('node:child_process').ChildProcess; exit?: number; output: string }>((resolve) => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--repo', repo, '--listen', '127.0.0.1:0'], {
-      env: { ...process.env, NATOPS_DATA_DIR: dir, NATOPS_RESYNC_MS: '0', NATOPS_LAB: `d${process.pid.toString(16).slice(-7)}` }, stdio: ['ignore', 'pipe', 'pipe'],
+  const serveOn = (repo: string) =>
+    new Promise<{ child: import('node:child_process').ChildProcess; exit?: number; output: string }>((resolve) => {
+      const child = spawn(process.execPath, [BIN, 'serve', '--repo', repo, '--listen', '127.0.0.1:0'], {
+        env: {
+          ...process.env,
+          NATOPS_DATA_DIR: dir,
+          NATOPS_RESYNC_MS: '0',
+          NATOPS_LAB: `d${process.pid.toString(16).slice(-7)}`,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      let output = '';
+      const seen = (b: Buffer) => {
+        output += b.toString();
+        if (/webhook http:\/\//.test(output)) resolve({ child, output });
+      };
+      child.stdout!.on('data', seen);
+      child.stderr!.on('data', seen);
+      child.on('exit', (code) => resolve({ child, exit: code ?? 1, output }));
     });
-    children.push(child);
-    let output = '';
-    const seen = (b: Buffer) => {
-      output += b.toString();
-      if (/webhook http:\/\//.test(output)) resolve({ child, output });
-    };
-    child.stdout!.on('data', seen);
-    child.stderr!.on('data', seen);
-    child.on('exit', (code) => resolve({ child, exit: code ?? 1, output }));
-  });
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'natops-serve-dir-'));
@@ -185,10 +202,13 @@ describe('natops serve and its data directory (real processes)', () => {
     assert.deepEqual(await redisServersOn(join(dir, 'redis')), redis, 'the orphaned redis-server is still there');
     const third = await serveOn(repo);
     assert.equal(third.exit, undefined, third.output);
-    assert.deepEqual(await redisServersOn(join(dir, 'redis')), redis, 'one redis-server on the directory, the same one');
+    assert.deepEqual(
+      await redisServersOn(join(dir, 'redis')),
+      redis,
+      'one redis-server on the directory, the same one',
+    );
     third.child.kill('SIGTERM');
     await new Promise((r) => third.child.once('exit', r));
     assert.deepEqual(await redisServersOn(join(dir, 'redis')), [], 'a normal stop stops the reused redis-server too');
   });
 });
-

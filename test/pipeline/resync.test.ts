@@ -23,7 +23,9 @@ describe('the resync and a gateway it cannot read', () => {
   before(async () => {
     p = await PipelineHarness.create();
     seed = await seedObjects();
-    seed.extra.push(...gatewayInOwnVpc({ gateway: 'ngw2', vpc: 'test-vpc-2', subnet: 'sn-b', n: 2, eip: '192.168.0.120' }));
+    seed.extra.push(
+      ...gatewayInOwnVpc({ gateway: 'ngw2', vpc: 'test-vpc-2', subnet: 'sn-b', n: 2, eip: '192.168.0.120' }),
+    );
     const sha = await p.push(seed, 'two gateways');
     assert.equal((await p.settled(sha)).get('natops')?.state, 'success');
     await p.lab.host('web2', 'sn-b', '10.0.2.10/24');
@@ -35,7 +37,10 @@ describe('the resync and a gateway it cannot read', () => {
     assert.equal(save, IPTABLES_PROGRAMS.legacy.save);
     const realSave = (await run(['sh', '-c', 'command -v "$1"', 'sh', save])).stdout.trim();
     bin = await mkdtemp(join(tmpdir(), 'natops-bin-'));
-    await writeFile(join(bin, save), `#!/bin/sh\nif [ "$(ip netns identify)" = "${p.lab.lab.names.gateway('ngw')}" ]; then echo "${save}: broken on purpose" >&2; exit 1; fi\nexec ${realSave} "$@"\n`);
+    await writeFile(
+      join(bin, save),
+      `#!/bin/sh\nif [ "$(ip netns identify)" = "${p.lab.lab.names.gateway('ngw')}" ]; then echo "${save}: broken on purpose" >&2; exit 1; fi\nexec ${realSave} "$@"\n`,
+    );
     await chmod(join(bin, save), 0o755);
   });
   after(async () => {
@@ -46,15 +51,27 @@ describe('the resync and a gateway it cannot read', () => {
 
   it('reports the unreadable gateway and still repairs the others', async () => {
     process.env.PATH = `${bin}:${path}`;
-    await inNamespace(p.lab.lab.names.gateway('ngw2'), { argv: [(await p.lab.gatewayIptables('ngw2')).iptables, '-t', 'nat', '-F', 'SHARED_DNAT'] });
+    await inNamespace(p.lab.lab.names.gateway('ngw2'), {
+      argv: [(await p.lab.gatewayIptables('ngw2')).iptables, '-t', 'nat', '-F', 'SHARED_DNAT'],
+    });
     assert.equal(await p.lab.tcp('ext', '192.168.0.120', 8000), undefined, 'the hand edit took the forward away');
     await p.running!.close();
     p.config.resyncMs = 1000;
     await p.start();
-    await p.until('the second gateway to be repaired', async () => (await p.lab.tcp('ext', '192.168.0.120', 8000)) === 'web2 192.168.0.50', 60_000);
-    assert.ok(p.logs.some((l) => /ngw: could not be read: .*broken on purpose/.test(l)), p.logs.slice(-20).join('\n'));
+    await p.until(
+      'the second gateway to be repaired',
+      async () => (await p.lab.tcp('ext', '192.168.0.120', 8000)) === 'web2 192.168.0.50',
+      60_000,
+    );
+    assert.ok(
+      p.logs.some((l) => /ngw: could not be read: .*broken on purpose/.test(l)),
+      p.logs.slice(-20).join('\n'),
+    );
     const repairs = await p.running!.store.repairs();
-    assert.ok(repairs.some((r) => r.target === 'ngw2'), JSON.stringify(repairs));
+    assert.ok(
+      repairs.some((r) => r.target === 'ngw2'),
+      JSON.stringify(repairs),
+    );
     assert.ok(!repairs.some((r) => r.target === 'ngw'), 'an unreadable gateway is not repaired blind');
     const nft = await inNamespace(p.lab.lab.names.gateway('ngw'), { argv: [IPTABLES_PROGRAMS.nft.save, '-t', 'nat'] });
     assert.doesNotMatch(nft.stdout, /DNAT_FILTER/, 'nor are its chains built again in the other iptables');

@@ -33,13 +33,19 @@ describe('retries (real redis-server, real workers)', () => {
     const sha = 'ab'.repeat(20);
     const data: HandlerJob = { kind: 'dnat', gateway: 'absent', sha, gen: 1, cause: 'push', spec, last: true };
     await recordPendingDnat(t.app.records, { ...data, gateway: 'absent', spec });
-    const added = await t.app.queues.byName.dnat.add('dnat absent', data, { attempts: 4, backoff: { type: 'exponential', delay: 150 } });
+    const added = await t.app.queues.byName.dnat.add('dnat absent', data, {
+      attempts: 4,
+      backoff: { type: 'exponential', delay: 150 },
+    });
     const job = await settled(added);
     assert.equal(await job.getState(), 'failed');
     assert.equal(job.attemptsMade, 4);
     assert.match(job.failedReason, /gateway absent does not exist/);
     // 150, 300, 600 ms between the attempts: at least their sum passed
-    assert.ok(job.finishedOn! - job.timestamp >= 150 + 300 + 600, `finished ${job.finishedOn! - job.timestamp} ms after it was added`);
+    assert.ok(
+      job.finishedOn! - job.timestamp >= 150 + 300 + 600,
+      `finished ${job.finishedOn! - job.timestamp} ms after it was added`,
+    );
     const status = (await t.app.statuses.get(sha)).find((s) => s.context === 'natops/absent');
     assert.equal(status?.state, 'failure');
     assert.match(status!.description, /^dnat failed: gateway absent does not exist/);
@@ -64,7 +70,11 @@ describe('retries (real redis-server, real workers)', () => {
   });
 
   it('a job with bad data fails once, without retries', async () => {
-    const added = await t.app.queues.byName.dnat.add('bad', { kind: 'dnat', target: 'x', gen: 'one' }, { attempts: 4, backoff: { type: 'exponential', delay: 150 } });
+    const added = await t.app.queues.byName.dnat.add(
+      'bad',
+      { kind: 'dnat', target: 'x', gen: 'one' },
+      { attempts: 4, backoff: { type: 'exponential', delay: 150 } },
+    );
     const job = await settled(added);
     assert.equal(await job.getState(), 'failed');
     assert.equal(job.attemptsMade, 1);

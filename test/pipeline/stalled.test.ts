@@ -38,7 +38,10 @@ describe('a job failed by BullMQ outside any processor (stalled past the limit)'
     // Handlers only in worker processes from now on; this process plans.
     await p.running!.close();
     await p.start(['plan']);
-    events = new QueueEvents('dnat', { connection: { host: '127.0.0.1', port: p.redis.port }, prefix: bullPrefix(p.config.prefix) });
+    events = new QueueEvents('dnat', {
+      connection: { host: '127.0.0.1', port: p.redis.port },
+      prefix: bullPrefix(p.config.prefix),
+    });
     events.on('error', () => undefined);
     await events.waitUntilReady();
     const actives: string[] = [];
@@ -47,7 +50,14 @@ describe('a job failed by BullMQ outside any processor (stalled past the limit)'
     events.on('failed', (e) => failed.push(e));
 
     // Enough forwards that the DNAT job takes a while: long enough to kill its worker mid-job.
-    for (let i = 0; i < 3000; i++) pushItem(seed.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: 30000 + i, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 });
+    for (let i = 0; i < 3000; i++)
+      pushItem(seed.gateway, 'spec.dnatRules', {
+        eip: '192.168.0.112',
+        externalPort: 30000 + i,
+        protocol: 'tcp',
+        internalIp: '10.0.1.10',
+        internalPort: 80,
+      });
     const sha = await p.push(seed, '3000 port forwards');
     // maxStalledCount is 2: the third stall fails the job.
     for (let kill = 1; kill <= 3; kill++) {
@@ -65,14 +75,26 @@ describe('a job failed by BullMQ outside any processor (stalled past the limit)'
     p.config.resyncMs = 1000;
     await p.start();
     // (from the history: the repair that follows in the same resync replaces it within milliseconds)
-    const status = await p.until('the failure status', async () => (await p.running!.statuses.history(sha)).find((s) => s.context === 'natops/ngw' && s.state === 'failure'), 60_000);
+    const status = await p.until(
+      'the failure status',
+      async () =>
+        (await p.running!.statuses.history(sha)).find((s) => s.context === 'natops/ngw' && s.state === 'failure'),
+      60_000,
+    );
     assert.match(status.description, /^dnat failed: job stalled more than allowable limit/);
-    const repaired = await p.until('the repair', async () => {
-      const rec = await p.running!.records.get(gatewayTarget('ngw'));
-      return rec?.condition.ready === 'True' && rec.lastApplied?.sha === sha ? rec : undefined;
-    }, 90_000);
+    const repaired = await p.until(
+      'the repair',
+      async () => {
+        const rec = await p.running!.records.get(gatewayTarget('ngw'));
+        return rec?.condition.ready === 'True' && rec.lastApplied?.sha === sha ? rec : undefined;
+      },
+      90_000,
+    );
     assert.equal(repaired.condition.reason, 'Applied');
-    assert.ok((await p.running!.store.repairs()).some((r) => r.target === 'ngw' && r.sha === sha), 'the resync recorded its repair');
+    assert.ok(
+      (await p.running!.store.repairs()).some((r) => r.target === 'ngw' && r.sha === sha),
+      'the resync recorded its repair',
+    );
     assert.equal((await p.statuses(sha)).find((s) => s.context === 'natops/ngw')?.state, 'success');
     assert.equal(await p.lab.tcp('ext', '192.168.0.112', 32999), 'web 192.168.0.50');
   });

@@ -31,7 +31,8 @@ describe('publishing commit statuses', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const summaries = async (b: StatusBook, sha: string) => (await b.history(sha)).filter((s) => s.context === SUMMARY_CONTEXT).map((s) => `${s.state}: ${s.description}`);
+  const summaries = async (b: StatusBook, sha: string) =>
+    (await b.history(sha)).filter((s) => s.context === SUMMARY_CONTEXT).map((s) => `${s.state}: ${s.description}`);
 
   it("one publish changes a commit's summary once: never success while a status of the same publish is pending", async () => {
     const b = book();
@@ -44,17 +45,33 @@ describe('publishing commit statuses', () => {
     await b.publish(plan);
     assert.deepEqual(await summaries(b, SHA), ['pending: 1 of 3 done']);
     assert.deepEqual(await summaries(b, OLDER), ['success: all 1 succeeded']);
-    assert.deepEqual((await b.history(SHA)).map((s) => s.context), ['natops/ngw', 'natops/network', 'natops/planner', SUMMARY_CONTEXT], 'every status in order, then the summary');
+    assert.deepEqual(
+      (await b.history(SHA)).map((s) => s.context),
+      ['natops/ngw', 'natops/network', 'natops/planner', SUMMARY_CONTEXT],
+      'every status in order, then the summary',
+    );
     // a later publish recomputes it from everything the commit has
-    await b.publish([{ sha: SHA, context: 'natops/network', state: 'success', description: 'removed' }, { sha: SHA, context: 'natops/planner', state: 'success', description: 'removed' }]);
+    await b.publish([
+      { sha: SHA, context: 'natops/network', state: 'success', description: 'removed' },
+      { sha: SHA, context: 'natops/planner', state: 'success', description: 'removed' },
+    ]);
     assert.deepEqual(await summaries(b, SHA), ['pending: 1 of 3 done', 'success: all 3 succeeded']);
   });
 
   it('a summary given in the publish (a refused commit) stands unless a status follows it', async () => {
     const b = book();
-    await b.publish([{ sha: SHA, context: 'natops/ngw', state: 'success', description: 'no change' }, { sha: SHA, context: SUMMARY_CONTEXT, state: 'failure', description: 'refused' }]);
-    assert.deepEqual((await b.get(SHA)).map((s) => `${s.context} ${s.state}: ${s.description}`), ['natops failure: refused', 'natops/ngw success: no change']);
-    await b.publish([{ sha: SHA, context: SUMMARY_CONTEXT, state: 'failure', description: 'refused' }, { sha: SHA, context: 'natops/ngw', state: 'failure', description: 'failed' }]);
+    await b.publish([
+      { sha: SHA, context: 'natops/ngw', state: 'success', description: 'no change' },
+      { sha: SHA, context: SUMMARY_CONTEXT, state: 'failure', description: 'refused' },
+    ]);
+    assert.deepEqual(
+      (await b.get(SHA)).map((s) => `${s.context} ${s.state}: ${s.description}`),
+      ['natops failure: refused', 'natops/ngw success: no change'],
+    );
+    await b.publish([
+      { sha: SHA, context: SUMMARY_CONTEXT, state: 'failure', description: 'refused' },
+      { sha: SHA, context: 'natops/ngw', state: 'failure', description: 'failed' },
+    ]);
     assert.equal((await b.get(SHA))[0]!.description, '1 of 1 failed: natops/ngw');
   });
 });

@@ -20,12 +20,17 @@ describe('webhook function (real redis-server)', () => {
   after(() => t?.close());
 
   const deliver: TestApp['deliver'] = (...a) => t.deliver(...a);
-  const planJobs = async () => (await app.queues.byName.plan.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed'])).length;
+  const planJobs = async () =>
+    (await app.queues.byName.plan.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed'])).length;
 
   it('refuses unsigned and wrongly signed deliveries with 401 and enqueues nothing', async () => {
     const before = await planJobs();
     assert.equal((await deliver('push', branchPush(), { signature: null })).status, 401);
-    assert.equal((await deliver('push', branchPush(), { signature: await sign('another-secret', JSON.stringify(branchPush())) })).status, 401);
+    assert.equal(
+      (await deliver('push', branchPush(), { signature: await sign('another-secret', JSON.stringify(branchPush())) }))
+        .status,
+      401,
+    );
     // signed, then altered: the signature no longer matches the body
     const signedOther = await sign(SECRET, JSON.stringify({ ...branchPush(), after: '0'.repeat(40) }));
     assert.equal((await deliver('push', branchPush(), { signature: signedOther })).status, 401);
@@ -58,7 +63,10 @@ describe('webhook function (real redis-server)', () => {
       assert.match(r.body.outcome!, /not a branch/);
     }
     assert.match((await deliver('push', { ...branchPush(), ref: 'refs/heads/feature' })).body.outcome!, /not tracked/);
-    assert.match((await deliver('push', { ...branchPush(), deleted: true, after: '0'.repeat(40) })).body.outcome!, /deleted/);
+    assert.match(
+      (await deliver('push', { ...branchPush(), deleted: true, after: '0'.repeat(40) })).body.outcome!,
+      /deleted/,
+    );
     assert.equal(await planJobs(), before);
   });
 
@@ -76,7 +84,9 @@ describe('webhook function (real redis-server)', () => {
     assert.equal((await fetch(`${app.url}/admin/queues`, { headers: { authorization: wrong } })).status, 401);
     const right = { authorization: `Basic ${Buffer.from('admin:pw').toString('base64')}` };
     assert.equal((await fetch(`${app.url}/admin/queues`, { headers: right })).status, 200);
-    const api = (await (await fetch(`${app.url}/admin/queues/api/queues`, { headers: right })).json()) as { queues: { name: string }[] };
+    const api = (await (await fetch(`${app.url}/admin/queues/api/queues`, { headers: right })).json()) as {
+      queues: { name: string }[];
+    };
     assert.deepEqual(api.queues.map((q) => q.name).sort(), Object.keys(app.queues.byName).sort());
     assert.equal((await fetch(`${app.url}/admin/commits`)).status, 401);
     assert.equal((await fetch(`${app.url}/admin/commits`, { headers: right })).status, 200);
@@ -88,7 +98,10 @@ describe('webhook function (real redis-server)', () => {
     const id = randomUUID();
     assert.equal((await deliver('ping', examplePayloads('ping')[0], { id })).status, 200);
     for (let i = 0; i < 50 && !logs.some((l) => l.includes(id)); i++) await new Promise((r) => setTimeout(r, 20));
-    assert.ok(logs.some((l) => l.includes(`delivery ${id}: could not record it: WRONGTYPE`)), logs.join('\n'));
+    assert.ok(
+      logs.some((l) => l.includes(`delivery ${id}: could not record it: WRONGTYPE`)),
+      logs.join('\n'),
+    );
     await app.store.redis.del('natops:sys:deliveries');
   });
 
@@ -97,18 +110,47 @@ describe('webhook function (real redis-server)', () => {
     /** A signed delivery with any body and headers. */
     const raw = async (body: string, headers: Record<string, string> = {}) => {
       const r = await fetch(`${app.url}/webhook`, {
-        method: 'POST', body,
-        headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': await sign(SECRET, body), ...headers },
+        method: 'POST',
+        body,
+        headers: {
+          'content-type': 'application/json',
+          'x-github-event': 'push',
+          'x-github-delivery': randomUUID(),
+          'x-hub-signature-256': await sign(SECRET, body),
+          ...headers,
+        },
       });
       return { status: r.status, text: await r.text() };
     };
     const cases: [string, Promise<{ status: number; text: string }>, number, RegExp][] = [
       ['not JSON', raw('{"ref": "refs/heads/main",'), 400, /not JSON/],
       ['JSON that is not an object', raw('"push"'), 400, /not a push payload/],
-      ['form-encoded', raw(`payload=${encodeURIComponent(JSON.stringify(branchPush()))}`, { 'content-type': 'application/x-www-form-urlencoded' }), 415, /application\/json/],
+      [
+        'form-encoded',
+        raw(`payload=${encodeURIComponent(JSON.stringify(branchPush()))}`, {
+          'content-type': 'application/x-www-form-urlencoded',
+        }),
+        415,
+        /application\/json/,
+      ],
       ['a ref with ..', raw(JSON.stringify({ ...branchPush(), ref: 'refs/heads/../main' })), 400, /not a valid ref/],
-      ['a ref with a control character', raw(JSON.stringify({ ...branchPush(), ref: 'refs/heads/ma\u0007in' })), 400, /not a valid ref/],
-      ['another repository', raw(JSON.stringify({ ...branchPush(), repository: { ...(branchPush().repository as object), full_name: 'mallory/gitops' } })), 400, /natops tracks Codertocat\/Hello-World/],
+      [
+        'a ref with a control character',
+        raw(JSON.stringify({ ...branchPush(), ref: 'refs/heads/ma\u0007in' })),
+        400,
+        /not a valid ref/,
+      ],
+      [
+        'another repository',
+        raw(
+          JSON.stringify({
+            ...branchPush(),
+            repository: { ...(branchPush().repository as object), full_name: 'mallory/gitops' },
+          }),
+        ),
+        400,
+        /natops tracks Codertocat\/Hello-World/,
+      ],
       ['very large headers', raw(JSON.stringify(branchPush()), { 'x-padding': 'x'.repeat(64 * 1024) }), 431, /.?/],
     ];
     for (const [what, answer, status, text] of cases) {

@@ -32,10 +32,12 @@ const REGISTER = `data:text/javascript,${encodeURIComponent(`import { register }
 interface BuildMeta {
   outputs: Record<string, { inputs: Record<string, unknown> }>;
 }
-const readMeta = async (): Promise<BuildMeta> => JSON.parse(await readFile(join(ROOT, 'dist', 'meta.json'), 'utf8')) as BuildMeta;
+const readMeta = async (): Promise<BuildMeta> =>
+  JSON.parse(await readFile(join(ROOT, 'dist', 'meta.json'), 'utf8')) as BuildMeta;
 
 /** The package a path under node_modules belongs to: "commander", "@kubernetes/client-node", ... */
-const packageOf = (path: string) => /\/?node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path.slice(Math.max(0, path.lastIndexOf('node_modules/') - 1)))?.[1];
+const packageOf = (path: string) =>
+  /\/?node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path.slice(Math.max(0, path.lastIndexOf('node_modules/') - 1)))?.[1];
 
 /** The packages a module list loads: from node_modules, or bundled in a dist/ file it loads (or in the vendor file, through one). */
 function packagesOf(urls: string[], meta?: BuildMeta): string[] {
@@ -61,7 +63,10 @@ describe('natops start-up: each command loads what it needs only', () => {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
-  const env = (log: string) => ({ NATOPS_TEST_MODULE_LOG: log, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${REGISTER}`.trim() });
+  const env = (log: string) => ({
+    NATOPS_TEST_MODULE_LOG: log,
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${REGISTER}`.trim(),
+  });
 
   /** The packages `natops ARGS` loads; it must succeed, from dist/ (tsx would add its own). */
   async function loadedBy(args: string[]): Promise<string[]> {
@@ -70,12 +75,18 @@ describe('natops start-up: each command loads what it needs only', () => {
     assert.equal(r.code, 0, `natops ${args.join(' ')}: ${r.stderr}`);
     assert.doesNotMatch(r.stderr, /npm run build/);
     const urls = (await readFile(log, 'utf8')).split('\n').filter(Boolean);
-    assert.ok(urls.some((u) => u.endsWith('/dist/cli/main.js')), 'the recorder saw the bundled CLI load');
+    assert.ok(
+      urls.some((u) => u.endsWith('/dist/cli/main.js')),
+      'the recorder saw the bundled CLI load',
+    );
     return packagesOf(urls, await readMeta());
   }
 
   const noServerPackages = (loaded: string[]) =>
-    assert.deepEqual(loaded.filter((p) => SERVER_ONLY.some((s) => p.startsWith(s)) && !ALLOWED.includes(p)), []);
+    assert.deepEqual(
+      loaded.filter((p) => SERVER_ONLY.some((s) => p.startsWith(s)) && !ALLOWED.includes(p)),
+      [],
+    );
 
   it('--help loads commander and no other package', async () => {
     assert.deepEqual(await loadedBy(['--help']), ['commander']);
@@ -87,11 +98,16 @@ describe('natops start-up: each command loads what it needs only', () => {
     it(`${args[0]}: no node:child_process, no node:crypto`, async () => {
       const log = join(dir, `builtins-${n++}`);
       const atExit = `data:text/javascript,${encodeURIComponent(`import { writeFileSync } from 'node:fs'; process.on('exit', () => writeFileSync(${JSON.stringify(log)}, process.moduleLoadList.join('\\n')));`)}`;
-      const r = await natops(args, { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${atExit}`.trim() } });
+      const r = await natops(args, {
+        env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${atExit}`.trim() },
+      });
       assert.equal(r.code, 0, r.stderr);
       const loaded = (await readFile(log, 'utf8')).split('\n');
       assert.ok(loaded.includes('NativeModule fs'), 'the list names built-in modules');
-      assert.deepEqual(loaded.filter((m) => /^NativeModule (child_process|crypto)$/.test(m)), []);
+      assert.deepEqual(
+        loaded.filter((m) => /^NativeModule (child_process|crypto)$/.test(m)),
+        [],
+      );
     });
   }
 
@@ -113,9 +129,22 @@ describe('natops start-up: each command loads what it needs only', () => {
   // place a runtime is picked, and the apply action), none of which may reach for the Kubernetes client.
   it('apply --runtime netns: its modules load no Kubernetes client, no server package', async () => {
     const log = join(dir, `modules-${n++}`);
-    const modules = ['runtime/select.ts', 'runtime/netns/lab.ts', 'runtime/netns/runtime.ts', 'runtime/reconcile.ts', 'server/config.ts', 'gitops/manifests/network.ts', 'gitops/manifests/read-dir.ts', 'dataplane/plan-text.ts'];
+    const modules = [
+      'runtime/select.ts',
+      'runtime/netns/lab.ts',
+      'runtime/netns/runtime.ts',
+      'runtime/reconcile.ts',
+      'server/config.ts',
+      'gitops/manifests/network.ts',
+      'gitops/manifests/read-dir.ts',
+      'dataplane/plan-text.ts',
+    ];
     const code = modules.map((m) => `await import(${JSON.stringify(pathToFileURL(join(ROOT, m)).href)});`).join('\n');
-    const child = spawn(process.execPath, ['--import', 'tsx', '--import', REGISTER, '--input-type=module', '-e', code], { cwd: ROOT, env: { ...process.env, NATOPS_TEST_MODULE_LOG: log }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--import', REGISTER, '--input-type=module', '-e', code],
+      { cwd: ROOT, env: { ...process.env, NATOPS_TEST_MODULE_LOG: log }, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     assert.equal(await new Promise((resolve) => child.on('close', resolve)), 0, stderr);
@@ -128,7 +157,11 @@ describe('natops start-up: each command loads what it needs only', () => {
 describe('npm run build', () => {
   /** Runs `code` as an ES module in a plain Node (no tsx); resolves with its exit code and stderr. */
   function plainNode(code: string): Promise<{ code: number; stderr: string }> {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+      cwd: ROOT,
+      env: { ...process.env, NODE_OPTIONS: '' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     return new Promise((resolve) => child.on('close', (c) => resolve({ code: c ?? 1, stderr })));
@@ -139,15 +172,23 @@ describe('npm run build', () => {
     try {
       await mkdir(join(root, 'src'), { recursive: true });
       await mkdir(join(root, 'dist', 'cli'), { recursive: true });
-      await writeFile(join(root, 'dist', 'sources.json'), JSON.stringify(['package-lock.json', 'src/a.ts', 'src/gone.ts']));
-      for (const f of ['src/a.ts', 'src/notes.txt', 'package-lock.json', 'dist/cli/main.js', 'dist/.built']) await writeFile(join(root, f), '');
+      await writeFile(
+        join(root, 'dist', 'sources.json'),
+        JSON.stringify(['package-lock.json', 'src/a.ts', 'src/gone.ts']),
+      );
+      for (const f of ['src/a.ts', 'src/notes.txt', 'package-lock.json', 'dist/cli/main.js', 'dist/.built'])
+        await writeFile(join(root, f), '');
       const at = (f: string, seconds: number) => utimes(join(root, f), seconds, seconds);
       for (const f of ['src/a.ts', 'src/notes.txt', 'package-lock.json']) await at(f, 1000);
       await at('dist/.built', 2000);
       const runs = async () => {
-        const code = `const { entryModule } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'bin', 'dist.js')).href)});\n` +
+        const code =
+          `const { entryModule } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'bin', 'dist.js')).href)});\n` +
           `process.stdout.write(await entryModule(${JSON.stringify(root)}, 'dist/cli/main.js', 'src/a.ts'));`;
-        const child = spawn(process.execPath, ['--input-type=module', '-e', code], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+          env: { ...process.env, NODE_OPTIONS: '' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         let out = '';
         let err = '';
         child.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -173,13 +214,29 @@ describe('npm run build', () => {
     const files = Object.keys(outputs).filter((f) => /\.c?js$/.test(f));
     assert.ok(files.includes('dist/cli/main.js') && files.includes('dist/cli/push-sender.js'), files.join(', '));
     const inputs = new Set(files.flatMap((f) => Object.keys(outputs[f]!.inputs)));
-    assert.ok(inputs.has('gitops/manifests/validate.ts') && inputs.has('server/serve.ts'), 'lazily imported modules are in chunks');
-    assert.deepEqual([...inputs].filter((i) => /^(test|bench)\//.test(i)), [], 'no test or bench code in the bundle');
+    assert.ok(
+      inputs.has('gitops/manifests/validate.ts') && inputs.has('server/serve.ts'),
+      'lazily imported modules are in chunks',
+    );
+    assert.deepEqual(
+      [...inputs].filter((i) => /^(test|bench)\//.test(i)),
+      [],
+      'no test or bench code in the bundle',
+    );
     // only the small pure packages are bundled; the rest load from node_modules
-    assert.deepEqual([...new Set([...inputs].map(packageOf).filter(Boolean))].sort(), ['commander', 'ipaddr.js', 'js-yaml', 'yaml', 'zod']);
+    assert.deepEqual([...new Set([...inputs].map(packageOf).filter(Boolean))].sort(), [
+      'commander',
+      'ipaddr.js',
+      'js-yaml',
+      'yaml',
+      'zod',
+    ]);
     assert.ok((await readdir(join(ROOT, 'dist', 'bin'))).includes('natops-hook.js'), 'the hook beside the bundle');
     // the CLI runs when loaded; every other file only defines things
-    const code = files.filter((f) => f !== 'dist/cli/main.js').map((f) => `await import(${JSON.stringify(pathToFileURL(join(ROOT, f)).href)});`).join('\n');
+    const code = files
+      .filter((f) => f !== 'dist/cli/main.js')
+      .map((f) => `await import(${JSON.stringify(pathToFileURL(join(ROOT, f)).href)});`)
+      .join('\n');
     const r = await plainNode(`${code}\nprocess.exit(0);`);
     assert.equal(r.code, 0, r.stderr);
   });
@@ -190,7 +247,10 @@ describe('npm run build', () => {
     assert.equal(vendor.length, 1, Object.keys(outputs).join(', '));
     const cache = join(ROOT, `${vendor[0]}.cache`);
     const made = await readFile(cache);
-    assert.ok(made.length > 100_000, `the build's cache holds what validating the seed compiled (${made.length} bytes)`);
+    assert.ok(
+      made.length > 100_000,
+      `the build's cache holds what validating the seed compiled (${made.length} bytes)`,
+    );
     // V8 takes it: a run leaves it as it is (a refused one would be written again)
     const before = await stat(cache);
     const first = await natops(['validate', 'examples/seed']);
@@ -205,7 +265,10 @@ describe('npm run build', () => {
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /^ok: 1 VPC/);
         const again = await readFile(cache);
-        assert.ok(again.length > 100_000, `a run ${broken ? 'that V8 refused the cache to' : 'without a cache'} writes a new one (${again.length} bytes)`);
+        assert.ok(
+          again.length > 100_000,
+          `a run ${broken ? 'that V8 refused the cache to' : 'without a cache'} writes a new one (${again.length} bytes)`,
+        );
       }
     } finally {
       await writeFile(cache, made);

@@ -21,14 +21,20 @@ describe('natops CLI', () => {
     const r = await natops(['validate', 'examples/seed-verbatim.yaml']);
     assert.equal(r.code, 1);
     const lines = r.stderr.trim().split('\n');
-    assert.match(lines[0]!, /^examples\/seed-verbatim\.yaml:6:3 {2}VpcNatGateway\/\? {2}\(yaml\): bad indentation: this line is indented deeper than "apiVersion" on line 5/);
+    assert.match(
+      lines[0]!,
+      /^examples\/seed-verbatim\.yaml:6:3 {2}VpcNatGateway\/\? {2}\(yaml\): bad indentation: this line is indented deeper than "apiVersion" on line 5/,
+    );
     assert.equal(lines.at(-1), 'natops: 4 problems; nothing was changed');
   });
 
   it('validate takes the manifest limits from the environment, and names a bad one', async () => {
     const small = await natops(['validate', 'examples/seed'], { env: { NATOPS_MANIFEST_MAX_FILE_BYTES: '100' } });
     assert.equal(small.code, 1);
-    assert.match(small.stderr, /^examples\/seed\/30-nat-gateway\.yaml:1:1 .*is \d+ bytes, more than the 100 natops reads in one file/m);
+    assert.match(
+      small.stderr,
+      /^examples\/seed\/30-nat-gateway\.yaml:1:1 .*is \d+ bytes, more than the 100 natops reads in one file/m,
+    );
     const bad = await natops(['validate', 'examples/seed'], { env: { NATOPS_MANIFEST_MAX_DEPTH: 'deep' } });
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /NATOPS_MANIFEST_MAX_DEPTH: /);
@@ -41,15 +47,18 @@ describe('natops CLI', () => {
     const after = await writeManifestDir(seed);
     const r = await natops(['plan', after, '--against', before]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, [
-      'gateway ngw: update',
-      '  + port forward tcp 192.168.0.112:8080 -> 10.0.1.10:80',
-      '  - port forward tcp 192.168.0.112:8888 -> 10.0.1.10:80',
-      '  rule diff:',
-      '    + -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.1.10:80',
-      '    - -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80',
-      '',
-    ].join('\n'));
+    assert.equal(
+      r.stdout,
+      [
+        'gateway ngw: update',
+        '  + port forward tcp 192.168.0.112:8080 -> 10.0.1.10:80',
+        '  - port forward tcp 192.168.0.112:8888 -> 10.0.1.10:80',
+        '  rule diff:',
+        '    + -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.1.10:80',
+        '    - -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80',
+        '',
+      ].join('\n'),
+    );
   });
 
   it('apply --runtime dry-run prints the exact commands and the iptables-restore payload', async () => {
@@ -57,7 +66,10 @@ describe('natops CLI', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^# gateway ngw: /);
     assert.match(r.stdout, /\nip rule add iif net1 table 100\n/);
-    assert.match(r.stdout, /\niptables-legacy-restore -w --noflush <<'EOF'\n\*nat\n:DNAT_FILTER - \[0:0\]\n[\s\S]*\n-A SHARED_DNAT -d 192\.168\.0\.112\/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10\.0\.1\.10:80\n[\s\S]*COMMIT\nEOF\n/);
+    assert.match(
+      r.stdout,
+      /\niptables-legacy-restore -w --noflush <<'EOF'\n\*nat\n:DNAT_FILTER - \[0:0\]\n[\s\S]*\n-A SHARED_DNAT -d 192\.168\.0\.112\/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10\.0\.1\.10:80\n[\s\S]*COMMIT\nEOF\n/,
+    );
   });
 
   it('apply refuses invalid manifests before doing anything', async () => {
@@ -66,6 +78,9 @@ describe('natops CLI', () => {
     const r = await natops(['apply', await writeManifestDir(seed), '--runtime', 'dry-run']);
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
-    assert.match(r.stderr, /30-nat-gateway\.yaml:\d+:\d+ {2}VpcNatGateway\/ngw {2}spec\.dnatRules\[0\]\.protocol: must be tcp or udp, not "icmp"/);
+    assert.match(
+      r.stderr,
+      /30-nat-gateway\.yaml:\d+:\d+ {2}VpcNatGateway\/ngw {2}spec\.dnatRules\[0\]\.protocol: must be tcp or udp, not "icmp"/,
+    );
   });
 });

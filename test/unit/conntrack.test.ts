@@ -5,7 +5,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { changeSetCommands } from '../../dataplane/commands.ts';
 import { compileGateway } from '../../dataplane/compile.ts';
-import { conntrackMatches, filtersWithEntries, parseConntrackList, type ConntrackFilter } from '../../dataplane/conntrack.ts';
+import {
+  conntrackMatches,
+  filtersWithEntries,
+  parseConntrackList,
+  type ConntrackFilter,
+} from '../../dataplane/conntrack.ts';
 import { diffStates } from '../../dataplane/diff.ts';
 import { runCommands } from '../../runtime/gateway-io.ts';
 import type { ExecRequest } from '../../common/exec.ts';
@@ -25,13 +30,23 @@ describe('conntrack', () => {
     assert.deepEqual(entries, [
       { protocol: 'tcp', origSrc: '192.168.0.50', origDst: '192.168.0.112', origDport: 8888, replyDst: '192.168.0.50' },
       { protocol: 'udp', origSrc: '10.0.1.20', origDst: '192.168.0.50', origDport: 53, replyDst: '192.168.0.112' },
-      { protocol: 'icmp', origSrc: '10.0.1.5', origDst: '192.168.0.50', origDport: undefined, replyDst: '192.168.0.111' },
+      {
+        protocol: 'icmp',
+        origSrc: '10.0.1.5',
+        origDst: '192.168.0.50',
+        origDport: undefined,
+        replyDst: '192.168.0.111',
+      },
     ]);
   });
 
   const cases: [string, ConntrackFilter, boolean[]][] = [
     ['port forward', { protocol: 'tcp', origDst: '192.168.0.112', origDport: 8888 }, [true, false, false]],
-    ['port forward, other protocol', { protocol: 'udp', origDst: '192.168.0.112', origDport: 8888 }, [false, false, false]],
+    [
+      'port forward, other protocol',
+      { protocol: 'udp', origDst: '192.168.0.112', origDport: 8888 },
+      [false, false, false],
+    ],
     ['port forward, other port', { protocol: 'tcp', origDst: '192.168.0.112', origDport: 8889 }, [false, false, false]],
     ['floating IP inbound', { origDst: '192.168.0.111' }, [false, false, false]],
     ['an address that is only a reply destination', { origDst: '192.168.0.50' }, [false, true, true]],
@@ -43,13 +58,22 @@ describe('conntrack', () => {
   ];
   for (const [name, filter, expected] of cases) {
     it(`matches like conntrack -D: ${name}`, () => {
-      assert.deepEqual(entries.map((e) => conntrackMatches(filter, e)), expected);
+      assert.deepEqual(
+        entries.map((e) => conntrackMatches(filter, e)),
+        expected,
+      );
       assert.deepEqual(filtersWithEntries([filter], entries), [expected.some(Boolean)], 'the indexed lookup agrees');
     });
   }
 
   it('a change removing many mappings lists once and deletes only the ones with entries', async () => {
-    const forwards = Array.from({ length: 50 }, (_, i) => ({ eip: '192.168.0.112', externalPort: 8000 + i, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 }));
+    const forwards = Array.from({ length: 50 }, (_, i) => ({
+      eip: '192.168.0.112',
+      externalPort: 8000 + i,
+      protocol: 'tcp',
+      internalIp: '10.0.1.10',
+      internalPort: 80,
+    }));
     const before = compileGateway(await seedSpec((s) => set(s.gateway, 'spec.dnatRules', forwards)));
     const after = compileGateway(await seedSpec((s) => set(s.gateway, 'spec.dnatRules', [])));
     const commands = changeSetCommands(diffStates(before, after));
@@ -57,26 +81,35 @@ describe('conntrack', () => {
     const ran: string[][] = [];
     const exec = async (req: ExecRequest) => {
       ran.push(req.argv);
-      const listing = 'tcp 6 119 ESTABLISHED src=192.168.0.50 dst=192.168.0.112 sport=41000 dport=8017 src=10.0.1.10 dst=192.168.0.50 sport=80 dport=41000 [ASSURED] mark=0 use=1\n';
+      const listing =
+        'tcp 6 119 ESTABLISHED src=192.168.0.50 dst=192.168.0.112 sport=41000 dport=8017 src=10.0.1.10 dst=192.168.0.50 sport=80 dport=41000 [ASSURED] mark=0 use=1\n';
       return { stdout: req.argv[1] === '-L' ? listing : '', stderr: '', code: 0 };
     };
     await runCommands(exec, commands);
-    assert.deepEqual(ran.filter((a) => a[0] === 'conntrack'), [
-      ['conntrack', '-L'],
-      ['conntrack', '-D', '-p', 'tcp', '-d', '192.168.0.112', '--dport', '8017'],
-    ]);
-    assert.equal(ran[0]![0], 'iptables-legacy-restore', 'the rules go before the listing, so no new entry can follow it');
+    assert.deepEqual(
+      ran.filter((a) => a[0] === 'conntrack'),
+      [
+        ['conntrack', '-L'],
+        ['conntrack', '-D', '-p', 'tcp', '-d', '192.168.0.112', '--dport', '8017'],
+      ],
+    );
+    assert.equal(
+      ran[0]![0],
+      'iptables-legacy-restore',
+      'the rules go before the listing, so no new entry can follow it',
+    );
   });
 
   it('a single deletion runs directly, without a listing', async () => {
     const ran: string[][] = [];
     const filter: ConntrackFilter = { origDst: '192.168.0.111' };
-    await runCommands(async (req) => {
-      ran.push(req.argv);
-      return { stdout: '', stderr: '', code: 0 };
-    }, [
-      { argv: ['conntrack', '-D', '-d', '192.168.0.111'], okExitCodes: [0, 1], conntrack: filter },
-    ]);
+    await runCommands(
+      async (req) => {
+        ran.push(req.argv);
+        return { stdout: '', stderr: '', code: 0 };
+      },
+      [{ argv: ['conntrack', '-D', '-d', '192.168.0.111'], okExitCodes: [0, 1], conntrack: filter }],
+    );
     assert.deepEqual(ran, [['conntrack', '-D', '-d', '192.168.0.111']]);
   });
 });

@@ -56,25 +56,40 @@ describe('lockDataDir', () => {
 
   it('another process holding it: refused naming that pid; after it is killed with SIGKILL, taken over', async () => {
     const dir = join(root, 'process');
-    const holder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', [
-      `import { lockDataDir } from ${JSON.stringify(new URL('../../server/data-dir.ts', import.meta.url).pathname)};`,
-      `await lockDataDir(${JSON.stringify(dir)});`,
-      'process.stdout.write("locked\\n"); setInterval(() => undefined, 1000);',
-    ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const holder = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        [
+          `import { lockDataDir } from ${JSON.stringify(new URL('../../server/data-dir.ts', import.meta.url).pathname)};`,
+          `await lockDataDir(${JSON.stringify(dir)});`,
+          'process.stdout.write("locked\\n"); setInterval(() => undefined, 1000);',
+        ].join('\n'),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     try {
       await new Promise<void>((resolve, reject) => {
         holder.stdout!.on('data', (b: Buffer) => b.toString().includes('locked') && resolve());
         holder.once('exit', (code) => reject(new Error(`the holder exited with ${code}`)));
       });
-      await assert.rejects(lockDataDir(dir), new RegExp(`^DataDirBusyError: another natops serve \\(pid ${holder.pid}\\) is using ${dir}`));
+      await assert.rejects(
+        lockDataDir(dir),
+        new RegExp(`^DataDirBusyError: another natops serve \\(pid ${holder.pid}\\) is using ${dir}`),
+      );
     } finally {
       holder.kill('SIGKILL');
-      await new Promise((r) => holder.exitCode !== null || holder.signalCode !== null ? r(undefined) : holder.once('exit', r));
+      await new Promise((r) =>
+        holder.exitCode !== null || holder.signalCode !== null ? r(undefined) : holder.once('exit', r),
+      );
     }
     await (await lockDataDir(dir)).release();
   });
 
-  it("release() leaves a lock that is no longer its own alone", async () => {
+  it('release() leaves a lock that is no longer its own alone', async () => {
     const dir = join(root, 'stolen');
     const lock = await lockDataDir(dir);
     const other = `${process.pid}\nsomeone-else:1\n`;

@@ -95,8 +95,14 @@ describe('compiler', () => {
       SHARED_SNAT: ['-s 10.0.1.0/24 -o net1 -j SNAT --to-source 192.168.0.112'],
       HAIRPIN_SNAT: ['-s 10.0.1.0/24 -o eth0 -m conntrack --ctstate DNAT -j SNAT --to-source 192.168.0.112'],
     });
-    assert.deepEqual(state.addresses, [{ dev: 'net1', cidr: '192.168.0.111/24' }, { dev: 'net1', cidr: '192.168.0.112/24' }]);
-    assert.deepEqual(state.rules, [{ iif: 'net1', table: 100 }, { iif: 'eth0', table: 100 }]);
+    assert.deepEqual(state.addresses, [
+      { dev: 'net1', cidr: '192.168.0.111/24' },
+      { dev: 'net1', cidr: '192.168.0.112/24' },
+    ]);
+    assert.deepEqual(state.rules, [
+      { iif: 'net1', table: 100 },
+      { iif: 'eth0', table: 100 },
+    ]);
     assert.deepEqual(state.routes, [
       { table: 100, dst: 'default', via: '192.168.0.254', dev: 'net1' },
       { table: 100, dst: '10.0.1.0/24', via: '10.0.1.1', dev: 'eth0' },
@@ -104,12 +110,16 @@ describe('compiler', () => {
   });
 
   it('routes every subnet of the VPC via the logical router on eth0', async () => {
-    const spec = await seedSpec((s) => s.extra.push(subnet('sn2', 'test-vpc-1', '10.0.2.0/24', '10.0.2.1'), subnet('elsewhere', 'ovn-cluster', '10.0.3.0/24', '10.0.3.1')));
-    assert.deepEqual(compileGateway(spec).routes.map((r) => `${r.dst} via ${r.via} dev ${r.dev}`), [
-      'default via 192.168.0.254 dev net1',
-      '10.0.1.0/24 via 10.0.1.1 dev eth0',
-      '10.0.2.0/24 via 10.0.1.1 dev eth0',
-    ]);
+    const spec = await seedSpec((s) =>
+      s.extra.push(
+        subnet('sn2', 'test-vpc-1', '10.0.2.0/24', '10.0.2.1'),
+        subnet('elsewhere', 'ovn-cluster', '10.0.3.0/24', '10.0.3.1'),
+      ),
+    );
+    assert.deepEqual(
+      compileGateway(spec).routes.map((r) => `${r.dst} via ${r.via} dev ${r.dev}`),
+      ['default via 192.168.0.254 dev net1', '10.0.1.0/24 via 10.0.1.1 dev eth0', '10.0.2.0/24 via 10.0.1.1 dev eth0'],
+    );
   });
 
   it('orders SNAT more specific first and hairpins only VPC-internal CIDRs', async () => {
@@ -126,7 +136,10 @@ describe('compiler', () => {
       '-s 10.0.1.0/24 -o net1 -j SNAT --to-source 192.168.0.112',
       '-s 172.16.0.0/16 -o net1 -j SNAT --to-source 192.168.0.113',
     ]);
-    assert.deepEqual(nat.HAIRPIN_SNAT?.map((r) => r.split(' ')[1]), ['10.0.1.20/32', '10.0.1.128/25', '10.0.1.0/24']);
+    assert.deepEqual(
+      nat.HAIRPIN_SNAT?.map((r) => r.split(' ')[1]),
+      ['10.0.1.20/32', '10.0.1.128/25', '10.0.1.0/24'],
+    );
   });
 
   it('gives a gateway without EIPs no default route', async () => {
@@ -136,7 +149,10 @@ describe('compiler', () => {
       set(s.gateway, 'spec.dnatRules', []);
       set(s.gateway, 'spec.snatRules', []);
     });
-    assert.deepEqual(compileGateway(spec).routes.map((r) => r.dst), ['10.0.1.0/24']);
+    assert.deepEqual(
+      compileGateway(spec).routes.map((r) => r.dst),
+      ['10.0.1.0/24'],
+    );
   });
 });
 
@@ -145,7 +161,9 @@ describe('reader', () => {
     const nat = parseNatTable(SEED_SAVE);
     assert.deepEqual(nat.PREROUTING, ['-j DNAT_FILTER']);
     assert.equal(Object.hasOwn(nat, 'OTHER'), false);
-    assert.deepEqual(nat.SHARED_DNAT, ['-d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80']);
+    assert.deepEqual(nat.SHARED_DNAT, [
+      '-d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80',
+    ]);
   });
 
   it('reads a declared but empty chain as existing, an undeclared one as missing', () => {
@@ -157,9 +175,15 @@ describe('reader', () => {
   it('reads ip -j output: global IPv4 addresses, table-100 iif rules, host routes with /32', () => {
     assert.deepEqual(parseIpAddr(NET1_JSON, 'net1'), {
       up: true,
-      addresses: [{ dev: 'net1', cidr: '192.168.0.111/24' }, { dev: 'net1', cidr: '192.168.0.112/24' }],
+      addresses: [
+        { dev: 'net1', cidr: '192.168.0.111/24' },
+        { dev: 'net1', cidr: '192.168.0.112/24' },
+      ],
     });
-    assert.deepEqual(parseIpRules(RULES_JSON), [{ iif: 'eth0', table: 100 }, { iif: 'net1', table: 100 }]);
+    assert.deepEqual(parseIpRules(RULES_JSON), [
+      { iif: 'eth0', table: 100 },
+      { iif: 'net1', table: 100 },
+    ]);
     assert.deepEqual(parseIpRoutes('[{"dst":"10.0.2.5","gateway":"192.168.0.254","dev":"net1","flags":[]}]', 100), [
       { table: 100, dst: '10.0.2.5/32', via: '192.168.0.254', dev: 'net1' },
     ]);
@@ -185,7 +209,10 @@ describe('diff', () => {
       live.nat = { ...live.nat, SHARED_DNAT: [] };
       const commands = changeSetCommands(diffStates(live, desired));
       const restores = commands.filter((c) => /^iptables.*-restore$/.test(c.argv[0]!));
-      assert.deepEqual(restores.map((c) => c.argv[0]), [`iptables-${iptables}-restore`]);
+      assert.deepEqual(
+        restores.map((c) => c.argv[0]),
+        [`iptables-${iptables}-restore`],
+      );
       assert.match(restores[0]!.stdin!, /\n-A SHARED_DNAT /);
     }
   });
@@ -207,22 +234,46 @@ describe('diff', () => {
   });
 
   it('changes one port forward with one delete and one insert, and clears its conntrack entries', async () => {
-    const before = compileGateway(await seedSpec((s) => push(s.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: 53, protocol: 'udp', internalIp: '10.0.1.10', internalPort: 53 })));
-    const after = compileGateway(await seedSpec((s) => {
-      set(s.gateway, 'spec.dnatRules.0.externalPort', 8889);
-      push(s.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: 53, protocol: 'udp', internalIp: '10.0.1.10', internalPort: 53 });
-    }));
+    const before = compileGateway(
+      await seedSpec((s) =>
+        push(s.gateway, 'spec.dnatRules', {
+          eip: '192.168.0.112',
+          externalPort: 53,
+          protocol: 'udp',
+          internalIp: '10.0.1.10',
+          internalPort: 53,
+        }),
+      ),
+    );
+    const after = compileGateway(
+      await seedSpec((s) => {
+        set(s.gateway, 'spec.dnatRules.0.externalPort', 8889);
+        push(s.gateway, 'spec.dnatRules', {
+          eip: '192.168.0.112',
+          externalPort: 53,
+          protocol: 'udp',
+          internalIp: '10.0.1.10',
+          internalPort: 53,
+        });
+      }),
+    );
     const changes = diffStates(before, after);
     assert.equal(changes.chains.length, 1);
-    assert.deepEqual(restorePayload(changes.chains), [
-      '*nat',
-      '-D SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80',
-      '-I SHARED_DNAT 1 -d 192.168.0.112/32 -p tcp -m tcp --dport 8889 -j DNAT --to-destination 10.0.1.10:80',
-      'COMMIT',
-      '',
-    ].join('\n'));
+    assert.deepEqual(
+      restorePayload(changes.chains),
+      [
+        '*nat',
+        '-D SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80',
+        '-I SHARED_DNAT 1 -d 192.168.0.112/32 -p tcp -m tcp --dport 8889 -j DNAT --to-destination 10.0.1.10:80',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
     const conntrack = changeSetCommands(changes).filter((c) => c.argv[0] === 'conntrack');
-    assert.deepEqual(conntrack.map((c) => c.argv), [['conntrack', '-D', '-p', 'tcp', '-d', '192.168.0.112', '--dport', '8888']]);
+    assert.deepEqual(
+      conntrack.map((c) => c.argv),
+      [['conntrack', '-D', '-p', 'tcp', '-d', '192.168.0.112', '--dport', '8888']],
+    );
     assert.deepEqual(describeChanges(changes), [
       '+ port forward tcp 192.168.0.112:8889 -> 10.0.1.10:80',
       '- port forward tcp 192.168.0.112:8888 -> 10.0.1.10:80',
@@ -231,16 +282,26 @@ describe('diff', () => {
 
   it('appends new rules at the end and deletes floating IPs with their conntrack', async () => {
     const before = compileGateway(await seedSpec());
-    const after = compileGateway(await seedSpec((s) => {
-      set(s.gateway, 'spec.floatingIpRules', []);
-      push(s.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: 2222, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 22 });
-    }));
+    const after = compileGateway(
+      await seedSpec((s) => {
+        set(s.gateway, 'spec.floatingIpRules', []);
+        push(s.gateway, 'spec.dnatRules', {
+          eip: '192.168.0.112',
+          externalPort: 2222,
+          protocol: 'tcp',
+          internalIp: '10.0.1.10',
+          internalPort: 22,
+        });
+      }),
+    );
     const changes = diffStates(before, after);
     const payload = restorePayload(changes.chains)!;
     assert.match(payload, /-A SHARED_DNAT -d 192\.168\.0\.112\/32 -p tcp -m tcp --dport 2222 /);
     assert.match(payload, /-D EXCLUSIVE_DNAT -d 192\.168\.0\.111\/32 -j DNAT --to-destination 10\.0\.1\.5\n/);
     assert.match(payload, /-D EXCLUSIVE_SNAT -s 10\.0\.1\.5\/32 -j SNAT --to-source 192\.168\.0\.111\n/);
-    const conntrack = changeSetCommands(changes).filter((c) => c.argv[0] === 'conntrack').map((c) => c.argv.join(' '));
+    const conntrack = changeSetCommands(changes)
+      .filter((c) => c.argv[0] === 'conntrack')
+      .map((c) => c.argv.join(' '));
     assert.deepEqual(conntrack, ['conntrack -D -d 192.168.0.111', 'conntrack -D -s 10.0.1.5 -q 192.168.0.111']);
   });
 
@@ -249,7 +310,10 @@ describe('diff', () => {
     const want = { ...emptyGatewayState(), nat: { SHARED_SNAT: ['C', 'A', 'B'] } };
     const [edit] = diffStates(live, want).chains;
     assert.equal(edit!.rewrite, true);
-    assert.equal(restorePayload([edit!]), '*nat\n:SHARED_SNAT - [0:0]\n-A SHARED_SNAT C\n-A SHARED_SNAT A\n-A SHARED_SNAT B\nCOMMIT\n');
+    assert.equal(
+      restorePayload([edit!]),
+      '*nat\n:SHARED_SNAT - [0:0]\n-A SHARED_SNAT C\n-A SHARED_SNAT A\n-A SHARED_SNAT B\nCOMMIT\n',
+    );
   });
 
   it('inserts in the middle at the right position', () => {
@@ -263,12 +327,19 @@ describe('diff', () => {
   });
 
   it('changes one rule among thousands by -D and -I at its place, and takes the same way on hard cases', () => {
-    const rule = (port: number, to = 80) => `-d 192.168.0.112/32 -p tcp -m tcp --dport ${port} -j DNAT --to-destination 10.0.1.10:${to}`;
+    const rule = (port: number, to = 80) =>
+      `-d 192.168.0.112/32 -p tcp -m tcp --dport ${port} -j DNAT --to-destination 10.0.1.10:${to}`;
     const have = Array.from({ length: 5000 }, (_, i) => rule(20000 + i));
-    const state = (chain: string[]) => ({ ...emptyGatewayState(), nat: { PREROUTING: [], POSTROUTING: [], SHARED_DNAT: chain } });
+    const state = (chain: string[]) => ({
+      ...emptyGatewayState(),
+      nat: { PREROUTING: [], POSTROUTING: [], SHARED_DNAT: chain },
+    });
     const changed = have.map((r, i) => (i === 7 ? rule(20007, 1000) : r));
     const one = diffStates(state(have), state(changed));
-    assert.deepEqual(one.chains[0]!.ops, [{ op: 'delete', spec: rule(20007) }, { op: 'insert', position: 8, spec: rule(20007, 1000) }]);
+    assert.deepEqual(one.chains[0]!.ops, [
+      { op: 'delete', spec: rule(20007) },
+      { op: 'insert', position: 8, spec: rule(20007, 1000) },
+    ]);
     assert.deepEqual(one.added, [{ chain: 'SHARED_DNAT', spec: rule(20007, 1000) }]);
     assert.deepEqual(one.removed, [{ chain: 'SHARED_DNAT', spec: rule(20007) }]);
 
@@ -305,7 +376,17 @@ describe('diff', () => {
   });
 
   it('removes duplicates in every chain it owns, leaving each rule once and in order', async () => {
-    const desired = compileGateway(await seedSpec((s) => push(s.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: 53, protocol: 'udp', internalIp: '10.0.1.10', internalPort: 53 })));
+    const desired = compileGateway(
+      await seedSpec((s) =>
+        push(s.gateway, 'spec.dnatRules', {
+          eip: '192.168.0.112',
+          externalPort: 53,
+          protocol: 'udp',
+          internalIp: '10.0.1.10',
+          internalPort: 53,
+        }),
+      ),
+    );
     const cases: [NatChain, string[]][] = [
       ['POSTROUTING', ['-j SNAT_FILTER', '-j SNAT_FILTER', '-j SNAT_FILTER']],
       ['DNAT_FILTER', ['-j EXCLUSIVE_DNAT', '-j SHARED_DNAT', '-j EXCLUSIVE_DNAT']],
@@ -323,10 +404,12 @@ describe('diff', () => {
 
   it('adds and removes addresses, routes and rules as argv commands', async () => {
     const before = compileGateway(await seedSpec());
-    const after = compileGateway(await seedSpec((s) => {
-      push(s.gateway, 'spec.eips', { eipCIDR: '192.168.0.113/24', gateway: '192.168.0.254' });
-      s.extra.push(subnet('sn2', 'test-vpc-1', '10.0.2.0/24', '10.0.2.1'));
-    }));
+    const after = compileGateway(
+      await seedSpec((s) => {
+        push(s.gateway, 'spec.eips', { eipCIDR: '192.168.0.113/24', gateway: '192.168.0.254' });
+        s.extra.push(subnet('sn2', 'test-vpc-1', '10.0.2.0/24', '10.0.2.1'));
+      }),
+    );
     const argv = changeSetCommands(diffStates(before, after)).map((c) => c.argv.join(' '));
     assert.deepEqual(argv, [
       'ip addr replace 192.168.0.113/24 dev net1',
@@ -334,15 +417,20 @@ describe('diff', () => {
       'arping -q -U -c 1 -w 1 -I net1 192.168.0.113',
     ]);
     const back = changeSetCommands(diffStates(after, before)).map((c) => c.argv.join(' '));
-    assert.deepEqual(back, ['ip route del 10.0.2.0/24 via 10.0.1.1 dev eth0 table 100', 'ip addr del 192.168.0.113/24 dev net1']);
+    assert.deepEqual(back, [
+      'ip route del 10.0.2.0/24 via 10.0.1.1 dev eth0 table 100',
+      'ip addr del 192.168.0.113/24 dev net1',
+    ]);
   });
 
   it('moves the default route to a new next hop with one replace and no delete of the old one', async () => {
     const before = compileGateway(await seedSpec());
-    const after = compileGateway(await seedSpec((s) => {
-      set(s.gateway, 'spec.eips.0.gateway', '192.168.0.253');
-      set(s.gateway, 'spec.eips.1.gateway', '192.168.0.253');
-    }));
+    const after = compileGateway(
+      await seedSpec((s) => {
+        set(s.gateway, 'spec.eips.0.gateway', '192.168.0.253');
+        set(s.gateway, 'spec.eips.1.gateway', '192.168.0.253');
+      }),
+    );
     const changes = diffStates(before, after);
     const argv = changeSetCommands(changes).map((c) => c.argv.join(' '));
     // replace swaps the route in place; a del of the old next hop afterwards finds nothing and fails
@@ -351,11 +439,15 @@ describe('diff', () => {
   });
 
   it('still deletes a route whose destination is no longer wanted when another route changes', async () => {
-    const before = compileGateway(await seedSpec((s) => s.extra.push(subnet('sn2', 'test-vpc-1', '10.0.2.0/24', '10.0.2.1'))));
-    const after = compileGateway(await seedSpec((s) => {
-      set(s.gateway, 'spec.eips.0.gateway', '192.168.0.253');
-      set(s.gateway, 'spec.eips.1.gateway', '192.168.0.253');
-    }));
+    const before = compileGateway(
+      await seedSpec((s) => s.extra.push(subnet('sn2', 'test-vpc-1', '10.0.2.0/24', '10.0.2.1'))),
+    );
+    const after = compileGateway(
+      await seedSpec((s) => {
+        set(s.gateway, 'spec.eips.0.gateway', '192.168.0.253');
+        set(s.gateway, 'spec.eips.1.gateway', '192.168.0.253');
+      }),
+    );
     const argv = changeSetCommands(diffStates(before, after)).map((c) => c.argv.join(' '));
     assert.deepEqual(argv, [
       'ip route replace default via 192.168.0.253 dev net1 table 100',
@@ -370,12 +462,29 @@ describe('plan', () => {
     const changed = await seedSpec((s) => set(s.gateway, 'spec.dnatRules.0.internalPort', 8080));
     const live = compileGateway(spec);
     const plans = planGateways(
-      new Map([['ngw', live], ['same', live], ['gone', live]]),
-      new Map([['ngw', changed], ['same', { ...spec, name: 'same' }], ['new', { ...spec, name: 'new' }]]),
+      new Map([
+        ['ngw', live],
+        ['same', live],
+        ['gone', live],
+      ]),
+      new Map([
+        ['ngw', changed],
+        ['same', { ...spec, name: 'same' }],
+        ['new', { ...spec, name: 'new' }],
+      ]),
     );
-    assert.deepEqual(plans.map((p) => `${p.name}:${p.action}`), ['gone:delete', 'new:create', 'ngw:update', 'same:unchanged']);
+    assert.deepEqual(
+      plans.map((p) => `${p.name}:${p.action}`),
+      ['gone:delete', 'new:create', 'ngw:update', 'same:unchanged'],
+    );
     const text = renderGatewayPlan('ngw', 'update', plans[2]!.changes);
-    assert.match(text, /^gateway ngw: update\n {2}\+ port forward tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:8080\n {2}- port forward tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80\n {2}rule diff:\n/);
-    assert.match(renderGatewayPlan('gone', 'delete', plans[0]!.changes), /- floating IP 192\.168\.0\.111 -> 10\.0\.1\.5/);
+    assert.match(
+      text,
+      /^gateway ngw: update\n {2}\+ port forward tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:8080\n {2}- port forward tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80\n {2}rule diff:\n/,
+    );
+    assert.match(
+      renderGatewayPlan('gone', 'delete', plans[0]!.changes),
+      /- floating IP 192\.168\.0\.111 -> 10\.0\.1\.5/,
+    );
   });
 });

@@ -4,7 +4,13 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
-import { decide, decideRepairs, issueSummary, type Decision, type PlanContext } from '../../functions/planner/decide.ts';
+import {
+  decide,
+  decideRepairs,
+  issueSummary,
+  type Decision,
+  type PlanContext,
+} from '../../functions/planner/decide.ts';
 import { settle, supersededBy, type JobOutcome } from '../../functions/jobs/finalize.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import { jobTarget } from '../../queue/jobs.ts';
@@ -15,7 +21,14 @@ import { push, seedObjects, set, SEED_VERBATIM, toFiles, type SeedObjects } from
 const validate = (seed: SeedObjects) => validateManifests(toFiles(seed));
 const empty: RecordSnapshot = { gateways: new Map(), networks: undefined };
 let clock = 0;
-const ctx = (gen: number): PlanContext => ({ sha: gen.toString(16).padStart(40, 'a'), gen, cause: 'push', at: ++clock, planUrl: `plan/${gen}`, jobUrl: (q, id) => `${q}/${id}` });
+const ctx = (gen: number): PlanContext => ({
+  sha: gen.toString(16).padStart(40, 'a'),
+  gen,
+  cause: 'push',
+  at: ++clock,
+  planUrl: `plan/${gen}`,
+  jobUrl: (q, id) => `${q}/${id}`,
+});
 
 /** The records after a decision's writes. */
 function written(snap: RecordSnapshot, d: Pick<Decision, 'writes'>): RecordSnapshot {
@@ -43,7 +56,13 @@ function runJobs(snap: RecordSnapshot, jobs: Decision['flows'][number]['jobs']):
     const t = jobTarget(job);
     const cur = t.kind === 'networks' ? networks : gateways.get(t.name);
     const superseded = cur?.desired && cur.desired.gen > job.gen;
-    const out = settle(t, cur, job, superseded ? { kind: 'superseded', ...supersededBy(cur, job)! } : { kind: 'done', changes: [] }, { at: ++clock, url: 'u', attempt: 1, attempts: 1 });
+    const out = settle(
+      t,
+      cur,
+      job,
+      superseded ? { kind: 'superseded', ...supersededBy(cur, job)! } : { kind: 'done', changes: [] },
+      { at: ++clock, url: 'u', attempt: 1, attempts: 1 },
+    );
     if (out.record === KEEP) continue;
     if (t.kind === 'networks') networks = out.record as NetworkRecord;
     else if (out.record) gateways.set(t.name, out.record as GatewayRecord);
@@ -53,7 +72,8 @@ function runJobs(snap: RecordSnapshot, jobs: Decision['flows'][number]['jobs']):
 }
 
 const kinds = (d: Decision, gw: string) => d.flows.find((f) => f.gateway === gw)?.jobs.map((j) => j.kind);
-const status = (d: Decision, sha: string, context: string) => d.statuses.find((s) => s.sha === sha && s.context === context);
+const status = (d: Decision, sha: string, context: string) =>
+  d.statuses.find((s) => s.sha === sha && s.context === context);
 
 async function seedLive(): Promise<RecordSnapshot> {
   const d = decide(validate(await seedObjects()), empty, ctx(1));
@@ -70,7 +90,10 @@ describe('the planner decides (pure)', () => {
     assert.equal(d.commit, undefined);
     const after = runFlows(written(empty, d), d);
     const rec = after.gateways.get('ngw')!;
-    assert.deepEqual([rec.condition.ready, rec.condition.reason, rec.pending, rec.lastApplied?.gen], ['True', 'Applied', [], 1]);
+    assert.deepEqual(
+      [rec.condition.ready, rec.condition.reason, rec.pending, rec.lastApplied?.gen],
+      ['True', 'Applied', [], 1],
+    );
     assert.match(rec.condition.message, /^live: 2 EIPs, 1 floating IP, 1 port forward, 1 SNAT$/);
     assert.deepEqual([after.networks?.condition.ready, after.networks?.pending], ['True', []]);
   });
@@ -98,16 +121,28 @@ describe('the planner decides (pure)', () => {
   it('a revert planned before the change it reverts ran: the newer commit runs the change again, so the revert wins', async () => {
     const live = await seedLive();
     const a = await seedObjects();
-    push(a.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: 7000, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 });
+    push(a.gateway, 'spec.dnatRules', {
+      eip: '192.168.0.112',
+      externalPort: 7000,
+      protocol: 'tcp',
+      internalIp: '10.0.1.10',
+      internalPort: 80,
+    });
     const da = decide(validate(a), live, ctx(2));
     assert.deepEqual(kinds(da, 'ngw'), ['dnat']);
     const afterA = written(live, da);
     // B reverts A before A's jobs ran: B's spec equals what is live, yet A's dnat may run first.
     const db = decide(validate(await seedObjects()), afterA, ctx(3));
     assert.deepEqual(kinds(db, 'ngw'), ['dnat'], 'the revert runs the DNAT handler again');
-    assert.equal(status(db, ctx(2).sha, 'natops/ngw')?.description, `not applied: superseded by newer commit ${ctx(3).sha.slice(0, 7)}`);
+    assert.equal(
+      status(db, ctx(2).sha, 'natops/ngw')?.description,
+      `not applied: superseded by newer commit ${ctx(3).sha.slice(0, 7)}`,
+    );
     const afterB = written(afterA, db);
-    for (const order of [[da, db], [db, da]]) {
+    for (const order of [
+      [da, db],
+      [db, da],
+    ]) {
       const end = order.reduce((s, d) => runFlows(s, d), afterB);
       const rec = end.gateways.get('ngw')!;
       assert.deepEqual([rec.condition.ready, rec.condition.sha, rec.pending], ['True', ctx(3).sha, []]);
@@ -123,10 +158,19 @@ describe('the planner decides (pure)', () => {
     const d = decide(validate(seed), live, ctx(2));
     const job = d.flows[0]!.jobs[0]!;
     const rec = written(live, d).gateways.get('ngw')!;
-    const failed = settle(jobTarget(job), rec, job, { kind: 'failed', message: 'boom', final: true }, { at: 1, url: 'u', attempt: 5, attempts: 5 });
+    const failed = settle(
+      jobTarget(job),
+      rec,
+      job,
+      { kind: 'failed', message: 'boom', final: true },
+      { at: 1, url: 'u', attempt: 5, attempts: 5 },
+    );
     assert.notEqual(failed.record, KEEP);
     const f = failed.record as GatewayRecord;
-    assert.deepEqual([f.condition.ready, f.condition.reason, f.condition.message, f.pending], ['False', 'Failed', 'dnat failed: boom', ['dnat']]);
+    assert.deepEqual(
+      [f.condition.ready, f.condition.reason, f.condition.message, f.pending],
+      ['False', 'Failed', 'dnat failed: boom', ['dnat']],
+    );
     assert.equal(failed.statuses[0]?.state, 'failure');
     const again = decide(validate(seed), { ...live, gateways: new Map([['ngw', f]]) }, ctx(3));
     assert.deepEqual(kinds(again, 'ngw'), ['dnat']);
@@ -142,8 +186,15 @@ describe('the planner decides (pure)', () => {
     assert.equal(s?.state, 'failure');
     assert.match(s!.description, /^30-nat-gateway\.yaml:\d+:\d+ VpcNatGateway\/ngw spec\.dnatRules\[0\]\.internalIp: /);
     const rec = written(live, d).gateways.get('ngw')!;
-    assert.deepEqual([rec.condition.reason, rec.desired, rec.lastApplied], ['Invalid', live.gateways.get('ngw')!.desired, live.gateways.get('ngw')!.lastApplied]);
-    assert.equal(d.writes.some((w) => w.target.kind === 'networks'), false, 'the networks are unchanged');
+    assert.deepEqual(
+      [rec.condition.reason, rec.desired, rec.lastApplied],
+      ['Invalid', live.gateways.get('ngw')!.desired, live.gateways.get('ngw')!.lastApplied],
+    );
+    assert.equal(
+      d.writes.some((w) => w.target.kind === 'networks'),
+      false,
+      'the networks are unchanged',
+    );
   });
 
   it('a gateway gone from Git is removed, also one planned but not live yet; a removal done forgets the record', async () => {
@@ -157,9 +208,12 @@ describe('the planner decides (pure)', () => {
     assert.equal(end.gateways.has('ngw'), false);
   });
 
-  it("a file that does not parse refuses the whole commit, so nothing in it looks deleted", async () => {
+  it('a file that does not parse refuses the whole commit, so nothing in it looks deleted', async () => {
     const seed = await seedObjects();
-    const files = [...toFiles(seed).filter((f) => !f.path.includes('nat-gateway')), { path: 'gw.yaml', text: await readFile(SEED_VERBATIM, 'utf8') }];
+    const files = [
+      ...toFiles(seed).filter((f) => !f.path.includes('nat-gateway')),
+      { path: 'gw.yaml', text: await readFile(SEED_VERBATIM, 'utf8') },
+    ];
     const d = decide(validateManifests(files), await seedLive(), ctx(2));
     assert.deepEqual([d.flows, d.writes], [[], []]);
     assert.equal(d.commit?.state, 'failure');
@@ -186,8 +240,17 @@ describe('the planner decides (pure)', () => {
 
   it('the resync repairs with the same flows, at the desired generation; an orphan gets a new one', async () => {
     const live = await seedLive();
-    const r = decideRepairs(live, [{ name: 'ngw', what: ['gateway ngw is missing'] }], ['stray'], { ...ctx(9), cause: 'repair' });
-    assert.deepEqual(r.flows.map((f) => [f.gateway, f.jobs.map((j) => [j.kind, j.gen, j.cause])[0]]), [['ngw', ['gateway', 1, 'repair']], ['stray', ['gateway-delete', 9, 'repair']]]);
+    const r = decideRepairs(live, [{ name: 'ngw', what: ['gateway ngw is missing'] }], ['stray'], {
+      ...ctx(9),
+      cause: 'repair',
+    });
+    assert.deepEqual(
+      r.flows.map((f) => [f.gateway, f.jobs.map((j) => [j.kind, j.gen, j.cause])[0]]),
+      [
+        ['ngw', ['gateway', 1, 'repair']],
+        ['stray', ['gateway-delete', 9, 'repair']],
+      ],
+    );
     const rec = written(live, r).gateways.get('ngw')!;
     assert.deepEqual([rec.condition.ready, rec.condition.reason], ['Unknown', 'Repairing']);
     const end = runFlows(written(live, r), r);
@@ -197,7 +260,12 @@ describe('the planner decides (pure)', () => {
   it('status texts fit in 140 characters', () => {
     assert.equal(statusText('x'.repeat(300)).length, 140);
     assert.equal(statusText(' a \n b '), 'a b');
-    const issues = Array.from({ length: 3 }, (_, i) => ({ pos: { file: 'f.yaml', line: i + 1, column: 1 }, resource: 'VpcNatGateway/g', field: 'spec.x', message: 'y'.repeat(200) }));
+    const issues = Array.from({ length: 3 }, (_, i) => ({
+      pos: { file: 'f.yaml', line: i + 1, column: 1 },
+      resource: 'VpcNatGateway/g',
+      field: 'spec.x',
+      message: 'y'.repeat(200),
+    }));
     const s = issueSummary(issues);
     assert.equal(s.length, 140);
     assert.ok(s.endsWith(' (+2 more)'));
@@ -233,28 +301,104 @@ describe('the planner decides (pure)', () => {
     const late = d2.flows[0]!.jobs.at(-1)!;
     const by = supersededBy(removed.gateways.get('ngw'), late);
     assert.ok(by);
-    const out = settle(jobTarget(late), removed.gateways.get('ngw'), late, { kind: 'superseded', ...by }, { at: ++clock, url: 'u', attempt: 1, attempts: 1 });
+    const out = settle(
+      jobTarget(late),
+      removed.gateways.get('ngw'),
+      late,
+      { kind: 'superseded', ...by },
+      { at: ++clock, url: 'u', attempt: 1, attempts: 1 },
+    );
     assert.equal(out.record, KEEP);
-    assert.deepEqual(out.statuses.map((s) => [s.sha, s.context, s.state, s.description]), [[ctx(2).sha, 'natops/ngw', 'success', 'not applied: removed by a newer commit']]);
+    assert.deepEqual(
+      out.statuses.map((s) => [s.sha, s.context, s.state, s.description]),
+      [[ctx(2).sha, 'natops/ngw', 'success', 'not applied: removed by a newer commit']],
+    );
     // a repair's jobs say nothing about any commit
-    assert.deepEqual(settle(jobTarget(late), undefined, { ...late, cause: 'repair' }, { kind: 'superseded', ...by }, { at: ++clock, url: 'u', attempt: 1, attempts: 1 }).statuses, []);
+    assert.deepEqual(
+      settle(
+        jobTarget(late),
+        undefined,
+        { ...late, cause: 'repair' },
+        { kind: 'superseded', ...by },
+        { at: ++clock, url: 'u', attempt: 1, attempts: 1 },
+      ).statuses,
+      [],
+    );
   });
 
   it('a push that replaces a repair still at work marks the repaired commit superseded', async () => {
     const live = await seedLive();
-    const r = decideRepairs(live, [{ name: 'ngw', what: ['gateway ngw is missing'] }], [], { ...ctx(5), cause: 'repair' });
+    const r = decideRepairs(live, [{ name: 'ngw', what: ['gateway ngw is missing'] }], [], {
+      ...ctx(5),
+      cause: 'repair',
+    });
     const repairing = written(live, r);
     const seed = await seedObjects();
     set(seed.gateway, 'spec.dnatRules.0.externalPort', 9999);
     const d = decide(validate(seed), repairing, ctx(6));
-    assert.equal(status(d, ctx(1).sha, 'natops/ngw')?.description, `not applied: superseded by newer commit ${ctx(6).sha.slice(0, 7)}`);
+    assert.equal(
+      status(d, ctx(1).sha, 'natops/ngw')?.description,
+      `not applied: superseded by newer commit ${ctx(6).sha.slice(0, 7)}`,
+    );
   });
 
   it('only the generation a record wants runs: older ones, and newer ones (an orphan removal that lost to a plan), are superseded', () => {
     const rec = { desired: { gen: 5, sha: ctx(5).sha, cause: 'push' as const, state: null } };
-    assert.equal(supersededBy({ ...rec, pending: [], observedGen: 0, condition: { ready: 'Unknown', reason: 'Progressing', message: '', sha: ctx(5).sha, gen: 5, cause: 'push', at: 0 }, name: 'x' }, { gen: 5 }), undefined);
-    for (const gen of [4, 6]) assert.equal(supersededBy({ ...rec, pending: [], observedGen: 0, condition: { ready: 'Unknown', reason: 'Progressing', message: '', sha: ctx(5).sha, gen: 5, cause: 'push', at: 0 }, name: 'x' }, { gen })?.by, ctx(5).sha);
-    assert.ok(supersededBy({ name: 'x', pending: [], observedGen: 0, condition: { ready: 'False', reason: 'Invalid', message: '', sha: ctx(5).sha, gen: 5, cause: 'push', at: 0 } }, { gen: 5 }), 'a record that never validated wants no job');
+    assert.equal(
+      supersededBy(
+        {
+          ...rec,
+          pending: [],
+          observedGen: 0,
+          condition: {
+            ready: 'Unknown',
+            reason: 'Progressing',
+            message: '',
+            sha: ctx(5).sha,
+            gen: 5,
+            cause: 'push',
+            at: 0,
+          },
+          name: 'x',
+        },
+        { gen: 5 },
+      ),
+      undefined,
+    );
+    for (const gen of [4, 6])
+      assert.equal(
+        supersededBy(
+          {
+            ...rec,
+            pending: [],
+            observedGen: 0,
+            condition: {
+              ready: 'Unknown',
+              reason: 'Progressing',
+              message: '',
+              sha: ctx(5).sha,
+              gen: 5,
+              cause: 'push',
+              at: 0,
+            },
+            name: 'x',
+          },
+          { gen },
+        )?.by,
+        ctx(5).sha,
+      );
+    assert.ok(
+      supersededBy(
+        {
+          name: 'x',
+          pending: [],
+          observedGen: 0,
+          condition: { ready: 'False', reason: 'Invalid', message: '', sha: ctx(5).sha, gen: 5, cause: 'push', at: 0 },
+        },
+        { gen: 5 },
+      ),
+      'a record that never validated wants no job',
+    );
   });
 
   it('an older generation of the same commit says nothing about that commit', async () => {
@@ -267,9 +411,17 @@ describe('the planner decides (pure)', () => {
     const d3 = decide(validate(seed), written(live, d2), { ...ctx(3), sha: c2.sha });
     const rec = written(written(live, d2), d3).gateways.get('ngw')!;
     const oldJob = d2.flows[0]!.jobs.at(-1)!;
-    const outcomes: JobOutcome[] = [{ kind: 'done', changes: [] }, { kind: 'superseded', by: c2.sha, why: 'superseded' }, { kind: 'failed', message: 'x', final: true }];
+    const outcomes: JobOutcome[] = [
+      { kind: 'done', changes: [] },
+      { kind: 'superseded', by: c2.sha, why: 'superseded' },
+      { kind: 'failed', message: 'x', final: true },
+    ];
     for (const outcome of outcomes) {
-      assert.deepEqual(settle(jobTarget(oldJob), rec, oldJob, outcome, { at: 1, url: 'u', attempt: 1, attempts: 1 }).statuses, [], outcome.kind);
+      assert.deepEqual(
+        settle(jobTarget(oldJob), rec, oldJob, outcome, { at: 1, url: 'u', attempt: 1, attempts: 1 }).statuses,
+        [],
+        outcome.kind,
+      );
     }
   });
 
@@ -283,7 +435,10 @@ describe('the planner decides (pure)', () => {
     const d3 = decide(validate(broken), written(live, d2), ctx(3));
     const end = runFlows(written(written(live, d2), d3), d2);
     const rec = end.gateways.get('ngw')!;
-    assert.deepEqual([rec.condition.reason, rec.condition.gen, rec.lastApplied?.gen, rec.pending], ['Invalid', 3, 2, []]);
+    assert.deepEqual(
+      [rec.condition.reason, rec.condition.gen, rec.lastApplied?.gen, rec.pending],
+      ['Invalid', 3, 2, []],
+    );
   });
 
   it('a removal finishing after a newer generation rebuilt the gateway leaves what that one applied', async () => {
@@ -296,9 +451,18 @@ describe('the planner decides (pure)', () => {
     assert.equal(rebuilt.gateways.get('ngw')?.lastApplied?.gen, 3);
     // The removal ran (under its lease, while it was wanted); its outcome is recorded only now.
     const del = d2.flows[0]!.jobs[0]!;
-    const late = settle(jobTarget(del), rebuilt.gateways.get('ngw'), del, { kind: 'done', changes: [] }, { at: 1, url: 'u', attempt: 1, attempts: 1 });
+    const late = settle(
+      jobTarget(del),
+      rebuilt.gateways.get('ngw'),
+      del,
+      { kind: 'done', changes: [] },
+      { at: 1, url: 'u', attempt: 1, attempts: 1 },
+    );
     assert.notEqual(late.record, KEEP);
-    assert.equal((late.record as GatewayRecord).lastApplied?.gen, 3, 'the late removal cleared what generation 3 made live');
+    assert.equal(
+      (late.record as GatewayRecord).lastApplied?.gen,
+      3,
+      'the late removal cleared what generation 3 made live',
+    );
   });
 });
-

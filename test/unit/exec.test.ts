@@ -21,7 +21,10 @@ describe('run', () => {
     const [pid] = await pidsRunning(argv);
     assert.ok(pid, 'the sleep was running before the timeout');
 
-    const e = await pending.then(() => assert.fail('a 30 s sleep finished within 300 ms'), (x: unknown) => x);
+    const e = await pending.then(
+      () => assert.fail('a 30 s sleep finished within 300 ms'),
+      (x: unknown) => x,
+    );
     assert.ok(e instanceof CommandTimeoutError, `expected CommandTimeoutError, got ${String(e)}`);
     assert.deepEqual([e.target, e.argv, e.timeoutMs], ['host', argv, 300]);
     assert.match(e.message, /sleep 30\.\d+` did not finish within 300 ms/);
@@ -46,6 +49,7 @@ describe('run', () => {
   });
 
   it('refuses a timeout that is not a positive number', () => {
-    for (const t of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) assert.throws(() => run(['true'], { timeoutMs: t }), TypeError);
+    for (const t of [0, -1, Number.NaN, Number.POSITIVE_INFINITY])
+      assert.throws(() => run(['true'], { timeoutMs: t }), TypeError);
   });
 });

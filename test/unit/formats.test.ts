@@ -14,7 +14,13 @@ const networks01 = {
   vpcs: [{ name: 'vpc1', staticRoutes: [{ cidr: '0.0.0.0/0', nextHopIP: '10.0.1.254', policy: 'policyDst' }] }],
   underlay: [{ address: '192.168.0.254', prefix: 24, network: '192.168.0.0/24' }],
 };
-const networksRecord01 = { desired: { gen: 3, sha: SHA, cause: 'push', state: networks01 }, pending: [], lastApplied: { gen: 3, sha: SHA, at: 1, state: networks01 }, observedGen: 3, condition };
+const networksRecord01 = {
+  desired: { gen: 3, sha: SHA, cause: 'push', state: networks01 },
+  pending: [],
+  lastApplied: { gen: 3, sha: SHA, at: 1, state: networks01 },
+  observedGen: 3,
+  condition,
+};
 const vpcJob01 = { kind: 'vpc', sha: SHA, gen: 3, cause: 'push', network: networks01, last: true };
 
 describe('stored formats', () => {
@@ -26,16 +32,32 @@ describe('stored formats', () => {
   });
 
   it('reads a gateway record of natops 0.1 as it is', () => {
-    const rec = parseRecord(gatewayTarget('ngw'), 'natops:gw:ngw', JSON.stringify({ name: 'ngw', pending: ['dnat'], observedGen: 2, condition }));
+    const rec = parseRecord(
+      gatewayTarget('ngw'),
+      'natops:gw:ngw',
+      JSON.stringify({ name: 'ngw', pending: ['dnat'], observedGen: 2, condition }),
+    );
     assert.deepEqual(rec.pending, ['dnat']);
     assert.equal(rec.condition.reason, 'Applied');
   });
 
   it('refuses a record from a newer natops, and a corrupt one, with a RecordError naming the key', () => {
     const newer = JSON.stringify({ ...networksRecord01, schema: RECORD_SCHEMA + 1 });
-    assert.throws(() => parseRecord(NETWORKS, 'natops:sys:networks', newer), (e: unknown) => e instanceof RecordError && /natops:sys:networks.*newer natops \(record format 3; this one reads up to 2\)/.test(e.message) && !e.retryable);
-    assert.throws(() => parseRecord(NETWORKS, 'k', '{"pending":'), (e: unknown) => e instanceof RecordError && /not JSON/.test(e.message));
-    assert.throws(() => parseRecord(gatewayTarget('g'), 'natops:gw:g', '{"name":"g"}'), (e: unknown) => e instanceof RecordError && /natops:gw:g.*pending/.test(e.message));
+    assert.throws(
+      () => parseRecord(NETWORKS, 'natops:sys:networks', newer),
+      (e: unknown) =>
+        e instanceof RecordError &&
+        /natops:sys:networks.*newer natops \(record format 3; this one reads up to 2\)/.test(e.message) &&
+        !e.retryable,
+    );
+    assert.throws(
+      () => parseRecord(NETWORKS, 'k', '{"pending":'),
+      (e: unknown) => e instanceof RecordError && /not JSON/.test(e.message),
+    );
+    assert.throws(
+      () => parseRecord(gatewayTarget('g'), 'natops:gw:g', '{"name":"g"}'),
+      (e: unknown) => e instanceof RecordError && /natops:gw:g.*pending/.test(e.message),
+    );
   });
 
   it('migrates a vpc job of natops 0.1 and refuses one from a newer natops', () => {

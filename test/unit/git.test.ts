@@ -13,7 +13,9 @@ import { checkTrackedPath, GitSourceError, TrackedPathError, UnknownCommitError 
 import { isRetryable, PermanentError } from '../../common/errors.ts';
 import { run } from '../../common/exec.ts';
 
-const githubPushes = () => (examples as unknown as { name: string; examples: Record<string, unknown>[] }[]).find((e) => e.name === 'push')!.examples;
+const githubPushes = () =>
+  (examples as unknown as { name: string; examples: Record<string, unknown>[] }[]).find((e) => e.name === 'push')!
+    .examples;
 
 describe('git source', () => {
   let dir: string;
@@ -43,13 +45,19 @@ describe('git source', () => {
 
   it('reads the manifests under the tracked path at a commit, and only those', async () => {
     const files = await repo.manifestsAt(commits[0]!, 'net');
-    assert.deepEqual(files.map(({ path, text }) => ({ path, text })), [
-      { path: 'net/a.yaml', text: 'kind: A\n' },
-      { path: 'net/sub/b.yml', text: 'kind: B # ü\n' },
-    ]);
+    assert.deepEqual(
+      files.map(({ path, text }) => ({ path, text })),
+      [
+        { path: 'net/a.yaml', text: 'kind: A\n' },
+        { path: 'net/sub/b.yml', text: 'kind: B # ü\n' },
+      ],
+    );
     assert.deepEqual(files[1]!.bytes, Buffer.from('kind: B # ü\n'), 'the bytes as committed go along');
     assert.equal((await repo.manifestsAt(commits[1]!, './net/'))[0]!.text, 'kind: A2\n');
-    assert.deepEqual((await repo.manifestsAt(commits[1]!, '.')).map((f) => f.path), ['net/a.yaml', 'net/sub/b.yml', 'other.yaml']);
+    assert.deepEqual(
+      (await repo.manifestsAt(commits[1]!, '.')).map((f) => f.path),
+      ['net/a.yaml', 'net/sub/b.yml', 'other.yaml'],
+    );
   });
 
   it('tells which commit came first', async () => {
@@ -77,7 +85,10 @@ describe('git source', () => {
     await git('reflog', 'expire', '--expire=now', '--all');
     await git('gc', '--quiet', '--prune=now');
     assert.equal(await repo.hasCommit(rewritten), false);
-    for (const [older, newer] of [[rewritten, commits[1]!], [commits[0]!, rewritten]] as const) {
+    for (const [older, newer] of [
+      [rewritten, commits[1]!],
+      [commits[0]!, rewritten],
+    ] as const) {
       await assert.rejects(repo.isAncestor(older, newer), (e: unknown) => {
         assert.equal((e as Error).name, 'UnknownCommitError', String(e));
         assert.ok(e instanceof UnknownCommitError);
@@ -105,14 +116,27 @@ describe('git source', () => {
   });
 
   it('refuses pathspec magic and wildcards in the tracked path, and git reads paths literally anyway', async () => {
-    for (const path of [':(glob)**', ':!x', ':/', ':(top)net', './:(icase)NET', 'net/*.yaml', 'n?t', '[n]et', 'net\\sub']) {
-      assert.throws(() => checkTrackedPath(path), (e: unknown) => {
-        assert.equal((e as Error).name, 'TrackedPathError', `${path}: ${String(e)}`);
-        assert.ok(e instanceof TrackedPathError && e instanceof PermanentError && e.retryable === false);
-        assert.equal(e.path, path);
-        assert.match(e.message, /pathspec magic or wildcards/);
-        return true;
-      });
+    for (const path of [
+      ':(glob)**',
+      ':!x',
+      ':/',
+      ':(top)net',
+      './:(icase)NET',
+      'net/*.yaml',
+      'n?t',
+      '[n]et',
+      'net\\sub',
+    ]) {
+      assert.throws(
+        () => checkTrackedPath(path),
+        (e: unknown) => {
+          assert.equal((e as Error).name, 'TrackedPathError', `${path}: ${String(e)}`);
+          assert.ok(e instanceof TrackedPathError && e instanceof PermanentError && e.retryable === false);
+          assert.equal(e.path, path);
+          assert.match(e.message, /pathspec magic or wildcards/);
+          return true;
+        },
+      );
       await assert.rejects(repo.manifestsAt(commits[0]!, path), TrackedPathError);
     }
     // Every refusal is permanent: the same path fails the same way on every attempt.
@@ -128,15 +152,32 @@ describe('git source', () => {
   it("makes push payloads GitHub's shape: every example parses, and ours has the same top-level fields", () => {
     for (const ex of githubPushes()) assert.ok(PushPayload.safeParse(ex).success, JSON.stringify(ex).slice(0, 200));
     const ours = localPushPayload({
-      repository: 'local/gitops', url: 'file:///srv/gitops.git', ref: 'refs/heads/main', before: '0'.repeat(40), after: commits[0]!, forced: false,
-      commits: [{ id: commits[0]!, message: 'one', timestamp: '2026-11-25T00:00:00Z', author: { name: 't', email: 't@example.com' } }],
+      repository: 'local/gitops',
+      url: 'file:///srv/gitops.git',
+      ref: 'refs/heads/main',
+      before: '0'.repeat(40),
+      after: commits[0]!,
+      forced: false,
+      commits: [
+        {
+          id: commits[0]!,
+          message: 'one',
+          timestamp: '2026-11-25T00:00:00Z',
+          author: { name: 't', email: 't@example.com' },
+        },
+      ],
       pusher: { name: 't', email: 't@example.com' },
     });
     assert.ok(PushPayload.safeParse(ours).success);
     const branchExample = githubPushes().find((e) => e.ref === 'refs/heads/master')!;
     // installation, organization and enterprise appear only for apps and organisations
     const optional = new Set(['installation', 'organization', 'enterprise']);
-    assert.deepEqual(Object.keys(ours).sort(), Object.keys(branchExample).filter((k) => !optional.has(k)).sort());
+    assert.deepEqual(
+      Object.keys(ours).sort(),
+      Object.keys(branchExample)
+        .filter((k) => !optional.has(k))
+        .sort(),
+    );
     assert.equal(ours.created, true);
     assert.equal(pushedBranch(ours.ref), 'main');
     assert.equal(pushedBranch('refs/tags/v1'), undefined);

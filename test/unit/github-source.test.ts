@@ -22,7 +22,12 @@ async function repository(dir: string): Promise<{ bare: string; commits: string[
   const work = join(dir, 'work');
   await run(['git', 'init', '--quiet', '--bare', '--initial-branch=main', bare]);
   await run(['git', 'init', '--quiet', '--initial-branch=main', work]);
-  for (const [k, v] of [['user.name', 't'], ['user.email', 't@example.com'], ['commit.gpgsign', 'false']]) await run(['git', '-C', work, 'config', k!, v!]);
+  for (const [k, v] of [
+    ['user.name', 't'],
+    ['user.email', 't@example.com'],
+    ['commit.gpgsign', 'false'],
+  ])
+    await run(['git', '-C', work, 'config', k!, v!]);
   const commits: string[] = [];
   const commit = async (files: Record<string, string>, links: Record<string, string> = {}) => {
     for (const [path, text] of Object.entries(files)) {
@@ -34,7 +39,16 @@ async function repository(dir: string): Promise<{ bare: string; commits: string[
     await run(['git', '-C', work, 'commit', '--quiet', '-m', `c${commits.length}`]);
     commits.push((await run(['git', '-C', work, 'rev-parse', 'HEAD'])).stdout.trim());
   };
-  await commit({ 'gateways/a.yaml': 'a: 1\n', 'gateways/deep/b.yml': 'b: 2\n', 'gateways/notes.txt': 'not a manifest\n', 'other/c.yaml': 'c: 3\n', 'top.yaml': 't: 0\n' }, { 'gateways/link.yaml': '../top.yaml' });
+  await commit(
+    {
+      'gateways/a.yaml': 'a: 1\n',
+      'gateways/deep/b.yml': 'b: 2\n',
+      'gateways/notes.txt': 'not a manifest\n',
+      'other/c.yaml': 'c: 3\n',
+      'top.yaml': 't: 0\n',
+    },
+    { 'gateways/link.yaml': '../top.yaml' },
+  );
   await commit({ 'gateways/a.yaml': 'a: changed\n' });
   await run(['git', '-C', work, 'push', '--quiet', bare, 'HEAD:main']);
   return { bare, commits };
@@ -46,14 +60,24 @@ describe('GitHub as the Git source (stand-in held to the OpenAPI description)', 
   let github: GitHub;
   let repo: { bare: string; commits: string[] };
   const blobs = new Map<string, Buffer>();
-  const cache = { get: async (sha: string) => blobs.get(sha), set: async (sha: string, b: Buffer) => void blobs.set(sha, b) };
+  const cache = {
+    get: async (sha: string) => blobs.get(sha),
+    set: async (sha: string, b: Buffer) => void blobs.set(sha, b),
+  };
   const logs: string[] = [];
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'natops-github-'));
     repo = await repository(dir);
     gh = await GitHubStandIn.start({ repos: { [REPO]: repo.bare } });
-    github = await connectGitHub({ url: gh.url, repository: REPO, auth: { kind: 'app', appId: String(gh.app.appId), privateKey: gh.app.privateKeyPem } }, (l) => logs.push(l));
+    github = await connectGitHub(
+      {
+        url: gh.url,
+        repository: REPO,
+        auth: { kind: 'app', appId: String(gh.app.appId), privateKey: gh.app.privateKeyPem },
+      },
+      (l) => logs.push(l),
+    );
   });
   after(async () => {
     await gh?.close();
@@ -76,7 +100,11 @@ describe('GitHub as the Git source (stand-in held to the OpenAPI description)', 
         const localWarnings: string[] = [];
         const got = await source.manifestsAt(sha, path, { warn: (w) => warnings.push(w) });
         const want = await local.manifestsAt(sha, path, { warn: (w) => localWarnings.push(w) });
-        assert.deepEqual(got.map((f) => [f.path, f.text]), want.map((f) => [f.path, f.text]), `${sha.slice(0, 7)} ${path}`);
+        assert.deepEqual(
+          got.map((f) => [f.path, f.text]),
+          want.map((f) => [f.path, f.text]),
+          `${sha.slice(0, 7)} ${path}`,
+        );
         assert.deepEqual(warnings, localWarnings);
       }
     }
@@ -87,10 +115,23 @@ describe('GitHub as the Git source (stand-in held to the OpenAPI description)', 
   it('walks a tree GitHub truncated one directory at a time, and finds the same files', async () => {
     const truncating = await GitHubStandIn.start({ repos: { [REPO]: repo.bare }, truncateTreesOver: 2 });
     try {
-      const g = await connectGitHub({ url: truncating.url, repository: REPO, auth: { kind: 'app', appId: String(truncating.app.appId), privateKey: truncating.app.privateKeyPem } }, () => undefined);
+      const g = await connectGitHub(
+        {
+          url: truncating.url,
+          repository: REPO,
+          auth: { kind: 'app', appId: String(truncating.app.appId), privateKey: truncating.app.privateKeyPem },
+        },
+        () => undefined,
+      );
       const files = await new GitHubSource(g.api, cache).manifestsAt(repo.commits[1]!, '.', { warn: () => undefined });
-      assert.deepEqual(files.map((f) => f.path), ['gateways/a.yaml', 'gateways/deep/b.yml', 'other/c.yaml', 'top.yaml']);
-      assert.ok(truncating.requests.some((r) => /\/git\/trees\//.test(r.path) && r.query.recursive === undefined), 'non-recursive listings');
+      assert.deepEqual(
+        files.map((f) => f.path),
+        ['gateways/a.yaml', 'gateways/deep/b.yml', 'other/c.yaml', 'top.yaml'],
+      );
+      assert.ok(
+        truncating.requests.some((r) => /\/git\/trees\//.test(r.path) && r.query.recursive === undefined),
+        'non-recursive listings',
+      );
       truncating.assertClean();
     } finally {
       await truncating.close();
@@ -104,7 +145,10 @@ describe('GitHub as the Git source (stand-in held to the OpenAPI description)', 
     assert.equal(await source.branchHead('main'), repo.commits[1]);
     assert.equal(await source.branchHead('main'), repo.commits[1]);
     const branchReads = gh.requests.slice(before).filter((r) => r.path.endsWith('/branches/main'));
-    assert.deepEqual(branchReads.map((r) => r.status), [200, 304, 304]);
+    assert.deepEqual(
+      branchReads.map((r) => r.status),
+      [200, 304, 304],
+    );
     assert.ok(branchReads.slice(1).every((r) => r.headers['if-none-match']));
     assert.equal(await source.branchHead('nope'), undefined);
   });
@@ -130,12 +174,21 @@ describe('connecting to GitHub: a clear error at start', () => {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
-  it('a private key that is not the App\'s', async () => {
+  it("a private key that is not the App's", async () => {
     const gh = await GitHubStandIn.start({ repos: { [REPO]: bare } });
     try {
       const other = makeTestApp();
-      await assert.rejects(connectGitHub({ url: gh.url, repository: REPO, auth: { kind: 'app', appId: String(gh.app.appId), privateKey: other.privateKeyPem } }, () => undefined),
-        (e: Error) => e instanceof GitHubAuthError && /cannot authenticate with its private key: 401/.test(e.message));
+      await assert.rejects(
+        connectGitHub(
+          {
+            url: gh.url,
+            repository: REPO,
+            auth: { kind: 'app', appId: String(gh.app.appId), privateKey: other.privateKeyPem },
+          },
+          () => undefined,
+        ),
+        (e: Error) => e instanceof GitHubAuthError && /cannot authenticate with its private key: 401/.test(e.message),
+      );
       gh.assertClean();
     } finally {
       await gh.close();
@@ -143,10 +196,25 @@ describe('connecting to GitHub: a clear error at start', () => {
   });
 
   it('an App installed without the checks permission names it', async () => {
-    const gh = await GitHubStandIn.start({ repos: { [REPO]: bare }, installations: [{ id: 7, permissions: { contents: 'read', statuses: 'write', pull_requests: 'write', metadata: 'read' } }] });
+    const gh = await GitHubStandIn.start({
+      repos: { [REPO]: bare },
+      installations: [
+        { id: 7, permissions: { contents: 'read', statuses: 'write', pull_requests: 'write', metadata: 'read' } },
+      ],
+    });
     try {
-      await assert.rejects(connectGitHub({ url: gh.url, repository: REPO, auth: { kind: 'app', appId: String(gh.app.appId), privateKey: gh.app.privateKeyPem } }, () => undefined),
-        (e: Error) => e instanceof GitHubAuthError && /lacks permissions on natops\/gitops: checks: write/.test(e.message));
+      await assert.rejects(
+        connectGitHub(
+          {
+            url: gh.url,
+            repository: REPO,
+            auth: { kind: 'app', appId: String(gh.app.appId), privateKey: gh.app.privateKeyPem },
+          },
+          () => undefined,
+        ),
+        (e: Error) =>
+          e instanceof GitHubAuthError && /lacks permissions on natops\/gitops: checks: write/.test(e.message),
+      );
       gh.assertClean();
     } finally {
       await gh.close();
@@ -154,13 +222,33 @@ describe('connecting to GitHub: a clear error at start', () => {
   });
 
   it('a token: accepted with write access, its user the comment author; refused without it; a wrong token is bad credentials', async () => {
-    const gh = await GitHubStandIn.start({ repos: { [REPO]: bare }, plainTokens: ['ghp_good'], user: { login: 'octo-natops' } });
-    const readOnly = await GitHubStandIn.start({ repos: { [REPO]: bare }, plainTokens: ['ghp_good'], repoPermissions: { admin: false, push: false, pull: true } });
+    const gh = await GitHubStandIn.start({
+      repos: { [REPO]: bare },
+      plainTokens: ['ghp_good'],
+      user: { login: 'octo-natops' },
+    });
+    const readOnly = await GitHubStandIn.start({
+      repos: { [REPO]: bare },
+      plainTokens: ['ghp_good'],
+      repoPermissions: { admin: false, push: false, pull: true },
+    });
     try {
-      const g = await connectGitHub({ url: gh.url, repository: REPO, auth: { kind: 'token', token: 'ghp_good' } }, () => undefined);
+      const g = await connectGitHub(
+        { url: gh.url, repository: REPO, auth: { kind: 'token', token: 'ghp_good' } },
+        () => undefined,
+      );
       assert.deepEqual([g.login, g.checks], ['octo-natops', false]);
-      await assert.rejects(connectGitHub({ url: gh.url, repository: REPO, auth: { kind: 'token', token: 'ghp_wrong' } }, () => undefined), /cannot read natops\/gitops: 401/);
-      await assert.rejects(connectGitHub({ url: readOnly.url, repository: REPO, auth: { kind: 'token', token: 'ghp_good' } }, () => undefined), /no write access/);
+      await assert.rejects(
+        connectGitHub({ url: gh.url, repository: REPO, auth: { kind: 'token', token: 'ghp_wrong' } }, () => undefined),
+        /cannot read natops\/gitops: 401/,
+      );
+      await assert.rejects(
+        connectGitHub(
+          { url: readOnly.url, repository: REPO, auth: { kind: 'token', token: 'ghp_good' } },
+          () => undefined,
+        ),
+        /no write access/,
+      );
       gh.assertClean();
       readOnly.assertClean();
     } finally {
@@ -172,7 +260,14 @@ describe('connecting to GitHub: a clear error at start', () => {
   it('installation tokens are refreshed before they expire: no request is refused', async () => {
     const gh = await GitHubStandIn.start({ repos: { [REPO]: bare }, installationTokenTtlMs: 2000 });
     try {
-      const g = await connectGitHub({ url: gh.url, repository: REPO, auth: { kind: 'app', appId: String(gh.app.appId), privateKey: gh.app.privateKeyPem } }, () => undefined);
+      const g = await connectGitHub(
+        {
+          url: gh.url,
+          repository: REPO,
+          auth: { kind: 'app', appId: String(gh.app.appId), privateKey: gh.app.privateKeyPem },
+        },
+        () => undefined,
+      );
       const issued = gh.tokensIssued;
       const end = Date.now() + 4500;
       while (Date.now() < end) {

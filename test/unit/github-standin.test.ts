@@ -20,8 +20,11 @@ const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {}
 
 function git(cwd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('git', ['-c', 'user.name=natops test', '-c', 'user.email=test@example.com', '-c', 'commit.gpgsign=false', ...args], { cwd }, (err, stdout, stderr) =>
-      err ? reject(new Error(`git ${args.join(' ')}: ${stderr}`)) : resolve(stdout.trim()),
+    execFile(
+      'git',
+      ['-c', 'user.name=natops test', '-c', 'user.email=test@example.com', '-c', 'commit.gpgsign=false', ...args],
+      { cwd },
+      (err, stdout, stderr) => (err ? reject(new Error(`git ${args.join(' ')}: ${stderr}`)) : resolve(stdout.trim())),
     );
   });
 }
@@ -35,7 +38,9 @@ async function writeFiles(root: string, files: Record<string, string>): Promise<
 
 /** An Octokit on the stand-in; throttling off unless asked (its write queue spaces writes 1-3 s apart). */
 function client(baseUrl: string, auth: string | undefined, extra: Record<string, unknown> = {}): Octokit {
-  return new Octokit({ baseUrl, auth, log: quiet, throttle: { enabled: false }, ...extra } as ConstructorParameters<typeof Octokit>[0]);
+  return new Octokit({ baseUrl, auth, log: quiet, throttle: { enabled: false }, ...extra } as ConstructorParameters<
+    typeof Octokit
+  >[0]);
 }
 
 async function rejection(p: Promise<unknown>): Promise<RequestError> {
@@ -56,7 +61,8 @@ let standin: GitHubStandIn;
 let main1: string;
 let main2: string;
 let feature: string;
-const blobText = 'apiVersion: natops/v1\nkind: NatGateway\nmetadata:\n  name: ngw-a\nspec:\n  vpc: vpc-a\n  lanIp: 10.0.0.254\n';
+const blobText =
+  'apiVersion: natops/v1\nkind: NatGateway\nmetadata:\n  name: ngw-a\nspec:\n  vpc: vpc-a\n  lanIp: 10.0.0.254\n';
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'natops-gh-standin-'));
@@ -119,7 +125,10 @@ describe('GitHub stand-in: calls GitHub accepts', () => {
 
     const commit = await gh.rest.repos.getCommit({ owner: OWNER, repo: REPO, ref: main2 });
     assert.equal(commit.data.commit.message, 'second');
-    assert.deepEqual(commit.data.files?.map((f) => [f.filename, f.status, f.additions]), [['README.md', 'modified', 1]]);
+    assert.deepEqual(
+      commit.data.files?.map((f) => [f.filename, f.status, f.additions]),
+      [['README.md', 'modified', 1]],
+    );
     const byBranch = await gh.rest.repos.getCommit({ owner: OWNER, repo: REPO, ref: 'heads/feature/x' });
     assert.equal(byBranch.data.sha, feature);
     const byAbbrev = await gh.rest.repos.getCommit({ owner: OWNER, repo: REPO, ref: main1.slice(0, 8) });
@@ -130,21 +139,38 @@ describe('GitHub stand-in: calls GitHub accepts', () => {
       assert.match(e.message, new RegExp(`No commit found for SHA: ${ref.replace('~', '\\~')}`));
     }
 
-    const cmp = await gh.rest.repos.compareCommitsWithBasehead({ owner: OWNER, repo: REPO, basehead: 'main...feature/x' });
+    const cmp = await gh.rest.repos.compareCommitsWithBasehead({
+      owner: OWNER,
+      repo: REPO,
+      basehead: 'main...feature/x',
+    });
     assert.equal(cmp.data.status, 'diverged');
     assert.equal(cmp.data.ahead_by, 1);
     assert.equal(cmp.data.behind_by, 1);
     assert.equal(cmp.data.merge_base_commit.sha, main1);
-    assert.deepEqual(cmp.data.commits.map((c) => c.sha), [feature]);
-    assert.deepEqual(cmp.data.files?.map((f) => f.filename), ['gateways/ngw-d.yaml']);
+    assert.deepEqual(
+      cmp.data.commits.map((c) => c.sha),
+      [feature],
+    );
+    assert.deepEqual(
+      cmp.data.files?.map((f) => f.filename),
+      ['gateways/ngw-d.yaml'],
+    );
     const ahead = await gh.rest.repos.compareCommits({ owner: OWNER, repo: REPO, base: main1, head: main2 });
     assert.equal(ahead.data.status, 'ahead');
-    const same = await gh.rest.repos.compareCommitsWithBasehead({ owner: OWNER, repo: REPO, basehead: `${main2}...main` });
+    const same = await gh.rest.repos.compareCommitsWithBasehead({
+      owner: OWNER,
+      repo: REPO,
+      basehead: `${main2}...main`,
+    });
     assert.equal(same.data.status, 'identical');
 
     const tree = await gh.rest.git.getTree({ owner: OWNER, repo: REPO, tree_sha: main2 });
     assert.equal(tree.data.truncated, false);
-    assert.deepEqual(tree.data.tree.map((e) => `${e.type} ${e.path}`), ['blob README.md', 'tree gateways', 'tree policies']);
+    assert.deepEqual(
+      tree.data.tree.map((e) => `${e.type} ${e.path}`),
+      ['blob README.md', 'tree gateways', 'tree policies'],
+    );
     const gateways = tree.data.tree.find((e) => e.path === 'gateways')!;
     const sub = await gh.rest.git.getTree({ owner: OWNER, repo: REPO, tree_sha: gateways.sha! });
     const a = sub.data.tree.find((e) => e.path === 'ngw-a.yaml')!;
@@ -159,18 +185,54 @@ describe('GitHub stand-in: calls GitHub accepts', () => {
     assert.equal(blob.data.content, githubBase64(Buffer.from(blobText)));
     assert.equal(standin.blobFetches.get(a.sha!), 1);
 
-    const st = await gh.rest.repos.createCommitStatus({ owner: OWNER, repo: REPO, sha: main2, state: 'pending', context: 'natops/plan', description: 'x'.repeat(140) });
+    const st = await gh.rest.repos.createCommitStatus({
+      owner: OWNER,
+      repo: REPO,
+      sha: main2,
+      state: 'pending',
+      context: 'natops/plan',
+      description: 'x'.repeat(140),
+    });
     assert.equal(st.status, 201);
-    await gh.rest.repos.createCommitStatus({ owner: OWNER, repo: REPO, sha: main2, state: 'success', context: 'natops/plan', target_url: 'https://natops.example.com/r/1' });
-    await gh.rest.repos.createCommitStatus({ owner: OWNER, repo: REPO, sha: main2, state: 'failure', context: 'natops/apply' });
-    assert.deepEqual(standin.statuses(FULL, main2).map((s) => `${s.context}=${s.state}`), ['natops/plan=pending', 'natops/plan=success', 'natops/apply=failure']);
-    assert.deepEqual([...standin.latestStatuses(FULL, main2)].map(([c, s]) => `${c}=${s.state}`), ['natops/plan=success', 'natops/apply=failure']);
+    await gh.rest.repos.createCommitStatus({
+      owner: OWNER,
+      repo: REPO,
+      sha: main2,
+      state: 'success',
+      context: 'natops/plan',
+      target_url: 'https://natops.example.com/r/1',
+    });
+    await gh.rest.repos.createCommitStatus({
+      owner: OWNER,
+      repo: REPO,
+      sha: main2,
+      state: 'failure',
+      context: 'natops/apply',
+    });
+    assert.deepEqual(
+      standin.statuses(FULL, main2).map((s) => `${s.context}=${s.state}`),
+      ['natops/plan=pending', 'natops/plan=success', 'natops/apply=failure'],
+    );
+    assert.deepEqual(
+      [...standin.latestStatuses(FULL, main2)].map(([c, s]) => `${c}=${s.state}`),
+      ['natops/plan=success', 'natops/apply=failure'],
+    );
     assert.equal(standin.statuses(FULL, main2)[0]?.creator, 'octo-dev');
 
-    const c = await gh.rest.issues.createComment({ owner: OWNER, repo: REPO, issue_number: 7, body: 'x'.repeat(65_536) });
+    const c = await gh.rest.issues.createComment({
+      owner: OWNER,
+      repo: REPO,
+      issue_number: 7,
+      body: 'x'.repeat(65_536),
+    });
     assert.equal(c.data.user?.login, 'octo-dev');
     assert.equal(c.data.user?.type, 'User');
-    const edited = await gh.rest.issues.updateComment({ owner: OWNER, repo: REPO, comment_id: c.data.id, body: 'plan: 2 to add' });
+    const edited = await gh.rest.issues.updateComment({
+      owner: OWNER,
+      repo: REPO,
+      comment_id: c.data.id,
+      body: 'plan: 2 to add',
+    });
     assert.equal(edited.data.body, 'plan: 2 to add');
     const got = await gh.rest.issues.getComment({ owner: OWNER, repo: REPO, comment_id: c.data.id });
     assert.equal(got.data.body, 'plan: 2 to add');
@@ -189,7 +251,11 @@ describe('GitHub stand-in: calls GitHub accepts', () => {
   });
 
   it('lets the App authenticate with its JWT and act through an installation token as its bot', async () => {
-    const gh = new App({ appId: app.appId, privateKey: app.privateKeyPem, Octokit: Octokit.defaults({ baseUrl: standin.url, log: quiet, throttle: { enabled: false } }) });
+    const gh = new App({
+      appId: app.appId,
+      privateKey: app.privateKeyPem,
+      Octokit: Octokit.defaults({ baseUrl: standin.url, log: quiet, throttle: { enabled: false } }),
+    });
     const me = await gh.octokit.request('GET /app');
     assert.equal(me.data?.slug, 'natops-ci');
     const inst = await gh.octokit.request('GET /repos/{owner}/{repo}/installation', { owner: OWNER, repo: REPO });
@@ -203,22 +269,46 @@ describe('GitHub stand-in: calls GitHub accepts', () => {
       name: 'natops/plan',
       head_sha: main2,
       status: 'in_progress',
-      output: { title: 'Plan', summary: 'planning', annotations: [{ path: 'gateways/ngw-a.yaml', start_line: 1, end_line: 1, annotation_level: 'warning', message: 'a' }] },
+      output: {
+        title: 'Plan',
+        summary: 'planning',
+        annotations: [
+          { path: 'gateways/ngw-a.yaml', start_line: 1, end_line: 1, annotation_level: 'warning', message: 'a' },
+        ],
+      },
     });
     await io.rest.checks.update({
       owner: OWNER,
       repo: REPO,
       check_run_id: run.data.id,
       conclusion: 'success',
-      output: { title: 'Plan', summary: 'done', annotations: [{ path: 'gateways/ngw-b.yaml', start_line: 1, end_line: 1, annotation_level: 'notice', message: 'b' }] },
+      output: {
+        title: 'Plan',
+        summary: 'done',
+        annotations: [
+          { path: 'gateways/ngw-b.yaml', start_line: 1, end_line: 1, annotation_level: 'notice', message: 'b' },
+        ],
+      },
     });
     const fetched = await io.rest.checks.get({ owner: OWNER, repo: REPO, check_run_id: run.data.id });
     assert.equal(fetched.data.status, 'completed');
     assert.equal(fetched.data.conclusion, 'success');
     assert.equal(fetched.data.output.annotations_count, 2);
-    assert.deepEqual(standin.checkRuns(FULL).find((r) => r.id === run.data.id)?.annotations.map((x) => x.message), ['a', 'b']);
+    assert.deepEqual(
+      standin
+        .checkRuns(FULL)
+        .find((r) => r.id === run.data.id)
+        ?.annotations.map((x) => x.message),
+      ['a', 'b'],
+    );
 
-    await io.rest.repos.createCommitStatus({ owner: OWNER, repo: REPO, sha: main1, state: 'success', context: 'natops/app' });
+    await io.rest.repos.createCommitStatus({
+      owner: OWNER,
+      repo: REPO,
+      sha: main1,
+      state: 'success',
+      context: 'natops/app',
+    });
     assert.equal(standin.latestStatuses(FULL, main1).get('natops/app')?.creator, 'natops-ci[bot]');
     const c = await io.rest.issues.createComment({ owner: OWNER, repo: REPO, issue_number: 7, body: 'from the bot' });
     assert.equal(c.data.user?.login, 'natops-ci[bot]');
@@ -236,10 +326,18 @@ describe('GitHub stand-in: calls GitHub accepts', () => {
 
   it('pages webhook deliveries by cursor and records redeliveries', async () => {
     const ids = [];
-    for (let i = 0; i < 5; i++) ids.push(standin.addHookDelivery({ event: 'push', status_code: i === 2 ? 502 : 200, repository_id: 1 }).id);
-    const gh = new App({ appId: app.appId, privateKey: app.privateKeyPem, Octokit: Octokit.defaults({ baseUrl: standin.url, log: quiet, throttle: { enabled: false } }) });
+    for (let i = 0; i < 5; i++)
+      ids.push(standin.addHookDelivery({ event: 'push', status_code: i === 2 ? 502 : 200, repository_id: 1 }).id);
+    const gh = new App({
+      appId: app.appId,
+      privateKey: app.privateKeyPem,
+      Octokit: Octokit.defaults({ baseUrl: standin.url, log: quiet, throttle: { enabled: false } }),
+    });
     const all = await gh.octokit.paginate('GET /app/hook/deliveries', { per_page: 2 });
-    assert.deepEqual(all.map((d) => d.id), [...ids].reverse());
+    assert.deepEqual(
+      all.map((d) => d.id),
+      [...ids].reverse(),
+    );
     assert.equal(standin.count('GET', '/app/hook/deliveries'), 3);
     const failed = all.find((d) => d.status_code === 502)!;
     const detail = await gh.octokit.request('GET /app/hook/deliveries/{delivery_id}', { delivery_id: failed.id });
@@ -262,32 +360,59 @@ describe('GitHub stand-in: calls GitHub refuses become violations', () => {
   };
 
   it('a status description of 141 characters', async () => {
-    const e = await rejection(gh().rest.repos.createCommitStatus({ owner: OWNER, repo: REPO, sha: main2, state: 'success', description: 'x'.repeat(141) }));
+    const e = await rejection(
+      gh().rest.repos.createCommitStatus({
+        owner: OWNER,
+        repo: REPO,
+        sha: main2,
+        state: 'success',
+        description: 'x'.repeat(141),
+      }),
+    );
     assert.equal(e.status, 422);
     expectViolation(/body\/description is 141 characters; GitHub allows at most 140/);
     assert.equal(standin.statuses(FULL, main2).filter((s) => s.description?.length === 141).length, 0);
   });
 
   it('an unknown state', async () => {
-    const e = await rejection(gh().rest.repos.createCommitStatus({ owner: OWNER, repo: REPO, sha: main2, state: 'done' as 'success' }));
+    const e = await rejection(
+      gh().rest.repos.createCommitStatus({ owner: OWNER, repo: REPO, sha: main2, state: 'done' as 'success' }),
+    );
     assert.equal(e.status, 422);
     expectViolation(/body\/state must be equal to one of the allowed values/);
   });
 
   it('a misspelt body field', async () => {
-    const e = await rejection(gh().request('POST /repos/{owner}/{repo}/statuses/{sha}', { owner: OWNER, repo: REPO, sha: main2, state: 'success', descripton: 'typo' }));
+    const e = await rejection(
+      gh().request('POST /repos/{owner}/{repo}/statuses/{sha}', {
+        owner: OWNER,
+        repo: REPO,
+        sha: main2,
+        state: 'success',
+        descripton: 'typo',
+      }),
+    );
     assert.equal(e.status, 422);
     expectViolation(/body\/descripton is not a field the description declares/);
   });
 
   it('an unknown query parameter', async () => {
-    const e = await rejection(gh().request('GET /repos/{owner}/{repo}/issues/{issue_number}/comments', { owner: OWNER, repo: REPO, issue_number: 7, per_pag: 10 }));
+    const e = await rejection(
+      gh().request('GET /repos/{owner}/{repo}/issues/{issue_number}/comments', {
+        owner: OWNER,
+        repo: REPO,
+        issue_number: 7,
+        per_pag: 10,
+      }),
+    );
     assert.equal(e.status, 422);
     expectViolation(/query must NOT have additional properties \(per_pag\)/);
   });
 
   it('a comment of 65,537 characters', async () => {
-    const e = await rejection(gh().rest.issues.createComment({ owner: OWNER, repo: REPO, issue_number: 7, body: 'y'.repeat(65_537) }));
+    const e = await rejection(
+      gh().rest.issues.createComment({ owner: OWNER, repo: REPO, issue_number: 7, body: 'y'.repeat(65_537) }),
+    );
     assert.equal(e.status, 422);
     expectViolation(/body\/body is 65537 characters; GitHub allows at most 65536/);
     assert.equal(standin.comments(FULL, 7).filter((c) => c.body.length === 65_537).length, 0);
@@ -301,8 +426,22 @@ describe('GitHub stand-in: calls GitHub refuses become violations', () => {
 
   it('more than 50 annotations in one check run request', async () => {
     const io = client(standin.url, standin.createInstallationToken(1));
-    const annotations = Array.from({ length: 51 }, (_, i) => ({ path: 'a.yaml', start_line: i + 1, end_line: i + 1, annotation_level: 'notice' as const, message: 'm' }));
-    const e = await rejection(io.rest.checks.create({ owner: OWNER, repo: REPO, name: 'x', head_sha: main2, output: { title: 't', summary: 's', annotations } }));
+    const annotations = Array.from({ length: 51 }, (_, i) => ({
+      path: 'a.yaml',
+      start_line: i + 1,
+      end_line: i + 1,
+      annotation_level: 'notice' as const,
+      message: 'm',
+    }));
+    const e = await rejection(
+      io.rest.checks.create({
+        owner: OWNER,
+        repo: REPO,
+        name: 'x',
+        head_sha: main2,
+        output: { title: 't', summary: 's', annotations },
+      }),
+    );
     assert.equal(e.status, 422);
     const v = standin.takeViolations();
     assert.ok(v.length === 1 && /annotations/.test(v[0]!), v.join('\n'));
@@ -326,7 +465,12 @@ describe('GitHub stand-in: authentication as GitHub does it', () => {
     e = await rejection(anon.request('GET /app', { headers: { authorization: `Bearer ${tooLong}` } }));
     assert.equal(e.status, 401);
     assert.match(e.message, /too far in the future/);
-    e = await rejection(anon.request('POST /app/installations/{installation_id}/access_tokens', { installation_id: 1, headers: { authorization: `token ${PAT}` } }));
+    e = await rejection(
+      anon.request('POST /app/installations/{installation_id}/access_tokens', {
+        installation_id: 1,
+        headers: { authorization: `token ${PAT}` },
+      }),
+    );
     assert.equal(e.status, 401);
     const ok = await anon.request('GET /app', { headers: { authorization: `Bearer ${appJwt(app)}` } });
     assert.equal(ok.data?.id, app.appId);
@@ -340,7 +484,10 @@ describe('GitHub stand-in: authentication as GitHub does it', () => {
       assert.match(e.message, /Bad credentials/);
       const token = short.createInstallationToken(1);
       const gh = client(short.url, token);
-      assert.equal((await gh.rest.repos.getBranch({ owner: OWNER, repo: REPO, branch: 'main' })).data.commit.sha, main2);
+      assert.equal(
+        (await gh.rest.repos.getBranch({ owner: OWNER, repo: REPO, branch: 'main' })).data.commit.sha,
+        main2,
+      );
       await new Promise((r) => setTimeout(r, 1600));
       e = await rejection(gh.rest.repos.getBranch({ owner: OWNER, repo: REPO, branch: 'main' }));
       assert.equal(e.status, 401);
@@ -354,12 +501,16 @@ describe('GitHub stand-in: authentication as GitHub does it', () => {
   it('answers 403 for a permission the installation lacks, and for check runs by a plain token', async () => {
     const reader = client(standin.url, standin.createInstallationToken(2));
     assert.equal((await reader.rest.repos.getBranch({ owner: OWNER, repo: REPO, branch: 'main' })).status, 200);
-    let e = await rejection(reader.rest.repos.createCommitStatus({ owner: OWNER, repo: REPO, sha: main2, state: 'success' }));
+    let e = await rejection(
+      reader.rest.repos.createCommitStatus({ owner: OWNER, repo: REPO, sha: main2, state: 'success' }),
+    );
     assert.equal(e.status, 403);
     assert.match(e.message, /Resource not accessible by integration/);
     e = await rejection(reader.rest.issues.createComment({ owner: OWNER, repo: REPO, issue_number: 7, body: 'hi' }));
     assert.equal(e.status, 403);
-    e = await rejection(client(standin.url, PAT).rest.checks.create({ owner: OWNER, repo: REPO, name: 'x', head_sha: main2 }));
+    e = await rejection(
+      client(standin.url, PAT).rest.checks.create({ owner: OWNER, repo: REPO, name: 'x', head_sha: main2 }),
+    );
     assert.equal(e.status, 403);
     assert.match(e.message, /You must authenticate via a GitHub App/);
   });
@@ -371,21 +522,43 @@ describe('GitHub stand-in: paging, conditional requests, trees, faults', () => {
     for (let i = 0; i < 250; i++) standin.addComment(FULL, 9, { login: `user${i % 7}`, body: `comment ${i}` });
     const gh = client(standin.url, PAT);
     const startCount = standin.count('GET', `/repos/${FULL}/issues/9/comments`);
-    const all = await gh.paginate(gh.rest.issues.listComments, { owner: OWNER, repo: REPO, issue_number: 9, per_page: 100 });
+    const all = await gh.paginate(gh.rest.issues.listComments, {
+      owner: OWNER,
+      repo: REPO,
+      issue_number: 9,
+      per_page: 100,
+    });
     assert.equal(all.length, 250);
-    assert.deepEqual(all.map((c) => c.body), Array.from({ length: 250 }, (_, i) => `comment ${i}`));
+    assert.deepEqual(
+      all.map((c) => c.body),
+      Array.from({ length: 250 }, (_, i) => `comment ${i}`),
+    );
     assert.equal(standin.count('GET', `/repos/${FULL}/issues/9/comments`) - startCount, 3);
     const first = await gh.rest.issues.listComments({ owner: OWNER, repo: REPO, issue_number: 9, per_page: 100 });
     const base = `${standin.url}/repos/${FULL}/issues/9/comments`;
-    assert.equal(first.headers.link, `<${base}?per_page=100&page=2>; rel="next", <${base}?per_page=100&page=3>; rel="last"`);
-    const middle = await gh.rest.issues.listComments({ owner: OWNER, repo: REPO, issue_number: 9, per_page: 100, page: 2 });
+    assert.equal(
+      first.headers.link,
+      `<${base}?per_page=100&page=2>; rel="next", <${base}?per_page=100&page=3>; rel="last"`,
+    );
+    const middle = await gh.rest.issues.listComments({
+      owner: OWNER,
+      repo: REPO,
+      issue_number: 9,
+      per_page: 100,
+      page: 2,
+    });
     assert.equal(
       middle.headers.link,
       `<${base}?per_page=100&page=1>; rel="prev", <${base}?per_page=100&page=3>; rel="next", <${base}?per_page=100&page=3>; rel="last", <${base}?per_page=100&page=1>; rel="first"`,
     );
     const dflt = await gh.rest.issues.listComments({ owner: OWNER, repo: REPO, issue_number: 9 });
     assert.equal(dflt.data.length, 30);
-    const later = await gh.rest.issues.listComments({ owner: OWNER, repo: REPO, issue_number: 9, since: new Date(Date.now() + 60_000).toISOString() });
+    const later = await gh.rest.issues.listComments({
+      owner: OWNER,
+      repo: REPO,
+      issue_number: 9,
+      since: new Date(Date.now() + 60_000).toISOString(),
+    });
     assert.equal(later.data.length, 0);
     assert.equal(later.headers.link, undefined);
   });
@@ -395,7 +568,9 @@ describe('GitHub stand-in: paging, conditional requests, trees, faults', () => {
     const first = await gh.rest.repos.getBranch({ owner: OWNER, repo: REPO, branch: 'feature/x' });
     const etag = first.headers.etag;
     assert.match(etag ?? '', /^W\/"[0-9a-f]{64}"$/);
-    const e = await rejection(gh.rest.repos.getBranch({ owner: OWNER, repo: REPO, branch: 'feature/x', headers: { 'if-none-match': etag } }));
+    const e = await rejection(
+      gh.rest.repos.getBranch({ owner: OWNER, repo: REPO, branch: 'feature/x', headers: { 'if-none-match': etag } }),
+    );
     assert.equal(e.status, 304);
     assert.equal(e.response?.headers['x-ratelimit-used'], first.headers['x-ratelimit-used']);
     assert.equal(standin.requests.at(-1)?.status, 304);
@@ -405,7 +580,12 @@ describe('GitHub stand-in: paging, conditional requests, trees, faults', () => {
     await git(work, ['commit', '--quiet', '-m', 'moved']);
     await git(work, ['push', '--quiet', 'origin', 'feature/x']);
     await git(work, ['checkout', '--quiet', 'main']);
-    const moved = await gh.rest.repos.getBranch({ owner: OWNER, repo: REPO, branch: 'feature/x', headers: { 'if-none-match': etag } });
+    const moved = await gh.rest.repos.getBranch({
+      owner: OWNER,
+      repo: REPO,
+      branch: 'feature/x',
+      headers: { 'if-none-match': etag },
+    });
     assert.equal(moved.status, 200);
     assert.notEqual(moved.data.commit.sha, feature);
     assert.notEqual(moved.headers.etag, etag);
@@ -445,7 +625,10 @@ describe('GitHub stand-in: paging, conditional requests, trees, faults', () => {
         },
       },
     });
-    const on = (path: string): FaultOptions['match'] => (_m, p) => p === path;
+    const on =
+      (path: string): FaultOptions['match'] =>
+      (_m, p) =>
+        p === path;
     const branchPath = `/repos/${FULL}/branches/main`;
 
     standin.fail({ status: 429, retryAfterSeconds: 1, match: on(branchPath) });
@@ -456,7 +639,10 @@ describe('GitHub stand-in: paging, conditional requests, trees, faults', () => {
     // A 429 is retried by the retry plugin (1 s, 4 s, 9 s), before the throttling plugin sees it.
     assert.equal(seen.length, 0, seen.join(', '));
     const tail = standin.requests.filter((x) => x.path === branchPath).slice(-2);
-    assert.deepEqual(tail.map((x) => x.status), [429, 200]);
+    assert.deepEqual(
+      tail.map((x) => x.status),
+      [429, 200],
+    );
 
     standin.fail({ status: 403, retryAfterSeconds: 1, match: on(branchPath) });
     t0 = Date.now();
@@ -466,8 +652,17 @@ describe('GitHub stand-in: paging, conditional requests, trees, faults', () => {
 
     standin.fail({ status: 403, rateLimitResetSeconds: 1, match: on(branchPath) });
     await gh.rest.repos.getBranch({ owner: OWNER, repo: REPO, branch: 'main' });
-    assert.ok(seen.some((s) => s.startsWith('primary ')), seen.join(', '));
-    assert.deepEqual(standin.requests.filter((x) => x.path === branchPath).slice(-2).map((x) => x.status), [403, 200]);
+    assert.ok(
+      seen.some((s) => s.startsWith('primary ')),
+      seen.join(', '),
+    );
+    assert.deepEqual(
+      standin.requests
+        .filter((x) => x.path === branchPath)
+        .slice(-2)
+        .map((x) => x.status),
+      [403, 200],
+    );
   });
 
   it('answers a rate limit with GitHub headers and body, and a 5xx that the retry plugin retries', async () => {
@@ -500,13 +695,18 @@ describe('GitHub stand-in: paging, conditional requests, trees, faults', () => {
     standin.fail({ status: 502, times: 2 });
     const ok = await retrying.rest.repos.get({ owner: OWNER, repo: REPO });
     assert.equal(ok.status, 200);
-    assert.deepEqual(standin.requests.slice(-3).map((x) => x.status), [502, 502, 200]);
+    assert.deepEqual(
+      standin.requests.slice(-3).map((x) => x.status),
+      [502, 502, 200],
+    );
   });
 
   it('refuses the 1,001st status for one sha and context', async () => {
-    for (let i = 0; i < 999; i++) standin.addStatus(FULL, main1, { state: 'pending', context: 'natops/flood', description: `n${i}` });
+    for (let i = 0; i < 999; i++)
+      standin.addStatus(FULL, main1, { state: 'pending', context: 'natops/flood', description: `n${i}` });
     const gh = client(standin.url, standin.createInstallationToken(1));
-    const post = (context: string) => gh.rest.repos.createCommitStatus({ owner: OWNER, repo: REPO, sha: main1, state: 'success', context });
+    const post = (context: string) =>
+      gh.rest.repos.createCommitStatus({ owner: OWNER, repo: REPO, sha: main1, state: 'success', context });
     assert.equal((await post('natops/flood')).status, 201);
     const e = await rejection(post('natops/flood'));
     assert.equal(e.status, 422);
@@ -514,7 +714,9 @@ describe('GitHub stand-in: paging, conditional requests, trees, faults', () => {
     assert.equal((await post('natops/other')).status, 201);
     assert.equal(standin.statuses(FULL, main1).filter((s) => s.context === 'natops/flood').length, 1000);
     assert.equal(standin.latestStatuses(FULL, main1).get('natops/flood')?.state, 'success');
-    const unknown = await rejection(gh.rest.repos.createCommitStatus({ owner: OWNER, repo: REPO, sha: 'f'.repeat(40), state: 'success' }));
+    const unknown = await rejection(
+      gh.rest.repos.createCommitStatus({ owner: OWNER, repo: REPO, sha: 'f'.repeat(40), state: 'success' }),
+    );
     assert.equal(unknown.status, 422);
     assert.match(unknown.message, /No commit found for SHA: f{40}/);
   });
@@ -529,6 +731,9 @@ describe('GitHub stand-in: paging, conditional requests, trees, faults', () => {
     delete broken.commit.sha;
     broken.commit.author = { login: 'x' };
     const wrong = validateResponse(match.operation, 200, broken);
-    assert.ok(wrong.some((w) => w.includes("/commit must have required property 'sha'")), wrong.join('\n'));
+    assert.ok(
+      wrong.some((w) => w.includes("/commit must have required property 'sha'")),
+      wrong.join('\n'),
+    );
   });
 });

@@ -18,7 +18,10 @@ describe('Kubernetes objects', () => {
     const d = gatewayDeployment(spec, { namespace: 'kube-system', mode: 'kube-ovn' });
     assert.equal(d.metadata.name, 'vpc-nat-gw-ngw');
     assert.equal(d.metadata.labels['app.kubernetes.io/managed-by'], 'natops');
-    assert.equal(d.spec.template.metadata.annotations['k8s.v1.cni.cncf.io/networks'], 'kube-system/ovn-vpc-external-network');
+    assert.equal(
+      d.spec.template.metadata.annotations['k8s.v1.cni.cncf.io/networks'],
+      'kube-system/ovn-vpc-external-network',
+    );
     assert.equal('v1.multus-cni.io/default-network' in d.spec.template.metadata.annotations, false);
     assert.deepEqual(d.spec.template.spec.nodeSelector, { 'kubernetes.io/os': 'linux' });
     assert.deepEqual(d.spec.template.spec.tolerations, [{ key: 'nat', operator: 'Exists', effect: 'NoSchedule' }]);
@@ -30,8 +33,11 @@ describe('Kubernetes objects', () => {
     const a = await seedSpec();
     const b = await seedSpec((x) => set(x.subnet, 'spec.gateway', '10.0.1.2'));
     const c = await seedSpec((x) => set(x.config, 'data.nic', 'eth9'));
-    const hash = (spec: typeof a) => gatewayDeployment(spec, { namespace: 'ns', mode: 'multus' }, [externalNetwork(spec.workload.nic, { namespace: 'ns' }), subnetAttachment(spec, { namespace: 'ns' })])
-      .spec.template.metadata.annotations['natops.io/attachments'];
+    const hash = (spec: typeof a) =>
+      gatewayDeployment(spec, { namespace: 'ns', mode: 'multus' }, [
+        externalNetwork(spec.workload.nic, { namespace: 'ns' }),
+        subnetAttachment(spec, { namespace: 'ns' }),
+      ]).spec.template.metadata.annotations['natops.io/attachments'];
     assert.match(hash(a) ?? '', /^[0-9a-f]{16}$/);
     assert.equal(hash(a), hash(structuredClone(a)));
     assert.notEqual(hash(a), hash(b));
@@ -40,12 +46,26 @@ describe('Kubernetes objects', () => {
 
   it('the external network is a macvlan on the nic; multus mode gives the lanIp on the subnet bridge', async () => {
     const spec = await seedSpec();
-    assert.deepEqual(JSON.parse(externalNetwork('eth1', { namespace: 'ns' }).spec.config), { cniVersion: '0.3.1', type: 'macvlan', master: 'eth1', mode: 'bridge' });
-    const lan = JSON.parse(subnetAttachment(spec, { namespace: 'ns' }).spec.config) as { bridge: string; ipam: { addresses: { address: string }[]; routes: { gw: string }[] } };
+    assert.deepEqual(JSON.parse(externalNetwork('eth1', { namespace: 'ns' }).spec.config), {
+      cniVersion: '0.3.1',
+      type: 'macvlan',
+      master: 'eth1',
+      mode: 'bridge',
+    });
+    const lan = JSON.parse(subnetAttachment(spec, { namespace: 'ns' }).spec.config) as {
+      bridge: string;
+      ipam: { addresses: { address: string }[]; routes: { gw: string }[] };
+    };
     assert.equal(lan.bridge, subnetAttachmentBridge('sn'));
     assert.ok(lan.bridge.length <= 15);
-    assert.deepEqual(lan.ipam.addresses.map((a) => a.address), ['10.0.1.254/24']);
-    assert.deepEqual(lan.ipam.routes.map((r) => r.gw), ['10.0.1.1']);
+    assert.deepEqual(
+      lan.ipam.addresses.map((a) => a.address),
+      ['10.0.1.254/24'],
+    );
+    assert.deepEqual(
+      lan.ipam.routes.map((r) => r.gw),
+      ['10.0.1.1'],
+    );
   });
 });
 
@@ -60,16 +80,52 @@ describe('pod readiness', () => {
   });
 
   it("gives the cluster's reason: unschedulable, a waiting container, else the pod's newest warning event", () => {
-    const unschedulable = pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available: 1 node(s) didn\'t match node selector.' }] });
-    assert.equal(notReadyReason([unschedulable], [], 20_000), "vpc-nat-gw-ngw-1: Unschedulable: 0/1 nodes are available: 1 node(s) didn't match node selector. (after 20 s)");
+    const unschedulable = pod({
+      phase: 'Pending',
+      conditions: [
+        {
+          type: 'PodScheduled',
+          status: 'False',
+          reason: 'Unschedulable',
+          message: "0/1 nodes are available: 1 node(s) didn't match node selector.",
+        },
+      ],
+    });
+    assert.equal(
+      notReadyReason([unschedulable], [], 20_000),
+      "vpc-nat-gw-ngw-1: Unschedulable: 0/1 nodes are available: 1 node(s) didn't match node selector. (after 20 s)",
+    );
     const cni = pod({ phase: 'Pending' });
-    const event = (message: string, at: string): CoreV1Event => ({ metadata: {}, involvedObject: { kind: 'Pod', name: 'vpc-nat-gw-ngw-1' }, type: 'Warning', reason: 'FailedCreatePodSandBox', message, lastTimestamp: new Date(at) });
-    assert.match(notReadyReason([cni], [event('old', '2026-01-01T00:00:00Z'), event('multus: master "eth9" not found', '2026-01-01T00:01:00Z')], 5000), /FailedCreatePodSandBox: multus: master "eth9" not found \(after 5 s\)$/);
+    const event = (message: string, at: string): CoreV1Event => ({
+      metadata: {},
+      involvedObject: { kind: 'Pod', name: 'vpc-nat-gw-ngw-1' },
+      type: 'Warning',
+      reason: 'FailedCreatePodSandBox',
+      message,
+      lastTimestamp: new Date(at),
+    });
+    assert.match(
+      notReadyReason(
+        [cni],
+        [event('old', '2026-01-01T00:00:00Z'), event('multus: master "eth9" not found', '2026-01-01T00:01:00Z')],
+        5000,
+      ),
+      /FailedCreatePodSandBox: multus: master "eth9" not found \(after 5 s\)$/,
+    );
     assert.match(notReadyReason([], [], 5000), /no pod was created/);
     const second = pod({ phase: 'Pending' }, 'vpc-nat-gw-ngw-2');
-    const warning = (name: string, message: string): CoreV1Event => ({ metadata: {}, involvedObject: { kind: 'Pod', name }, type: 'Warning', reason: 'FailedCreatePodSandBox', message });
-    assert.equal(notReadyReason([cni, second], [warning('vpc-nat-gw-ngw-1', 'one'), warning('vpc-nat-gw-ngw-2', 'two')], 1000),
-      'vpc-nat-gw-ngw-1: FailedCreatePodSandBox: one; vpc-nat-gw-ngw-2: FailedCreatePodSandBox: two (after 1 s)', 'each pod says its own reason');
+    const warning = (name: string, message: string): CoreV1Event => ({
+      metadata: {},
+      involvedObject: { kind: 'Pod', name },
+      type: 'Warning',
+      reason: 'FailedCreatePodSandBox',
+      message,
+    });
+    assert.equal(
+      notReadyReason([cni, second], [warning('vpc-nat-gw-ngw-1', 'one'), warning('vpc-nat-gw-ngw-2', 'two')], 1000),
+      'vpc-nat-gw-ngw-1: FailedCreatePodSandBox: one; vpc-nat-gw-ngw-2: FailedCreatePodSandBox: two (after 1 s)',
+      'each pod says its own reason',
+    );
   });
 
   it('an exec the API server refuses for permissions is not retried; one it could not serve is', () => {
@@ -80,7 +136,14 @@ describe('pod readiness', () => {
 
   it('reads the exit code from the exec status', () => {
     assert.equal(exitCodeOf({ status: 'Success' }), 0);
-    assert.equal(exitCodeOf({ status: 'Failure', reason: 'NonZeroExitCode', details: { causes: [{ reason: 'ExitCode', message: '2' }] } }), 2);
+    assert.equal(
+      exitCodeOf({
+        status: 'Failure',
+        reason: 'NonZeroExitCode',
+        details: { causes: [{ reason: 'ExitCode', message: '2' }] },
+      }),
+      2,
+    );
     assert.equal(exitCodeOf({ status: 'Failure', reason: 'InternalError', message: 'container not found' }), undefined);
   });
 });

@@ -11,7 +11,15 @@ describe('lab names', () => {
   it('keeps interface names within 15 characters and distinct', () => {
     const n = new LabNames('natops');
     const long = 'a'.repeat(63);
-    const names = [n.subnetBridge(long), n.subnetBridge('sn'), n.routerPort(long, long), n.gatewayPort(long, 'eth0'), n.gatewayPort(long, 'net1'), n.hostPort(long), n.upstreamPort];
+    const names = [
+      n.subnetBridge(long),
+      n.subnetBridge('sn'),
+      n.routerPort(long, long),
+      n.gatewayPort(long, 'eth0'),
+      n.gatewayPort(long, 'net1'),
+      n.hostPort(long),
+      n.upstreamPort,
+    ];
     for (const name of names) assert.ok(name.length <= 15, name);
     assert.equal(new Set(names).size, names.length);
   });
@@ -25,7 +33,8 @@ describe('lab names', () => {
   });
 
   it('refuses a lab name that could reach outside its own namespaces', () => {
-    for (const bad of ['', 'Natops', 'a-b', 'x/../y', 'abcdefghijklm']) assert.throws(() => new LabNames(bad), LabError);
+    for (const bad of ['', 'Natops', 'a-b', 'x/../y', 'abcdefghijklm'])
+      assert.throws(() => new LabNames(bad), LabError);
   });
 });
 
@@ -42,7 +51,9 @@ describe('lab topology', () => {
         { name: 'sn', vpc: 'test-vpc-1', cidr: '10.0.1.0/24', gateway: '10.0.1.1' },
         { name: 'sn2', vpc: 'test-vpc-1', cidr: '10.0.2.0/24', gateway: '10.0.2.1' },
       ],
-      vpcs: [{ name: 'test-vpc-1', staticRoutes: [{ cidr: '0.0.0.0/0', nextHopIP: '10.0.1.254', policy: 'policyDst' }] }],
+      vpcs: [
+        { name: 'test-vpc-1', staticRoutes: [{ cidr: '0.0.0.0/0', nextHopIP: '10.0.1.254', policy: 'policyDst' }] },
+      ],
       eipNextHops: [{ address: '192.168.0.254', prefix: 24, network: '192.168.0.0/24' }],
     });
   });

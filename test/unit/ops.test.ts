@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { cachedReadiness, readiness } from '../../server/ops.ts';
 
-const sources = (over: { ping?: () => Promise<string>; list?: () => Promise<string[]>; running?: boolean; usesRuntime?: boolean } = {}) => ({
+const sources = (
+  over: { ping?: () => Promise<string>; list?: () => Promise<string[]>; running?: boolean; usesRuntime?: boolean } = {},
+) => ({
   redis: { ping: over.ping ?? (async () => 'PONG') },
   workers: { running: () => over.running ?? true },
   runtime: { listGateways: over.list ?? (async () => []) },
@@ -13,14 +15,40 @@ const sources = (over: { ping?: () => Promise<string>; list?: () => Promise<stri
 
 describe('readiness', () => {
   it('ready only when Redis, the workers and the runtime all answer; each failure says why', async () => {
-    assert.deepEqual(await readiness(sources()), { ready: true, checks: { redis: 'ok', workers: 'ok', runtime: 'ok' } });
-    const down = await readiness(sources({ ping: async () => { throw new Error('connect ECONNREFUSED'); }, running: false }));
-    assert.deepEqual(down, { ready: false, checks: { redis: 'connect ECONNREFUSED', workers: 'stopping or stopped', runtime: 'ok' } });
-    const noApi = await readiness(sources({ list: async () => { throw new Error('deployments is forbidden'); } }));
+    assert.deepEqual(await readiness(sources()), {
+      ready: true,
+      checks: { redis: 'ok', workers: 'ok', runtime: 'ok' },
+    });
+    const down = await readiness(
+      sources({
+        ping: async () => {
+          throw new Error('connect ECONNREFUSED');
+        },
+        running: false,
+      }),
+    );
+    assert.deepEqual(down, {
+      ready: false,
+      checks: { redis: 'connect ECONNREFUSED', workers: 'stopping or stopped', runtime: 'ok' },
+    });
+    const noApi = await readiness(
+      sources({
+        list: async () => {
+          throw new Error('deployments is forbidden');
+        },
+      }),
+    );
     assert.equal(noApi.ready, false);
     assert.equal(noApi.checks.runtime, 'deployments is forbidden');
     // a process whose queues never touch a gateway does not need its runtime
-    const planner = await readiness(sources({ list: async () => { throw new Error('no cluster'); }, usesRuntime: false }));
+    const planner = await readiness(
+      sources({
+        list: async () => {
+          throw new Error('no cluster');
+        },
+        usesRuntime: false,
+      }),
+    );
     assert.equal(planner.ready, true);
   });
 

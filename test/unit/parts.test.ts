@@ -19,10 +19,12 @@ describe('gateway parts', () => {
 
   it('a part leaves what other parts own as it found it', async () => {
     const live = compileGateway(await seedSpec());
-    const desired = compileGateway(await seedSpec((s) => {
-      set(s.gateway, 'spec.dnatRules.0.externalPort', 8443);
-      push(s.gateway, 'spec.snatRules', { eip: '192.168.0.112', internalCIDR: '10.0.1.0/25' });
-    }));
+    const desired = compileGateway(
+      await seedSpec((s) => {
+        set(s.gateway, 'spec.dnatRules.0.externalPort', 8443);
+        push(s.gateway, 'spec.snatRules', { eip: '192.168.0.112', internalCIDR: '10.0.1.0/25' });
+      }),
+    );
     const dnatOnly = partTarget('dnat', live, desired);
     assert.deepEqual(dnatOnly.nat.SHARED_DNAT, desired.nat.SHARED_DNAT);
     assert.deepEqual(dnatOnly.nat.SHARED_SNAT, live.nat.SHARED_SNAT);
@@ -31,7 +33,11 @@ describe('gateway parts', () => {
 
   it('init creates the owned chains empty but keeps rules that are there', async () => {
     const live = compileGateway(await seedSpec());
-    live.nat = { PREROUTING: [], POSTROUTING: [], SHARED_DNAT: ['-d 192.168.0.112/32 -p tcp -m tcp --dport 1 -j DNAT --to-destination 10.0.1.10:1'] };
+    live.nat = {
+      PREROUTING: [],
+      POSTROUTING: [],
+      SHARED_DNAT: ['-d 192.168.0.112/32 -p tcp -m tcp --dport 1 -j DNAT --to-destination 10.0.1.10:1'],
+    };
     const t = partTarget('init', live, compileGateway(await seedSpec()));
     assert.deepEqual(t.nat.EXCLUSIVE_DNAT, []);
     assert.deepEqual(t.nat.SHARED_DNAT, live.nat.SHARED_DNAT);
@@ -42,10 +48,19 @@ describe('gateway parts', () => {
     const seed = await seedSpec();
     assert.deepEqual(changedParts(seed, seed), { gateway: false, parts: [] });
     assert.deepEqual(changedParts(undefined, seed), { gateway: true, parts: [...GATEWAY_PARTS] });
-    assert.deepEqual(changedParts(seed, await seedSpec((s) => set(s.gateway, 'spec.dnatRules.0.internalPort', 8080))), { gateway: false, parts: ['dnat'] });
-    assert.deepEqual(changedParts(seed, await seedSpec((s) => set(s.gateway, 'spec.snatRules', []))), { gateway: false, parts: ['snat'] });
+    assert.deepEqual(changedParts(seed, await seedSpec((s) => set(s.gateway, 'spec.dnatRules.0.internalPort', 8080))), {
+      gateway: false,
+      parts: ['dnat'],
+    });
+    assert.deepEqual(changedParts(seed, await seedSpec((s) => set(s.gateway, 'spec.snatRules', []))), {
+      gateway: false,
+      parts: ['snat'],
+    });
     // an EIP change brings the routes along; the default route hangs on net1's addresses
-    const eipChange = changedParts(seed, await seedSpec((s) => push(s.gateway, 'spec.eips', { eipCIDR: '192.168.0.120/24', gateway: '192.168.0.254' })));
+    const eipChange = changedParts(
+      seed,
+      await seedSpec((s) => push(s.gateway, 'spec.eips', { eipCIDR: '192.168.0.120/24', gateway: '192.168.0.254' })),
+    );
     assert.deepEqual(eipChange, { gateway: false, parts: ['eip', 'subnet-route'] });
     assert.equal(changedParts(seed, await seedSpec((s) => set(s.gateway, 'spec.lanIp', '10.0.1.253'))).gateway, true);
   });

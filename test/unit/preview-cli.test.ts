@@ -41,54 +41,116 @@ describe('natops preview', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   it('--format text: the gateway, the changed port forward and the exact rule diff', async () => {
-    const r = await natops(['preview', '--repo', work, '--path', 'net', '--base', 'v1', '--head', 'moved', '--format', 'text']);
+    const r = await natops([
+      'preview',
+      '--repo',
+      work,
+      '--path',
+      'net',
+      '--base',
+      'v1',
+      '--head',
+      'moved',
+      '--format',
+      'text',
+    ]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, [
-      'NAT preview v1 -> moved',
-      '',
-      'The head is valid. 1 gateway: 1 to update.',
-      '',
-      '  gateway ngw  update  EIPs +0 ~0 -0, floating IPs +0 ~0 -0, port forwards +0 ~1 -0, SNATs +0 ~0 -0, routes +0 ~0 -0',
-      '',
-      'gateway ngw: update',
-      '  ~ port forward tcp 192.168.0.112:8888 -> 10.0.1.10:80 => tcp 192.168.0.112:8888 -> 10.0.1.11:80',
-      '  rule diff (2 lines):',
-      '    + -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.11:80',
-      '    - -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80',
-      '',
-    ].join('\n'));
+    assert.equal(
+      r.stdout,
+      [
+        'NAT preview v1 -> moved',
+        '',
+        'The head is valid. 1 gateway: 1 to update.',
+        '',
+        '  gateway ngw  update  EIPs +0 ~0 -0, floating IPs +0 ~0 -0, port forwards +0 ~1 -0, SNATs +0 ~0 -0, routes +0 ~0 -0',
+        '',
+        'gateway ngw: update',
+        '  ~ port forward tcp 192.168.0.112:8888 -> 10.0.1.10:80 => tcp 192.168.0.112:8888 -> 10.0.1.11:80',
+        '  rule diff (2 lines):',
+        '    + -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.11:80',
+        '    - -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80',
+        '',
+      ].join('\n'),
+    );
   });
 
   it('--format markdown: the summary row, the table and the rule diff block; commit ids work as refs', async () => {
-    const r = await natops(['preview', '--repo', join(work, '.git'), '--path', 'net', '--base', commits.seed, '--head', commits.moved, '--format', 'markdown']);
+    const r = await natops([
+      'preview',
+      '--repo',
+      join(work, '.git'),
+      '--path',
+      'net',
+      '--base',
+      commits.seed,
+      '--head',
+      commits.moved,
+      '--format',
+      'markdown',
+    ]);
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(r.stdout.startsWith(`### NAT preview: \`${commits.seed}\` → \`${commits.moved}\`\n\n✅ **The head is valid.** 1 gateway: 1 to update.\n`), r.stdout);
-    assert.match(r.stdout, /^\| gateway `ngw` \| update \| \+0 ~0 -0 \| \+0 ~0 -0 \| \+0 ~1 -0 \| \+0 ~0 -0 \| \+0 ~0 -0 \|$/m);
-    assert.match(r.stdout, /^\| port forward \| changed \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80` \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.11:80` \|$/m);
-    assert.ok(r.stdout.includes([
-      '<details><summary>Rule diff of gateway <code>ngw</code> (2 lines)</summary>',
-      '',
-      '```diff',
-      '+ -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.11:80',
-      '- -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80',
-      '```',
-      '',
-      '</details>',
-    ].join('\n')));
+    assert.ok(
+      r.stdout.startsWith(
+        `### NAT preview: \`${commits.seed}\` → \`${commits.moved}\`\n\n✅ **The head is valid.** 1 gateway: 1 to update.\n`,
+      ),
+      r.stdout,
+    );
+    assert.match(
+      r.stdout,
+      /^\| gateway `ngw` \| update \| \+0 ~0 -0 \| \+0 ~0 -0 \| \+0 ~1 -0 \| \+0 ~0 -0 \| \+0 ~0 -0 \|$/m,
+    );
+    assert.match(
+      r.stdout,
+      /^\| port forward \| changed \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80` \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.11:80` \|$/m,
+    );
+    assert.ok(
+      r.stdout.includes(
+        [
+          '<details><summary>Rule diff of gateway <code>ngw</code> (2 lines)</summary>',
+          '',
+          '```diff',
+          '+ -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.11:80',
+          '- -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80',
+          '```',
+          '',
+          '</details>',
+        ].join('\n'),
+      ),
+    );
   });
 
   it('--limit cuts the Markdown and names the command that shows all of it', async () => {
-    const r = await natops(['preview', '--repo', work, '--path', 'net', '--base', 'v1', '--head', 'moved', '--format', 'markdown', '--limit', '600']);
+    const r = await natops([
+      'preview',
+      '--repo',
+      work,
+      '--path',
+      'net',
+      '--base',
+      'v1',
+      '--head',
+      'moved',
+      '--format',
+      'markdown',
+      '--limit',
+      '600',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.stdout.length <= 601, `${r.stdout.length} characters`);
-    assert.match(r.stdout, /Cut to fit the 600-character limit: the table and rule diff of gateway `ngw` \(1 row, 2 lines\)\. Run `natops preview --base v1 --head moved --path net` for all of it\./);
+    assert.match(
+      r.stdout,
+      /Cut to fit the 600-character limit: the table and rule diff of gateway `ngw` \(1 row, 2 lines\)\. Run `natops preview --base v1 --head moved --path net` for all of it\./,
+    );
   });
 
   it('an invalid head: the preview still printed, the error at file:line, exit 1', async () => {
     const r = await natops(['preview', '--repo', work, '--path', 'net', '--base', 'moved', '--head', 'main']);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stdout, /^ {2}gateway ngw {2}invalid \(1 validation error\): keeps what it has live$/m);
-    assert.match(r.stdout, /^ {2}net\/30-nat-gateway\.yaml:\d+:\d+ {2}VpcNatGateway\/ngw {2}spec\.snatRules\[0\]\.eip: 192\.168\.0\.200 is not one of this gateway's EIPs/m);
+    assert.match(
+      r.stdout,
+      /^ {2}net\/30-nat-gateway\.yaml:\d+:\d+ {2}VpcNatGateway\/ngw {2}spec\.snatRules\[0\]\.eip: 192\.168\.0\.200 is not one of this gateway's EIPs/m,
+    );
     assert.doesNotMatch(r.stdout, /delete/);
   });
 

@@ -11,7 +11,16 @@ import { validateManifests } from '../../gitops/manifests/validate.ts';
 import { escapeMarkdown, renderMarkdown } from '../../preview/markdown.ts';
 import { previewChanges, type GatewayPreview, type Preview } from '../../preview/preview.ts';
 import { renderText } from '../../preview/text.ts';
-import { gatewayInOwnVpc, push, seedObjects, set, subnet, toFiles, unset, type SeedObjects } from '../helpers/manifests.ts';
+import {
+  gatewayInOwnVpc,
+  push,
+  seedObjects,
+  set,
+  subnet,
+  toFiles,
+  unset,
+  type SeedObjects,
+} from '../helpers/manifests.ts';
 
 const REFS = { base: 'main', head: 'pr' };
 const LINK = (path: string, line: number) => `https://github.com/o/r/blob/${'b'.repeat(40)}/${path}#L${line}`;
@@ -42,7 +51,11 @@ const gateway = (p: Preview, name = 'ngw'): GatewayPreview => {
 /** The Markdown's structure holds: every <details> closed, every code block closed, every table row as wide as its header. */
 function checkMarkdown(md: string): void {
   const html = outsideCode(md);
-  assert.equal(html.match(/<details>/g)?.length ?? 0, html.match(/<\/details>/g)?.length ?? 0, 'every <details> is closed');
+  assert.equal(
+    html.match(/<details>/g)?.length ?? 0,
+    html.match(/<\/details>/g)?.length ?? 0,
+    'every <details> is closed',
+  );
   let fence: number | undefined;
   let width: number | undefined;
   for (const line of md.split('\n')) {
@@ -88,26 +101,42 @@ function outsideCode(md: string): string {
 
 describe('preview: what changes per gateway and category', () => {
   it('EIPs, floating IPs, port forwards, SNATs and routes added and changed; a moved port forward target is one change', async () => {
-    const p = previewOf(await manifests((s) => {
-      push(s.gateway, 'spec.eips', { eipCIDR: '192.168.0.113/24', gateway: '192.168.0.254' });
-      set(s.gateway, 'spec.eips.0.eipCIDR', '192.168.0.111/16');
-      set(s.gateway, 'spec.floatingIpRules.0.internalIp', '10.0.1.6');
-      set(s.gateway, 'spec.dnatRules.0.internalIp', '10.0.1.11');
-      push(s.gateway, 'spec.dnatRules', { eip: '192.168.0.112', externalPort: 8080, protocol: 'udp', internalIp: '10.0.1.10', internalPort: 53 });
-      set(s.gateway, 'spec.snatRules.0.eip', '192.168.0.113');
-      push(s.gateway, 'spec.snatRules', { eip: '192.168.0.112', internalCIDR: '10.0.1.0/25' });
-      s.extra.push(subnet('sn2', 'test-vpc-1', '10.0.2.0/24', '10.0.2.1'));
-    }));
+    const p = previewOf(
+      await manifests((s) => {
+        push(s.gateway, 'spec.eips', { eipCIDR: '192.168.0.113/24', gateway: '192.168.0.254' });
+        set(s.gateway, 'spec.eips.0.eipCIDR', '192.168.0.111/16');
+        set(s.gateway, 'spec.floatingIpRules.0.internalIp', '10.0.1.6');
+        set(s.gateway, 'spec.dnatRules.0.internalIp', '10.0.1.11');
+        push(s.gateway, 'spec.dnatRules', {
+          eip: '192.168.0.112',
+          externalPort: 8080,
+          protocol: 'udp',
+          internalIp: '10.0.1.10',
+          internalPort: 53,
+        });
+        set(s.gateway, 'spec.snatRules.0.eip', '192.168.0.113');
+        push(s.gateway, 'spec.snatRules', { eip: '192.168.0.112', internalCIDR: '10.0.1.0/25' });
+        s.extra.push(subnet('sn2', 'test-vpc-1', '10.0.2.0/24', '10.0.2.1'));
+      }),
+    );
     const g = gateway(p);
     assert.equal(g.action, 'update');
     assert.deepEqual(g.changes, {
       eips: [
-        { change: 'changed', before: '192.168.0.111/24 via 192.168.0.254', after: '192.168.0.111/16 via 192.168.0.254' },
+        {
+          change: 'changed',
+          before: '192.168.0.111/24 via 192.168.0.254',
+          after: '192.168.0.111/16 via 192.168.0.254',
+        },
         { change: 'added', after: '192.168.0.113/24 via 192.168.0.254' },
       ],
       floatingIps: [{ change: 'changed', before: '192.168.0.111 -> 10.0.1.5', after: '192.168.0.111 -> 10.0.1.6' }],
       portForwards: [
-        { change: 'changed', before: 'tcp 192.168.0.112:8888 -> 10.0.1.10:80', after: 'tcp 192.168.0.112:8888 -> 10.0.1.11:80' },
+        {
+          change: 'changed',
+          before: 'tcp 192.168.0.112:8888 -> 10.0.1.10:80',
+          after: 'tcp 192.168.0.112:8888 -> 10.0.1.11:80',
+        },
         { change: 'added', after: 'udp 192.168.0.112:8080 -> 10.0.1.10:53' },
       ],
       snats: [
@@ -121,19 +150,33 @@ describe('preview: what changes per gateway and category', () => {
 
     const md = renderMarkdown(p);
     checkMarkdown(md);
-    assert.match(md, /^\| gateway `ngw` \| update \| \+1 ~1 -0 \| \+0 ~1 -0 \| \+1 ~1 -0 \| \+1 ~1 -0 \| \+1 ~0 -0 \|$/m);
-    assert.match(md, /^\| port forward \| changed \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80` \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.11:80` \|$/m);
-    assert.match(renderText(p), /^ {2}~ port forward tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80 => tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.11:80$/m);
+    assert.match(
+      md,
+      /^\| gateway `ngw` \| update \| \+1 ~1 -0 \| \+0 ~1 -0 \| \+1 ~1 -0 \| \+1 ~1 -0 \| \+1 ~0 -0 \|$/m,
+    );
+    assert.match(
+      md,
+      /^\| port forward \| changed \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80` \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.11:80` \|$/m,
+    );
+    assert.match(
+      renderText(p),
+      /^ {2}~ port forward tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80 => tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.11:80$/m,
+    );
   });
 
   it('removals: a floating IP with its EIP, a port forward, an SNAT, a subnet route', async () => {
-    const p = previewOf(await manifests((s) => {
-      unset(s.gateway, 'spec.floatingIpRules.0');
-      unset(s.gateway, 'spec.eips.0');
-      unset(s.gateway, 'spec.dnatRules.0');
-      unset(s.gateway, 'spec.snatRules.0');
-      s.extra.pop();
-    }, (s) => s.extra.push(subnet('sn2', 'test-vpc-1', '10.0.2.0/24', '10.0.2.1'))));
+    const p = previewOf(
+      await manifests(
+        (s) => {
+          unset(s.gateway, 'spec.floatingIpRules.0');
+          unset(s.gateway, 'spec.eips.0');
+          unset(s.gateway, 'spec.dnatRules.0');
+          unset(s.gateway, 'spec.snatRules.0');
+          s.extra.pop();
+        },
+        (s) => s.extra.push(subnet('sn2', 'test-vpc-1', '10.0.2.0/24', '10.0.2.1')),
+      ),
+    );
     assert.deepEqual(gateway(p).changes, {
       eips: [{ change: 'removed', before: '192.168.0.111/24 via 192.168.0.254' }],
       floatingIps: [{ change: 'removed', before: '192.168.0.111 -> 10.0.1.5' }],
@@ -158,7 +201,10 @@ describe('preview: what changes per gateway and category', () => {
     assert.deepEqual(gateway(p).ruleDiff, expected);
 
     const md = renderMarkdown(p);
-    const block = /<details><summary>Rule diff of gateway <code>ngw<\/code> \((\d+) lines\)<\/summary>\n\n```diff\n([\s\S]*?)\n```\n\n<\/details>/.exec(md);
+    const block =
+      /<details><summary>Rule diff of gateway <code>ngw<\/code> \((\d+) lines\)<\/summary>\n\n```diff\n([\s\S]*?)\n```\n\n<\/details>/.exec(
+        md,
+      );
     assert.ok(block, md);
     assert.equal(Number(block[1]), expected.length);
     assert.deepEqual(block[2]!.split('\n'), expected);
@@ -167,20 +213,45 @@ describe('preview: what changes per gateway and category', () => {
   });
 
   it('a new gateway is created, a removed one deleted, an untouched one unchanged', async () => {
-    const p = previewOf(await manifests(
-      (s) => {
-        s.extra.splice(0, 3, ...gatewayInOwnVpc({ gateway: 'gw3', vpc: 'vpc3', subnet: 'sn3', n: 3, eip: '192.168.0.130' }));
-      },
-      (s) => s.extra.push(...gatewayInOwnVpc({ gateway: 'gw2', vpc: 'vpc2', subnet: 'sn2', n: 2, eip: '192.168.0.120' })),
-    ));
-    assert.deepEqual(p.gateways.map((g) => [g.name, g.action]), [['gw2', 'delete'], ['gw3', 'create'], ['ngw', 'unchanged']]);
-    assert.deepEqual(gateway(p, 'gw2').changes.portForwards, [{ change: 'removed', before: 'tcp 192.168.0.120:8000 -> 10.0.2.10:80' }]);
-    assert.deepEqual(gateway(p, 'gw3').changes.eips, [{ change: 'added', after: '192.168.0.130/24 via 192.168.0.254' }]);
+    const p = previewOf(
+      await manifests(
+        (s) => {
+          s.extra.splice(
+            0,
+            3,
+            ...gatewayInOwnVpc({ gateway: 'gw3', vpc: 'vpc3', subnet: 'sn3', n: 3, eip: '192.168.0.130' }),
+          );
+        },
+        (s) =>
+          s.extra.push(...gatewayInOwnVpc({ gateway: 'gw2', vpc: 'vpc2', subnet: 'sn2', n: 2, eip: '192.168.0.120' })),
+      ),
+    );
+    assert.deepEqual(
+      p.gateways.map((g) => [g.name, g.action]),
+      [
+        ['gw2', 'delete'],
+        ['gw3', 'create'],
+        ['ngw', 'unchanged'],
+      ],
+    );
+    assert.deepEqual(gateway(p, 'gw2').changes.portForwards, [
+      { change: 'removed', before: 'tcp 192.168.0.120:8000 -> 10.0.2.10:80' },
+    ]);
+    assert.deepEqual(gateway(p, 'gw3').changes.eips, [
+      { change: 'added', after: '192.168.0.130/24 via 192.168.0.254' },
+    ]);
     assert.ok(gateway(p, 'gw2').ruleDiff.includes('- ip addr 192.168.0.120/24 dev net1'));
     assert.deepEqual(gateway(p, 'ngw').ruleDiff, []);
     assert.deepEqual(p.totals.actions, { create: 1, update: 0, delete: 1, invalid: 0, unchanged: 1 });
     // the VPCs came and went with them, without static-route changes of their own
-    assert.deepEqual(p.vpcs.map((v) => [v.name, v.action]), [['test-vpc-1', 'unchanged'], ['vpc2', 'delete'], ['vpc3', 'create']]);
+    assert.deepEqual(
+      p.vpcs.map((v) => [v.name, v.action]),
+      [
+        ['test-vpc-1', 'unchanged'],
+        ['vpc2', 'delete'],
+        ['vpc3', 'create'],
+      ],
+    );
 
     const md = renderMarkdown(p);
     checkMarkdown(md);
@@ -191,15 +262,23 @@ describe('preview: what changes per gateway and category', () => {
   });
 
   it("a VPC's static routes appear, keyed by CIDR and policy", async () => {
-    const p = previewOf(await manifests((s) => {
-      push(s.vpc, 'spec.staticRoutes', { cidr: '172.16.0.0/16', nextHopIP: '10.0.1.254', policy: 'policyDst' });
-      set(s.vpc, 'spec.staticRoutes.0.nextHopIP', '10.0.1.253');
-    }));
+    const p = previewOf(
+      await manifests((s) => {
+        push(s.vpc, 'spec.staticRoutes', { cidr: '172.16.0.0/16', nextHopIP: '10.0.1.254', policy: 'policyDst' });
+        set(s.vpc, 'spec.staticRoutes.0.nextHopIP', '10.0.1.253');
+      }),
+    );
     const [vpc] = p.vpcs;
     assert.deepEqual(vpc, {
-      name: 'test-vpc-1', action: 'update', issues: [],
+      name: 'test-vpc-1',
+      action: 'update',
+      issues: [],
       staticRoutes: [
-        { change: 'changed', before: '0.0.0.0/0 via 10.0.1.254 (policyDst)', after: '0.0.0.0/0 via 10.0.1.253 (policyDst)' },
+        {
+          change: 'changed',
+          before: '0.0.0.0/0 via 10.0.1.254 (policyDst)',
+          after: '0.0.0.0/0 via 10.0.1.253 (policyDst)',
+        },
         { change: 'added', after: '172.16.0.0/16 via 10.0.1.254 (policyDst)' },
       ],
     });
@@ -211,12 +290,20 @@ describe('preview: what changes per gateway and category', () => {
   });
 
   it('a new lanIp recreates the gateway: an update even though no rule changes', async () => {
-    const p = previewOf(await manifests((s) => set(s.gateway, 'spec.lanIp', '10.0.1.253'), (s) => set(s.vpc, 'spec.staticRoutes', [])));
+    const p = previewOf(
+      await manifests(
+        (s) => set(s.gateway, 'spec.lanIp', '10.0.1.253'),
+        (s) => set(s.vpc, 'spec.staticRoutes', []),
+      ),
+    );
     const g = gateway(p);
     assert.equal(g.action, 'update');
     assert.deepEqual(g.ruleDiff, []);
     assert.deepEqual(g.recreate, ['lanIp 10.0.1.254 -> 10.0.1.253']);
-    assert.match(renderText(p), /gateway ngw: update \(recreated: its pod restarts\)\n {2}recreated \(its pod restarts, every rule is rebuilt\): lanIp 10\.0\.1\.254 -> 10\.0\.1\.253/);
+    assert.match(
+      renderText(p),
+      /gateway ngw: update \(recreated: its pod restarts\)\n {2}recreated \(its pod restarts, every rule is rebuilt\): lanIp 10\.0\.1\.254 -> 10\.0\.1\.253/,
+    );
   });
 
   it('the result is plain data: JSON round-trips it, and it renders the same from JSON', async () => {
@@ -252,11 +339,17 @@ describe('preview: an invalid, refused or disabled head', () => {
 
     const md = renderMarkdown(p, { linkTo: LINK });
     checkMarkdown(md);
-    assert.match(md, /^❌ \*\*The head has 2 validation errors\. Invalid gateways are left as they are\.\*\* 2 gateways: 2 invalid\.$/m);
+    assert.match(
+      md,
+      /^❌ \*\*The head has 2 validation errors\. Invalid gateways are left as they are\.\*\* 2 gateways: 2 invalid\.$/m,
+    );
     assert.match(md, /^\| gateway `ngw` \| ❌ invalid \(1 validation error\): keeps what it has live \| – \|/m);
     assert.match(md, /^\| gateway `gw2` \| ❌ invalid .*: would not be created \|/m);
     const link = `[\`30-nat-gateway.yaml:${issue.pos.line}:${issue.pos.column}\`](<${LINK('30-nat-gateway.yaml', issue.pos.line)}>)`;
-    assert.ok(md.includes(`- ${link} \`VpcNatGateway/ngw\` \`spec.dnatRules[0].internalIp\`: 10.9.9.9 is not a host address`), md);
+    assert.ok(
+      md.includes(`- ${link} \`VpcNatGateway/ngw\` \`spec.dnatRules[0].internalIp\`: 10.9.9.9 is not a host address`),
+      md,
+    );
     assert.doesNotMatch(md, /#### gateway `ngw`/, 'nothing planned, so no detail');
 
     const text = renderText(p);
@@ -266,36 +359,55 @@ describe('preview: an invalid, refused or disabled head', () => {
 
   it('a refused head applies nothing at all, and says so', async () => {
     const files = await manifests((s) => set(s.gateway, 'spec.dnatRules.0.externalPort', 8080));
-    files.head.push({ path: '50-broken.yaml', text: 'kind: VpcNatGateway\napiVersion: kubeovn.io/v1\nmetadata:\n  name: x\n   spec: {}\n' });
+    files.head.push({
+      path: '50-broken.yaml',
+      text: 'kind: VpcNatGateway\napiVersion: kubeovn.io/v1\nmetadata:\n  name: x\n   spec: {}\n',
+    });
     const p = previewOf(files);
     assert.equal(p.head.refused, true);
     assert.deepEqual(p.gateways, []);
     const md = renderMarkdown(p, { linkTo: LINK });
     checkMarkdown(md);
-    assert.match(md, /^⛔ \*\*The head is refused as a whole: 1 validation error makes a manifest unreadable, so nothing would be applied: every gateway stays as it is\.\*\* No gateway would change\.$/m);
+    assert.match(
+      md,
+      /^⛔ \*\*The head is refused as a whole: 1 validation error makes a manifest unreadable, so nothing would be applied: every gateway stays as it is\.\*\* No gateway would change\.$/m,
+    );
     assert.match(md, /^- \[`50-broken\.yaml:5:4`\]/m);
     assert.doesNotMatch(md, /SHARED_DNAT/);
   });
 
   it("a disabled head (enable-vpc-nat-gw: 'false') changes nothing on any gateway", async () => {
-    const p = previewOf(await manifests((s) => {
-      set(s.config, 'data.enable-vpc-nat-gw', 'false');
-      set(s.gateway, 'spec.dnatRules.0.externalPort', 8080);
-    }));
+    const p = previewOf(
+      await manifests((s) => {
+        set(s.config, 'data.enable-vpc-nat-gw', 'false');
+        set(s.gateway, 'spec.dnatRules.0.externalPort', 8080);
+      }),
+    );
     assert.equal(p.head.enabled, false);
     assert.deepEqual(p.gateways, []);
-    assert.match(renderText(p), /^enable-vpc-nat-gw is 'false' at head: nothing would change on any gateway\. No gateway would change\.$/m);
-    assert.match(renderMarkdown(p), /^⏸️ \*\*enable-vpc-nat-gw is 'false' at head: nothing would change on any gateway\.\*\* No gateway would change\.$/m);
+    assert.match(
+      renderText(p),
+      /^enable-vpc-nat-gw is 'false' at head: nothing would change on any gateway\. No gateway would change\.$/m,
+    );
+    assert.match(
+      renderMarkdown(p),
+      /^⏸️ \*\*enable-vpc-nat-gw is 'false' at head: nothing would change on any gateway\.\*\* No gateway would change\.$/m,
+    );
   });
 
   it('a broken Subnet leaves the networks as they are: a static-route change shows invalid, the gateways still apply', async () => {
-    const p = previewOf(await manifests((s) => {
-      push(s.vpc, 'spec.staticRoutes', { cidr: '172.16.0.0/16', nextHopIP: '10.0.1.254', policy: 'policyDst' });
-      set(s.gateway, 'spec.dnatRules.0.externalPort', 8080);
-      s.extra.push(subnet('overlap', 'test-vpc-1', '10.0.1.0/25', '10.0.1.1'));
-    }));
+    const p = previewOf(
+      await manifests((s) => {
+        push(s.vpc, 'spec.staticRoutes', { cidr: '172.16.0.0/16', nextHopIP: '10.0.1.254', policy: 'policyDst' });
+        set(s.gateway, 'spec.dnatRules.0.externalPort', 8080);
+        s.extra.push(subnet('overlap', 'test-vpc-1', '10.0.1.0/25', '10.0.1.1'));
+      }),
+    );
     assert.equal(p.head.networksInvalid, true);
-    assert.deepEqual(p.vpcs.map((v) => [v.name, v.action, v.staticRoutes.length]), [['test-vpc-1', 'invalid', 0]]);
+    assert.deepEqual(
+      p.vpcs.map((v) => [v.name, v.action, v.staticRoutes.length]),
+      [['test-vpc-1', 'invalid', 0]],
+    );
     assert.equal(gateway(p).action, 'update');
     assert.match(renderMarkdown(p), /^\| VPC `test-vpc-1` \| ❌ invalid: the networks stay as they are \|/m);
   });
@@ -308,12 +420,26 @@ describe('preview Markdown: cut to fit, escaped', () => {
 
   before(async () => {
     // 5,000 port forwards replace the seed's one, and a later gateway changes too
-    many = previewOf(await manifests((s) => {
-      set(s.gateway, 'spec.dnatRules', Array.from({ length: 5000 }, (_, i) => ({
-        eip: '192.168.0.112', externalPort: 10000 + i, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80,
-      })));
-      set(s.extra[2]!, 'spec.dnatRules.0.internalPort', 81);
-    }, (s) => s.extra.push(...gatewayInOwnVpc({ gateway: 'zgw', vpc: 'vpc2', subnet: 'sn2', n: 2, eip: '192.168.0.120' }))));
+    many = previewOf(
+      await manifests(
+        (s) => {
+          set(
+            s.gateway,
+            'spec.dnatRules',
+            Array.from({ length: 5000 }, (_, i) => ({
+              eip: '192.168.0.112',
+              externalPort: 10000 + i,
+              protocol: 'tcp',
+              internalIp: '10.0.1.10',
+              internalPort: 80,
+            })),
+          );
+          set(s.extra[2]!, 'spec.dnatRules.0.internalPort', 81);
+        },
+        (s) =>
+          s.extra.push(...gatewayInOwnVpc({ gateway: 'zgw', vpc: 'vpc2', subnet: 'sn2', n: 2, eip: '192.168.0.120' })),
+      ),
+    );
     full = renderMarkdown(many);
   });
 
@@ -328,12 +454,19 @@ describe('preview Markdown: cut to fit, escaped', () => {
     assert.match(summary, /^\| gateway `ngw` \| update \| \+0 ~0 -0 \| \+0 ~0 -0 \| \+5,000 ~0 -1 \|/m);
     assert.match(summary, /^\| gateway `zgw` \| update \|/m);
     // ngw (first) is shortened, zgw (later) left out
-    const note = /> ✂️ Cut to fit the 65,536-character limit: the rule diff of gateway `ngw` \(5,001 lines\), ([\d,]+) of the 5,001 rows of the table of gateway `ngw` and the table and rule diff of gateway `zgw` \(1 row, 2 lines\)\. Run `natops preview --base main --head pr` for all of it\./.exec(md);
+    const note =
+      /> ✂️ Cut to fit the 65,536-character limit: the rule diff of gateway `ngw` \(5,001 lines\), ([\d,]+) of the 5,001 rows of the table of gateway `ngw` and the table and rule diff of gateway `zgw` \(1 row, 2 lines\)\. Run `natops preview --base main --head pr` for all of it\./.exec(
+        md,
+      );
     assert.ok(note, md.slice(0, 2000));
     const rowsCut = Number(note[1]!.replace(/,/g, ''));
     const rowsShown = md.match(/^\| port forward \| added \|/gm)?.length ?? 0;
     assert.ok(rowsShown > 300, `${rowsShown} rows shown`);
-    assert.equal(rowsShown + rowsCut, 5001, 'rows shown and cut make the whole table (the removed forward, listed last, is cut)');
+    assert.equal(
+      rowsShown + rowsCut,
+      5001,
+      'rows shown and cut make the whole table (the removed forward, listed last, is cut)',
+    );
     assert.ok(md.includes(`_… ${note[1]} more rows cut._`));
     assert.ok(md.includes('_The rule diff (5,001 lines) is cut._'));
     assert.doesNotMatch(md, /#### gateway `zgw`/);
@@ -352,7 +485,11 @@ describe('preview Markdown: cut to fit, escaped', () => {
         checkMarkdown(md);
         assert.ok(md.startsWith('Also changed by #12: gateway ngw\n\n'));
         assert.match(md, /^\| gateway `zgw` \|/m, `summary at ${limit}`);
-        assert.match(md, /^- \[`30-nat-gateway\.yaml:\d+:\d+`\]\(<https:\/\/github\.com\/o\/r\/blob\/b{40}\/30-nat-gateway\.yaml#L\d+>\) `VpcNatGateway\/ngw` `spec\.lanIp`: /m, `error at ${limit}`);
+        assert.match(
+          md,
+          /^- \[`30-nat-gateway\.yaml:\d+:\d+`\]\(<https:\/\/github\.com\/o\/r\/blob\/b{40}\/30-nat-gateway\.yaml#L\d+>\) `VpcNatGateway\/ngw` `spec\.lanIp`: /m,
+          `error at ${limit}`,
+        );
         assert.match(md, /Cut to fit the [\d,]+-character limit/);
       }
     }
@@ -361,7 +498,11 @@ describe('preview Markdown: cut to fit, escaped', () => {
   it('hostile names and messages cannot break a table, add HTML, links or mentions, or leave a code block', async () => {
     const evil = 'x|y<script>alert(1)</script>\u001b[31m';
     const files = await manifests((s) => {
-      set(s.gateway, 'spec.dnatRules.0.protocol', 'tcp|x <img src=x onerror=alert(1)> [a](https://evil.example) www.evil.example @everyone `code` *b* _i_ #12 $x$');
+      set(
+        s.gateway,
+        'spec.dnatRules.0.protocol',
+        'tcp|x <img src=x onerror=alert(1)> [a](https://evil.example) www.evil.example @everyone `code` *b* _i_ #12 $x$',
+      );
       const other = structuredClone(s.gateway);
       set(other, 'metadata.name', evil);
       s.extra.push(other);
@@ -370,8 +511,18 @@ describe('preview Markdown: cut to fit, escaped', () => {
     assert.ok(p.gateways.some((g) => g.name === evil && g.action === 'invalid'));
     // a rule diff line and an entry no manifest can produce today, to check the guards themselves
     p.gateways.push({
-      name: 'zz', action: 'update', base: 'valid', recreate: [], issues: [],
-      changes: { eips: [], floatingIps: [], portForwards: [{ change: 'added', after: 'a | b ` c `` d' }], snats: [], routes: [] },
+      name: 'zz',
+      action: 'update',
+      base: 'valid',
+      recreate: [],
+      issues: [],
+      changes: {
+        eips: [],
+        floatingIps: [],
+        portForwards: [{ change: 'added', after: 'a | b ` c `` d' }],
+        snats: [],
+        routes: [],
+      },
       ruleDiff: ['+ ok', '```', '</details>', '````', '- still inside'],
     });
     const md = renderMarkdown(p, { linkTo: LINK });
@@ -384,11 +535,23 @@ describe('preview Markdown: cut to fit, escaped', () => {
     assert.doesNotMatch(interpreted, /@(?!\u200b)/, 'no mentions');
     assert.doesNotMatch(interpreted, /#\d/, 'no issue references');
     assert.doesNotMatch(md, /\u001b/);
-    assert.ok(md.includes('| gateway `x\\|y<script>alert(1)</script>\ufffd[31m` |'), 'the name is a code span, its "|" escaped');
-    assert.ok(md.includes(' `VpcNatGateway/x|y<script>alert(1)</script>\ufffd[31m` `metadata.name`: '), 'outside a table the "|" needs no escape');
-    assert.ok(md.includes('`````diff\n+ ok\n```\n</details>\n````\n- still inside\n`````\n'), 'the fence outlasts the lines');
+    assert.ok(
+      md.includes('| gateway `x\\|y<script>alert(1)</script>\ufffd[31m` |'),
+      'the name is a code span, its "|" escaped',
+    );
+    assert.ok(
+      md.includes(' `VpcNatGateway/x|y<script>alert(1)</script>\ufffd[31m` `metadata.name`: '),
+      'outside a table the "|" needs no escape',
+    );
+    assert.ok(
+      md.includes('`````diff\n+ ok\n```\n</details>\n````\n- still inside\n`````\n'),
+      'the fence outlasts the lines',
+    );
     assert.ok(md.includes('| port forward | added |  | ```a \\| b ` c `` d``` |'));
-    assert.match(md, /must be tcp or udp, not "tcp\\\|x &lt;img src=x onerror=alert\(1\)&gt; \\\[a\\\]\(https:\u200b\/\/evil\.example\) www\u200b\.evil\.example @\u200beveryone \\`code\\` \\\*b\\\* \\_i\\_ #\u200b12 \\\$x\\\$"/);
+    assert.match(
+      md,
+      /must be tcp or udp, not "tcp\\\|x &lt;img src=x onerror=alert\(1\)&gt; \\\[a\\\]\(https:\u200b\/\/evil\.example\) www\u200b\.evil\.example @\u200beveryone \\`code\\` \\\*b\\\* \\_i\\_ #\u200b12 \\\$x\\\$"/,
+    );
     assert.doesNotMatch(renderText(p), /\u001b/, 'nor can a name drive the terminal');
     assert.equal(escapeMarkdown('a|b'), 'a\\|b');
   });

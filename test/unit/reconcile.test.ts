@@ -45,15 +45,20 @@ describe('reconcile', async () => {
     const { runtime, batches } = scriptedRuntime([emptyGatewayState(), lostRoute, desired]);
     const result = await reconcileGateway(runtime, spec);
     assert.equal(batches.length, 2);
-    assert.deepEqual(batches[1]!.map((c) => c.argv.join(' ')), ['ip route replace default via 192.168.0.254 dev net1 table 100']);
+    assert.deepEqual(
+      batches[1]!.map((c) => c.argv.join(' ')),
+      ['ip route replace default via 192.168.0.254 dev net1 table 100'],
+    );
     assert.equal(result.action, 'update');
   });
 
   it('fails with what is still different when the gateway does not converge', async () => {
     const stuck = { ...desired, nat: { ...desired.nat, SHARED_DNAT: [] } };
     const { runtime } = scriptedRuntime([emptyGatewayState(), stuck]);
-    await assert.rejects(reconcileGateway(runtime, spec), (e: unknown) =>
-      e instanceof ConvergenceError && e.remaining.some((l) => l.includes('--dport 8888')));
+    await assert.rejects(
+      reconcileGateway(runtime, spec),
+      (e: unknown) => e instanceof ConvergenceError && e.remaining.some((l) => l.includes('--dport 8888')),
+    );
   });
 });
 
@@ -61,7 +66,10 @@ describe('reconcile', async () => {
  * Gateways that live in memory: reading one returns what its last commands built; `failing`
  * names the gateways whose commands fail, with the error they fail with.
  */
-function memoryRuntime(live: string[], failing: Map<string, Error>): { runtime: GatewayRuntime; attempted: string[]; removed: string[] } {
+function memoryRuntime(
+  live: string[],
+  failing: Map<string, Error>,
+): { runtime: GatewayRuntime; attempted: string[]; removed: string[] } {
   const attempted: string[] = [];
   const removed: string[] = [];
   const handle = (spec: GatewaySpec): GatewayHandle => {
@@ -98,45 +106,86 @@ describe('reconcile all gateways', async () => {
   const specs = ['a', 'b', 'c', 'd'].map((name) => ({ ...seed, name }));
 
   it('attempts every gateway, still prunes, then throws one error naming every failed gateway', async () => {
-    const b = new CommandError('natops-gw-b', ['iptables-restore', '-w', '--noflush'], 4, 'Another app is currently holding the xtables lock');
+    const b = new CommandError(
+      'natops-gw-b',
+      ['iptables-restore', '-w', '--noflush'],
+      4,
+      'Another app is currently holding the xtables lock',
+    );
     const d = new Error('d went away');
-    const { runtime, attempted, removed } = memoryRuntime(['a', 'b', 'old'], new Map([['b', b], ['d', d]]));
-    const error = await reconcileAll(runtime, specs).then(() => undefined, (e: unknown) => e);
+    const { runtime, attempted, removed } = memoryRuntime(
+      ['a', 'b', 'old'],
+      new Map([
+        ['b', b],
+        ['d', d],
+      ]),
+    );
+    const error = await reconcileAll(runtime, specs).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(error instanceof GatewaysFailedError, `a GatewaysFailedError, got ${String(error)}`);
     assert.deepEqual([...attempted].sort(), ['a', 'b', 'c', 'd'], 'every gateway was attempted');
     assert.deepEqual(removed, ['old'], 'the prune ran although gateways failed');
-    assert.deepEqual(error.failures.map((f) => [f.gateway, f.error]), [['b', b], ['d', d]]);
+    assert.deepEqual(
+      error.failures.map((f) => [f.gateway, f.error]),
+      [
+        ['b', b],
+        ['d', d],
+      ],
+    );
     assert.match(error.message, /^gateways b, d failed:\n/);
     assert.match(error.message, /\bb: natops-gw-b: `iptables-restore -w --noflush` exited 4/);
     assert.match(error.message, /\bd: d went away/);
-    assert.deepEqual(error.results.map((r) => `${r.name}:${r.action}`), ['a:create', 'c:create', 'old:delete'], 'what did happen is kept');
+    assert.deepEqual(
+      error.results.map((r) => `${r.name}:${r.action}`),
+      ['a:create', 'c:create', 'old:delete'],
+      'what did happen is kept',
+    );
   });
 
   it('attempts every removal of the prune and names the ones that failed with the others', async () => {
     const b = new Error('b broke');
     const stuck = new Error('namespace busy');
-    const { runtime, removed } = memoryRuntime(['stuck', 'old'], new Map([['b', b], ['stuck', stuck]]));
-    const error = await reconcileAll(runtime, specs).then(() => undefined, (e: unknown) => e);
+    const { runtime, removed } = memoryRuntime(
+      ['stuck', 'old'],
+      new Map([
+        ['b', b],
+        ['stuck', stuck],
+      ]),
+    );
+    const error = await reconcileAll(runtime, specs).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(error instanceof GatewaysFailedError);
     assert.deepEqual(removed, ['old']);
-    assert.deepEqual(error.failures.map((f) => f.gateway), ['b', 'stuck']);
+    assert.deepEqual(
+      error.failures.map((f) => f.gateway),
+      ['b', 'stuck'],
+    );
     assert.match(error.message, /^gateways b, stuck failed:\n {2}b: b broke\n {2}stuck: namespace busy$/);
   });
 
   it('returns every result when no gateway fails', async () => {
     const { runtime, removed } = memoryRuntime(['old'], new Map());
     const results = await reconcileAll(runtime, specs);
-    assert.deepEqual(results.map((r) => `${r.name}:${r.action}`), ['a:create', 'b:create', 'c:create', 'd:create', 'old:delete']);
+    assert.deepEqual(
+      results.map((r) => `${r.name}:${r.action}`),
+      ['a:create', 'b:create', 'c:create', 'd:create', 'old:delete'],
+    );
     assert.deepEqual(removed, ['old']);
   });
 });
 
 describe('reading a gateway in one process', () => {
-  it('splits the read script\'s streams per read, with each exit status', () => {
-    const out = '\n#natops-read nat-legacy\n*nat\nCOMMIT\n\n#natops-read-exit nat-legacy 0\n\n#natops-read nat-nft\n#natops-read-exit nat-nft 1\n'
-      + '\n#natops-read net1\n[]\n#natops-read-exit net1 0\n'
-      + '\n#natops-read rules\n[]\n\n#natops-read-exit rules 0\n\n#natops-read routes\n\n#natops-read-exit routes 2\n\n#natops-read sysctls\n1\n1\n\n#natops-read-exit sysctls 0\n';
-    const err = '\n#natops-read nat-legacy\n\n#natops-read nat-nft\nbroken\n\n#natops-read net1\n\n#natops-read rules\n\n#natops-read routes\nError: ipv4: FIB table does not exist.\n\n#natops-read sysctls\n';
+  it("splits the read script's streams per read, with each exit status", () => {
+    const out =
+      '\n#natops-read nat-legacy\n*nat\nCOMMIT\n\n#natops-read-exit nat-legacy 0\n\n#natops-read nat-nft\n#natops-read-exit nat-nft 1\n' +
+      '\n#natops-read net1\n[]\n#natops-read-exit net1 0\n' +
+      '\n#natops-read rules\n[]\n\n#natops-read-exit rules 0\n\n#natops-read routes\n\n#natops-read-exit routes 2\n\n#natops-read sysctls\n1\n1\n\n#natops-read-exit sysctls 0\n';
+    const err =
+      '\n#natops-read nat-legacy\n\n#natops-read nat-nft\nbroken\n\n#natops-read net1\n\n#natops-read rules\n\n#natops-read routes\nError: ipv4: FIB table does not exist.\n\n#natops-read sysctls\n';
     const r = splitReads(out, err, ['nat-legacy', 'nat-nft', 'net1', 'rules', 'routes', 'sysctls']);
     assert.equal(r['nat-legacy'].stdout, '*nat\nCOMMIT\n\n');
     assert.deepEqual(r['nat-nft'], { stdout: '', stderr: 'broken\n\n', code: 1 });
@@ -147,6 +196,9 @@ describe('reading a gateway in one process', () => {
 
   it('output cut short (a read that never reported its exit) is a ParseError naming the read', () => {
     const out = '\n#natops-read nat-legacy\n*nat\nCOMMIT\n\n#natops-read-exit nat-legacy 0\n\n#natops-read net1\n[';
-    assert.throws(() => splitReads(out, '', ['nat-legacy', 'net1']), (e: unknown) => e instanceof ParseError && /ip -j addr show dev net1.*cut short/.test(e.message));
+    assert.throws(
+      () => splitReads(out, '', ['nat-legacy', 'net1']),
+      (e: unknown) => e instanceof ParseError && /ip -j addr show dev net1.*cut short/.test(e.message),
+    );
   });
 });

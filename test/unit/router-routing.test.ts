@@ -31,7 +31,8 @@ const RULES: IpRule[] = [
   { priority: 32767, src: 'all', table: 'default' },
 ];
 
-const argv = (want: StaticRoute[], routes: IpRoute[], rules: IpRule[]) => diffRouting(routerRouting(want), routes, rules).map((c) => c.args.join(' '));
+const argv = (want: StaticRoute[], routes: IpRoute[], rules: IpRule[]) =>
+  diffRouting(routerRouting(want), routes, rules).map((c) => c.args.join(' '));
 
 describe("a VPC router's static routes", () => {
   it('become main-table routes, and per source route a table and two rules', () => {
@@ -48,13 +49,23 @@ describe("a VPC router's static routes", () => {
 
   it('change nothing when the router matches', () => {
     assert.deepEqual(diffRouting(routerRouting(STATIC), ROUTES, RULES), []);
-    assert.deepEqual(diffRouting(routerRouting([]), ROUTES.filter((r) => r.protocol === 'kernel'), RULES.filter((r) => r.priority < 1000 || r.priority > 2000)), []);
+    assert.deepEqual(
+      diffRouting(
+        routerRouting([]),
+        ROUTES.filter((r) => r.protocol === 'kernel'),
+        RULES.filter((r) => r.priority < 1000 || r.priority > 2000),
+      ),
+      [],
+    );
   });
 
   it('replace a changed next hop in place, and say what it was', () => {
     const moved = STATIC.map((r) => (r.cidr === '0.0.0.0/0' ? { ...r, nextHopIP: '10.0.1.250' } : r));
     assert.deepEqual(diffRouting(routerRouting(moved), ROUTES, RULES), [
-      { args: ['route', 'replace', '0.0.0.0/0', 'via', '10.0.1.250', 'proto', 'static'], what: 'route 0.0.0.0/0 via 10.0.1.250 (was via 10.0.1.254)' },
+      {
+        args: ['route', 'replace', '0.0.0.0/0', 'via', '10.0.1.250', 'proto', 'static'],
+        what: 'route 0.0.0.0/0 via 10.0.1.250 (was via 10.0.1.254)',
+      },
     ]);
     const srcMoved = STATIC.map((r) => (r.cidr === '10.0.1.6/32' ? { ...r, nextHopIP: '10.0.1.250' } : r));
     assert.deepEqual(argv(srcMoved, ROUTES, RULES), ['route replace 0.0.0.0/0 via 10.0.1.250 table 1001 proto static']);
@@ -106,6 +117,8 @@ describe("a VPC router's static routes", () => {
   });
 
   it('keep the last next hop of a repeated destination', () => {
-    assert.deepEqual(argv([STATIC[0]!, { ...STATIC[0]!, nextHopIP: '10.0.1.250' }], [], []), ['route replace 0.0.0.0/0 via 10.0.1.250 proto static']);
+    assert.deepEqual(argv([STATIC[0]!, { ...STATIC[0]!, nextHopIP: '10.0.1.250' }], [], []), [
+      'route replace 0.0.0.0/0 via 10.0.1.250 proto static',
+    ]);
   });
 });

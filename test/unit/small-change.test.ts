@@ -54,7 +54,10 @@ describe('a small change reads no more than it must', async () => {
   const spec = await seedSpec();
   const desired = compileGateway(spec);
   const forward = (port: number) => portForward('192.168.0.112', 'tcp', 8888, '10.0.1.10', port);
-  const otherBackend: GatewayState = { ...structuredClone(desired), nat: { ...structuredClone(desired.nat), SHARED_DNAT: [forward(8080)] } };
+  const otherBackend: GatewayState = {
+    ...structuredClone(desired),
+    nat: { ...structuredClone(desired.nat), SHARED_DNAT: [forward(8080)] },
+  };
 
   it('one changed port forward: a whole first read, then the nat read only', async () => {
     const { runtime, reads, batches } = recordingRuntime([otherBackend, desired]);
@@ -62,11 +65,17 @@ describe('a small change reads no more than it must', async () => {
     assert.equal(result.action, 'update');
     assert.deepEqual(reads, ['all', ['nat']]);
     assert.equal(batches.length, 1);
-    assert.deepEqual(argvs(batches[0]!), ['iptables-legacy-restore -w --noflush', 'conntrack -D -p tcp -d 192.168.0.112 --dport 8888']);
+    assert.deepEqual(argvs(batches[0]!), [
+      'iptables-legacy-restore -w --noflush',
+      'conntrack -D -p tcp -d 192.168.0.112 --dport 8888',
+    ]);
   });
 
   it('a nat side effect seen on the narrowed read-back still gets its corrective pass', async () => {
-    const dropped: GatewayState = { ...structuredClone(desired), nat: { ...structuredClone(desired.nat), SHARED_SNAT: [] } };
+    const dropped: GatewayState = {
+      ...structuredClone(desired),
+      nat: { ...structuredClone(desired.nat), SHARED_SNAT: [] },
+    };
     const { runtime, reads, batches } = recordingRuntime([otherBackend, dropped, desired]);
     await reconcileGateway(runtime, spec);
     assert.equal(batches.length, 2);
@@ -75,16 +84,23 @@ describe('a small change reads no more than it must', async () => {
   });
 
   it('an EIP removal re-reads addresses and the routes it may take along, and mends a lost route', async () => {
-    const extra: GatewayState = { ...structuredClone(desired), addresses: [...desired.addresses, { dev: 'net1', cidr: '192.168.0.120/24' }] };
+    const extra: GatewayState = {
+      ...structuredClone(desired),
+      addresses: [...desired.addresses, { dev: 'net1', cidr: '192.168.0.120/24' }],
+    };
     // the kernel dropped the default route with the address (no promote_secondaries, say)
-    const lostRoute: GatewayState = { ...structuredClone(desired), routes: desired.routes.filter((r) => r.dst !== 'default') };
+    const lostRoute: GatewayState = {
+      ...structuredClone(desired),
+      routes: desired.routes.filter((r) => r.dst !== 'default'),
+    };
     const { runtime, reads, batches } = recordingRuntime([extra, lostRoute, desired]);
     const result = await reconcileGateway(runtime, spec);
     assert.equal(result.action, 'update');
     assert.deepEqual(argvs(batches[0]!), ['ip addr del 192.168.0.120/24 dev net1']);
     assert.deepEqual(argvs(batches[1]!), ['ip route replace default via 192.168.0.254 dev net1 table 100']);
     assert.equal(reads[0], 'all');
-    for (const r of ['net1', 'routes', 'rules'] as const) assert.ok((reads[1] as StateRead[]).includes(r), `the read-back reads ${r}`);
+    for (const r of ['net1', 'routes', 'rules'] as const)
+      assert.ok((reads[1] as StateRead[]).includes(r), `the read-back reads ${r}`);
     assert.ok(!(reads[1] as StateRead[]).includes('nat'), 'nat was not touched: no iptables save');
     assert.ok((reads[2] as StateRead[]).includes('routes'));
   });
@@ -96,7 +112,7 @@ describe('a small change reads no more than it must', async () => {
     assert.equal(batches.length, 1);
   });
 
-  it('a gateway in nf_tables: a part handler\'s narrowed reads keep its transactions there, the corrective pass\'s too', async () => {
+  it("a gateway in nf_tables: a part handler's narrowed reads keep its transactions there, the corrective pass's too", async () => {
     const inNft = (s: GatewayState): GatewayState => ({ ...structuredClone(s), iptables: 'nft' });
     // the first transaction did not take (read back as before), the second did
     const { runtime, batches } = recordingRuntime([inNft(otherBackend), inNft(otherBackend), inNft(desired)]);
@@ -155,7 +171,11 @@ describe('each part reads what it compares', async () => {
   // a live gateway differing from desired in every field
   const live: GatewayState = {
     iptables: 'nft',
-    net1Up: false, sysctls: {}, addresses: [], rules: [], routes: [],
+    net1Up: false,
+    sysctls: {},
+    addresses: [],
+    rules: [],
+    routes: [],
     nat: { PREROUTING: [], POSTROUTING: [] },
   };
   for (const [part, reads] of Object.entries(PART_READS)) {
@@ -171,26 +191,29 @@ describe('each part reads what it compares', async () => {
 
 describe('a narrowed read of a gateway', () => {
   /** An exec that answers the read script from canned outputs, recording what it ran. */
-  const fakeExec = (ran: string[]) => async (req: ExecRequest): Promise<ExecResult> => {
-    const script = req.argv[2]!;
-    ran.push(script);
-    const canned: Record<ReadSection, string> = {
-      'nat-legacy': '*nat\n:SHARED_DNAT - [0:0]\n-A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 1 -j DNAT --to-destination 10.0.1.10:1\nCOMMIT\n',
-      'nat-nft': '*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n',
-      net1: '[{"ifname":"net1","flags":["UP"],"addr_info":[{"family":"inet","local":"192.168.0.112","prefixlen":24,"scope":"global"}]}]',
-      rules: '[{"iif":"net1","table":"100"}]',
-      routes: '[{"dst":"default","gateway":"192.168.0.254","dev":"net1"}]',
-      sysctls: '1\n1\n',
+  const fakeExec =
+    (ran: string[]) =>
+    async (req: ExecRequest): Promise<ExecResult> => {
+      const script = req.argv[2]!;
+      ran.push(script);
+      const canned: Record<ReadSection, string> = {
+        'nat-legacy':
+          '*nat\n:SHARED_DNAT - [0:0]\n-A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 1 -j DNAT --to-destination 10.0.1.10:1\nCOMMIT\n',
+        'nat-nft': '*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n',
+        net1: '[{"ifname":"net1","flags":["UP"],"addr_info":[{"family":"inet","local":"192.168.0.112","prefixlen":24,"scope":"global"}]}]',
+        rules: '[{"iif":"net1","table":"100"}]',
+        routes: '[{"dst":"default","gateway":"192.168.0.254","dev":"net1"}]',
+        sysctls: '1\n1\n',
+      };
+      let stdout = '';
+      let stderr = '';
+      for (const name of Object.keys(READ_COMMANDS) as ReadSection[]) {
+        if (!script.includes(READ_COMMANDS[name].map((a) => `'${a}'`).join(' '))) continue;
+        stdout += `\n#natops-read ${name}\n${canned[name]}\n#natops-read-exit ${name} 0\n`;
+        stderr += `\n#natops-read ${name}\n`;
+      }
+      return { stdout, stderr, code: 0 };
     };
-    let stdout = '';
-    let stderr = '';
-    for (const name of Object.keys(READ_COMMANDS) as ReadSection[]) {
-      if (!script.includes(READ_COMMANDS[name].map((a) => `'${a}'`).join(' '))) continue;
-      stdout += `\n#natops-read ${name}\n${canned[name]}\n#natops-read-exit ${name} 0\n`;
-      stderr += `\n#natops-read ${name}\n`;
-    }
-    return { stdout, stderr, code: 0 };
-  };
 
   it('runs only the commands asked for and returns only their fields', async () => {
     const ran: string[] = [];
@@ -215,7 +238,11 @@ describe('a narrowed read of a gateway', () => {
   });
 
   it('splits the streams of a narrowed script by the reads it ran', () => {
-    const r = splitReads('\n#natops-read nat-nft\n*nat\nCOMMIT\n\n#natops-read-exit nat-nft 0\n', '\n#natops-read nat-nft\n', ['nat-nft']);
+    const r = splitReads(
+      '\n#natops-read nat-nft\n*nat\nCOMMIT\n\n#natops-read-exit nat-nft 0\n',
+      '\n#natops-read nat-nft\n',
+      ['nat-nft'],
+    );
     assert.deepEqual(Object.keys(r), ['nat-nft']);
     assert.equal(r['nat-nft'].code, 0);
   });
@@ -223,10 +250,25 @@ describe('a narrowed read of a gateway', () => {
 
 describe('an existing netns gateway whose wiring needs no step', () => {
   const ok = (stdout: unknown) => ({ code: 0, stdout: JSON.stringify(stdout) });
-  const port = (master: string, up = true) => ok([{ ifname: 'p', master, flags: up ? ['BROADCAST', 'UP', 'LOWER_UP'] : ['BROADCAST'] }]);
-  const eth0 = (cidr: string, up = true) => ok([{ ifname: 'eth0', flags: up ? ['UP'] : [], addr_info: [{ family: 'inet', local: cidr.split('/')[0], prefixlen: Number(cidr.split('/')[1]), scope: 'global' }] }]);
+  const port = (master: string, up = true) =>
+    ok([{ ifname: 'p', master, flags: up ? ['BROADCAST', 'UP', 'LOWER_UP'] : ['BROADCAST'] }]);
+  const eth0 = (cidr: string, up = true) =>
+    ok([
+      {
+        ifname: 'eth0',
+        flags: up ? ['UP'] : [],
+        addr_info: [
+          { family: 'inet', local: cidr.split('/')[0], prefixlen: Number(cidr.split('/')[1]), scope: 'global' },
+        ],
+      },
+    ]);
   const want = { bridge: 'br-sn', lanCidr: '10.0.1.254/24', nic: 'eth1', gateway: '10.0.1.1' };
-  const wired = { eth0Port: port('br-sn'), eth0: eth0('10.0.1.254/24'), net1Port: port('eth1'), routes: ok([{ dst: 'default', gateway: '10.0.1.1', dev: 'eth0', flags: [] }]) };
+  const wired = {
+    eth0Port: port('br-sn'),
+    eth0: eth0('10.0.1.254/24'),
+    net1Port: port('eth1'),
+    routes: ok([{ dst: 'default', gateway: '10.0.1.1', dev: 'eth0', flags: [] }]),
+  };
 
   it('is wired when every step already holds', () => {
     assert.equal(isWired(wired, want), true);
@@ -241,7 +283,10 @@ describe('an existing netns gateway whose wiring needs no step', () => {
       ['net1 port off the underlay', { net1Port: port('br-sn') }],
       ['no default route', { routes: ok([]) }],
       ['default route elsewhere', { routes: ok([{ dst: 'default', gateway: '10.0.1.2', dev: 'eth0' }]) }],
-      ['default route at another metric only', { routes: ok([{ dst: 'default', gateway: '10.0.1.1', dev: 'eth0', metric: 100 }]) }],
+      [
+        'default route at another metric only',
+        { routes: ok([{ dst: 'default', gateway: '10.0.1.1', dev: 'eth0', metric: 100 }]) },
+      ],
       ['a read failed', { net1Port: { code: 1, stdout: '' } }],
       ['a read printed garbage', { eth0: { code: 0, stdout: '[{"ifname":' } }],
     ];

@@ -34,20 +34,42 @@ describe('symbolic links in the manifest tree', () => {
     await run(['git', 'init', '--quiet', '--initial-branch=main', work]);
     await tree(work);
     await run(['git', '-C', work, 'add', '-A']);
-    await run(['git', '-C', work, '-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '--quiet', '-m', 'links']);
+    await run([
+      'git',
+      '-C',
+      work,
+      '-c',
+      'user.name=t',
+      '-c',
+      'user.email=t@example.com',
+      'commit',
+      '--quiet',
+      '-m',
+      'links',
+    ]);
     const sha = (await run(['git', '-C', work, 'rev-parse', 'HEAD'])).stdout.trim();
     const mode = (await run(['git', '-C', work, 'ls-tree', sha, 'net/passwd.yaml'])).stdout;
     assert.match(mode, /^120000 blob /, 'git holds the link as a link');
 
     const warnings: string[] = [];
     const files = await new GitRepo(join(work, '.git')).manifestsAt(sha, 'net', { warn: (m) => warnings.push(m) });
-    assert.deepEqual(files.map(({ path, text }) => ({ path, text })), [
-      { path: 'net/a.yaml', text: 'kind: A\n' },
-      { path: 'net/sub/b.yaml', text: 'kind: B\n' },
-    ]);
+    assert.deepEqual(
+      files.map(({ path, text }) => ({ path, text })),
+      [
+        { path: 'net/a.yaml', text: 'kind: A\n' },
+        { path: 'net/sub/b.yaml', text: 'kind: B\n' },
+      ],
+    );
     assert.equal(warnings.length, LINKS.length, warnings.join('\n'));
-    for (const link of LINKS) assert.ok(warnings.some((w) => w.includes(`net/${link}`) && /symbolic link/.test(w) && /skipped/.test(w)), `${link}: ${warnings.join('\n')}`);
-    assert.ok(warnings.some((w) => w.includes('/etc/passwd')), 'the warning names the target');
+    for (const link of LINKS)
+      assert.ok(
+        warnings.some((w) => w.includes(`net/${link}`) && /symbolic link/.test(w) && /skipped/.test(w)),
+        `${link}: ${warnings.join('\n')}`,
+      );
+    assert.ok(
+      warnings.some((w) => w.includes('/etc/passwd')),
+      'the warning names the target',
+    );
   });
 
   it('in a directory on disk: skipped with a warning each, their target never read', async () => {
@@ -55,12 +77,19 @@ describe('symbolic links in the manifest tree', () => {
     await tree(root);
     const warnings: string[] = [];
     const files = await readManifestDir(join(root, 'net'), { warn: (m) => warnings.push(m) });
-    assert.deepEqual(files.map(({ path, text }) => ({ path, text })), [
-      { path: join(root, 'net', 'a.yaml'), text: 'kind: A\n' },
-      { path: join(root, 'net', 'sub', 'b.yaml'), text: 'kind: B\n' },
-    ]);
+    assert.deepEqual(
+      files.map(({ path, text }) => ({ path, text })),
+      [
+        { path: join(root, 'net', 'a.yaml'), text: 'kind: A\n' },
+        { path: join(root, 'net', 'sub', 'b.yaml'), text: 'kind: B\n' },
+      ],
+    );
     assert.equal(warnings.length, LINKS.length, warnings.join('\n'));
-    for (const link of LINKS) assert.ok(warnings.some((w) => w.includes(join(root, 'net', link)) && /symbolic link/.test(w) && /skipped/.test(w)), `${link}: ${warnings.join('\n')}`);
+    for (const link of LINKS)
+      assert.ok(
+        warnings.some((w) => w.includes(join(root, 'net', link)) && /symbolic link/.test(w) && /skipped/.test(w)),
+        `${link}: ${warnings.join('\n')}`,
+      );
 
     // Only links: nothing to read, and the error says why.
     const onlyLinks = join(dir, 'only-links');

@@ -5,7 +5,8 @@ import { classifyDelivery, type Tracked } from '../../functions/webhook.ts';
 import { branchPush, examplePayloads } from '../helpers/app.ts';
 
 const push = (over: Record<string, unknown> = {}) => JSON.stringify({ ...branchPush(), ...over });
-const decide = (event: string, body: string) => classifyDelivery({ id: 'd1', event, body, contentType: 'application/json' }, { branch: 'main' });
+const decide = (event: string, body: string) =>
+  classifyDelivery({ id: 'd1', event, body, contentType: 'application/json' }, { branch: 'main' });
 
 describe('the webhook decides (pure)', () => {
   it("plans GitHub's example push to the tracked branch, with the delivery id as the dedupe key", () => {
@@ -29,7 +30,15 @@ describe('the webhook decides (pure)', () => {
     assert.deepEqual(decide('push', '{"ref":'), { status: 400, outcome: 'body is not JSON' });
     assert.equal(decide('push', '[]').status, 400);
     assert.equal(decide('push', push({ after: 'nope' })).status, 400);
-    for (const ref of ['refs/heads/../main', 'refs/heads/ma\u0000in', 'refs/heads/ma\nin', 'refs/heads/a b', 'refs/heads/x.lock', 'refs/heads/main/', 'refs/heads//main']) {
+    for (const ref of [
+      'refs/heads/../main',
+      'refs/heads/ma\u0000in',
+      'refs/heads/ma\nin',
+      'refs/heads/a b',
+      'refs/heads/x.lock',
+      'refs/heads/main/',
+      'refs/heads//main',
+    ]) {
       const d = decide('push', push({ ref }));
       assert.equal(d.status, 400, ref);
       assert.equal(d.plan, undefined);
@@ -37,10 +46,16 @@ describe('the webhook decides (pure)', () => {
   });
 
   it('refuses form-encoded payloads with how to fix the hook, and deliveries from another repository', () => {
-    const form = classifyDelivery({ id: 'd', event: 'push', body: 'payload=%7B%7D', contentType: 'application/x-www-form-urlencoded' }, { branch: 'main' });
+    const form = classifyDelivery(
+      { id: 'd', event: 'push', body: 'payload=%7B%7D', contentType: 'application/x-www-form-urlencoded' },
+      { branch: 'main' },
+    );
     assert.equal(form.status, 415);
     assert.match(form.outcome, /set the webhook's content type to application\/json/);
-    const other = classifyDelivery({ id: 'd', event: 'push', body: push(), contentType: 'application/json' }, { branch: 'main', repository: 'natops/gitops' });
+    const other = classifyDelivery(
+      { id: 'd', event: 'push', body: push(), contentType: 'application/json' },
+      { branch: 'main', repository: 'natops/gitops' },
+    );
     assert.deepEqual([other.status, other.plan], [400, undefined]);
     assert.match(other.outcome, /natops tracks natops\/gitops/);
   });
@@ -54,15 +69,27 @@ describe('pull requests (pure)', () => {
     p.pull_request.base.ref = 'main';
     return JSON.stringify({ ...p, ...over });
   };
-  const pr = (body: string, tracked: Partial<Tracked> = {}) => classifyDelivery({ id: 'd2', event: 'pull_request', body, contentType: 'application/json' }, { branch: 'main', previews: true, ...tracked });
+  const pr = (body: string, tracked: Partial<Tracked> = {}) =>
+    classifyDelivery(
+      { id: 'd2', event: 'pull_request', body, contentType: 'application/json' },
+      { branch: 'main', previews: true, ...tracked },
+    );
 
   it("queues a preview of GitHub's example opened and synchronize events, with head, base and the pull request's time", () => {
     for (const action of ['opened', 'synchronize', 'reopened']) {
       const d = pr(into(action));
-      const ex = example(action) as { number: number; pull_request: { head: { sha: string }; base: { sha: string }; updated_at: string } };
+      const ex = example(action) as {
+        number: number;
+        pull_request: { head: { sha: string }; base: { sha: string }; updated_at: string };
+      };
       assert.equal(d.status, 202, action);
-      assert.deepEqual(d.preview && d.preview.action === 'preview' ? [d.preview.number, d.preview.head, d.preview.base, d.preview.updatedAt, d.preview.delivery] : undefined,
-        [ex.number, ex.pull_request.head.sha, ex.pull_request.base.sha, Date.parse(ex.pull_request.updated_at), 'd2'], action);
+      assert.deepEqual(
+        d.preview && d.preview.action === 'preview'
+          ? [d.preview.number, d.preview.head, d.preview.base, d.preview.updatedAt, d.preview.delivery]
+          : undefined,
+        [ex.number, ex.pull_request.head.sha, ex.pull_request.base.sha, Date.parse(ex.pull_request.updated_at), 'd2'],
+        action,
+      );
     }
   });
 
@@ -70,7 +97,15 @@ describe('pull requests (pure)', () => {
     const closed = pr(into('closed'));
     assert.equal(closed.preview?.action, 'close');
     assert.equal(pr(into('opened', { action: 'edited', changes: { title: { from: 'x' } } })).preview, undefined);
-    assert.equal(pr(into('opened', { action: 'edited', changes: { base: { ref: { from: 'dev' }, sha: { from: 'a'.repeat(40) } } } })).preview?.action, 'preview');
+    assert.equal(
+      pr(
+        into('opened', {
+          action: 'edited',
+          changes: { base: { ref: { from: 'dev' }, sha: { from: 'a'.repeat(40) } } },
+        }),
+      ).preview?.action,
+      'preview',
+    );
     for (const action of ['labeled', 'assigned', 'review_requested']) {
       const d = pr(into(action));
       assert.deepEqual([d.status, d.preview], [202, undefined], action);

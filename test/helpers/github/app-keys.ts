@@ -26,7 +26,11 @@ export function makeTestApp(opts: { appId?: number; slug?: string } = {}): TestA
 const b64url = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
 
 /** Signs claims as an App would (RS256); tests use it to make tokens GitHub must refuse. */
-export function signAppJwt(privateKeyPem: string, claims: Record<string, unknown>, header: Record<string, unknown> = { alg: 'RS256', typ: 'JWT' }): string {
+export function signAppJwt(
+  privateKeyPem: string,
+  claims: Record<string, unknown>,
+  header: Record<string, unknown> = { alg: 'RS256', typ: 'JWT' },
+): string {
   const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
   const sig = sign('RSA-SHA256', Buffer.from(input), createPrivateKey(privateKeyPem));
   return `${input}.${b64url(sig)}`;
@@ -40,7 +44,8 @@ export function appJwt(app: TestApp, nowSeconds = Math.floor(Date.now() / 1000))
 /** GitHub's wording for each way an App JWT fails. */
 export const JWT_ERRORS = {
   undecodable: 'A JSON web token could not be decoded',
-  expired: "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires",
+  expired:
+    "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires",
   tooLong: "'Expiration time' claim ('exp') is too far in the future",
   issuedLater: "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued",
   issuer: "'Issuer' claim ('iss') must be an Integer",
@@ -55,7 +60,11 @@ export const JWT_CLOCK_SKEW_SECONDS = 60;
  * numeric string), `iat` not in the future (60 s leeway for skewed clocks), `exp` in the future
  * and at most 10 minutes after `iat`. Returns GitHub's message for the first failure.
  */
-export function verifyAppJwt(app: TestApp, jwt: string, nowSeconds = Math.floor(Date.now() / 1000)): { ok: true } | { ok: false; message: string } {
+export function verifyAppJwt(
+  app: TestApp,
+  jwt: string,
+  nowSeconds = Math.floor(Date.now() / 1000),
+): { ok: true } | { ok: false; message: string } {
   const parts = jwt.split('.');
   if (parts.length !== 3) return { ok: false, message: JWT_ERRORS.undecodable };
   const [h, p, s] = parts as [string, string, string];
@@ -67,7 +76,8 @@ export function verifyAppJwt(app: TestApp, jwt: string, nowSeconds = Math.floor(
   } catch {
     return { ok: false, message: JWT_ERRORS.undecodable };
   }
-  if (typeof header !== 'object' || header === null || (header as Record<string, unknown>).alg !== 'RS256') return { ok: false, message: JWT_ERRORS.undecodable };
+  if (typeof header !== 'object' || header === null || (header as Record<string, unknown>).alg !== 'RS256')
+    return { ok: false, message: JWT_ERRORS.undecodable };
   if (typeof claims !== 'object' || claims === null) return { ok: false, message: JWT_ERRORS.undecodable };
   const c = claims as Record<string, unknown>;
   const iss = typeof c.iss === 'string' && /^\d+$/.test(c.iss) ? Number(c.iss) : c.iss;
@@ -80,8 +90,11 @@ export function verifyAppJwt(app: TestApp, jwt: string, nowSeconds = Math.floor(
     good = false;
   }
   if (!good) return { ok: false, message: JWT_ERRORS.undecodable };
-  if (typeof c.iat !== 'number' || !Number.isInteger(c.iat) || c.iat > nowSeconds + JWT_CLOCK_SKEW_SECONDS) return { ok: false, message: JWT_ERRORS.issuedLater };
-  if (typeof c.exp !== 'number' || !Number.isInteger(c.exp) || c.exp <= nowSeconds) return { ok: false, message: JWT_ERRORS.expired };
-  if (c.exp - c.iat > 600 || c.exp > nowSeconds + 600 + JWT_CLOCK_SKEW_SECONDS) return { ok: false, message: JWT_ERRORS.tooLong };
+  if (typeof c.iat !== 'number' || !Number.isInteger(c.iat) || c.iat > nowSeconds + JWT_CLOCK_SKEW_SECONDS)
+    return { ok: false, message: JWT_ERRORS.issuedLater };
+  if (typeof c.exp !== 'number' || !Number.isInteger(c.exp) || c.exp <= nowSeconds)
+    return { ok: false, message: JWT_ERRORS.expired };
+  if (c.exp - c.iat > 600 || c.exp > nowSeconds + 600 + JWT_CLOCK_SKEW_SECONDS)
+    return { ok: false, message: JWT_ERRORS.tooLong };
   return { ok: true };
 }

@@ -54,7 +54,9 @@ interface Route {
   operations: Map<Method, Operation>;
 }
 
-const SPEC_FILE = fileURLToPath(new URL('../../../node_modules/@octokit/openapi/generated/api.github.com.json', import.meta.url));
+const SPEC_FILE = fileURLToPath(
+  new URL('../../../node_modules/@octokit/openapi/generated/api.github.com.json', import.meta.url),
+);
 
 let spec: JsonObject | undefined;
 let ajv: Ajv | undefined;
@@ -131,7 +133,10 @@ export function resolve(node: Json | undefined): { node: Json | undefined; ref: 
   for (let i = 0; i < 32 && isObject(cur) && typeof cur.$ref === 'string'; i++) {
     const target: string = cur.$ref;
     if (!target.startsWith('#/')) throw new Error(`external $ref ${target}`);
-    ref = target.slice(2).split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+    ref = target
+      .slice(2)
+      .split('/')
+      .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
     let at: Json | undefined = loadSpec();
     for (const p of ref) at = isObject(at) ? at[p] : undefined;
     cur = at;
@@ -189,7 +194,12 @@ function buildRoutes(): Route[] {
       let requestBodyRequired = false;
       const rb = resolve(op.requestBody);
       if (isObject(rb.node) && isObject(rb.node.content) && rb.node.content['application/json'] !== undefined) {
-        requestBodyRef = pointer(...(rb.ref ?? ['paths', template, method, 'requestBody']), 'content', 'application/json', 'schema');
+        requestBodyRef = pointer(
+          ...(rb.ref ?? ['paths', template, method, 'requestBody']),
+          'content',
+          'application/json',
+          'schema',
+        );
         requestBodyRequired = rb.node.required === true;
       }
       const responses = new Map<string, string | null>();
@@ -201,14 +211,22 @@ function buildRoutes(): Route[] {
           responses.set(
             code,
             isObject(json) && json.schema !== undefined
-              ? pointer(...(res.ref ?? ['paths', template, method, 'responses', code]), 'content', 'application/json', 'schema')
+              ? pointer(
+                  ...(res.ref ?? ['paths', template, method, 'responses', code]),
+                  'content',
+                  'application/json',
+                  'schema',
+                )
               : null,
           );
         }
       }
       operations.set(method, {
         operationId: op.operationId,
-        docsUrl: isObject(op.externalDocs) && typeof op.externalDocs.url === 'string' ? op.externalDocs.url : 'https://docs.github.com/rest',
+        docsUrl:
+          isObject(op.externalDocs) && typeof op.externalDocs.url === 'string'
+            ? op.externalDocs.url
+            : 'https://docs.github.com/rest',
         method,
         template,
         parameters: [...params.values()],
@@ -334,13 +352,17 @@ export function validateRequest(op: Operation, req: RequestParts): string[] {
   const query: Record<string, unknown> = {};
   for (const [name, values] of req.query) {
     const p = byName.get(`query:${name}`);
-    if (p && p.schema.type !== 'array' && values.length > 1) problems.push(`query/${name} given ${values.length} times`);
-    query[name] = p ? coerce(p.schema, p.schema.type === 'array' ? values : (values[values.length - 1] ?? '')) : values.join(',');
+    if (p && p.schema.type !== 'array' && values.length > 1)
+      problems.push(`query/${name} given ${values.length} times`);
+    query[name] = p
+      ? coerce(p.schema, p.schema.type === 'array' ? values : (values[values.length - 1] ?? ''))
+      : values.join(',');
   }
   const qv = parametersValidator(op, 'query');
   if (!qv(query)) problems.push(...formatErrors('query', qv.errors));
   if (op.requestBodyRef === undefined) {
-    if (req.body !== undefined && !(isObject(req.body) && Object.keys(req.body).length === 0)) problems.push('body: this operation takes no body');
+    if (req.body !== undefined && !(isObject(req.body) && Object.keys(req.body).length === 0))
+      problems.push('body: this operation takes no body');
   } else if (req.body === undefined) {
     if (op.requestBodyRequired) problems.push('body: required but missing');
   } else {
@@ -354,7 +376,10 @@ export function validateRequest(op: Operation, req: RequestParts): string[] {
 }
 
 function resolveRef(ref: string): Json | undefined {
-  const parts = ref.replace(/^gh#\//, '').split('/').map((p) => decodeURIComponent(p).replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts = ref
+    .replace(/^gh#\//, '')
+    .split('/')
+    .map((p) => decodeURIComponent(p).replace(/~1/g, '/').replace(/~0/g, '~'));
   let at: Json | undefined = loadSpec();
   for (const p of parts) at = isObject(at) ? at[p] : undefined;
   return at;
@@ -394,7 +419,8 @@ function unknownProperties(schema: Json | undefined, data: Json, where: string, 
   const node = resolve(schema).node;
   if (!isObject(node)) return;
   if (Array.isArray(data)) {
-    if (node.items !== undefined) for (const [i, d] of data.entries()) unknownProperties(node.items, d, `${where}/${i}`, out, depth + 1);
+    if (node.items !== undefined)
+      for (const [i, d] of data.entries()) unknownProperties(node.items, d, `${where}/${i}`, out, depth + 1);
     return;
   }
   if (!isObject(data)) return;
@@ -412,9 +438,12 @@ export function validateResponse(op: Operation, status: number, body: unknown): 
   const ref = op.responses.has(code) ? op.responses.get(code) : op.responses.get('default');
   if (ref === undefined) {
     // An unlisted success is a stand-in bug; unlisted errors (401, 429...) GitHub gives anywhere.
-    return status >= 200 && status < 300 ? [`response ${status} is not one the description lists (${[...op.responses.keys()].join(', ')})`] : [];
+    return status >= 200 && status < 300
+      ? [`response ${status} is not one the description lists (${[...op.responses.keys()].join(', ')})`]
+      : [];
   }
-  if (ref === null) return body === undefined ? [] : [`response ${status} has a JSON body the description does not give`];
+  if (ref === null)
+    return body === undefined ? [] : [`response ${status} has a JSON body the description does not give`];
   const v = validatorFor(ref, () => ({ $ref: ref }));
   return v(body) ? [] : formatErrors(`response ${status}`, v.errors);
 }

@@ -250,19 +250,25 @@ const RANK: Record<PermissionLevel, number> = { read: 1, write: 2, admin: 3 };
 
 /** GitHub's timestamps: ISO 8601, seconds, UTC. */
 const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-const nodeId = (kind: string, id: number | string): string => Buffer.from(`0${kind.length}:${kind}${id}`).toString('base64').replace(/=+$/, '');
-const numericId = (s: string): number => createHash('sha256').update(s).digest().readUInt32BE(0) % 100_000_000 + 1000;
+const nodeId = (kind: string, id: number | string): string =>
+  Buffer.from(`0${kind.length}:${kind}${id}`).toString('base64').replace(/=+$/, '');
+const numericId = (s: string): number => (createHash('sha256').update(s).digest().readUInt32BE(0) % 100_000_000) + 1000;
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const codePoints = (s: string): number => [...s].length;
 
 /** git with an argv array (no shell); answers stdout bytes and the exit code. */
 function git(gitDir: string, args: string[], okCodes: number[] = [0]): Promise<{ stdout: Buffer; code: number }> {
   return new Promise((resolvePromise, reject) => {
-    execFile('git', ['--git-dir', gitDir, ...args], { encoding: 'buffer', maxBuffer: 512 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      if (okCodes.includes(code)) resolvePromise({ stdout, code });
-      else reject(new Error(`git ${args.join(' ')} (in ${gitDir}) exited ${code}: ${stderr.toString().trim()}`));
-    });
+    execFile(
+      'git',
+      ['--git-dir', gitDir, ...args],
+      { encoding: 'buffer', maxBuffer: 512 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        if (okCodes.includes(code)) resolvePromise({ stdout, code });
+        else reject(new Error(`git ${args.join(' ')} (in ${gitDir}) exited ${code}: ${stderr.toString().trim()}`));
+      },
+    );
   });
 }
 
@@ -307,12 +313,25 @@ export class GitHubStandIn {
 
   private constructor(private readonly options: StandInOptions) {
     this.app = options.app ?? makeTestApp();
-    this.user = { login: options.user?.login ?? 'natops-tester', id: options.user?.id ?? 583231, name: options.user?.name ?? 'natops tester' };
+    this.user = {
+      login: options.user?.login ?? 'natops-tester',
+      id: options.user?.id ?? 583231,
+      name: options.user?.name ?? 'natops tester',
+    };
     let i = 0;
     for (const [fullName, gitDir] of Object.entries(options.repos ?? {})) {
       const [owner, name, ...rest] = fullName.split('/');
       if (!owner || !name || rest.length > 0) throw new TypeError(`repository "${fullName}" is not owner/name`);
-      this.repos.set(fullName.toLowerCase(), { fullName, owner, name, gitDir, id: 700_000 + i++, statuses: new Map(), checkRuns: new Map(), issues: new Map() });
+      this.repos.set(fullName.toLowerCase(), {
+        fullName,
+        owner,
+        name,
+        gitDir,
+        id: 700_000 + i++,
+        statuses: new Map(),
+        checkRuns: new Map(),
+        issues: new Map(),
+      });
     }
     const firstOwner = [...this.repos.values()][0]?.owner ?? 'natops';
     for (const inst of options.installations ?? [{ id: 1 }]) {
@@ -335,7 +354,9 @@ export class GitHubStandIn {
     app.use(express.raw({ type: () => true, limit: '100mb' }));
     app.use((req: Request, res: Response) => {
       s.handle(req, res).catch((e: unknown) => {
-        s.violations.push(`stand-in crashed on ${req.method} ${req.originalUrl}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        s.violations.push(
+          `stand-in crashed on ${req.method} ${req.originalUrl}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+        );
         if (!res.headersSent) res.status(500).json({ message: 'Server Error' });
       });
     });
@@ -366,7 +387,9 @@ export class GitHubStandIn {
   /** Throws, listing every violation, if any request broke the description or a GitHub limit. */
   assertClean(): void {
     if (this.violations.length === 0) return;
-    throw new Error(`GitHub stand-in saw ${this.violations.length} violation(s):\n${this.violations.map((v) => `  - ${v}`).join('\n')}`);
+    throw new Error(
+      `GitHub stand-in saw ${this.violations.length} violation(s):\n${this.violations.map((v) => `  - ${v}`).join('\n')}`,
+    );
   }
 
   /** The violations so far, clearing them (for tests that provoke them on purpose). */
@@ -440,7 +463,11 @@ export class GitHubStandIn {
   }
 
   /** A comment by someone else (or anyone), as if posted on GitHub; the issue comes into being. */
-  addComment(fullName: string, issue: number, c: { login: string; body: string; type?: 'User' | 'Bot'; authorAssociation?: string }): StoredComment {
+  addComment(
+    fullName: string,
+    issue: number,
+    c: { login: string; body: string; type?: 'User' | 'Bot'; authorAssociation?: string },
+  ): StoredComment {
     const now = iso(Date.now());
     const comment: StoredComment = {
       id: this.nextId++,
@@ -465,7 +492,11 @@ export class GitHubStandIn {
     const status_code = d.status_code ?? 200;
     const delivery: HookDelivery = {
       id,
-      guid: d.guid ?? randomBytes(16).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5'),
+      guid:
+        d.guid ??
+        randomBytes(16)
+          .toString('hex')
+          .replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5'),
       delivered_at: d.delivered_at ?? iso(Date.now()),
       redelivery: d.redelivery ?? false,
       duration: d.duration ?? 0.27,
@@ -473,7 +504,8 @@ export class GitHubStandIn {
       status_code,
       event: d.event,
       action: d.action ?? null,
-      installation_id: d.installation_id === undefined ? ([...this.installations.keys()][0] ?? null) : d.installation_id,
+      installation_id:
+        d.installation_id === undefined ? ([...this.installations.keys()][0] ?? null) : d.installation_id,
       repository_id: d.repository_id ?? null,
       throttled_at: d.throttled_at ?? null,
       request: d.request ?? { headers: { 'X-GitHub-Event': d.event }, payload: {} },
@@ -514,7 +546,8 @@ export class GitHubStandIn {
     const query = new Map<string, string[]>();
     for (const [k, v] of url.searchParams) query.set(k, [...(query.get(k) ?? []), v]);
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+    for (const [k, v] of Object.entries(req.headers))
+      if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
     const record: RecordedRequest = {
       method,
       path: rawPath,
@@ -537,7 +570,10 @@ export class GitHubStandIn {
         body = JSON.parse(raw.toString('utf8'));
       } catch {
         this.violations.push(`${where}: body is not JSON`);
-        return this.send(res, record, undefined, undefined, { status: 400, body: { message: 'Problems parsing JSON', documentation_url: 'https://docs.github.com/rest' } });
+        return this.send(res, record, undefined, undefined, {
+          status: 400,
+          body: { message: 'Problems parsing JSON', documentation_url: 'https://docs.github.com/rest' },
+        });
       }
     }
     record.body = body;
@@ -547,7 +583,10 @@ export class GitHubStandIn {
     if (!match || !('operation' in match)) {
       const why = match ? `the path takes only ${match.methods.join(', ')}` : 'no such path in the description';
       this.violations.push(`${where}: no GitHub operation (${why})`);
-      return this.send(res, record, undefined, undefined, { status: 404, body: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest', status: '404' } });
+      return this.send(res, record, undefined, undefined, {
+        status: 404,
+        body: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest', status: '404' },
+      });
     }
     const op = match.operation;
     record.operationId = op.operationId;
@@ -555,7 +594,16 @@ export class GitHubStandIn {
     problems.push(...extraLimits(op.operationId, body));
     if (problems.length > 0) this.violations.push(`${where} (${op.operationId}): ${problems.join('; ')}`);
 
-    const ctx: Ctx = { op, params: match.params, query, body, headers, principal: { kind: 'anonymous' }, rawPath, rawQuery: url.search };
+    const ctx: Ctx = {
+      op,
+      params: match.params,
+      query,
+      body,
+      headers,
+      principal: { kind: 'anonymous' },
+      rawPath,
+      rawQuery: url.search,
+    };
     const docs = op.docsUrl;
     let reply: Reply;
     try {
@@ -564,7 +612,11 @@ export class GitHubStandIn {
       ctx.principal = this.authenticate(op, headers);
       const bucket = this.bucket(this.principalKey(ctx.principal));
       if (bucket.used >= (this.options.rateLimit ?? 5000)) {
-        return this.sendFault(res, record, ctx, { status: 403, kind: 'primary', rateLimitResetSeconds: bucket.reset - Math.floor(Date.now() / 1000) });
+        return this.sendFault(res, record, ctx, {
+          status: 403,
+          kind: 'primary',
+          rateLimitResetSeconds: bucket.reset - Math.floor(Date.now() / 1000),
+        });
       }
       if (problems.length > 0) {
         throw new HttpError(
@@ -581,14 +633,25 @@ export class GitHubStandIn {
       reply = await handler(ctx);
     } catch (e) {
       if (!(e instanceof HttpError)) throw e;
-      const errBody: Record<string, unknown> = { message: e.message, documentation_url: docs, status: String(e.status) };
+      const errBody: Record<string, unknown> = {
+        message: e.message,
+        documentation_url: docs,
+        status: String(e.status),
+      };
       if (e.errors) errBody.errors = e.errors;
       reply = { status: e.status, body: errBody };
     }
     this.send(res, record, op, ctx, reply);
   }
 
-  private send(res: Response, record: RecordedRequest, op: Operation | undefined, ctx: Ctx | undefined, reply: Reply, counted = true): void {
+  private send(
+    res: Response,
+    record: RecordedRequest,
+    op: Operation | undefined,
+    ctx: Ctx | undefined,
+    reply: Reply,
+    counted = true,
+  ): void {
     const principalKey = ctx ? this.principalKey(ctx.principal) : 'anonymous';
     let status = reply.status;
     let body = reply.body;
@@ -620,7 +683,10 @@ export class GitHubStandIn {
     });
     if (op && status !== 304) {
       const wrong = validateResponse(op, status, body);
-      if (wrong.length > 0) this.violations.push(`stand-in answer to ${record.method} ${record.path} (${op.operationId}) breaks the description: ${wrong.join('; ')}`);
+      if (wrong.length > 0)
+        this.violations.push(
+          `stand-in answer to ${record.method} ${record.path} (${op.operationId}) breaks the description: ${wrong.join('; ')}`,
+        );
     }
     record.status = status;
     res.status(status).set(headers);
@@ -681,25 +747,46 @@ export class GitHubStandIn {
       if (secondary) {
         const b = this.bucket(key);
         b.used++;
-        Object.assign(headers, { 'x-ratelimit-remaining': String(Math.max(0, limit - b.used)), 'x-ratelimit-used': String(b.used), 'x-ratelimit-reset': String(b.reset) });
+        Object.assign(headers, {
+          'x-ratelimit-remaining': String(Math.max(0, limit - b.used)),
+          'x-ratelimit-used': String(b.used),
+          'x-ratelimit-reset': String(b.reset),
+        });
         body = {
           message: `You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID ${id}.`,
-          documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
+          documentation_url:
+            'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
           status: String(f.status),
         };
       } else {
-        Object.assign(headers, { 'x-ratelimit-remaining': '0', 'x-ratelimit-used': String(limit), 'x-ratelimit-reset': String(now + (f.rateLimitResetSeconds ?? 60)) });
-        const who = key.startsWith('installation:') ? `installation ID ${key.slice('installation:'.length)}` : key.startsWith('user:') ? `user ID ${this.user.id}` : '127.0.0.1';
+        Object.assign(headers, {
+          'x-ratelimit-remaining': '0',
+          'x-ratelimit-used': String(limit),
+          'x-ratelimit-reset': String(now + (f.rateLimitResetSeconds ?? 60)),
+        });
+        const who = key.startsWith('installation:')
+          ? `installation ID ${key.slice('installation:'.length)}`
+          : key.startsWith('user:')
+            ? `user ID ${this.user.id}`
+            : '127.0.0.1';
         body = {
           message: `API rate limit exceeded for ${who}.`,
-          documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-the-primary-rate-limit',
+          documentation_url:
+            'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-the-primary-rate-limit',
           status: String(f.status),
         };
       }
     } else {
-      body = { message: f.status === 500 ? 'Server Error' : f.status === 502 ? 'Bad Gateway' : 'Service Unavailable', status: String(f.status) };
+      body = {
+        message: f.status === 500 ? 'Server Error' : f.status === 502 ? 'Bad Gateway' : 'Service Unavailable',
+        status: String(f.status),
+      };
       const b = this.bucket(this.principalKey(this.peekPrincipal(ctx.headers)));
-      Object.assign(headers, { 'x-ratelimit-remaining': String(Math.max(0, limit - b.used)), 'x-ratelimit-used': String(b.used), 'x-ratelimit-reset': String(b.reset) });
+      Object.assign(headers, {
+        'x-ratelimit-remaining': String(Math.max(0, limit - b.used)),
+        'x-ratelimit-used': String(b.used),
+        'x-ratelimit-reset': String(b.reset),
+      });
     }
     record.status = f.status;
     res.status(f.status).set(headers).send(JSON.stringify(body));
@@ -745,7 +832,12 @@ export class GitHubStandIn {
     const p = ctx.principal;
     if (p.kind === 'installation') {
       const inst = this.installations.get(p.token.installationId);
-      if (!inst || (inst.repositories && !inst.repositories.has(full)) || (p.token.repositories && !p.token.repositories.has(full))) throw notFound;
+      if (
+        !inst ||
+        (inst.repositories && !inst.repositories.has(full)) ||
+        (p.token.repositories && !p.token.repositories.has(full))
+      )
+        throw notFound;
     } else if (p.kind === 'plain') {
       if (!this.repoPermissions().pull) throw notFound;
     }
@@ -778,14 +870,19 @@ export class GitHubStandIn {
     if (ctx.principal.kind !== 'installation') throw new HttpError(403, 'You must authenticate via a GitHub App.');
   }
 
-  private mintToken(installationId: number, repositories: string[] | undefined, requested: Permissions | undefined): InstallationToken {
+  private mintToken(
+    installationId: number,
+    repositories: string[] | undefined,
+    requested: Permissions | undefined,
+  ): InstallationToken {
     const inst = this.installations.get(installationId);
     if (!inst) throw new HttpError(404, 'Not Found');
     let permissions = { ...inst.permissions };
     if (requested) {
       for (const [k, v] of Object.entries(requested)) {
         const have = inst.permissions[k];
-        if (have === undefined || RANK[have] < RANK[v]) throw new HttpError(422, 'The permissions requested are not granted to this installation.');
+        if (have === undefined || RANK[have] < RANK[v])
+          throw new HttpError(422, 'The permissions requested are not granted to this installation.');
       }
       permissions = { ...requested };
     }
@@ -793,9 +890,14 @@ export class GitHubStandIn {
     if (repositories) {
       repoSet = new Set();
       for (const name of repositories) {
-        const repo = [...this.repos.values()].find((r) => r.owner.toLowerCase() === inst.account.toLowerCase() && r.name.toLowerCase() === name.toLowerCase());
+        const repo = [...this.repos.values()].find(
+          (r) => r.owner.toLowerCase() === inst.account.toLowerCase() && r.name.toLowerCase() === name.toLowerCase(),
+        );
         if (!repo || (inst.repositories && !inst.repositories.has(repo.fullName.toLowerCase()))) {
-          throw new HttpError(422, 'There is at least one repository that does not exist or is not accessible to the parent installation.');
+          throw new HttpError(
+            422,
+            'There is at least one repository that does not exist or is not accessible to the parent installation.',
+          );
         }
         repoSet.add(repo.fullName.toLowerCase());
       }
@@ -823,7 +925,10 @@ export class GitHubStandIn {
       avatar_url: `https://avatars.githubusercontent.com/u/${id}?v=4`,
       gravatar_id: '',
       url: api,
-      html_url: type === 'Bot' ? `${WEB}/apps/${encodeURIComponent(login.replace(/\[bot\]$/, ''))}` : `${WEB}/${encodeURIComponent(login)}`,
+      html_url:
+        type === 'Bot'
+          ? `${WEB}/apps/${encodeURIComponent(login.replace(/\[bot\]$/, ''))}`
+          : `${WEB}/${encodeURIComponent(login)}`,
       followers_url: `${api}/followers`,
       following_url: `${api}/following{/other_user}`,
       gists_url: `${api}/gists{/gist_id}`,
@@ -849,7 +954,8 @@ export class GitHubStandIn {
 
   /** The caller as a user object: the App's bot for an installation token, else the configured user. */
   private caller(ctx: Ctx): { login: string; type: 'User' | 'Bot'; object: Record<string, unknown> } {
-    if (ctx.principal.kind === 'installation') return { login: this.botLogin(), type: 'Bot', object: this.user_(this.botLogin(), 'Bot', this.botId()) };
+    if (ctx.principal.kind === 'installation')
+      return { login: this.botLogin(), type: 'Bot', object: this.user_(this.botLogin(), 'Bot', this.botId()) };
     return { login: this.user.login, type: 'User', object: this.user_(this.user.login, 'User', this.user.id) };
   }
 
@@ -1017,8 +1123,15 @@ export class GitHubStandIn {
   }
 
   /** Every ref with the commit it points at (tags peeled), HEAD's target, and the newest commit time. */
-  private async refs(repo: RepoState): Promise<{ refs: Map<string, string>; head: string | undefined; newestCommitSeconds: number }> {
-    const out = (await git(repo.gitDir, ['for-each-ref', '--format=%(refname)%00%(objectname)%00%(*objectname)%00%(committerdate:unix)%00%(*committerdate:unix)'])).stdout.toString('utf8');
+  private async refs(
+    repo: RepoState,
+  ): Promise<{ refs: Map<string, string>; head: string | undefined; newestCommitSeconds: number }> {
+    const out = (
+      await git(repo.gitDir, [
+        'for-each-ref',
+        '--format=%(refname)%00%(objectname)%00%(*objectname)%00%(committerdate:unix)%00%(*committerdate:unix)',
+      ])
+    ).stdout.toString('utf8');
     const refs = new Map<string, string>();
     let newest = 0;
     for (const line of out.split('\n')) {
@@ -1043,7 +1156,14 @@ export class GitHubStandIn {
     const split = text.indexOf('\n\n');
     const head = split >= 0 ? text.slice(0, split) : text;
     const message = split >= 0 ? text.slice(split + 2) : '';
-    const out: RawCommit = { sha, tree: '', parents: [], author: parsePerson(''), committer: parsePerson(''), message: message.replace(/\n$/, '') };
+    const out: RawCommit = {
+      sha,
+      tree: '',
+      parents: [],
+      author: parsePerson(''),
+      committer: parsePerson(''),
+      message: message.replace(/\n$/, ''),
+    };
     for (const line of head.split('\n')) {
       const sp = line.indexOf(' ');
       const key = line.slice(0, sp);
@@ -1062,8 +1182,12 @@ export class GitHubStandIn {
 
   private async readDiff(repo: RepoState, from: string | undefined, to: string): Promise<Record<string, unknown>[]> {
     const a = from ?? EMPTY_TREE;
-    const rawOut = (await git(repo.gitDir, ['diff-tree', '-r', '-z', '--no-renames', '--raw', a, to])).stdout.toString('utf8').split('\0');
-    const numOut = (await git(repo.gitDir, ['diff-tree', '-r', '-z', '--no-renames', '--numstat', a, to])).stdout.toString('utf8').split('\0');
+    const rawOut = (await git(repo.gitDir, ['diff-tree', '-r', '-z', '--no-renames', '--raw', a, to])).stdout
+      .toString('utf8')
+      .split('\0');
+    const numOut = (await git(repo.gitDir, ['diff-tree', '-r', '-z', '--no-renames', '--numstat', a, to])).stdout
+      .toString('utf8')
+      .split('\0');
     const counts = new Map<string, { add: number; del: number }>();
     for (const entry of numOut) {
       const m = /^(\d+|-)\t(\d+|-)\t(.*)$/s.exec(entry);
@@ -1116,7 +1240,11 @@ export class GitHubStandIn {
       // Commits by addresses that are no GitHub account carry no user.
       author: null,
       committer: null,
-      parents: c.parents.map((p) => ({ sha: p, url: `${api}/commits/${p}`, html_url: `${WEB}/${repo.owner}/${repo.name}/commit/${p}` })),
+      parents: c.parents.map((p) => ({
+        sha: p,
+        url: `${api}/commits/${p}`,
+        html_url: `${WEB}/${repo.owner}/${repo.name}/commit/${p}`,
+      })),
     };
     if (withFiles) {
       const files = await this.diffFiles(repo, c.parents[0], sha);
@@ -1161,7 +1289,11 @@ export class GitHubStandIn {
       if (sha && (await this.objectType(repo, sha)) === 'commit') return sha;
     }
     if (/^[0-9a-f]{7,39}$/.test(ref)) {
-      const r = await git(repo.gitDir, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`], [0, 1, 128]);
+      const r = await git(
+        repo.gitDir,
+        ['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`],
+        [0, 1, 128],
+      );
       const sha = r.stdout.toString().trim();
       if (r.code === 0 && SHA.test(sha)) return sha;
     }
@@ -1169,7 +1301,11 @@ export class GitHubStandIn {
   }
 
   private async peel(repo: RepoState, tagSha: string): Promise<string | undefined> {
-    const r = await git(repo.gitDir, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${tagSha}^{commit}`], [0, 1, 128]);
+    const r = await git(
+      repo.gitDir,
+      ['rev-parse', '--verify', '--quiet', '--end-of-options', `${tagSha}^{commit}`],
+      [0, 1, 128],
+    );
     const sha = r.stdout.toString().trim();
     return r.code === 0 && SHA.test(sha) ? sha : undefined;
   }
@@ -1253,7 +1389,11 @@ export class GitHubStandIn {
     };
   }
 
-  private async pullObject(repo: RepoState, issue: IssueState, pr: PullRequestConfig): Promise<Record<string, unknown>> {
+  private async pullObject(
+    repo: RepoState,
+    issue: IssueState,
+    pr: PullRequestConfig,
+  ): Promise<Record<string, unknown>> {
     const api = `${this.url}/repos/${repo.owner}/${repo.name}`;
     const html = `${WEB}/${repo.owner}/${repo.name}/pull/${issue.number}`;
     const id = 80_000_000 + repo.id + issue.number;
@@ -1326,7 +1466,10 @@ export class GitHubStandIn {
 
   private repo(fullName: string): RepoState {
     const r = this.repos.get(fullName.toLowerCase());
-    if (!r) throw new Error(`the stand-in has no repository ${fullName} (configured: ${[...this.repos.values()].map((x) => x.fullName).join(', ')})`);
+    if (!r)
+      throw new Error(
+        `the stand-in has no repository ${fullName} (configured: ${[...this.repos.values()].map((x) => x.fullName).join(', ')})`,
+      );
     return r;
   }
 
@@ -1355,12 +1498,18 @@ export class GitHubStandIn {
     'apps/create-installation-access-token': (ctx) => {
       const id = Number(ctx.params.installation_id);
       const b = isRecord(ctx.body) ? ctx.body : {};
-      const names = Array.isArray(b.repositories) ? b.repositories.filter((x): x is string => typeof x === 'string') : undefined;
+      const names = Array.isArray(b.repositories)
+        ? b.repositories.filter((x): x is string => typeof x === 'string')
+        : undefined;
       let ids: string[] | undefined;
       if (Array.isArray(b.repository_ids)) {
         ids = b.repository_ids.map((rid) => {
           const repo = [...this.repos.values()].find((r) => r.id === rid);
-          if (!repo) throw new HttpError(422, 'There is at least one repository that does not exist or is not accessible to the parent installation.');
+          if (!repo)
+            throw new HttpError(
+              422,
+              'There is at least one repository that does not exist or is not accessible to the parent installation.',
+            );
           return repo.name;
         });
       }
@@ -1375,7 +1524,10 @@ export class GitHubStandIn {
         repository_selection: t.repositories || inst.repositories ? 'selected' : 'all',
       };
       return (async () => {
-        if (t.repositories) body.repositories = await Promise.all([...t.repositories].map((r) => this.repository(this.repos.get(r)!, false)));
+        if (t.repositories)
+          body.repositories = await Promise.all(
+            [...t.repositories].map((r) => this.repository(this.repos.get(r)!, false)),
+          );
         return { status: 201, body };
       })();
     },
@@ -1417,7 +1569,14 @@ export class GitHubStandIn {
       if (!d) throw new HttpError(404, 'Not Found');
       this.redeliveries.push(d.id);
       const code = this.options.redeliveryStatusCode ?? 200;
-      this.addHookDelivery({ ...d, id: undefined, redelivery: true, status_code: code, status: undefined, delivered_at: undefined });
+      this.addHookDelivery({
+        ...d,
+        id: undefined,
+        redelivery: true,
+        status_code: code,
+        status: undefined,
+        delivered_at: undefined,
+      });
       return { status: 202, body: {} };
     },
 
@@ -1473,9 +1632,15 @@ export class GitHubStandIn {
         body: {
           name,
           commit: await this.commitObject(repo, sha, false),
-          _links: { self: `${api}/branches/${encodeURIComponent(name)}`, html: `${WEB}/${repo.owner}/${repo.name}/tree/${name}` },
+          _links: {
+            self: `${api}/branches/${encodeURIComponent(name)}`,
+            html: `${WEB}/${repo.owner}/${repo.name}/tree/${name}`,
+          },
           protected: false,
-          protection: { enabled: false, required_status_checks: { enforcement_level: 'off', contexts: [], checks: [] } },
+          protection: {
+            enabled: false,
+            required_status_checks: { enforcement_level: 'off', contexts: [], checks: [] },
+          },
           protection_url: `${api}/branches/${encodeURIComponent(name)}/protection`,
         },
       };
@@ -1501,9 +1666,19 @@ export class GitHubStandIn {
       return {
         status: 200,
         body: {
-          sha, node_id: nodeId('Commit', sha), url: `${api}/git/commits/${sha}`, html_url: `${WEB}/${repo.owner}/${repo.name}/commit/${sha}`,
-          author: c.author, committer: c.committer, message: c.message, tree: { sha: c.tree, url: `${api}/git/trees/${c.tree}` },
-          parents: c.parents.map((p) => ({ sha: p, url: `${api}/git/commits/${p}`, html_url: `${WEB}/${repo.owner}/${repo.name}/commit/${p}` })),
+          sha,
+          node_id: nodeId('Commit', sha),
+          url: `${api}/git/commits/${sha}`,
+          html_url: `${WEB}/${repo.owner}/${repo.name}/commit/${sha}`,
+          author: c.author,
+          committer: c.committer,
+          message: c.message,
+          tree: { sha: c.tree, url: `${api}/git/trees/${c.tree}` },
+          parents: c.parents.map((p) => ({
+            sha: p,
+            url: `${api}/git/commits/${p}`,
+            html_url: `${WEB}/${repo.owner}/${repo.name}/commit/${p}`,
+          })),
           verification: { verified: false, reason: 'unsigned', signature: null, payload: null, verified_at: null },
         },
       };
@@ -1535,7 +1710,9 @@ export class GitHubStandIn {
       const recursive = ctx.query.has('recursive');
       const args = ['ls-tree', '-z', '--long', '--full-tree', ...(recursive ? ['-r', '-t'] : []), tree];
       const api = `${this.url}/repos/${repo.owner}/${repo.name}`;
-      const listing = await this.cached(`tree\0${repo.gitDir}\0${tree}\0${recursive}`, async () => (await git(repo.gitDir, args)).stdout.toString('utf8'));
+      const listing = await this.cached(`tree\0${repo.gitDir}\0${tree}\0${recursive}`, async () =>
+        (await git(repo.gitDir, args)).stdout.toString('utf8'),
+      );
       let entries = listing
         .split('\0')
         .filter((l) => l.length > 0)
@@ -1562,9 +1739,13 @@ export class GitHubStandIn {
       const repo = this.repoFor(ctx);
       this.need(ctx, ['contents'], 'read');
       const sha = ctx.params.file_sha ?? '';
-      if (!SHA.test(sha)) throw new HttpError(422, 'The sha parameter must be exactly 40 characters and contain only [0-9a-f].');
+      if (!SHA.test(sha))
+        throw new HttpError(422, 'The sha parameter must be exactly 40 characters and contain only [0-9a-f].');
       if ((await this.objectType(repo, sha)) !== 'blob') throw new HttpError(404, 'Not Found');
-      const bytes = await this.cached(`blob\0${repo.gitDir}\0${sha}`, async () => (await git(repo.gitDir, ['cat-file', 'blob', sha])).stdout);
+      const bytes = await this.cached(
+        `blob\0${repo.gitDir}\0${sha}`,
+        async () => (await git(repo.gitDir, ['cat-file', 'blob', sha])).stdout,
+      );
       this.blobFetches.set(sha, (this.blobFetches.get(sha) ?? 0) + 1);
       return {
         status: 200,
@@ -1583,7 +1764,8 @@ export class GitHubStandIn {
       const repo = this.repoFor(ctx);
       this.need(ctx, ['statuses'], 'write');
       const sha = ctx.params.sha ?? '';
-      if (!SHA.test(sha) || (await this.objectType(repo, sha)) !== 'commit') throw new HttpError(422, `No commit found for SHA: ${sha}`);
+      if (!SHA.test(sha) || (await this.objectType(repo, sha)) !== 'commit')
+        throw new HttpError(422, `No commit found for SHA: ${sha}`);
       const b = isRecord(ctx.body) ? ctx.body : {};
       const s = this.pushStatus(repo, sha, {
         state: b.state as PostedStatus['state'],
@@ -1592,7 +1774,11 @@ export class GitHubStandIn {
         target_url: typeof b.target_url === 'string' ? b.target_url : undefined,
         creator: this.caller(ctx).login,
       });
-      return { status: 201, body: this.statusObject(repo, s), headers: { location: `${this.url}/repos/${repo.owner}/${repo.name}/statuses/${sha}` } };
+      return {
+        status: 201,
+        body: this.statusObject(repo, s),
+        headers: { location: `${this.url}/repos/${repo.owner}/${repo.name}/statuses/${sha}` },
+      };
     },
 
     'checks/create': async (ctx) => {
@@ -1601,7 +1787,8 @@ export class GitHubStandIn {
       this.need(ctx, ['checks'], 'write');
       const b = isRecord(ctx.body) ? ctx.body : {};
       const sha = typeof b.head_sha === 'string' ? b.head_sha : '';
-      if (!SHA.test(sha) || (await this.objectType(repo, sha)) !== 'commit') throw new HttpError(422, `No commit found for SHA: ${sha}`);
+      if (!SHA.test(sha) || (await this.objectType(repo, sha)) !== 'commit')
+        throw new HttpError(422, `No commit found for SHA: ${sha}`);
       const run: StoredCheckRun = {
         id: 4_000_000_000 + this.nextId++,
         name: String(b.name),
@@ -1642,10 +1829,18 @@ export class GitHubStandIn {
       const sha = await this.resolveCommit(repo, ctx.params.ref ?? '');
       if (!sha) throw new HttpError(422, `No commit found for SHA: ${ctx.params.ref ?? ''}`);
       const name = ctx.query.get('check_name')?.at(-1);
-      const runs = [...repo.checkRuns.values()].filter((r) => r.head_sha === sha && (name === undefined || r.name === name)).sort((a, b) => b.id - a.id);
+      const runs = [...repo.checkRuns.values()]
+        .filter((r) => r.head_sha === sha && (name === undefined || r.name === name))
+        .sort((a, b) => b.id - a.id);
       // filter=latest (the default): the newest run per name
-      const latest = (ctx.query.get('filter')?.at(-1) ?? 'latest') === 'latest' ? runs.filter((r, i) => runs.findIndex((o) => o.name === r.name) === i) : runs;
-      return { status: 200, body: { total_count: latest.length, check_runs: latest.map((r) => this.checkRunObject(repo, r)) } };
+      const latest =
+        (ctx.query.get('filter')?.at(-1) ?? 'latest') === 'latest'
+          ? runs.filter((r, i) => runs.findIndex((o) => o.name === r.name) === i)
+          : runs;
+      return {
+        status: 200,
+        body: { total_count: latest.length, check_runs: latest.map((r) => this.checkRunObject(repo, r)) },
+      };
     },
 
     'checks/get': (ctx) => {
@@ -1692,7 +1887,11 @@ export class GitHubStandIn {
         updated_at: now,
       };
       issue.comments.push(c);
-      return { status: 201, body: this.commentObject(repo, issue, c), headers: { location: `${this.url}/repos/${repo.owner}/${repo.name}/issues/comments/${c.id}` } };
+      return {
+        status: 201,
+        body: this.commentObject(repo, issue, c),
+        headers: { location: `${this.url}/repos/${repo.owner}/${repo.name}/issues/comments/${c.id}` },
+      };
     },
 
     'issues/get-comment': (ctx) => {
@@ -1726,7 +1925,12 @@ export class GitHubStandIn {
     const list = repo.statuses.get(sha) ?? [];
     if (list.filter((x) => x.context === context).length >= MAX_STATUSES_PER_CONTEXT) {
       throw new HttpError(422, 'Validation Failed', [
-        { resource: 'Status', code: 'custom', field: 'context', message: 'This SHA and context has reached the maximum number of statuses.' },
+        {
+          resource: 'Status',
+          code: 'custom',
+          field: 'context',
+          message: 'This SHA and context has reached the maximum number of statuses.',
+        },
       ]);
     }
     const s: PostedStatus = {
@@ -1762,12 +1966,19 @@ export class GitHubStandIn {
     if (!base || !head) throw new HttpError(404, 'Not Found');
     const mb = await git(repo.gitDir, ['merge-base', base, head], [0, 1]);
     const mergeBase = mb.stdout.toString().trim();
-    if (mb.code !== 0 || !SHA.test(mergeBase)) throw new HttpError(404, `No common ancestor between ${baseRef} and ${headRef}.`);
-    const countOf = async (range: string) => Number((await git(repo.gitDir, ['rev-list', '--count', range])).stdout.toString().trim());
+    if (mb.code !== 0 || !SHA.test(mergeBase))
+      throw new HttpError(404, `No common ancestor between ${baseRef} and ${headRef}.`);
+    const countOf = async (range: string) =>
+      Number((await git(repo.gitDir, ['rev-list', '--count', range])).stdout.toString().trim());
     const ahead = await countOf(`${base}..${head}`);
     const behind = await countOf(`${head}..${base}`);
-    const status = ahead === 0 && behind === 0 ? 'identical' : behind === 0 ? 'ahead' : ahead === 0 ? 'behind' : 'diverged';
-    const shas = (await git(repo.gitDir, ['rev-list', '--reverse', `${base}..${head}`])).stdout.toString().split('\n').filter((s) => SHA.test(s)).slice(0, 250);
+    const status =
+      ahead === 0 && behind === 0 ? 'identical' : behind === 0 ? 'ahead' : ahead === 0 ? 'behind' : 'diverged';
+    const shas = (await git(repo.gitDir, ['rev-list', '--reverse', `${base}..${head}`])).stdout
+      .toString()
+      .split('\n')
+      .filter((s) => SHA.test(s))
+      .slice(0, 250);
     const commits = [];
     for (const s of shas) commits.push(await this.commitObject(repo, s, false));
     const html = `${WEB}/${repo.owner}/${repo.name}/compare/${baseRef}...${headRef}`;
@@ -1807,7 +2018,8 @@ export function extraLimits(operationId: string, body: unknown): string[] {
   if (!isRecord(body)) return [];
   const out: string[] = [];
   const max = (field: string, value: unknown, limit: number) => {
-    if (typeof value === 'string' && codePoints(value) > limit) out.push(`body/${field} is ${codePoints(value)} characters; GitHub allows at most ${limit}`);
+    if (typeof value === 'string' && codePoints(value) > limit)
+      out.push(`body/${field} is ${codePoints(value)} characters; GitHub allows at most ${limit}`);
   };
   switch (operationId) {
     case 'repos/create-commit-status':
@@ -1825,7 +2037,9 @@ export function extraLimits(operationId: string, body: unknown): string[] {
         max('output/summary', output.summary, 65_535);
         max('output/text', output.text, 65_535);
         if (Array.isArray(output.annotations) && output.annotations.length > 50) {
-          out.push(`body/output/annotations has ${output.annotations.length} items; GitHub takes at most 50 per request`);
+          out.push(
+            `body/output/annotations has ${output.annotations.length} items; GitHub takes at most 50 per request`,
+          );
         }
       }
       break;
@@ -1852,7 +2066,8 @@ function applyCheckRun(run: StoredCheckRun, b: Record<string, unknown>): void {
     if (typeof output.title === 'string') run.output.title = output.title;
     if (typeof output.summary === 'string') run.output.summary = output.summary;
     if (typeof output.text === 'string') run.output.text = output.text;
-    if (Array.isArray(output.annotations)) for (const a of output.annotations) if (isRecord(a)) run.annotations.push(a as Annotation);
+    if (Array.isArray(output.annotations))
+      for (const a of output.annotations) if (isRecord(a)) run.annotations.push(a as Annotation);
   }
 }
 
@@ -1869,7 +2084,13 @@ export function githubBase64(bytes: Buffer): string {
  * (GitHub itself links through /repositories/{id}/..., a path its description does not list;
  * the stand-in keeps /repos/{owner}/{repo}/... so the followed links stay checkable.)
  */
-export function linkHeader(base: string, rawQuery: string, page: number, last: number, nonEmpty: boolean): string | undefined {
+export function linkHeader(
+  base: string,
+  rawQuery: string,
+  page: number,
+  last: number,
+  nonEmpty: boolean,
+): string | undefined {
   if (!nonEmpty) return undefined;
   const at = (p: number) => {
     const q = new URLSearchParams(rawQuery);
