@@ -17,3 +17,12 @@ if ((${#missing[@]})); then
 fi
 
 npm ci --no-audit --no-fund --loglevel=error
+
+# `natops` on the PATH: a link to bin/natops.js, which starts as fast as `node bin/natops.js`
+# (`npx natops` works too, but npx itself costs most of a second per call)
+link_dir=/usr/local/bin
+if [ -w "$link_dir" ]; then
+  ln -sfn "$(pwd)/bin/natops.js" "$link_dir/natops"
+else
+  echo "install-deps: $link_dir is not writable: run natops as node $(pwd)/bin/natops.js" >&2
+fi

@@ -11,7 +11,8 @@ bash scripts/install-deps.sh
 # natops runs the bundled JavaScript in dist/ (bin/natops.js falls back to the slower TypeScript
 # sources, with a warning, when dist/ is missing or older than them).
 npm run --silent build
-natops() { node bin/natops.js "$@"; }
+# install-deps.sh put `natops` on the PATH (a link to bin/natops.js)
+command -v natops >/dev/null || { echo "quickstart: natops is not on the PATH" >&2; exit 1; }
 export NATOPS_DATA_DIR=${NATOPS_DATA_DIR:-/var/lib/natops}
 export NATOPS_LISTEN=${NATOPS_LISTEN:-127.0.0.1:8080}
 DATA=$NATOPS_DATA_DIR
@@ -29,7 +30,7 @@ rm -rf "$DATA/redis" "$DATA/gitops.git" "$DATA/work"
 
 echo; echo "== natops serve (webhook, workers, resync, dashboard; log in $DATA/serve.log)"
 NATOPS_DASHBOARD_PASSWORD=$(cat "$DATA/dashboard-password") \
-  nohup node bin/natops.js serve --repo "$DATA/gitops.git" --resync-ms 30000 > "$DATA/serve.log" 2>&1 &
+  nohup natops serve --repo "$DATA/gitops.git" --resync-ms 30000 > "$DATA/serve.log" 2>&1 &
 for _ in $(seq 1 100); do [ -s "$DATA/serve.json" ] && break; sleep 0.2; done
 # its log is JSON lines (for a log shipper); pino-pretty shows them as a terminal would
 [ -s "$DATA/serve.json" ] || { cat "$DATA/serve.log"; echo "natops serve did not start" >&2; exit 1; }
@@ -54,7 +55,7 @@ natops lab host add web --net sn --ip 10.0.1.10/24
 natops lab host add client --net sn --ip 10.0.1.20/24
 natops lab host add ext --net external --ip 192.168.0.50/24
 for h in fip web client ext; do
-  nohup node bin/natops.js lab exec "$h" -- node bin/natops.js probe --name "$h" --tcp 80,9000 --udp 53 >/dev/null 2>&1 &
+  nohup natops lab exec "$h" -- natops probe --name "$h" --tcp 80,9000 --udp 53 >/dev/null 2>&1 &
 done
 
 ask() { # ask FROM PROTO IP PORT: prints "<who answered> <source it saw>"
@@ -92,5 +93,5 @@ natops serve keeps running (pid $(node -e 'console.log(JSON.parse(require("fs").
   change a manifest in $DATA/work, commit and git push: the gateway follows; natops status shows the result
   its log:   $DATA/serve.log (JSON lines; readable with npx pino-pretty < $DATA/serve.log)
   dashboard: http://$NATOPS_LISTEN/admin/commits and /admin/queues (user admin, password in $DATA/dashboard-password)
-  stop it:   kill that pid; then npx natops lab down
+  stop it:   kill that pid; then natops lab down
 EOF
