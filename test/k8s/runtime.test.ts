@@ -2,6 +2,8 @@
 // ships with: the gateway is a Deployment in Kube-OVN's form, attached with Multus to the lab's
 // networks, and every change and read-back goes through pods/exec. Real packets from lab hosts.
 import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AppsV1Api, CustomObjectsApi, Exec } from '@kubernetes/client-node';
 import { reconcileAll } from '../../runtime/reconcile.ts';
@@ -11,6 +13,7 @@ import { CommandError, CommandTimeoutError } from '../../common/exec.ts';
 import { IPTABLES_PROGRAMS } from '../../dataplane/model.ts';
 import type { KubernetesRuntime } from '../../runtime/kubernetes/runtime.ts';
 import { readDesired } from '../../gitops/manifests/read-dir.ts';
+import { natops } from '../helpers/cli.ts';
 import { forCluster, GATEWAY_IMAGE, KubeHarness } from '../helpers/k8s.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 import { writeManifestDir, type SeedObjects } from '../helpers/manifests.ts';
@@ -89,6 +92,19 @@ describe('Kubernetes runtime: the seed as a pod', () => {
       [['ngw', 'unchanged', 0]],
     );
     assert.equal((await deployment()).metadata?.resourceVersion, before);
+  });
+
+  it('natops plan --against live reads the pod through the runtime apply uses: no change', async () => {
+    const dir = await writeManifestDir(seed);
+    try {
+      const r = await natops(['plan', dir, '--against', 'live', '--runtime', 'kubernetes', '--namespace', k.namespace], {
+        env: { NATOPS_KUBECONFIG: join(k.dir, 'kubeconfig') },
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^gateway ngw: unchanged\n {2}no changes$/m);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("the pod's rules are in iptables-legacy, as in Kube-OVN's gateway image on this kernel, and nothing of natops is in nf_tables", async () => {
