@@ -40,7 +40,7 @@ export interface GitHub {
 /** What auth-app answers for an installation token: natops reads its permissions. */
 const InstallationToken = z.looseObject({ permissions: z.record(z.string(), z.string()).optional() });
 
-/** The App permissions natops needs (README: creating the App). */
+/** The App permissions natops needs (docs/github.md, "Creating the GitHub App"). */
 export const APP_PERMISSIONS = {
   contents: 'read',
   statuses: 'write',
