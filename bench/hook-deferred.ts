@@ -20,7 +20,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, ms, timed } from './stats.ts';
 import { run } from '../common/exec.ts';
-import { initRepo, listDeferred, type RepoSettings } from '../gitops/git/local-repo.ts';
+import type { RepoSettings } from '../gitops/hook/delivery.ts';
+import { initRepo } from '../gitops/hook/init.ts';
+import { listDeferred } from '../gitops/hook/spool.ts';
 import { freePort } from '../server/redis-server.ts';
 
 const { values: args } = parseArgs({
@@ -39,7 +41,7 @@ const git = (...argv: string[]) => run(['git', '-C', ROOT, ...argv]);
 /** The commit whose hook retried for 30 s: before the first commit that has drainDeferred. */
 async function oldRev(): Promise<string> {
   if (args['old-rev']) return (await git('rev-parse', '--verify', `${args['old-rev']}^{commit}`)).stdout.trim();
-  const head = await git('show', 'HEAD:gitops/git/local-repo.ts');
+  const head = await git('show', 'HEAD:gitops/hook/spool.ts');
   if (!head.stdout.includes('drainDeferred')) return (await git('rev-parse', 'HEAD')).stdout.trim();
   const first = (
     await git('log', '--format=%H', '--reverse', '-S', 'drainDeferred', 'HEAD', '--', 'gitops/git/local-repo.ts')

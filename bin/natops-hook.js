@@ -2,7 +2,7 @@
 // The post-receive hook of a repository made by `natops repo init`: sends the pushed refs to the
 // webhook (`natops repo notify` does the same by hand). Usage: natops-hook.js GIT_DIR < ref updates
 // It never holds the push: a delivery the webhook does not take within about a second is kept
-// beside the repository and sent later (see gitops/git/local-repo.ts).
+// beside the repository and sent later (see gitops/hook/send.ts).
 //
 // This file runs from bin/ and, copied by `npm run build`, from dist/bin/: the hook that a
 // compiled `natops repo init` writes names the copy in dist/bin/. Either way it loads the bundled
@@ -22,9 +22,7 @@ if (!gitDir) {
   process.stderr.write('usage: natops-hook.js GIT_DIR < "<old> <new> <ref>" lines\n');
   process.exit(2);
 }
-const { notifyFromStdin } = await import(
-  await entryModule(root, 'dist/cli/push-sender.js', 'gitops/git/local-repo.ts')
-);
+const { notifyFromStdin } = await import(await entryModule(root, 'dist/cli/push-sender.js', 'gitops/hook/send.ts'));
 try {
   if (!(await notifyFromStdin(gitDir, (line) => process.stdout.write(`${line}\n`)))) process.exitCode = 1;
 } catch (e) {

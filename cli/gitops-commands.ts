@@ -212,7 +212,7 @@ export function addGitopsCommands(program: Command): void {
     .option('--name <owner/name>', 'repository name shown in statuses', 'local/gitops')
     .option('--branch <name>', 'initial branch', 'main')
     .action(async (path: string, opts: { webhook: string; secretFile: string; name: string; branch: string }) => {
-      const { initRepo } = await import('../gitops/git/local-repo.ts');
+      const { initRepo } = await import('../gitops/hook/init.ts');
       const dir = await initRepo(
         path,
         { webhookUrl: opts.webhook, secretFile: opts.secretFile, name: opts.name },
@@ -227,7 +227,7 @@ export function addGitopsCommands(program: Command): void {
     )
     .requiredOption('--git-dir <dir>', 'the repository')
     .action(async (opts: { gitDir: string }) => {
-      const { notifyFromStdin } = await import('../gitops/git/local-repo.ts');
+      const { notifyFromStdin } = await import('../gitops/hook/send.ts');
       if (!(await notifyFromStdin(opts.gitDir, out))) process.exitCode = 1;
     });
 

@@ -147,7 +147,7 @@ for (const f of ['natops-hook.js', 'dist.js']) await copyFile(join(root, 'bin', 
 const vendor = await buildVendor();
 const result = await build({
   absWorkingDir: root,
-  entryPoints: { 'cli/main': 'cli/main.ts', 'cli/push-sender': 'gitops/git/local-repo.ts' },
+  entryPoints: { 'cli/main': 'cli/main.ts', 'cli/push-sender': 'gitops/hook/send.ts' },
   outdir: 'dist',
   chunkNames: 'chunks/[name]-[hash]',
   bundle: true,

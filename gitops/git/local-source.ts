@@ -3,7 +3,7 @@
 import { CommandError } from '../../common/exec.ts';
 import { isManifestFileName, type ManifestFile } from '../manifests/load.ts';
 import { symlinkSkipped, warnOnStderr, type ReadOptions } from '../manifests/read-dir.ts';
-import { runGit } from './local-repo.ts';
+import { runGit } from './run-git.ts';
 import { SHA } from '../../common/sha.ts';
 import { checkTrackedPath, GitSourceError, UnknownCommitError, type GitSource } from './source.ts';
 

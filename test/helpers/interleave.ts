@@ -16,7 +16,7 @@ import type { GatewaySpec } from '../../dataplane/model.ts';
 import { describeChanges, ruleDiff } from '../../dataplane/plan-text.ts';
 import { liveSummary } from '../../functions/jobs/finalize.ts';
 import { localPushPayload } from '../../gitops/git/local-push.ts';
-import { notifyPush } from '../../gitops/git/local-repo.ts';
+import { notifyPush } from '../../gitops/hook/delivery.ts';
 import { refusesCommit } from '../../gitops/manifests/issues.ts';
 import type { ManifestFile } from '../../gitops/manifests/load.ts';
 import { validateManifests, type ValidationResult } from '../../gitops/manifests/validate.ts';

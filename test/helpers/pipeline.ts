@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { initRepo } from '../../gitops/git/local-repo.ts';
+import { initRepo } from '../../gitops/hook/init.ts';
 import { run } from '../../common/exec.ts';
 import { loadConfig, type ServerConfig } from '../../server/config.ts';
 import { LocalRedis } from '../../server/redis-server.ts';

@@ -5,7 +5,7 @@
 // Real Redis, Git (pushes with the hook off stand for lost deliveries), namespaces and packets.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { notifyPush } from '../../gitops/git/local-repo.ts';
+import { notifyPush } from '../../gitops/hook/delivery.ts';
 import { GitRepo } from '../../gitops/git/local-source.ts';
 import { run } from '../../common/exec.ts';
 import { push as pushItem, seedObjects, set, type SeedObjects } from '../helpers/manifests.ts';

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
 import { QueueEvents } from 'bullmq';
-import { notifyPush } from '../../gitops/git/local-repo.ts';
+import { notifyPush } from '../../gitops/hook/delivery.ts';
 import { inNamespace, namespaceExists } from '../../runtime/netns/netns.ts';
 import { HANDLER_KINDS } from '../../dataplane/kinds.ts';
 import { bullPrefix } from '../../queue/queues.ts';

@@ -10,18 +10,16 @@ import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import examples from '@octokit/webhooks-examples';
 import { verify } from '@octokit/webhooks-methods';
+import { sendDeferred, type PreparedDelivery, type SendVerdict } from '../../gitops/hook/delivery.ts';
+import { initRepo } from '../../gitops/hook/init.ts';
 import {
   deferDelivery,
   deferredDir,
   drainDeferred,
-  initRepo,
   listDeferred,
   readDeferred,
-  sendDeferred,
   type DeferredDelivery,
-  type PreparedDelivery,
-  type SendVerdict,
-} from '../../gitops/git/local-repo.ts';
+} from '../../gitops/hook/spool.ts';
 import { PushPayload } from '../../gitops/git/push-event.ts';
 import { run } from '../../common/exec.ts';
 import { freePort } from '../../server/redis-server.ts';

@@ -15,7 +15,7 @@ import { natops, ROOT } from '../helpers/cli.ts';
 
 /** Packages only `serve`, `worker`, `status`, GitHub and the kubernetes runtime may load. */
 const SERVER_ONLY = ['bullmq', 'ioredis', 'express', '@bull-board/', 'octokit', '@octokit/', '@kubernetes/'];
-/** ...but for the push signer (an HMAC; gitops/git/local-repo.ts, which preview's git reader uses). */
+/** ...but for the push signer (an HMAC; gitops/hook/delivery.ts). */
 const ALLOWED = ['@octokit/webhooks-methods'];
 
 // Runs in the loader thread; appends each resolved URL to the file named by the environment.
