@@ -97,9 +97,12 @@ describe('Kubernetes runtime: the seed as a pod', () => {
   it('natops plan --against live reads the pod through the runtime apply uses: no change', async () => {
     const dir = await writeManifestDir(seed);
     try {
-      const r = await natops(['plan', dir, '--against', 'live', '--runtime', 'kubernetes', '--namespace', k.namespace], {
-        env: { NATOPS_KUBECONFIG: join(k.dir, 'kubeconfig') },
-      });
+      const r = await natops(
+        ['plan', dir, '--against', 'live', '--runtime', 'kubernetes', '--namespace', k.namespace],
+        {
+          env: { NATOPS_KUBECONFIG: join(k.dir, 'kubeconfig') },
+        },
+      );
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^gateway ngw: unchanged\n {2}no changes$/m);
     } finally {
