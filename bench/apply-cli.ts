@@ -3,8 +3,9 @@
 // against, in the same run on the same gateway namespace: Kube-OVN's way (one iptables command
 // per rule, through one bash in the gateway) and the floor, one bare `iptables-restore --noflush`
 // process holding the same rules. Needs root and a fresh `npm run build` (natops runs dist/).
+// Prints a markdown table and writes its figures to --out (bench/results/apply-cli.json).
 //
-//   node --import tsx bench/apply-cli.ts [--forwards 2000] [--reps 7] [--naive-reps 3]
+//   node --import tsx bench/apply-cli.ts [--forwards 2000] [--reps 7] [--naive-reps 3] [--out FILE]
 //
 // Interleaved, median of each; between runs the gateway goes back to the seed (not timed). Every
 // value in the commands is generated here.
@@ -16,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, ms, timed } from './stats.ts';
+import { outOption, Report } from './report.ts';
 import { BACKEND, EIP } from './forwards.ts';
 import { readDesired } from '../gitops/manifests/read-dir.ts';
 import { networkModel } from '../gitops/manifests/network.ts';
@@ -32,6 +34,7 @@ const { values: args } = parseArgs({
     forwards: { type: 'string', default: '2000' },
     reps: { type: 'string', default: '7' },
     'naive-reps': { type: 'string', default: '3' },
+    ...outOption('apply-cli'),
   },
 });
 const forwards = Number(args.forwards);
@@ -138,6 +141,21 @@ async function main(): Promise<void> {
         '',
       ].join('\n'),
     );
+    const report = new Report('apply-cli', args);
+    const table = `add ${forwards.toLocaleString('en')} port forwards to a live gateway, whole processes`;
+    const natops = {
+      name: '`natops apply DIR` (start, YAML, validation, read, diff, one `iptables-restore`, read back)',
+      values: t.natops,
+    };
+    report.add(table, 'ms', natops, {
+      name: "one `iptables` command per rule, one bash in the gateway (Kube-OVN's way)",
+      values: t.naive,
+    });
+    report.add(table, 'ms', natops, {
+      name: 'one bare `iptables-restore --noflush` of the same rules (the floor)',
+      values: t.restore,
+    });
+    await report.write(args.out);
   } finally {
     await stop();
   }

@@ -1,8 +1,9 @@
 // bench/apply: natops's one-transaction apply against one iptables command per rule (Kube-OVN's
-// way), in the same run, on real gateway namespaces. Needs root. Prints markdown tables.
+// way), in the same run, on real gateway namespaces. Needs root. Prints markdown tables and
+// writes its figures to --out (bench/results/apply.json).
 //
 //   node --import tsx bench/apply.ts [--sizes 100,1000,10000] [--reps 5] [--churn 100] [--churn-naive 10]
-//                                    [--churn-rules 1000] [--change-size 10000] [--remove-size 1000]
+//                                    [--churn-rules 1000] [--change-size 10000] [--remove-size 1000] [--out FILE]
 //
 // The baseline runs its iptables commands through one bash, as Kube-OVN 1.7 does inside the
 // gateway pod; every value in them is generated here, none comes from a manifest.
@@ -11,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, ms, timed } from './stats.ts';
+import { outOption, Report } from './report.ts';
 import { readDesired } from '../gitops/manifests/read-dir.ts';
 import { portForward } from '../dataplane/rules.ts';
 import { Lab } from '../runtime/netns/lab.ts';
@@ -31,6 +33,7 @@ const { values: args } = parseArgs({
     'churn-rules': { type: 'string', default: '1000' },
     'change-size': { type: 'string', default: '10000' },
     'remove-size': { type: 'string', default: '1000' },
+    ...outOption('apply'),
   },
 });
 const sizes = args.sizes.split(',').map(Number);
@@ -40,6 +43,7 @@ const churnNaive = Number(args['churn-naive']);
 const churnRules = Number(args['churn-rules']);
 const changeSize = Number(args['change-size']);
 const removeSize = Number(args['remove-size']);
+const report = new Report('apply', args);
 
 const BIN = fileURLToPath(new URL('../bin/natops.js', import.meta.url));
 const SEED = fileURLToPath(new URL('../examples/seed', import.meta.url));
@@ -121,6 +125,15 @@ async function main(): Promise<void> {
       const a = median(natopsTimes);
       const b = median(naiveTimes);
       out.push(`| ${n.toLocaleString('en')} | ${ms(a)} | ${ms(b)} | ${(b / a).toFixed(1)}x |`);
+      report.add(
+        'apply N port forwards to a fresh gateway',
+        'ms',
+        {
+          name: `natops, N = ${n.toLocaleString('en')}: read, diff, one iptables-restore, read back`,
+          values: natopsTimes,
+        },
+        { name: `one iptables command per rule, N = ${n.toLocaleString('en')}`, values: naiveTimes },
+      );
       process.stderr.write(`apply N=${n}: natops ${ms(a)}, naive ${ms(b)}\n`);
     }
 
@@ -178,6 +191,19 @@ async function main(): Promise<void> {
     out.push(
       `| flush the chain, re-add every rule one command at a time (Kube-OVN 1.7) | ${ms(median(naiveFlush))} | ${(median(naiveFlush) / c).toFixed(1)}x |`,
     );
+    const changeTable = `change one rule in a gateway holding ${changeSize.toLocaleString('en')} port forwards`;
+    const natopsChangeSeries = {
+      name: 'natops: read, diff, one transaction (-D, -I), read back',
+      values: natopsChange,
+    };
+    report.add(changeTable, 'ms', natopsChangeSeries, {
+      name: 'one iptables -D and one -A (Kube-OVN today)',
+      values: naivePair,
+    });
+    report.add(changeTable, 'ms', natopsChangeSeries, {
+      name: 'flush the chain, re-add every rule one command at a time (Kube-OVN 1.7)',
+      values: naiveFlush,
+    });
 
     out.push(
       '',
@@ -208,6 +234,12 @@ async function main(): Promise<void> {
       `| one iptables -D and one conntrack -D per forward | ${ms(median(naiveRemove))} | ${(median(naiveRemove) / d).toFixed(1)}x |`,
     );
     process.stderr.write(`remove ${removeSize}: natops ${ms(d)}, naive ${ms(median(naiveRemove))}\n`);
+    report.add(
+      `remove ${removeSize.toLocaleString('en')} port forwards, with the conntrack clean-up that stops their established flows`,
+      'ms',
+      { name: 'natops: one transaction, one conntrack listing, deletions only for listed flows', values: natopsRemove },
+      { name: 'one iptables -D and one conntrack -D per forward', values: naiveRemove },
+    );
 
     out.push(
       '',
@@ -227,6 +259,7 @@ async function main(): Promise<void> {
     );
     procs.push(server);
     await new Promise<void>((resolve) => server.stdout!.on('data', () => resolve()));
+    const churned: Record<string, { rounds: number; ok: number; failed: number; why: string }> = {};
     for (const method of ['natops', 'flush and re-add'] as const) {
       await fresh();
       await reconcileGateway(runtime, withForwards(base, churnRules));
@@ -273,8 +306,23 @@ async function main(): Promise<void> {
         `| ${method === 'natops' ? 'natops (one transaction per change)' : 'flush and re-add one command at a time (Kube-OVN 1.7)'} | ${rounds} | ${ok} | ${failed} | ${why} |`,
       );
       process.stderr.write(`churn ${method}: ok ${ok}, failed ${failed} (${why})\n`);
+      churned[method] = { rounds, ok, failed, why };
     }
+    const churnTable = `connections through an unchanged port forward while another rule changes (gateway holding ${churnRules.toLocaleString('en')} forwards)`;
+    const [mine, theirs] = [churned.natops!, churned['flush and re-add']!];
+    for (const what of ['ok', 'failed'] as const)
+      report.add(
+        churnTable,
+        'count',
+        { name: `natops, ${mine.rounds} changes (one transaction each): connections ${what}`, values: [mine[what]] },
+        {
+          name: `flush and re-add one command at a time (Kube-OVN 1.7), ${theirs.rounds} changes: connections ${what}`,
+          values: [theirs[what]],
+        },
+        what === 'failed' ? `failures: natops ${mine.why}; flush and re-add ${theirs.why}` : undefined,
+      );
     process.stdout.write(`${out.join('\n')}\n`);
+    await report.write(args.out);
   } finally {
     await stop();
   }

@@ -4,12 +4,13 @@
 // module loaded at start). Also YAML and validation of 2,000 port forwards, in process and as
 // `natops validate` of them. Needs a fresh `npm run build` (it refuses to time a fallback).
 //
-//   node --import tsx bench/cli-start.ts [--reps 10] [--forwards 2000] [--old-rev REV] [--settle 300]
+//   node --import tsx bench/cli-start.ts [--reps 10] [--forwards 2000] [--old-rev REV] [--settle 300] [--out FILE]
 //
 // The old tree is rebuilt from Git (its sources, bin/ and package.json at --old-rev; default:
 // the commit before bin/natops.js ran dist/) in a temp directory. Runs are interleaved, so the
 // machine's other work weighs on each variant alike; each variant runs once first, untimed (tsx
-// keeps a compile cache, as it does for users). Table on stdout, progress on stderr.
+// keeps a compile cache, as it does for users). Table on stdout, progress on stderr, figures to
+// --out (bench/results/cli-start.json).
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, ms, timed } from './stats.ts';
+import { outOption, Report } from './report.ts';
 import { run } from '../common/exec.ts';
 import { validateManifests } from '../gitops/manifests/validate.ts';
 import { push, seedObjects, toFiles } from '../test/helpers/manifests.ts';
@@ -27,6 +29,7 @@ const { values: args } = parseArgs({
     forwards: { type: 'string', default: '2000' },
     'old-rev': { type: 'string' },
     settle: { type: 'string', default: '300' },
+    ...outOption('cli-start'),
   },
 });
 const reps = Number(args.reps);
@@ -168,6 +171,43 @@ async function main(): Promise<void> {
           `median ${ms(median(inProcess))} (min ${ms(Math.min(...inProcess))}, max ${ms(Math.max(...inProcess))}; ${reps} runs; target well under 100 ms).`,
       ].join('\n')}\n`,
     );
+
+    const report = new Report('cli-start', args);
+    const startTable = `natops start-up (whole processes, interleaved, ${settle} ms pause before each)`;
+    const named = {
+      help: ['`natops --help`', 'target < 150 ms'],
+      validate: ['`natops validate examples/seed`', 'target < 250 ms'],
+      many: [`\`natops validate\` of the seed plus ${forwards} port forwards`, undefined],
+    } as const;
+    for (const c of Object.keys(commands) as (keyof typeof commands)[]) {
+      const [what, target] = named[c];
+      const compiled = { name: `${what}, compiled (dist/, through bin/natops.js)`, values: t[`${c} compiled`] };
+      report.add(
+        startTable,
+        'ms',
+        compiled,
+        {
+          name: `${what}, the tree before the build step (${rev.slice(0, 7)}: tsx, all modules at start)`,
+          values: t[`${c} old`],
+        },
+        target,
+      );
+      report.add(startTable, 'ms', compiled, { name: `${what}, this tree through tsx`, values: t[`${c} tsx`] }, target);
+    }
+    report.add(
+      startTable,
+      'ms',
+      { name: '`natops --help`, compiled (dist/, through bin/natops.js)', values: t['help compiled'] },
+      { name: '`node -e 0` (node starting and exiting: the floor)', values: floor },
+    );
+    report.add(
+      `YAML and validation of the seed plus ${forwards} port forwards (${(bytes / 1024).toFixed(0)} KiB of YAML)`,
+      'ms',
+      { name: 'in process (modules loaded)', values: inProcess },
+      { name: '`natops validate` of them, compiled, as a whole process', values: t['many compiled'] },
+      'target: in process well under 100 ms',
+    );
+    await report.write(args.out);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

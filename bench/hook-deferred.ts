@@ -6,12 +6,13 @@
 // floor: a hook that only starts node and sends nothing, and the hook alone (run as git runs it,
 // without git around it) delivering one push to the stub.
 //
-//   node --import tsx bench/hook-deferred.ts [--reps 9] [--old-reps 3] [--old-rev REV]
+//   node --import tsx bench/hook-deferred.ts [--reps 9] [--old-reps 3] [--old-rev REV] [--out FILE]
 //
 // The old hook is rebuilt from Git (its gitops/git/, common/ and bin/natops-hook.js at --old-rev;
 // default: the commit before deferred deliveries came) in a temp directory. Each of its pushes
 // takes about 30 s, so it runs --old-reps times only (0 skips it). Pushes are real: a new empty
-// commit each, `git push` timed from start to exit. Table on stdout, progress on stderr.
+// commit each, `git push` timed from start to exit. Table on stdout, progress on stderr, figures
+// to --out (bench/results/hook-deferred.json).
 import { createServer, type Server } from 'node:http';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, ms, timed } from './stats.ts';
+import { outOption, Report } from './report.ts';
 import { run } from '../common/exec.ts';
 import type { RepoSettings } from '../gitops/hook/delivery.ts';
 import { initRepo } from '../gitops/hook/init.ts';
@@ -30,6 +32,7 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '9' },
     'old-reps': { type: 'string', default: '3' },
     'old-rev': { type: 'string' },
+    ...outOption('hook-deferred'),
   },
 });
 const reps = Number(args.reps);
@@ -220,6 +223,38 @@ async function main(): Promise<void> {
         `With natops down, \`git push\` returns ${(median(oldDown) / median(t.down)).toFixed(0)}x sooner.`,
       );
     process.stdout.write(`${lines.join('\n')}\n`);
+
+    const report = new Report('hook-deferred', args);
+    const table = '`git push` to the local repository';
+    const downSeries = {
+      name: 'this tree: one try (1 s at most), then the delivery is kept; natops down',
+      values: t.down,
+    };
+    const upSeries = { name: 'this tree; natops up (a stub answering 202)', values: t.up };
+    const floorSeries = { name: 'floor: a hook that starts node and sends nothing', values: t.floor };
+    if (oldDown.length)
+      report.add(table, 'ms', downSeries, {
+        name: `the hook before (${rev.slice(0, 7)}): retries for 30 s; natops down`,
+        values: oldDown,
+      });
+    report.add(table, 'ms', downSeries, upSeries);
+    report.add(table, 'ms', upSeries, floorSeries);
+    report.add(
+      table,
+      'ms',
+      {
+        name: `this tree: first push after the outage, sending the ${backlog} kept deliveries first`,
+        values: [catchUp],
+      },
+      upSeries,
+    );
+    report.add(
+      table,
+      'ms',
+      { name: 'the hook alone (no git around it) delivering one push; natops up', values: hook },
+      floorSeries,
+    );
+    await report.write(args.out);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

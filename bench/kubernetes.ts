@@ -1,9 +1,10 @@
 // bench/kubernetes: gateways as pods on the test cluster (shared/k8s), in the same run as the
 // netns path and Kube-OVN's way (one pods/exec per rule). Needs root and the cluster
 // (KUBECONFIG, default /var/lib/natops-k8s/kubeconfig) with the gateway image loaded. Prints
-// markdown tables.
+// markdown tables and writes its figures to --out (bench/results/kubernetes.json).
 //
-//   node --import tsx bench/kubernetes.ts [--sizes 1000,10000] [--reps 5] [--naive 1000] [--naive-reps 3] [--replacements 5]
+//   node --import tsx bench/kubernetes.ts [--sizes 1000,10000] [--reps 5] [--naive 1000] [--naive-reps 3]
+//                                         [--replacements 5] [--out FILE]
 //
 // apply: a gateway holding the seed gets N more port forwards: natops reads, diffs, applies one
 // iptables-restore and reads back, through pods/exec or in a namespace; the baseline runs one
@@ -14,6 +15,7 @@
 import { parseArgs } from 'node:util';
 import { Exec } from '@kubernetes/client-node';
 import { median, ms, timed } from './stats.ts';
+import { outOption, Report } from './report.ts';
 import type { GatewaySpec } from '../dataplane/model.ts';
 import { readDesired } from '../gitops/manifests/read-dir.ts';
 import { NetnsRuntime } from '../runtime/netns/runtime.ts';
@@ -33,6 +35,7 @@ const { values: args } = parseArgs({
     naive: { type: 'string', default: '1000' },
     'naive-reps': { type: 'string', default: '3' },
     replacements: { type: 'string', default: '5' },
+    ...outOption('kubernetes'),
   },
 });
 const sizes = args.sizes.split(',').map(Number);
@@ -40,6 +43,7 @@ const reps = Number(args.reps);
 const naiveSize = Number(args.naive);
 const naiveReps = Number(args['naive-reps']);
 const replacements = Number(args.replacements);
+const report = new Report('kubernetes', args);
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 /** `base` plus `n` port forwards on its second EIP, ports 20000 and up. */
@@ -152,6 +156,16 @@ async function main(): Promise<void> {
       `| ${ms(median(toAnswer))} | ${ms(median(outage))} | ${ms(median(toReady))} | ${ms(median(toRepair))} |`,
       '',
     );
+    const replaced = 'a gateway pod deleted by hand: its rules answer again without a push';
+    const ready = { name: 'from the deletion to the new pod Ready (Kubernetes alone)', values: toReady };
+    report.add(replaced, 'ms', { name: 'from the deletion to the first answer', values: toAnswer }, ready);
+    report.add(replaced, 'ms', { name: 'the port forward did not answer (the outage)', values: outage }, ready);
+    report.add(
+      replaced,
+      'ms',
+      { name: 'from the repair recorded to the first answer (natops repairing)', values: toRepair },
+      ready,
+    );
 
     // ---- apply N forwards --------------------------------------------------------------------------
     const base = (await readDesired(await writeManifestDir(seed))).gateways.get('ngw')!;
@@ -192,6 +206,12 @@ async function main(): Promise<void> {
         `| ${n.toLocaleString('en')} | ${ms(median(inPod))} | ${ms(median(inNs))} | ${(median(inPod) / median(inNs)).toFixed(1)}x |`,
       );
       say(`apply ${n}: pod ${ms(median(inPod))}, namespace ${ms(median(inNs))}`);
+      report.add(
+        'add N port forwards to a live gateway',
+        'ms',
+        { name: `N = ${n.toLocaleString('en')}, pod: natops through pods/exec`, values: inPod },
+        { name: `N = ${n.toLocaleString('en')}, namespace: natops`, values: inNs },
+      );
     }
     await reconcileGateway(pod, base);
 
@@ -254,6 +274,13 @@ async function main(): Promise<void> {
       `| ${ms(median(natopsSame))} | ${ms(median(perRule))} | ${(median(perRule) / median(natopsSame)).toFixed(1)}x |`,
     );
     process.stdout.write(`${out.join('\n')}\n`);
+    report.add(
+      `add ${naiveSize.toLocaleString('en')} port forwards to a gateway pod`,
+      'ms',
+      { name: 'natops: one transaction through pods/exec', values: natopsSame },
+      { name: 'one `iptables` per rule, each its own pods/exec', values: perRule },
+    );
+    await report.write(args.out);
   } catch (e) {
     say(`natops's log, last lines:\n${p.logs.slice(-60).join('\n')}`);
     throw e;

@@ -2,12 +2,14 @@
 // on a real lab gateway holding N port forwards (default 10,000): natops's whole reconcile of one
 // changed rule, then each step alone (the reads, an iptables-restore that appends, inserts or
 // deletes one rule, conntrack -D, a bare process in the namespace, compiling and diffing). Needs
-// root. Prints a markdown table of medians.
+// root. Prints a markdown table of medians and writes its figures to --out
+// (bench/results/one-rule-steps.json), each step against a bare process in the namespace.
 //
-//   node --import tsx bench/one-rule-steps.ts [--rules 10000] [--reps 5]
+//   node --import tsx bench/one-rule-steps.ts [--rules 10000] [--reps 5] [--out FILE]
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { median, ms, timed } from './stats.ts';
+import { outOption, Report } from './report.ts';
 import { changeSetCommands } from '../dataplane/commands.ts';
 import { compileGateway } from '../dataplane/compile.ts';
 import { diffStates } from '../dataplane/diff.ts';
@@ -21,10 +23,16 @@ import { reconcileGateway } from '../runtime/reconcile.ts';
 import { BACKEND, EIP, withForwards } from './forwards.ts';
 
 const { values: args } = parseArgs({
-  options: { rules: { type: 'string', default: '10000' }, reps: { type: 'string', default: '5' } },
+  options: {
+    rules: { type: 'string', default: '10000' },
+    reps: { type: 'string', default: '5' },
+    ...outOption('one-rule-steps'),
+  },
 });
 const rules = Number(args.rules);
 const reps = Number(args.reps);
+/** the baseline of every step: what any process in the gateway costs */
+const FLOOR = "`true` in the namespace (a process's floor)";
 /** a rule natops does not manage, added and removed by the steps below */
 const SPARE = `-d ${EIP}/32 -p tcp -m tcp --dport 40000 -j DNAT --to-destination ${BACKEND}:80`;
 
@@ -68,7 +76,7 @@ async function main(): Promise<void> {
         "`conntrack -D` of one forward's flows",
         () => inGateway(['conntrack', '-D', '-p', 'tcp', '--orig-dst', EIP, '--orig-port-dst', '20007']),
       ],
-      ["`true` in the namespace (a process's floor)", () => inGateway(['true'])],
+      [FLOOR, () => inGateway(['true'])],
     ];
     const live = await handle.readState();
     steps.push([
@@ -90,6 +98,17 @@ async function main(): Promise<void> {
         '',
       ].join('\n'),
     );
+    const report = new Report('one-rule-steps', args);
+    const floor = { name: FLOOR, values: times.get(FLOOR)! };
+    for (const [name] of steps)
+      if (name !== FLOOR)
+        report.add(
+          `one rule changed in a gateway holding ${rules.toLocaleString('en')} port forwards, step by step`,
+          'ms',
+          { name, values: times.get(name)! },
+          floor,
+        );
+    await report.write(args.out);
   } finally {
     await lab.down();
   }

@@ -1,7 +1,9 @@
 // bench/pipeline: the GitOps loop end to end on this machine (real redis-server, real Git, real
-// namespaces). Needs root. Prints markdown tables.
+// namespaces). Needs root. Prints markdown tables and writes its figures to --out
+// (bench/results/pipeline.json).
 //
-//   node --import tsx bench/pipeline.ts [--reps 7] [--bulk 1000] [--bulk-reps 5] [--rates 100,300,500] [--seconds 10] [--webhook-only]
+//   node --import tsx bench/pipeline.ts [--reps 7] [--bulk 1000] [--bulk-reps 5] [--rates 100,300,500] [--seconds 10]
+//                                       [--webhook-only] [--out FILE]
 //
 // push to live: from the start of `git push` to the first TCP connection answered through the
 // new rule, seen from an underlay host polling every 2 ms. (`git push` to the local repository
@@ -18,6 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, ms } from './stats.ts';
+import { outOption, Report, type Series } from './report.ts';
 import { decide } from '../functions/planner/decide.ts';
 import { GitRepo } from '../gitops/git/local-source.ts';
 import { validateManifests } from '../gitops/manifests/validate.ts';
@@ -38,6 +41,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '10' },
     // only the webhook under load (no pushes, no lab traffic)
     'webhook-only': { type: 'boolean', default: false },
+    ...outOption('pipeline'),
   },
 });
 const reps = Number(args.reps);
@@ -46,6 +50,7 @@ const bulkReps = Number(args['bulk-reps']);
 const rates = args.rates.split(',').map(Number);
 const seconds = Number(args.seconds);
 const webhookOnly = args['webhook-only'];
+const report = new Report('pipeline', args);
 
 const EIP = '192.168.0.112';
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
@@ -73,6 +78,8 @@ async function main(): Promise<void> {
     process.once(signal, () => void stop().finally(() => process.exit(130)));
   const out: string[] = [];
   let planNote = '';
+  /** planning inline, the seed: what a webhook that planned before answering would add (not with --webhook-only) */
+  let planSeed: Series | undefined;
   try {
     if (!webhookOnly) {
       const seed = await seedObjects();
@@ -199,6 +206,42 @@ async function main(): Promise<void> {
         '',
         `Ratio, ${bulk.toLocaleString('en')} rules: whole natops pipeline ${ms(median(bulkLive))} vs Kube-OVN's apply alone ${ms(median(naive))} = ${(median(naive) / median(bulkLive)).toFixed(1)}x.`,
       );
+      const toLive = 'push to live';
+      const onePushed = { name: 'change 1 port forward: `git push` itself (the hook delivers)', values: onePush };
+      const byHand = {
+        name: `add ${bulk.toLocaleString('en')} port forwards, one iptables command per rule, no pipeline (Kube-OVN's way; clock starts at the first command) -> rule answers traffic`,
+        values: naive,
+      };
+      report.add(
+        toLive,
+        'ms',
+        { name: 'change 1 port forward: git push started -> rule answers traffic', values: oneLive },
+        onePushed,
+      );
+      report.add(
+        toLive,
+        'ms',
+        { name: 'change 1 port forward: git push started -> commit status success', values: oneStatus },
+        onePushed,
+      );
+      report.add(
+        toLive,
+        'ms',
+        {
+          name: `add ${bulk.toLocaleString('en')} port forwards: git push started -> rule answers traffic`,
+          values: bulkLive,
+        },
+        byHand,
+      );
+      report.add(
+        toLive,
+        'ms',
+        {
+          name: `add ${bulk.toLocaleString('en')} port forwards: git push started -> commit status success`,
+          values: bulkStatus,
+        },
+        byHand,
+      );
 
       // ---- baseline for the webhook: the planning a webhook would do if it planned before answering
       const repo = new GitRepo(p.bare);
@@ -213,11 +256,23 @@ async function main(): Promise<void> {
           );
           times.push(now() - t0);
         }
-        return median(times);
+        return times;
+      };
+      const planFirst = await planTime(first);
+      const planBulk = await planTime(bulkSha);
+      planSeed = {
+        name: 'planning inline instead: read the commit with git, validate, plan (the seed)',
+        values: planFirst,
       };
       planNote =
-        `Planning inline instead (read the commit with git, validate, plan; median of 20): ${ms(await planTime(first))} for the seed, ` +
-        `${ms(await planTime(bulkSha))} for the commit with ${bulk.toLocaleString('en')} port forwards, before any rule is applied.`;
+        `Planning inline instead (read the commit with git, validate, plan; median of 20): ${ms(median(planFirst))} for the seed, ` +
+        `${ms(median(planBulk))} for the commit with ${bulk.toLocaleString('en')} port forwards, before any rule is applied.`;
+      report.add(
+        'planning inline (what a webhook that planned before answering would do)',
+        'ms',
+        { name: `the commit with ${bulk.toLocaleString('en')} port forwards`, values: planBulk },
+        planSeed,
+      );
     }
   } catch (e) {
     await stop();
@@ -258,6 +313,7 @@ async function main(): Promise<void> {
       '| deliveries | rate sent | answered as expected | errors | p50 | p90 | p99 | max |',
       '|---|---:|---:|---:|---:|---:|---:|---:|',
     );
+    const answered: { series: Series; note: string }[] = [];
     const runs: [string, number][] = [
       ...rates.map((r): [string, number] => ['push (202)', r]),
       ['malformed (400, 415, 401)', Math.max(...rates)],
@@ -285,6 +341,7 @@ async function main(): Promise<void> {
         ok: number;
         errors: number;
         rate: number;
+        min: number;
         p50: number;
         p90: number;
         p99: number;
@@ -294,6 +351,22 @@ async function main(): Promise<void> {
         `| ${mix} | ${r.rate.toFixed(0)}/s | ${r.ok} | ${r.errors} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.p99)} | ${ms(r.max)} |`,
       );
       say(`webhook, ${mix} at ${rate}/s: p50 ${ms(r.p50)}, p99 ${ms(r.p99)}, errors ${r.errors}`);
+      answered.push({
+        // the load generator keeps quantiles, not samples: its p50 is the median
+        series: {
+          name: `${mix} at ${r.rate.toFixed(0)}/s: answer time (p50)`,
+          values: { n: r.ok, min: r.min, median: r.p50, max: r.max },
+        },
+        note: `p90 ${ms(r.p90)}, p99 ${ms(r.p99)}; ${r.ok} of ${r.sent} answered as expected, ${r.errors} errors`,
+      });
+    }
+    // The baseline: planning before answering; with --webhook-only there is no commit to plan, so
+    // the malformed deliveries, which touch no Redis, stand in for pushes (and the fastest push for them).
+    const malformed = answered.at(-1)!;
+    const webhookTable = `webhook answer time under load (a second process, open loop, ${seconds} s per rate)`;
+    for (const a of answered) {
+      const baseline = planSeed ?? (a === malformed ? answered[0]!.series : malformed.series);
+      report.add(webhookTable, 'ms', a.series, baseline, a.note);
     }
     if (planNote) out.push('', planNote);
   } finally {
@@ -302,6 +375,7 @@ async function main(): Promise<void> {
     await stop();
   }
   process.stdout.write(`${out.join('\n')}\n`);
+  await report.write(args.out);
 }
 
 await main();

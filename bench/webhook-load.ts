@@ -3,7 +3,8 @@
 // 50 unmeasured ones. MIX `push` (default): signed push deliveries, ok = answered 202. MIX
 // `malformed`: in turn a body that is not JSON, a form-encoded payload, a ref git would never
 // send and an unsigned delivery, ok = answered with the 4xx each deserves.
-// Prints {"sent","ok","errors","p50","p90","p99","max"} in milliseconds.
+// Prints {"sent","ok","errors","rate","min","p50","p90","p99","max"}, times in milliseconds; bench/pipeline
+// runs it and records them.
 //   node --import tsx bench/webhook-load.ts URL SECRET_FILE RATE SECONDS [push|malformed]
 import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'node:http';
@@ -121,5 +122,5 @@ const sorted = latencies.sort((a, b) => a - b);
 const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 const seconds = (performance.now() - started) / 1000;
 process.stdout.write(
-  `${JSON.stringify({ sent: total, ok: sorted.length, errors, rate: total / seconds, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: sorted.at(-1) ?? NaN })}\n`,
+  `${JSON.stringify({ sent: total, ok: sorted.length, errors, rate: total / seconds, min: sorted[0] ?? NaN, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: sorted.at(-1) ?? NaN })}\n`,
 );

@@ -1,16 +1,29 @@
 // bench/apply at small sizes: it runs, prints its tables, and natops loses no connection
 // through an unchanged port forward while another rule changes. bench/apply-cli too: its three
 // ways end with the same rules (it checks each run) and it prints its table. bench/one-rule-steps
-// times every step it names.
+// times every step it names. Each writes its figures, beside their baselines, to a temp file
+// (never over bench/results/).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { describe, it } from 'node:test';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parseResults } from '../../bench/render.ts';
 import { ROOT } from '../helpers/cli.ts';
 import { requireNetnsPrerequisites } from '../helpers/lab-harness.ts';
 
-/** Runs a benchmark to its end; its output and exit code. */
-async function bench(file: string, args: string[]): Promise<{ code: unknown; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', file, ...args], {
+let dir = '';
+before(async () => (dir = await mkdtemp(join(tmpdir(), 'natops-bench-smoke-'))));
+after(() => rm(dir, { recursive: true, force: true }));
+
+/** Runs a benchmark to its end, its figures to a temp file; its output, exit code and figures' names. */
+async function bench(
+  file: string,
+  args: string[],
+): Promise<{ code: unknown; stdout: string; stderr: string; figures: () => Promise<string[]> }> {
+  const out = join(dir, `${file.replace(/\W/g, '-')}.json`);
+  const child = spawn(process.execPath, ['--import', 'tsx', file, ...args, '--out', out], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -19,13 +32,14 @@ async function bench(file: string, args: string[]): Promise<{ code: unknown; std
   child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const code = await new Promise((resolve) => child.on('close', resolve));
-  return { code, stdout, stderr };
+  const figures = async () => parseResults(await readFile(out, 'utf8'), out).figures.map((f) => f.name);
+  return { code, stdout, stderr, figures };
 }
 
 describe('bench/apply (small sizes)', () => {
   it('compares both methods and natops drops no connection', async () => {
     requireNetnsPrerequisites();
-    const { code, stdout, stderr } = await bench('bench/apply.ts', [
+    const { code, stdout, stderr, figures } = await bench('bench/apply.ts', [
       '--sizes',
       '50',
       '--reps',
@@ -48,11 +62,13 @@ describe('bench/apply (small sizes)', () => {
     assert.ok(natops, stdout);
     assert.ok(Number(natops[1]) > 0, 'connections went through during the changes');
     assert.equal(Number(natops[2]), 0, 'no connection failed during natops changes');
+    // 1 size, 2 ways to change one rule, 1 removal, ok and failed under churn
+    assert.equal((await figures()).length, 6);
   });
 
   it('bench/apply-cli: natops apply as a process, one command per rule and a bare iptables-restore all add every rule', async () => {
     requireNetnsPrerequisites();
-    const { code, stdout, stderr } = await bench('bench/apply-cli.ts', [
+    const { code, stdout, stderr, figures } = await bench('bench/apply-cli.ts', [
       '--forwards',
       '50',
       '--reps',
@@ -66,14 +82,16 @@ describe('bench/apply (small sizes)', () => {
       stdout,
       /^\| one bare `iptables-restore --noflush` of the same rules \(the floor\) \| [\d.]+ m?s \| [\d.]+x slower \|$/m,
     );
+    assert.equal((await figures()).length, 2);
   });
 
   it('bench/one-rule-steps: every step runs and is timed', async () => {
     requireNetnsPrerequisites();
-    const { code, stdout, stderr } = await bench('bench/one-rule-steps.ts', ['--rules', '50', '--reps', '1']);
+    const { code, stdout, stderr, figures } = await bench('bench/one-rule-steps.ts', ['--rules', '50', '--reps', '1']);
     assert.equal(code, 0, stderr);
     const rows = stdout.split('\n').filter((l) => /^\| .* \| [\d.]+ m?s \|$/.test(l));
     assert.equal(rows.length, 11, stdout);
     assert.match(stdout, /^\| natops: reconcile the gateway with one rule changed \| /m);
+    assert.equal((await figures()).length, 10, 'every step but the floor, which is their baseline');
   });
 });
