@@ -29,7 +29,7 @@ RUN apt-get update \
 WORKDIR /opt/natops
 COPY package.json package-lock.json ./
 COPY --from=deps /opt/natops/node_modules ./node_modules
-# bin/natops.js finds none of dist/sources.json's files here, so it runs dist/ as it is
+# bin/natops.js finds no cli/main.ts here, so it runs dist/ as it is
 COPY --from=build /opt/natops/dist ./dist
 COPY bin ./bin
 COPY examples ./examples

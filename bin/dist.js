@@ -13,8 +13,10 @@ import { pathToFileURL } from 'node:url';
 const mtime = (path) => statSync(path, { throwIfNoEntry: false })?.mtimeMs;
 
 /** Why dist/ must not run (missing, or older than the sources), or undefined when it can. */
-function distProblem(root, entry) {
+function distProblem(root, entry, source) {
   if (mtime(join(root, entry)) === undefined) return 'dist/ is missing';
+  // without the sources' entry (an image), dist/ is all there is, whatever the files' times
+  if (mtime(join(root, source)) === undefined) return undefined;
   let sources;
   try {
     sources = JSON.parse(readFileSync(join(root, 'dist', 'sources.json'), 'utf8'));
@@ -34,7 +36,7 @@ function distProblem(root, entry) {
  * rewrite a relative `.ts` specifier in a dynamic import to `.js`.
  */
 export async function entryModule(root, compiled, source) {
-  const problem = distProblem(root, compiled);
+  const problem = distProblem(root, compiled, source);
   if (problem === undefined) return pathToFileURL(join(root, compiled)).href;
   process.stderr.write(
     `natops: warning: ${problem}: running the sources through tsx (slow start); run \`npm run build\`\n`,

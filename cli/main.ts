@@ -17,11 +17,11 @@ const warn = (text: string) => process.stderr.write(`natops: warning: ${text}\n`
 
 class UsageError extends NatopsError {}
 
-function requireRoot(what: string): void {
-  if (process.getuid?.() !== 0)
-    throw new UsageError(
-      `${what} needs root (it creates network namespaces); use --runtime dry-run to see the commands instead`,
-    );
+function requireRoot(
+  what: string,
+  why = '(it creates network namespaces); use --runtime dry-run to see the commands instead',
+): void {
+  if (process.getuid?.() !== 0) throw new UsageError(`${what} needs root ${why}`);
 }
 
 /** The manifests at `path`, validated with the limits of the environment (NATOPS_MANIFEST_*). */
@@ -42,8 +42,11 @@ const labOption = () =>
   new Option('--lab <name>', 'lab name: prefix of every namespace natops creates').default(
     process.env.NATOPS_LAB ?? DEFAULT_LAB,
   );
-const runtimeOption = (kinds: RuntimeKind[]) =>
-  new Option('--runtime <kind>', 'where gateways run').choices(kinds).default(process.env.NATOPS_RUNTIME ?? 'netns');
+/** --runtime, defaulting to NATOPS_RUNTIME when that is one of `kinds` (commander checks no default). */
+const runtimeOption = (kinds: RuntimeKind[]) => {
+  const env = kinds.find((k) => k === process.env.NATOPS_RUNTIME);
+  return new Option('--runtime <kind>', 'where gateways run').choices(kinds).default(env ?? 'netns');
+};
 
 interface RuntimeOptions {
   runtime: RuntimeKind;
@@ -56,7 +59,8 @@ interface RuntimeOptions {
 async function runtimesFor(what: string, opts: RuntimeOptions, cmd: Command) {
   const { makeRuntimes } = await import('../runtime/select.ts');
   if (opts.runtime === 'dry-run') return makeRuntimes({ runtime: 'dry-run' }, warn);
-  if (opts.runtime === 'netns') requireRoot(`${what} --runtime netns`);
+  if (opts.runtime === 'netns')
+    requireRoot(`${what} --runtime netns`, what === 'apply' ? undefined : "(it reads the lab's network namespaces)");
   const { loadConfig } = await import('../server/config.ts');
   // With kubernetes, a lab is used (for its networks and attachment points) only when named.
   const lab = opts.runtime === 'netns' || cmd.getOptionValueSource('lab') !== 'default' ? opts.lab : undefined;
@@ -110,6 +114,7 @@ program
     '--namespace <ns>',
     'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default kube-system)',
   )
+  .option('--network-mode <mode>', 'kubernetes: kube-ovn or multus (NATOPS_NETWORK_MODE, default kube-ovn)')
   .action(async (path: string, opts: RuntimeOptions & { against: string }, cmd: Command) => {
     const [{ planGateways }, { renderGatewayPlan }] = await Promise.all([
       import('../dataplane/gateway-plan.ts'),

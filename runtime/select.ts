@@ -9,7 +9,6 @@ import type { NetworkModel } from '../dataplane/network.ts';
 import { DryRunRuntime } from './dry-run.ts';
 import type { NetworkMode } from './kubernetes/objects.ts';
 import { Lab } from './netns/lab.ts';
-import { DEFAULT_LAB } from './netns/names.ts';
 import { NetnsRuntime } from './netns/runtime.ts';
 import type { GatewayRuntime, NetworkRuntime } from './runtime.ts';
 
@@ -72,7 +71,7 @@ export async function makeRuntimes(c: RuntimeConfig, warn: (m: string) => void):
     },
     warn,
   );
-  const lab = c.lab === undefined ? undefined : new Lab(c.lab ?? DEFAULT_LAB, { commandTimeoutMs: c.commandTimeoutMs });
+  const lab = c.lab === undefined ? undefined : new Lab(c.lab, { commandTimeoutMs: c.commandTimeoutMs });
   const network: NetworkRuntime = lab
     ? { apply: async (n: NetworkModel) => [...(await lab.up(n)), ...(await lab.attachHost(n))] }
     : // Kube-OVN owns the VPCs, subnets and static routes; natops runs only the gateways.

@@ -11,12 +11,14 @@ export interface CliResult {
   stderr: string;
 }
 
-export function natops(args: string[], opts: { env?: Record<string, string> } = {}): Promise<CliResult> {
+/** `uid`: run as that user (and its group), e.g. 65534 (nobody) for a command's non-root path. */
+export function natops(args: string[], opts: { env?: Record<string, string>; uid?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: ROOT,
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid }),
     });
     let stdout = '';
     let stderr = '';

@@ -204,6 +204,8 @@ describe('npm run build', () => {
       await at('package-lock.json', 1000);
       await at('src/a.ts', 3000);
       assert.match(await runs(), /^sources \| natops: warning: src\/a\.ts changed after the last build/);
+      await rm(join(root, 'src', 'a.ts'));
+      assert.equal(await runs(), 'dist', 'without the sources (an image), dist/ runs whatever the times say');
     } finally {
       await rm(root, { recursive: true, force: true });
     }

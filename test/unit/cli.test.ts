@@ -11,6 +11,16 @@ describe('natops CLI', () => {
     for (const cmd of ['validate', 'plan', 'apply', 'lab']) assert.match(r.stdout, new RegExp(`^  ${cmd} `, 'm'));
   });
 
+  it('plan --against live reads only a runtime plan knows: NATOPS_RUNTIME=dry-run is not taken', async () => {
+    // As nobody: the netns runtime refuses to read the lab; a dry run would report every gateway new.
+    const r = await natops(['plan', 'examples/seed', '--against', 'live'], {
+      env: { NATOPS_RUNTIME: 'dry-run' },
+      uid: 65534,
+    });
+    assert.notEqual(r.code, 0, r.stdout);
+    assert.match(r.stderr, /plan --against live --runtime netns needs root \(it reads the lab's network namespaces\)/);
+  });
+
   it('validate accepts the seed', async () => {
     const r = await natops(['validate', 'examples/seed']);
     assert.equal(r.code, 0, r.stderr);
