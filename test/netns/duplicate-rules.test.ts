@@ -43,7 +43,9 @@ describe('rules duplicated by hand', () => {
     assert.equal(count(mended, '-A PREROUTING -j DNAT_FILTER'), 1);
     assert.equal(count(mended, '-A POSTROUTING -j SNAT_FILTER'), 1);
     assert.equal(count(mended, `-A SHARED_DNAT ${FORWARD}`), 1);
-    assert.equal(mended, clean, 'iptables-save reads as it did before the hand edit');
+    // the same rules; a built-in chain's packet counters may differ (the transaction that declares it resets them)
+    const counted = (save: string) => save.replace(/ \[\d+:\d+\]$/gm, ' [0:0]');
+    assert.equal(counted(mended), counted(clean), 'iptables-save reads as it did before the hand edit');
     assert.equal(await h.tcp('ext', '192.168.0.112', 8888), 'web 192.168.0.50', 'the port forward works');
 
     const [again] = await h.apply(seed);
