@@ -177,7 +177,7 @@ async function main(): Promise<void> {
     const named = {
       help: ['`natops --help`', 'target < 150 ms'],
       validate: ['`natops validate examples/seed`', 'target < 250 ms'],
-      many: [`\`natops validate\` of the seed plus ${forwards} port forwards`, undefined],
+      many: [`\`natops validate\` of the seed plus ${forwards.toLocaleString('en')} port forwards`, undefined],
     } as const;
     for (const c of Object.keys(commands) as (keyof typeof commands)[]) {
       const [what, target] = named[c];
@@ -201,7 +201,7 @@ async function main(): Promise<void> {
       { name: '`node -e 0` (node starting and exiting: the floor)', values: floor },
     );
     report.add(
-      `YAML and validation of the seed plus ${forwards} port forwards (${(bytes / 1024).toFixed(0)} KiB of YAML)`,
+      `YAML and validation of the seed plus ${forwards.toLocaleString('en')} port forwards (${(bytes / 1024).toFixed(0)} KiB of YAML)`,
       'ms',
       { name: 'in process (modules loaded)', values: inProcess },
       { name: '`natops validate` of them, compiled, as a whole process', values: t['many compiled'] },

@@ -68,7 +68,8 @@ const value = (f: Pick<Figure, 'unit'>, x: number) => (f.unit === 'ms' ? ms(x) :
 function ratio(r: number | null): string {
   if (r === null) return '– (baseline 0)';
   if (r === 0) return '0x';
-  if (r >= 1) return `${r.toFixed(r >= 10 ? 1 : 2)}x`;
+  // about 1: a reciprocal adds nothing
+  if (r >= 0.95) return `${r.toFixed(r >= 10 ? 1 : 2)}x`;
   return `${r.toFixed(r >= 0.1 ? 2 : 3)}x (1/${(1 / r).toFixed(1)})`;
 }
 
@@ -89,7 +90,7 @@ function caption(r: Results): string {
 
 function table(r: Results, figures: Figure[]): string[] {
   const notes = figures.some((f) => f.note);
-  const head = ['figure', 'median', 'min – max', 'n', 'baseline (same run)', 'its median', 'n', 'ratio'];
+  const head = ['figure', 'median', 'min – max', 'n', 'baseline (same run)', 'its median', 'n', 'figure / baseline'];
   const lines = [
     `| ${[...head, ...(notes ? ['notes'] : [])].join(' | ')} |`,
     `|${['---', '---:', '---:', '---:', '---', '---:', '---:', '---:', ...(notes ? ['---'] : [])].join('|')}|`,

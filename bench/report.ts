@@ -60,7 +60,12 @@ export interface Series {
   name: string;
   values: readonly number[] | Stats;
 }
-const statsOf = (s: Series): Stats => ('n' in s.values ? s.values : summary(s.values));
+// to the microsecond (times are in ms): more digits are noise, and noise in the committed files
+const round = (x: number) => Math.round(x * 1000) / 1000;
+function statsOf(s: Series): Stats {
+  const v = 'n' in s.values ? s.values : summary(s.values);
+  return { n: v.n, min: round(v.min), median: round(v.median), max: round(v.max) };
+}
 
 /** The `--out` option every bench takes: where its JSON goes. */
 export const outOption = (bench: string) =>
@@ -111,7 +116,7 @@ export class Report {
       unit,
       ...m,
       baseline: { name: baseline.name, ...b },
-      ratio: b.median === 0 ? null : m.median / b.median,
+      ratio: b.median === 0 ? null : Number((m.median / b.median).toPrecision(4)),
       ...(note === undefined ? {} : { note }),
     };
     const checked = FigureSchema.safeParse(figure);
