@@ -3,7 +3,8 @@
 // Counters and histograms are fed where things happen (the webhook, the workers, the lease,
 // commands). Queue depths and gateways by state are the whole deployment's, read from Redis when
 // scraped: only `serve` exports them (a worker's /metrics would repeat them), and a scrape while
-// Redis is gone answers without them rather than hang.
+// Redis is gone answers without them rather than hang. What they read is reused for a few seconds,
+// so scrapes (anonymous ones included) cost Redis one read per gauge in that time, not one each.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { observeCommands } from '../common/exec.ts';
 import { within } from '../common/time.ts';
@@ -31,6 +32,17 @@ export interface Metrics {
 
 /** How long a scrape waits for Redis before it answers without the gauges read from it. */
 const COLLECT_TIMEOUT_MS = 1000;
+/** How long what the gauges read from Redis is reused (about 80 commands per read). */
+const REDIS_GAUGES_CACHE_MS = 5000;
+
+/** `read`, run at most once per `ms` (scrapes meanwhile share its answer, a timeout's too). */
+function reused<T>(ms: number, now: () => number, read: () => Promise<T>): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    if (!last || now() - last.at >= ms) last = { at: now(), value: read() };
+    return last.value;
+  };
+}
 
 export interface MetricSources {
   queues: Queues;
@@ -38,6 +50,8 @@ export interface MetricSources {
   workerQueues: readonly QueueName[];
   /** export the deployment-wide gauges read from Redis (queue depths, gateways by state) */
   deployment: boolean;
+  /** the clock of the gauges' cache (tests) */
+  now?: () => number;
 }
 
 export function createMetrics(sources: MetricSources): Metrics {
@@ -94,14 +108,24 @@ export function createMetrics(sources: MetricSources): Metrics {
     registers: [registry],
   });
   if (sources.deployment) {
+    const now = sources.now ?? Date.now;
+    const depths = reused(REDIS_GAUGES_CACHE_MS, now, () =>
+      within(
+        COLLECT_TIMEOUT_MS,
+        Promise.all(QUEUE_NAMES.map((name) => sources.queues.byName[name].getJobCounts(...DEPTH_STATES))),
+        () => undefined,
+      ).catch(() => undefined),
+    );
+    const snapshot = reused(REDIS_GAUGES_CACHE_MS, now, () =>
+      within(COLLECT_TIMEOUT_MS, sources.records.snapshot(), () => undefined).catch(() => undefined),
+    );
     new Gauge({
       name: 'natops_queue_jobs',
       help: "jobs per queue and state (the whole deployment's)",
       labelNames: ['queue', 'state'],
       registers: [registry],
       async collect() {
-        const all = Promise.all(QUEUE_NAMES.map((name) => sources.queues.byName[name].getJobCounts(...DEPTH_STATES)));
-        const counts = await within(COLLECT_TIMEOUT_MS, all, () => undefined);
+        const counts = await depths();
         this.reset();
         counts?.forEach((c, i) => {
           for (const state of DEPTH_STATES) this.set({ queue: QUEUE_NAMES[i]!, state }, c[state] ?? 0);
@@ -114,7 +138,7 @@ export function createMetrics(sources: MetricSources): Metrics {
       labelNames: ['reason'],
       registers: [registry],
       async collect() {
-        const snap = await within(COLLECT_TIMEOUT_MS, sources.records.snapshot(), () => undefined);
+        const snap = await snapshot();
         this.reset();
         for (const rec of snap?.gateways.values() ?? []) this.inc({ reason: rec.condition.reason });
       },

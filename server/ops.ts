@@ -1,6 +1,8 @@
 // What an operator's probes and scraper ask: /healthz (the process answers), /readyz (it can do
 // its work: Redis answers, its workers run, its runtime answers) and /metrics (Prometheus).
-import express, { type Router } from 'express';
+// /readyz tells why not only to a local client: the reasons name hosts and ports (Redis's, the
+// Kubernetes API's); others read ok or fail, and the reasons go to the log.
+import express, { type Request, type Router } from 'express';
 import type { Registry } from 'prom-client';
 import { errorMessage } from '../common/errors.ts';
 import { within } from '../common/time.ts';
@@ -55,12 +57,47 @@ export async function readiness(s: ReadinessSources): Promise<Readiness> {
   return { ready: [redis, workers, runtime].every((c) => c.startsWith('ok')), checks: { redis, workers, runtime } };
 }
 
-export function opsRouter(env: { ready: () => Promise<Readiness>; metrics: Registry }): Router {
+/** Where a not-ready answer's reasons are logged: once each time they change, and when ready again. */
+export interface OpsLog {
+  warn(msg: string): void;
+  info(msg: string): void;
+}
+
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+/** The client is this machine (the socket's peer; X-Forwarded-For is not believed). */
+export const isLocal = (req: Request): boolean => LOOPBACK.test(req.socket.remoteAddress ?? '');
+
+/** Each check as ok or fail, without its reason. */
+const bare = (r: Readiness): Readiness => ({
+  ready: r.ready,
+  checks: {
+    redis: r.checks.redis.startsWith('ok') ? 'ok' : 'fail',
+    workers: r.checks.workers.startsWith('ok') ? 'ok' : 'fail',
+    runtime: r.checks.runtime.startsWith('ok') ? 'ok' : 'fail',
+  },
+});
+
+export function opsRouter(env: {
+  ready: () => Promise<Readiness>;
+  metrics: Registry;
+  log?: OpsLog;
+  /** whether a request may read the reasons (default: from this machine) */
+  local?: (req: Request) => boolean;
+}): Router {
   const router = express.Router();
+  const local = env.local ?? isLocal;
+  let logged = '';
   router.get('/healthz', (_req, res) => void res.json({ ok: true }));
-  router.get('/readyz', async (_req, res) => {
+  router.get('/readyz', async (req, res) => {
     const r = await env.ready();
-    res.status(r.ready ? 200 : 503).json(r);
+    const reasons = r.ready ? '' : JSON.stringify(r.checks);
+    if (reasons !== logged) {
+      if (r.ready) env.log?.info('ready again');
+      else env.log?.warn(`not ready: ${reasons}`);
+      logged = reasons;
+    }
+    res.status(r.ready ? 200 : 503).json(local(req) ? r : bare(r));
   });
   router.get('/metrics', async (_req, res) => {
     res.type(env.metrics.contentType).send(await env.metrics.metrics());
