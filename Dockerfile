@@ -27,6 +27,9 @@ RUN apt-get update \
       iproute2 iptables conntrack iputils-arping iputils-ping socat git \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/natops
+# Express's production mode: no error pages with stacks, cached views (natops's own last error
+# handler already answers without a stack; this covers what reaches Express's default)
+ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 COPY --from=deps /opt/natops/node_modules ./node_modules
 # bin/natops.js finds no cli/main.ts here, so it runs dist/ as it is

@@ -11,6 +11,7 @@ export class ConfigError extends NatopsError {}
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const int = (min: number) => z.coerce.number().int().min(min);
+const hostPort = z.string().regex(/^[^:]+:\d+$/, 'host:port');
 
 export const ServerConfig = z.object({
   /** redis://host:port; unset: `natops serve` starts its own redis-server */
@@ -36,15 +37,18 @@ export const ServerConfig = z.object({
   /** the tracked path inside the repository */
   path: z.string().default('.'),
   lab: z.string().optional(),
-  listen: z
-    .string()
-    .regex(/^[^:]+:\d+$/, 'host:port')
-    .default('127.0.0.1:8080'),
+  listen: hostPort.default('127.0.0.1:8080'),
+  /**
+   * `serve`: the dashboard, /metrics, /readyz and /healthz on a listener of their own, so the
+   * webhook's (which GitHub must reach) serves the webhook only; unset: all on `listen`
+   */
+  dashboardListen: hostPort.optional(),
   /** the address links in statuses point at */
   publicUrl: z.string().url().optional(),
   dashboardUser: z.string().min(1).default('admin'),
   /** no password configured: the dashboard answers 401 to everyone */
   dashboardPassword: z.string().min(1).optional(),
+  dashboardPasswordFile: z.string().optional(),
   resyncMs: int(0).default(60_000),
   attempts: int(1).default(5),
   backoffMs: int(10).default(1000),
@@ -112,6 +116,8 @@ const ENV: Record<keyof ServerConfig, string> = {
   publicUrl: 'NATOPS_PUBLIC_URL',
   dashboardUser: 'NATOPS_DASHBOARD_USER',
   dashboardPassword: 'NATOPS_DASHBOARD_PASSWORD',
+  dashboardPasswordFile: 'NATOPS_DASHBOARD_PASSWORD_FILE',
+  dashboardListen: 'NATOPS_DASHBOARD_LISTEN',
   resyncMs: 'NATOPS_RESYNC_MS',
   attempts: 'NATOPS_JOB_ATTEMPTS',
   backoffMs: 'NATOPS_JOB_BACKOFF_MS',
@@ -151,6 +157,12 @@ export function loadConfig(
   for (const [key, name] of Object.entries(ENV)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name];
   for (const [key, value] of Object.entries(overrides)) if (value !== undefined) raw[key] = value;
   const parsed = ServerConfig.superRefine((c, ctx) => {
+    if (c.dashboardPassword && c.dashboardPasswordFile)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dashboardPasswordFile'],
+        message: 'give NATOPS_DASHBOARD_PASSWORD or NATOPS_DASHBOARD_PASSWORD_FILE, not both',
+      });
     const token = c.githubToken || c.githubTokenFile;
     const app = c.githubAppId || c.githubPrivateKey || c.githubPrivateKeyFile;
     if (token && app)
@@ -178,9 +190,10 @@ export function loadConfig(
   return parsed.data;
 }
 
-export function listenAddress(c: ServerConfig): { host: string; port: number } {
-  const i = c.listen.lastIndexOf(':');
-  return { host: c.listen.slice(0, i), port: Number(c.listen.slice(i + 1)) };
+/** A `host:port` setting (`listen`, `dashboardListen`) as host and port. */
+export function listenAddress(at: string): { host: string; port: number } {
+  const i = at.lastIndexOf(':');
+  return { host: at.slice(0, i), port: Number(at.slice(i + 1)) };
 }
 
 /** The manifest limits a configuration sets. */

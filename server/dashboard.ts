@@ -1,11 +1,14 @@
 // The dashboard: bull-board for every natops queue, plus a page of the gateways' records, the
 // commits with their statuses, the pull requests' previews, the resync's repairs and the webhook's deliveries, all behind basic auth. No password
-// configured: nobody gets in.
+// configured: nobody gets in. Bad logins are throttled per client address, the pages refuse to be
+// framed, and bull-board may only read, retry and promote: adding or editing a job is a gateway
+// change outside Git (root on the gateways), and cleaning or emptying a queue destroys evidence.
+import type { IncomingMessage } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import basicAuth from 'express-basic-auth';
-import express, { type RequestHandler, type Router } from 'express';
+import express, { type Express, type RequestHandler, type Router } from 'express';
 import type { PreviewBook } from '../state/previews.ts';
 import type { Queues } from '../queue/queues.ts';
 import type { StatusBook } from '../state/statuses.ts';
@@ -15,27 +18,106 @@ import type { Store } from '../state/store.ts';
 export const DASHBOARD_PATH = '/admin/queues';
 export const COMMITS_PATH = '/admin/commits';
 
-export function dashboardAuth(user: string, password: string | undefined): RequestHandler {
+/** Failed logins one client address may make in LOGIN_WINDOW_MS; then it gets 429 until the window ends. */
+export const LOGIN_FAILURES = 10;
+const LOGIN_WINDOW_MS = 5 * 60_000;
+/** Addresses remembered at most; past it the oldest are forgotten, so a flood of addresses costs no memory. */
+const LOGIN_ADDRESSES = 10_000;
+
+/** Failed logins per client address, in memory: each window starts at an address's first failure. */
+class LoginThrottle {
+  private readonly failures = new Map<string, { count: number; until: number }>();
+
+  constructor(private readonly now: () => number) {}
+
+  /** Seconds until `address` may try again; 0: it may now. */
+  wait(address: string): number {
+    const f = this.failures.get(address);
+    if (!f) return 0;
+    const left = f.until - this.now();
+    if (left <= 0) this.failures.delete(address);
+    return left > 0 && f.count >= LOGIN_FAILURES ? Math.ceil(left / 1000) : 0;
+  }
+
+  failed(address: string): void {
+    const f = this.failures.get(address);
+    if (f && f.until > this.now()) {
+      f.count++;
+      return;
+    }
+    this.failures.delete(address);
+    if (this.failures.size >= LOGIN_ADDRESSES) this.failures.delete(this.failures.keys().next().value ?? '');
+    this.failures.set(address, { count: 1, until: this.now() + LOGIN_WINDOW_MS });
+  }
+}
+
+// The socket's peer: natops trusts no X-Forwarded-For (behind a proxy, every client is the proxy).
+const clientAddress = (req: IncomingMessage) => req.socket.remoteAddress ?? '';
+
+export function dashboardAuth(
+  user: string,
+  password: string | undefined,
+  now: () => number = Date.now,
+): RequestHandler {
   if (!password)
     return (_req, res) =>
       void res
         .status(401)
         .set('WWW-Authenticate', 'Basic realm="natops"')
-        .send('dashboard password not configured (NATOPS_DASHBOARD_PASSWORD)');
+        .send('dashboard password not configured (NATOPS_DASHBOARD_PASSWORD or NATOPS_DASHBOARD_PASSWORD_FILE)');
+  const throttle = new LoginThrottle(now);
   // Both comparisons always run (and in constant time), so the answer time does not tell which failed.
-  return basicAuth({
+  const check = basicAuth({
     authorizer: (u: string, p: string) =>
       Number(basicAuth.safeCompare(u, user)) + Number(basicAuth.safeCompare(p, password)) === 2,
     challenge: true,
     realm: 'natops',
+    // Only credentials that were given and wrong count: a browser's first request carries none.
+    unauthorizedResponse: (req: basicAuth.IBasicAuthedRequest) => {
+      if (req.auth) throttle.failed(clientAddress(req));
+      return '';
+    },
   });
+  return (req, res, next) => {
+    const wait = throttle.wait(clientAddress(req));
+    if (wait > 0) {
+      res.status(429).set('Retry-After', String(wait)).type('text').send('too many failed logins; try again later');
+      return;
+    }
+    check(req, res, next);
+  };
 }
 
-export function dashboardRouter(queues: Queues): Router {
+/** The dashboard's pages may not be framed by another site (clickjacking "Retry all" and the like). */
+export const noFraming: RequestHandler = (_req, res, next) => {
+  res.set({ 'Content-Security-Policy': "frame-ancestors 'none'", 'X-Frame-Options': 'DENY' });
+  next();
+};
+
+/**
+ * What may change anything through bull-board's API (paths below its base path), besides reading:
+ * retrying a job or every job of a state, and promoting a delayed job or every one. Everything
+ * else that is not GET or HEAD answers 403, a route a later bull-board adds included.
+ */
+const BULL_BOARD_WRITES: readonly RegExp[] = [
+  /^\/api\/queues\/[^/]+\/[^/]+\/retry$/,
+  /^\/api\/queues\/[^/]+\/retry\/[^/]+$/,
+  /^\/api\/queues\/[^/]+\/[^/]+\/promote$/,
+  /^\/api\/queues\/[^/]+\/promote$/,
+];
+
+export const bullBoardWrites: RequestHandler = (req, res, next) => {
+  if (req.method === 'GET' || req.method === 'HEAD') return next();
+  if (req.method === 'PUT' && BULL_BOARD_WRITES.some((w) => w.test(req.path))) return next();
+  res.status(403).json({ error: 'the dashboard reads, retries and promotes jobs; it changes nothing else' });
+};
+
+/** bull-board itself (an express app of its own); mount it behind `bullBoardWrites`. */
+export function dashboardRouter(queues: Queues): Express {
   const adapter = new ExpressAdapter();
   adapter.setBasePath(DASHBOARD_PATH);
   createBullBoard({ queues: Object.values(queues.byName).map((q) => new BullMQAdapter(q)), serverAdapter: adapter });
-  return adapter.getRouter() as Router;
+  return adapter.getRouter() as Express;
 }
 
 /** The dashboard's address of a job. */

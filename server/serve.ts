@@ -1,14 +1,16 @@
 // Assembles the long-running parts from the configuration: Redis (started locally when none is
 // configured), the workers for the chosen queues, the resync scheduler, and one express app
-// with the webhook and the dashboard. `natops serve` runs it all; `natops worker` a subset.
+// with the webhook and the dashboard (or two: NATOPS_DASHBOARD_LISTEN puts the dashboard and the
+// ops endpoints on their own). `natops serve` runs it all; `natops worker` a subset.
 // Both may serve /healthz, /readyz and /metrics, and both stop by a deadline.
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
-import type { Server } from 'node:http';
+import { STATUS_CODES, type Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Worker } from 'bullmq';
-import express from 'express';
+import express, { type ErrorRequestHandler } from 'express';
 import { errorMessage, NatopsError } from '../common/errors.ts';
+import { redactUrl } from '../common/redact.ts';
 import { within } from '../common/time.ts';
 import type { Logger } from '../common/log.ts';
 import { redeliverFailed } from '../functions/github/redeliver.ts';
@@ -28,7 +30,16 @@ import { StatusBook } from '../state/statuses.ts';
 import { Records } from '../state/records.ts';
 import { Store } from '../state/store.ts';
 import { listenAddress, manifestLimits, type ServerConfig } from './config.ts';
-import { commitsRouter, COMMITS_PATH, dashboardAuth, dashboardRouter, DASHBOARD_PATH, jobUrl } from './dashboard.ts';
+import {
+  bullBoardWrites,
+  commitsRouter,
+  COMMITS_PATH,
+  dashboardAuth,
+  dashboardRouter,
+  DASHBOARD_PATH,
+  jobUrl,
+  noFraming,
+} from './dashboard.ts';
 import { lockDataDir } from './data-dir.ts';
 import { LocalRedis } from './redis-server.ts';
 import { dispatchStatuses, gitHubFromConfig } from './github.ts';
@@ -50,7 +61,10 @@ export interface ServeOptions {
 }
 
 export interface Running {
+  /** the webhook's address (with one listener, the dashboard's too) */
   url: string;
+  /** the dashboard's and the ops endpoints' address */
+  dashboardUrl: string;
   redisUrl: string;
   store: Store;
   records: Records;
@@ -80,6 +94,44 @@ export async function webhookSecret(c: ServerConfig, log: Logger): Promise<strin
   return ensureSecretFile(file);
 }
 
+/** The dashboard's password: configured, or read from its file; none: the dashboard lets nobody in. */
+export async function dashboardPassword(c: ServerConfig): Promise<string | undefined> {
+  if (c.dashboardPassword || !c.dashboardPasswordFile) return c.dashboardPassword;
+  const password = (await readFile(c.dashboardPasswordFile, 'utf8').catch(() => '')).trim();
+  if (!password) throw new NatopsError(`dashboard password file ${c.dashboardPasswordFile} is missing or empty`);
+  return password;
+}
+
+/**
+ * The last error handler: a short JSON answer (a client error's own message, else the status's
+ * name), never Express's error page, which shows the stack outside NODE_ENV=production.
+ */
+function errorAnswer(log: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, next) => {
+    // Too late for an answer: Express ends the connection.
+    if (res.headersSent) return next(err);
+    const e = (typeof err === 'object' && err !== null ? err : {}) as {
+      status?: unknown;
+      statusCode?: unknown;
+      expose?: unknown;
+      message?: unknown;
+    };
+    const given = Number(e.status ?? e.statusCode);
+    const status = given >= 400 && given < 600 ? given : 500;
+    if (status >= 500) log.error({ err }, `${req.method} ${req.path}: ${errorMessage(err)}`);
+    const text = status < 500 && e.expose === true && typeof e.message === 'string' ? e.message : undefined;
+    res.status(status).json({ error: text ?? STATUS_CODES[status] ?? 'error' });
+  };
+}
+
+/** An app listening on host:port, once it does. */
+function listen(app: express.Express, host: string, port: number): Promise<Server> {
+  return new Promise<Server>((resolve, reject) => {
+    const s = app.listen(port, host, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
 /** A secret file under the state dir, made on first use (0600). */
 async function ensureSecretFile(path: string): Promise<string> {
   const existing = await readFile(path, 'utf8').catch(() => undefined);
@@ -97,6 +149,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   // First what can fail on configuration alone (a bad kubeconfig, a bad GitHub key), before anything is held.
   const runtimes = await makeRuntimes(c, (m) => opts.log.warn(m));
   const github = await gitHubFromConfig(c, opts.log);
+  const password = opts.http ? await dashboardPassword(c) : undefined;
   // One natops serve per data directory: its Redis's append-only file and webhook secret live there.
   const dataDirLock = opts.http || !c.redisUrl ? await lockDataDir(c.dataDir) : undefined;
   const localRedis = c.redisUrl
@@ -108,8 +161,11 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const redisUrl = c.redisUrl ?? localRedis!.url;
   const connection = redisConnection(redisUrl);
   connection.on('error', (e) => opts.log.error(`redis: ${e.message}`));
-  const { host, port } = listenAddress(c);
-  const publicUrl = c.publicUrl ?? `http://${host}:${port}`;
+  const { host, port } = listenAddress(c.listen);
+  // Only serve has a dashboard to put apart; a worker's --listen serves the ops endpoints alone.
+  const apart = opts.http && c.dashboardListen ? listenAddress(c.dashboardListen) : undefined;
+  // Statuses link to the dashboard.
+  const publicUrl = c.publicUrl ?? `http://${apart?.host ?? host}:${apart?.port ?? port}`;
   const link = (queue: string, id: string) => jobUrl(publicUrl, queue, id);
 
   const store = new Store(connection, c.prefix);
@@ -174,17 +230,23 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const ready = cachedReadiness({ redis: connection, workers: pool, runtime: runtimes.runtime, usesRuntime });
 
   let server: Server | undefined;
+  let dashboardServer: Server | undefined;
   if (opts.http || opts.ops) {
     const app = express();
     app.disable('x-powered-by');
-    app.use(opsRouter({ ready, metrics: metrics.registry }));
-    if (opts.http) await webhookAndDashboard(app);
-    server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(port, host, () => resolve(s));
-      s.once('error', reject);
-    });
+    const dashboard = apart ? express() : app;
+    dashboard.disable('x-powered-by');
+    dashboard.use(opsRouter({ ready, metrics: metrics.registry, log: opts.log }));
+    if (opts.http) await webhookAndDashboard(app, dashboard);
+    for (const a of new Set([app, dashboard])) a.use(errorAnswer(opts.log));
+    server = await listen(app, host, port);
+    if (apart)
+      dashboardServer = await listen(dashboard, apart.host, apart.port).catch((e: unknown) => {
+        server?.close();
+        throw e;
+      });
   }
-  async function webhookAndDashboard(app: express.Express): Promise<void> {
+  async function webhookAndDashboard(app: express.Express, dashboard: express.Express): Promise<void> {
     if (c.resyncMs > 0)
       await queues.byName.resync.upsertJobScheduler('resync', { every: c.resyncMs }, { name: 'resync' });
     else await queues.byName.resync.removeJobScheduler('resync');
@@ -203,13 +265,18 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
         observe: (result, seconds) => metrics.webhook(result, seconds),
       }),
     );
-    const auth = dashboardAuth(c.dashboardUser, c.dashboardPassword);
-    app.use(DASHBOARD_PATH, auth, dashboardRouter(queues));
-    app.use(COMMITS_PATH, auth, commitsRouter(statuses, store, records, previews));
-    app.get('/', (_req, res) => res.redirect(COMMITS_PATH));
+    const auth = dashboardAuth(c.dashboardUser, password);
+    // bull-board's API is checked before bull-board sees it: reads, retries and promotions only.
+    dashboard.use(DASHBOARD_PATH, noFraming, auth, bullBoardWrites, dashboardRouter(queues));
+    dashboard.use(COMMITS_PATH, noFraming, auth, commitsRouter(statuses, store, records, previews));
+    dashboard.get('/', (_req, res) => res.redirect(COMMITS_PATH));
   }
-  const address = server?.address();
-  const url = address && typeof address === 'object' ? `http://${host}:${address.port}` : publicUrl;
+  const urlOf = (s: Server | undefined, at: string) => {
+    const address = s?.address();
+    return address && typeof address === 'object' ? `http://${at}:${address.port}` : publicUrl;
+  };
+  const url = urlOf(server, host);
+  const dashboardUrl = apart ? urlOf(dashboardServer, apart.host) : url;
   // Deliveries the local repository's hook could not make (natops down, or too slow to answer
   // within its second) are kept beside the repository: sent now, in order, and every few seconds
   // after, so a push is planned as a push. Then a push made with no delivery at all is caught up.
@@ -254,11 +321,12 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
         )
       : undefined;
   opts.log.info(
-    `${opts.queues.join(', ') || 'no queues'} on ${redisUrl}, gateways on ${runtimes.describe}${server ? `; ${opts.http ? `webhook ${url}/webhook, dashboard ${url}${DASHBOARD_PATH}, ` : ''}health and metrics ${url}/readyz, ${url}/metrics` : ''}`,
+    `${opts.queues.join(', ') || 'no queues'} on ${redactUrl(redisUrl)}, gateways on ${runtimes.describe}${server ? `; ${opts.http ? `webhook ${url}/webhook, dashboard ${dashboardUrl}${DASHBOARD_PATH}, ` : ''}health and metrics ${dashboardUrl}/readyz, ${dashboardUrl}/metrics` : ''}`,
   );
 
   return {
     url,
+    dashboardUrl,
     redisUrl,
     store,
     records,
@@ -276,8 +344,9 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
       replacements?.stop();
       clearInterval(drainTimer);
       const jobs = pool.close(deadlineMs);
-      const stopListening = new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-      server?.closeIdleConnections();
+      const servers = [server, dashboardServer].filter((s): s is Server => s !== undefined);
+      const stopListening = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      for (const s of servers) s.closeIdleConnections();
       const rest = Promise.all([dispatch?.stop(), draining, stopListening]);
       const shutdown = await jobs;
       const { handedBack } = shutdown;
@@ -297,7 +366,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
           'shutdown: requests, the status dispatch or a drain of kept deliveries still running at the deadline; cut',
         );
       }
-      server?.closeAllConnections();
+      for (const s of servers) s.closeAllConnections();
       await stopListening;
       metrics.close();
       await queues.close();

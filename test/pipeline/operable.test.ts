@@ -15,7 +15,7 @@ import { Records } from '../../state/records.ts';
 import { recordPendingDnat } from '../helpers/fixtures.ts';
 import { Queues, redisConnection } from '../../queue/queues.ts';
 import { Store } from '../../state/store.ts';
-import { LocalRedis } from '../../server/redis-server.ts';
+import { freePort, LocalRedis } from '../../server/redis-server.ts';
 import { seedObjects, seedSpec } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
 import { startApp } from '../helpers/app.ts';
@@ -248,6 +248,27 @@ describe('natops worker: --listen, NATOPS_LOG_LEVEL, readiness and the shutdown 
     assert.equal(body.checks.workers, 'ok');
     w.child.kill('SIGKILL');
     assert.equal(w.raw.length, w.lines.length, `lines that are not JSON:\n${w.raw.join('\n')}`);
+  });
+
+  it("the start-up line names the Redis it uses without the URL's password", async () => {
+    const port = await freePort();
+    const password = randomBytes(12).toString('hex');
+    const secured = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--requirepass', password, '--save', '', '--appendonly', 'no'],
+      { stdio: 'ignore' },
+    );
+    try {
+      const w = startWorker({ NATOPS_PREFIX: 'operable-secret' }, `redis://:${password}@127.0.0.1:${port}`);
+      await w.url();
+      const started = w.lines.find((l) => /^dnat on /.test(l.msg));
+      assert.ok(started, w.raw.join('\n'));
+      assert.match(started.msg, new RegExp(`^dnat on redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}`));
+      assert.doesNotMatch(w.raw.join('\n'), new RegExp(password));
+      w.child.kill('SIGKILL');
+    } finally {
+      secured.kill('SIGKILL');
+    }
   });
 
   it('NATOPS_LOG_LEVEL=warn keeps the info lines out; a bad level stops the start by name', async () => {
