@@ -6,8 +6,11 @@
 // 2. drift: every settled gateway is read and compared with what its record wants; a missing
 //    namespace, a hand-edited rule or a failed generation gets a repair flow (built by the
 //    planner's own decideRepairs); a gateway that cannot be read is reported and skipped;
-// 3. orphans: gateways natops runs that no record wants are removed.
-// Every repair is recorded (`natops status`, the dashboard).
+// 3. removals: only a record whose planned commit no longer holds its gateway removes it (a
+//    removal that failed, repaired like drift). A gateway with no record is never removed: the
+//    record may be one Redis lost. With no planned commit, or no record while gateways run,
+//    nothing is removed, said loudly; and at most `maxRemovals` per run.
+// Every repair is recorded (`natops status`, the dashboard), and so is every gateway held back.
 import { z } from 'zod';
 import { errorMessage } from '../common/errors.ts';
 import { compileGateway } from '../dataplane/compile.ts';
@@ -17,7 +20,8 @@ import { ZERO_SHA } from '../common/sha.ts';
 import { HandlerJob } from '../queue/jobs.ts';
 import { withLock } from '../state/lock.ts';
 import type { Queues } from '../queue/queues.ts';
-import { NETWORKS, type GatewayRecord } from '../state/records.ts';
+import type { Head } from '../state/store.ts';
+import { NETWORKS, type GatewayRecord, type RecordSnapshot } from '../state/records.ts';
 import { fenced } from './handlers/fence.ts';
 import type { HandlerEnv } from './handlers/process.ts';
 import { jobContext, type JobContext } from './jobs/env.ts';
@@ -26,8 +30,10 @@ import { decideRepairs } from './planner/decide.ts';
 
 export interface ResyncEnv extends HandlerEnv {
   queues: Queues;
-  /** the tracked branch (its head names the commit orphans are removed for) */
+  /** the tracked branch (without a planned head for it, the records may be lost: nothing is removed) */
   branch: string;
+  /** the most gateways one resync removes (DEFAULT_MAX_REMOVALS); the rest wait for the next run */
+  maxRemovals?: number;
   /** plans the branch's head if it is ahead of what was planned (absent: no repository here) */
   catchUp?: () => Promise<string | undefined>;
 }
@@ -37,7 +43,15 @@ export interface ResyncReport {
   repairs: { target: string; what: string[] }[];
   /** gateways that could not be read this time */
   unreadable: { target: string; error: string }[];
+  /** gateways this run did not remove although no record wants them (none holds them, or the removal waits), and why */
+  held: { target: string; why: string }[];
 }
+
+/**
+ * Removals the resync starts are rare (a planned removal that failed and is tried again); many
+ * at once mean something is wrong, so one a run unless configured otherwise.
+ */
+export const DEFAULT_MAX_REMOVALS = 1;
 
 /**
  * A record in progress is left to its jobs for this long before the resync looks at them (the
@@ -58,7 +72,7 @@ const RECHECK_MS = 1000;
 
 export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<ResyncReport> {
   const { records, clients } = env;
-  const report: ResyncReport = { checked: 0, repairs: [], unreadable: [] };
+  const report: ResyncReport = { checked: 0, repairs: [], unreadable: [], held: [] };
   const now = Date.now();
 
   // A push whose delivery never arrived is planned now; its jobs, not the repairs below, fix it.
@@ -90,32 +104,27 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
       ctx.log.warn(`${name}: could not be read: ${errorMessage(e)}`);
     }
   }
-  const orphans =
+  // Gateways no record holds are reported, never removed: a missing record may be a lost one.
+  const unrecorded =
     asked.gateway !== undefined
       ? []
       : (await clients.runtime.listGateways()).filter((name) => !snap.gateways.has(name));
-
-  if (drifted.length || orphans.length) {
-    const head = await env.store.head(env.branch);
-    const gen = orphans.length ? await env.store.nextGen() : 0;
-    const decision = decideRepairs(snap, drifted, orphans, {
-      sha: head?.sha ?? ZERO_SHA,
-      gen,
-      cause: 'repair',
-      at: now,
-      planUrl: ctx.url,
-      jobUrl: env.jobUrl,
-    });
-    // A push planned meanwhile changed the records: it decides; the next resync looks again.
-    if (await records.writeAll(decision.writes, snap)) {
-      await env.statuses.publish(decision.statuses);
-      for (const f of decision.flows) await env.queues.addFlow(f);
-      for (const { name, what } of drifted)
-        await repaired(name, what, snap.gateways.get(name)!.desired!, report, ctx, env);
-      for (const name of orphans)
-        await repaired(name, [`gateway ${name} is not in Git`], { sha: head?.sha ?? ZERO_SHA, gen }, report, ctx, env);
-    }
+  const head = await env.store.head(env.branch);
+  const decision = decideRepairs(
+    snap,
+    { drifted, unrecorded, planned: head !== undefined, maxRemovals: env.maxRemovals ?? DEFAULT_MAX_REMOVALS },
+    { at: now, jobUrl: env.jobUrl },
+  );
+  if (decision.alarm) ctx.log.error(`resync: ${decision.alarm}`);
+  for (const line of decision.warnings) ctx.log.warn(`resync: ${line}`);
+  // A push planned meanwhile changed the records: it decides; the next resync looks again.
+  if (decision.writes.length && (await records.writeAll(decision.writes, snap))) {
+    await env.statuses.publish(decision.statuses);
+    for (const f of decision.flows) await env.queues.addFlow(f);
+    for (const { name, what } of decision.repaired)
+      await repaired(name, what, snap.gateways.get(name)!.desired!, report, ctx, env);
   }
+  await heldBack(decision.held, snap, head, report, env);
 
   // The networks: their handler is idempotent and says what it had to change.
   if (asked.gateway === undefined && snap.networks?.desired && snap.networks.condition.ready !== 'Unknown') {
@@ -164,6 +173,28 @@ async function repaired(
     { gateway: target, commit: at.sha, gen: at.gen, repair: true },
     `resync: ${target} drifted from ${at.sha.slice(0, 7)}: ${what.join('; ')}`,
   );
+}
+
+/**
+ * Gateways left alone although no planned commit wants them: in the report, and in the list of
+ * repairs (`natops status`, the dashboard) once, not again at every run while nothing changes.
+ */
+async function heldBack(
+  held: readonly { target: string; why: string }[],
+  snap: RecordSnapshot,
+  head: Head | undefined,
+  report: ResyncReport,
+  env: ResyncEnv,
+): Promise<void> {
+  if (!held.length) return;
+  report.held.push(...held);
+  const shown = await env.store.repairs();
+  for (const { target, why } of held) {
+    const last = shown.find((r) => r.target === target);
+    if (last?.what.length === 1 && last.what[0] === why) continue;
+    const at = snap.gateways.get(target)?.desired ?? head ?? { sha: ZERO_SHA, gen: 0 };
+    await env.store.recordRepair({ at: Date.now(), target, sha: at.sha, gen: at.gen, what: [why] });
+  }
 }
 
 /** What differs between the gateway and its record's desire (empty: nothing). */

@@ -123,7 +123,7 @@ export function buildFlow(
 /** The queue and id of each job of a flow. */
 export const jobRefs = (f: Flow) => f.jobs.map((j) => ({ queue: j.kind, id: `${f.idPrefix}.${j.kind}` }));
 
-const flowUrl = (f: Flow, ctx: PlanContext) => {
+const flowUrl = (f: Flow, ctx: Pick<PlanContext, 'jobUrl'>) => {
   const last = f.jobs.at(-1)!;
   return ctx.jobUrl(last.kind, `${f.idPrefix}.${last.kind}`);
 };
@@ -307,24 +307,83 @@ export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanConte
   return { commit, writes, flows, statuses, summary: lines.join('; ') || 'no change' };
 }
 
+/** What the resync found, for decideRepairs to decide on. */
+export interface RepairFindings {
+  /** settled gateways that differ from what their record wants */
+  drifted: readonly { name: string; what: string[] }[];
+  /**
+   * gateways natops runs that no record holds. Never removed for that: a missing record may be
+   * one Redis lost (a restart without persistence, FLUSHALL, eviction, a new prefix).
+   */
+  unrecorded: readonly string[];
+  /** whether a commit of the tracked branch was planned: without one the records may be lost */
+  planned: boolean;
+  /** the most removals one resync starts; the rest wait for the next run */
+  maxRemovals: number;
+}
+
+export interface Repairs extends Pick<Decision, 'writes' | 'flows' | 'statuses'> {
+  /** the repairs started (removals among them), with what differed */
+  repaired: { name: string; what: string[] }[];
+  /** the gateways left as they are although no planned commit wants them, and why */
+  held: { target: string; why: string }[];
+  /** every removal held back because natops's records look lost: to be said loudly */
+  alarm?: string;
+  /** removals held back by the cap, and gateways no record holds: to be said */
+  warnings: string[];
+}
+
+const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
+const names = (list: readonly string[]) => `${list.slice(0, 10).join(', ')}${list.length > 10 ? ', ...' : ''}`;
+
 /**
  * The resync's repairs, with the same flows a push gets: each drifted gateway runs its whole
- * flow again at its desired generation (a newer push still supersedes it); a gateway natops
- * runs that no record wants is removed under a new generation.
+ * flow again at its desired generation (a newer push still supersedes it). A removal comes only
+ * from a record whose planned commit no longer holds the gateway (desired state null), never
+ * from a missing record; none at all while the records look lost (no planned commit, or no
+ * record while gateways run), and at most `maxRemovals` per run.
  */
 export function decideRepairs(
   snap: RecordSnapshot,
-  drifted: readonly { name: string; what: string[] }[],
-  orphans: readonly string[],
-  ctx: PlanContext,
-): Pick<Decision, 'writes' | 'flows' | 'statuses'> {
+  found: RepairFindings,
+  ctx: Pick<PlanContext, 'at' | 'jobUrl'>,
+): Repairs {
   const writes: RecordWrite[] = [];
   const flows: Flow[] = [];
   const statuses: StatusEvent[] = [];
-  for (const { name, what } of drifted) {
+  const repaired: Repairs['repaired'] = [];
+  const held: Repairs['held'] = [];
+  const warnings: string[] = [];
+
+  const lost = [
+    ...(found.planned ? [] : ['no commit of the tracked branch is planned']),
+    ...(snap.gateways.size === 0 && found.unrecorded.length
+      ? [`natops's records are empty but ${plural(found.unrecorded.length, 'gateway')} run`]
+      : []),
+  ];
+  let removals = 0;
+  let lostHeld = 0;
+  const cap: string[] = [];
+  for (const { name, what } of found.drifted) {
     const rec = snap.gateways.get(name);
     const want = rec?.desired;
     if (!rec || !want) continue;
+    if (want.state === null) {
+      if (lost.length) {
+        lostHeld++;
+        held.push({ target: name, why: `removal held back: ${lost.join('; ')}` });
+        continue;
+      }
+      if (removals >= found.maxRemovals) {
+        cap.push(name);
+        held.push({
+          target: name,
+          why: `removal held back: at most ${plural(found.maxRemovals, 'removal')} per resync; the next run takes it`,
+        });
+        continue;
+      }
+      removals++;
+    }
     const kinds = want.state ? [...FULL_GATEWAY] : ['gateway-delete' as const];
     const at = { sha: want.sha, gen: want.gen, cause: 'repair' as const };
     const flow = buildFlow(name, kinds, at, { spec: want.state ?? undefined }, `r${want.gen}.${name}.${ctx.at}`);
@@ -342,27 +401,26 @@ export function decideRepairs(
       record: { ...rec, pending: ordered([...rec.pending, ...kinds]), jobs: jobRefs(flow), condition: c },
     });
     statuses.push(conditionStatus(gatewayTarget(name), c));
+    repaired.push({ name, what });
   }
-  for (const name of orphans) {
-    const flow = buildFlow(name, ['gateway-delete'], ctx, {}, `r${ctx.gen}.${name}.${ctx.at}`);
-    flows.push(flow);
-    const c = condition(ctx, {
-      ready: 'Unknown',
-      reason: 'Repairing',
-      message: `gateway ${name} is not in Git: removing`,
-      url: flowUrl(flow, ctx),
-    });
-    writes.push({
-      target: gatewayTarget(name),
-      record: {
-        name,
-        desired: { gen: ctx.gen, sha: ctx.sha, cause: 'repair', state: null },
-        pending: ['gateway-delete'],
-        jobs: jobRefs(flow),
-        observedGen: 0,
-        condition: c,
-      },
-    });
+  // (no alarm for a natops that has planned nothing and runs nothing yet)
+  const alarm =
+    lost.length && (lostHeld || found.unrecorded.length)
+      ? `${lost.join('; ')} (did Redis lose natops's data?): removing nothing until the branch is planned again from Git`
+      : undefined;
+  if (cap.length)
+    warnings.push(
+      `${plural(cap.length, 'removal')} held back: at most ${found.maxRemovals} per resync (${names(cap)}); the next run takes the next`,
+    );
+  if (found.unrecorded.length) {
+    for (const name of found.unrecorded)
+      held.push({
+        target: name,
+        why: 'not removed: no record holds it (lost from Redis?); natops removes a gateway only when a planned commit no longer holds it',
+      });
+    warnings.push(
+      `${plural(found.unrecorded.length, 'gateway')} run that no record holds (${names(found.unrecorded)}): not removed; a planned commit that holds them adopts them, or remove them by hand`,
+    );
   }
-  return { writes, flows, statuses };
+  return { writes, flows, statuses, repaired, held, warnings, ...(alarm ? { alarm } : {}) };
 }

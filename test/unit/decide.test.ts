@@ -238,23 +238,116 @@ describe('the planner decides (pure)', () => {
     assert.ok(!d.flows.some((f) => f.jobs.some((j) => j.kind === 'vpc')));
   });
 
-  it('the resync repairs with the same flows, at the desired generation; an orphan gets a new one', async () => {
+  it('the resync repairs with the same flows, at the desired generation; a gateway without a record is never removed', async () => {
     const live = await seedLive();
-    const r = decideRepairs(live, [{ name: 'ngw', what: ['gateway ngw is missing'] }], ['stray'], {
-      ...ctx(9),
-      cause: 'repair',
-    });
+    const r = decideRepairs(
+      live,
+      {
+        drifted: [{ name: 'ngw', what: ['gateway ngw is missing'] }],
+        unrecorded: ['stray'],
+        planned: true,
+        maxRemovals: 1,
+      },
+      ctx(9),
+    );
     assert.deepEqual(
       r.flows.map((f) => [f.gateway, f.jobs.map((j) => [j.kind, j.gen, j.cause])[0]]),
-      [
-        ['ngw', ['gateway', 1, 'repair']],
-        ['stray', ['gateway-delete', 9, 'repair']],
-      ],
+      [['ngw', ['gateway', 1, 'repair']]],
     );
+    assert.deepEqual(
+      r.writes.map((w) => (w.target.kind === 'gateway' ? w.target.name : '(networks)')),
+      ['ngw'],
+    );
+    assert.deepEqual(
+      r.held.map((h) => h.target),
+      ['stray'],
+    );
+    assert.match(r.held[0]!.why, /^not removed: no record holds it/);
+    assert.match(r.warnings.join('\n'), /1 gateway run that no record holds \(stray\): not removed/);
+    assert.equal(r.alarm, undefined);
     const rec = written(live, r).gateways.get('ngw')!;
     assert.deepEqual([rec.condition.ready, rec.condition.reason], ['Unknown', 'Repairing']);
     const end = runFlows(written(live, r), r);
-    assert.deepEqual([end.gateways.get('ngw')!.condition.ready, end.gateways.has('stray')], ['True', false]);
+    assert.equal(end.gateways.get('ngw')!.condition.ready, 'True');
+  });
+
+  /** The seed's gateway removed by commit 2, whose removal failed for good: its record says "remove". */
+  async function removalFailed(): Promise<GatewayRecord> {
+    const live = await seedLive();
+    const seed = await seedObjects();
+    seed.gateway = { apiVersion: 'kubeovn.io/v1', kind: 'Vpc', metadata: { name: 'spare' } };
+    const d = decide(validate(seed), live, ctx(2));
+    const job = d.flows.find((f) => f.gateway === 'ngw')!.jobs.at(-1)!;
+    assert.equal(job.kind, 'gateway-delete');
+    const out = settle(
+      jobTarget(job),
+      written(live, d).gateways.get('ngw'),
+      job,
+      { kind: 'failed', message: 'ip: broken', final: true },
+      { at: ++clock, url: 'u', attempt: 5, attempts: 5 },
+    );
+    const rec = out.record as GatewayRecord;
+    assert.deepEqual([rec.desired?.state, rec.condition.reason], [null, 'Failed']);
+    return rec;
+  }
+  const drift = (name: string) => ({ name, what: [`gateway ${name} is still there after its removal failed`] });
+
+  it('the resync removes only what a record says to remove, at most maxRemovals a run; the rest wait and it says so', async () => {
+    const rec = await removalFailed();
+    const gateways = new Map(['a', 'b', 'c'].map((name) => [name, { ...rec, name }]));
+    const snap: RecordSnapshot = { gateways, networks: undefined };
+    const found = { drifted: ['a', 'b', 'c'].map(drift), unrecorded: [], planned: true };
+    const one = decideRepairs(snap, { ...found, maxRemovals: 1 }, ctx(9));
+    assert.deepEqual(
+      one.flows.map((f) => [f.gateway, f.jobs.map((j) => [j.kind, j.gen])]),
+      [['a', [['gateway-delete', 2]]]],
+      'removed at the generation of the commit that removed it',
+    );
+    assert.deepEqual(one.held, [
+      { target: 'b', why: 'removal held back: at most 1 removal per resync; the next run takes it' },
+      { target: 'c', why: 'removal held back: at most 1 removal per resync; the next run takes it' },
+    ]);
+    assert.deepEqual(one.warnings, ['2 removals held back: at most 1 per resync (b, c); the next run takes the next']);
+    assert.equal(runFlows(written(snap, one), one).gateways.has('a'), false);
+    const all = decideRepairs(snap, { ...found, maxRemovals: 3 }, ctx(9));
+    assert.deepEqual([all.flows.length, all.held, all.warnings], [3, [], []]);
+  });
+
+  it('without a planned commit, or with no record while gateways run, the resync removes nothing and raises the alarm', async () => {
+    const rec = await removalFailed();
+    const live = await seedLive();
+    const gateways = new Map([...live.gateways, ['gone', { ...rec, name: 'gone' }]]);
+    const snap: RecordSnapshot = { gateways, networks: live.networks };
+    const drifted = [{ name: 'ngw', what: ['gateway ngw is missing'] }, drift('gone')];
+    const r = decideRepairs(snap, { drifted, unrecorded: [], planned: false, maxRemovals: 5 }, ctx(9));
+    assert.deepEqual(
+      r.flows.map((f) => f.gateway),
+      ['ngw'],
+      'a repair to what a record wants still runs',
+    );
+    assert.deepEqual(r.held, [
+      { target: 'gone', why: 'removal held back: no commit of the tracked branch is planned' },
+    ]);
+    assert.match(r.alarm ?? '', /^no commit of the tracked branch is planned .*: removing nothing/);
+
+    const lost = decideRepairs(
+      empty,
+      { drifted: [], unrecorded: ['ngw', 'ngw2'], planned: false, maxRemovals: 5 },
+      ctx(9),
+    );
+    assert.deepEqual([lost.flows, lost.writes], [[], []]);
+    assert.deepEqual(
+      lost.held.map((h) => h.target),
+      ['ngw', 'ngw2'],
+    );
+    assert.match(lost.alarm ?? '', /natops's records are empty but 2 gateways run/);
+    const planned = decideRepairs(empty, { drifted: [], unrecorded: ['ngw'], planned: true, maxRemovals: 5 }, ctx(9));
+    assert.match(planned.alarm ?? '', /^natops's records are empty but 1 gateway run/);
+    assert.equal(
+      decideRepairs(empty, { drifted: [], unrecorded: [], planned: false, maxRemovals: 5 }, ctx(9)).alarm,
+      undefined,
+      'nothing planned and nothing running yet: nothing to say',
+    );
   });
 
   it('status texts fit in 140 characters', () => {
@@ -328,10 +421,11 @@ describe('the planner decides (pure)', () => {
 
   it('a push that replaces a repair still at work marks the repaired commit superseded', async () => {
     const live = await seedLive();
-    const r = decideRepairs(live, [{ name: 'ngw', what: ['gateway ngw is missing'] }], [], {
-      ...ctx(5),
-      cause: 'repair',
-    });
+    const r = decideRepairs(
+      live,
+      { drifted: [{ name: 'ngw', what: ['gateway ngw is missing'] }], unrecorded: [], planned: true, maxRemovals: 1 },
+      ctx(5),
+    );
     const repairing = written(live, r);
     const seed = await seedObjects();
     set(seed.gateway, 'spec.dnatRules.0.externalPort', 9999);
