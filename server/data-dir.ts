@@ -2,8 +2,9 @@
 // append-only file, which two writers would corrupt. A pid file made atomically is the lock; a
 // holder that died (SIGKILL, power loss) leaves it behind, and the next start takes it over.
 // Also the /proc process checks that pid files need, shared with the local Redis's record.
+// The directory is private (0700): it holds secrets and the AOF, which keeps manifests and jobs.
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NatopsError } from '../common/errors.ts';
 
@@ -26,6 +27,35 @@ export class DataDirLockError extends NatopsError {
   ) {
     super(`cannot lock data directory ${dir}: ${reason}`, opts);
   }
+}
+
+export class PrivateDirError extends NatopsError {
+  constructor(
+    readonly dir: string,
+    reason: string,
+    opts: { cause?: unknown } = {},
+  ) {
+    super(`cannot make ${dir} private (0700): ${reason}`, opts);
+  }
+}
+
+/**
+ * Makes `dir` (and any missing parent) 0700, and an existing `dir` 0700 too: an earlier version
+ * or a hand-made directory may have left it 0755. A shared directory (world-writable or sticky,
+ * like /tmp) is refused, not changed: it is a misconfiguration, and 0700 would break it for others.
+ */
+export async function makePrivateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const { mode } = await stat(dir);
+  if (mode & 0o1002)
+    throw new PrivateDirError(
+      dir,
+      `it is shared (mode ${(mode & 0o7777).toString(8)}); give natops a directory of its own`,
+    );
+  if ((mode & 0o777) === 0o700) return;
+  await chmod(dir, 0o700).catch((e: NodeJS.ErrnoException) => {
+    throw new PrivateDirError(dir, e.message, { cause: e });
+  });
 }
 
 export interface DataDirLock {
@@ -55,7 +85,6 @@ export async function processName(pid: number): Promise<string | undefined> {
   return (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => undefined))?.trim();
 }
 
-/** Replaces `path` with `text` in one step: a reader sees the old file or the new, never half. */
 interface Holder {
   pid: number;
   start: string | undefined;
@@ -74,9 +103,9 @@ async function holderAlive(h: Holder): Promise<boolean> {
 }
 
 /** Creates `file` holding `text` only if it does not exist, never visible half-written. */
-async function createExclusive(file: string, text: string): Promise<boolean> {
+export async function createExclusive(file: string, text: string, mode = 0o644): Promise<boolean> {
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  await writeFile(tmp, text);
+  await writeFile(tmp, text, { mode });
   try {
     await link(tmp, file);
     return true;
@@ -93,7 +122,7 @@ async function createExclusive(file: string, text: string): Promise<boolean> {
  * A lock whose holder is gone (or whose pid now belongs to another process) is taken over.
  */
 export async function lockDataDir(dir: string): Promise<DataDirLock> {
-  await mkdir(dir, { recursive: true });
+  await makePrivateDir(dir);
   const file = join(dir, LOCK_FILE);
   const ours = `${process.pid}\n${await processStart(process.pid)}\n`;
   for (let attempt = 0; attempt < 10; attempt++) {

@@ -1,11 +1,14 @@
 // One natops serve per data directory: the lock file, its refusal, and taking over a stale one.
+// The directory is private (0700): it holds secrets and the Redis append-only file.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DataDirBusyError, LOCK_FILE, lockDataDir } from '../../server/data-dir.ts';
+import { DataDirBusyError, LOCK_FILE, lockDataDir, PrivateDirError } from '../../server/data-dir.ts';
+
+const modeOf = async (path: string) => ((await stat(path)).mode & 0o7777).toString(8);
 
 /** The pid of a process that has exited (and been reaped). */
 async function deadPid(): Promise<number> {
@@ -87,6 +90,31 @@ describe('lockDataDir', () => {
       );
     }
     await (await lockDataDir(dir)).release();
+  });
+
+  it('makes the directory 0700: a new one (with its missing parents), and an existing 0755 one', async () => {
+    const fresh = join(root, 'private', 'new');
+    await (await lockDataDir(fresh)).release();
+    assert.equal(await modeOf(fresh), '700');
+    assert.equal(await modeOf(join(root, 'private')), '700');
+
+    const existing = join(root, 'private', 'was-open');
+    await mkdir(existing);
+    await chmod(existing, 0o755);
+    await (await lockDataDir(existing)).release();
+    assert.equal(await modeOf(existing), '700');
+  });
+
+  it('refuses a shared directory (world-writable or sticky, like /tmp) rather than make it 0700', async () => {
+    const shared = join(root, 'shared');
+    await mkdir(shared);
+    await chmod(shared, 0o1777);
+    await assert.rejects(lockDataDir(shared), (e: unknown) => {
+      assert.ok(e instanceof PrivateDirError);
+      assert.match(e.message, /shared/);
+      return true;
+    });
+    assert.equal(await modeOf(shared), '1777');
   });
 
   it('release() leaves a lock that is no longer its own alone', async () => {
