@@ -1,6 +1,6 @@
 // The GitOps loop's commands: serve, worker, repo init/notify, status. Each loads its modules
 // when it runs (the server, BullMQ, Redis, the hook's sender), not when natops starts.
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { NatopsError } from '../common/errors.ts';
@@ -151,16 +151,20 @@ export function addGitopsCommands(program: Command): void {
       .option('--public-url <url>', 'address that links in statuses use (NATOPS_PUBLIC_URL)'),
   ).action(async (flags: ServeFlags) => {
     const c = await config(flags);
-    const [{ serve }, { QUEUE_NAMES }, log] = await Promise.all([
+    const [{ serve }, { QUEUE_NAMES }, { writeFileAtomic }, log] = await Promise.all([
       import('../server/serve.ts'),
       import('../queue/jobs.ts'),
+      import('../common/fs.ts'),
       logger(c),
     ]);
     const running = await serve(c, { queues: QUEUE_NAMES, http: true, log });
-    await mkdir(c.dataDir, { recursive: true });
-    await writeFile(
+    await mkdir(c.dataDir, { recursive: true, mode: 0o700 });
+    // 0600: the Redis URL carries its password. A new file each time (not rewritten in place), so
+    // one a crash left behind with other modes is replaced.
+    await writeFileAtomic(
       serveRecordPath(c),
       JSON.stringify({ url: running.url, redisUrl: running.redisUrl, prefix: c.prefix, pid: process.pid }),
+      0o600,
     );
     await runUntilSignal(running, c, log, () => rm(serveRecordPath(c), { force: true }));
   });
