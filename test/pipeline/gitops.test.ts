@@ -149,7 +149,7 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     await p.running!.close();
     await p.start(['plan']);
     const events = new QueueEvents('dnat', {
-      connection: { host: '127.0.0.1', port: p.redis.port },
+      connection: { host: '127.0.0.1', port: p.redis.port, password: new URL(p.redis.url).password },
       prefix: bullPrefix(p.config.prefix),
     });
     events.on('error', () => undefined);
@@ -182,7 +182,7 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
 
   it('a worker given SIGTERM mid-job finishes that job before it exits', async () => {
     const events = new QueueEvents('dnat', {
-      connection: { host: '127.0.0.1', port: p.redis.port },
+      connection: { host: '127.0.0.1', port: p.redis.port, password: new URL(p.redis.url).password },
       prefix: bullPrefix(p.config.prefix),
     });
     events.on('error', () => undefined);

@@ -39,7 +39,7 @@ describe('a job failed by BullMQ outside any processor (stalled past the limit)'
     await p.running!.close();
     await p.start(['plan']);
     events = new QueueEvents('dnat', {
-      connection: { host: '127.0.0.1', port: p.redis.port },
+      connection: { host: '127.0.0.1', port: p.redis.port, password: new URL(p.redis.url).password },
       prefix: bullPrefix(p.config.prefix),
     });
     events.on('error', () => undefined);
