@@ -1,32 +1,36 @@
 // The dataplane's vocabulary: what a gateway should do (GatewaySpec, resolved from manifests)
 // and what its namespace holds (GatewayState, compiled from a spec or read back live).
+//
+// Every value that reaches a command or a path is checked with the manifests' own rules: job data
+// and records are read from Redis, which the manifests' validation never saw.
 import { z } from 'zod';
+import { imageRef, ipv4Address, ipv4Interface, ipv4Network, nicName, port, protocol } from '../common/ipv4-schema.ts';
+import { k8sName } from '../common/k8s-name.ts';
 import { DEFAULT_NIC } from './network.ts';
 
-const ProtocolSchema = z.enum(['tcp', 'udp']);
-export type Protocol = z.infer<typeof ProtocolSchema>;
+export type Protocol = z.output<typeof protocol>;
 
 const EipSpecSchema = z.object({
   /** address/prefix on net1, e.g. 192.168.0.111/24 */
-  cidr: z.string(),
-  gateway: z.string(),
+  cidr: ipv4Interface,
+  gateway: ipv4Address,
 });
-export type EipSpec = z.infer<typeof EipSpecSchema>;
+export type EipSpec = z.output<typeof EipSpecSchema>;
 
-const FloatingIpSpecSchema = z.object({ eip: z.string(), internalIp: z.string() });
-export type FloatingIpSpec = z.infer<typeof FloatingIpSpecSchema>;
+const FloatingIpSpecSchema = z.object({ eip: ipv4Address, internalIp: ipv4Address });
+export type FloatingIpSpec = z.output<typeof FloatingIpSpecSchema>;
 
 const DnatSpecSchema = z.object({
-  eip: z.string(),
-  externalPort: z.number(),
-  protocol: ProtocolSchema,
-  internalIp: z.string(),
-  internalPort: z.number(),
+  eip: ipv4Address,
+  externalPort: port,
+  protocol,
+  internalIp: ipv4Address,
+  internalPort: port,
 });
-export type DnatSpec = z.infer<typeof DnatSpecSchema>;
+export type DnatSpec = z.output<typeof DnatSpecSchema>;
 
-const SnatSpecSchema = z.object({ eip: z.string(), internalCidr: z.string() });
-export type SnatSpec = z.infer<typeof SnatSpecSchema>;
+const SnatSpecSchema = z.object({ eip: ipv4Address, internalCidr: ipv4Network });
+export type SnatSpec = z.output<typeof SnatSpecSchema>;
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
@@ -42,29 +46,29 @@ export type Toleration = z.infer<typeof TolerationSchema>;
 /** What a gateway's pod runs and where: the workload runtimes that schedule pods read it. */
 const GatewayWorkloadSchema = z.object({
   /** the ConfigMap's image; absent when the manifests have no ConfigMap (the gateway is then refused) */
-  image: z.string().optional(),
+  image: imageRef.optional(),
   /** the ConfigMap's nic: the host interface the external network's macvlan sits on */
-  nic: z.string(),
+  nic: nicName,
   /** spec.selector's "key: value" strings as node labels */
   nodeSelector: z.record(z.string(), z.string()),
   tolerations: z.array(TolerationSchema),
   /** spec.affinity as the manifests give it (the API server checks it) */
   affinity: z.record(z.string(), z.json()).optional(),
 });
-export type GatewayWorkload = z.infer<typeof GatewayWorkloadSchema>;
+export type GatewayWorkload = z.output<typeof GatewayWorkloadSchema>;
 
 /**
  * One gateway with every cross-resource reference resolved; the compiler's only input. Jobs and
  * records carry it as it is here (checked with this schema when read back from Redis).
  */
 export const GatewaySpecSchema = z.object({
-  name: z.string(),
-  vpc: z.string(),
+  name: k8sName,
+  vpc: k8sName,
   /** the subnet eth0 sits in */
-  subnet: z.object({ name: z.string(), cidr: z.string(), gateway: z.string() }),
-  lanIp: z.string(),
+  subnet: z.object({ name: k8sName, cidr: ipv4Network, gateway: ipv4Address }),
+  lanIp: ipv4Address,
   /** every subnet of the gateway's VPC, eth0's included */
-  vpcSubnets: z.array(z.object({ name: z.string(), cidr: z.string() })),
+  vpcSubnets: z.array(z.object({ name: k8sName, cidr: ipv4Network })),
   eips: z.array(EipSpecSchema),
   floatingIps: z.array(FloatingIpSpecSchema),
   dnats: z.array(DnatSpecSchema),

@@ -1,32 +1,39 @@
 // The VPC networks a set of gateways lives in, said once for every runtime: the lab builds
 // bridges and routers from it, the Kubernetes runtime its attachments. Resolved from manifests
 // by gitops/manifests/network.ts; carried by jobs and records as it is here.
+// Its values are checked with the manifests' rules (common/ipv4-schema.ts), as jobs come from Redis.
 import { z } from 'zod';
 import { hexDigest } from '../common/digest.ts';
+import { ipv4Address, ipv4Network, nicName } from '../common/ipv4-schema.ts';
+import { k8sName } from '../common/k8s-name.ts';
 
 export const StaticRouteSchema = z.object({
-  cidr: z.string(),
-  nextHopIP: z.string(),
+  cidr: ipv4Network,
+  nextHopIP: ipv4Address,
   policy: z.enum(['policyDst', 'policySrc']),
 });
 /** A Vpc's static route as Kube-OVN writes it. */
 export type StaticRoute = z.infer<typeof StaticRouteSchema>;
 
-const VpcNetwork = z.object({ name: z.string(), staticRoutes: z.array(StaticRouteSchema) });
+const VpcNetwork = z.object({ name: k8sName, staticRoutes: z.array(StaticRouteSchema) });
 const SubnetNetwork = z.object({
-  name: z.string(),
-  vpc: z.string(),
-  cidr: z.string(),
+  name: k8sName,
+  vpc: k8sName,
+  cidr: ipv4Network,
   /** the subnet's gateway address (its VPC router's) */
-  gateway: z.string(),
+  gateway: ipv4Address,
 });
 /** An EIP's next hop on the external network, with the network it is on ("192.168.0.0/24"). */
-const EipNextHop = z.object({ address: z.string(), prefix: z.number(), network: z.string() });
+const EipNextHop = z.object({
+  address: ipv4Address,
+  prefix: z.number().int().min(0).max(32),
+  network: ipv4Network,
+});
 export type EipNextHop = z.infer<typeof EipNextHop>;
 
 const NetworkModelV2 = z.object({
   /** the external network's host interface (the ConfigMap's `nic`): every gateway's net1 attaches there */
-  nic: z.string(),
+  nic: nicName,
   vpcs: z.array(VpcNetwork),
   subnets: z.array(SubnetNetwork),
   /** every EIP gateway address: the upstream routers' side of the external network */

@@ -1,6 +1,8 @@
 // The queues and the data of their jobs: the planner's, the resync's and one per handler kind.
-// Job data is checked with zod when a worker takes a job.
+// Job data is checked with zod when a worker takes a job, with the manifests' rules: whoever can
+// write Redis could otherwise put any value in a command, a rule or a path.
 import { z } from 'zod';
+import { k8sName } from '../common/k8s-name.ts';
 import { HANDLER_KINDS, type HandlerKind } from '../dataplane/kinds.ts';
 import { GatewaySpecSchema } from '../dataplane/model.ts';
 import { NetworkModelSchema } from '../dataplane/network.ts';
@@ -97,7 +99,7 @@ export const HandlerJob = z
     gen: z.number().int().positive(),
     cause: z.enum(['push', 'catch-up', 'repair']),
     /** the gateway whose flow this job is in; absent for a lone vpc job */
-    gateway: z.string().optional(),
+    gateway: k8sName.optional(),
     /** the gateway's desired spec (every kind but vpc and gateway-delete) */
     spec: GatewaySpecSchema.optional(),
     /** the networks (vpc jobs) */

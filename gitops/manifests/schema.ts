@@ -1,57 +1,18 @@
 // zod schemas of the resources natops reads, in the form Kube-OVN 1.7 wrote them.
 // Every object is strict: an unknown field is an error, never silently dropped.
 import { z } from 'zod';
-import { isCanonicalNetwork, isIPv4, networkOf, parseCidr } from '../../common/ipv4.ts';
+import {
+  IMAGE_REF,
+  IMAGE_REF_MESSAGE,
+  ipv4Address,
+  ipv4Interface,
+  ipv4Network,
+  NIC_NAME,
+  NIC_NAME_MESSAGE,
+  port,
+  protocol,
+} from '../../common/ipv4-schema.ts';
 import { k8sName } from '../../common/k8s-name.ts';
-
-export const ipv4Address = z
-  .string({ error: 'must be an IPv4 address written as a string' })
-  .refine(isIPv4, 'must be an IPv4 address such as 10.0.1.5');
-
-/** A network in CIDR form, written with its network address (10.0.1.0/24, not 10.0.1.7/24). */
-export const ipv4Network = z.string({ error: 'must be a CIDR written as a string' }).superRefine((text, ctx) => {
-  const cidr = parseCidr(text);
-  if (!cidr) ctx.addIssue({ code: 'custom', message: 'must be an IPv4 CIDR such as 10.0.1.0/24' });
-  else if (!isCanonicalNetwork(cidr))
-    ctx.addIssue({ code: 'custom', message: `has host bits set; the network is ${networkOf(cidr)}` });
-});
-
-/** An address with its prefix length (host bits allowed), as eipCIDR is written. */
-export const ipv4Interface = z
-  .string({ error: 'must be an address/prefix written as a string' })
-  .refine(
-    (text) => parseCidr(text) !== undefined,
-    'must be an IPv4 address with a prefix length, such as 192.168.0.111/24',
-  );
-
-/** Kube-OVN accepts ports as numbers or strings; both become numbers here. */
-export const port = z
-  .union([z.number(), z.string()], { error: 'must be a port number from 1 to 65535' })
-  .transform((value, ctx) => {
-    // '0755' would be 755 here but octal 493 to iptables (and to Kube-OVN, which passes the string on)
-    if (typeof value === 'string' && /^\s*0\d+\s*$/.test(value)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `must be written without a leading 0: iptables reads ${JSON.stringify(value)} as an octal number`,
-      });
-      return z.NEVER;
-    }
-    const n = typeof value === 'number' ? value : /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
-    if (!Number.isInteger(n) || n < 1 || n > 65535) {
-      ctx.addIssue({ code: 'custom', message: `must be a port number from 1 to 65535, not ${JSON.stringify(value)}` });
-      return z.NEVER;
-    }
-    return n;
-  });
-
-export const protocol = z.string({ error: 'must be tcp or udp' }).transform((value, ctx) => {
-  const p = value.toLowerCase();
-  if (p !== 'tcp' && p !== 'udp') {
-    ctx.addIssue({ code: 'custom', message: `must be tcp or udp, not ${JSON.stringify(value)}` });
-    return z.NEVER;
-  }
-  return p;
-});
 
 const labelMap = z.record(z.string(), z.string({ error: 'label and annotation values must be strings' }));
 
@@ -83,16 +44,9 @@ export const NatGwConfigMapSchema = z.strictObject({
     annotations: labelMap.optional(),
   }),
   data: z.strictObject({
-    image: configString.regex(
-      /^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/,
-      'must be a container image reference such as kubeovn/vpc-nat-gateway:v1.7.0',
-    ),
+    image: configString.regex(IMAGE_REF, IMAGE_REF_MESSAGE),
     'enable-vpc-nat-gw': configString.refine((v) => v === 'true' || v === 'false', "must be 'true' or 'false'"),
-    // The nic becomes an interface name (macvlan master, the lab's underlay bridge): 1-15 safe characters.
-    nic: configString.regex(
-      /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/,
-      'must be a network interface name (1-15 letters, digits, ".", "_" or "-")',
-    ),
+    nic: configString.regex(NIC_NAME, NIC_NAME_MESSAGE),
   }),
 });
 export type NatGwConfigMap = z.output<typeof NatGwConfigMapSchema>;
