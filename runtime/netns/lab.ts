@@ -8,7 +8,7 @@ import { parseCidr, cidrContains } from '../../common/ipv4.ts';
 import { k8sName } from '../../common/k8s-name.ts';
 import { DEFAULT_COMMAND_TIMEOUT_MS, run } from '../../common/exec.ts';
 import { LabError } from './errors.ts';
-import { LabNames } from './names.ts';
+import { fileName, LabNames } from './names.ts';
 import {
   addVeth,
   deleteNamespace,
@@ -41,6 +41,13 @@ const ROUTER_SYSCTLS = {
 const UPSTREAM_SYSCTLS = { ...ROUTER_SYSCTLS, 'net.ipv4.conf.net0.promote_secondaries': '1' };
 const HOST_SYSCTLS = { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0' };
 
+/** `name` if `lab host add` could have made a host of it (a Kubernetes name). */
+function hostName(name: string): string {
+  const check = k8sName.safeParse(name);
+  if (!check.success) throw new LabError(`host name ${JSON.stringify(name)}: ${check.error.issues[0]?.message}`);
+  return name;
+}
+
 const HostRecord = z.object({ name: z.string(), net: z.string(), ip: z.string(), gateway: z.string().optional() });
 export type LabHost = z.infer<typeof HostRecord>;
 
@@ -70,6 +77,7 @@ export class Lab {
     sysctls: Record<string, string> = {},
     opts: NetnsCommandOptions = this.cmd,
   ): Promise<boolean> {
+    fileName('namespace', ns);
     if ((await namespaceExists(ns)) && !(await this.owns(ns))) {
       throw new LabError(`namespace ${ns} exists but natops did not create it; not touching it`);
     }
@@ -88,7 +96,7 @@ export class Lab {
   }
 
   async removeNamespace(ns: string, opts: NetnsCommandOptions = this.cmd): Promise<boolean> {
-    if (!(await this.owns(ns))) return false;
+    if (!(await this.owns(fileName('namespace', ns)))) return false;
     const removed = await deleteNamespace(ns, opts);
     await rm(join(this.dir, 'ns', ns), { force: true });
     return removed;
@@ -221,6 +229,7 @@ export class Lab {
     const hostLink = async (name: string) =>
       (await run(['ip', 'link', 'show', 'dev', name], { ...this.cmd, okExitCodes: [0, 1, 255] })).code === 0;
     const own = async (name: string) => {
+      fileName('host interface', name);
       if ((await hostLink(name)) && !(await this.ownsHostLink(name)))
         throw new LabError(`host interface ${name} exists but natops did not create it; not touching it`);
       await mkdir(join(this.dir, 'host'), { recursive: true });
@@ -293,6 +302,7 @@ export class Lab {
   }
 
   private async ownsHostLink(name: string): Promise<boolean> {
+    fileName('host interface', name);
     return (await readdir(join(this.dir, 'host')).catch((): string[] => [])).includes(name);
   }
 
@@ -414,9 +424,7 @@ export class Lab {
 
   /** A workload host on a subnet (default route via its router) or on the underlay ("external"). */
   async addHost(opts: { name: string; net: string; ip: string; gateway?: string }): Promise<LabHost> {
-    const nameCheck = k8sName.safeParse(opts.name);
-    if (!nameCheck.success)
-      throw new LabError(`host name ${JSON.stringify(opts.name)}: ${nameCheck.error.issues[0]?.message}`);
+    hostName(opts.name);
     const cidr = parseCidr(opts.ip);
     if (!cidr)
       throw new LabError(
@@ -469,7 +477,7 @@ export class Lab {
   }
 
   async removeHost(name: string): Promise<boolean> {
-    await rm(join(this.dir, 'hosts', `${name}.json`), { force: true });
+    await rm(join(this.dir, 'hosts', `${hostName(name)}.json`), { force: true });
     return this.removeNamespace(this.names.host(name));
   }
 

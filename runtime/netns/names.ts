@@ -8,6 +8,31 @@ const LAB_PREFIX = /^[a-z][a-z0-9]{0,11}$/;
 
 const short = (text: string) => hexDigest('sha1', text).slice(0, 8);
 
+// k8sName's rule (common/k8s-name.ts), without zod: every natops command loads this file, --help too.
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/**
+ * `name` if it is a DNS label, as every manifest name is: namespace names are also file names
+ * in the lab's state dir and /run/netns, so a name with "/" or ".." must never become one.
+ */
+function dnsLabel(what: string, name: string): string {
+  if (!DNS_LABEL.test(name))
+    throw new LabError(`${what} name ${JSON.stringify(name)} is not a DNS label (a Kubernetes name)`, {
+      retryable: false,
+    });
+  return name;
+}
+
+/**
+ * `name` if it can be joined below the lab's state dir as one file: `join` would follow a "/" or
+ * ".." anywhere on the host, and the names recorded there come from job data and the command line.
+ */
+export function fileName(what: string, name: string): string {
+  if (name === '' || name.includes('/') || name.includes('..') || name.includes('\0'))
+    throw new LabError(`refusing ${what} ${JSON.stringify(name)}: not a plain file name`, { retryable: false });
+  return name;
+}
+
 export class LabNames {
   constructor(readonly prefix: string = DEFAULT_LAB) {
     if (!LAB_PREFIX.test(prefix))
@@ -25,13 +50,13 @@ export class LabNames {
   }
   /** a VPC's router, standing for its OVN logical router */
   vpc(name: string) {
-    return `${this.prefix}-vpc-${name}`;
+    return `${this.prefix}-vpc-${dnsLabel('VPC', name)}`;
   }
   gateway(name: string) {
-    return `${this.prefix}-gw-${name}`;
+    return `${this.prefix}-gw-${dnsLabel('gateway', name)}`;
   }
   host(name: string) {
-    return `${this.prefix}-host-${name}`;
+    return `${this.prefix}-host-${dnsLabel('host', name)}`;
   }
 
   subnetBridge(subnet: string) {
