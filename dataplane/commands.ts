@@ -1,6 +1,7 @@
 // A ChangeSet -> the exact commands that carry it out, as argv arrays: one iptables-restore
 // transaction (in the gateway's iptables) for every nat change, plus the ip, sysctl, conntrack
 // and arping commands around it.
+import { PermanentError } from '../common/errors.ts';
 import { conntrackDeleteArgv, type ConntrackFilter } from './conntrack.ts';
 import { conntrackFilters } from './rules.ts';
 import type { ChainEdit, ChangeSet } from './diff.ts';
@@ -17,6 +18,18 @@ export interface Command {
   conntrack?: ConntrackFilter;
 }
 
+/** A rule spec that would be more than one line of an iptables-restore payload. */
+export class RuleSpecError extends PermanentError {
+  constructor(
+    readonly chain: string,
+    readonly spec: string,
+  ) {
+    super(
+      `refusing a ${chain} rule that spans lines (it could add rules of its own): ${JSON.stringify(spec.slice(0, 200))}`,
+    );
+  }
+}
+
 /** The iptables-restore --noflush input for the chain edits, or undefined when nat is unchanged. */
 export function restorePayload(edits: ChainEdit[]): string | undefined {
   if (edits.length === 0) return undefined;
@@ -25,6 +38,9 @@ export function restorePayload(edits: ChainEdit[]): string | undefined {
   for (const e of edits) if (e.create || e.rewrite) lines.push(`:${e.chain} - [0:0]`);
   for (const e of edits) {
     for (const op of e.ops) {
+      // The last line of defence: specs are built from validated values, and a line break in one
+      // would end the rule and start restore input of the spec's own.
+      if (/[\r\n]/.test(op.spec)) throw new RuleSpecError(e.chain, op.spec);
       if (op.op === 'delete') lines.push(`-D ${e.chain} ${op.spec}`);
       else if (op.op === 'insert') lines.push(`-I ${e.chain} ${op.position} ${op.spec}`);
       else lines.push(`-A ${e.chain} ${op.spec}`);
