@@ -325,7 +325,7 @@ export interface RepairFindings {
 export interface Repairs extends Pick<Decision, 'writes' | 'flows' | 'statuses'> {
   /** the repairs started (removals among them), with what differed */
   repaired: { name: string; what: string[] }[];
-  /** the gateways left as they are although no planned commit wants them, and why */
+  /** gateways left as they are although no record wants them (none holds them, or their removal waits), and why */
   held: { target: string; why: string }[];
   /** every removal held back because natops's records look lost: to be said loudly */
   alarm?: string;
