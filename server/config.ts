@@ -50,6 +50,8 @@ export const ServerConfig = z.object({
   dashboardPassword: z.string().min(1).optional(),
   dashboardPasswordFile: z.string().optional(),
   resyncMs: int(0).default(60_000),
+  /** the most gateways one resync removes (unset: the resync's own default); 0: the resync removes none */
+  resyncMaxRemovals: int(0).optional(),
   attempts: int(1).default(5),
   backoffMs: int(10).default(1000),
   /** job lock and stall detection, and the per-gateway lease */
@@ -119,6 +121,7 @@ const ENV: Record<keyof ServerConfig, string> = {
   dashboardPasswordFile: 'NATOPS_DASHBOARD_PASSWORD_FILE',
   dashboardListen: 'NATOPS_DASHBOARD_LISTEN',
   resyncMs: 'NATOPS_RESYNC_MS',
+  resyncMaxRemovals: 'NATOPS_RESYNC_MAX_REMOVALS',
   attempts: 'NATOPS_JOB_ATTEMPTS',
   backoffMs: 'NATOPS_JOB_BACKOFF_MS',
   lockMs: 'NATOPS_LOCK_MS',

@@ -46,6 +46,7 @@ import { dispatchStatuses, gitHubFromConfig } from './github.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { cachedReadiness, opsRouter, type Readiness } from './ops.ts';
 import { makeRuntimes } from '../runtime/select.ts';
+import { checkRedis } from '../state/redis-check.ts';
 import { startWorkers, type Shutdown } from './workers.ts';
 
 /** How often a running natops looks for deliveries its repository's hook had to keep. */
@@ -161,6 +162,14 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const redisUrl = c.redisUrl ?? localRedis!.url;
   const connection = redisConnection(redisUrl);
   connection.on('error', (e) => opts.log.error(`redis: ${e.message}`));
+  // A Redis that can lose natops's records is worth a warning at every start (the records are its
+  // memory). Not awaited: a Redis that is down must not hold the start (readiness says so).
+  checkRedis(connection).then(
+    (findings) => {
+      for (const f of findings) opts.log.warn({ setting: f.setting }, f.message);
+    },
+    (e: unknown) => opts.log.warn(`could not check the Redis settings: ${errorMessage(e)}`),
+  );
   const { host, port } = listenAddress(c.listen);
   // Only serve has a dashboard to put apart; a worker's --listen serves the ops endpoints alone.
   const apart = opts.http && c.dashboardListen ? listenAddress(c.dashboardListen) : undefined;
@@ -212,6 +221,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
     github,
     previews,
     previewSource: onGitHub,
+    maxRemovals: c.resyncMaxRemovals,
   };
   const catchUpEnv = { repo: env.repo, store, queues, branch: c.branch, log: opts.log };
   const withCatchUp = source ? { ...env, catchUp: () => catchUp(catchUpEnv) } : env;

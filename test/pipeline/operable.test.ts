@@ -250,7 +250,7 @@ describe('natops worker: --listen, NATOPS_LOG_LEVEL, readiness and the shutdown 
     assert.equal(w.raw.length, w.lines.length, `lines that are not JSON:\n${w.raw.join('\n')}`);
   });
 
-  it("the start-up line names the Redis it uses without the URL's password", async () => {
+  it("the start-up line names the Redis it uses without the URL's password, and warns it keeps nothing", async () => {
     const port = await freePort();
     const password = randomBytes(12).toString('hex');
     const secured = spawn(
@@ -265,6 +265,13 @@ describe('natops worker: --listen, NATOPS_LOG_LEVEL, readiness and the shutdown 
       assert.ok(started, w.raw.join('\n'));
       assert.match(started.msg, new RegExp(`^dnat on redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}`));
       assert.doesNotMatch(w.raw.join('\n'), new RegExp(password));
+      // that Redis keeps nothing on disk: natops says what it risks, once, at the start
+      let warned: LogRecord | undefined;
+      for (let i = 0; i < 50 && !warned; i++) {
+        warned = w.lines.find((l) => l.setting === 'appendonly');
+        if (!warned) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(warned?.level, 'warn', w.raw.join('\n'));
       w.child.kill('SIGKILL');
     } finally {
       secured.kill('SIGKILL');
