@@ -17,7 +17,7 @@ import { compileGateway } from '../dataplane/compile.ts';
 import { diffStates, isEmptyChangeSet } from '../dataplane/diff.ts';
 import { ruleDiff } from '../dataplane/plan-text.ts';
 import { ZERO_SHA } from '../common/sha.ts';
-import { HandlerJob } from '../queue/jobs.ts';
+import { HandlerJob, readJobData } from '../queue/jobs.ts';
 import { withLock } from '../state/lock.ts';
 import type { Queues } from '../queue/queues.ts';
 import type { Head } from '../state/store.ts';
@@ -230,9 +230,10 @@ async function recordLostFailures(env: ResyncEnv, now: number): Promise<void> {
     const alive = jobs.some((j) => !['failed', 'completed', 'missing'].includes(j.state));
     for (const { ref, job, state } of jobs) {
       if (state !== 'failed' && (state !== 'missing' || alive)) continue;
-      const parsed = job ? HandlerJob.safeParse(job.data) : undefined;
-      // A job that is gone is rebuilt from the record: finalize needs its kind, commit and generation.
-      const data: HandlerJob = parsed?.success
+      // read as a worker reads it (readJobData: the format check and the manifests' rules)
+      const parsed = job ? readJobData(HandlerJob, job.data) : undefined;
+      // A job that is gone (or unreadable) is rebuilt from the record: finalize needs its kind, commit and generation.
+      const data: HandlerJob = parsed?.ok
         ? parsed.data
         : {
             kind: ref.queue,
