@@ -203,12 +203,14 @@ describe('GitOps loop on Kubernetes (real cluster, Redis, git, lab hosts)', () =
       async () => {
         const handle = await k.runtime().gateway('ngw');
         const state = await handle?.readState();
-        // the subnet routes' policy rules come with the repair's last jobs: waited for, not read once
+        // the policy rules and the subnet's route in table 100 (which SNAT's replies take back to
+        // the subnet) come with the repair's last jobs: waited for, not read once
         return state?.net1Up &&
           state.addresses.length === 2 &&
           state.nat.SHARED_DNAT?.length &&
           state.nat.SHARED_SNAT?.length &&
-          state.rules.length >= 2
+          state.rules.length >= 2 &&
+          state.routes.some((r) => r.dst === '10.0.1.0/24' && r.dev === 'eth0')
           ? state
           : undefined;
       },
@@ -224,7 +226,15 @@ describe('GitOps loop on Kubernetes (real cluster, Redis, git, lab hosts)', () =
       120_000,
     );
     assert.equal(rec.condition.cause, 'repair');
-    assert.equal(await p.lab.tcp('client', '192.168.0.50', 9000), 'ext 192.168.0.112', 'SNAT too');
+    // SNAT too, once the VPC router's ARP entry for lanIp points at this pod: natops announces
+    // EIPs on net1 but not lanIp on eth0, so a replaced pod's new MAC is learned only when the
+    // router's entry for the old one expires (15-45 s; seen here: 23-36 s). A known issue
+    // (docs/kubernetes.md, "Known issues"); with Kube-OVN the port keeps its MAC.
+    await p.until(
+      'SNAT through the third pod',
+      async () => (await p.lab.tcp('client', '192.168.0.50', 9000)) === 'ext 192.168.0.112',
+      90_000,
+    );
   });
 
   it('a second VPC with the same CIDR gets a gateway pod of its own at the same lanIp', async () => {
