@@ -1,6 +1,7 @@
 // Settings of the long-running processes (serve, worker), from NATOPS_* environment variables
 // with command-line flags on top; checked with zod so a bad value stops the start, by name.
 import { z } from 'zod';
+import { DNS_LABEL } from '../common/dns-label.ts';
 import { NatopsError } from '../common/errors.ts';
 import { DEFAULT_LOAD_LIMITS, type LoadLimits } from '../gitops/manifests/load.ts';
 import { NETWORK_MODES } from '../runtime/kubernetes/objects.ts';
@@ -70,10 +71,7 @@ export const ServerConfig = z.object({
   /** Kubernetes: one kubeconfig file; without it, client-node's default (KUBECONFIG, ~/.kube/config, the pod's service account) */
   kubeconfig: z.string().optional(),
   /** Kubernetes: the namespace of the gateway Deployments (Kube-OVN's controller uses kube-system) */
-  namespace: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Kubernetes namespace name')
-    .default('kube-system'),
+  namespace: z.string().regex(DNS_LABEL, 'a Kubernetes namespace name').default('kube-system'),
   /** Kubernetes: how gateway pods attach to their networks (runtime/kubernetes/objects.ts) */
   networkMode: z.enum(NETWORK_MODES).default('kube-ovn'),
   /** Kubernetes: how long a gateway pod may take to be Running and Ready */

@@ -1,6 +1,7 @@
 // Names of everything the lab creates. Namespaces carry the resource names; interface names
 // are limited to 15 characters, so they carry a short hash of what they belong to.
 import { hexDigest } from '../../common/digest.ts';
+import { isDnsLabel } from '../../common/dns-label.ts';
 import { LabError } from './errors.ts';
 
 export const DEFAULT_LAB = 'natops';
@@ -8,15 +9,12 @@ const LAB_PREFIX = /^[a-z][a-z0-9]{0,11}$/;
 
 const short = (text: string) => hexDigest('sha1', text).slice(0, 8);
 
-// k8sName's rule (common/k8s-name.ts), without zod: every natops command loads this file, --help too.
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
 /**
  * `name` if it is a DNS label, as every manifest name is: namespace names are also file names
  * in the lab's state dir and /run/netns, so a name with "/" or ".." must never become one.
  */
 function dnsLabel(what: string, name: string): string {
-  if (!DNS_LABEL.test(name))
+  if (!isDnsLabel(name))
     throw new LabError(`${what} name ${JSON.stringify(name)} is not a DNS label (a Kubernetes name)`, {
       retryable: false,
     });
