@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { DNS_LABEL } from '../common/dns-label.ts';
 import { NatopsError } from '../common/errors.ts';
+import { DEFAULT_GATEWAY_IMAGES } from '../dataplane/workload-policy.ts';
 import { DEFAULT_LOAD_LIMITS, type LoadLimits } from '../gitops/manifests/load.ts';
 import { NETWORK_MODES } from '../runtime/kubernetes/objects.ts';
 
@@ -12,6 +13,13 @@ export class ConfigError extends NatopsError {}
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const int = (min: number) => z.coerce.number().int().min(min);
+const commaList = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const hostPort = z.string().regex(/^[^:]+:\d+$/, 'host:port');
 
 export const ServerConfig = z.object({
@@ -66,12 +74,30 @@ export const ServerConfig = z.object({
   manifestMaxDocuments: int(1).default(DEFAULT_LOAD_LIMITS.maxDocuments),
   manifestMaxDepth: int(1).default(DEFAULT_LOAD_LIMITS.maxDepth),
   manifestMaxAliasNodes: int(1).default(DEFAULT_LOAD_LIMITS.maxAliasExpansion),
+  /** limits on what one commit may hold, checked from the tree before any blob is read */
+  manifestMaxFiles: int(1).default(DEFAULT_LOAD_LIMITS.maxFiles),
+  manifestMaxTotalBytes: int(1).default(DEFAULT_LOAD_LIMITS.maxTotalBytes),
+  /** the most gateways one commit may describe */
+  manifestMaxGateways: int(1).default(DEFAULT_LOAD_LIMITS.maxGateways),
+  /**
+   * the gateway images a ConfigMap may name (exact references or digests, comma-separated); `*`
+   * allows any. Operator-side: manifests cannot widen it.
+   */
+  gatewayImages: commaList.default([...DEFAULT_GATEWAY_IMAGES]),
+  /** whether gateways may be placed on control-plane nodes (tolerations, node selectors, affinity) */
+  allowControlPlane: bool.default(false),
   /** where gateways run: network namespaces of the local lab, or Deployments on Kubernetes */
   runtime: z.enum(['netns', 'kubernetes']).default('netns'),
   /** Kubernetes: one kubeconfig file; without it, client-node's default (KUBECONFIG, ~/.kube/config, the pod's service account) */
   kubeconfig: z.string().optional(),
   /** Kubernetes: the namespace of the gateway Deployments (Kube-OVN's controller uses kube-system) */
-  namespace: z.string().regex(DNS_LABEL, 'a Kubernetes namespace name').default('kube-system'),
+  namespace: z.string().regex(DNS_LABEL, 'a Kubernetes namespace name').default('natops-gateways'),
+  /**
+   * Kubernetes: the instance label on everything this natops makes; it lists, execs into and
+   * prunes only objects carrying it (two installations in one namespace leave each other alone).
+   * Unset: the prefix.
+   */
+  instance: z.string().regex(DNS_LABEL, 'a DNS label').optional(),
   /** Kubernetes: how gateway pods attach to their networks (runtime/kubernetes/objects.ts) */
   networkMode: z.enum(NETWORK_MODES).default('kube-ovn'),
   /** Kubernetes: how long a gateway pod may take to be Running and Ready */
@@ -90,6 +116,20 @@ export const ServerConfig = z.object({
   githubMaxWaitS: int(0).default(60),
   /** the App's installation on `repository`; found by asking GitHub when unset */
   githubInstallationId: z.coerce.number().int().positive().optional(),
+  /**
+   * pull requests previewed: those whose author's association with the repository is one of
+   * these (comma-separated), or that carry `previewLabel`. Forks of public repositories are
+   * otherwise not read.
+   */
+  previewAuthors: commaList.default(['OWNER', 'MEMBER', 'COLLABORATOR']),
+  /** a label a maintainer sets to have any pull request previewed; unset: none */
+  previewLabel: z.string().min(1).optional(),
+  /** how long commit statuses and their history are kept in Redis */
+  statusKeepDays: int(1).default(90),
+  /** how many commits the dashboard's commit index keeps */
+  commitsKeep: int(1).default(1000),
+  /** how many failed jobs each queue keeps (as well as for 30 days at most) */
+  failedJobsKeep: int(1).default(1000),
   /** the least severe log lines written */
   logLevel: z.enum(LOG_LEVELS).default('info'),
   /**
@@ -131,6 +171,17 @@ const ENV: Record<keyof ServerConfig, string> = {
   manifestMaxDocuments: 'NATOPS_MANIFEST_MAX_DOCUMENTS',
   manifestMaxDepth: 'NATOPS_MANIFEST_MAX_DEPTH',
   manifestMaxAliasNodes: 'NATOPS_MANIFEST_MAX_ALIAS_NODES',
+  manifestMaxFiles: 'NATOPS_MANIFEST_MAX_FILES',
+  manifestMaxTotalBytes: 'NATOPS_MANIFEST_MAX_TOTAL_BYTES',
+  manifestMaxGateways: 'NATOPS_MANIFEST_MAX_GATEWAYS',
+  gatewayImages: 'NATOPS_GATEWAY_IMAGES',
+  allowControlPlane: 'NATOPS_ALLOW_CONTROL_PLANE',
+  instance: 'NATOPS_INSTANCE',
+  previewAuthors: 'NATOPS_PREVIEW_AUTHORS',
+  previewLabel: 'NATOPS_PREVIEW_LABEL',
+  statusKeepDays: 'NATOPS_STATUS_KEEP_DAYS',
+  commitsKeep: 'NATOPS_COMMITS_KEEP',
+  failedJobsKeep: 'NATOPS_FAILED_JOBS_KEEP',
   runtime: 'NATOPS_RUNTIME',
   kubeconfig: 'NATOPS_KUBECONFIG',
   namespace: 'NATOPS_NAMESPACE',
@@ -199,13 +250,25 @@ export function listenAddress(at: string): { host: string; port: number } {
 
 /** The manifest limits a configuration sets. */
 export function manifestLimits(
-  c: Pick<ServerConfig, 'manifestMaxFileBytes' | 'manifestMaxDocuments' | 'manifestMaxDepth' | 'manifestMaxAliasNodes'>,
+  c: Pick<
+    ServerConfig,
+    | 'manifestMaxFileBytes'
+    | 'manifestMaxDocuments'
+    | 'manifestMaxDepth'
+    | 'manifestMaxAliasNodes'
+    | 'manifestMaxFiles'
+    | 'manifestMaxTotalBytes'
+    | 'manifestMaxGateways'
+  >,
 ): LoadLimits {
   return {
     maxFileBytes: c.manifestMaxFileBytes,
     maxDocuments: c.manifestMaxDocuments,
     maxDepth: c.manifestMaxDepth,
     maxAliasExpansion: c.manifestMaxAliasNodes,
+    maxFiles: c.manifestMaxFiles,
+    maxTotalBytes: c.manifestMaxTotalBytes,
+    maxGateways: c.manifestMaxGateways,
   };
 }
 
@@ -216,6 +279,9 @@ export function manifestLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): Loa
     manifestMaxDocuments: true,
     manifestMaxDepth: true,
     manifestMaxAliasNodes: true,
+    manifestMaxFiles: true,
+    manifestMaxTotalBytes: true,
+    manifestMaxGateways: true,
   });
   const raw: Record<string, unknown> = {};
   for (const key of Object.keys(only.shape) as (keyof ServerConfig)[]) if (env[ENV[key]]) raw[key] = env[ENV[key]];

@@ -53,6 +53,12 @@ export interface LoadLimits {
   maxDepth: number;
   /** nodes that aliases add to a document once expanded (go-yaml, so kubectl, stops alias bombs at about this size) */
   maxAliasExpansion: number;
+  /** manifest files per commit, counted from the tree before any blob is read */
+  maxFiles: number;
+  /** bytes of all manifest files of a commit together, from the tree's sizes before any blob is read */
+  maxTotalBytes: number;
+  /** gateways per commit (each is a Deployment, a flow of jobs, a status) */
+  maxGateways: number;
 }
 
 export const DEFAULT_LOAD_LIMITS: Readonly<LoadLimits> = Object.freeze({
@@ -60,6 +66,9 @@ export const DEFAULT_LOAD_LIMITS: Readonly<LoadLimits> = Object.freeze({
   maxDocuments: 10_000,
   maxDepth: 100,
   maxAliasExpansion: 400_000,
+  maxFiles: 2_000,
+  maxTotalBytes: 64 * 1024 * 1024,
+  maxGateways: 2_000,
 });
 
 export type LoadOptions = Partial<LoadLimits> & {
