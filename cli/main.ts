@@ -26,11 +26,11 @@ function requireRoot(
 
 /** The manifests at `path`, validated with the limits of the environment (NATOPS_MANIFEST_*). */
 async function desiredAt(path: string) {
-  const [{ readDesired }, { manifestLimitsFromEnv }] = await Promise.all([
+  const [{ readDesired }, { manifestRulesFromEnv }] = await Promise.all([
     import('../gitops/manifests/read-dir.ts'),
     import('../server/config.ts'),
   ]);
-  return readDesired(path, { limits: manifestLimitsFromEnv() });
+  return readDesired(path, { limits: manifestRulesFromEnv() });
 }
 
 async function labNamed(name: string) {
@@ -86,14 +86,14 @@ program
   .description('check manifests; print every problem as file:line:column  kind/name  field: message')
   .argument('<path>', 'a directory of *.yaml/*.yml manifests, or one file')
   .action(async (path: string) => {
-    const [{ readManifestDir }, { validateManifests }, { ManifestValidationError }, { manifestLimitsFromEnv }] =
+    const [{ readManifestDir }, { validateManifests }, { ManifestValidationError }, { manifestRulesFromEnv }] =
       await Promise.all([
         import('../gitops/manifests/read-dir.ts'),
         import('../gitops/manifests/validate.ts'),
         import('../gitops/manifests/issues.ts'),
         import('../server/config.ts'),
       ]);
-    const { desired, issues } = validateManifests(await readManifestDir(path), manifestLimitsFromEnv());
+    const { desired, issues } = validateManifests(await readManifestDir(path), manifestRulesFromEnv());
     if (issues.length) throw new ManifestValidationError(issues);
     out(`ok: ${desired.vpcs.size} VPC(s), ${desired.subnets.size} subnet(s), ${desired.gateways.size} gateway(s)`);
   });

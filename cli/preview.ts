@@ -64,7 +64,7 @@ export function addPreviewCommand(program: Command): void {
         { renderMarkdown },
         { previewChanges },
         { renderText },
-        { manifestLimitsFromEnv },
+        { manifestRulesFromEnv },
       ] = await Promise.all([
         import('../gitops/git/local-source.ts'),
         import('../gitops/manifests/validate.ts'),
@@ -78,7 +78,7 @@ export function addPreviewCommand(program: Command): void {
       // As a pull request's diff: the head's changes since it left the base (their merge base).
       const tip = await repo.resolveRef(opts.base);
       const baseSha = (await repo.mergeBase(tip, headSha)) ?? tip;
-      const limits = manifestLimitsFromEnv();
+      const limits = manifestRulesFromEnv();
       const base = validateManifests(await repo.manifestsAt(baseSha, opts.path), limits);
       const head = validateManifests(await repo.manifestsAt(headSha, opts.path), limits);
       const preview = previewChanges(base, head, { base: opts.base, head: opts.head });

@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { DNS_LABEL } from '../common/dns-label.ts';
 import { NatopsError } from '../common/errors.ts';
 import { DEFAULT_GATEWAY_IMAGES } from '../dataplane/workload-policy.ts';
-import { DEFAULT_LOAD_LIMITS, type LoadLimits } from '../gitops/manifests/load.ts';
+import { DEFAULT_LOAD_LIMITS } from '../gitops/manifests/load.ts';
+import type { ManifestRules } from '../gitops/manifests/validate.ts';
 import { NETWORK_MODES } from '../runtime/kubernetes/objects.ts';
 
 export class ConfigError extends NatopsError {}
@@ -248,8 +249,8 @@ export function listenAddress(at: string): { host: string; port: number } {
   return { host: at.slice(0, i), port: Number(at.slice(i + 1)) };
 }
 
-/** The manifest limits a configuration sets. */
-export function manifestLimits(
+/** The manifest limits and workload policy a configuration sets. */
+export function manifestRules(
   c: Pick<
     ServerConfig,
     | 'manifestMaxFileBytes'
@@ -259,8 +260,10 @@ export function manifestLimits(
     | 'manifestMaxFiles'
     | 'manifestMaxTotalBytes'
     | 'manifestMaxGateways'
+    | 'gatewayImages'
+    | 'allowControlPlane'
   >,
-): LoadLimits {
+): ManifestRules {
   return {
     maxFileBytes: c.manifestMaxFileBytes,
     maxDocuments: c.manifestMaxDocuments,
@@ -269,11 +272,12 @@ export function manifestLimits(
     maxFiles: c.manifestMaxFiles,
     maxTotalBytes: c.manifestMaxTotalBytes,
     maxGateways: c.manifestMaxGateways,
+    policy: { images: c.gatewayImages, allowControlPlane: c.allowControlPlane },
   };
 }
 
-/** Just the manifest limits from the environment (for the commands that read manifests, not serve). */
-export function manifestLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): LoadLimits {
+/** Just the manifest rules from the environment (for the commands that read manifests, not serve). */
+export function manifestRulesFromEnv(env: NodeJS.ProcessEnv = process.env): ManifestRules {
   const only = ServerConfig.pick({
     manifestMaxFileBytes: true,
     manifestMaxDocuments: true,
@@ -282,6 +286,8 @@ export function manifestLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): Loa
     manifestMaxFiles: true,
     manifestMaxTotalBytes: true,
     manifestMaxGateways: true,
+    gatewayImages: true,
+    allowControlPlane: true,
   });
   const raw: Record<string, unknown> = {};
   for (const key of Object.keys(only.shape) as (keyof ServerConfig)[]) if (env[ENV[key]]) raw[key] = env[ENV[key]];
@@ -290,5 +296,5 @@ export function manifestLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): Loa
     throw new ConfigError(
       `bad configuration:\n  ${parsed.error.issues.map((i) => `${ENV[String(i.path[0]) as keyof ServerConfig]}: ${i.message}`).join('\n  ')}`,
     );
-  return manifestLimits(parsed.data);
+  return manifestRules(parsed.data);
 }

@@ -29,7 +29,7 @@ import { PreviewBook } from '../state/previews.ts';
 import { StatusBook } from '../state/statuses.ts';
 import { Records } from '../state/records.ts';
 import { Store } from '../state/store.ts';
-import { listenAddress, manifestLimits, type ServerConfig } from './config.ts';
+import { listenAddress, manifestRules, type ServerConfig } from './config.ts';
 import {
   bullBoardWrites,
   commitsRouter,
@@ -217,7 +217,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
     branch: c.branch,
     repo: source ?? new GitRepo('(no repository configured)'),
     path: c.path,
-    limits: manifestLimits(c),
+    limits: manifestRules(c),
     github,
     previews,
     previewSource: onGitHub,

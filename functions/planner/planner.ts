@@ -5,8 +5,7 @@
 // descend from the planned commit (a force-push, a reset) is the new truth, said so in statuses.
 import { ZERO_SHA } from '../../common/sha.ts';
 import { GitSourceError, UnknownCommitError, type GitSource } from '../../gitops/git/source.ts';
-import type { LoadLimits } from '../../gitops/manifests/load.ts';
-import { validateManifests } from '../../gitops/manifests/validate.ts';
+import { type ManifestRules, validateManifests } from '../../gitops/manifests/validate.ts';
 import type { PlanJob } from '../../queue/jobs.ts';
 import { withLock } from '../../state/lock.ts';
 import type { Queues } from '../../queue/queues.ts';
@@ -21,7 +20,8 @@ export interface PlannerEnv extends FunctionEnv {
   path: string;
   queues: Queues;
   /** what one manifest file may hold */
-  limits: LoadLimits;
+  /** the operator's limits and workload policy */
+  limits: ManifestRules;
 }
 
 export type PlanOutcome =

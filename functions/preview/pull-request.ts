@@ -7,8 +7,7 @@
 // marks the comment outdated; two open pull requests changing the same gateway each say so.
 import type { GitHub } from '../../gitops/github/client.ts';
 import type { GitSource } from '../../gitops/git/source.ts';
-import type { LoadLimits } from '../../gitops/manifests/load.ts';
-import { validateManifests } from '../../gitops/manifests/validate.ts';
+import { type ManifestRules, validateManifests } from '../../gitops/manifests/validate.ts';
 import type { PreviewJob } from '../../queue/jobs.ts';
 import { withLock } from '../../state/lock.ts';
 import type { PreviewBook, PreviewRecord, WantedPreview } from '../../state/previews.ts';
@@ -34,7 +33,8 @@ export interface PreviewEnv extends Pick<FunctionEnv, 'statuses' | 'redis' | 'lo
   branch: string;
   /** the tracked path inside the repository */
   path: string;
-  limits: LoadLimits;
+  /** the operator's limits and workload policy */
+  limits: ManifestRules;
 }
 
 export type PreviewOutcome =

@@ -11,10 +11,19 @@ import {
   type Cidr,
 } from '../../common/ipv4.ts';
 import type { GatewaySpec, Json } from '../../dataplane/model.ts';
+import type { WorkloadPolicy } from '../../dataplane/workload-policy.ts';
 import { DEFAULT_NIC, type StaticRoute } from '../../dataplane/network.ts';
 import { classify, yaml11Hint, type NatopsKind } from './attribution.ts';
 import { formatFieldPath, type ManifestIssue, type SourcePos } from './issues.ts';
-import { loadManifests, valueAt, type FieldPath, type LoadedDoc, type LoadOptions, type ManifestFile } from './load.ts';
+import {
+  loadManifests,
+  valueAt,
+  type FieldPath,
+  type LoadedDoc,
+  type LoadLimits,
+  type LoadOptions,
+  type ManifestFile,
+} from './load.ts';
 import {
   DEFAULT_VPC,
   RESOURCE_SCHEMAS,
@@ -68,8 +77,15 @@ export interface ValidationResult {
   ignored: IgnoredDoc[];
 }
 
-/** `options` are the loader's limits (DEFAULT_LOAD_LIMITS when left out). */
-export function validateManifests(files: readonly ManifestFile[], options: LoadOptions = {}): ValidationResult {
+/** What the operator sets for manifests, which they cannot override: the limits and the workload policy. */
+export interface ManifestRules extends LoadLimits {
+  policy: WorkloadPolicy;
+}
+
+export type ValidateOptions = LoadOptions & { policy?: WorkloadPolicy };
+
+/** `options`: the loader's limits (DEFAULT_LOAD_LIMITS when left out) and the workload policy (DEFAULT_WORKLOAD_POLICY). */
+export function validateManifests(files: readonly ManifestFile[], options: ValidateOptions = {}): ValidationResult {
   const loaded = loadManifests(files, options);
   const issues = [...loaded.issues];
   const ignored: IgnoredDoc[] = [];
