@@ -46,7 +46,7 @@ const serverOptions = (cmd: Command) =>
     .option('--runtime <kind>', 'where gateways run: netns or kubernetes (NATOPS_RUNTIME, default netns)')
     .option(
       '--namespace <ns>',
-      'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default kube-system)',
+      'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default natops-gateways)',
     )
     .option('--network-mode <mode>', 'kubernetes: kube-ovn or multus (NATOPS_NETWORK_MODE, default kube-ovn)')
     .option(

@@ -112,7 +112,7 @@ program
   .addOption(labOption())
   .option(
     '--namespace <ns>',
-    'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default kube-system)',
+    'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default natops-gateways)',
   )
   .option('--network-mode <mode>', 'kubernetes: kube-ovn or multus (NATOPS_NETWORK_MODE, default kube-ovn)')
   .action(async (path: string, opts: RuntimeOptions & { against: string }, cmd: Command) => {
@@ -142,7 +142,7 @@ program
   .addOption(labOption())
   .option(
     '--namespace <ns>',
-    'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default kube-system)',
+    'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default natops-gateways)',
   )
   .option('--network-mode <mode>', 'kubernetes: kube-ovn or multus (NATOPS_NETWORK_MODE, default kube-ovn)')
   .action(async (path: string, opts: RuntimeOptions, cmd: Command) => {
