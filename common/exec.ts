@@ -119,6 +119,20 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+/**
+ * What a command natops runs inherits of its environment: what programs need to run (PATH,
+ * locale, time zone, HOME, TMPDIR) and git's own settings, never natops's secrets (a token or
+ * password in the environment would show in every child's /proc/PID/environ).
+ */
+export function childEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const kept: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(env))
+    if (value !== undefined && (CHILD_ENV.has(name) || name.startsWith('LC_') || name.startsWith('GIT_')))
+      kept[name] = value;
+  return kept;
+}
+const CHILD_ENV = new Set(['PATH', 'HOME', 'LANG', 'LANGUAGE', 'TZ', 'TMPDIR', 'USER']);
+
 export function run(argv: readonly string[], opts: RunOptions = {}): Promise<ExecResult> {
   assertArgv(argv);
   return timedCommand(argv, spawned(argv, opts));
@@ -130,7 +144,7 @@ function spawned(argv: readonly string[], opts: RunOptions): Promise<ExecResult>
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
     throw new TypeError(`invalid timeoutMs ${timeoutMs} for ${JSON.stringify(argv)}`);
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv() });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let settled = false;

@@ -21,7 +21,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { errorMessage, NatopsError } from '../common/errors.ts';
-import { MissingToolError } from '../common/exec.ts';
+import { childEnv, MissingToolError } from '../common/exec.ts';
 import { writeFileAtomic } from '../common/fs.ts';
 import { createExclusive, makePrivateDir, processName, processStart } from './data-dir.ts';
 
@@ -121,7 +121,7 @@ export class LocalRedis {
         '--protected-mode',
         'yes',
       ],
-      { stdio: ['pipe', 'pipe', 'pipe'] },
+      { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv() },
     );
     this.child = child;
     child.stdin!.on('error', () => undefined); // it exited first: reported by 'exit' below

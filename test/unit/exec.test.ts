@@ -53,3 +53,27 @@ describe('run', () => {
       assert.throws(() => run(['true'], { timeoutMs: t }), TypeError);
   });
 });
+
+describe("the commands' environment", () => {
+  it('passes no secret of natops to a command: only PATH, locale, time zone, HOME, TMPDIR and git settings', async () => {
+    const set = {
+      NATOPS_DASHBOARD_PASSWORD: 'pw-in-env',
+      NATOPS_GITHUB_TOKEN: 'ghp_secret',
+      AWS_SECRET_ACCESS_KEY: 'aws-secret',
+      GIT_AUTHOR_NAME: 'natops test',
+    };
+    const before = { ...process.env };
+    Object.assign(process.env, set);
+    try {
+      const { stdout } = await run(['env']);
+      const names = stdout.split('\n').flatMap((l) => (l ? [l.slice(0, l.indexOf('='))] : []));
+      for (const secret of ['NATOPS_DASHBOARD_PASSWORD', 'NATOPS_GITHUB_TOKEN', 'AWS_SECRET_ACCESS_KEY'])
+        assert.ok(!names.includes(secret), `${secret} reached the command`);
+      assert.ok(names.includes('PATH'), 'PATH is passed');
+      assert.ok(names.includes('GIT_AUTHOR_NAME'), "git's own settings are passed");
+      assert.doesNotMatch(stdout, /pw-in-env|ghp_secret|aws-secret/);
+    } finally {
+      for (const k of Object.keys(set)) if (!(k in before)) delete process.env[k];
+    }
+  });
+});
