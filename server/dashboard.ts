@@ -108,9 +108,29 @@ const BULL_BOARD_WRITES: readonly RegExp[] = [
 
 export const bullBoardWrites: RequestHandler = (req, res, next) => {
   if (req.method === 'GET' || req.method === 'HEAD') return next();
+  // Browsers keep basic-auth credentials: a page of another site must not make them retry jobs.
+  if (fromAnotherSite(req.get('sec-fetch-site'), req.get('origin'), req.get('host'))) {
+    res.status(403).json({ error: 'a change from another site' });
+    return;
+  }
   if (req.method === 'PUT' && BULL_BOARD_WRITES.some((w) => w.test(req.path))) return next();
   res.status(403).json({ error: 'the dashboard reads, retries and promotes jobs; it changes nothing else' });
 };
+
+/**
+ * Whether a request came from a page of another site: the browser says so (Sec-Fetch-Site), or
+ * its Origin names another host. Hosts only: behind a TLS proxy the scheme differs. A request
+ * with neither header (curl, a script) is not a browser's.
+ */
+function fromAnotherSite(site: string | undefined, origin: string | undefined, host: string | undefined): boolean {
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return true;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== host;
+  } catch {
+    return true; // "null" (a sandboxed frame, a file) or garbage
+  }
+}
 
 /** bull-board itself (an express app of its own); mount it behind `bullBoardWrites`. */
 export function dashboardRouter(queues: Queues): Express {
@@ -127,6 +147,11 @@ export function jobUrl(publicUrl: string, queue: string, jobId: string): string 
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+/** `text` linked to `url` when it is an http(s) URL; else the text alone (a javascript: URL from Redis runs nothing). */
+function link(url: string | undefined, text: string): string {
+  return url !== undefined && /^https?:\/\//i.test(url) ? `<a href="${esc(url)}">${esc(text)}</a>` : esc(text);
+}
+
 const short = (r: { sha: string; gen: number } | undefined) => (r ? `${r.sha.slice(0, 7)} (gen ${r.gen})` : '-');
 
 /** One row per gateway record (and the networks'): what the operator reads first. */
@@ -140,7 +165,7 @@ function recordRows(snap: RecordSnapshot): string[] {
   return rows.map(({ name, rec, removing }) => {
     const c = rec.condition;
     const cls = c.ready === 'True' ? 'success' : c.ready === 'False' ? 'failure' : 'pending';
-    const message = c.url ? `<a href="${esc(c.url)}">${esc(c.message)}</a>` : esc(c.message);
+    const message = link(c.url, c.message);
     return (
       `<tr class="${cls}"><td>${esc(name)}</td><td><b>${esc(c.ready)}</b></td><td>${esc(c.reason)}${c.cause === 'push' ? '' : ` (${esc(c.cause)})`}</td><td>${message}</td>` +
       `<td><code>${esc(short(rec.desired))}</code>${removing ? ' (remove)' : ''}</td><td><code>${esc(short(rec.lastApplied))}</code></td>` +
@@ -160,7 +185,7 @@ export function commitsRouter(statuses: StatusBook, store: Store, records: Recor
         `<tr id="c-${esc(sha)}"><td><code>${esc(sha.slice(0, 12))}</code><br><small>${esc(new Date(at).toISOString())}</small></td><td><table>${list
           .map(
             (s) =>
-              `<tr class="${esc(s.state)}"><td>${esc(s.context)}</td><td><b>${esc(s.state)}</b></td><td>${s.targetUrl ? `<a href="${esc(s.targetUrl)}">${esc(s.description)}</a>` : esc(s.description)}</td></tr>`,
+              `<tr class="${esc(s.state)}"><td>${esc(s.context)}</td><td><b>${esc(s.state)}</b></td><td>${link(s.targetUrl, s.description)}</td></tr>`,
           )
           .join('')}</table></td></tr>`,
       );
@@ -174,9 +199,9 @@ export function commitsRouter(statuses: StatusBook, store: Store, records: Recor
     const STATE_CLASS = { computing: 'pending', ready: 'success', invalid: 'failure', closed: 'closed' } as const;
     const prs = (await previews.recent(30)).map(
       (p) =>
-        `<tr class="${STATE_CLASS[p.state]}"><td><a href="${esc(p.url)}">#${p.number}</a></td><td>${esc(p.title)}<br><small>${esc(p.headLabel)} → ${esc(p.baseRef)}</small></td>` +
+        `<tr class="${STATE_CLASS[p.state]}"><td>${link(p.url, `#${p.number}`)}</td><td>${esc(p.title)}<br><small>${esc(p.headLabel)} → ${esc(p.baseRef)}</small></td>` +
         `<td><code>${esc(p.base.slice(0, 7))}..${esc(p.head.slice(0, 7))}</code></td><td><b>${esc(p.state)}${p.merged ? ' (merged)' : ''}</b></td>` +
-        `<td>${p.commentId ? `<a href="${esc(`${p.url}#issuecomment-${p.commentId}`)}">${esc(p.summary)}</a>` : esc(p.summary)}` +
+        `<td>${p.commentId ? link(`${p.url}#issuecomment-${p.commentId}`, p.summary) : esc(p.summary)}` +
         `${p.overlaps.length ? `<br><small>also changed by ${p.overlaps.map((n) => `#${n}`).join(', ')}</small>` : ''}</td><td>${esc(new Date(p.at).toISOString())}</td></tr>`,
     );
     const repairs = (await store.repairs())

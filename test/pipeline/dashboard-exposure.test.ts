@@ -109,6 +109,51 @@ describe("bull-board through natops's dashboard: reads, retry and promote only",
     assert.equal(await (await t.app.queues.byName.snat.getJob(delayed.id!))!.getState(), 'waiting');
   });
 
+  it('a write from another site (Origin, Sec-Fetch-Site) answers 403; one from the page itself passes', async () => {
+    const snat = t.app.queues.byName.snat;
+    const delayed = await snat.add('snat later', { gateway: 'cross-site' }, { delay: 600_000 });
+    const promote = (headers: Record<string, string>) =>
+      fetch(`${api}/queues/snat/${delayed.id}/promote`, {
+        method: 'PUT',
+        headers: { authorization: AUTH, ...headers },
+      });
+    const crossSite: Record<string, string>[] = [
+      { origin: 'https://evil.example' },
+      { 'sec-fetch-site': 'cross-site' },
+    ];
+    for (const headers of crossSite) {
+      const r = await promote(headers);
+      assert.equal(r.status, 403, JSON.stringify(headers));
+    }
+    assert.equal(await (await snat.getJob(delayed.id!))!.getState(), 'delayed');
+    const own = await promote({ origin: new URL(t.app.url).origin, 'sec-fetch-site': 'same-origin' });
+    assert.equal(own.status, 204);
+    assert.equal(await (await snat.getJob(delayed.id!))!.getState(), 'waiting');
+  });
+
+  it('links on the commits page are http(s) only: a javascript: URL from Redis is shown as text', async () => {
+    await t.app.previews.set({
+      number: 7,
+      title: 'evil',
+      url: 'javascript:alert(document.cookie)',
+      headLabel: 'fork:x',
+      baseRef: 'main',
+      head: 'a'.repeat(40),
+      base: 'b'.repeat(40),
+      updatedAt: Date.now(),
+      state: 'ready',
+      gateways: [],
+      overlaps: [],
+      summary: 'no change',
+      commentId: 1,
+      at: Date.now(),
+    });
+    const page = await call(`${t.app.url}/admin/commits`);
+    assert.equal(page.status, 200);
+    assert.match(page.text, /#7/);
+    assert.doesNotMatch(page.text, /href="javascript:/i);
+  });
+
   it('the pages may not be framed', async () => {
     for (const path of ['/admin/commits', '/admin/queues', '/admin/queues/queue/dnat']) {
       const r = await call(`${t.app.url}${path}`);
