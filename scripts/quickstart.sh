@@ -27,17 +27,22 @@ fi
 natops lab down >/dev/null
 rm -rf "$DATA/redis" "$DATA/gitops.git" "$DATA/work"
 [ -s "$DATA/dashboard-password" ] || (umask 077; node -e 'console.log(require("crypto").randomBytes(12).toString("hex"))' > "$DATA/dashboard-password")
+[ -s "$DATA/webhook-secret" ] || (umask 077; node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))' > "$DATA/webhook-secret")
+
+# The repository first, so natops's start-up catch-up finds it (empty) rather than nothing.
+echo; echo "== a local Git repository whose post-receive hook delivers pushes to the webhook"
+natops repo init "$DATA/gitops.git" --webhook "http://$NATOPS_LISTEN/webhook" --secret-file "$DATA/webhook-secret"
 
 echo; echo "== natops serve (webhook, workers, resync, dashboard; log in $DATA/serve.log)"
-NATOPS_DASHBOARD_PASSWORD=$(cat "$DATA/dashboard-password") \
+NATOPS_DASHBOARD_PASSWORD_FILE="$DATA/dashboard-password" NATOPS_WEBHOOK_SECRET_FILE="$DATA/webhook-secret" \
   nohup natops serve --repo "$DATA/gitops.git" --resync-ms 30000 > "$DATA/serve.log" 2>&1 &
 for _ in $(seq 1 100); do [ -s "$DATA/serve.json" ] && break; sleep 0.2; done
 # its log is JSON lines (for a log shipper); pino-pretty shows them as a terminal would
 [ -s "$DATA/serve.json" ] || { cat "$DATA/serve.log"; echo "natops serve did not start" >&2; exit 1; }
 npx --no-install pino-pretty --ignore pid,hostname --translateTime SYS:HH:MM:ss < "$DATA/serve.log"
 
-echo; echo "== a local Git repository whose post-receive hook delivers pushes to the webhook"
-natops repo init "$DATA/gitops.git" --webhook "http://$NATOPS_LISTEN/webhook" --secret-file "$DATA/webhook-secret"
+echo
+
 git clone --quiet "$DATA/gitops.git" "$DATA/work"
 cp examples/seed/*.yaml "$DATA/work/"
 git -C "$DATA/work" add -A
