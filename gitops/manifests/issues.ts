@@ -16,7 +16,9 @@ export const ManifestIssueSchema = z.object({
   /**
    * The document (or file) cannot be attributed to one resource natops manages: it does not
    * parse, it is too large or not text, or natops cannot tell what it is (a misspelt kind, a
-   * wrong apiVersion, no readable metadata.name). The whole commit must be refused.
+   * wrong apiVersion, no readable metadata.name). The whole commit must be refused. Also set
+   * for a problem that concerns every gateway although one document holds it: an image the
+   * operator does not allow, more gateways than allowed (policy.ts).
    */
   unattributed: z.literal(true).optional(),
 });

@@ -4,8 +4,8 @@ import type { Dirent } from 'node:fs';
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ManifestValidationError } from './issues.ts';
-import { isManifestFileName, type LoadOptions, type ManifestFile } from './load.ts';
-import { validateManifests, type Desired } from './validate.ts';
+import { isManifestFileName, type ManifestFile } from './load.ts';
+import { validateManifests, type Desired, type ValidateOptions } from './validate.ts';
 
 export class ManifestSourceError extends NatopsError {
   constructor(
@@ -25,8 +25,8 @@ export const warnOnStderr: Warn = (message) => void process.stderr.write(`natops
 export interface ReadOptions {
   /** told about each file skipped (symbolic links); default warnOnStderr */
   warn?: Warn;
-  /** what one file may hold; default DEFAULT_LOAD_LIMITS */
-  limits?: LoadOptions;
+  /** the operator's rules: what one file may hold (default DEFAULT_LOAD_LIMITS) and the workload policy (DEFAULT_WORKLOAD_POLICY) */
+  limits?: ValidateOptions;
 }
 
 /**

@@ -113,15 +113,25 @@ export const DnatRuleSchema = z.strictObject({
 });
 export const SnatRuleSchema = z.strictObject({ eip: ipv4Address, internalCIDR: ipv4Network });
 
+/**
+ * Kube-OVN names a gateway's Deployment and its `app` label vpc-nat-gw-<name>
+ * (runtime/kubernetes/objects.ts); a label value is at most 63 characters, so a longer name
+ * would pass here and fail only when applied.
+ */
+const GATEWAY_LABEL_PREFIX = 'vpc-nat-gw-';
+export const MAX_GATEWAY_NAME = 63 - GATEWAY_LABEL_PREFIX.length;
+
 export const VpcNatGatewaySchema = z.strictObject({
   apiVersion: z.literal('kubeovn.io/v1'),
   kind: z.literal('VpcNatGateway'),
   // A gateway's status context is natops/<name>; natops/preview is the pull-request preview's.
   metadata: clusterMetadata.extend({
-    name: k8sName.refine(
-      (n) => n !== 'preview',
-      'is reserved: natops/preview is the status context of pull-request previews',
-    ),
+    name: k8sName
+      .refine((n) => n !== 'preview', 'is reserved: natops/preview is the status context of pull-request previews')
+      .refine(
+        (n) => n.length <= MAX_GATEWAY_NAME,
+        `is longer than ${MAX_GATEWAY_NAME} characters: the gateway's Deployment is labelled ${GATEWAY_LABEL_PREFIX}<name>, and a label value is at most 63`,
+      ),
   }),
   spec: z.strictObject({
     vpc: k8sName,

@@ -10,12 +10,13 @@ import {
   parseCidr,
   type Cidr,
 } from '../../common/ipv4.ts';
-import type { GatewaySpec, Json } from '../../dataplane/model.ts';
-import type { WorkloadPolicy } from '../../dataplane/workload-policy.ts';
+import type { GatewaySpec } from '../../dataplane/model.ts';
+import { DEFAULT_WORKLOAD_POLICY, type WorkloadPolicy } from '../../dataplane/workload-policy.ts';
 import { DEFAULT_NIC, type StaticRoute } from '../../dataplane/network.ts';
 import { classify, yaml11Hint, type NatopsKind } from './attribution.ts';
 import { formatFieldPath, type ManifestIssue, type SourcePos } from './issues.ts';
 import {
+  DEFAULT_LOAD_LIMITS,
   loadManifests,
   valueAt,
   type FieldPath,
@@ -24,6 +25,7 @@ import {
   type LoadOptions,
   type ManifestFile,
 } from './load.ts';
+import { checkImage, checkPlacement, gatewayWorkload, withinGatewayLimit, type Report } from './policy.ts';
 import {
   DEFAULT_VPC,
   RESOURCE_SCHEMAS,
@@ -179,6 +181,9 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
   const eipOwner = new Map<string, string>();
   const lanIpOwner = new Map<string, string>();
   const gatewaySpecs = new Map<string, GatewaySpec>();
+  const policy = options.policy ?? DEFAULT_WORKLOAD_POLICY;
+  const imageIssue = config && checkImage(config.doc, config.id, config.value.data.image, policy);
+  if (imageIssue) issues.push(imageIssue);
   if (gateways.length > 0 && !config && broken.ConfigMap.size === 0 && !broken.unreadable.has('ConfigMap')) {
     const g = gateways[0]!;
     report(
@@ -188,7 +193,8 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
       'no ConfigMap kube-system/ovn-vpc-nat-gw-config in the manifests: gateways need its image and nic',
     );
   }
-  for (const g of firstOfEach(gateways)) {
+  const maxGateways = options.maxGateways ?? DEFAULT_LOAD_LIMITS.maxGateways;
+  for (const g of withinGatewayLimit(firstOfEach(gateways), maxGateways, issues)) {
     const before = issues.length;
     const spec = checkGateway(
       g,
@@ -203,7 +209,8 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
       lanIpOwner,
       report,
     );
-    if (spec && issues.length === before) gatewaySpecs.set(spec.name, spec);
+    checkPlacement(g.doc, g.id, g.value, policy, report);
+    if (spec && issues.length === before && !imageIssue) gatewaySpecs.set(spec.name, spec);
   }
 
   return {
@@ -223,8 +230,6 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
     ignored,
   };
 }
-
-type Report = (doc: LoadedDoc, id: string, path: FieldPath, message: string) => void;
 
 /** Resources that exist but failed their schema or could not be attributed: references to them are not "undefined". */
 interface Broken {
@@ -382,18 +387,7 @@ function checkGateway(
     floatingIps: spec.floatingIpRules.map((r) => ({ eip: r.eip, internalIp: r.internalIp })),
     dnats: spec.dnatRules.map((r) => ({ ...r })),
     snats: spec.snatRules.map((r) => ({ eip: r.eip, internalCidr: r.internalCIDR })),
-    workload: {
-      ...(image === undefined ? {} : { image }),
-      nic,
-      nodeSelector: Object.fromEntries(
-        (spec.selector ?? []).map((kv) => {
-          const at = kv.indexOf(':');
-          return [kv.slice(0, at).trim(), kv.slice(at + 1).trim()];
-        }),
-      ),
-      tolerations: spec.tolerations.map((t) => ({ ...t })),
-      ...(spec.affinity === undefined ? {} : { affinity: structuredClone(spec.affinity) as Record<string, Json> }),
-    },
+    workload: gatewayWorkload(g.value, image, nic),
   };
 }
 

@@ -93,6 +93,9 @@ describe('hostile manifests are positioned problems, not exceptions', () => {
       maxDocuments: 10_000,
       maxDepth: 100,
       maxAliasExpansion: 400_000,
+      maxFiles: 2_000,
+      maxTotalBytes: 64 * 1024 * 1024,
+      maxGateways: 2_000,
     });
   });
 
