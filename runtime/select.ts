@@ -22,6 +22,9 @@ export type RuntimeConfig =
       commandTimeoutMs: number;
       kubeconfig?: string | undefined;
       namespace: string;
+      /** the instance label on everything natops makes there (unset: the prefix) */
+      instance?: string | undefined;
+      prefix: string;
       networkMode: NetworkMode;
       podReadyTimeoutMs: number;
     };
@@ -66,6 +69,8 @@ export async function makeRuntimes(c: RuntimeConfig, warn: (m: string) => void):
     {
       namespace: c.namespace,
       mode: c.networkMode,
+      // Two installations in one namespace tell their objects apart by it (review K4).
+      instance: c.instance ?? c.prefix,
       readyTimeoutMs: c.podReadyTimeoutMs,
       commandTimeoutMs: c.commandTimeoutMs,
     },
@@ -79,7 +84,7 @@ export async function makeRuntimes(c: RuntimeConfig, warn: (m: string) => void):
   return {
     runtime,
     network,
-    describe: `kubernetes (${kc.getCurrentCluster()?.server ?? 'in-cluster'}, namespace ${c.namespace}, network mode ${c.networkMode}${lab ? `, lab ${lab.names.prefix}` : ''})`,
+    describe: `kubernetes (${kc.getCurrentCluster()?.server ?? 'in-cluster'}, namespace ${c.namespace}, instance ${c.instance ?? c.prefix}, network mode ${c.networkMode}${lab ? `, lab ${lab.names.prefix}` : ''})`,
     watchReplacements: (replaced, log) => runtime.watchReplacements(replaced, log),
   };
 }

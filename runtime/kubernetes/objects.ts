@@ -1,6 +1,7 @@
 // The Kubernetes objects of a gateway, pure: the Deployment in Kube-OVN 1.7's form, the external
 // network's NetworkAttachmentDefinition and, in network mode `multus`, the gateway's subnet
-// attachment. natops labels everything it makes, so it finds and prunes only that.
+// attachment. natops labels everything it makes with its instance, so it finds, execs into and
+// prunes only that, and two installations in one namespace leave each other alone.
 import { hexDigest } from '../../common/digest.ts';
 import { parseCidr } from '../../common/ipv4.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
@@ -16,12 +17,38 @@ export const NETWORK_MODES = ['kube-ovn', 'multus'] as const;
 export type NetworkMode = (typeof NETWORK_MODES)[number];
 
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'natops' } as const;
+/** anything any natops instance made */
 export const MANAGED_SELECTOR = 'app.kubernetes.io/managed-by=natops';
-/** Whether an object's labels say natops made it. */
+/** the gateway an object belongs to (a Deployment, its pods, its subnet attachment) */
+export const GATEWAY_LABEL = 'natops.io/gateway';
+/** which natops installation made an object (NATOPS_INSTANCE, else NATOPS_PREFIX) */
+export const INSTANCE_LABEL = 'natops.io/instance';
+
+/** A label value as the API server takes it: at most 63 characters, alphanumeric at both ends. */
+export const isLabelValue = (v: string): boolean =>
+  v.length <= 63 && /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(v);
+
+/** natops's labels: made by natops, by this instance, for this gateway (when one is named) */
+export const ownLabels = (instance: string, gateway?: string): Record<string, string> => ({
+  ...MANAGED_BY,
+  [INSTANCE_LABEL]: instance,
+  ...(gateway === undefined ? {} : { [GATEWAY_LABEL]: gateway }),
+});
+
+/** A label selector for ownLabels: what this instance made (for this gateway). */
+export const ownSelector = (instance: string, gateway?: string): string =>
+  Object.entries(ownLabels(instance, gateway))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+
+/** Whether an object's labels say natops made it (any instance). */
 export const isManaged = (labels: Record<string, string> | undefined): boolean =>
   labels?.['app.kubernetes.io/managed-by'] === MANAGED_BY['app.kubernetes.io/managed-by'];
-/** the gateway an object belongs to (a Deployment, its subnet attachment) */
-export const GATEWAY_LABEL = 'natops.io/gateway';
+
+/** Whether an object's labels say this instance made it (for this gateway, when one is named). */
+export const isOurs = (labels: Record<string, string> | undefined, instance: string, gateway?: string): boolean =>
+  Object.entries(ownLabels(instance, gateway)).every(([k, v]) => labels?.[k] === v);
+
 export const VPC_NAT_GW_LABEL = 'ovn.kubernetes.io/vpc-nat-gw';
 export const EXTERNAL_NETWORK = 'ovn-vpc-external-network';
 export const CONTAINER = 'vpc-nat-gw';
@@ -43,6 +70,8 @@ export const subnetAttachmentName = (gateway: string) => `vpc-nat-gw-${gateway}-
 export interface ObjectSettings {
   namespace: string;
   mode: NetworkMode;
+  /** the instance label's value (ownLabels) */
+  instance: string;
 }
 
 export interface ObjectMeta {
@@ -72,7 +101,11 @@ export function gatewayDeployment(
   attachments: readonly NetworkAttachment[] = [],
 ) {
   const name = deploymentName(spec.name);
-  const labels = { app: name, [VPC_NAT_GW_LABEL]: 'true' };
+  // The selector holds natops's labels too, not only Kube-OVN's `app`: a ReplicaSet adopts any
+  // ownerless pod its selector matches, so a pod someone made by hand with `app=vpc-nat-gw-<name>`
+  // would otherwise become the gateway's pod. A selector is immutable: a Deployment of ours with
+  // another one (labelled by hand from a natops before instance labels) is recreated (runtime.ts).
+  const labels: Record<string, string> = { app: name, [VPC_NAT_GW_LABEL]: 'true', ...ownLabels(s.instance, spec.name) };
   const annotations: Record<string, string> = {
     [ANNOTATIONS.gateway]: spec.name,
     [ANNOTATIONS.logicalSwitch]: spec.subnet.name,
@@ -96,7 +129,7 @@ export function gatewayDeployment(
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name, namespace: s.namespace, labels: { ...labels, ...MANAGED_BY, [GATEWAY_LABEL]: spec.name } },
+    metadata: { name, namespace: s.namespace, labels },
     spec: {
       replicas: 1,
       strategy: { type: 'Recreate' },
@@ -105,6 +138,10 @@ export function gatewayDeployment(
         metadata: { labels, annotations },
         spec: {
           terminationGracePeriodSeconds: 0,
+          // The pod talks to no API (natops execs into it): a privileged pod with the namespace's
+          // token would hand that token to whoever controls its image (review K1).
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
           containers: [
             {
               name: CONTAINER,
@@ -124,11 +161,12 @@ export function gatewayDeployment(
 }
 
 /** Kube-OVN's external network: a macvlan in bridge mode on the ConfigMap's nic. */
-export function externalNetwork(nic: string, s: Pick<ObjectSettings, 'namespace'>): NetworkAttachment {
+export function externalNetwork(nic: string, s: Pick<ObjectSettings, 'namespace' | 'instance'>): NetworkAttachment {
   return {
     apiVersion: 'k8s.cni.cncf.io/v1',
     kind: 'NetworkAttachmentDefinition',
-    metadata: { name: EXTERNAL_NETWORK, namespace: s.namespace, labels: { ...MANAGED_BY } },
+    // One per namespace, shared by every natops instance there; the label says who wrote it.
+    metadata: { name: EXTERNAL_NETWORK, namespace: s.namespace, labels: ownLabels(s.instance) },
     spec: { config: JSON.stringify({ cniVersion: '0.3.1', type: 'macvlan', master: nic, mode: 'bridge' }) },
   };
 }
@@ -137,7 +175,10 @@ export function externalNetwork(nic: string, s: Pick<ObjectSettings, 'namespace'
  * Network mode `multus`: the gateway's eth0 on its subnet, through the host bridge the subnet is
  * reached by, with the lanIp and a default route via the subnet's gateway, as Kube-OVN would give it.
  */
-export function subnetAttachment(spec: GatewaySpec, s: Pick<ObjectSettings, 'namespace'>): NetworkAttachment {
+export function subnetAttachment(
+  spec: GatewaySpec,
+  s: Pick<ObjectSettings, 'namespace' | 'instance'>,
+): NetworkAttachment {
   const { prefix } = parseCidr(spec.subnet.cidr)!;
   return {
     apiVersion: 'k8s.cni.cncf.io/v1',
@@ -145,7 +186,7 @@ export function subnetAttachment(spec: GatewaySpec, s: Pick<ObjectSettings, 'nam
     metadata: {
       name: subnetAttachmentName(spec.name),
       namespace: s.namespace,
-      labels: { ...MANAGED_BY, [GATEWAY_LABEL]: spec.name },
+      labels: ownLabels(s.instance, spec.name),
     },
     spec: {
       config: JSON.stringify({

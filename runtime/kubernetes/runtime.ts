@@ -18,6 +18,7 @@ import type { Exec as CommandExec } from '../../common/exec.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import { readGatewayState, runCommands } from '../gateway-io.ts';
 import type { GatewayHandle, GatewayRuntime } from '../runtime.ts';
+import { api, ApplyConflictError, applyConflict, KubernetesApiError, maybe, statusOf } from './api.ts';
 import {
   CONTAINER,
   deploymentName,
@@ -25,21 +26,34 @@ import {
   EXTERNAL_NETWORK,
   GATEWAY_LABEL,
   gatewayDeployment,
+  INSTANCE_LABEL,
+  isLabelValue,
   isManaged,
+  isOurs,
   MANAGED_SELECTOR,
+  type NetworkAttachment,
+  ownSelector,
   subnetAttachment,
   subnetAttachmentName,
-  ANNOTATIONS,
-  VPC_NAT_GW_LABEL,
   type NetworkMode,
 } from './objects.ts';
+import { macvlanOf, notOwnedReason, podController } from './ownership.ts';
 import { describeApiError, podExec } from './pod-exec.ts';
 import { notReadyReason, podReadiness } from './pods.ts';
+import { watchReplacements } from './replacements.ts';
+
+export { ApplyConflictError, KubernetesApiError } from './api.ts';
 
 export interface KubernetesSettings {
-  /** where gateways run (Kube-OVN: the controller's namespace, kube-system) */
+  /**
+   * where gateways run: natops's own namespace (natops-gateways by default). Kube-OVN's
+   * kube-system also works, but natops's Role there amounts to cluster-admin (exec into etcd's
+   * and the controller-manager's pods): deploy/kubernetes/rbac.yaml.
+   */
   namespace: string;
   mode: NetworkMode;
+  /** the instance label's value: this natops lists, execs into and prunes only what carries it */
+  instance: string;
   /** how long a gateway pod may take to be Running and Ready */
   readyTimeoutMs: number;
   /** every command in a gateway is given up after this long */
@@ -56,19 +70,6 @@ const POD_SYSCTLS = [
   'net.ipv4.conf.net1.rp_filter=0',
 ];
 
-/** An API call failed; 5xx, 409 and network errors may pass on a retry, other 4xx will not. */
-export class KubernetesApiError extends NatopsError {
-  constructor(
-    readonly what: string,
-    readonly status: number | undefined,
-    detail: string,
-  ) {
-    super(`${what}: ${detail}`, {
-      retryable: status === undefined || status >= 500 || status === 409 || status === 429,
-    });
-  }
-}
-
 /** The gateway's pod did not become Running and Ready in time; the message is the cluster's reason. */
 export class GatewayNotReadyError extends NatopsError {
   constructor(
@@ -79,28 +80,8 @@ export class GatewayNotReadyError extends NatopsError {
   }
 }
 
-const statusOf = (e: unknown): number | undefined => {
-  const code = (e as { code?: unknown })?.code;
-  return typeof code === 'number' ? code : undefined;
-};
-
-async function api<T>(what: string, call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (e) {
-    throw new KubernetesApiError(what, statusOf(e), describeApiError(e));
-  }
-}
-
-/** undefined for a 404, else the object (or the API error) */
-async function maybe<T>(what: string, call: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await call();
-  } catch (e) {
-    if (statusOf(e) === 404) return undefined;
-    throw new KubernetesApiError(what, statusOf(e), describeApiError(e));
-  }
-}
+const sameLabels = (a: Record<string, string> | undefined, b: Record<string, string>): boolean =>
+  Object.keys(a ?? {}).length === Object.keys(b).length && Object.entries(b).every(([k, v]) => a?.[k] === v);
 
 export class KubernetesRuntime implements GatewayRuntime {
   readonly kind = 'kubernetes' as const;
@@ -110,12 +91,18 @@ export class KubernetesRuntime implements GatewayRuntime {
   private readonly custom: CustomObjectsApi;
   private readonly objects: KubernetesObjectApi;
   private readonly exec: Exec;
+  /** pods already warned about as not the gateway's own (once each) */
+  private readonly foreignPods = new Set<string>();
 
   constructor(
     readonly kc: KubeConfig,
     readonly settings: KubernetesSettings,
     private readonly warn: (m: string) => void = () => undefined,
   ) {
+    if (!isLabelValue(settings.instance) || !settings.instance)
+      throw new PermanentError(
+        `natops instance "${settings.instance}" is not a Kubernetes label value (at most 63 letters, digits, "-", "_", ".", alphanumeric at both ends): set NATOPS_INSTANCE`,
+      );
     this.apps = kc.makeApiClient(AppsV1Api);
     this.core = kc.makeApiClient(CoreV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
@@ -128,11 +115,34 @@ export class KubernetesRuntime implements GatewayRuntime {
     return this.settings.namespace;
   }
 
-  /** Server-side apply as natops: the same object again writes nothing. */
-  private apply<T extends KubernetesObject>(obj: T): Promise<T> {
-    return api(`apply ${obj.kind} ${obj.metadata?.namespace}/${obj.metadata?.name}`, () =>
-      this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
-    );
+  private ours(labels: Record<string, string> | undefined, gateway?: string): boolean {
+    return isOurs(labels, this.settings.instance, gateway);
+  }
+
+  /** Why an object of a natops name is refused: whose it is, and how to adopt one from an older natops. */
+  private notOurs(what: string, labels: Record<string, string> | undefined): PermanentError {
+    const instance = labels?.[INSTANCE_LABEL];
+    const whose = !isManaged(labels)
+      ? 'natops did not create it'
+      : instance === undefined
+        ? `a natops without instance labels made it (to adopt it: label it ${INSTANCE_LABEL}=${this.settings.instance})`
+        : `it is natops instance ${instance}'s, not ${this.settings.instance}'s`;
+    return new PermanentError(`${what} exists but ${whose}; not touching it`);
+  }
+
+  /**
+   * Server-side apply as natops, without force: the same object again writes nothing, and a
+   * field another manager owns is not taken over but reported (ApplyConflictError).
+   */
+  private async apply<T extends KubernetesObject>(obj: T): Promise<T> {
+    const what = `apply ${obj.kind} ${obj.metadata?.namespace}/${obj.metadata?.name}`;
+    try {
+      return await this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, false, PatchStrategy.ServerSideApply);
+    } catch (e) {
+      const conflict = applyConflict(e);
+      if (conflict) throw new ApplyConflictError(what, conflict.managers, conflict.fields);
+      throw new KubernetesApiError(what, statusOf(e), describeApiError(e));
+    }
   }
 
   private execIn(pod: V1Pod): CommandExec {
@@ -159,51 +169,102 @@ export class KubernetesRuntime implements GatewayRuntime {
     );
   }
 
+  private readonly readReplicaSet = (name: string) =>
+    maybe(`read ReplicaSet ${this.ns}/${name}`, () => this.apps.readNamespacedReplicaSet({ name, namespace: this.ns }));
+
+  /** The pods of `gateway` that Deployment `d` made (pod -> ReplicaSet -> d's UID); others are warned about once. */
+  private async ownedPods(gateway: string, d: V1Deployment, pods?: V1Pod[]): Promise<V1Pod[]> {
+    const owned: V1Pod[] = [];
+    for (const pod of pods ?? (await this.pods(gateway))) {
+      const why = await notOwnedReason(pod, d, { instance: this.settings.instance, gateway }, this.readReplicaSet);
+      if (!why) owned.push(pod);
+      else if (pod.metadata?.uid && !this.foreignPods.has(pod.metadata.uid)) {
+        this.foreignPods.add(pod.metadata.uid);
+        this.warn(`pod ${this.ns}/${pod.metadata.name} is not gateway ${gateway}'s own (${why}): never exec'd into`);
+      }
+    }
+    return owned;
+  }
+
   async ensureGateway(spec: GatewaySpec): Promise<{ handle: GatewayHandle; created: boolean }> {
     if (!spec.workload.image)
       throw new PermanentError(
         `gateway ${spec.name}: no image (the manifests have no ConfigMap ovn-vpc-nat-gw-config)`,
       );
-    const existing = await this.deployment(spec.name);
-    if (existing && existing.metadata?.labels?.[GATEWAY_LABEL] !== spec.name) {
-      throw new PermanentError(
-        `Deployment ${this.ns}/${deploymentName(spec.name)} exists but natops did not create it; not touching it`,
-      );
+    let existing = await this.deployment(spec.name);
+    if (existing && !this.ours(existing.metadata?.labels, spec.name))
+      throw this.notOurs(`Deployment ${this.ns}/${deploymentName(spec.name)}`, existing.metadata?.labels);
+    const settings = { namespace: this.ns, instance: this.settings.instance };
+    const external = externalNetwork(spec.workload.nic, settings);
+    await this.ensureExternalNetwork(external);
+    const subnet = this.settings.mode === 'multus' ? subnetAttachment(spec, settings) : undefined;
+    if (subnet) {
+      const have = await this.readAttachment(subnet.metadata.name);
+      if (have && !this.ours(have.metadata?.labels, spec.name))
+        throw this.notOurs(`NetworkAttachmentDefinition ${this.ns}/${subnet.metadata.name}`, have.metadata?.labels);
+      await this.apply(subnet);
     }
-    // An external network someone else made (Kube-OVN's, with its IPAM) is used as it is, never taken over.
-    const external = externalNetwork(spec.workload.nic, { namespace: this.ns });
-    const theirs = await this.readAttachment(EXTERNAL_NETWORK);
-    if (theirs && !isManaged(theirs.metadata?.labels)) {
-      this.warn(`NetworkAttachmentDefinition ${this.ns}/${EXTERNAL_NETWORK} was not made by natops: using it as it is`);
-    } else {
-      await this.apply(external);
+    const desired = gatewayDeployment(spec, { ...settings, mode: this.settings.mode }, [
+      external,
+      ...(subnet ? [subnet] : []),
+    ]);
+    // A selector cannot change: a Deployment of ours with an older one (from a natops before
+    // instance labels, adopted by labelling it) is replaced, as a changed template replaces the pod.
+    if (existing && !sameLabels(existing.spec?.selector.matchLabels, desired.spec.selector.matchLabels)) {
+      this.warn(`Deployment ${this.ns}/${desired.metadata.name} has an older selector: recreating it`);
+      await this.deleteDeployment(existing);
+      await this.waitForPodsGone(spec.name, existing.metadata?.uid);
+      existing = undefined;
     }
-    const subnet = this.settings.mode === 'multus' ? subnetAttachment(spec, { namespace: this.ns }) : undefined;
-    if (subnet) await this.apply(subnet);
     // "created": the pod that answers now is not the one there was (any pod, ready or not: a new pod starts empty)
-    const before = new Set((await this.pods(spec.name)).map((p) => p.metadata?.uid));
-    await this.apply(
-      gatewayDeployment(spec, { namespace: this.ns, mode: this.settings.mode }, [
-        external,
-        ...(subnet ? [subnet] : []),
-      ]) as KubernetesObject,
-    );
+    const before = new Set((existing ? await this.ownedPods(spec.name, existing) : []).map((p) => p.metadata?.uid));
+    await this.apply(desired as KubernetesObject);
     const pod = await this.waitForPod(spec.name);
     await this.execIn(pod)({ argv: ['sysctl', '-q', '-w', ...POD_SYSCTLS] });
     return { handle: this.handle(spec.name, pod), created: !before.has(pod.metadata?.uid) };
   }
 
+  /**
+   * The external network is one per namespace, shared by every natops instance there: this
+   * instance writes it when it is absent or its own; another instance's is used as it is when it
+   * is the same macvlan, else refused (pods would land on the other's nic). One natops did not
+   * make (Kube-OVN's, with its IPAM) is used as it is, never taken over.
+   */
+  private async ensureExternalNetwork(external: NetworkAttachment): Promise<void> {
+    const what = `NetworkAttachmentDefinition ${this.ns}/${EXTERNAL_NETWORK}`;
+    const have = (await this.readAttachment(EXTERNAL_NETWORK)) as
+      | (KubernetesObject & { spec?: { config?: unknown } })
+      | undefined;
+    const labels = have?.metadata?.labels;
+    if (!have || this.ours(labels)) {
+      await this.apply(external);
+    } else if (!isManaged(labels)) {
+      this.warn(`${what} was not made by natops: using it as it is`);
+    } else {
+      const theirs = macvlanOf(have.spec?.config);
+      const mine = macvlanOf(external.spec.config)!;
+      if (theirs?.type !== mine.type || theirs?.master !== mine.master || theirs?.mode !== mine.mode)
+        throw new PermanentError(
+          `${what} is natops instance ${labels?.[INSTANCE_LABEL] ?? '(unlabelled)'}'s, a ${String(theirs?.type)} on ${String(theirs?.master)}; gateways of instance ${this.settings.instance} need a ${String(mine.type)} on ${String(mine.master)}, and a namespace has one external network`,
+        );
+    }
+  }
+
   private async pods(gateway: string): Promise<V1Pod[]> {
     return (
       await api(`list pods of ${deploymentName(gateway)}`, () =>
-        this.core.listNamespacedPod({ namespace: this.ns, labelSelector: `app=${deploymentName(gateway)}` }),
+        this.core.listNamespacedPod({
+          namespace: this.ns,
+          labelSelector: ownSelector(this.settings.instance, gateway),
+        }),
       )
     ).items;
   }
 
-  /** The gateway's pod that is Running, Ready and not being deleted, if there is one now. */
-  private async readyPod(gateway: string): Promise<V1Pod | undefined> {
-    return (await this.pods(gateway)).find((p) => podReadiness(p).ready);
+  /** The pod of Deployment `d` that is Running, Ready and not being deleted, if there is one now. */
+  private async readyPod(gateway: string, d: V1Deployment): Promise<V1Pod | undefined> {
+    const ready = (await this.pods(gateway)).filter((p) => podReadiness(p).ready);
+    return (await this.ownedPods(gateway, d, ready))[0];
   }
 
   private async readAttachment(name: string): Promise<KubernetesObject | undefined> {
@@ -214,28 +275,31 @@ export class KubernetesRuntime implements GatewayRuntime {
 
   /**
    * Waits with a watch until the Deployment's current pod is Running and Ready. The Deployment
-   * must have rolled out (observed generation, one updated replica, none other), so an old pod
-   * still answering is not taken for the new one. On timeout the cluster's own reason is given.
+   * must be ours and have rolled out (observed generation, one updated replica, none other), so
+   * an old pod still answering is not taken for the new one. On timeout the cluster's own reason is given.
    */
   async waitForPod(gateway: string): Promise<V1Pod> {
     const name = deploymentName(gateway);
     const deadline = Date.now() + this.settings.readyTimeoutMs;
-    const rolledOut = async () => {
+    const rolledOut = async (): Promise<V1Deployment | undefined> => {
       const d = await this.deployment(gateway);
+      if (d && !this.ours(d.metadata?.labels, gateway))
+        throw this.notOurs(`Deployment ${this.ns}/${name}`, d.metadata?.labels);
       const s = d?.status;
-      return (
-        d !== undefined &&
-        (s?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) &&
+      const done =
+        (s?.observedGeneration ?? 0) >= (d?.metadata?.generation ?? 0) &&
         s?.updatedReplicas === 1 &&
         s?.replicas === 1 &&
-        s?.readyReplicas === 1
-      );
+        s?.readyReplicas === 1;
+      return done ? d : undefined;
     };
-    // The common case, a pod that is there already, costs two reads and no watch.
-    if (await rolledOut()) {
-      const pod = await this.readyPod(gateway);
-      if (pod) return pod;
-    }
+    const readyNow = async () => {
+      const d = await rolledOut();
+      return d && (await this.readyPod(gateway, d));
+    };
+    // The common case, a pod that is there already, costs three reads and no watch.
+    const now = await readyNow();
+    if (now) return now;
     let watch: AbortController | undefined;
     // each pod event wakes the loop once; the watch ending early leaves the short pause
     let wake: () => void = () => undefined;
@@ -244,7 +308,7 @@ export class KubernetesRuntime implements GatewayRuntime {
       void new Watch(this.kc)
         .watch(
           `/api/v1/namespaces/${this.ns}/pods`,
-          { labelSelector: `app=${name}` },
+          { labelSelector: ownSelector(this.settings.instance, gateway) },
           () => wake(),
           () => wake(),
         )
@@ -256,10 +320,8 @@ export class KubernetesRuntime implements GatewayRuntime {
           () => wake(),
         );
       for (;;) {
-        if (await rolledOut()) {
-          const pod = await this.readyPod(gateway);
-          if (pod) return pod;
-        }
+        const pod = await readyNow();
+        if (pod) return pod;
         const left = deadline - Date.now();
         if (left <= 0) break;
         // a pod event, or a short pause (the Deployment's status trails its pods')
@@ -275,36 +337,44 @@ export class KubernetesRuntime implements GatewayRuntime {
       finished = true;
       watch?.abort();
     }
-    const pods = await api(`list pods of ${name}`, () =>
-      this.core.listNamespacedPod({ namespace: this.ns, labelSelector: `app=${name}` }),
-    );
+    const d = await this.deployment(gateway);
+    const pods = d ? await this.ownedPods(gateway, d) : [];
     const events = await api(`list events of ${name}`, () =>
       this.core.listNamespacedEvent({ namespace: this.ns, fieldSelector: 'involvedObject.kind=Pod' }),
     );
-    throw new GatewayNotReadyError(gateway, notReadyReason(pods.items, events.items, this.settings.readyTimeoutMs));
+    throw new GatewayNotReadyError(gateway, notReadyReason(pods, events.items, this.settings.readyTimeoutMs));
   }
 
   async gateway(name: string): Promise<GatewayHandle | undefined> {
     const d = await this.deployment(name);
-    if (!d || d.metadata?.labels?.[GATEWAY_LABEL] !== name) return undefined;
+    if (!d || !this.ours(d.metadata?.labels, name)) return undefined;
     return this.handle(name, await this.waitForPod(name));
   }
 
+  /** This instance's gateways: its Deployments, by their labels and name. */
   async listGateways(): Promise<string[]> {
     const list = await api('list gateway Deployments', () =>
-      this.apps.listNamespacedDeployment({ namespace: this.ns, labelSelector: MANAGED_SELECTOR }),
+      this.apps.listNamespacedDeployment({ namespace: this.ns, labelSelector: ownSelector(this.settings.instance) }),
     );
-    return list.items.flatMap((d) => d.metadata?.labels?.[GATEWAY_LABEL] ?? []).sort();
+    return list.items
+      .flatMap((d) => {
+        const gateway = d.metadata?.labels?.[GATEWAY_LABEL];
+        return gateway !== undefined && d.metadata?.name === deploymentName(gateway) ? [gateway] : [];
+      })
+      .sort();
   }
 
-  /** Removes the gateway's Deployment (and its subnet attachment); the external network goes with the last gateway. */
+  /**
+   * Removes the gateway's Deployment (and its subnet attachment) if this instance made it; the
+   * external network goes when no natops gateway of any instance is left in the namespace.
+   */
   async removeGateway(name: string): Promise<boolean> {
     const d = await this.deployment(name);
     let removed = false;
-    if (d && d.metadata?.labels?.[GATEWAY_LABEL] === name) {
+    if (d && this.ours(d.metadata?.labels, name)) {
       // A deleted pod's network lives on for a moment after its API object is gone: the gateway
       // is cut off first, so "removed" means it answers no more (best effort: it may be broken).
-      const pod = await this.readyPod(name);
+      const pod = await this.readyPod(name, d);
       if (pod) {
         const exec = this.execIn(pod);
         for (const dev of ['net1', 'eth0'])
@@ -312,109 +382,87 @@ export class KubernetesRuntime implements GatewayRuntime {
             this.warn(`gateway ${name}: ${(e as Error).message}`),
           );
       }
-      removed =
-        (await maybe(`delete Deployment ${this.ns}/${deploymentName(name)}`, () =>
-          this.apps.deleteNamespacedDeployment({
-            name: deploymentName(name),
-            namespace: this.ns,
-            propagationPolicy: 'Background',
-            gracePeriodSeconds: 0,
-          }),
-        )) !== undefined;
+      removed = await this.deleteDeployment(d);
+      // Removed means no pod answers for it any more, as with a namespace deleted.
+      if (removed) await this.waitForPodsGone(name, d.metadata?.uid);
     }
-    // Removed means no pod answers for it any more, as with a namespace deleted.
-    if (removed) await this.waitForPodsGone(name);
-    await this.deleteAttachment(subnetAttachmentName(name), { [GATEWAY_LABEL]: name });
-    if (!(await this.listGateways()).length) await this.deleteAttachment(EXTERNAL_NETWORK, {});
+    await this.deleteAttachment(subnetAttachmentName(name), (labels) => this.ours(labels, name));
+    const anyGateway = await api('list natops Deployments', () =>
+      this.apps.listNamespacedDeployment({ namespace: this.ns, labelSelector: MANAGED_SELECTOR, limit: 1 }),
+    );
+    if (!anyGateway.items.length) await this.deleteAttachment(EXTERNAL_NETWORK, isManaged);
     return removed;
   }
 
-  private async waitForPodsGone(gateway: string): Promise<void> {
-    const name = deploymentName(gateway);
+  /** Deletes exactly the Deployment read (a UID precondition): one made again meanwhile is not ours to delete. */
+  private async deleteDeployment(d: V1Deployment): Promise<boolean> {
+    const name = d.metadata!.name!;
+    const gone = await maybe(`delete Deployment ${this.ns}/${name}`, () =>
+      this.apps.deleteNamespacedDeployment({
+        name,
+        namespace: this.ns,
+        body: { preconditions: { uid: d.metadata?.uid }, propagationPolicy: 'Background', gracePeriodSeconds: 0 },
+      }),
+    );
+    return gone !== undefined;
+  }
+
+  /** Waits until the pods of the deleted Deployment `uid` are gone (a pod that is not its is no reason to wait). */
+  private async waitForPodsGone(gateway: string, uid: string | undefined): Promise<void> {
     const deadline = Date.now() + this.settings.readyTimeoutMs;
     for (;;) {
-      const pods = await api(`list pods of ${name}`, () =>
-        this.core.listNamespacedPod({ namespace: this.ns, labelSelector: `app=${name}` }),
-      );
-      if (!pods.items.length) return;
+      const left: V1Pod[] = [];
+      for (const pod of await this.pods(gateway)) {
+        const controller = await podController(pod, this.readReplicaSet);
+        if (controller === 'gone' || ('deployment' in controller && controller.deployment === uid)) left.push(pod);
+      }
+      if (!left.length) return;
       if (Date.now() > deadline)
         throw new KubernetesApiError(
           `remove gateway ${gateway}`,
           undefined,
-          `pods ${pods.items.map((p) => p.metadata?.name).join(', ')} still there after ${this.settings.readyTimeoutMs} ms`,
+          `pods ${left.map((p) => p.metadata?.name).join(', ')} still there after ${this.settings.readyTimeoutMs} ms`,
         );
       // the pods of a deleted ReplicaSet go within a second or two (grace period 0)
       await new Promise((r) => setTimeout(r, 200));
     }
   }
 
-  /** Deletes a NetworkAttachmentDefinition only if natops made it (and for that gateway). */
-  private async deleteAttachment(name: string, labels: Record<string, string>): Promise<void> {
-    const what = `NetworkAttachmentDefinition ${this.ns}/${name}`;
+  /** Deletes a NetworkAttachmentDefinition if its labels pass `mine`, exactly the one read (a UID precondition). */
+  private async deleteAttachment(name: string, mine: (labels: Record<string, string> | undefined) => boolean) {
     const nad = await this.readAttachment(name);
-    const have = nad?.metadata?.labels ?? {};
-    if (!nad || !isManaged(have) || !Object.entries(labels).every(([k, v]) => have[k] === v)) return;
-    await maybe(`delete ${what}`, () => this.custom.deleteNamespacedCustomObject({ ...NAD, namespace: this.ns, name }));
+    if (!nad || !mine(nad.metadata?.labels)) return;
+    await maybe(`delete NetworkAttachmentDefinition ${this.ns}/${name}`, () =>
+      this.custom.deleteNamespacedCustomObject({
+        ...NAD,
+        namespace: this.ns,
+        name,
+        body: { preconditions: { uid: nad.metadata?.uid } },
+      }),
+    );
   }
 
   /**
-   * Calls `replaced(gateway)` whenever a gateway's pod becomes Ready with a UID not seen Ready
-   * before (deleted, evicted, node restarted): it starts empty and needs its rules again.
-   * The watch is restarted when the API server ends it. `started` resolves once it first listens
-   * (it then sees every current pod first, so a pod replaced after that is noticed).
+   * Calls `replaced(gateway)` whenever one of this instance's gateway pods becomes Ready with a
+   * UID not seen Ready before (replacements.ts). A pod its Deployment did not make is ignored.
    */
   watchReplacements(
     replaced: (gateway: string) => void,
     log: (m: string) => void = () => undefined,
   ): { started: Promise<void>; stop(): void } {
-    const seen = new Map<string, string>();
-    let stopped = false;
-    let current: AbortController | undefined;
-    let listening: () => void = () => undefined;
-    const started = new Promise<void>((r) => (listening = r));
-    const start = () => {
-      if (stopped) return;
-      // client-node reports a refused watch (403) through `done`, then resolves all the same
-      let refused = false;
-      new Watch(this.kc)
-        .watch(
-          `/api/v1/namespaces/${this.ns}/pods`,
-          { labelSelector: `${VPC_NAT_GW_LABEL}=true` },
-          (phase, pod: V1Pod) => {
-            const gateway = pod.metadata?.annotations?.[ANNOTATIONS.gateway];
-            const uid = pod.metadata?.uid;
-            if (!gateway || !uid || phase === 'DELETED' || !podReadiness(pod).ready) return;
-            const before = seen.get(gateway);
-            seen.set(gateway, uid);
-            if (before !== undefined && before !== uid) replaced(gateway);
-          },
-          (err: unknown) => {
-            if (err) refused = true;
-            if (stopped) return;
-            if (err) log(`pod watch ended: ${describeApiError(err)}; restarting`);
-            // (the API server ends a watch every few minutes; one that ends at once must not spin)
-            setTimeout(start, err ? 5000 : 1000).unref();
-          },
-        )
-        .then(
-          (c) => {
-            current = c;
-            if (stopped) c.abort();
-            else if (!refused) listening();
-          },
-          (e: unknown) => {
-            log(`pod watch failed: ${describeApiError(e)}; retrying`);
-            setTimeout(start, 5000).unref();
-          },
+    return watchReplacements(
+      this.kc,
+      { namespace: this.ns, labelSelector: ownSelector(this.settings.instance) },
+      async (gateway, pod) => {
+        const d = await this.deployment(gateway);
+        return (
+          d !== undefined &&
+          this.ours(d.metadata?.labels, gateway) &&
+          (await this.ownedPods(gateway, d, [pod])).length > 0
         );
-    };
-    start();
-    return {
-      started,
-      stop: () => {
-        stopped = true;
-        current?.abort();
       },
-    };
+      replaced,
+      log,
+    );
   }
 }

@@ -49,11 +49,16 @@ export interface Permission {
   verb: string;
 }
 
+type RbacDocument = KubernetesObject & { subjects?: { namespace?: string }[]; rules?: RoleRule[] };
+
+/** deploy/kubernetes/rbac.yaml's objects */
+async function rbacDocuments(): Promise<RbacDocument[]> {
+  return parseAllDocuments(await readFile(RBAC, 'utf8')).map((d) => d.toJS() as RbacDocument);
+}
+
 /** Every (group, resource, verb) the shipped Role grants. */
 export async function shippedPermissions(): Promise<Permission[]> {
-  const role = parseAllDocuments(await readFile(RBAC, 'utf8'))
-    .map((d) => d.toJS() as { kind: string; rules?: RoleRule[] })
-    .find((d) => d.kind === 'Role')!;
+  const role = (await rbacDocuments()).find((d) => d.kind === 'Role')!;
   return role.rules!.flatMap((r) =>
     r.apiGroups.flatMap((group) =>
       r.resources.flatMap((resource) => r.verbs.map((verb) => ({ group, resource, verb }))),
@@ -91,7 +96,9 @@ export class KubeHarness {
     const admin = adminConfig();
     const core = admin.makeApiClient(CoreV1Api);
     const namespace = `natops-t${randomBytes(4).toString('hex')}`;
-    await core.createNamespace({ body: { metadata: { name: namespace } } });
+    // the shipped Namespace's labels (Pod Security: privileged there), on the test's own namespace
+    const labels = (await rbacDocuments()).find((d) => d.kind === 'Namespace')?.metadata?.labels;
+    await core.createNamespace({ body: { metadata: { name: namespace, labels } } });
     try {
       return await KubeHarness.setUp(admin, namespace, opts);
     } catch (e) {
@@ -107,8 +114,8 @@ export class KubeHarness {
   ): Promise<KubeHarness> {
     const core = admin.makeApiClient(CoreV1Api);
     const objects = KubernetesObjectApi.makeApiClient(admin);
-    for (const doc of parseAllDocuments(await readFile(RBAC, 'utf8'))) {
-      const obj = doc.toJS() as KubernetesObject & { subjects?: { namespace?: string }[]; rules?: RoleRule[] };
+    for (const obj of await rbacDocuments()) {
+      if (obj.kind === 'Namespace') continue; // the test's own namespace stands for it
       obj.metadata!.namespace = namespace;
       for (const s of obj.subjects ?? []) s.namespace = namespace;
       if (obj.rules && opts.without) obj.rules = withoutPermission(obj.rules, opts.without);
@@ -140,11 +147,21 @@ export class KubeHarness {
     return new KubeHarness(admin, namespace, runtimeConfig, dir);
   }
 
-  /** The runtime as natops runs it: this namespace, network mode multus, the ServiceAccount's token. */
+  /**
+   * The runtime as natops runs it: this namespace, network mode multus, the ServiceAccount's
+   * token, instance `natops` (NATOPS_PREFIX's default) unless another is given.
+   */
   runtime(settings: Partial<KubernetesSettings> = {}, warn?: (m: string) => void): KubernetesRuntime {
     return new KubernetesRuntime(
       this.runtimeConfig,
-      { namespace: this.namespace, mode: 'multus', readyTimeoutMs: 60_000, commandTimeoutMs: 30_000, ...settings },
+      {
+        namespace: this.namespace,
+        mode: 'multus',
+        instance: 'natops',
+        readyTimeoutMs: 60_000,
+        commandTimeoutMs: 30_000,
+        ...settings,
+      },
       warn,
     );
   }

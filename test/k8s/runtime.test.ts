@@ -45,8 +45,17 @@ describe('Kubernetes runtime: the seed as a pod', () => {
     const d = await deployment();
     assert.equal(d.spec?.replicas, 1);
     assert.equal(d.spec?.strategy?.type, 'Recreate');
-    assert.deepEqual(d.spec?.selector.matchLabels, { app: 'vpc-nat-gw-ngw', 'ovn.kubernetes.io/vpc-nat-gw': 'true' });
+    const labels = {
+      app: 'vpc-nat-gw-ngw',
+      'ovn.kubernetes.io/vpc-nat-gw': 'true',
+      'app.kubernetes.io/managed-by': 'natops',
+      'natops.io/instance': 'natops',
+      'natops.io/gateway': 'ngw',
+    };
+    assert.deepEqual(d.spec?.selector.matchLabels, labels);
     const t = d.spec!.template;
+    assert.deepEqual(t.metadata?.labels, labels);
+    assert.equal(t.spec?.automountServiceAccountToken, false, 'no token in a privileged pod');
     const { 'natops.io/attachments': attachments, ...annotations } = t.metadata?.annotations ?? {};
     assert.match(attachments ?? '', /^[0-9a-f]{16}$/, 'a hash of the attachments rolls the pod when one changes');
     assert.deepEqual(annotations, {

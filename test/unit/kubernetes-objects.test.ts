@@ -3,7 +3,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
-import { externalNetwork, gatewayDeployment, subnetAttachment } from '../../runtime/kubernetes/objects.ts';
+import {
+  externalNetwork,
+  gatewayDeployment,
+  isLabelValue,
+  isOurs,
+  ownSelector,
+  subnetAttachment,
+} from '../../runtime/kubernetes/objects.ts';
 import { ExecTransportError, exitCodeOf } from '../../runtime/kubernetes/pod-exec.ts';
 import { notReadyReason, podReadiness } from '../../runtime/kubernetes/pods.ts';
 import { subnetAttachmentBridge } from '../../dataplane/network.ts';
@@ -15,7 +22,7 @@ describe('Kubernetes objects', () => {
       set(s.gateway, 'spec.selector', ['kubernetes.io/os: linux']);
       set(s.gateway, 'spec.tolerations', [{ key: 'nat', operator: 'Exists', effect: 'NoSchedule' }]);
     });
-    const d = gatewayDeployment(spec, { namespace: 'kube-system', mode: 'kube-ovn' });
+    const d = gatewayDeployment(spec, { namespace: 'kube-system', mode: 'kube-ovn', instance: 'prod' });
     assert.equal(d.metadata.name, 'vpc-nat-gw-ngw');
     assert.equal(d.metadata.labels['app.kubernetes.io/managed-by'], 'natops');
     assert.equal(
@@ -29,14 +36,48 @@ describe('Kubernetes objects', () => {
     assert.equal('affinity' in d.spec.template.spec, false);
   });
 
+  it('the pod gets no ServiceAccount token (it talks to no API) and no Service environment', async () => {
+    const d = gatewayDeployment(await seedSpec(), { namespace: 'ns', mode: 'kube-ovn', instance: 'prod' });
+    assert.equal(d.spec.template.spec.automountServiceAccountToken, false);
+    assert.equal(d.spec.template.spec.enableServiceLinks, false);
+  });
+
+  it("natops's labels, with the instance, on the Deployment, its pods (selected by them) and the attachments", async () => {
+    const spec = await seedSpec();
+    const s = { namespace: 'ns', mode: 'multus', instance: 'prod' } as const;
+    const d = gatewayDeployment(spec, s);
+    const own = { 'app.kubernetes.io/managed-by': 'natops', 'natops.io/instance': 'prod', 'natops.io/gateway': 'ngw' };
+    const labels = { app: 'vpc-nat-gw-ngw', 'ovn.kubernetes.io/vpc-nat-gw': 'true', ...own };
+    assert.deepEqual(d.metadata.labels, labels);
+    assert.deepEqual(d.spec.template.metadata.labels, labels);
+    // a ReplicaSet adopts ownerless pods its selector matches: not a pod with Kube-OVN's labels alone
+    assert.deepEqual(d.spec.selector.matchLabels, labels);
+    assert.deepEqual(subnetAttachment(spec, s).metadata.labels, own);
+    assert.deepEqual(externalNetwork('eth1', s).metadata.labels, {
+      'app.kubernetes.io/managed-by': 'natops',
+      'natops.io/instance': 'prod',
+    });
+    assert.equal(
+      ownSelector('prod', 'ngw'),
+      'app.kubernetes.io/managed-by=natops,natops.io/instance=prod,natops.io/gateway=ngw',
+    );
+    assert.equal(isOurs(labels, 'prod', 'ngw'), true);
+    assert.equal(isOurs(labels, 'staging', 'ngw'), false, 'another instance');
+    assert.equal(isOurs(labels, 'prod', 'other'), false, 'another gateway');
+    assert.equal(isOurs({ ...labels, 'natops.io/instance': '' }, 'prod'), false);
+    assert.equal(isLabelValue('natops'), true);
+    assert.equal(isLabelValue('natops_'), false, 'NATOPS_PREFIX allows what a label value does not');
+    assert.equal(isLabelValue('a'.repeat(64)), false);
+  });
+
   it('a changed attachment (the subnet gateway, the nic) changes the pod template, so the pod rolls', async () => {
     const a = await seedSpec();
     const b = await seedSpec((x) => set(x.subnet, 'spec.gateway', '10.0.1.2'));
     const c = await seedSpec((x) => set(x.config, 'data.nic', 'eth9'));
     const hash = (spec: typeof a) =>
-      gatewayDeployment(spec, { namespace: 'ns', mode: 'multus' }, [
-        externalNetwork(spec.workload.nic, { namespace: 'ns' }),
-        subnetAttachment(spec, { namespace: 'ns' }),
+      gatewayDeployment(spec, { namespace: 'ns', mode: 'multus', instance: 'prod' }, [
+        externalNetwork(spec.workload.nic, { namespace: 'ns', instance: 'prod' }),
+        subnetAttachment(spec, { namespace: 'ns', instance: 'prod' }),
       ]).spec.template.metadata.annotations['natops.io/attachments'];
     assert.match(hash(a) ?? '', /^[0-9a-f]{16}$/);
     assert.equal(hash(a), hash(structuredClone(a)));
@@ -46,13 +87,13 @@ describe('Kubernetes objects', () => {
 
   it('the external network is a macvlan on the nic; multus mode gives the lanIp on the subnet bridge', async () => {
     const spec = await seedSpec();
-    assert.deepEqual(JSON.parse(externalNetwork('eth1', { namespace: 'ns' }).spec.config), {
+    assert.deepEqual(JSON.parse(externalNetwork('eth1', { namespace: 'ns', instance: 'prod' }).spec.config), {
       cniVersion: '0.3.1',
       type: 'macvlan',
       master: 'eth1',
       mode: 'bridge',
     });
-    const lan = JSON.parse(subnetAttachment(spec, { namespace: 'ns' }).spec.config) as {
+    const lan = JSON.parse(subnetAttachment(spec, { namespace: 'ns', instance: 'prod' }).spec.config) as {
       bridge: string;
       ipam: { addresses: { address: string }[]; routes: { gw: string }[] };
     };
