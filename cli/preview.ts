@@ -79,8 +79,8 @@ export function addPreviewCommand(program: Command): void {
       const tip = await repo.resolveRef(opts.base);
       const baseSha = (await repo.mergeBase(tip, headSha)) ?? tip;
       const limits = manifestRulesFromEnv();
-      const base = validateManifests(await repo.manifestsAt(baseSha, opts.path), limits);
-      const head = validateManifests(await repo.manifestsAt(headSha, opts.path), limits);
+      const base = validateManifests(await repo.manifestsAt(baseSha, opts.path, { limits }), limits);
+      const head = validateManifests(await repo.manifestsAt(headSha, opts.path, { limits }), limits);
       const preview = previewChanges(base, head, { base: opts.base, head: opts.head });
       const path = opts.path === '.' ? '' : ` --path ${opts.path}`;
       const text =

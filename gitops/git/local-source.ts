@@ -5,7 +5,14 @@ import { isManifestFileName, type ManifestFile } from '../manifests/load.ts';
 import { symlinkSkipped, warnOnStderr, type ReadOptions } from '../manifests/read-dir.ts';
 import { runGit } from './run-git.ts';
 import { SHA } from '../../common/sha.ts';
-import { checkTrackedPath, GitSourceError, UnknownCommitError, type GitSource } from './source.ts';
+import {
+  checkTrackedPath,
+  GitSourceError,
+  planReads,
+  UnknownCommitError,
+  type GitSource,
+  type ListedBlob,
+} from './source.ts';
 
 export class GitRepo implements GitSource {
   constructor(readonly gitDir: string) {}
@@ -82,7 +89,9 @@ export class GitRepo implements GitSource {
 
   /**
    * Every *.yaml / *.yml under `path` at `sha`, named by its path in the repository. Symbolic
-   * links (mode 120000, whose blob is the target's path) are skipped with a warning each.
+   * links (mode 120000, whose blob is the target's path) are skipped with a warning each. What is
+   * read is decided from the tree's sizes first (planReads): a file over the size limit is not
+   * read, and a commit over the count or total limits is refused before any blob is read.
    */
   async manifestsAt(sha: string, path: string, opts: ReadOptions = {}): Promise<ManifestFile[]> {
     const warn = opts.warn ?? warnOnStderr;
@@ -90,45 +99,63 @@ export class GitRepo implements GitSource {
     const tracked = checkTrackedPath(path);
     // (whether the commit is there is asked only when ls-tree fails: one git run fewer per plan)
     const ls = await this.git(
-      ['ls-tree', '-r', '-z', '--full-tree', sha, '--', ...(tracked ? [tracked] : [])],
+      ['ls-tree', '-r', '-z', '-l', '--full-tree', sha, '--', ...(tracked ? [tracked] : [])],
       [0, 128],
     );
     if (ls.code !== 0) {
       if (!(await this.hasCommit(sha))) throw new GitSourceError(this.gitDir, `commit ${sha} is not in the repository`);
       throw new GitSourceError(this.gitDir, `git ls-tree ${sha} exited ${ls.code}: ${ls.stderr.trim()}`);
     }
-    const blobs: { path: string; id: string; link: boolean }[] = [];
+    const blobs: (ListedBlob & { id: string })[] = [];
     for (const entry of ls.stdout.split('\0')) {
-      // "<mode> blob <id>\t<path>"
-      const m = /^(\d+) blob ([0-9a-f]+)\t(.+)$/s.exec(entry);
-      if (!m) continue;
+      if (!entry) continue;
+      // "<mode> <type> <id> <size, padded; - for a submodule>\t<path>"
+      const m = /^(\d+) (\w+) ([0-9a-f]+) +(\S+)\t(.+)$/s.exec(entry);
+      if (!m) throw new GitSourceError(this.gitDir, `unexpected ls-tree entry ${JSON.stringify(entry.slice(0, 200))}`);
+      // Submodules (commits) are not part of this repository's manifests.
+      if (m[2] !== 'blob') continue;
+      // A blob git cannot size is missing or broken: never taken for a file that is not there.
+      if (!/^\d+$/.test(m[4]!))
+        throw new GitSourceError(this.gitDir, `cannot read ${m[5]} at ${sha.slice(0, 7)}: ls-tree says ${m[4]}`);
       const link = m[1] === '120000';
       // Links of any name are read (their target is their text) only to say where they point.
-      if (link || isManifestFileName(m[3]!.split('/').pop()!)) blobs.push({ id: m[2]!, path: m[3]!, link });
+      if (link || isManifestFileName(m[5]!.split('/').pop()!))
+        blobs.push({ id: m[3]!, size: Number(m[4]), path: m[5]!, link });
     }
-    if (blobs.length === 0) return [];
-    // One git process for all files: cat-file --batch answers "<id> blob <size>\n<bytes>\n" per id.
+    const { read, tooLarge, longLinks } = planReads(sha, tracked, blobs, opts.limits);
+    const files: ManifestFile[] = tooLarge.map((b) => ({ path: b.path, text: '', size: b.size }));
+    for (const b of longLinks)
+      warn(`${symlinkSkipped(b.path, `a target of ${b.size} bytes, not read`)} (commit ${sha.slice(0, 7)})`);
+    if (read.length > 0) {
+      for (const f of await this.blobs(read)) {
+        const text = f.bytes.toString('utf8');
+        if (f.blob.link) warn(`${symlinkSkipped(f.blob.path, text)} (commit ${sha.slice(0, 7)})`);
+        else files.push({ path: f.blob.path, text, bytes: f.bytes });
+      }
+    }
+    return files.sort((a, b) => a.path.localeCompare(b.path));
+  }
+
+  /** The blobs' bytes, in one git process: cat-file --batch answers "<id> blob <size>\n<bytes>\n" per id. */
+  private async blobs<B extends { id: string }>(blobs: readonly B[]): Promise<{ blob: B; bytes: Buffer }[]> {
     const out = await runGit(this.gitDir, ['cat-file', '--batch'], {
       stdin: `${blobs.map((b) => b.id).join('\n')}\n`,
     }).catch((e: unknown) => {
       throw e instanceof CommandError ? new GitSourceError(this.gitDir, e.message) : e;
     });
     const buf = out.stdoutBytes!;
-    const files: ManifestFile[] = [];
+    const got: { blob: B; bytes: Buffer }[] = [];
     let at = 0;
-    for (const b of blobs) {
+    for (const blob of blobs) {
       const nl = buf.indexOf(0x0a, at);
       const header = buf.subarray(at, nl).toString();
       const size = Number(/^[0-9a-f]+ blob (\d+)$/.exec(header)?.[1] ?? NaN);
       if (!Number.isFinite(size))
         throw new GitSourceError(this.gitDir, `unexpected cat-file answer ${JSON.stringify(header)}`);
       // The bytes go along: the loader tells a file that is not UTF-8 from one that is.
-      const bytes = buf.subarray(nl + 1, nl + 1 + size);
-      const text = bytes.toString('utf8');
-      if (b.link) warn(`${symlinkSkipped(b.path, text)} (commit ${sha.slice(0, 7)})`);
-      else files.push({ path: b.path, text, bytes });
+      got.push({ blob, bytes: buf.subarray(nl + 1, nl + 1 + size) });
       at = nl + 1 + size + 1;
     }
-    return files.sort((a, b) => a.path.localeCompare(b.path));
+    return got;
   }
 }

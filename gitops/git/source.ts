@@ -1,7 +1,8 @@
 // Where the planner reads manifests: a local (bare) repository read with git (local-source.ts), or
 // GitHub's API (gitops/github/source.ts). Both answer the same four questions about commits.
 import { NatopsError, PermanentError } from '../../common/errors.ts';
-import type { ManifestFile } from '../manifests/load.ts';
+import type { ManifestIssue } from '../manifests/issues.ts';
+import { DEFAULT_LOAD_LIMITS, type LoadLimits, type ManifestFile } from '../manifests/load.ts';
 import type { ReadOptions } from '../manifests/read-dir.ts';
 
 export interface GitSource {
@@ -71,4 +72,99 @@ export function checkTrackedPath(path: string): string {
     );
   }
   return p;
+}
+
+/** The per-commit limits, by the setting an operator raises them with. */
+const COMMIT_LIMITS = {
+  maxFiles: { setting: 'NATOPS_MANIFEST_MAX_FILES', what: (n: number) => `${n} manifest files` },
+  maxTotalBytes: { setting: 'NATOPS_MANIFEST_MAX_TOTAL_BYTES', what: (n: number) => `${n} bytes of manifests` },
+} as const;
+
+/**
+ * A commit holding more manifests than natops reads (counted from the tree, before any blob is
+ * read). The same commit is refused the same way every time: raising the setting is the fix.
+ */
+export class ManifestLimitError extends PermanentError {
+  readonly setting: string;
+  constructor(
+    readonly sha: string,
+    /** the tracked path, as given */
+    readonly path: string,
+    readonly limit: keyof typeof COMMIT_LIMITS,
+    readonly actual: number,
+    readonly max: number,
+    /** found while reading (a tree without sizes), not from the tree before it */
+    whileReading = false,
+  ) {
+    const l = COMMIT_LIMITS[limit];
+    // Short enough for a commit status (140 characters) after "planning failed: ".
+    const end = whileReading ? 'reading stopped' : 'none was read';
+    super(`commit ${sha.slice(0, 7)}: ${l.what(actual)}, more than ${l.setting} (${max}); ${end}`);
+    this.setting = l.setting;
+  }
+
+  /** As a validation problem that refuses the whole commit (for a check run's annotations and a preview). */
+  issue(): ManifestIssue {
+    return {
+      pos: { file: this.path === '' ? '.' : this.path, line: 1, column: 1 },
+      resource: '-',
+      field: '(commit)',
+      message: this.message,
+      unattributed: true,
+    };
+  }
+}
+
+/** A symbolic link's blob is its target's path: longer than this is not read (PATH_MAX is 4096). */
+export const MAX_LINK_BYTES = 4096;
+
+/** A blob the tree lists under the tracked path, with its size when the tree gives it. */
+export interface ListedBlob {
+  path: string;
+  size?: number | undefined;
+  link: boolean;
+}
+
+/**
+ * What a source reads of a commit, decided from the tree alone: files over `maxFileBytes` and
+ * links over MAX_LINK_BYTES are not read; throws ManifestLimitError when the files to read are
+ * more than `maxFiles` or their bytes more than `maxTotalBytes`. A blob without a size (GitHub
+ * always gives one) counts as empty here; its reader checks its bytes (checkRead).
+ */
+export function planReads<T extends ListedBlob>(
+  sha: string,
+  path: string,
+  blobs: readonly T[],
+  limits: Partial<LoadLimits> = {},
+): { read: T[]; tooLarge: T[]; longLinks: T[] } {
+  const maxFileBytes = limits.maxFileBytes ?? DEFAULT_LOAD_LIMITS.maxFileBytes;
+  const maxFiles = limits.maxFiles ?? DEFAULT_LOAD_LIMITS.maxFiles;
+  const maxTotalBytes = limits.maxTotalBytes ?? DEFAULT_LOAD_LIMITS.maxTotalBytes;
+  const read: T[] = [];
+  const tooLarge: T[] = [];
+  const longLinks: T[] = [];
+  let bytes = 0;
+  for (const b of blobs) {
+    if (b.link && b.size !== undefined && b.size > MAX_LINK_BYTES) longLinks.push(b);
+    else if (!b.link && b.size !== undefined && b.size > maxFileBytes) tooLarge.push(b);
+    else {
+      read.push(b);
+      bytes += b.size ?? 0;
+    }
+  }
+  // Links count as files: each is read (for its warning), whatever its name.
+  const files = read.length + tooLarge.length + longLinks.length;
+  if (files > maxFiles) throw new ManifestLimitError(sha, path, 'maxFiles', files, maxFiles);
+  if (bytes > maxTotalBytes) throw new ManifestLimitError(sha, path, 'maxTotalBytes', bytes, maxTotalBytes);
+  return { read, tooLarge, longLinks };
+}
+
+/**
+ * For a reader whose tree lacked sizes: the bytes read so far against `maxTotalBytes`, checked
+ * after each blob (so at most one blob past the limit is ever held).
+ */
+export function checkRead(sha: string, path: string, bytesSoFar: number, limits: Partial<LoadLimits> = {}): void {
+  const maxTotalBytes = limits.maxTotalBytes ?? DEFAULT_LOAD_LIMITS.maxTotalBytes;
+  if (bytesSoFar > maxTotalBytes)
+    throw new ManifestLimitError(sha, path, 'maxTotalBytes', bytesSoFar, maxTotalBytes, true);
 }

@@ -1,7 +1,14 @@
 // The manifests at a commit through GitHub's trees and blobs APIs. Blobs are addressed by their
 // content, so a cache keyed by blob id is never stale: a file unchanged between commits is
 // fetched once. A recursive tree GitHub truncated is walked again one directory at a time.
-import { checkTrackedPath, GitSourceError, UnknownCommitError, type GitSource } from '../git/source.ts';
+import {
+  checkRead,
+  checkTrackedPath,
+  GitSourceError,
+  planReads,
+  UnknownCommitError,
+  type GitSource,
+} from '../git/source.ts';
 import { DEFAULT_LOAD_LIMITS, isManifestFileName, type ManifestFile } from '../manifests/load.ts';
 import { symlinkSkipped, warnOnStderr, type ReadOptions } from '../manifests/read-dir.ts';
 import { SHA } from '../../common/sha.ts';
@@ -118,19 +125,31 @@ export class GitHubSource implements GitSource {
     const where = await this.lookup(sha, tracked);
     if (!where) return [];
     const entries = 'file' in where ? [where.file] : await this.entriesUnder(where.tree, tracked);
-    const wanted = entries.filter((e) => e.mode === SYMLINK_MODE || isManifestFileName(e.path.split('/').pop()!));
-    const maxBytes = opts.limits?.maxFileBytes ?? DEFAULT_LOAD_LIMITS.maxFileBytes;
-    const files: ManifestFile[] = [];
-    for (const e of wanted) {
-      // Not fetched at all (a pull request from anyone could add a 100 MB file): validation says it is too large.
-      if (e.mode !== SYMLINK_MODE && e.size !== undefined && e.size > maxBytes) {
-        files.push({ path: e.path, text: '', size: e.size });
-        continue;
-      }
+    const listed = entries
+      .filter((e) => e.mode === SYMLINK_MODE || isManifestFileName(e.path.split('/').pop()!))
+      .map((e) => ({ ...e, link: e.mode === SYMLINK_MODE }));
+    // Decided from the tree's sizes, before any blob is fetched: a pull request from anyone could
+    // add a 100 MB file, or thousands of them. Files too large are left for validation to report.
+    const { read, tooLarge, longLinks } = planReads(sha, tracked, listed, opts.limits);
+    const maxFileBytes = opts.limits?.maxFileBytes ?? DEFAULT_LOAD_LIMITS.maxFileBytes;
+    const files: ManifestFile[] = tooLarge.map((e) => ({ path: e.path, text: '', size: e.size }));
+    for (const e of longLinks)
+      warn(`${symlinkSkipped(e.path, `a target of ${e.size} bytes, not read`)} (commit ${sha.slice(0, 7)})`);
+    let total = 0;
+    for (const e of read) {
       const bytes = await this.bytes(e.sha);
+      // (a size the tree did not give is checked on the bytes)
+      if (e.size === undefined) {
+        total += bytes.length;
+        checkRead(sha, tracked, total, opts.limits);
+        if (!e.link && bytes.length > maxFileBytes) {
+          files.push({ path: e.path, text: '', size: bytes.length });
+          continue;
+        }
+      }
       const text = bytes.toString('utf8');
       // A link's blob is its target's path: said, never followed.
-      if (e.mode === SYMLINK_MODE) warn(`${symlinkSkipped(e.path, text)} (commit ${sha.slice(0, 7)})`);
+      if (e.link) warn(`${symlinkSkipped(e.path, text)} (commit ${sha.slice(0, 7)})`);
       else files.push({ path: e.path, text, bytes });
     }
     return files.sort((a, b) => a.path.localeCompare(b.path));

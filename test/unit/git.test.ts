@@ -1,6 +1,6 @@
 // The Git source against a real repository, and the push payload against GitHub's examples.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,7 +10,13 @@ import { parseRefUpdates } from '../../gitops/hook/delivery.ts';
 import { localPushPayload } from '../../gitops/git/local-push.ts';
 import { PushPayload, pushedBranch } from '../../gitops/git/push-event.ts';
 import { GitRepo } from '../../gitops/git/local-source.ts';
-import { checkTrackedPath, GitSourceError, TrackedPathError, UnknownCommitError } from '../../gitops/git/source.ts';
+import {
+  checkTrackedPath,
+  GitSourceError,
+  ManifestLimitError,
+  TrackedPathError,
+  UnknownCommitError,
+} from '../../gitops/git/source.ts';
 import { isRetryable, PermanentError } from '../../common/errors.ts';
 import { run } from '../../common/exec.ts';
 
@@ -189,5 +195,146 @@ describe('git source', () => {
     const b = 'b'.repeat(40);
     assert.deepEqual(parseRefUpdates(`${a} ${b} refs/heads/main\n`), [{ before: a, after: b, ref: 'refs/heads/main' }]);
     assert.throws(() => parseRefUpdates('x y z\n'), /unexpected post-receive line/);
+  });
+});
+
+describe('git source: per-commit limits, from the tree, before any blob is read', () => {
+  let dir: string;
+  let sha: string;
+  let repo: GitRepo;
+  const sizes = new Map<string, number>();
+  const BIG = 9 * 1024 * 1024;
+  /** every git command natops runs, through a git on PATH that logs its arguments */
+  let gitLog: string;
+  let path: string | undefined;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'natops-git-limits-'));
+    const work = join(dir, 'work');
+    const git = (...args: string[]) => run(['git', '-C', work, ...args]);
+    await run(['git', 'init', '--quiet', '--initial-branch=main', work]);
+    await mkdir(join(work, 'net'), { recursive: true });
+    const files: Record<string, string | Buffer> = {
+      'net/a.yaml': 'kind: A\n',
+      'net/b.yaml': 'kind: B\nmetadata: {}\n',
+      'net/c.yml': 'kind: C\n',
+      'net/big.yaml': Buffer.alloc(BIG, 0x61),
+      'net/notes.txt': 'not a manifest, never counted',
+    };
+    for (const [path, text] of Object.entries(files)) await writeFile(join(work, path), text);
+    await symlink('../elsewhere.yaml', join(work, 'net', 'link.yaml'));
+    await git('add', '-A');
+    await git('-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '--quiet', '-m', 'limits');
+    sha = (await git('rev-parse', 'HEAD')).stdout.trim();
+    repo = new GitRepo(join(work, '.git'));
+    for (const line of (await git('ls-tree', '-r', '-l', sha, '--', 'net')).stdout.trim().split('\n')) {
+      const [meta, path] = line.split('\t') as [string, string];
+      sizes.set(path, Number(meta.split(/\s+/)[3]));
+    }
+    const realGit = (await run(['sh', '-c', 'command -v git'])).stdout.trim();
+    gitLog = join(dir, 'git.log');
+    await mkdir(join(dir, 'bin'));
+    await writeFile(
+      join(dir, 'bin', 'git'),
+      [
+        '#!/bin/sh',
+        `for a in "$@"; do printf '%s ' "$a" >> '${gitLog}'; done; echo >> '${gitLog}'`,
+        // what cat-file is asked for comes on stdin: logged too
+        `case " $* " in *" cat-file "*) tee -a '${gitLog}.stdin' | '${realGit}' "$@" ;; *) exec '${realGit}' "$@" ;; esac`,
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    path = process.env.PATH;
+    process.env.PATH = `${join(dir, 'bin')}:${path}`;
+  });
+  after(async () => {
+    process.env.PATH = path;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const quiet = { warn: () => undefined };
+  /** The git commands `f` ran. */
+  const gitRuns = async (f: () => Promise<unknown>): Promise<string[]> => {
+    await writeFile(gitLog, '');
+    await writeFile(`${gitLog}.stdin`, '');
+    await f().catch(() => undefined);
+    return (await readFile(gitLog, 'utf8')).split('\n').filter(Boolean);
+  };
+  const readsBlobs = (runs: string[]) => runs.some((r) => / cat-file /.test(r));
+
+  it('the logging git sees blobs read: what the tests below rely on', async () => {
+    assert.ok(readsBlobs(await gitRuns(() => repo.manifestsAt(sha, 'net', quiet))));
+  });
+
+  it('more manifest files (links count: each is read) than maxFiles: ManifestLimitError naming the setting, no blob read', async () => {
+    const over = () => repo.manifestsAt(sha, 'net', { ...quiet, limits: { maxFiles: 4 } });
+    await assert.rejects(over(), (e: unknown) => {
+      assert.ok(e instanceof ManifestLimitError, String(e));
+      assert.deepEqual([e.limit, e.setting, e.actual, e.max], ['maxFiles', 'NATOPS_MANIFEST_MAX_FILES', 5, 4]);
+      assert.equal(e.retryable, false, 'the same commit fails the same way: not retried');
+      assert.equal(
+        e.message,
+        `commit ${sha.slice(0, 7)}: 5 manifest files, more than NATOPS_MANIFEST_MAX_FILES (4); none was read`,
+      );
+      assert.ok(e.message.length + 'planning failed: '.length <= 140, 'fits a commit status');
+      assert.deepEqual(e.issue(), {
+        pos: { file: 'net', line: 1, column: 1 },
+        resource: '-',
+        field: '(commit)',
+        message: e.message,
+        unattributed: true,
+      });
+      return true;
+    });
+    const runs = await gitRuns(over);
+    assert.ok(runs.length > 0 && !readsBlobs(runs), runs.join('\n'));
+    const atLimit = await repo.manifestsAt(sha, 'net', { ...quiet, limits: { maxFiles: 5 } });
+    assert.equal(atLimit.length, 4, 'at the limit: read (the link is warned about, not returned)');
+  });
+
+  it('more bytes than maxTotalBytes: refused before reading; a file over maxFileBytes is not read and counts no bytes', async () => {
+    const read = ['net/a.yaml', 'net/b.yaml', 'net/c.yml', 'net/link.yaml'].reduce((n, p) => n + sizes.get(p)!, 0);
+    const over = () => repo.manifestsAt(sha, 'net', { ...quiet, limits: { maxTotalBytes: read - 1 } });
+    await assert.rejects(over(), (e: unknown) => {
+      assert.ok(e instanceof ManifestLimitError, String(e));
+      assert.deepEqual([e.limit, e.actual, e.max], ['maxTotalBytes', read, read - 1]);
+      assert.ok(
+        e.message.includes(`${read} bytes of manifests, more than NATOPS_MANIFEST_MAX_TOTAL_BYTES (${read - 1})`),
+        e.message,
+      );
+      return true;
+    });
+    assert.ok(!readsBlobs(await gitRuns(over)));
+    const files = await repo.manifestsAt(sha, 'net', { ...quiet, limits: { maxTotalBytes: read } });
+    const big = files.find((f) => f.path === 'net/big.yaml')!;
+    assert.deepEqual([big.text, big.size, big.bytes], ['', BIG, undefined], 'over maxFileBytes: its size only');
+  });
+
+  it('a file over maxFileBytes is never read: cat-file is not asked for it', async () => {
+    const id = async (p: string) =>
+      (await run(['git', '--git-dir', repo.gitDir, 'rev-parse', `${sha}:${p}`])).stdout.trim();
+    await writeFile(`${gitLog}.stdin`, '');
+    const files = await repo.manifestsAt(sha, 'net', quiet);
+    assert.deepEqual(
+      files.map((f) => [f.path, f.size ?? f.bytes?.length]),
+      [
+        ['net/a.yaml', sizes.get('net/a.yaml')],
+        ['net/b.yaml', sizes.get('net/b.yaml')],
+        ['net/big.yaml', BIG],
+        ['net/c.yml', sizes.get('net/c.yml')],
+      ],
+    );
+    const asked = await readFile(`${gitLog}.stdin`, 'utf8');
+    assert.ok(asked.includes(await id('net/a.yaml')), asked);
+    assert.ok(!asked.includes(await id('net/big.yaml')), asked);
+  });
+
+  it('a blob git cannot size (missing, broken) is an error, never a file that is not there', async () => {
+    const copy = join(dir, 'broken.git');
+    await cp(repo.gitDir, copy, { recursive: true });
+    const id = (await run(['git', '--git-dir', copy, 'rev-parse', `${sha}:net/a.yaml`])).stdout.trim();
+    await unlink(join(copy, 'objects', id.slice(0, 2), id.slice(2)));
+    await assert.rejects(new GitRepo(copy).manifestsAt(sha, 'net', quiet), /cannot read net\/a\.yaml .*BAD/);
   });
 });

@@ -10,7 +10,7 @@ import { run } from '../../common/exec.ts';
 import { connectGitHub, GitHubAuthError, type GitHub } from '../../gitops/github/client.ts';
 import { GitHubSource } from '../../gitops/github/source.ts';
 import { GitRepo } from '../../gitops/git/local-source.ts';
-import { UnknownCommitError } from '../../gitops/git/source.ts';
+import { ManifestLimitError, UnknownCommitError } from '../../gitops/git/source.ts';
 import { makeTestApp } from '../helpers/github/app-keys.ts';
 import { GitHubStandIn } from '../helpers/github/standin.ts';
 
@@ -110,6 +110,64 @@ describe('GitHub as the Git source (stand-in held to the OpenAPI description)', 
     }
     assert.ok(blobs.size >= 5);
     for (const [sha, n] of gh.blobFetches) assert.equal(n, 1, `blob ${sha} fetched ${n} times`);
+  });
+
+  it('a commit over maxFiles or maxTotalBytes is refused from the tree alone: no blob fetched, none taken from the cache', async () => {
+    const cacheReads: string[] = [];
+    const counting = {
+      get: async (sha: string) => {
+        cacheReads.push(sha);
+        return undefined;
+      },
+      set: async () => undefined,
+    };
+    const source = new GitHubSource(github.api, counting);
+    const fetched = new Map(gh.blobFetches);
+    const sha = repo.commits[1]!;
+    // gateways/: a.yaml, deep/b.yml and the link (links count: each is read)
+    await assert.rejects(
+      source.manifestsAt(sha, 'gateways', { warn: () => undefined, limits: { maxFiles: 2 } }),
+      (e: unknown) =>
+        e instanceof ManifestLimitError &&
+        e.setting === 'NATOPS_MANIFEST_MAX_FILES' &&
+        e.actual === 3 &&
+        /3 manifest files, more than NATOPS_MANIFEST_MAX_FILES \(2\); none was read$/.test(e.message),
+    );
+    // 'a: changed\n' (11) + 'b: 2\n' (5) + the link's target '../top.yaml' (11)
+    await assert.rejects(
+      source.manifestsAt(sha, 'gateways', { warn: () => undefined, limits: { maxTotalBytes: 26 } }),
+      (e: unknown) =>
+        e instanceof ManifestLimitError &&
+        e.setting === 'NATOPS_MANIFEST_MAX_TOTAL_BYTES' &&
+        e.actual === 27 &&
+        e.max === 26,
+    );
+    assert.deepEqual(cacheReads, [], 'no blob asked of the cache');
+    assert.deepEqual([...gh.blobFetches], [...fetched], 'no blob fetched from GitHub');
+    const atLimits = { maxFiles: 3, maxTotalBytes: 27 };
+    const files = await source.manifestsAt(sha, 'gateways', { warn: () => undefined, limits: atLimits });
+    assert.deepEqual(
+      files.map((f) => f.path),
+      ['gateways/a.yaml', 'gateways/deep/b.yml'],
+    );
+    assert.equal(cacheReads.length, 3, 'at the limits, every one is read');
+  });
+
+  it('a file over maxFileBytes is not fetched: its size goes to validation', async () => {
+    const source = new GitHubSource(github.api, { get: async () => undefined, set: async () => undefined });
+    const before = gh.count('GET', /\/git\/blobs\//);
+    const files = await source.manifestsAt(repo.commits[1]!, 'gateways', {
+      warn: () => undefined,
+      limits: { maxFileBytes: 5 },
+    });
+    assert.deepEqual(
+      files.map((f) => [f.path, f.text, f.size]),
+      [
+        ['gateways/a.yaml', '', 11],
+        ['gateways/deep/b.yml', 'b: 2\n', undefined],
+      ],
+    );
+    assert.equal(gh.count('GET', /\/git\/blobs\//) - before, 2, 'b.yml and the link only');
   });
 
   it('walks a tree GitHub truncated one directory at a time, and finds the same files', async () => {
