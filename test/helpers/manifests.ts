@@ -7,10 +7,20 @@ import { parse, stringify } from 'yaml';
 import type { ManifestFile } from '../../gitops/manifests/load.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
+import { DEFAULT_GATEWAY_IMAGES } from '../../dataplane/workload-policy.ts';
 
 export const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
 export const SEED_DIR = join(EXAMPLES, 'seed');
 export const SEED_VERBATIM = join(EXAMPLES, 'seed-verbatim.yaml');
+
+/** The image the test cluster runs (scripts/gateway-image.sh makes it; test/helpers/k8s.ts's GATEWAY_IMAGE). */
+export const TEST_CLUSTER_IMAGE = process.env.NATOPS_GATEWAY_IMAGE ?? 'natops/vpc-nat-gw:test';
+
+/**
+ * The images tests' manifests name: the product's default and the test cluster's. The harnesses
+ * that run natops (pipeline.ts, cli.ts) allow these; the product's default stays the one image.
+ */
+export const TEST_GATEWAY_IMAGES: readonly string[] = [...DEFAULT_GATEWAY_IMAGES, TEST_CLUSTER_IMAGE];
 
 /** A manifest as a plain object; tests change it through set()/unset() and may make it invalid. */
 export type Obj = Record<string, unknown>;

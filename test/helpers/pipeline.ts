@@ -15,7 +15,7 @@ import { QUEUE_NAMES, type QueueName } from '../../queue/jobs.ts';
 import { SUMMARY_CONTEXT, type CommitStatus } from '../../state/statuses.ts';
 import { LabHarness } from './lab-harness.ts';
 import { collectLogs, type LogRecord } from './logs.ts';
-import { toFiles, type SeedObjects } from './manifests.ts';
+import { TEST_GATEWAY_IMAGES, toFiles, type SeedObjects } from './manifests.ts';
 
 const NATOPS = fileURLToPath(new URL('../../bin/natops.js', import.meta.url));
 export const SECRET = 'pipeline-test-secret';
@@ -72,6 +72,8 @@ export class PipelineHarness {
         backoffMs: 200,
         lockMs: 2000,
         dataDir: join(dir, 'data'),
+        // the test cluster's image too (test/k8s/gitops.test.ts); as the setting's text, which loadConfig parses
+        gatewayImages: TEST_GATEWAY_IMAGES.join(','),
         ...prepared,
         ...overrides,
       },
@@ -127,6 +129,8 @@ export class PipelineHarness {
           NATOPS_LOCK_MS: String(this.config.lockMs),
           NATOPS_JOB_BACKOFF_MS: String(this.config.backoffMs),
           NATOPS_PREFIX: this.config.prefix,
+          NATOPS_GATEWAY_IMAGES: this.config.gatewayImages.join(','),
+          NATOPS_ALLOW_CONTROL_PLANE: String(this.config.allowControlPlane),
         },
       },
     );

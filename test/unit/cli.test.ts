@@ -50,6 +50,32 @@ describe('natops CLI', () => {
     assert.match(bad.stderr, /NATOPS_MANIFEST_MAX_DEPTH: /);
   });
 
+  it("validate applies the operator's policy: an unlisted image and a control-plane toleration, each at its line", async () => {
+    const seed = await seedObjects();
+    set(seed.config, 'data.image', 'evil.example/x:1');
+    set(seed.gateway, 'spec.tolerations', [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists' }]);
+    const dir = await writeManifestDir(seed);
+    // unset (empty): the product's default, not the tests' list
+    const r = await natops(['validate', dir], { env: { NATOPS_GATEWAY_IMAGES: '', NATOPS_ALLOW_CONTROL_PLANE: '' } });
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(
+      r.stderr,
+      /^\S*00-config\.yaml:\d+:\d+ {2}ConfigMap\/ovn-vpc-nat-gw-config {2}data\.image: image evil\.example\/x:1 is not one the operator allows \(kubeovn\/vpc-nat-gateway:v1\.7\.0\); .*NATOPS_GATEWAY_IMAGES$/m,
+    );
+    assert.match(
+      r.stderr,
+      /^\S*30-nat-gateway\.yaml:\d+:\d+ {2}VpcNatGateway\/ngw {2}spec\.tolerations\[0\]\.key: tolerating node-role\.kubernetes\.io\/control-plane .*NATOPS_ALLOW_CONTROL_PLANE=true$/m,
+    );
+    assert.match(r.stderr, /^natops: 2 problems; nothing was changed$/m);
+    const allowed = await natops(['validate', dir], {
+      env: {
+        NATOPS_GATEWAY_IMAGES: 'kubeovn/vpc-nat-gateway:v1.7.0, evil.example/x:1',
+        NATOPS_ALLOW_CONTROL_PLANE: 'true',
+      },
+    });
+    assert.equal(allowed.code, 0, allowed.stderr);
+  });
+
   it('plan --against another tree shows the port forward change in words and as a rule diff', async () => {
     const seed = await seedObjects();
     const before = await writeManifestDir(seed);
