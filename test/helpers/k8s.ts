@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import {
   CoreV1Api,
+  Exec,
   KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
@@ -18,7 +19,10 @@ import {
 } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { KubernetesRuntime, type KubernetesSettings } from '../../runtime/kubernetes/runtime.ts';
-import { run } from '../../common/exec.ts';
+import { run, type Exec as CommandExec } from '../../common/exec.ts';
+import { CONTAINER } from '../../runtime/kubernetes/objects.ts';
+import { podExec } from '../../runtime/kubernetes/pod-exec.ts';
+import { podReadiness } from '../../runtime/kubernetes/pods.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import { seedSpec, set, type SeedObjects } from './manifests.ts';
 
@@ -195,5 +199,66 @@ export async function seedOnHostVeth(prefix: string): Promise<{ spec: GatewaySpe
   return {
     spec: { ...base, workload: { ...base.workload, image: GATEWAY_IMAGE, nic } },
     remove: async () => void (await run(['ip', 'link', 'del', nic], { okExitCodes: [0, 1] })),
+  };
+}
+
+/**
+ * A pod natops's Deployment did not make, Ready, with the gateway image and container name, the
+ * `labels` given and a marker file: what natops must never exec into. Its controller is a
+ * ConfigMap: a pod without one would be adopted by a ReplicaSet whose selector it matches (and
+ * then it would be that ReplicaSet's). `exec` runs a command in it as the admin.
+ */
+export async function foreignPod(
+  k: KubeHarness,
+  name: string,
+  labels: Record<string, string>,
+): Promise<{ uid: string; exec: CommandExec }> {
+  const core = k.core;
+  const owner = await core.createNamespacedConfigMap({
+    namespace: k.namespace,
+    body: { metadata: { name: `${name}-owner` }, data: { why: 'the controller of a pod natops did not make' } },
+  });
+  const pod = await core.createNamespacedPod({
+    namespace: k.namespace,
+    body: {
+      metadata: {
+        name,
+        labels,
+        annotations: { 'ovn.kubernetes.io/vpc_nat_gw': labels['natops.io/gateway'] ?? 'ngw' },
+        ownerReferences: [
+          {
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            name: owner.metadata!.name!,
+            uid: owner.metadata!.uid!,
+            controller: true,
+          },
+        ],
+      },
+      spec: {
+        terminationGracePeriodSeconds: 0,
+        automountServiceAccountToken: false,
+        containers: [
+          {
+            name: CONTAINER,
+            image: GATEWAY_IMAGE,
+            imagePullPolicy: 'IfNotPresent',
+            command: ['sh', '-c', 'echo foreign > /marker && exec sleep infinity'],
+            securityContext: { privileged: true },
+          },
+        ],
+      },
+    },
+  });
+  const end = Date.now() + 60_000;
+  for (;;) {
+    const p = await core.readNamespacedPod({ name, namespace: k.namespace });
+    if (podReadiness(p).ready) break;
+    if (Date.now() > end) throw new Error(`foreign pod ${name} not ready: ${JSON.stringify(p.status)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    uid: pod.metadata!.uid!,
+    exec: podExec(new Exec(k.admin), { namespace: k.namespace, name, container: CONTAINER }),
   };
 }
