@@ -5,10 +5,12 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { DEFAULT_WORKLOAD_POLICY, type WorkloadPolicy } from '../../dataplane/workload-policy.ts';
+import { decide, type PlanContext } from '../../functions/planner/decide.ts';
 import { formatIssue, ManifestValidationError, refusesCommit } from '../../gitops/manifests/issues.ts';
 import type { ManifestFile } from '../../gitops/manifests/load.ts';
 import { readDesired } from '../../gitops/manifests/read-dir.ts';
 import { validateManifests, type ValidateOptions } from '../../gitops/manifests/validate.ts';
+import type { GatewayRecord, RecordSnapshot } from '../../state/records.ts';
 import {
   gatewayInOwnVpc,
   seedObjects,
@@ -173,5 +175,52 @@ describe('manifests: operator limits on gateways', () => {
     assert.match(issue.message, /describes 3 gateways, more than NATOPS_MANIFEST_MAX_GATEWAYS \(2\)/);
     assert.equal(refusesCommit(issue), true);
     assert.deepEqual([...r.desired.gateways.keys()].sort(), ['gw2', 'ngw']);
+  });
+});
+
+describe('the planner on a commit that breaks the policy', () => {
+  const ctx = (gen: number): PlanContext => ({
+    sha: gen.toString(16).padStart(40, 'a'),
+    gen,
+    cause: 'push',
+    at: gen,
+    planUrl: `plan/${gen}`,
+    jobUrl: (q, id) => `${q}/${id}`,
+  });
+  const twoGateways = (s: SeedObjects) =>
+    s.extra.push(...gatewayInOwnVpc({ gateway: 'gw2', vpc: 'vpc2', subnet: 'sn2', n: 2, eip: '192.168.0.120' }));
+  /** The records once the planner has taken the valid two-gateway seed. */
+  async function planned(): Promise<RecordSnapshot> {
+    const d = decide(await validate(twoGateways), { gateways: new Map(), networks: undefined }, ctx(1));
+    const gateways = new Map<string, GatewayRecord>();
+    for (const w of d.writes)
+      if (w.target.kind === 'gateway' && w.record) gateways.set(w.target.name, w.record as GatewayRecord);
+    assert.deepEqual([...gateways.keys()].sort(), ['gw2', 'ngw']);
+    return { gateways, networks: undefined };
+  }
+
+  it('an unlisted image changes nothing: no record written, no flow, no gateway removed', async () => {
+    const r = await validate((s) => {
+      twoGateways(s);
+      set(s.config, 'data.image', EVIL);
+    });
+    const d = decide(r, await planned(), ctx(2));
+    assert.deepEqual([d.writes, d.flows], [[], []]);
+    assert.equal(d.commit?.state, 'failure');
+    assert.match(d.commit!.description, /data\.image: image evil\.example\/x:1 is not one the operator allows/);
+  });
+
+  it('a placement breach leaves its gateway as it was; the other is planned and nothing is removed', async () => {
+    const r = await validate((s) => {
+      twoGateways(s);
+      set(s.gateway, 'spec.tolerations', [{ operator: 'Exists' }]);
+    });
+    const d = decide(r, await planned(), ctx(2));
+    assert.match(d.summary, /ngw: invalid/);
+    assert.doesNotMatch(d.summary, /removed/);
+    assert.equal(
+      d.flows.some((f) => f.jobs.some((j) => j.kind === 'gateway-delete')),
+      false,
+    );
   });
 });
