@@ -12,7 +12,7 @@ import type { GatewayRuntime } from '../../runtime/runtime.ts';
 import { inNamespace } from '../../runtime/netns/netns.ts';
 import { IPTABLES_PROGRAMS } from '../../dataplane/model.ts';
 import { gatewayIptables } from '../../runtime/gateway-io.ts';
-import { writeManifestDir, type SeedObjects } from './manifests.ts';
+import { TEST_WORKLOAD_POLICY, writeManifestDir, type SeedObjects } from './manifests.ts';
 
 const NATOPS = fileURLToPath(new URL('../../bin/natops.js', import.meta.url));
 const TOOLS = [
@@ -53,7 +53,8 @@ export class LabHarness {
    * (a Kubernetes runtime's pods attach to the lab through its host attachment points).
    */
   async apply(seed: SeedObjects, runtime?: GatewayRuntime): Promise<GatewayResult[]> {
-    const desired = await readDesired(await writeManifestDir(seed));
+    // the Kubernetes tests' seeds name the test cluster's image
+    const desired = await readDesired(await writeManifestDir(seed), { limits: { policy: TEST_WORKLOAD_POLICY } });
     const network = networkModel(desired);
     await this.lab.up(network);
     if (runtime) await this.lab.attachHost(network);

@@ -7,7 +7,7 @@ import { parse, stringify } from 'yaml';
 import type { ManifestFile } from '../../gitops/manifests/load.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
-import { DEFAULT_GATEWAY_IMAGES } from '../../dataplane/workload-policy.ts';
+import { DEFAULT_GATEWAY_IMAGES, type WorkloadPolicy } from '../../dataplane/workload-policy.ts';
 
 export const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
 export const SEED_DIR = join(EXAMPLES, 'seed');
@@ -21,6 +21,9 @@ export const TEST_CLUSTER_IMAGE = process.env.NATOPS_GATEWAY_IMAGE ?? 'natops/vp
  * that run natops (pipeline.ts, cli.ts) allow these; the product's default stays the one image.
  */
 export const TEST_GATEWAY_IMAGES: readonly string[] = [...DEFAULT_GATEWAY_IMAGES, TEST_CLUSTER_IMAGE];
+
+/** The product's workload policy with TEST_GATEWAY_IMAGES: for in-process validation of the cluster's manifests. */
+export const TEST_WORKLOAD_POLICY: WorkloadPolicy = { images: TEST_GATEWAY_IMAGES, allowControlPlane: false };
 
 /** A manifest as a plain object; tests change it through set()/unset() and may make it invalid. */
 export type Obj = Record<string, unknown>;
