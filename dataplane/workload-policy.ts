@@ -58,9 +58,10 @@ export function normalizeImage(ref: string): string {
 }
 
 /**
- * Whether `image` is one the policy lists. An entry matches exactly (after normalizeImage); an
- * entry `repo@sha256:…` also allows `repo:tag@sha256:…`, which the runtime pulls by the same
- * digest. An entry `repo:tag` allows no digest: `repo:tag@sha256:…` may be any image of the repo.
+ * Whether `image` is one the policy lists. An entry matches exactly (after normalizeImage); a
+ * digest entry (`repo@sha256:…` or `repo:tag@sha256:…`) allows that repository and digest with
+ * any tag or none, since the runtime pulls by the digest. An entry `repo:tag` allows no digest:
+ * `repo:tag@sha256:…` may be any image of the repository.
  */
 export function imageAllowed(image: string, images: readonly string[]): boolean {
   if (images.includes('*')) return true;
@@ -68,7 +69,7 @@ export function imageAllowed(image: string, images: readonly string[]): boolean 
   const byDigest = digestForm(wanted);
   return images.some((entry) => {
     const allowed = normalizeImage(entry);
-    return allowed === wanted || (allowed.includes('@') && allowed === byDigest);
+    return allowed === wanted || (allowed.includes('@') && digestForm(allowed) === byDigest);
   });
 }
 

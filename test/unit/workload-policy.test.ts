@@ -65,6 +65,10 @@ describe('workload policy: images', () => {
     const images = [`registry.example:5000/nat/gw@${DIGEST}`, 'kubeovn/vpc-nat-gateway:v1.7.0'];
     assert.equal(imageAllowed(`registry.example:5000/nat/gw@${DIGEST}`, images), true);
     assert.equal(imageAllowed(`registry.example:5000/nat/gw:v2@${DIGEST}`, images), true);
+    assert.equal(
+      imageAllowed(`registry.example:5000/nat/gw@${DIGEST}`, [`registry.example:5000/nat/gw:v2@${DIGEST}`]),
+      true,
+    );
     assert.equal(imageAllowed(`registry.example:5000/nat/gw@sha256:${'b'.repeat(64)}`, images), false);
     assert.equal(imageAllowed(`registry.example:5000/nat/other@${DIGEST}`, images), false);
     assert.equal(imageAllowed('registry.example:5000/nat/gw', images), false);
