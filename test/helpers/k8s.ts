@@ -24,7 +24,9 @@ import { CONTAINER } from '../../runtime/kubernetes/objects.ts';
 import { podExec } from '../../runtime/kubernetes/pod-exec.ts';
 import { podReadiness } from '../../runtime/kubernetes/pods.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
-import { seedSpec, set, type SeedObjects } from './manifests.ts';
+import type { ReadOptions } from '../../gitops/manifests/read-dir.ts';
+import { DEFAULT_WORKLOAD_POLICY } from '../../dataplane/workload-policy.ts';
+import { seedSpec, set, TEST_GATEWAY_IMAGES, type SeedObjects } from './manifests.ts';
 
 export const KUBECONFIG = process.env.KUBECONFIG ?? '/var/lib/natops-k8s/kubeconfig';
 /** loaded into the cluster by .ci/run (scripts/gateway-image.sh, then cluster.sh load-image) */
@@ -179,6 +181,11 @@ export class KubeHarness {
     await rm(this.dir, { recursive: true, force: true });
   }
 }
+
+/** readDesired's options for manifests naming the test cluster's image (the operator's policy allows it here). */
+export const CLUSTER_READ: ReadOptions = {
+  limits: { policy: { ...DEFAULT_WORKLOAD_POLICY, images: TEST_GATEWAY_IMAGES } },
+};
 
 /** The seed for the cluster: the test image, and an external nic of the test's own (a host interface the lab makes). */
 export function forCluster(seed: SeedObjects): SeedObjects {

@@ -7,7 +7,7 @@ import { readDesired } from '../../gitops/manifests/read-dir.ts';
 import { deploymentName } from '../../runtime/kubernetes/objects.ts';
 import { GatewayNotReadyError, type KubernetesRuntime } from '../../runtime/kubernetes/runtime.ts';
 import { GatewaysFailedError, reconcileGateway } from '../../runtime/reconcile.ts';
-import { forCluster, KubeHarness } from '../helpers/k8s.ts';
+import { CLUSTER_READ, forCluster, KubeHarness } from '../helpers/k8s.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 import { seedObjects, set, writeManifestDir, type SeedObjects } from '../helpers/manifests.ts';
 
@@ -30,7 +30,8 @@ describe('Kubernetes runtime: pods that fail and pods that are replaced', () => 
 
   it("an image the node does not have fails the apply with the kubelet's reason; the next apply works", async () => {
     const broken = structuredClone(seed);
-    set(broken.config, 'data.image', 'natops/no-such-image:none');
+    // allowed (Kube-OVN's own image, the policy's default) but not on the node, and no registry is reachable
+    set(broken.config, 'data.image', 'kubeovn/vpc-nat-gateway:v1.7.0');
     await assert.rejects(h.apply(broken, runtime), (e: Error) => {
       const failure = e instanceof GatewaysFailedError ? e.failures[0]?.error : e;
       assert.ok(failure instanceof GatewayNotReadyError, String(failure));
@@ -71,7 +72,7 @@ describe('Kubernetes runtime: pods that fail and pods that are replaced', () => 
       assert.notEqual(handle.location, `pod ${k.namespace}/${old}`);
       const live = await handle.readState();
       assert.equal(live.nat.SHARED_DNAT, undefined, 'the new pod starts without the rules');
-      const spec = (await readDesired(await writeManifestDir(seed))).gateways.get('ngw')!;
+      const spec = (await readDesired(await writeManifestDir(seed), CLUSTER_READ)).gateways.get('ngw')!;
       const result = await reconcileGateway(runtime, spec);
       assert.equal(result.action, 'update');
       assert.equal(await h.tcp('ext', '192.168.0.112', 8888), 'web 192.168.0.50');

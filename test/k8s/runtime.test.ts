@@ -14,7 +14,7 @@ import { IPTABLES_PROGRAMS } from '../../dataplane/model.ts';
 import type { KubernetesRuntime } from '../../runtime/kubernetes/runtime.ts';
 import { readDesired } from '../../gitops/manifests/read-dir.ts';
 import { natops } from '../helpers/cli.ts';
-import { forCluster, GATEWAY_IMAGE, KubeHarness } from '../helpers/k8s.ts';
+import { CLUSTER_READ, forCluster, GATEWAY_IMAGE, KubeHarness } from '../helpers/k8s.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 import { writeManifestDir, type SeedObjects } from '../helpers/manifests.ts';
 import { scenarioManifests, startScenario } from '../helpers/scenario.ts';
@@ -160,7 +160,7 @@ describe('Kubernetes runtime: the seed as a pod', () => {
   });
 
   it('removes the Deployment and, with the last gateway, the external network it made', async () => {
-    const desired = await readDesired(await writeManifestDir(seed));
+    const desired = await readDesired(await writeManifestDir(seed), CLUSTER_READ);
     const results = await reconcileAll(
       runtime,
       [...desired.gateways.values()].filter((g) => g.name !== 'ngw'),
