@@ -2,7 +2,9 @@
 // that is not ready, and the exit code it reads from an exec status.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Event, V1Deployment, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
+import { applyConflict } from '../../runtime/kubernetes/api.ts';
+import { notOwnedReason } from '../../runtime/kubernetes/ownership.ts';
 import {
   externalNetwork,
   gatewayDeployment,
@@ -186,5 +188,82 @@ describe('pod readiness', () => {
       2,
     );
     assert.equal(exitCodeOf({ status: 'Failure', reason: 'InternalError', message: 'container not found' }), undefined);
+  });
+});
+
+describe("which pod is the gateway's own", () => {
+  const d: V1Deployment = { metadata: { name: 'vpc-nat-gw-ngw', uid: 'd-1' } };
+  const rs: V1ReplicaSet = {
+    metadata: {
+      name: 'vpc-nat-gw-ngw-abc',
+      uid: 'rs-1',
+      ownerReferences: [
+        { apiVersion: 'apps/v1', kind: 'Deployment', name: 'vpc-nat-gw-ngw', uid: 'd-1', controller: true },
+      ],
+    },
+  };
+  const own = (over: Partial<V1Pod['spec']> = {}, owners = [rsRef('rs-1')]): V1Pod => ({
+    metadata: {
+      name: 'vpc-nat-gw-ngw-abc-x',
+      labels: { 'app.kubernetes.io/managed-by': 'natops', 'natops.io/instance': 'prod', 'natops.io/gateway': 'ngw' },
+      ownerReferences: owners,
+    },
+    spec: { containers: [{ name: 'vpc-nat-gw' }], ...over },
+  });
+  function rsRef(uid: string) {
+    return { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'vpc-nat-gw-ngw-abc', uid, controller: true };
+  }
+  const why = (pod: V1Pod, replicaSet: V1ReplicaSet | undefined = rs, expect = { instance: 'prod', gateway: 'ngw' }) =>
+    notOwnedReason(pod, d, expect, async () => replicaSet);
+
+  it('its own: natops labels, the container, controlled by a ReplicaSet of the Deployment UID', async () => {
+    assert.equal(await why(own()), undefined);
+  });
+
+  it('not its own: another instance, the host network, no container, another controller, another Deployment', async () => {
+    assert.match((await why(own(), rs, { instance: 'staging', gateway: 'ngw' }))!, /lacks natops's labels/);
+    assert.match((await why(own({ hostNetwork: true })))!, /host's network/);
+    assert.match((await why(own({ containers: [{ name: 'other' }] })))!, /no container vpc-nat-gw/);
+    assert.match((await why(own({}, [])))!, /no controller/);
+    const cm = { apiVersion: 'v1', kind: 'ConfigMap', name: 'x', uid: 'c', controller: true };
+    assert.match((await why(own({}, [cm])))!, /its controller is ConfigMap x, not a ReplicaSet/);
+    assert.match(
+      (await notOwnedReason(own(), d, { instance: 'prod', gateway: 'ngw' }, async () => undefined))!,
+      /ReplicaSet is gone/,
+    );
+    assert.match(
+      (await why(own({}, [rsRef('rs-old')])))!,
+      /ReplicaSet is gone/,
+      'a ReplicaSet of that name made again',
+    );
+    const other = structuredClone(rs);
+    other.metadata!.ownerReferences![0]!.uid = 'd-2';
+    assert.match((await why(own(), other))!, /belongs to another Deployment \(UID d-2, not d-1\)/);
+  });
+});
+
+describe('server-side apply conflicts', () => {
+  it('names the other managers and their fields, from the API status', () => {
+    const body = JSON.stringify({
+      kind: 'Status',
+      reason: 'Conflict',
+      details: {
+        causes: [
+          { reason: 'FieldManagerConflict', message: 'conflict with "ops-team"', field: '.spec.replicas' },
+          {
+            reason: 'FieldManagerConflict',
+            message: 'conflict with "kubectl-edit" using apps/v1',
+            field: '.metadata.labels.x',
+          },
+        ],
+      },
+      code: 409,
+    });
+    assert.deepEqual(applyConflict({ code: 409, body }), {
+      managers: ['ops-team', 'kubectl-edit'],
+      fields: ['.spec.replicas', '.metadata.labels.x'],
+    });
+    assert.equal(applyConflict({ code: 409, body: JSON.stringify({ reason: 'Conflict', details: {} }) }), undefined);
+    assert.equal(applyConflict({ code: 422, body }), undefined);
   });
 });
