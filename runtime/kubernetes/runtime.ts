@@ -101,7 +101,7 @@ export class KubernetesRuntime implements GatewayRuntime {
   ) {
     if (!isLabelValue(settings.instance) || !settings.instance)
       throw new PermanentError(
-        `natops instance "${settings.instance}" is not a Kubernetes label value (at most 63 letters, digits, "-", "_", ".", alphanumeric at both ends): set NATOPS_INSTANCE`,
+        `natops instance "${settings.instance}" (NATOPS_INSTANCE, else NATOPS_PREFIX) is not a Kubernetes label value (at most 63 letters, digits, "-", "_", ".", alphanumeric at both ends): set NATOPS_INSTANCE`,
       );
     this.apps = kc.makeApiClient(AppsV1Api);
     this.core = kc.makeApiClient(CoreV1Api);

@@ -2,7 +2,15 @@
 // that is not ready, and the exit code it reads from an exec status.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { CoreV1Event, V1Deployment, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
+import {
+  type CoreV1Event,
+  KubeConfig,
+  type V1Deployment,
+  type V1Pod,
+  type V1ReplicaSet,
+} from '@kubernetes/client-node';
+import { PermanentError } from '../../common/errors.ts';
+import { KubernetesRuntime } from '../../runtime/kubernetes/runtime.ts';
 import { applyConflict } from '../../runtime/kubernetes/api.ts';
 import { notOwnedReason } from '../../runtime/kubernetes/ownership.ts';
 import {
@@ -70,6 +78,18 @@ describe('Kubernetes objects', () => {
     assert.equal(isLabelValue('natops'), true);
     assert.equal(isLabelValue('natops_'), false, 'NATOPS_PREFIX allows what a label value does not');
     assert.equal(isLabelValue('a'.repeat(64)), false);
+    // refused before the runtime does anything: no object could carry it
+    assert.throws(
+      () =>
+        new KubernetesRuntime(new KubeConfig(), {
+          namespace: 'ns',
+          mode: 'kube-ovn',
+          instance: 'natops_',
+          readyTimeoutMs: 1000,
+          commandTimeoutMs: 1000,
+        }),
+      (e: unknown) => e instanceof PermanentError && /NATOPS_INSTANCE/.test(e.message),
+    );
   });
 
   it('a changed attachment (the subnet gateway, the nic) changes the pod template, so the pod rolls', async () => {
