@@ -24,7 +24,7 @@ import { gatewayTarget } from '../state/records.ts';
 import { podExec } from '../runtime/kubernetes/pod-exec.ts';
 import { gatewayIptables } from '../runtime/gateway-io.ts';
 import { reconcileGateway } from '../runtime/reconcile.ts';
-import { forCluster, KubeHarness } from '../test/helpers/k8s.ts';
+import { CLUSTER_READ, forCluster, KubeHarness } from '../test/helpers/k8s.ts';
 import { seedObjects, set, writeManifestDir } from '../test/helpers/manifests.ts';
 import { PipelineHarness } from '../test/helpers/pipeline.ts';
 
@@ -168,7 +168,7 @@ async function main(): Promise<void> {
     );
 
     // ---- apply N forwards --------------------------------------------------------------------------
-    const base = (await readDesired(await writeManifestDir(seed))).gateways.get('ngw')!;
+    const base = (await readDesired(await writeManifestDir(seed), CLUSTER_READ)).gateways.get('ngw')!;
     const pod = k.runtime();
     // The netns gateway stands beside the pod on the same lab: another lanIp and other EIPs, so
     // neither answers for the other.
@@ -184,7 +184,7 @@ async function main(): Promise<void> {
       { eip: '192.168.0.212', externalPort: 8888, protocol: 'tcp', internalIp: '10.0.1.10', internalPort: 80 },
     ]);
     set(other.gateway, 'spec.snatRules', []);
-    const netnsBase = (await readDesired(await writeManifestDir(other))).gateways.get('nsgw')!;
+    const netnsBase = (await readDesired(await writeManifestDir(other), CLUSTER_READ)).gateways.get('nsgw')!;
     const netns = new NetnsRuntime(p.lab.lab);
     await reconcileGateway(netns, netnsBase);
 

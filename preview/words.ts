@@ -25,7 +25,7 @@ export function verdict(p: Preview): { ok: boolean; text: string } {
     return {
       ok: false,
       text:
-        `The head is refused as a whole: ${plural(unreadable, 'validation error')} make${unreadable === 1 ? 's' : ''} a manifest unreadable, ` +
+        `The head is refused as a whole by ${plural(unreadable, 'validation error')} (an unreadable manifest, or a rule the operator sets), ` +
         'so nothing would be applied: every gateway stays as it is.',
     };
   }

@@ -14,12 +14,16 @@ export class ConfigError extends NatopsError {}
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const int = (min: number) => z.coerce.number().int().min(min);
-const commaList = z.string().transform((s) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean),
-);
+/** a list: comma-separated in the environment, an array from code */
+const commaList = z.union([
+  z.array(z.string().min(1)),
+  z.string().transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  ),
+]);
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const hostPort = z.string().regex(/^[^:]+:\d+$/, 'host:port');
 

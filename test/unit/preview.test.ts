@@ -370,7 +370,7 @@ describe('preview: an invalid, refused or disabled head', () => {
     checkMarkdown(md);
     assert.match(
       md,
-      /^⛔ \*\*The head is refused as a whole: 1 validation error makes a manifest unreadable, so nothing would be applied: every gateway stays as it is\.\*\* No gateway would change\.$/m,
+      /^⛔ \*\*The head is refused as a whole by 1 validation error \(an unreadable manifest, or a rule the operator sets\), so nothing would be applied: every gateway stays as it is\.\*\* No gateway would change\.$/m,
     );
     assert.match(md, /^- \[`50-broken\.yaml:5:4`\]/m);
     assert.doesNotMatch(md, /SHARED_DNAT/);
