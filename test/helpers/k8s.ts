@@ -25,8 +25,7 @@ import { podExec } from '../../runtime/kubernetes/pod-exec.ts';
 import { podReadiness } from '../../runtime/kubernetes/pods.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import type { ReadOptions } from '../../gitops/manifests/read-dir.ts';
-import { DEFAULT_WORKLOAD_POLICY } from '../../dataplane/workload-policy.ts';
-import { seedSpec, set, TEST_GATEWAY_IMAGES, type SeedObjects } from './manifests.ts';
+import { seedSpec, set, TEST_WORKLOAD_POLICY, type SeedObjects } from './manifests.ts';
 
 export const KUBECONFIG = process.env.KUBECONFIG ?? '/var/lib/natops-k8s/kubeconfig';
 /** loaded into the cluster by .ci/run (scripts/gateway-image.sh, then cluster.sh load-image) */
