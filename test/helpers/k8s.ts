@@ -182,9 +182,7 @@ export class KubeHarness {
 }
 
 /** readDesired's options for manifests naming the test cluster's image (the operator's policy allows it here). */
-export const CLUSTER_READ: ReadOptions = {
-  limits: { policy: { ...DEFAULT_WORKLOAD_POLICY, images: TEST_GATEWAY_IMAGES } },
-};
+export const CLUSTER_READ: ReadOptions = { limits: { policy: TEST_WORKLOAD_POLICY } };
 
 /** The seed for the cluster: the test image, and an external nic of the test's own (a host interface the lab makes). */
 export function forCluster(seed: SeedObjects): SeedObjects {
