@@ -19,7 +19,12 @@ export interface QueueSettings {
   prefix: string;
   attempts: number;
   backoffMs: number;
+  /** failed jobs each queue keeps (besides for 30 days at most): NATOPS_FAILED_JOBS_KEEP */
+  failedJobsKeep?: number;
 }
+
+/** Failed jobs kept per queue when not configured (NATOPS_FAILED_JOBS_KEEP's default). */
+export const FAILED_JOBS_KEEP = 1000;
 
 /** BullMQ needs connections that retry forever (workers block on Redis). */
 export function redisConnection(url: string): Redis {
@@ -33,7 +38,8 @@ export function jobOptions(s: QueueSettings): JobsOptions {
     attempts: s.attempts,
     backoff: { type: 'exponential', delay: s.backoffMs },
     removeOnComplete: { age: 7 * 24 * 3600, count: 5000 },
-    removeOnFail: { age: 30 * 24 * 3600 },
+    // Counted too: a failure storm (every handler failing five times) must not keep every spec.
+    removeOnFail: { age: 30 * 24 * 3600, count: s.failedJobsKeep ?? FAILED_JOBS_KEEP },
   };
 }
 
@@ -52,6 +58,9 @@ export function cappedBackoff(attemptsMade: number, baseMs: number, random = Mat
   const delay = Math.min(GITHUB_MAX_BACKOFF_MS, baseMs * 2 ** Math.max(0, attemptsMade - 1));
   return Math.round(delay * (0.8 + 0.2 * random()));
 }
+
+/** The deduplication id of a pull request's re-renders: at most one waits at a time. */
+export const rerenderId = (number: number) => `rerender-${number}`;
 
 export class Queues {
   readonly byName: Record<QueueName, Queue>;
@@ -77,20 +86,25 @@ export class Queues {
     await this.byName.plan.add('plan', jobData(job), { jobId: `delivery-${job.delivery}` });
   }
 
-  /** A pull request's preview job: a delivery's once (its id is the job id); a re-render each time asked. */
+  /**
+   * A pull request's preview job: a delivery's once (its id is the job id). A re-render of one
+   * pull request is one job however often asked: while one waits, asking again adds nothing (it
+   * reads what is newest when it runs); while one runs, one more follows it.
+   */
   async addPreview(job: PreviewJob): Promise<void> {
-    const jobId =
-      job.action === 'rerender'
-        ? `rerender-${job.number}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`
-        : `delivery-${job.delivery}`;
+    const rerender = job.action === 'rerender';
+    const jobId = rerender
+      ? `rerender-${job.number}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`
+      : `delivery-${job.delivery}`;
     // A delivery whose job failed for good is kept by BullMQ and would block its id: a
     // redelivery of it must run again.
-    const previous = await this.byName.preview.getJob(jobId);
+    const previous = rerender ? undefined : await this.byName.preview.getJob(jobId);
     if (previous && (await previous.getState()) === 'failed') await previous.remove();
     await this.byName.preview.add(job.action, jobData(job), {
       jobId,
       attempts: GITHUB_ATTEMPTS,
       backoff: { type: 'capped' },
+      ...(rerender ? { deduplication: { id: rerenderId(job.number), keepLastIfActive: true } } : {}),
     });
   }
 

@@ -181,21 +181,20 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const records = new Records(connection, c.prefix);
   const queues = new Queues(
     connection,
-    { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs },
+    { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs, failedJobsKeep: c.failedJobsKeep },
     (m) => opts.log.error(m),
   );
   const statuses = new StatusBook(
     connection,
     c.prefix,
     (sha) => `${publicUrl.replace(/\/$/, '')}${COMMITS_PATH}#c-${sha}`,
+    { days: c.statusKeepDays, commits: c.commitsKeep },
   );
   // The process that serves the webhook decides whether statuses go to GitHub; every process then marks them.
   if (opts.http) await statuses.trackForGitHub(github !== undefined);
-  const blobs = {
-    get: (sha: string) => store.blob(sha),
-    set: (sha: string, bytes: Buffer) => store.saveBlob(sha, bytes),
-  };
-  const onGitHub = github ? new GitHubSource(github.api, blobs) : undefined;
+  // Pull requests' blobs are cached apart from the branch's: an hour, byte-capped (store.ts).
+  const onGitHub = github ? new GitHubSource(github.api, store.trackedBlobs()) : undefined;
+  const forPreviews = github ? new GitHubSource(github.api, store.pullRequestBlobs()) : undefined;
   const source: GitSource | undefined = c.source === 'github' ? onGitHub : c.repo ? new GitRepo(c.repo) : undefined;
   const previews = new PreviewBook(connection, c.prefix);
   const metrics = createMetrics({ queues, records, workerQueues: opts.queues, deployment: opts.http });
@@ -220,7 +219,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
     limits: manifestRules(c),
     github,
     previews,
-    previewSource: onGitHub,
+    previewSource: forPreviews,
     maxRemovals: c.resyncMaxRemovals,
   };
   const catchUpEnv = { repo: env.repo, store, queues, branch: c.branch, log: opts.log };

@@ -2,6 +2,7 @@
 // leases, the tracked branch's head, deliveries seen, repairs done.
 import type { ChainableCommander, Redis } from 'ioredis';
 import { z } from 'zod';
+import type { BlobCache } from '../gitops/github/source.ts';
 import { ManifestIssueSchema, type ManifestIssue } from '../gitops/manifests/issues.ts';
 import type { Target } from './records.ts';
 
@@ -31,6 +32,24 @@ const HISTORY = 200;
 /** How long a delivery id is remembered: a week, longer than GitHub offers redelivery. */
 const DELIVERY_MEMORY_S = 7 * 24 * 3600;
 
+/** The tracked branch's blobs: a file unchanged between commits is fetched once a month. */
+const BLOB_TTL_S = 30 * 24 * 3600;
+/** A pull request's blobs (anyone's, on a public repository): kept an hour, for its re-renders. */
+export const PR_BLOB_TTL_S = 3600;
+/** At most this many bytes of pull requests' blobs are cached per hour (so at most twice this is held). */
+export const PR_BLOB_BYTES_PER_HOUR = 64 * 1024 * 1024;
+
+// KEYS: the blob's key, the bytes cached this window. ARGV: the bytes, their size, the cap, the TTL.
+// The window starts with its first write and lasts the TTL, so every blob it let in is gone by
+// the end of the next one.
+const SAVE_CAPPED = `
+redis.call('set', KEYS[2], 0, 'EX', ARGV[4], 'NX')
+if tonumber(redis.call('get', KEYS[2])) + tonumber(ARGV[2]) > tonumber(ARGV[3]) then return 0 end
+redis.call('incrby', KEYS[2], ARGV[2])
+redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[4])
+return 1
+`;
+
 /** More problems than anyone reads in a check run (GitHub takes 50 annotations per request). */
 const MAX_ISSUES = 1000;
 
@@ -43,9 +62,11 @@ async function execAll(m: ChainableCommander): Promise<void> {
 }
 
 export class Store {
+  /** `prBlobBytesPerHour`: the cap on pull requests' cached blobs (a test makes it small) */
   constructor(
     readonly redis: Redis,
     readonly prefix: string,
+    private readonly prBlobBytesPerHour = PR_BLOB_BYTES_PER_HOUR,
   ) {}
 
   // natops's own keys live under `sys:`; gateway records and leases under `gw:` and
@@ -89,7 +110,44 @@ export class Store {
   }
 
   async saveBlob(sha: string, bytes: Buffer): Promise<void> {
-    await this.redis.set(this.key('blob', sha), bytes, 'EX', 30 * 24 * 3600);
+    await this.redis.set(this.key('blob', sha), bytes, 'EX', BLOB_TTL_S);
+  }
+
+  /** A blob read for a pull request, if still cached (an hour). */
+  async prBlob(sha: string): Promise<Buffer | undefined> {
+    return (await this.redis.getBuffer(this.key('pr-blob', sha))) ?? undefined;
+  }
+
+  /** Caches a pull request's blob for an hour, unless this hour's bytes are spent; whether it was. */
+  async savePrBlob(sha: string, bytes: Buffer): Promise<boolean> {
+    const saved = await this.redis.eval(
+      SAVE_CAPPED,
+      2,
+      this.key('pr-blob', sha),
+      this.key('pr-blob-bytes'),
+      bytes,
+      String(bytes.length),
+      String(this.prBlobBytesPerHour),
+      String(PR_BLOB_TTL_S),
+    );
+    return saved === 1;
+  }
+
+  /** The blob cache of the tracked branch's commits: a month. */
+  trackedBlobs(): BlobCache {
+    return { get: (sha) => this.blob(sha), set: (sha, bytes) => this.saveBlob(sha, bytes) };
+  }
+
+  /**
+   * The blob cache of pull requests: what the branch's cache holds (a head shares most files
+   * with its base), else an hour's, byte-capped cache. A pull request's own blobs never go in the
+   * month-long one: on a public repository anyone can open one.
+   */
+  pullRequestBlobs(): BlobCache {
+    return {
+      get: async (sha) => (await this.blob(sha)) ?? (await this.prBlob(sha)),
+      set: async (sha, bytes) => void (await this.savePrBlob(sha, bytes)),
+    };
   }
 
   /** The manifest problems of a commit, for its check run's annotations (a week). */
