@@ -27,6 +27,9 @@ export type RuntimeConfig =
       prefix: string;
       networkMode: NetworkMode;
       podReadyTimeoutMs: number;
+      /** the operator's workload policy (NATOPS_GATEWAY_IMAGES, NATOPS_ALLOW_CONTROL_PLANE) */
+      gatewayImages: readonly string[];
+      allowControlPlane: boolean;
     };
 
 export interface Runtimes {
@@ -73,6 +76,7 @@ export async function makeRuntimes(c: RuntimeConfig, warn: (m: string) => void):
       instance: c.instance ?? c.prefix,
       readyTimeoutMs: c.podReadyTimeoutMs,
       commandTimeoutMs: c.commandTimeoutMs,
+      policy: { images: c.gatewayImages, allowControlPlane: c.allowControlPlane },
     },
     warn,
   );

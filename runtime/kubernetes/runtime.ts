@@ -16,6 +16,7 @@ import {
 import { NatopsError, PermanentError } from '../../common/errors.ts';
 import type { Exec as CommandExec } from '../../common/exec.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
+import { type WorkloadPolicy, workloadPolicyViolations } from '../../dataplane/workload-policy.ts';
 import { readGatewayState, runCommands } from '../gateway-io.ts';
 import type { GatewayHandle, GatewayRuntime } from '../runtime.ts';
 import { api, ApplyConflictError, applyConflict, KubernetesApiError, maybe, statusOf } from './api.ts';
@@ -58,6 +59,11 @@ export interface KubernetesSettings {
   readyTimeoutMs: number;
   /** every command in a gateway is given up after this long */
   commandTimeoutMs: number;
+  /**
+   * the images and placement the operator allows; checked again here because a gateway's spec
+   * reaches the runtime through Redis, which is not Git (validation checked the manifests)
+   */
+  policy: WorkloadPolicy;
 }
 
 export const FIELD_MANAGER = 'natops';
@@ -190,6 +196,11 @@ export class KubernetesRuntime implements GatewayRuntime {
     if (!spec.workload.image)
       throw new PermanentError(
         `gateway ${spec.name}: no image (the manifests have no ConfigMap ovn-vpc-nat-gw-config)`,
+      );
+    const refused = workloadPolicyViolations(spec.workload, this.settings.policy);
+    if (refused.length)
+      throw new PermanentError(
+        `gateway ${spec.name}: refused by the operator's policy: ${refused.map((v) => `${v.path.join('.')}: ${v.message}`).join('; ')}`,
       );
     let existing = await this.deployment(spec.name);
     if (existing && !this.ours(existing.metadata?.labels, spec.name))

@@ -165,6 +165,7 @@ export class KubeHarness {
         instance: 'natops',
         readyTimeoutMs: 60_000,
         commandTimeoutMs: 30_000,
+        policy: TEST_WORKLOAD_POLICY,
         ...settings,
       },
       warn,

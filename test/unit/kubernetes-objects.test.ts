@@ -87,9 +87,42 @@ describe('Kubernetes objects', () => {
           instance: 'natops_',
           readyTimeoutMs: 1000,
           commandTimeoutMs: 1000,
+          policy: { images: ['*'], allowControlPlane: false },
         }),
       (e: unknown) => e instanceof PermanentError && /NATOPS_INSTANCE/.test(e.message),
     );
+  });
+
+  it("refuses a gateway whose image or placement the operator's policy does not allow, before any API call", async () => {
+    // Job data comes from Redis, not only from validated manifests: the runtime checks it too.
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'none', server: 'https://127.0.0.1:1', skipTLSVerify: true }],
+      users: [{ name: 'none', token: 'x' }],
+      contexts: [{ name: 'none', cluster: 'none', user: 'none' }],
+      currentContext: 'none',
+    });
+    const runtime = new KubernetesRuntime(kc, {
+      namespace: 'ns',
+      mode: 'kube-ovn',
+      instance: 'natops',
+      readyTimeoutMs: 1000,
+      commandTimeoutMs: 1000,
+      policy: { images: ['kubeovn/vpc-nat-gateway:v1.7.0'], allowControlPlane: false },
+    });
+    const spec = await seedSpec();
+    for (const workload of [
+      { ...spec.workload, image: 'evil.example/root:1' },
+      { ...spec.workload, tolerations: [{ operator: 'Exists' as const }] },
+      { ...spec.workload, nodeSelector: { 'node-role.kubernetes.io/control-plane': '' } },
+    ]) {
+      await assert.rejects(
+        runtime.ensureGateway({ ...spec, workload }),
+        (e: unknown) =>
+          e instanceof PermanentError && /policy|NATOPS_/.test(e.message) && !/ECONNREFUSED/.test(e.message),
+        JSON.stringify(workload),
+      );
+    }
   });
 
   it('a changed attachment (the subnet gateway, the nic) changes the pod template, so the pod rolls', async () => {
