@@ -15,6 +15,8 @@ export interface DeliveryDecision {
   plan?: Omit<PlanJob, 'receivedAt'>;
   /** the pull request's preview job to enqueue */
   preview?: PreviewJob;
+  /** a pull request not previewed for who opened it (worth a log line: someone may wonder why) */
+  gated?: true;
 }
 
 // A ref as git allows it (git check-ref-format): no "..", no control characters, no spaces or
@@ -27,7 +29,14 @@ export interface Tracked {
   repository?: string | undefined;
   /** pull requests are previewed (natops talks to GitHub) */
   previews?: boolean;
+  /** whose pull requests are previewed, by author_association; default DEFAULT_PREVIEW_AUTHORS */
+  previewAuthors?: readonly string[] | undefined;
+  /** a label that has any pull request previewed (a maintainer sets it) */
+  previewLabel?: string | undefined;
 }
+
+/** Whose pull requests are previewed when not configured (NATOPS_PREVIEW_AUTHORS's default). */
+export const DEFAULT_PREVIEW_AUTHORS: readonly string[] = ['OWNER', 'MEMBER', 'COLLABORATOR'];
 
 export function classifyDelivery(
   d: { id: string; event: string; body: string; contentType?: string | undefined },
@@ -107,7 +116,10 @@ function classifyPullRequest(id: string, json: unknown, tracked: Tracked): Deliv
   const elsewhere = otherRepository(p.repository.full_name, tracked);
   if (elsewhere) return elsewhere;
   const pr = p.pull_request;
-  const what = previewAction(p);
+  const label = tracked.previewLabel;
+  // A maintainer labelling a pull request asks for its preview.
+  const labelled = label !== undefined && p.action === 'labeled' && p.label?.name === label;
+  const what = labelled ? 'preview' : previewAction(p);
   const meta = { ref: `pull/${p.number}`, after: pr.head.sha };
   if (!what)
     return { status: 202, outcome: `pull request #${p.number} ${p.action.slice(0, 40)}; nothing to preview`, ...meta };
@@ -140,6 +152,8 @@ function classifyPullRequest(id: string, json: unknown, tracked: Tracked): Deliv
       preview: { action: 'close', delivery: id, number: p.number, merged: pr.merged === true, updatedAt },
     };
   }
+  const gate = previewGate(p, tracked);
+  if (gate) return { status: 202, outcome: `pull request #${p.number} ${gate}`, ...meta, gated: true };
   return {
     status: 202,
     outcome: `queued preview of pull request #${p.number} at ${pr.head.sha.slice(0, 7)}`,
@@ -157,4 +171,20 @@ function classifyPullRequest(id: string, json: unknown, tracked: Tracked): Deliv
       updatedAt,
     },
   };
+}
+
+/**
+ * Why a pull request is not previewed, if it is not. A preview reads the head's manifests, and on
+ * a public repository anyone can open a pull request: only those whose author's association is
+ * one of NATOPS_PREVIEW_AUTHORS, or that carry NATOPS_PREVIEW_LABEL, are read.
+ */
+function previewGate(p: PullRequestPayload, tracked: Tracked): string | undefined {
+  const authors = (tracked.previewAuthors ?? DEFAULT_PREVIEW_AUTHORS).map((a) => a.toUpperCase());
+  const association = (p.pull_request.author_association ?? 'NONE').toUpperCase();
+  if (authors.includes(association)) return undefined;
+  const label = tracked.previewLabel;
+  const labels = [...(p.pull_request.labels ?? []), ...(p.action === 'labeled' && p.label ? [p.label] : [])];
+  if (label !== undefined && labels.some((l) => l.name === label)) return undefined;
+  const orLabel = label === undefined ? '' : ` and without the label ${JSON.stringify(label)} (NATOPS_PREVIEW_LABEL)`;
+  return `not previewed: author association ${association.slice(0, 40)} (NATOPS_PREVIEW_AUTHORS: ${authors.join(',')})${orLabel}; ignored`;
 }

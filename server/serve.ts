@@ -266,6 +266,8 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
         branch: c.branch,
         repository: c.repository,
         previews: github !== undefined,
+        previewAuthors: c.previewAuthors,
+        previewLabel: c.previewLabel,
         store,
         queues,
         maxBody: c.maxBody,

@@ -18,6 +18,9 @@ export interface WebhookEnv {
   repository?: string | undefined;
   /** pull requests are previewed */
   previews: boolean;
+  /** whose pull requests are previewed (author_association), and the label that has any previewed */
+  previewAuthors?: readonly string[] | undefined;
+  previewLabel?: string | undefined;
   store: Store;
   queues: Queues;
   /** largest body accepted, e.g. "1mb" (GitHub caps payloads at 25 MB; pushes are far smaller) */
@@ -109,8 +112,15 @@ export function webhookRouter(env: WebhookEnv): Router {
         return answer(200, 'duplicate delivery; dropped', {}, 'duplicate');
       const d = classifyDelivery(
         { id, event, body, contentType: req.get('content-type') },
-        { branch: env.branch, repository: env.repository, previews: env.previews },
+        {
+          branch: env.branch,
+          repository: env.repository,
+          previews: env.previews,
+          previewAuthors: env.previewAuthors,
+          previewLabel: env.previewLabel,
+        },
       );
+      if (d.gated) env.log.info({ delivery: id }, `webhook: ${d.outcome}`);
       const meta = { ...(d.ref ? { ref: d.ref } : {}), ...(d.after ? { after: d.after } : {}) };
       if (d.plan) await enqueued(env.enqueueTimeoutMs, env.queues.addPlan({ ...d.plan, receivedAt: Date.now() }));
       if (d.preview) await enqueued(env.enqueueTimeoutMs, env.queues.addPreview(d.preview));

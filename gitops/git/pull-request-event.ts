@@ -17,6 +17,8 @@ export const PullRequestPayload = z.looseObject({
   number: z.number().int().positive(),
   /** present on `edited`: what changed (a new base is `changes.base`) */
   changes: z.looseObject({ base: z.unknown().optional() }).optional(),
+  /** present on `labeled` and `unlabeled`: the label added or removed */
+  label: z.looseObject({ name: z.string() }).optional(),
   pull_request: z.looseObject({
     number: z.number().int().positive(),
     state: z.enum(['open', 'closed']),
@@ -24,6 +26,9 @@ export const PullRequestPayload = z.looseObject({
     html_url: z.string(),
     updated_at: z.string(),
     merged: z.boolean().nullable().optional(),
+    /** the author's relation to the repository: OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE, … */
+    author_association: z.string().optional(),
+    labels: z.array(z.looseObject({ name: z.string() })).optional(),
     head: Side,
     base: Side,
   }),

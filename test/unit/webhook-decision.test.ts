@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { classifyDelivery, type Tracked } from '../../functions/webhook.ts';
 import { branchPush, examplePayloads } from '../helpers/app.ts';
+import { validateWebhook } from '../helpers/github/openapi.ts';
 
 const push = (over: Record<string, unknown> = {}) => JSON.stringify({ ...branchPush(), ...over });
 const decide = (event: string, body: string) =>
@@ -110,6 +111,65 @@ describe('pull requests (pure)', () => {
       const d = pr(into(action));
       assert.deepEqual([d.status, d.preview], [202, undefined], action);
     }
+  });
+
+  /** GitHub's example of `action`, into main, by an author of `association`, with `labels` (default the example's). */
+  const by = (action: string, association: string, labels?: string[], label?: string) => {
+    const p = structuredClone(example(action)) as {
+      pull_request: { base: { ref: string }; author_association: string; labels: { name: string }[] };
+      label?: { name: string };
+    };
+    p.pull_request.base.ref = 'main';
+    p.pull_request.author_association = association;
+    const model = example('labeled') as { label: Record<string, unknown> };
+    if (labels) p.pull_request.labels = labels.map((name) => ({ ...model.label, name }));
+    if (label) p.label = { ...model.label, name: label };
+    // What natops reads is set as GitHub's description of the event has it: no error the example
+    // itself lacks (GitHub's examples predate some fields the description now requires).
+    const known = new Set(validateWebhook('pull_request', action, example(action)));
+    const added = validateWebhook('pull_request', action, p).filter((e) => !known.has(e));
+    assert.deepEqual(added, [], `${action} ${association}`);
+    return JSON.stringify(p);
+  };
+
+  it('previews a pull request only from NATOPS_PREVIEW_AUTHORS (default OWNER, MEMBER, COLLABORATOR), saying why not', () => {
+    for (const association of ['OWNER', 'MEMBER', 'COLLABORATOR'])
+      assert.equal(pr(by('opened', association)).preview?.action, 'preview', association);
+    for (const association of ['NONE', 'CONTRIBUTOR', 'FIRST_TIME_CONTRIBUTOR', 'FIRST_TIMER']) {
+      for (const action of ['opened', 'synchronize', 'reopened']) {
+        const d = pr(by(action, association));
+        assert.deepEqual([d.status, d.preview, d.gated], [202, undefined, true], `${association} ${action}`);
+        assert.equal(
+          d.outcome,
+          `pull request #${JSON.parse(by(action, association)).number} not previewed: author association ${association} (NATOPS_PREVIEW_AUTHORS: OWNER,MEMBER,COLLABORATOR); ignored`,
+        );
+      }
+    }
+    // configured otherwise (any case), an outside contributor is previewed and a member is not
+    const tracked = { previewAuthors: ['contributor'] };
+    assert.equal(pr(by('opened', 'CONTRIBUTOR'), tracked).preview?.action, 'preview');
+    assert.equal(pr(by('opened', 'MEMBER'), tracked).preview, undefined);
+    // a close is not gated: it only marks a preview outdated, if there is one
+    assert.equal(pr(by('closed', 'NONE')).preview?.action, 'close');
+  });
+
+  it('NATOPS_PREVIEW_LABEL: a pull request carrying it is previewed whoever opened it, and labelling one with it previews it', () => {
+    const tracked = { previewLabel: 'natops-preview' };
+    assert.equal(pr(by('synchronize', 'NONE', ['bug', 'natops-preview']), tracked).preview?.action, 'preview');
+    const without = pr(by('synchronize', 'NONE', ['bug']), tracked);
+    assert.equal(without.preview, undefined);
+    assert.match(
+      without.outcome,
+      /author association NONE .* and without the label "natops-preview" \(NATOPS_PREVIEW_LABEL\)/,
+    );
+    // the label set by a maintainer: a preview at once
+    const labelled = pr(by('labeled', 'NONE', ['natops-preview'], 'natops-preview'), tracked);
+    assert.equal(labelled.preview?.action, 'preview');
+    // another label, or no label configured: nothing to preview
+    assert.equal(pr(by('labeled', 'NONE', ['bug'], 'bug'), tracked).preview, undefined);
+    assert.equal(pr(by('labeled', 'OWNER', ['natops-preview'], 'natops-preview')).preview, undefined);
+    // the label alone does not admit a pull request's events when no label is configured
+    assert.equal(pr(by('opened', 'NONE', ['natops-preview'])).preview, undefined);
   });
 
   it('ignores pull requests into another branch, and all of them when natops does not talk to GitHub; refuses a broken payload', () => {

@@ -447,3 +447,16 @@ export function validateResponse(op: Operation, status: number, body: unknown): 
   const v = validatorFor(ref, () => ({ $ref: ref }));
   return v(body) ? [] : formatErrors(`response ${status}`, v.errors);
 }
+
+/**
+ * Checks a webhook payload (as tests deliver it) against the description's schema for the event
+ * and action (`x-webhooks`, e.g. pull-request-labeled); the errors, none when it matches.
+ */
+export function validateWebhook(event: string, action: string | undefined, payload: unknown): string[] {
+  const name = [event, action].filter(Boolean).join('-').replace(/_/g, '-');
+  const hooks = loadSpec()['x-webhooks'];
+  if (!isObject(hooks) || !isObject(hooks[name])) return [`no webhook ${name} in the description`];
+  const ref = pointer('x-webhooks', name, 'post', 'requestBody', 'content', 'application/json', 'schema');
+  const v = validatorFor(ref, () => ({ $ref: ref }));
+  return v(payload) ? [] : formatErrors(name, v.errors);
+}
