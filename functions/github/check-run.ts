@@ -18,27 +18,60 @@ export interface CheckRunContent {
 
 const ICON: Record<CommitStatus['state'], string> = { pending: '⏳', success: '✅', failure: '❌', error: '⚠️' };
 
-export function checkRunContent(statuses: readonly CommitStatus[], issues: readonly ManifestIssue[]): CheckRunContent {
+/** GitHub refuses a check run whose summary is longer (422, not retried: the run would be lost). */
+export const SUMMARY_LIMIT = 65_535;
+/** When the rows do not all fit, the ones that need a look come first. */
+const SEVERITY: Record<CommitStatus['state'], number> = { error: 0, failure: 1, pending: 2, success: 3 };
+
+export function checkRunContent(
+  statuses: readonly CommitStatus[],
+  issues: readonly ManifestIssue[],
+  limit = SUMMARY_LIMIT,
+): CheckRunContent {
   const summary = statuses.find((s) => s.context === SUMMARY_CONTEXT);
   const parts = statuses.filter((s) => s.context !== SUMMARY_CONTEXT && s.context !== PREVIEW_CONTEXT);
   const state = summary?.state ?? 'pending';
-  const rows = parts.map(
-    (s) => `| ${ICON[s.state]} | ${codeSpan(s.context, true)} | ${escapeMarkdown(s.description)} |`,
-  );
-  const lines = [
-    summary ? `**${escapeMarkdown(summary.description)}**` : '**planning**',
-    '',
-    ...(rows.length ? ['| | gateway | result |', '|---|---|---|', ...rows] : []),
-    ...(issues.length
-      ? ['', `${issues.length} problem${issues.length === 1 ? '' : 's'} in the manifests: see the annotations.`]
-      : []),
-  ];
+  const row = (s: CommitStatus) =>
+    `| ${ICON[s.state]} | ${codeSpan(s.context, true)} | ${escapeMarkdown(s.description)} |`;
+  const head = [summary ? `**${escapeMarkdown(summary.description)}**` : '**planning**', ''];
+  const tail = issues.length
+    ? ['', `${issues.length} problem${issues.length === 1 ? '' : 's'} in the manifests: see the annotations.`]
+    : [];
+  const table = parts.length
+    ? ['| | gateway | result |', '|---|---|---|', ...fitRows(parts, row, limit - length([...head, ...tail]) - 2)]
+    : [];
   return {
     status: state === 'pending' ? 'in_progress' : 'completed',
     ...(state === 'pending' ? {} : { conclusion: state === 'success' ? 'success' : 'failure' }),
     ...(summary?.targetUrl ? { detailsUrl: summary.targetUrl } : {}),
-    output: { title: summary?.description ?? 'planning', summary: lines.join('\n') },
+    output: { title: summary?.description ?? 'planning', summary: [...head, ...table, ...tail].join('\n') },
   };
+}
+
+/** Characters of lines joined by newlines. */
+const length = (lines: readonly string[]) => lines.reduce((n, l) => n + l.length + 1, 0);
+
+/**
+ * The table's lines (its header too) within `budget` characters: every row when they fit, else
+ * the failed, then the pending, then the rest, and a last row saying how many more there are.
+ */
+function fitRows(parts: readonly CommitStatus[], row: (s: CommitStatus) => string, budget: number): string[] {
+  const all = parts.map(row);
+  const header = length(['| | gateway | result |', '|---|---|---|']);
+  if (header + length(all) <= budget) return all;
+  const ordered = parts
+    .map((s, i) => ({ s, i }))
+    .sort((a, b) => SEVERITY[a.s.state] - SEVERITY[b.s.state] || a.i - b.i);
+  const more = (n: number) => `| | … and ${n} more | see the commit's statuses |`;
+  const out: string[] = [];
+  let used = header + more(parts.length).length + 1;
+  for (const { s } of ordered) {
+    const r = row(s);
+    if (used + r.length + 1 > budget) break;
+    out.push(r);
+    used += r.length + 1;
+  }
+  return [...out, more(parts.length - out.length)];
 }
 
 export function annotationsOf(issues: readonly ManifestIssue[]): CheckAnnotation[] {
