@@ -33,6 +33,7 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
         githubAppId: String(gh.app.appId),
         githubPrivateKey: gh.app.privateKeyPem,
         githubMaxWaitS: 1,
+        previewLabel: 'natops-preview',
       };
     });
     seed = await seedObjects();
@@ -182,11 +183,22 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
   async function prEvent(
     action: string,
     number: number,
-    c: { head: string; base: string; branch: string; title?: string; fork?: boolean; merged?: boolean },
+    c: {
+      head: string;
+      base: string;
+      branch: string;
+      title?: string;
+      fork?: boolean;
+      merged?: boolean;
+      /** the author's author_association; default the example's (OWNER) */
+      association?: string;
+      /** the pull request's labels, and for `labeled` the label just set (the last) */
+      labels?: string[];
+    },
   ) {
     const example = structuredClone(
       examplePayloads('pull_request').find(
-        (e) => e.action === (action === 'synchronize' || action === 'closed' ? action : 'opened'),
+        (e) => e.action === (['synchronize', 'closed', 'labeled'].includes(action) ? action : 'opened'),
       )!,
     ) as Record<string, unknown>;
     const pr = example.pull_request as Record<string, unknown>;
@@ -209,7 +221,13 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
         repo: headRepo,
       },
       base: { ...(pr.base as object), sha: c.base, ref: 'main' },
+      ...(c.association ? { author_association: c.association } : {}),
     });
+    if (c.labels) {
+      const model = examplePayloads('pull_request').find((e) => e.action === 'labeled')!.label as object;
+      pr.labels = c.labels.map((name) => ({ ...model, name }));
+      if (action === 'labeled') example.label = { ...model, name: c.labels[c.labels.length - 1] };
+    }
     Object.assign(example, { action, number, repository: { ...(example.repository as object), full_name: REPO } });
     gh.setPullRequest(REPO, number, {
       head: { sha: c.head, ref: c.branch },
@@ -385,6 +403,40 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
     assert.ok(body.length <= 65_536, `${body.length} characters`);
     assert.match(body, /\| gateway `ngw` \| update \|.*\+5,000 ~0 -1/);
     assert.match(body, /Cut to fit GitHub's 65,536-character limit on a comment: the rule diff of gateway `ngw`/);
+  });
+
+  it('a pull request from outside (author association NONE) is not previewed and nothing of it is read; labelled with NATOPS_PREVIEW_LABEL it is, its blobs kept out of the month-long cache', async () => {
+    const pr = structuredClone(seed);
+    set(pr.gateway, 'spec.dnatRules.0.externalPort', 9310);
+    const c = await commitOnBranch('pr10', pr, true);
+    const from = gh.requests.length;
+    const jobs = async () =>
+      Object.values(await p.running!.queues.byName.preview.getJobCounts()).reduce((a, b) => a + b);
+    const queued = await jobs();
+    const outside = await prEvent('opened', 10, { ...c, branch: 'pr10', fork: true, association: 'NONE' });
+    assert.equal(
+      outside.outcome,
+      'pull request #10 not previewed: author association NONE (NATOPS_PREVIEW_AUTHORS: OWNER,MEMBER,COLLABORATOR) and without the label "natops-preview" (NATOPS_PREVIEW_LABEL); ignored',
+    );
+    assert.equal(await jobs(), queued, 'no preview job');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(!gh.requests.slice(from).some((r) => r.path.includes(c.head)), 'nothing of its head read');
+    assert.equal(gh.comments(REPO, 10).length, 0);
+    assert.ok(p.logs.some((l) => l.includes('pull request #10 not previewed: author association NONE')));
+    // a maintainer labels it
+    const labelled = await prEvent('labeled', 10, {
+      ...c,
+      branch: 'pr10',
+      fork: true,
+      association: 'NONE',
+      labels: ['natops-preview'],
+    });
+    assert.match(labelled.outcome ?? '', /^queued preview of pull request #10 /);
+    assert.equal((await previewStatus(c.head)).state, 'success');
+    assert.equal(botComments(10).length, 1);
+    const blob = (await run(['git', '--git-dir', p.bare, 'rev-parse', `${c.head}:30-nat-gateway.yaml`])).stdout.trim();
+    assert.equal(await p.running!.store.blob(blob), undefined, "the pull request's blob is not kept a month");
+    assert.ok(await p.running!.store.prBlob(blob), 'but for an hour, for its re-renders');
   });
 
   it('at start, the deliveries that failed in the last three days are redelivered, once; an unchanged branch then costs only 304s', async () => {
