@@ -60,14 +60,14 @@ export function addPreviewCommand(program: Command): void {
     .action(async (opts: PreviewFlags) => {
       const [
         { GitRepo },
-        { validateManifests },
+        { validatedAt },
         { renderMarkdown },
         { previewChanges },
         { renderText },
         { manifestRulesFromEnv },
       ] = await Promise.all([
         import('../gitops/git/local-source.ts'),
-        import('../gitops/manifests/validate.ts'),
+        import('../gitops/git/validated.ts'),
         import('../preview/markdown.ts'),
         import('../preview/preview.ts'),
         import('../preview/text.ts'),
@@ -79,8 +79,8 @@ export function addPreviewCommand(program: Command): void {
       const tip = await repo.resolveRef(opts.base);
       const baseSha = (await repo.mergeBase(tip, headSha)) ?? tip;
       const limits = manifestRulesFromEnv();
-      const base = validateManifests(await repo.manifestsAt(baseSha, opts.path, { limits }), limits);
-      const head = validateManifests(await repo.manifestsAt(headSha, opts.path, { limits }), limits);
+      const base = await validatedAt(repo, baseSha, opts.path, limits);
+      const head = await validatedAt(repo, headSha, opts.path, limits);
       const preview = previewChanges(base, head, { base: opts.base, head: opts.head });
       const path = opts.path === '.' ? '' : ` --path ${opts.path}`;
       const text =

@@ -5,7 +5,8 @@
 // descend from the planned commit (a force-push, a reset) is the new truth, said so in statuses.
 import { ZERO_SHA } from '../../common/sha.ts';
 import { GitSourceError, UnknownCommitError, type GitSource } from '../../gitops/git/source.ts';
-import { type ManifestRules, validateManifests } from '../../gitops/manifests/validate.ts';
+import { validatedAt } from '../../gitops/git/validated.ts';
+import type { ManifestRules } from '../../gitops/manifests/validate.ts';
 import type { PlanJob } from '../../queue/jobs.ts';
 import { withLock } from '../../state/lock.ts';
 import type { Queues } from '../../queue/queues.ts';
@@ -86,16 +87,17 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
       return { kind: 'superseded', head: planned.sha };
     }
     // (each a git run: at once, as the push waits for its rules)
-    const [rewritten, files] = await Promise.all([
+    // (a commit over the per-commit limits is refused like an invalid one: recorded, so the
+    // catch-up does not plan it again every minute)
+    const [rewritten, validation] = await Promise.all([
       planned ? descends(env.repo, planned.sha, sha).then((d) => !d) : false,
-      env.repo.manifestsAt(sha, env.path, { warn: (m) => ctx.log.warn(m), limits: env.limits }),
+      validatedAt(env.repo, sha, env.path, env.limits, (m) => ctx.log.warn(m)),
     ]);
     const notes = [
       ...(job.cause === 'catch-up' ? ['caught up with the branch'] : []),
       ...(planned && rewritten ? [`history rewritten: ${planned.sha.slice(0, 7)} is not in it`] : []),
     ];
 
-    const validation = validateManifests(files, env.limits);
     // For the commit's check run on GitHub: its annotations point at these lines.
     if (validation.issues.length) await env.store.setCommitIssues(sha, validation.issues);
     const gen = await env.store.nextGen();

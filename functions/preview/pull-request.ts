@@ -7,7 +7,8 @@
 // marks the comment outdated; two open pull requests changing the same gateway each say so.
 import type { GitHub } from '../../gitops/github/client.ts';
 import type { GitSource } from '../../gitops/git/source.ts';
-import { type ManifestRules, validateManifests } from '../../gitops/manifests/validate.ts';
+import { validatedAt } from '../../gitops/git/validated.ts';
+import type { ManifestRules } from '../../gitops/manifests/validate.ts';
 import type { PreviewJob } from '../../queue/jobs.ts';
 import { withLock } from '../../state/lock.ts';
 import type { PreviewBook, PreviewRecord, WantedPreview } from '../../state/previews.ts';
@@ -123,12 +124,7 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
 
     const from = (await env.source.mergeBase(rec.base, rec.head)) ?? rec.base;
     const [base, head] = await Promise.all(
-      [from, rec.head].map(async (sha) =>
-        validateManifests(
-          await env.source.manifestsAt(sha, env.path, { warn: (m) => ctx.log.warn(m), limits: env.limits }),
-          env.limits,
-        ),
-      ),
+      [from, rec.head].map((sha) => validatedAt(env.source, sha, env.path, env.limits, (m) => ctx.log.warn(m))),
     );
     const preview = previewChanges(base!, head!, { base: from.slice(0, 7), head: rec.head.slice(0, 7) });
     const gateways = touched(preview);

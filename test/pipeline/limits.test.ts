@@ -1,6 +1,7 @@
 // A push over the per-commit limits (NATOPS_MANIFEST_MAX_FILES, NATOPS_MANIFEST_MAX_TOTAL_BYTES)
-// is refused once, from the tree, with the setting named in the commit's status: not retried,
-// nothing planned, the live gateway left as it was. Real Redis, Git and namespaces.
+// is refused once, from the tree, like an invalid commit: a failure status naming the setting,
+// the head recorded (the catch-up does not plan it again), nothing planned, the live gateway left
+// as it was. Real Redis, Git and namespaces.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { seedObjects, toFiles, type SeedObjects } from '../helpers/manifests.ts';
@@ -26,26 +27,25 @@ describe('per-commit manifest limits in the loop', () => {
     const sha = await p.push(files, what);
     const statuses = await p.settled(sha);
     const summary = statuses.get('natops')!;
-    assert.equal(summary.state, 'error');
+    assert.equal(summary.state, 'failure');
     assert.match(summary.description, message);
     assert.deepEqual([...statuses.keys()], ['natops'], 'no gateway planned');
-    // the plan job's one attempt: a permanent error, not retried
-    const lines = p.logs.filter((l) => l.includes(`commit ${sha.slice(0, 7)}: `));
-    assert.ok(
-      lines.some((l) => /^failed for good \(attempt 1 of 5\)/.test(l)) && !lines.some((l) => /will retry/.test(l)),
-      lines.join('\n'),
+    assert.deepEqual(
+      (await p.running!.store.commitIssues(sha)).map((i) => i.field),
+      ['(commit)'],
+      "the check run's annotation",
     );
-    assert.equal((await p.running!.store.head('main'))?.sha, planned, 'the planned head did not move');
+    assert.equal((await p.running!.store.head('main'))?.sha, sha, 'the refused head is recorded as planned');
     const record = await p.running!.records.get({ kind: 'gateway', name: 'ngw' });
     assert.equal(record?.lastApplied?.sha, planned, 'the live gateway is as it was');
   };
 
-  it('more manifest files than NATOPS_MANIFEST_MAX_FILES: an error status naming it, nothing planned, not retried', async () => {
+  it('more manifest files than NATOPS_MANIFEST_MAX_FILES: a failure naming it, nothing planned', async () => {
     const files = [...toFiles(seed), { path: 'notes/a.yaml', text: '# a\n' }, { path: 'notes/b.yml', text: '# b\n' }];
     await refused(
       files,
       'two more files',
-      /^planning failed: commit [0-9a-f]{7}: 6 manifest files, more than NATOPS_MANIFEST_MAX_FILES \(5\); none was read$/,
+      /commit [0-9a-f]{7}: 6 manifest files, more than NATOPS_MANIFEST_MAX_FILES \(5\); none was read$/,
     );
   });
 
@@ -54,7 +54,7 @@ describe('per-commit manifest limits in the loop', () => {
     await refused(
       [...toFiles(seed), big],
       'a long comment',
-      /^planning failed: commit [0-9a-f]{7}: \d+ bytes of manifests, more than NATOPS_MANIFEST_MAX_TOTAL_BYTES \(100000\); none was read$/,
+      /commit [0-9a-f]{7}: \d+ bytes of manifests, more than NATOPS_MANIFEST_MAX_TOTAL_BYTES \(100000\); none was read$/,
     );
   });
 

@@ -154,6 +154,15 @@ describe('natops preview', () => {
     assert.doesNotMatch(r.stdout, /delete/);
   });
 
+  it('a head over NATOPS_MANIFEST_MAX_FILES: refused as a whole, the setting named, exit 1', async () => {
+    const r = await natops(['preview', '--repo', work, '--path', 'net', '--base', 'v1', '--head', 'moved'], {
+      env: { NATOPS_MANIFEST_MAX_FILES: '2' },
+    });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /manifest files, more than NATOPS_MANIFEST_MAX_FILES \(2\); none was read/);
+    assert.match(r.stdout, /refused as a whole/);
+  });
+
   it('an unknown ref or a directory outside any repository: a clear error, exit 2, nothing printed', async () => {
     const r = await natops(['preview', '--repo', work, '--base', 'v1', '--head', 'no-such-branch']);
     assert.equal(r.code, 2);
