@@ -4,7 +4,7 @@
 // ops endpoints on their own). `natops serve` runs it all; `natops worker` a subset.
 // Both may serve /healthz, /readyz and /metrics, and both stop by a deadline.
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
-import { STATUS_CODES, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Worker } from 'bullmq';
@@ -125,13 +125,21 @@ function errorAnswer(log: Logger): ErrorRequestHandler {
   };
 }
 
-/** An app listening on host:port, once it does. */
+/**
+ * An app listening on host:port, once it does. The webhook's port must be reachable by GitHub,
+ * so by anyone: a client gets 10 s for its headers and 15 s for its whole request (Node's
+ * defaults, 60 s and 5 min, let slow clients hold sockets and buffers), checked every second.
+ */
 function listen(app: express.Express, host: string, port: number): Promise<Server> {
   return new Promise<Server>((resolve, reject) => {
-    const s = app.listen(port, host, () => resolve(s));
+    const s = createServer({ headersTimeout: 10_000, requestTimeout: 15_000, connectionsCheckingInterval: 1000 }, app);
+    s.maxConnections = MAX_CONNECTIONS;
     s.once('error', reject);
+    s.listen(port, host, () => resolve(s));
   });
 }
+/** connections one listener holds at most; more are closed at once */
+const MAX_CONNECTIONS = 1024;
 
 /** A secret file under the state dir, made on first use (0600). */
 async function ensureSecretFile(path: string): Promise<string> {

@@ -36,6 +36,7 @@ export interface WebhookEnv {
 export type DeliveryResult = 'queued' | 'ignored' | 'duplicate' | 'refused' | 'unauthorized' | 'unavailable';
 
 const DELIVERY_ID = /^[A-Za-z0-9._-]{1,128}$/;
+const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
 
 class Unavailable extends Error {}
 
@@ -68,7 +69,16 @@ export function webhookRouter(env: WebhookEnv): Router {
     next();
   });
 
-  router.post('/', express.raw({ type: () => true, limit: env.maxBody }), async (req, res) => {
+  // Before the body is read: a request that cannot be signed costs no buffering and no HMAC.
+  router.post('/', (req, res, next) => {
+    if (!SIGNATURE.test(req.get('x-hub-signature-256') ?? '')) {
+      res.status(401).json({ error: 'missing or wrong X-Hub-Signature-256' });
+      return;
+    }
+    next();
+  });
+  // GitHub never compresses deliveries; inflating would let a small body cost a large one's work.
+  router.post('/', express.raw({ type: () => true, limit: env.maxBody, inflate: false }), async (req, res) => {
     const body = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
     const signature = req.get('x-hub-signature-256');
     if (!signature || !(await webhooks.verify(body, signature).catch(() => false))) {

@@ -1,6 +1,8 @@
 // The webhook and dashboard against a real redis-server, with GitHub's own example payloads.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { sign } from '@octokit/webhooks-methods';
 import type { Running } from '../../server/serve.ts';
@@ -35,6 +37,63 @@ describe('webhook function (real redis-server)', () => {
     const signedOther = await sign(SECRET, JSON.stringify({ ...branchPush(), after: '0'.repeat(40) }));
     assert.equal((await deliver('push', branchPush(), { signature: signedOther })).status, 401);
     assert.equal(await planJobs(), before);
+  });
+
+  /**
+   * Sends `head` (and `body`, if any) on a raw connection and never more; resolves with what the
+   * server sent back and whether it closed the connection, once it does or after `waitMs`.
+   */
+  const raw = (head: string, body: string, waitMs: number) =>
+    new Promise<{ answer: string; closed: boolean }>((resolve, reject) => {
+      const { hostname, port } = new URL(app.url);
+      const socket = connect(Number(port), hostname, () => socket.write(head + body));
+      let answer = '';
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve({ answer, closed: false });
+      }, waitMs);
+      socket.on('data', (b) => {
+        answer += b.toString();
+      });
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve({ answer, closed: true });
+      });
+      socket.on('error', reject);
+    });
+
+  it('an unsigned delivery is refused before its body is read', async () => {
+    // 60 kB announced (under the 64 kB limit), 10 bytes sent: the answer must not wait for the rest
+    const head = (signature: string) =>
+      `POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: ${randomUUID()}\r\n${signature}Content-Length: 60000\r\n\r\n`;
+    for (const signature of ['', 'X-Hub-Signature-256: sha256=nothex\r\n']) {
+      const r = await raw(head(signature), '{"ref":"x"', 5000);
+      assert.match(r.answer, /^HTTP\/1\.1 401 /, JSON.stringify(signature));
+    }
+  });
+
+  it('a compressed body is refused, not inflated', async () => {
+    // signed over the JSON inside: inflated, it would pass
+    const json = JSON.stringify(branchPush());
+    const body = gzipSync(json);
+    const res = await fetch(`${app.url}/webhook`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'content-encoding': 'gzip',
+        'x-github-event': 'push',
+        'x-github-delivery': randomUUID(),
+        'x-hub-signature-256': await sign(SECRET, json),
+      },
+      body,
+    });
+    assert.equal(res.status, 415);
+  });
+
+  it('a client that sends its headers slowly is cut off, not waited for a minute', async () => {
+    // headers begun, never finished (slowloris)
+    const r = await raw('POST /webhook HTTP/1.1\r\nHost: x\r\n', '', 25_000);
+    assert.equal(r.closed, true, 'the server still held the connection after 25 s');
   });
 
   it('answers ping', async () => {
