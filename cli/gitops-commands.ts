@@ -26,6 +26,7 @@ const serveRecordPath = (c: ServerConfig) => join(c.dataDir, 'serve.json');
 
 interface ServeFlags {
   repo?: string;
+  gitUrl?: string;
   branch?: string;
   path?: string;
   listen?: string;
@@ -41,6 +42,10 @@ interface ServeFlags {
 const serverOptions = (cmd: Command) =>
   cmd
     .option('--repo <git-dir>', 'repository the planner reads manifests from (NATOPS_REPO)')
+    .option(
+      '--git-url <url>',
+      'remote repository (https, ssh, file) the planner fetches and reads instead (NATOPS_GIT_URL; sets NATOPS_SOURCE=git-url)',
+    )
     .option('--branch <name>', 'tracked branch (NATOPS_BRANCH, default main)')
     .option('--path <dir>', 'tracked path inside the repository (NATOPS_PATH, default the whole tree)')
     .option('--runtime <kind>', 'where gateways run: netns or kubernetes (NATOPS_RUNTIME, default netns)')
@@ -59,6 +64,7 @@ const serverOptions = (cmd: Command) =>
 const config = async (f: ServeFlags) =>
   (await import('../server/config.ts')).loadConfig({
     repo: f.repo,
+    ...(f.gitUrl ? { gitUrl: f.gitUrl, source: 'git-url' } : {}),
     branch: f.branch,
     path: f.path,
     listen: f.listen,

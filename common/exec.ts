@@ -117,6 +117,11 @@ export interface RunOptions {
   target?: string;
   /** default DEFAULT_COMMAND_TIMEOUT_MS */
   timeoutMs?: number;
+  /**
+   * variables added to childEnv()'s (git's GIT_ASKPASS, GIT_SSH_COMMAND): only what the caller
+   * names here, so natops's own environment still never reaches the child
+   */
+  env?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -144,7 +149,10 @@ function spawned(argv: readonly string[], opts: RunOptions): Promise<ExecResult>
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
     throw new TypeError(`invalid timeoutMs ${timeoutMs} for ${JSON.stringify(argv)}`);
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv() });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...childEnv(), ...opts.env },
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let settled = false;

@@ -2,7 +2,8 @@
 // with command-line flags on top; checked with zod so a bad value stops the start, by name.
 import { z } from 'zod';
 import { DNS_LABEL } from '../common/dns-label.ts';
-import { NatopsError } from '../common/errors.ts';
+import { errorMessage, NatopsError } from '../common/errors.ts';
+import { parseRemoteUrl } from '../gitops/git/remote-url.ts';
 import { DEFAULT_GATEWAY_IMAGES } from '../dataplane/workload-policy.ts';
 import { DEFAULT_LOAD_LIMITS } from '../gitops/manifests/load.ts';
 import type { ManifestRules } from '../gitops/manifests/validate.ts';
@@ -107,8 +108,29 @@ export const ServerConfig = z.object({
   networkMode: z.enum(NETWORK_MODES).default('kube-ovn'),
   /** Kubernetes: how long a gateway pod may take to be Running and Ready */
   podReadyTimeoutMs: int(1000).default(120_000),
-  /** where the planner reads manifests: the local repository (`repo`), or GitHub's API for `repository` */
-  source: z.enum(['git', 'github']).default('git'),
+  /**
+   * where the planner reads manifests: the local repository (`repo`), GitHub's API for
+   * `repository`, or a remote Git URL (`gitUrl`) mirrored under `dataDir`
+   */
+  source: z.enum(['git', 'github', 'git-url']).default('git'),
+  /** `git-url`: https://, ssh:// (or user@host:path) or file:// (gitops/git/remote-url.ts) */
+  gitUrl: z.string().optional(),
+  /** `git-url` over https: a user name and a password file, or a token file */
+  gitUsername: z
+    .string()
+    .regex(/^[^\s:]+$/, 'a user name without spaces or ":"')
+    .optional(),
+  gitPasswordFile: z.string().optional(),
+  gitTokenFile: z.string().optional(),
+  /** `git-url` over https: the certificate authorities to trust (PEM) instead of the system's */
+  gitCaFile: z.string().optional(),
+  /** `git-url` over ssh: the private key, and the host keys accepted (an unknown host is refused) */
+  gitSshKeyFile: z.string().optional(),
+  gitKnownHostsFile: z.string().optional(),
+  /** `git-url`: commits fetched from the branch's head (deepened when an ancestry question needs more) */
+  gitDepth: int(1).default(50),
+  /** `git-url`: a fetch is killed after this long */
+  gitFetchTimeoutMs: int(1000).default(120_000),
   /** GitHub's API (GitHub Enterprise Server: https://HOST/api/v3) */
   githubUrl: z.string().url().default('https://api.github.com'),
   /** a token (or a file holding it); or a GitHub App: its id and private key (or a file holding it) */
@@ -193,6 +215,15 @@ const ENV: Record<keyof ServerConfig, string> = {
   networkMode: 'NATOPS_NETWORK_MODE',
   podReadyTimeoutMs: 'NATOPS_POD_READY_TIMEOUT_MS',
   source: 'NATOPS_SOURCE',
+  gitUrl: 'NATOPS_GIT_URL',
+  gitUsername: 'NATOPS_GIT_USERNAME',
+  gitPasswordFile: 'NATOPS_GIT_PASSWORD_FILE',
+  gitTokenFile: 'NATOPS_GIT_TOKEN_FILE',
+  gitCaFile: 'NATOPS_GIT_CA_FILE',
+  gitSshKeyFile: 'NATOPS_GIT_SSH_KEY_FILE',
+  gitKnownHostsFile: 'NATOPS_GIT_KNOWN_HOSTS_FILE',
+  gitDepth: 'NATOPS_GIT_DEPTH',
+  gitFetchTimeoutMs: 'NATOPS_GIT_FETCH_TIMEOUT_MS',
   githubUrl: 'NATOPS_GITHUB_URL',
   githubToken: 'NATOPS_GITHUB_TOKEN',
   githubTokenFile: 'NATOPS_GITHUB_TOKEN_FILE',
@@ -236,6 +267,17 @@ export function loadConfig(
         path: ['source'],
         message: "'github' needs a token or a GitHub App (NATOPS_GITHUB_TOKEN, NATOPS_GITHUB_APP_ID)",
       });
+    if (c.source === 'git-url' && !c.gitUrl)
+      ctx.addIssue({ code: 'custom', path: ['gitUrl'], message: "'git-url' needs NATOPS_GIT_URL" });
+    if (c.gitUrl) {
+      try {
+        parseRemoteUrl(c.gitUrl);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', path: ['gitUrl'], message: errorMessage(e).replace(/^NATOPS_GIT_URL /, '') });
+      }
+      if (c.source !== 'git-url')
+        ctx.addIssue({ code: 'custom', path: ['gitUrl'], message: 'is read only with NATOPS_SOURCE=git-url' });
+    }
   }).safeParse(raw);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => {

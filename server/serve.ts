@@ -20,6 +20,7 @@ import { webhookRouter } from './webhook.ts';
 import { sendDeferred } from '../gitops/hook/delivery.ts';
 import { drainDeferred } from '../gitops/hook/spool.ts';
 import { GitRepo } from '../gitops/git/local-source.ts';
+import { RemoteGitSource } from '../gitops/git/remote-source.ts';
 import type { GitSource } from '../gitops/git/source.ts';
 import { GitHubSource } from '../gitops/github/source.ts';
 import type { QueueName } from '../queue/jobs.ts';
@@ -95,6 +96,29 @@ export async function webhookSecret(c: ServerConfig, log: Logger): Promise<strin
   return ensureSecretFile(file);
 }
 
+/**
+ * The remote Git source (NATOPS_SOURCE=git-url): its URL and credential files checked now, so a
+ * missing Secret stops the start by name; the first fetch is the start's catch-up.
+ */
+async function remoteSource(c: ServerConfig): Promise<RemoteGitSource> {
+  const source = new RemoteGitSource({
+    url: c.gitUrl ?? '',
+    dataDir: c.dataDir,
+    depth: c.gitDepth,
+    fetchTimeoutMs: c.gitFetchTimeoutMs,
+    credentials: {
+      username: c.gitUsername,
+      passwordFile: c.gitPasswordFile,
+      tokenFile: c.gitTokenFile,
+      caFile: c.gitCaFile,
+      sshKeyFile: c.gitSshKeyFile,
+      knownHostsFile: c.gitKnownHostsFile,
+    },
+  });
+  await source.check();
+  return source;
+}
+
 /** The dashboard's password: configured, or read from its file; none: the dashboard lets nobody in. */
 export async function dashboardPassword(c: ServerConfig): Promise<string | undefined> {
   if (c.dashboardPassword || !c.dashboardPasswordFile) return c.dashboardPassword;
@@ -159,6 +183,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const runtimes = await makeRuntimes(c, (m) => opts.log.warn(m));
   const github = await gitHubFromConfig(c, opts.log);
   const password = opts.http ? await dashboardPassword(c) : undefined;
+  const remote = c.source === 'git-url' && opts.queues.includes('plan') ? await remoteSource(c) : undefined;
   // One natops serve per data directory: its Redis's append-only file and webhook secret live there.
   const dataDirLock = opts.http || !c.redisUrl ? await lockDataDir(c.dataDir) : undefined;
   const localRedis = c.redisUrl
@@ -203,7 +228,8 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   // Pull requests' blobs are cached apart from the branch's: an hour, byte-capped (store.ts).
   const onGitHub = github ? new GitHubSource(github.api, store.trackedBlobs()) : undefined;
   const forPreviews = github ? new GitHubSource(github.api, store.pullRequestBlobs()) : undefined;
-  const source: GitSource | undefined = c.source === 'github' ? onGitHub : c.repo ? new GitRepo(c.repo) : undefined;
+  const source: GitSource | undefined =
+    c.source === 'github' ? onGitHub : c.source === 'git-url' ? remote : c.repo ? new GitRepo(c.repo) : undefined;
   const previews = new PreviewBook(connection, c.prefix);
   const metrics = createMetrics({ queues, records, workerQueues: opts.queues, deployment: opts.http });
   const lock = {

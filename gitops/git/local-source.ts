@@ -15,10 +15,14 @@ import {
 } from './source.ts';
 
 export class GitRepo implements GitSource {
-  constructor(readonly gitDir: string) {}
+  /** `label`: what messages name it by (a mirror is named by its remote's URL); default the git directory */
+  constructor(
+    readonly gitDir: string,
+    private readonly label = gitDir,
+  ) {}
 
   get name(): string {
-    return this.gitDir;
+    return this.label;
   }
 
   private git(args: string[], okExitCodes?: number[]) {
@@ -26,13 +30,13 @@ export class GitRepo implements GitSource {
   }
 
   private checkSha(sha: string): void {
-    if (!SHA.test(sha)) throw new GitSourceError(this.gitDir, `${JSON.stringify(sha)} is not a full commit id`);
+    if (!SHA.test(sha)) throw new GitSourceError(this.name, `${JSON.stringify(sha)} is not a full commit id`);
   }
 
   /** The commit a branch points at, or undefined. */
   async branchHead(branch: string): Promise<string | undefined> {
     if (!/^[A-Za-z0-9._/-]+$/.test(branch) || branch.startsWith('-'))
-      throw new GitSourceError(this.gitDir, `bad branch name ${JSON.stringify(branch)}`);
+      throw new GitSourceError(this.name, `bad branch name ${JSON.stringify(branch)}`);
     const r = await this.git(['rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`], [0, 1]);
     return r.code === 0 ? r.stdout.trim() : undefined;
   }
@@ -43,11 +47,11 @@ export class GitRepo implements GitSource {
    */
   async resolveRef(ref: string): Promise<string> {
     if (!/^[A-Za-z0-9._/~^-]+$/.test(ref) || ref.startsWith('-') || ref.includes('..'))
-      throw new GitSourceError(this.gitDir, `bad ref ${JSON.stringify(ref)}`);
+      throw new GitSourceError(this.name, `bad ref ${JSON.stringify(ref)}`);
     const r = await this.git(['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`], [0, 1, 128]);
-    if (r.code === 128) throw new GitSourceError(this.gitDir, `cannot read the repository: ${r.stderr.trim()}`);
+    if (r.code === 128) throw new GitSourceError(this.name, `cannot read the repository: ${r.stderr.trim()}`);
     if (r.code !== 0)
-      throw new GitSourceError(this.gitDir, `${JSON.stringify(ref)} is not a branch, tag or commit of the repository`, {
+      throw new GitSourceError(this.name, `${JSON.stringify(ref)} is not a branch, tag or commit of the repository`, {
         retryable: false,
       });
     return r.stdout.trim();
@@ -60,7 +64,7 @@ export class GitRepo implements GitSource {
   async hasCommit(sha: string): Promise<boolean> {
     this.checkSha(sha);
     const r = await this.git(['rev-parse', '--verify', '--quiet', '--end-of-options', `${sha}^{commit}`], [0, 1, 128]);
-    if (r.code === 128) throw new GitSourceError(this.gitDir, `cannot read the repository: ${r.stderr.trim()}`);
+    if (r.code === 128) throw new GitSourceError(this.name, `cannot read the repository: ${r.stderr.trim()}`);
     return r.code === 0;
   }
 
@@ -73,9 +77,9 @@ export class GitRepo implements GitSource {
     this.checkSha(newer);
     const r = await this.git(['merge-base', '--is-ancestor', '--end-of-options', older, newer], [0, 1, 128]);
     if (r.code !== 128) return r.code === 0;
-    for (const sha of [older, newer]) if (!(await this.hasCommit(sha))) throw new UnknownCommitError(this.gitDir, sha);
+    for (const sha of [older, newer]) if (!(await this.hasCommit(sha))) throw new UnknownCommitError(this.name, sha);
     throw new GitSourceError(
-      this.gitDir,
+      this.name,
       `git merge-base --is-ancestor ${older} ${newer} exited 128: ${r.stderr.trim()}`,
     );
   }
@@ -103,20 +107,20 @@ export class GitRepo implements GitSource {
       [0, 128],
     );
     if (ls.code !== 0) {
-      if (!(await this.hasCommit(sha))) throw new GitSourceError(this.gitDir, `commit ${sha} is not in the repository`);
-      throw new GitSourceError(this.gitDir, `git ls-tree ${sha} exited ${ls.code}: ${ls.stderr.trim()}`);
+      if (!(await this.hasCommit(sha))) throw new GitSourceError(this.name, `commit ${sha} is not in the repository`);
+      throw new GitSourceError(this.name, `git ls-tree ${sha} exited ${ls.code}: ${ls.stderr.trim()}`);
     }
     const blobs: (ListedBlob & { id: string })[] = [];
     for (const entry of ls.stdout.split('\0')) {
       if (!entry) continue;
       // "<mode> <type> <id> <size, padded; - for a submodule>\t<path>"
       const m = /^(\d+) (\w+) ([0-9a-f]+) +(\S+)\t(.+)$/s.exec(entry);
-      if (!m) throw new GitSourceError(this.gitDir, `unexpected ls-tree entry ${JSON.stringify(entry.slice(0, 200))}`);
+      if (!m) throw new GitSourceError(this.name, `unexpected ls-tree entry ${JSON.stringify(entry.slice(0, 200))}`);
       // Submodules (commits) are not part of this repository's manifests.
       if (m[2] !== 'blob') continue;
       // A blob git cannot size is missing or broken: never taken for a file that is not there.
       if (!/^\d+$/.test(m[4]!))
-        throw new GitSourceError(this.gitDir, `cannot read ${m[5]} at ${sha.slice(0, 7)}: ls-tree says ${m[4]}`);
+        throw new GitSourceError(this.name, `cannot read ${m[5]} at ${sha.slice(0, 7)}: ls-tree says ${m[4]}`);
       const link = m[1] === '120000';
       // Links of any name are read (their target is their text) only to say where they point.
       if (link || isManifestFileName(m[5]!.split('/').pop()!))
@@ -141,7 +145,7 @@ export class GitRepo implements GitSource {
     const out = await runGit(this.gitDir, ['cat-file', '--batch'], {
       stdin: `${blobs.map((b) => b.id).join('\n')}\n`,
     }).catch((e: unknown) => {
-      throw e instanceof CommandError ? new GitSourceError(this.gitDir, e.message) : e;
+      throw e instanceof CommandError ? new GitSourceError(this.name, e.message) : e;
     });
     const buf = out.stdoutBytes!;
     const got: { blob: B; bytes: Buffer }[] = [];
@@ -151,7 +155,7 @@ export class GitRepo implements GitSource {
       const header = buf.subarray(at, nl).toString();
       const size = Number(/^[0-9a-f]+ blob (\d+)$/.exec(header)?.[1] ?? NaN);
       if (!Number.isFinite(size))
-        throw new GitSourceError(this.gitDir, `unexpected cat-file answer ${JSON.stringify(header)}`);
+        throw new GitSourceError(this.name, `unexpected cat-file answer ${JSON.stringify(header)}`);
       // The bytes go along: the loader tells a file that is not UTF-8 from one that is.
       got.push({ blob, bytes: buf.subarray(nl + 1, nl + 1 + size) });
       at = nl + 1 + size + 1;
