@@ -1,31 +1,33 @@
 #!/usr/bin/env bash
-# The gateway image the Kubernetes tests (and a cluster without a registry) use: a Debian root
-# with what a Kube-OVN vpc-nat-gw pod runs (iproute2, iptables, conntrack, arping, sysctl), made
-# with debootstrap and packed by shared/k8s's image-from-dir. Made once, then cached.
+# The gateway image (vpc-nat-gateway) from images/vpc-nat-gateway/Dockerfile, built here with
+# buildah (no daemon, no registry) FROM a Debian 12 root made with debootstrap
+# (images/base-image.sh debian), its apt step reaching Debian's mirrors through the host's
+# network. Writes a docker-archive that `../shared/k8s/cluster.sh load-image` loads; the
+# Kubernetes tests run it. Made again only when an input changed. Root only.
 #
-#   scripts/gateway-image.sh [OUT.tar]     prints the tar's path; the image is natops/vpc-nat-gw:test
+#   scripts/gateway-image.sh [OUT.tar]     prints the tar's path; the image is natops/vpc-nat-gateway:<package.json version>
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-${NATOPS_GATEWAY_IMAGE_TAR:-/var/cache/natops/vpc-nat-gw.tar}}
-IMAGE=${NATOPS_GATEWAY_IMAGE:-natops/vpc-nat-gw:test}
-PACKAGES=iproute2,iptables,conntrack,iputils-arping,procps
-K8S=${NATOPS_K8S_DIR:-}
-for d in "$(pwd)/../shared/k8s" /work/shared/k8s; do [ -z "$K8S" ] && [ -x "$d/cluster.sh" ] && K8S=$d; done
-[ -n "$K8S" ] || { echo "gateway-image.sh: no shared/k8s/cluster.sh found (set NATOPS_K8S_DIR)" >&2; exit 1; }
+# shellcheck source=images/buildah.sh
+. images/buildah.sh
+OUT=${1:-${NATOPS_GATEWAY_IMAGE_TAR:-/var/cache/natops/vpc-nat-gateway.tar}}
+version=$(node -p 'require("./package.json").version')
+IMAGE=${NATOPS_GATEWAY_IMAGE:-natops/vpc-nat-gateway:$version}
+[ "$(id -u)" -eq 0 ] || { echo "gateway-image.sh: run as root (debootstrap, buildah)" >&2; exit 1; }
 
-stamp="$IMAGE $PACKAGES"
-if [ -s "$OUT" ] && [ "$(cat "$OUT.stamp" 2>/dev/null)" = "$stamp" ]; then echo "$OUT"; exit 0; fi
-[ "$(id -u)" -eq 0 ] || { echo "gateway-image.sh: run as root (debootstrap)" >&2; exit 1; }
-command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
+base=$(bash images/base-image.sh debian)
+base_id=$(bah inspect --type image --format '{{.FromImageID}}' "$base")
+hash=$(printf '%s\n%s\n%s\n' "$IMAGE" "$base_id" "$(sha256sum images/vpc-nat-gateway/* scripts/gateway-image.sh)" \
+  | sha256sum | cut -c1-32)
+if [ -s "$OUT" ] && [ "$(cat "$OUT.stamp" 2>/dev/null)" = "$hash" ]; then echo "$OUT"; exit 0; fi
 
 mkdir -p "$(dirname "$OUT")"
-root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
-debootstrap --variant=minbase --include="$PACKAGES" bookworm "$root" >"$root.log" 2>&1 || { tail -20 "$root.log" >&2; exit 1; }
-rm -f "$root.log"
-# what the image does not need: apt lists, docs, caches
-rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/locale/*
-"$K8S/cluster.sh" image-from-dir "$IMAGE" "$root" "$OUT.tmp"
+log=$(mktemp)
+trap 'rm -f "$log" "$OUT.tmp"' EXIT
+bah bud --pull-never --network host --build-arg BASE="$base" -t "$IMAGE" images/vpc-nat-gateway >"$log" 2>&1 \
+  || { tail -30 "$log" >&2; echo "gateway-image.sh: the build failed (above)" >&2; exit 1; }
+rm -f "$OUT.tmp"
+bah push --quiet "$IMAGE" "docker-archive:$OUT.tmp:$IMAGE" >/dev/null
 mv "$OUT.tmp" "$OUT"
-echo "$stamp" > "$OUT.stamp"
+echo "$hash" >"$OUT.stamp"
 echo "$OUT"
