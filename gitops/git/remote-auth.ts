@@ -2,7 +2,8 @@
 // mounted as files): the secret itself is never in an argument list (`ps` shows those), in the
 // environment, in the URL, or in a log. git reads it when it needs it:
 // - https: GIT_ASKPASS is a fixed script (no value written into it) that prints the user name
-//   and `cat`s the password file, both named by variables; git asks it only on a 401.
+//   and `cat`s the password file, both named by variables, for the URL's host only; git asks
+//   it only on a 401.
 // - ssh: GIT_SSH_COMMAND with the key and known_hosts files, host keys checked strictly (an
 //   unknown host is refused, never added), no agent or user configuration consulted.
 // The remote's scheme alone is allowed (GIT_ALLOW_PROTOCOL), and the host's and user's git
@@ -42,7 +43,11 @@ export interface Transport {
  * named in its environment, so no value is ever parsed by a shell.
  */
 const ASKPASS = `#!/bin/sh
-# natops: answers git's credential prompts from files (see gitops/git/remote-auth.ts)
+# natops: answers git's credential prompts from files (see gitops/git/remote-auth.ts).
+# Only for the configured host: a redirect elsewhere gets nothing. git asks
+# "Username for 'https://HOST': " and "Password for 'https://USER@HOST': ".
+url=\${1#*\\'}; url=\${url%\\'*}; host=\${url#*://}; host=\${host#*@}
+[ "$host" = "$GIT_NATOPS_HOST" ] || [ "$host" = "$GIT_NATOPS_HOST:443" ] || exit 1
 case "$1" in
   Username*) printf '%s\\n' "$GIT_NATOPS_USERNAME" ;;
   *) exec cat -- "$GIT_NATOPS_PASSWORD_FILE" ;;
@@ -96,6 +101,7 @@ export async function transportFor(remote: RemoteUrl, c: GitCredentials, workDir
     env.GIT_ASKPASS = askpass;
     env.GIT_NATOPS_USERNAME = c.username ?? (c.tokenFile ? 'x-access-token' : '');
     env.GIT_NATOPS_PASSWORD_FILE = secretFile;
+    env.GIT_NATOPS_HOST = new URL(remote.url).host;
     if (!env.GIT_NATOPS_USERNAME) throw new GitCredentialsError('NATOPS_GIT_PASSWORD_FILE needs NATOPS_GIT_USERNAME');
   }
   if (c.caFile) {

@@ -219,6 +219,21 @@ describe('remote git source', () => {
     assert.ok(runs.some((r) => r.includes(url)));
     assert.ok(!runs.some((r) => r.includes(TOKEN)), runs.join('\n'));
     assert.ok((await s.manifestsAt(head, 'net')).length > 0);
+    // The askpass script holds no secret, and answers for the URL's host only (a redirect elsewhere gets nothing).
+    const askpass = join(dir, 'data', 'git', 'auth', 'askpass.sh');
+    assert.doesNotMatch(await readFile(askpass, 'utf8'), new RegExp(TOKEN));
+    const host = new URL(https.url).host;
+    const ask = (prompt: string) =>
+      run([askpass, prompt], {
+        okExitCodes: [0, 1],
+        env: { GIT_NATOPS_HOST: host, GIT_NATOPS_USERNAME: 'natops', GIT_NATOPS_PASSWORD_FILE: tokenFile },
+      });
+    assert.equal((await ask(`Username for 'https://${host}': `)).stdout, 'natops\n');
+    assert.equal((await ask(`Password for 'https://natops@${host}': `)).stdout.trim(), TOKEN);
+    for (const other of [`Password for 'https://natops@evil.example': `, `Password for 'https://${host}.evil': `]) {
+      const r = await ask(other);
+      assert.deepEqual([r.code, r.stdout], [1, ''], other);
+    }
     // A wrong token: refused by the server, retryable, and the message does not carry it.
     const wrong = join(dir, 'wrong');
     await writeFile(wrong, 'wrong-token-value');
