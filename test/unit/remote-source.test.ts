@@ -12,6 +12,7 @@ import { GitCredentialsError } from '../../gitops/git/remote-auth.ts';
 import { RemoteGitSource } from '../../gitops/git/remote-source.ts';
 import { parseRemoteUrl, RemoteUrlError } from '../../gitops/git/remote-url.ts';
 import { GitSourceError, ManifestLimitError, UnknownCommitError } from '../../gitops/git/source.ts';
+import { natops } from '../helpers/cli.ts';
 import { ConfigError, loadConfig } from '../../server/config.ts';
 import { startGitHttps, type GitHttpsServer } from '../helpers/git-https.ts';
 
@@ -322,5 +323,24 @@ describe('remote git source: settings', () => {
     assert.match(withPassword, /carries a password/);
     assert.doesNotMatch(withPassword, /hunter2/);
     assert.match(bad({ NATOPS_GIT_URL: 'https://h/r.git' }), /only with NATOPS_SOURCE=git-url/);
+  });
+
+  it('natops serve --git-url: a refused URL or a missing credential file stops the start, by name', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'natops-remote-cli-'));
+    try {
+      const refused = await natops(['serve', '--git-url', 'ext::sh%20-c%20id'], { env: { NATOPS_DATA_DIR: dataDir } });
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, /NATOPS_GIT_URL: "ext::sh%20-c%20id": uses the "<transport>::" form/);
+      const missing = await natops(
+        ['serve', '--git-url', 'https://git.example.com/a/b.git', '--redis', 'redis://127.0.0.1:1'],
+        {
+          env: { NATOPS_DATA_DIR: dataDir, NATOPS_GIT_TOKEN_FILE: join(dataDir, 'no-token') },
+        },
+      );
+      assert.equal(missing.code, 2, missing.stderr);
+      assert.match(missing.stderr, /token file .*no-token is missing or not readable/);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
