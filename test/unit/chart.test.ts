@@ -42,6 +42,9 @@ const SPLIT_VALUES = {
   redis: { enabled: false },
   externalRedis: { url: 'redis://redis.example:6380/2', existingSecret: 'ext-redis', existingSecretKey: 'pw' },
   ingress: { enabled: true, host: 'natops.example.org', className: 'nginx' },
+  git: { url: 'ssh://git@git.example/infra/nat.git' },
+  secrets: { gitSshKey: 'k', gitKnownHosts: 'h' },
+  env: { NATOPS_LOG_LEVEL: 'debug', NATOPS_REPOSITORY: 'infra/nat' },
 };
 
 /** Secret values given in the values: none may show up anywhere but in the chart's Secret. */
@@ -80,7 +83,16 @@ function checkSecurity(objs: Rendered[]): void {
     assert.equal(env.get('NATOPS_RUNTIME')?.value, 'kubernetes');
     // every *_FILE setting names a file of a mounted Secret volume
     const files = [...env.values()].filter((e) => e.name.endsWith('_FILE'));
-    assert.ok(files.length >= 2, `${owner}: the webhook secret and dashboard password as files`);
+    if (c.args?.[0] === 'worker') {
+      // a handler worker needs no secret but Redis's, and reads no repository
+      assert.deepEqual(files, [], `${owner}: secrets in a handler worker`);
+      assert.ok(!spec.volumes?.some((v) => v.secret), `${owner}: a Secret volume in a handler worker`);
+      assert.deepEqual(
+        [...env.keys()].filter((n) => /^NATOPS_(SOURCE|REPOSITORY|GIT_|GITHUB_)/.test(n)),
+        [],
+        `${owner}: the source's settings in a handler worker`,
+      );
+    } else assert.ok(files.length >= 2, `${owner}: the webhook secret and dashboard password as files`);
     for (const e of files) {
       const path = e.value ?? '';
       const mount = c.volumeMounts?.find((m) => path.startsWith(`${m.mountPath}/`));
@@ -192,6 +204,14 @@ describe('the Helm chart', () => {
         }),
     );
     assert.deepEqual([...workers.keys()].sort(), [...HANDLER_KINDS].sort());
+    // plain settings reach every pod; the source's only the webhook's
+    for (const p of pods) {
+      const names = new Map((p.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+      assert.equal(names.get('NATOPS_LOG_LEVEL'), 'debug', p.owner);
+      const serve = p.spec.containers[0]?.args?.[0] === 'serve';
+      assert.equal(names.get('NATOPS_REPOSITORY'), serve ? 'infra/nat' : undefined, p.owner);
+      assert.equal(names.get('NATOPS_GIT_URL'), serve ? 'ssh://git@git.example/infra/nat.git' : undefined, p.owner);
+    }
     // an external Redis: no StatefulSet, its password from the given Secret
     assert.equal(all(split, 'StatefulSet').length, 0);
     const env = pods[0]?.spec.containers[0]?.env ?? [];

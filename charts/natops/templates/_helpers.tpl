@@ -39,9 +39,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (include "natops.fullname" .) .Values.secrets.existingSecret -}}
 {{- end -}}
 
-{{/* the keys of natops's Secret that are present: from existingKeys, or the values given */}}
+{{/*
+the keys of natops's Secret that a pod mounts: from existingKeys, or the values given; none in a
+handler worker's pod (called with .natopsWorker set), which needs no secret but Redis's
+*/}}
 {{- define "natops.secretKeys" -}}
-{{- if .Values.secrets.existingSecret -}}
+{{- if .natopsWorker -}}
+{{- list | toJson -}}
+{{- else if .Values.secrets.existingSecret -}}
 {{- .Values.secrets.existingKeys | toJson -}}
 {{- else -}}
 {{- $keys := list "webhook-secret" "dashboard-password" -}}
@@ -137,15 +142,20 @@ app.kubernetes.io/component: {{ .component }}
 - name: NATOPS_GITHUB_PRIVATE_KEY_FILE
   value: /var/run/secrets/natops/github-private-key
 {{- end }}
+{{- /* the source's settings only where the planner runs: a handler worker reads no repository */ -}}
+{{- if not .natopsWorker }}
 {{- with .Values.git.url }}
+{{- if not (hasKey $.Values.env "NATOPS_SOURCE") }}
 - name: NATOPS_SOURCE
   value: git-url
+{{- end }}
 - name: NATOPS_GIT_URL
   value: {{ . | quote }}
 {{- end }}
 {{- with .Values.git.username }}
 - name: NATOPS_GIT_USERNAME
   value: {{ . | quote }}
+{{- end }}
 {{- end }}
 {{- range $key, $name := dict "git-password" "NATOPS_GIT_PASSWORD_FILE" "git-token" "NATOPS_GIT_TOKEN_FILE" "git-ssh-key" "NATOPS_GIT_SSH_KEY_FILE" "git-known-hosts" "NATOPS_GIT_KNOWN_HOSTS_FILE" "git-ca" "NATOPS_GIT_CA_FILE" }}
 {{- if has $key $keys }}
@@ -154,21 +164,26 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 {{- range $name, $value := .Values.env }}
+{{- if not (and $.natopsWorker (regexMatch "^NATOPS_(SOURCE|REPOSITORY|GIT_|GITHUB_)" $name)) }}
 - name: {{ $name }}
   value: {{ $value | toString | quote }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
 {{/* volumes of every natops pod: the secrets (read-only files) and a writable data directory */}}
 {{- define "natops.volumes" -}}
+{{- $keys := include "natops.secretKeys" . | fromJsonArray }}
+{{- if $keys }}
 - name: secrets
   secret:
     secretName: {{ include "natops.secretName" . | quote }}
     defaultMode: 0400
     items:
-    {{- range (include "natops.secretKeys" . | fromJsonArray) }}
+    {{- range $keys }}
       - { key: {{ . | quote }}, path: {{ . | quote }} }
     {{- end }}
+{{- end }}
 - name: data
   emptyDir: {}
 - name: tmp
@@ -176,7 +191,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "natops.volumeMounts" -}}
+{{- if (include "natops.secretKeys" . | fromJsonArray) }}
 - { name: secrets, mountPath: /var/run/secrets/natops, readOnly: true }
+{{- end }}
 - { name: data, mountPath: /var/lib/natops }
 - { name: tmp, mountPath: /tmp }
 {{- end -}}
