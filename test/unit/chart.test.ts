@@ -20,6 +20,7 @@ import type {
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { parse, parseAllDocuments } from 'yaml';
 import { HANDLER_KINDS } from '../../dataplane/kinds.ts';
+import { loadConfig } from '../../server/config.ts';
 import { bullPrefix } from '../../queue/queues.ts';
 import { CHART, helm, helmTemplate, renderChart, type Rendered } from '../helpers/helm.ts';
 
@@ -105,6 +106,12 @@ function checkSecurity(objs: Rendered[]): void {
         `${owner}: ${e.name}: ${key} is not an item of the Secret volume`,
       );
     }
+    // the data directory: one natops makes (0700) inside a writable volume, not the volume's
+    // root (an emptyDir is 0777, which natops refuses as shared)
+    const dataDir = env.get('NATOPS_DATA_DIR')?.value ?? '';
+    const dataMount = c.volumeMounts?.find((m) => dataDir.startsWith(`${m.mountPath}/`));
+    assert.ok(dataMount && !dataMount.readOnly, `${owner}: NATOPS_DATA_DIR=${dataDir} is not below a writable mount`);
+    assert.ok(spec.volumes?.find((v) => v.name === dataMount.name)?.emptyDir, `${owner}: data volume`);
     // the Redis password is expanded by the kubelet from a Secret, never written into the spec
     assert.match(
       env.get('NATOPS_REDIS_URL')?.value ?? '',
@@ -335,6 +342,24 @@ describe('the Helm chart', () => {
     assert.equal(env.get('NATOPS_NAMESPACE'), 'gw-prod');
     assert.equal(env.get('NATOPS_GATEWAY_IMAGES'), 'a/b:1,c/d:2');
     assert.equal(env.get('NATOPS_ALLOW_CONTROL_PLANE'), 'false');
+  });
+
+  it("every natops pod's environment is a configuration natops accepts", () => {
+    for (const objs of [defaults, split])
+      for (const { owner, spec } of natopsPods(objs)) {
+        // as the kubelet builds it: secretKeyRefs read, $(VAR) expanded from earlier variables
+        const env: Record<string, string> = {};
+        for (const e of spec.containers[0]?.env ?? []) {
+          const raw = e.valueFrom?.secretKeyRef ? 'from-a-secret' : (e.value ?? '');
+          env[e.name] = raw.replace(/\$\(([A-Z0-9_]+)\)/g, (m, name: string) => env[name] ?? m);
+        }
+        const c = loadConfig({}, env);
+        assert.equal(c.runtime, 'kubernetes', owner);
+        assert.equal(c.redisUrl?.includes(':from-a-secret@'), true, owner);
+        assert.equal(c.instance, 'natops', owner);
+        assert.deepEqual(c.gatewayImages, ['kubeovn/vpc-nat-gateway:v1.7.0'], owner);
+        if (spec.containers[0]?.args?.[0] === 'serve') assert.equal(c.dashboardListen, '0.0.0.0:8081', owner);
+      }
   });
 
   it('a wrong value fails helm template with the schema naming it', async () => {

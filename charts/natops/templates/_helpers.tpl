@@ -124,8 +124,10 @@ handler worker's pod (called with .natopsWorker set), which needs no secret but 
   value: {{ join "," .Values.gateways.images | quote }}
 - name: NATOPS_ALLOW_CONTROL_PLANE
   value: {{ .Values.gateways.allowControlPlane | toString | quote }}
+# below the emptyDir: its root is 0777, which natops refuses as a shared directory; natops makes
+# this one itself, 0700
 - name: NATOPS_DATA_DIR
-  value: /var/lib/natops
+  value: /var/lib/natops/data
 {{- if has "webhook-secret" $keys }}
 - name: NATOPS_WEBHOOK_SECRET_FILE
   value: /var/run/secrets/natops/webhook-secret
