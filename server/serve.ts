@@ -183,7 +183,11 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const runtimes = await makeRuntimes(c, (m) => opts.log.warn(m));
   const github = await gitHubFromConfig(c, opts.log);
   const password = opts.http ? await dashboardPassword(c) : undefined;
-  const remote = c.source === 'git-url' && opts.queues.includes('plan') ? await remoteSource(c) : undefined;
+  // The planner reads it, and the resync's catch-up asks it for the branch's head.
+  const remote =
+    c.source === 'git-url' && opts.queues.some((q) => q === 'plan' || q === 'resync')
+      ? await remoteSource(c)
+      : undefined;
   // One natops serve per data directory: its Redis's append-only file and webhook secret live there.
   const dataDirLock = opts.http || !c.redisUrl ? await lockDataDir(c.dataDir) : undefined;
   const localRedis = c.redisUrl

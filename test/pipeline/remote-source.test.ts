@@ -90,6 +90,37 @@ describe('natops with a remote Git source over https (real git-http-backend, TLS
     assert.ok(!p.logs.some((l) => /history rewritten/.test(l)), p.logs.join('\n'));
   });
 
+  it('natops running, a delivery lost: the resync catches up, fetching the remote', async () => {
+    await p.running!.close();
+    p.config.resyncMs = 1000;
+    await p.start();
+    await run(['git', `--git-dir=${p.bare}`, 'config', 'core.hooksPath', '/dev/null']);
+    const sha = await p.push(withForward(7121), 'forward 7121, delivery lost');
+    await run(['git', `--git-dir=${p.bare}`, 'config', '--unset', 'core.hooksPath']);
+    assert.equal((await p.settled(sha, 30_000)).get('natops/ngw')?.state, 'success');
+    assert.equal(await answers(7121), 'web 192.168.0.50');
+    await p.running!.close();
+    p.config.resyncMs = 0;
+    await p.start();
+  });
+
+  it('a force-push back to an older commit: the mirror follows it, and the plan says history was rewritten', async () => {
+    const older = (await run(['git', '-C', p.work, 'rev-parse', 'HEAD~2'])).stdout.trim();
+    const plannedBefore = (await p.running!.store.head('main'))!.gen;
+    await run(['git', '-C', p.work, 'reset', '--quiet', '--hard', older]);
+    await run(['git', '-C', p.work, 'push', '--quiet', '--force', 'origin', 'HEAD:main']);
+    const rec = await p.until('the force-push to be applied', async () => {
+      const r = await p.running!.records.get({ kind: 'gateway', name: 'ngw' });
+      return r && r.condition.gen > plannedBefore && r.condition.ready === 'True' ? r : undefined;
+    });
+    assert.equal(rec.lastApplied?.sha, older);
+    assert.equal(await answers(7121), undefined, 'the replaced commit is not live');
+    assert.ok(
+      p.logs.some((l) => /history rewritten/.test(l)),
+      p.logs.join('\n'),
+    );
+  });
+
   it('the token is in no log line', () => {
     assert.ok(p.logs.length > 0);
     assert.ok(!p.logs.some((l) => l.includes(TOKEN)));
