@@ -164,13 +164,31 @@ export async function connectGitHub(s: GitHubSettings, log: (line: string) => vo
         );
       })
     ).data.id;
-  const octokit = client(
-    s,
-    { authStrategy: createAppAuth, auth: { appId, privateKey, installationId, cache: refreshingTokenCache() } },
-    log,
-  );
+  // Tokens for the tracked repository only, with natops's permissions only: an App installed on
+  // a whole organization would otherwise mint tokens for every repository, with all it may do.
+  // auth-app scopes a token only when asked per call (its own request hook asks for no scope),
+  // so natops mints the token for each request itself.
+  // (auth-app's Cache type says get() always finds a string; its code takes undefined as a miss)
+  const cache = refreshingTokenCache() as NonNullable<Parameters<typeof createAppAuth>[0]['cache']>;
+  // (minting goes through a client of its own: GitHub's address, natops's rate-limit handling)
+  const appAuth = createAppAuth({ appId, privateKey, installationId, cache, request: client(s, {}, log).request });
+  const repositoryNames = [ref.repo];
+  const octokit = client(s, {}, log);
+  octokit.hook.wrap('request', async (request, options) => {
+    // The App's own routes (webhook deliveries) take the App's JWT, as auth-app's hook does.
+    // (a route, or a whole URL when paginating)
+    const path = options.url.startsWith(options.baseUrl) ? options.url.slice(options.baseUrl.length) : options.url;
+    if (/^\/app([/?]|$)/.test(path)) {
+      options.headers.authorization = `bearer ${(await appAuth({ type: 'app' })).token}`;
+    } else {
+      const { token } = await appAuth({ type: 'installation', repositoryNames, permissions: { ...APP_PERMISSIONS } });
+      options.headers.authorization = `token ${token}`;
+    }
+    return request(options);
+  });
+  // What the installation may do on the repository (a token without a permission scope says).
   const token = InstallationToken.parse(
-    await octokit.auth({ type: 'installation' }).catch((e: unknown) => {
+    await appAuth({ type: 'installation', repositoryNames }).catch((e: unknown) => {
       throw new GitHubAuthError(
         `GitHub at ${s.url}: no installation token for App ${slug} on ${s.repository}: ${failure(e)}`,
         { cause: e },

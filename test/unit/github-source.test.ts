@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { run } from '../../common/exec.ts';
-import { connectGitHub, GitHubAuthError, type GitHub } from '../../gitops/github/client.ts';
+import { APP_PERMISSIONS, connectGitHub, GitHubAuthError, type GitHub } from '../../gitops/github/client.ts';
 import { GitHubSource } from '../../gitops/github/source.ts';
 import { GitRepo } from '../../gitops/git/local-source.ts';
 import { ManifestLimitError, UnknownCommitError } from '../../gitops/git/source.ts';
@@ -247,6 +247,33 @@ describe('connecting to GitHub: a clear error at start', () => {
         ),
         (e: Error) => e instanceof GitHubAuthError && /cannot authenticate with its private key: 401/.test(e.message),
       );
+      gh.assertClean();
+    } finally {
+      await gh.close();
+    }
+  });
+
+  it("an App installed on many repositories: every token natops mints holds only the tracked one, with natops's permissions", async () => {
+    const gh = await GitHubStandIn.start({ repos: { [REPO]: bare, 'natops/other': bare } });
+    try {
+      const g = await connectGitHub(
+        {
+          url: gh.url,
+          repository: REPO,
+          auth: { kind: 'app', appId: String(gh.app.appId), privateKey: gh.app.privateKeyPem },
+        },
+        () => undefined,
+      );
+      // a call through octokit's own auth hook mints (or reuses) a token too
+      assert.ok(
+        await new GitHubSource(g.api, { get: async () => undefined, set: async () => undefined }).branchHead('main'),
+      );
+      const mints = gh.requests.filter((r) => r.method === 'POST' && /\/access_tokens$/.test(r.path));
+      const scoped = { repositories: ['gitops'], permissions: { ...APP_PERMISSIONS } };
+      // the first reads what the installation may do on the repository; every other is the scoped one
+      assert.deepEqual(mints[0]?.body, { repositories: ['gitops'] });
+      assert.ok(mints.length >= 2);
+      for (const m of mints.slice(1)) assert.deepEqual(m.body, scoped, JSON.stringify(m.body));
       gh.assertClean();
     } finally {
       await gh.close();
