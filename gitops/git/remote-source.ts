@@ -101,10 +101,19 @@ export class RemoteGitSource implements GitSource {
     );
   }
 
+  /** (a commit missing, or none shared, in a shallow mirror: asked again deeper; missing from the whole history: UnknownCommitError) */
   mergeBase(a: string, b: string): Promise<string | undefined> {
+    const missing = async () => {
+      for (const sha of [a, b]) if (!(await this.local.hasCommit(sha))) return sha;
+      return undefined;
+    };
     return this.deepened(
-      () => this.local.mergeBase(a, b),
-      () => this.local.mergeBase(a, b),
+      async () => ((await missing()) === undefined ? this.local.mergeBase(a, b) : undefined),
+      async () => {
+        const sha = await missing();
+        if (sha !== undefined) throw new UnknownCommitError(this.name, sha);
+        return this.local.mergeBase(a, b);
+      },
     );
   }
 

@@ -161,6 +161,10 @@ describe('remote git source', () => {
     assert.equal(await s.isAncestor(start!, head!), true);
     assert.equal(await s.isAncestor(head!, start!), false);
     assert.equal(await s.hasCommit(shas[0]!), true);
+    // A fresh mirror: the merge base beyond the depth is found by deepening too.
+    const fresh = source(`file://${origin}`, { dataDir: join(dir, 'data-fresh') });
+    assert.equal(await fresh.branchHead('main'), head);
+    assert.equal(await fresh.mergeBase(shas[0]!, head!), shas[0]);
   });
 
   it('a commit the remote no longer has: UnknownCommitError once the history is whole', async () => {
