@@ -12,7 +12,7 @@
 // `depth` commits, a planned commit from before the mirror) deepens it, doubling, up to the full
 // history: a "no" is only said when the history is whole.
 import { createHash } from 'node:crypto';
-import { access, mkdir } from 'node:fs/promises';
+import { access, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CommandError, CommandTimeoutError, run, type ExecResult } from '../../common/exec.ts';
 import type { ManifestFile } from '../manifests/load.ts';
@@ -52,6 +52,7 @@ export class RemoteGitSource implements GitSource {
   private readonly queued = new Map<string, Promise<void>>();
   /** the branch the mirror follows (what a deepening fetches) */
   private branch: string | undefined;
+  private locksCleared = false;
 
   /** Throws RemoteUrlError for a URL natops does not fetch from (before any git runs). */
   constructor(private readonly opts: RemoteSourceOptions) {
@@ -143,11 +144,19 @@ export class RemoteGitSource implements GitSource {
   private async fetchNow(branch: string, how: string[]): Promise<void> {
     const transport = await this.check();
     await this.ensureMirror();
+    // A fetch killed (its timeout, or a process killed mid-fetch) leaves its locks behind, and
+    // every later fetch would fail on them. Fetches are this process's alone and one at a time,
+    // so a lock found before the first one, or after a kill, is stale.
+    if (!this.locksCleared) await this.clearLocks(branch);
+    this.locksCleared = true;
     const r = await this.git(
       transport,
       ['fetch', '--quiet', '--no-tags', '--no-write-fetch-head', '--no-recurse-submodules', ...how],
       [`+refs/heads/${branch}:refs/heads/${branch}`],
-    );
+    ).catch(async (e: unknown) => {
+      if (e instanceof GitSourceError && e.cause instanceof CommandTimeoutError) await this.clearLocks(branch);
+      throw e;
+    });
     if (r.code === 0) {
       this.branch = branch;
       return;
@@ -186,6 +195,11 @@ export class RemoteGitSource implements GitSource {
       if (e instanceof CommandError) throw new GitSourceError(this.name, `fetch failed: ${lastLines(e.stderr)}`);
       throw e;
     }
+  }
+
+  private async clearLocks(branch: string): Promise<void> {
+    for (const lock of ['shallow.lock', 'packed-refs.lock', 'config.lock', `refs/heads/${branch}.lock`])
+      await rm(join(this.gitDir, lock), { force: true });
   }
 
   private async ensureMirror(): Promise<void> {

@@ -63,7 +63,9 @@ describe('remote git source', () => {
     await mkdir(join(dir, 'bin'));
     await writeFile(
       join(dir, 'bin', 'git'),
-      `#!/bin/sh\nfor a in "$@"; do printf '%s ' "$a" >> '${gitLog}'; done; echo >> '${gitLog}'\nexec '${realGit}' "$@"\n`,
+      // (a fetch while the file `slow` exists hangs: a remote that stopped answering)
+      `#!/bin/sh\nfor a in "$@"; do printf '%s ' "$a" >> '${gitLog}'; done; echo >> '${gitLog}'\n` +
+        `case " $* " in *" fetch "*) [ -e '${join(dir, 'slow')}' ] && sleep 3 ;; esac\nexec '${realGit}' "$@"\n`,
       { mode: 0o755 },
     );
     // ssh stand-in: logs its argv, then runs the remote's command (`git-upload-pack '/path'`) here.
@@ -211,6 +213,25 @@ describe('remote git source', () => {
       assert.match(e.message, new RegExp(`^file://${dir}/no-such.git: fetching main failed`));
       return true;
     });
+  });
+
+  it('a fetch that hangs is killed at its timeout (retryable); locks a killed fetch left do not block the next', async () => {
+    const s = source(`file://${origin}`, { fetchTimeoutMs: 1000 });
+    const head = (await git('rev-parse', 'HEAD')).stdout.trim();
+    await writeFile(join(dir, 'slow'), '');
+    try {
+      await assert.rejects(s.branchHead('main'), (e: unknown) => {
+        assert.ok(e instanceof GitSourceError && e.retryable, String(e));
+        assert.match(e.message, /fetch did not finish within 1000 ms/);
+        return true;
+      });
+    } finally {
+      await rm(join(dir, 'slow'));
+    }
+    // What a fetch killed mid-way leaves, found by a process starting on the same data dir.
+    await writeFile(join(s.gitDir, 'shallow.lock'), '');
+    await writeFile(join(s.gitDir, 'refs', 'heads', 'main.lock'), '');
+    assert.equal(await source(`file://${origin}`).branchHead('main'), head);
   });
 
   it('https with basic auth: the token goes from its file to the server, never into an argv or a message', async () => {
