@@ -24,7 +24,8 @@ if [ -s "$OUT" ] && [ "$(cat "$OUT.stamp" 2>/dev/null)" = "$hash" ]; then echo "
 mkdir -p "$(dirname "$OUT")"
 log=$(mktemp)
 trap 'rm -f "$log" "$OUT.tmp"' EXIT
-bah bud --pull-never --network host --build-arg BASE="$base" -t "$IMAGE" images/vpc-nat-gateway >"$log" 2>&1 \
+# docker format: the image config Docker and containerd read (OCI's has no HEALTHCHECK, for one)
+bah bud --pull-never --network host --format docker --build-arg BASE="$base" -t "$IMAGE" images/vpc-nat-gateway >"$log" 2>&1 \
   || { tail -30 "$log" >&2; echo "gateway-image.sh: the build failed (above)" >&2; exit 1; }
 rm -f "$OUT.tmp"
 bah push --quiet "$IMAGE" "docker-archive:$OUT.tmp:$IMAGE" >/dev/null
