@@ -22,7 +22,7 @@ import { planPush, type PlannerEnv } from '../functions/planner/planner.ts';
 import { resync, type ResyncEnv } from '../functions/resync.ts';
 import { GitHubSyncJob, HandlerJob, PlanJob, PreviewJob, readJobData, type QueueName } from '../queue/jobs.ts';
 import { bullPrefix, cappedBackoff } from '../queue/queues.ts';
-import { PREVIEW_CONTEXT, statusText, SUMMARY_CONTEXT } from '../state/statuses.ts';
+import { failedPublicly, PREVIEW_CONTEXT, statusText, SUMMARY_CONTEXT } from '../state/statuses.ts';
 import type { z } from 'zod';
 
 export interface WorkerSettings {
@@ -105,6 +105,7 @@ export const PROCESSORS: Record<QueueName, Processor> = {
               context: SUMMARY_CONTEXT,
               state: 'error',
               description: statusText(`planning failed: ${errorMessage(e)}`),
+              publicDescription: failedPublicly('planning'),
               targetUrl: ctx.url,
             },
           ]);
@@ -149,6 +150,7 @@ export const PROCESSORS: Record<QueueName, Processor> = {
               context: PREVIEW_CONTEXT,
               state: 'error',
               description: statusText(`preview failed: ${errorMessage(e)}`),
+              publicDescription: failedPublicly('preview'),
               targetUrl: ctx.url,
             },
           ]);

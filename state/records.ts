@@ -39,6 +39,11 @@ export const Condition = z.object({
   reason: Reason,
   /** for people: "live: 2 EIPs, ...", "dnat failed: ...", a validation problem with file:line */
   message: z.string(),
+  /**
+   * what a commit status on GitHub says instead of `message`, when the message holds an error's
+   * text (a command's stderr, an API's answer) that only natops's own pages should show
+   */
+  publicMessage: z.string().optional(),
   /** the commit and generation the condition is about */
   sha: Sha,
   gen: z.number().int().nonnegative(),

@@ -24,6 +24,7 @@ export const CommitStatus = z.object({
   state: StatusState,
   /** at most 140 characters */
   description: z.string().max(140),
+  publicDescription: z.string().max(140).optional(),
   targetUrl: z.string().optional(),
   updatedAt: z.number(),
 });
@@ -35,8 +36,13 @@ export interface StatusEvent {
   context: string;
   state: StatusState;
   description: string;
+  /** what GitHub shows instead of `description` (which then holds an error's text) */
+  publicDescription?: string;
   targetUrl?: string;
 }
+
+/** What GitHub is told of a failure whose error text stays on natops's own pages. */
+export const failedPublicly = (what: string) => `${what} failed; the error is on natops's dashboard`;
 
 /** A status description: at most 140 characters, as GitHub allows. */
 export function statusText(text: string): string {
@@ -53,6 +59,7 @@ export function conditionStatus(t: Target, c: Condition): StatusEvent {
     context: targetContext(t),
     state: STATE_OF[c.ready],
     description: statusText(c.message),
+    ...(c.publicMessage ? { publicDescription: statusText(c.publicMessage) } : {}),
     ...(c.url ? { targetUrl: c.url } : {}),
   };
 }
@@ -215,6 +222,7 @@ export class StatusBook {
         context: e.context,
         state: e.state,
         description: statusText(e.description),
+        ...(e.publicDescription ? { publicDescription: statusText(e.publicDescription) } : {}),
         ...(e.targetUrl ? { targetUrl: e.targetUrl } : {}),
         updatedAt: now,
       });

@@ -31,9 +31,10 @@ export function checkRunContent(
   const summary = statuses.find((s) => s.context === SUMMARY_CONTEXT);
   const parts = statuses.filter((s) => s.context !== SUMMARY_CONTEXT && s.context !== PREVIEW_CONTEXT);
   const state = summary?.state ?? 'pending';
-  const row = (s: CommitStatus) =>
-    `| ${ICON[s.state]} | ${codeSpan(s.context, true)} | ${escapeMarkdown(s.description)} |`;
-  const head = [summary ? `**${escapeMarkdown(summary.description)}**` : '**planning**', ''];
+  // what GitHub may show: the public form where a description holds an error's text
+  const shown = (s: CommitStatus) => s.publicDescription ?? s.description;
+  const row = (s: CommitStatus) => `| ${ICON[s.state]} | ${codeSpan(s.context, true)} | ${escapeMarkdown(shown(s))} |`;
+  const head = [summary ? `**${escapeMarkdown(shown(summary))}**` : '**planning**', ''];
   const tail = issues.length
     ? ['', `${issues.length} problem${issues.length === 1 ? '' : 's'} in the manifests: see the annotations.`]
     : [];
@@ -44,7 +45,7 @@ export function checkRunContent(
     status: state === 'pending' ? 'in_progress' : 'completed',
     ...(state === 'pending' ? {} : { conclusion: state === 'success' ? 'success' : 'failure' }),
     ...(summary?.targetUrl ? { detailsUrl: summary.targetUrl } : {}),
-    output: { title: summary?.description ?? 'planning', summary: [...head, ...table, ...tail].join('\n') },
+    output: { title: summary ? shown(summary) : 'planning', summary: [...head, ...table, ...tail].join('\n') },
   };
 }
 

@@ -29,7 +29,9 @@ export async function publishCommit(ctx: JobContext<GitHubSyncJob>, env: GitHubE
       ...current.filter((s) => s.context === SUMMARY_CONTEXT),
     ];
     let written = 0;
-    for (const s of order) {
+    for (const status of order) {
+      // GitHub gets the public form where there is one (an error's text stays on natops's pages)
+      const s = { ...status, description: status.publicDescription ?? status.description };
       const fp = statusFingerprint(s);
       if (posted.get(s.context) === fp) continue;
       await lease.check();

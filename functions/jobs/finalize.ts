@@ -12,6 +12,7 @@ import {
   supersededStatus,
   targetContext,
   type StatusEvent,
+  failedPublicly,
 } from '../../state/statuses.ts';
 import type { FunctionEnv, JobContext } from './env.ts';
 
@@ -85,7 +86,7 @@ export function settle<R extends AnyRecord>(
       : { ...keep, statuses: [supersededStatus(job.sha, context, undefined, m.url)] };
   const ours = rec.desired?.gen === job.gen;
   const conditionIsNewer = rec.condition.gen > job.gen;
-  const cond = (c: Pick<Condition, 'ready' | 'reason' | 'message'>): Condition => ({
+  const cond = (c: Pick<Condition, 'ready' | 'reason' | 'message' | 'publicMessage'>): Condition => ({
     ...c,
     message: statusText(c.message),
     sha: job.sha,
@@ -125,12 +126,18 @@ export function settle<R extends AnyRecord>(
             ready: 'Unknown',
             reason: rec.condition.reason === 'Repairing' ? 'Repairing' : 'Progressing',
             message: retry,
+            publicMessage: `${job.kind}: attempt ${m.attempt} of ${m.attempts} failed; retrying`,
           }),
           attempted,
         );
       }
       return withCondition(
-        cond({ ready: 'False', reason: 'Failed', message: `${job.kind} failed: ${outcome.message}` }),
+        cond({
+          ready: 'False',
+          reason: 'Failed',
+          message: `${job.kind} failed: ${outcome.message}`,
+          publicMessage: failedPublicly(job.kind),
+        }),
         attempted,
       );
     }

@@ -37,6 +37,21 @@ describe('check run content', () => {
     );
   });
 
+  it("a failure's error text stays off the check run: its public description is shown", () => {
+    const c = checkRunContent(
+      [
+        status('natops', 'failure', '1 of 1 failed: natops/b'),
+        {
+          ...status('natops/b', 'failure', 'dnat failed: iptables-restore: line 3 failed (10.0.0.9 node-a)'),
+          publicDescription: "dnat failed; the error is on natops's dashboard",
+        },
+      ],
+      [],
+    );
+    assert.doesNotMatch(c.output.summary, /iptables-restore|node-a/);
+    assert.match(c.output.summary, /dnat failed; the error is on natops's dashboard/);
+  });
+
   it('3,000 gateways: within the limit, the failed and pending first, and how many more', () => {
     const n = 3000;
     const statuses = [

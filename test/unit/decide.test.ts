@@ -172,6 +172,17 @@ describe('the planner decides (pure)', () => {
       ['False', 'Failed', 'dnat failed: boom', ['dnat']],
     );
     assert.equal(failed.statuses[0]?.state, 'failure');
+    // GitHub (public for a public repository) is told that it failed; the error's text stays on natops's pages
+    assert.equal(failed.statuses[0]?.description, 'dnat failed: boom');
+    assert.equal(failed.statuses[0]?.publicDescription, "dnat failed; the error is on natops's dashboard");
+    const retrying = settle(
+      jobTarget(job),
+      rec,
+      job,
+      { kind: 'failed', message: 'boom', final: false },
+      { at: 1, url: 'u', attempt: 2, attempts: 5 },
+    );
+    assert.doesNotMatch(retrying.statuses[0]?.publicDescription ?? 'missing', /boom|missing/);
     const again = decide(validate(seed), { ...live, gateways: new Map([['ngw', f]]) }, ctx(3));
     assert.deepEqual(kinds(again, 'ngw'), ['dnat']);
   });
