@@ -148,22 +148,39 @@ function renderRecords(snap: RecordSnapshot): string {
   ].join('\n');
 }
 
+/** `--handlers`: the queues named (every queue when none is), refused by name when unknown. */
+async function queueNames(handlers: string | undefined): Promise<QueueName[]> {
+  const { QUEUE_NAMES } = await import('../queue/jobs.ts');
+  const kinds = (handlers ?? QUEUE_NAMES.join(','))
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
+  const unknown = kinds.filter((k) => !(QUEUE_NAMES as readonly string[]).includes(k));
+  if (unknown.length || !kinds.length)
+    throw new NatopsError(`unknown handler kind(s) ${unknown.join(', ')}; choose from ${QUEUE_NAMES.join(', ')}`);
+  return kinds as QueueName[];
+}
+
 export function addGitopsCommands(program: Command): void {
   serverOptions(
     program
       .command('serve')
       .description('run the webhook, every worker, the resync and the dashboard in one process')
       .option('--listen <host:port>', 'where the webhook and dashboard listen (NATOPS_LISTEN, default 127.0.0.1:8080)')
-      .option('--public-url <url>', 'address that links in statuses use (NATOPS_PUBLIC_URL)'),
-  ).action(async (flags: ServeFlags) => {
+      .option('--public-url <url>', 'address that links in statuses use (NATOPS_PUBLIC_URL)')
+      .option(
+        '--handlers <kinds>',
+        'run workers for these queues only (comma-separated; default every queue): the rest to `natops worker`s',
+      ),
+  ).action(async (flags: ServeFlags & { handlers?: string }) => {
+    const kinds = await queueNames(flags.handlers);
     const c = await config(flags);
-    const [{ serve }, { QUEUE_NAMES }, { writeFileAtomic }, log] = await Promise.all([
+    const [{ serve }, { writeFileAtomic }, log] = await Promise.all([
       import('../server/serve.ts'),
-      import('../queue/jobs.ts'),
       import('../common/fs.ts'),
       logger(c),
     ]);
-    const running = await serve(c, { queues: QUEUE_NAMES, http: true, log });
+    const running = await serve(c, { queues: kinds, http: true, log });
     await mkdir(c.dataDir, { recursive: true, mode: 0o700 });
     // 0600: the Redis URL carries its password. A new file each time (not rewritten in place), so
     // one a crash left behind with other modes is replaced.
@@ -190,20 +207,13 @@ export function addGitopsCommands(program: Command): void {
         'serve /healthz, /readyz and /metrics here (NATOPS_LISTEN when given; default: none)',
       ),
   ).action(async (flags: ServeFlags & { handlers?: string }) => {
-    const { QUEUE_NAMES } = await import('../queue/jobs.ts');
-    const kinds = (flags.handlers ?? QUEUE_NAMES.join(','))
-      .split(',')
-      .map((k) => k.trim())
-      .filter(Boolean);
-    const unknown = kinds.filter((k) => !(QUEUE_NAMES as readonly string[]).includes(k));
-    if (unknown.length || !kinds.length)
-      throw new NatopsError(`unknown handler kind(s) ${unknown.join(', ')}; choose from ${QUEUE_NAMES.join(', ')}`);
+    const kinds = await queueNames(flags.handlers);
     const c = await config(flags);
     if (!c.redisUrl) throw new NatopsError('natops worker needs a Redis to share: set NATOPS_REDIS_URL or --redis');
     const [{ serve }, log] = await Promise.all([import('../server/serve.ts'), logger(c)]);
     // Only an address asked for here, not serve's default: two workers on one machine must not collide.
     const ops = flags.listen !== undefined || process.env.NATOPS_LISTEN !== undefined;
-    await runUntilSignal(await serve(c, { queues: kinds as QueueName[], http: false, ops, log }), c, log);
+    await runUntilSignal(await serve(c, { queues: kinds, http: false, ops, log }), c, log);
   });
   program.hook('preSubcommand', async (_program, chosen) => {
     if (chosen !== worker) return;
