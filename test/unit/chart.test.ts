@@ -21,6 +21,7 @@ import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/ked
 import { parse, parseAllDocuments } from 'yaml';
 import { HANDLER_KINDS } from '../../dataplane/kinds.ts';
 import { loadConfig } from '../../server/config.ts';
+import { QUEUE_NAMES } from '../../queue/jobs.ts';
 import { bullPrefix } from '../../queue/queues.ts';
 import { CHART, helm, helmTemplate, renderChart, type Rendered } from '../helpers/helm.ts';
 
@@ -211,6 +212,10 @@ describe('the Helm chart', () => {
         }),
     );
     assert.deepEqual([...workers.keys()].sort(), [...HANDLER_KINDS].sort());
+    // every queue is worked by exactly one Deployment: serve takes the rest
+    const serveArgs = pods.find((p) => p.spec.containers[0]?.args?.[0] === 'serve')?.spec.containers[0]?.args ?? [];
+    const served = serveArgs[serveArgs.indexOf('--handlers') + 1]?.split(',') ?? [];
+    assert.deepEqual([...served, ...workers.keys()].sort(), [...QUEUE_NAMES].sort());
     // plain settings reach every pod; the source's only the webhook's
     for (const p of pods) {
       const names = new Map((p.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
