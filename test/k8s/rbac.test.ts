@@ -17,7 +17,8 @@ async function sequence(k: KubeHarness, spec: GatewaySpec): Promise<void> {
       watch.started,
       new Promise((_, reject) => setTimeout(() => reject(new Error('the pod watch did not start')), 10_000)),
     ]);
-    const broken = { ...spec, workload: { ...spec.workload, image: 'natops/no-such-image:none' } };
+    // an image the policy allows that is not on the node (and no registry is reachable)
+    const broken = { ...spec, workload: { ...spec.workload, image: 'kubeovn/vpc-nat-gateway:v1.7.0' } };
     await runtime.ensureGateway(broken).then(
       () => {
         throw new Error('a pod with a missing image became ready');
