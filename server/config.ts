@@ -259,6 +259,14 @@ export function loadConfig(
       ctx.addIssue({ code: 'custom', path: ['githubAppId'], message: 'a GitHub App needs its id' });
     if (c.githubAppId && !c.githubPrivateKey && !c.githubPrivateKeyFile)
       ctx.addIssue({ code: 'custom', path: ['githubPrivateKeyFile'], message: 'a GitHub App needs its private key' });
+    // Statuses link to the dashboard: an address of every interface is nobody's to click.
+    const linked = listenAddress(c.dashboardListen ?? c.listen).host;
+    if ((token || app) && !c.publicUrl && ['0.0.0.0', '::', '[::]'].includes(linked))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['publicUrl'],
+        message: `GitHub's statuses link to the dashboard, which listens on ${linked}: give the address people reach it at`,
+      });
     if ((token || app) && !c.repository)
       ctx.addIssue({ code: 'custom', path: ['repository'], message: 'GitHub needs the repository (owner/name)' });
     if (c.source === 'github' && !token && !app)
