@@ -74,6 +74,7 @@ describe('the chart on the test cluster: a server-side dry run', () => {
         externalRedis: { url: 'redis://redis.example:6379/0', existingSecret: 'ext-redis' },
         ingress: { enabled: true, host: 'natops.example.org' },
         secrets: { githubToken: 't', gitPassword: 'p' },
+        publicUrl: 'https://natops.example.org',
         git: { url: 'https://git.example/nat.git', username: 'natops' },
       },
       { namespace: releaseNs, kubeVersion },

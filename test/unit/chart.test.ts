@@ -289,6 +289,7 @@ describe('the Helm chart', () => {
     const objs = await renderChart({
       secrets: GIVEN_SECRETS,
       git: { url: 'https://git.example/infra/nat.git', username: 'natops' },
+      publicUrl: 'https://natops.example.org',
     });
     checkSecurity(objs);
     const secret = all<V1Secret>(objs, 'Secret').find((s) => s.metadata?.name === 'natops');
@@ -319,6 +320,7 @@ describe('the Helm chart', () => {
   it('an existing Secret: the chart makes none and mounts the keys it is told of', async () => {
     const objs = await renderChart({
       secrets: { existingSecret: 'mine', existingKeys: ['webhook-secret', 'dashboard-password', 'github-token'] },
+      publicUrl: 'https://natops.example.org',
     });
     assert.deepEqual(
       all<V1Secret>(objs, 'Secret').map((s) => s.metadata?.name),
@@ -385,6 +387,15 @@ describe('the Helm chart', () => {
       assert.match(r.stderr, /values don't meet the specifications of the schema/);
       assert.match(r.stderr, message, `${JSON.stringify(values)}: ${r.stderr}`);
     }
+  });
+
+  it('GitHub credentials without publicUrl: refused, naming it (status links would point at 0.0.0.0)', async () => {
+    const r = await helmTemplate({ secrets: { githubToken: 'ghp_x' } });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /publicUrl: GitHub's statuses link to natops's dashboard/);
+    const ok = await renderChart({ secrets: { githubToken: 'ghp_x' }, publicUrl: 'https://natops.example.org' });
+    const env = natopsPods(ok)[0]?.spec.containers[0]?.env ?? [];
+    assert.equal(env.find((e) => e.name === 'NATOPS_PUBLIC_URL')?.value, 'https://natops.example.org');
   });
 
   it('NOTES.txt says how to reach the dashboard and that uninstall leaves the gateways', async () => {

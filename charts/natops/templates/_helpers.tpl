@@ -128,6 +128,13 @@ handler worker's pod (called with .natopsWorker set), which needs no secret but 
 # this one itself, 0700
 - name: NATOPS_DATA_DIR
   value: /var/lib/natops/data
+{{- if and (or (has "github-token" $keys) (has "github-private-key" $keys)) (not .Values.publicUrl) }}
+{{- fail "publicUrl: GitHub's statuses link to natops's dashboard; set publicUrl to the address people reach it at" }}
+{{- end }}
+{{- with .Values.publicUrl }}
+- name: NATOPS_PUBLIC_URL
+  value: {{ . | quote }}
+{{- end }}
 {{- if has "webhook-secret" $keys }}
 - name: NATOPS_WEBHOOK_SECRET_FILE
   value: /var/run/secrets/natops/webhook-secret
