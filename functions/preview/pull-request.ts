@@ -169,7 +169,7 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
       return { kind: 'superseded', why: stale };
     }
     await lease.check();
-    const commentId = await upsertComment(env.github, rec.number, body);
+    const commentId = await upsertComment(env.github, rec.number, body, rec.commentId);
     const v = verdict(preview);
     const final: PreviewRecord = {
       ...rec,
@@ -239,11 +239,19 @@ async function staleness(
   return undefined;
 }
 
-/** natops's one comment on the pull request: found through every page by marker and author, edited, or made. */
-async function upsertComment(github: GitHub, issue: number, body: string): Promise<number> {
-  const mine = (await github.api.comments(issue)).find(
-    (c) => c.author === github.login && c.body.startsWith(PREVIEW_MARKER),
-  );
+/**
+ * natops's one comment on the pull request, edited or made: the one the preview record names
+ * (one request), else found through every page by marker and author (a record lost, a comment
+ * deleted), so a thread full of comments does not cost a scan on every push.
+ */
+async function upsertComment(github: GitHub, issue: number, body: string, known?: number): Promise<number> {
+  const ours = (c: { author: string | undefined; body: string }) =>
+    c.author === github.login && c.body.startsWith(PREVIEW_MARKER);
+  const remembered = known === undefined ? undefined : await github.api.comment(known);
+  const mine =
+    remembered && remembered.issue === issue && ours(remembered)
+      ? remembered
+      : (await github.api.comments(issue)).find(ours);
   if (mine) {
     if (mine.body !== body) await github.api.updateComment(mine.id, body);
     return mine.id;

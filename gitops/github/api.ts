@@ -347,6 +347,18 @@ export class GitHubApi {
     return all.map((c) => ({ id: c.id, body: c.body ?? '', author: c.user?.login }));
   }
 
+  /** One comment by id, with the issue or pull request it is on; undefined when it is gone (404). */
+  async comment(id: number): Promise<(IssueComment & { issue: number }) | undefined> {
+    try {
+      const r = await this.octokit.rest.issues.getComment({ ...this.repoRef, comment_id: id });
+      const issue = Number(/\/issues\/(\d+)$/.exec(r.data.issue_url)?.[1]);
+      return { id: r.data.id, body: r.data.body ?? '', author: r.data.user?.login, issue };
+    } catch (e) {
+      if (e instanceof RequestError && e.status === 404) return undefined;
+      throw gitHubError(`comment ${id}`, e);
+    }
+  }
+
   async createComment(issue: number, body: string): Promise<number> {
     const r = await this.call(`comment on #${issue}`, () =>
       this.octokit.rest.issues.createComment({ ...this.repoRef, issue_number: issue, body }),

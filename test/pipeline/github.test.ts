@@ -259,6 +259,9 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
     await prEvent('opened', 7, { ...c, branch: 'pr7' });
     assert.equal((await previewStatus(c.head)).state, 'success');
     const port = get(pr.gateway, 'spec.dnatRules.0.externalPort');
+    const listings = () =>
+      gh.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/issues/7/comments')).length;
+    const listed = listings();
     for (let internal = 8001; internal <= 8003; internal++) {
       set(pr.gateway, 'spec.dnatRules.0.internalPort', internal);
       c = await commitOnBranch('pr7', pr, false);
@@ -267,6 +270,7 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
     }
     const mine = botComments(7);
     assert.equal(mine.length, 1, 'one comment, edited in place');
+    assert.equal(listings(), listed, 'later previews edit the comment they remember, with no scan of the thread');
     assert.equal(gh.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/issues/7/comments')).length, 1);
     const body = mine[0]!.body;
     assert.ok(body.length <= 65_536);
