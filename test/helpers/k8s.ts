@@ -25,11 +25,11 @@ import { podExec } from '../../runtime/kubernetes/pod-exec.ts';
 import { podReadiness } from '../../runtime/kubernetes/pods.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import type { ReadOptions } from '../../gitops/manifests/read-dir.ts';
-import { seedSpec, set, TEST_WORKLOAD_POLICY, type SeedObjects } from './manifests.ts';
+import { seedSpec, set, TEST_CLUSTER_IMAGE, TEST_WORKLOAD_POLICY, type SeedObjects } from './manifests.ts';
 
 export const KUBECONFIG = process.env.KUBECONFIG ?? '/var/lib/natops-k8s/kubeconfig';
 /** loaded into the cluster by .ci/run (scripts/gateway-image.sh, then cluster.sh load-image) */
-export const GATEWAY_IMAGE = process.env.NATOPS_GATEWAY_IMAGE ?? 'natops/vpc-nat-gw:test';
+export const GATEWAY_IMAGE = TEST_CLUSTER_IMAGE;
 const RBAC = fileURLToPath(new URL('../../deploy/kubernetes/rbac.yaml', import.meta.url));
 
 export function adminConfig(): KubeConfig {

@@ -1,4 +1,5 @@
 // Manifest fixtures for tests: the seed's resources as objects, changed per test, written as YAML.
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,8 +14,11 @@ export const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url
 export const SEED_DIR = join(EXAMPLES, 'seed');
 export const SEED_VERBATIM = join(EXAMPLES, 'seed-verbatim.yaml');
 
-/** The image the test cluster runs (scripts/gateway-image.sh makes it; test/helpers/k8s.ts's GATEWAY_IMAGE). */
-export const TEST_CLUSTER_IMAGE = process.env.NATOPS_GATEWAY_IMAGE ?? 'natops/vpc-nat-gw:test';
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+/** The gateway image the test cluster runs (scripts/gateway-image.sh makes it, .ci/run loads it). */
+export const TEST_CLUSTER_IMAGE = process.env.NATOPS_GATEWAY_IMAGE ?? `natops/vpc-nat-gateway:${VERSION}`;
 
 /**
  * The images tests' manifests name: the product's default and the test cluster's. The harnesses
