@@ -2,9 +2,11 @@
 // network's NetworkAttachmentDefinition and, in network mode `multus`, the gateway's subnet
 // attachment. natops labels everything it makes with its instance, so it finds, execs into and
 // prunes only that, and two installations in one namespace leave each other alone.
+import type { V1Affinity, V1NodeSelectorTerm } from '@kubernetes/client-node';
 import { hexDigest } from '../../common/digest.ts';
 import { parseCidr } from '../../common/ipv4.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
+import { CONTROL_PLANE_KEYS } from '../../dataplane/workload-policy.ts';
 import { subnetAttachmentBridge } from '../../dataplane/network.ts';
 
 /**
@@ -72,6 +74,8 @@ export interface ObjectSettings {
   mode: NetworkMode;
   /** the instance label's value (ownLabels) */
   instance: string;
+  /** the operator does not allow control-plane nodes: the pod is kept off them, not only not sent there */
+  keepOffControlPlane: boolean;
 }
 
 export interface ObjectMeta {
@@ -153,11 +157,34 @@ export function gatewayDeployment(
           ],
           ...(Object.keys(w.nodeSelector).length ? { nodeSelector: w.nodeSelector } : {}),
           ...(w.tolerations.length ? { tolerations: w.tolerations } : {}),
-          ...(w.affinity ? { affinity: w.affinity } : {}),
+          ...(s.keepOffControlPlane
+            ? { affinity: offControlPlane(w.affinity as V1Affinity | undefined) }
+            : w.affinity
+              ? { affinity: w.affinity as V1Affinity }
+              : {}),
         },
       },
     },
   };
+}
+
+/**
+ * The affinity with every required node term also excluding control-plane nodes (the terms are
+ * ORed, so each must): validation refuses manifests that ask for those nodes, and this keeps the
+ * privileged pod off them where nothing taints them (k3s, one-node clusters).
+ */
+export function offControlPlane(affinity: V1Affinity | undefined): V1Affinity {
+  const keepOff = CONTROL_PLANE_KEYS.map((key) => ({ key, operator: 'DoesNotExist' }));
+  const a = structuredClone(affinity ?? {});
+  const required = a.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
+  const terms: V1NodeSelectorTerm[] = required?.nodeSelectorTerms.length ? required.nodeSelectorTerms : [{}];
+  a.nodeAffinity = {
+    ...a.nodeAffinity,
+    requiredDuringSchedulingIgnoredDuringExecution: {
+      nodeSelectorTerms: terms.map((t) => ({ ...t, matchExpressions: [...(t.matchExpressions ?? []), ...keepOff] })),
+    },
+  };
+  return a;
 }
 
 /** Kube-OVN's external network: a macvlan in bridge mode on the ConfigMap's nic. */

@@ -215,7 +215,8 @@ export class KubernetesRuntime implements GatewayRuntime {
         throw this.notOurs(`NetworkAttachmentDefinition ${this.ns}/${subnet.metadata.name}`, have.metadata?.labels);
       await this.apply(subnet);
     }
-    const desired = gatewayDeployment(spec, { ...settings, mode: this.settings.mode }, [
+    const keepOffControlPlane = !this.settings.policy.allowControlPlane;
+    const desired = gatewayDeployment(spec, { ...settings, mode: this.settings.mode, keepOffControlPlane }, [
       external,
       ...(subnet ? [subnet] : []),
     ]);

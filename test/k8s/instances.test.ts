@@ -145,7 +145,12 @@ describe('two natops instances in one namespace', () => {
     const warnings: string[] = [];
     const runtime = k.runtime({ mode: 'kube-ovn', instance: 'blue' }, (m) => warnings.push(m));
     // what an older natops applied: Kube-OVN's selector, natops's labels without the instance
-    const now = gatewayDeployment(named('ogw'), { namespace: k.namespace, mode: 'kube-ovn', instance: 'blue' });
+    const now = gatewayDeployment(named('ogw'), {
+      namespace: k.namespace,
+      mode: 'kube-ovn',
+      instance: 'blue',
+      keepOffControlPlane: true,
+    });
     const labels = { app: deploymentName('ogw'), 'ovn.kubernetes.io/vpc-nat-gw': 'true' };
     const older: V1Deployment = {
       apiVersion: 'apps/v1',

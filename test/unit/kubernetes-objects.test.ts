@@ -32,7 +32,12 @@ describe('Kubernetes objects', () => {
       set(s.gateway, 'spec.selector', ['kubernetes.io/os: linux']);
       set(s.gateway, 'spec.tolerations', [{ key: 'nat', operator: 'Exists', effect: 'NoSchedule' }]);
     });
-    const d = gatewayDeployment(spec, { namespace: 'kube-system', mode: 'kube-ovn', instance: 'prod' });
+    const d = gatewayDeployment(spec, {
+      namespace: 'kube-system',
+      mode: 'kube-ovn',
+      instance: 'prod',
+      keepOffControlPlane: false,
+    });
     assert.equal(d.metadata.name, 'vpc-nat-gw-ngw');
     assert.equal(d.metadata.labels['app.kubernetes.io/managed-by'], 'natops');
     assert.equal(
@@ -47,14 +52,19 @@ describe('Kubernetes objects', () => {
   });
 
   it('the pod gets no ServiceAccount token (it talks to no API) and no Service environment', async () => {
-    const d = gatewayDeployment(await seedSpec(), { namespace: 'ns', mode: 'kube-ovn', instance: 'prod' });
+    const d = gatewayDeployment(await seedSpec(), {
+      namespace: 'ns',
+      mode: 'kube-ovn',
+      instance: 'prod',
+      keepOffControlPlane: false,
+    });
     assert.equal(d.spec.template.spec.automountServiceAccountToken, false);
     assert.equal(d.spec.template.spec.enableServiceLinks, false);
   });
 
   it("natops's labels, with the instance, on the Deployment, its pods (selected by them) and the attachments", async () => {
     const spec = await seedSpec();
-    const s = { namespace: 'ns', mode: 'multus', instance: 'prod' } as const;
+    const s = { namespace: 'ns', mode: 'multus', instance: 'prod', keepOffControlPlane: true } as const;
     const d = gatewayDeployment(spec, s);
     const own = { 'app.kubernetes.io/managed-by': 'natops', 'natops.io/instance': 'prod', 'natops.io/gateway': 'ngw' };
     const labels = { app: 'vpc-nat-gw-ngw', 'ovn.kubernetes.io/vpc-nat-gw': 'true', ...own };
@@ -125,12 +135,55 @@ describe('Kubernetes objects', () => {
     }
   });
 
+  it('unless the policy allows control-plane nodes, every required node term keeps the pod off them', async () => {
+    const keepOff = [
+      { key: 'node-role.kubernetes.io/control-plane', operator: 'DoesNotExist' },
+      { key: 'node-role.kubernetes.io/master', operator: 'DoesNotExist' },
+    ];
+    const s = { namespace: 'ns', mode: 'kube-ovn' as const, instance: 'prod' };
+    const plain = gatewayDeployment(await seedSpec(), { ...s, keepOffControlPlane: true });
+    assert.deepEqual(plain.spec.template.spec.affinity, {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: keepOff }] },
+      },
+    });
+    // the manifest's own terms are ORed: each must exclude them, and keep what it asked
+    const zone = { key: 'zone', operator: 'In', values: ['a'] };
+    const spec = await seedSpec((x) =>
+      set(x.gateway, 'spec.affinity', {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [
+              { matchExpressions: [zone] },
+              { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] },
+            ],
+          },
+        },
+        podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [] },
+      }),
+    );
+    const d = gatewayDeployment(spec, { ...s, keepOffControlPlane: true });
+    const terms =
+      d.spec.template.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
+    assert.deepEqual(
+      terms?.map((t) => t.matchExpressions),
+      [[zone, ...keepOff], keepOff],
+    );
+    assert.deepEqual(terms?.[1]?.matchFields, [{ key: 'metadata.name', operator: 'In', values: ['n1'] }]);
+    assert.ok(d.spec.template.spec.affinity?.podAntiAffinity, 'the rest of the affinity kept');
+    // allowed: as the manifest wrote it
+    assert.equal(
+      'affinity' in gatewayDeployment(await seedSpec(), { ...s, keepOffControlPlane: false }).spec.template.spec,
+      false,
+    );
+  });
+
   it('a changed attachment (the subnet gateway, the nic) changes the pod template, so the pod rolls', async () => {
     const a = await seedSpec();
     const b = await seedSpec((x) => set(x.subnet, 'spec.gateway', '10.0.1.2'));
     const c = await seedSpec((x) => set(x.config, 'data.nic', 'eth9'));
     const hash = (spec: typeof a) =>
-      gatewayDeployment(spec, { namespace: 'ns', mode: 'multus', instance: 'prod' }, [
+      gatewayDeployment(spec, { namespace: 'ns', mode: 'multus', instance: 'prod', keepOffControlPlane: false }, [
         externalNetwork(spec.workload.nic, { namespace: 'ns', instance: 'prod' }),
         subnetAttachment(spec, { namespace: 'ns', instance: 'prod' }),
       ]).spec.template.metadata.annotations['natops.io/attachments'];
