@@ -118,12 +118,12 @@ export const bullBoardWrites: RequestHandler = (req, res, next) => {
 };
 
 /**
- * Whether a request came from a page of another site: the browser says so (Sec-Fetch-Site), or
- * its Origin names another host. Hosts only: behind a TLS proxy the scheme differs. A request
- * with neither header (curl, a script) is not a browser's.
+ * Whether a request came from a page of another site. A browser that says (Sec-Fetch-Site) is
+ * believed alone: behind a proxy that rewrites Host, Origin never matches it. An older browser's
+ * Origin must name this host. A request with neither header (curl, a script) is not a browser's.
  */
 function fromAnotherSite(site: string | undefined, origin: string | undefined, host: string | undefined): boolean {
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') return true;
+  if (site !== undefined) return site !== 'same-origin' && site !== 'none';
   if (origin === undefined) return false;
   try {
     return new URL(origin).host !== host;
