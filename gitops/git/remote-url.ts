@@ -66,5 +66,7 @@ export function parseRemoteUrl(url: string): RemoteUrl {
     );
   if (u.pathname === '/' || u.pathname === '') throw bad('names no repository');
   if (u.hash) throw bad('has a fragment');
+  // a query is where tokens get pasted (?private_token=): it would show in argv and logs
+  if (u.search) throw bad('has a query; give credentials in files (NATOPS_GIT_TOKEN_FILE)');
   return { url, scheme };
 }

@@ -94,6 +94,8 @@ describe('remote git source', () => {
       'http://example.com/repo.git',
       'https://user:secret@example.com/repo.git',
       'https://example.com/repo.git foo',
+      'https://example.com/repo.git?private_token=abc',
+      'ssh://git@example.com/repo.git?x=1',
       'ftp://example.com/repo.git',
       'ssh://-oProxyCommand=x/repo',
       '-oProxyCommand=x:repo',
