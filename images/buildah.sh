@@ -9,3 +9,8 @@ command -v buildah >/dev/null || {
   echo "$(basename "$0"): buildah is missing (scripts/install-deps.sh installs it)" >&2
   exit 1
 }
+# buildah only recommends an OCI runtime, and RUN steps need one
+command -v runc >/dev/null || command -v crun >/dev/null || {
+  echo "$(basename "$0"): no OCI runtime (runc or crun) for the build's RUN steps (scripts/install-deps.sh installs runc)" >&2
+  exit 1
+}

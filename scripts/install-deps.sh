@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iproute2 iptables conntrack iputils-arping iputils-ping socat redis-server git chromium debootstrap buildah)
+packages=(iproute2 iptables conntrack iputils-arping iputils-ping socat redis-server git chromium debootstrap buildah runc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
