@@ -5,6 +5,7 @@ import {
   checkRead,
   checkTrackedPath,
   GitSourceError,
+  ManifestLimitError,
   planReads,
   UnknownCommitError,
   type GitSource,
@@ -77,21 +78,30 @@ export class GitHubSource implements GitSource {
     throw new GitSourceError(this.name, `GitHub cannot compare ${base} and ${head}`);
   }
 
-  /** Blob entries under `dir` (a tree id), each with its path from the repository's root. */
-  private async entriesUnder(treeSha: string, prefix: string): Promise<TreeEntry[]> {
+  /**
+   * Blob entries under `dir` (a tree id), each with its path from the repository's root. A tree
+   * GitHub truncated is walked a level at a time, and only until it holds more manifest files
+   * than `maxFiles` (each level is an API call: a huge tree must not cost thousands).
+   */
+  private async entriesUnder(sha: string, treeSha: string, prefix: string, maxFiles: number): Promise<TreeEntry[]> {
     const full = await this.api.tree(treeSha, true);
     const at = (e: TreeEntry) => ({ ...e, path: prefix ? `${prefix}/${e.path}` : e.path });
     if (!full.truncated) return full.entries.filter((e) => e.type === 'blob').map(at);
     // Truncated (over 100,000 entries or 7 MB): one level at a time, which GitHub never truncates.
     const out: TreeEntry[] = [];
+    let manifests = 0;
     const dirs = [{ sha: treeSha, path: prefix }];
     for (let d = dirs.pop(); d; d = dirs.pop()) {
       const level = await this.api.tree(d.sha, false);
       for (const e of level.entries) {
         const path = d.path ? `${d.path}/${e.path}` : e.path;
         if (e.type === 'tree') dirs.push({ sha: e.sha, path });
-        else if (e.type === 'blob') out.push({ ...e, path });
+        else if (e.type === 'blob') {
+          out.push({ ...e, path });
+          if (e.mode === SYMLINK_MODE || isManifestFileName(e.path)) manifests++;
+        }
       }
+      if (manifests > maxFiles) throw new ManifestLimitError(sha, prefix, 'maxFiles', manifests, maxFiles, true);
     }
     return out;
   }
@@ -124,7 +134,8 @@ export class GitHubSource implements GitSource {
     if (!(await this.api.hasCommit(sha))) throw new GitSourceError(this.name, `commit ${sha} is not in the repository`);
     const where = await this.lookup(sha, tracked);
     if (!where) return [];
-    const entries = 'file' in where ? [where.file] : await this.entriesUnder(where.tree, tracked);
+    const maxFiles = opts.limits?.maxFiles ?? DEFAULT_LOAD_LIMITS.maxFiles;
+    const entries = 'file' in where ? [where.file] : await this.entriesUnder(sha, where.tree, tracked, maxFiles);
     const listed = entries
       .filter((e) => e.mode === SYMLINK_MODE || isManifestFileName(e.path.split('/').pop()!))
       .map((e) => ({ ...e, link: e.mode === SYMLINK_MODE }));

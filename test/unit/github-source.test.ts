@@ -196,6 +196,35 @@ describe('GitHub as the Git source (stand-in held to the OpenAPI description)', 
     }
   });
 
+  it('a truncated tree is walked only until it holds more manifest files than maxFiles', async () => {
+    const truncating = await GitHubStandIn.start({ repos: { [REPO]: repo.bare }, truncateTreesOver: 2 });
+    try {
+      const g = await connectGitHub(
+        {
+          url: truncating.url,
+          repository: REPO,
+          auth: { kind: 'app', appId: String(truncating.app.appId), privateKey: truncating.app.privateKeyPem },
+        },
+        () => undefined,
+      );
+      const levels = () =>
+        truncating.requests.filter((r) => /\/git\/trees\//.test(r.path) && r.query.recursive === undefined).length;
+      const before = levels();
+      await assert.rejects(
+        new GitHubSource(g.api, cache).manifestsAt(repo.commits[1]!, '.', {
+          warn: () => undefined,
+          limits: { maxFiles: 1 },
+        }),
+        (e: unknown) => e instanceof ManifestLimitError && e.setting === 'NATOPS_MANIFEST_MAX_FILES',
+      );
+      // four directories in all: the root and one more hold two manifests, so the walk stops there
+      assert.ok(levels() - before <= 2, `${levels() - before} directory listings`);
+      assert.equal(truncating.count('GET', /\/git\/blobs\//), 0);
+    } finally {
+      await truncating.close();
+    }
+  });
+
   it('an unchanged branch costs a conditional request answered 304', async () => {
     const source = new GitHubSource(github.api, cache);
     const before = gh.requests.length;
