@@ -1,9 +1,11 @@
-// natops's one way to run git on a repository: the git reader, `natops repo init` and the
-// post-receive hook all go through runGit. Loads no more than common/exec.ts (the hook loads it).
+// How natops runs git on a local repository: the git reader, `natops repo init` and the
+// post-receive hook all go through runGit (the remote source's fetches, which need credentials
+// and a transport allowlist in their environment, run git through run() in remote-source.ts).
+// Loads no more than common/exec.ts (the hook loads it).
 import { run, type ExecResult } from '../../common/exec.ts';
 
 /**
- * natops's one way to run git on a repository (argv only). Pathspecs are always literal: a path
+ * git on a local repository (argv only). Pathspecs are always literal: a path
  * natops passes is a file or directory name, never `:(glob)`, `:/` or a wildcard (the tracked
  * path is checked for those first; this is the second guard).
  */
