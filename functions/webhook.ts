@@ -101,7 +101,8 @@ const issuesOf = (e: { issues: { path: PropertyKey[]; message: string }[] }) =>
     .slice(0, 480);
 
 function otherRepository(fullName: string, tracked: Tracked): DeliveryDecision | undefined {
-  if (tracked.repository === undefined || fullName === tracked.repository) return undefined;
+  // GitHub's owner and repository names are case-insensitive
+  if (tracked.repository === undefined || fullName.toLowerCase() === tracked.repository.toLowerCase()) return undefined;
   return {
     status: 400,
     outcome: `delivery for repository ${fullName.slice(0, 100)}; natops tracks ${tracked.repository}`,

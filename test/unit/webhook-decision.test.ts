@@ -59,6 +59,13 @@ describe('the webhook decides (pure)', () => {
     );
     assert.deepEqual([other.status, other.plan], [400, undefined]);
     assert.match(other.outcome, /natops tracks natops\/gitops/);
+    // GitHub's names are case-insensitive: NATOPS_REPOSITORY as written in another case still matches
+    const full = String((JSON.parse(push()) as { repository: { full_name: string } }).repository.full_name);
+    const sameRepo = classifyDelivery(
+      { id: 'd', event: 'push', body: push(), contentType: 'application/json' },
+      { branch: 'main', repository: full.toUpperCase() },
+    );
+    assert.ok(sameRepo.plan, sameRepo.outcome);
   });
 });
 
