@@ -14,3 +14,29 @@ command -v runc >/dev/null || command -v crun >/dev/null || {
   echo "$(basename "$0"): no OCI runtime (runc or crun) for the build's RUN steps (scripts/install-deps.sh installs runc)" >&2
   exit 1
 }
+
+# archive_current OUT HASH: the archive OUT was made from inputs hashing to HASH
+archive_current() {
+  [ -s "$1" ] && [ "$(cat "$1.stamp" 2>/dev/null)" = "$2" ]
+}
+
+# build_archive IMAGE OUT HASH BUD-ARGS...: `bah bud` the image (its log shown only on failure),
+# write it to OUT as a docker-archive that `cluster.sh load-image` loads, stamp OUT with HASH and
+# print OUT. docker format: OCI's image config has no HEALTHCHECK (buildah would drop it).
+build_archive() {
+  local image=$1 out=$2 hash=$3 log
+  shift 3
+  mkdir -p "$(dirname "$out")"
+  log=$(mktemp)
+  if ! bah bud --pull-never --network host --format docker -t "$image" "$@" >"$log" 2>&1; then
+    tail -30 "$log" >&2
+    rm -f "$log"
+    echo "$(basename "$0"): the build failed (above)" >&2
+    return 1
+  fi
+  rm -f "$log" "$out.tmp"
+  bah push --quiet "$image" "docker-archive:$out.tmp:$image" >/dev/null
+  mv "$out.tmp" "$out"
+  echo "$hash" >"$out.stamp"
+  echo "$out"
+}

@@ -19,16 +19,7 @@ base=$(bash images/base-image.sh debian)
 base_id=$(bah inspect --type image --format '{{.FromImageID}}' "$base")
 hash=$(printf '%s\n%s\n%s\n' "$IMAGE" "$base_id" "$(sha256sum images/vpc-nat-gateway/* scripts/gateway-image.sh)" \
   | sha256sum | cut -c1-32)
-if [ -s "$OUT" ] && [ "$(cat "$OUT.stamp" 2>/dev/null)" = "$hash" ]; then echo "$OUT"; exit 0; fi
+if archive_current "$OUT" "$hash"; then echo "$OUT"; exit 0; fi
 
-mkdir -p "$(dirname "$OUT")"
-log=$(mktemp)
-trap 'rm -f "$log" "$OUT.tmp"' EXIT
-# docker format: the image config Docker and containerd read (OCI's has no HEALTHCHECK, for one)
-bah bud --pull-never --network host --format docker --build-arg BASE="$base" -t "$IMAGE" images/vpc-nat-gateway >"$log" 2>&1 \
-  || { tail -30 "$log" >&2; echo "gateway-image.sh: the build failed (above)" >&2; exit 1; }
-rm -f "$OUT.tmp"
-bah push --quiet "$IMAGE" "docker-archive:$OUT.tmp:$IMAGE" >/dev/null
-mv "$OUT.tmp" "$OUT"
-echo "$hash" >"$OUT.stamp"
-echo "$OUT"
+trap 'rm -f "$OUT.tmp"' EXIT
+build_archive "$IMAGE" "$OUT" "$hash" --build-arg BASE="$base" images/vpc-nat-gateway

@@ -26,12 +26,10 @@ inputs=$(
 ) || inputs="uncached $(date +%s%N)"
 hash=$(printf '%s\n%s\n%s\n%s\n' "$IMAGE" "$base_id" "$inputs" "$(sha256sum images/natops/* scripts/natops-image.sh .dockerignore)" \
   | sha256sum | cut -c1-32)
-if [ -s "$OUT" ] && [ "$(cat "$OUT.stamp" 2>/dev/null)" = "$hash" ]; then echo "$OUT"; exit 0; fi
+if archive_current "$OUT" "$hash"; then echo "$OUT"; exit 0; fi
 
-mkdir -p "$(dirname "$OUT")"
-log=$(mktemp)
 buildca=$(mktemp -d)
-trap 'rm -rf "$log" "$buildca" "$OUT.tmp"' EXIT
+trap 'rm -rf "$buildca" "$OUT.tmp"' EXIT
 # npm in the build trusts what npm here trusts: a machine whose egress re-signs TLS with its own CA
 # names it (npm's cafile or NODE_EXTRA_CA_CERTS). Bind-mounted for the RUN steps only, never in a
 # layer; the Dockerfile's npm stages take its path as ARG NPM_CONFIG_CAFILE (unset by default).
@@ -42,11 +40,4 @@ if [ -f "$cafile" ]; then
   cp "$cafile" "$buildca/ca.crt"
   mounts=(--volume "$buildca:/run/natops-build:ro" --build-arg NPM_CONFIG_CAFILE=/run/natops-build/ca.crt)
 fi
-# docker format: OCI's image config has no HEALTHCHECK (buildah would drop it)
-bah bud --pull-never --network host --format docker "${mounts[@]}" --build-arg BASE="$base" -f Dockerfile -t "$IMAGE" . >"$log" 2>&1 \
-  || { tail -30 "$log" >&2; echo "natops-image.sh: the build failed (above)" >&2; exit 1; }
-rm -f "$OUT.tmp"
-bah push --quiet "$IMAGE" "docker-archive:$OUT.tmp:$IMAGE" >/dev/null
-mv "$OUT.tmp" "$OUT"
-echo "$hash" >"$OUT.stamp"
-echo "$OUT"
+build_archive "$IMAGE" "$OUT" "$hash" "${mounts[@]}" --build-arg BASE="$base" -f Dockerfile .
