@@ -11,13 +11,14 @@
 // the bound. An ancestry question the shallow history cannot answer (a push of more than
 // `depth` commits, a planned commit from before the mirror) deepens it, doubling, up to the full
 // history: a "no" is only said when the history is whole.
-import { createHash } from 'node:crypto';
 import { access, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { hexDigest } from '../../common/digest.ts';
 import { CommandError, CommandTimeoutError, run, type ExecResult } from '../../common/exec.ts';
 import type { ManifestFile } from '../manifests/load.ts';
 import type { ReadOptions } from '../manifests/read-dir.ts';
 import { GitRepo } from './local-source.ts';
+import { runGit } from './run-git.ts';
 import { transportFor, type GitCredentials, type Transport } from './remote-auth.ts';
 import { parseRemoteUrl, type RemoteUrl } from './remote-url.ts';
 import { GitSourceError, UnknownCommitError, type GitSource } from './source.ts';
@@ -58,7 +59,7 @@ export class RemoteGitSource implements GitSource {
   constructor(private readonly opts: RemoteSourceOptions) {
     this.remote = parseRemoteUrl(opts.url);
     this.name = opts.url;
-    const id = createHash('sha256').update(opts.url).digest('hex').slice(0, 16);
+    const id = hexDigest('sha256', opts.url).slice(0, 16);
     this.gitDir = join(opts.dataDir, 'git', `${id}.git`);
     this.local = new GitRepo(this.gitDir, this.name);
     this.depth = opts.depth ?? 50;
@@ -163,9 +164,7 @@ export class RemoteGitSource implements GitSource {
     }
     // The remote has no such branch (deleted, or nothing pushed yet): neither has the mirror.
     if (/couldn't find remote ref/i.test(r.stderr)) {
-      await run(['git', `--git-dir=${this.gitDir}`, 'update-ref', '-d', `refs/heads/${branch}`], {
-        okExitCodes: [0, 1],
-      });
+      await runGit(this.gitDir, ['update-ref', '-d', `refs/heads/${branch}`], { okExitCodes: [0, 1] });
       return;
     }
     throw new GitSourceError(this.name, `fetching ${branch} failed (exit ${r.code}): ${lastLines(r.stderr)}`);
@@ -235,7 +234,7 @@ export class RemoteGitSource implements GitSource {
   }
 
   private async shallow(): Promise<boolean> {
-    const r = await run(['git', `--git-dir=${this.gitDir}`, 'rev-parse', '--is-shallow-repository']);
+    const r = await runGit(this.gitDir, ['rev-parse', '--is-shallow-repository']);
     return r.stdout.trim() === 'true';
   }
 }
