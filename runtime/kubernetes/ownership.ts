@@ -1,7 +1,9 @@
 // Whether a pod is the gateway's own: natops execs its transaction, its reads and its
 // `ip link set down` only into a pod its own Deployment made. Labels can be copied by anyone who
 // may create pods in the namespace (or come from Kube-OVN's own gateway of the same name), so
-// the proof is the chain of controller references: pod -> ReplicaSet -> the Deployment's UID.
+// the check is the chain of controller references: pod -> ReplicaSet -> the Deployment's UID
+// (written by whoever creates the pod: it stops mistakes and other controllers, not someone
+// allowed to create pods in the namespace).
 import type { V1Deployment, V1OwnerReference, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
 import { CONTAINER, isOurs } from './objects.ts';
 
