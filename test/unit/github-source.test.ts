@@ -17,6 +17,17 @@ import { GitHubStandIn } from '../helpers/github/standin.ts';
 const REPO = 'natops/gitops';
 
 /** A bare repository with commits made through a work tree: returns their ids. */
+/** natops connected to the stand-in as its App, on REPO. */
+const connectApp = (gh: GitHubStandIn, log: (line: string) => void = () => undefined) =>
+  connectGitHub(
+    {
+      url: gh.url,
+      repository: REPO,
+      auth: { kind: 'app', appId: String(gh.app.appId), privateKey: gh.app.privateKeyPem },
+    },
+    log,
+  );
+
 async function repository(dir: string): Promise<{ bare: string; commits: string[] }> {
   const bare = join(dir, 'gitops.git');
   const work = join(dir, 'work');
@@ -70,14 +81,7 @@ describe('GitHub as the Git source (stand-in held to the OpenAPI description)', 
     dir = await mkdtemp(join(tmpdir(), 'natops-github-'));
     repo = await repository(dir);
     gh = await GitHubStandIn.start({ repos: { [REPO]: repo.bare } });
-    github = await connectGitHub(
-      {
-        url: gh.url,
-        repository: REPO,
-        auth: { kind: 'app', appId: String(gh.app.appId), privateKey: gh.app.privateKeyPem },
-      },
-      (l) => logs.push(l),
-    );
+    github = await connectApp(gh, (l) => logs.push(l));
   });
   after(async () => {
     await gh?.close();
@@ -173,14 +177,7 @@ describe('GitHub as the Git source (stand-in held to the OpenAPI description)', 
   it('walks a tree GitHub truncated one directory at a time, and finds the same files', async () => {
     const truncating = await GitHubStandIn.start({ repos: { [REPO]: repo.bare }, truncateTreesOver: 2 });
     try {
-      const g = await connectGitHub(
-        {
-          url: truncating.url,
-          repository: REPO,
-          auth: { kind: 'app', appId: String(truncating.app.appId), privateKey: truncating.app.privateKeyPem },
-        },
-        () => undefined,
-      );
+      const g = await connectApp(truncating);
       const files = await new GitHubSource(g.api, cache).manifestsAt(repo.commits[1]!, '.', { warn: () => undefined });
       assert.deepEqual(
         files.map((f) => f.path),
@@ -199,14 +196,7 @@ describe('GitHub as the Git source (stand-in held to the OpenAPI description)', 
   it('a truncated tree is walked only until it holds more manifest files than maxFiles', async () => {
     const truncating = await GitHubStandIn.start({ repos: { [REPO]: repo.bare }, truncateTreesOver: 2 });
     try {
-      const g = await connectGitHub(
-        {
-          url: truncating.url,
-          repository: REPO,
-          auth: { kind: 'app', appId: String(truncating.app.appId), privateKey: truncating.app.privateKeyPem },
-        },
-        () => undefined,
-      );
+      const g = await connectApp(truncating);
       const levels = () =>
         truncating.requests.filter((r) => /\/git\/trees\//.test(r.path) && r.query.recursive === undefined).length;
       const before = levels();
@@ -285,14 +275,7 @@ describe('connecting to GitHub: a clear error at start', () => {
   it("an App installed on many repositories: every token natops mints holds only the tracked one, with natops's permissions", async () => {
     const gh = await GitHubStandIn.start({ repos: { [REPO]: bare, 'natops/other': bare } });
     try {
-      const g = await connectGitHub(
-        {
-          url: gh.url,
-          repository: REPO,
-          auth: { kind: 'app', appId: String(gh.app.appId), privateKey: gh.app.privateKeyPem },
-        },
-        () => undefined,
-      );
+      const g = await connectApp(gh);
       // a call through octokit's own auth hook mints (or reuses) a token too
       assert.ok(
         await new GitHubSource(g.api, { get: async () => undefined, set: async () => undefined }).branchHead('main'),
@@ -318,14 +301,7 @@ describe('connecting to GitHub: a clear error at start', () => {
     });
     try {
       await assert.rejects(
-        connectGitHub(
-          {
-            url: gh.url,
-            repository: REPO,
-            auth: { kind: 'app', appId: String(gh.app.appId), privateKey: gh.app.privateKeyPem },
-          },
-          () => undefined,
-        ),
+        connectApp(gh),
         (e: Error) =>
           e instanceof GitHubAuthError && /lacks permissions on natops\/gitops: checks: write/.test(e.message),
       );
@@ -374,14 +350,7 @@ describe('connecting to GitHub: a clear error at start', () => {
   it('installation tokens are refreshed before they expire: no request is refused', async () => {
     const gh = await GitHubStandIn.start({ repos: { [REPO]: bare }, installationTokenTtlMs: 2000 });
     try {
-      const g = await connectGitHub(
-        {
-          url: gh.url,
-          repository: REPO,
-          auth: { kind: 'app', appId: String(gh.app.appId), privateKey: gh.app.privateKeyPem },
-        },
-        () => undefined,
-      );
+      const g = await connectApp(gh);
       const issued = gh.tokensIssued;
       const end = Date.now() + 4500;
       while (Date.now() < end) {
