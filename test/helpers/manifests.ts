@@ -61,6 +61,19 @@ export function push(obj: Obj, path: string, value: unknown): void {
   list.push(value);
 }
 
+/** A copy of `seed` with one more port forward: tcp 192.168.0.112:`port` -> 10.0.1.10:80 (a lab's `web`). */
+export function withPortForward(seed: SeedObjects, port: number): SeedObjects {
+  const s = structuredClone(seed);
+  push(s.gateway, 'spec.dnatRules', {
+    eip: '192.168.0.112',
+    externalPort: port,
+    protocol: 'tcp',
+    internalIp: '10.0.1.10',
+    internalPort: 80,
+  });
+  return s;
+}
+
 export function unset(obj: Obj, path: string): void {
   const { parent, key } = walk(obj, path);
   if (Array.isArray(parent)) parent.splice(Number(key), 1);

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { notifyPush } from '../../gitops/hook/delivery.ts';
 import { GitRepo } from '../../gitops/git/local-source.ts';
 import { run } from '../../common/exec.ts';
-import { push as pushItem, seedObjects, set, type SeedObjects } from '../helpers/manifests.ts';
+import { seedObjects, set, withPortForward, type SeedObjects } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
 
 describe('catching up with the branch (real redis-server, git, namespaces)', () => {
@@ -19,17 +19,7 @@ describe('catching up with the branch (real redis-server, git, namespaces)', () 
     if (on) await run(['git', `--git-dir=${p.bare}`, 'config', '--unset', 'core.hooksPath']);
     else await run(['git', `--git-dir=${p.bare}`, 'config', 'core.hooksPath', '/dev/null']);
   };
-  const withForward = (port: number) => {
-    const s = structuredClone(seed);
-    pushItem(s.gateway, 'spec.dnatRules', {
-      eip: '192.168.0.112',
-      externalPort: port,
-      protocol: 'tcp',
-      internalIp: '10.0.1.10',
-      internalPort: 80,
-    });
-    return s;
-  };
+  const withForward = (port: number) => withPortForward(seed, port);
   const answers = (port: number) => p.lab.tcp('ext', '192.168.0.112', port);
 
   before(async () => {

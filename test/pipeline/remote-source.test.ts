@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { run } from '../../common/exec.ts';
-import { push as pushItem, seedObjects, type SeedObjects } from '../helpers/manifests.ts';
+import { seedObjects, withPortForward, type SeedObjects } from '../helpers/manifests.ts';
 import { startGitHttps, type GitHttpsServer } from '../helpers/git-https.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
 
@@ -19,17 +19,7 @@ describe('natops with a remote Git source over https (real git-http-backend, TLS
   let https: GitHttpsServer;
   let seed: SeedObjects;
 
-  const withForward = (port: number) => {
-    const s = structuredClone(seed);
-    pushItem(s.gateway, 'spec.dnatRules', {
-      eip: '192.168.0.112',
-      externalPort: port,
-      protocol: 'tcp',
-      internalIp: '10.0.1.10',
-      internalPort: 80,
-    });
-    return s;
-  };
+  const withForward = (port: number) => withPortForward(seed, port);
   const answers = (port: number) => p.lab.tcp('ext', '192.168.0.112', port);
 
   before(async () => {
