@@ -111,7 +111,8 @@ async function runUntilSignal(
   log.flush();
 }
 
-async function redisFor(c: ServerConfig): Promise<{ url: string; prefix: string }> {
+/** The Redis configured, else the one a running `natops serve` records (status, remove-gateways). */
+export async function redisFor(c: ServerConfig): Promise<{ url: string; prefix: string }> {
   if (c.redisUrl) return { url: c.redisUrl, prefix: c.prefix };
   const text = await readFile(serveRecordPath(c), 'utf8').catch(() => undefined);
   if (!text)

@@ -11,6 +11,7 @@ import { DEFAULT_LAB } from '../runtime/netns/names.ts';
 import type { RuntimeKind } from '../runtime/runtime.ts';
 import { addGitopsCommands } from './gitops-commands.ts';
 import { addPreviewCommand } from './preview.ts';
+import { addRemoveGatewaysCommand } from './remove-gateways.ts';
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const warn = (text: string) => process.stderr.write(`natops: warning: ${text}\n`);
@@ -257,6 +258,7 @@ program
 
 addGitopsCommands(program);
 addPreviewCommand(program);
+addRemoveGatewaysCommand(program);
 
 try {
   await program.parseAsync(process.argv);

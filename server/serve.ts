@@ -25,6 +25,7 @@ import type { GitSource } from '../gitops/git/source.ts';
 import { GitHubSource } from '../gitops/github/source.ts';
 import type { QueueName } from '../queue/jobs.ts';
 import { HANDLER_KINDS } from '../dataplane/kinds.ts';
+import { resumeAfterRemoval } from '../queue/gateways-removed.ts';
 import { Queues, redisConnection } from '../queue/queues.ts';
 import { PreviewBook } from '../state/previews.ts';
 import { StatusBook } from '../state/statuses.ts';
@@ -221,6 +222,11 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
     { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs, failedJobsKeep: c.failedJobsKeep },
     (m) => opts.log.error(m),
   );
+  // `natops remove-gateways` paused every queue; serve starting again (a reinstall) means natops should run.
+  if (opts.http)
+    await resumeAfterRemoval(connection, queues.byName, c.prefix, (m) => opts.log.warn(m)).catch((e: unknown) =>
+      opts.log.error(`could not resume the queues remove-gateways paused: ${errorMessage(e)}`),
+    );
   const statuses = new StatusBook(
     connection,
     c.prefix,
