@@ -168,7 +168,7 @@ export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanConte
   const invalid = new Map<string, ManifestIssue[]>();
   const networkIssues: ManifestIssue[] = [];
   for (const issue of issues) {
-    const gw = GATEWAY_ID.exec(issue.resource)?.[1];
+    const gw = issue.gateway ?? GATEWAY_ID.exec(issue.resource)?.[1];
     if (gw !== undefined) invalid.set(gw, [...(invalid.get(gw) ?? []), issue]);
     else networkIssues.push(issue);
   }

@@ -13,7 +13,7 @@
 //   - a kind natops reads under another apiVersion of its own group or the core group
 //     (`kubeovn.io/v2`, `v1`, `kube-ovn.io/v1`, a missing apiVersion);
 //   - a kind that is a near miss of one natops reads (case, a typo, a plural, "NatGateway");
-//   - a kubeovn.io kind natops does not read (IptablesDnatRule, ...): natops cannot tell whether
+//   - a kubeovn.io kind natops does not read (OvnEip, ...): natops cannot tell whether
 //     it changes a gateway;
 //   - a kind natops reads without a readable metadata.name (a non-empty string);
 //   - the gateway ConfigMap under a near-miss name (`ovn-vpc-nat-gw-confg`);
@@ -30,6 +30,12 @@ export const NATOPS_KINDS = {
   Vpc: 'kubeovn.io/v1',
   Subnet: 'kubeovn.io/v1',
   VpcNatGateway: 'kubeovn.io/v1',
+  IptablesEIP: 'kubeovn.io/v1',
+  IptablesFIPRule: 'kubeovn.io/v1',
+  IptablesDnatRule: 'kubeovn.io/v1',
+  IptablesSnatRule: 'kubeovn.io/v1',
+  // the external network's, whose macvlan master is a gateway's nic (current-form.ts)
+  NetworkAttachmentDefinition: 'k8s.cni.cncf.io/v1',
 } as const;
 export type NatopsKind = keyof typeof NATOPS_KINDS;
 
@@ -48,7 +54,17 @@ export type Verdict =
     };
 
 /** How far a misspelling may be from each kind (optimal string alignment distance, ignoring case). */
-const NEAR: Record<NatopsKind, number> = { Vpc: 1, Subnet: 2, ConfigMap: 2, VpcNatGateway: 3 };
+const NEAR: Record<NatopsKind, number> = {
+  Vpc: 1,
+  Subnet: 2,
+  ConfigMap: 2,
+  VpcNatGateway: 3,
+  IptablesEIP: 2,
+  IptablesFIPRule: 2,
+  IptablesDnatRule: 2,
+  IptablesSnatRule: 2,
+  NetworkAttachmentDefinition: 3,
+};
 
 type Raw = Record<string, unknown>;
 const isRecord = (v: unknown): v is Raw => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -70,7 +86,8 @@ export function classify(doc: LoadedDoc, raw: unknown = doc.value, at: FieldPath
   const name = typeof rawName === 'string' && rawName !== '' ? rawName : undefined;
   const resource = `${typeof kind === 'string' && kind !== '' ? kind : '-'}/${name ?? '?'}`;
 
-  if (group !== undefined && isForeignGroup(group))
+  // a kind natops reads from another group (the NetworkAttachmentDefinition) is read at its own apiVersion only
+  if (group !== undefined && isForeignGroup(group) && !(typeof kind === 'string' && readAt(kind) === api))
     return { action: 'ignore', resource, reason: `apiVersion ${api}: not a Kube-OVN resource` };
   if (typeof kind !== 'string' || kind === '') {
     if (!('apiVersion' in raw) && !('metadata' in raw) && !('spec' in raw)) {
@@ -119,7 +136,7 @@ export function classify(doc: LoadedDoc, raw: unknown = doc.value, at: FieldPath
         resource,
         path: [...at, 'kind'],
         message:
-          `${group} kind ${kind} is not one natops reads (it reads Kube-OVN 1.7's Vpc, Subnet and VpcNatGateway, and the ConfigMap ${NAT_GW_CONFIGMAP}); ` +
+          `${group} kind ${kind} is not one natops reads (it reads Vpc, Subnet, VpcNatGateway, IptablesEIP, IptablesFIPRule, IptablesDnatRule and IptablesSnatRule, and the ConfigMap ${NAT_GW_CONFIGMAP}); ` +
           'natops cannot tell whether it changes a gateway: move it out of the tracked path',
       };
     }
@@ -194,11 +211,17 @@ export function yaml11Hint(
   return `\`${written}\` is ${type}${read} to Kubernetes; quote it ('${(quoteAs ?? ((_v, s) => s))(sc.value, sc.source)}')`;
 }
 
+function readAt(kind: string): string | undefined {
+  return kind in NATOPS_KINDS ? NATOPS_KINDS[kind as NatopsKind] : undefined;
+}
+
 /** Which kind a document without one seems to be, from the fields only that kind has. */
 function guessKind(raw: Raw): NatopsKind | undefined {
   const spec = isRecord(raw.spec) ? raw.spec : {};
   const data = isRecord(raw.data) ? raw.data : {};
   if ('lanIp' in spec || 'eips' in spec || 'dnatRules' in spec) return 'VpcNatGateway';
+  if ('natGwDp' in spec) return 'IptablesEIP';
+  if ('externalPort' in spec) return 'IptablesDnatRule';
   if ('cidrBlock' in spec) return 'Subnet';
   if ('staticRoutes' in spec) return 'Vpc';
   if ('enable-vpc-nat-gw' in data) return 'ConfigMap';

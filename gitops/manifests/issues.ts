@@ -21,6 +21,8 @@ export const ManifestIssueSchema = z.object({
    * operator does not allow, more gateways than allowed (policy.ts).
    */
   unattributed: z.literal(true).optional(),
+  /** the gateway a problem at another resource makes invalid (an IptablesEIP's or rule's: its EIP's natGwDp) */
+  gateway: z.string().optional(),
 });
 export type ManifestIssue = z.infer<typeof ManifestIssueSchema>;
 

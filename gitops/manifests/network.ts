@@ -18,7 +18,8 @@ export function networkModel(desired: Desired): NetworkModel {
     }
   }
   return {
-    nic: desired.config?.data.nic ?? DEFAULT_NIC,
+    // without the ConfigMap's nic, the gateways' (their external network's NetworkAttachmentDefinition's master)
+    nic: desired.config?.data.nic ?? [...desired.gateways.values()][0]?.workload.nic ?? DEFAULT_NIC,
     vpcs: [...vpcNames]
       .sort()
       .map((name) => ({ name, staticRoutes: (desired.vpcs.get(name)?.staticRoutes ?? []).map((r) => ({ ...r })) })),

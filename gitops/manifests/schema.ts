@@ -1,4 +1,5 @@
-// zod schemas of the resources natops reads, in the form Kube-OVN 1.7 wrote them.
+// zod schemas of the resources natops reads, in the form Kube-OVN 1.7 wrote them (the current
+// form's own kinds are in iptables-resources.ts).
 // Every object is strict: an unknown field is an error, never silently dropped.
 import { z } from 'zod';
 import {
@@ -13,6 +14,13 @@ import {
   protocol,
 } from '../../common/ipv4-schema.ts';
 import { k8sName } from '../../common/k8s-name.ts';
+import {
+  IptablesDnatRuleSchema,
+  IptablesEipSchema,
+  IptablesFipRuleSchema,
+  IptablesSnatRuleSchema,
+  NetworkAttachmentDefinitionSchema,
+} from './iptables-resources.ts';
 
 const labelMap = z.record(z.string(), z.string({ error: 'label and annotation values must be strings' }));
 
@@ -46,7 +54,8 @@ export const NatGwConfigMapSchema = z.strictObject({
   data: z.strictObject({
     image: configString.regex(IMAGE_REF, IMAGE_REF_MESSAGE),
     'enable-vpc-nat-gw': configString.refine((v) => v === 'true' || v === 'false', "must be 'true' or 'false'"),
-    nic: configString.regex(NIC_NAME, NIC_NAME_MESSAGE),
+    // Kube-OVN 1.7's; now Kube-OVN takes it from the external network's NetworkAttachmentDefinition
+    nic: configString.regex(NIC_NAME, NIC_NAME_MESSAGE).optional(),
   }),
 });
 export type NatGwConfigMap = z.output<typeof NatGwConfigMapSchema>;
@@ -167,6 +176,13 @@ export const VpcNatGatewaySchema = z.strictObject({
         podAntiAffinity: z.json().optional(),
       })
       .optional(),
+    // Kube-OVN's current fields (its CRD): the external networks, and the pod's routes, annotations
+    // and namespace, which natops accepts and does not apply yet (current-form.ts notes them)
+    externalSubnets: z.array(k8sName).optional(),
+    routes: z.array(z.strictObject({ cidr: ipv4Network, nextHopIP: ipv4Address })).optional(),
+    noDefaultEIP: z.boolean().optional(),
+    annotations: labelMap.optional(),
+    namespace: k8sName.optional(),
     eips: z.array(EipSchema).default([]),
     floatingIpRules: z.array(FloatingIpRuleSchema).default([]),
     dnatRules: z.array(DnatRuleSchema).default([]),
@@ -181,5 +197,10 @@ export const RESOURCE_SCHEMAS = {
   'kubeovn.io/v1 Vpc': VpcSchema,
   'kubeovn.io/v1 Subnet': SubnetSchema,
   'kubeovn.io/v1 VpcNatGateway': VpcNatGatewaySchema,
+  'kubeovn.io/v1 IptablesEIP': IptablesEipSchema,
+  'kubeovn.io/v1 IptablesFIPRule': IptablesFipRuleSchema,
+  'kubeovn.io/v1 IptablesDnatRule': IptablesDnatRuleSchema,
+  'kubeovn.io/v1 IptablesSnatRule': IptablesSnatRuleSchema,
+  'k8s.cni.cncf.io/v1 NetworkAttachmentDefinition': NetworkAttachmentDefinitionSchema,
 } as const;
 export type ResourceKey = keyof typeof RESOURCE_SCHEMAS;

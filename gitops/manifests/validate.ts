@@ -1,19 +1,12 @@
 // Manifests -> desired state. Checks each document against its schema, then the rules that
 // span resources (docs/architecture.md, "What a gateway holds"), and reports every problem with file, line and field.
 import type { z } from 'zod';
-import {
-  broadcastAddress,
-  cidrContains,
-  cidrsOverlap,
-  networkAddress,
-  nthAddress,
-  parseCidr,
-  type Cidr,
-} from '../../common/ipv4.ts';
+import { cidrContains, cidrsOverlap, networkAddress, nthAddress, parseCidr } from '../../common/ipv4.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import { DEFAULT_WORKLOAD_POLICY, type WorkloadPolicy } from '../../dataplane/workload-policy.ts';
 import { DEFAULT_NIC, type StaticRoute } from '../../dataplane/network.ts';
 import { classify, yaml11Hint, type NatopsKind } from './attribution.ts';
+import { brokenSets, CurrentForm, isHostIn, where, type Broken, type Located } from './current-form.ts';
 import { formatFieldPath, type ManifestIssue, type SourcePos } from './issues.ts';
 import {
   DEFAULT_LOAD_LIMITS,
@@ -35,18 +28,13 @@ import {
   type VpcNatGateway,
 } from './schema.ts';
 
-interface Located<T> {
-  value: T;
-  doc: LoadedDoc;
-  /** "Kind/name" */
-  id: string;
-}
-
 export interface SubnetInfo {
   name: string;
   vpc: string;
   cidr: string;
   gateway: string;
+  /** Kube-OVN's provider: names an external network's NetworkAttachmentDefinition (current-form.ts) */
+  provider?: string;
 }
 
 export interface VpcInfo {
@@ -77,6 +65,8 @@ export interface ValidationResult {
   issues: ManifestIssue[];
   /** documents of other kinds, which the repository may hold and natops leaves alone */
   ignored: IgnoredDoc[];
+  /** fields natops accepts and does not apply (the current form's qosPolicy, ...), for `natops validate` to say */
+  notApplied: IgnoredDoc[];
 }
 
 /** What the operator sets for manifests, which they cannot override: the limits and the workload policy. */
@@ -100,7 +90,8 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
   const gateways: Located<VpcNatGateway>[] = [];
 
   // Resources that exist but failed their schema: references to them are not "undefined".
-  const broken: Broken = { Vpc: new Set(), Subnet: new Set(), ConfigMap: new Set(), unreadable: new Set() };
+  const broken: Broken = brokenSets();
+  const current = new CurrentForm(); // IptablesEIP, the rule kinds and the external network's NAD
   for (const doc of loaded.docs) {
     const verdict = classify(doc);
     if (verdict.action === 'ignore') {
@@ -112,21 +103,23 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
       const field = formatFieldPath(verdict.key === undefined ? verdict.path : [...verdict.path, verdict.key]);
       issues.push({ pos, resource: verdict.resource, field, message: verdict.message, unattributed: true });
       // What refers to it is not checked against its absence (the commit is refused anyway).
-      if (verdict.meant && verdict.meant !== 'VpcNatGateway') {
+      if (verdict.meant) {
         if (verdict.name !== undefined) broken[verdict.meant].add(verdict.name);
         else broken.unreadable.add(verdict.meant);
       }
       continue;
     }
+    current.seen(verdict.kind, verdict.name, doc.value);
     const parsed = parseDocument(doc, verdict, issues);
     if (!parsed) {
-      if (verdict.kind !== 'VpcNatGateway') broken[verdict.kind].add(verdict.name);
+      broken[verdict.kind].add(verdict.name);
       continue;
     }
     if (parsed.kind === 'ConfigMap') configs.push(parsed.located as Located<NatGwConfigMap>);
     else if (parsed.kind === 'Vpc') vpcs.push(parsed.located as Located<Vpc>);
     else if (parsed.kind === 'Subnet') subnets.push(parsed.located as Located<Subnet>);
-    else gateways.push(parsed.located as Located<VpcNatGateway>);
+    else if (parsed.kind === 'VpcNatGateway') gateways.push(parsed.located as Located<VpcNatGateway>);
+    else current.add(parsed.kind, parsed.located);
   }
 
   /** The first resource of each name; later ones are reported as duplicates and set aside. */
@@ -174,7 +167,8 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
       }
     }
     // A subnet with problems is not used: gateways on it say so instead of proceeding.
-    if (issues.length === before) subnetInfo.set(name, { name, vpc, cidr: s.value.spec.cidrBlock, gateway });
+    const { cidrBlock: cidrText, provider } = s.value.spec;
+    if (issues.length === before) subnetInfo.set(name, { name, vpc, cidr: cidrText, gateway, provider });
     else broken.Subnet.add(name);
   }
 
@@ -194,24 +188,21 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
     );
   }
   const maxGateways = options.maxGateways ?? DEFAULT_LOAD_LIMITS.maxGateways;
-  for (const g of withinGatewayLimit(firstOfEach(gateways), maxGateways, issues)) {
+  const within = withinGatewayLimit(firstOfEach(gateways), maxGateways, issues);
+  // without a readable ConfigMap its absence is the gateways' problem (above), not their nic
+  const configNic = config ? config.value.data.nic : DEFAULT_NIC;
+  const inputs = current.resolve(within, { subnets: subnetInfo, broken, configNic }, report);
+  for (const { gateway: g, report: reportAt, nic } of inputs.values()) {
     const before = issues.length;
-    const spec = checkGateway(
-      g,
-      {
-        vpcs: vpcByName,
-        subnets: subnetInfo,
-        broken,
-        image: config?.value.data.image,
-        nic: config?.value.data.nic ?? DEFAULT_NIC,
-      },
-      eipOwner,
-      lanIpOwner,
-      report,
-    );
-    checkPlacement(g.doc, g.id, g.value, policy, report);
+    const image = config?.value.data.image;
+    const known = { vpcs: vpcByName, subnets: subnetInfo, broken, image, nic: nic ?? DEFAULT_NIC };
+    const spec = checkGateway(g, known, eipOwner, lanIpOwner, reportAt);
+    checkPlacement(g.doc, g.id, g.value, policy, reportAt);
     if (spec && issues.length === before && !imageIssue) gatewaySpecs.set(spec.name, spec);
   }
+  current.attribute(issues, gatewaySpecs);
+  // the external networks are the underlay (the EIPs' next hops), not subnets natops builds
+  for (const name of current.externalSubnets) subnetInfo.delete(name);
 
   return {
     desired: {
@@ -228,16 +219,8 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
     },
     issues,
     ignored,
+    notApplied: current.notApplied,
   };
-}
-
-/** Resources that exist but failed their schema or could not be attributed: references to them are not "undefined". */
-interface Broken {
-  Vpc: Set<string>;
-  Subnet: Set<string>;
-  ConfigMap: Set<string>;
-  /** kinds of which some document had no readable name: any reference may mean it */
-  unreadable: Set<'Vpc' | 'Subnet' | 'ConfigMap'>;
 }
 
 interface Known {
@@ -391,18 +374,6 @@ function checkGateway(
   };
 }
 
-/** A usable host address of the network: not its network or broadcast address (except /31, /32). */
-function isHostIn(cidr: Cidr, ip: string): boolean {
-  if (!cidrContains(cidr, ip)) return false;
-  if (cidr.prefix >= 31) return true;
-  return ip !== networkAddress(cidr.address, cidr.prefix) && ip !== broadcastAddress(cidr.address, cidr.prefix);
-}
-
-function where(doc: LoadedDoc): string {
-  const p = doc.locate([]);
-  return `${p.file}:${p.line}`;
-}
-
 type Parsed = { kind: NatopsKind; located: Located<unknown> };
 
 /** A document natops reads (classify said so) against its schema; problems go to `issues`. */
@@ -432,7 +403,7 @@ function parseDocument(
             pos: doc.locateKey(path, key),
             resource: id,
             field: formatFieldPath([...path, key]),
-            message: `unknown field (not part of Kube-OVN 1.7's ${kind}${path.length ? ` ${formatFieldPath(path)}` : ''})${asRead}`,
+            message: `unknown field (not part of ${kind.startsWith('Iptables') || kind === 'NetworkAttachmentDefinition' ? '' : "Kube-OVN 1.7's "}${kind}${path.length ? ` ${formatFieldPath(path)}` : ''})${asRead}`,
           });
         }
         continue;

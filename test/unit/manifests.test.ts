@@ -521,10 +521,11 @@ describe('documents natops cannot attribute refuse the commit', () => {
   });
 
   it('a kubeovn.io kind natops does not read', () => {
-    const text = 'apiVersion: kubeovn.io/v1\nkind: IptablesDnatRule\nmetadata:\n  name: dnat1\nspec:\n  eip: eip1\n';
+    // Kube-OVN's OVN-based NAT (OvnEip, OvnDnatRule), which natops does not read
+    const text = 'apiVersion: kubeovn.io/v1\nkind: OvnDnatRule\nmetadata:\n  name: dnat1\nspec:\n  ovnEip: eip1\n';
     const issue = refusing(validateManifests([{ path: 'dnat.yaml', text }]));
     assert.equal(formatIssue(issue).split('  ')[0], 'dnat.yaml:2:7');
-    assert.match(issue.message, /kubeovn\.io kind IptablesDnatRule is not one natops reads/);
+    assert.match(issue.message, /kubeovn\.io kind OvnDnatRule is not one natops reads/);
   });
 
   it('the gateway ConfigMap under a near-miss name', async () => {
