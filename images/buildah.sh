@@ -40,3 +40,15 @@ build_archive() {
   echo "$hash" >"$out.stamp"
   echo "$out"
 }
+
+# debian_image IMAGE DIR OUT SCRIPT: IMAGE from DIR/Dockerfile FROM the local Debian base
+# (images/base-image.sh debian, passed as --build-arg BASE), as a docker-archive OUT; made again
+# only when the base, DIR's files or SCRIPT (the caller) changed. Prints OUT.
+debian_image() {
+  local image=$1 dir=$2 out=$3 script=$4 base base_id hash
+  base=$(bash images/base-image.sh debian)
+  base_id=$(bah inspect --type image --format '{{.FromImageID}}' "$base")
+  hash=$(printf '%s\n%s\n%s\n' "$image" "$base_id" "$(sha256sum "$dir"/* "$script")" | sha256sum | cut -c1-32)
+  if archive_current "$out" "$hash"; then echo "$out"; return 0; fi
+  build_archive "$image" "$out" "$hash" --build-arg BASE="$base" "$dir"
+}

@@ -15,11 +15,5 @@ version=$(node -p 'require("./package.json").version')
 IMAGE=${NATOPS_GATEWAY_IMAGE:-natops/vpc-nat-gateway:$version}
 [ "$(id -u)" -eq 0 ] || { echo "gateway-image.sh: run as root (debootstrap, buildah)" >&2; exit 1; }
 
-base=$(bash images/base-image.sh debian)
-base_id=$(bah inspect --type image --format '{{.FromImageID}}' "$base")
-hash=$(printf '%s\n%s\n%s\n' "$IMAGE" "$base_id" "$(sha256sum images/vpc-nat-gateway/* scripts/gateway-image.sh)" \
-  | sha256sum | cut -c1-32)
-if archive_current "$OUT" "$hash"; then echo "$OUT"; exit 0; fi
-
 trap 'rm -f "$OUT.tmp"' EXIT
-build_archive "$IMAGE" "$OUT" "$hash" --build-arg BASE="$base" images/vpc-nat-gateway
+debian_image "$IMAGE" images/vpc-nat-gateway "$OUT" scripts/gateway-image.sh

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { run } from '../../common/exec.ts';
 
 export interface GitHttpsServer {
-  /** https://127.0.0.1:PORT/ */
+  /** https://HOST:PORT/ */
   url: string;
   /** the certificate to trust (PEM) */
   caFile: string;
@@ -18,12 +18,17 @@ export interface GitHttpsServer {
   close(): Promise<void>;
 }
 
-/** Serves the repositories under `root`; `user`/`password` are required on every request. */
+/**
+ * Serves the repositories under `root`; `user`/`password` are required on every request. `host`:
+ * the address it listens on and its certificate names (127.0.0.1; the test cluster's pods reach
+ * the node at 10.244.0.1).
+ */
 export async function startGitHttps(
   root: string,
   dir: string,
   user: string,
   password: string,
+  host = '127.0.0.1',
 ): Promise<GitHttpsServer> {
   const key = join(dir, 'key.pem');
   const caFile = join(dir, 'cert.pem');
@@ -41,9 +46,9 @@ export async function startGitHttps(
     '-days',
     '1',
     '-subj',
-    '/CN=127.0.0.1',
+    `/CN=${host}`,
     '-addext',
-    'subjectAltName=IP:127.0.0.1',
+    `subjectAltName=IP:${host}`,
   ]);
   const backend = (await run(['git', '--exec-path'])).stdout.trim();
   const seen: string[] = [];
@@ -89,10 +94,10 @@ export async function startGitHttps(
       res.writeHead(status, headers).end(all.subarray(end + sep));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `https://127.0.0.1:${port}/`,
+    url: `https://${host}:${port}/`,
     caFile,
     seen,
     close: () =>

@@ -53,12 +53,26 @@ export class LabHarness {
    * (a Kubernetes runtime's pods attach to the lab through its host attachment points).
    */
   async apply(seed: SeedObjects, runtime?: GatewayRuntime): Promise<GatewayResult[]> {
-    // the Kubernetes tests' seeds name the test cluster's image
-    const desired = await readDesired(await writeManifestDir(seed), { limits: { policy: TEST_WORKLOAD_POLICY } });
-    const network = networkModel(desired);
+    const { desired, network } = await this.read(seed);
     await this.lab.up(network);
     if (runtime) await this.lab.attachHost(network);
     return reconcileAll(runtime ?? new NetnsRuntime(this.lab), desired.gateways.values());
+  }
+
+  /**
+   * The networks of these manifests and the host attachment points for gateway pods, as Kube-OVN
+   * would provide them: for a natops in the cluster, which makes gateways but cannot reach the host.
+   */
+  async provide(seed: SeedObjects): Promise<void> {
+    const { network } = await this.read(seed);
+    await this.lab.up(network);
+    await this.lab.attachHost(network);
+  }
+
+  private async read(seed: SeedObjects) {
+    // the Kubernetes tests' seeds name the test cluster's image
+    const desired = await readDesired(await writeManifestDir(seed), { limits: { policy: TEST_WORKLOAD_POLICY } });
+    return { desired, network: networkModel(desired) };
   }
 
   async host(name: string, net: string, ip: string): Promise<void> {

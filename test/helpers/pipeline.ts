@@ -1,9 +1,9 @@
 // The whole GitOps loop for a test: a real redis-server, a real bare Git repository whose hook
 // delivers pushes to a real `natops serve` app, and a lab of the test's own. Removed after.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile, mkdir, readdir } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { initRepo } from '../../gitops/hook/init.ts';
@@ -12,10 +12,11 @@ import { loadConfig, type ServerConfig } from '../../server/config.ts';
 import { LocalRedis } from '../../server/redis-server.ts';
 import { serve, type Running } from '../../server/serve.ts';
 import { QUEUE_NAMES, type QueueName } from '../../queue/jobs.ts';
-import { SUMMARY_CONTEXT, type CommitStatus } from '../../state/statuses.ts';
+import { SUMMARY_CONTEXT, type CommitStatus, type StatusBook } from '../../state/statuses.ts';
 import { LabHarness } from './lab-harness.ts';
 import { collectLogs, type LogRecord } from './logs.ts';
-import { TEST_GATEWAY_IMAGES, toFiles, type SeedObjects } from './manifests.ts';
+import { WorkTree, type Tree } from './git-work.ts';
+import { TEST_GATEWAY_IMAGES } from './manifests.ts';
 
 const NATOPS = fileURLToPath(new URL('../../bin/natops.js', import.meta.url));
 export const SECRET = 'pipeline-test-secret';
@@ -27,8 +28,7 @@ export class PipelineHarness {
   readonly logs: string[] = [];
   /** the serve process's log lines, as written */
   readonly logRecords: LogRecord[] = [];
-  /** epoch ms around the last `git push` (it returns once the hook has delivered the push) */
-  lastPush = { start: 0, end: 0 };
+  private tree: WorkTree | undefined;
 
   private constructor(
     readonly lab: LabHarness,
@@ -84,14 +84,7 @@ export class PipelineHarness {
     const secretFile = join(dir, 'secret');
     await writeFile(secretFile, SECRET);
     await initRepo(h.bare, { webhookUrl: `${h.running!.url}/webhook`, secretFile, name: 'test/gitops' });
-    await run(['git', 'clone', '--quiet', h.bare, h.work]);
-    for (const [k, v] of [
-      ['user.name', 'natops test'],
-      ['user.email', 'test@example.com'],
-      ['commit.gpgsign', 'false'],
-    ] as const) {
-      await run(['git', '-C', h.work, 'config', k, v]);
-    }
+    h.tree = await WorkTree.clone(h.bare, h.work);
     return h;
   }
 
@@ -153,25 +146,18 @@ export class PipelineHarness {
   }
 
   /** Writes the manifests as the whole tracked tree, commits and pushes; returns the commit. */
-  async push(seed: SeedObjects | { path: string; text: string }[], message = 'change'): Promise<string> {
-    const sha = await this.commitOnly(seed, message);
-    const start = performance.timeOrigin + performance.now();
-    await run(['git', '-C', this.work, 'push', '--quiet', 'origin', 'HEAD:main']);
-    this.lastPush = { start, end: performance.timeOrigin + performance.now() };
-    return sha;
+  push(tree: Tree, message = 'change'): Promise<string> {
+    return this.tree!.push(tree, message);
   }
 
   /** Writes the manifests as the whole tracked tree and commits, without pushing (to deliver by hand). */
-  async commitOnly(seed: SeedObjects | { path: string; text: string }[], message: string): Promise<string> {
-    for (const f of await readdir(this.work))
-      if (f !== '.git') await rm(join(this.work, f), { recursive: true, force: true });
-    for (const f of Array.isArray(seed) ? seed : toFiles(seed)) {
-      await mkdir(dirname(join(this.work, f.path)), { recursive: true });
-      await writeFile(join(this.work, f.path), f.text);
-    }
-    await run(['git', '-C', this.work, 'add', '-A']);
-    await run(['git', '-C', this.work, 'commit', '--quiet', '--allow-empty', '-m', message]);
-    return (await run(['git', '-C', this.work, 'rev-parse', 'HEAD'])).stdout.trim();
+  commitOnly(tree: Tree, message: string): Promise<string> {
+    return this.tree!.commit(tree, message);
+  }
+
+  /** epoch ms around the last `git push` (it returns once the hook has delivered the push) */
+  get lastPush(): { start: number; end: number } {
+    return this.tree!.lastPush;
   }
 
   async statuses(sha: string): Promise<CommitStatus[]> {
@@ -179,18 +165,8 @@ export class PipelineHarness {
   }
 
   /** Waits until the commit's summary status is settled (not pending); returns every status. */
-  async settled(sha: string, timeoutMs = 60_000): Promise<Map<string, CommitStatus>> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const list = await this.statuses(sha);
-      const summary = list.find((s) => s.context === SUMMARY_CONTEXT);
-      if (summary && summary.state !== 'pending') return new Map(list.map((s) => [s.context, s]));
-      if (Date.now() > deadline)
-        throw new Error(
-          `commit ${sha.slice(0, 7)} not settled after ${timeoutMs} ms: ${JSON.stringify(list)}\n${this.logs.slice(-30).join('\n')}`,
-        );
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  settled(sha: string, timeoutMs = 60_000): Promise<Map<string, CommitStatus>> {
+    return settledStatuses(this.running!.statuses, sha, timeoutMs, () => this.logs.slice(-30).join('\n'));
   }
 
   async until<T>(
@@ -218,3 +194,26 @@ export class PipelineHarness {
 }
 
 export const yamlFile = (path: string, obj: unknown) => ({ path, text: stringify(obj) });
+
+/**
+ * Waits until the commit's summary status is settled (not pending); returns every status.
+ * `context`: what to add to the timeout's message (the logs).
+ */
+export async function settledStatuses(
+  statuses: StatusBook,
+  sha: string,
+  timeoutMs: number,
+  context: () => string = () => '',
+): Promise<Map<string, CommitStatus>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const list = await statuses.get(sha);
+    const summary = list.find((s) => s.context === SUMMARY_CONTEXT);
+    if (summary && summary.state !== 'pending') return new Map(list.map((s) => [s.context, s]));
+    if (Date.now() > deadline)
+      throw new Error(
+        `commit ${sha.slice(0, 7)} not settled after ${timeoutMs} ms: ${JSON.stringify(list)}\n${context()}`,
+      );
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -11,10 +11,12 @@ import type {
   V1Container,
   V1Deployment,
   V1Ingress,
+  V1Job,
   V1PodSpec,
   V1Role,
   V1RoleBinding,
   V1Secret,
+  V1Service,
   V1StatefulSet,
 } from '@kubernetes/client-node';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
@@ -404,5 +406,44 @@ describe('the Helm chart', () => {
     const notes = r.stdout.slice(r.stdout.indexOf('NOTES:'));
     assert.match(notes, /port-forward svc\/natops-dashboard 8081/);
     assert.match(notes, /LEAVES THE GATEWAYS RUNNING/);
+  });
+
+  it('a mode change is an upgrade: the serve Deployment and its Services select the same pods in both modes', () => {
+    const selector = (objs: Rendered[]) =>
+      all<V1Deployment>(objs, 'Deployment').find((d) => d.metadata?.name === 'natops')?.spec?.selector;
+    assert.ok(selector(defaults)?.matchLabels);
+    assert.deepEqual(selector(split), selector(defaults), 'a Deployment selector cannot change');
+    for (const svc of all<V1Service>(split, 'Service').filter((s) => s.metadata?.name !== 'natops-redis'))
+      assert.deepEqual(svc.spec?.selector, selector(defaults)?.matchLabels, svc.metadata?.name);
+  });
+
+  it('every port names its protocol (server-side apply on older API servers needs it)', () => {
+    for (const objs of [defaults, split]) {
+      for (const svc of all<V1Service>(objs, 'Service'))
+        for (const port of svc.spec?.ports ?? [])
+          assert.equal(port.protocol, 'TCP', `${svc.metadata?.name} ${port.name}`);
+      for (const { owner, spec } of podSpecs(objs))
+        for (const port of spec.containers.flatMap((c) => c.ports ?? []))
+          assert.equal(port.protocol, 'TCP', `${owner} ${port.name}`);
+    }
+  });
+
+  it('uninstall.removeGateways: a pre-delete hook Job runs `natops remove-gateways --yes` as natops, and NOTES say so', async () => {
+    assert.equal(all(defaults, 'Job').length, 0, 'no Job unless asked');
+    const objs = await renderChart({ uninstall: { removeGateways: true, timeoutSeconds: 120 } });
+    const [job] = all<V1Job>(objs, 'Job');
+    assert.ok(job);
+    assert.equal(job.metadata?.annotations?.['helm.sh/hook'], 'pre-delete');
+    assert.equal(job.spec?.activeDeadlineSeconds, 120);
+    const pod = job.spec!.template.spec!;
+    assert.equal(pod.serviceAccountName, 'natops');
+    assert.deepEqual(pod.containers[0]?.args, ['remove-gateways', '--yes']);
+    const env = pod.containers[0]?.env ?? [];
+    assert.equal(env.find((e) => e.name === 'NATOPS_INSTANCE')?.value, 'natops');
+    assert.equal(env.find((e) => e.name === 'NATOPS_NAMESPACE')?.value, 'natops-gateways');
+    assert.ok(!pod.volumes?.some((v) => v.secret), "no secret of natops but Redis's password");
+    const r = await helm(['install', 'natops', CHART, '--dry-run=client', '--set', 'uninstall.removeGateways=true']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout.slice(r.stdout.indexOf('NOTES:')), /REMOVES THE GATEWAYS first/);
   });
 });
