@@ -94,9 +94,10 @@ program
         import('../gitops/manifests/issues.ts'),
         import('../server/config.ts'),
       ]);
-    const { desired, issues } = validateManifests(await readManifestDir(path), manifestRulesFromEnv());
+    const { desired, issues, notApplied } = validateManifests(await readManifestDir(path), manifestRulesFromEnv());
     if (issues.length) throw new ManifestValidationError(issues);
     out(`ok: ${desired.vpcs.size} VPC(s), ${desired.subnets.size} subnet(s), ${desired.gateways.size} gateway(s)`);
+    for (const n of notApplied) out(`${n.pos.file}:${n.pos.line}:${n.pos.column}  ${n.resource}  ${n.reason}`);
   });
 
 program

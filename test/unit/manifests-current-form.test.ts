@@ -1,16 +1,15 @@
 // Kube-OVN's current form (IptablesEIP and the rule kinds) beside the 1.7 form: one gateway state
 // from both, and each rule Kube-OVN's webhook and controller enforce as a problem at its line.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { compileGateway } from '../../dataplane/compile.ts';
 import { formatIssue, refusesCommit, type ManifestIssue } from '../../gitops/manifests/issues.ts';
 import { networkModel } from '../../gitops/manifests/network.ts';
 import { validateManifests, type ValidationResult } from '../../gitops/manifests/validate.ts';
-import { natops, ROOT } from '../helpers/cli.ts';
+import { natops } from '../helpers/cli.ts';
 import { asOneFile, EXTERNAL_NETWORK, externalNad, seedList, toCurrentForm } from '../helpers/current-form.ts';
 import {
   gatewayInOwnVpc,
@@ -62,7 +61,6 @@ describe('the current form and the 1.7 form compile to one gateway state', () =>
   });
 
   describe('natops plan NEWFORM --against OLDFORM says unchanged', () => {
-    before(() => void execFileSync('flock', ['/tmp/natops-build.lock', 'npm', 'run', 'build'], { cwd: ROOT }));
     for (const which of ['seed', 'the lab scenario']) {
       it(which, async () => {
         const seed = new Map(await scenarios()).get(which)!;
@@ -76,6 +74,20 @@ describe('the current form and the 1.7 form compile to one gateway state', () =>
         assert.equal(r.stdout, 'gateway ngw: unchanged\n  no changes\n');
       });
     }
+  });
+
+  it('natops validate says what it accepts and does not apply', async () => {
+    const objects = toCurrentForm(seedList(await seedObjects()));
+    specOf(objects, 'ngw-eip-0').qosPolicy = 'qos-eip';
+    const dir = await mkdtemp(join(tmpdir(), 'natops-current-'));
+    await writeFile(join(dir, 'manifests.yaml'), asOneFile(objects).text);
+    const r = await natops(['validate', dir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ok: 1 VPC\(s\), 1 subnet\(s\), 1 gateway\(s\)\n/);
+    assert.match(
+      r.stdout,
+      /manifests\.yaml:\d+:\d+ {2}IptablesEIP\/ngw-eip-0 {2}spec\.qosPolicy: QoS is accepted and not applied/,
+    );
   });
 
   it('both forms in one repository: a 1.7 gateway beside a current one', async () => {
