@@ -120,6 +120,14 @@ export async function helm(args: readonly string[]): Promise<HelmResult> {
   }
 }
 
+/**
+ * What every render is given before the test's own values: the one value the chart requires (a
+ * repository to read). A test's `git: { url: null }` takes it away again.
+ */
+export const BASE_VALUES = { git: { url: 'https://git.example/infra/nat.git' } };
+/** BASE_VALUES as --set, for helm lint and install */
+export const BASE_SET = ['--set', `git.url=${BASE_VALUES.git.url}`];
+
 /** A rendered object: what every Kubernetes object has, the rest unknown until looked at. */
 export interface Rendered {
   apiVersion: string;
@@ -155,6 +163,8 @@ export async function helmTemplate(
   try {
     const file = join(dir, 'values.json');
     await writeFile(file, JSON.stringify(values));
+    const base = join(dir, 'base.json');
+    await writeFile(base, JSON.stringify(BASE_VALUES));
     const r = await helm([
       'template',
       opts.release ?? 'natops',
@@ -163,6 +173,8 @@ export async function helmTemplate(
       opts.namespace ?? 'natops',
       '--kube-version',
       opts.kubeVersion ?? '1.20.2',
+      '--values',
+      base,
       '--values',
       file,
     ]);

@@ -25,7 +25,7 @@ import { HANDLER_KINDS } from '../../dataplane/kinds.ts';
 import { loadConfig } from '../../server/config.ts';
 import { QUEUE_NAMES } from '../../queue/jobs.ts';
 import { bullPrefix } from '../../queue/queues.ts';
-import { CHART, helm, helmTemplate, renderChart, type Rendered } from '../helpers/helm.ts';
+import { BASE_SET, CHART, helm, helmTemplate, renderChart, type Rendered } from '../helpers/helm.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 
@@ -147,7 +147,7 @@ describe('the Helm chart', () => {
 
   it('passes helm lint --strict, in both modes', async () => {
     for (const set of [[], ['--set', 'mode=split,keda.enabled=true']]) {
-      const r = await helm(['lint', '--strict', CHART, ...set]);
+      const r = await helm(['lint', '--strict', CHART, ...BASE_SET, ...set]);
       assert.equal(r.code, 0, `helm lint failed:\n${r.stdout}\n${r.stderr}`);
     }
   });
@@ -401,7 +401,7 @@ describe('the Helm chart', () => {
   });
 
   it('NOTES.txt says how to reach the dashboard and that uninstall leaves the gateways', async () => {
-    const r = await helm(['install', 'natops', CHART, '--namespace', 'natops', '--dry-run=client']);
+    const r = await helm(['install', 'natops', CHART, '--namespace', 'natops', '--dry-run=client', ...BASE_SET]);
     assert.equal(r.code, 0, r.stderr);
     const notes = r.stdout.slice(r.stdout.indexOf('NOTES:'));
     assert.match(notes, /port-forward svc\/natops-dashboard 8081/);
@@ -442,8 +442,29 @@ describe('the Helm chart', () => {
     assert.equal(env.find((e) => e.name === 'NATOPS_INSTANCE')?.value, 'natops');
     assert.equal(env.find((e) => e.name === 'NATOPS_NAMESPACE')?.value, 'natops-gateways');
     assert.ok(!pod.volumes?.some((v) => v.secret), "no secret of natops but Redis's password");
-    const r = await helm(['install', 'natops', CHART, '--dry-run=client', '--set', 'uninstall.removeGateways=true']);
+    const r = await helm([
+      'install',
+      'natops',
+      CHART,
+      '--dry-run=client',
+      ...BASE_SET,
+      '--set',
+      'uninstall.removeGateways=true',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout.slice(r.stdout.indexOf('NOTES:')), /REMOVES THE GATEWAYS first/);
+  });
+
+  it('no repository to read: refused at install, naming git.url (a pod would crash-loop saying it)', async () => {
+    const r = await helmTemplate({ git: { url: null } });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /git\.url: natops needs a repository to read/);
+    const github = await renderChart({
+      git: { url: null },
+      env: { NATOPS_SOURCE: 'github', NATOPS_REPOSITORY: 'infra/nat' },
+      secrets: { githubToken: 'ghp_x' },
+      publicUrl: 'https://natops.example.org',
+    });
+    assert.ok(natopsPods(github).length);
   });
 });

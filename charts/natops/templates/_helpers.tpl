@@ -153,6 +153,9 @@ handler worker's pod (called with .natopsWorker set), which needs no secret but 
 {{- end }}
 {{- /* the source's settings only where the planner runs: a handler worker reads no repository */ -}}
 {{- if not .natopsWorker }}
+{{- if not (or .Values.git.url (eq (toString (get .Values.env "NATOPS_SOURCE")) "github")) }}
+{{- fail "git.url: natops needs a repository to read: set git.url (https, ssh or file), or env.NATOPS_SOURCE=github with env.NATOPS_REPOSITORY and a GitHub token or App" }}
+{{- end }}
 {{- with .Values.git.url }}
 {{- if not (hasKey $.Values.env "NATOPS_SOURCE") }}
 - name: NATOPS_SOURCE
