@@ -17,6 +17,7 @@ export const BENCHES = [
   { name: 'one-rule-steps', title: 'where a one-rule change spends its time' },
   { name: 'apply-cli', title: '`natops apply` as a user runs it' },
   { name: 'kubernetes', title: 'gateways as pods' },
+  { name: 'install', title: 'natops installed by its chart' },
   { name: 'pipeline', title: 'the GitOps loop' },
   { name: 'cli-start', title: "the command line's start" },
   { name: 'hook-deferred', title: '`git push` while natops is down' },
@@ -63,7 +64,8 @@ export function loadAbout(): Map<string, string> {
 }
 
 const cell = (s: string) => s.replace(/\|/g, '\\|');
-const value = (f: Pick<Figure, 'unit'>, x: number) => (f.unit === 'ms' ? ms(x) : x.toLocaleString('en'));
+const value = (f: Pick<Figure, 'unit'>, x: number) =>
+  f.unit === 'ms' ? ms(x) : f.unit === 'MB' ? `${x.toLocaleString('en')} MB` : x.toLocaleString('en');
 
 function ratio(r: number | null): string {
   if (r === null) return '– (baseline 0)';

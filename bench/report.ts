@@ -23,7 +23,7 @@ const FigureSchema = z.object({
   /** the table of bench/README.md it belongs to */
   table: z.string().min(1),
   name: z.string().min(1),
-  unit: z.enum(['ms', 'count']),
+  unit: z.enum(['ms', 'count', 'MB']),
   ...stats,
   baseline: z.object({ name: z.string().min(1), ...stats }),
   /** median / baseline median; null when the baseline's median is 0 */
