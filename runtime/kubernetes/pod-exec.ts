@@ -19,11 +19,37 @@ import { NatopsError } from '../../common/errors.ts';
 /**
  * Before the v5 exec protocol (Kubernetes 1.30) stdin cannot be half-closed over WebSocket: the
  * client closes the whole socket when stdin ends and the exit status is lost. So stdin stays
- * open and ends with a sentinel line, where `sed -u ...Q` stops passing it on: the command sees
- * end of input and its exit status comes back. `$1` is the sentinel, the rest the argv.
+ * open and ends with a sentinel line, where sed stops passing it on: the command sees end of
+ * input and its exit status comes back. `$1` is the sentinel, the rest the argv. POSIX sed only
+ * (`-n`, `q`, `p`), so GNU's and BusyBox's both run it: BusyBox's has no `-u` and no `Q`.
  */
 const STDIN_UNTIL_SENTINEL =
-  'end=$1; shift; command -v sed >/dev/null || { echo "natops: the gateway image has no sed" >&2; exit 127; }; sed -u "/^$end\\$/Q" | "$@"';
+  'end=$1; shift; command -v sed >/dev/null || { echo "natops: the gateway image has no sed" >&2; exit 127; }; sed -n "/^$end\\$/q;p" | "$@"';
+
+/**
+ * What follows the sentinel: BusyBox's sed reads a line ahead before it acts on one, so without
+ * a line after the sentinel it would wait for one that never comes (stdin stays open).
+ */
+const AFTER_SENTINEL = '\n';
+
+/**
+ * The argv and stdin that run `req` in the pod: under `timeout -s KILL SECS` (coreutils' and
+ * BusyBox's since 1.30 both take that form; whole seconds, which both read), and with stdin
+ * passed through the sentinel script. Pure, so tests run exactly this under both userlands.
+ */
+export function podCommand(
+  req: Pick<ExecRequest, 'argv' | 'stdin'>,
+  timeoutMs: number,
+  sentinel = `#natops-end-${randomBytes(8).toString('hex')}`,
+): { command: string[]; stdin?: string } {
+  const command = ['timeout', '-s', 'KILL', String(Math.ceil(timeoutMs / 1000)), ...req.argv];
+  if (req.stdin === undefined) return { command };
+  const body = req.stdin.endsWith('\n') || req.stdin === '' ? req.stdin : `${req.stdin}\n`;
+  return {
+    command: ['sh', '-c', STDIN_UNTIL_SENTINEL, 'sh', sentinel, ...command],
+    stdin: `${body}${sentinel}\n${AFTER_SENTINEL}`,
+  };
+}
 
 /**
  * The exec stream broke before the command's status came back (pod gone, API server restarted),
@@ -66,7 +92,11 @@ export function exitCodeOf(status: V1Status): number | undefined {
   return Number.isInteger(code) ? code : undefined;
 }
 
-export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: number } = {}): Exec {
+/**
+ * `bare`: the argv runs as it is, without the in-pod timeout and without stdin (the userland
+ * probe, which must not rely on the tools it checks).
+ */
+export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: number; bare?: boolean } = {}): Exec {
   const target = `pod ${pod.namespace}/${pod.name}`;
   return (req) => timedCommand(req.argv, execInPod(req));
   async function execInPod(req: ExecRequest): Promise<ExecResult> {
@@ -81,15 +111,14 @@ export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: num
           done();
         },
       });
+    // the in-pod timeout kills the command inside the pod; the client's timer is the backstop
+    const { command, stdin: input } = defaults.bare
+      ? { command: req.argv, stdin: undefined }
+      : podCommand(req, timeoutMs);
     let stdin: PassThrough | null = null;
-    // coreutils' timeout kills the command inside the pod; the client's timer is the backstop
-    let command = ['timeout', '-s', 'KILL', `${Math.ceil(timeoutMs / 1000)}s`, ...req.argv];
-    if (req.stdin !== undefined) {
-      const sentinel = `#natops-end-${randomBytes(8).toString('hex')}`;
-      command = ['sh', '-c', STDIN_UNTIL_SENTINEL, 'sh', sentinel, ...command];
+    if (input !== undefined) {
       stdin = new PassThrough();
-      const body = req.stdin.endsWith('\n') || req.stdin === '' ? req.stdin : `${req.stdin}\n`;
-      stdin.write(`${body}${sentinel}\n`);
+      stdin.write(input);
     }
     let status: V1Status | undefined;
     const started = performance.now();

@@ -42,6 +42,7 @@ import { macvlanOf, notOwnedReason, podController } from './ownership.ts';
 import { describeApiError, podExec } from './pod-exec.ts';
 import { notReadyReason, podReadiness } from './pods.ts';
 import { watchReplacements } from './replacements.ts';
+import { userlandChecker } from './userland.ts';
 
 export { ApplyConflictError, KubernetesApiError } from './api.ts';
 
@@ -99,6 +100,8 @@ export class KubernetesRuntime implements GatewayRuntime {
   private readonly exec: Exec;
   /** pods already warned about as not the gateway's own (once each) */
   private readonly foreignPods = new Set<string>();
+  /** the image's tools, checked once per pod before its first command (GatewayImageError) */
+  private readonly checkUserland: ReturnType<typeof userlandChecker>;
 
   constructor(
     readonly kc: KubeConfig,
@@ -114,6 +117,7 @@ export class KubernetesRuntime implements GatewayRuntime {
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.objects = KubernetesObjectApi.makeApiClient(kc);
     this.exec = new Exec(kc);
+    this.checkUserland = userlandChecker(this.exec);
     this.commandTimeoutMs = settings.commandTimeoutMs;
   }
 
@@ -159,7 +163,16 @@ export class KubernetesRuntime implements GatewayRuntime {
     );
   }
 
-  private handle(name: string, pod: V1Pod): GatewayHandle {
+  /** A gateway's pod, its userland checked; then its handle. */
+  private async handle(name: string, pod: V1Pod): Promise<GatewayHandle> {
+    const image = pod.spec?.containers.find((c) => c.name === CONTAINER)?.image ?? '(unknown image)';
+    await this.checkUserland({
+      namespace: this.ns,
+      name: pod.metadata!.name!,
+      container: CONTAINER,
+      uid: pod.metadata!.uid!,
+      image,
+    });
     const exec = this.execIn(pod);
     return {
       name,
@@ -232,8 +245,9 @@ export class KubernetesRuntime implements GatewayRuntime {
     const before = new Set((existing ? await this.ownedPods(spec.name, existing) : []).map((p) => p.metadata?.uid));
     await this.apply(desired as KubernetesObject);
     const pod = await this.waitForPod(spec.name);
+    const handle = await this.handle(spec.name, pod);
     await this.execIn(pod)({ argv: ['sysctl', '-q', '-w', ...POD_SYSCTLS] });
-    return { handle: this.handle(spec.name, pod), created: !before.has(pod.metadata?.uid) };
+    return { handle, created: !before.has(pod.metadata?.uid) };
   }
 
   /**
