@@ -3,7 +3,7 @@
 // and arping commands around it.
 import { PermanentError } from '../common/errors.ts';
 import { conntrackDeleteArgv, type ConntrackFilter } from './conntrack.ts';
-import { conntrackFilters } from './rules.ts';
+import { conntrackCleanup } from './rules.ts';
 import type { ChainEdit, ChangeSet } from './diff.ts';
 import { IPTABLES_PROGRAMS } from './model.ts';
 
@@ -64,10 +64,8 @@ export function changeSetCommands(c: ChangeSet): Command[] {
   // -w waits for the xtables lock instead of failing while another iptables holds it (iptables
   // 1.8.9 with nf_tables accepts it too, it just has no lock to wait for).
   if (payload) cmds.push({ argv: [IPTABLES_PROGRAMS[c.iptables].restore, '-w', '--noflush'], stdin: payload });
-  for (const r of c.removed) {
-    for (const f of conntrackFilters(r.chain, r.spec))
-      cmds.push({ argv: conntrackDeleteArgv(f), okExitCodes: [0, 1], conntrack: f });
-  }
+  for (const f of conntrackCleanup(c.removed, c.added))
+    cmds.push({ argv: conntrackDeleteArgv(f), okExitCodes: [0, 1], conntrack: f });
 
   for (const r of c.rules.remove) cmds.push({ argv: ['ip', 'rule', 'del', 'iif', r.iif, 'table', String(r.table)] });
   for (const r of c.routes.remove)

@@ -5,10 +5,11 @@ import {
   ROUTE_TABLE,
   type GatewaySpec,
   type GatewayState,
+  type DnatSpec,
   type Route,
   type SnatSpec,
 } from './model.ts';
-import { floatingDnat, floatingSnat, hairpinSnat, jump, portForward, sourceNat } from './rules.ts';
+import { floatingDnat, floatingSnat, hairpinSnat, jump, portForward, sharedForward, sourceNat } from './rules.ts';
 
 export function compileGateway(spec: GatewaySpec): GatewayState {
   const routes: Route[] = [];
@@ -47,11 +48,44 @@ export function compileGateway(spec: GatewaySpec): GatewayState {
       SNAT_FILTER: [jump('EXCLUSIVE_SNAT'), jump('SHARED_SNAT'), jump('HAIRPIN_SNAT')],
       EXCLUSIVE_DNAT: spec.floatingIps.map((f) => floatingDnat(f.eip, f.internalIp)),
       EXCLUSIVE_SNAT: spec.floatingIps.map((f) => floatingSnat(f.eip, f.internalIp)),
-      SHARED_DNAT: spec.dnats.map((d) => portForward(d.eip, d.protocol, d.externalPort, d.internalIp, d.internalPort)),
+      SHARED_DNAT: portForwards(spec.dnats),
       SHARED_SNAT: snats.map((s) => sourceNat(s.eip, s.internalCidr)),
       HAIRPIN_SNAT: hairpins,
     },
   };
+}
+
+/**
+ * Exclusive forwards in manifest order, then each shared port's backends (sharedForward). Shared
+ * ports are sorted by port and their backends as Kube-OVN sorts them (dedupSortedBackends: the
+ * strings "ip:port", each once), so neither file order nor a repeated backend changes the rules.
+ */
+function portForwards(dnats: DnatSpec[]): string[] {
+  const rules = dnats
+    .filter((d) => !d.shared)
+    .map((d) => portForward(d.eip, d.protocol, d.externalPort, d.internalIp, d.internalPort));
+  const ports = new Map<string, { port: DnatSpec; backends: Set<string> }>();
+  for (const d of dnats) {
+    if (!d.shared) continue;
+    const key = `${d.eip} ${d.protocol} ${d.externalPort}`;
+    const entry = ports.get(key) ?? { port: d, backends: new Set<string>() };
+    entry.backends.add(`${d.internalIp}:${d.internalPort}`);
+    ports.set(key, entry);
+  }
+  const order = (d: DnatSpec) => [...d.eip.split('.').map(Number), d.protocol === 'tcp' ? 0 : 1, d.externalPort];
+  const sorted = [...ports.values()].sort((a, b) => {
+    const x = order(a.port);
+    const y = order(b.port);
+    return x.map((v, i) => v - y[i]!).find((v) => v !== 0) ?? 0;
+  });
+  for (const { port: p, backends } of sorted) {
+    const list = [...backends].sort();
+    list.forEach((backend, k) => {
+      const [ip, internalPort] = backend.split(':');
+      rules.push(sharedForward(p.eip, p.protocol, p.externalPort, ip!, Number(internalPort), list.length - k));
+    });
+  }
+  return rules;
 }
 
 /** The first matching SNAT rule wins, so longer prefixes go first; ties keep manifest order. */

@@ -14,6 +14,10 @@ export interface ConntrackFilter {
   origDport?: number;
   /** reply destination (`-q`): the address a SNAT translated the source to */
   replyDst?: string;
+  /** reply source (`-r`): the backend a DNAT translated the destination to */
+  replySrc?: string;
+  /** reply source port (`--reply-port-src`): the backend's port */
+  replySport?: number;
 }
 
 export function conntrackDeleteArgv(f: ConntrackFilter): string[] {
@@ -23,6 +27,8 @@ export function conntrackDeleteArgv(f: ConntrackFilter): string[] {
   if (f.origDst) argv.push('-d', f.origDst);
   if (f.origDport !== undefined) argv.push('--dport', String(f.origDport));
   if (f.replyDst) argv.push('-q', f.replyDst);
+  if (f.replySrc) argv.push('-r', f.replySrc);
+  if (f.replySport !== undefined) argv.push('--reply-port-src', String(f.replySport));
   return argv;
 }
 
@@ -34,11 +40,13 @@ export interface ConntrackEntry {
   origDst: string;
   origDport?: number;
   replyDst: string;
+  replySrc?: string;
+  replySport?: number;
 }
 
 /**
- * `conntrack -L` lines: "tcp 6 119 TIME_WAIT src=A dst=B sport=P dport=Q src=C dst=D ...".
- * The first src/dst/dport are the original direction, the second dst the reply's.
+ * `conntrack -L` lines: "tcp 6 119 TIME_WAIT src=A dst=B sport=P dport=Q src=C dst=D sport=R ...".
+ * The first src/dst/dport are the original direction, the second src/dst/sport the reply's.
  */
 export function parseConntrackList(text: string): ConntrackEntry[] {
   const entries: ConntrackEntry[] = [];
@@ -46,8 +54,9 @@ export function parseConntrackList(text: string): ConntrackEntry[] {
     const tokens = line.trim().split(/\s+/);
     const protocol = tokens[0];
     if (!protocol || !line.includes('src=')) continue;
-    let src: string | undefined;
+    const src: string[] = [];
     const dst: string[] = [];
+    const sport: number[] = [];
     let dport: number | undefined;
     for (const t of tokens) {
       const eq = t.indexOf('=');
@@ -55,11 +64,20 @@ export function parseConntrackList(text: string): ConntrackEntry[] {
       const key = t.slice(0, eq);
       const value = t.slice(eq + 1);
       if (key === 'dst') dst.push(value);
-      else if (key === 'src' && src === undefined) src = value;
+      else if (key === 'src') src.push(value);
+      else if (key === 'sport') sport.push(Number(value));
       else if (key === 'dport' && dport === undefined) dport = Number(value);
     }
-    if (src === undefined || dst.length < 2) continue;
-    entries.push({ protocol, origSrc: src, origDst: dst[0]!, origDport: dport, replyDst: dst[1]! });
+    if (src.length === 0 || dst.length < 2) continue;
+    entries.push({
+      protocol,
+      origSrc: src[0]!,
+      origDst: dst[0]!,
+      origDport: dport,
+      replyDst: dst[1]!,
+      replySrc: src[1],
+      replySport: sport[1],
+    });
   }
   return entries;
 }
@@ -76,7 +94,9 @@ export function conntrackMatches(f: ConntrackFilter, e: ConntrackEntry): boolean
     (f.origSrc === undefined || addressMatches(e.origSrc, f.origSrc)) &&
     (f.origDst === undefined || f.origDst === e.origDst) &&
     (f.origDport === undefined || f.origDport === e.origDport) &&
-    (f.replyDst === undefined || f.replyDst === e.replyDst)
+    (f.replyDst === undefined || f.replyDst === e.replyDst) &&
+    (f.replySrc === undefined || f.replySrc === e.replySrc) &&
+    (f.replySport === undefined || f.replySport === e.replySport)
   );
 }
 

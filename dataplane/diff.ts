@@ -12,6 +12,7 @@ import {
   type IptablesBackend,
   type StateRead,
 } from './model.ts';
+import { sharedBackendCounts } from './rules.ts';
 
 export type ChainOp =
   | { op: 'delete'; spec: string }
@@ -58,6 +59,8 @@ export interface ChangeSet {
   chains: ChainEdit[];
   added: RuleChange[];
   removed: RuleChange[];
+  /** backends each shared port that `added` or `removed` touch will have ("tcp eip:port"), for words */
+  sharedPorts?: Record<string, number>;
 }
 
 export const addressKey = (a: Address) => `${a.cidr} dev ${a.dev}`;
@@ -102,6 +105,7 @@ export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet
     for (const spec of d.added) added.push({ chain, spec });
     for (const spec of d.removed) removed.push({ chain, spec });
   }
+  const sharedPorts = sharedBackendCounts([...added, ...removed], desired.nat.SHARED_DNAT);
   return {
     iptables: live.iptables,
     net1Up: desired.net1Up && !live.net1Up,
@@ -112,6 +116,7 @@ export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet
     chains,
     added,
     removed,
+    ...(sharedPorts && { sharedPorts }),
   };
 }
 

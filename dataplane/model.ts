@@ -26,6 +26,11 @@ const DnatSpecSchema = z.object({
   protocol,
   internalIp: ipv4Address,
   internalPort: port,
+  /**
+   * One backend of a port several backends share (Kube-OVN's IptablesDnatRule type share); absent
+   * for an exclusive forward, so specs and records written before shared ports read the same.
+   */
+  shared: z.literal(true).optional(),
 });
 export type DnatSpec = z.output<typeof DnatSpecSchema>;
 

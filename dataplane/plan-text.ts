@@ -1,7 +1,7 @@
 // A ChangeSet in words and as an exact rule diff, for plans, previews and logs. Pure.
 import { addressKey, isEmptyChangeSet, routeKey, ruleKey, type ChangeSet } from './diff.ts';
 import { HOOK_CHAINS, type GatewayState } from './model.ts';
-import { describeRule } from './rules.ts';
+import { backendKey, describeRule, forwardOf, portKey, type Forward } from './rules.ts';
 
 export type GatewayAction = 'create' | 'update' | 'delete' | 'unchanged';
 
@@ -31,10 +31,48 @@ export function describeChanges(c: ChangeSet): string[] {
   for (const r of c.routes.remove) words.push(`- route ${r.dst} via ${r.via} dev ${r.dev}`);
   for (const { from, to } of c.routes.change)
     words.push(`~ route ${to.dst} via ${from.via} -> ${to.via} dev ${to.dev}`);
+  // a shared port's backends are said per port (sharedPortWords)
   const mapping = (chain: string, spec: string) =>
-    chain !== 'EXCLUSIVE_SNAT' && !spec.startsWith('-j ') && !(HOOK_CHAINS as readonly string[]).includes(chain);
+    chain !== 'EXCLUSIVE_SNAT' &&
+    !spec.startsWith('-j ') &&
+    !(HOOK_CHAINS as readonly string[]).includes(chain) &&
+    forwardOf(chain, spec)?.every === undefined;
   for (const r of c.added) if (mapping(r.chain, r.spec)) words.push(`+ ${describeRule(r.chain, r.spec)}`);
   for (const r of c.removed) if (mapping(r.chain, r.spec)) words.push(`- ${describeRule(r.chain, r.spec)}`);
+  return [...words, ...sharedPortWords(c)];
+}
+
+/**
+ * One line per shared port a change touches: its backends that come and go. Each backend's rule
+ * counts the backends after it (sharedForward), so others' rules change too; they are not news.
+ */
+function sharedPortWords(c: ChangeSet): string[] {
+  const ports = new Map<string, { came: Map<string, Forward>; went: Map<string, Forward> }>();
+  const note = (side: 'came' | 'went', chain: string, spec: string) => {
+    const f = forwardOf(chain, spec);
+    if (f?.every === undefined) return;
+    const entry = ports.get(portKey(f)) ?? { came: new Map(), went: new Map() };
+    entry[side].set(backendKey(f), f);
+    ports.set(portKey(f), entry);
+  };
+  for (const r of c.added) note('came', r.chain, r.spec);
+  for (const r of c.removed) note('went', r.chain, r.spec);
+  const words: string[] = [];
+  for (const [port, { came, went }] of ports) {
+    for (const key of [...came.keys()]) if (went.delete(key)) came.delete(key);
+    const after = c.sharedPorts?.[port];
+    if (after === undefined) continue;
+    const before = after - came.size + went.size;
+    const list = (m: Map<string, Forward>, sign = '') =>
+      [...m.values()].map((f) => `${sign}${f.internalIp}:${f.internalPort}`).join(', ');
+    const by = (n: number) => `shared by ${n} backend${n === 1 ? '' : 's'}`;
+    if (before === 0) words.push(`+ port forward ${port} ${by(after)}: ${list(came)}`);
+    else if (after === 0) words.push(`- port forward ${port} ${by(before)}: ${list(went)}`);
+    else if (came.size || went.size)
+      words.push(
+        `~ port forward ${port} ${by(after)}${before === after ? '' : ` (was ${before})`}: ${[list(came, '+ '), list(went, '- ')].filter(Boolean).join(', ')}`,
+      );
+  }
   return words;
 }
 

@@ -1,6 +1,7 @@
 // iptables rule specs in the exact form iptables-save prints them, so a compiled state and a
 // state read back from a gateway compare as plain text. Also turns a spec back into words.
 import type { ConntrackFilter } from './conntrack.ts';
+import type { RuleChange } from './diff.ts';
 import type { Protocol } from './model.ts';
 
 export const jump = (chain: string) => `-j ${chain}`;
@@ -16,6 +17,24 @@ export const portForward = (
   internalPort: number,
 ) =>
   `-d ${eip}/32 -p ${protocol} -m ${protocol} --dport ${externalPort} -j DNAT --to-destination ${internalIp}:${internalPort}`;
+
+/**
+ * One backend of a port several backends share (Kube-OVN's share DNAT). Only a connection's first
+ * packet passes the nat table, and conntrack keeps the rest with the backend it got. Backend k of
+ * n takes every (n-k)th of the connections the backends before it left, so each gets 1 of n, in
+ * turn. Kube-OVN picks at random (nftables numgen); nth here because iptables-save prints its
+ * integers back as written, where a random probability comes back rounded to 2^-31 (the diff
+ * compares text), and because the spread is even.
+ */
+export const sharedForward = (
+  eip: string,
+  protocol: Protocol,
+  externalPort: number,
+  internalIp: string,
+  internalPort: number,
+  every: number,
+) =>
+  `-d ${eip}/32 -p ${protocol} -m ${protocol} --dport ${externalPort} -m statistic --mode nth --every ${every} --packet 0 -j DNAT --to-destination ${internalIp}:${internalPort}`;
 
 /** SNAT only for traffic leaving on the underlay, as current Kube-OVN does. */
 export const sourceNat = (eip: string, internalCidr: string) => `-s ${internalCidr} -o net1 -j SNAT --to-source ${eip}`;
@@ -35,6 +54,9 @@ const FLOATING_SNAT = new RegExp(`^-s ${IP}/32 -j SNAT --to-source ${IP}$`);
 const PORT_FORWARD = new RegExp(
   `^-d ${IP}/32 -p (tcp|udp) -m (?:tcp|udp) --dport (\\d+) -j DNAT --to-destination ${IP}:(\\d+)$`,
 );
+const SHARED_FORWARD = new RegExp(
+  `^-d ${IP}/32 -p (tcp|udp) -m (?:tcp|udp) --dport (\\d+) -m statistic --mode nth --every (\\d+) --packet 0 -j DNAT --to-destination ${IP}:(\\d+)$`,
+);
 const SOURCE_NAT = new RegExp(`^-s ${IP}/(\\d+) -o net1 -j SNAT --to-source ${IP}$`);
 const HAIRPIN = new RegExp(`^-s ${IP}/(\\d+) -o eth0 -m conntrack --ctstate DNAT -j SNAT --to-source ${IP}$`);
 
@@ -46,6 +68,8 @@ export function describeRule(chain: string, spec: string): string {
     return `floating IP ${m[2]} <- ${m[1]} (its outbound side)`;
   if (chain === 'SHARED_DNAT' && (m = PORT_FORWARD.exec(spec)))
     return `port forward ${m[2]} ${m[1]}:${m[3]} -> ${m[4]}:${m[5]}`;
+  if (chain === 'SHARED_DNAT' && (m = SHARED_FORWARD.exec(spec)))
+    return `port forward ${m[2]} ${m[1]}:${m[3]} -> ${m[5]}:${m[6]} (shared, 1 in ${m[4]} of what is left)`;
   if (chain === 'SHARED_SNAT' && (m = SOURCE_NAT.exec(spec))) return `SNAT ${m[1]}/${m[2]} -> ${m[3]}`;
   if (chain === 'HAIRPIN_SNAT' && (m = HAIRPIN.exec(spec))) return `hairpin SNAT ${m[1]}/${m[2]} -> ${m[3]}`;
   if (spec.startsWith('-j ')) return `hook ${chain} ${spec}`;
@@ -63,6 +87,12 @@ export function conntrackFilters(chain: string, spec: string): ConntrackFilter[]
   if (chain === 'SHARED_DNAT' && (m = PORT_FORWARD.exec(spec))) {
     return [{ protocol: m[2] as Protocol, origDst: m[1]!, origDport: Number(m[3]) }];
   }
+  // only this backend's connections: the port's other backends keep theirs
+  const shared = chain === 'SHARED_DNAT' ? forwardOf(chain, spec) : undefined;
+  if (shared?.every !== undefined) {
+    const { protocol, eip, externalPort, internalIp, internalPort } = shared;
+    return [{ protocol, origDst: eip, origDport: externalPort, replySrc: internalIp, replySport: internalPort }];
+  }
   if (
     (chain === 'SHARED_SNAT' && (m = SOURCE_NAT.exec(spec))) ||
     (chain === 'HAIRPIN_SNAT' && (m = HAIRPIN.exec(spec)))
@@ -70,4 +100,83 @@ export function conntrackFilters(chain: string, spec: string): ConntrackFilter[]
     return [{ origSrc: `${m[1]}/${m[2]}`, replyDst: m[3]! }];
   }
   return [];
+}
+
+/** A port forward rule read back: exclusive, or one backend of a shared port (with its `every`). */
+export interface Forward {
+  eip: string;
+  protocol: Protocol;
+  externalPort: number;
+  internalIp: string;
+  internalPort: number;
+  /** set for a backend of a shared port */
+  every?: number;
+}
+
+export function forwardOf(chain: string, spec: string): Forward | undefined {
+  if (chain !== 'SHARED_DNAT') return undefined;
+  let m = PORT_FORWARD.exec(spec);
+  if (m) {
+    const [, eip, protocol, port, ip, iport] = m;
+    return {
+      eip: eip!,
+      protocol: protocol as Protocol,
+      externalPort: Number(port),
+      internalIp: ip!,
+      internalPort: Number(iport),
+    };
+  }
+  m = SHARED_FORWARD.exec(spec);
+  if (!m) return undefined;
+  const [, eip, protocol, port, every, ip, iport] = m;
+  return {
+    eip: eip!,
+    protocol: protocol as Protocol,
+    externalPort: Number(port),
+    internalIp: ip!,
+    internalPort: Number(iport),
+    every: Number(every),
+  };
+}
+
+/** The port a forward is on: what Kube-OVN calls a DNAT's identity (eip, externalPort, protocol). */
+export const portKey = (f: Forward) => `${f.protocol} ${f.eip}:${f.externalPort}`;
+export const backendKey = (f: Forward) => `${portKey(f)} -> ${f.internalIp}:${f.internalPort}`;
+
+/**
+ * The conntrack deletions for the removed rules, except for a port and backend that an added rule
+ * maps again: a shared port's rules all change when a backend comes or goes (each one's `every`
+ * counts the backends), and the backends that stay must keep their connections.
+ */
+export function conntrackCleanup(removed: readonly RuleChange[], added: readonly RuleChange[]): ConntrackFilter[] {
+  const kept = new Set<string>();
+  for (const r of added) {
+    const f = forwardOf(r.chain, r.spec);
+    if (f) kept.add(backendKey(f));
+  }
+  return removed.flatMap((r) => {
+    const f = forwardOf(r.chain, r.spec);
+    return f && kept.has(backendKey(f)) ? [] : conntrackFilters(r.chain, r.spec);
+  });
+}
+
+/**
+ * How many backends each shared port that `changes` touch has in `chain` (SHARED_DNAT as it will
+ * be), for the plan's words. Only the touched ports are counted, so a change of one forward in a
+ * chain of thousands parses the shared rules once and the rest not at all.
+ */
+export function sharedBackendCounts(changes: readonly RuleChange[], chain: readonly string[] | undefined) {
+  const counts: Record<string, number> = {};
+  for (const r of changes) {
+    const f = forwardOf(r.chain, r.spec);
+    if (f?.every !== undefined) counts[portKey(f)] = 0;
+  }
+  if (Object.keys(counts).length === 0) return undefined;
+  for (const spec of chain ?? []) {
+    if (!spec.includes(' -m statistic ')) continue;
+    const f = forwardOf('SHARED_DNAT', spec);
+    const key = f && portKey(f);
+    if (key !== undefined && key in counts) counts[key]!++;
+  }
+  return counts;
 }

@@ -126,9 +126,10 @@ function entriesOf(spec: GatewaySpec | undefined, state: GatewayState | undefine
   return {
     eips: spec.eips.map((e) => ({ key: e.cidr.split('/')[0]!, text: `${e.cidr} via ${e.gateway}` })),
     floatingIps: spec.floatingIps.map((f) => ({ key: f.eip, text: `${f.eip} -> ${f.internalIp}` })),
+    // a shared port's backends are one entry each (several share its eip, protocol and port)
     portForwards: spec.dnats.map((d) => ({
-      key: `${d.eip} ${d.protocol} ${d.externalPort}`,
-      text: `${d.protocol} ${d.eip}:${d.externalPort} -> ${d.internalIp}:${d.internalPort}`,
+      key: `${d.eip} ${d.protocol} ${d.externalPort}${d.shared ? ` ${d.internalIp}:${d.internalPort}` : ''}`,
+      text: `${d.protocol} ${d.eip}:${d.externalPort} -> ${d.internalIp}:${d.internalPort}${d.shared ? ' (shared)' : ''}`,
     })),
     snats: spec.snats.map((s) => ({ key: s.internalCidr, text: `${s.internalCidr} -> ${s.eip}` })),
     // what compileGateway makes: the default route via the EIPs' next hop, one per VPC subnet

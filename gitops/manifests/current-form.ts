@@ -25,7 +25,7 @@ import {
   type NetworkAttachmentDefinition,
 } from './iptables-resources.ts';
 import type { Report } from './policy.ts';
-import { NAT_GW_CONFIGMAP, type VpcNatGateway } from './schema.ts';
+import { NAT_GW_CONFIGMAP, type GatewayManifest, type VpcNatGateway } from './schema.ts';
 import type { IgnoredDoc, SubnetInfo } from './validate.ts';
 
 export interface Located<T> {
@@ -77,7 +77,7 @@ export function where(doc: LoadedDoc): string {
   return `${p.file}:${p.line}`;
 }
 
-type Spec = VpcNatGateway['spec'];
+type Spec = GatewayManifest['spec'];
 type List = 'eips' | 'floatingIpRules' | 'dnatRules' | 'snatRules';
 const LISTS: readonly List[] = ['eips', 'floatingIpRules', 'dnatRules', 'snatRules'];
 
@@ -97,7 +97,7 @@ interface Extras {
 
 /** A gateway as checkGateway takes it: its lists with the current form's entries after its own. */
 export interface GatewayInput {
-  gateway: Located<VpcNatGateway>;
+  gateway: Located<GatewayManifest>;
   /** the validation's report, with an entry that came from a resource reported at that resource */
   report: Report;
   /** undefined when it cannot be told (reported) */
@@ -245,13 +245,10 @@ export class CurrentForm {
       if (eip) rule(r, eip.gateway, 'floatingIpRules', { eip: eip.v4ip, internalIp: r.value.spec.internalIp });
     }
     for (const r of this.firstOfEach(this.dnats, report)) {
+      // a share rule is one backend of its port; dnat-rules.ts checks the port's rules together
       const { type, eip: _name, ...forward } = r.value.spec;
-      if (type === 'share') {
-        at(r, ['spec', 'type'], 'share (several backends on one port) is not applied by natops yet: use exclusive');
-        continue;
-      }
       const eip = eipOf(r);
-      if (eip) rule(r, eip.gateway, 'dnatRules', { ...forward, eip: eip.v4ip });
+      if (eip) rule(r, eip.gateway, 'dnatRules', { ...forward, eip: eip.v4ip, ...(type && { type }) });
     }
     for (const r of this.firstOfEach(this.snats, report)) {
       const eip = eipOf(r);

@@ -63,7 +63,7 @@ export const IptablesDnatRuleSchema = z.strictObject({
     protocol,
     internalIp: ipv4Address,
     internalPort: portString,
-    // share (several backends on one port) is the later part; current-form.ts refuses it
+    // share: one backend of a port several rules share (dnat-rules.ts checks them together)
     type: unsetIfEmpty(z.enum(['exclusive', 'share'], { error: 'must be exclusive or share' })),
   }),
 });

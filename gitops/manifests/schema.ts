@@ -191,6 +191,16 @@ export const VpcNatGatewaySchema = z.strictObject({
 });
 export type VpcNatGateway = z.output<typeof VpcNatGatewaySchema>;
 
+/**
+ * A port forward as a gateway's checks read it: the 1.7 form's inline ones have no type
+ * (exclusive); one from an IptablesDnatRule keeps its type, share or exclusive.
+ */
+export type GatewayDnatRule = z.output<typeof DnatRuleSchema> & { type?: 'exclusive' | 'share' };
+/** A VpcNatGateway with the current form's rules merged into its lists (current-form.ts). */
+export type GatewayManifest = Omit<VpcNatGateway, 'spec'> & {
+  spec: Omit<VpcNatGateway['spec'], 'dnatRules'> & { dnatRules: GatewayDnatRule[] };
+};
+
 /** The kinds natops reads, by "apiVersion kind". */
 export const RESOURCE_SCHEMAS = {
   'v1 ConfigMap': NatGwConfigMapSchema,

@@ -18,10 +18,12 @@ import {
   type LoadOptions,
   type ManifestFile,
 } from './load.ts';
+import { checkDnatRules } from './dnat-rules.ts';
 import { checkImage, checkPlacement, gatewayWorkload, withinGatewayLimit, type Report } from './policy.ts';
 import {
   DEFAULT_VPC,
   RESOURCE_SCHEMAS,
+  type GatewayManifest,
   type NatGwConfigMap,
   type Subnet,
   type Vpc,
@@ -233,7 +235,7 @@ interface Known {
 }
 
 function checkGateway(
-  g: Located<VpcNatGateway>,
+  g: Located<GatewayManifest>,
   { vpcs, subnets, broken, image, nic }: Known,
   eipOwner: Map<string, string>,
   lanIpOwner: Map<string, string>,
@@ -335,20 +337,7 @@ function checkGateway(
       fail(path, `EIP ${eip} is the floating IP of floatingIpRules[${fip}] and cannot also carry ${what}`);
   };
 
-  const dnatKeys = new Map<string, number>();
-  spec.dnatRules.forEach((rule, i) => {
-    const path = ['spec', 'dnatRules', i] as const;
-    if (ownsEip([...path, 'eip'], rule.eip)) notFloating([...path, 'eip'], rule.eip, 'a port forward');
-    checkInternal([...path, 'internalIp'], rule.internalIp);
-    const key = `${rule.eip} ${rule.protocol} ${rule.externalPort}`;
-    const prior = dnatKeys.get(key);
-    if (prior !== undefined)
-      fail(
-        [...path, 'externalPort'],
-        `${rule.protocol} ${rule.eip}:${rule.externalPort} is already forwarded by dnatRules[${prior}]`,
-      );
-    else dnatKeys.set(key, i);
-  });
+  const dnats = checkDnatRules(spec.dnatRules, { fail, ownsEip, notFloating, checkInternal });
 
   const snatCidrs = new Map<string, number>();
   spec.snatRules.forEach((rule, i) => {
@@ -368,7 +357,7 @@ function checkGateway(
     vpcSubnets: vpcSubnets.map((s) => ({ name: s.name, cidr: s.cidr })),
     eips: spec.eips.map((e) => ({ cidr: e.eipCIDR, gateway: e.gateway })),
     floatingIps: spec.floatingIpRules.map((r) => ({ eip: r.eip, internalIp: r.internalIp })),
-    dnats: spec.dnatRules.map((r) => ({ ...r })),
+    dnats,
     snats: spec.snatRules.map((r) => ({ eip: r.eip, internalCidr: r.internalCIDR })),
     workload: gatewayWorkload(g.value, image, nic),
   };

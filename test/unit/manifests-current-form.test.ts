@@ -312,12 +312,7 @@ describe("the current form's rules, each a problem at its file, line and field",
     assert.equal(validateManifests([asOneFile(objects)]).desired.gateways.has('ngw'), false);
   });
 
-  it('share DNAT is refused for now; ports are strings, as the CRD says', async () => {
-    const share = await problems((o) => void (specOf(o, 'ngw-dnat-0').type = 'share'));
-    assert.match(
-      formatIssue(one(share.issues)),
-      /IptablesDnatRule\/ngw-dnat-0 {2}spec\.type: share \(several backends on one port\) is not applied by natops yet: use exclusive$/,
-    );
+  it('ports are strings, as the CRD says (share DNAT: test/unit/shared-dnat.test.ts)', async () => {
     const number = await problems((o) => void (specOf(o, 'ngw-dnat-0').externalPort = 8888));
     assert.match(
       formatIssue(one(number.issues)),
