@@ -149,6 +149,7 @@ export const backendKey = (f: Forward) => `${portKey(f)} -> ${f.internalIp}:${f.
  * counts the backends), and the backends that stay must keep their connections.
  */
 export function conntrackCleanup(removed: readonly RuleChange[], added: readonly RuleChange[]): ConntrackFilter[] {
+  if (removed.length === 0) return [];
   const kept = new Set<string>();
   for (const r of added) {
     const f = forwardOf(r.chain, r.spec);

@@ -36,7 +36,8 @@ export function liveSummary(spec: GatewaySpec): string {
   return [
     plural(spec.eips.length, 'EIP'),
     plural(spec.floatingIps.length, 'floating IP'),
-    plural(spec.dnats.length, 'port forward'),
+    // a shared port's backends are one port forward (Kube-OVN's DNAT identity: eip, protocol, port)
+    plural(new Set(spec.dnats.map((d) => `${d.eip} ${d.protocol} ${d.externalPort}`)).size, 'port forward'),
     plural(spec.snats.length, 'SNAT'),
   ].join(', ');
 }

@@ -10,6 +10,7 @@ import { diffStates, isEmptyChangeSet } from '../../dataplane/diff.ts';
 import type { GatewaySpec, GatewayState } from '../../dataplane/model.ts';
 import { parseNatTable } from '../../dataplane/parse.ts';
 import { describeChanges, renderGatewayPlan } from '../../dataplane/plan-text.ts';
+import { liveSummary } from '../../functions/jobs/finalize.ts';
 import { formatIssue } from '../../gitops/manifests/issues.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import { asOneFile, seedList, toCurrentForm } from '../helpers/current-form.ts';
@@ -73,6 +74,8 @@ describe('share DNAT: one port, several backends', () => {
     ]);
     // an exclusive forward stays as it was: records and specs from before read the same
     assert.equal('shared' in spec.dnats[0]!, false);
+    // the status counts ports: the seed's forward and the shared one
+    assert.equal(liveSummary(spec), '2 EIPs, 1 floating IP, 2 port forwards, 1 SNAT');
   });
 
   it('reads back from iptables-save to the same state: a re-apply has nothing to do', async () => {
