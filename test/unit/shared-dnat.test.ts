@@ -13,6 +13,7 @@ import { describeChanges, renderGatewayPlan } from '../../dataplane/plan-text.ts
 import { liveSummary } from '../../functions/jobs/finalize.ts';
 import { formatIssue } from '../../gitops/manifests/issues.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
+import { previewChanges } from '../../preview/preview.ts';
 import { asOneFile, seedList, toCurrentForm } from '../helpers/current-form.ts';
 import { seedObjects, type Obj } from '../helpers/manifests.ts';
 
@@ -150,6 +151,17 @@ describe('share DNAT: one port, several backends', () => {
       changeSetCommands(changes).filter((c) => c.argv[0] === 'conntrack'),
       [],
     );
+  });
+
+  it("a pull request's preview lists each backend of a shared port once", async () => {
+    const two = await manifests(['10.0.1.10', '10.0.1.12'].map((ip, i) => dnat(`web-${i}`, ip, 'share')));
+    const three = await manifests(
+      ['10.0.1.10', '10.0.1.12', '10.0.1.11'].map((ip, i) => dnat(`web-${i}`, ip, 'share')),
+    );
+    const [ngw] = previewChanges(two.result, three.result).gateways;
+    assert.deepEqual(ngw!.changes.portForwards, [
+      { change: 'added', after: 'tcp 192.168.0.112:8080 -> 10.0.1.11:80 (shared)' },
+    ]);
   });
 
   it("an exclusive forward made shared keeps its backend's connections", async () => {
