@@ -52,3 +52,22 @@ export async function createLogger(opts: LoggerOptions = {}): Promise<Logger> {
 
 /** A logger that drops everything (commands whose output is their result, tests that don't look). */
 export const silentLogger = (): Logger => pino({ level: 'silent' });
+
+/**
+ * One warning per outage of a connection that retries by itself, and one line when it is back.
+ * ioredis reconnects every few hundred ms and each attempt is an 'error': logged one by one, a
+ * Redis starting beside natops filled its first seconds with errors.
+ */
+export function outageLog(log: Logger, what: string): { failed(message: string): void; recovered(): void } {
+  let failures = 0;
+  return {
+    failed(message) {
+      if (failures++ === 0) log.warn(`${what} unreachable: ${message} (retrying; one line when it is back)`);
+    },
+    recovered() {
+      if (failures > 0)
+        log.info(`${what} reachable again after ${failures} failed attempt${failures === 1 ? '' : 's'}`);
+      failures = 0;
+    },
+  };
+}

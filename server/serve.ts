@@ -12,7 +12,7 @@ import express, { type ErrorRequestHandler } from 'express';
 import { errorMessage, NatopsError } from '../common/errors.ts';
 import { redactUrl } from '../common/redact.ts';
 import { within } from '../common/time.ts';
-import type { Logger } from '../common/log.ts';
+import { outageLog, type Logger } from '../common/log.ts';
 import { redeliverFailed } from '../functions/github/redeliver.ts';
 import { catchUp } from '../functions/planner/planner.ts';
 import type { ResyncRequest } from '../functions/resync.ts';
@@ -199,7 +199,9 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
       });
   const redisUrl = c.redisUrl ?? localRedis!.url;
   const connection = redisConnection(redisUrl);
-  connection.on('error', (e) => opts.log.error(`redis: ${e.message}`));
+  const redisOutage = outageLog(opts.log, `redis ${redactUrl(redisUrl)}`);
+  connection.on('error', (e) => redisOutage.failed(e.message));
+  connection.on('ready', () => redisOutage.recovered());
   // A Redis that can lose natops's records is worth a warning at every start (the records are its
   // memory). Not awaited: a Redis that is down must not hold the start (readiness says so).
   checkRedis(connection).then(
@@ -220,7 +222,8 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
   const queues = new Queues(
     connection,
     { redisUrl, prefix: c.prefix, attempts: c.attempts, backoffMs: c.backoffMs, failedJobsKeep: c.failedJobsKeep },
-    (m) => opts.log.error(m),
+    // the flow producer's connection to the same Redis: its retries are the same outage
+    (m) => redisOutage.failed(m),
   );
   // `natops remove-gateways` paused every queue; serve starting again (a reinstall) means natops should run.
   if (opts.http)
