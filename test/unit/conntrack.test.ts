@@ -26,16 +26,34 @@ const LISTING = [
 describe('conntrack', () => {
   const entries = parseConntrackList(LISTING);
 
-  it('parses the original direction and the reply destination of each entry', () => {
+  it('parses the original direction and the reply source and destination of each entry', () => {
     assert.deepEqual(entries, [
-      { protocol: 'tcp', origSrc: '192.168.0.50', origDst: '192.168.0.112', origDport: 8888, replyDst: '192.168.0.50' },
-      { protocol: 'udp', origSrc: '10.0.1.20', origDst: '192.168.0.50', origDport: 53, replyDst: '192.168.0.112' },
+      {
+        protocol: 'tcp',
+        origSrc: '192.168.0.50',
+        origDst: '192.168.0.112',
+        origDport: 8888,
+        replyDst: '192.168.0.50',
+        replySrc: '10.0.1.10',
+        replySport: 80,
+      },
+      {
+        protocol: 'udp',
+        origSrc: '10.0.1.20',
+        origDst: '192.168.0.50',
+        origDport: 53,
+        replyDst: '192.168.0.112',
+        replySrc: '192.168.0.50',
+        replySport: 53,
+      },
       {
         protocol: 'icmp',
         origSrc: '10.0.1.5',
         origDst: '192.168.0.50',
         origDport: undefined,
         replyDst: '192.168.0.111',
+        replySrc: '192.168.0.50',
+        replySport: undefined,
       },
     ]);
   });
@@ -48,6 +66,17 @@ describe('conntrack', () => {
       [false, false, false],
     ],
     ['port forward, other port', { protocol: 'tcp', origDst: '192.168.0.112', origDport: 8889 }, [false, false, false]],
+    // one backend of a shared port: the reply comes from the backend the DNAT chose
+    [
+      'shared port, this backend',
+      { protocol: 'tcp', origDst: '192.168.0.112', origDport: 8888, replySrc: '10.0.1.10', replySport: 80 },
+      [true, false, false],
+    ],
+    [
+      'shared port, another backend',
+      { protocol: 'tcp', origDst: '192.168.0.112', origDport: 8888, replySrc: '10.0.1.11', replySport: 80 },
+      [false, false, false],
+    ],
     ['floating IP inbound', { origDst: '192.168.0.111' }, [false, false, false]],
     ['an address that is only a reply destination', { origDst: '192.168.0.50' }, [false, true, true]],
     // a SNAT's entries: the reply goes back to the address the source was translated to
