@@ -9,6 +9,7 @@ import { Command, Option } from 'commander';
 import type { GatewayState } from '../dataplane/model.ts';
 import { DEFAULT_LAB } from '../runtime/netns/names.ts';
 import type { RuntimeKind } from '../runtime/runtime.ts';
+import { addExportCommand } from './export.ts';
 import { addGitopsCommands } from './gitops-commands.ts';
 import { addPreviewCommand } from './preview.ts';
 import { addRemoveGatewaysCommand } from './remove-gateways.ts';
@@ -260,6 +261,7 @@ program
 addGitopsCommands(program);
 addPreviewCommand(program);
 addRemoveGatewaysCommand(program);
+addExportCommand(program);
 
 try {
   await program.parseAsync(process.argv);
