@@ -1,0 +1,221 @@
+// natops export on the test cluster: Kube-OVN's CRDs (test/fixtures/kube-ovn/crds.yaml, from its
+// chart), the seed in Kube-OVN's current form made with kubectl, then the real CLI: the files it
+// writes, `natops validate` accepting them, and `natops plan OUT --against examples/seed` (the
+// seed in the 1.7 form) unchanged for every gateway. Then a field natops refuses: still written,
+// the problem at its file and line, exit 1. It touches its own namespace and, in kube-system,
+// only the ConfigMap ovn-vpc-nat-gw-config, made here and removed here (a test finding one there
+// fails rather than use or change it). The CRDs it made, and so every object of theirs, go
+// afterwards, even on failure; CRDs already installed stay, and only this test's objects go.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ApiextensionsV1Api, CoreV1Api, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { parseAllDocuments, stringify } from 'yaml';
+import { run } from '../../common/exec.ts';
+import { natops } from '../helpers/cli.ts';
+import { EXTERNAL_NETWORK, seedList, toCurrentForm } from '../helpers/current-form.ts';
+import { adminConfig, KUBECONFIG } from '../helpers/k8s.ts';
+import { SEED_DIR, seedObjects, type Obj } from '../helpers/manifests.ts';
+
+const CRDS = fileURLToPath(new URL('../fixtures/kube-ovn/crds.yaml', import.meta.url));
+const CONFIG = { namespace: 'kube-system', name: 'ovn-vpc-nat-gw-config' };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function kubectl(args: string[], okExitCodes = [0]) {
+  return run(['kubectl', '--kubeconfig', KUBECONFIG, ...args], { okExitCodes, timeoutMs: 60_000 });
+}
+
+/** Every *.yaml under `dir`, relative and sorted. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)))
+    .sort();
+}
+
+describe('natops export of a cluster holding the seed in Kube-OVN’s current form', () => {
+  const admin = adminConfig();
+  const ext = admin.makeApiClient(ApiextensionsV1Api);
+  const core = admin.makeApiClient(CoreV1Api);
+  const namespace = `natops-x${randomBytes(4).toString('hex')}`;
+  const createdCrds: string[] = [];
+  let createdConfig = false;
+  let namespaceMade = false;
+  let dir = '';
+  let objectsFile = '';
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'natops-export-'));
+    const existing = await core.readNamespacedConfigMap(CONFIG).then(
+      () => true,
+      () => false,
+    );
+    if (existing)
+      throw new Error(
+        `${CONFIG.namespace}/${CONFIG.name} exists and is not this test's: it neither uses nor changes it`,
+      );
+    await core.createNamespace({ body: { metadata: { name: namespace } } });
+    namespaceMade = true;
+
+    // the CRDs this cluster lacks, each recorded as soon as it is made
+    const crds = parseAllDocuments(await readFile(CRDS, 'utf8'))
+      .map((d) => d.toJS() as V1CustomResourceDefinition | null)
+      .filter((d): d is V1CustomResourceDefinition => d?.kind === 'CustomResourceDefinition');
+    for (const crd of crds) {
+      const name = crd.metadata!.name!;
+      const present = await ext.readCustomResourceDefinition({ name }).then(
+        () => true,
+        () => false,
+      );
+      if (present) continue;
+      await ext.createCustomResourceDefinition({ body: crd });
+      createdCrds.push(name);
+    }
+    for (const crd of crds) {
+      const name = crd.metadata!.name!;
+      for (let i = 0; ; i++) {
+        const c = await ext.readCustomResourceDefinition({ name });
+        if (c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')) break;
+        if (i > 100) throw new Error(`CRD ${name} not established`);
+        await sleep(100);
+      }
+    }
+
+    // the seed as Kube-OVN writes it now; the external network's attachment in this test's namespace
+    const objects = toCurrentForm(seedList(await seedObjects())) as (Obj & { metadata: Obj; spec: Obj })[];
+    const external = objects.find((o) => o.kind === 'Subnet' && o.metadata.name === EXTERNAL_NETWORK)!;
+    external.spec.provider = `${EXTERNAL_NETWORK}.${namespace}`;
+    const nad = objects.find((o) => o.kind === 'NetworkAttachmentDefinition')!;
+    nad.metadata.namespace = namespace;
+    // what Kube-OVN's controller writes on an EIP, and an operator's own label
+    const eip = objects.find((o) => o.kind === 'IptablesEIP')!;
+    eip.metadata.labels = {
+      'ovn.kubernetes.io/vpc-nat-gw-name': 'ngw',
+      'ovn.kubernetes.io/eip_v4_ip': '192.168.0.111',
+    };
+    const gw = objects.find((o) => o.kind === 'VpcNatGateway')!;
+    gw.metadata.labels = { team: 'nat' };
+    const config = objects.find((o) => o.kind === 'ConfigMap')!;
+    objectsFile = join(dir, 'objects.yaml');
+    await writeFile(objectsFile, objects.map((o) => stringify(o)).join('---\n'));
+    // the ConfigMap first and on its own: once made it is this test's to remove
+    const configFile = join(dir, 'config.yaml');
+    await writeFile(configFile, stringify(config));
+    await kubectl(['create', '-f', configFile]);
+    createdConfig = true;
+    // kubectl's discovery may not know the new kinds for a moment
+    for (let i = 0; ; i++) {
+      const r = await kubectl(['apply', '-f', objectsFile], [0, 1]);
+      if (r.code === 0) break;
+      if (i > 30) throw new Error(`kubectl apply: ${r.stderr}`);
+      await sleep(500);
+    }
+  });
+
+  after(async () => {
+    if (objectsFile) await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', objectsFile], [0, 1]);
+    for (const name of createdCrds) await ext.deleteCustomResourceDefinition({ name }).catch(() => undefined);
+    if (createdConfig) await core.deleteNamespacedConfigMap(CONFIG).catch(() => undefined);
+    if (namespaceMade) await core.deleteNamespace({ name: namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
+    for (const name of createdCrds)
+      for (let i = 0; i < 300; i++) {
+        const gone = await ext.readCustomResourceDefinition({ name }).then(
+          () => false,
+          () => true,
+        );
+        if (gone) break;
+        await sleep(200);
+      }
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes one file per object without what the cluster added; validate accepts it; plan against the 1.7 seed is unchanged', async () => {
+    const out = join(dir, 'out');
+    const r = await natops(['export', '--out', out, '--kubeconfig', KUBECONFIG]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /wrote 11 file\(s\)/);
+    assert.match(r.stdout, /valid: 1 VPC\(s\), 1 subnet\(s\), 1 gateway\(s\)/);
+    assert.match(r.stderr, /ConfigMap kube-system\/ovn-vpc-nat-config is not in the cluster/);
+    assert.deepEqual(await filesUnder(out), [
+      '00-config/kube-system.ovn-vpc-nat-gw-config.yaml',
+      '10-vpc/test-vpc-1.yaml',
+      `20-subnet/${EXTERNAL_NETWORK}.yaml`,
+      '20-subnet/sn.yaml',
+      `25-network-attachment-definition/${namespace}.${EXTERNAL_NETWORK}.yaml`,
+      '30-vpc-nat-gateway/ngw.yaml',
+      '40-iptables-eip/ngw-eip-0.yaml',
+      '40-iptables-eip/ngw-eip-1.yaml',
+      '50-iptables-fip-rule/ngw-fip-0.yaml',
+      '60-iptables-dnat-rule/ngw-dnat-0.yaml',
+      '70-iptables-snat-rule/ngw-snat-0.yaml',
+    ]);
+    // the API server's default replicas: 1 and every piece of metadata it added are gone
+    assert.equal(
+      await readFile(join(out, '30-vpc-nat-gateway/ngw.yaml'), 'utf8'),
+      'apiVersion: kubeovn.io/v1\nkind: VpcNatGateway\nmetadata:\n  name: ngw\n  labels:\n    team: nat\nspec:\n  lanIp: 10.0.1.254\n  subnet: sn\n  vpc: test-vpc-1\n',
+    );
+    assert.equal(
+      await readFile(join(out, '60-iptables-dnat-rule/ngw-dnat-0.yaml'), 'utf8'),
+      'apiVersion: kubeovn.io/v1\nkind: IptablesDnatRule\nmetadata:\n  name: ngw-dnat-0\nspec:\n  eip: ngw-eip-1\n  externalPort: "8888"\n  internalIp: 10.0.1.10\n  internalPort: "80"\n  protocol: tcp\n',
+    );
+    assert.equal(
+      await readFile(join(out, '40-iptables-eip/ngw-eip-0.yaml'), 'utf8'),
+      'apiVersion: kubeovn.io/v1\nkind: IptablesEIP\nmetadata:\n  name: ngw-eip-0\nspec:\n  natGwDp: ngw\n  v4ip: 192.168.0.111\n',
+    );
+    for (const f of await filesUnder(out)) {
+      const text = await readFile(join(out, f), 'utf8');
+      assert.doesNotMatch(
+        text,
+        /uid:|resourceVersion|creationTimestamp|managedFields|generation:|status:|last-applied|ovn\.kubernetes\.io/,
+        f,
+      );
+    }
+
+    const v = await natops(['validate', out]);
+    assert.equal(v.code, 0, v.stderr);
+    const plan = await natops(['plan', out, '--against', SEED_DIR]);
+    assert.equal(plan.code, 0, plan.stderr);
+    const verdicts = [...plan.stdout.matchAll(/^gateway (\S+): (\S+)/gm)].map((m) => `${m[1]} ${m[2]}`);
+    assert.deepEqual(verdicts, ['ngw unchanged'], plan.stdout);
+
+    // the same cluster, the same bytes; a directory with files is refused without --force
+    const again = join(dir, 'again');
+    assert.equal((await natops(['export', '--out', again, '--kubeconfig', KUBECONFIG])).code, 0);
+    for (const f of await filesUnder(out))
+      assert.equal(await readFile(join(again, f), 'utf8'), await readFile(join(out, f), 'utf8'), f);
+    const refused = await natops(['export', '--out', out, '--kubeconfig', KUBECONFIG]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /is not empty/);
+    const onlyCurrent = await natops([
+      'export',
+      '--out',
+      join(dir, 'old'),
+      '--form',
+      '1.7',
+      '--kubeconfig',
+      KUBECONFIG,
+    ]);
+    assert.equal(onlyCurrent.code, 2);
+    assert.match(onlyCurrent.stderr, /--form 1.7 is not available/);
+  });
+
+  it('still writes what natops refuses, and prints each problem at its file and line (exit 1)', async () => {
+    await kubectl(['patch', 'vpc-nat-gateways.kubeovn.io', 'ngw', '--type', 'merge', '-p', '{"spec":{"replicas":2}}']);
+    const out = join(dir, 'refused');
+    const r = await natops(['export', '--out', out, '--kubeconfig', KUBECONFIG]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(await readFile(join(out, '30-vpc-nat-gateway/ngw.yaml'), 'utf8'), /replicas: 2/);
+    assert.match(r.stderr, /30-vpc-nat-gateway\/ngw\.yaml:\d+:\d+ +VpcNatGateway\/ngw +spec.*replicas/);
+    assert.match(r.stderr, /natops validate refuses these files/);
+    // --force writes over an earlier export, removing the files of objects gone since
+    await kubectl(['delete', 'iptables-snat-rules.kubeovn.io', 'ngw-snat-0']);
+    const f = await natops(['export', '--out', out, '--force', '--kubeconfig', KUBECONFIG]);
+    assert.equal(f.code, 1, f.stderr);
+    assert.equal((await filesUnder(out)).includes('70-iptables-snat-rule/ngw-snat-0.yaml'), false);
+  });
+});
