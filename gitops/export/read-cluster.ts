@@ -2,8 +2,9 @@
 // kubeovn.io kinds (cluster-scoped), get on the two ConfigMaps in kube-system and on the external
 // networks' NetworkAttachmentDefinitions. docs/export.md lists the RBAC this needs.
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { errorMessage, NatopsError } from '../../common/errors.ts';
+import { NatopsError } from '../../common/errors.ts';
 import { statusOf } from '../../runtime/kubernetes/api.ts';
+import { describeApiError } from '../../runtime/kubernetes/pod-exec.ts';
 import { ClusterObjectSchema, EXPORT_KINDS, nadsNeeded, type ClusterObject } from './clean.ts';
 
 /** A read the export cannot do without: the cluster unreachable, a permission missing. */
@@ -39,9 +40,7 @@ function parseObject(raw: unknown, what: string): ClusterObject {
 }
 
 function failed(what: string, e: unknown): ClusterReadError {
-  const body = (e as { body?: unknown })?.body;
-  const detail = typeof body === 'string' && body ? body : errorMessage(e);
-  return new ClusterReadError(what, statusOf(e), detail);
+  return new ClusterReadError(what, statusOf(e), describeApiError(e));
 }
 
 export async function readCluster(kc: KubeConfig): Promise<ClusterRead> {
@@ -51,7 +50,7 @@ export async function readCluster(kc: KubeConfig): Promise<ClusterRead> {
   const notes: string[] = [];
 
   for (const name of CONFIG_MAPS) {
-    const what = `get configmap ${KUBE_SYSTEM}/${name}`;
+    const what = `get configmaps ${KUBE_SYSTEM}/${name}`;
     try {
       const cm = await core.readNamespacedConfigMap({ name, namespace: KUBE_SYSTEM });
       // typed models carry Dates and undefined fields; only what a manifest has is taken

@@ -13,7 +13,14 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ApiextensionsV1Api, CoreV1Api, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import {
+  ApiextensionsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  RbacAuthorizationV1Api,
+  type V1CustomResourceDefinition,
+  type V1PolicyRule,
+} from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
 import { run } from '../../common/exec.ts';
 import { natops } from '../helpers/cli.ts';
@@ -22,6 +29,7 @@ import { adminConfig, KUBECONFIG } from '../helpers/k8s.ts';
 import { SEED_DIR, seedObjects, type Obj } from '../helpers/manifests.ts';
 
 const CRDS = fileURLToPath(new URL('../fixtures/kube-ovn/crds.yaml', import.meta.url));
+const EXPORT_RBAC = fileURLToPath(new URL('../../deploy/kubernetes/export-rbac.yaml', import.meta.url));
 const CONFIG = { namespace: 'kube-system', name: 'ovn-vpc-nat-gw-config' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -45,6 +53,10 @@ describe('natops export of a cluster holding the seed in Kube-OVN’s current fo
   const namespace = `natops-x${randomBytes(4).toString('hex')}`;
   const createdCrds: string[] = [];
   let createdConfig = false;
+  const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+  /** this test's ClusterRole and ClusterRoleBinding (cluster-scoped: removed after) */
+  const roleName = `${namespace}-export`;
+  let roleMade = false;
   let namespaceMade = false;
   let dir = '';
   let objectsFile = '';
@@ -118,6 +130,10 @@ describe('natops export of a cluster holding the seed in Kube-OVN’s current fo
   });
 
   after(async () => {
+    if (roleMade) {
+      await rbac.deleteClusterRoleBinding({ name: roleName }).catch(() => undefined);
+      await rbac.deleteClusterRole({ name: roleName }).catch(() => undefined);
+    }
     if (objectsFile) await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', objectsFile], [0, 1]);
     for (const name of createdCrds) await ext.deleteCustomResourceDefinition({ name }).catch(() => undefined);
     if (createdConfig) await core.deleteNamespacedConfigMap(CONFIG).catch(() => undefined);
@@ -202,6 +218,79 @@ describe('natops export of a cluster holding the seed in Kube-OVN’s current fo
     ]);
     assert.equal(onlyCurrent.code, 2);
     assert.match(onlyCurrent.stderr, /--form 1.7 is not available/);
+  });
+
+  it('needs exactly the rules of deploy/kubernetes/export-rbac.yaml', async () => {
+    // The Role's rules go into this test's ClusterRole too: it may make nothing in kube-system.
+    const docs = parseAllDocuments(await readFile(EXPORT_RBAC, 'utf8')).map(
+      (d) => d.toJS() as { rules: V1PolicyRule[] },
+    );
+    const rules = docs.flatMap((d) => d.rules);
+    const setRules = async (r: V1PolicyRule[]) => {
+      const body = { metadata: { name: roleName }, rules: r };
+      if (!roleMade) {
+        await rbac.createClusterRole({ body });
+        roleMade = true;
+        await rbac.createClusterRoleBinding({
+          body: {
+            metadata: { name: roleName },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName },
+            subjects: [{ kind: 'ServiceAccount', name: 'exporter', namespace }],
+          },
+        });
+      } else await rbac.replaceClusterRole({ name: roleName, body });
+    };
+    await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'exporter' } } });
+    let token: string | undefined;
+    for (let i = 0; i < 100 && !token; i++) {
+      const secret = (await core.listNamespacedSecret({ namespace })).items.find(
+        (x) => x.metadata?.annotations?.['kubernetes.io/service-account.name'] === 'exporter' && x.data?.token,
+      );
+      token = secret ? Buffer.from(secret.data!.token!, 'base64').toString() : undefined;
+      if (!token) await sleep(100);
+    }
+    assert.ok(token, 'no token for the exporter ServiceAccount');
+    const cluster = admin.getCurrentCluster()!;
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [cluster],
+      users: [{ name: 'exporter', token }],
+      contexts: [{ name: 'exporter', cluster: cluster.name, user: 'exporter' }],
+      currentContext: 'exporter',
+    });
+    const kubeconfig = join(dir, 'exporter-kubeconfig');
+    await writeFile(kubeconfig, kc.exportConfig(), { mode: 0o600 });
+    const exportAs = (out: string) => natops(['export', '--out', join(dir, out), '--kubeconfig', kubeconfig]);
+
+    await setRules(rules);
+    let whole = await exportAs('rbac-whole');
+    // RBAC reaches the authorizer's cache within moments
+    for (let i = 0; i < 20 && whole.code === 2 && /forbidden/i.test(whole.stderr); i++) {
+      await sleep(250);
+      whole = await exportAs(`rbac-whole-${i}`);
+    }
+    assert.equal(whole.code, 0, whole.stderr);
+
+    // each (group, resource, verb) taken away in turn: the export fails, naming what it asked
+    const each = rules.flatMap((r) =>
+      r.resources!.map((resource) => ({ group: r.apiGroups![0]!, resource, verb: r.verbs[0]! })),
+    );
+    for (const [i, p] of each.entries()) {
+      await setRules(
+        rules.flatMap((r) => {
+          if (r.apiGroups![0] !== p.group) return [r];
+          const rest = r.resources!.filter((x) => x !== p.resource);
+          return rest.length ? [{ ...r, resources: rest }] : [];
+        }),
+      );
+      let r = await exportAs(`rbac-${i}`);
+      for (let j = 0; j < 20 && r.code === 0; j++) {
+        await sleep(250);
+        r = await exportAs(`rbac-${i}-${j}`);
+      }
+      assert.equal(r.code, 2, `without ${p.verb} ${p.resource}.${p.group}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`${p.verb} ${p.resource}.*(forbidden|Forbidden)`), r.stderr);
+    }
   });
 
   it('still writes what natops refuses, and prints each problem at its file and line (exit 1)', async () => {
