@@ -118,12 +118,16 @@ program
     'kubernetes: namespace of the gateway Deployments (NATOPS_NAMESPACE, default natops-gateways)',
   )
   .option('--network-mode <mode>', 'kubernetes: kube-ovn or multus (NATOPS_NETWORK_MODE, default kube-ovn)')
-  .action(async (path: string, opts: RuntimeOptions & { against: string }, cmd: Command) => {
-    const [{ planGateways }, { renderGatewayPlan }] = await Promise.all([
+  .option('--redis <url>', "the EIP allocations' Redis (NATOPS_REDIS_URL; default: the one `natops serve` records)")
+  .action(async (path: string, opts: RuntimeOptions & { against: string; redis?: string }, cmd: Command) => {
+    const [{ planGateways }, { renderGatewayPlan }, alloc] = await Promise.all([
       import('../dataplane/gateway-plan.ts'),
       import('../dataplane/plan-text.ts'),
+      import('./allocations.ts'),
     ]);
-    const desired = await desiredAt(path);
+    // EIPs without v4ip: the addresses natops allocated (or would), read from its table
+    const allocations = await alloc.planAllocations(opts.redis);
+    const { desired, eips } = await alloc.desiredAllocated(path, allocations);
     const current = new Map<string, GatewayState>();
     if (opts.against === 'live') {
       const { runtime } = await runtimesFor('plan --against live', opts, cmd);
@@ -131,10 +135,12 @@ program
         current.set(name, await (await runtime.gateway(name))!.readState());
     } else {
       const { compileGateway } = await import('../dataplane/compile.ts');
-      for (const [name, spec] of (await desiredAt(opts.against)).gateways) current.set(name, compileGateway(spec));
+      const against = (await alloc.desiredAllocated(opts.against, allocations)).desired;
+      for (const [name, spec] of against.gateways) current.set(name, compileGateway(spec));
     }
     const plans = planGateways(current, desired.enabled ? desired.gateways : new Map());
     out(plans.map((p) => renderGatewayPlan(p.name, p.action, p.changes)).join('\n\n') || 'no gateways');
+    for (const line of alloc.allocationLines(eips, allocations)) out(line);
   });
 
 program

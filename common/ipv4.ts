@@ -41,6 +41,11 @@ function fromInt(n: number): string {
   return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
 }
 
+/** An address as a number (192.168.0.1 -> 3232235521), for walking a range. */
+export const ipv4ToInt = toInt;
+/** A number 0..2^32-1 as a dotted quad. */
+export const ipv4FromInt = fromInt;
+
 function maskOf(prefix: number): number {
   return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
 }

@@ -14,6 +14,8 @@ const EipSpecSchema = z.object({
   /** address/prefix on net1, e.g. 192.168.0.111/24 */
   cidr: ipv4Interface,
   gateway: ipv4Address,
+  /** the IptablesEIP's name when natops allocated the address (it has no v4ip): statuses and previews say so */
+  allocatedFor: k8sName.optional(),
 });
 export type EipSpec = z.output<typeof EipSpecSchema>;
 

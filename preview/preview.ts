@@ -124,7 +124,10 @@ export function diffEntries(before: readonly Keyed[], after: readonly Keyed[]): 
 function entriesOf(spec: GatewaySpec | undefined, state: GatewayState | undefined): Record<Category, Keyed[]> {
   if (!spec || !state) return { eips: [], floatingIps: [], portForwards: [], snats: [], routes: [] };
   return {
-    eips: spec.eips.map((e) => ({ key: e.cidr.split('/')[0]!, text: `${e.cidr} via ${e.gateway}` })),
+    eips: spec.eips.map((e) => ({
+      key: e.cidr.split('/')[0]!,
+      text: `${e.allocatedFor ? `${e.allocatedFor}: ` : ''}${e.cidr} via ${e.gateway}${e.allocatedFor ? ' (allocated)' : ''}`,
+    })),
     floatingIps: spec.floatingIps.map((f) => ({ key: f.eip, text: `${f.eip} -> ${f.internalIp}` })),
     // a shared port's backends are one entry each (several share its eip, protocol and port)
     portForwards: spec.dnats.map((d) => ({

@@ -4,6 +4,7 @@
 // failing a job that stalled too often). `settle` is the pure transition; finalize writes it.
 import { errorMessage, isRetryable } from '../../common/errors.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
+import { allocatedNote } from '../../gitops/manifests/eip-allocation.ts';
 import { jobTarget, type HandlerJob } from '../../queue/jobs.ts';
 import { KEEP, type Condition, type GatewayRecord, type NetworkRecord, type Target } from '../../state/records.ts';
 import {
@@ -33,13 +34,13 @@ type AnyRecord = GatewayRecord | NetworkRecord;
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 export function liveSummary(spec: GatewaySpec): string {
-  return [
+  return `${[
     plural(spec.eips.length, 'EIP'),
     plural(spec.floatingIps.length, 'floating IP'),
     // a shared port's backends are one port forward (Kube-OVN's DNAT identity: eip, protocol, port)
     plural(new Set(spec.dnats.map((d) => `${d.eip} ${d.protocol} ${d.externalPort}`)).size, 'port forward'),
     plural(spec.snats.length, 'SNAT'),
-  ].join(', ');
+  ].join(', ')}${allocatedNote(spec)}`;
 }
 
 /** Why a job is not run: the newer commit that replaced it, or no commit wants its gateway any more. */

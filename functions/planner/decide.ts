@@ -11,6 +11,7 @@ import type { GatewaySpec } from '../../dataplane/model.ts';
 import { changedParts } from '../../dataplane/parts.ts';
 import { formatIssue, refusesCommit, sortIssues, type ManifestIssue } from '../../gitops/manifests/issues.ts';
 import type { ValidationResult } from '../../gitops/manifests/validate.ts';
+import { allocatedNote } from '../../gitops/manifests/eip-allocation.ts';
 import { networkModel } from '../../gitops/manifests/network.ts';
 import type { NetworkModel } from '../../dataplane/network.ts';
 import type { HandlerJob } from '../../queue/jobs.ts';
@@ -231,7 +232,7 @@ export function decide(v: ValidationResult, snap: RecordSnapshot, ctx: PlanConte
     const c = condition(ctx, {
       ready: 'Unknown',
       reason: 'Progressing',
-      message: `applying: ${flow.jobs.map((j) => j.kind).join(', ')}`,
+      message: `applying: ${flow.jobs.map((j) => j.kind).join(', ')}${allocatedNote(spec)}`,
       url: flowUrl(flow, ctx),
     });
     write({

@@ -5,13 +5,15 @@
 // descend from the planned commit (a force-push, a reset) is the new truth, said so in statuses.
 import { ZERO_SHA } from '../../common/sha.ts';
 import { GitSourceError, UnknownCommitError, type GitSource } from '../../gitops/git/source.ts';
-import { validatedAt } from '../../gitops/git/validated.ts';
+import { manifestsToValidate } from '../../gitops/git/validated.ts';
 import type { ManifestRules } from '../../gitops/manifests/validate.ts';
 import type { PlanJob } from '../../queue/jobs.ts';
+import { EipAllocations } from '../../state/eip-allocations.ts';
 import { withLock } from '../../state/lock.ts';
 import type { Queues } from '../../queue/queues.ts';
 import { statusText, SUMMARY_CONTEXT, type StatusEvent } from '../../state/statuses.ts';
 import type { FunctionEnv, JobContext } from '../jobs/env.ts';
+import { heldAddresses, validatedAllocating } from './allocate.ts';
 import { decide, type Decision } from './decide.ts';
 
 export interface PlannerEnv extends FunctionEnv {
@@ -89,9 +91,15 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
     // (each a git run: at once, as the push waits for its rules)
     // (a commit over the per-commit limits is refused like an invalid one: recorded, so the
     // catch-up does not plan it again every minute)
+    // (EIPs without v4ip get their addresses here, before compile and the decision see them)
     const [rewritten, validation] = await Promise.all([
       planned ? descends(env.repo, planned.sha, sha).then((d) => !d) : false,
-      validatedAt(env.repo, sha, env.path, env.limits, (m) => ctx.log.warn(m)),
+      Promise.all([
+        manifestsToValidate(env.repo, sha, env.path, env.limits, (m) => ctx.log.warn(m)),
+        env.records.snapshot(),
+      ]).then(([validate, snap]) =>
+        validatedAllocating(validate, new EipAllocations(env.redis, env.store.prefix), heldAddresses(snap)),
+      ),
     ]);
     const notes = [
       ...(job.cause === 'catch-up' ? ['caught up with the branch'] : []),

@@ -2,7 +2,8 @@
 // 1.7 form's inline lists, so one check (validate.ts's checkGateway) and one model (GatewaySpec)
 // serve both forms, and a problem checkGateway finds in an entry that came from a resource is
 // reported at that resource's file and line. What Kube-OVN's sources do, and natops with them:
-//   - an EIP belongs to the gateway its natGwDp names; its address is v4ip, its prefix length the
+//   - an EIP belongs to the gateway its natGwDp names; its address is v4ip (or, without one, the
+//     address allocated from its externalSubnet: eip-allocation.ts), its prefix length the
 //     cidrBlock's of its externalSubnet (default ovn-vpc-external-network; util.GetExternalNetwork);
 //   - a gateway's default route goes to the gateway of its external network, externalSubnets[0]
 //     or the same default (util.GetNatGwExternalNetwork, genNatGwStatefulSet): the 1.7 form's
@@ -14,6 +15,7 @@ import { broadcastAddress, cidrContains, networkAddress, parseCidr, type Cidr } 
 import { NIC_NAME, NIC_NAME_MESSAGE } from '../../common/ipv4-schema.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import type { NatopsKind } from './attribution.ts';
+import { allocationKey, EipAllocator, type AllocationInput, type AllocationResult } from './eip-allocation.ts';
 import type { ManifestIssue } from './issues.ts';
 import { valueAt, type FieldPath, type LoadedDoc } from './load.ts';
 import {
@@ -109,6 +111,8 @@ export interface CurrentFormContext {
   broken: Broken;
   /** the ConfigMap's nic (Kube-OVN 1.7's), which every gateway then uses */
   configNic: string | undefined;
+  /** the allocation table for EIPs without v4ip (none: each is allocated anew) */
+  allocations: AllocationInput | undefined;
 }
 
 /** The current form's documents of one set of manifests, read into its gateways. */
@@ -125,6 +129,8 @@ export class CurrentForm {
   readonly notApplied: IgnoredDoc[] = [];
   /** the gateways' external networks: the underlay, which natops does not build as a subnet */
   readonly externalSubnets = new Set<string>();
+  /** the addresses of EIPs without v4ip, set by resolve() */
+  allocation: AllocationResult = { eips: [], wanted: [] };
 
   /** Every document classify() reads, before its schema. */
   seen(kind: NatopsKind, name: string, value: unknown): void {
@@ -168,7 +174,16 @@ export class CurrentForm {
 
     const eipByName = new Map<string, { v4ip: string; gateway: string }>();
     const addressOwner = new Map<string, Located<IptablesEip>>();
-    for (const e of this.firstOfEach(this.eips, report)) {
+    const eips = this.firstOfEach(this.eips, report);
+    // every address written, so an EIP without v4ip is given none of them, wherever it comes later
+    const written = [
+      ...eips.flatMap((e) => e.value.spec.v4ip ?? []),
+      ...gateways.flatMap((g) => g.value.spec.eips.map((x) => x.eipCIDR.split('/')[0]!)),
+    ];
+    const wanted = this.wantedKeys();
+    const allocator = new EipAllocator(known.allocations, written, new Set(wanted));
+    this.allocation = { eips: allocator.eips, wanted };
+    for (const e of eips) {
       const { spec } = e.value;
       this.note(e, 'spec.qosPolicy', spec.qosPolicy, 'QoS is accepted and not applied: natops sets no rate limits');
       this.note(e, 'spec.macAddress', spec.macAddress, "not applied: the EIP sits on net1 with net1's MAC address");
@@ -179,33 +194,39 @@ export class CurrentForm {
           at(e, ['spec', 'natGwDp'], `VpcNatGateway ${spec.natGwDp} is not in the manifests`);
         continue; // a gateway that failed its schema is reported at its manifest
       }
-      if (spec.v4ip === undefined) {
-        at(
-          e,
-          ['spec', 'v4ip'],
-          'is required by natops for now: Kube-OVN would allocate an address from the external subnet, natops does not allocate one yet; write the address (v4ip: 192.168.0.111)',
-        );
-        continue;
-      }
       const subnetName = spec.externalSubnet ?? DEFAULT_EXTERNAL_NETWORK;
       const subnet = externalSubnet(
         e,
         ['spec', 'externalSubnet'],
         subnetName,
-        "natops takes the EIP's prefix length from its cidrBlock",
+        spec.v4ip === undefined
+          ? 'natops allocates the address of an EIP without v4ip from it'
+          : "natops takes the EIP's prefix length from its cidrBlock",
       );
       if (!subnet) continue;
       const cidr = parseCidr(subnet.cidr)!;
-      if (!cidrContains(cidr, spec.v4ip)) {
-        at(e, ['spec', 'v4ip'], `${spec.v4ip} is not in the range of subnet ${subnet.name} (${subnet.cidr})`);
+      const name = e.value.metadata.name;
+      const v4ip = spec.v4ip ?? allocator.addressFor({ ...e, name, gateway: gw.value.metadata.name }, subnet, report);
+      if (v4ip === undefined) continue;
+      if (!cidrContains(cidr, v4ip)) {
+        at(e, ['spec', 'v4ip'], `${v4ip} is not in the range of subnet ${subnet.name} (${subnet.cidr})`);
         continue;
       }
-      const prior = addressOwner.get(spec.v4ip);
+      const allocatedTo = spec.v4ip === undefined ? undefined : allocator.allocatedToOther(v4ip, subnetName, name);
+      if (allocatedTo !== undefined) {
+        at(
+          e,
+          ['spec', 'v4ip'],
+          `${v4ip} is the address natops allocated to IptablesEIP ${allocatedTo} (it has no v4ip), which keeps it while it exists; write another address`,
+        );
+        continue;
+      }
+      const prior = addressOwner.get(v4ip);
       if (prior) {
-        at(e, ['spec', 'v4ip'], `${spec.v4ip} is already the address of ${prior.id} (${where(prior.doc)})`);
+        at(e, ['spec', 'v4ip'], `${v4ip} is already the address of ${prior.id} (${where(prior.doc)})`);
         continue;
       }
-      addressOwner.set(spec.v4ip, e);
+      addressOwner.set(v4ip, e);
       const networkName = gw.value.spec.externalSubnets?.[0] ?? DEFAULT_EXTERNAL_NETWORK;
       const network =
         networkName === subnetName
@@ -217,9 +238,9 @@ export class CurrentForm {
               `it is ${gw.id}'s external network (its spec.externalSubnets[0], by default ${DEFAULT_EXTERNAL_NETWORK}), whose gateway is the next hop of its EIPs`,
             );
       if (!network) continue;
-      eipByName.set(e.value.metadata.name, { v4ip: spec.v4ip, gateway: gw.value.metadata.name });
+      eipByName.set(name, { v4ip, gateway: gw.value.metadata.name });
       const x = extrasOf(gw.value.metadata.name);
-      x.lists.eips.push({ eipCIDR: `${spec.v4ip}/${cidr.prefix}`, gateway: network.gateway });
+      x.lists.eips.push({ eipCIDR: `${v4ip}/${cidr.prefix}`, gateway: network.gateway });
       x.origins.eips.push({
         doc: e.doc,
         id: e.id,
@@ -310,6 +331,20 @@ export class CurrentForm {
         valid.delete(gateway);
       } else issue.unattributed = true;
     }
+  }
+
+  /** allocationKey of every IptablesEIP without v4ip, read before its schema: one with a problem still keeps its address. */
+  private wantedKeys(): string[] {
+    const keys: string[] = [];
+    for (const [id, value] of this.raw) {
+      if (!id.startsWith('IptablesEIP/')) continue;
+      const v4ip = valueAt(value, ['spec', 'v4ip']);
+      if (v4ip !== undefined && v4ip !== null && v4ip !== '') continue;
+      const subnet = valueAt(value, ['spec', 'externalSubnet']);
+      const name = id.slice('IptablesEIP/'.length);
+      keys.push(allocationKey(typeof subnet === 'string' && subnet !== '' ? subnet : DEFAULT_EXTERNAL_NETWORK, name));
+    }
+    return keys;
   }
 
   private rawAt(id: string, path: FieldPath): string | undefined {

@@ -31,7 +31,7 @@ export const IptablesEipSchema = z.strictObject({
   kind: z.literal('IptablesEIP'),
   metadata,
   spec: z.strictObject({
-    /** optional to Kube-OVN (it allocates one); natops needs it for now (current-form.ts says so) */
+    /** without it natops allocates one from externalSubnet, as Kube-OVN does (eip-allocation.ts) */
     v4ip: unsetIfEmpty(ipv4Address),
     v6ip: unsetIfEmpty(z.string().refine(() => false, 'natops supports IPv4 only: remove v6ip')),
     /** the VpcNatGateway the EIP belongs to */

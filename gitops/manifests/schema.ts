@@ -14,6 +14,7 @@ import {
   protocol,
 } from '../../common/ipv4-schema.ts';
 import { k8sName } from '../../common/k8s-name.ts';
+import { excludeRange } from './eip-address.ts';
 import {
   IptablesDnatRuleSchema,
   IptablesEipSchema,
@@ -97,7 +98,17 @@ export const SubnetSchema = z.strictObject({
     protocol: z.literal('IPv4', 'natops supports IPv4 subnets only (protocol: IPv4)').default('IPv4'),
     cidrBlock: ipv4Network,
     gateway: ipv4Address.optional(),
-    excludeIps: z.array(z.string()).optional(),
+    // Kube-OVN's form: an address or a range a..b; an EIP without v4ip is never given one of them
+    excludeIps: z
+      .array(
+        z
+          .string()
+          .refine(
+            (e) => excludeRange(e) !== undefined,
+            'must be an address or a range of addresses, as 192.168.0.1 or 192.168.0.10..192.168.0.20',
+          ),
+      )
+      .optional(),
     namespaces: z.array(k8sName).optional(),
     provider: z.string().optional(),
     gatewayType: z.enum(['distributed', 'centralized']).optional(),

@@ -19,6 +19,7 @@ import {
   type ManifestFile,
 } from './load.ts';
 import { checkDnatRules } from './dnat-rules.ts';
+import { markAllocated, type AllocationInput, type AllocationResult } from './eip-allocation.ts';
 import { checkImage, checkPlacement, gatewayWorkload, withinGatewayLimit, type Report } from './policy.ts';
 import {
   DEFAULT_VPC,
@@ -37,6 +38,8 @@ export interface SubnetInfo {
   gateway: string;
   /** Kube-OVN's provider: names an external network's NetworkAttachmentDefinition (current-form.ts) */
   provider?: string;
+  /** addresses an EIP without v4ip is never given (eip-address.ts) */
+  excludeIps?: string[];
 }
 
 export interface VpcInfo {
@@ -69,6 +72,8 @@ export interface ValidationResult {
   ignored: IgnoredDoc[];
   /** fields natops accepts and does not apply (the current form's qosPolicy, ...), for `natops validate` to say */
   notApplied: IgnoredDoc[];
+  /** the addresses of EIPs without v4ip (eip-allocation.ts) */
+  allocation?: AllocationResult;
 }
 
 /** What the operator sets for manifests, which they cannot override: the limits and the workload policy. */
@@ -76,7 +81,8 @@ export interface ManifestRules extends LoadLimits {
   policy: WorkloadPolicy;
 }
 
-export type ValidateOptions = LoadOptions & { policy?: WorkloadPolicy };
+/** `allocations`: the allocation table an EIP without v4ip takes its address from (none: every one is new) */
+export type ValidateOptions = LoadOptions & { policy?: WorkloadPolicy; allocations?: AllocationInput };
 
 /** `options`: the loader's limits (DEFAULT_LOAD_LIMITS when left out) and the workload policy (DEFAULT_WORKLOAD_POLICY). */
 export function validateManifests(files: readonly ManifestFile[], options: ValidateOptions = {}): ValidationResult {
@@ -169,8 +175,8 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
       }
     }
     // A subnet with problems is not used: gateways on it say so instead of proceeding.
-    const { cidrBlock: cidrText, provider } = s.value.spec;
-    if (issues.length === before) subnetInfo.set(name, { name, vpc, cidr: cidrText, gateway, provider });
+    const { cidrBlock: cidrText, provider, excludeIps } = s.value.spec;
+    if (issues.length === before) subnetInfo.set(name, { name, vpc, cidr: cidrText, gateway, provider, excludeIps });
     else broken.Subnet.add(name);
   }
 
@@ -193,7 +199,8 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
   const within = withinGatewayLimit(firstOfEach(gateways), maxGateways, issues);
   // without a readable ConfigMap its absence is the gateways' problem (above), not their nic
   const configNic = config ? config.value.data.nic : DEFAULT_NIC;
-  const inputs = current.resolve(within, { subnets: subnetInfo, broken, configNic }, report);
+  const known = { subnets: subnetInfo, broken, configNic, allocations: options.allocations };
+  const inputs = current.resolve(within, known, report);
   for (const { gateway: g, report: reportAt, nic } of inputs.values()) {
     const before = issues.length;
     const image = config?.value.data.image;
@@ -203,6 +210,7 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
     if (spec && issues.length === before && !imageIssue) gatewaySpecs.set(spec.name, spec);
   }
   current.attribute(issues, gatewaySpecs);
+  markAllocated(gatewaySpecs, current.allocation.eips);
   // the external networks are the underlay (the EIPs' next hops), not subnets natops builds
   for (const name of current.externalSubnets) subnetInfo.delete(name);
 
@@ -222,6 +230,7 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
     issues,
     ignored,
     notApplied: current.notApplied,
+    allocation: current.allocation,
   };
 }
 

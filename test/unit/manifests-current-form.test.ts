@@ -228,16 +228,9 @@ describe("the current form's rules, each a problem at its file, line and field",
     );
   });
 
-  it('an EIP without v4ip: natops does not allocate one yet', async () => {
-    const { issues, text } = await problems((o) => void delete specOf(o, 'ngw-eip-0').v4ip);
-    const issue = one(issues);
-    assert.equal(issue.pos.line, lineOf(text, 'name: ngw-eip-0', 'natGwDp:')); // spec's first line
-    assert.equal(issue.field, 'spec.v4ip');
-    assert.match(
-      issue.message,
-      /^is required by natops for now: Kube-OVN would allocate an address from the external subnet, natops does not allocate one yet/,
-    );
-    assert.equal(issue.gateway, 'ngw');
+  it('an EIP without v4ip gets an address from its external subnet (test/unit/eip-allocation.test.ts)', async () => {
+    const { issues } = await problems((o) => void delete specOf(o, 'ngw-eip-0').v4ip);
+    assert.deepEqual(issues, []);
   });
 
   it('an EIP outside its external subnet, or on a subnet not in the manifests', async () => {
