@@ -50,8 +50,22 @@ export const TolerationSchema = z.object({
 });
 export type Toleration = z.infer<typeof TolerationSchema>;
 
+/**
+ * Which of Kube-OVN's workloads runs a gateway: 1.7's Deployment `vpc-nat-gw-<name>`, or the
+ * StatefulSet `<natGwNamePrefix>-<name>` Kube-OVN makes since v1.11. The manifests decide: a
+ * ConfigMap ovn-vpc-nat-config (the current form's) means StatefulSet (gitops/manifests/validate.ts).
+ */
+export const WORKLOAD_KINDS = ['Deployment', 'StatefulSet'] as const;
+export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
+/** Kube-OVN's default natGwNamePrefix (pkg/util/vpc_nat_gateway.go) */
+export const DEFAULT_NAT_GW_NAME_PREFIX = 'vpc-nat-gw';
+
 /** What a gateway's pod runs and where: the workload runtimes that schedule pods read it. */
 const GatewayWorkloadSchema = z.object({
+  /** absent: 1.7's Deployment (so specs and records written before the current form read the same) */
+  kind: z.enum(WORKLOAD_KINDS).optional(),
+  /** the StatefulSet's name prefix (ovn-vpc-nat-config's natGwNamePrefix); a Deployment's is fixed */
+  namePrefix: k8sName.optional(),
   /** the ConfigMap's image; absent when the manifests have no ConfigMap (the gateway is then refused) */
   image: imageRef.optional(),
   /** the ConfigMap's nic: the host interface the external network's macvlan sits on */
@@ -63,6 +77,9 @@ const GatewayWorkloadSchema = z.object({
   affinity: z.record(z.string(), z.json()).optional(),
 });
 export type GatewayWorkload = z.output<typeof GatewayWorkloadSchema>;
+
+/** The workload a gateway runs as (the one switch between Kube-OVN 1.7's form and the current one). */
+export const workloadKind = (w: Pick<GatewayWorkload, 'kind'>): WorkloadKind => w.kind ?? 'Deployment';
 
 /**
  * One gateway with every cross-resource reference resolved; the compiler's only input. Jobs and

@@ -22,7 +22,7 @@
 // A resource of another API group (a dotted group not near kubeovn.io) is ignored whatever its
 // kind: a near miss there is somebody else's resource, not a typo.
 import type { FieldPath, LoadedDoc } from './load.ts';
-import { NAT_GW_CONFIGMAP, type ResourceKey } from './schema.ts';
+import { NAT_CONFIG_CONFIGMAP, NAT_GW_CONFIGMAP, type ResourceKey } from './schema.ts';
 
 /** The kinds natops reads and their apiVersion. */
 export const NATOPS_KINDS = {
@@ -143,7 +143,7 @@ export function classify(doc: LoadedDoc, raw: unknown = doc.value, at: FieldPath
     return { action: 'ignore', resource, reason: `kind ${kind}: not a resource natops reads` };
   }
 
-  if (known === 'ConfigMap' && name !== undefined && name !== NAT_GW_CONFIGMAP) {
+  if (known === 'ConfigMap' && name !== undefined && name !== NAT_GW_CONFIGMAP && name !== NAT_CONFIG_CONFIGMAP) {
     if (distance(name, NAT_GW_CONFIGMAP) <= 3 || name.includes('nat-gw')) {
       return {
         action: 'refuse',
@@ -189,7 +189,12 @@ export function classify(doc: LoadedDoc, raw: unknown = doc.value, at: FieldPath
       meant: known,
     };
   }
-  return { action: 'read', kind: known, key: `${expected} ${known}` as ResourceKey, name, id: `${known}/${name}` };
+  // the current form's ConfigMap has its own schema
+  const key: ResourceKey =
+    known === 'ConfigMap' && name === NAT_CONFIG_CONFIGMAP
+      ? 'v1 ConfigMap ovn-vpc-nat-config'
+      : (`${expected} ${known}` as ResourceKey);
+  return { action: 'read', kind: known, key, name, id: `${known}/${name}` };
 }
 
 /**

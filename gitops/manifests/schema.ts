@@ -53,13 +53,41 @@ export const NatGwConfigMapSchema = z.strictObject({
     annotations: labelMap.optional(),
   }),
   data: z.strictObject({
-    image: configString.regex(IMAGE_REF, IMAGE_REF_MESSAGE),
+    // Kube-OVN 1.7's; the current form has it in ovn-vpc-nat-config (one of the two must)
+    image: configString.regex(IMAGE_REF, IMAGE_REF_MESSAGE).optional(),
     'enable-vpc-nat-gw': configString.refine((v) => v === 'true' || v === 'false', "must be 'true' or 'false'"),
     // Kube-OVN 1.7's; now Kube-OVN takes it from the external network's NetworkAttachmentDefinition
     nic: configString.regex(NIC_NAME, NIC_NAME_MESSAGE).optional(),
   }),
 });
 export type NatGwConfigMap = z.output<typeof NatGwConfigMapSchema>;
+
+// ---- ConfigMap ovn-vpc-nat-config (Kube-OVN since v1.11) --------------------------------------
+
+/** Its presence makes every gateway Kube-OVN's current StatefulSet (runtime/kubernetes/objects.ts). */
+export const NAT_CONFIG_CONFIGMAP = 'ovn-vpc-nat-config';
+
+export const NatConfigMapSchema = z.strictObject({
+  apiVersion: z.literal('v1'),
+  kind: z.literal('ConfigMap'),
+  metadata: z.strictObject({
+    name: z.literal(NAT_CONFIG_CONFIGMAP),
+    namespace: z.literal('kube-system', 'the gateway ConfigMap lives in kube-system').optional(),
+    labels: labelMap.optional(),
+    annotations: labelMap.optional(),
+  }),
+  data: z.strictObject({
+    image: configString.regex(IMAGE_REF, IMAGE_REF_MESSAGE),
+    // Kube-OVN's pkg/controller/vpc_nat.go: the StatefulSet is <natGwNamePrefix>-<gateway>
+    natGwNamePrefix: configString
+      .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$/, 'must be lowercase letters, digits and "-" (a name prefix)')
+      .optional(),
+    // the BGP speaker's: accepted, not applied (natops runs no speaker)
+    bgpSpeakerImage: configString.optional(),
+    apiNadProvider: configString.optional(),
+  }),
+});
+export type NatConfigMap = z.output<typeof NatConfigMapSchema>;
 
 // ---- Vpc ---------------------------------------------------------------------------------------
 
@@ -215,6 +243,7 @@ export type GatewayManifest = Omit<VpcNatGateway, 'spec'> & {
 /** The kinds natops reads, by "apiVersion kind". */
 export const RESOURCE_SCHEMAS = {
   'v1 ConfigMap': NatGwConfigMapSchema,
+  'v1 ConfigMap ovn-vpc-nat-config': NatConfigMapSchema,
   'kubeovn.io/v1 Vpc': VpcSchema,
   'kubeovn.io/v1 Subnet': SubnetSchema,
   'kubeovn.io/v1 VpcNatGateway': VpcNatGatewaySchema,

@@ -2,7 +2,7 @@
 // span resources (docs/architecture.md, "What a gateway holds"), and reports every problem with file, line and field.
 import type { z } from 'zod';
 import { cidrContains, cidrsOverlap, networkAddress, nthAddress, parseCidr } from '../../common/ipv4.ts';
-import type { GatewaySpec } from '../../dataplane/model.ts';
+import { DEFAULT_NAT_GW_NAME_PREFIX, type GatewaySpec } from '../../dataplane/model.ts';
 import { DEFAULT_WORKLOAD_POLICY, type WorkloadPolicy } from '../../dataplane/workload-policy.ts';
 import { DEFAULT_NIC, type StaticRoute } from '../../dataplane/network.ts';
 import { classify, yaml11Hint, type NatopsKind } from './attribution.ts';
@@ -25,6 +25,8 @@ import {
   DEFAULT_VPC,
   RESOURCE_SCHEMAS,
   type GatewayManifest,
+  NAT_CONFIG_CONFIGMAP,
+  type NatConfigMap,
   type NatGwConfigMap,
   type Subnet,
   type Vpc,
@@ -84,6 +86,17 @@ export interface ManifestRules extends LoadLimits {
 /** `allocations`: the allocation table an EIP without v4ip takes its address from (none: every one is new) */
 export type ValidateOptions = LoadOptions & { policy?: WorkloadPolicy; allocations?: AllocationInput };
 
+/** Kube-OVN's NatGwStatefulSetNameMaxLength (pkg/util/vpc_nat_gateway.go) */
+const MAX_STATEFULSET_NAME = 52;
+
+/** The workload form ovn-vpc-nat-config asks for: Kube-OVN's StatefulSet with its name prefix. */
+function statefulSetForm(
+  natConfig: Located<NatConfigMap> | undefined,
+): Pick<GatewaySpec['workload'], 'kind' | 'namePrefix'> | undefined {
+  if (!natConfig) return undefined;
+  return { kind: 'StatefulSet', namePrefix: natConfig.value.data.natGwNamePrefix || DEFAULT_NAT_GW_NAME_PREFIX };
+}
+
 /** `options`: the loader's limits (DEFAULT_LOAD_LIMITS when left out) and the workload policy (DEFAULT_WORKLOAD_POLICY). */
 export function validateManifests(files: readonly ManifestFile[], options: ValidateOptions = {}): ValidationResult {
   const loaded = loadManifests(files, options);
@@ -93,6 +106,7 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
     issues.push({ pos: doc.locate(path), resource: id, field: formatFieldPath(path), message });
 
   const configs: Located<NatGwConfigMap>[] = [];
+  const natConfigs: Located<NatConfigMap>[] = [];
   const vpcs: Located<Vpc>[] = [];
   const subnets: Located<Subnet>[] = [];
   const gateways: Located<VpcNatGateway>[] = [];
@@ -123,7 +137,9 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
       broken[verdict.kind].add(verdict.name);
       continue;
     }
-    if (parsed.kind === 'ConfigMap') configs.push(parsed.located as Located<NatGwConfigMap>);
+    if (parsed.kind === 'ConfigMap' && verdict.name === NAT_CONFIG_CONFIGMAP)
+      natConfigs.push(parsed.located as Located<NatConfigMap>);
+    else if (parsed.kind === 'ConfigMap') configs.push(parsed.located as Located<NatGwConfigMap>);
     else if (parsed.kind === 'Vpc') vpcs.push(parsed.located as Located<Vpc>);
     else if (parsed.kind === 'Subnet') subnets.push(parsed.located as Located<Subnet>);
     else if (parsed.kind === 'VpcNatGateway') gateways.push(parsed.located as Located<VpcNatGateway>);
@@ -143,6 +159,8 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
   };
 
   const config = firstOfEach(configs)[0];
+  // Kube-OVN's current ConfigMap: the gateways' image, and their workload is its StatefulSet
+  const natConfig = firstOfEach(natConfigs)[0];
   const uniqueVpcs = firstOfEach(vpcs);
   const vpcByName = new Map(uniqueVpcs.map((v) => [v.value.metadata.name, v]));
   const subnetInfo = new Map<string, SubnetInfo>();
@@ -184,8 +202,18 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
   const lanIpOwner = new Map<string, string>();
   const gatewaySpecs = new Map<string, GatewaySpec>();
   const policy = options.policy ?? DEFAULT_WORKLOAD_POLICY;
-  const imageIssue = config && checkImage(config.doc, config.id, config.value.data.image, policy);
+  const image = natConfig?.value.data.image ?? config?.value.data.image;
+  const imageAt = natConfig ?? config;
+  const imageIssue = imageAt && image !== undefined ? checkImage(imageAt.doc, imageAt.id, image, policy) : undefined;
   if (imageIssue) issues.push(imageIssue);
+  if (config && image === undefined && !broken.ConfigMap.has(NAT_CONFIG_CONFIGMAP))
+    report(
+      config.doc,
+      config.id,
+      ['data', 'image'],
+      `is required: the gateways' image is this ConfigMap's (Kube-OVN 1.7) or ${NAT_CONFIG_CONFIGMAP}'s (Kube-OVN since v1.11), and neither has one`,
+    );
+  const form = statefulSetForm(natConfig);
   if (gateways.length > 0 && !config && broken.ConfigMap.size === 0 && !broken.unreadable.has('ConfigMap')) {
     const g = gateways[0]!;
     report(
@@ -203,11 +231,18 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
   const inputs = current.resolve(within, known, report);
   for (const { gateway: g, report: reportAt, nic } of inputs.values()) {
     const before = issues.length;
-    const image = config?.value.data.image;
     const known = { vpcs: vpcByName, subnets: subnetInfo, broken, image, nic: nic ?? DEFAULT_NIC };
     const spec = checkGateway(g, known, eipOwner, lanIpOwner, reportAt);
     checkPlacement(g.doc, g.id, g.value, policy, reportAt);
-    if (spec && issues.length === before && !imageIssue) gatewaySpecs.set(spec.name, spec);
+    if (form && `${form.namePrefix}-${g.value.metadata.name}`.length > MAX_STATEFULSET_NAME)
+      reportAt(
+        g.doc,
+        g.id,
+        ['metadata', 'name'],
+        `is too long for Kube-OVN's StatefulSet ${form.namePrefix}-${g.value.metadata.name}: at most ${MAX_STATEFULSET_NAME} characters with the prefix (the StatefulSet controller appends an 11-character revision hash to a 63-character label value)`,
+      );
+    if (spec && issues.length === before && !imageIssue)
+      gatewaySpecs.set(spec.name, form ? { ...spec, workload: { ...spec.workload, ...form } } : spec);
   }
   current.attribute(issues, gatewaySpecs);
   markAllocated(gatewaySpecs, current.allocation.eips);

@@ -1,11 +1,11 @@
-// The Kubernetes objects of a gateway, pure: the Deployment in Kube-OVN 1.7's form, the external
-// network's NetworkAttachmentDefinition and, in network mode `multus`, the gateway's subnet
-// attachment. natops labels everything it makes with its instance, so it finds, execs into and
+// The Kubernetes objects of a gateway, pure: the Deployment in Kube-OVN 1.7's form or the
+// StatefulSet of its current one, the external network's NetworkAttachmentDefinition and, in
+// network mode `multus`, the gateway's subnet attachment. natops labels everything it makes with its instance, so it finds, execs into and
 // prunes only that, and two installations in one namespace leave each other alone.
-import type { V1Affinity, V1NodeSelectorTerm } from '@kubernetes/client-node';
+import type { V1Affinity, V1Container, V1NodeSelectorTerm } from '@kubernetes/client-node';
 import { hexDigest } from '../../common/digest.ts';
 import { parseCidr } from '../../common/ipv4.ts';
-import type { GatewaySpec } from '../../dataplane/model.ts';
+import { DEFAULT_NAT_GW_NAME_PREFIX, type GatewaySpec, workloadKind } from '../../dataplane/model.ts';
 import { CONTROL_PLANE_KEYS } from '../../dataplane/workload-policy.ts';
 import { subnetAttachmentBridge } from '../../dataplane/network.ts';
 
@@ -67,6 +67,8 @@ export const ANNOTATIONS = {
 export const ATTACHMENTS_ANNOTATION = 'natops.io/attachments';
 
 export const deploymentName = (gateway: string) => `vpc-nat-gw-${gateway}`;
+/** Kube-OVN's util.GenNatGwName: the prefix from ovn-vpc-nat-config, vpc-nat-gw by default */
+export const statefulSetName = (gateway: string, prefix = DEFAULT_NAT_GW_NAME_PREFIX) => `${prefix}-${gateway}`;
 export const subnetAttachmentName = (gateway: string) => `vpc-nat-gw-${gateway}-lan`;
 
 export interface ObjectSettings {
@@ -104,12 +106,64 @@ export function gatewayDeployment(
   s: ObjectSettings,
   attachments: readonly NetworkAttachment[] = [],
 ) {
-  const name = deploymentName(spec.name);
+  const { labels, template } = gatewayPod(deploymentName(spec.name), spec, s, attachments);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: deploymentName(spec.name), namespace: s.namespace, labels },
+    spec: { replicas: 1, strategy: { type: 'Recreate' }, selector: { matchLabels: labels }, template },
+  };
+}
+
+/**
+ * The gateway's StatefulSet, as Kube-OVN makes it since v1.11 (pkg/controller/vpc_nat_gateway.go,
+ * genNatGwStatefulSet): `<natGwNamePrefix>-<name>`, one replica, RollingUpdate, the same labels
+ * and annotations, and its container's postStart hook turning on forwarding. natops's own parts
+ * stay: its labels in the selector, no service-account token, its attachments.
+ */
+export function gatewayStatefulSet(
+  spec: GatewaySpec,
+  s: ObjectSettings,
+  attachments: readonly NetworkAttachment[] = [],
+) {
+  const name = statefulSetName(spec.name, spec.workload.namePrefix);
+  const { labels, template } = gatewayPod(name, spec, s, attachments);
+  const [container] = template.spec.containers;
+  // Kube-OVN's hook; natops sets the same sysctl again through exec (the data plane's)
+  container!.lifecycle = { postStart: { exec: { command: ['sh', '-c', 'sysctl -w net.ipv4.ip_forward=1'] } } };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: { name, namespace: s.namespace, labels },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: labels },
+      template,
+      updateStrategy: { type: 'RollingUpdate' },
+    },
+  };
+}
+
+/** The gateway's workload object in the form its spec asks for. */
+export function gatewayWorkload(spec: GatewaySpec, s: ObjectSettings, attachments: readonly NetworkAttachment[] = []) {
+  return workloadKind(spec.workload) === 'StatefulSet'
+    ? gatewayStatefulSet(spec, s, attachments)
+    : gatewayDeployment(spec, s, attachments);
+}
+
+/** The workload's name: Deployment vpc-nat-gw-<name>, StatefulSet <natGwNamePrefix>-<name>. */
+export const workloadName = (spec: Pick<GatewaySpec, 'name' | 'workload'>): string =>
+  workloadKind(spec.workload) === 'StatefulSet'
+    ? statefulSetName(spec.name, spec.workload.namePrefix)
+    : deploymentName(spec.name);
+
+/** The pod both workload forms run: Kube-OVN's labels and annotations for `app`, natops's own parts. */
+function gatewayPod(app: string, spec: GatewaySpec, s: ObjectSettings, attachments: readonly NetworkAttachment[]) {
   // The selector holds natops's labels too, not only Kube-OVN's `app`: a ReplicaSet adopts any
   // ownerless pod its selector matches, so a pod someone made by hand with `app=vpc-nat-gw-<name>`
-  // would otherwise become the gateway's pod. A selector is immutable: a Deployment of ours with
+  // would otherwise become the gateway's pod. A selector is immutable: a workload of ours with
   // another one (labelled by hand from a natops before instance labels) is recreated (runtime.ts).
-  const labels: Record<string, string> = { app: name, [VPC_NAT_GW_LABEL]: 'true', ...ownLabels(s.instance, spec.name) };
+  const labels: Record<string, string> = { app, [VPC_NAT_GW_LABEL]: 'true', ...ownLabels(s.instance, spec.name) };
   const annotations: Record<string, string> = {
     [ANNOTATIONS.gateway]: spec.name,
     [ANNOTATIONS.logicalSwitch]: spec.subnet.name,
@@ -130,42 +184,32 @@ export function gatewayDeployment(
       : {}),
   };
   const w = spec.workload;
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace: s.namespace, labels },
+  const container: V1Container = {
+    name: CONTAINER,
+    image: w.image,
+    imagePullPolicy: 'IfNotPresent',
+    command: ['sleep', 'infinity'],
+    securityContext: { privileged: true, allowPrivilegeEscalation: true },
+  };
+  const template = {
+    metadata: { labels, annotations },
     spec: {
-      replicas: 1,
-      strategy: { type: 'Recreate' },
-      selector: { matchLabels: labels },
-      template: {
-        metadata: { labels, annotations },
-        spec: {
-          terminationGracePeriodSeconds: 0,
-          // The pod talks to no API (natops execs into it): a privileged pod with the namespace's
-          // token would hand that token to whoever controls its image (review K1).
-          automountServiceAccountToken: false,
-          enableServiceLinks: false,
-          containers: [
-            {
-              name: CONTAINER,
-              image: w.image,
-              imagePullPolicy: 'IfNotPresent',
-              command: ['sleep', 'infinity'],
-              securityContext: { privileged: true, allowPrivilegeEscalation: true },
-            },
-          ],
-          ...(Object.keys(w.nodeSelector).length ? { nodeSelector: w.nodeSelector } : {}),
-          ...(w.tolerations.length ? { tolerations: w.tolerations } : {}),
-          ...(s.keepOffControlPlane
-            ? { affinity: offControlPlane(w.affinity as V1Affinity | undefined) }
-            : w.affinity
-              ? { affinity: w.affinity as V1Affinity }
-              : {}),
-        },
-      },
+      terminationGracePeriodSeconds: 0,
+      // The pod talks to no API (natops execs into it): a privileged pod with the namespace's
+      // token would hand that token to whoever controls its image (review K1).
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      containers: [container],
+      ...(Object.keys(w.nodeSelector).length ? { nodeSelector: w.nodeSelector } : {}),
+      ...(w.tolerations.length ? { tolerations: w.tolerations } : {}),
+      ...(s.keepOffControlPlane
+        ? { affinity: offControlPlane(w.affinity as V1Affinity | undefined) }
+        : w.affinity
+          ? { affinity: w.affinity as V1Affinity }
+          : {}),
     },
   };
+  return { labels, template };
 }
 
 /**

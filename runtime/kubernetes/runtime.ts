@@ -1,5 +1,6 @@
-// The Kubernetes runtime: each gateway a Deployment in Kube-OVN's form, every change one
-// transaction through pods/exec with the same reader, diff and commands as the netns runtime.
+// The Kubernetes runtime: each gateway a workload in one of Kube-OVN's forms (1.7's Deployment or
+// the current StatefulSet: workloads.ts), every change one transaction through pods/exec with the
+// same reader, diff and commands as the netns runtime.
 import {
   AppsV1Api,
   CoreV1Api,
@@ -8,41 +9,47 @@ import {
   type KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
-  Watch,
   type KubernetesObject,
-  type V1Deployment,
   type V1Pod,
 } from '@kubernetes/client-node';
 import { NatopsError, PermanentError } from '../../common/errors.ts';
 import type { Exec as CommandExec } from '../../common/exec.ts';
-import type { GatewaySpec } from '../../dataplane/model.ts';
+import { type GatewaySpec, workloadKind } from '../../dataplane/model.ts';
 import { type WorkloadPolicy, workloadPolicyViolations } from '../../dataplane/workload-policy.ts';
 import { readGatewayState, runCommands } from '../gateway-io.ts';
 import type { GatewayHandle, GatewayRuntime } from '../runtime.ts';
 import { api, ApplyConflictError, applyConflict, KubernetesApiError, maybe, statusOf } from './api.ts';
 import {
   CONTAINER,
-  deploymentName,
   externalNetwork,
   EXTERNAL_NETWORK,
   GATEWAY_LABEL,
-  gatewayDeployment,
+  gatewayWorkload,
   INSTANCE_LABEL,
   isLabelValue,
   isManaged,
   isOurs,
-  MANAGED_SELECTOR,
   type NetworkAttachment,
   ownSelector,
   subnetAttachment,
   subnetAttachmentName,
   type NetworkMode,
+  workloadName,
 } from './objects.ts';
 import { macvlanOf, notOwnedReason, podController } from './ownership.ts';
 import { describeApiError, podExec } from './pod-exec.ts';
 import { notReadyReason, podReadiness } from './pods.ts';
 import { watchReplacements } from './replacements.ts';
 import { userlandChecker } from './userland.ts';
+import {
+  describeWorkload,
+  type GatewayWorkloadObject,
+  isCurrentPod,
+  isStuckPod,
+  rolledOut,
+  untilPodEvent,
+  Workloads,
+} from './workloads.ts';
 
 export { ApplyConflictError, KubernetesApiError } from './api.ts';
 
@@ -98,6 +105,7 @@ export class KubernetesRuntime implements GatewayRuntime {
   private readonly custom: CustomObjectsApi;
   private readonly objects: KubernetesObjectApi;
   private readonly exec: Exec;
+  private readonly workloads: Workloads;
   /** pods already warned about as not the gateway's own (once each) */
   private readonly foreignPods = new Set<string>();
   /** the image's tools, checked once per pod before its first command (GatewayImageError) */
@@ -117,6 +125,7 @@ export class KubernetesRuntime implements GatewayRuntime {
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.objects = KubernetesObjectApi.makeApiClient(kc);
     this.exec = new Exec(kc);
+    this.workloads = new Workloads(this.apps, settings.namespace, settings.instance);
     this.checkUserland = userlandChecker(this.exec);
     this.commandTimeoutMs = settings.commandTimeoutMs;
   }
@@ -182,20 +191,23 @@ export class KubernetesRuntime implements GatewayRuntime {
     };
   }
 
-  private async deployment(gateway: string): Promise<V1Deployment | undefined> {
-    return maybe(`read Deployment ${this.ns}/${deploymentName(gateway)}`, () =>
-      this.apps.readNamespacedDeployment({ name: deploymentName(gateway), namespace: this.ns }),
-    );
+  /**
+   * The workload that is the gateway now: during a change of form both exist for a moment, and
+   * the newer one is the gateway (the older one is deleted once the newer one's pod is Ready).
+   */
+  private async current(gateway: string): Promise<GatewayWorkloadObject | undefined> {
+    const stamp = (w: GatewayWorkloadObject) => new Date(w.metadata?.creationTimestamp ?? 0).getTime();
+    return (await this.workloads.ours(gateway)).sort((x, y) => stamp(y) - stamp(x))[0];
   }
 
   private readonly readReplicaSet = (name: string) =>
     maybe(`read ReplicaSet ${this.ns}/${name}`, () => this.apps.readNamespacedReplicaSet({ name, namespace: this.ns }));
 
-  /** The pods of `gateway` that Deployment `d` made (pod -> ReplicaSet -> d's UID); others are warned about once. */
-  private async ownedPods(gateway: string, d: V1Deployment, pods?: V1Pod[]): Promise<V1Pod[]> {
+  /** The pods of `gateway` that workload `w` made (ownership.ts, by UID); others are warned about once. */
+  private async ownedPods(gateway: string, w: GatewayWorkloadObject, pods?: V1Pod[]): Promise<V1Pod[]> {
     const owned: V1Pod[] = [];
     for (const pod of pods ?? (await this.pods(gateway))) {
-      const why = await notOwnedReason(pod, d, { instance: this.settings.instance, gateway }, this.readReplicaSet);
+      const why = await notOwnedReason(pod, w, { instance: this.settings.instance, gateway }, this.readReplicaSet);
       if (!why) owned.push(pod);
       else if (pod.metadata?.uid && !this.foreignPods.has(pod.metadata.uid)) {
         this.foreignPods.add(pod.metadata.uid);
@@ -215,9 +227,13 @@ export class KubernetesRuntime implements GatewayRuntime {
       throw new PermanentError(
         `gateway ${spec.name}: refused by the operator's policy: ${refused.map((v) => `${v.path.join('.')}: ${v.message}`).join('; ')}`,
       );
-    let existing = await this.deployment(spec.name);
+    const kind = workloadKind(spec.workload);
+    const name = workloadName(spec);
+    let existing = await this.workloads.read(kind, name);
     if (existing && !this.ours(existing.metadata?.labels, spec.name))
-      throw this.notOurs(`Deployment ${this.ns}/${deploymentName(spec.name)}`, existing.metadata?.labels);
+      throw this.notOurs(`${kind} ${this.ns}/${name}`, existing.metadata?.labels);
+    // the gateway's other workloads: its other form, or a StatefulSet of an older name prefix
+    const others = (await this.workloads.ours(spec.name)).filter((w) => w.kind !== kind || w.metadata?.name !== name);
     const settings = { namespace: this.ns, instance: this.settings.instance };
     const external = externalNetwork(spec.workload.nic, settings);
     await this.ensureExternalNetwork(external);
@@ -229,22 +245,27 @@ export class KubernetesRuntime implements GatewayRuntime {
       await this.apply(subnet);
     }
     const keepOffControlPlane = !this.settings.policy.allowControlPlane;
-    const desired = gatewayDeployment(spec, { ...settings, mode: this.settings.mode, keepOffControlPlane }, [
+    const desired = gatewayWorkload(spec, { ...settings, mode: this.settings.mode, keepOffControlPlane }, [
       external,
       ...(subnet ? [subnet] : []),
     ]);
-    // A selector cannot change: a Deployment of ours with an older one (from a natops before
+    // A selector cannot change: a workload of ours with an older one (from a natops before
     // instance labels, adopted by labelling it) is replaced, as a changed template replaces the pod.
     if (existing && !sameLabels(existing.spec?.selector.matchLabels, desired.spec.selector.matchLabels)) {
-      this.warn(`Deployment ${this.ns}/${desired.metadata.name} has an older selector: recreating it`);
-      await this.deleteDeployment(existing);
-      await this.waitForPodsGone(spec.name, existing.metadata?.uid);
+      this.warn(`${describeWorkload(existing)} has an older selector: recreating it`);
+      await this.removeWorkload(spec.name, existing, false);
       existing = undefined;
     }
     // "created": the pod that answers now is not the one there was (any pod, ready or not: a new pod starts empty)
     const before = new Set((existing ? await this.ownedPods(spec.name, existing) : []).map((p) => p.metadata?.uid));
     await this.apply(desired as KubernetesObject);
-    const pod = await this.waitForPod(spec.name);
+    const pod = await this.waitForPod(spec.name, { kind, name });
+    // A change of form: the old workload goes once the new one's pod is Ready (until then the old
+    // one answers; a new pod that never gets Ready leaves it in place). Cut off first, as on removal.
+    for (const old of others) {
+      this.warn(`gateway ${spec.name}: replacing ${describeWorkload(old)} with ${kind} ${this.ns}/${name}`);
+      await this.removeWorkload(spec.name, old, true);
+    }
     const handle = await this.handle(spec.name, pod);
     await this.execIn(pod)({ argv: ['sysctl', '-q', '-w', ...POD_SYSCTLS] });
     return { handle, created: !before.has(pod.metadata?.uid) };
@@ -278,7 +299,7 @@ export class KubernetesRuntime implements GatewayRuntime {
 
   private async pods(gateway: string): Promise<V1Pod[]> {
     return (
-      await api(`list pods of ${deploymentName(gateway)}`, () =>
+      await api(`list pods of gateway ${gateway}`, () =>
         this.core.listNamespacedPod({
           namespace: this.ns,
           labelSelector: ownSelector(this.settings.instance, gateway),
@@ -287,10 +308,10 @@ export class KubernetesRuntime implements GatewayRuntime {
     ).items;
   }
 
-  /** The pod of Deployment `d` that is Running, Ready and not being deleted, if there is one now. */
-  private async readyPod(gateway: string, d: V1Deployment): Promise<V1Pod | undefined> {
-    const ready = (await this.pods(gateway)).filter((p) => podReadiness(p).ready);
-    return (await this.ownedPods(gateway, d, ready))[0];
+  /** The pod of workload `w` that is Running, Ready, of its current template and not being deleted, if there is one now. */
+  private async readyPod(gateway: string, w: GatewayWorkloadObject): Promise<V1Pod | undefined> {
+    const ready = (await this.pods(gateway)).filter((p) => podReadiness(p).ready && isCurrentPod(w, p));
+    return (await this.ownedPods(gateway, w, ready))[0];
   }
 
   private async readAttachment(name: string): Promise<KubernetesObject | undefined> {
@@ -300,147 +321,109 @@ export class KubernetesRuntime implements GatewayRuntime {
   }
 
   /**
-   * Waits with a watch until the Deployment's current pod is Running and Ready. The Deployment
-   * must be ours and have rolled out (observed generation, one updated replica, none other), so
-   * an old pod still answering is not taken for the new one. On timeout the cluster's own reason is given.
+   * Waits with a watch until the gateway's workload (`target`, else its current one) has rolled
+   * out to one pod, Running and Ready: an old pod still answering is not taken for the new one.
+   * A StatefulSet's pod of an older template that is not Ready is deleted (workloads.ts,
+   * isStuckPod). On timeout the cluster's own reason is given.
    */
-  async waitForPod(gateway: string): Promise<V1Pod> {
-    const name = deploymentName(gateway);
+  async waitForPod(gateway: string, target?: { kind: GatewayWorkloadObject['kind']; name: string }): Promise<V1Pod> {
     const deadline = Date.now() + this.settings.readyTimeoutMs;
-    const rolledOut = async (): Promise<V1Deployment | undefined> => {
-      const d = await this.deployment(gateway);
-      if (d && !this.ours(d.metadata?.labels, gateway))
-        throw this.notOurs(`Deployment ${this.ns}/${name}`, d.metadata?.labels);
-      const s = d?.status;
-      const done =
-        (s?.observedGeneration ?? 0) >= (d?.metadata?.generation ?? 0) &&
-        s?.updatedReplicas === 1 &&
-        s?.replicas === 1 &&
-        s?.readyReplicas === 1;
-      return done ? d : undefined;
+    const read = async (): Promise<GatewayWorkloadObject | undefined> => {
+      const w = target ? await this.workloads.read(target.kind, target.name) : await this.current(gateway);
+      if (w && !this.ours(w.metadata?.labels, gateway)) throw this.notOurs(describeWorkload(w), w.metadata?.labels);
+      return w;
     };
     const readyNow = async () => {
-      const d = await rolledOut();
-      return d && (await this.readyPod(gateway, d));
+      const w = await read();
+      if (!w) return undefined;
+      if (rolledOut(w)) return this.readyPod(gateway, w);
+      await this.unstick(gateway, w);
+      return undefined;
     };
-    // The common case, a pod that is there already, costs three reads and no watch.
-    const now = await readyNow();
-    if (now) return now;
-    let watch: AbortController | undefined;
-    // each pod event wakes the loop once; the watch ending early leaves the short pause
-    let wake: () => void = () => undefined;
-    let finished = false;
-    try {
-      void new Watch(this.kc)
-        .watch(
-          `/api/v1/namespaces/${this.ns}/pods`,
-          { labelSelector: ownSelector(this.settings.instance, gateway) },
-          () => wake(),
-          () => wake(),
-        )
-        .then(
-          (w) => {
-            watch = w;
-            if (finished) w.abort(); // done before the watch was up
-          },
-          () => wake(),
-        );
-      for (;;) {
-        const pod = await readyNow();
-        if (pod) return pod;
-        const left = deadline - Date.now();
-        if (left <= 0) break;
-        // a pod event, or a short pause (the Deployment's status trails its pods')
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.min(left, 500));
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-      }
-    } finally {
-      finished = true;
-      watch?.abort();
-    }
-    const d = await this.deployment(gateway);
-    const pods = d ? await this.ownedPods(gateway, d) : [];
-    const events = await api(`list events of ${name}`, () =>
+    const pod = await untilPodEvent(
+      this.kc,
+      { namespace: this.ns, labelSelector: ownSelector(this.settings.instance, gateway) },
+      deadline,
+      readyNow,
+    );
+    if (pod) return pod;
+    const w = await read();
+    const pods = w ? await this.ownedPods(gateway, w) : [];
+    const events = await api(`list events of gateway ${gateway}`, () =>
       this.core.listNamespacedEvent({ namespace: this.ns, fieldSelector: 'involvedObject.kind=Pod' }),
     );
     throw new GatewayNotReadyError(gateway, notReadyReason(pods, events.items, this.settings.readyTimeoutMs));
   }
 
-  async gateway(name: string): Promise<GatewayHandle | undefined> {
-    const d = await this.deployment(name);
-    if (!d || !this.ours(d.metadata?.labels, name)) return undefined;
-    return this.handle(name, await this.waitForPod(name));
+  /** Deletes a StatefulSet's pod that its controller would leave broken (exactly that pod: a UID precondition). */
+  private async unstick(gateway: string, w: GatewayWorkloadObject): Promise<void> {
+    if (w.kind !== 'StatefulSet') return;
+    for (const pod of await this.ownedPods(gateway, w)) {
+      if (!isStuckPod(w, pod, podReadiness(pod).ready)) continue;
+      const name = pod.metadata!.name!;
+      this.warn(`gateway ${gateway}: pod ${this.ns}/${name} of an older template is not ready: deleting it`);
+      await maybe(`delete pod ${this.ns}/${name}`, () =>
+        this.core.deleteNamespacedPod({
+          name,
+          namespace: this.ns,
+          body: { preconditions: { uid: pod.metadata?.uid }, gracePeriodSeconds: 0 },
+        }),
+      );
+    }
   }
 
-  /** This instance's gateways: its Deployments, by their labels and name. */
+  async gateway(name: string): Promise<GatewayHandle | undefined> {
+    const w = await this.current(name);
+    if (!w) return undefined;
+    return this.handle(name, await this.waitForPod(name, { kind: w.kind, name: w.metadata!.name! }));
+  }
+
+  /** This instance's gateways: its Deployments and StatefulSets, by their labels and name. */
   async listGateways(): Promise<string[]> {
-    const list = await api('list gateway Deployments', () =>
-      this.apps.listNamespacedDeployment({ namespace: this.ns, labelSelector: ownSelector(this.settings.instance) }),
-    );
-    return list.items
-      .flatMap((d) => {
-        const gateway = d.metadata?.labels?.[GATEWAY_LABEL];
-        return gateway !== undefined && d.metadata?.name === deploymentName(gateway) ? [gateway] : [];
-      })
-      .sort();
+    const names = (await this.workloads.ours()).map((w) => w.metadata!.labels![GATEWAY_LABEL]!);
+    return [...new Set(names)].sort();
   }
 
   /**
-   * Removes the gateway's Deployment (and its subnet attachment) if this instance made it; the
+   * Removes the gateway's workloads (and its subnet attachment) if this instance made them; the
    * external network goes when no natops gateway of any instance is left in the namespace.
    */
   async removeGateway(name: string): Promise<boolean> {
-    const d = await this.deployment(name);
     let removed = false;
-    if (d && this.ours(d.metadata?.labels, name)) {
-      // A deleted pod's network lives on for a moment after its API object is gone: the gateway
-      // is cut off first, so "removed" means it answers no more (best effort: it may be broken).
-      const pod = await this.readyPod(name, d);
-      if (pod) {
-        const exec = this.execIn(pod);
-        for (const dev of ['net1', 'eth0'])
-          await exec({ argv: ['ip', 'link', 'set', dev, 'down'] }).catch((e: unknown) =>
-            this.warn(`gateway ${name}: ${(e as Error).message}`),
-          );
-      }
-      removed = await this.deleteDeployment(d);
-      // Removed means no pod answers for it any more, as with a namespace deleted.
-      if (removed) await this.waitForPodsGone(name, d.metadata?.uid);
-    }
+    for (const w of await this.workloads.ours(name)) removed = (await this.removeWorkload(name, w, true)) || removed;
     await this.deleteAttachment(subnetAttachmentName(name), (labels) => this.ours(labels, name));
-    const anyGateway = await api('list natops Deployments', () =>
-      this.apps.listNamespacedDeployment({ namespace: this.ns, labelSelector: MANAGED_SELECTOR, limit: 1 }),
-    );
-    if (!anyGateway.items.length) await this.deleteAttachment(EXTERNAL_NETWORK, isManaged);
+    if (!(await this.workloads.anyManaged())) await this.deleteAttachment(EXTERNAL_NETWORK, isManaged);
     return removed;
   }
 
-  /** Deletes exactly the Deployment read (a UID precondition): one made again meanwhile is not ours to delete. */
-  private async deleteDeployment(d: V1Deployment): Promise<boolean> {
-    const name = d.metadata!.name!;
-    const gone = await maybe(`delete Deployment ${this.ns}/${name}`, () =>
-      this.apps.deleteNamespacedDeployment({
-        name,
-        namespace: this.ns,
-        body: { preconditions: { uid: d.metadata?.uid }, propagationPolicy: 'Background', gracePeriodSeconds: 0 },
-      }),
-    );
-    return gone !== undefined;
+  /**
+   * Deletes one workload of the gateway, exactly the one read (a UID precondition), and waits
+   * until its pods are gone: removed means no pod answers for it any more, as with a namespace
+   * deleted. `cutOff`: its Ready pod's links go down first, because a deleted pod's network lives
+   * on for a moment after its API object is gone (best effort: it may be broken).
+   */
+  private async removeWorkload(gateway: string, w: GatewayWorkloadObject, cutOff: boolean): Promise<boolean> {
+    const pod = cutOff ? await this.readyPod(gateway, w) : undefined;
+    if (pod) {
+      const exec = this.execIn(pod);
+      for (const dev of ['net1', 'eth0'])
+        await exec({ argv: ['ip', 'link', 'set', dev, 'down'] }).catch((e: unknown) =>
+          this.warn(`gateway ${gateway}: ${(e as Error).message}`),
+        );
+    }
+    const removed = await this.workloads.delete(w);
+    if (removed) await this.waitForPodsGone(gateway, w.metadata?.uid);
+    return removed;
   }
 
-  /** Waits until the pods of the deleted Deployment `uid` are gone (a pod that is not its is no reason to wait). */
+  /** Waits until the pods of the deleted workload `uid` are gone (a pod that is not its is no reason to wait). */
   private async waitForPodsGone(gateway: string, uid: string | undefined): Promise<void> {
     const deadline = Date.now() + this.settings.readyTimeoutMs;
     for (;;) {
       const left: V1Pod[] = [];
       for (const pod of await this.pods(gateway)) {
         const controller = await podController(pod, this.readReplicaSet);
-        if (controller === 'gone' || ('deployment' in controller && controller.deployment === uid)) left.push(pod);
+        if (controller === 'gone' || ('uid' in controller && controller.uid === uid)) left.push(pod);
       }
       if (!left.length) return;
       if (Date.now() > deadline)
@@ -449,7 +432,7 @@ export class KubernetesRuntime implements GatewayRuntime {
           undefined,
           `pods ${left.map((p) => p.metadata?.name).join(', ')} still there after ${this.settings.readyTimeoutMs} ms`,
         );
-      // the pods of a deleted ReplicaSet go within a second or two (grace period 0)
+      // the pods of a deleted workload go within a second or two (grace period 0)
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -470,7 +453,7 @@ export class KubernetesRuntime implements GatewayRuntime {
 
   /**
    * Calls `replaced(gateway)` whenever one of this instance's gateway pods becomes Ready with a
-   * UID not seen Ready before (replacements.ts). A pod its Deployment did not make is ignored.
+   * UID not seen Ready before (replacements.ts). A pod its workload did not make is ignored.
    */
   watchReplacements(
     replaced: (gateway: string) => void,
@@ -480,12 +463,9 @@ export class KubernetesRuntime implements GatewayRuntime {
       this.kc,
       { namespace: this.ns, labelSelector: ownSelector(this.settings.instance) },
       async (gateway, pod) => {
-        const d = await this.deployment(gateway);
-        return (
-          d !== undefined &&
-          this.ours(d.metadata?.labels, gateway) &&
-          (await this.ownedPods(gateway, d, [pod])).length > 0
-        );
+        for (const w of await this.workloads.ours(gateway))
+          if ((await this.ownedPods(gateway, w, [pod])).length > 0) return true;
+        return false;
       },
       replaced,
       log,
