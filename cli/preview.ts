@@ -11,6 +11,7 @@ interface PreviewFlags {
   head: string;
   repo?: string;
   path: string;
+  redis?: string;
   format: 'text' | 'markdown';
   limit?: number;
 }
@@ -44,6 +45,7 @@ export function addPreviewCommand(program: Command): void {
     .requiredOption('--head <ref>', 'the branch, tag or commit with the change')
     .option('--repo <dir>', 'the repository (a work tree or a git directory); default the one of the current directory')
     .option('--path <dir>', 'the manifests inside the repository', '.')
+    .option('--redis <url>', "the EIP allocations' Redis (NATOPS_REDIS_URL; default: the one `natops serve` records)")
     .addOption(
       new Option('--format <format>', 'text for a terminal, markdown as a pull-request comment')
         .choices(['text', 'markdown'])
@@ -79,8 +81,10 @@ export function addPreviewCommand(program: Command): void {
       const tip = await repo.resolveRef(opts.base);
       const baseSha = (await repo.mergeBase(tip, headSha)) ?? tip;
       const limits = manifestRulesFromEnv();
-      const base = await validatedAt(repo, baseSha, opts.path, limits);
-      const head = await validatedAt(repo, headSha, opts.path, limits);
+      // EIPs without v4ip at the addresses natops allocated, when there is a Redis to read them from
+      const { input } = await (await import('./allocations.ts')).planAllocations(opts.redis);
+      const base = await validatedAt(repo, baseSha, opts.path, limits, undefined, input);
+      const head = await validatedAt(repo, headSha, opts.path, limits, undefined, input);
       const preview = previewChanges(base, head, { base: opts.base, head: opts.head });
       const path = opts.path === '.' ? '' : ` --path ${opts.path}`;
       const text =

@@ -47,7 +47,8 @@ export type WantedPreview = z.infer<typeof Wanted>;
 export class PreviewBook {
   constructor(
     private readonly redis: Redis,
-    private readonly prefix: string,
+    /** natops's key prefix (the EIP allocations a preview reads live under it too) */
+    readonly prefix: string,
   ) {}
 
   private key(...parts: (string | number)[]) {

@@ -8,6 +8,7 @@
 import type { GitHub } from '../../gitops/github/client.ts';
 import type { GitSource } from '../../gitops/git/source.ts';
 import { validatedAt } from '../../gitops/git/validated.ts';
+import { EipAllocations } from '../../state/eip-allocations.ts';
 import type { ManifestRules } from '../../gitops/manifests/validate.ts';
 import type { PreviewJob } from '../../queue/jobs.ts';
 import { withLock } from '../../state/lock.ts';
@@ -123,8 +124,13 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
     }
 
     const from = (await env.source.mergeBase(rec.base, rec.head)) ?? rec.base;
+    // EIPs without v4ip as the planner allocated them (read only: a preview allocates nothing;
+    // one new in the head shows the address it would get now)
+    const allocations = { table: await new EipAllocations(env.redis, env.previews.prefix).table() };
     const [base, head] = await Promise.all(
-      [from, rec.head].map((sha) => validatedAt(env.source, sha, env.path, env.limits, (m) => ctx.log.warn(m))),
+      [from, rec.head].map((sha) =>
+        validatedAt(env.source, sha, env.path, env.limits, (m) => ctx.log.warn(m), allocations),
+      ),
     );
     const preview = previewChanges(base!, head!, { base: from.slice(0, 7), head: rec.head.slice(0, 7) });
     const gateways = touched(preview);

@@ -42,11 +42,14 @@ describe('EIPs without v4ip (real redis-server, git, namespaces)', () => {
   let p: PipelineHarness;
   let table: EipAllocations;
   let conn: Redis;
+  /** the commits of the first two steps, for the preview */
+  const shas: string[] = [];
   const answers = (ip: string, port: number) => p.lab.tcp('ext', ip, port);
 
   before(async () => {
     p = await PipelineHarness.create();
     conn = new Redis(p.redis.url);
+    conn.on('error', () => {}); // while the Redis restart step has it down; it reconnects
     table = new EipAllocations(conn, p.config.prefix);
   });
   after(async () => {
@@ -56,6 +59,7 @@ describe('EIPs without v4ip (real redis-server, git, namespaces)', () => {
 
   it('goes live with the lowest free address, and statuses say it is allocated', async () => {
     const sha = await p.push(await manifests(eip('eip-a'), forward('fwd-a', 'eip-a', 9001)), 'eip-a');
+    shas.push(sha);
     const statuses = await p.settled(sha);
     assert.equal(statuses.get('natops/ngw')?.state, 'success', JSON.stringify([...statuses.values()]));
     assert.match(statuses.get('natops/ngw')!.description, /; EIP eip-a: 192\.168\.0\.1 \(allocated\)$/);
@@ -72,6 +76,7 @@ describe('EIPs without v4ip (real redis-server, git, namespaces)', () => {
       await manifests(eip('eip-b'), forward('fwd-b', 'eip-b', 9002), eip('eip-a'), forward('fwd-a', 'eip-a', 9001)),
       'eip-b first',
     );
+    shas.push(sha);
     const statuses = await p.settled(sha);
     assert.equal(statuses.get('natops/ngw')?.state, 'success', JSON.stringify([...statuses.values()]));
     assert.match(
@@ -131,6 +136,14 @@ describe('EIPs without v4ip (real redis-server, git, namespaces)', () => {
     const served = await natops(['plan', dir, '--against', dir], { env: { NATOPS_DATA_DIR: dir } });
     assert.equal(served.code, 0, served.stderr);
     assert.match(served.stdout, /^IptablesEIP\/eip-a: 192\.168\.0\.1 \(allocated\)$/m);
+  });
+
+  it('natops preview names the EIP and its allocated address', async () => {
+    const args = ['preview', '--repo', p.bare, '--base', shas[0]!, '--head', shas[1]!, '--redis', p.redis.url];
+    const r = await natops(args);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /eip-b: 192\.168\.0\.2\/24 via 192\.168\.0\.254 \(allocated\)/);
+    assert.doesNotMatch(r.stdout, /eip-a:/); // unchanged
   });
 
   it('a v4ip written equal to an allocated address is refused at its line; the gateway keeps what it had', async () => {
