@@ -8,6 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
+import { validatedAllocating } from '../../functions/planner/allocate.ts';
+import type { AllocationChanges, AllocationInput } from '../../gitops/manifests/eip-allocation.ts';
+import type { ManifestFile } from '../../gitops/manifests/load.ts';
+import { validateManifests } from '../../gitops/manifests/validate.ts';
 import { EipAllocations } from '../../state/eip-allocations.ts';
 import { natops } from '../helpers/cli.ts';
 import { asOneFile, seedList, toCurrentForm } from '../helpers/current-form.ts';
@@ -211,6 +215,48 @@ describe('EIPs without v4ip (real redis-server, git, namespaces)', () => {
       // freeing only what still holds the address it was read with
       assert.equal(await b.commit({ set: [], free: [{ key: KEY('x'), address: '10.0.0.1' }] }), true);
       assert.equal((await a.table()).size, 1);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('two planners racing on one address: the later write fails, and its planner validates again and takes the next', async () => {
+    const redis = new Redis(p.redis.url);
+    const validate = (files: ManifestFile[]) => (allocations?: AllocationInput) =>
+      validateManifests(files, allocations ? { allocations } : {});
+    try {
+      const worker = new EipAllocations(redis, 'race2');
+      // the worker plans a commit with eip-y; serve a newer one that adds eip-x before it
+      const [x, y] = [await manifests(eip('eip-x'), eip('eip-y')), await manifests(eip('eip-y'))];
+      let raced = 0;
+      // serve's planner: between its read of the table and its write, the worker's planner allocates
+      class Interrupted extends EipAllocations {
+        override async commit(changes: AllocationChanges): Promise<boolean> {
+          if (raced++ === 0) await validatedAllocating(validate(y), worker, new Set());
+          return super.commit(changes);
+        }
+      }
+      const v = await validatedAllocating(validate(x), new Interrupted(redis, 'race2'), new Set());
+      assert.equal(raced, 2, 'written twice: once refused, once after validating again');
+      // alone it would have given eip-x .1 and eip-y .2; after the race eip-y keeps the worker's .1
+      assert.deepEqual(
+        v.allocation!.eips.map((a) => [a.id, a.address, a.fresh]),
+        [
+          ['IptablesEIP/eip-x', '192.168.0.2', true],
+          ['IptablesEIP/eip-y', '192.168.0.1', false],
+        ],
+      );
+      assert.deepEqual(
+        v.desired.gateways
+          .get('ngw')!
+          .eips.slice(-2)
+          .map((e) => e.cidr),
+        ['192.168.0.2/24', '192.168.0.1/24'],
+      );
+      assert.deepEqual(Object.fromEntries(await worker.table()), {
+        [KEY('eip-y')]: '192.168.0.1',
+        [KEY('eip-x')]: '192.168.0.2',
+      });
     } finally {
       redis.disconnect();
     }
