@@ -1,7 +1,8 @@
 // Least privilege, both ways: the runtime's whole sequence (a pod that never gets ready and why,
-// server-side apply, exec, the replacement watch, listing, removal) passes under the shipped Role,
-// and fails when any one permission of that Role is taken away. Network mode kube-ovn on the
-// cluster's own network, with a host veth of the test's own as the macvlan master: no traffic.
+// server-side apply, exec, the replacement watch, listing, a change to the StatefulSet form with
+// a stuck pod deleted, removal) passes under the shipped Role, and fails when any one permission
+// of that Role is taken away. Network mode kube-ovn on the cluster's own network, with a host
+// veth of the test's own as the macvlan master: no traffic.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { GatewayNotReadyError } from '../../runtime/kubernetes/runtime.ts';
@@ -29,6 +30,19 @@ async function sequence(k: KubeHarness, spec: GatewaySpec): Promise<void> {
     );
     const { handle } = await runtime.ensureGateway(spec);
     await handle.readState();
+    assert.deepEqual(await runtime.listGateways(), [spec.name]);
+    // Kube-OVN's current form: a StatefulSet whose pod never gets ready (the Deployment stays),
+    // then the fixed one, whose stuck pod natops deletes; the Deployment goes once it answers
+    const sts = { ...spec, workload: { ...spec.workload, kind: 'StatefulSet' as const } };
+    await runtime.ensureGateway({ ...sts, workload: { ...sts.workload, image: broken.workload.image } }).then(
+      () => {
+        throw new Error('a StatefulSet pod with a missing image became ready');
+      },
+      (e: unknown) => {
+        if (!(e instanceof GatewayNotReadyError)) throw e;
+      },
+    );
+    await (await runtime.ensureGateway(sts)).handle.readState();
     assert.deepEqual(await runtime.listGateways(), [spec.name]);
     assert.equal(await runtime.removeGateway(spec.name), true);
   } finally {
