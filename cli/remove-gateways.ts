@@ -10,6 +10,8 @@ import type { ServerConfig } from '../server/config.ts';
 import { redisFor } from './gitops-commands.ts';
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
+/** past the wait for jobs, the time the removals themselves may take before a serve start may resume */
+const REMOVAL_GRACE_MS = 10 * 60_000;
 const warn = (text: string) => process.stderr.write(`natops: warning: ${text}\n`);
 
 /** Asked without --yes, or for a runtime it cannot use. */
@@ -131,20 +133,31 @@ async function removeGateways(c: ServerConfig, timeoutMs: number): Promise<void>
   redis.on('error', () => undefined);
   const queues = new Queues(redis, { redisUrl: url, prefix, attempts: c.attempts, backoffMs: c.backoffMs });
   try {
-    const paused = await marker.pauseForRemoval(redis, queues.byName, prefix).catch((e: unknown) => {
-      throw new QueuePauseError(redactUrl(url), e);
-    });
+    // a serve starting while this runs leaves the queues paused until then (its hook's deadline)
+    const { marker: paused, earlier } = await marker
+      .pauseForRemoval(redis, queues.byName, prefix, Date.now() + timeoutMs + REMOVAL_GRACE_MS)
+      .catch((e: unknown) => {
+        throw new QueuePauseError(redactUrl(url), e);
+      });
     out(
       `paused every natops queue (${paused.queues.join(', ') || 'all were paused already'}); marker ${marker.removedMarkerKey(prefix)}: the next \`natops serve\` resumes them`,
     );
-    await marker.waitUntilIdle(queues.byName, timeoutMs, (busy) =>
-      out(`waiting for the jobs in hand: ${busy.map((b) => `${b.queue} ${b.active}`).join(', ')}`),
-    );
+    let gateways: string[];
+    try {
+      await marker.waitUntilIdle(queues.byName, timeoutMs, (busy) =>
+        out(`waiting for the jobs in hand: ${busy.map((b) => `${b.queue} ${b.active}`).join(', ')}`),
+      );
+      gateways = await runtime.listGateways().catch((e: unknown) => {
+        throw new GatewayListError(describe, e);
+      });
+    } catch (e) {
+      // nothing was removed: natops goes on as before rather than stay silently stopped
+      await marker.undoPause(redis, queues.byName, prefix, paused, earlier);
+      out('nothing was removed; the queues it paused are resumed');
+      throw e;
+    }
     const removed: string[] = [];
     const failed: { gateway: string; message: string }[] = [];
-    const gateways = await runtime.listGateways().catch((e: unknown) => {
-      throw new GatewayListError(describe, e);
-    });
     for (const gateway of gateways) {
       try {
         out(`${(await runtime.removeGateway(gateway)) ? 'removed' : 'already gone:'} gateway ${gateway}`);
@@ -154,6 +167,7 @@ async function removeGateways(c: ServerConfig, timeoutMs: number): Promise<void>
         failed.push({ gateway, message: errorMessage(e) });
       }
     }
+    await marker.markRemoved(redis, prefix, paused);
     if (failed.length) throw new GatewayRemovalError(failed, removed);
     out(
       `removed ${removed.length} gateway(s) on ${describe}; natops's queues stay paused until the next \`natops serve\` start`,

@@ -2,8 +2,10 @@
 // removes while the rest of the release goes away. BullMQ's pause is a flag in Redis, so pausing
 // every queue stops every process's workers at once (serve's and each worker Deployment's), and
 // what arrives meanwhile (pushes, resyncs, replaced pods) waits instead of running. A marker says
-// which queues it paused and when; the next `natops serve` (a reinstall: natops should run again)
-// resumes those and deletes it. The marker and both ends of its life are here.
+// which queues it paused, when, and whether the removal is still running; the next `natops serve`
+// (a reinstall: natops should run again) resumes those and deletes it, but never while a removal
+// runs (a serve pod restarted during the hook would bring the gateways back). The marker and
+// every step of its life are here.
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
@@ -19,6 +21,9 @@ export const RemovedMarker = z.object({
   by: z.literal('remove-gateways'),
   /** the queues remove-gateways paused (not those someone else had paused) */
   queues: z.array(z.enum(QUEUE_NAMES)),
+  /** removing: a run is under way until `until` (epoch ms); removed: it ended having removed some */
+  state: z.enum(['removing', 'removed']).default('removed'),
+  until: z.number().default(0),
 });
 export type RemovedMarker = z.infer<typeof RemovedMarker>;
 
@@ -45,31 +50,59 @@ export async function readRemovedMarker(redis: Redis, prefix: string): Promise<R
     raw = undefined;
   }
   const parsed = RemovedMarker.safeParse(raw);
-  return parsed.success ? parsed.data : { at: 0, by: 'remove-gateways', queues: [...QUEUE_NAMES] };
+  return parsed.success
+    ? parsed.data
+    : { at: 0, by: 'remove-gateways', queues: [...QUEUE_NAMES], state: 'removed', until: 0 };
 }
 
 /**
  * Pauses every queue not paused yet and records them in the marker (with those an earlier run
- * recorded, so running it twice loses none). The marker is written first: a crash in between
- * leaves a queue that the next serve resumes needlessly, never a paused one nobody resumes.
+ * recorded, so running it twice loses none), as a removal under way until `untilMs`. The marker
+ * is written first: a crash in between leaves a queue resumed needlessly later, never a paused
+ * one nobody resumes. Returns the marker and the one it replaced (to put back: `undoPause`).
  */
 export async function pauseForRemoval(
   redis: Redis,
   queues: Record<QueueName, Queue>,
   prefix: string,
+  untilMs: number,
   now = Date.now(),
-): Promise<RemovedMarker> {
+): Promise<{ marker: RemovedMarker; earlier: RemovedMarker | undefined }> {
   const paused = await Promise.all(QUEUE_NAMES.map((n) => queues[n].isPaused()));
   const toPause = QUEUE_NAMES.filter((_, i) => !paused[i]);
-  const earlier = (await readRemovedMarker(redis, prefix))?.queues ?? [];
+  const earlier = await readRemovedMarker(redis, prefix);
   const marker: RemovedMarker = {
     at: now,
     by: 'remove-gateways',
-    queues: QUEUE_NAMES.filter((n) => earlier.includes(n) || toPause.includes(n)),
+    queues: QUEUE_NAMES.filter((n) => earlier?.queues.includes(n) || toPause.includes(n)),
+    state: 'removing',
+    until: untilMs,
   };
   await redis.set(removedMarkerKey(prefix), JSON.stringify(marker));
   for (const n of toPause) await queues[n].pause();
-  return marker;
+  return { marker, earlier };
+}
+
+/** The run removed what it could: the queues stay paused until serve's next start resumes them. */
+export async function markRemoved(redis: Redis, prefix: string, marker: RemovedMarker): Promise<void> {
+  await redis.set(removedMarkerKey(prefix), JSON.stringify({ ...marker, state: 'removed' }));
+}
+
+/**
+ * The run failed before removing anything: natops goes on as before. The queues it paused are
+ * resumed and the marker it replaced is put back (or removed), so a kept release is not left
+ * silently stopped.
+ */
+export async function undoPause(
+  redis: Redis,
+  queues: Record<QueueName, Queue>,
+  prefix: string,
+  marker: RemovedMarker,
+  earlier: RemovedMarker | undefined,
+): Promise<void> {
+  for (const n of marker.queues.filter((q) => !earlier?.queues.includes(q))) await queues[n].resume();
+  if (earlier) await redis.set(removedMarkerKey(prefix), JSON.stringify(earlier));
+  else await redis.del(removedMarkerKey(prefix));
 }
 
 /**
@@ -99,16 +132,26 @@ export async function waitUntilIdle(
 
 /**
  * At serve's start: resumes the queues the marker lists, then deletes it (kept if a resume fails,
- * for the next start). Returns the marker found, if any.
+ * for the next start). A removal still under way is left alone, and looked at again when its
+ * time is up (`later`). Returns the marker found, if any.
  */
 export async function resumeAfterRemoval(
   redis: Redis,
   queues: Record<QueueName, Queue>,
   prefix: string,
   warn: (line: string) => void,
+  later: (atMs: number) => void = () => undefined,
+  now = Date.now(),
 ): Promise<RemovedMarker | undefined> {
   const marker = await readRemovedMarker(redis, prefix);
   if (!marker) return undefined;
+  if (marker.state === 'removing' && now < marker.until) {
+    warn(
+      `remove-gateways is removing every gateway (until ${new Date(marker.until).toISOString()}): natops's queues stay paused until it is done`,
+    );
+    later(marker.until);
+    return marker;
+  }
   for (const n of marker.queues) await queues[n].resume();
   await redis.del(removedMarkerKey(prefix));
   const at = marker.at ? new Date(marker.at).toISOString() : 'an unknown time';

@@ -226,10 +226,20 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
     (m) => redisOutage.failed(m),
   );
   // `natops remove-gateways` paused every queue; serve starting again (a reinstall) means natops should run.
-  if (opts.http)
-    await resumeAfterRemoval(connection, queues.byName, c.prefix, (m) => opts.log.warn(m)).catch((e: unknown) =>
-      opts.log.error(`could not resume the queues remove-gateways paused: ${errorMessage(e)}`),
-    );
+  // A removal still under way is looked at again when its time is up.
+  let resumeTimer: NodeJS.Timeout | undefined;
+  const resume = (): Promise<unknown> =>
+    resumeAfterRemoval(
+      connection,
+      queues.byName,
+      c.prefix,
+      (m) => opts.log.warn(m),
+      (at) => {
+        resumeTimer = setTimeout(() => void resume(), Math.max(0, at - Date.now()) + 1000);
+        resumeTimer.unref();
+      },
+    ).catch((e: unknown) => opts.log.error(`could not resume the queues remove-gateways paused: ${errorMessage(e)}`));
+  if (opts.http) await resume();
   const statuses = new StatusBook(
     connection,
     c.prefix,
@@ -401,6 +411,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
       const deadline = Date.now() + deadlineMs;
       replacements?.stop();
       clearInterval(drainTimer);
+      clearTimeout(resumeTimer);
       const jobs = pool.close(deadlineMs);
       const servers = [server, dashboardServer].filter((s): s is Server => s !== undefined);
       const stopListening = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));

@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { QUEUE_NAMES } from '../../queue/jobs.ts';
-import { RemovedMarker, removedMarkerKey } from '../../queue/gateways-removed.ts';
+import { Worker } from 'bullmq';
+import { pauseForRemoval, RemovedMarker, removedMarkerKey, resumeAfterRemoval } from '../../queue/gateways-removed.ts';
+import { bullPrefix, Queues, redisConnection } from '../../queue/queues.ts';
 import { namespaceExists } from '../../runtime/netns/netns.ts';
 import { SUMMARY_CONTEXT } from '../../state/statuses.ts';
 import { natops } from '../helpers/cli.ts';
@@ -36,12 +38,12 @@ describe('natops remove-gateways (real redis-server, git, namespaces)', () => {
     NATOPS_RUNTIME: 'netns',
     NATOPS_LAB: p.lab.prefix,
   });
-  const pausedQueues = async () => {
-    const paused = await Promise.all(QUEUE_NAMES.map((n) => p.running!.queues.byName[n].isPaused()));
+  const pausedQueues = async (queues: Queues = p.running!.queues) => {
+    const paused = await Promise.all(QUEUE_NAMES.map((n) => queues.byName[n].isPaused()));
     return QUEUE_NAMES.filter((_, i) => paused[i]);
   };
-  const marker = async () => {
-    const text = await p.running!.queues.connection.get(removedMarkerKey(p.config.prefix));
+  const marker = async (queues: Queues = p.running!.queues) => {
+    const text = await queues.connection.get(removedMarkerKey(p.config.prefix));
     return text === null ? undefined : RemovedMarker.parse(JSON.parse(text));
   };
 
@@ -67,14 +69,17 @@ describe('natops remove-gateways (real redis-server, git, namespaces)', () => {
     assert.deepEqual(await pausedQueues(), [...QUEUE_NAMES], 'every queue is paused, globally');
     const m = await marker();
     assert.deepEqual(m?.queues, [...QUEUE_NAMES]);
+    assert.equal(m?.state, 'removed', 'the run is over: the next serve start may resume');
     assert.ok(m && m.at >= started && m.at <= Date.now(), JSON.stringify(m));
 
     // What would repair it meanwhile waits: a resync (as the scheduler or a replaced pod adds
     // one) and a delivered push.
     const resync = await p.running!.queues.byName.resync.add('resync', {});
     const sha2 = await p.push(withPortForward(seed, 9090), 'a port forward while natops is stopped');
+    // (a moment for a worker that would take them: a paused queue's jobs stay 'waiting')
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(await resync.getState(), 'waiting');
+    assert.ok(await p.running!.queues.byName.resync.isPaused());
     const plans = await p.running!.queues.byName.plan.getJobCounts('waiting', 'active');
     assert.deepEqual(plans, { waiting: 1, active: 0 }, "the push's plan job waits");
     assert.notEqual((await p.statuses(sha2)).find((s) => s.context === SUMMARY_CONTEXT)?.state, 'success');
@@ -113,5 +118,73 @@ describe('natops remove-gateways (real redis-server, git, namespaces)', () => {
       },
       30_000,
     );
+  });
+
+  it('a serve starting while a removal is under way leaves the queues paused until its time is up', async () => {
+    const q = p.running!.queues;
+    const { marker: m } = await pauseForRemoval(q.connection, q.byName, p.config.prefix, Date.now() + 60_000);
+    assert.equal(m.state, 'removing');
+    await p.running!.close();
+    const from = p.logRecords.length;
+    await p.start();
+    assert.ok(
+      p.logRecords
+        .slice(from)
+        .some((l) => l.level === 'warn' && /remove-gateways is removing every gateway/.test(l.msg)),
+      p.logs.slice(-10).join('\n'),
+    );
+    assert.deepEqual(await pausedQueues(), [...QUEUE_NAMES], 'a restarted serve pod does not undo the removal');
+    // once its time is up (the hook's deadline passed), a start resumes them
+    const later = await resumeAfterRemoval(
+      p.running!.queues.connection,
+      p.running!.queues.byName,
+      p.config.prefix,
+      () => undefined,
+      () => undefined,
+      Date.now() + 61_000,
+    );
+    assert.equal(later?.state, 'removing');
+    assert.deepEqual(await pausedQueues(), []);
+    assert.equal(await marker(), undefined);
+  });
+
+  it('a removal that cannot start (a job still busy) changes nothing: the queues it paused are resumed', async () => {
+    await p.until('the gateway to be live', gatewayLive, 30_000);
+    await p.running!.close();
+    // natops is stopped; the test's own connection looks at the queues
+    const queues = new Queues(redisConnection(p.redis.url), {
+      redisUrl: p.redis.url,
+      prefix: p.config.prefix,
+      attempts: 1,
+      backoffMs: 100,
+    });
+    // a job in hand that does not end while remove-gateways waits
+    let release: (() => void) | undefined;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const workerConnection = redisConnection(p.redis.url);
+    const worker = new Worker('resync', () => held, {
+      connection: workerConnection,
+      prefix: bullPrefix(p.config.prefix),
+    });
+    try {
+      const job = await queues.byName.resync.add('resync', {});
+      await p.until('the job to be active', async () => (await job.getState()) === 'active', 10_000);
+      const r = await natops(['remove-gateways', '--yes', '--timeout', '1'], { env: env() });
+      assert.equal(r.code, 2, r.stdout);
+      assert.match(r.stderr, /jobs still active after 1 s in queue\(s\) resync \(1\)/);
+      assert.match(r.stdout, /^nothing was removed; the queues it paused are resumed$/m);
+      assert.deepEqual(await pausedQueues(queues), []);
+      assert.equal(await marker(queues), undefined);
+      assert.ok(await gatewayLive(), 'the gateway is untouched');
+    } finally {
+      release?.();
+      await worker.close();
+      await queues.close();
+      // (BullMQ leaves a connection it was given open)
+      queues.connection.disconnect();
+      workerConnection.disconnect();
+    }
   });
 });

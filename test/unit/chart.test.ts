@@ -437,7 +437,8 @@ describe('the Helm chart', () => {
     assert.equal(job.spec?.activeDeadlineSeconds, 120);
     const pod = job.spec!.template.spec!;
     assert.equal(pod.serviceAccountName, 'natops');
-    assert.deepEqual(pod.containers[0]?.args, ['remove-gateways', '--yes']);
+    // its own wait ends 30 s before the Job's deadline: a busy job fails it with its own message
+    assert.deepEqual(pod.containers[0]?.args, ['remove-gateways', '--yes', '--timeout', '90']);
     const env = pod.containers[0]?.env ?? [];
     assert.equal(env.find((e) => e.name === 'NATOPS_INSTANCE')?.value, 'natops');
     assert.equal(env.find((e) => e.name === 'NATOPS_NAMESPACE')?.value, 'natops-gateways');
@@ -453,6 +454,14 @@ describe('the Helm chart', () => {
     ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout.slice(r.stdout.indexOf('NOTES:')), /REMOVES THE GATEWAYS first/);
+  });
+
+  it('renders for a release whose values predate uninstall.* (helm upgrade --reuse-values)', async () => {
+    const objs = await renderChart({ uninstall: null });
+    assert.equal(all(objs, 'Job').length, 0);
+    const r = await helm(['install', 'natops', CHART, '--dry-run=client', ...BASE_SET, '--set', 'uninstall=null']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /LEAVES THE GATEWAYS RUNNING/);
   });
 
   it('no repository to read: refused at install, naming git.url (a pod would crash-loop saying it)', async () => {

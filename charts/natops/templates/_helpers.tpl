@@ -41,10 +41,11 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/*
 the keys of natops's Secret that a pod mounts: from existingKeys, or the values given; none in a
-handler worker's pod (called with .natopsWorker set), which needs no secret but Redis's
+pod that reads no repository (called with .natopsNoSource set: a handler worker, the uninstall
+hook), which needs no secret but Redis's
 */}}
 {{- define "natops.secretKeys" -}}
-{{- if .natopsWorker -}}
+{{- if .natopsNoSource -}}
 {{- list | toJson -}}
 {{- else if .Values.secrets.existingSecret -}}
 {{- .Values.secrets.existingKeys | toJson -}}
@@ -151,8 +152,8 @@ handler worker's pod (called with .natopsWorker set), which needs no secret but 
 - name: NATOPS_GITHUB_PRIVATE_KEY_FILE
   value: /var/run/secrets/natops/github-private-key
 {{- end }}
-{{- /* the source's settings only where the planner runs: a handler worker reads no repository */ -}}
-{{- if not .natopsWorker }}
+{{- /* the source's settings only where the planner runs: a handler worker or the hook reads no repository */ -}}
+{{- if not .natopsNoSource }}
 {{- if not (or .Values.git.url (eq (toString (get .Values.env "NATOPS_SOURCE")) "github")) }}
 {{- fail "git.url: natops needs a repository to read: set git.url (https, ssh or file), or env.NATOPS_SOURCE=github with env.NATOPS_REPOSITORY and a GitHub token or App" }}
 {{- end }}
@@ -176,7 +177,7 @@ handler worker's pod (called with .natopsWorker set), which needs no secret but 
 {{- end }}
 {{- end }}
 {{- range $name, $value := .Values.env }}
-{{- if not (and $.natopsWorker (regexMatch "^NATOPS_(SOURCE|REPOSITORY|GIT_|GITHUB_)" $name)) }}
+{{- if not (and $.natopsNoSource (regexMatch "^NATOPS_(SOURCE|REPOSITORY|GIT_|GITHUB_)" $name)) }}
 - name: {{ $name }}
   value: {{ $value | toString | quote }}
 {{- end }}
