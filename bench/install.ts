@@ -15,7 +15,7 @@
 // the Redis volume is replaced, so the next install has everything to do again.
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -61,8 +61,9 @@ async function gzippedSize(file: string): Promise<number> {
 
 /** A base image of natops's buildah store written as a docker-archive, as the images are. */
 async function baseArchive(kind: 'debian' | 'node', out: string): Promise<string> {
-  const script = `. images/buildah.sh && image=$(bash images/base-image.sh ${kind}) && rm -f "$1" && bah push --quiet "$image" "docker-archive:$1:$image" >/dev/null`;
-  await promisify(execFile)('bash', ['-c', script, 'bash', out], { cwd: ROOT });
+  const script =
+    '. images/buildah.sh && image=$(bash images/base-image.sh "$2") && rm -f "$1" && bah push --quiet "$image" "docker-archive:$1:$image" >/dev/null';
+  await promisify(execFile)('bash', ['-c', script, 'bash', out, kind], { cwd: ROOT });
   return out;
 }
 
@@ -73,6 +74,15 @@ async function images(): Promise<void> {
     node: await baseArchive('node', '/tmp/natops-bench-node-base.tar'),
     debian: await baseArchive('debian', '/tmp/natops-bench-debian-base.tar'),
   };
+  try {
+    await sizes(bases);
+  } finally {
+    await rm(bases.node, { force: true });
+    await rm(bases.debian, { force: true });
+  }
+}
+
+async function sizes(bases: { node: string; debian: string }): Promise<void> {
   const shipped = [
     { name: 'natops/natops', file: join(CACHE, 'natops-image.tar'), base: 'node' as const },
     { name: 'natops/vpc-nat-gateway', file: join(CACHE, 'vpc-nat-gateway.tar'), base: 'debian' as const },
@@ -110,6 +120,8 @@ async function images(): Promise<void> {
 async function install(): Promise<void> {
   const r = await ChartRelease.create();
   const stop = () => r.cleanup();
+  /** the manifest directories this run wrote */
+  const made: string[] = [];
   for (const signal of ['SIGINT', 'SIGTERM'] as const)
     process.once(signal, () => void stop().finally(() => process.exit(130)));
   try {
@@ -118,8 +130,10 @@ async function install(): Promise<void> {
     // the repository holds the seed before natops is installed (no hook: nothing delivers it)
     const sha = await r.work.push(seed, 'seed');
     const seedDir = await writeManifestDir(seed);
+    made.push(seedDir);
     // the ConfigMap alone: apply removes every gateway of the instance
     const emptyDir = await mkdtemp(join(tmpdir(), 'natops-bench-empty-'));
+    made.push(emptyDir);
     const config = toFiles(seed).find((f) => f.path === '00-config.yaml')!;
     await writeFile(join(emptyDir, config.path), config.text);
     const toInstalled: number[] = [];
@@ -193,6 +207,7 @@ async function install(): Promise<void> {
     );
   } finally {
     await stop();
+    for (const d of made) await rm(d, { recursive: true, force: true });
   }
 }
 

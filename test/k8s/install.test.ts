@@ -42,8 +42,11 @@ describe('natops installed by its chart, running in the cluster it manages', () 
     await r.lab.provide(seed);
   });
   after(async () => {
-    await r?.cleanup();
-    await ctr('images', 'rm', `docker.io/${IMAGE_REPOSITORY}:${nextTag}`).catch(() => undefined);
+    try {
+      await r?.cleanup();
+    } finally {
+      if (nextTag) await ctr('images', 'rm', `docker.io/${IMAGE_REPOSITORY}:${nextTag}`).catch(() => undefined);
+    }
   });
 
   it('helm install, then a push: the natops pod makes the gateway, statuses come back, packets pass', async () => {

@@ -164,16 +164,14 @@ for (const name of ['GNU', 'BusyBox']) {
       });
     }
 
-    it('a 1 MB payload (10,000 rules) passes in well under a second', async () => {
+    it('a 1 MB payload (10,000 rules) passes whole', async () => {
       const payload = Array.from(
         { length: 10_000 },
         (_, i) =>
           `-A SHARED_DNAT -d 192.168.${i >> 8}.${i & 255}/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80 -m comment --comment x${i}`,
       ).join('\n');
-      const started = performance.now();
       const r = await local(u().dir)({ argv: ['wc', '-c'], stdin: payload });
       assert.equal(Number(r.stdout.trim()), Buffer.byteLength(payload) + 1);
-      assert.ok(performance.now() - started < 3000, `took ${Math.round(performance.now() - started)} ms`);
     });
 
     it("the command's exit status comes back, with and without stdin", async () => {
