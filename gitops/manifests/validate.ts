@@ -229,6 +229,8 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
   const configNic = config ? config.value.data.nic : DEFAULT_NIC;
   const known = { subnets: subnetInfo, broken, configNic, allocations: options.allocations };
   const inputs = current.resolve(within, known, report);
+  // an allocated address stays its EIP's: a 1.7 eipCIDR written equal to it is the one refused
+  for (const a of current.allocation.eips) if (!a.fresh) eipOwner.set(a.address, `VpcNatGateway/${a.gateway}`);
   for (const { gateway: g, report: reportAt, nic } of inputs.values()) {
     const before = issues.length;
     const known = { vpcs: vpcByName, subnets: subnetInfo, broken, image, nic: nic ?? DEFAULT_NIC };

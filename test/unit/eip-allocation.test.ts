@@ -18,7 +18,7 @@ import { validateManifests, type ValidateOptions } from '../../gitops/manifests/
 import { previewChanges } from '../../preview/preview.ts';
 import type { GatewayRecord, RecordSnapshot } from '../../state/records.ts';
 import { asOneFile, seedList, toCurrentForm } from '../helpers/current-form.ts';
-import { seedObjects, type Obj } from '../helpers/manifests.ts';
+import { gatewayInOwnVpc, seedObjects, type Obj } from '../helpers/manifests.ts';
 
 /** The reference: every address of the network in order, filtered by the rules one by one. */
 function reference(pool: AddressPool, taken: ReadonlySet<string>): string[] {
@@ -257,5 +257,24 @@ describe('validation gives an EIP without v4ip its address', () => {
       ({ lastApplied: { state: spec(applied) }, desired: { state: spec(desired) } }) as unknown as GatewayRecord;
     const snap = { gateways: new Map([['g', rec('192.168.0.1', '192.168.0.2')]]) } as unknown as RecordSnapshot;
     assert.deepEqual([...heldAddresses(snap)].sort(), ['192.168.0.1', '192.168.0.2']);
+  });
+});
+
+describe('an allocated address written elsewhere in the 1.7 form', () => {
+  it('is refused at the eipCIDR, not taken from the EIP that has it', async () => {
+    const table = new Map([['ovn-vpc-external-network/eip-a', '192.168.0.7']]);
+    const v = await validated(
+      (o) =>
+        o.push(
+          eip('eip-a', {}),
+          ...gatewayInOwnVpc({ gateway: 'gw2', vpc: 'vpc2', subnet: 'sn-2', n: 2, eip: '192.168.0.7' }),
+        ),
+      { allocations: { table } },
+    );
+    assert.deepEqual(
+      v.issues.map((i) => [i.resource, i.field, i.message]),
+      [['VpcNatGateway/gw2', 'spec.eips[0].eipCIDR', 'EIP 192.168.0.7 already belongs to VpcNatGateway/ngw']],
+    );
+    assert.equal(v.desired.gateways.get('ngw')!.eips.at(-1)!.cidr, '192.168.0.7/24');
   });
 });
