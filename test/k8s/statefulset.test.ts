@@ -1,7 +1,8 @@
 // Kube-OVN's current workload form through the GitOps loop: a push that adds the ConfigMap
 // ovn-vpc-nat-config moves the gateway from 1.7's Deployment to the StatefulSet
 // `<natGwNamePrefix>-<name>`, which answers real packets from lab hosts; a pod of it deleted by
-// hand is repaired without a push; removing the gateway from Git removes the StatefulSet.
+// hand is repaired without a push; removing the ConfigMap moves it back; removing the gateway
+// from Git removes the StatefulSet.
 // natops runs with the shipped Role's ServiceAccount, network mode multus, the lab's networks.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -9,7 +10,7 @@ import { AppsV1Api } from '@kubernetes/client-node';
 import { deploymentName } from '../../runtime/kubernetes/objects.ts';
 import { gatewayTarget } from '../../state/records.ts';
 import { forCluster, GATEWAY_IMAGE, KubeHarness } from '../helpers/k8s.ts';
-import type { SeedObjects } from '../helpers/manifests.ts';
+import { type SeedObjects, set } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
 import { scenarioManifests } from '../helpers/scenario.ts';
 
@@ -131,6 +132,32 @@ describe("Kube-OVN's current StatefulSet gateway on Kubernetes (real cluster, Re
     );
   });
 
+  it('a rule change leaves the StatefulSet as it is', async () => {
+    const before = (await statefulSet()).metadata?.resourceVersion;
+    set(seed.gateway, 'spec.dnatRules.0.externalPort', 8080);
+    const { statuses } = await pushSettled('move a port');
+    assert.equal(statuses.get('natops/ngw')?.state, 'success', JSON.stringify([...statuses.values()]));
+    assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8080), 'web 192.168.0.50');
+    assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8888), undefined, 'the old port is closed');
+    assert.equal((await statefulSet()).metadata?.resourceVersion, before);
+  });
+
+  it('a push removing ovn-vpc-nat-config moves the gateway back to the Deployment, which answers', async () => {
+    seed.extra = seed.extra.filter((o) => o !== NAT_CONFIG);
+    const { statuses } = await pushSettled('back to the Kube-OVN 1.7 form');
+    assert.equal(statuses.get('natops/ngw')?.state, 'success', JSON.stringify([...statuses.values()]));
+    assert.equal((await deployment()).status?.readyReplicas, 1);
+    await assert.rejects(statefulSet(), gone, 'the StatefulSet is gone once the Deployment answers');
+    assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8080), 'web 192.168.0.50');
+    assert.equal(await p.lab.tcp('ext', '192.168.0.111', 80), 'fip 192.168.0.50');
+    seed.extra.push(NAT_CONFIG);
+    const again = await pushSettled('the current form again');
+    assert.equal(again.statuses.get('natops/ngw')?.state, 'success');
+    assert.equal((await statefulSet()).status?.readyReplicas, 1);
+    await assert.rejects(deployment(), gone);
+    assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8080), 'web 192.168.0.50');
+  });
+
   it('a gateway removed from Git loses its StatefulSet', async () => {
     const gateway = seed.gateway;
     seed.gateway = { apiVersion: 'kubeovn.io/v1', kind: 'Vpc', metadata: { name: 'spare' } };
@@ -138,6 +165,6 @@ describe("Kube-OVN's current StatefulSet gateway on Kubernetes (real cluster, Re
     seed.gateway = gateway;
     assert.equal(statuses.get('natops/ngw')?.state, 'success', JSON.stringify([...statuses.values()]));
     await assert.rejects(statefulSet(), gone);
-    assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8888), undefined);
+    assert.equal(await p.lab.tcp('ext', '192.168.0.112', 8080), undefined);
   });
 });
