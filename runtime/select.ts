@@ -1,8 +1,9 @@
 // Where gateways and networks live, from the configuration: the one place that picks a runtime
 // (serve, worker, apply and plan --against live all come here).
-// netns: the local lab's namespaces. kubernetes: Deployments in a cluster (KUBECONFIG, or the
-// in-cluster service account); its networks are Kube-OVN's, or the local lab's when a lab is
-// named (network mode multus on this machine's cluster: the lab provides the attachment points).
+// netns: the local lab's namespaces. kubernetes: Deployments or StatefulSets in a cluster
+// (KUBECONFIG, or the in-cluster service account); its networks are Kube-OVN's, or the local
+// lab's when a lab is named (network mode multus on this machine's cluster: the lab provides
+// the attachment points).
 // dry-run: nothing runs; every gateway starts empty and its commands are recorded.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { NetworkModel } from '../dataplane/network.ts';
