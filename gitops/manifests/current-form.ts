@@ -15,7 +15,13 @@ import { broadcastAddress, cidrContains, networkAddress, parseCidr, type Cidr } 
 import { NIC_NAME, NIC_NAME_MESSAGE } from '../../common/ipv4-schema.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import type { NatopsKind } from './attribution.ts';
-import { allocationKey, EipAllocator, type AllocationInput, type AllocationResult } from './eip-allocation.ts';
+import {
+  allocationKey,
+  EipAllocator,
+  markAllocated,
+  type AllocationInput,
+  type AllocationResult,
+} from './eip-allocation.ts';
 import type { ManifestIssue } from './issues.ts';
 import { valueAt, type FieldPath, type LoadedDoc } from './load.ts';
 import {
@@ -111,8 +117,6 @@ export interface CurrentFormContext {
   broken: Broken;
   /** the ConfigMap's nic (Kube-OVN 1.7's), which every gateway then uses */
   configNic: string | undefined;
-  /** the allocation table for EIPs without v4ip (none: each is allocated anew) */
-  allocations: AllocationInput | undefined;
 }
 
 /** The current form's documents of one set of manifests, read into its gateways. */
@@ -131,6 +135,9 @@ export class CurrentForm {
   readonly externalSubnets = new Set<string>();
   /** the addresses of EIPs without v4ip, set by resolve() */
   allocation: AllocationResult = { eips: [], wanted: [] };
+
+  /** `allocations`: the allocation table EIPs without v4ip take their addresses from (none: each is new) */
+  constructor(private readonly allocations?: AllocationInput) {}
 
   /** Every document classify() reads, before its schema. */
   seen(kind: NatopsKind, name: string, value: unknown): void {
@@ -181,7 +188,7 @@ export class CurrentForm {
       ...gateways.flatMap((g) => g.value.spec.eips.map((x) => x.eipCIDR.split('/')[0]!)),
     ];
     const wanted = this.wantedKeys();
-    const allocator = new EipAllocator(known.allocations, written, new Set(wanted));
+    const allocator = new EipAllocator(this.allocations, written, new Set(wanted));
     this.allocation = { eips: allocator.eips, wanted };
     for (const e of eips) {
       const { spec } = e.value;
@@ -316,8 +323,10 @@ export class CurrentForm {
    * Ties each problem of an EIP or rule to the gateway its EIP names, so that gateway is
    * invalid as a whole (and keeps what it had) and is left out of `valid`. A problem no gateway
    * can be told for refuses the commit: the rule might be one a gateway has, and would look deleted.
+   * First marks the EIPs of `valid` whose addresses natops allocated (statuses and previews name them).
    */
   attribute(issues: ManifestIssue[], valid: Map<string, GatewaySpec>): void {
+    markAllocated(valid, this.allocation.eips);
     for (const issue of issues) {
       if (issue.unattributed || issue.gateway !== undefined) continue;
       const slash = issue.resource.indexOf('/');

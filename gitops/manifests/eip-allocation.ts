@@ -12,7 +12,7 @@ import type { FieldPath, LoadedDoc } from './load.ts';
 /** The table's key of an EIP: `<externalSubnet>/<name>`, so a move to another subnet is a new allocation. */
 export const allocationKey = (subnet: string, eip: string) => `${subnet}/${eip}`;
 
-/** What validation is given to allocate with. */
+/** What validation is given to allocate with (ValidateOptions' `allocations`; none: every EIP without v4ip is new). */
 export interface AllocationInput {
   /** the allocation table: allocationKey -> address */
   table: ReadonlyMap<string, string>;
@@ -99,6 +99,14 @@ export class EipAllocator {
     const key = this.allocatedTo.get(v4ip);
     return key !== undefined && key !== allocationKey(subnet, name) ? key.slice(key.indexOf('/') + 1) : undefined;
   }
+}
+
+/**
+ * An address already allocated stays its EIP's gateway's: a 1.7 eipCIDR written equal to it is
+ * the one refused (validate.ts's check of EIP owners, `owners` keyed by address).
+ */
+export function claimAllocated(eips: readonly EipAllocation[], owners: Map<string, string>): void {
+  for (const a of eips) if (!a.fresh) owners.set(a.address, `VpcNatGateway/${a.gateway}`);
 }
 
 /** Marks each valid gateway's EIPs whose address natops allocated (statuses and previews say so). */

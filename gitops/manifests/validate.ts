@@ -19,7 +19,7 @@ import {
   type ManifestFile,
 } from './load.ts';
 import { checkDnatRules } from './dnat-rules.ts';
-import { markAllocated, type AllocationInput, type AllocationResult } from './eip-allocation.ts';
+import { claimAllocated, type AllocationInput, type AllocationResult } from './eip-allocation.ts';
 import { checkImage, checkPlacement, gatewayWorkload, withinGatewayLimit, type Report } from './policy.ts';
 import {
   DEFAULT_VPC,
@@ -40,7 +40,6 @@ export interface SubnetInfo {
   gateway: string;
   /** Kube-OVN's provider: names an external network's NetworkAttachmentDefinition (current-form.ts) */
   provider?: string;
-  /** addresses an EIP without v4ip is never given (eip-address.ts) */
   excludeIps?: string[];
 }
 
@@ -74,7 +73,6 @@ export interface ValidationResult {
   ignored: IgnoredDoc[];
   /** fields natops accepts and does not apply (the current form's qosPolicy, ...), for `natops validate` to say */
   notApplied: IgnoredDoc[];
-  /** the addresses of EIPs without v4ip (eip-allocation.ts) */
   allocation?: AllocationResult;
 }
 
@@ -83,7 +81,6 @@ export interface ManifestRules extends LoadLimits {
   policy: WorkloadPolicy;
 }
 
-/** `allocations`: the allocation table an EIP without v4ip takes its address from (none: every one is new) */
 export type ValidateOptions = LoadOptions & { policy?: WorkloadPolicy; allocations?: AllocationInput };
 
 /** Kube-OVN's NatGwStatefulSetNameMaxLength (pkg/util/vpc_nat_gateway.go) */
@@ -113,7 +110,7 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
 
   // Resources that exist but failed their schema: references to them are not "undefined".
   const broken: Broken = brokenSets();
-  const current = new CurrentForm(); // IptablesEIP, the rule kinds and the external network's NAD
+  const current = new CurrentForm(options.allocations); // IptablesEIP, the rule kinds and the external network's NAD
   for (const doc of loaded.docs) {
     const verdict = classify(doc);
     if (verdict.action === 'ignore') {
@@ -227,10 +224,8 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
   const within = withinGatewayLimit(firstOfEach(gateways), maxGateways, issues);
   // without a readable ConfigMap its absence is the gateways' problem (above), not their nic
   const configNic = config ? config.value.data.nic : DEFAULT_NIC;
-  const known = { subnets: subnetInfo, broken, configNic, allocations: options.allocations };
-  const inputs = current.resolve(within, known, report);
-  // an allocated address stays its EIP's: a 1.7 eipCIDR written equal to it is the one refused
-  for (const a of current.allocation.eips) if (!a.fresh) eipOwner.set(a.address, `VpcNatGateway/${a.gateway}`);
+  const inputs = current.resolve(within, { subnets: subnetInfo, broken, configNic }, report);
+  claimAllocated(current.allocation.eips, eipOwner);
   for (const { gateway: g, report: reportAt, nic } of inputs.values()) {
     const before = issues.length;
     const known = { vpcs: vpcByName, subnets: subnetInfo, broken, image, nic: nic ?? DEFAULT_NIC };
@@ -247,7 +242,6 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
       gatewaySpecs.set(spec.name, form ? { ...spec, workload: { ...spec.workload, ...form } } : spec);
   }
   current.attribute(issues, gatewaySpecs);
-  markAllocated(gatewaySpecs, current.allocation.eips);
   // the external networks are the underlay (the EIPs' next hops), not subnets natops builds
   for (const name of current.externalSubnets) subnetInfo.delete(name);
 
