@@ -193,11 +193,13 @@ export class KubernetesRuntime implements GatewayRuntime {
 
   /**
    * The workload that is the gateway now: during a change of form both exist for a moment, and
-   * the newer one is the gateway (the older one is deleted once the newer one's pod is Ready).
+   * the newer one that has rolled out is the gateway (the older one is deleted once the newer
+   * one's pod is Ready; while the newer one's pod cannot start, the older one still answers).
    */
   private async current(gateway: string): Promise<GatewayWorkloadObject | undefined> {
-    const stamp = (w: GatewayWorkloadObject) => new Date(w.metadata?.creationTimestamp ?? 0).getTime();
-    return (await this.workloads.ours(gateway)).sort((x, y) => stamp(y) - stamp(x))[0];
+    const rank = (w: GatewayWorkloadObject) =>
+      (rolledOut(w) ? 1e15 : 0) + new Date(w.metadata?.creationTimestamp ?? 0).getTime();
+    return (await this.workloads.ours(gateway)).sort((x, y) => rank(y) - rank(x))[0];
   }
 
   private readonly readReplicaSet = (name: string) =>

@@ -42,6 +42,8 @@ async function sequence(k: KubeHarness, spec: GatewaySpec): Promise<void> {
         if (!(e instanceof GatewayNotReadyError)) throw e;
       },
     );
+    // meanwhile the gateway is still the Deployment's pod, which answers
+    assert.match((await runtime.gateway(spec.name))?.location ?? '', /^pod \S+\/vpc-nat-gw-ngw-[a-z0-9]+-[a-z0-9]+$/);
     await (await runtime.ensureGateway(sts)).handle.readState();
     assert.deepEqual(await runtime.listGateways(), [spec.name]);
     assert.equal(await runtime.removeGateway(spec.name), true);
