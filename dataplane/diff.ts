@@ -8,6 +8,7 @@ import {
   type GatewayState,
   type NatChain,
   type PolicyRule,
+  type RuleChange,
   type Route,
   type IptablesBackend,
   type StateRead,
@@ -39,11 +40,6 @@ export interface RouteDiff extends SetDiff<Route> {
    * so the old one is not also removed: deleting it after the replace finds nothing and fails.
    */
   change: { from: Route; to: Route }[];
-}
-
-export interface RuleChange {
-  chain: NatChain;
-  spec: string;
 }
 
 export interface ChangeSet {

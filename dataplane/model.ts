@@ -123,6 +123,12 @@ export type HookChain = (typeof HOOK_CHAINS)[number];
 export type NatChain = OwnedChain | HookChain;
 export const NAT_CHAINS: readonly NatChain[] = [...HOOK_CHAINS, ...OWNED_CHAINS];
 
+/** One rule added to or removed from a nat chain. */
+export interface RuleChange {
+  chain: NatChain;
+  spec: string;
+}
+
 export function isOwnedChain(name: string): name is OwnedChain {
   return (OWNED_CHAINS as readonly string[]).includes(name);
 }

@@ -1,8 +1,7 @@
 // iptables rule specs in the exact form iptables-save prints them, so a compiled state and a
 // state read back from a gateway compare as plain text. Also turns a spec back into words.
 import type { ConntrackFilter } from './conntrack.ts';
-import type { RuleChange } from './diff.ts';
-import type { Protocol } from './model.ts';
+import type { Protocol, RuleChange } from './model.ts';
 
 export const jump = (chain: string) => `-j ${chain}`;
 
@@ -51,11 +50,9 @@ export const hairpinSnat = (eip: string, internalCidr: string) =>
 const IP = '(\\d+\\.\\d+\\.\\d+\\.\\d+)';
 const FLOATING_DNAT = new RegExp(`^-d ${IP}/32 -j DNAT --to-destination ${IP}$`);
 const FLOATING_SNAT = new RegExp(`^-s ${IP}/32 -j SNAT --to-source ${IP}$`);
-const PORT_FORWARD = new RegExp(
-  `^-d ${IP}/32 -p (tcp|udp) -m (?:tcp|udp) --dport (\\d+) -j DNAT --to-destination ${IP}:(\\d+)$`,
-);
-const SHARED_FORWARD = new RegExp(
-  `^-d ${IP}/32 -p (tcp|udp) -m (?:tcp|udp) --dport (\\d+) -m statistic --mode nth --every (\\d+) --packet 0 -j DNAT --to-destination ${IP}:(\\d+)$`,
+/** a port forward, exclusive or (with its `every`) one backend of a shared port */
+const FORWARD = new RegExp(
+  `^-d ${IP}/32 -p (tcp|udp) -m (?:tcp|udp) --dport (\\d+)(?: -m statistic --mode nth --every (\\d+) --packet 0)? -j DNAT --to-destination ${IP}:(\\d+)$`,
 );
 const SOURCE_NAT = new RegExp(`^-s ${IP}/(\\d+) -o net1 -j SNAT --to-source ${IP}$`);
 const HAIRPIN = new RegExp(`^-s ${IP}/(\\d+) -o eth0 -m conntrack --ctstate DNAT -j SNAT --to-source ${IP}$`);
@@ -66,10 +63,11 @@ export function describeRule(chain: string, spec: string): string {
   if (chain === 'EXCLUSIVE_DNAT' && (m = FLOATING_DNAT.exec(spec))) return `floating IP ${m[1]} -> ${m[2]}`;
   if (chain === 'EXCLUSIVE_SNAT' && (m = FLOATING_SNAT.exec(spec)))
     return `floating IP ${m[2]} <- ${m[1]} (its outbound side)`;
-  if (chain === 'SHARED_DNAT' && (m = PORT_FORWARD.exec(spec)))
-    return `port forward ${m[2]} ${m[1]}:${m[3]} -> ${m[4]}:${m[5]}`;
-  if (chain === 'SHARED_DNAT' && (m = SHARED_FORWARD.exec(spec)))
-    return `port forward ${m[2]} ${m[1]}:${m[3]} -> ${m[5]}:${m[6]} (shared, 1 in ${m[4]} of what is left)`;
+  const f = forwardOf(chain, spec);
+  if (f) {
+    const what = `port forward ${f.protocol} ${f.eip}:${f.externalPort} -> ${f.internalIp}:${f.internalPort}`;
+    return f.every === undefined ? what : `${what} (shared, 1 in ${f.every} of what is left)`;
+  }
   if (chain === 'SHARED_SNAT' && (m = SOURCE_NAT.exec(spec))) return `SNAT ${m[1]}/${m[2]} -> ${m[3]}`;
   if (chain === 'HAIRPIN_SNAT' && (m = HAIRPIN.exec(spec))) return `hairpin SNAT ${m[1]}/${m[2]} -> ${m[3]}`;
   if (spec.startsWith('-j ')) return `hook ${chain} ${spec}`;
@@ -84,13 +82,11 @@ export function conntrackFilters(chain: string, spec: string): ConntrackFilter[]
   let m: RegExpExecArray | null;
   if (chain === 'EXCLUSIVE_DNAT' && (m = FLOATING_DNAT.exec(spec))) return [{ origDst: m[1]! }];
   if (chain === 'EXCLUSIVE_SNAT' && (m = FLOATING_SNAT.exec(spec))) return [{ origSrc: m[1]!, replyDst: m[2]! }];
-  if (chain === 'SHARED_DNAT' && (m = PORT_FORWARD.exec(spec))) {
-    return [{ protocol: m[2] as Protocol, origDst: m[1]!, origDport: Number(m[3]) }];
-  }
-  // only this backend's connections: the port's other backends keep theirs
-  const shared = chain === 'SHARED_DNAT' ? forwardOf(chain, spec) : undefined;
-  if (shared?.every !== undefined) {
-    const { protocol, eip, externalPort, internalIp, internalPort } = shared;
+  // only this backend's connections, exclusive or shared: the port may be another backend's now
+  // (a forward that became shared in the same change), and its connections are kept
+  const forward = forwardOf(chain, spec);
+  if (forward) {
+    const { protocol, eip, externalPort, internalIp, internalPort } = forward;
     return [{ protocol, origDst: eip, origDport: externalPort, replySrc: internalIp, replySport: internalPort }];
   }
   if (
@@ -114,19 +110,7 @@ export interface Forward {
 }
 
 export function forwardOf(chain: string, spec: string): Forward | undefined {
-  if (chain !== 'SHARED_DNAT') return undefined;
-  let m = PORT_FORWARD.exec(spec);
-  if (m) {
-    const [, eip, protocol, port, ip, iport] = m;
-    return {
-      eip: eip!,
-      protocol: protocol as Protocol,
-      externalPort: Number(port),
-      internalIp: ip!,
-      internalPort: Number(iport),
-    };
-  }
-  m = SHARED_FORWARD.exec(spec);
+  const m = chain === 'SHARED_DNAT' ? FORWARD.exec(spec) : null;
   if (!m) return undefined;
   const [, eip, protocol, port, every, ip, iport] = m;
   return {
@@ -135,7 +119,7 @@ export function forwardOf(chain: string, spec: string): Forward | undefined {
     externalPort: Number(port),
     internalIp: ip!,
     internalPort: Number(iport),
-    every: Number(every),
+    ...(every === undefined ? {} : { every: Number(every) }),
   };
 }
 

@@ -119,7 +119,20 @@ describe('conntrack', () => {
       ran.filter((a) => a[0] === 'conntrack'),
       [
         ['conntrack', '-L'],
-        ['conntrack', '-D', '-p', 'tcp', '-d', '192.168.0.112', '--dport', '8017'],
+        [
+          'conntrack',
+          '-D',
+          '-p',
+          'tcp',
+          '-d',
+          '192.168.0.112',
+          '--dport',
+          '8017',
+          '-r',
+          '10.0.1.10',
+          '--reply-port-src',
+          '80',
+        ],
       ],
     );
     assert.equal(

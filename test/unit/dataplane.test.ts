@@ -272,7 +272,22 @@ describe('diff', () => {
     const conntrack = changeSetCommands(changes).filter((c) => c.argv[0] === 'conntrack');
     assert.deepEqual(
       conntrack.map((c) => c.argv),
-      [['conntrack', '-D', '-p', 'tcp', '-d', '192.168.0.112', '--dport', '8888']],
+      [
+        [
+          'conntrack',
+          '-D',
+          '-p',
+          'tcp',
+          '-d',
+          '192.168.0.112',
+          '--dport',
+          '8888',
+          '-r',
+          '10.0.1.10',
+          '--reply-port-src',
+          '80',
+        ],
+      ],
     );
     assert.deepEqual(describeChanges(changes), [
       '+ port forward tcp 192.168.0.112:8889 -> 10.0.1.10:80',

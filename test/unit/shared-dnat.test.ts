@@ -182,6 +182,19 @@ describe('share DNAT: one port, several backends', () => {
     );
   });
 
+  it("an exclusive forward whose port becomes other backends' deletes only its own connections", async () => {
+    const exclusive = await manifests([dnat('web-0', '10.0.1.10')]);
+    const before = compileGateway(exclusive.result.desired.gateways.get('ngw')!);
+    const after = compileGateway(await gateway('10.0.1.11', '10.0.1.12'));
+    // the new backends' connections, made between the restore and the clean-up, are kept
+    assert.deepEqual(
+      changeSetCommands(diffStates(before, after))
+        .filter((c) => c.argv[0] === 'conntrack')
+        .map((c) => c.argv.slice(-4)),
+      [['-r', '10.0.1.10', '--reply-port-src', '80']],
+    );
+  });
+
   it("the conntrack listing's reply source picks out one backend's entries", () => {
     const entries = parseConntrackList(
       [

@@ -67,7 +67,7 @@ describe('a small change reads no more than it must', async () => {
     assert.equal(batches.length, 1);
     assert.deepEqual(argvs(batches[0]!), [
       'iptables-legacy-restore -w --noflush',
-      'conntrack -D -p tcp -d 192.168.0.112 --dport 8888',
+      'conntrack -D -p tcp -d 192.168.0.112 --dport 8888 -r 10.0.1.10 --reply-port-src 8080',
     ]);
   });
 
