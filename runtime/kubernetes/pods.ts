@@ -17,7 +17,8 @@ export function podReadiness(pod: V1Pod): { ready: boolean } {
 export function notReadyReason(pods: readonly V1Pod[], events: readonly CoreV1Event[], timeoutMs: number): string {
   const after = `after ${Math.round(timeoutMs / 100) / 10} s`;
   const live = pods.filter((p) => p.metadata?.deletionTimestamp === undefined);
-  if (!live.length) return `no pod was created ${after} (is the Deployment's ReplicaSet or the StatefulSet blocked? see its events)`;
+  if (!live.length)
+    return `no pod was created ${after} (is the Deployment's ReplicaSet or the StatefulSet blocked? see its events)`;
   const all: string[] = [];
   for (const pod of live) {
     const reasons: string[] = [];
