@@ -2,7 +2,8 @@
 // the three rule kinds, and the external network's NetworkAttachmentDefinition, whose macvlan
 // master is the gateway's nic. Fields as in Kube-OVN's CRDs (charts/kube-ovn/templates/
 // kube-ovn-crd.yaml) and checks as its webhook and controller make them (pkg/webhook/
-// vpc_nat_gateway.go, pkg/controller/vpc_nat_gw_nat.go). Every object is strict.
+// vpc_nat_gateway.go, pkg/controller/vpc_nat_gw_nat.go). Every object is strict but the
+// NetworkAttachmentDefinition (below).
 import { z } from 'zod';
 import { ipv4Address, ipv4Network, port, protocol } from '../../common/ipv4-schema.ts';
 import { isIPv4 } from '../../common/ipv4.ts';
@@ -83,12 +84,17 @@ export const IptablesSnatRuleSchema = z.strictObject({
 });
 export type IptablesSnatRule = z.output<typeof IptablesSnatRuleSchema>;
 
-/** Namespaced, unlike Kube-OVN's kinds: without a namespace kubectl would put it in `default`. */
-export const NetworkAttachmentDefinitionSchema = z.strictObject({
+/**
+ * Namespaced, unlike Kube-OVN's kinds: without a namespace kubectl would put it in `default`.
+ * Read leniently, unlike every other kind: a repository may hold the NADs of its workloads, or
+ * exported ones with cluster fields, and natops reads only the master of the one an external
+ * network names (a problem with that one is said where a gateway needs it: current-form.ts).
+ */
+export const NetworkAttachmentDefinitionSchema = z.object({
   apiVersion: z.literal('k8s.cni.cncf.io/v1'),
   kind: z.literal('NetworkAttachmentDefinition'),
-  metadata: metadata.extend({ namespace: k8sName.default('default') }),
-  spec: z.strictObject({ config: z.string({ error: 'must be the CNI configuration as a JSON string' }) }),
+  metadata: z.object({ name: k8sName, namespace: k8sName.default('default') }),
+  spec: z.object({ config: z.unknown() }).partial().default({}),
 });
 export type NetworkAttachmentDefinition = z.output<typeof NetworkAttachmentDefinitionSchema>;
 
@@ -96,7 +102,9 @@ export type NetworkAttachmentDefinition = z.output<typeof NetworkAttachmentDefin
  * The macvlan master a NetworkAttachmentDefinition's CNI configuration names (a plugin list's
  * first plugin that names one), or why there is none.
  */
-export function nadMaster(config: string): { master: string } | { problem: string } {
+export function nadMaster(config: unknown): { master: string } | { problem: string } {
+  if (config === undefined) return { problem: 'its spec.config is missing' };
+  if (typeof config !== 'string') return { problem: 'its spec.config must be the CNI configuration as a JSON string' };
   let parsed: unknown;
   try {
     parsed = JSON.parse(config);

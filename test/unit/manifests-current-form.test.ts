@@ -279,6 +279,35 @@ describe("the current form's rules, each a problem at its file, line and field",
     assert.match(formatIssue(one(noMaster.issues)), /its spec\.config names no "master"/);
   });
 
+  it("NetworkAttachmentDefinitions of the repository's workloads, or exported with cluster fields, are no problem", async () => {
+    const objects = toCurrentForm(seedList(await seedObjects()));
+    objects.push(
+      {
+        apiVersion: 'k8s.cni.cncf.io/v1',
+        kind: 'NetworkAttachmentDefinition',
+        metadata: { name: 'workload-net', namespace: 'apps', uid: '1b4e', resourceVersion: '77' },
+        spec: {},
+      },
+      {
+        apiVersion: 'k8s.cni.cncf.io/v1',
+        kind: 'NetworkAttachmentDefinition',
+        metadata: { name: 'sriov', namespace: 'apps' },
+        spec: { config: { cniVersion: '0.3.1', type: 'sriov' } },
+      },
+    );
+    const nad = objects.find((x) => x.kind === 'NetworkAttachmentDefinition')!;
+    (nad.metadata as Obj).uid = 'd9a1';
+    (nad.metadata as Obj).creationTimestamp = '2026-01-01T00:00:00Z';
+    const result = validateManifests([asOneFile(objects)]);
+    assert.deepEqual(result.issues.map(formatIssue), []);
+    // the external network's own, without a configuration: said where the gateway needs it
+    delete (nad.spec as Obj).config;
+    assert.match(
+      formatIssue(one(validateManifests([asOneFile(objects)]).issues)),
+      /VpcNatGateway\/ngw {2}metadata\.name: .*NetworkAttachmentDefinition kube-system\/ovn-vpc-external-network .*: its spec\.config is missing/,
+    );
+  });
+
   it('the ConfigMap nic, when given, is the nic (Kube-OVN 1.7); else the NAD master', async () => {
     const objects = toCurrentForm(seedList(await seedObjects()));
     objects.splice(
