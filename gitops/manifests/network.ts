@@ -18,8 +18,12 @@ export function networkModel(desired: Desired): NetworkModel {
     }
   }
   return {
-    // without the ConfigMap's nic, the gateways' (their external network's NetworkAttachmentDefinition's master)
-    nic: desired.config?.data.nic ?? [...desired.gateways.values()][0]?.workload.nic ?? DEFAULT_NIC,
+    // without the ConfigMap's nic, the gateways' (their external network's NetworkAttachmentDefinition's
+    // master): the first by name, so it does not depend on the manifests' order or on which are valid
+    nic:
+      desired.config?.data.nic ??
+      [...desired.gateways.values()].sort((a, b) => a.name.localeCompare(b.name))[0]?.workload.nic ??
+      DEFAULT_NIC,
     vpcs: [...vpcNames]
       .sort()
       .map((name) => ({ name, staticRoutes: (desired.vpcs.get(name)?.staticRoutes ?? []).map((r) => ({ ...r })) })),

@@ -99,6 +99,9 @@ const NO_PROGRAM = /executable file not found|no such file or directory/i;
  * Checks each pod's userland once (by UID) before natops first runs a command in it. Only a pod
  * that passed is remembered: a failing one is checked again (and fails again) on the next job.
  */
+/** Pods remembered as checked; beyond that the memory starts again. */
+const PASSED_KEPT = 1024;
+
 export function userlandChecker(kube: KubeExec): (pod: PodRef & { uid: string; image: string }) => Promise<void> {
   const passed = new Set<string>();
   return async (pod) => {
@@ -113,6 +116,8 @@ export function userlandChecker(kube: KubeExec): (pod: PodRef & { uid: string; i
     );
     const problems = userlandProblems(r.stdout);
     if (problems.length) throw new GatewayImageError(pod.image, where, problems);
+    // Replaced pods' UIDs would pile up for the life of serve; forgetting costs one check per pod.
+    if (passed.size >= PASSED_KEPT) passed.clear();
     passed.add(pod.uid);
   };
 }

@@ -308,6 +308,24 @@ describe("the current form's rules, each a problem at its file, line and field",
     );
   });
 
+  it("without the ConfigMap's nic, the lab's underlay is the first gateway's by name, in any order", async () => {
+    const desired = valid(current(seedList(await seedObjects()))).desired;
+    assert.equal(desired.config?.data.nic, undefined);
+    const ngw = desired.gateways.get('ngw')!;
+    const other = { ...ngw, name: 'agw', workload: { ...ngw.workload, nic: 'eth9' } };
+    for (const gateways of [
+      new Map([
+        ['ngw', ngw],
+        ['agw', other],
+      ]),
+      new Map([
+        ['agw', other],
+        ['ngw', ngw],
+      ]),
+    ])
+      assert.equal(networkModel({ ...desired, gateways }).nic, 'eth9');
+  });
+
   it('the ConfigMap nic, when given, is the nic (Kube-OVN 1.7); else the NAD master', async () => {
     const objects = toCurrentForm(seedList(await seedObjects()));
     objects.splice(
