@@ -181,7 +181,7 @@ export class CurrentForm {
 
     const eipByName = new Map<string, { v4ip: string; gateway: string }>();
     const addressOwner = new Map<string, Located<IptablesEip>>();
-    const eips = this.firstOfEach(this.eips, report);
+    const eips = firstOfEach(this.eips, report);
     // every address written, so an EIP without v4ip is given none of them, wherever it comes later
     const written = [
       ...eips.flatMap((e) => e.value.spec.v4ip ?? []),
@@ -268,17 +268,17 @@ export class CurrentForm {
       (x.lists[list] as Spec[L][number][]).push(entry);
       x.origins[list].push({ doc: r.doc, id: r.id, path: (f) => ['spec', f] });
     };
-    for (const r of this.firstOfEach(this.fips, report)) {
+    for (const r of firstOfEach(this.fips, report)) {
       const eip = eipOf(r);
       if (eip) rule(r, eip.gateway, 'floatingIpRules', { eip: eip.v4ip, internalIp: r.value.spec.internalIp });
     }
-    for (const r of this.firstOfEach(this.dnats, report)) {
+    for (const r of firstOfEach(this.dnats, report)) {
       // a share rule is one backend of its port; dnat-rules.ts checks the port's rules together
       const { type, eip: _name, ...forward } = r.value.spec;
       const eip = eipOf(r);
       if (eip) rule(r, eip.gateway, 'dnatRules', { ...forward, eip: eip.v4ip, ...(type && { type }) });
     }
-    for (const r of this.firstOfEach(this.snats, report)) {
+    for (const r of firstOfEach(this.snats, report)) {
       const eip = eipOf(r);
       if (eip) rule(r, eip.gateway, 'snatRules', { eip: eip.v4ip, internalCIDR: r.value.spec.internalCIDR });
     }
@@ -367,17 +367,6 @@ export class CurrentForm {
     this.notApplied.push({ pos: l.doc.locate(path), resource: l.id, reason: `${field}: ${reason}` });
   }
 
-  private firstOfEach<T extends { metadata: { name: string } }>(list: Located<T>[], report: Report): Located<T>[] {
-    const first = new Map<string, Located<T>>();
-    for (const item of list) {
-      const prior = first.get(item.value.metadata.name);
-      if (prior)
-        report(item.doc, item.id, ['metadata', 'name'], `${item.id} is already defined at ${where(prior.doc)}`);
-      else first.set(item.value.metadata.name, item);
-    }
-    return [...first.values()];
-  }
-
   /** The master of the gateway's external network's NetworkAttachmentDefinition, as Kube-OVN finds it. */
   private nadNic(
     g: Located<VpcNatGateway>,
@@ -460,4 +449,18 @@ function remapped(g: Located<VpcNatGateway>, x: Extras, report: Report): Report 
       text + (typeof field === 'string' ? (o.note?.[field] ?? '') : ''),
     );
   };
+}
+
+/** The first resource of each name; later ones are reported as duplicates and set aside. */
+export function firstOfEach<T extends { metadata: { name: string } }>(
+  list: Located<T>[],
+  report: Report,
+): Located<T>[] {
+  const first = new Map<string, Located<T>>();
+  for (const item of list) {
+    const prior = first.get(item.value.metadata.name);
+    if (prior) report(item.doc, item.id, ['metadata', 'name'], `${item.id} is already defined at ${where(prior.doc)}`);
+    else first.set(item.value.metadata.name, item);
+  }
+  return [...first.values()];
 }

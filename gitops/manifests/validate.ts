@@ -6,7 +6,7 @@ import { DEFAULT_NAT_GW_NAME_PREFIX, type GatewaySpec } from '../../dataplane/mo
 import { DEFAULT_WORKLOAD_POLICY, type WorkloadPolicy } from '../../dataplane/workload-policy.ts';
 import { DEFAULT_NIC, type StaticRoute } from '../../dataplane/network.ts';
 import { classify, yaml11Hint, type NatopsKind } from './attribution.ts';
-import { brokenSets, CurrentForm, isHostIn, where, type Broken, type Located } from './current-form.ts';
+import { brokenSets, CurrentForm, firstOfEach, isHostIn, type Broken, type Located } from './current-form.ts';
 import { formatFieldPath, type ManifestIssue, type SourcePos } from './issues.ts';
 import {
   DEFAULT_LOAD_LIMITS,
@@ -143,26 +143,16 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
     else current.add(parsed.kind, parsed.located);
   }
 
-  /** The first resource of each name; later ones are reported as duplicates and set aside. */
-  const firstOfEach = <T extends { metadata: { name: string } }>(list: Located<T>[]): Located<T>[] => {
-    const first = new Map<string, Located<T>>();
-    for (const item of list) {
-      const prior = first.get(item.value.metadata.name);
-      if (prior)
-        report(item.doc, item.id, ['metadata', 'name'], `${item.id} is already defined at ${where(prior.doc)}`);
-      else first.set(item.value.metadata.name, item);
-    }
-    return [...first.values()];
-  };
+  const firstOf = <T extends { metadata: { name: string } }>(list: Located<T>[]) => firstOfEach(list, report);
 
-  const config = firstOfEach(configs)[0];
+  const config = firstOf(configs)[0];
   // Kube-OVN's current ConfigMap: the gateways' image, and their workload is its StatefulSet
-  const natConfig = firstOfEach(natConfigs)[0];
-  const uniqueVpcs = firstOfEach(vpcs);
+  const natConfig = firstOf(natConfigs)[0];
+  const uniqueVpcs = firstOf(vpcs);
   const vpcByName = new Map(uniqueVpcs.map((v) => [v.value.metadata.name, v]));
   const subnetInfo = new Map<string, SubnetInfo>();
 
-  for (const s of firstOfEach(subnets)) {
+  for (const s of firstOf(subnets)) {
     const name = s.value.metadata.name;
     const before = issues.length;
     const cidr = parseCidr(s.value.spec.cidrBlock)!;
@@ -221,7 +211,7 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
     );
   }
   const maxGateways = options.maxGateways ?? DEFAULT_LOAD_LIMITS.maxGateways;
-  const within = withinGatewayLimit(firstOfEach(gateways), maxGateways, issues);
+  const within = withinGatewayLimit(firstOf(gateways), maxGateways, issues);
   // without a readable ConfigMap its absence is the gateways' problem (above), not their nic
   const configNic = config ? config.value.data.nic : DEFAULT_NIC;
   const inputs = current.resolve(within, { subnets: subnetInfo, broken, configNic }, report);
