@@ -98,6 +98,56 @@ export const VpcStaticRouteSchema = z.strictObject({
   policy: z.enum(['policyDst', 'policySrc'], { error: 'must be policyDst or policySrc' }).default('policyDst'),
 });
 
+/**
+ * Fields of Kube-OVN's CRDs that are about its logical network, not a NAT gateway: accepted as
+ * Kube-OVN takes them (an exported Vpc or Subnet carries them) and left to it. A name outside
+ * Kube-OVN's CRD is still an unknown field (a misspelling). docs/kube-ovn-fields.md lists them;
+ * test/unit/kube-ovn-fields.test.ts holds both to the CRDs.
+ */
+export const KUBE_OVN_OWN_FIELDS = {
+  Vpc: [
+    'bfdPort',
+    'defaultSubnet',
+    'enableBfd',
+    'enableExternal',
+    'extraExternalSubnets',
+    'policyRoutes',
+    'vpcPeerings',
+  ],
+  Subnet: [
+    'acls',
+    'allowEWTraffic',
+    'dhcpV4Options',
+    'dhcpV6Options',
+    'disableGatewayCheck',
+    'disableInterConnection',
+    'enableDHCP',
+    'enableEcmp',
+    'enableExternalLBAddress',
+    'enableIPv6RA',
+    'enableLb',
+    'enableMulticastSnoop',
+    'externalEgressGateway',
+    'gatewayNodeSelectors',
+    'ipv6RAConfigs',
+    'logicalGateway',
+    'mtu',
+    'namespaceSelectors',
+    'natOutgoingPolicyRules',
+    'nodeNetwork',
+    'policyRoutingPriority',
+    'policyRoutingTableID',
+    'routeTable',
+    'u2oFeatures',
+    'u2oInterconnection',
+    'u2oInterconnectionIP',
+    'vips',
+    'vlan',
+  ],
+} as const;
+const leftToKubeOvn = <F extends string>(fields: readonly F[]) =>
+  Object.fromEntries(fields.map((f) => [f, z.unknown().optional()])) as { [K in F]: z.ZodOptional<z.ZodUnknown> };
+
 export const VpcSchema = z.strictObject({
   apiVersion: z.literal('kubeovn.io/v1'),
   kind: z.literal('Vpc'),
@@ -106,6 +156,7 @@ export const VpcSchema = z.strictObject({
     .strictObject({
       namespaces: z.array(k8sName).optional(),
       staticRoutes: z.array(VpcStaticRouteSchema).default([]),
+      ...leftToKubeOvn(KUBE_OVN_OWN_FIELDS.Vpc),
     })
     .default({ staticRoutes: [] }),
 });
@@ -144,6 +195,7 @@ export const SubnetSchema = z.strictObject({
     natOutgoing: z.boolean().optional(),
     private: z.boolean().optional(),
     allowSubnets: z.array(ipv4Network).optional(),
+    ...leftToKubeOvn(KUBE_OVN_OWN_FIELDS.Subnet),
   }),
 });
 export type Subnet = z.output<typeof SubnetSchema>;
