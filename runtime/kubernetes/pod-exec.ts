@@ -33,20 +33,38 @@ const STDIN_UNTIL_SENTINEL =
 const AFTER_SENTINEL = '\n';
 
 /**
+ * A StatefulSet's new pod has its predecessor's name, and the API server asks the kubelet for an
+ * exec by pod name only: while the old pod's container is still stopping (deleted with a grace
+ * period of 0, as Kube-OVN's template has it, its API object goes at once), an exec may land in
+ * it, and natops would read or change the old pod. So the command runs only in the container of
+ * the pod natops means: the container keeps the UID of the pod it was first exec'd into for
+ * (`$1`, a file in its own filesystem, gone with it), and a command for another UID (`$2`) does
+ * not run: exit POD_MISMATCH_EXIT. Where the file cannot be written, the command runs unguarded.
+ */
+const POD_GUARD =
+  'f=$1 uid=$2; shift 2; was=$uid; if [ -e "$f" ]; then read -r was < "$f" || was=; else echo "$uid" 2>/dev/null > "$f"; fi; [ "$was" = "$uid" ] || { echo "natops: the container of pod UID $was, not $uid" >&2; exit 97; }; exec "$@"';
+export const POD_MISMATCH_EXIT = 97;
+/** where a gateway container keeps the UID of its pod (POD_GUARD) */
+export const POD_UID_FILE = '/tmp/.natops-pod-uid';
+
+/**
  * The argv and stdin that run `req` in the pod: under `timeout -s KILL SECS` (coreutils' and
- * BusyBox's since 1.30 both take that form; whole seconds, which both read), and with stdin
- * passed through the sentinel script. Pure, so tests run exactly this under both userlands.
+ * BusyBox's since 1.30 both take that form; whole seconds, which both read), with stdin passed
+ * through the sentinel script, and, given the pod's UID, only in that pod's container
+ * (POD_GUARD). Pure, so tests run exactly this under both userlands.
  */
 export function podCommand(
   req: Pick<ExecRequest, 'argv' | 'stdin'>,
   timeoutMs: number,
-  sentinel = `#natops-end-${randomBytes(8).toString('hex')}`,
+  opts: { sentinel?: string; pod?: { uid: string; file?: string } } = {},
 ): { command: string[]; stdin?: string } {
-  const command = ['timeout', '-s', 'KILL', String(Math.ceil(timeoutMs / 1000)), ...req.argv];
+  const guard = opts.pod ? ['sh', '-c', POD_GUARD, 'sh', opts.pod.file ?? POD_UID_FILE, opts.pod.uid] : [];
+  const command = [...guard, 'timeout', '-s', 'KILL', String(Math.ceil(timeoutMs / 1000)), ...req.argv];
   if (req.stdin === undefined) return { command };
+  const sentinel = opts.sentinel ?? `#natops-end-${randomBytes(8).toString('hex')}`;
   const body = req.stdin.endsWith('\n') || req.stdin === '' ? req.stdin : `${req.stdin}\n`;
   return {
-    command: ['sh', '-c', STDIN_UNTIL_SENTINEL, 'sh', sentinel, ...command],
+    command: [...guard, 'sh', '-c', STDIN_UNTIL_SENTINEL, 'sh', sentinel, ...command.slice(guard.length)],
     stdin: `${body}${sentinel}\n${AFTER_SENTINEL}`,
   };
 }
@@ -82,7 +100,24 @@ export interface PodRef {
   namespace: string;
   name: string;
   container: string;
+  /** the pod's UID: commands run only in its container (POD_GUARD), never an older pod's of the same name */
+  uid?: string;
 }
+
+/** The exec kept landing in another pod's container of the same name (an old pod that does not stop). */
+export class PodMismatchError extends NatopsError {
+  constructor(
+    readonly target: string,
+    readonly argv: readonly string[],
+    detail: string,
+  ) {
+    super(`${target}: \`${argv.join(' ')}\` not run: ${detail}`, { retryable: true });
+  }
+}
+
+/** How long an exec waits for an older pod's container of the same name to stop, and how often it looks. */
+const MISMATCH_WAIT_MS = 30_000;
+const MISMATCH_RETRY_MS = 250;
 
 /** The command's exit code from the exec status, or undefined when the status is not about one. */
 export function exitCodeOf(status: V1Status): number | undefined {
@@ -98,8 +133,18 @@ export function exitCodeOf(status: V1Status): number | undefined {
  */
 export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: number; bare?: boolean } = {}): Exec {
   const target = `pod ${pod.namespace}/${pod.name}`;
-  return (req) => timedCommand(req.argv, execInPod(req));
-  async function execInPod(req: ExecRequest): Promise<ExecResult> {
+  return (req) => timedCommand(req.argv, execGuarded(req));
+  // The guard's refusal means the command did not run: trying again is always safe.
+  async function execGuarded(req: ExecRequest): Promise<ExecResult> {
+    const deadline = performance.now() + MISMATCH_WAIT_MS;
+    for (;;) {
+      const r = await execInPod(req);
+      if (!('mismatch' in r)) return r;
+      if (performance.now() > deadline) throw new PodMismatchError(target, req.argv, r.mismatch);
+      await new Promise((done) => setTimeout(done, MISMATCH_RETRY_MS));
+    }
+  }
+  async function execInPod(req: ExecRequest): Promise<ExecResult | { mismatch: string }> {
     assertArgv(req.argv);
     const timeoutMs = req.timeoutMs ?? defaults.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     const out: Buffer[] = [];
@@ -114,7 +159,7 @@ export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: num
     // the in-pod timeout kills the command inside the pod; the client's timer is the backstop
     const { command, stdin: input } = defaults.bare
       ? { command: req.argv, stdin: undefined }
-      : podCommand(req, timeoutMs);
+      : podCommand(req, timeoutMs, pod.uid ? { pod: { uid: pod.uid } } : {});
     let stdin: PassThrough | null = null;
     if (input !== undefined) {
       stdin = new PassThrough();
@@ -172,6 +217,13 @@ export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: num
           ),
         );
     });
+    if (
+      pod.uid &&
+      !defaults.bare &&
+      result.code === POD_MISMATCH_EXIT &&
+      result.stderr.startsWith('natops: the container of pod UID')
+    )
+      return { mismatch: result.stderr.trim() };
     // 137: killed by the in-pod timeout (SIGKILL), reported as the namespace runner reports it
     if (result.code === 137 && performance.now() - started >= timeoutMs && !(req.okExitCodes ?? [0]).includes(137))
       throw new CommandTimeoutError(target, req.argv, timeoutMs);

@@ -167,7 +167,7 @@ export class KubernetesRuntime implements GatewayRuntime {
   private execIn(pod: V1Pod): CommandExec {
     return podExec(
       this.exec,
-      { namespace: this.ns, name: pod.metadata!.name!, container: CONTAINER },
+      { namespace: this.ns, name: pod.metadata!.name!, container: CONTAINER, uid: pod.metadata!.uid! },
       { timeoutMs: this.commandTimeoutMs },
     );
   }

@@ -5,13 +5,13 @@
 // before Kubernetes 1.30: a GNU-only option or a stdin that never ends fails here, not in a pod.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CommandError, type Exec, type ExecResult } from '../../common/exec.ts';
 import { readGatewayState } from '../../runtime/gateway-io.ts';
-import { podCommand } from '../../runtime/kubernetes/pod-exec.ts';
+import { POD_MISMATCH_EXIT, podCommand } from '../../runtime/kubernetes/pod-exec.ts';
 import { USERLAND_PROBE_ARGV, userlandProblems } from '../../runtime/kubernetes/userland.ts';
 
 const BUSYBOX = '/bin/busybox';
@@ -83,12 +83,12 @@ after(async () => {
  * An Exec that runs each request as the pod would: podCommand's argv, PATH = `path` only, stdin
  * written and never ended (as client-node cannot half-close it before Kubernetes 1.30).
  */
-function local(path: string, opts: { raw?: boolean } = {}): Exec {
+function local(path: string, opts: { raw?: boolean; pod?: { uid: string; file: string } } = {}): Exec {
   return (req) =>
     new Promise<ExecResult>((resolve, reject) => {
       const { command, stdin } = opts.raw
         ? { command: req.argv, stdin: undefined }
-        : podCommand(req, req.timeoutMs ?? 10_000);
+        : podCommand(req, req.timeoutMs ?? 10_000, opts.pod ? { pod: opts.pod } : {});
       const child = spawn(command[0]!, command.slice(1), { env: { PATH: path }, stdio: 'pipe' });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
@@ -209,6 +209,36 @@ for (const name of ['GNU', 'BusyBox']) {
       assert.deepEqual(state.routes, []);
       assert.deepEqual(state.rules, []);
       assert.deepEqual(state.sysctls, { 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.net1.promote_secondaries': '1' });
+    });
+
+    it("a command runs only in the container of the pod it is meant for (a StatefulSet's old pod has its name)", async () => {
+      const file = join(root, name, 'pod-uid');
+      const ran = join(root, name, 'ran');
+      const touch = { argv: ['sh', '-c', 'cat > "$1"', 'sh', ran], stdin: 'x\n' };
+      // the first exec into a container gives it its pod's UID, and runs
+      await local(u().dir, { pod: { uid: 'uid-new', file } })(touch);
+      assert.equal((await readFile(file, 'utf8')).trim(), 'uid-new');
+      assert.equal(await readFile(ran, 'utf8'), 'x\n');
+      await rm(ran);
+      // the same pod again: runs, without stdin too
+      const same = await local(u().dir, { pod: { uid: 'uid-new', file } })({ argv: ['printf', 'ok'] });
+      assert.equal(same.stdout, 'ok');
+      // meant for another pod of the same name: refused before the command runs, with or without stdin
+      for (const req of [touch, { argv: ['sh', '-c', 'echo > "$1"', 'sh', ran] }])
+        await assert.rejects(
+          local(u().dir, { pod: { uid: 'uid-other', file } })(req),
+          (e) =>
+            e instanceof CommandError &&
+            e.code === POD_MISMATCH_EXIT &&
+            /pod UID uid-new, not uid-other/.test(e.message),
+        );
+      await assert.rejects(readFile(ran), { code: 'ENOENT' }, 'the refused command did not run');
+      // where the UID cannot be kept, the command runs as before
+      const nowhere = join(root, name, 'no-such-dir', 'pod-uid');
+      assert.equal(
+        (await local(u().dir, { pod: { uid: 'u', file: nowhere } })({ argv: ['printf', 'ran'] })).stdout,
+        'ran',
+      );
     });
 
     it('the userland check passes with the dataplane tools beside it', async () => {
