@@ -12,6 +12,8 @@ interface ExportFlags {
   form: 'current' | '1.7';
   force?: boolean;
   kubeconfig?: string;
+  adopt?: boolean;
+  namespace?: string;
 }
 
 export function addExportCommand(program: Command): void {
@@ -28,6 +30,14 @@ export function addExportCommand(program: Command): void {
     )
     .option('--force', 'write into a directory that is not empty (an earlier export: its stale files go)')
     .option('--kubeconfig <file>', 'the cluster (default NATOPS_KUBECONFIG, KUBECONFIG, ~/.kube/config, in-cluster)')
+    .option(
+      '--adopt',
+      'then hand the gateways Kube-OVN runs to natops: relabel their workloads and pods, no restart (docs/export.md); only when the files validate',
+    )
+    .option(
+      '--namespace <ns>',
+      '--adopt: where the gateway workloads run, the namespace natops will run them in (default NATOPS_NAMESPACE)',
+    )
     .action(async (opts: ExportFlags) => {
       if (opts.form === '1.7')
         throw new ExportUsageError(
@@ -66,6 +76,7 @@ export function addExportCommand(program: Command): void {
       for (const n of notApplied)
         process.stdout.write(`${n.pos.file}:${n.pos.line}:${n.pos.column}  ${n.resource}  ${n.reason}\n`);
       if (issues.length) {
+        if (opts.adopt) process.stderr.write('natops: --adopt: nothing adopted, the files do not validate\n');
         for (const issue of sortIssues(issues)) process.stderr.write(`${formatIssue(issue)}\n`);
         process.stderr.write(
           `natops: exported; ${issues.length} problem${issues.length === 1 ? '' : 's'}: natops validate refuses these files until they are fixed\n`,
@@ -75,6 +86,33 @@ export function addExportCommand(program: Command): void {
       }
       process.stdout.write(
         `valid: ${desired.vpcs.size} VPC(s), ${desired.subnets.size} subnet(s), ${desired.gateways.size} gateway(s)\n`,
+      );
+      if (!opts.adopt) return;
+      const [{ AppsV1Api, CoreV1Api, KubernetesObjectApi }, { adoptGateways }, { loadConfig }, k8sObjects, model] =
+        await Promise.all([
+          import('@kubernetes/client-node'),
+          import('../runtime/kubernetes/adoption.ts'),
+          import('../server/config.ts'),
+          import('../runtime/kubernetes/objects.ts'),
+          import('../dataplane/model.ts'),
+        ]);
+      // the namespace and instance `natops serve` will use, so that it finds what is adopted here
+      const c = loadConfig({ runtime: 'kubernetes', namespace: opts.namespace });
+      const where = { namespace: c.namespace, instance: c.instance ?? c.prefix };
+      const targets = [...desired.gateways.values()].map((g) => ({
+        gateway: g.name,
+        kind: model.workloadKind(g.workload),
+        workload: k8sObjects.workloadName(g),
+      }));
+      const record = { at: new Date().toISOString(), from: 'kube-ovn' as const, by: 'natops export --adopt' };
+      const clients = {
+        apps: kc.makeApiClient(AppsV1Api),
+        core: kc.makeApiClient(CoreV1Api),
+        objects: KubernetesObjectApi.makeApiClient(kc),
+      };
+      for (const line of await adoptGateways(clients, where, targets, record)) process.stdout.write(`${line}\n`);
+      process.stdout.write(
+        `adopted into namespace ${where.namespace}, natops instance ${where.instance}: run natops with NATOPS_NAMESPACE=${where.namespace}\n`,
       );
     });
 }

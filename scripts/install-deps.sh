@@ -2,11 +2,12 @@
 # Installs what natops, its lab and its tests need on Debian: the dataplane tools, redis-server
 # and git for the GitOps loop, chromium for the dashboard test, debootstrap and buildah for the
 # images (scripts/gateway-image.sh, scripts/natops-image.sh), busybox for the tests that run the
-# gateway pod's scripts under BusyBox's userland (test/unit/userland.test.ts), then npm packages.
+# gateway pod's scripts under BusyBox's userland (test/unit/userland.test.ts), nftables and kmod for
+# Kube-OVN's own gateway script (test/netns/kube-ovn-script.test.ts), then npm packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iproute2 iptables conntrack iputils-arping iputils-ping socat redis-server git chromium debootstrap buildah runc busybox)
+packages=(iproute2 iptables conntrack iputils-arping iputils-ping socat redis-server git chromium debootstrap buildah runc busybox nftables kmod)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

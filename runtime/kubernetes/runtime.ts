@@ -37,6 +37,7 @@ import {
   workloadName,
 } from './objects.ts';
 import { macvlanOf, notOwnedReason, podController } from './ownership.ts';
+import { adoptedDifferences, isAdopted, labelAdoptedPods } from './adoption.ts';
 import { describeApiError, podExec } from './pod-exec.ts';
 import { notReadyReason, podReadiness } from './pods.ts';
 import { watchReplacements } from './replacements.ts';
@@ -251,16 +252,25 @@ export class KubernetesRuntime implements GatewayRuntime {
       external,
       ...(subnet ? [subnet] : []),
     ]);
+    // A workload adopted from Kube-OVN (adoption.ts) is kept while its pod runs what Git asks:
+    // natops's template would restart the pod. Otherwise it is replaced like an older selector.
+    const differs = existing && isAdopted(existing) ? adoptedDifferences(existing, desired) : undefined;
+    const keep = differs?.length === 0;
+    if (keep) await this.labelAdopted(spec.name, existing!);
+    else if (differs)
+      this.warn(
+        `${describeWorkload(existing!)}, adopted from Kube-OVN, runs other than Git asks (${differs.join('; ')}): replacing it with natops's own`,
+      );
     // A selector cannot change: a workload of ours with an older one (from a natops before
     // instance labels, adopted by labelling it) is replaced, as a changed template replaces the pod.
-    if (existing && !sameLabels(existing.spec?.selector.matchLabels, desired.spec.selector.matchLabels)) {
+    if (!keep && existing && !sameLabels(existing.spec?.selector.matchLabels, desired.spec.selector.matchLabels)) {
       this.warn(`${describeWorkload(existing)} has an older selector: recreating it`);
       await this.removeWorkload(spec.name, existing, false);
       existing = undefined;
     }
     // "created": the pod that answers now is not the one there was (any pod, ready or not: a new pod starts empty)
     const before = new Set((existing ? await this.ownedPods(spec.name, existing) : []).map((p) => p.metadata?.uid));
-    await this.apply(desired as KubernetesObject);
+    if (!keep) await this.apply(desired as KubernetesObject);
     const pod = await this.waitForPod(spec.name, { kind, name });
     // A change of form: the old workload goes once the new one's pod is Ready (until then the old
     // one answers; a new pod that never gets Ready leaves it in place). Cut off first, as on removal.
@@ -377,7 +387,16 @@ export class KubernetesRuntime implements GatewayRuntime {
   async gateway(name: string): Promise<GatewayHandle | undefined> {
     const w = await this.current(name);
     if (!w) return undefined;
+    if (isAdopted(w)) await this.labelAdopted(name, w);
     return this.handle(name, await this.waitForPod(name, { kind: w.kind, name: w.metadata!.name! }));
+  }
+
+  /** An adopted workload's pods made since its adoption get natops's labels, or natops would not find them. */
+  private async labelAdopted(gateway: string, w: GatewayWorkloadObject): Promise<void> {
+    const where = { namespace: this.ns, instance: this.settings.instance };
+    const clients = { apps: this.apps, core: this.core, objects: this.objects };
+    for (const pod of await labelAdoptedPods(clients, where, gateway, w))
+      this.warn(`gateway ${gateway}: pod ${this.ns}/${pod} of adopted ${describeWorkload(w)} given natops's labels`);
   }
 
   /** This instance's gateways: its Deployments and StatefulSets, by their labels and name. */
