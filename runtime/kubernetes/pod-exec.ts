@@ -115,6 +115,12 @@ export class PodMismatchError extends NatopsError {
   }
 }
 
+/**
+ * containerd's answers when the kubelet picked an old pod's container of the same name that has
+ * stopped (POD_GUARD's case, one step later): the exec was never created.
+ */
+const STOPPED_CONTAINER = /failed to create exec .*(cannot exec in a stopped state|task [0-9a-f]+ not found)/;
+
 /** How long an exec waits for an older pod's container of the same name to stop, and how often it looks. */
 const MISMATCH_WAIT_MS = 30_000;
 const MISMATCH_RETRY_MS = 250;
@@ -134,11 +140,16 @@ export function exitCodeOf(status: V1Status): number | undefined {
 export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: number; bare?: boolean } = {}): Exec {
   const target = `pod ${pod.namespace}/${pod.name}`;
   return (req) => timedCommand(req.argv, execGuarded(req));
-  // The guard's refusal means the command did not run: trying again is always safe.
+  // The guard's refusal means the command did not run, and so does an exec the container runtime
+  // could not create in an old pod's stopped container: trying again is always safe.
   async function execGuarded(req: ExecRequest): Promise<ExecResult> {
     const deadline = performance.now() + MISMATCH_WAIT_MS;
     for (;;) {
-      const r = await execInPod(req);
+      const r = await execInPod(req).catch((e: unknown) => {
+        if (pod.uid && e instanceof ExecTransportError && STOPPED_CONTAINER.test(e.message))
+          return { mismatch: e.message };
+        throw e;
+      });
       if (!('mismatch' in r)) return r;
       if (performance.now() > deadline) throw new PodMismatchError(target, req.argv, r.mismatch);
       await new Promise((done) => setTimeout(done, MISMATCH_RETRY_MS));
