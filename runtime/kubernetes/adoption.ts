@@ -6,6 +6,7 @@
 // StatefulSet no VpcNatGateway names); its pods get natops's labels. Neither selector nor template
 // changes, so no pod restarts. natops keeps such a workload while its pod runs what Git asks
 // (adoptedDifferences), and replaces it with its own at the first change that needs another pod.
+// A pod the workload makes later has its template's labels only: adopting again labels it.
 import {
   type AppsV1Api,
   type CoreV1Api,
@@ -100,7 +101,11 @@ export async function adoptGateways(
       continue;
     }
     if (isOurs(w.metadata?.labels, where.instance, t.gateway)) {
-      lines.push(`gateway ${t.gateway}: ${what} is already natops's (instance ${where.instance})`);
+      // a pod an adopted workload made since (from Kube-OVN's template) lacks natops's labels
+      const labelled = isAdopted(w) ? await labelAdoptedPods(clients, where, t.gateway, w) : [];
+      lines.push(
+        `gateway ${t.gateway}: ${what} is already natops's (instance ${where.instance})${labelled.length ? `; labelled its pod ${labelled.join(', ')}` : ''}`,
+      );
       continue;
     }
     if (isManaged(w.metadata?.labels))
@@ -131,7 +136,7 @@ export async function adoptGateways(
  * ReplicaSet made after the adoption (a pod deleted, a node restarted) has Kube-OVN's template's
  * labels only. Returns the pods labelled.
  */
-export async function labelAdoptedPods(
+async function labelAdoptedPods(
   clients: { apps: AppsV1Api; core: CoreV1Api; objects: KubernetesObjectApi },
   where: { namespace: string; instance: string },
   gateway: string,

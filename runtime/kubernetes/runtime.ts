@@ -37,7 +37,7 @@ import {
   workloadName,
 } from './objects.ts';
 import { macvlanOf, notOwnedReason, podController } from './ownership.ts';
-import { adoptedDifferences, isAdopted, labelAdoptedPods } from './adoption.ts';
+import { adoptedDifferences, isAdopted } from './adoption.ts';
 import { describeApiError, podExec } from './pod-exec.ts';
 import { notReadyReason, podReadiness } from './pods.ts';
 import { watchReplacements } from './replacements.ts';
@@ -256,8 +256,7 @@ export class KubernetesRuntime implements GatewayRuntime {
     // natops's template would restart the pod. Otherwise it is replaced like an older selector.
     const differs = existing && isAdopted(existing) ? adoptedDifferences(existing, desired) : undefined;
     const keep = differs?.length === 0;
-    if (keep) await this.labelAdopted(spec.name, existing!);
-    else if (differs)
+    if (differs?.length)
       this.warn(
         `${describeWorkload(existing!)}, adopted from Kube-OVN, runs other than Git asks (${differs.join('; ')}): replacing it with natops's own`,
       );
@@ -387,16 +386,7 @@ export class KubernetesRuntime implements GatewayRuntime {
   async gateway(name: string): Promise<GatewayHandle | undefined> {
     const w = await this.current(name);
     if (!w) return undefined;
-    if (isAdopted(w)) await this.labelAdopted(name, w);
     return this.handle(name, await this.waitForPod(name, { kind: w.kind, name: w.metadata!.name! }));
-  }
-
-  /** An adopted workload's pods made since its adoption get natops's labels, or natops would not find them. */
-  private async labelAdopted(gateway: string, w: GatewayWorkloadObject): Promise<void> {
-    const where = { namespace: this.ns, instance: this.settings.instance };
-    const clients = { apps: this.apps, core: this.core, objects: this.objects };
-    for (const pod of await labelAdoptedPods(clients, where, gateway, w))
-      this.warn(`gateway ${gateway}: pod ${this.ns}/${pod} of adopted ${describeWorkload(w)} given natops's labels`);
   }
 
   /** This instance's gateways: its Deployments and StatefulSets, by their labels and name. */

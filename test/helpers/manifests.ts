@@ -21,10 +21,21 @@ const VERSION = (
 export const TEST_CLUSTER_IMAGE = process.env.NATOPS_GATEWAY_IMAGE ?? `natops/vpc-nat-gateway:${VERSION}`;
 
 /**
- * The images tests' manifests name: the product's default and the test cluster's. The harnesses
+ * A gateway image whose userland is BusyBox's, as Kube-OVN's own (Alpine) image is
+ * (scripts/gateway-busybox-image.sh makes it, .ci/run loads it): the current form's tests run on it.
+ */
+export const TEST_BUSYBOX_IMAGE =
+  process.env.NATOPS_GATEWAY_BUSYBOX_IMAGE ?? `natops/vpc-nat-gateway-busybox:${VERSION}`;
+
+/**
+ * The images tests' manifests name: the product's default and the test cluster's two. The harnesses
  * that run natops (pipeline.ts, cli.ts) allow these; the product's default stays the one image.
  */
-export const TEST_GATEWAY_IMAGES: readonly string[] = [...DEFAULT_GATEWAY_IMAGES, TEST_CLUSTER_IMAGE];
+export const TEST_GATEWAY_IMAGES: readonly string[] = [
+  ...DEFAULT_GATEWAY_IMAGES,
+  TEST_CLUSTER_IMAGE,
+  TEST_BUSYBOX_IMAGE,
+];
 
 /** The product's workload policy with TEST_GATEWAY_IMAGES: for in-process validation of the cluster's manifests. */
 export const TEST_WORKLOAD_POLICY: WorkloadPolicy = { images: TEST_GATEWAY_IMAGES, allowControlPlane: false };

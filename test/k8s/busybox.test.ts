@@ -4,7 +4,6 @@
 // Network mode kube-ovn on the cluster's own network, with a host veth of the test's own as the
 // macvlan master (no lab): it can run beside the tests that make labs.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Exec } from '@kubernetes/client-node';
 import type { Exec as CommandExec } from '../../common/exec.ts';
@@ -15,13 +14,8 @@ import type { KubernetesRuntime } from '../../runtime/kubernetes/runtime.ts';
 import { GatewayImageError } from '../../runtime/kubernetes/userland.ts';
 import { reconcileGateway } from '../../runtime/reconcile.ts';
 import { KubeHarness, seedOnHostVeth } from '../helpers/k8s.ts';
-import { seedSpec, set, TEST_WORKLOAD_POLICY } from '../helpers/manifests.ts';
+import { seedSpec, set, TEST_BUSYBOX_IMAGE, TEST_WORKLOAD_POLICY } from '../helpers/manifests.ts';
 
-const VERSION = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
-/** loaded into the cluster by .ci/run (scripts/gateway-busybox-image.sh, then cluster.sh load-image) */
-const BUSYBOX_IMAGE = process.env.NATOPS_GATEWAY_BUSYBOX_IMAGE ?? `natops/vpc-nat-gateway-busybox:${VERSION}`;
 /** an image on the node with sh, sed, timeout and sleep but no dataplane tools (.ci/run loads it for the chart) */
 const TOOLLESS_IMAGE = process.env.NATOPS_REDIS_IMAGE ?? 'natops/redis:7-bookworm';
 
@@ -33,7 +27,7 @@ describe('a gateway on a BusyBox userland', () => {
   /** the seed on the BusyBox image, on the test's own host veth, `change`d */
   const onBusybox = async (change?: Parameters<typeof seedSpec>[0]): Promise<GatewaySpec> => {
     const s = await seedSpec(change);
-    return { ...s, workload: { ...s.workload, image: BUSYBOX_IMAGE, nic: veth!.spec.workload.nic } };
+    return { ...s, workload: { ...s.workload, image: TEST_BUSYBOX_IMAGE, nic: veth!.spec.workload.nic } };
   };
   /** a command in the gateway's pod as the admin, through the same transport */
   const inPod = async (gateway: string): Promise<CommandExec> => {
@@ -50,7 +44,7 @@ describe('a gateway on a BusyBox userland', () => {
     k = await KubeHarness.create();
     runtime = k.runtime({
       mode: 'kube-ovn',
-      policy: { ...TEST_WORKLOAD_POLICY, images: [...TEST_WORKLOAD_POLICY.images, BUSYBOX_IMAGE, TOOLLESS_IMAGE] },
+      policy: { ...TEST_WORKLOAD_POLICY, images: [...TEST_WORKLOAD_POLICY.images, TOOLLESS_IMAGE] },
     });
     spec = await onBusybox();
   });

@@ -13,29 +13,16 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import {
-  ApiextensionsV1Api,
-  CoreV1Api,
-  KubeConfig,
-  RbacAuthorizationV1Api,
-  type V1CustomResourceDefinition,
-  type V1PolicyRule,
-} from '@kubernetes/client-node';
-import { parseAllDocuments, stringify } from 'yaml';
-import { run } from '../../common/exec.ts';
+import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type V1PolicyRule } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { natops } from '../helpers/cli.ts';
 import { EXTERNAL_NETWORK, seedList, toCurrentForm } from '../helpers/current-form.ts';
 import { adminConfig, KUBECONFIG } from '../helpers/k8s.ts';
+import { installKubeOvnCrds, kubeOvnConfigMaps, kubectl } from '../helpers/kube-ovn.ts';
 import { SEED_DIR, seedObjects, type Obj } from '../helpers/manifests.ts';
 
-const CRDS = fileURLToPath(new URL('../fixtures/kube-ovn/crds.yaml', import.meta.url));
 const EXPORT_RBAC = fileURLToPath(new URL('../../deploy/kubernetes/export-rbac.yaml', import.meta.url));
-const CONFIG = { namespace: 'kube-system', name: 'ovn-vpc-nat-gw-config' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function kubectl(args: string[], okExitCodes = [0]) {
-  return run(['kubectl', '--kubeconfig', KUBECONFIG, ...args], { okExitCodes, timeoutMs: 60_000 });
-}
 
 /** Every *.yaml under `dir`, relative and sorted. */
 async function filesUnder(dir: string): Promise<string[]> {
@@ -48,55 +35,23 @@ async function filesUnder(dir: string): Promise<string[]> {
 
 describe('natops export of a cluster holding the seed in Kube-OVN’s current form', () => {
   const admin = adminConfig();
-  const ext = admin.makeApiClient(ApiextensionsV1Api);
   const core = admin.makeApiClient(CoreV1Api);
   const namespace = `natops-x${randomBytes(4).toString('hex')}`;
-  const createdCrds: string[] = [];
-  let createdConfig = false;
+  let crds: Awaited<ReturnType<typeof installKubeOvnCrds>> | undefined;
+  let configs: Awaited<ReturnType<typeof kubeOvnConfigMaps>> | undefined;
   const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
   /** this test's ClusterRole and ClusterRoleBinding (cluster-scoped: removed after) */
   const roleName = `${namespace}-export`;
   let roleMade = false;
   let namespaceMade = false;
   let dir = '';
-  let objectsFile = '';
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'natops-export-'));
-    const existing = await core.readNamespacedConfigMap(CONFIG).then(
-      () => true,
-      () => false,
-    );
-    if (existing)
-      throw new Error(
-        `${CONFIG.namespace}/${CONFIG.name} exists and is not this test's: it neither uses nor changes it`,
-      );
     await core.createNamespace({ body: { metadata: { name: namespace } } });
     namespaceMade = true;
 
-    // the CRDs this cluster lacks, each recorded as soon as it is made
-    const crds = parseAllDocuments(await readFile(CRDS, 'utf8'))
-      .map((d) => d.toJS() as V1CustomResourceDefinition | null)
-      .filter((d): d is V1CustomResourceDefinition => d?.kind === 'CustomResourceDefinition');
-    for (const crd of crds) {
-      const name = crd.metadata!.name!;
-      const present = await ext.readCustomResourceDefinition({ name }).then(
-        () => true,
-        () => false,
-      );
-      if (present) continue;
-      await ext.createCustomResourceDefinition({ body: crd });
-      createdCrds.push(name);
-    }
-    for (const crd of crds) {
-      const name = crd.metadata!.name!;
-      for (let i = 0; ; i++) {
-        const c = await ext.readCustomResourceDefinition({ name });
-        if (c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')) break;
-        if (i > 100) throw new Error(`CRD ${name} not established`);
-        await sleep(100);
-      }
-    }
+    crds = await installKubeOvnCrds(admin);
 
     // the seed as Kube-OVN writes it now; the external network's attachment in this test's namespace
     const objects = toCurrentForm(seedList(await seedObjects())) as (Obj & { metadata: Obj; spec: Obj })[];
@@ -113,20 +68,9 @@ describe('natops export of a cluster holding the seed in Kube-OVN’s current fo
     const gw = objects.find((o) => o.kind === 'VpcNatGateway')!;
     gw.metadata.labels = { team: 'nat' };
     const config = objects.find((o) => o.kind === 'ConfigMap')!;
-    objectsFile = join(dir, 'objects.yaml');
-    await writeFile(objectsFile, objects.map((o) => stringify(o)).join('---\n'));
     // the ConfigMap first and on its own: once made it is this test's to remove
-    const configFile = join(dir, 'config.yaml');
-    await writeFile(configFile, stringify(config));
-    await kubectl(['create', '-f', configFile]);
-    createdConfig = true;
-    // kubectl's discovery may not know the new kinds for a moment
-    for (let i = 0; ; i++) {
-      const r = await kubectl(['apply', '-f', objectsFile], [0, 1]);
-      if (r.code === 0) break;
-      if (i > 30) throw new Error(`kubectl apply: ${r.stderr}`);
-      await sleep(500);
-    }
+    configs = await kubeOvnConfigMaps(admin, [config]);
+    await crds.apply(objects);
   });
 
   after(async () => {
@@ -134,19 +78,9 @@ describe('natops export of a cluster holding the seed in Kube-OVN’s current fo
       await rbac.deleteClusterRoleBinding({ name: roleName }).catch(() => undefined);
       await rbac.deleteClusterRole({ name: roleName }).catch(() => undefined);
     }
-    if (objectsFile) await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', objectsFile], [0, 1]);
-    for (const name of createdCrds) await ext.deleteCustomResourceDefinition({ name }).catch(() => undefined);
-    if (createdConfig) await core.deleteNamespacedConfigMap(CONFIG).catch(() => undefined);
+    await crds?.remove();
+    await configs?.remove();
     if (namespaceMade) await core.deleteNamespace({ name: namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
-    for (const name of createdCrds)
-      for (let i = 0; i < 300; i++) {
-        const gone = await ext.readCustomResourceDefinition({ name }).then(
-          () => false,
-          () => true,
-        );
-        if (gone) break;
-        await sleep(200);
-      }
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 

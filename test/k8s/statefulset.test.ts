@@ -1,6 +1,7 @@
 // Kube-OVN's current workload form through the GitOps loop: a push that adds the ConfigMap
 // ovn-vpc-nat-config moves the gateway from 1.7's Deployment to the StatefulSet
-// `<natGwNamePrefix>-<name>`, which answers real packets from lab hosts; a pod of it deleted by
+// `<natGwNamePrefix>-<name>` on an image whose userland is BusyBox's, as Kube-OVN's current
+// (Alpine) image is, which answers real packets from lab hosts; a pod of it deleted by
 // hand is repaired without a push; removing the ConfigMap moves it back; removing the gateway
 // from Git removes the StatefulSet.
 // natops runs with the shipped Role's ServiceAccount, network mode multus, the lab's networks.
@@ -9,8 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import { AppsV1Api } from '@kubernetes/client-node';
 import { deploymentName } from '../../runtime/kubernetes/objects.ts';
 import { gatewayTarget } from '../../state/records.ts';
-import { forCluster, GATEWAY_IMAGE, KubeHarness } from '../helpers/k8s.ts';
-import { type SeedObjects, set } from '../helpers/manifests.ts';
+import { forCluster, KubeHarness } from '../helpers/k8s.ts';
+import { type SeedObjects, set, TEST_BUSYBOX_IMAGE } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
 import { scenarioManifests } from '../helpers/scenario.ts';
 
@@ -20,7 +21,7 @@ const NAT_CONFIG = {
   apiVersion: 'v1',
   kind: 'ConfigMap',
   metadata: { name: 'ovn-vpc-nat-config', namespace: 'kube-system' },
-  data: { image: GATEWAY_IMAGE, natGwNamePrefix: PREFIX },
+  data: { image: TEST_BUSYBOX_IMAGE, natGwNamePrefix: PREFIX },
 };
 
 describe("Kube-OVN's current StatefulSet gateway on Kubernetes (real cluster, Redis, git, lab hosts)", () => {
@@ -83,7 +84,7 @@ describe("Kube-OVN's current StatefulSet gateway on Kubernetes (real cluster, Re
       'natops.io/gateway': 'ngw',
     });
     assert.equal(s.spec?.updateStrategy?.type, 'RollingUpdate');
-    assert.equal(s.spec?.template.spec?.containers[0]?.image, GATEWAY_IMAGE);
+    assert.equal(s.spec?.template.spec?.containers[0]?.image, TEST_BUSYBOX_IMAGE);
     assert.equal(s.spec?.template.metadata?.annotations?.['ovn.kubernetes.io/ip_address'], '10.0.1.254');
     await assert.rejects(deployment(), gone, 'the Deployment is gone once the StatefulSet answers');
     const pods = await k.core.listNamespacedPod({ namespace: k.namespace, labelSelector: 'natops.io/gateway=ngw' });
