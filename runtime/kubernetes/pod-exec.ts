@@ -36,16 +36,27 @@ const AFTER_SENTINEL = '\n';
  * A StatefulSet's new pod has its predecessor's name, and the API server asks the kubelet for an
  * exec by pod name only: while the old pod's container is still stopping (deleted with a grace
  * period of 0, as Kube-OVN's template has it, its API object goes at once), an exec may land in
- * it, and natops would read or change the old pod. So the command runs only in the container of
- * the pod natops means: the container keeps the UID of the pod it was first exec'd into for
- * (`$1`, a file in its own filesystem, gone with it), and a command for another UID (`$2`) does
- * not run: exit POD_MISMATCH_EXIT. Where the file cannot be written, the command runs unguarded.
+ * it, and natops would read or change the old pod. So the command runs only in a container of
+ * the pod natops means, by the kubelet's own evidence: the files it mounts into every container
+ * (/etc/hosts, /dev/termination-log, volumes) come from its directory `pods/<UID>/`, which
+ * /proc/self/mountinfo (`$1`) shows. Mounts of another pod's directory only: the command does not
+ * run, exit POD_MISMATCH_EXIT. No pod directory at all (a runtime that shows none): it runs.
+ * Shell builtins only, and the UID (`$2`) is a parameter, quoted in the pattern, never code.
  */
-const POD_GUARD =
-  'f=$1 uid=$2; shift 2; was=$uid; if [ -e "$f" ]; then read -r was < "$f" || was=; else echo "$uid" 2>/dev/null > "$f"; fi; [ "$was" = "$uid" ] || { echo "natops: the container of pod UID $was, not $uid" >&2; exit 97; }; exec "$@"';
 export const POD_MISMATCH_EXIT = 97;
-/** where a gateway container keeps the UID of its pod (POD_GUARD) */
-export const POD_UID_FILE = '/tmp/.natops-pod-uid';
+const MISMATCH_MESSAGE = 'natops: a container of another pod, not of UID';
+const POD_GUARD = `mounts=$1 uid=$2; shift 2; mine= other=; while read -r line; do case $line in *"/pods/$uid/"*) mine=1 ;; *"/pods/"*) other=1 ;; esac; done < "$mounts"; if [ -z "$mine" ] && [ -n "$other" ]; then echo "${MISMATCH_MESSAGE} $uid" >&2; exit ${POD_MISMATCH_EXIT}; fi; exec "$@"`;
+/** where a container's mounts show which pod's directory they come from (POD_GUARD) */
+export const POD_MOUNTS = '/proc/self/mountinfo';
+/** The argv that runs what follows it only in a container of pod `uid` (POD_GUARD). */
+const podGuard = (pod: { uid: string; mounts?: string | undefined }) => [
+  'sh',
+  '-c',
+  POD_GUARD,
+  'sh',
+  pod.mounts ?? POD_MOUNTS,
+  pod.uid,
+];
 
 /**
  * The argv and stdin that run `req` in the pod: under `timeout -s KILL SECS` (coreutils' and
@@ -56,9 +67,9 @@ export const POD_UID_FILE = '/tmp/.natops-pod-uid';
 export function podCommand(
   req: Pick<ExecRequest, 'argv' | 'stdin'>,
   timeoutMs: number,
-  opts: { sentinel?: string; pod?: { uid: string; file?: string } } = {},
+  opts: { sentinel?: string; pod?: { uid: string; mounts?: string } } = {},
 ): { command: string[]; stdin?: string } {
-  const guard = opts.pod ? ['sh', '-c', POD_GUARD, 'sh', opts.pod.file ?? POD_UID_FILE, opts.pod.uid] : [];
+  const guard = opts.pod ? podGuard(opts.pod) : [];
   const command = [...guard, 'timeout', '-s', 'KILL', String(Math.ceil(timeoutMs / 1000)), ...req.argv];
   if (req.stdin === undefined) return { command };
   const sentinel = opts.sentinel ?? `#natops-end-${randomBytes(8).toString('hex')}`;
@@ -78,7 +89,7 @@ export class ExecTransportError extends NatopsError {
   constructor(
     readonly target: string,
     readonly argv: readonly string[],
-    detail: string,
+    readonly detail: string,
     readonly status?: number,
   ) {
     super(`${target}: \`${argv.join(' ')}\`: ${detail}`, {
@@ -134,8 +145,8 @@ export function exitCodeOf(status: V1Status): number | undefined {
 }
 
 /**
- * `bare`: the argv runs as it is, without the in-pod timeout and without stdin (the userland
- * probe, which must not rely on the tools it checks).
+ * `bare`: the argv runs without the in-pod timeout and without stdin (the userland probe, which
+ * must not rely on the tools it checks); the pod guard, shell builtins only, still comes first.
  */
 export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: number; bare?: boolean } = {}): Exec {
   const target = `pod ${pod.namespace}/${pod.name}`;
@@ -146,8 +157,8 @@ export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: num
     const deadline = performance.now() + MISMATCH_WAIT_MS;
     for (;;) {
       const r = await execInPod(req).catch((e: unknown) => {
-        if (pod.uid && e instanceof ExecTransportError && STOPPED_CONTAINER.test(e.message))
-          return { mismatch: e.message };
+        if (pod.uid && e instanceof ExecTransportError && STOPPED_CONTAINER.test(e.detail))
+          return { mismatch: e.detail };
         throw e;
       });
       if (!('mismatch' in r)) return r;
@@ -169,7 +180,7 @@ export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: num
       });
     // the in-pod timeout kills the command inside the pod; the client's timer is the backstop
     const { command, stdin: input } = defaults.bare
-      ? { command: req.argv, stdin: undefined }
+      ? { command: [...(pod.uid ? podGuard({ uid: pod.uid }) : []), ...req.argv], stdin: undefined }
       : podCommand(req, timeoutMs, pod.uid ? { pod: { uid: pod.uid } } : {});
     let stdin: PassThrough | null = null;
     if (input !== undefined) {
@@ -228,12 +239,7 @@ export function podExec(kube: KubeExec, pod: PodRef, defaults: { timeoutMs?: num
           ),
         );
     });
-    if (
-      pod.uid &&
-      !defaults.bare &&
-      result.code === POD_MISMATCH_EXIT &&
-      result.stderr.startsWith('natops: the container of pod UID')
-    )
+    if (pod.uid && result.code === POD_MISMATCH_EXIT && result.stderr.startsWith(MISMATCH_MESSAGE))
       return { mismatch: result.stderr.trim() };
     // 137: killed by the in-pod timeout (SIGKILL), reported as the namespace runner reports it
     if (result.code === 137 && performance.now() - started >= timeoutMs && !(req.okExitCodes ?? [0]).includes(137))

@@ -1,18 +1,31 @@
 // podExec's retry when the kubelet hands an exec to an old pod's container of the same name (a
 // StatefulSet's replacement): over a stand-in for client-node's Exec that answers as the API server
-// did on the test cluster, first with containerd's refusal for the stopped container, then with
-// the command's result. The guard's own refusal (exit 97) is run for real in userland.test.ts.
+// did on the test cluster, with containerd's refusals for the stopped container or the pod
+// guard's exit, then with the command's result. The guard's script runs for real in
+// userland.test.ts.
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import type { Exec as KubeExec, V1Status } from '@kubernetes/client-node';
-import { ExecTransportError, podExec } from '../../runtime/kubernetes/pod-exec.ts';
+import type { Writable } from 'node:stream';
+import { CommandError } from '../../common/exec.ts';
+import { ExecTransportError, POD_MISMATCH_EXIT, podExec } from '../../runtime/kubernetes/pod-exec.ts';
 
 const STOPPED =
   'Internal error occurred: error executing command in container: failed to exec in container: failed to create exec "3977": task 85b6 not found: not found';
 
-/** Answers each exec with the next status; records the commands it was given. */
-function kubeAnswering(statuses: V1Status[]): { kube: KubeExec; commands: string[][] } {
+/** a refusal by the pod guard: the command ran in another pod's container, and did not run */
+const refused = (uid: string): [V1Status, string] => [
+  {
+    status: 'Failure',
+    reason: 'NonZeroExitCode',
+    details: { causes: [{ reason: 'ExitCode', message: String(POD_MISMATCH_EXIT) }] },
+  },
+  `natops: a container of another pod, not of UID ${uid}\n`,
+];
+
+/** Answers each exec with the next status (and stderr); records the commands it was given. */
+function kubeAnswering(answers: (V1Status | [V1Status, string])[]): { kube: KubeExec; commands: string[][] } {
   const commands: string[][] = [];
   const kube = {
     exec(
@@ -21,15 +34,17 @@ function kubeAnswering(statuses: V1Status[]): { kube: KubeExec; commands: string
       _c: string,
       command: string[],
       _out: unknown,
-      _err: unknown,
+      err: Writable,
       _in: unknown,
       _tty: boolean,
       onStatus: (s: V1Status) => void,
     ) {
       commands.push(command);
       const socket = Object.assign(new EventEmitter(), { close: () => undefined });
-      const status = statuses.shift()!;
+      const answer = answers.shift()!;
+      const [status, stderr] = Array.isArray(answer) ? answer : [answer, ''];
       setImmediate(() => {
+        if (stderr) err.write(stderr);
         onStatus(status);
         socket.emit('close');
       });
@@ -50,7 +65,33 @@ describe('pods/exec into a StatefulSet pod whose predecessor of the same name is
     const r = await exec({ argv: ['true'] });
     assert.equal(r.code, 0);
     assert.equal(commands.length, 3);
-    assert.deepEqual(commands[0]!.slice(0, 6), ['sh', '-c', commands[0]![2], 'sh', '/tmp/.natops-pod-uid', 'u-new']);
+    // each under the guard: its script, the mounts to tell the pod by, the UID, then the command
+    const [sh, c, script, name, mounts, uid] = commands[0]!;
+    assert.deepEqual([sh, c, name, mounts, uid], ['sh', '-c', 'sh', '/proc/self/mountinfo', 'u-new']);
+    assert.match(script!, /\/pods\/\$uid\//);
+  });
+
+  it("retries what the guard refused in another pod's container (stdin sent again), until its own pod answers", async () => {
+    const { kube, commands } = kubeAnswering([
+      refused('u-new'),
+      {
+        status: 'Failure',
+        message: STOPPED.replace(/task .* not found: not found/, 'cannot exec in a stopped state: unknown'),
+      },
+      { status: 'Success' },
+    ]);
+    const exec = podExec(kube, { namespace: 'ns', name: 'natgw-ngw-0', container: 'vpc-nat-gw', uid: 'u-new' });
+    assert.equal((await exec({ argv: ['iptables-legacy-restore', '--noflush'], stdin: '*nat\nCOMMIT\n' })).code, 0);
+    assert.equal(commands.length, 3);
+  });
+
+  it('an exit 97 of the command itself is its own failure, not retried', async () => {
+    const { kube, commands } = kubeAnswering([[refused('u')[0], 'something else\n']]);
+    await assert.rejects(
+      podExec(kube, { namespace: 'ns', name: 'p', container: 'c', uid: 'u' })({ argv: ['false'] }),
+      (e) => e instanceof CommandError && e.code === POD_MISMATCH_EXIT,
+    );
+    assert.equal(commands.length, 1);
   });
 
   it('does not retry without the pod UID, nor any other failure', async () => {

@@ -83,7 +83,7 @@ after(async () => {
  * An Exec that runs each request as the pod would: podCommand's argv, PATH = `path` only, stdin
  * written and never ended (as client-node cannot half-close it before Kubernetes 1.30).
  */
-function local(path: string, opts: { raw?: boolean; pod?: { uid: string; file: string } } = {}): Exec {
+function local(path: string, opts: { raw?: boolean; pod?: { uid: string; mounts: string } } = {}): Exec {
   return (req) =>
     new Promise<ExecResult>((resolve, reject) => {
       const { command, stdin } = opts.raw
@@ -211,34 +211,46 @@ for (const name of ['GNU', 'BusyBox']) {
       assert.deepEqual(state.sysctls, { 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.net1.promote_secondaries': '1' });
     });
 
-    it("a command runs only in the container of the pod it is meant for (a StatefulSet's old pod has its name)", async () => {
-      const file = join(root, name, 'pod-uid');
+    it("a command runs only in a container of the pod it is meant for (a StatefulSet's old pod has its name)", async () => {
+      // mountinfo as the kubelet's mounts show it, in a pod of UID `uid`
+      const mounts = async (file: string, uid: string | undefined) => {
+        const kubelet = uid
+          ? [
+              `1047 1030 254:0 /var/lib/kubelet/pods/${uid}/etc-hosts /etc/hosts rw,relatime - ext4 /dev/vda rw`,
+              `1048 1032 254:0 /var/lib/kubelet/pods/${uid}/containers/vpc-nat-gw/2eb2 /dev/termination-log rw - ext4 /dev/vda rw`,
+            ]
+          : [];
+        await writeFile(file, [`1030 1000 0:50 / / rw,relatime - overlay overlay rw`, ...kubelet, ''].join('\n'));
+        return file;
+      };
       const ran = join(root, name, 'ran');
       const touch = { argv: ['sh', '-c', 'cat > "$1"', 'sh', ran], stdin: 'x\n' };
-      // the first exec into a container gives it its pod's UID, and runs
-      await local(u().dir, { pod: { uid: 'uid-new', file } })(touch);
-      assert.equal((await readFile(file, 'utf8')).trim(), 'uid-new');
-      assert.equal(await readFile(ran, 'utf8'), 'x\n');
+      const mine = await mounts(join(root, name, 'mine'), '22edfa24-d930-4d30-94e6-b417083e5028');
+      await local(u().dir, { pod: { uid: '22edfa24-d930-4d30-94e6-b417083e5028', mounts: mine } })(touch);
+      assert.equal(await readFile(ran, 'utf8'), 'x\n', 'its own pod: the command runs, stdin whole');
       await rm(ran);
-      // the same pod again: runs, without stdin too
-      const same = await local(u().dir, { pod: { uid: 'uid-new', file } })({ argv: ['printf', 'ok'] });
-      assert.equal(same.stdout, 'ok');
-      // meant for another pod of the same name: refused before the command runs, with or without stdin
+      // another pod's container (the old one of the same name): refused before the command runs
       for (const req of [touch, { argv: ['sh', '-c', 'echo > "$1"', 'sh', ran] }])
         await assert.rejects(
-          local(u().dir, { pod: { uid: 'uid-other', file } })(req),
+          local(u().dir, { pod: { uid: 'aaaaaaaa-0000-4000-8000-000000000000', mounts: mine } })(req),
           (e) =>
             e instanceof CommandError &&
             e.code === POD_MISMATCH_EXIT &&
-            /pod UID uid-new, not uid-other/.test(e.message),
+            /another pod, not of UID aaaaaaaa-0000-4000-8000-000000000000/.test(e.message),
         );
       await assert.rejects(readFile(ran), { code: 'ENOENT' }, 'the refused command did not run');
-      // where the UID cannot be kept, the command runs as before
-      const nowhere = join(root, name, 'no-such-dir', 'pod-uid');
-      assert.equal(
-        (await local(u().dir, { pod: { uid: 'u', file: nowhere } })({ argv: ['printf', 'ran'] })).stdout,
-        'ran',
+      // a UID that is a prefix of the pod's is another pod's
+      await assert.rejects(
+        local(u().dir, { pod: { uid: '22edfa24', mounts: mine } })({ argv: ['true'] }),
+        (e) => e instanceof CommandError && e.code === POD_MISMATCH_EXIT,
       );
+      // no kubelet mounts to tell by, or none readable: the command runs as before, status kept
+      const none = await mounts(join(root, name, 'none'), undefined);
+      for (const m of [none, join(root, name, 'no-such-file')])
+        await assert.rejects(
+          local(u().dir, { pod: { uid: 'u', mounts: m } })({ argv: ['sh', '-c', 'exit 5'] }),
+          (e) => e instanceof CommandError && e.code === 5,
+        );
     });
 
     it('the userland check passes with the dataplane tools beside it', async () => {
