@@ -65,10 +65,21 @@ const settleMs = (env: ResyncEnv) => Math.max(5000, 2 * env.lock.ttlMs);
  * asked for is looked at again once its jobs are done, or a pod replaced under a running repair
  * would wait for the schedule.
  */
-export const ResyncRequest = z.object({ gateway: z.string().optional(), reason: z.string().optional() });
+export const ResyncRequest = z.object({
+  gateway: z.string().optional(),
+  reason: z.string().optional(),
+  /** how many times this request found its gateway unreadable (a replaced pod still starting) */
+  unreadable: z.number().int().nonnegative().optional(),
+});
 export type ResyncRequest = z.infer<typeof ResyncRequest>;
 /** how soon a resync asked for a gateway in progress looks again */
 const RECHECK_MS = 1000;
+/**
+ * How often a resync asked for a gateway it could not read looks again, every RECHECK_MS: a
+ * replaced pod may answer pods/exec only some seconds after it is Ready (the old one of its
+ * name still stopping); the schedule covers a gateway that stays unreadable.
+ */
+const UNREADABLE_RECHECKS = 30;
 
 export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<ResyncReport> {
   const { records, clients } = env;
@@ -102,6 +113,9 @@ export async function resync(ctx: JobContext<unknown>, env: ResyncEnv): Promise<
     } catch (e) {
       report.unreadable.push({ target: name, error: errorMessage(e) });
       ctx.log.warn(`${name}: could not be read: ${errorMessage(e)}`);
+      const tries = (asked.unreadable ?? 0) + 1;
+      if (asked.gateway === name && tries <= UNREADABLE_RECHECKS)
+        await env.queues.byName.resync.add('resync', { ...asked, unreadable: tries }, { delay: RECHECK_MS });
     }
   }
   // Gateways no record holds are reported, never removed: a missing record may be a lost one.

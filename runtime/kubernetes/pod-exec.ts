@@ -127,10 +127,12 @@ export class PodMismatchError extends NatopsError {
 }
 
 /**
- * containerd's answers when the kubelet picked an old pod's container of the same name that has
- * stopped (POD_GUARD's case, one step later): the exec was never created.
+ * The answers when the kubelet picked an old pod's container of the same name that is stopping
+ * or gone (POD_GUARD's case, one step later), all before the command started: containerd cannot
+ * create or start the exec, runc cannot enter the container, or the kubelet fails the upgrade.
  */
-const STOPPED_CONTAINER = /failed to create exec .*(cannot exec in a stopped state|task [0-9a-f]+ not found)/;
+const STOPPED_CONTAINER =
+  /failed to (create|start) exec|cannot exec in a stopped state|OCI runtime exec failed|exec refused: Unexpected server response: 5\d\d/;
 
 /** How long an exec waits for an older pod's container of the same name to stop, and how often it looks. */
 const MISMATCH_WAIT_MS = 30_000;

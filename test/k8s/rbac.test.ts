@@ -11,7 +11,8 @@ import { KubeHarness, seedOnHostVeth, shippedPermissions, type Permission } from
 
 /** What the runtime does in production, in order; throws at the first refusal. */
 async function sequence(k: KubeHarness, spec: GatewaySpec): Promise<void> {
-  const runtime = k.runtime({ mode: 'kube-ovn', readyTimeoutMs: 8000 });
+  // (every variant runs at once: on two cores a pod may take more than a few seconds to start)
+  const runtime = k.runtime({ mode: 'kube-ovn', readyTimeoutMs: 20_000 });
   const watch = runtime.watchReplacements(() => undefined);
   try {
     await Promise.race([

@@ -76,4 +76,32 @@ describe('the resync and a gateway it cannot read', () => {
     const nft = await inNamespace(p.lab.lab.names.gateway('ngw'), { argv: [IPTABLES_PROGRAMS.nft.save, '-t', 'nat'] });
     assert.doesNotMatch(nft.stdout, /DNAT_FILTER/, 'nor are its chains built again in the other iptables');
   });
+
+  it('a resync asked for one gateway (its pod replaced) looks again while the gateway cannot be read, then repairs it', async () => {
+    process.env.PATH = path; // (the test before leaves ngw unreadable)
+    await p.running!.close();
+    p.config.resyncMs = 0; // no schedule: only the asked resync and its rechecks look
+    await p.start();
+    await p.lab.host('web', 'sn', '10.0.1.10/24');
+    await p.lab.serve('web', { tcp: [80] });
+    const forward = () => p.lab.tcp('ext', '192.168.0.112', 8888);
+    assert.equal(await forward(), 'web 192.168.0.50');
+    const { iptables } = await p.lab.gatewayIptables('ngw');
+    process.env.PATH = `${bin}:${path}`;
+    await inNamespace(p.lab.lab.names.gateway('ngw'), { argv: [iptables, '-t', 'nat', '-F', 'SHARED_DNAT'] });
+    assert.equal(await forward(), undefined, 'the hand edit took the forward away');
+    const before = p.logs.length;
+    await p.running!.queues.byName.resync.add('resync', {
+      gateway: 'ngw',
+      reason: 'the pod of gateway ngw was replaced',
+    });
+    await p.until(
+      'two reads that failed',
+      async () => p.logs.slice(before).filter((l) => /ngw: could not be read/.test(l)).length >= 2,
+      30_000,
+    );
+    process.env.PATH = path;
+    await p.until('the forward repaired', async () => (await forward()) === 'web 192.168.0.50', 30_000);
+    assert.ok((await p.running!.store.repairs()).some((r) => r.target === 'ngw'));
+  });
 });
