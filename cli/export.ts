@@ -4,6 +4,8 @@
 // The modules that do the work load when it runs.
 import { Option, type Command } from 'commander';
 import { NatopsError } from '../common/errors.ts';
+import { instanceOf } from '../common/instance.ts';
+import type { ClusterObject } from '../gitops/export/clean.ts';
 
 class ExportUsageError extends NatopsError {}
 
@@ -24,7 +26,10 @@ export function addExportCommand(program: Command): void {
     )
     .requiredOption('--out <dir>', 'where to write them: an empty or new directory')
     .addOption(
-      new Option('--form <form>', 'current: the objects as the cluster holds them; 1.7 is not written yet')
+      new Option(
+        '--form <form>',
+        "current: the objects as the cluster holds them; 1.7: every gateway's rules inline in its VpcNatGateway",
+      )
         .choices(['current', '1.7'])
         .default('current'),
     )
@@ -36,12 +41,13 @@ export function addExportCommand(program: Command): void {
     )
     .option(
       '--namespace <ns>',
-      '--adopt: where the gateway workloads run, the namespace natops will run them in (default NATOPS_NAMESPACE)',
+      "--adopt: where Kube-OVN runs the gateways (kube-system, unless a VpcNatGateway's namespace says otherwise), and natops will",
     )
     .action(async (opts: ExportFlags) => {
-      if (opts.form === '1.7')
+      // natops's own namespace is not where Kube-OVN's gateways are: it must be said
+      if (opts.adopt && !opts.namespace)
         throw new ExportUsageError(
-          "--form 1.7 is not available: natops reads the current form but has no converter that writes Kube-OVN 1.7's inline rules; export --form current, which natops reads as it is",
+          "--adopt needs --namespace: where Kube-OVN runs the gateways (kube-system unless a VpcNatGateway's namespace says otherwise), which natops will then run them in",
         );
       const [{ KubeConfig }, { readCluster }, { exportFiles, writeExport }] = await Promise.all([
         import('@kubernetes/client-node'),
@@ -54,7 +60,7 @@ export function addExportCommand(program: Command): void {
       else kc.loadFromDefault();
       const { objects, notes } = await readCluster(kc);
       for (const n of notes) process.stderr.write(`natops: note: ${n}\n`);
-      const files = exportFiles(objects);
+      const files = exportFiles(opts.form === '1.7' ? await inForm17(objects) : objects);
       await writeExport(opts.out, files, opts.force === true);
       const counts = new Map<string, number>();
       for (const f of files) counts.set(f.kind, (counts.get(f.kind) ?? 0) + 1);
@@ -98,7 +104,7 @@ export function addExportCommand(program: Command): void {
         ]);
       // the namespace and instance `natops serve` will use, so that it finds what is adopted here
       const c = loadConfig({ runtime: 'kubernetes', namespace: opts.namespace });
-      const where = { namespace: c.namespace, instance: c.instance ?? c.prefix };
+      const where = { namespace: c.namespace, instance: instanceOf(c) };
       const targets = [...desired.gateways.values()].map((g) => ({
         gateway: g.name,
         kind: model.workloadKind(g.workload),
@@ -110,9 +116,42 @@ export function addExportCommand(program: Command): void {
         core: kc.makeApiClient(CoreV1Api),
         objects: KubernetesObjectApi.makeApiClient(kc),
       };
-      for (const line of await adoptGateways(clients, where, targets, record)) process.stdout.write(`${line}\n`);
+      const { lines, refused } = await adoptGateways(clients, where, targets, record);
+      for (const line of lines) process.stdout.write(`${line}\n`);
+      if (refused.length) {
+        for (const line of refused) process.stderr.write(`natops: --adopt: ${line}\n`);
+        process.stderr.write('natops: --adopt: nothing adopted\n');
+        process.exitCode = 1;
+        return;
+      }
       process.stdout.write(
-        `adopted into namespace ${where.namespace}, natops instance ${where.instance}: run natops with NATOPS_NAMESPACE=${where.namespace}\n`,
+        `natops instance ${where.instance} has the gateways in namespace ${where.namespace}: run it with NATOPS_NAMESPACE=${where.namespace}\n`,
       );
     });
+}
+
+/**
+ * The cluster's objects in Kube-OVN 1.7's form, from the gateways natops resolves from them
+ * (gitops/export/form17.ts): they must validate first, and say nothing the 1.7 form cannot.
+ */
+async function inForm17(objects: readonly ClusterObject[]): Promise<ClusterObject[]> {
+  const [{ exportFiles }, { validateManifests }, { formatIssue, sortIssues }, { manifestRulesFromEnv }, { toForm17 }] =
+    await Promise.all([
+      import('../gitops/export/write.ts'),
+      import('../gitops/manifests/validate.ts'),
+      import('../gitops/manifests/issues.ts'),
+      import('../server/config.ts'),
+      import('../gitops/export/form17.ts'),
+    ]);
+  const { desired, issues } = validateManifests(exportFiles(objects), manifestRulesFromEnv());
+  if (issues.length)
+    throw new ExportUsageError(
+      `--form 1.7: the cluster's objects do not validate, so natops cannot resolve their gateways (export --form current to write and fix them):\n${sortIssues(issues).map(formatIssue).join('\n')}`,
+    );
+  const { objects: inline, problems } = toForm17(objects, desired.gateways);
+  if (problems.length)
+    throw new ExportUsageError(
+      `--form 1.7 cannot say what the cluster holds; export --form current:\n${problems.join('\n')}`,
+    );
+  return inline;
 }

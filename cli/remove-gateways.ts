@@ -5,6 +5,7 @@
 // The modules that do the work load when it runs.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { errorMessage, NatopsError } from '../common/errors.ts';
+import { instanceOf } from '../common/instance.ts';
 import { DEFAULT_LAB } from '../runtime/netns/names.ts';
 import type { ServerConfig } from '../server/config.ts';
 import { redisFor } from './gitops-commands.ts';
@@ -73,7 +74,7 @@ function seconds(text: string): number {
 /** Whose gateways, in words, before any runtime is made (the refusal names them too). */
 const whose = (c: ServerConfig) =>
   c.runtime === 'kubernetes'
-    ? `every gateway Deployment of instance ${c.instance ?? c.prefix} in namespace ${c.namespace}`
+    ? `every gateway Deployment of instance ${instanceOf(c)} in namespace ${c.namespace}`
     : `every gateway namespace of lab ${c.lab ?? DEFAULT_LAB}`;
 
 export function addRemoveGatewaysCommand(program: Command): void {

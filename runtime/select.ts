@@ -6,6 +6,7 @@
 // the attachment points).
 // dry-run: nothing runs; every gateway starts empty and its commands are recorded.
 import type { KubeConfig } from '@kubernetes/client-node';
+import { instanceOf } from '../common/instance.ts';
 import type { NetworkModel } from '../dataplane/network.ts';
 import { DryRunRuntime } from './dry-run.ts';
 import type { NetworkMode } from './kubernetes/objects.ts';
@@ -74,7 +75,7 @@ export async function makeRuntimes(c: RuntimeConfig, warn: (m: string) => void):
       namespace: c.namespace,
       mode: c.networkMode,
       // Two installations in one namespace tell their objects apart by it (review K4).
-      instance: c.instance ?? c.prefix,
+      instance: instanceOf(c),
       readyTimeoutMs: c.podReadyTimeoutMs,
       commandTimeoutMs: c.commandTimeoutMs,
       policy: { images: c.gatewayImages, allowControlPlane: c.allowControlPlane },
@@ -89,7 +90,7 @@ export async function makeRuntimes(c: RuntimeConfig, warn: (m: string) => void):
   return {
     runtime,
     network,
-    describe: `kubernetes (${kc.getCurrentCluster()?.server ?? 'in-cluster'}, namespace ${c.namespace}, instance ${c.instance ?? c.prefix}, network mode ${c.networkMode}${lab ? `, lab ${lab.names.prefix}` : ''})`,
+    describe: `kubernetes (${kc.getCurrentCluster()?.server ?? 'in-cluster'}, namespace ${c.namespace}, instance ${instanceOf(c)}, network mode ${c.networkMode}${lab ? `, lab ${lab.names.prefix}` : ''})`,
     watchReplacements: (replaced, log) => runtime.watchReplacements(replaced, log),
   };
 }

@@ -3,21 +3,33 @@
 // them live on. Adopting only relabels: the workload gets natops's labels and a record of the
 // adoption, loses Kube-OVN's owner reference (deleting the VpcNatGateway would delete it) and
 // Kube-OVN's own label on the workload object (Kube-OVN's garbage collector deletes a labelled
-// StatefulSet no VpcNatGateway names); its pods get natops's labels. Neither selector nor template
-// changes, so no pod restarts. natops keeps such a workload while its pod runs what Git asks
-// (adoptedDifferences), and replaces it with its own at the first change that needs another pod.
-// A pod the workload makes later has its template's labels only: adopting again labels it.
+// StatefulSet no VpcNatGateway names); its pods get natops's labels (for the pod watch). Neither
+// selector nor template changes, so no pod restarts. natops keeps such a workload while its pod
+// runs what Git asks (adoptedDifferences), finds its pods by its own selector (runtime.ts), and
+// replaces it with its own at the first change that needs another pod.
 import {
   type AppsV1Api,
   type CoreV1Api,
   type KubernetesObject,
   type KubernetesObjectApi,
   PatchStrategy,
+  type V1OwnerReference,
   type V1Pod,
 } from '@kubernetes/client-node';
 import { NatopsError } from '../../common/errors.ts';
 import { api, maybe } from './api.ts';
-import { ANNOTATIONS, CONTAINER, isManaged, isOurs, ownLabels, VPC_NAT_GW_LABEL } from './objects.ts';
+import {
+  ANNOTATIONS,
+  CONTAINER,
+  FIELD_MANAGER,
+  GATEWAY_LABEL,
+  INSTANCE_LABEL,
+  isManaged,
+  isOurs,
+  ownLabels,
+  selectorOf,
+  VPC_NAT_GW_LABEL,
+} from './objects.ts';
 import { podController } from './ownership.ts';
 import { describeWorkload, type GatewayWorkloadObject, Workloads } from './workloads.ts';
 import type { WorkloadKind } from '../../dataplane/model.ts';
@@ -68,7 +80,7 @@ export function adoptedDifferences(have: GatewayWorkloadObject, want: DesiredTem
   return differs;
 }
 
-/** A workload adoption refused: another natops instance's, or a pod not the workload's own. */
+/** A workload natops cannot tell the pods of (no matchLabels selector). */
 export class AdoptionError extends NatopsError {}
 
 /** One gateway to adopt: its name and the workload Git says runs it. */
@@ -78,39 +90,69 @@ export interface AdoptionTarget {
   workload: string;
 }
 
+export interface AdoptionResult {
+  /** what was done, one line per gateway */
+  lines: string[];
+  /** why nothing was adopted, one line per gateway refused (empty: every target adopted or already natops's) */
+  refused: string[];
+}
+
+type Clients = { apps: AppsV1Api; core: CoreV1Api; objects: KubernetesObjectApi };
+
+/** Whether Kube-OVN made the workload: its label, or its owner reference to the gateway's VpcNatGateway. */
+const isKubeOvns = (w: GatewayWorkloadObject, gateway: string): boolean =>
+  w.metadata?.labels?.[VPC_NAT_GW_LABEL] === 'true' ||
+  (w.metadata?.ownerReferences ?? []).some((r) => isVpcNatGatewayRef(r) && r.name === gateway);
+
+const isVpcNatGatewayRef = (r: V1OwnerReference) =>
+  r.kind === 'VpcNatGateway' && r.apiVersion.startsWith('kubeovn.io/');
+
 /**
- * Adopts each target's workload in `namespace` for natops instance `instance`; returns one line
- * per gateway saying what was done. A workload that is not there is said and left to natops to
- * make; one already this instance's is left as it is; another instance's is refused. The patches
- * carry the resourceVersion read, so a workload changed meanwhile fails the adoption, not
- * overwritten.
+ * Adopts each target's workload in `namespace` for natops instance `instance`, or none: every
+ * target is looked at first, and one that is missing (natops would make a second gateway beside
+ * Kube-OVN's), another natops's, or not Kube-OVN's refuses them all. One already this instance's
+ * is left as it is (its pods made since get natops's labels). The workload patch carries the
+ * resourceVersion read, so one changed meanwhile fails, not overwritten.
  */
 export async function adoptGateways(
-  clients: { apps: AppsV1Api; core: CoreV1Api; objects: KubernetesObjectApi },
+  clients: Clients,
   where: { namespace: string; instance: string },
   targets: readonly AdoptionTarget[],
   record: AdoptionRecord,
-): Promise<string[]> {
+): Promise<AdoptionResult> {
   const workloads = new Workloads(clients.apps, where.namespace, where.instance);
-  const lines: string[] = [];
+  const refused: string[] = [];
+  const found: { t: AdoptionTarget; w: GatewayWorkloadObject; what: string }[] = [];
   for (const t of targets) {
     const w = await workloads.read(t.kind, t.workload);
     const what = `${t.kind} ${where.namespace}/${t.workload}`;
-    if (!w) {
-      lines.push(`gateway ${t.gateway}: no ${what}: natops makes it`);
-      continue;
-    }
+    if (!w)
+      refused.push(
+        `gateway ${t.gateway}: no ${what}, so natops would make a second gateway beside Kube-OVN's: check --namespace, and that the export's form of workload (ovn-vpc-nat-config: a StatefulSet) is the one Kube-OVN runs`,
+      );
+    else if (isManaged(w.metadata?.labels) && !isOurs(w.metadata?.labels, where.instance, t.gateway))
+      refused.push(
+        `gateway ${t.gateway}: ${what} is natops's (instance ${w.metadata?.labels?.[INSTANCE_LABEL] ?? '(none)'}, gateway ${w.metadata?.labels?.[GATEWAY_LABEL] ?? '(none)'}), not this instance's for ${t.gateway}`,
+      );
+    else if (!isManaged(w.metadata?.labels) && !isKubeOvns(w, t.gateway))
+      refused.push(
+        `gateway ${t.gateway}: ${what} is not Kube-OVN's (no label ${VPC_NAT_GW_LABEL}, no owner VpcNatGateway ${t.gateway})`,
+      );
+    else found.push({ t, w, what });
+  }
+  if (refused.length) return { lines: [], refused };
+
+  const lines: string[] = [];
+  for (const { t, w, what } of found) {
     if (isOurs(w.metadata?.labels, where.instance, t.gateway)) {
-      // a pod an adopted workload made since (from Kube-OVN's template) lacks natops's labels
       const labelled = isAdopted(w) ? await labelAdoptedPods(clients, where, t.gateway, w) : [];
       lines.push(
         `gateway ${t.gateway}: ${what} is already natops's (instance ${where.instance})${labelled.length ? `; labelled its pod ${labelled.join(', ')}` : ''}`,
       );
       continue;
     }
-    if (isManaged(w.metadata?.labels))
-      throw new AdoptionError(`gateway ${t.gateway}: ${what} belongs to another natops instance: not adopted`);
     const pods = await podsOf(clients, where.namespace, w);
+    const owners = (w.metadata?.ownerReferences ?? []).filter((r) => !isVpcNatGatewayRef(r));
     await patch(clients.objects, {
       apiVersion: 'apps/v1',
       kind: t.kind,
@@ -120,7 +162,8 @@ export async function adoptGateways(
         resourceVersion: w.metadata?.resourceVersion,
         labels: { ...ownLabels(where.instance, t.gateway), [VPC_NAT_GW_LABEL]: null },
         annotations: { [ADOPTED_ANNOTATION]: JSON.stringify(record) },
-        ownerReferences: null,
+        // a merge patch replaces the list: the others are written back, Kube-OVN's left out
+        ownerReferences: owners.length ? owners : null,
       },
     });
     await labelPods(clients.objects, where, t.gateway, pods);
@@ -128,7 +171,7 @@ export async function adoptGateways(
       `gateway ${t.gateway}: adopted ${what} and ${pods.length} pod${pods.length === 1 ? '' : 's'} (labels only: no pod restarts)`,
     );
   }
-  return lines;
+  return { lines, refused };
 }
 
 /**
@@ -137,7 +180,7 @@ export async function adoptGateways(
  * labels only. Returns the pods labelled.
  */
 async function labelAdoptedPods(
-  clients: { apps: AppsV1Api; core: CoreV1Api; objects: KubernetesObjectApi },
+  clients: Clients,
   where: { namespace: string; instance: string },
   gateway: string,
   w: GatewayWorkloadObject,
@@ -162,7 +205,7 @@ async function labelPods(
       patch: {
         name: pod.metadata!.name!,
         namespace: where.namespace,
-        resourceVersion: pod.metadata?.resourceVersion,
+        // labels only: no resourceVersion, or the kubelet's status updates would fail it
         labels: ownLabels(where.instance, gateway),
       },
     });
@@ -174,9 +217,7 @@ async function podsOf(
   namespace: string,
   w: GatewayWorkloadObject,
 ): Promise<V1Pod[]> {
-  const labelSelector = Object.entries(w.spec?.selector.matchLabels ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
+  const labelSelector = selectorOf(w.spec?.selector.matchLabels ?? {});
   if (!labelSelector) throw new AdoptionError(`${describeWorkload(w)} has no matchLabels selector: not adopted`);
   const { items } = await api(`list pods of ${describeWorkload(w)}`, () =>
     core.listNamespacedPod({ namespace, labelSelector }),
@@ -201,6 +242,6 @@ async function patch(objects: KubernetesObjectApi, { apiVersion, kind, patch }: 
   // (client-node types the body as an object; a merge patch's nulls are what the API server reads)
   const body = { apiVersion, kind, metadata: patch } as KubernetesObject;
   await api(`adopt ${kind} ${patch.namespace}/${patch.name}`, () =>
-    objects.patch(body, undefined, undefined, 'natops', undefined, PatchStrategy.MergePatch),
+    objects.patch(body, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch),
   );
 }

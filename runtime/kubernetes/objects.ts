@@ -19,6 +19,8 @@ export const NETWORK_MODES = ['kube-ovn', 'multus'] as const;
 export type NetworkMode = (typeof NETWORK_MODES)[number];
 
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'natops' } as const;
+/** the field manager of everything natops writes (server-side apply, patches) */
+export const FIELD_MANAGER = 'natops';
 /** anything any natops instance made */
 export const MANAGED_SELECTOR = 'app.kubernetes.io/managed-by=natops';
 /** the gateway an object belongs to (a Deployment, its pods, its subnet attachment) */
@@ -37,11 +39,14 @@ export const ownLabels = (instance: string, gateway?: string): Record<string, st
   ...(gateway === undefined ? {} : { [GATEWAY_LABEL]: gateway }),
 });
 
-/** A label selector for ownLabels: what this instance made (for this gateway). */
-export const ownSelector = (instance: string, gateway?: string): string =>
-  Object.entries(ownLabels(instance, gateway))
+/** A label selector matching exactly these labels. */
+export const selectorOf = (labels: Record<string, string>): string =>
+  Object.entries(labels)
     .map(([k, v]) => `${k}=${v}`)
     .join(',');
+
+/** A label selector for ownLabels: what this instance made (for this gateway). */
+export const ownSelector = (instance: string, gateway?: string): string => selectorOf(ownLabels(instance, gateway));
 
 /** Whether an object's labels say natops made it (any instance). */
 export const isManaged = (labels: Record<string, string> | undefined): boolean =>

@@ -46,16 +46,17 @@ export async function podController(
 
 /**
  * Why a pod is not the gateway's own pod of workload `w` (undefined: it is). Besides the
- * ownership chain: natops's labels for this instance and gateway, the container natops execs
- * into, and not the host's network (`ip link set eth0 down` there would take the node's down).
+ * ownership chain: natops's labels for this instance and gateway (unless `labelled` is false: an
+ * adopted workload's later pods have Kube-OVN's template's), the container natops execs into,
+ * and not the host's network (`ip link set eth0 down` there would take the node's down).
  */
 export async function notOwnedReason(
   pod: V1Pod,
   w: WorkloadIdentity,
-  expect: { instance: string; gateway: string },
+  expect: { instance: string; gateway: string; labelled?: boolean },
   readReplicaSet: ReadReplicaSet,
 ): Promise<string | undefined> {
-  if (!isOurs(pod.metadata?.labels, expect.instance, expect.gateway))
+  if (expect.labelled !== false && !isOurs(pod.metadata?.labels, expect.instance, expect.gateway))
     return `it lacks natops's labels for instance ${expect.instance}`;
   if (pod.spec?.hostNetwork === true) return "it uses the host's network";
   if (!pod.spec?.containers.some((c) => c.name === CONTAINER)) return `it has no container ${CONTAINER}`;

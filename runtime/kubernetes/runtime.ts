@@ -23,6 +23,7 @@ import {
   CONTAINER,
   externalNetwork,
   EXTERNAL_NETWORK,
+  FIELD_MANAGER,
   GATEWAY_LABEL,
   gatewayWorkload,
   INSTANCE_LABEL,
@@ -31,6 +32,7 @@ import {
   isOurs,
   type NetworkAttachment,
   ownSelector,
+  selectorOf,
   subnetAttachment,
   subnetAttachmentName,
   type NetworkMode,
@@ -53,6 +55,7 @@ import {
 } from './workloads.ts';
 
 export { ApplyConflictError, KubernetesApiError } from './api.ts';
+export { FIELD_MANAGER } from './objects.ts';
 
 export interface KubernetesSettings {
   /**
@@ -75,7 +78,6 @@ export interface KubernetesSettings {
   policy: WorkloadPolicy;
 }
 
-export const FIELD_MANAGER = 'natops';
 const NAD = { group: 'k8s.cni.cncf.io', version: 'v1', plural: 'network-attachment-definitions' } as const;
 /** Pod sysctls the gateway needs that a pod spec cannot set without unsafe-sysctl flags: replies are policy-routed. */
 const POD_SYSCTLS = [
@@ -209,8 +211,10 @@ export class KubernetesRuntime implements GatewayRuntime {
   /** The pods of `gateway` that workload `w` made (ownership.ts, by UID); others are warned about once. */
   private async ownedPods(gateway: string, w: GatewayWorkloadObject, pods?: V1Pod[]): Promise<V1Pod[]> {
     const owned: V1Pod[] = [];
-    for (const pod of pods ?? (await this.pods(gateway))) {
-      const why = await notOwnedReason(pod, w, { instance: this.settings.instance, gateway }, this.readReplicaSet);
+    // an adopted workload's pods made since its adoption have its template's labels, not natops's
+    const expect = { instance: this.settings.instance, gateway, labelled: !isAdopted(w) };
+    for (const pod of pods ?? (await this.pods(gateway, w))) {
+      const why = await notOwnedReason(pod, w, expect, this.readReplicaSet);
       if (!why) owned.push(pod);
       else if (pod.metadata?.uid && !this.foreignPods.has(pod.metadata.uid)) {
         this.foreignPods.add(pod.metadata.uid);
@@ -262,7 +266,11 @@ export class KubernetesRuntime implements GatewayRuntime {
       );
     // A selector cannot change: a workload of ours with an older one (from a natops before
     // instance labels, adopted by labelling it) is replaced, as a changed template replaces the pod.
-    if (!keep && existing && !sameLabels(existing.spec?.selector.matchLabels, desired.spec.selector.matchLabels)) {
+    if (
+      !keep &&
+      existing &&
+      (differs?.length || !sameLabels(existing.spec?.selector.matchLabels, desired.spec.selector.matchLabels))
+    ) {
       this.warn(`${describeWorkload(existing)} has an older selector: recreating it`);
       await this.removeWorkload(spec.name, existing, false);
       existing = undefined;
@@ -308,20 +316,27 @@ export class KubernetesRuntime implements GatewayRuntime {
     }
   }
 
-  private async pods(gateway: string): Promise<V1Pod[]> {
+  /**
+   * The gateway's pods by natops's labels; those of an adopted workload by its selector, which is
+   * Kube-OVN's (adoption.ts): ownership (ownedPods) is checked by UID either way.
+   */
+  private podSelector(gateway: string, w: GatewayWorkloadObject | undefined): string {
+    if (!w || !isAdopted(w)) return ownSelector(this.settings.instance, gateway);
+    return selectorOf(w.spec?.selector.matchLabels ?? {});
+  }
+
+  private async pods(gateway: string, w?: GatewayWorkloadObject): Promise<V1Pod[]> {
+    const labelSelector = this.podSelector(gateway, w);
     return (
       await api(`list pods of gateway ${gateway}`, () =>
-        this.core.listNamespacedPod({
-          namespace: this.ns,
-          labelSelector: ownSelector(this.settings.instance, gateway),
-        }),
+        this.core.listNamespacedPod({ namespace: this.ns, labelSelector }),
       )
     ).items;
   }
 
   /** The pod of workload `w` that is Running, Ready, of its current template and not being deleted, if there is one now. */
   private async readyPod(gateway: string, w: GatewayWorkloadObject): Promise<V1Pod | undefined> {
-    const ready = (await this.pods(gateway)).filter((p) => podReadiness(p).ready && isCurrentPod(w, p));
+    const ready = (await this.pods(gateway, w)).filter((p) => podReadiness(p).ready && isCurrentPod(w, p));
     return (await this.ownedPods(gateway, w, ready))[0];
   }
 
@@ -353,7 +368,7 @@ export class KubernetesRuntime implements GatewayRuntime {
     };
     const pod = await untilPodEvent(
       this.kc,
-      { namespace: this.ns, labelSelector: ownSelector(this.settings.instance, gateway) },
+      { namespace: this.ns, labelSelector: this.podSelector(gateway, await read()) },
       deadline,
       readyNow,
     );
@@ -423,16 +438,17 @@ export class KubernetesRuntime implements GatewayRuntime {
         );
     }
     const removed = await this.workloads.delete(w);
-    if (removed) await this.waitForPodsGone(gateway, w.metadata?.uid);
+    if (removed) await this.waitForPodsGone(gateway, w);
     return removed;
   }
 
   /** Waits until the pods of the deleted workload `uid` are gone (a pod that is not its is no reason to wait). */
-  private async waitForPodsGone(gateway: string, uid: string | undefined): Promise<void> {
+  private async waitForPodsGone(gateway: string, w: GatewayWorkloadObject): Promise<void> {
     const deadline = Date.now() + this.settings.readyTimeoutMs;
+    const uid = w.metadata?.uid;
     for (;;) {
       const left: V1Pod[] = [];
-      for (const pod of await this.pods(gateway)) {
+      for (const pod of await this.pods(gateway, w)) {
         const controller = await podController(pod, this.readReplicaSet);
         if (controller === 'gone' || ('uid' in controller && controller.uid === uid)) left.push(pod);
       }

@@ -3,9 +3,9 @@
 // kubectl as its users make them, and its ConfigMaps in kube-system. Each `remove` undoes only
 // what was made here: CRDs already installed stay, and a ConfigMap already in kube-system is an
 // error, never used or changed.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   ApiextensionsV1Api,
@@ -118,4 +118,13 @@ export async function kubeOvnConfigMaps(admin: KubeConfig, configMaps: readonly 
     throw e;
   }
   return { remove };
+}
+
+/** Every file under `dir` (an export), relative and sorted. */
+export async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)))
+    .sort();
 }

@@ -3,7 +3,7 @@
 import { after, before } from 'node:test';
 import type { GatewayRuntime } from '../../runtime/runtime.ts';
 import { LabHarness } from './lab-harness.ts';
-import { push, seedObjects, subnet, type SeedObjects } from './manifests.ts';
+import { gatewayInOwnVpc, push, seedObjects, subnet, withPortForward, type SeedObjects } from './manifests.ts';
 
 export async function scenarioManifests(): Promise<SeedObjects> {
   const seed = await seedObjects();
@@ -24,6 +24,22 @@ export async function scenarioManifests(): Promise<SeedObjects> {
   });
   push(seed.gateway, 'spec.snatRules', { eip: '192.168.0.112', internalCIDR: '10.0.2.0/24' });
   return seed;
+}
+
+/** The seed scenarios: the seed, with one more port forward, the lab scenario, and three gateways. */
+export async function seedScenarios(): Promise<[string, SeedObjects][]> {
+  const seed = await seedObjects();
+  const three = await seedObjects();
+  three.extra.push(
+    ...gatewayInOwnVpc({ gateway: 'gw2', vpc: 'vpc2', subnet: 'sn-2', n: 2, eip: '192.168.0.120' }),
+    ...gatewayInOwnVpc({ gateway: 'gw3', vpc: 'vpc3', subnet: 'sn-3', n: 3, eip: '192.168.0.130' }),
+  );
+  return [
+    ['seed', seed],
+    ['seed with a port forward', withPortForward(seed, 8080)],
+    ['the lab scenario', await scenarioManifests()],
+    ['three gateways', three],
+  ];
 }
 
 /** Hosts: fip (the floating IP's), web, client on sn; db on sn2; ext on the underlay. */

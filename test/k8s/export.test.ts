@@ -8,9 +8,9 @@
 // afterwards, even on failure; CRDs already installed stay, and only this test's objects go.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type V1PolicyRule } from '@kubernetes/client-node';
@@ -18,20 +18,11 @@ import { parseAllDocuments } from 'yaml';
 import { natops } from '../helpers/cli.ts';
 import { EXTERNAL_NETWORK, seedList, toCurrentForm } from '../helpers/current-form.ts';
 import { adminConfig, KUBECONFIG } from '../helpers/k8s.ts';
-import { installKubeOvnCrds, kubeOvnConfigMaps, kubectl } from '../helpers/kube-ovn.ts';
+import { filesUnder, installKubeOvnCrds, kubeOvnConfigMaps, kubectl } from '../helpers/kube-ovn.ts';
 import { SEED_DIR, seedObjects, type Obj } from '../helpers/manifests.ts';
 
 const EXPORT_RBAC = fileURLToPath(new URL('../../deploy/kubernetes/export-rbac.yaml', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Every *.yaml under `dir`, relative and sorted. */
-async function filesUnder(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile())
-    .map((e) => relative(dir, join(e.parentPath, e.name)))
-    .sort();
-}
 
 describe('natops export of a cluster holding the seed in Kube-OVN’s current form', () => {
   const admin = adminConfig();
@@ -141,17 +132,25 @@ describe('natops export of a cluster holding the seed in Kube-OVN’s current fo
     const refused = await natops(['export', '--out', out, '--kubeconfig', KUBECONFIG]);
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /is not empty/);
-    const onlyCurrent = await natops([
-      'export',
-      '--out',
-      join(dir, 'old'),
-      '--form',
-      '1.7',
-      '--kubeconfig',
-      KUBECONFIG,
+    // Kube-OVN 1.7's form: every rule inline, the nic in the ConfigMap, one gateway to natops
+    const old = join(dir, 'old');
+    const inline = await natops(['export', '--out', old, '--form', '1.7', '--kubeconfig', KUBECONFIG]);
+    assert.equal(inline.code, 0, inline.stderr);
+    assert.deepEqual(await filesUnder(old), [
+      '00-config/kube-system.ovn-vpc-nat-gw-config.yaml',
+      '10-vpc/test-vpc-1.yaml',
+      '20-subnet/sn.yaml',
+      '30-vpc-nat-gateway/ngw.yaml',
     ]);
-    assert.equal(onlyCurrent.code, 2);
-    assert.match(onlyCurrent.stderr, /--form 1.7 is not available/);
+    assert.match(
+      await readFile(join(old, '30-vpc-nat-gateway/ngw.yaml'), 'utf8'),
+      /dnatRules:\n {4}- eip: 192\.168\.0\.112/,
+    );
+    const same = await natops(['plan', old, '--against', SEED_DIR]);
+    assert.deepEqual(
+      [...same.stdout.matchAll(/^gateway (\S+): (\S+)/gm)].map((m) => `${m[1]} ${m[2]}`),
+      ['ngw unchanged'],
+    );
   });
 
   it('needs exactly the rules of deploy/kubernetes/export-rbac.yaml', async () => {

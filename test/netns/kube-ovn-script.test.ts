@@ -3,9 +3,10 @@
 // (test/helpers/kube-ovn-script.ts), then read with natops's reader and diffed against what natops
 // compiles for the same gateway: whether natops could adopt a live Kube-OVN gateway as it is.
 //
-// It cannot, yet: the diff is not empty. The test pins the exact differences (KNOWN_* below, each
-// explained from the script's source, upstream line numbers; the fixture's are +16), so anything
-// else differing fails it.
+// Not as it is: the diff is not empty, and natops's first push changes those rules
+// (docs/export.md, "Adopting Kube-OVN's gateways"). The test pins the exact differences (KNOWN_*
+// below, each explained from the script's source, upstream line numbers; the fixture's are +16),
+// so anything else differing fails it.
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';

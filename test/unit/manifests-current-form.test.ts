@@ -11,32 +11,8 @@ import { networkModel } from '../../gitops/manifests/network.ts';
 import { validateManifests, type ValidationResult } from '../../gitops/manifests/validate.ts';
 import { natops } from '../helpers/cli.ts';
 import { asOneFile, EXTERNAL_NETWORK, externalNad, seedList, toCurrentForm } from '../helpers/current-form.ts';
-import {
-  gatewayInOwnVpc,
-  seedObjects,
-  SEED_DIR,
-  toFiles,
-  withPortForward,
-  type Obj,
-  type SeedObjects,
-} from '../helpers/manifests.ts';
-import { scenarioManifests } from '../helpers/scenario.ts';
-
-/** The seed scenarios: the seed, with one more port forward, the lab scenario, and three gateways. */
-async function scenarios(): Promise<[string, SeedObjects][]> {
-  const seed = await seedObjects();
-  const three = await seedObjects();
-  three.extra.push(
-    ...gatewayInOwnVpc({ gateway: 'gw2', vpc: 'vpc2', subnet: 'sn-2', n: 2, eip: '192.168.0.120' }),
-    ...gatewayInOwnVpc({ gateway: 'gw3', vpc: 'vpc3', subnet: 'sn-3', n: 3, eip: '192.168.0.130' }),
-  );
-  return [
-    ['seed', seed],
-    ['seed with a port forward', withPortForward(seed, 8080)],
-    ['the lab scenario', await scenarioManifests()],
-    ['three gateways', three],
-  ];
-}
+import { gatewayInOwnVpc, seedObjects, SEED_DIR, toFiles, type Obj } from '../helpers/manifests.ts';
+import { seedScenarios } from '../helpers/scenario.ts';
 
 function valid(result: ValidationResult): ValidationResult {
   assert.deepEqual(result.issues.map(formatIssue), []);
@@ -47,7 +23,7 @@ const current = (objects: readonly Obj[]) => validateManifests([asOneFile(toCurr
 
 describe('the current form and the 1.7 form compile to one gateway state', () => {
   it('for every seed scenario: the same GatewaySpecs, states and network model', async () => {
-    for (const [name, seed] of await scenarios()) {
+    for (const [name, seed] of await seedScenarios()) {
       const old = valid(validateManifests(toFiles(seed))).desired;
       const now = valid(current(seedList(seed))).desired;
       assert.deepEqual([...now.gateways.keys()].sort(), [...old.gateways.keys()].sort(), name);
@@ -63,7 +39,7 @@ describe('the current form and the 1.7 form compile to one gateway state', () =>
   describe('natops plan NEWFORM --against OLDFORM says unchanged', () => {
     for (const which of ['seed', 'the lab scenario']) {
       it(which, async () => {
-        const seed = new Map(await scenarios()).get(which)!;
+        const seed = new Map(await seedScenarios()).get(which)!;
         const newForm = await mkdtemp(join(tmpdir(), 'natops-current-'));
         await writeFile(join(newForm, 'manifests.yaml'), asOneFile(toCurrentForm(seedList(seed))).text);
         const oldForm = await mkdtemp(join(tmpdir(), 'natops-old-'));
