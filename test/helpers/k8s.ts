@@ -26,6 +26,7 @@ import { podReadiness } from '../../runtime/kubernetes/pods.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import type { ReadOptions } from '../../gitops/manifests/read-dir.ts';
 import { seedSpec, set, TEST_CLUSTER_IMAGE, TEST_WORKLOAD_POLICY, type SeedObjects } from './manifests.ts';
+import { PipelineHarness } from './pipeline.ts';
 
 export const KUBECONFIG = process.env.KUBECONFIG ?? '/var/lib/natops-k8s/kubeconfig';
 /** loaded into the cluster by .ci/run (scripts/gateway-image.sh, then cluster.sh load-image) */
@@ -266,4 +267,18 @@ export async function foreignPod(
     uid: pod.metadata!.uid!,
     exec: podExec(new Exec(k.admin), { namespace: k.namespace, name, container: CONTAINER }),
   };
+}
+
+/**
+ * The GitOps loop with natops running gateways in `k`'s namespace under its ServiceAccount,
+ * network mode multus on the lab's networks.
+ */
+export function clusterPipeline(k: KubeHarness): Promise<PipelineHarness> {
+  return PipelineHarness.create({
+    runtime: 'kubernetes',
+    kubeconfig: k.kubeconfigPath,
+    namespace: k.namespace,
+    networkMode: 'multus',
+    podReadyTimeoutMs: 90_000,
+  });
 }

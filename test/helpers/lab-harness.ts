@@ -75,6 +75,18 @@ export class LabHarness {
     return { desired, network: networkModel(desired) };
   }
 
+  /** The seed's workload hosts, each serving `ports`: fip (the floating IP's), web, client on sn; ext on the underlay. */
+  async seedHosts(ports: { tcp?: number[]; udp?: number[] }): Promise<void> {
+    const hosts = [
+      ['fip', 'sn', '10.0.1.5/24'],
+      ['web', 'sn', '10.0.1.10/24'],
+      ['client', 'sn', '10.0.1.20/24'],
+      ['ext', 'external', '192.168.0.50/24'],
+    ] as const;
+    for (const [name, net, ip] of hosts) await this.host(name, net, ip);
+    await Promise.all(hosts.map(([name]) => this.serve(name, ports)));
+  }
+
   async host(name: string, net: string, ip: string): Promise<void> {
     await this.lab.addHost({ name, net, ip });
   }

@@ -21,12 +21,12 @@ import { podExec } from '../../runtime/kubernetes/pod-exec.ts';
 import { externalNetwork, subnetAttachment } from '../../runtime/kubernetes/objects.ts';
 import { natops } from '../helpers/cli.ts';
 import { EXTERNAL_NETWORK, seedList, toCurrentForm } from '../helpers/current-form.ts';
-import { CLUSTER_READ, forCluster, GATEWAY_IMAGE, KubeHarness, KUBECONFIG } from '../helpers/k8s.ts';
+import { CLUSTER_READ, forCluster, GATEWAY_IMAGE, clusterPipeline, KubeHarness, KUBECONFIG } from '../helpers/k8s.ts';
 import { readDesired } from '../../gitops/manifests/read-dir.ts';
 import { filesUnder, installKubeOvnCrds, kubeOvnConfigMaps } from '../helpers/kube-ovn.ts';
 import { kubeOvnScriptCalls } from '../helpers/kube-ovn-script.ts';
 import { type Obj, seedObjects, writeManifestDir } from '../helpers/manifests.ts';
-import { PipelineHarness } from '../helpers/pipeline.ts';
+import type { PipelineHarness } from '../helpers/pipeline.ts';
 
 const SCRIPT = fileURLToPath(new URL('../fixtures/kube-ovn/nat-gateway.sh', import.meta.url));
 const STATEFULSET = 'vpc-nat-gw-ngw';
@@ -53,13 +53,7 @@ describe("adopting a gateway Kube-OVN runs: export --adopt, plan against live, t
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'natops-adopt-'));
     k = await KubeHarness.create();
-    p = await PipelineHarness.create({
-      runtime: 'kubernetes',
-      kubeconfig: k.kubeconfigPath,
-      namespace: k.namespace,
-      networkMode: 'multus',
-      podReadyTimeoutMs: 90_000,
-    });
+    p = await clusterPipeline(k);
     const seed = forCluster(await seedObjects());
     const nic = (seed.config.data as { nic: string }).nic;
     // the lab's networks and attachment points stand in for OVN and the underlay
@@ -179,14 +173,7 @@ describe("adopting a gateway Kube-OVN runs: export --adopt, plan against live, t
         ],
       });
 
-    for (const [name, net, ip] of [
-      ['fip', 'sn', '10.0.1.5/24'],
-      ['web', 'sn', '10.0.1.10/24'],
-      ['client', 'sn', '10.0.1.20/24'],
-      ['ext', 'external', '192.168.0.50/24'],
-    ] as const)
-      await p.lab.host(name, net, ip);
-    await Promise.all(['fip', 'web', 'client', 'ext'].map((h) => p.lab.serve(h, { tcp: [80, 8080, 9000], udp: [53] })));
+    await p.lab.seedHosts({ tcp: [80, 8080, 9000], udp: [53] });
   });
 
   after(async () => {

@@ -6,9 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import { AppsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { deploymentName, EXTERNAL_NETWORK } from '../../runtime/kubernetes/objects.ts';
 import { gatewayTarget } from '../../state/records.ts';
-import { forCluster, KubeHarness } from '../helpers/k8s.ts';
+import { forCluster, clusterPipeline, KubeHarness } from '../helpers/k8s.ts';
 import { get, set, subnet, unset, type Obj, type SeedObjects } from '../helpers/manifests.ts';
-import { PipelineHarness } from '../helpers/pipeline.ts';
+import type { PipelineHarness } from '../helpers/pipeline.ts';
 import { scenarioManifests } from '../helpers/scenario.ts';
 import { natops } from '../helpers/cli.ts';
 
@@ -51,13 +51,7 @@ describe('GitOps loop on Kubernetes (real cluster, Redis, git, lab hosts)', () =
 
   before(async () => {
     k = await KubeHarness.create();
-    p = await PipelineHarness.create({
-      runtime: 'kubernetes',
-      kubeconfig: k.kubeconfigPath,
-      namespace: k.namespace,
-      networkMode: 'multus',
-      podReadyTimeoutMs: 90_000,
-    });
+    p = await clusterPipeline(k);
     seed = forCluster(await scenarioManifests());
   });
   after(async () => {

@@ -60,14 +60,7 @@ describe('natops installed by its chart, running in the cluster it manages', () 
     assert.match(statuses.get('natops/ngw')!.description, /live: 2 EIPs, 1 floating IP, 3 port forwards, 2 SNATs/);
     const gw = await r.apps.readNamespacedDeployment({ name: deploymentName('ngw'), namespace: r.gatewaysNamespace });
     assert.equal(gw.metadata?.labels?.[INSTANCE_LABEL], r.name, 'the instance label is the release');
-    for (const [name, net, ip] of [
-      ['fip', 'sn', '10.0.1.5/24'],
-      ['web', 'sn', '10.0.1.10/24'],
-      ['client', 'sn', '10.0.1.20/24'],
-      ['ext', 'external', '192.168.0.50/24'],
-    ] as const)
-      await r.lab.host(name, net, ip);
-    await Promise.all(['fip', 'web', 'client', 'ext'].map((h) => r.lab.serve(h, { tcp: [80, 9000] })));
+    await r.lab.seedHosts({ tcp: [80, 9000] });
     assert.equal(await r.lab.tcp('ext', '192.168.0.111', 80), 'fip 192.168.0.50', 'floating IP inbound');
     assert.equal(await answers(8888), 'web 192.168.0.50', 'port forward');
     assert.equal(await r.lab.tcp('client', '192.168.0.50', 9000), 'ext 192.168.0.112', 'SNAT');

@@ -10,9 +10,9 @@ import { after, before, describe, it } from 'node:test';
 import { AppsV1Api } from '@kubernetes/client-node';
 import { deploymentName } from '../../runtime/kubernetes/objects.ts';
 import { gatewayTarget } from '../../state/records.ts';
-import { forCluster, KubeHarness } from '../helpers/k8s.ts';
+import { forCluster, clusterPipeline, KubeHarness } from '../helpers/k8s.ts';
 import { type SeedObjects, set, TEST_BUSYBOX_IMAGE } from '../helpers/manifests.ts';
-import { PipelineHarness } from '../helpers/pipeline.ts';
+import type { PipelineHarness } from '../helpers/pipeline.ts';
 import { scenarioManifests } from '../helpers/scenario.ts';
 
 const PREFIX = 'natgw';
@@ -39,13 +39,7 @@ describe("Kube-OVN's current StatefulSet gateway on Kubernetes (real cluster, Re
 
   before(async () => {
     k = await KubeHarness.create();
-    p = await PipelineHarness.create({
-      runtime: 'kubernetes',
-      kubeconfig: k.kubeconfigPath,
-      namespace: k.namespace,
-      networkMode: 'multus',
-      podReadyTimeoutMs: 90_000,
-    });
+    p = await clusterPipeline(k);
     seed = forCluster(await scenarioManifests());
   });
   after(async () => {
@@ -59,14 +53,7 @@ describe("Kube-OVN's current StatefulSet gateway on Kubernetes (real cluster, Re
     assert.equal((await deployment()).status?.readyReplicas, 1);
     await assert.rejects(statefulSet(), gone);
     const lab = p.lab;
-    for (const [name, net, ip] of [
-      ['fip', 'sn', '10.0.1.5/24'],
-      ['web', 'sn', '10.0.1.10/24'],
-      ['client', 'sn', '10.0.1.20/24'],
-      ['ext', 'external', '192.168.0.50/24'],
-    ] as const)
-      await lab.host(name, net, ip);
-    await Promise.all(['fip', 'web', 'client', 'ext'].map((h) => lab.serve(h, { tcp: [80, 9000], udp: [53] })));
+    await lab.seedHosts({ tcp: [80, 9000], udp: [53] });
     assert.equal(await lab.tcp('ext', '192.168.0.112', 8888), 'web 192.168.0.50', 'port forward');
   });
 
