@@ -3,9 +3,11 @@
 // object natops refuses is still written and its problems are printed at their file and line.
 // The modules that do the work load when it runs.
 import { Option, type Command } from 'commander';
-import { NatopsError } from '../common/errors.ts';
+import { NatopsError, errorMessage } from '../common/errors.ts';
 import { instanceOf } from '../common/instance.ts';
+import type { GatewaySpec } from '../dataplane/model.ts';
 import type { ClusterObject } from '../gitops/export/clean.ts';
+import type { ServerConfig } from '../server/config.ts';
 
 class ExportUsageError extends NatopsError {}
 
@@ -37,7 +39,7 @@ export function addExportCommand(program: Command): void {
     .option('--kubeconfig <file>', 'the cluster (default NATOPS_KUBECONFIG, KUBECONFIG, ~/.kube/config, in-cluster)')
     .option(
       '--adopt',
-      'then hand the gateways Kube-OVN runs to natops: relabel their workloads and pods, no restart (docs/export.md); only when the files validate',
+      "then hand the gateways Kube-OVN runs to natops: relabel their workloads and pods (no restart) and rewrite their rules in natops's forms (docs/export.md); only when the files validate",
     )
     .option(
       '--namespace <ns>',
@@ -103,7 +105,7 @@ export function addExportCommand(program: Command): void {
           import('../dataplane/model.ts'),
         ]);
       // the namespace and instance `natops serve` will use, so that it finds what is adopted here
-      const c = loadConfig({ runtime: 'kubernetes', namespace: opts.namespace });
+      const c = loadConfig({ runtime: 'kubernetes', namespace: opts.namespace, kubeconfig: file });
       const where = { namespace: c.namespace, instance: instanceOf(c) };
       const targets = [...desired.gateways.values()].map((g) => ({
         gateway: g.name,
@@ -127,7 +129,39 @@ export function addExportCommand(program: Command): void {
       process.stdout.write(
         `natops instance ${where.instance} has the gateways in namespace ${where.namespace}: run it with NATOPS_NAMESPACE=${where.namespace}\n`,
       );
+      await takeOverRules(c, desired.gateways.values());
     });
+}
+
+/**
+ * Kube-OVN's script writes some rules otherwise than natops's data plane (docs/export.md): the
+ * adoption brings each gateway to natops's rules now, in its pod, with natops's own reconcile, so
+ * that the adoption is the one step that changes them and the first push changes nothing it did
+ * not ask for. Connections keep going: the mappings stay, only their rule forms change.
+ */
+async function takeOverRules(c: ServerConfig, gateways: Iterable<GatewaySpec>): Promise<void> {
+  const [{ makeRuntimes }, { reconcileGateway }, { renderGatewayPlan }] = await Promise.all([
+    import('../runtime/select.ts'),
+    import('../runtime/reconcile.ts'),
+    import('../dataplane/plan-text.ts'),
+  ]);
+  const { runtime } = await makeRuntimes(c, (m) => process.stderr.write(`natops: warning: ${m}\n`));
+  for (const spec of gateways) {
+    try {
+      const r = await reconcileGateway(runtime, spec);
+      process.stdout.write(`${renderGatewayPlan(r.name, r.action, r.changes)}\n`);
+      process.stdout.write(
+        r.commands.length
+          ? `gateway ${r.name}: natops's rules now, in the same pod (${r.commands.length} command${r.commands.length === 1 ? '' : 's'} run)\n`
+          : `gateway ${r.name}: its rules are natops's already\n`,
+      );
+    } catch (e) {
+      process.stderr.write(
+        `natops: --adopt: gateway ${spec.name} is adopted, but its rules were not brought over (natops's first push will): ${errorMessage(e)}\n`,
+      );
+      process.exitCode = 1;
+    }
+  }
 }
 
 /**
