@@ -1,13 +1,15 @@
 // The GitOps loop with gateways on Kubernetes: git push -> webhook -> planner -> handlers ->
 // Deployment -> pod -> pods/exec -> real packets from lab hosts. natops runs with the shipped
 // Role's ServiceAccount (its kubeconfig), network mode multus, the lab providing the networks.
+// The gateway runs the BusyBox-userland image (sh, sed, timeout and sysctl BusyBox's, as in
+// Kube-OVN's Alpine image); the other Kubernetes packet tests run the Debian one.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AppsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { deploymentName, EXTERNAL_NETWORK } from '../../runtime/kubernetes/objects.ts';
 import { gatewayTarget } from '../../state/records.ts';
 import { forCluster, clusterPipeline, KubeHarness } from '../helpers/k8s.ts';
-import { get, set, subnet, unset, type Obj, type SeedObjects } from '../helpers/manifests.ts';
+import { get, set, subnet, TEST_BUSYBOX_IMAGE, unset, type Obj, type SeedObjects } from '../helpers/manifests.ts';
 import type { PipelineHarness } from '../helpers/pipeline.ts';
 import { scenarioManifests } from '../helpers/scenario.ts';
 import { natops } from '../helpers/cli.ts';
@@ -53,6 +55,7 @@ describe('GitOps loop on Kubernetes (real cluster, Redis, git, lab hosts)', () =
     k = await KubeHarness.create();
     p = await clusterPipeline(k);
     seed = forCluster(await scenarioManifests());
+    set(seed.config, 'data.image', TEST_BUSYBOX_IMAGE);
   });
   after(async () => {
     await p?.cleanup();
