@@ -3,7 +3,7 @@
 // (test/helpers/kube-ovn-script.ts), then read with natops's reader and diffed against what natops
 // compiles for the same gateway: whether natops could adopt a live Kube-OVN gateway as it is.
 //
-// Not as it is: the diff is not empty, and natops's first push changes those rules
+// Not as it is: the diff is not empty, and `natops export --adopt` rewrites those rules
 // (docs/export.md, "Adopting Kube-OVN's gateways"). The test pins the exact differences (KNOWN_*
 // below, each explained from the script's source, upstream line numbers; the fixture's are +16),
 // so anything else differing fails it.
