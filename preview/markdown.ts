@@ -2,8 +2,17 @@
 // limit when it must be. Every value that comes from manifests is escaped: a hostile name or
 // message cannot break a table, close a code block, or add HTML, links or mentions.
 import type { ManifestIssue } from '../gitops/manifests/issues.ts';
-import { CATEGORIES, CATEGORY_NAMES, countChanges, hasDetail, type EntryChange, type Preview } from './preview.ts';
-import { actionsSentence, actionWords, baseNotes, count, countsText, plural, verdict } from './words.ts';
+import {
+  CATEGORIES,
+  CATEGORY_NAMES,
+  countChanges,
+  hasDetail,
+  riskFirst,
+  type EntryChange,
+  type Preview,
+} from './preview.ts';
+import { forwardRanges } from './ranges.ts';
+import { actionsSentence, actionWords, baseNotes, breaks, count, countsText, plural, verdict } from './words.ts';
 
 export interface MarkdownOptions {
   /** lines above everything, never cut (the caller's Markdown: escape values with escapeMarkdown) */
@@ -127,26 +136,47 @@ function headPart(p: Preview, banner: readonly string[], rows: string[], rowsCut
   return out.join('\n\n');
 }
 
-/** A gateway's or VPC's detail: its table of changes and its rule diff, each cut to a number of lines. */
+/**
+ * A gateway's or VPC's detail. Its table lists what breaks live traffic first (`risky`: removals
+ * and changes, each with what it breaks), then the additions (`added`: one row each, or ranges
+ * when many, with every one in a collapsed list, `addedFull`), then the rule diff, collapsed.
+ */
 interface Detail {
   kind: 'gateway' | 'VPC';
   name: string;
   heading: string;
   intro: string[];
-  rows: string[];
+  risky: string[];
+  added: string[];
+  addedFull: string[];
   diff: string[];
 }
 
-const TABLE_HEADER = '| category | change | before | after |\n| --- | --- | --- | --- |';
+/** Additions of one category beyond this many read as ranges (port forwards) with the full list collapsed. */
+const RANGES_OVER = 10;
 
-function entryRow(category: string, e: EntryChange): string {
-  return `| ${category} | ${e.change} | ${e.before === undefined ? '' : codeSpan(e.before, true)} | ${e.after === undefined ? '' : codeSpan(e.after, true)} |`;
+const TABLE_HEADER = '| category | change | before | after | what it breaks |\n| --- | --- | --- | --- | --- |';
+
+function entryRow(category: string, e: EntryChange, risk = ''): string {
+  return `| ${category} | ${e.change} | ${e.before === undefined ? '' : codeSpan(e.before, true)} | ${e.after === undefined ? '' : codeSpan(e.after, true)} | ${escapeMarkdown(risk)} |`;
 }
 
 function details(p: Preview): Detail[] {
   const out: Detail[] = [];
   for (const g of p.gateways) {
     if (!hasDetail(g)) continue;
+    const { risky, added } = riskFirst(g);
+    const rows: string[] = [];
+    const full: string[] = [];
+    for (const c of CATEGORIES) {
+      const mine = added.filter((a) => a.category === c).map((a) => a.entry);
+      const forwards = mine.flatMap((e) => (e.forward ? [e.forward] : []));
+      if (mine.length > RANGES_OVER && forwards.length === mine.length) {
+        for (const line of forwardRanges(forwards))
+          rows.push(`| ${CATEGORY_NAMES[c].many} | added |  | ${codeSpan(line, true)} |  |`);
+        full.push(...mine.map((e) => `+ ${CATEGORY_NAMES[c].one} ${e.after}`));
+      } else rows.push(...mine.map((e) => entryRow(CATEGORY_NAMES[c].one, e)));
+    }
     out.push({
       kind: 'gateway',
       name: g.name,
@@ -154,43 +184,71 @@ function details(p: Preview): Detail[] {
       intro: g.recreate.length
         ? [`Recreated (its pod restarts, every rule is rebuilt): ${g.recreate.map(escapeMarkdown).join('; ')}.`]
         : [],
-      rows: CATEGORIES.flatMap((c) => g.changes[c].map((e) => entryRow(CATEGORY_NAMES[c].one, e))),
+      risky: risky.map(({ category, entry }) => entryRow(CATEGORY_NAMES[category].one, entry, breaks(category, entry))),
+      added: rows,
+      addedFull: full,
       diff: g.ruleDiff,
     });
   }
   for (const v of p.vpcs) {
     if (!v.staticRoutes.length) continue;
+    const risky = v.staticRoutes.filter((e) => e.change !== 'added');
     out.push({
       kind: 'VPC',
       name: v.name,
       heading: `#### VPC ${codeSpan(v.name)}: ${v.action}`,
       intro: [],
-      rows: v.staticRoutes.map((e) => entryRow('static route', e)),
+      risky: risky.map((e) => entryRow('static route', e, breaks('routes', e))),
+      added: v.staticRoutes.filter((e) => e.change === 'added').map((e) => entryRow('static route', e)),
+      addedFull: [],
       diff: [],
     });
   }
   return out;
 }
 
-function renderDetail(d: Detail, rows = d.rows.length, diff = d.diff.length): string {
+/**
+ * How much of the details a comment holds, from everything (0) down: 1 without the rule diffs,
+ * 2 without the full lists of additions, 3 without the additions (their counts are in the
+ * summary). Removals and changes go only after all of those, and then last first.
+ */
+type Level = 0 | 1 | 2 | 3;
+
+function renderDetail(d: Detail, level: Level, risky = d.risky.length): string {
   const out = [d.heading, ...d.intro];
-  if (rows) out.push([TABLE_HEADER, ...d.rows.slice(0, rows)].join('\n'));
-  if (rows < d.rows.length)
+  const added = level < 3 ? d.added : [];
+  const rows = [...d.risky.slice(0, risky), ...added];
+  if (rows.length) out.push([TABLE_HEADER, ...rows].join('\n'));
+  if (risky < d.risky.length)
+    out.push(`_… ${plural(d.risky.length - risky, 'more removal or change', 'more removals and changes')} cut._`);
+  if (level >= 3 && d.added.length) out.push(`_The additions (${plural(d.added.length, 'row')}) are cut._`);
+  if (d.addedFull.length && level < 2)
     out.push(
-      rows
-        ? `_… ${plural(d.rows.length - rows, 'more row')} cut._`
-        : `_The table (${plural(d.rows.length, 'row')}) is cut._`,
+      [
+        `<details><summary>Every addition to ${d.kind} <code>${escapeHtml(d.name)}</code> (${count(d.addedFull.length)})</summary>`,
+        fenced('diff', d.addedFull),
+        '</details>',
+      ].join('\n\n'),
     );
-  if (d.diff.length && !diff) out.push(`_The rule diff (${plural(d.diff.length, 'line')}) is cut._`);
-  if (diff) {
-    const block = [
-      `<details><summary>Rule diff of ${d.kind} <code>${escapeHtml(d.name)}</code> (${plural(d.diff.length, 'line')})</summary>`,
-      fenced('diff', d.diff.slice(0, diff)),
-    ];
-    if (diff < d.diff.length) block.push(`_… ${plural(d.diff.length - diff, 'more line')} cut._`);
-    out.push(block.join('\n\n'), '</details>');
-  }
+  if (d.diff.length && level < 1)
+    out.push(
+      [
+        `<details><summary>Rule diff of ${d.kind} <code>${escapeHtml(d.name)}</code> (${plural(d.diff.length, 'line')})</summary>`,
+        fenced('diff', d.diff),
+        '</details>',
+      ].join('\n\n'),
+    );
   return out.join('\n\n');
+}
+
+/** What a level leaves out of a detail, as the cut note names it. */
+function cutAt(d: Detail, level: Level): string[] {
+  const out: string[] = [];
+  if (level >= 1 && d.diff.length) out.push(`the rule diff of ${label(d)} (${plural(d.diff.length, 'line')})`);
+  if (level >= 2 && d.addedFull.length)
+    out.push(`the list of every addition to ${label(d)} (${count(d.addedFull.length)})`);
+  if (level >= 3 && d.added.length) out.push(`the additions to ${label(d)} (${plural(d.added.length, 'row')})`);
+  return out;
 }
 
 interface IssueText {
@@ -219,37 +277,9 @@ function errorsPart(issues: readonly IssueText[], shown: number, withRest: boole
 
 // ---- cutting -----------------------------------------------------------------------------------
 
-interface Cut {
-  label: string;
-  rows: [cut: number, of: number];
-  diff: [cut: number, of: number];
-}
-
-function cutPhrase(c: Cut): string[] {
-  const [rowsCut, rows] = c.rows;
-  const [diffCut, lines] = c.diff;
-  if (rowsCut === rows && diffCut === lines && rows && lines)
-    return [`the table and rule diff of ${c.label} (${plural(rows, 'row')}, ${plural(lines, 'line')})`];
-  const out: string[] = [];
-  if (diffCut)
-    out.push(
-      diffCut === lines
-        ? `the rule diff of ${c.label} (${plural(lines, 'line')})`
-        : `${count(diffCut)} of the ${plural(lines, 'line')} of the rule diff of ${c.label}`,
-    );
-  if (rowsCut)
-    out.push(
-      rowsCut === rows
-        ? `the table of ${c.label} (${plural(rows, 'row')})`
-        : `${count(rowsCut)} of the ${plural(rows, 'row')} of the table of ${c.label}`,
-    );
-  return out;
-}
-
 const MAX_NAMED_CUTS = 6;
 
-function cutNote(cuts: readonly Cut[], extra: readonly string[], limitName: string, command: string): string {
-  const phrases = [...cuts.flatMap(cutPhrase), ...extra];
+function cutNote(phrases: readonly string[], limitName: string, command: string): string {
   if (!phrases.length) return '';
   const named =
     phrases.length > MAX_NAMED_CUTS + 1
@@ -259,19 +289,20 @@ function cutNote(cuts: readonly Cut[], extra: readonly string[], limitName: stri
   return `> [!NOTE]\n> ✂️ Cut to fit ${limitName}: ${list}. Run ${codeSpan(command)} for all of it.`;
 }
 
-/**
- * The details in order, whole while they fit in `budget` characters; the first that does not is
- * shortened (its rule diff first, then its table), and every later one is left out.
- */
 const label = (d: Detail) => `${d.kind} ${codeSpan(d.name)}`;
 
-function fitDetails(all: readonly Detail[], budget: number): { parts: string[]; cuts: Cut[] } {
+/**
+ * The details at level 3 (removals and changes only) in order, whole while they fit in `budget`
+ * characters; the first that does not keeps the removals and changes that fit, and every later
+ * one is left out.
+ */
+function fitRisky(all: readonly Detail[], budget: number): { parts: string[]; cuts: string[] } {
   const parts: string[] = [];
-  const cuts: Cut[] = [];
+  const cuts: string[] = all.flatMap((d) => cutAt(d, 3));
   let room = budget;
   let full = true;
   for (const d of all) {
-    const whole = renderDetail(d);
+    const whole = renderDetail(d, 3);
     if (full && whole.length + 2 <= room) {
       parts.push(whole);
       room -= whole.length + 2;
@@ -279,20 +310,18 @@ function fitDetails(all: readonly Detail[], budget: number): { parts: string[]; 
     }
     if (full) {
       full = false;
-      const fits = (rows: number, diff: number) => renderDetail(d, rows, diff).length + 2 <= room;
-      if (fits(0, 0)) {
-        const rows = largest(d.rows.length, (r) => fits(r, 0));
-        const diff = rows === d.rows.length ? largest(d.diff.length, (n) => fits(rows, n)) : 0;
-        parts.push(renderDetail(d, rows, diff));
-        cuts.push({
-          label: label(d),
-          rows: [d.rows.length - rows, d.rows.length],
-          diff: [d.diff.length - diff, d.diff.length],
-        });
+      const fits = (n: number) => renderDetail(d, 3, n).length + 2 <= room;
+      if (fits(0)) {
+        const n = largest(d.risky.length, fits);
+        parts.push(renderDetail(d, 3, n));
+        if (n < d.risky.length)
+          cuts.push(
+            `${n ? `${count(d.risky.length - n)} of ` : ''}the ${plural(d.risky.length, 'removal or change', 'removals and changes')} of ${label(d)}`,
+          );
         continue;
       }
     }
-    cuts.push({ label: label(d), rows: [d.rows.length, d.rows.length], diff: [d.diff.length, d.diff.length] });
+    cuts.push(`all of ${label(d)} (${plural(d.risky.length, 'removal or change', 'removals and changes')})`);
   }
   return { parts, cuts };
 }
@@ -327,32 +356,45 @@ export function renderMarkdown(p: Preview, opts: MarkdownOptions = {}): string {
   const whole = compose(
     head,
     '',
-    all.map((d) => renderDetail(d)),
+    all.map((d) => renderDetail(d, 0)),
     errorsWhole,
   );
   if (whole.length <= limit) return whole;
 
-  // 1. The details, later ones first; the room left for them shrinks by what the note takes.
+  // 1. The details, less of each at each level; removals and changes only after every addition.
+  for (const level of [1, 2, 3] as const) {
+    const note = cutNote(
+      all.flatMap((d) => cutAt(d, level)),
+      limitName,
+      command,
+    );
+    const text = compose(
+      head,
+      note,
+      all.map((d) => renderDetail(d, level)),
+      errorsWhole,
+    );
+    if (text.length <= limit) return text;
+  }
   const fixed = compose(head, '', [], errorsWhole).length;
   let reserve = 0;
   for (let attempt = 0; attempt < 20 && fixed + reserve <= limit; attempt++) {
-    const { parts, cuts } = fitDetails(all, limit - fixed - reserve);
-    const text = compose(head, cutNote(cuts, [], limitName, command), parts, errorsWhole);
+    const { parts, cuts } = fitRisky(all, limit - fixed - reserve);
+    const text = compose(head, cutNote(cuts, limitName, command), parts, errorsWhole);
     if (text.length <= limit) return text;
     reserve += text.length - limit;
   }
 
   // 2. No details, and only the first line of each validation error.
-  const everyDetail: Cut[] = all.map((d) => ({
-    label: label(d),
-    rows: [d.rows.length, d.rows.length],
-    diff: [d.diff.length, d.diff.length],
-  }));
+  const everyDetail = all.map(
+    (d) =>
+      `the details of ${label(d)} (${plural(d.risky.length, 'removal or change', 'removals and changes')}, ${plural(d.added.length, 'addition row')})`,
+  );
   const longErrors = issues.filter((i) => i.rest.length).length;
   const restCut = longErrors ? [`the further lines of ${plural(longErrors, 'validation error')}`] : [];
   const firstLines = compose(
     head,
-    cutNote(everyDetail, restCut, limitName, command),
+    cutNote([...everyDetail, ...restCut], limitName, command),
     [],
     errorsPart(issues, issues.length, false),
   );
@@ -361,8 +403,8 @@ export function renderMarkdown(p: Preview, opts: MarkdownOptions = {}): string {
   // 3. Only when the limit cannot hold the summary and every error's first line: as many as fit.
   const noteFor = (errorsCut: number, rowsCut: number) =>
     cutNote(
-      everyDetail,
       [
+        ...everyDetail,
         ...restCut,
         ...(errorsCut ? [`${plural(errorsCut, 'validation error')}`] : []),
         ...(rowsCut ? [`${plural(rowsCut, 'row')} of the summary`] : []),

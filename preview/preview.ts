@@ -24,11 +24,23 @@ export const CATEGORY_NAMES: Record<Category, { one: string; many: string }> = {
   routes: { one: 'route', many: 'routes' },
 };
 
+/** A port forward's fields, for summarizing runs of them as ranges (preview/ranges.ts). */
+export interface ForwardFields {
+  protocol: string;
+  eip: string;
+  externalPort: number;
+  internalIp: string;
+  internalPort: number;
+  shared: boolean;
+}
+
 /** One entry of a category that differs; `before` is absent when added, `after` when removed. */
 export interface EntryChange {
   change: 'added' | 'changed' | 'removed';
   before?: string;
   after?: string;
+  /** a port forward's fields as it is at head (added, changed) or was (removed) */
+  forward?: ForwardFields;
 }
 
 export interface Counts {
@@ -101,25 +113,52 @@ function issuesByName(issues: readonly ManifestIssue[], pattern: RegExp): Map<st
   return by;
 }
 
-/** An entry as compared: `key` says which one it is, `text` what it is. */
+/**
+ * An entry as compared: `key` says which one it is, `text` what it is. `pair`, when given, names
+ * what stays when one field moves: a removed and an added entry with the same pair are one change.
+ */
 interface Keyed {
   key: string;
   text: string;
+  pair?: string;
+  forward?: ForwardFields;
 }
 
-/** Same key, other text: changed (a moved port forward is one change, not a removal and an addition). */
+/**
+ * Same key, other text: changed. A removed and an added entry with the same `pair` (a port forward
+ * moved to another external port, its backend the same) are one change too, not a removal and an
+ * unrelated addition: each removed entry pairs with the added one of its pair nearest to it (by
+ * external port), which reads "8888 -> 8080" for a moved forward among thousands of new ones.
+ */
 export function diffEntries(before: readonly Keyed[], after: readonly Keyed[]): EntryChange[] {
-  const was = new Map(before.map((e) => [e.key, e.text]));
-  const now = new Map(after.map((e) => [e.key, e.text]));
-  const out: EntryChange[] = [];
-  for (const [key, text] of now) {
-    const old = was.get(key);
-    if (old === undefined) out.push({ change: 'added', after: text });
-    else if (old !== text) out.push({ change: 'changed', before: old, after: text });
+  const was = new Map(before.map((e) => [e.key, e]));
+  const now = new Map(after.map((e) => [e.key, e]));
+  const addedByPair = new Map<string, Keyed[]>();
+  for (const e of now.values())
+    if (!was.has(e.key) && e.pair !== undefined) addedByPair.set(e.pair, [...(addedByPair.get(e.pair) ?? []), e]);
+  const movedTo = new Map<Keyed, Keyed>();
+  for (const e of was.values()) {
+    const candidates = e.pair === undefined || now.has(e.key) ? undefined : addedByPair.get(e.pair);
+    if (!candidates?.length) continue;
+    const port = e.forward?.externalPort ?? 0;
+    const distance = (x: Keyed) => Math.abs((x.forward?.externalPort ?? 0) - port);
+    const nearest = candidates.reduce((best, x) => (distance(x) < distance(best) ? x : best));
+    candidates.splice(candidates.indexOf(nearest), 1);
+    movedTo.set(nearest, e);
   }
-  for (const [key, text] of was) if (!now.has(key)) out.push({ change: 'removed', before: text });
+  const out: EntryChange[] = [];
+  const moved = new Set(movedTo.values());
+  for (const [key, e] of now) {
+    const old = was.get(key) ?? movedTo.get(e);
+    if (old === undefined) out.push({ change: 'added', after: e.text, ...fields(e) });
+    else if (old.text !== e.text) out.push({ change: 'changed', before: old.text, after: e.text, ...fields(e) });
+  }
+  for (const [key, e] of was)
+    if (!now.has(key) && !moved.has(e)) out.push({ change: 'removed', before: e.text, ...fields(e) });
   return out;
 }
+
+const fields = (e: Keyed): { forward?: ForwardFields } => (e.forward ? { forward: e.forward } : {});
 
 function entriesOf(spec: GatewaySpec | undefined, state: GatewayState | undefined): Record<Category, Keyed[]> {
   if (!spec || !state) return { eips: [], floatingIps: [], portForwards: [], snats: [], routes: [] };
@@ -133,6 +172,16 @@ function entriesOf(spec: GatewaySpec | undefined, state: GatewayState | undefine
     portForwards: spec.dnats.map((d) => ({
       key: `${d.eip} ${d.protocol} ${d.externalPort}${d.shared ? ` ${d.internalIp}:${d.internalPort}` : ''}`,
       text: `${d.protocol} ${d.eip}:${d.externalPort} -> ${d.internalIp}:${d.internalPort}${d.shared ? ' (shared)' : ''}`,
+      // an exclusive forward whose external port moved, its backend the same, is a change
+      ...(d.shared ? {} : { pair: `${d.eip} ${d.protocol} -> ${d.internalIp}:${d.internalPort}` }),
+      forward: {
+        protocol: d.protocol,
+        eip: d.eip,
+        externalPort: d.externalPort,
+        internalIp: d.internalIp,
+        internalPort: d.internalPort,
+        shared: d.shared === true,
+      },
     })),
     snats: spec.snats.map((s) => ({ key: s.internalCidr, text: `${s.internalCidr} -> ${s.eip}` })),
     // what compileGateway makes: the default route via the EIPs' next hop, one per VPC subnet
@@ -298,3 +347,22 @@ function vpcPreview(
 /** Whether a gateway has anything to show beyond its summary row (an invalid one's problems are listed with the others). */
 export const hasDetail = (g: GatewayPreview): boolean =>
   g.recreate.length > 0 || g.ruleDiff.length > 0 || CATEGORIES.some((c) => g.changes[c].length > 0);
+
+/** Removals and changes first, for what they do to live traffic, by category; then additions. */
+const RISK_ORDER: readonly Category[] = ['portForwards', 'floatingIps', 'snats', 'eips', 'routes'];
+
+export interface OrderedChange {
+  category: Category;
+  entry: EntryChange;
+}
+
+/** A gateway's changes in the order a reviewer reads them: what breaks live traffic first. */
+export function riskFirst(g: GatewayPreview): { risky: OrderedChange[]; added: OrderedChange[] } {
+  const risky: OrderedChange[] = [];
+  const added: OrderedChange[] = [];
+  for (const category of RISK_ORDER)
+    for (const entry of g.changes[category]) (entry.change === 'added' ? added : risky).push({ category, entry });
+  // within the risky ones, removals before changes: a removal is what stops answering
+  risky.sort((a, b) => Number(a.entry.change !== 'removed') - Number(b.entry.change !== 'removed'));
+  return { risky, added };
+}

@@ -1,11 +1,19 @@
 // A preview as plain text for a terminal: the same content as the Markdown, whole.
 import { formatIssue } from '../gitops/manifests/issues.ts';
-import { CATEGORIES, CATEGORY_NAMES, countChanges, hasDetail, type EntryChange, type Preview } from './preview.ts';
-import { actionsSentence, actionWords, baseNotes, CHANGE_MARK, countsText, plural, verdict } from './words.ts';
+import {
+  CATEGORIES,
+  CATEGORY_NAMES,
+  countChanges,
+  hasDetail,
+  riskFirst,
+  type EntryChange,
+  type Preview,
+} from './preview.ts';
+import { actionsSentence, actionWords, baseNotes, breaks, CHANGE_MARK, countsText, plural, verdict } from './words.ts';
 
-function entryLine(what: string, e: EntryChange): string {
+function entryLine(what: string, e: EntryChange, risk?: string): string {
   const text = e.change === 'changed' ? `${e.before} => ${e.after}` : (e.before ?? e.after);
-  return `  ${CHANGE_MARK[e.change]} ${what} ${text}`;
+  return `  ${CHANGE_MARK[e.change]} ${what} ${text}${risk ? `  (${risk})` : ''}`;
 }
 
 export function renderText(p: Preview, opts: { banner?: readonly string[] } = {}): string {
@@ -37,14 +45,25 @@ export function renderText(p: Preview, opts: { banner?: readonly string[] } = {}
     const lines = [`gateway ${g.name}: ${actionWords(g)}`];
     if (g.recreate.length)
       lines.push(`  recreated (its pod restarts, every rule is rebuilt): ${g.recreate.join('; ')}`);
-    for (const c of CATEGORIES) for (const e of g.changes[c]) lines.push(entryLine(CATEGORY_NAMES[c].one, e));
+    // what breaks live traffic first, then the additions
+    const { risky, added } = riskFirst(g);
+    for (const { category, entry } of risky)
+      lines.push(entryLine(CATEGORY_NAMES[category].one, entry, breaks(category, entry)));
+    for (const { category, entry } of added) lines.push(entryLine(CATEGORY_NAMES[category].one, entry));
     if (g.ruleDiff.length)
       lines.push(`  rule diff (${plural(g.ruleDiff.length, 'line')}):`, ...g.ruleDiff.map((l) => `    ${l}`));
     out.push(lines.join('\n'));
   }
   for (const v of p.vpcs) {
     if (v.staticRoutes.length)
-      out.push([`VPC ${v.name}: ${v.action}`, ...v.staticRoutes.map((e) => entryLine('static route', e))].join('\n'));
+      out.push(
+        [
+          `VPC ${v.name}: ${v.action}`,
+          ...v.staticRoutes.map((e) =>
+            entryLine('static route', e, e.change === 'added' ? undefined : breaks('routes', e)),
+          ),
+        ].join('\n'),
+      );
   }
 
   if (p.head.issues.length)

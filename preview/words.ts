@@ -3,6 +3,7 @@
 import { refusesCommit } from '../gitops/manifests/issues.ts';
 import {
   PREVIEW_ACTIONS,
+  type Category,
   type Counts,
   type EntryChange,
   type GatewayPreview,
@@ -84,4 +85,30 @@ export function baseNotes(p: Preview): string[] {
     );
   if (!p.base.enabled) notes.push("enable-vpc-nat-gw is 'false' at base: its manifests stand for what is live.");
   return notes;
+}
+
+/**
+ * What a removal or change does to live traffic, in natops's words (the rule forms it writes and
+ * the conntrack clean-up it runs for a removed mapping: dataplane/rules.ts conntrackCleanup).
+ */
+export function breaks(category: Category, e: EntryChange): string {
+  const removed = e.change === 'removed';
+  switch (category) {
+    case 'portForwards':
+      return removed
+        ? 'new connections to the port are refused; open ones are cut'
+        : 'open connections through the old mapping are cut';
+    case 'floatingIps':
+      return removed
+        ? 'the EIP stops reaching its address, which leaves by SNAT (if any) instead; open connections are cut'
+        : 'open connections through the old mapping are cut';
+    case 'snats':
+      return removed
+        ? 'sources in the CIDR lose this way out (a shorter prefix takes them, if any); open flows are cut'
+        : 'sources in the CIDR leave from another address; open flows are cut';
+    case 'eips':
+      return removed ? 'the address stops answering on the external network' : 'the address or its next hop changes';
+    case 'routes':
+      return removed ? 'the gateway stops routing to it' : 'traffic to it takes another next hop';
+  }
 }

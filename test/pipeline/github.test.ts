@@ -387,7 +387,7 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
     assert.ok(botComments(7)[0]!.body.includes(`\`${newer.head.slice(0, 7)}\``));
   });
 
-  it('a change of 5,000 port forwards: the comment is cut to 65,536 characters, the summary whole, and it says what was cut', async () => {
+  it('a change of 5,000 port forwards: under 65,536 characters, the change first, the additions as a range, and it says what was cut', async () => {
     const pr = structuredClone(seed);
     set(
       pr.gateway,
@@ -405,7 +405,17 @@ describe('natops with GitHub (stand-in held to the OpenAPI description; real Red
     assert.equal((await previewStatus(c.head)).state, 'success');
     const body = botComments(9)[0]!.body;
     assert.ok(body.length <= 65_536, `${body.length} characters`);
-    assert.match(body, /\| gateway `ngw` \| update \|.*\+5,000 ~0 -1/);
+    // the seed's forward to 10.0.1.10:80 reads as moved to the nearest new port of that backend, first
+    assert.match(body, /\| gateway `ngw` \| update \|.*\+4,999 ~1 -0/);
+    const rows = body.split('\n').filter((l) => /^\| (port forwards?|floating IP|SNAT|EIP|route) \|/.test(l));
+    assert.match(
+      rows[0] ?? '',
+      /^\| port forward \| changed \| `tcp 192\.168\.0\.112:\d+ -> 10\.0\.1\.10:80` \| `tcp 192\.168\.0\.112:20000 -> 10\.0\.1\.10:80` \|/,
+    );
+    assert.equal(
+      rows[1],
+      '| port forwards | added |  | `4,999 port forwards tcp 192.168.0.112:20001-24999 -> 10.0.1.10:80` |  |',
+    );
     assert.match(body, /Cut to fit GitHub's 65,536-character limit on a comment: the rule diff of gateway `ngw`/);
   });
 

@@ -65,7 +65,7 @@ describe('natops preview', () => {
         '  gateway ngw  update  EIPs +0 ~0 -0, floating IPs +0 ~0 -0, port forwards +0 ~1 -0, SNATs +0 ~0 -0, routes +0 ~0 -0',
         '',
         'gateway ngw: update',
-        '  ~ port forward tcp 192.168.0.112:8888 -> 10.0.1.10:80 => tcp 192.168.0.112:8888 -> 10.0.1.11:80',
+        '  ~ port forward tcp 192.168.0.112:8888 -> 10.0.1.10:80 => tcp 192.168.0.112:8888 -> 10.0.1.11:80  (open connections through the old mapping are cut)',
         '  rule diff (2 lines):',
         '    + -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.11:80',
         '    - -t nat -A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80',
@@ -101,7 +101,7 @@ describe('natops preview', () => {
     );
     assert.match(
       r.stdout,
-      /^\| port forward \| changed \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80` \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.11:80` \|$/m,
+      /^\| port forward \| changed \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80` \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.11:80` \| open connections through the old mapping are cut \|$/m,
     );
     assert.ok(
       r.stdout.includes(
@@ -139,7 +139,7 @@ describe('natops preview', () => {
     assert.ok(r.stdout.length <= 601, `${r.stdout.length} characters`);
     assert.match(
       r.stdout,
-      /Cut to fit the 600-character limit: the table and rule diff of gateway `ngw` \(1 row, 2 lines\)\. Run `natops preview --base v1 --head moved --path net` for all of it\./,
+      /Cut to fit the 600-character limit: the rule diff of gateway `ngw` \(2 lines\) and the 1 removal or change of gateway `ngw`\. Run `natops preview --base v1 --head moved --path net` for all of it\./,
     );
   });
 

@@ -42,10 +42,14 @@ function previewOf(files: { base: ManifestFile[]; head: ManifestFile[] }): Previ
   return previewChanges(validateManifests(files.base), validateManifests(files.head), REFS);
 }
 
+/** A gateway's preview, its entries as text only (a port forward's fields are for ranges: preview-risk.test.ts). */
 const gateway = (p: Preview, name = 'ngw'): GatewayPreview => {
   const g = p.gateways.find((x) => x.name === name);
   assert.ok(g, `gateway ${name} is in the preview`);
-  return g;
+  const changes = Object.fromEntries(
+    Object.entries(g.changes).map(([c, entries]) => [c, entries.map(({ forward: _, ...e }) => e)]),
+  ) as GatewayPreview['changes'];
+  return { ...g, changes };
 };
 
 /** The Markdown's structure holds: every <details> closed, every code block closed, every table row as wide as its header. */
@@ -156,11 +160,11 @@ describe('preview: what changes per gateway and category', () => {
     );
     assert.match(
       md,
-      /^\| port forward \| changed \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80` \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.11:80` \|$/m,
+      /^\| port forward \| changed \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80` \| `tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.11:80` \| open connections through the old mapping are cut \|$/m,
     );
     assert.match(
       renderText(p),
-      /^ {2}~ port forward tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80 => tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.11:80$/m,
+      /^ {2}~ port forward tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.10:80 => tcp 192\.168\.0\.112:8888 -> 10\.0\.1\.11:80 {2}\(open connections through the old mapping are cut\)$/m,
     );
   });
 
@@ -184,7 +188,10 @@ describe('preview: what changes per gateway and category', () => {
       snats: [{ change: 'removed', before: '10.0.1.0/24 -> 192.168.0.112' }],
       routes: [{ change: 'removed', before: '10.0.2.0/24 via 10.0.1.1 dev eth0' }],
     });
-    assert.match(renderMarkdown(p), /^\| SNAT \| removed \| `10\.0\.1\.0\/24 -> 192\.168\.0\.112` \| {2}\|$/m);
+    assert.match(
+      renderMarkdown(p),
+      /^\| SNAT \| removed \| `10\.0\.1\.0\/24 -> 192\.168\.0\.112` \| {2}\| sources in the CIDR lose this way out \(a shorter prefix takes them, if any\); open flows are cut \|$/m,
+    );
   });
 
   it('the rule diff is exactly what ruleDiff says of planGateways, the base compiled as current', async () => {
@@ -285,7 +292,10 @@ describe('preview: what changes per gateway and category', () => {
     assert.equal(gateway(p).action, 'unchanged', 'the gateway itself does not change');
     const md = renderMarkdown(p);
     assert.match(md, /^\| VPC `test-vpc-1` \| update \| \| \| \| \| \+1 ~1 -0 \(static\) \|$/m);
-    assert.match(md, /^\| static route \| added \| {2}\| `172\.16\.0\.0\/16 via 10\.0\.1\.254 \(policyDst\)` \|$/m);
+    assert.match(
+      md,
+      /^\| static route \| added \| {2}\| `172\.16\.0\.0\/16 via 10\.0\.1\.254 \(policyDst\)` \| {2}\|$/m,
+    );
     assert.match(renderText(p), /^ {2}\+ static route 172\.16\.0\.0\/16 via 10\.0\.1\.254 \(policyDst\)$/m);
   });
 
@@ -419,21 +429,21 @@ describe('preview Markdown: cut to fit, escaped', () => {
   const LIMIT = 65_536;
 
   before(async () => {
-    // 5,000 port forwards replace the seed's one, and a later gateway changes too
+    // a reviewer's pull request: the seed's forward moved 8888 -> 8080, its floating IP removed,
+    // 5,000 forwards added; and a later gateway whose forward changes backend port
     many = previewOf(
       await manifests(
         (s) => {
-          set(
-            s.gateway,
-            'spec.dnatRules',
-            Array.from({ length: 5000 }, (_, i) => ({
+          set(s.gateway, 'spec.dnatRules.0.externalPort', 8080);
+          unset(s.gateway, 'spec.floatingIpRules.0');
+          for (let i = 0; i < 5000; i++)
+            push(s.gateway, 'spec.dnatRules', {
               eip: '192.168.0.112',
-              externalPort: 10000 + i,
+              externalPort: 20000 + i,
               protocol: 'tcp',
-              internalIp: '10.0.1.10',
+              internalIp: `10.0.1.${10 + (i % 200)}`,
               internalPort: 80,
-            })),
-          );
+            });
           set(s.extra[2]!, 'spec.dnatRules.0.internalPort', 81);
         },
         (s) =>
@@ -443,34 +453,44 @@ describe('preview Markdown: cut to fit, escaped', () => {
     full = renderMarkdown(many);
   });
 
-  it('5,000 port forwards: at most 65,536 characters, the summary whole, and a note that says exactly what was cut', () => {
-    assert.ok(full.length > 10 * LIMIT, 'the whole preview is far over the limit');
+  it('5,000 added forwards: under 65,536 characters, what breaks live traffic first and never cut, the additions as ranges', () => {
     const md = renderMarkdown(many, { limit: LIMIT, banner: ['⚠️ Outdated: the pull request was closed'] });
     assert.ok(md.length <= LIMIT, `${md.length} characters`);
     checkMarkdown(md);
     assert.ok(md.startsWith('⚠️ Outdated: the pull request was closed\n\n'), 'the banner comes first');
     const summary = full.slice(0, full.indexOf('\n\n#### '));
     assert.ok(md.includes(summary), 'the summary is whole');
-    assert.match(summary, /^\| gateway `ngw` \| update \| \+0 ~0 -0 \| \+0 ~0 -0 \| \+5,000 ~0 -1 \|/m);
-    assert.match(summary, /^\| gateway `zgw` \| update \|/m);
-    // ngw (first) is shortened, zgw (later) left out
-    const note =
-      /> ✂️ Cut to fit the 65,536-character limit: the rule diff of gateway `ngw` \(5,001 lines\), ([\d,]+) of the 5,001 rows of the table of gateway `ngw` and the table and rule diff of gateway `zgw` \(1 row, 2 lines\)\. Run `natops preview --base main --head pr` for all of it\./.exec(
-        md,
-      );
-    assert.ok(note, md.slice(0, 2000));
-    const rowsCut = Number(note[1]!.replace(/,/g, ''));
-    const rowsShown = md.match(/^\| port forward \| added \|/gm)?.length ?? 0;
-    assert.ok(rowsShown > 300, `${rowsShown} rows shown`);
-    assert.equal(
-      rowsShown + rowsCut,
-      5001,
-      'rows shown and cut make the whole table (the removed forward, listed last, is cut)',
+    assert.match(summary, /^\| gateway `ngw` \| update \| \+0 ~0 -0 \| \+0 ~0 -1 \| \+5,000 ~1 -0 \|/m);
+    // ngw's table: the removal, then the change (a moved port reads as one), then the additions as a range
+    const ngw = md.slice(md.indexOf('#### gateway `ngw`'), md.indexOf('#### gateway `zgw`'));
+    const rows = ngw.split('\n').filter((l) => /^\| (?!category|---)/.test(l));
+    assert.deepEqual(rows, [
+      '| floating IP | removed | `192.168.0.111 -> 10.0.1.5` |  | the EIP stops reaching its address, which leaves by SNAT (if any) instead; open connections are cut |',
+      '| port forward | changed | `tcp 192.168.0.112:8888 -> 10.0.1.10:80` | `tcp 192.168.0.112:8080 -> 10.0.1.10:80` | open connections through the old mapping are cut |',
+      '| port forwards | added |  | `5,000 port forwards tcp 192.168.0.112:20000-24999 -> 10.0.1.10-209:80` |  |',
+    ]);
+    // the later gateway keeps its change too
+    assert.match(
+      md,
+      /^\| port forward \| changed \| `tcp 192\.168\.0\.120:8000 -> 10\.0\.2\.10:80` \| `tcp 192\.168\.0\.120:8000 -> 10\.0\.2\.10:81` \|/m,
     );
-    assert.ok(md.includes(`_… ${note[1]} more rows cut._`));
-    assert.ok(md.includes('_The rule diff (5,001 lines) is cut._'));
-    assert.doesNotMatch(md, /#### gateway `zgw`/);
-    assert.ok(md.length > LIMIT - 500, 'the room is used');
+    // what did not fit: the list of every addition and the rule diffs, each named
+    assert.match(
+      md,
+      /> ✂️ Cut to fit the 65,536-character limit: the rule diff of gateway `ngw` \(5,004 lines\), the list of every addition to gateway `ngw` \(5,000\) and the rule diff of gateway `zgw` \(2 lines\)\. Run `natops preview --base main --head pr` for all of it\./,
+    );
+    assert.ok(md.length < 5000, `${md.length} characters: a few screens`);
+    // without a limit, every addition is a click away
+    assert.match(full, /<details><summary>Every addition to gateway <code>ngw<\/code> \(5,000\)<\/summary>/);
+    assert.match(full, /^\+ port forward tcp 192\.168\.0\.112:24999 -> 10\.0\.1\.209:80$/m);
+  });
+
+  it('when even the removals and changes do not fit, the note says how many and where', () => {
+    const md = renderMarkdown(many, { limit: 1_300 });
+    assert.ok(md.length <= 1_300, `${md.length}`);
+    assert.match(md, /Cut to fit the 1,300-character limit/);
+    assert.match(md, /(removals? (and|or) changes?)/);
+    assert.match(md, /Run `natops preview --base main --head pr` for all of it/);
   });
 
   it('any limit: never over it, the banner, summary and every validation error first line kept while they fit', async () => {

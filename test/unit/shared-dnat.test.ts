@@ -160,7 +160,18 @@ describe('share DNAT: one port, several backends', () => {
     );
     const [ngw] = previewChanges(two.result, three.result).gateways;
     assert.deepEqual(ngw!.changes.portForwards, [
-      { change: 'added', after: 'tcp 192.168.0.112:8080 -> 10.0.1.11:80 (shared)' },
+      {
+        change: 'added',
+        after: 'tcp 192.168.0.112:8080 -> 10.0.1.11:80 (shared)',
+        forward: {
+          protocol: 'tcp',
+          eip: '192.168.0.112',
+          externalPort: 8080,
+          internalIp: '10.0.1.11',
+          internalPort: 80,
+          shared: true,
+        },
+      },
     ]);
   });
 
