@@ -254,12 +254,24 @@ lab
 
 program
   .command('probe')
-  .description('serve "<name> <peer address>" answers on TCP and UDP ports (run it in a lab host)')
-  .requiredOption('--name <name>', 'what to answer with')
+  .description(
+    'serve "<name> <peer address>" answers on TCP and UDP ports (run it in a lab host); with --send, send probes instead',
+  )
+  .option('--name <name>', 'what to answer with')
   .option('--tcp <ports>', 'comma-separated TCP ports', '')
   .option('--udp <ports>', 'comma-separated UDP ports', '')
-  .action(async (opts: { name: string; tcp: string; udp: string }) => {
-    const { serveProbe } = await import('./probe.ts');
+  .option('--send', 'send the probes given on stdin as JSON ([{protocol, to, port}]) and print the answers as JSON')
+  .option('--timeout <ms>', '--send: how long to wait for each answer', '2000')
+  .action(async (opts: { name?: string; tcp: string; udp: string; send?: boolean; timeout: string }) => {
+    const { serveProbe, sendProbes, ProbeTargets } = await import('./probe.ts');
+    if (opts.send) {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      const targets = ProbeTargets.parse(JSON.parse(Buffer.concat(chunks).toString()));
+      out(JSON.stringify(await sendProbes(targets, Number(opts.timeout))));
+      return;
+    }
+    if (!opts.name) throw new NatopsError('natops probe needs --name (or --send)');
     const ports = (list: string) => list.split(',').filter(Boolean).map(Number);
     await serveProbe({ name: opts.name, tcp: ports(opts.tcp), udp: ports(opts.udp) });
   });

@@ -14,6 +14,9 @@ interface PreviewFlags {
   redis?: string;
   format: 'text' | 'markdown';
   limit?: number;
+  prove?: boolean;
+  proveLimit: number;
+  proveTime: number;
 }
 
 /** The git directory of the repository `dir` is in (a work tree or a bare repository). */
@@ -28,7 +31,7 @@ async function gitDirOf(dir: string): Promise<string> {
 function positiveInt(text: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1)
-    throw new InvalidArgumentError('must be a positive whole number of characters');
+    throw new InvalidArgumentError('must be a positive whole number');
   return n;
 }
 
@@ -56,6 +59,20 @@ export function addPreviewCommand(program: Command): void {
         '--limit <chars>',
         'markdown: cut the detail to fit in this many characters, as a comment must',
       ).argParser(positiveInt),
+    )
+    .option(
+      '--prove',
+      'build base and head each in a throwaway lab (root; nothing live is touched) and send real packets through every mapping (exit 3 when one of the head does not answer)',
+    )
+    .addOption(
+      new Option('--prove-limit <probes>', '--prove: the most probes per side, sampled evenly beyond it')
+        .argParser(positiveInt)
+        .default(50),
+    )
+    .addOption(
+      new Option('--prove-time <seconds>', '--prove: the time limit for both sides')
+        .argParser(positiveInt)
+        .default(120),
     )
     // Usage errors exit 2 like natops's other refusals (commander's own default is 1, which here means "invalid head").
     .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2))
@@ -86,6 +103,16 @@ export function addPreviewCommand(program: Command): void {
       const base = await validatedAt(repo, baseSha, opts.path, limits, undefined, input);
       const head = await validatedAt(repo, headSha, opts.path, limits, undefined, input);
       const preview = previewChanges(base, head, { base: opts.base, head: opts.head });
+      // a refused or disabled head changes nothing: there is nothing to prove
+      if (opts.prove && !preview.head.refused && preview.head.enabled) {
+        if (process.getuid?.() !== 0) throw new PreviewUsageError('--prove builds network namespaces: run it as root');
+        const { provePreview, PROVE_DEFAULTS } = await import('../functions/preview/prove.ts');
+        preview.proof = await provePreview(base.desired.enabled ? base.desired : undefined, head.desired, {
+          ...PROVE_DEFAULTS,
+          limit: opts.proveLimit,
+          timeLimitMs: opts.proveTime * 1000,
+        });
+      }
       const path = opts.path === '.' ? '' : ` --path ${opts.path}`;
       const text =
         opts.format === 'markdown'
@@ -96,5 +123,6 @@ export function addPreviewCommand(program: Command): void {
           : renderText(preview);
       process.stdout.write(`${text}\n`);
       if (head.issues.length) process.exitCode = 1;
+      else if (preview.proof && (await import('../preview/proof.ts')).headFailed(preview.proof)) process.exitCode = 3;
     });
 }

@@ -11,6 +11,8 @@ import {
   type EntryChange,
   type Preview,
 } from './preview.ts';
+import type { Proof } from './probes.ts';
+import { proofRows, proofSentences, type ProofRow } from './proof.ts';
 import { forwardRanges } from './ranges.ts';
 import { actionsSentence, actionWords, baseNotes, breaks, count, countsText, plural, verdict } from './words.ts';
 
@@ -133,7 +135,22 @@ function headPart(p: Preview, banner: readonly string[], rows: string[], rowsCut
   if (rows.length || rowsCut) out.push([...SUMMARY_HEADER, ...rows].join('\n'));
   if (rowsCut) out.push(`_… ${plural(rowsCut, 'more row')} of the summary cut._`);
   out.push(...baseNotes(p).map(escapeMarkdown));
+  if (p.proof) out.push(proofPart(p.proof));
   return out.join('\n\n');
+}
+
+/** The packets sent through each side's lab: never cut, as the summary (at most `limit` rows a side). */
+function proofPart(proof: Proof): string {
+  const cell = (c: ProofRow['head']) =>
+    c === undefined ? '–' : `${c.answered ? '✅' : '❌'} ${escapeMarkdown(c.detail)}`;
+  const rows = proofRows(proof).map(
+    (r) => `| ${codeSpan(r.gateway, true)} | ${codeSpan(r.mapping, true)} | ${cell(r.base)} | ${cell(r.head)} |`,
+  );
+  return [
+    '#### Packets through a throwaway lab',
+    proofSentences(proof).map(escapeMarkdown).join(' '),
+    ['| gateway | mapping | base | head |', '| --- | --- | --- | --- |', ...rows].join('\n'),
+  ].join('\n\n');
 }
 
 /**

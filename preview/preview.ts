@@ -8,6 +8,7 @@ import { planGateways } from '../dataplane/gateway-plan.ts';
 import { ruleDiff, type GatewayAction } from '../dataplane/plan-text.ts';
 import { refusesCommit, sortIssues, type ManifestIssue } from '../gitops/manifests/issues.ts';
 import type { StaticRoute } from '../dataplane/network.ts';
+import type { Proof } from './probes.ts';
 import type { ValidationResult, VpcInfo } from '../gitops/manifests/validate.ts';
 
 /** `invalid`: the head's manifest of it has problems, so natops leaves the live one as it is. */
@@ -98,6 +99,8 @@ export interface Preview {
     /** over every gateway; `routes` includes the VPC static routes */
     changes: Record<Category, Counts>;
   };
+  /** real packets through a throwaway lab of each side (`natops preview --prove`), when asked for */
+  proof?: Proof;
 }
 
 const GATEWAY_RESOURCE = /^VpcNatGateway\/(.+)$/;

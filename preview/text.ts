@@ -9,6 +9,7 @@ import {
   type EntryChange,
   type Preview,
 } from './preview.ts';
+import { proofRows, proofSentences, type ProofRow } from './proof.ts';
 import { actionsSentence, actionWords, baseNotes, breaks, CHANGE_MARK, countsText, plural, verdict } from './words.ts';
 
 function entryLine(what: string, e: EntryChange, risk?: string): string {
@@ -39,6 +40,14 @@ export function renderText(p: Preview, opts: { banner?: readonly string[] } = {}
     summary.push(`  VPC     ${v.name.padEnd(width)}  ${what}`);
   }
   if (summary.length) out.push(summary.join('\n'));
+  if (p.proof) {
+    const cell = (c: ProofRow['head']) =>
+      c === undefined ? '-' : `${c.answered ? 'answered' : 'NOT ANSWERED'}: ${c.detail}`;
+    const lines = [`packets through a throwaway lab: ${proofSentences(p.proof).join(' ')}`];
+    for (const r of proofRows(p.proof))
+      lines.push(`  gateway ${r.gateway}: ${r.mapping}`, `    base  ${cell(r.base)}`, `    head  ${cell(r.head)}`);
+    out.push(lines.join('\n'));
+  }
 
   for (const g of p.gateways) {
     if (!hasDetail(g)) continue;

@@ -1,0 +1,313 @@
+// What `natops preview --prove` sends through a throwaway lab built from one side of a change:
+// a host behind every mapping, one on the external network, and a probe per mapping with the
+// answer it must get. Pure: the lab, the hosts and the packets are functions/preview/prove.ts's.
+import { cidrContains, ipv4FromInt, ipv4ToInt, networkAddress, parseCidr } from '../common/ipv4.ts';
+import type { GatewaySpec } from '../dataplane/model.ts';
+import type { NetworkModel } from '../dataplane/network.ts';
+
+/** The TCP port every probe host serves for the probes that are not port forwards. */
+export const PROBE_PORT = 7777;
+/** The host on the external network: the far side of every inbound and outbound probe. */
+export const EXTERNAL_HOST = 'ext';
+
+export interface ProbeHost {
+  name: string;
+  /** a subnet's name, or "external" */
+  net: string;
+  /** with its prefix, as `lab host add` takes it */
+  ip: string;
+  tcp: number[];
+  udp: number[];
+}
+
+export type ProbeKind = 'port forward' | 'floating IP in' | 'floating IP out' | 'SNAT' | 'hairpin';
+
+export interface Probe {
+  gateway: string;
+  kind: ProbeKind;
+  /** the mapping, as the preview writes it: the key that matches a probe of the base with the head's */
+  mapping: string;
+  /** the host it is sent from */
+  from: string;
+  protocol: 'tcp' | 'udp';
+  to: string;
+  port: number;
+  /** the hosts that may answer (a shared port's backends), and the source address they must see */
+  answeredBy: string[];
+  seenSource?: string;
+}
+
+/** A mapping no probe can stand behind, and why. */
+export interface Unprobed {
+  gateway: string;
+  mapping: string;
+  reason: string;
+}
+
+export interface ProbePlan {
+  hosts: ProbeHost[];
+  probes: Probe[];
+  /** how many probes the mappings make; more than `probes` holds when sampled */
+  total: number;
+  unprobed: Unprobed[];
+}
+
+interface SubnetAt {
+  name: string;
+  cidr: string;
+  gateway: string;
+}
+
+/**
+ * The probes for these gateways, at most `limit` (spread evenly over all of them when there are
+ * more, in order). Hosts are named h1, h2, ... by first use, `ext` on the external network.
+ */
+export function planProbes(gateways: readonly GatewaySpec[], network: NetworkModel, limit: number): ProbePlan {
+  const hosts = new Map<string, ProbeHost>(); // by "subnet ip"
+  const unprobed: Unprobed[] = [];
+  const probes: Probe[] = [];
+  const taken = new Set<string>(); // every address a host may not have: gateways, lanIps, EIPs, next hops
+  for (const s of network.subnets) taken.add(s.gateway);
+  for (const g of gateways) {
+    taken.add(g.lanIp);
+    for (const e of g.eips) taken.add(e.cidr.split('/')[0]!);
+  }
+  for (const h of network.eipNextHops) taken.add(h.address);
+
+  const external = externalHost(network, taken);
+  if (external) hosts.set(`external ${external.ip}`, external);
+  const serve = (host: ProbeHost, protocol: 'tcp' | 'udp', port: number) => {
+    if (!host[protocol].includes(port)) host[protocol].push(port);
+  };
+  const subnetsOf = (g: GatewaySpec): SubnetAt[] =>
+    network.subnets.filter((s) => s.vpc === g.vpc).map((s) => ({ name: s.name, cidr: s.cidr, gateway: s.gateway }));
+
+  /** The host at `ip` in gateway g's VPC, made on first use; or why there can be none. */
+  const hostAt = (g: GatewaySpec, ip: string): ProbeHost | string => {
+    const subnet = subnetsOf(g).find((s) => cidrContains(parseCidr(s.cidr)!, ip));
+    if (!subnet) return `no subnet of VPC ${g.vpc} holds ${ip}`;
+    if (ip === subnet.gateway)
+      return `${ip} is subnet ${subnet.name}'s gateway (its VPC router): no host can stand there`;
+    const lan = gateways.find((x) => x.vpc === g.vpc && x.lanIp === ip);
+    if (lan) return `${ip} is gateway ${lan.name}'s lanIp: no host can stand there`;
+    const key = `${subnet.name} ${ip}`;
+    let host = hosts.get(key);
+    if (!host) {
+      host = {
+        name: `h${hosts.size + (external ? 0 : 1)}`,
+        net: subnet.name,
+        ip: `${ip}/${parseCidr(subnet.cidr)!.prefix}`,
+        tcp: [],
+        udp: [],
+      };
+      hosts.set(key, host);
+    }
+    return host;
+  };
+  const noExternal = 'no free address on the external network for the far side';
+
+  for (const g of gateways) {
+    for (const f of g.floatingIps) {
+      const mapping = `floating IP ${f.eip} -> ${f.internalIp}`;
+      const host = hostAt(g, f.internalIp);
+      if (typeof host === 'string' || !external) {
+        unprobed.push({ gateway: g.name, mapping, reason: typeof host === 'string' ? host : noExternal });
+        continue;
+      }
+      serve(host, 'tcp', PROBE_PORT);
+      probes.push({
+        gateway: g.name,
+        kind: 'floating IP in',
+        mapping: `${mapping} (in)`,
+        from: external.name,
+        protocol: 'tcp',
+        to: f.eip,
+        port: PROBE_PORT,
+        answeredBy: [host.name],
+      });
+      probes.push({
+        gateway: g.name,
+        kind: 'floating IP out',
+        mapping: `${mapping} (out)`,
+        from: host.name,
+        protocol: 'tcp',
+        to: hostIp(external),
+        port: PROBE_PORT,
+        answeredBy: [external.name],
+        seenSource: f.eip,
+      });
+    }
+    // a shared port is one probe, which any of its backends may answer
+    const ports = new Map<
+      string,
+      { forward: GatewaySpec['dnats'][number]; backends: ProbeHost[]; problems: string[] }
+    >();
+    for (const d of g.dnats) {
+      const port = `${d.protocol} ${d.eip}:${d.externalPort}`;
+      const entry = ports.get(port) ?? { forward: d, backends: [], problems: [] };
+      const host = hostAt(g, d.internalIp);
+      if (typeof host === 'string') entry.problems.push(host);
+      else {
+        serve(host, d.protocol, d.internalPort);
+        entry.backends.push(host);
+      }
+      ports.set(port, entry);
+    }
+    for (const [port, { forward: d, backends, problems }] of ports) {
+      const mapping = `port forward ${port} -> ${d.shared ? `${backends.length + problems.length} backends` : `${d.internalIp}:${d.internalPort}`}`;
+      if (!backends.length || !external) {
+        unprobed.push({ gateway: g.name, mapping, reason: problems.join('; ') || noExternal });
+        continue;
+      }
+      probes.push({
+        gateway: g.name,
+        kind: 'port forward',
+        mapping,
+        from: external.name,
+        protocol: d.protocol,
+        to: d.eip,
+        port: d.externalPort,
+        answeredBy: backends.map((b) => b.name),
+      });
+    }
+    // SNAT from an address of its CIDR that no floating IP takes out first
+    let hairpinFrom: ProbeHost | undefined;
+    for (const s of g.snats) {
+      const mapping = `SNAT ${s.internalCidr} -> ${s.eip}`;
+      const host = snatHost(g, s.internalCidr, subnetsOf(g), taken, hostAt);
+      if (typeof host === 'string' || !external) {
+        unprobed.push({ gateway: g.name, mapping, reason: typeof host === 'string' ? host : noExternal });
+        continue;
+      }
+      hairpinFrom ??= host;
+      probes.push({
+        gateway: g.name,
+        kind: 'SNAT',
+        mapping,
+        from: host.name,
+        protocol: 'tcp',
+        to: hostIp(external),
+        port: PROBE_PORT,
+        answeredBy: [external.name],
+        seenSource: s.eip,
+      });
+    }
+    // hairpin: a host inside the VPC reaching the first TCP port forward by its EIP
+    const first = [...ports.values()].find((p) => p.forward.protocol === 'tcp' && p.backends.length);
+    if (first && hairpinFrom && !first.backends.includes(hairpinFrom)) {
+      const d = first.forward;
+      probes.push({
+        gateway: g.name,
+        kind: 'hairpin',
+        mapping: `hairpin ${hostIp(hairpinFrom)} -> ${d.eip}:${d.externalPort}`,
+        from: hairpinFrom.name,
+        protocol: 'tcp',
+        to: d.eip,
+        port: d.externalPort,
+        answeredBy: first.backends.map((b) => b.name),
+      });
+    }
+  }
+  for (const h of hosts.values()) if (!h.tcp.length && !h.udp.length) h.tcp.push(PROBE_PORT);
+  // only the hosts the probes sent need: thousands of forwards make thousands of backends
+  const sent = sample(probes, limit);
+  const needed = new Set(sent.flatMap((p) => [p.from, ...p.answeredBy]));
+  return { hosts: [...hosts.values()].filter((h) => needed.has(h.name)), probes: sent, total: probes.length, unprobed };
+}
+
+const hostIp = (h: ProbeHost) => h.ip.split('/')[0]!;
+
+/** `limit` of `items`, spread evenly, in order. */
+export function sample<T>(items: readonly T[], limit: number): T[] {
+  if (items.length <= limit) return [...items];
+  if (limit <= 0) return [];
+  return Array.from({ length: limit }, (_, i) => items[Math.floor((i * items.length) / limit)]!);
+}
+
+/** The external host: the highest free address of the first EIP next hop's network. */
+function externalHost(network: NetworkModel, taken: Set<string>): ProbeHost | undefined {
+  const hop = network.eipNextHops[0];
+  const cidr = hop && parseCidr(hop.network);
+  if (!cidr) return undefined;
+  const first = ipv4ToInt(networkAddress(cidr.address, cidr.prefix));
+  const last = first + 2 ** (32 - cidr.prefix) - 2;
+  for (let n = last; n > first && n > last - 4096; n--) {
+    const ip = ipv4FromInt(n);
+    if (!taken.has(ip)) {
+      taken.add(ip);
+      return { name: EXTERNAL_HOST, net: 'external', ip: `${ip}/${cidr.prefix}`, tcp: [PROBE_PORT], udp: [] };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A host of its own in `cidr` for an SNAT probe, at a free address no floating IP takes out first
+ * (apart from the forwards' backends, so it can also reach a forward by its EIP: the hairpin).
+ */
+function snatHost(
+  g: GatewaySpec,
+  cidrText: string,
+  subnets: SubnetAt[],
+  taken: Set<string>,
+  hostAt: (g: GatewaySpec, ip: string) => ProbeHost | string,
+): ProbeHost | string {
+  const cidr = parseCidr(cidrText)!;
+  const used = new Set([...g.floatingIps.map((f) => f.internalIp), ...g.dnats.map((d) => d.internalIp)]);
+  const first = ipv4ToInt(networkAddress(cidr.address, cidr.prefix));
+  const last = first + 2 ** (32 - cidr.prefix) - 1;
+  // from the top of the CIDR down: away from the addresses manifests usually name
+  for (let n = last - 1; n > first && n > last - 4096; n--) {
+    const ip = ipv4FromInt(n);
+    if (taken.has(ip) || used.has(ip)) continue;
+    const subnet = subnets.find((s) => cidrContains(parseCidr(s.cidr)!, ip));
+    if (!subnet) continue;
+    const host = hostAt(g, ip);
+    if (typeof host !== 'string') {
+      taken.add(ip);
+      return host;
+    }
+  }
+  return `no free address of ${cidrText} in a subnet of VPC ${g.vpc}`;
+}
+
+/** A probe sent, and what came back. */
+export interface ProbeOutcome {
+  gateway: string;
+  kind: ProbeKind;
+  mapping: string;
+  answered: boolean;
+  /** who answered and the source they saw, or why nothing did */
+  detail: string;
+}
+
+/** One side of a change proven: every probe's outcome, and what could not be probed. */
+export interface SideProof {
+  outcomes: ProbeOutcome[];
+  /** the probes the mappings make; more than `outcomes` when sampled */
+  total: number;
+  unprobed: Unprobed[];
+  /** the lab could not be built or the time ran out: no probe (or not every probe) was sent */
+  error?: string;
+}
+
+export interface Proof {
+  /** absent when the base has no valid gateway to build */
+  base?: SideProof;
+  head: SideProof;
+  /** the most probes sent per side */
+  limit: number;
+}
+
+/** The reply to a probe against what it must be: "<host> <source it saw>". */
+export function judge(p: Probe, reply: { line: string } | { error: string }): ProbeOutcome {
+  const base = { gateway: p.gateway, kind: p.kind, mapping: p.mapping };
+  if ('error' in reply) return { ...base, answered: false, detail: `no answer (${reply.error})` };
+  const [host = '', seen = ''] = reply.line.split(' ');
+  const who = p.answeredBy.includes(host);
+  const source = p.seenSource === undefined || seen === p.seenSource;
+  if (who && source)
+    return { ...base, answered: true, detail: `${host} answered${p.seenSource ? `, seeing ${seen}` : ''}` };
+  const expected = `${p.answeredBy.join(' or ')}${p.seenSource ? ` seeing ${p.seenSource}` : ''}`;
+  return { ...base, answered: false, detail: `${host || '?'} answered seeing ${seen || '?'}, not ${expected}` };
+}
