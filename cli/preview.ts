@@ -107,7 +107,9 @@ export function addPreviewCommand(program: Command): void {
       if (opts.prove && !preview.head.refused && preview.head.enabled) {
         if (process.getuid?.() !== 0) throw new PreviewUsageError('--prove builds network namespaces: run it as root');
         const { provePreview, PROVE_DEFAULTS } = await import('../functions/preview/prove.ts');
-        preview.proof = await provePreview(base.desired.enabled ? base.desired : undefined, head.desired, {
+        const { changedGateways } = await import('../preview/proof.ts');
+        const changed = changedGateways(preview);
+        preview.proof = await provePreview(base.desired.enabled ? base.desired : undefined, head.desired, changed, {
           ...PROVE_DEFAULTS,
           limit: opts.proveLimit,
           timeLimitMs: opts.proveTime * 1000,

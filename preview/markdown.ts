@@ -135,12 +135,12 @@ function headPart(p: Preview, banner: readonly string[], rows: string[], rowsCut
   if (rows.length || rowsCut) out.push([...SUMMARY_HEADER, ...rows].join('\n'));
   if (rowsCut) out.push(`_… ${plural(rowsCut, 'more row')} of the summary cut._`);
   out.push(...baseNotes(p).map(escapeMarkdown));
-  if (p.proof) out.push(proofPart(p.proof));
+  if (p.proof) out.push(renderProofMarkdown(p.proof));
   return out.join('\n\n');
 }
 
 /** The packets sent through each side's lab: never cut, as the summary (at most `limit` rows a side). */
-function proofPart(proof: Proof): string {
+export function renderProofMarkdown(proof: Proof): string {
   const cell = (c: ProofRow['head']) =>
     c === undefined ? '–' : `${c.answered ? '✅' : '❌'} ${escapeMarkdown(c.detail)}`;
   const rows = proofRows(proof).map(

@@ -292,11 +292,13 @@ export interface SideProof {
 }
 
 export interface Proof {
-  /** absent when the base has no valid gateway to build */
+  /** absent when the base has none of the gateways to build */
   base?: SideProof;
   head: SideProof;
   /** the most probes sent per side */
   limit: number;
+  /** the changed gateways proven (with the others of their VPCs), of how many changed */
+  gateways: { proven: string[]; changed: number };
 }
 
 /** The reply to a probe against what it must be: "<host> <source it saw>". */

@@ -1,5 +1,6 @@
 // A proof (preview --prove) as rows a reviewer reads: each mapping with what answered at base and
 // at head. The text and Markdown renderers lay the rows out their own way.
+import type { Preview } from './preview.ts';
 import type { Proof, SideProof } from './probes.ts';
 import { count, plural } from './words.ts';
 
@@ -58,7 +59,12 @@ export function proofSentences(p: Proof): string[] {
     const answered = s.outcomes.filter((o) => o.answered).length;
     return `${count(answered)} of ${plural(s.outcomes.length + s.unprobed.length, 'mapping')} answered`;
   };
+  if (!p.gateways.changed) return ['No gateway changes: nothing was built.'];
   const out = [`${said(p.head)} at head${p.base ? ` (${said(p.base)} at base)` : ''}.`];
+  if (p.gateways.proven.length < p.gateways.changed)
+    out.push(
+      `${count(p.gateways.proven.length)} of the ${plural(p.gateways.changed, 'changed gateway')} proven, by name.`,
+    );
   for (const [name, s] of [
     ['head', p.head],
     ['base', p.base],
@@ -76,3 +82,7 @@ export function proofSentences(p: Proof): string[] {
 /** Whether a probe of the head did not answer (the command's exit status says so). */
 export const headFailed = (p: Proof): boolean =>
   p.head.error !== undefined || p.head.outcomes.some((o) => !o.answered) || p.head.unprobed.length > 0;
+
+/** The gateways a prove builds: those the change creates, updates or deletes. */
+export const changedGateways = (p: Preview): string[] =>
+  p.gateways.filter((g) => g.action === 'create' || g.action === 'update' || g.action === 'delete').map((g) => g.name);

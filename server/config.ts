@@ -25,7 +25,8 @@ const commaList = z.union([
       .filter(Boolean),
   ),
 ]);
-const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+// a setting's text, or (from code: tests, the CLI's own overrides) a boolean
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
 const hostPort = z.string().regex(/^[^:]+:\d+$/, 'host:port');
 
 export const ServerConfig = z.object({
@@ -151,6 +152,13 @@ export const ServerConfig = z.object({
   previewAuthors: commaList.default(['OWNER', 'MEMBER', 'COLLABORATOR']),
   /** a label a maintainer sets to have any pull request previewed; unset: none */
   previewLabel: z.string().min(1).optional(),
+  /**
+   * build each preview's base and head in a throwaway lab of network namespaces and send real
+   * packets through every mapping (functions/preview/prove.ts): needs root, as the netns lab does
+   */
+  previewProve: bool.default(false),
+  /** the most probes per side of a proven preview, sampled evenly beyond it */
+  previewProveLimit: int(1).default(50),
   /** how long commit statuses and their history are kept in Redis */
   statusKeepDays: int(1).default(90),
   /** how many commits the dashboard's commit index keeps */
@@ -206,6 +214,8 @@ const ENV: Record<keyof ServerConfig, string> = {
   instance: 'NATOPS_INSTANCE',
   previewAuthors: 'NATOPS_PREVIEW_AUTHORS',
   previewLabel: 'NATOPS_PREVIEW_LABEL',
+  previewProve: 'NATOPS_PREVIEW_PROVE',
+  previewProveLimit: 'NATOPS_PREVIEW_PROVE_LIMIT',
   statusKeepDays: 'NATOPS_STATUS_KEEP_DAYS',
   commitsKeep: 'NATOPS_COMMITS_KEEP',
   failedJobsKeep: 'NATOPS_FAILED_JOBS_KEEP',

@@ -15,6 +15,7 @@ import { within } from '../common/time.ts';
 import { outageLog, type Logger } from '../common/log.ts';
 import { redeliverFailed } from '../functions/github/redeliver.ts';
 import { catchUp } from '../functions/planner/planner.ts';
+import { PROVE_DEFAULTS } from '../functions/preview/prove.ts';
 import type { ResyncRequest } from '../functions/resync.ts';
 import { webhookRouter } from './webhook.ts';
 import { sendDeferred } from '../gitops/hook/delivery.ts';
@@ -277,6 +278,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
     github,
     previews,
     previewSource: forPreviews,
+    prove: c.previewProve ? { ...PROVE_DEFAULTS, limit: c.previewProveLimit } : undefined,
     maxRemovals: c.resyncMaxRemovals,
   };
   const catchUpEnv = { repo: env.repo, store, queues, branch: c.branch, log: opts.log };

@@ -19,13 +19,15 @@ import { reconcileAll } from '../../runtime/reconcile.ts';
 export interface ProveOptions {
   /** the most probes sent per side */
   limit: number;
+  /** the most changed gateways proven (by name); each brings the others of its VPC along */
+  maxGateways: number;
   /** the whole prove, both sides */
   timeLimitMs: number;
   /** how long each probe waits for its answer */
   probeTimeoutMs: number;
 }
 
-export const PROVE_DEFAULTS: ProveOptions = { limit: 50, timeLimitMs: 120_000, probeTimeoutMs: 2_000 };
+export const PROVE_DEFAULTS: ProveOptions = { limit: 50, maxGateways: 10, timeLimitMs: 120_000, probeTimeoutMs: 2_000 };
 
 const LAB_NAME = /^pv[0-9a-f]{8}$/;
 const LOCK = join(STATE_ROOT, 'prove.lock');
@@ -79,21 +81,59 @@ async function lock(deadline: number): Promise<() => Promise<void>> {
   }
 }
 
-/** Base and head, each in a lab of its own; the base only when it has gateways. */
+/**
+ * The part of `desired` a prove builds: the gateways of the VPCs these gateways are in (a VPC's
+ * static routes may lead to any of its gateways), and those VPCs' networks. An unchanged VPC is
+ * not built: a pull request's cost is what it changes.
+ */
+export function provedPart(desired: Desired, gateways: readonly string[]): Desired {
+  const vpcs = new Set(gateways.flatMap((n) => desired.gateways.get(n)?.vpc ?? []));
+  return {
+    ...desired,
+    gateways: new Map([...desired.gateways].filter(([, g]) => vpcs.has(g.vpc))),
+    vpcs: new Map([...desired.vpcs].filter(([n]) => vpcs.has(n))),
+    subnets: new Map([...desired.subnets].filter(([, s]) => vpcs.has(s.vpc))),
+  };
+}
+
+/**
+ * Base and head, each in a lab of its own, built for the `changed` gateways (at most
+ * `maxGateways` of them, by name) and the rest of their VPCs; the base only when it has them.
+ */
 export async function provePreview(
   base: Desired | undefined,
   head: Desired,
+  changed: readonly string[],
   opts: ProveOptions = PROVE_DEFAULTS,
 ): Promise<Proof> {
+  const proven = [...changed].sort().slice(0, opts.maxGateways);
+  if (!proven.length)
+    return { head: { outcomes: [], total: 0, unprobed: [] }, limit: opts.limit, gateways: { proven, changed: 0 } };
+  base = base && provedPart(base, proven);
+  head = provedPart(head, proven);
   const deadline = Date.now() + opts.timeLimitMs;
   const guard = new SignalGuard();
   try {
     const unlock = await lock(deadline);
     try {
       await sweepProveLabs();
-      const baseProof = base?.gateways.size ? await proveSide(base, deadline, opts, guard) : undefined;
-      const headProof = await proveSide(head, deadline, opts, guard);
-      return { ...(baseProof ? { base: baseProof } : {}), head: headProof, limit: opts.limit };
+      // the two labs share nothing: built and probed side by side; both are removed before a
+      // signal that stopped one ends the process
+      const sides = await Promise.allSettled([
+        base?.gateways.size ? proveSide(base, deadline, opts, guard) : undefined,
+        proveSide(head, deadline, opts, guard),
+      ]);
+      const [baseProof, headProof] = sides.map((r) => {
+        if (r.status === 'rejected') throw r.reason;
+        return r.value;
+      });
+      if (!headProof) throw new ProveError('the head was not proven');
+      return {
+        ...(baseProof ? { base: baseProof } : {}),
+        head: headProof,
+        limit: opts.limit,
+        gateways: { proven, changed: changed.length },
+      };
     } finally {
       await unlock();
     }
@@ -140,6 +180,8 @@ async function proveSide(
   opts: ProveOptions,
   guard: SignalGuard,
 ): Promise<SideProof> {
+  // nothing to build (every changed gateway deleted at head): no lab at all
+  if (!desired.gateways.size) return { outcomes: [], total: 0, unprobed: [] };
   const network = networkModel(desired);
   const plan = planProbes([...desired.gateways.values()], network, opts.limit);
   const lab = new Lab(`pv${randomBytes(4).toString('hex')}`);

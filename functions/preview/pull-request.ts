@@ -15,7 +15,11 @@ import { withLock } from '../../state/lock.ts';
 import type { PreviewBook, PreviewRecord, WantedPreview } from '../../state/previews.ts';
 import type { Queues } from '../../queue/queues.ts';
 import { PREVIEW_CONTEXT, statusText, type StatusBook } from '../../state/statuses.ts';
-import { codeSpan, renderMarkdown } from '../../preview/markdown.ts';
+import { codeSpan, renderMarkdown, renderProofMarkdown } from '../../preview/markdown.ts';
+import type { Proof } from '../../preview/probes.ts';
+import { changedGateways, headFailed, proofSentences } from '../../preview/proof.ts';
+import { SUMMARY_LIMIT } from '../github/check-run.ts';
+import { provePreview, type ProveOptions } from './prove.ts';
 import { previewChanges, type Preview } from '../../preview/preview.ts';
 import { actionsSentence, verdict } from '../../preview/words.ts';
 import type { FunctionEnv, JobContext } from '../jobs/env.ts';
@@ -37,7 +41,12 @@ export interface PreviewEnv extends Pick<FunctionEnv, 'statuses' | 'redis' | 'lo
   path: string;
   /** the operator's limits and workload policy */
   limits: ManifestRules;
+  /** set: each preview's sides are proven with real packets in throwaway labs (NATOPS_PREVIEW_PROVE) */
+  prove?: ProveOptions | undefined;
 }
+
+/** The check run a proven preview writes on the head. */
+export const PROVE_CHECK = 'natops/prove';
 
 export type PreviewOutcome =
   | { kind: 'superseded'; why: string }
@@ -135,6 +144,14 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
     const preview = previewChanges(base!, head!, { base: from.slice(0, 7), head: rec.head.slice(0, 7) });
     const gateways = touched(preview);
     const closed = rec.state === 'closed';
+    // an outdated preview is not proven again; a refused or disabled head changes nothing
+    if (env.prove && !closed && !preview.head.refused && preview.head.enabled)
+      preview.proof = await provePreview(
+        base!.desired.enabled ? base!.desired : undefined,
+        head!.desired,
+        changedGateways(preview),
+        env.prove,
+      );
     const sharing = async () =>
       closed
         ? []
@@ -188,6 +205,8 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
       at: Date.now(),
     };
     await env.previews.set(final);
+    if (job.action === 'preview' && preview.proof && env.github.checks)
+      await publishProof(env.github, rec.head, preview.proof, `${rec.url}#issuecomment-${commentId}`);
     if (job.action === 'preview') {
       await env.statuses.publish([
         {
@@ -216,6 +235,21 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
     );
     return closed ? { kind: 'closed', commentId } : { kind: 'commented', commentId, valid: v.ok, gateways };
   });
+}
+
+/** The proof as a check run on the head: failure when a mapping of the head did not answer. */
+async function publishProof(github: GitHub, sha: string, proof: Proof, url: string): Promise<void> {
+  const [title = 'packets'] = proofSentences(proof);
+  const run = {
+    status: 'completed' as const,
+    conclusion: headFailed(proof) ? ('failure' as const) : ('success' as const),
+    detailsUrl: url,
+    output: { title: title.slice(0, 255), summary: renderProofMarkdown(proof).slice(0, SUMMARY_LIMIT) },
+  };
+  const found = await github.api.findCheckRun(sha, PROVE_CHECK);
+  if (found)
+    await github.api.updateCheckRun(found.id, { status: run.status, conclusion: run.conclusion, output: run.output });
+  else await github.api.createCheckRun(sha, { name: PROVE_CHECK, ...run });
 }
 
 function gone(ctx: JobContext<PreviewJob>, number: number): PreviewOutcome {
