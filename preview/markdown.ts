@@ -1,7 +1,7 @@
 // A preview as a GitHub pull-request comment (GitHub-flavoured Markdown), cut to a character
 // limit when it must be. Every value that comes from manifests is escaped: a hostile name or
 // message cannot break a table, close a code block, or add HTML, links or mentions.
-import type { ManifestIssue } from '../gitops/manifests/issues.ts';
+import type { ManifestIssue, SourcePos } from '../gitops/manifests/issues.ts';
 import {
   CATEGORIES,
   CATEGORY_NAMES,
@@ -124,7 +124,13 @@ function summaryRows(p: Preview): string[] {
 }
 
 /** Banner, title, verdict and the summary table: `rows` of them at most (only ever cut as a last resort). */
-function headPart(p: Preview, banner: readonly string[], rows: string[], rowsCut: number): string {
+function headPart(
+  p: Preview,
+  banner: readonly string[],
+  rows: string[],
+  rowsCut: number,
+  linkTo: MarkdownOptions['linkTo'],
+): string {
   const title = p.refs ? `### NAT preview: ${codeSpan(p.refs.base)} → ${codeSpan(p.refs.head)}` : '### NAT preview';
   const v = verdict(p);
   const out = [
@@ -135,6 +141,16 @@ function headPart(p: Preview, banner: readonly string[], rows: string[], rowsCut
   if (rows.length || rowsCut) out.push([...SUMMARY_HEADER, ...rows].join('\n'));
   if (rowsCut) out.push(`_… ${plural(rowsCut, 'more row')} of the summary cut._`);
   out.push(...baseNotes(p).map(escapeMarkdown));
+  if (p.findings.length)
+    out.push(
+      [
+        `#### Findings (${count(p.findings.length)})`,
+        '',
+        ...p.findings.map(
+          (f) => `- ${place(f.pos, linkTo)} gateway ${codeSpan(f.gateway)}: ${escapeMarkdown(f.message)}`,
+        ),
+      ].join('\n'),
+    );
   if (p.proof) out.push(renderProofMarkdown(p.proof));
   return out.join('\n\n');
 }
@@ -273,11 +289,18 @@ interface IssueText {
   rest: string[];
 }
 
+/** `file:line:column`, linked to that line of the head when a link can be made. */
+function place(pos: SourcePos, linkTo: MarkdownOptions['linkTo']): string {
+  const where = codeSpan(`${pos.file}:${pos.line}:${pos.column}`);
+  return linkTo ? `[${where}](${linkDestination(linkTo(pos.file, pos.line))})` : where;
+}
+
 function issueText(i: ManifestIssue, linkTo: MarkdownOptions['linkTo']): IssueText {
-  const where = codeSpan(`${i.pos.file}:${i.pos.line}:${i.pos.column}`);
-  const place = linkTo ? `[${where}](${linkDestination(linkTo(i.pos.file, i.pos.line))})` : where;
   const [first = '', ...rest] = i.message.split(/\r\n?|\n/);
-  return { first: `- ${place} ${codeSpan(i.resource)} ${codeSpan(i.field)}: ${escapeMarkdown(first)}`, rest };
+  return {
+    first: `- ${place(i.pos, linkTo)} ${codeSpan(i.resource)} ${codeSpan(i.field)}: ${escapeMarkdown(first)}`,
+    rest,
+  };
 }
 
 /** The validation errors: the first `shown`, each with its further lines when `withRest`. */
@@ -363,7 +386,7 @@ export function renderMarkdown(p: Preview, opts: MarkdownOptions = {}): string {
   const command =
     opts.fullCommand ?? (p.refs ? `natops preview --base ${p.refs.base} --head ${p.refs.head}` : 'natops preview');
   const rows = summaryRows(p);
-  const head = headPart(p, banner, rows, 0);
+  const head = headPart(p, banner, rows, 0, opts.linkTo);
   const all = details(p);
   const issues = p.head.issues.map((i) => issueText(i, opts.linkTo));
   const compose = (h: string, note: string, parts: readonly string[], errors: string) =>
@@ -434,7 +457,7 @@ export function renderMarkdown(p: Preview, opts: MarkdownOptions = {}): string {
   if (withErrors(0).length <= limit) return withErrors(largest(issues.length, (n) => withErrors(n).length <= limit));
   const withRows = (n: number) =>
     compose(
-      headPart(p, banner, rows.slice(0, n), rows.length - n),
+      headPart(p, banner, rows.slice(0, n), rows.length - n, opts.linkTo),
       noteFor(issues.length, rows.length - n),
       [],
       errorsPart(issues, 0, false),

@@ -8,6 +8,7 @@ import { planGateways } from '../dataplane/gateway-plan.ts';
 import { ruleDiff, type GatewayAction } from '../dataplane/plan-text.ts';
 import { refusesCommit, sortIssues, type ManifestIssue } from '../gitops/manifests/issues.ts';
 import type { StaticRoute } from '../dataplane/network.ts';
+import { findingsOf, type Finding } from './findings.ts';
 import type { Proof } from './probes.ts';
 import type { ValidationResult, VpcInfo } from '../gitops/manifests/validate.ts';
 
@@ -99,6 +100,8 @@ export interface Preview {
     /** over every gateway; `routes` includes the VPC static routes */
     changes: Record<Category, Counts>;
   };
+  /** what a reviewer would want pointed out, each at its line of the head (preview/findings.ts) */
+  findings: Finding[];
   /** real packets through a throwaway lab of each side (`natops preview --prove`), when asked for */
   proof?: Proof;
 }
@@ -329,6 +332,11 @@ export function previewChanges(
     gateways,
     vpcs,
     totals: { actions, changes },
+    findings: findingsOf(
+      base,
+      head,
+      gateways.filter((g) => g.action === 'create' || g.action === 'update').map((g) => g.name),
+    ),
   };
 }
 

@@ -40,6 +40,13 @@ export function renderText(p: Preview, opts: { banner?: readonly string[] } = {}
     summary.push(`  VPC     ${v.name.padEnd(width)}  ${what}`);
   }
   if (summary.length) out.push(summary.join('\n'));
+  if (p.findings.length)
+    out.push(
+      [
+        `findings (${p.findings.length}):`,
+        ...p.findings.map((f) => `  ${f.pos.file}:${f.pos.line}:${f.pos.column}  gateway ${f.gateway}: ${f.message}`),
+      ].join('\n'),
+    );
   if (p.proof) {
     const cell = (c: ProofRow['head']) =>
       c === undefined ? '-' : `${c.answered ? 'answered' : 'NOT ANSWERED'}: ${c.detail}`;

@@ -22,7 +22,7 @@ import {
   type AllocationInput,
   type AllocationResult,
 } from './eip-allocation.ts';
-import type { ManifestIssue } from './issues.ts';
+import type { ManifestIssue, SourcePos } from './issues.ts';
 import { valueAt, type FieldPath, type LoadedDoc } from './load.ts';
 import {
   nadMaster,
@@ -108,6 +108,8 @@ export interface GatewayInput {
   gateway: Located<GatewayManifest>;
   /** the validation's report, with an entry that came from a resource reported at that resource */
   report: Report;
+  /** where a field of the gateway is written: an entry's at the resource it came from */
+  locate: (path: FieldPath) => SourcePos;
   /** undefined when it cannot be told (reported) */
   nic: string | undefined;
 }
@@ -305,7 +307,7 @@ export class CurrentForm {
       const x = extras.get(metadata.name);
       const nic = known.configNic ?? this.nadNic(g, known, nads, at);
       if (!x) {
-        inputs.set(metadata.name, { gateway: g, report, nic });
+        inputs.set(metadata.name, { gateway: g, report, locate: (path) => g.doc.locate(path), nic });
         continue;
       }
       const merged = { ...spec };
@@ -313,6 +315,11 @@ export class CurrentForm {
       inputs.set(metadata.name, {
         gateway: { ...g, value: { ...g.value, spec: merged } },
         report: remapped(g, x, report),
+        locate: (path) => {
+          const o = originOf(g, x)(path[1], path[2]);
+          const field = path[3];
+          return o ? o.doc.locate(typeof field === 'string' ? o.path(field) : []) : g.doc.locate(path);
+        },
         nic,
       });
     }
@@ -416,13 +423,18 @@ function nadOfProvider(provider: string | undefined): [string, string] | undefin
   return undefined;
 }
 
-/** `report` for a gateway whose lists hold the current form's entries after `inline` ones. */
-function remapped(g: Located<VpcNatGateway>, x: Extras, report: Report): Report {
+/** The resource an entry of the merged lists came from; undefined for an inline entry. */
+function originOf(g: Located<VpcNatGateway>, x: Extras): (list: unknown, i: unknown) => Origin | undefined {
   const inline = Object.fromEntries(LISTS.map((l) => [l, g.value.spec[l].length])) as Record<List, number>;
-  const origin = (list: unknown, i: unknown) =>
+  return (list, i) =>
     LISTS.includes(list as List) && typeof i === 'number' && i >= inline[list as List]
       ? x.origins[list as List][i - inline[list as List]]
       : undefined;
+}
+
+/** `report` for a gateway whose lists hold the current form's entries after `inline` ones. */
+function remapped(g: Located<VpcNatGateway>, x: Extras, report: Report): Report {
+  const origin = originOf(g, x);
   return (doc, id, path, message) => {
     if (doc !== g.doc) return report(doc, id, path, message);
     const o = origin(path[1], path[2]);

@@ -74,6 +74,8 @@ export interface ValidationResult {
   /** fields natops accepts and does not apply (the current form's qosPolicy, ...), for `natops validate` to say */
   notApplied: IgnoredDoc[];
   allocation?: AllocationResult;
+  /** per valid gateway, where a field of its spec is written (`['spec', 'snatRules', 0]`): for the preview's findings */
+  sources?: Map<string, (path: FieldPath) => SourcePos>;
 }
 
 /** What the operator sets for manifests, which they cannot override: the limits and the workload policy. */
@@ -216,7 +218,8 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
   const configNic = config ? config.value.data.nic : DEFAULT_NIC;
   const inputs = current.resolve(within, { subnets: subnetInfo, broken, configNic }, report);
   claimAllocated(current.allocation.eips, eipOwner);
-  for (const { gateway: g, report: reportAt, nic } of inputs.values()) {
+  const sources = new Map<string, (path: FieldPath) => SourcePos>();
+  for (const { gateway: g, report: reportAt, locate, nic } of inputs.values()) {
     const before = issues.length;
     const known = { vpcs: vpcByName, subnets: subnetInfo, broken, image, nic: nic ?? DEFAULT_NIC };
     const spec = checkGateway(g, known, eipOwner, lanIpOwner, reportAt);
@@ -228,8 +231,10 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
         ['metadata', 'name'],
         `is too long for Kube-OVN's StatefulSet ${form.namePrefix}-${g.value.metadata.name}: at most ${MAX_STATEFULSET_NAME} characters with the prefix (the StatefulSet controller appends an 11-character revision hash to a 63-character label value)`,
       );
-    if (spec && issues.length === before && !imageIssue)
+    if (spec && issues.length === before && !imageIssue) {
       gatewaySpecs.set(spec.name, form ? { ...spec, workload: { ...spec.workload, ...form } } : spec);
+      sources.set(spec.name, locate);
+    }
   }
   current.attribute(issues, gatewaySpecs);
   // the external networks are the underlay (the EIPs' next hops), not subnets natops builds
@@ -252,6 +257,7 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
     ignored,
     notApplied: current.notApplied,
     allocation: current.allocation,
+    sources,
   };
 }
 
