@@ -135,12 +135,13 @@ export function addExportCommand(program: Command): void {
 
 /**
  * Kube-OVN's script writes some rules otherwise than natops's data plane (docs/export.md): the
- * adoption brings each gateway to natops's rules now, in its pod, with natops's own reconcile, so
- * that the adoption is the one step that changes them and the first push changes nothing it did
- * not ask for. Connections keep going: the mappings stay, only their rule forms change.
+ * adoption brings each gateway to natops's rules now, in its pod, with natops's own reconcile of
+ * rules, addresses and routes (never of the workload: no pod restarts), so that the adoption is
+ * the one step that changes them and the first push changes nothing it did not ask for.
+ * Connections keep going: the mappings stay, only their rule forms change.
  */
 async function takeOverRules(c: ServerConfig, gateways: Iterable<GatewaySpec>): Promise<void> {
-  const [{ makeRuntimes }, { reconcileGateway }, { renderGatewayPlan }] = await Promise.all([
+  const [{ makeRuntimes }, { reconcileRules }, { renderGatewayPlan }] = await Promise.all([
     import('../runtime/select.ts'),
     import('../runtime/reconcile.ts'),
     import('../dataplane/plan-text.ts'),
@@ -148,7 +149,7 @@ async function takeOverRules(c: ServerConfig, gateways: Iterable<GatewaySpec>): 
   const { runtime } = await makeRuntimes(c, (m) => process.stderr.write(`natops: warning: ${m}\n`));
   for (const spec of gateways) {
     try {
-      const r = await reconcileGateway(runtime, spec);
+      const r = await reconcileRules(runtime, spec);
       process.stdout.write(`${renderGatewayPlan(r.name, r.action, r.changes)}\n`);
       process.stdout.write(
         r.commands.length

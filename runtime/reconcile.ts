@@ -45,6 +45,18 @@ export class GatewayMissingError extends NatopsError {
   }
 }
 
+/**
+ * Makes an existing gateway's rules, addresses and routes match its spec and leaves its workload
+ * as it is: an adopted gateway's pod, which `export --adopt` must not restart.
+ */
+export async function reconcileRules(runtime: GatewayRuntime, spec: GatewaySpec): Promise<GatewayResult> {
+  const handle = await runtime.gateway(spec.name);
+  if (!handle) throw new GatewayMissingError(spec.name);
+  const desired = compileGateway(spec);
+  const { changes, commands } = await converge(handle, () => desired);
+  return { name: spec.name, action: isEmptyChangeSet(changes) ? 'unchanged' : 'update', changes, commands };
+}
+
 /** Reconciles one part of an existing gateway (a Kube-OVN worker's share), leaving the rest alone. */
 export async function reconcilePart(
   runtime: GatewayRuntime,
