@@ -262,19 +262,33 @@ program
   .option('--udp <ports>', 'comma-separated UDP ports', '')
   .option('--send', 'send the probes given on stdin as JSON ([{protocol, to, port}]) and print the answers as JSON')
   .option('--timeout <ms>', '--send: how long to wait for each answer', '2000')
-  .action(async (opts: { name?: string; tcp: string; udp: string; send?: boolean; timeout: string }) => {
-    const { serveProbe, sendProbes, ProbeTargets } = await import('./probe.ts');
-    if (opts.send) {
-      const chunks: Buffer[] = [];
-      for await (const c of process.stdin) chunks.push(c as Buffer);
-      const targets = ProbeTargets.parse(JSON.parse(Buffer.concat(chunks).toString()));
-      out(JSON.stringify(await sendProbes(targets, Number(opts.timeout))));
-      return;
-    }
-    if (!opts.name) throw new NatopsError('natops probe needs --name (or --send)');
-    const ports = (list: string) => list.split(',').filter(Boolean).map(Number);
-    await serveProbe({ name: opts.name, tcp: ports(opts.tcp), udp: ports(opts.udp) });
-  });
+  .option('--while-stdin', 'serve until stdin closes (the end of whoever started it)')
+  .action(
+    async (opts: {
+      name?: string;
+      tcp: string;
+      udp: string;
+      send?: boolean;
+      timeout: string;
+      whileStdin?: boolean;
+    }) => {
+      const { serveProbe, sendProbes, ProbeTargets } = await import('./probe.ts');
+      if (opts.send) {
+        const chunks: Buffer[] = [];
+        for await (const c of process.stdin) chunks.push(c as Buffer);
+        const targets = ProbeTargets.parse(JSON.parse(Buffer.concat(chunks).toString()));
+        out(JSON.stringify(await sendProbes(targets, Number(opts.timeout))));
+        return;
+      }
+      if (!opts.name) throw new NatopsError('natops probe needs --name (or --send)');
+      const ports = (list: string) => list.split(',').filter(Boolean).map(Number);
+      await serveProbe({ name: opts.name, tcp: ports(opts.tcp), udp: ports(opts.udp) });
+      if (opts.whileStdin) {
+        process.stdin.on('end', () => process.exit(0)).on('close', () => process.exit(0));
+        process.stdin.resume();
+      }
+    },
+  );
 
 addGitopsCommands(program);
 addPreviewCommand(program);

@@ -133,24 +133,41 @@ interface Keyed {
 /**
  * Same key, other text: changed. A removed and an added entry with the same `pair` (a port forward
  * moved to another external port, its backend the same) are one change too, not a removal and an
- * unrelated addition: each removed entry pairs with the added one of its pair nearest to it (by
- * external port), which reads "8888 -> 8080" for a moved forward among thousands of new ones.
+ * unrelated addition: the nearest (by external port) removed and added entries of a pair are
+ * matched first, which reads "8888 -> 8080" for a moved forward among thousands of new ones.
  */
 export function diffEntries(before: readonly Keyed[], after: readonly Keyed[]): EntryChange[] {
   const was = new Map(before.map((e) => [e.key, e]));
   const now = new Map(after.map((e) => [e.key, e]));
-  const addedByPair = new Map<string, Keyed[]>();
-  for (const e of now.values())
-    if (!was.has(e.key) && e.pair !== undefined) addedByPair.set(e.pair, [...(addedByPair.get(e.pair) ?? []), e]);
+  const byPair = (entries: Iterable<Keyed>, other: Map<string, Keyed>) => {
+    const out = new Map<string, Keyed[]>();
+    for (const e of entries) {
+      if (other.has(e.key) || e.pair === undefined) continue;
+      const list = out.get(e.pair);
+      if (list) list.push(e);
+      else out.set(e.pair, [e]);
+    }
+    return out;
+  };
+  const addedByPair = byPair(now.values(), was);
   const movedTo = new Map<Keyed, Keyed>();
-  for (const e of was.values()) {
-    const candidates = e.pair === undefined || now.has(e.key) ? undefined : addedByPair.get(e.pair);
-    if (!candidates?.length) continue;
-    const port = e.forward?.externalPort ?? 0;
-    const distance = (x: Keyed) => Math.abs((x.forward?.externalPort ?? 0) - port);
-    const nearest = candidates.reduce((best, x) => (distance(x) < distance(best) ? x : best));
-    candidates.splice(candidates.indexOf(nearest), 1);
-    movedTo.set(nearest, e);
+  const port = (e: Keyed) => e.forward?.externalPort ?? 0;
+  for (const [pair, removed] of byPair(was.values(), now)) {
+    const added = addedByPair.get(pair) ?? [];
+    // every candidate match, nearest first; each entry is matched at most once. Thousands moved
+    // at once (too many candidates to list) are matched in port order instead.
+    const candidates =
+      removed.length * added.length > 100_000
+        ? zipByPort(removed, added, port)
+        : removed
+            .flatMap((r) => added.map((a) => ({ r, a, d: Math.abs(port(a) - port(r)) })))
+            .sort((x, y) => x.d - y.d);
+    const used = new Set<Keyed>();
+    for (const { r, a } of candidates) {
+      if (used.has(r) || used.has(a)) continue;
+      used.add(r).add(a);
+      movedTo.set(a, r);
+    }
   }
   const out: EntryChange[] = [];
   const moved = new Set(movedTo.values());
@@ -162,6 +179,13 @@ export function diffEntries(before: readonly Keyed[], after: readonly Keyed[]): 
   for (const [key, e] of was)
     if (!now.has(key) && !moved.has(e)) out.push({ change: 'removed', before: e.text, ...fields(e) });
   return out;
+}
+
+/** The i-th lowest port removed with the i-th lowest port added. */
+function zipByPort(removed: Keyed[], added: Keyed[], port: (e: Keyed) => number) {
+  const r = [...removed].sort((x, y) => port(x) - port(y));
+  const a = [...added].sort((x, y) => port(x) - port(y));
+  return r.slice(0, a.length).map((x, i) => ({ r: x, a: a[i]!, d: 0 }));
 }
 
 const fields = (e: Keyed): { forward?: ForwardFields } => (e.forward ? { forward: e.forward } : {});

@@ -1,7 +1,16 @@
 // What `natops preview --prove` sends through a throwaway lab built from one side of a change:
 // a host behind every mapping, one on the external network, and a probe per mapping with the
 // answer it must get. Pure: the lab, the hosts and the packets are functions/preview/prove.ts's.
-import { cidrContains, ipv4FromInt, ipv4ToInt, networkAddress, parseCidr } from '../common/ipv4.ts';
+import {
+  broadcastAddress,
+  cidrContains,
+  cidrsOverlap,
+  ipv4FromInt,
+  ipv4ToInt,
+  networkAddress,
+  parseCidr,
+} from '../common/ipv4.ts';
+import { isHostIn } from '../gitops/manifests/current-form.ts';
 import type { GatewaySpec } from '../dataplane/model.ts';
 import type { NetworkModel } from '../dataplane/network.ts';
 
@@ -25,7 +34,9 @@ export type ProbeKind = 'port forward' | 'floating IP in' | 'floating IP out' | 
 export interface Probe {
   gateway: string;
   kind: ProbeKind;
-  /** the mapping, as the preview writes it: the key that matches a probe of the base with the head's */
+  /** which mapping it is on either side (a port, a CIDR, an EIP): a base probe pairs with the head's by it */
+  key: string;
+  /** the mapping as this side has it */
   mapping: string;
   /** the host it is sent from */
   from: string;
@@ -40,6 +51,7 @@ export interface Probe {
 /** A mapping no probe can stand behind, and why. */
 export interface Unprobed {
   gateway: string;
+  key: string;
   mapping: string;
   reason: string;
 }
@@ -49,7 +61,9 @@ export interface ProbePlan {
   probes: Probe[];
   /** how many probes the mappings make; more than `probes` holds when sampled */
   total: number;
+  /** at most as many as probes may be sent; `unprobedTotal` counts them all */
   unprobed: Unprobed[];
+  unprobedTotal: number;
 }
 
 interface SubnetAt {
@@ -59,10 +73,15 @@ interface SubnetAt {
 }
 
 /**
- * The probes for these gateways, at most `limit` (spread evenly over all of them when there are
- * more, in order). Hosts are named h1, h2, ... by first use, `ext` on the external network.
+ * The probes for these gateways: those whose key `keep` holds, or at most `keep` of them (spread
+ * evenly, in order). Hosts are named h1, h2, ... by first use, `ext` on the external network, and
+ * only those the kept probes need are in the plan.
  */
-export function planProbes(gateways: readonly GatewaySpec[], network: NetworkModel, limit: number): ProbePlan {
+export function planProbes(
+  gateways: readonly GatewaySpec[],
+  network: NetworkModel,
+  keep: number | ReadonlySet<string>,
+): ProbePlan {
   const hosts = new Map<string, ProbeHost>(); // by "subnet ip"
   const unprobed: Unprobed[] = [];
   const probes: Probe[] = [];
@@ -109,15 +128,17 @@ export function planProbes(gateways: readonly GatewaySpec[], network: NetworkMod
   for (const g of gateways) {
     for (const f of g.floatingIps) {
       const mapping = `floating IP ${f.eip} -> ${f.internalIp}`;
+      const key = `${g.name} floating IP ${f.eip}`;
       const host = hostAt(g, f.internalIp);
       if (typeof host === 'string' || !external) {
-        unprobed.push({ gateway: g.name, mapping, reason: typeof host === 'string' ? host : noExternal });
+        unprobed.push({ gateway: g.name, key, mapping, reason: typeof host === 'string' ? host : noExternal });
         continue;
       }
       serve(host, 'tcp', PROBE_PORT);
       probes.push({
         gateway: g.name,
         kind: 'floating IP in',
+        key: `${key} in`,
         mapping: `${mapping} (in)`,
         from: external.name,
         protocol: 'tcp',
@@ -128,6 +149,7 @@ export function planProbes(gateways: readonly GatewaySpec[], network: NetworkMod
       probes.push({
         gateway: g.name,
         kind: 'floating IP out',
+        key: `${key} out`,
         mapping: `${mapping} (out)`,
         from: host.name,
         protocol: 'tcp',
@@ -155,13 +177,15 @@ export function planProbes(gateways: readonly GatewaySpec[], network: NetworkMod
     }
     for (const [port, { forward: d, backends, problems }] of ports) {
       const mapping = `port forward ${port} -> ${d.shared ? `${backends.length + problems.length} backends` : `${d.internalIp}:${d.internalPort}`}`;
+      const key = `${g.name} port forward ${port}`;
       if (!backends.length || !external) {
-        unprobed.push({ gateway: g.name, mapping, reason: problems.join('; ') || noExternal });
+        unprobed.push({ gateway: g.name, key, mapping, reason: problems.join('; ') || noExternal });
         continue;
       }
       probes.push({
         gateway: g.name,
         kind: 'port forward',
+        key,
         mapping,
         from: external.name,
         protocol: d.protocol,
@@ -174,15 +198,17 @@ export function planProbes(gateways: readonly GatewaySpec[], network: NetworkMod
     let hairpinFrom: ProbeHost | undefined;
     for (const s of g.snats) {
       const mapping = `SNAT ${s.internalCidr} -> ${s.eip}`;
+      const key = `${g.name} SNAT ${s.internalCidr}`;
       const host = snatHost(g, s.internalCidr, subnetsOf(g), taken, hostAt);
       if (typeof host === 'string' || !external) {
-        unprobed.push({ gateway: g.name, mapping, reason: typeof host === 'string' ? host : noExternal });
+        unprobed.push({ gateway: g.name, key, mapping, reason: typeof host === 'string' ? host : noExternal });
         continue;
       }
       hairpinFrom ??= host;
       probes.push({
         gateway: g.name,
         kind: 'SNAT',
+        key,
         mapping,
         from: host.name,
         protocol: 'tcp',
@@ -199,6 +225,7 @@ export function planProbes(gateways: readonly GatewaySpec[], network: NetworkMod
       probes.push({
         gateway: g.name,
         kind: 'hairpin',
+        key: `${g.name} hairpin`,
         mapping: `hairpin ${hostIp(hairpinFrom)} -> ${d.eip}:${d.externalPort}`,
         from: hairpinFrom.name,
         protocol: 'tcp',
@@ -210,12 +237,19 @@ export function planProbes(gateways: readonly GatewaySpec[], network: NetworkMod
   }
   for (const h of hosts.values()) if (!h.tcp.length && !h.udp.length) h.tcp.push(PROBE_PORT);
   // only the hosts the probes sent need: thousands of forwards make thousands of backends
-  const sent = sample(probes, limit);
+  const sent = typeof keep === 'number' ? sample(probes, keep) : probes.filter((p) => keep.has(p.key));
   const needed = new Set(sent.flatMap((p) => [p.from, ...p.answeredBy]));
-  return { hosts: [...hosts.values()].filter((h) => needed.has(h.name)), probes: sent, total: probes.length, unprobed };
+  const most = typeof keep === 'number' ? keep : keep.size;
+  return {
+    hosts: [...hosts.values()].filter((h) => needed.has(h.name)),
+    probes: sent,
+    total: probes.length,
+    unprobed: unprobed.slice(0, most),
+    unprobedTotal: unprobed.length,
+  };
 }
 
-const hostIp = (h: ProbeHost) => h.ip.split('/')[0]!;
+const hostIp = (h: ProbeHost) => parseCidr(h.ip)!.address;
 
 /** `limit` of `items`, spread evenly, in order. */
 export function sample<T>(items: readonly T[], limit: number): T[] {
@@ -230,7 +264,7 @@ function externalHost(network: NetworkModel, taken: Set<string>): ProbeHost | un
   const cidr = hop && parseCidr(hop.network);
   if (!cidr) return undefined;
   const first = ipv4ToInt(networkAddress(cidr.address, cidr.prefix));
-  const last = first + 2 ** (32 - cidr.prefix) - 2;
+  const last = ipv4ToInt(broadcastAddress(cidr.address, cidr.prefix)) - 1;
   for (let n = last; n > first && n > last - 4096; n--) {
     const ip = ipv4FromInt(n);
     if (!taken.has(ip)) {
@@ -242,8 +276,10 @@ function externalHost(network: NetworkModel, taken: Set<string>): ProbeHost | un
 }
 
 /**
- * A host of its own in `cidr` for an SNAT probe, at a free address no floating IP takes out first
- * (apart from the forwards' backends, so it can also reach a forward by its EIP: the hairpin).
+ * A host of its own in `cidr` for an SNAT probe: a host address of a VPC subnet inside it (from
+ * the top down, away from the addresses manifests usually name) that no floating IP or longer
+ * SNAT prefix takes out first, and that no forward's backend has, so it can also reach a forward
+ * by its EIP (the hairpin). A /32 is its own address.
  */
 function snatHost(
   g: GatewaySpec,
@@ -254,27 +290,36 @@ function snatHost(
 ): ProbeHost | string {
   const cidr = parseCidr(cidrText)!;
   const used = new Set([...g.floatingIps.map((f) => f.internalIp), ...g.dnats.map((d) => d.internalIp)]);
-  const first = ipv4ToInt(networkAddress(cidr.address, cidr.prefix));
-  const last = first + 2 ** (32 - cidr.prefix) - 1;
-  // from the top of the CIDR down: away from the addresses manifests usually name
-  for (let n = last - 1; n > first && n > last - 4096; n--) {
-    const ip = ipv4FromInt(n);
-    if (taken.has(ip) || used.has(ip)) continue;
-    const subnet = subnets.find((s) => cidrContains(parseCidr(s.cidr)!, ip));
-    if (!subnet) continue;
-    const host = hostAt(g, ip);
-    if (typeof host !== 'string') {
-      taken.add(ip);
-      return host;
+  const longer = g.snats.map((s) => parseCidr(s.internalCidr)!).filter((c) => c.prefix > cidr.prefix);
+  const bounds = (c: { address: string; prefix: number }) => [
+    ipv4ToInt(networkAddress(c.address, c.prefix)),
+    ipv4ToInt(broadcastAddress(c.address, c.prefix)),
+  ];
+  const [cFirst, cLast] = bounds(cidr);
+  for (const s of subnets) {
+    const sc = parseCidr(s.cidr)!;
+    if (!cidrsOverlap(sc, cidr)) continue;
+    const [sFirst, sLast] = bounds(sc);
+    const top = Math.min(cLast!, sLast!);
+    const bottom = Math.max(cFirst!, sFirst!);
+    for (let n = top; n >= bottom && n > top - 4096; n--) {
+      const ip = ipv4FromInt(n);
+      if (!isHostIn(sc, ip) || taken.has(ip) || used.has(ip) || longer.some((c) => cidrContains(c, ip))) continue;
+      const host = hostAt(g, ip);
+      if (typeof host !== 'string') {
+        taken.add(ip);
+        return host;
+      }
     }
   }
-  return `no free address of ${cidrText} in a subnet of VPC ${g.vpc}`;
+  return `no free host address of ${cidrText} in a subnet of VPC ${g.vpc}`;
 }
 
 /** A probe sent, and what came back. */
 export interface ProbeOutcome {
   gateway: string;
   kind: ProbeKind;
+  key: string;
   mapping: string;
   answered: boolean;
   /** who answered and the source they saw, or why nothing did */
@@ -287,6 +332,8 @@ export interface SideProof {
   /** the probes the mappings make; more than `outcomes` when sampled */
   total: number;
   unprobed: Unprobed[];
+  /** mappings no host could stand behind, `unprobed` holding at most the probe limit of them */
+  unprobedTotal: number;
   /** the lab could not be built or the time ran out: no probe (or not every probe) was sent */
   error?: string;
 }
@@ -303,7 +350,7 @@ export interface Proof {
 
 /** The reply to a probe against what it must be: "<host> <source it saw>". */
 export function judge(p: Probe, reply: { line: string } | { error: string }): ProbeOutcome {
-  const base = { gateway: p.gateway, kind: p.kind, mapping: p.mapping };
+  const base = { gateway: p.gateway, kind: p.kind, key: p.key, mapping: p.mapping };
   if ('error' in reply) return { ...base, answered: false, detail: `no answer (${reply.error})` };
   const [host = '', seen = ''] = reply.line.split(' ');
   const who = p.answeredBy.includes(host);

@@ -46,7 +46,9 @@ export function forwardRanges(forwards: readonly ForwardFields[]): string[] {
   const groups = new Map<string, ForwardFields[]>();
   for (const f of forwards) {
     const key = `${f.protocol} ${f.eip} ${f.internalPort} ${f.shared}`;
-    groups.set(key, [...(groups.get(key) ?? []), f]);
+    const group = groups.get(key);
+    if (group) group.push(f);
+    else groups.set(key, [f]);
   }
   return [...groups.values()].map((g) => {
     const f = g[0]!;

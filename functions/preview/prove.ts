@@ -5,16 +5,24 @@
 // A prove killed midway (SIGKILL) leaves its lab; the next prove removes a lab whose owner is gone.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NatopsError, errorMessage } from '../../common/errors.ts';
 import { networkModel } from '../../gitops/manifests/network.ts';
 import type { Desired } from '../../gitops/manifests/validate.ts';
-import { judge, planProbes, type Probe, type ProbeOutcome, type Proof, type SideProof } from '../../preview/probes.ts';
+import {
+  judge,
+  planProbes,
+  sample,
+  type Probe,
+  type ProbeOutcome,
+  type Proof,
+  type SideProof,
+} from '../../preview/probes.ts';
 import { Lab, STATE_ROOT } from '../../runtime/netns/lab.ts';
 import { NetnsRuntime } from '../../runtime/netns/runtime.ts';
-import { reconcileAll } from '../../runtime/reconcile.ts';
+import { GatewaysFailedError, reconcileAll } from '../../runtime/reconcile.ts';
 
 export interface ProveOptions {
   /** the most probes sent per side */
@@ -64,20 +72,30 @@ export async function sweepProveLabs(): Promise<string[]> {
   return swept;
 }
 
-/** One prove at a time on this machine: waits for another's lock (or takes it from a dead owner). */
-async function lock(deadline: number): Promise<() => Promise<void>> {
+/**
+ * One prove at a time on this machine: the lock file is linked into place whole (pid and all), so
+ * no one reads it half written. Waits for another's until `deadline` (undefined then), and takes it
+ * from an owner that is gone.
+ */
+async function lock(deadline: number): Promise<(() => Promise<void>) | undefined> {
   await mkdir(STATE_ROOT, { recursive: true });
-  for (;;) {
-    try {
-      await writeFile(LOCK, String(process.pid), { flag: 'wx' });
-      return () => rm(LOCK, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = await ownerOf(LOCK);
-      if (pid === undefined || !alive(pid)) await rm(LOCK, { force: true });
-      else if (Date.now() > deadline) throw new ProveError(`another prove (pid ${pid}) holds ${LOCK}`);
-      else await new Promise((r) => setTimeout(r, 200));
+  const mine = `${LOCK}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await writeFile(mine, String(process.pid));
+  try {
+    for (;;) {
+      try {
+        await link(mine, LOCK);
+        return () => rm(LOCK, { force: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const pid = await ownerOf(LOCK);
+        if (pid !== undefined && !alive(pid)) await rm(LOCK, { force: true });
+        else if (Date.now() > deadline) return undefined;
+        else await new Promise((r) => setTimeout(r, 200));
+      }
     }
+  } finally {
+    await rm(mine, { force: true });
   }
 }
 
@@ -96,9 +114,19 @@ export function provedPart(desired: Desired, gateways: readonly string[]): Desir
   };
 }
 
+/** A side with nothing built. */
+const nothing = (error?: string): SideProof => ({
+  outcomes: [],
+  total: 0,
+  unprobed: [],
+  unprobedTotal: 0,
+  ...(error ? { error } : {}),
+});
+
 /**
  * Base and head, each in a lab of its own, built for the `changed` gateways (at most
  * `maxGateways` of them, by name) and the rest of their VPCs; the base only when it has them.
+ * Both sides probe the same mappings: at most `limit` of those either side has, spread evenly.
  */
 export async function provePreview(
   base: Desired | undefined,
@@ -107,32 +135,34 @@ export async function provePreview(
   opts: ProveOptions = PROVE_DEFAULTS,
 ): Promise<Proof> {
   const proven = [...changed].sort().slice(0, opts.maxGateways);
-  if (!proven.length)
-    return { head: { outcomes: [], total: 0, unprobed: [] }, limit: opts.limit, gateways: { proven, changed: 0 } };
-  base = base && provedPart(base, proven);
-  head = provedPart(head, proven);
-  const deadline = Date.now() + opts.timeLimitMs;
+  const gateways = { proven, changed: changed.length };
+  if (!proven.length) return { head: nothing(), limit: opts.limit, gateways };
+  const sides = [base && provedPart(base, proven), provedPart(head, proven)] as const;
+  const plans = sides.map((d) => d && planProbes([...d.gateways.values()], networkModel(d), Infinity));
+  const keys = new Set(sample([...new Set(plans.flatMap((p) => p?.probes.map((x) => x.key) ?? []))], opts.limit));
   const guard = new SignalGuard();
   try {
-    const unlock = await lock(deadline);
+    const unlock = await lock(Date.now() + opts.timeLimitMs);
+    if (!unlock)
+      return { head: nothing('another prove held this machine for the whole time limit'), limit: opts.limit, gateways };
     try {
       await sweepProveLabs();
+      // the time limit counts from here, not from the wait for the lock
+      const deadline = Date.now() + opts.timeLimitMs;
       // the two labs share nothing: built and probed side by side; both are removed before a
       // signal that stopped one ends the process
-      const sides = await Promise.allSettled([
-        base?.gateways.size ? proveSide(base, deadline, opts, guard) : undefined,
-        proveSide(head, deadline, opts, guard),
-      ]);
-      const [baseProof, headProof] = sides.map((r) => {
+      const settled = await Promise.allSettled(
+        sides.map((d) => (d?.gateways.size ? proveSide(d, keys, deadline, opts, guard) : undefined)),
+      );
+      const [baseProof, headProof] = settled.map((r) => {
         if (r.status === 'rejected') throw r.reason;
         return r.value;
       });
-      if (!headProof) throw new ProveError('the head was not proven');
       return {
         ...(baseProof ? { base: baseProof } : {}),
-        head: headProof,
+        head: headProof ?? nothing(),
         limit: opts.limit,
-        gateways: { proven, changed: changed.length },
+        gateways,
       };
     } finally {
       await unlock();
@@ -146,18 +176,24 @@ class StoppedError extends ProveError {}
 
 /**
  * A signal mid-prove stops it at the next step (a step in flight finishes first, so nothing it
- * makes is left behind), the lab is removed, and the signal then ends the process as it would have.
+ * makes is left behind) and the lab is removed. In a process with its own handler for the signal
+ * (`natops serve` shuts down gracefully) that handler runs as well; in one without (the CLI) the
+ * signal is sent again once the lab is gone, to end the process as it would have.
  */
 class SignalGuard {
   private signal: NodeJS.Signals | undefined;
   private readonly stoppers = new Set<() => void>();
   private readonly signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  private readonly handledElsewhere = new Set<NodeJS.Signals>();
   private readonly handler = (signal: NodeJS.Signals) => {
     this.signal ??= signal;
     for (const stop of this.stoppers) stop();
   };
   constructor() {
-    for (const s of this.signals) process.on(s, this.handler);
+    for (const s of this.signals) {
+      if (process.listenerCount(s) > 0) this.handledElsewhere.add(s);
+      process.on(s, this.handler);
+    }
   }
   /** `stop` runs at a signal (kills what waits on the network) until the returned function */
   onStop(stop: () => void): () => void {
@@ -167,23 +203,29 @@ class SignalGuard {
   check(): void {
     if (this.signal) throw new StoppedError(`stopped by ${this.signal}`);
   }
-  /** The handlers off; a signal caught meanwhile now ends the process. */
   off(): void {
     for (const s of this.signals) process.off(s, this.handler);
-    if (this.signal) process.kill(process.pid, this.signal);
+    if (this.signal && !this.handledElsewhere.has(this.signal)) process.kill(process.pid, this.signal);
   }
+}
+
+/** A child's end: its exit code, or the error that kept it from running. */
+function ended(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', resolve);
+  });
 }
 
 async function proveSide(
   desired: Desired,
+  keys: ReadonlySet<string>,
   deadline: number,
   opts: ProveOptions,
   guard: SignalGuard,
 ): Promise<SideProof> {
-  // nothing to build (every changed gateway deleted at head): no lab at all
-  if (!desired.gateways.size) return { outcomes: [], total: 0, unprobed: [] };
   const network = networkModel(desired);
-  const plan = planProbes([...desired.gateways.values()], network, opts.limit);
+  const plan = planProbes([...desired.gateways.values()], network, keys);
   const lab = new Lab(`pv${randomBytes(4).toString('hex')}`);
   const procs: ChildProcess[] = [];
   const killAll = () => {
@@ -194,6 +236,7 @@ async function proveSide(
     outcomes,
     total: plan.total,
     unprobed: plan.unprobed,
+    unprobedTotal: plan.unprobedTotal,
     ...(error ? { error } : {}),
   });
   try {
@@ -203,12 +246,12 @@ async function proveSide(
     await lab.up(network);
     guard.check();
     // a gateway that cannot be built fails its probes, not the others'
-    const built = new Set<string>();
     const failed = new Map<string, string>();
     try {
-      for (const r of await reconcileAll(new NetnsRuntime(lab), desired.gateways.values())) built.add(r.name);
+      await reconcileAll(new NetnsRuntime(lab), desired.gateways.values());
     } catch (e) {
-      for (const name of desired.gateways.keys()) if (!built.has(name)) failed.set(name, errorMessage(e));
+      if (!(e instanceof GatewaysFailedError)) throw e;
+      for (const f of e.failures) failed.set(f.gateway, errorMessage(f.error));
     }
     guard.check();
     for (const h of plan.hosts) {
@@ -218,28 +261,36 @@ async function proveSide(
     await Promise.all(plan.hosts.map((h) => serve(lab, h, procs)));
     guard.check();
     const outcomes: ProbeOutcome[] = [];
+    const notSent = (p: Probe, detail: string): ProbeOutcome => ({
+      gateway: p.gateway,
+      kind: p.kind,
+      key: p.key,
+      mapping: p.mapping,
+      answered: false,
+      detail,
+    });
     const byHost = new Map<string, Probe[]>();
-    for (const p of plan.probes)
-      if (failed.has(p.gateway))
-        outcomes.push({
-          gateway: p.gateway,
-          kind: p.kind,
-          mapping: p.mapping,
-          answered: false,
-          detail: `not built: ${failed.get(p.gateway)}`,
-        });
+    for (const p of plan.probes) {
+      const why = failed.get(p.gateway);
+      if (why !== undefined) outcomes.push(notSent(p, `not built: ${why}`));
       else byHost.set(p.from, [...(byHost.get(p.from) ?? []), p]);
+    }
+    let late = false;
     for (const [host, probes] of byHost) {
-      if (Date.now() + opts.probeTimeoutMs > deadline)
-        return side(outcomes, 'the time limit ran out before every probe was sent');
-      const replies = await send(lab, host, probes, opts.probeTimeoutMs, procs);
+      // only the probes that can still be answered before the deadline are sent
+      const room = Math.max(0, Math.floor((deadline - Date.now()) / opts.probeTimeoutMs) - 1);
+      const now = probes.slice(0, room);
+      for (const p of probes.slice(room)) outcomes.push(notSent(p, 'not sent: the time limit ran out'));
+      late ||= now.length < probes.length;
+      if (!now.length) continue;
+      const replies = await send(lab, host, now, opts.probeTimeoutMs, procs);
       guard.check();
-      outcomes.push(...probes.map((p, i) => judge(p, replies[i] ?? { error: 'no reply from the probe client' })));
+      outcomes.push(...now.map((p, i) => judge(p, replies[i] ?? { error: 'no reply from the probe client' })));
     }
     // the plan's order, so base and head read side by side
-    const order = new Map(plan.probes.map((p, i) => [p.mapping + p.gateway, i]));
-    outcomes.sort((a, b) => (order.get(a.mapping + a.gateway) ?? 0) - (order.get(b.mapping + b.gateway) ?? 0));
-    return side(outcomes);
+    const order = new Map(plan.probes.map((p, i) => [p.key, i]));
+    outcomes.sort((a, b) => (order.get(a.key) ?? 0) - (order.get(b.key) ?? 0));
+    return side(outcomes, late ? 'the time limit ran out before every probe was sent' : undefined);
   } catch (e) {
     guard.check(); // a probe server killed by a signal is not a lab that could not be built
     return side([], `the lab could not be built: ${errorMessage(e)}`);
@@ -250,7 +301,13 @@ async function proveSide(
   }
 }
 
-/** Starts `natops probe` in a host; resolves once it listens. */
+/** How long a probe server may take to listen. */
+const SERVE_TIMEOUT_MS = 15_000;
+
+/**
+ * Starts `natops probe` in a host; resolves once it listens. It lives while its stdin is open, so
+ * a prove killed outright (SIGKILL) leaves no server behind.
+ */
 function serve(lab: Lab, h: { name: string; tcp: number[]; udp: number[] }, procs: ChildProcess[]): Promise<void> {
   const argv = [
     'netns',
@@ -265,16 +322,33 @@ function serve(lab: Lab, h: { name: string; tcp: number[]; udp: number[] }, proc
     h.tcp.join(','),
     '--udp',
     h.udp.join(','),
+    '--while-stdin',
   ];
-  const child = spawn('ip', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('ip', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
   procs.push(child);
   return new Promise((resolve, reject) => {
     let err = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new ProveError(`probe server in host ${h.name} did not listen within ${SERVE_TIMEOUT_MS} ms`));
+    }, SERVE_TIMEOUT_MS);
     child.stderr!.on('data', (b: Buffer) => {
       err += b.toString();
     });
-    child.stdout!.on('data', (b: Buffer) => b.toString().includes('listening') && resolve());
-    child.on('exit', (code) => reject(new ProveError(`probe server in host ${h.name} exited ${code}: ${err.trim()}`)));
+    child.stdout!.on('data', (b: Buffer) => {
+      if (b.toString().includes('listening')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new ProveError(`probe server in host ${h.name}: ${e.message}`));
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new ProveError(`probe server in host ${h.name} exited ${code}: ${err.trim()}`));
+    });
   });
 }
 
@@ -307,8 +381,16 @@ async function send(
   child.stderr!.on('data', (b: Buffer) => {
     err += b.toString();
   });
+  child.stdin!.on('error', () => undefined); // a client that died is said by its exit below
   child.stdin!.end(JSON.stringify(probes.map((p) => ({ protocol: p.protocol, to: p.to, port: p.port }))));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  if (code !== 0) throw new ProveError(`probe client in host ${host} exited ${code}: ${err.trim()}`);
-  return JSON.parse(out) as ({ line: string } | { error: string })[];
+  // each probe waits at most timeoutMs; the client gets that plus its own start
+  const timer = setTimeout(() => child.kill('SIGKILL'), probes.length * timeoutMs + 10_000);
+  const code = await ended(child).finally(() => clearTimeout(timer));
+  if (code !== 0)
+    return probes.map(() => ({ error: `the probe client in host ${host} failed (${code}): ${err.trim()}` }));
+  try {
+    return JSON.parse(out) as ({ line: string } | { error: string })[];
+  } catch {
+    return probes.map(() => ({ error: `the probe client in host ${host} wrote no answers` }));
+  }
 }

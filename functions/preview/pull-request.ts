@@ -205,7 +205,8 @@ export async function previewPullRequest(ctx: JobContext<PreviewJob>, env: Previ
       at: Date.now(),
     };
     await env.previews.set(final);
-    if (job.action === 'preview' && preview.proof && env.github.checks)
+    // a rerender proved again: the check run says what the comment says
+    if (job.action !== 'close' && preview.proof && env.github.checks)
       await publishProof(env.github, rec.head, preview.proof, `${rec.url}#issuecomment-${commentId}`);
     if (job.action === 'preview') {
       await env.statuses.publish([

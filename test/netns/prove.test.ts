@@ -88,7 +88,7 @@ describe('natops preview --prove: real packets through a throwaway lab of each s
     assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
     assert.match(
       r.stdout,
-      /packets through a throwaway lab: 8 of 8 mappings answered at head \(8 of 8 mappings answered at base\)\./,
+      /packets through a throwaway lab: 8 of 8 probes answered at head \(8 of 8 probes answered at base\)\./,
     );
     const p = rows(r.stdout);
     const at = (mapping: string) => {
@@ -114,7 +114,11 @@ describe('natops preview --prove: real packets through a throwaway lab of each s
     assert.equal(at('SNAT 10.0.1.0/24 -> 192.168.0.112').head, 'head  answered: ext answered, seeing 192.168.0.112');
     assert.equal(at('SNAT 10.0.2.0/24 -> 192.168.0.112').head, 'head  answered: ext answered, seeing 192.168.0.112');
     assert.ok(
-      [...p.keys()].some((k) => /^ngw hairpin 10\.0\.1\.\d+ -> 192\.168\.0\.112:8080$/.test(k)),
+      [...p.keys()].some((k) =>
+        /^ngw hairpin 10\.0\.1\.\d+ -> 192\.168\.0\.112:8080 \(at base: hairpin 10\.0\.1\.\d+ -> 192\.168\.0\.112:8888\)$/.test(
+          k,
+        ),
+      ),
       [...p.keys()].join('\n'),
     );
     assert.deepEqual(await proveLabs(), [], 'both labs removed');
@@ -134,8 +138,15 @@ describe('natops preview --prove: real packets through a throwaway lab of each s
     assert.deepEqual(await proveLabs(), []);
   });
 
-  it('killed midway: SIGTERM removes its lab; after SIGKILL the next prove removes the dead one', async () => {
-    const started = async (signal: NodeJS.Signals) => {
+  it('killed midway: SIGTERM removes its lab; after SIGKILL no probe server lives on, and the next prove removes the lab', async () => {
+    /** the prove's probe servers: `natops probe --name ... --while-stdin` of this checkout */
+    const servers = async () =>
+      (await run(['pgrep', '-f', `${BIN} probe --name`], { okExitCodes: [0, 1] })).stdout.split('\n').filter(Boolean);
+    const until = async (what: string, ok: () => Promise<boolean>) => {
+      for (let i = 0; i < 400 && !(await ok()); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(await ok(), what);
+    };
+    const started = async (signal: NodeJS.Signals, when: () => Promise<boolean>) => {
       const child = spawn(
         process.execPath,
         [BIN, 'preview', '--repo', work, '--base', 'main', '--head', 'moved', '--prove'],
@@ -144,16 +155,16 @@ describe('natops preview --prove: real packets through a throwaway lab of each s
         },
       );
       const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-      for (let i = 0; i < 200 && !(await proveLabs()).length; i++) await new Promise((r) => setTimeout(r, 50));
-      assert.ok((await proveLabs()).length, 'the prove made its lab');
+      await until('the prove got that far', when);
       child.kill(signal);
       await exited;
     };
-    await started('SIGTERM');
+    await started('SIGTERM', async () => (await proveLabs()).length > 0);
     assert.deepEqual(await proveLabs(), [], 'SIGTERM: the prove removed its lab before it ended');
-    await started('SIGKILL');
-    const left = await proveLabs();
-    assert.ok(left.length, 'SIGKILL leaves the lab (nothing runs to remove it)');
+    // SIGKILL once its probe servers listen: they end with it (their stdin closes)
+    await started('SIGKILL', async () => (await servers()).length > 0);
+    await until('no probe server outlives the prove', async () => (await servers()).length === 0);
+    assert.ok((await proveLabs()).length, 'SIGKILL leaves the lab (nothing runs to remove it)');
     const r = await prove('moved');
     assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
     assert.deepEqual(await proveLabs(), [], 'the next prove removed the dead one');

@@ -63,7 +63,7 @@ describe('a proven preview: real packets through throwaway labs, in the comment 
     assert.equal((await previewStatus(c.head)).state, 'success');
     const body = botComments(21)[0]!.body;
     assert.match(body, /#### Packets through a throwaway lab/);
-    assert.match(body, /5 of 5 mappings answered at head \(5 of 5 mappings answered at base\)\./);
+    assert.match(body, /5 of 5 probes answered at head \(5 of 5 probes answered at base\)\./);
     assert.match(
       body,
       /^\| `ngw` \| `port forward tcp 192\.168\.0\.112:8080 -> 10\.0\.1\.10:80` \| – \| ✅ h2 answered \|$/m,

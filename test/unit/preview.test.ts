@@ -42,7 +42,7 @@ function previewOf(files: { base: ManifestFile[]; head: ManifestFile[] }): Previ
   return previewChanges(validateManifests(files.base), validateManifests(files.head), REFS);
 }
 
-/** A gateway's preview, its entries as text only (a port forward's fields are for ranges: preview-risk.test.ts). */
+/** A gateway's preview, its entries as text only (a port forward's fields are for ranges: preview-ranges.test.ts). */
 const gateway = (p: Preview, name = 'ngw'): GatewayPreview => {
   const g = p.gateways.find((x) => x.name === name);
   assert.ok(g, `gateway ${name} is in the preview`);

@@ -65,15 +65,38 @@ describe('preview --prove: the probes planned', () => {
     assert.deepEqual(plan(seed).unprobed, [
       {
         gateway: 'ngw',
+        key: 'ngw port forward tcp 192.168.0.112:8081',
         mapping: 'port forward tcp 192.168.0.112:8081 -> 10.0.1.1:80',
         reason: "10.0.1.1 is subnet sn's gateway (its VPC router): no host can stand there",
       },
       {
         gateway: 'ngw',
+        key: 'ngw port forward tcp 192.168.0.112:8082',
         mapping: 'port forward tcp 192.168.0.112:8082 -> 10.0.1.254:80',
         reason: "10.0.1.254 is gateway ngw's lanIp: no host can stand there",
       },
     ]);
+  });
+
+  it('an SNAT of one address, and one wider than its subnet, get a host; a longer prefix is left to its own', async () => {
+    const seed = await scenarioManifests();
+    push(seed.gateway, 'spec.snatRules', { eip: '192.168.0.112', internalCIDR: '10.0.1.77/32' });
+    push(seed.gateway, 'spec.snatRules', { eip: '192.168.0.112', internalCIDR: '10.0.0.0/16' });
+    const p = plan(seed);
+    const from = (mapping: string) => {
+      const probe = p.probes.find((x) => x.mapping === mapping);
+      assert.ok(probe, mapping);
+      return p.hosts.find((h) => h.name === probe.from)!.ip;
+    };
+    assert.equal(from('SNAT 10.0.1.77/32 -> 192.168.0.112'), '10.0.1.77/24');
+    // 10.0.0.0/16 holds sn (10.0.1.0/24) and sn2 (10.0.2.0/24), whose SNATs are longer prefixes:
+    // its probe comes from neither, and there is no other subnet in it, so it has none
+    assert.deepEqual(
+      p.unprobed.map((u) => u.mapping),
+      ['SNAT 10.0.0.0/16 -> 192.168.0.112'],
+    );
+    assert.match(p.unprobed[0]!.reason, /no free host address of 10\.0\.0\.0\/16/);
+    assert.equal(p.unprobedTotal, 1);
   });
 
   it('past the limit the probes are sampled evenly, and only their hosts are made', async () => {
@@ -89,6 +112,16 @@ describe('preview --prove: the probes planned', () => {
     const p = plan(seed, 10);
     assert.equal(p.total, 1008);
     assert.equal(p.probes.length, 10);
+    // or exactly the probes of the mappings asked for (the same on both sides of a change)
+    const keys = new Set(['ngw port forward tcp 192.168.0.112:20500', 'ngw SNAT 10.0.2.0/24']);
+    assert.deepEqual(
+      planProbes(
+        [...validateManifests(toFiles(seed)).desired.gateways.values()],
+        networkModel(validateManifests(toFiles(seed)).desired),
+        keys,
+      ).probes.map((x) => x.key),
+      [...keys],
+    );
     const needed = new Set(p.probes.flatMap((x) => [x.from, ...x.answeredBy]));
     assert.deepEqual(new Set(p.hosts.map((h) => h.name)), needed);
     assert.ok(p.hosts.length <= 11, `${p.hosts.length} hosts`);
@@ -102,6 +135,7 @@ describe('preview --prove: the probes planned', () => {
     assert.deepEqual(judge(fipOut, { line: 'ext 192.168.0.112' }), {
       gateway: 'ngw',
       kind: 'floating IP out',
+      key: 'ngw floating IP 192.168.0.111 out',
       mapping: 'floating IP 192.168.0.111 -> 10.0.1.5 (out)',
       answered: false,
       detail: 'ext answered seeing 192.168.0.112, not ext seeing 192.168.0.111',
