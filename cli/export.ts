@@ -96,14 +96,19 @@ export function addExportCommand(program: Command): void {
         `valid: ${desired.vpcs.size} VPC(s), ${desired.subnets.size} subnet(s), ${desired.gateways.size} gateway(s)\n`,
       );
       if (!opts.adopt) return;
-      const [{ AppsV1Api, CoreV1Api, KubernetesObjectApi }, { adoptGateways }, { loadConfig }, k8sObjects, model] =
-        await Promise.all([
-          import('@kubernetes/client-node'),
-          import('../runtime/kubernetes/adoption.ts'),
-          import('../server/config.ts'),
-          import('../runtime/kubernetes/objects.ts'),
-          import('../dataplane/model.ts'),
-        ]);
+      const [
+        { AppsV1Api, AuthorizationV1Api, CoreV1Api, KubernetesObjectApi },
+        { adoptGateways },
+        { loadConfig },
+        k8sObjects,
+        model,
+      ] = await Promise.all([
+        import('@kubernetes/client-node'),
+        import('../runtime/kubernetes/adoption.ts'),
+        import('../server/config.ts'),
+        import('../runtime/kubernetes/objects.ts'),
+        import('../dataplane/model.ts'),
+      ]);
       // the namespace and instance `natops serve` will use, so that it finds what is adopted here
       const c = loadConfig({ runtime: 'kubernetes', namespace: opts.namespace, kubeconfig: file });
       const where = { namespace: c.namespace, instance: instanceOf(c) };
@@ -117,6 +122,7 @@ export function addExportCommand(program: Command): void {
         apps: kc.makeApiClient(AppsV1Api),
         core: kc.makeApiClient(CoreV1Api),
         objects: KubernetesObjectApi.makeApiClient(kc),
+        authz: kc.makeApiClient(AuthorizationV1Api),
       };
       const { lines, refused } = await adoptGateways(clients, where, targets, record);
       for (const line of lines) process.stdout.write(`${line}\n`);

@@ -9,6 +9,7 @@
 // replaces it with its own at the first change that needs another pod.
 import {
   type AppsV1Api,
+  type AuthorizationV1Api,
   type CoreV1Api,
   type KubernetesObject,
   type KubernetesObjectApi,
@@ -97,7 +98,44 @@ export interface AdoptionResult {
   refused: string[];
 }
 
-type Clients = { apps: AppsV1Api; core: CoreV1Api; objects: KubernetesObjectApi };
+type Clients = { apps: AppsV1Api; core: CoreV1Api; objects: KubernetesObjectApi; authz: AuthorizationV1Api };
+
+/** A permission the adoption needs in the gateways' namespace: verb, group, resource (and subresource). */
+type Permission = [verb: string, group: string, resource: string, subresource?: string];
+
+/**
+ * What adopting `kinds` needs (deploy/kubernetes/adopt-rbac.yaml) and what rewriting their rules
+ * after needs (an exec into each pod, the runtime Role's): asked of the API server before anything
+ * changes, so a missing one refuses the adoption whole instead of leaving it half done.
+ */
+async function missingPermissions(authz: AuthorizationV1Api, namespace: string, kinds: readonly WorkloadKind[]) {
+  const needed: Permission[] = [
+    ...[...new Set(kinds)].flatMap((k): Permission[] => {
+      const resource = k === 'StatefulSet' ? 'statefulsets' : 'deployments';
+      return [
+        ['get', 'apps', resource],
+        ['patch', 'apps', resource],
+      ];
+    }),
+    ...(kinds.includes('Deployment') ? [['get', 'apps', 'replicasets'] as Permission] : []),
+    ['list', '', 'pods'],
+    ['patch', '', 'pods'],
+    ['create', '', 'pods', 'exec'],
+  ];
+  const missing: string[] = [];
+  for (const [verb, group, resource, subresource] of needed) {
+    const review = await api(`ask whether it may ${verb} ${resource}`, () =>
+      authz.createSelfSubjectAccessReview({
+        body: {
+          spec: { resourceAttributes: { namespace, verb, group, resource, ...(subresource ? { subresource } : {}) } },
+        },
+      }),
+    );
+    if (!review.status?.allowed)
+      missing.push(`${verb} ${resource}${subresource ? `/${subresource}` : ''}${group ? `.${group}` : ''}`);
+  }
+  return missing;
+}
 
 /** Whether Kube-OVN made the workload: its label, or its owner reference to the gateway's VpcNatGateway. */
 const isKubeOvns = (w: GatewayWorkloadObject, gateway: string): boolean =>
@@ -141,6 +179,18 @@ export async function adoptGateways(
     else found.push({ t, w, what });
   }
   if (refused.length) return { lines: [], refused };
+  const missing = await missingPermissions(
+    clients.authz,
+    where.namespace,
+    found.map((f) => f.t.kind),
+  );
+  if (missing.length)
+    return {
+      lines: [],
+      refused: [
+        `may not ${missing.join(', ')} in namespace ${where.namespace}: bind deploy/kubernetes/adopt-rbac.yaml's Role and the runtime's (deploy/kubernetes/rbac.yaml) there`,
+      ],
+    };
 
   const lines: string[] = [];
   for (const { t, w, what } of found) {

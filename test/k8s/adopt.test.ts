@@ -16,7 +16,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { AppsV1Api, CustomObjectsApi, Exec, KubernetesObjectApi, type V1StatefulSet } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CustomObjectsApi,
+  Exec,
+  KubernetesObjectApi,
+  RbacAuthorizationV1Api,
+  type V1PolicyRule,
+  type V1StatefulSet,
+} from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { podExec } from '../../runtime/kubernetes/pod-exec.ts';
 import { externalNetwork, subnetAttachment } from '../../runtime/kubernetes/objects.ts';
 import { natops } from '../helpers/cli.ts';
@@ -29,6 +38,13 @@ import { type Obj, seedObjects, TEST_GATEWAY_IMAGES, writeManifestDir } from '..
 import type { PipelineHarness } from '../helpers/pipeline.ts';
 
 const SCRIPT = fileURLToPath(new URL('../fixtures/kube-ovn/nat-gateway.sh', import.meta.url));
+const EXPORT_RBAC = fileURLToPath(new URL('../../deploy/kubernetes/export-rbac.yaml', import.meta.url));
+const ADOPT_RBAC = fileURLToPath(new URL('../../deploy/kubernetes/adopt-rbac.yaml', import.meta.url));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Every rule of a shipped RBAC file's documents. */
+const rulesOf = async (file: string) =>
+  parseAllDocuments(await readFile(file, 'utf8')).flatMap((d) => (d.toJS() as { rules: V1PolicyRule[] }).rules);
 const STATEFULSET = 'vpc-nat-gw-ngw';
 const POD = `${STATEFULSET}-0`;
 
@@ -66,6 +82,32 @@ describe("adopting a gateway Kube-OVN runs: export --adopt, plan against live, t
   let configs: Awaited<ReturnType<typeof kubeOvnConfigMaps>> | undefined;
   let dir = '';
   let out = '';
+  /** this test's ClusterRole of export-rbac.yaml's rules (cluster-scoped: removed after) */
+  let exportRole: string | undefined;
+  /**
+   * `natops export --adopt` as the runtime's ServiceAccount (the runtime Role in this namespace)
+   * with export-rbac.yaml's rules, and adopt-rbac.yaml's Role once bound: what an operator binds.
+   * RBAC reaches the authorizer's cache within moments: a refusal for a permission is asked again.
+   */
+  const adoptAsServiceAccount = async (to: string, expect: 'adopted' | 'refused') => {
+    let r = await natops(
+      ['export', '--out', to, '--kubeconfig', k.kubeconfigPath, '--adopt', '--namespace', k.namespace, '--force'],
+      {
+        env: env(),
+      },
+    );
+    const settled = (x: typeof r) => (expect === 'adopted' ? x.code === 0 : /may not /.test(x.stderr));
+    for (let i = 0; i < 20 && !settled(r); i++) {
+      await sleep(250);
+      r = await natops(
+        ['export', '--out', to, '--kubeconfig', k.kubeconfigPath, '--adopt', '--namespace', k.namespace, '--force'],
+        {
+          env: env(),
+        },
+      );
+    }
+    return r;
+  };
   const apps = () => k.admin.makeApiClient(AppsV1Api);
   const statefulSet = () => apps().readNamespacedStatefulSet({ name: STATEFULSET, namespace: k.namespace });
   const pod = () => k.core.readNamespacedPod({ name: POD, namespace: k.namespace });
@@ -222,6 +264,11 @@ describe("adopting a gateway Kube-OVN runs: export --adopt, plan against live, t
   });
 
   after(async () => {
+    if (exportRole) {
+      const rbac = k.admin.makeApiClient(RbacAuthorizationV1Api);
+      await rbac.deleteClusterRoleBinding({ name: exportRole }).catch(() => undefined);
+      await rbac.deleteClusterRole({ name: exportRole }).catch(() => undefined);
+    }
     await p?.cleanup();
     await crds?.remove();
     await configs?.remove();
@@ -236,6 +283,30 @@ describe("adopting a gateway Kube-OVN runs: export --adopt, plan against live, t
     assert.equal(flow.greeting, 'web 192.168.0.50');
     outbound = await p.lab.openFlow('client', '192.168.0.50', 9000);
     assert.equal(outbound.greeting, 'ext 192.168.0.112', "SNAT, through Kube-OVN's rule");
+  });
+
+  it("without adopt-rbac.yaml's Role nothing is adopted: the missing permission is named before anything changes", async () => {
+    const rbac = k.admin.makeApiClient(RbacAuthorizationV1Api);
+    exportRole = `${k.namespace}-export`;
+    await rbac.createClusterRole({ body: { metadata: { name: exportRole }, rules: await rulesOf(EXPORT_RBAC) } });
+    await rbac.createClusterRoleBinding({
+      body: {
+        metadata: { name: exportRole },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: exportRole },
+        subjects: [{ kind: 'ServiceAccount', name: 'natops', namespace: k.namespace }],
+      },
+    });
+    const r = await adoptAsServiceAccount(join(dir, 'no-adopt-role'), 'refused');
+    assert.equal(r.code, 1, `${r.stdout}${r.stderr}`);
+    assert.match(
+      r.stderr,
+      new RegExp(`may not patch pods in namespace ${k.namespace}: bind deploy/kubernetes/adopt-rbac\\.yaml's Role`),
+    );
+    assert.match(r.stderr, /nothing adopted/);
+    const s = await statefulSet();
+    assert.equal(s.metadata?.labels?.['natops.io/instance'], undefined, 'the workload is as it was');
+    assert.equal(s.metadata?.ownerReferences?.length, 1);
+    assert.equal((await pod()).metadata?.labels?.['natops.io/gateway'], undefined, 'and its pod');
   });
 
   it("export --adopt takes the workload over without a restart, and rewrites only the rules Kube-OVN's script writes otherwise", async () => {
@@ -254,8 +325,22 @@ describe("adopting a gateway Kube-OVN runs: export --adopt, plan against live, t
     );
     assert.match(elsewhere.stderr, /nothing adopted/);
     assert.equal((await statefulSet()).metadata?.labels?.['natops.io/instance'], undefined);
+    // as the ServiceAccount, with exactly the runtime Role, export-rbac.yaml and adopt-rbac.yaml
+    const rbac = k.admin.makeApiClient(RbacAuthorizationV1Api);
+    await rbac.createNamespacedRole({
+      namespace: k.namespace,
+      body: { metadata: { name: 'natops-adopt' }, rules: await rulesOf(ADOPT_RBAC) },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace: k.namespace,
+      body: {
+        metadata: { name: 'natops-adopt' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'natops-adopt' },
+        subjects: [{ kind: 'ServiceAccount', name: 'natops', namespace: k.namespace }],
+      },
+    });
     out = join(dir, 'out');
-    const r = await exportTo(out, '--namespace', k.namespace);
+    const r = await adoptAsServiceAccount(out, 'adopted');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /valid: 1 VPC\(s\), 1 subnet\(s\), 1 gateway\(s\)/);
     assert.match(r.stdout, new RegExp(`gateway ngw: adopted StatefulSet ${k.namespace}/${STATEFULSET} and 1 pod`));
