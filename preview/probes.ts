@@ -236,16 +236,24 @@ export function planProbes(
     }
   }
   for (const h of hosts.values()) if (!h.tcp.length && !h.udp.length) h.tcp.push(PROBE_PORT);
-  // only the hosts the probes sent need: thousands of forwards make thousands of backends
-  const sent = typeof keep === 'number' ? sample(probes, keep) : probes.filter((p) => keep.has(p.key));
+  return keepProbes(
+    { hosts: [...hosts.values()], probes, total: probes.length, unprobed, unprobedTotal: unprobed.length },
+    keep,
+  );
+}
+
+/**
+ * A plan cut to the probes whose key `keep` holds, or to `keep` of them spread evenly, with only
+ * the hosts those need (thousands of forwards make thousands of backends).
+ */
+export function keepProbes(plan: ProbePlan, keep: number | ReadonlySet<string>): ProbePlan {
+  const sent = typeof keep === 'number' ? sample(plan.probes, keep) : plan.probes.filter((p) => keep.has(p.key));
   const needed = new Set(sent.flatMap((p) => [p.from, ...p.answeredBy]));
-  const most = typeof keep === 'number' ? keep : keep.size;
   return {
-    hosts: [...hosts.values()].filter((h) => needed.has(h.name)),
+    ...plan,
+    hosts: plan.hosts.filter((h) => needed.has(h.name)),
     probes: sent,
-    total: probes.length,
-    unprobed: unprobed.slice(0, most),
-    unprobedTotal: unprobed.length,
+    unprobed: plan.unprobed.slice(0, typeof keep === 'number' ? keep : keep.size),
   };
 }
 

@@ -9,12 +9,15 @@ import { link, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NatopsError, errorMessage } from '../../common/errors.ts';
+import type { NetworkModel } from '../../dataplane/network.ts';
 import { networkModel } from '../../gitops/manifests/network.ts';
 import type { Desired } from '../../gitops/manifests/validate.ts';
 import {
   judge,
+  keepProbes,
   planProbes,
   sample,
+  type ProbePlan,
   type Probe,
   type ProbeOutcome,
   type Proof,
@@ -137,9 +140,13 @@ export async function provePreview(
   const proven = [...changed].sort().slice(0, opts.maxGateways);
   const gateways = { proven, changed: changed.length };
   if (!proven.length) return { head: nothing(), limit: opts.limit, gateways };
-  const sides = [base && provedPart(base, proven), provedPart(head, proven)] as const;
-  const plans = sides.map((d) => d && planProbes([...d.gateways.values()], networkModel(d), Infinity));
-  const keys = new Set(sample([...new Set(plans.flatMap((p) => p?.probes.map((x) => x.key) ?? []))], opts.limit));
+  // each side planned once; both probe the same mappings, at most `limit` of those either has
+  const sides = [base && provedPart(base, proven), provedPart(head, proven)].map((desired) => {
+    if (!desired?.gateways.size) return undefined;
+    const network = networkModel(desired);
+    return { desired, network, plan: planProbes([...desired.gateways.values()], network, Infinity) };
+  });
+  const keys = new Set(sample([...new Set(sides.flatMap((s) => s?.plan.probes.map((x) => x.key) ?? []))], opts.limit));
   const guard = new SignalGuard();
   try {
     const unlock = await lock(Date.now() + opts.timeLimitMs);
@@ -152,7 +159,7 @@ export async function provePreview(
       // the two labs share nothing: built and probed side by side; both are removed before a
       // signal that stopped one ends the process
       const settled = await Promise.allSettled(
-        sides.map((d) => (d?.gateways.size ? proveSide(d, keys, deadline, opts, guard) : undefined)),
+        sides.map((s) => s && proveSide(s.desired, s.network, keepProbes(s.plan, keys), deadline, opts, guard)),
       );
       const [baseProof, headProof] = settled.map((r) => {
         if (r.status === 'rejected') throw r.reason;
@@ -219,13 +226,12 @@ function ended(child: ChildProcess): Promise<number | null> {
 
 async function proveSide(
   desired: Desired,
-  keys: ReadonlySet<string>,
+  network: NetworkModel,
+  plan: ProbePlan,
   deadline: number,
   opts: ProveOptions,
   guard: SignalGuard,
 ): Promise<SideProof> {
-  const network = networkModel(desired);
-  const plan = planProbes([...desired.gateways.values()], network, keys);
   const lab = new Lab(`pv${randomBytes(4).toString('hex')}`);
   const procs: ChildProcess[] = [];
   const killAll = () => {
@@ -273,7 +279,11 @@ async function proveSide(
     for (const p of plan.probes) {
       const why = failed.get(p.gateway);
       if (why !== undefined) outcomes.push(notSent(p, `not built: ${why}`));
-      else byHost.set(p.from, [...(byHost.get(p.from) ?? []), p]);
+      else {
+        const mine = byHost.get(p.from);
+        if (mine) mine.push(p);
+        else byHost.set(p.from, [p]);
+      }
     }
     let late = false;
     for (const [host, probes] of byHost) {
@@ -301,6 +311,17 @@ async function proveSide(
   }
 }
 
+/** `ip netns exec HOST natops probe ARGS`: natops's probe, run inside a lab host. */
+const probeArgv = (lab: Lab, host: string, args: string[]) => [
+  'netns',
+  'exec',
+  lab.names.host(host),
+  process.execPath,
+  NATOPS,
+  'probe',
+  ...args,
+];
+
 /** How long a probe server may take to listen. */
 const SERVE_TIMEOUT_MS = 15_000;
 
@@ -309,13 +330,7 @@ const SERVE_TIMEOUT_MS = 15_000;
  * a prove killed outright (SIGKILL) leaves no server behind.
  */
 function serve(lab: Lab, h: { name: string; tcp: number[]; udp: number[] }, procs: ChildProcess[]): Promise<void> {
-  const argv = [
-    'netns',
-    'exec',
-    lab.names.host(h.name),
-    process.execPath,
-    NATOPS,
-    'probe',
+  const argv = probeArgv(lab, h.name, [
     '--name',
     h.name,
     '--tcp',
@@ -323,7 +338,7 @@ function serve(lab: Lab, h: { name: string; tcp: number[]; udp: number[] }, proc
     '--udp',
     h.udp.join(','),
     '--while-stdin',
-  ];
+  ]);
   const child = spawn('ip', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
   procs.push(child);
   return new Promise((resolve, reject) => {
@@ -360,17 +375,7 @@ async function send(
   timeoutMs: number,
   procs: ChildProcess[],
 ): Promise<({ line: string } | { error: string })[]> {
-  const argv = [
-    'netns',
-    'exec',
-    lab.names.host(host),
-    process.execPath,
-    NATOPS,
-    'probe',
-    '--send',
-    '--timeout',
-    String(timeoutMs),
-  ];
+  const argv = probeArgv(lab, host, ['--send', '--timeout', String(timeoutMs)]);
   const child = spawn('ip', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
   procs.push(child);
   let out = '';

@@ -2,14 +2,15 @@
 // even when it fails. Tests that need root or a tool fail loudly here instead of skipping.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { readDesired } from '../../gitops/manifests/read-dir.ts';
-import { Lab } from '../../runtime/netns/lab.ts';
+import { Lab, STATE_ROOT } from '../../runtime/netns/lab.ts';
 import { networkModel } from '../../gitops/manifests/network.ts';
 import { NetnsRuntime } from '../../runtime/netns/runtime.ts';
 import { reconcileAll, type GatewayResult } from '../../runtime/reconcile.ts';
 import type { GatewayRuntime } from '../../runtime/runtime.ts';
-import { inNamespace } from '../../runtime/netns/netns.ts';
+import { inNamespace, listNamespaces } from '../../runtime/netns/netns.ts';
 import { IPTABLES_PROGRAMS } from '../../dataplane/model.ts';
 import { gatewayIptables } from '../../runtime/gateway-io.ts';
 import { TEST_WORKLOAD_POLICY, writeManifestDir, type SeedObjects } from './manifests.ts';
@@ -218,4 +219,13 @@ export class LabHarness {
     for (const p of this.procs) p.kill('SIGKILL');
     await this.lab.down();
   }
+}
+
+/** The namespaces and lab records of `natops preview --prove` (pv<8 hex>), on the whole machine. */
+export async function proveLabs(): Promise<string[]> {
+  const records = await readdir(STATE_ROOT).catch((): string[] => []);
+  return [
+    ...(await listNamespaces()).filter((n) => /^pv[0-9a-f]{8}-/.test(n)),
+    ...records.filter((n) => /^pv[0-9a-f]{8}$/.test(n)),
+  ];
 }

@@ -90,21 +90,18 @@ describe("adopting a gateway Kube-OVN runs: export --adopt, plan against live, t
    * RBAC reaches the authorizer's cache within moments: a refusal for a permission is asked again.
    */
   const adoptAsServiceAccount = async (to: string, expect: 'adopted' | 'refused') => {
-    let r = await natops(
-      ['export', '--out', to, '--kubeconfig', k.kubeconfigPath, '--adopt', '--namespace', k.namespace, '--force'],
-      {
-        env: env(),
-      },
-    );
-    const settled = (x: typeof r) => (expect === 'adopted' ? x.code === 0 : /may not /.test(x.stderr));
-    for (let i = 0; i < 20 && !settled(r); i++) {
-      await sleep(250);
-      r = await natops(
+    const adopt = () =>
+      natops(
         ['export', '--out', to, '--kubeconfig', k.kubeconfigPath, '--adopt', '--namespace', k.namespace, '--force'],
         {
           env: env(),
         },
       );
+    let r = await adopt();
+    const settled = (x: typeof r) => (expect === 'adopted' ? x.code === 0 : /may not /.test(x.stderr));
+    for (let i = 0; i < 20 && !settled(r); i++) {
+      await sleep(250);
+      r = await adopt();
     }
     return r;
   };

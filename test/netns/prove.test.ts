@@ -4,29 +4,18 @@
 // prove removes the dead one's lab).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../common/exec.ts';
-import { STATE_ROOT } from '../../runtime/netns/lab.ts';
 import { natops } from '../helpers/cli.ts';
-import { requireNetnsPrerequisites } from '../helpers/lab-harness.ts';
+import { proveLabs, requireNetnsPrerequisites } from '../helpers/lab-harness.ts';
 import { push, set, toFiles, type SeedObjects } from '../helpers/manifests.ts';
 import { scenarioManifests } from '../helpers/scenario.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/natops.js', import.meta.url));
-
-/** The namespaces and lab records of proves (pv<8 hex>), on the whole machine. */
-async function proveLabs(): Promise<string[]> {
-  const ns = (await run(['ip', 'netns', 'list'])).stdout
-    .split('\n')
-    .map((l) => l.split(' ')[0]!)
-    .filter((n) => /^pv[0-9a-f]{8}-/.test(n));
-  const records = (await readdir(STATE_ROOT).catch((): string[] => [])).filter((n) => /^pv[0-9a-f]{8}$/.test(n));
-  return [...ns, ...records];
-}
 
 describe('natops preview --prove: real packets through a throwaway lab of each side', () => {
   let dir = '';

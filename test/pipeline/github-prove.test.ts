@@ -3,22 +3,15 @@
 // result goes into the comment and into a `natops/prove` check run on the head. GitHub is the
 // stand-in (held to the OpenAPI description); Redis, git, natops serve and the namespaces are real.
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { run } from '../../common/exec.ts';
 import { PROVE_CHECK } from '../../functions/preview/pull-request.ts';
-import { STATE_ROOT } from '../../runtime/netns/lab.ts';
 import { pullRequests } from '../helpers/github-pr.ts';
+import { proveLabs } from '../helpers/lab-harness.ts';
 import { GitHubStandIn } from '../helpers/github/standin.ts';
 import { push, seedObjects, set, type SeedObjects } from '../helpers/manifests.ts';
 import { PipelineHarness } from '../helpers/pipeline.ts';
 
 const REPO = 'test/gitops';
-
-async function proveLabs(): Promise<string[]> {
-  const ns = (await run(['ip', 'netns', 'list'])).stdout.split('\n').filter((l) => /^pv[0-9a-f]{8}-/.test(l));
-  return [...ns, ...(await readdir(STATE_ROOT).catch((): string[] => [])).filter((n) => /^pv[0-9a-f]{8}$/.test(n))];
-}
 
 describe('a proven preview: real packets through throwaway labs, in the comment and a check run', () => {
   let p: PipelineHarness;
