@@ -15,6 +15,7 @@ import {
   KubernetesObjectApi,
   PatchStrategy,
   type KubernetesObject,
+  type V1Pod,
   type V1Secret,
 } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
@@ -175,6 +176,34 @@ export class KubeHarness {
 
   get core(): CoreV1Api {
     return this.admin.makeApiClient(CoreV1Api);
+  }
+
+  /**
+   * Waits, as the admin, until a pod of this namespace made by a `controller` (its owner's kind)
+   * runs `image` and cannot pull it (ErrImagePull, ImagePullBackOff): a pod that never gets
+   * ready, there as it is. A runtime given up on it sooner than that is then shown right.
+   */
+  async podFailingToPull(image: string, controller: 'ReplicaSet' | 'StatefulSet', timeoutMs = 60_000): Promise<V1Pod> {
+    const end = Date.now() + timeoutMs;
+    let seen: V1Pod[] = [];
+    for (;;) {
+      seen = (await this.core.listNamespacedPod({ namespace: this.namespace })).items;
+      const pod = seen.find(
+        (p) =>
+          !p.metadata?.deletionTimestamp &&
+          p.metadata?.ownerReferences?.some((o) => o.controller && o.kind === controller) &&
+          p.spec?.containers.some((c) => c.image === image) &&
+          p.status?.containerStatuses?.some((c) =>
+            /^(ErrImagePull|ImagePullBackOff)$/.test(c.state?.waiting?.reason ?? ''),
+          ),
+      );
+      if (pod) return pod;
+      if (Date.now() > end)
+        throw new Error(
+          `no pod of a ${controller} in ${this.namespace} failing to pull ${image} after ${timeoutMs} ms: ${JSON.stringify(seen.map((p) => [p.metadata?.name, p.status]))}`,
+        );
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   async close(): Promise<void> {
