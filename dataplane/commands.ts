@@ -1,11 +1,12 @@
 // A ChangeSet -> the exact commands that carry it out, as argv arrays: one iptables-restore
-// transaction (in the gateway's iptables) for every nat change, plus the ip, sysctl, conntrack
-// and arping commands around it.
+// transaction (in the gateway's iptables) and one `nft -f` transaction for every nat change, plus
+// the ip, sysctl, conntrack and arping commands around them.
 import { PermanentError } from '../common/errors.ts';
 import { conntrackDeleteArgv, type ConntrackFilter } from './conntrack.ts';
 import { conntrackCleanup } from './rules.ts';
 import type { ChainEdit, ChangeSet } from './diff.ts';
 import { IPTABLES_PROGRAMS } from './model.ts';
+import { nftablesPayload } from './nftables.ts';
 
 export interface Command {
   argv: string[];
@@ -61,9 +62,14 @@ export function changeSetCommands(c: ChangeSet): Command[] {
   for (const r of c.rules.add) cmds.push({ argv: ['ip', 'rule', 'add', 'iif', r.iif, 'table', String(r.table)] });
 
   const payload = restorePayload(c.chains);
+  // A new nftables table answers before iptables' rules go, and iptables' answer before the table
+  // goes: a gateway moving between the planes answers from one or the other throughout.
+  const nft: Command | undefined = c.nftables && { argv: ['nft', '-f', '-'], stdin: nftablesPayload(c.nftables) };
+  if (nft && c.nftables?.kind === 'create') cmds.push(nft);
   // -w waits for the xtables lock instead of failing while another iptables holds it (iptables
   // 1.8.9 with nf_tables accepts it too, it just has no lock to wait for).
   if (payload) cmds.push({ argv: [IPTABLES_PROGRAMS[c.iptables].restore, '-w', '--noflush'], stdin: payload });
+  if (nft && c.nftables?.kind !== 'create') cmds.push(nft);
   for (const f of conntrackCleanup(c.removed, c.added))
     cmds.push({ argv: conntrackDeleteArgv(f), okExitCodes: [0, 1], conntrack: f });
 

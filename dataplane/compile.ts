@@ -2,6 +2,7 @@
 import { cidrWithin, parseCidr } from '../common/ipv4.ts';
 import {
   GATEWAY_SYSCTLS,
+  dataplaneOf,
   ROUTE_TABLE,
   type GatewaySpec,
   type GatewayState,
@@ -31,6 +32,14 @@ export function compileGateway(spec: GatewaySpec): GatewayState {
     }
   }
 
+  const mappings = {
+    EXCLUSIVE_DNAT: spec.floatingIps.map((f) => floatingDnat(f.eip, f.internalIp)),
+    EXCLUSIVE_SNAT: spec.floatingIps.map((f) => floatingSnat(f.eip, f.internalIp)),
+    SHARED_DNAT: portForwards(spec.dnats),
+    SHARED_SNAT: snats.map((s) => sourceNat(s.eip, s.internalCidr)),
+    HAIRPIN_SNAT: hairpins,
+  };
+  const nftables = dataplaneOf(spec) === 'nftables';
   return {
     iptables: 'legacy',
     net1Up: true,
@@ -41,17 +50,17 @@ export function compileGateway(spec: GatewaySpec): GatewayState {
       { iif: 'eth0', table: ROUTE_TABLE },
     ],
     routes,
-    nat: {
-      PREROUTING: [jump('DNAT_FILTER')],
-      POSTROUTING: [jump('SNAT_FILTER')],
-      DNAT_FILTER: [jump('EXCLUSIVE_DNAT'), jump('SHARED_DNAT')],
-      SNAT_FILTER: [jump('EXCLUSIVE_SNAT'), jump('SHARED_SNAT'), jump('HAIRPIN_SNAT')],
-      EXCLUSIVE_DNAT: spec.floatingIps.map((f) => floatingDnat(f.eip, f.internalIp)),
-      EXCLUSIVE_SNAT: spec.floatingIps.map((f) => floatingSnat(f.eip, f.internalIp)),
-      SHARED_DNAT: portForwards(spec.dnats),
-      SHARED_SNAT: snats.map((s) => sourceNat(s.eip, s.internalCidr)),
-      HAIRPIN_SNAT: hairpins,
-    },
+    // on nftables, iptables holds nothing of natops's: no jump, and what its chains held goes (diffStates)
+    nat: nftables
+      ? { PREROUTING: [], POSTROUTING: [] }
+      : {
+          PREROUTING: [jump('DNAT_FILTER')],
+          POSTROUTING: [jump('SNAT_FILTER')],
+          DNAT_FILTER: [jump('EXCLUSIVE_DNAT'), jump('SHARED_DNAT')],
+          SNAT_FILTER: [jump('EXCLUSIVE_SNAT'), jump('SHARED_SNAT'), jump('HAIRPIN_SNAT')],
+          ...mappings,
+        },
+    ...(nftables && { nftables: { nat: mappings, intact: true } }),
   };
 }
 

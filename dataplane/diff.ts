@@ -1,7 +1,9 @@
 // Two GatewayStates -> the minimal change set between them.
 import {
   HOOK_CHAINS,
+  MAPPING_CHAINS,
   NAT_CHAINS,
+  OWNED_CHAINS,
   STATE_READS,
   type Address,
   type GatewaySysctl,
@@ -11,8 +13,11 @@ import {
   type RuleChange,
   type Route,
   type IptablesBackend,
+  type Dataplane,
+  type MappingChain,
   type StateRead,
 } from './model.ts';
+import { diffNftables, type NftablesEdit } from './nftables.ts';
 import { sharedBackendCounts } from './rules.ts';
 
 export type ChainOp =
@@ -57,6 +62,10 @@ export interface ChangeSet {
   removed: RuleChange[];
   /** backends each shared port that `added` or `removed` touch will have ("tcp eip:port"), for words */
   sharedPorts?: Record<string, number>;
+  /** the change to natops's nftables table (dataplane/nftables.ts) */
+  nftables?: NftablesEdit;
+  /** the data plane the mappings move to, when they are in the other one now */
+  move?: Dataplane;
 }
 
 export const addressKey = (a: Address) => `${a.cidr} dev ${a.dev}`;
@@ -90,18 +99,27 @@ function diffRoutes(live: Route[], desired: Route[]): RouteDiff {
 
 export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet {
   const chains: ChainEdit[] = [];
-  const added: RuleChange[] = [];
-  const removed: RuleChange[] = [];
+  let added: RuleChange[] = [];
+  let removed: RuleChange[] = [];
   for (const chain of NAT_CHAINS) {
-    const want = desired.nat[chain];
-    if (want === undefined) continue; // natops never deletes chains; a removed gateway goes whole
+    // natops never deletes chains (a removed gateway goes whole); on nftables it empties its iptables ones
+    const want = desired.nat[chain] ?? (desired.nftables && live.nat[chain]?.length ? [] : undefined);
+    if (want === undefined) continue;
     const d = diffChain(chain, live.nat[chain], want);
     if (!d) continue;
     chains.push(d.edit);
     for (const spec of d.added) added.push({ chain, spec });
     for (const spec of d.removed) removed.push({ chain, spec });
   }
-  const sharedPorts = sharedBackendCounts([...added, ...removed], desired.nat.SHARED_DNAT);
+  let nftables: NftablesEdit | undefined;
+  if (live.nftables || desired.nftables) {
+    // the mappings that come and go, wherever they are: a move between the planes keeps them all
+    ({ added, removed } = diffMappings(mappingsOf(live), mappingsOf(desired)));
+    nftables = diffNftables(live.nftables, desired.nftables, added, removed);
+  }
+  const sharedPorts = sharedBackendCounts([...added, ...removed], mappingsOf(desired).SHARED_DNAT);
+  const from = planeOf(live);
+  const to: Dataplane = desired.nftables ? 'nftables' : 'iptables';
   return {
     iptables: live.iptables,
     net1Up: desired.net1Up && !live.net1Up,
@@ -113,7 +131,37 @@ export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet
     added,
     removed,
     ...(sharedPorts && { sharedPorts }),
+    ...(nftables && { nftables }),
+    ...(from && from !== to && { move: to }),
   };
+}
+
+/** A state's mappings, from the plane that holds them (nftables answers first while both do). */
+export function mappingsOf(s: GatewayState): Record<MappingChain, string[]> {
+  if (s.nftables) return s.nftables.nat;
+  return Object.fromEntries(MAPPING_CHAINS.map((c) => [c, s.nat[c] ?? []])) as Record<MappingChain, string[]>;
+}
+
+/** The plane natops's rules are in now; undefined when neither holds any (a new gateway). */
+function planeOf(s: GatewayState): Dataplane | undefined {
+  if (s.nftables) return 'nftables';
+  return OWNED_CHAINS.some((c) => s.nat[c]?.length) ? 'iptables' : undefined;
+}
+
+/** Mapping rules are a set: a map has no order, and where order matters the chain is rewritten. */
+function diffMappings(
+  live: Record<MappingChain, string[]>,
+  desired: Record<MappingChain, string[]>,
+): { added: RuleChange[]; removed: RuleChange[] } {
+  const added: RuleChange[] = [];
+  const removed: RuleChange[] = [];
+  for (const chain of MAPPING_CHAINS) {
+    const have = new Set(live[chain]);
+    const want = new Set(desired[chain]);
+    for (const spec of want) if (!have.has(spec)) added.push({ chain, spec });
+    for (const spec of have) if (!want.has(spec)) removed.push({ chain, spec });
+  }
+  return { added, removed };
 }
 
 /**
@@ -247,6 +295,7 @@ function countRules(specs: string[]): Map<string, number> {
 export function isEmptyChangeSet(c: ChangeSet): boolean {
   return (
     !c.net1Up &&
+    !c.nftables &&
     c.sysctls.length === 0 &&
     c.chains.length === 0 &&
     c.routes.change.length === 0 &&
@@ -262,7 +311,7 @@ export function isEmptyChangeSet(c: ChangeSet): boolean {
  */
 export function readBackOf(c: ChangeSet): StateRead[] {
   const reads = new Set<StateRead>();
-  if (c.chains.length) reads.add('nat');
+  if (c.chains.length || c.nftables) reads.add('nat');
   if (c.sysctls.length) reads.add('sysctls');
   if (c.rules.add.length || c.rules.remove.length) reads.add('rules');
   if (c.routes.add.length || c.routes.remove.length || c.routes.change.length) reads.add('routes');

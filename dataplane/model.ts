@@ -60,6 +60,15 @@ export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
 /** Kube-OVN's default natGwNamePrefix (pkg/util/vpc_nat_gateway.go) */
 export const DEFAULT_NAT_GW_NAME_PREFIX = 'vpc-nat-gw';
 
+/**
+ * The two data planes a gateway's nat rules can live in: Kube-OVN's iptables chains, or one
+ * nftables table of natops's whose maps make a port forward's lookup the same cost at any count
+ * (dataplane/nftables.ts). Chosen per installation (NATOPS_DATAPLANE) or per gateway (the
+ * VpcNatGateway's annotation natops.io/dataplane); iptables is the default, as Kube-OVN's.
+ */
+export const DATAPLANES = ['iptables', 'nftables'] as const;
+export type Dataplane = (typeof DATAPLANES)[number];
+
 /** What a gateway's pod runs and where: the workload runtimes that schedule pods read it. */
 const GatewayWorkloadSchema = z.object({
   /** absent: 1.7's Deployment (so specs and records written before the current form read the same) */
@@ -99,6 +108,8 @@ export const GatewaySpecSchema = z.object({
   snats: z.array(SnatSpecSchema),
   // a spec written without a workload reads as the default one (a full gateway flow follows once)
   workload: GatewayWorkloadSchema.default({ nic: DEFAULT_NIC, nodeSelector: {}, tolerations: [] }),
+  /** where the nat rules live; absent: iptables (so specs written before nftables read the same) */
+  dataplane: z.enum(DATAPLANES).optional(),
 });
 export type GatewaySpec = z.output<typeof GatewaySpecSchema>;
 
@@ -178,6 +189,28 @@ export const IPTABLES_PROGRAMS = {
   nft: { iptables: 'iptables-nft', save: 'iptables-nft-save', restore: 'iptables-nft-restore' },
 } as const satisfies Record<IptablesBackend, { iptables: string; save: string; restore: string }>;
 
+export const dataplaneOf = (spec: Pick<GatewaySpec, 'dataplane'>): Dataplane => spec.dataplane ?? 'iptables';
+
+/** The chains whose rules are mappings: what the nftables table holds, in the same words as iptables. */
+export const MAPPING_CHAINS = [
+  'EXCLUSIVE_DNAT',
+  'EXCLUSIVE_SNAT',
+  'SHARED_DNAT',
+  'SHARED_SNAT',
+  'HAIRPIN_SNAT',
+] as const;
+export type MappingChain = (typeof MAPPING_CHAINS)[number];
+
+/**
+ * natops's nftables table as read: its mappings as the iptables rule specs they stand for (so the
+ * diff, the words and the conntrack clean-up are the data planes' one), and whether the table's
+ * fixed parts (chains, hooks, map lookups) are exactly natops's; when not, it is made again whole.
+ */
+export interface NftablesState {
+  nat: Record<MappingChain, string[]>;
+  intact: boolean;
+}
+
 export interface GatewayState {
   net1Up: boolean;
   /** the GATEWAY_SYSCTLS values as the gateway has them */
@@ -195,6 +228,8 @@ export interface GatewayState {
    * gateway's (legacy). Never diffed: natops does not move rules from one to the other.
    */
   iptables: IptablesBackend;
+  /** natops's nftables table (undefined: there is none); `nat` then holds no mapping */
+  nftables?: NftablesState;
 }
 
 /**
@@ -208,7 +243,7 @@ export type StateRead = (typeof STATE_READS)[number];
 
 /** The fields of GatewayState each read fills. */
 export const READ_FIELDS = {
-  nat: ['nat', 'iptables'],
+  nat: ['nat', 'iptables', 'nftables'],
   net1: ['net1Up', 'addresses'],
   rules: ['rules'],
   routes: ['routes'],

@@ -1,7 +1,19 @@
 // A gateway's state split the way Kube-OVN splits its workers: each handler owns some parts of
 // GatewayState and reconciles only those, leaving the rest as it finds it. Pure.
 import { compileGateway } from './compile.ts';
-import { OWNED_CHAINS, type GatewaySpec, type GatewayState, type NatChain, type StateRead } from './model.ts';
+import { mappingsOf } from './diff.ts';
+import { emptyMappings } from './nftables.ts';
+import {
+  MAPPING_CHAINS,
+  OWNED_CHAINS,
+  type GatewaySpec,
+  type GatewayState,
+  type MappingChain,
+  type NatChain,
+  type StateRead,
+} from './model.ts';
+
+const isMapping = (chain: NatChain): chain is MappingChain => (MAPPING_CHAINS as readonly string[]).includes(chain);
 
 /** The parts of a live gateway, in the order a fresh gateway gets them (docs/architecture.md, "The loop"). */
 export const GATEWAY_PARTS = ['init', 'eip', 'subnet-route', 'fip', 'dnat', 'snat'] as const;
@@ -30,25 +42,45 @@ export const PART_READS: Record<GatewayPart, readonly StateRead[]> = {
   snat: ['nat'],
 };
 
-/** `live` with the parts `part` owns replaced by `desired`'s. */
+/**
+ * `live` with the parts `part` owns replaced by `desired`'s. The data plane is init's: a move
+ * between iptables and nftables takes every mapping along in one change, so that one plane or
+ * the other answers throughout; the other parts then find theirs in place.
+ */
 export function partTarget(part: GatewayPart, live: GatewayState, desired: GatewayState): GatewayState {
   const t: GatewayState = structuredClone(live);
   if (part === 'init') {
     t.net1Up = desired.net1Up;
     t.sysctls = { ...desired.sysctls };
     t.rules = structuredClone(desired.rules);
-    // init creates every chain the filter chains jump to; their rules belong to the other parts
-    for (const chain of OWNED_CHAINS) t.nat[chain] ??= [];
+    if (Boolean(live.nftables) !== Boolean(desired.nftables) && Object.values(mappingsOf(live)).some((l) => l.length)) {
+      t.nat = structuredClone(desired.nat);
+      t.nftables = desired.nftables && structuredClone(desired.nftables);
+      return t;
+    }
+    // init makes the table or every chain the filter chains jump to; their rules are the other parts'
+    if (desired.nftables) t.nftables ??= { nat: emptyMappings(), intact: true };
+    else for (const chain of OWNED_CHAINS) t.nat[chain] ??= [];
   }
   if (part === 'eip') t.addresses = structuredClone(desired.addresses);
   if (part === 'subnet-route') t.routes = structuredClone(desired.routes);
-  for (const chain of PART_CHAINS[part]) t.nat[chain] = [...(desired.nat[chain] ?? [])];
+  for (const chain of PART_CHAINS[part]) {
+    const want = desired.nat[chain];
+    // on nftables, iptables' copy goes (diffStates empties it) and the table gets the rules
+    if (want) t.nat[chain] = [...want];
+    else delete t.nat[chain];
+    if (desired.nftables && isMapping(chain)) {
+      const table = t.nftables ?? { nat: emptyMappings(), intact: true };
+      t.nftables = { ...table, nat: { ...table.nat, [chain]: [...desired.nftables.nat[chain]] } };
+    }
+  }
   return t;
 }
 
 /** The slice of a state one part owns, as text, to compare two states part by part. */
 function partKey(part: GatewayPart, s: GatewayState): string {
-  const chains = PART_CHAINS[part].map((c) => s.nat[c] ?? null);
+  const mappings = mappingsOf(s);
+  const chains = PART_CHAINS[part].map((c) => (isMapping(c) ? mappings[c] : (s.nat[c] ?? null)));
   switch (part) {
     case 'init':
       return JSON.stringify([s.net1Up, s.sysctls, s.rules, chains]);

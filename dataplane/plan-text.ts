@@ -1,6 +1,7 @@
 // A ChangeSet in words and as an exact rule diff, for plans, previews and logs. Pure.
 import { addressKey, isEmptyChangeSet, routeKey, ruleKey, type ChangeSet } from './diff.ts';
 import { HOOK_CHAINS, type GatewayState } from './model.ts';
+import { NFT_TABLE } from './nftables.ts';
 import { backendKey, describeRule, forwardOf, portKey, type Forward } from './rules.ts';
 
 export type GatewayAction = 'create' | 'update' | 'delete' | 'unchanged';
@@ -25,6 +26,7 @@ export function describeChanges(c: ChangeSet): string[] {
   if (c.net1Up || c.rules.add.length)
     words.push('+ init: net1 up, forwarding, policy routing and the Kube-OVN nat chains');
   else if (c.sysctls.length) words.push(`+ kernel settings: ${c.sysctls.map(([k, v]) => `${k}=${v}`).join(', ')}`);
+  if (c.move) words.push(`~ data plane: ${c.move === 'nftables' ? 'iptables -> nftables' : 'nftables -> iptables'}`);
   for (const a of c.addresses.add) words.push(`+ EIP ${a.cidr}`);
   for (const a of c.addresses.remove) words.push(`- EIP ${a.cidr}`);
   for (const r of c.routes.add) words.push(`+ route ${r.dst} via ${r.via} dev ${r.dev}`);
@@ -85,13 +87,18 @@ export function ruleDiff(c: ChangeSet): string[] {
   for (const r of c.routes.add) lines.push(`+ ip route ${routeKey(r)}`);
   for (const r of c.routes.remove) lines.push(`- ip route ${routeKey(r)}`);
   for (const { from, to } of c.routes.change) lines.push(`~ ip route ${routeKey(from)} -> via ${to.via} dev ${to.dev}`);
+  if (c.move) lines.push(`~ nat rules move to ${c.move} (both answer until the move is done)`);
+  if (c.nftables?.kind === 'create') lines.push(`+ nftables table ip ${NFT_TABLE} (made whole)`);
+  if (c.nftables?.kind === 'remove') lines.push(`- nftables table ip ${NFT_TABLE}`);
   for (const e of c.chains)
     if (e.rewrite) lines.push(`~ -t nat ${e.chain}: rewritten (kept rules out of order or repeated)`);
+  // on nftables too, each mapping in iptables' words (dataplane/nftables.ts holds them alike)
   for (const r of c.added) lines.push(`+ -t nat -A ${r.chain} ${r.spec}`);
   for (const r of c.removed) lines.push(`- -t nat -A ${r.chain} ${r.spec}`);
-  // A delete of a rule that stays is a surplus copy going
+  // A delete of a rule that stays is a surplus copy going (iptables only: with nftables in play,
+  // the iptables deletes are of rules moving to or left behind by the other plane)
   const gone = new Set(c.removed.map((r) => `${r.chain} ${r.spec}`));
-  for (const e of c.chains) {
+  for (const e of c.nftables || c.move ? [] : c.chains) {
     for (const op of e.ops)
       if (op.op === 'delete' && !gone.has(`${e.chain} ${op.spec}`))
         lines.push(`- -t nat -A ${e.chain} ${op.spec} (duplicate)`);

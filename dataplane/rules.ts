@@ -57,6 +57,28 @@ const FORWARD = new RegExp(
 const SOURCE_NAT = new RegExp(`^-s ${IP}/(\\d+) -o net1 -j SNAT --to-source ${IP}$`);
 const HAIRPIN = new RegExp(`^-s ${IP}/(\\d+) -o eth0 -m conntrack --ctstate DNAT -j SNAT --to-source ${IP}$`);
 
+/** A mapping rule natops writes, as values: what the nftables data plane holds in its maps and chains. */
+export type Mapping =
+  | { kind: 'floating-dnat' | 'floating-snat'; eip: string; internalIp: string }
+  | { kind: 'forward'; forward: Forward }
+  | { kind: 'snat' | 'hairpin'; internalCidr: string; eip: string };
+
+/** A rule spec of `chain` -> its mapping; undefined for a rule natops did not write. */
+export function mappingOf(chain: string, spec: string): Mapping | undefined {
+  let m: RegExpExecArray | null;
+  if (chain === 'EXCLUSIVE_DNAT' && (m = FLOATING_DNAT.exec(spec)))
+    return { kind: 'floating-dnat', eip: m[1]!, internalIp: m[2]! };
+  if (chain === 'EXCLUSIVE_SNAT' && (m = FLOATING_SNAT.exec(spec)))
+    return { kind: 'floating-snat', eip: m[2]!, internalIp: m[1]! };
+  const forward = forwardOf(chain, spec);
+  if (forward) return { kind: 'forward', forward };
+  if (chain === 'SHARED_SNAT' && (m = SOURCE_NAT.exec(spec)))
+    return { kind: 'snat', internalCidr: `${m[1]}/${m[2]}`, eip: m[3]! };
+  if (chain === 'HAIRPIN_SNAT' && (m = HAIRPIN.exec(spec)))
+    return { kind: 'hairpin', internalCidr: `${m[1]}/${m[2]}`, eip: m[3]! };
+  return undefined;
+}
+
 /** A rule in words for plans and logs; rules natops did not write are shown as they are. */
 export function describeRule(chain: string, spec: string): string {
   let m: RegExpExecArray | null;

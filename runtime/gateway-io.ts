@@ -12,9 +12,11 @@ import {
   type GatewayState,
   type GatewaySysctl,
   type IptablesBackend,
+  type NftablesState,
   type StateOf,
   type StateRead,
 } from '../dataplane/model.ts';
+import { NFT_READ, parseNftables } from '../dataplane/nftables.ts';
 import { ParseError, parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
 import { CommandError, type Exec } from '../common/exec.ts';
 import { PermanentError } from '../common/errors.ts';
@@ -24,6 +26,7 @@ export const READ_COMMANDS = {
   // no -w: iptables-save takes no lock, and 1.8.9 rejects the option
   'nat-legacy': [IPTABLES_PROGRAMS.legacy.save, '-t', 'nat'],
   'nat-nft': [IPTABLES_PROGRAMS.nft.save, '-t', 'nat'],
+  'nat-nftables': NFT_READ,
   net1: ['ip', '-j', 'addr', 'show', 'dev', 'net1'],
   rules: ['ip', '-j', 'rule', 'show'],
   routes: ['ip', '-j', 'route', 'show', 'table', String(ROUTE_TABLE)],
@@ -31,9 +34,9 @@ export const READ_COMMANDS = {
 } as const;
 export type ReadSection = keyof typeof READ_COMMANDS;
 
-/** The sections each read is made of: the nat table is read from both iptables (natFromSaves). */
+/** The sections each read is made of: the nat table from both iptables (natFromSaves) and nftables. */
 export const READ_SECTIONS = {
-  nat: ['nat-legacy', 'nat-nft'],
+  nat: ['nat-legacy', 'nat-nft', 'nat-nftables'],
   net1: ['net1'],
   rules: ['rules'],
   routes: ['routes'],
@@ -97,11 +100,12 @@ export function splitReads<S extends ReadSection>(
  * kernel has no nf_tables (EINVAL from nfnetlink, or no nfnetlink). Any other failure (EPERM, a
  * missing library, a kill) may hide natops's chains, so it is a failure, not an absence.
  */
-const NOT_INSTALLED = /^\S*sh: (?:(?:line )?\d+: )?iptables-\S+: (?:command )?not found$/m;
+const NOT_INSTALLED = /^\S*sh: (?:(?:line )?\d+: )?(?:iptables-\S+|nft): (?:command )?not found$/m;
 const NOT_IN_KERNEL = [
   /^.*(?:Table does not exist|iptables who\?) \(do you need to insmod\?\)$/m,
   /^.*Could not fetch rule set generation id: Invalid argument$/m,
   /^.*Failed to initialize nft: Protocol not supported$/m,
+  /^.*cache initialization failed: Protocol not supported$/m,
 ];
 const isAbsent = (s: Section) =>
   (s.code === 127 && NOT_INSTALLED.test(s.stderr)) || (s.code !== 0 && NOT_IN_KERNEL.some((re) => re.test(s.stderr)));
@@ -146,6 +150,13 @@ export function natFromSaves(saves: Record<IptablesBackend, Section>): Pick<Gate
   return read[0]!;
 }
 
+/** natops's nftables table, or undefined where there is none (or no nft, or no nf_tables in the kernel). */
+function nftablesFrom(s: Section): NftablesState | undefined {
+  if (s.code === 0) return parseNftables(s.stdout);
+  if (isAbsent(s) || (s.code === 1 && /^Error: No such file or directory/m.test(s.stderr))) return undefined;
+  throw new CommandError('gateway', NFT_READ, s.code, s.stderr);
+}
+
 /**
  * Reads the gateway: everything, or only `reads` (and then only their fields are in the result).
  * Unknown to this function which reads a caller needs; reconcile narrows them (dataplane/diff.ts
@@ -169,7 +180,10 @@ export async function readGatewayState<R extends StateRead = StateRead>(
   };
   const state: Partial<GatewayState> = {};
   for (const name of names) {
-    if (name === 'nat') Object.assign(state, natFromSaves({ legacy: read['nat-legacy']!, nft: read['nat-nft']! }));
+    if (name === 'nat') {
+      Object.assign(state, natFromSaves({ legacy: read['nat-legacy']!, nft: read['nat-nft']! }));
+      state.nftables = nftablesFrom(read['nat-nftables']!);
+    }
     if (name === 'net1') {
       const link = parseIpAddr(section('net1').stdout, 'net1');
       state.net1Up = link.up;

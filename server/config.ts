@@ -5,6 +5,7 @@ import { DNS_LABEL } from '../common/dns-label.ts';
 import { errorMessage, NatopsError } from '../common/errors.ts';
 import { parseRemoteUrl } from '../gitops/git/remote-url.ts';
 import { DEFAULT_GATEWAY_IMAGES } from '../dataplane/workload-policy.ts';
+import { DATAPLANES } from '../dataplane/model.ts';
 import { DEFAULT_LOAD_LIMITS } from '../gitops/manifests/load.ts';
 import type { ManifestRules } from '../gitops/manifests/validate.ts';
 import { NETWORK_MODES } from '../runtime/kubernetes/objects.ts';
@@ -93,6 +94,8 @@ export const ServerConfig = z.object({
   gatewayImages: commaList.default([...DEFAULT_GATEWAY_IMAGES]),
   /** whether gateways may be placed on control-plane nodes (tolerations, node selectors, affinity) */
   allowControlPlane: bool.default(false),
+  /** the data plane of a gateway whose manifest names none (the annotation natops.io/dataplane) */
+  dataplane: z.enum(DATAPLANES).default('iptables'),
   /** where gateways run: network namespaces of the local lab, or Deployments on Kubernetes */
   runtime: z.enum(['netns', 'kubernetes']).default('netns'),
   /** Kubernetes: one kubeconfig file; without it, client-node's default (KUBECONFIG, ~/.kube/config, the pod's service account) */
@@ -211,6 +214,7 @@ const ENV: Record<keyof ServerConfig, string> = {
   manifestMaxGateways: 'NATOPS_MANIFEST_MAX_GATEWAYS',
   gatewayImages: 'NATOPS_GATEWAY_IMAGES',
   allowControlPlane: 'NATOPS_ALLOW_CONTROL_PLANE',
+  dataplane: 'NATOPS_DATAPLANE',
   instance: 'NATOPS_INSTANCE',
   previewAuthors: 'NATOPS_PREVIEW_AUTHORS',
   previewLabel: 'NATOPS_PREVIEW_LABEL',
@@ -326,6 +330,7 @@ export function manifestRules(
     | 'manifestMaxGateways'
     | 'gatewayImages'
     | 'allowControlPlane'
+    | 'dataplane'
   >,
 ): ManifestRules {
   return {
@@ -337,6 +342,7 @@ export function manifestRules(
     maxTotalBytes: c.manifestMaxTotalBytes,
     maxGateways: c.manifestMaxGateways,
     policy: { images: c.gatewayImages, allowControlPlane: c.allowControlPlane },
+    dataplane: c.dataplane,
   };
 }
 
@@ -352,6 +358,7 @@ export function manifestRulesFromEnv(env: NodeJS.ProcessEnv = process.env): Mani
     manifestMaxGateways: true,
     gatewayImages: true,
     allowControlPlane: true,
+    dataplane: true,
   });
   const raw: Record<string, unknown> = {};
   for (const key of Object.keys(only.shape) as (keyof ServerConfig)[]) if (env[ENV[key]]) raw[key] = env[ENV[key]];

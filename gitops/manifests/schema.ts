@@ -14,6 +14,7 @@ import {
   protocol,
 } from '../../common/ipv4-schema.ts';
 import { k8sName } from '../../common/k8s-name.ts';
+import { DATAPLANES } from '../../dataplane/model.ts';
 import { excludeRange } from './eip-address.ts';
 import {
   IptablesDnatRuleSchema,
@@ -221,11 +222,21 @@ export const SnatRuleSchema = z.strictObject({ eip: ipv4Address, internalCIDR: i
 const GATEWAY_LABEL_PREFIX = 'vpc-nat-gw-';
 export const MAX_GATEWAY_NAME = 63 - GATEWAY_LABEL_PREFIX.length;
 
+/** The annotation that puts a gateway on a data plane, over the installation's (NATOPS_DATAPLANE). */
+export const DATAPLANE_ANNOTATION = 'natops.io/dataplane';
+
 export const VpcNatGatewaySchema = z.strictObject({
   apiVersion: z.literal('kubeovn.io/v1'),
   kind: z.literal('VpcNatGateway'),
   // A gateway's status context is natops/<name>; natops/preview is the pull-request preview's.
   metadata: clusterMetadata.extend({
+    annotations: labelMap
+      .superRefine((a, ctx) => {
+        const plane = a[DATAPLANE_ANNOTATION];
+        if (plane !== undefined && !(DATAPLANES as readonly string[]).includes(plane))
+          ctx.addIssue({ code: 'custom', path: [DATAPLANE_ANNOTATION], message: `must be ${DATAPLANES.join(' or ')}` });
+      })
+      .optional(),
     name: k8sName
       .refine((n) => n !== 'preview', 'is reserved: natops/preview is the status context of pull-request previews')
       .refine(

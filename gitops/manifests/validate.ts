@@ -2,7 +2,7 @@
 // span resources (docs/architecture.md, "What a gateway holds"), and reports every problem with file, line and field.
 import type { z } from 'zod';
 import { cidrContains, cidrsOverlap, networkAddress, nthAddress, parseCidr } from '../../common/ipv4.ts';
-import { DEFAULT_NAT_GW_NAME_PREFIX, type GatewaySpec } from '../../dataplane/model.ts';
+import { DEFAULT_NAT_GW_NAME_PREFIX, type Dataplane, type GatewaySpec } from '../../dataplane/model.ts';
 import { DEFAULT_WORKLOAD_POLICY, type WorkloadPolicy } from '../../dataplane/workload-policy.ts';
 import { DEFAULT_NIC, type StaticRoute } from '../../dataplane/network.ts';
 import { classify, yaml11Hint, type NatopsKind } from './attribution.ts';
@@ -22,6 +22,7 @@ import { checkDnatRules } from './dnat-rules.ts';
 import { claimAllocated, type AllocationInput, type AllocationResult } from './eip-allocation.ts';
 import { checkImage, checkPlacement, gatewayWorkload, withinGatewayLimit, type Report } from './policy.ts';
 import {
+  DATAPLANE_ANNOTATION,
   DEFAULT_VPC,
   RESOURCE_SCHEMAS,
   type GatewayManifest,
@@ -81,9 +82,15 @@ export interface ValidationResult {
 /** What the operator sets for manifests, which they cannot override: the limits and the workload policy. */
 export interface ManifestRules extends LoadLimits {
   policy: WorkloadPolicy;
+  /** the data plane of a gateway whose manifest names none (NATOPS_DATAPLANE) */
+  dataplane?: Dataplane;
 }
 
-export type ValidateOptions = LoadOptions & { policy?: WorkloadPolicy; allocations?: AllocationInput };
+export type ValidateOptions = LoadOptions & {
+  policy?: WorkloadPolicy;
+  allocations?: AllocationInput;
+  dataplane?: Dataplane;
+};
 
 /** Kube-OVN's NatGwStatefulSetNameMaxLength (pkg/util/vpc_nat_gateway.go) */
 const MAX_STATEFULSET_NAME = 52;
@@ -232,7 +239,12 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
         `is too long for Kube-OVN's StatefulSet ${form.namePrefix}-${g.value.metadata.name}: at most ${MAX_STATEFULSET_NAME} characters with the prefix (the StatefulSet controller appends an 11-character revision hash to a 63-character label value)`,
       );
     if (spec && issues.length === before && !imageIssue) {
-      gatewaySpecs.set(spec.name, form ? { ...spec, workload: { ...spec.workload, ...form } } : spec);
+      const plane = g.value.metadata.annotations?.[DATAPLANE_ANNOTATION] ?? options.dataplane;
+      gatewaySpecs.set(spec.name, {
+        ...spec,
+        ...(form && { workload: { ...spec.workload, ...form } }),
+        ...(plane === 'nftables' && { dataplane: plane }),
+      });
       sources.set(spec.name, locate);
     }
   }

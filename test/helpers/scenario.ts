@@ -1,12 +1,15 @@
 // The seed, extended so every path is exercised: a UDP port forward, a second subnet of the
 // VPC with a port forward and SNAT of its own, and workload hosts in each place.
 import { after, before } from 'node:test';
+import type { Dataplane } from '../../dataplane/model.ts';
+import { DATAPLANE_ANNOTATION } from '../../gitops/manifests/schema.ts';
 import type { GatewayRuntime } from '../../runtime/runtime.ts';
 import { LabHarness } from './lab-harness.ts';
-import { gatewayInOwnVpc, push, seedObjects, subnet, withPortForward, type SeedObjects } from './manifests.ts';
+import { gatewayInOwnVpc, push, seedObjects, set, subnet, withPortForward, type SeedObjects } from './manifests.ts';
 
-export async function scenarioManifests(): Promise<SeedObjects> {
+export async function scenarioManifests(dataplane: Dataplane = 'iptables'): Promise<SeedObjects> {
   const seed = await seedObjects();
+  if (dataplane !== 'iptables') onDataplane(seed, dataplane);
   seed.extra.push(subnet('sn2', 'test-vpc-1', '10.0.2.0/24', '10.0.2.1'));
   push(seed.gateway, 'spec.dnatRules', {
     eip: '192.168.0.112',
@@ -23,6 +26,12 @@ export async function scenarioManifests(): Promise<SeedObjects> {
     internalPort: 9000,
   });
   push(seed.gateway, 'spec.snatRules', { eip: '192.168.0.112', internalCIDR: '10.0.2.0/24' });
+  return seed;
+}
+
+/** Puts the seed's gateway on `dataplane` (its manifest's annotation). */
+export function onDataplane(seed: SeedObjects, dataplane: Dataplane): SeedObjects {
+  set(seed.gateway, 'metadata.annotations', { [DATAPLANE_ANNOTATION]: dataplane });
   return seed;
 }
 
@@ -58,11 +67,14 @@ export async function startScenario(harness: LabHarness, seed: SeedObjects, runt
 }
 
 /** Inside a describe: the scenario's lab before the tests, removed after them even if they fail. */
-export function useScenario(ready: (harness: LabHarness, seed: SeedObjects) => void): void {
+export function useScenario(
+  ready: (harness: LabHarness, seed: SeedObjects) => void,
+  dataplane: Dataplane = 'iptables',
+): void {
   let harness: LabHarness | undefined;
   before(async () => {
     harness = await LabHarness.create();
-    const seed = await scenarioManifests();
+    const seed = await scenarioManifests(dataplane);
     await startScenario(harness, seed);
     ready(harness, seed);
   });

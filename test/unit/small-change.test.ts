@@ -200,6 +200,8 @@ describe('a narrowed read of a gateway', () => {
         'nat-legacy':
           '*nat\n:SHARED_DNAT - [0:0]\n-A SHARED_DNAT -d 192.168.0.112/32 -p tcp -m tcp --dport 1 -j DNAT --to-destination 10.0.1.10:1\nCOMMIT\n',
         'nat-nft': '*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n',
+        // no nftables table (nft's answer then)
+        'nat-nftables': '',
         net1: '[{"ifname":"net1","flags":["UP"],"addr_info":[{"family":"inet","local":"192.168.0.112","prefixlen":24,"scope":"global"}]}]',
         rules: '[{"iif":"net1","table":"100"}]',
         routes: '[{"dst":"default","gateway":"192.168.0.254","dev":"net1"}]',
@@ -209,8 +211,9 @@ describe('a narrowed read of a gateway', () => {
       let stderr = '';
       for (const name of Object.keys(READ_COMMANDS) as ReadSection[]) {
         if (!script.includes(READ_COMMANDS[name].map((a) => `'${a}'`).join(' '))) continue;
-        stdout += `\n#natops-read ${name}\n${canned[name]}\n#natops-read-exit ${name} 0\n`;
-        stderr += `\n#natops-read ${name}\n`;
+        const absent = name === 'nat-nftables';
+        stdout += `\n#natops-read ${name}\n${canned[name]}\n#natops-read-exit ${name} ${absent ? 1 : 0}\n`;
+        stderr += `\n#natops-read ${name}\n${absent ? 'Error: No such file or directory\n' : ''}`;
       }
       return { stdout, stderr, code: 0 };
     };
