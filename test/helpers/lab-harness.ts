@@ -207,6 +207,15 @@ export class LabHarness {
       .join('\n');
   }
 
+  /** Everything that holds the gateway's nat rules: its iptables-save, then natops's nftables table (if any). */
+  async gatewayRules(gateway: string): Promise<string> {
+    const table = await inNamespace(this.lab.names.gateway(gateway), {
+      argv: ['nft', 'list', 'table', 'ip', 'natops'],
+      okExitCodes: [0, 1],
+    });
+    return `${await this.gatewaySave(gateway)}\n${table.stdout}`;
+  }
+
   async inGateway(gateway: string, argv: string[]): Promise<string> {
     return (await inNamespace(this.lab.names.gateway(gateway), { argv })).stdout;
   }

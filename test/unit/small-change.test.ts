@@ -221,11 +221,13 @@ describe('a narrowed read of a gateway', () => {
   it('runs only the commands asked for and returns only their fields', async () => {
     const ran: string[] = [];
     const nat = await readGatewayState(fakeExec(ran), ['nat']);
-    assert.deepEqual(Object.keys(nat).sort(), ['iptables', 'nat']);
+    // (nftables: undefined where there is no table, so that a read-back after its removal says so)
+    assert.deepEqual(Object.keys(nat).sort(), ['iptables', 'nat', 'nftables']);
+    assert.equal(nat.nftables, undefined);
     assert.equal(nat.nat?.SHARED_DNAT?.length, 1);
     assert.equal(nat.iptables, 'legacy');
     assert.match(ran[0]!, /iptables-legacy-save.*\n.*iptables-nft-save/);
-    assert.doesNotMatch(ran[0]!, /'ip'|sysctl/);
+    assert.doesNotMatch(ran[0]!, /'ip' '-j'|sysctl/);
 
     const ip = await readGatewayState(fakeExec(ran), ['net1', 'routes']);
     assert.deepEqual(Object.keys(ip).sort(), ['addresses', 'net1Up', 'routes']);
@@ -235,7 +237,16 @@ describe('a narrowed read of a gateway', () => {
   it('a whole read is unchanged: every command, every field', async () => {
     const ran: string[] = [];
     const all = await readGatewayState(fakeExec(ran));
-    assert.deepEqual(Object.keys(all).sort(), ['addresses', 'iptables', 'nat', 'net1Up', 'routes', 'rules', 'sysctls']);
+    assert.deepEqual(Object.keys(all).sort(), [
+      'addresses',
+      'iptables',
+      'nat',
+      'net1Up',
+      'nftables',
+      'routes',
+      'rules',
+      'sysctls',
+    ]);
     assert.equal(ran[0], readScript(Object.keys(READ_COMMANDS) as ReadSection[]));
     assert.deepEqual(all.sysctls, { 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.net1.promote_secondaries': '1' });
   });
