@@ -148,6 +148,47 @@ export class LabHarness {
   }
 
   /** A TCP connection that stays open: its greeting, then send() for one more answer (or none). */
+  /**
+   * A new TCP connection from `from` to ip:port every `intervalMs` until stop(), which tells how
+   * many got the server's greeting and why the others did not (bench/connect-loop.ts).
+   */
+  async connectLoop(
+    from: string,
+    ip: string,
+    port: number,
+    intervalMs = 5,
+  ): Promise<{ stop(): Promise<{ ok: number; failed: number; reasons: Record<string, number> }> }> {
+    const loop = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        this.lab.names.host(from),
+        process.execPath,
+        '--import',
+        'tsx',
+        fileURLToPath(new URL('../../bench/connect-loop.ts', import.meta.url)),
+        ip,
+        String(port),
+        String(intervalMs),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    this.procs.push(loop);
+    let out = '';
+    loop.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    // (Node's start inside the namespace, so that the loop is running when the caller goes on)
+    await new Promise((r) => setTimeout(r, 1500));
+    return {
+      async stop() {
+        const closed = new Promise((r) => loop.on('close', r));
+        loop.kill('SIGTERM');
+        await closed;
+        return JSON.parse(out) as { ok: number; failed: number; reasons: Record<string, number> };
+      },
+    };
+  }
+
   async openFlow(
     from: string,
     ip: string,

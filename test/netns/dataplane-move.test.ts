@@ -1,0 +1,93 @@
+// A gateway moving between the data planes: one change each way, with new connections through an
+// untouched forward all the while (none may fail) and an established flow kept. Then hand edits of
+// natops's nftables table, each repaired by the next apply.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ruleDiff } from '../../dataplane/plan-text.ts';
+import type { LabHarness } from '../helpers/lab-harness.ts';
+import type { SeedObjects } from '../helpers/manifests.ts';
+import { onDataplane, useScenario } from '../helpers/scenario.ts';
+
+describe('moving a gateway between iptables and nftables', () => {
+  let h: LabHarness;
+  let seed: SeedObjects;
+
+  useScenario((harness, manifests) => {
+    h = harness;
+    seed = manifests;
+  });
+
+  const natopsRules = /-A \S+ -j (?:DNAT_FILTER|SNAT_FILTER)$|-j (?:DNAT|SNAT) --to/m;
+  const table = () => h.gatewayRules('ngw').then((r) => r.slice(r.indexOf('table ip natops')));
+
+  for (const [to, from] of [
+    ['nftables', 'iptables'],
+    ['iptables', 'nftables'],
+  ] as const)
+    it(`${from} -> ${to}: one change, no new connection refused, an established flow kept`, async () => {
+      const flow = await h.openFlow('ext', '192.168.0.112', 8888);
+      assert.equal(flow.greeting, 'web 192.168.0.50');
+      const loop = await h.connectLoop('ext', '192.168.0.112', 8888, 2);
+      const [result] = await h.apply(onDataplane(seed, to));
+      const connections = await loop.stop();
+
+      assert.equal(result!.action, 'update');
+      assert.equal(result!.changes.move, to);
+      assert.deepEqual(result!.changes.added, [], 'no mapping changes, so the words list none');
+      assert.deepEqual(result!.changes.removed, []);
+      // the new plane is filled before the old one is emptied
+      const programs = result!.commands.map((c) => c.argv[0]);
+      assert.deepEqual(
+        programs,
+        to === 'nftables' ? ['nft', 'iptables-legacy-restore'] : ['iptables-legacy-restore', 'nft'],
+      );
+      assert.equal(connections.failed, 0, `refused or lost: ${JSON.stringify(connections.reasons)}`);
+      assert.ok(connections.ok > 20, `only ${connections.ok} connections went through`);
+      assert.equal(await flow.send(), 'web 192.168.0.50', 'the established flow goes on');
+
+      const rules = await h.gatewayRules('ngw');
+      if (to === 'nftables') {
+        assert.doesNotMatch(rules, natopsRules, 'iptables holds none of natops rules');
+        assert.match(rules, /table ip natops/);
+      } else {
+        assert.match(rules, natopsRules);
+        assert.doesNotMatch(rules, /table ip natops/, 'the nftables table is gone');
+      }
+      for (const [client, ip, port, answer] of [
+        ['ext', '192.168.0.111', 80, 'fip 192.168.0.50'],
+        ['client', '192.168.0.50', 9000, 'ext 192.168.0.112'],
+        ['client', '192.168.0.112', 8888, 'web 192.168.0.112'],
+      ] as const)
+        assert.equal(await h.tcp(client, ip, port), answer);
+      const [again] = await h.apply(seed);
+      assert.equal(again!.action, 'unchanged');
+    });
+
+  it('hand edits of the nftables table are repaired by the next apply', async () => {
+    await h.apply(onDataplane(seed, 'nftables'));
+    const made = await table();
+    const edits: [string, string[], RegExp][] = [
+      [
+        'a forward added by hand',
+        ['add', 'element', 'ip', 'natops', 'forwards', '{ 192.168.0.112 . tcp . 7777 : 10.0.1.20 . 80 }'],
+        /^- -t nat -A SHARED_DNAT -d 192\.168\.0\.112\/32 -p tcp -m tcp --dport 7777 /m,
+      ],
+      [
+        'a rule of its own in an SNAT chain',
+        ['insert', 'rule', 'ip', 'natops', 'SHARED_SNAT', 'ip', 'saddr', '10.0.1.20', 'accept'],
+        /^- -t nat -A SHARED_SNAT nft: /m,
+      ],
+      ['the filter chain flushed', ['flush', 'chain', 'ip', 'natops', 'DNAT_FILTER'], /^\+ nftables table ip natops/m],
+      ['a map of its own', ['add', 'map', 'ip', 'natops', 'extra', '{ type ipv4_addr : ipv4_addr; }'], /^\+ nftables/m],
+    ];
+    for (const [what, argv, planned] of edits) {
+      await h.inGateway('ngw', ['nft', ...argv]);
+      assert.notEqual(await table(), made, `${what}: the edit took`);
+      const [result] = await h.apply(seed);
+      assert.equal(result!.action, 'update', what);
+      assert.match(ruleDiff(result!.changes).join('\n'), planned, what);
+      assert.equal(await table(), made, `${what}: the table is natops's again`);
+      assert.equal(await h.tcp('ext', '192.168.0.112', 8888), 'web 192.168.0.50', what);
+    }
+  });
+});
