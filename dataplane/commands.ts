@@ -5,8 +5,8 @@ import { PermanentError } from '../common/errors.ts';
 import { conntrackDeleteArgv, type ConntrackFilter } from './conntrack.ts';
 import { conntrackCleanup } from './rules.ts';
 import type { ChainEdit, ChangeSet } from './diff.ts';
-import { IPTABLES_PROGRAMS } from './model.ts';
-import { nftablesPayload } from './nftables.ts';
+import { IPTABLES_PROGRAMS, type NftablesState } from './model.ts';
+import { newRevision, nftablesPayload, nftablesProbe, type NftablesProbe } from './nftables.ts';
 
 export interface Command {
   argv: string[];
@@ -17,6 +17,11 @@ export interface Command {
   bestEffort?: boolean;
   /** set on a conntrack deletion: a runner may skip it when a listing shows nothing matches */
   conntrack?: ConntrackFilter;
+  /**
+   * set on an `nft -f` transaction: the table it leaves (undefined: it removes the table) and the
+   * probe that reads back what it changed (runtime/gateway-io.ts keeps the table while it holds)
+   */
+  nftables?: { table?: NftablesState & { revision: number }; probe?: NftablesProbe };
 }
 
 /** A rule spec that would be more than one line of an iptables-restore payload. */
@@ -51,7 +56,8 @@ export function restorePayload(edits: ChainEdit[]): string | undefined {
   return lines.join('\n');
 }
 
-export function changeSetCommands(c: ChangeSet): Command[] {
+/** `revision`: the nftables table's after the change (a new one, drawn at random, by default). */
+export function changeSetCommands(c: ChangeSet, revision: number = newRevision()): Command[] {
   const cmds: Command[] = [];
   if (c.net1Up) cmds.push({ argv: ['ip', 'link', 'set', 'net1', 'up'] });
   for (const [key, value] of c.sysctls) cmds.push({ argv: ['sysctl', '-q', '-w', `${key}=${value}`] });
@@ -64,7 +70,17 @@ export function changeSetCommands(c: ChangeSet): Command[] {
   const payload = restorePayload(c.chains);
   // A new nftables table answers before iptables' rules go, and iptables' answer before the table
   // goes: a gateway moving between the planes answers from one or the other throughout.
-  const nft: Command | undefined = c.nftables && { argv: ['nft', '-f', '-'], stdin: nftablesPayload(c.nftables) };
+  const nft: Command | undefined = c.nftables && {
+    argv: ['nft', '-f', '-'],
+    stdin: nftablesPayload(c.nftables, revision),
+    nftables:
+      c.nftables.kind === 'remove' || !c.nftablesAfter
+        ? {}
+        : {
+            table: { ...c.nftablesAfter, revision },
+            probe: nftablesProbe(revision, c.nftables.kind === 'update' ? c.nftables : undefined),
+          },
+  };
   if (nft && c.nftables?.kind === 'create') cmds.push(nft);
   // -w waits for the xtables lock instead of failing while another iptables holds it (iptables
   // 1.8.9 with nf_tables accepts it too, it just has no lock to wait for).

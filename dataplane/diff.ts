@@ -15,6 +15,7 @@ import {
   type IptablesBackend,
   type Dataplane,
   type MappingChain,
+  type NftablesState,
   type StateRead,
 } from './model.ts';
 import { diffNftables, type NftablesEdit } from './nftables.ts';
@@ -64,6 +65,8 @@ export interface ChangeSet {
   sharedPorts?: Record<string, number>;
   /** the change to natops's nftables table (dataplane/nftables.ts) */
   nftables?: NftablesEdit;
+  /** the table that change leaves (without its revision, which the commands draw) */
+  nftablesAfter?: NftablesState;
   /** the data plane the mappings move to, when they are in the other one now */
   move?: Dataplane;
 }
@@ -132,6 +135,7 @@ export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet
     removed,
     ...(sharedPorts && { sharedPorts }),
     ...(nftables && { nftables }),
+    ...(nftables && desired.nftables && { nftablesAfter: desired.nftables }),
     ...(from && from !== to && { move: to }),
   };
 }

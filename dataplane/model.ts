@@ -209,6 +209,12 @@ export type MappingChain = (typeof MAPPING_CHAINS)[number];
 export interface NftablesState {
   nat: Record<MappingChain, string[]>;
   intact: boolean;
+  /**
+   * The table's revision, which every change of natops's swaps for a new one in its transaction:
+   * a change made from a stale reading fails whole, and a reading is current while it holds
+   * (runtime/gateway-io.ts). Absent in a compiled state.
+   */
+  revision?: number;
 }
 
 export interface GatewayState {

@@ -2,6 +2,7 @@
 // floating IPs and the exclusive port forwards (a lookup costs the same at any count), a change as
 // one `nft -f` transaction of element deletes and adds, and the table read back into the iptables
 // rule specs the rest of natops diffs, describes and cleans conntrack by (docs/dataplane.md).
+import { randomInt } from 'node:crypto';
 import { z } from 'zod';
 import { PermanentError } from '../common/errors.ts';
 import { MAPPING_CHAINS, type MappingChain, type NftablesState, type RuleChange } from './model.ts';
@@ -75,6 +76,9 @@ const HOOKS = {
   POSTROUTING: { hook: 'postrouting', prio: 99 },
 } as const;
 
+/** The revision's set (NftablesState.revision): one element, swapped by every change. */
+const REVISION = 'revision';
+
 /** A rule read back that natops does not write: kept as its JSON, so the diff removes it. */
 const FOREIGN = 'nft: ';
 
@@ -138,7 +142,14 @@ const rulesOf = (chain: MappingChain, specs: readonly string[]) => specs.filter(
 export type NftablesEdit =
   | { kind: 'create'; nat: Record<MappingChain, string[]> }
   | { kind: 'remove' }
-  | { kind: 'update'; remove: RuleChange[]; add: RuleChange[]; rules: Partial<Record<MappingChain, string[]>> };
+  | {
+      kind: 'update';
+      /** the revision the table must still have: the change fails whole where another came first */
+      from: number;
+      remove: RuleChange[];
+      add: RuleChange[];
+      rules: Partial<Record<MappingChain, string[]>>;
+    };
 
 /** `added` and `removed`: the mappings that come and go (diffStates computes them once for both planes). */
 export function diffNftables(
@@ -148,7 +159,7 @@ export function diffNftables(
   removed: readonly RuleChange[],
 ): NftablesEdit | undefined {
   if (!desired) return live ? { kind: 'remove' } : undefined;
-  if (!live?.intact) return { kind: 'create', nat: desired.nat };
+  if (!live?.intact || live.revision === undefined) return { kind: 'create', nat: desired.nat };
   const rules: Partial<Record<MappingChain, string[]>> = {};
   for (const chain of MAPPING_CHAINS) {
     const want = rulesOf(chain, desired.nat[chain]);
@@ -162,14 +173,17 @@ export function diffNftables(
   const remove = elements(removed);
   const add = elements(added);
   if (!remove.length && !add.length && !Object.keys(rules).length) return undefined;
-  return { kind: 'update', remove, add, rules };
+  return { kind: 'update', from: live.revision, remove, add, rules };
 }
 
 /** Elements per `add element` line: nft takes any number, smaller lines keep its parser's memory low. */
 const ELEMENTS_PER_LINE = 10_000;
 
-/** The `nft -f` input that makes the edit: one transaction, all or nothing. */
-export function nftablesPayload(edit: NftablesEdit): string {
+/** A new revision for a change: random, so that a table made again never repeats an old one. */
+export const newRevision = () => randomInt(1, 2 ** 31);
+
+/** The `nft -f` input that makes the edit, leaving `revision` in the table: one transaction, all or nothing. */
+export function nftablesPayload(edit: NftablesEdit, revision: number): string {
   if (edit.kind === 'remove') return `delete table ${TABLE}\n`;
   const lines: string[] = [];
   const elements = (verb: 'add' | 'delete', changes: readonly { chain: MappingChain; spec: string }[]) => {
@@ -195,6 +209,7 @@ export function nftablesPayload(edit: NftablesEdit): string {
   if (edit.kind === 'create') {
     // an empty table first, so that the delete always finds one: the table is then made whole
     lines.push(`add table ${TABLE}`, `delete table ${TABLE}`, `add table ${TABLE}`);
+    lines.push(`add set ${TABLE} ${REVISION} { type mark; }`, `add element ${TABLE} ${REVISION} { ${revision} }`);
     for (const chain of MAP_CHAINS) {
       const m = MAPS[chain];
       lines.push(`add map ${TABLE} ${m.name} { type ${m.key.join(' . ')} : ${m.value}; }`);
@@ -213,14 +228,56 @@ export function nftablesPayload(edit: NftablesEdit): string {
       MAPPING_CHAINS.flatMap((chain) => edit.nat[chain].map((spec) => ({ chain, spec }))),
     );
   } else {
+    lines.push(`delete element ${TABLE} ${REVISION} { ${edit.from} }`);
     elements('delete', edit.remove as { chain: MappingChain; spec: string }[]);
     for (const [chain, specs] of Object.entries(edit.rules) as [MappingChain, string[]][]) {
       lines.push(`flush chain ${TABLE} ${chain}`);
       chainRules(chain, specs);
     }
     elements('add', edit.add as { chain: MappingChain; spec: string }[]);
+    lines.push(`add element ${TABLE} ${REVISION} { ${revision} }`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * A read of a few elements that costs the same at any table size (nft 1.0.6 lists a map only
+ * whole, 4 s at 100,000 elements): a transaction that always fails, so it changes nothing, whose
+ * errors say what is there. `delete element` fails where the key is absent; `add element k : v`
+ * fails where k maps to another value; a last delete of revision 0 (never one) makes it fail.
+ */
+export interface NftablesProbe {
+  payload: string;
+  /** per line of the payload (from 1), whether it must fail for the table to be as expected */
+  mustFail: boolean[];
+}
+
+/**
+ * The probe that `revision` holds and, if given, that the changed mappings are as `edit` left
+ * them: each added element there with its value, each removed one gone (unless added again).
+ */
+export function nftablesProbe(revision: number, edit?: Extract<NftablesEdit, { kind: 'update' }>): NftablesProbe {
+  const lines: [string, boolean][] = [[`delete element ${TABLE} ${REVISION} { ${revision} }`, false]];
+  const added = new Set<string>();
+  for (const { chain, spec } of edit?.add ?? []) {
+    const p = place(chain as MappingChain, spec);
+    if (!('map' in p)) continue;
+    added.add(`${p.map} ${p.key}`);
+    lines.push([`add element ${TABLE} ${MAPS[p.map].name} { ${p.key} : ${p.value} }`, false]);
+  }
+  for (const { chain, spec } of edit?.remove ?? []) {
+    const p = place(chain as MappingChain, spec);
+    if ('map' in p && !added.has(`${p.map} ${p.key}`))
+      lines.push([`delete element ${TABLE} ${MAPS[p.map].name} { ${p.key} }`, true]);
+  }
+  lines.push([`delete element ${TABLE} ${REVISION} { 0 }`, true]);
+  return { payload: `${lines.map(([l]) => l).join('\n')}\n`, mustFail: lines.map(([, fail]) => fail) };
+}
+
+/** Whether a probe's errors (nft's stderr) are exactly those it expects: the table is as expected. */
+export function probeHolds(probe: NftablesProbe, stderr: string): boolean {
+  const failed = new Set([...stderr.matchAll(/^\/dev\/stdin:(\d+):\d+(?:-\d+)?: Error: /gm)].map((m) => Number(m[1])));
+  return probe.mustFail.every((fail, i) => fail === failed.has(i + 1));
 }
 
 /** The command that reads the table (exit 1 and "No such file or directory" when there is none). */
@@ -233,6 +290,11 @@ const MapJson = z.object({
   type: z.union([z.string(), z.array(z.string())]),
   map: z.string().optional(),
   elem: z.array(z.tuple([z.unknown(), z.unknown()])).optional(),
+});
+const RevisionJson = z.object({
+  name: z.literal(REVISION),
+  type: z.literal('mark'),
+  elem: z.tuple([z.number().int().positive()]),
 });
 const ChainJson = z.object({ name: z.string(), hook: z.string().optional(), prio: z.number().optional() });
 const RuleJson = z.object({ chain: z.string(), expr: z.array(z.unknown()) });
@@ -316,6 +378,7 @@ export function parseNftables(json: string): NftablesState {
   if (!parsed.success) throw new ParseError(NFT_READ.join(' '), parsed.error.issues[0]?.message ?? 'unexpected shape');
   const nat = emptyMappings();
   let intact = true;
+  let revision: number | undefined;
   const maps = new Set<string>();
   const chains = new Set<string>();
   const rules = new Map<string, unknown[][]>();
@@ -353,8 +416,12 @@ export function parseNftables(json: string): NftablesState {
         continue;
       }
       rules.set(r.data.chain, [...(rules.get(r.data.chain) ?? []), r.data.expr]);
+    } else if ('set' in entry) {
+      const r = RevisionJson.safeParse(entry.set);
+      if (r.success && revision === undefined) revision = r.data.elem[0];
+      else intact = false;
     } else {
-      // a set, a flowtable, anything natops does not make
+      // a flowtable, anything natops does not make
       intact = false;
     }
   }
@@ -370,5 +437,6 @@ export function parseNftables(json: string): NftablesState {
     for (const expr of list) nat[chain].push(ruleSpec(chain, expr));
   }
   for (const chain of rules.keys()) if (!(CHAINS as string[]).includes(chain)) intact = false;
-  return { nat, intact };
+  if (revision === undefined) intact = false;
+  return { nat, intact, ...(revision !== undefined && { revision }) };
 }

@@ -16,7 +16,7 @@ import {
   type StateOf,
   type StateRead,
 } from '../dataplane/model.ts';
-import { NFT_READ, parseNftables } from '../dataplane/nftables.ts';
+import { NFT_READ, nftablesProbe, parseNftables, probeHolds } from '../dataplane/nftables.ts';
 import { ParseError, parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
 import { CommandError, type Exec } from '../common/exec.ts';
 import { PermanentError } from '../common/errors.ts';
@@ -27,6 +27,8 @@ export const READ_COMMANDS = {
   'nat-legacy': [IPTABLES_PROGRAMS.legacy.save, '-t', 'nat'],
   'nat-nft': [IPTABLES_PROGRAMS.nft.save, '-t', 'nat'],
   'nat-nftables': NFT_READ,
+  // reads its probe from the script's stdin (NftablesCache)
+  'nat-revision': ['nft', '-f', '-'],
   net1: ['ip', '-j', 'addr', 'show', 'dev', 'net1'],
   rules: ['ip', '-j', 'rule', 'show'],
   routes: ['ip', '-j', 'route', 'show', 'table', String(ROUTE_TABLE)],
@@ -158,18 +160,56 @@ function nftablesFrom(s: Section): NftablesState | undefined {
 }
 
 /**
+ * The nftables tables natops last wrote or read, per gateway, while their revision proves them
+ * current: nft 1.0.6 lists a map only whole (4 s at 100,000 forwards), so a gateway's table is
+ * read whole once and then only probed (dataplane/nftables.ts nftablesProbe). A change made from
+ * a stale table fails whole (its revision is swapped in the same transaction). Hand edits do not
+ * change the revision: an entry is used for at most `maxAgeMs`, after which the table is read
+ * whole again, so they are seen within that time (and at every resync that comes later).
+ */
+export class NftablesCache {
+  private readonly tables = new Map<string, { table: NftablesState & { revision: number }; at: number }>();
+  constructor(readonly maxAgeMs = 30_000) {}
+
+  get(key: string): (NftablesState & { revision: number }) | undefined {
+    const entry = this.tables.get(key);
+    if (entry && Date.now() - entry.at <= this.maxAgeMs) return entry.table;
+    this.tables.delete(key);
+    return undefined;
+  }
+
+  set(key: string, table: NftablesState | undefined, at = Date.now()): void {
+    if (table?.intact && table.revision !== undefined)
+      this.tables.set(key, { table: { ...table, revision: table.revision }, at });
+    else this.tables.delete(key);
+  }
+}
+
+/** Where a handle keeps its gateway's nftables table between reads: the runtime's cache, under the gateway's key. */
+export interface NftablesCacheSlot {
+  cache: NftablesCache;
+  key: string;
+}
+
+/**
  * Reads the gateway: everything, or only `reads` (and then only their fields are in the result).
  * Unknown to this function which reads a caller needs; reconcile narrows them (dataplane/diff.ts
- * readBackOf, dataplane/parts.ts PART_READS).
+ * readBackOf, dataplane/parts.ts PART_READS). With `slot`, natops's nftables table comes from the
+ * cache while its revision holds (one probe instead of the whole table).
  */
 export async function readGatewayState<R extends StateRead = StateRead>(
   exec: Exec,
   reads?: readonly R[],
+  slot?: NftablesCacheSlot,
 ): Promise<StateOf<R>> {
   // (in STATE_READS's order, each once, whatever order the caller gave)
   const names = STATE_READS.filter((n) => !reads || (reads as readonly StateRead[]).includes(n));
-  const sections = names.flatMap((n) => READ_SECTIONS[n]);
-  const r = await exec({ argv: ['sh', '-c', readScript(sections)] });
+  const cached = names.includes('nat') ? slot?.cache.get(slot.key) : undefined;
+  const probe = cached && nftablesProbe(cached.revision);
+  const sections = names.flatMap((n) =>
+    READ_SECTIONS[n].map((section) => (probe && section === 'nat-nftables' ? 'nat-revision' : section)),
+  );
+  const r = await exec({ argv: ['sh', '-c', readScript(sections)], ...(probe && { stdin: probe.payload }) });
   const read: Partial<Record<ReadSection, Section>> = splitReads(r.stdout, r.stderr, sections);
   const section = (name: Exclude<ReadSection, `nat-${string}`>): Section => {
     const s = read[name]!;
@@ -182,7 +222,14 @@ export async function readGatewayState<R extends StateRead = StateRead>(
   for (const name of names) {
     if (name === 'nat') {
       Object.assign(state, natFromSaves({ legacy: read['nat-legacy']!, nft: read['nat-nft']! }));
-      state.nftables = nftablesFrom(read['nat-nftables']!);
+      if (probe && probeHolds(probe, read['nat-revision']!.stderr)) state.nftables = cached;
+      else {
+        // no table cached, or it changed since: read it whole
+        const whole =
+          read['nat-nftables'] ?? readSection(await exec({ argv: ['sh', '-c', readScript(['nat-nftables'])] }));
+        state.nftables = nftablesFrom(whole);
+        slot?.cache.set(slot.key, state.nftables);
+      }
     }
     if (name === 'net1') {
       const link = parseIpAddr(section('net1').stdout, 'net1');
@@ -199,6 +246,9 @@ export async function readGatewayState<R extends StateRead = StateRead>(
   // (the fields of exactly the reads in R were set above)
   return state as StateOf<R>;
 }
+
+const readSection = (r: { stdout: string; stderr: string }) =>
+  splitReads(r.stdout, r.stderr, ['nat-nftables'] as const)['nat-nftables'];
 
 /** The programs of the iptables a gateway's nat rules are in (for a person or a bench at its shell). */
 export async function gatewayIptables(exec: Exec): Promise<(typeof IPTABLES_PROGRAMS)[IptablesBackend]> {
@@ -222,6 +272,7 @@ export async function runCommands(
   exec: Exec,
   commands: Command[],
   warn: (m: string) => void = () => undefined,
+  slot?: NftablesCacheSlot,
 ): Promise<void> {
   for (let i = 0; i < commands.length; i++) {
     let end = i;
@@ -235,10 +286,30 @@ export async function runCommands(
       );
       for (const [k, c] of batch.entries()) if (present[k]) await runOne(exec, c, warn);
       i = end - 1;
+    } else if (commands[i]!.nftables) {
+      await runNftables(exec, commands[i]!, slot);
     } else {
       await runOne(exec, commands[i]!, warn);
     }
   }
+}
+
+/**
+ * An `nft -f` transaction, then the read-back of what it changed (its probe): where that holds,
+ * the table it left is the cached one; otherwise (or when it failed) none is, and the next read
+ * reads the table whole.
+ */
+async function runNftables(exec: Exec, c: Command, slot: NftablesCacheSlot | undefined): Promise<void> {
+  try {
+    await exec({ argv: c.argv, stdin: c.stdin });
+  } catch (e) {
+    slot?.cache.set(slot.key, undefined);
+    throw e;
+  }
+  const { table, probe } = c.nftables!;
+  if (!probe || !table) return slot?.cache.set(slot.key, undefined);
+  const r = await exec({ argv: ['nft', '-f', '-'], stdin: probe.payload, okExitCodes: [0, 1] });
+  slot?.cache.set(slot.key, probeHolds(probe, r.stderr) ? table : undefined);
 }
 
 async function runOne(exec: Exec, c: Command, warn: (m: string) => void): Promise<void> {

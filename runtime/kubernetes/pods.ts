@@ -1,5 +1,6 @@
 // What a pod's status says about a gateway (pure): ready or not, and why not in the cluster's words.
 import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
+import { NatopsError } from '../../common/errors.ts';
 
 export function podReadiness(pod: V1Pod): { ready: boolean } {
   const ready =
@@ -49,3 +50,13 @@ export function notReadyReason(pods: readonly V1Pod[], events: readonly CoreV1Ev
 
 const stamp = (e: CoreV1Event) =>
   new Date(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? 0).getTime();
+
+/** The gateway's pod did not become Running and Ready in time; the message is the cluster's reason. */
+export class GatewayNotReadyError extends NatopsError {
+  constructor(
+    readonly gateway: string,
+    readonly reason: string,
+  ) {
+    super(`gateway ${gateway}: pod not ready: ${reason}`);
+  }
+}

@@ -12,11 +12,11 @@ import {
   type KubernetesObject,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { NatopsError, PermanentError } from '../../common/errors.ts';
+import { PermanentError } from '../../common/errors.ts';
 import type { Exec as CommandExec } from '../../common/exec.ts';
 import { type GatewaySpec, workloadKind } from '../../dataplane/model.ts';
 import { type WorkloadPolicy, workloadPolicyViolations } from '../../dataplane/workload-policy.ts';
-import { readGatewayState, runCommands } from '../gateway-io.ts';
+import { NftablesCache, readGatewayState, runCommands } from '../gateway-io.ts';
 import type { GatewayHandle, GatewayRuntime } from '../runtime.ts';
 import { api, ApplyConflictError, applyConflict, KubernetesApiError, maybe, statusOf } from './api.ts';
 import {
@@ -41,7 +41,7 @@ import {
 import { macvlanOf, notOwnedReason, podController } from './ownership.ts';
 import { adoptedDifferences, isAdopted } from './adoption.ts';
 import { describeApiError, podExec } from './pod-exec.ts';
-import { notReadyReason, podReadiness } from './pods.ts';
+import { GatewayNotReadyError, notReadyReason, podReadiness } from './pods.ts';
 import { watchReplacements } from './replacements.ts';
 import { userlandChecker } from './userland.ts';
 import {
@@ -55,6 +55,7 @@ import {
 } from './workloads.ts';
 
 export { ApplyConflictError, KubernetesApiError } from './api.ts';
+export { GatewayNotReadyError } from './pods.ts';
 export { FIELD_MANAGER } from './objects.ts';
 
 export interface KubernetesSettings {
@@ -87,20 +88,12 @@ const POD_SYSCTLS = [
   'net.ipv4.conf.net1.rp_filter=0',
 ];
 
-/** The gateway's pod did not become Running and Ready in time; the message is the cluster's reason. */
-export class GatewayNotReadyError extends NatopsError {
-  constructor(
-    readonly gateway: string,
-    readonly reason: string,
-  ) {
-    super(`gateway ${gateway}: pod not ready: ${reason}`);
-  }
-}
-
 const sameLabels = (a: Record<string, string> | undefined, b: Record<string, string>): boolean =>
   Object.keys(a ?? {}).length === Object.keys(b).length && Object.entries(b).every(([k, v]) => a?.[k] === v);
 
 export class KubernetesRuntime implements GatewayRuntime {
+  /** each gateway pod's nftables table between changes (gateway-io.ts) */
+  private readonly nftables = new NftablesCache();
   readonly kind = 'kubernetes' as const;
   readonly commandTimeoutMs: number;
   private readonly apps: AppsV1Api;
@@ -186,11 +179,13 @@ export class KubernetesRuntime implements GatewayRuntime {
       image,
     });
     const exec = this.execIn(pod);
+    // (a new pod is a new table: keyed by the pod's uid)
+    const slot = { cache: this.nftables, key: pod.metadata!.uid! };
     return {
       name,
       location: `pod ${this.ns}/${pod.metadata!.name}`,
-      readState: (reads) => readGatewayState(exec, reads),
-      runCommands: (commands) => runCommands(exec, commands, this.warn),
+      readState: (reads) => readGatewayState(exec, reads, slot),
+      runCommands: (commands) => runCommands(exec, commands, this.warn, slot),
     };
   }
 

@@ -9,7 +9,7 @@ import type { Lab } from './lab.ts';
 import { addVeth, inNamespace, ipBatch, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from './netns.ts';
 import type { Command } from '../../dataplane/commands.ts';
 import type { Exec, ExecResult } from '../../common/exec.ts';
-import { readGatewayState, runCommands } from '../gateway-io.ts';
+import { NftablesCache, readGatewayState, runCommands } from '../gateway-io.ts';
 import type { GatewayHandle, GatewayRuntime } from '../runtime.ts';
 
 // What the gateway pod's spec would set: loose reverse-path checks, since replies are policy-routed.
@@ -18,9 +18,13 @@ const GATEWAY_SYSCTLS = { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.def
 export interface NetnsRuntimeOptions {
   /** every command the runtime runs (in a gateway or the lab) is killed after this long; default the lab's */
   commandTimeoutMs?: number;
+  /** how long a gateway's nftables table is trusted between changes (NftablesCache); default 30 s */
+  nftablesCacheMs?: number;
 }
 
 export class NetnsRuntime implements GatewayRuntime {
+  /** each gateway's nftables table between changes (gateway-io.ts) */
+  private readonly nftables: NftablesCache;
   readonly kind = 'netns' as const;
   readonly commandTimeoutMs: number;
   private readonly cmd: NetnsCommandOptions;
@@ -31,17 +35,19 @@ export class NetnsRuntime implements GatewayRuntime {
     opts: NetnsRuntimeOptions = {},
   ) {
     this.commandTimeoutMs = opts.commandTimeoutMs ?? lab.commandTimeoutMs;
+    this.nftables = new NftablesCache(opts.nftablesCacheMs);
     this.cmd = { timeoutMs: this.commandTimeoutMs };
   }
 
   private handle(name: string): GatewayHandle {
     const ns = this.lab.names.gateway(name);
     const exec: Exec = (req) => inNamespace(ns, { ...req, timeoutMs: req.timeoutMs ?? this.commandTimeoutMs });
+    const slot = { cache: this.nftables, key: ns };
     return {
       name,
       location: `namespace ${ns}`,
-      readState: (reads) => readGatewayState(exec, reads),
-      runCommands: (commands: Command[]) => runCommands(exec, commands, this.warn),
+      readState: (reads) => readGatewayState(exec, reads, slot),
+      runCommands: (commands: Command[]) => runCommands(exec, commands, this.warn, slot),
     };
   }
 

@@ -11,7 +11,7 @@ import { NetnsRuntime } from '../../runtime/netns/runtime.ts';
 import { reconcileAll, type GatewayResult } from '../../runtime/reconcile.ts';
 import type { GatewayRuntime } from '../../runtime/runtime.ts';
 import { inNamespace, listNamespaces } from '../../runtime/netns/netns.ts';
-import { IPTABLES_PROGRAMS } from '../../dataplane/model.ts';
+import { IPTABLES_PROGRAMS, type GatewaySpec } from '../../dataplane/model.ts';
 import { gatewayIptables } from '../../runtime/gateway-io.ts';
 import { TEST_WORKLOAD_POLICY, writeManifestDir, type SeedObjects } from './manifests.ts';
 
@@ -58,6 +58,13 @@ export class LabHarness {
     await this.lab.up(network);
     if (runtime) await this.lab.attachHost(network);
     return reconcileAll(runtime ?? new NetnsRuntime(this.lab), desired.gateways.values());
+  }
+
+  /** A gateway of these manifests as the reconciler gets it. */
+  async gatewaySpec(seed: SeedObjects, name: string): Promise<GatewaySpec> {
+    const spec = (await this.read(seed)).desired.gateways.get(name);
+    if (!spec) throw new Error(`no valid gateway ${name} in the manifests`);
+    return spec;
   }
 
   /**

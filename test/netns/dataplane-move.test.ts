@@ -3,7 +3,13 @@
 // natops's nftables table, each repaired by the next apply.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { changeSetCommands } from '../../dataplane/commands.ts';
+import { compileGateway } from '../../dataplane/compile.ts';
+import { diffStates } from '../../dataplane/diff.ts';
 import { ruleDiff } from '../../dataplane/plan-text.ts';
+import { inNamespace } from '../../runtime/netns/netns.ts';
+import { NetnsRuntime } from '../../runtime/netns/runtime.ts';
+import { reconcileGateway } from '../../runtime/reconcile.ts';
 import type { LabHarness } from '../helpers/lab-harness.ts';
 import type { SeedObjects } from '../helpers/manifests.ts';
 import { onDataplane, useScenario } from '../helpers/scenario.ts';
@@ -18,7 +24,13 @@ describe('moving a gateway between iptables and nftables', () => {
   });
 
   const natopsRules = /-A \S+ -j (?:DNAT_FILTER|SNAT_FILTER)$|-j (?:DNAT|SNAT) --to/m;
-  const table = () => h.gatewayRules('ngw').then((r) => r.slice(r.indexOf('table ip natops')));
+  // (the revision is new at every change)
+  const table = () =>
+    h
+      .gatewayRules('ngw')
+      .then((r) =>
+        r.slice(r.indexOf('table ip natops')).replace(/(set revision \{[^}]*elements = \{ )0x[0-9a-f]+/, '$1…'),
+      );
 
   for (const [to, from] of [
     ['nftables', 'iptables'],
@@ -89,5 +101,74 @@ describe('moving a gateway between iptables and nftables', () => {
       assert.equal(await table(), made, `${what}: the table is natops's again`);
       assert.equal(await h.tcp('ext', '192.168.0.112', 8888), 'web 192.168.0.50', what);
     }
+  });
+});
+
+describe("natops's nftables table between changes", () => {
+  let h: LabHarness;
+  let seed: SeedObjects;
+
+  useScenario((harness, manifests) => {
+    h = harness;
+    seed = manifests;
+  }, 'nftables');
+
+  const forward = (port: number) => ({
+    eip: '192.168.0.112',
+    protocol: 'tcp' as const,
+    externalPort: port,
+    internalIp: '10.0.1.10',
+    internalPort: 80,
+  });
+  const inGateway = (argv: string[], stdin?: string) =>
+    inNamespace(h.lab.names.gateway('ngw'), { argv, stdin, okExitCodes: [0, 1] });
+
+  it('a long-lived runtime trusts the table it wrote while its revision holds, and reads it whole after', async () => {
+    const spec = await h.gatewaySpec(seed, 'ngw');
+    const runtime = new NetnsRuntime(h.lab, undefined, { nftablesCacheMs: 60_000 });
+    await reconcileGateway(runtime, spec);
+    const changed = { ...spec, dnats: [...spec.dnats, forward(7001)] };
+    assert.equal((await reconcileGateway(runtime, changed)).action, 'update');
+    assert.equal(await h.tcp('ext', '192.168.0.112', 7001), 'web 192.168.0.50');
+
+    // a hand edit keeps the revision: this runtime does not see it until its entry is too old
+    await inGateway([
+      'nft',
+      'add',
+      'element',
+      'ip',
+      'natops',
+      'forwards',
+      '{ 192.168.0.112 . tcp . 7002 : 10.0.1.10 . 80 }',
+    ]);
+    assert.equal((await reconcileGateway(runtime, changed)).action, 'unchanged');
+    const fresh = new NetnsRuntime(h.lab, undefined, { nftablesCacheMs: 0 });
+    const repaired = await reconcileGateway(fresh, changed);
+    assert.deepEqual(
+      repaired.changes.removed.map((r) => r.spec),
+      ['-d 192.168.0.112/32 -p tcp -m tcp --dport 7002 -j DNAT --to-destination 10.0.1.10:80'],
+    );
+
+    // another natops changed the table since: the first runtime's probe fails, and it reads it whole
+    const third = { ...changed, dnats: [...changed.dnats, forward(7003)] };
+    assert.equal((await reconcileGateway(runtime, third)).action, 'update');
+    assert.equal(await h.tcp('ext', '192.168.0.112', 7003), 'web 192.168.0.50');
+    assert.equal((await reconcileGateway(fresh, third)).action, 'unchanged');
+  });
+
+  it('a change computed from a stale table fails whole and changes nothing', async () => {
+    const spec = await h.gatewaySpec(seed, 'ngw');
+    const runtime = new NetnsRuntime(h.lab, undefined, { nftablesCacheMs: 0 });
+    const handle = (await runtime.gateway('ngw'))!;
+    const live = await handle.readState();
+    const stale = { ...live, nftables: { ...live.nftables!, revision: live.nftables!.revision! + 1 } };
+    const [nft] = changeSetCommands(diffStates(stale, compileGateway({ ...spec, dnats: [forward(7004)] }))).filter(
+      (c) => c.argv[0] === 'nft',
+    );
+    const before = await h.gatewayRules('ngw');
+    const r = await inGateway(nft!.argv, nft!.stdin);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /revision \{ \d+ \}/, 'the revision it expected is the error');
+    assert.equal(await h.gatewayRules('ngw'), before);
   });
 });

@@ -6,14 +6,16 @@ import { changeSetCommands } from '../../dataplane/commands.ts';
 import { compileGateway } from '../../dataplane/compile.ts';
 import { diffStates } from '../../dataplane/diff.ts';
 import type { GatewaySpec, GatewayState } from '../../dataplane/model.ts';
-import { NftablesSpecError, nftablesPayload, parseNftables } from '../../dataplane/nftables.ts';
+import { NftablesSpecError, nftablesPayload, parseNftables, probeHolds } from '../../dataplane/nftables.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import { manifestRulesFromEnv } from '../../server/config.ts';
 import { seedObjects, seedSpec, set, toFiles } from '../helpers/manifests.ts';
 
 const onNftables = (spec: GatewaySpec): GatewaySpec => ({ ...spec, dataplane: 'nftables' });
+/** `s` as read back from a gateway: its table has a revision (7 here; the next change leaves 8). */
+const read = (s: GatewayState): GatewayState => (s.nftables ? { ...s, nftables: { ...s.nftables, revision: 7 } } : s);
 const nftCommand = (live: GatewayState, desired: GatewayState) =>
-  changeSetCommands(diffStates(live, desired)).filter((c) => c.argv[0] === 'nft');
+  changeSetCommands(diffStates(read(live), desired), 8).filter((c) => c.argv[0] === 'nft');
 
 describe('the nftables data plane', () => {
   it('compiles the mappings into the table and leaves iptables only its empty hooks', async () => {
@@ -58,17 +60,29 @@ describe('the nftables data plane', () => {
           internalPort: i === 42 ? port : 80,
         })),
       });
-    const changes = diffStates(compileGateway(many(80)), compileGateway(many(81)));
+    const changes = diffStates(read(compileGateway(many(80))), compileGateway(many(81)));
     assert.equal(changes.added.length, 1);
     assert.equal(changes.removed.length, 1);
     assert.deepEqual(changes.chains, [], 'iptables is not touched');
-    const cmds = changeSetCommands(changes);
+    const cmds = changeSetCommands(changes, 8);
     const nft = cmds.find((c) => c.argv[0] === 'nft')!;
+    // the revision read is swapped for a new one in the same transaction: from a stale read it fails
     assert.equal(
       nft.stdin,
-      'delete element ip natops forwards { 192.168.0.112 . tcp . 1042 }\n' +
-        'add element ip natops forwards { 192.168.0.112 . tcp . 1042 : 10.0.1.10 . 81 }\n',
+      'delete element ip natops revision { 7 }\n' +
+        'delete element ip natops forwards { 192.168.0.112 . tcp . 1042 }\n' +
+        'add element ip natops forwards { 192.168.0.112 . tcp . 1042 : 10.0.1.10 . 81 }\n' +
+        'add element ip natops revision { 8 }\n',
     );
+    // read back: the new revision is there, the forward maps to its new backend (a value that
+    // differs fails to add), and the transaction is made to fail at its last line, changing nothing
+    assert.deepEqual(nft.nftables?.probe, {
+      payload:
+        'delete element ip natops revision { 8 }\n' +
+        'add element ip natops forwards { 192.168.0.112 . tcp . 1042 : 10.0.1.10 . 81 }\n' +
+        'delete element ip natops revision { 0 }\n',
+      mustFail: [false, false, true],
+    });
     // the removed backend's connections are cleaned up, as on iptables
     assert.ok(cmds.some((c) => c.conntrack?.origDport === 1042 && c.conntrack.replySport === 80));
   });
@@ -80,12 +94,14 @@ describe('the nftables data plane', () => {
     const [cmd] = nftCommand(compileGateway(spec), compileGateway(wider));
     assert.equal(
       cmd!.stdin,
-      'flush chain ip natops SHARED_SNAT\n' +
+      'delete element ip natops revision { 7 }\n' +
+        'flush chain ip natops SHARED_SNAT\n' +
         'add rule ip natops SHARED_SNAT ip saddr 10.0.1.128/25 oifname "net1" snat to 192.168.0.111\n' +
         'add rule ip natops SHARED_SNAT ip saddr 10.0.1.0/24 oifname "net1" snat to 192.168.0.112\n' +
         'flush chain ip natops HAIRPIN_SNAT\n' +
         'add rule ip natops HAIRPIN_SNAT ip saddr 10.0.1.128/25 oifname "eth0" ct status dnat snat to 192.168.0.111\n' +
-        'add rule ip natops HAIRPIN_SNAT ip saddr 10.0.1.0/24 oifname "eth0" ct status dnat snat to 192.168.0.112\n',
+        'add rule ip natops HAIRPIN_SNAT ip saddr 10.0.1.0/24 oifname "eth0" ct status dnat snat to 192.168.0.112\n' +
+        'add element ip natops revision { 8 }\n',
     );
   });
 
@@ -93,7 +109,7 @@ describe('the nftables data plane', () => {
     const desired = compileGateway(onNftables(await seedSpec()));
     const broken = { ...desired, nftables: { ...desired.nftables!, intact: false } };
     assert.match(nftCommand(broken, desired)[0]!.stdin!, /^add table ip natops\ndelete table ip natops\n/);
-    const back = changeSetCommands(diffStates(desired, compileGateway(await seedSpec())));
+    const back = changeSetCommands(diffStates(read(desired), compileGateway(await seedSpec())));
     assert.deepEqual(
       back.map((c) => c.argv[0]),
       ['iptables-legacy-restore', 'nft'],
@@ -105,18 +121,35 @@ describe('the nftables data plane', () => {
   it('refuses a spec it has no form for, before anything runs', () => {
     assert.throws(
       () =>
-        nftablesPayload({
-          kind: 'create',
-          nat: {
-            EXCLUSIVE_DNAT: ['-d 1.2.3.4/32 -j DNAT --to-destination 5.6.7.8\nflush ruleset'],
-            EXCLUSIVE_SNAT: [],
-            SHARED_DNAT: [],
-            SHARED_SNAT: [],
-            HAIRPIN_SNAT: [],
+        nftablesPayload(
+          {
+            kind: 'create',
+            nat: {
+              EXCLUSIVE_DNAT: ['-d 1.2.3.4/32 -j DNAT --to-destination 5.6.7.8\nflush ruleset'],
+              EXCLUSIVE_SNAT: [],
+              SHARED_DNAT: [],
+              SHARED_SNAT: [],
+              HAIRPIN_SNAT: [],
+            },
           },
-        }),
+          1,
+        ),
       NftablesSpecError,
     );
+  });
+});
+
+describe('a probe of the table', () => {
+  it('holds only when exactly the lines it expects to fail failed', () => {
+    const probe = { payload: '', mustFail: [false, true, true] };
+    const err = (...lines: number[]) =>
+      lines
+        .map((l) => `/dev/stdin:${l}:37-62: Error: Could not process rule: No such file or directory\nx\n^^\n`)
+        .join('');
+    assert.equal(probeHolds(probe, err(2, 3)), true);
+    assert.equal(probeHolds(probe, err(1, 2, 3)), false, 'the revision is another');
+    assert.equal(probeHolds(probe, err(3)), false, 'a removed element is still there');
+    assert.equal(probeHolds(probe, 'sh: nft: not found\n'), false);
   });
 });
 
@@ -126,6 +159,7 @@ describe("reading natops's nftables table", () => {
       nftables: [
         { metainfo: { version: '1.0.6' } },
         { table: { family: 'ip', name: 'natops' } },
+        { set: { name: 'revision', type: 'mark', elem: [12] } },
         { map: { name: 'floating_dnat', type: 'ipv4_addr', map: 'ipv4_addr', elem: [['192.168.0.113', '10.0.1.12']] } },
         { map: { name: 'floating_snat', type: 'ipv4_addr', map: 'ipv4_addr' } },
         {
@@ -213,6 +247,7 @@ describe("reading natops's nftables table", () => {
   it('reads each mapping back as the iptables rule it stands for', () => {
     const state = parseNftables(table());
     assert.equal(state.intact, true);
+    assert.equal(state.revision, 12);
     assert.deepEqual(state.nat.EXCLUSIVE_DNAT, ['-d 192.168.0.113/32 -j DNAT --to-destination 10.0.1.12']);
     assert.deepEqual(state.nat.SHARED_DNAT, [
       '-d 192.168.0.111/32 -p tcp -m tcp --dport 8888 -j DNAT --to-destination 10.0.1.10:80',

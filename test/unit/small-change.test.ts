@@ -10,7 +10,14 @@ import { READ_FIELDS, type GatewayState, type StateRead } from '../../dataplane/
 import { PART_READS, partTarget, type GatewayPart } from '../../dataplane/parts.ts';
 import { portForward } from '../../dataplane/rules.ts';
 import type { ExecRequest, ExecResult } from '../../common/exec.ts';
-import { READ_COMMANDS, readGatewayState, readScript, splitReads, type ReadSection } from '../../runtime/gateway-io.ts';
+import {
+  READ_COMMANDS,
+  READ_SECTIONS,
+  readGatewayState,
+  readScript,
+  splitReads,
+  type ReadSection,
+} from '../../runtime/gateway-io.ts';
 import { reconcileGateway, reconcilePart } from '../../runtime/reconcile.ts';
 import type { GatewayHandle } from '../../runtime/runtime.ts';
 import { isWired } from '../../runtime/netns/runtime.ts';
@@ -202,6 +209,7 @@ describe('a narrowed read of a gateway', () => {
         'nat-nft': '*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n',
         // no nftables table (nft's answer then)
         'nat-nftables': '',
+        'nat-revision': '',
         net1: '[{"ifname":"net1","flags":["UP"],"addr_info":[{"family":"inet","local":"192.168.0.112","prefixlen":24,"scope":"global"}]}]',
         rules: '[{"iif":"net1","table":"100"}]',
         routes: '[{"dst":"default","gateway":"192.168.0.254","dev":"net1"}]',
@@ -247,7 +255,7 @@ describe('a narrowed read of a gateway', () => {
       'rules',
       'sysctls',
     ]);
-    assert.equal(ran[0], readScript(Object.keys(READ_COMMANDS) as ReadSection[]));
+    assert.equal(ran[0], readScript(Object.values(READ_SECTIONS).flat()));
     assert.deepEqual(all.sysctls, { 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.net1.promote_secondaries': '1' });
   });
 
