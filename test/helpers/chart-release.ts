@@ -32,6 +32,16 @@ const GIT_PASSWORD = 'chart-release-git-5ecret';
 const splitImage = (ref: string) => ref.split(/:(?=[^:/]+$)/) as [string, string];
 export const [IMAGE_REPOSITORY, IMAGE_TAG] = splitImage(NATOPS_IMAGE);
 
+/** A deleted pod whose containers (init containers too) have all exited, as its kubelet reports them. */
+function exited(p: V1Pod): boolean {
+  const containers = [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])];
+  return (
+    p.metadata?.deletionTimestamp !== undefined &&
+    containers.length > 0 &&
+    containers.every((c) => c.state?.terminated !== undefined)
+  );
+}
+
 export class ChartRelease {
   readonly core: CoreV1Api;
   readonly apps: AppsV1Api;
@@ -147,8 +157,35 @@ export class ChartRelease {
 
   /** helm install with these values (give `values()` and more); returns helm's output (NOTES) */
   async install(values: object): Promise<string> {
+    await this.earlierRedisGone();
     const file = await this.valuesFile(values);
     return this.helm('install', this.name, CHART, '--values', file, '--wait=watcher', '--timeout', '4m');
+  }
+
+  /**
+   * The Redis pod an earlier install left on its way out, gone: the new StatefulSet can make its
+   * pod of the same name only then (and backs off meanwhile, for many seconds). Once Redis has
+   * exited, its container terminated (its data as a clean shutdown leaves it), the pod's object
+   * is removed at once instead of after the kubelet's container garbage collection (1.20: up to
+   * a minute later).
+   */
+  private async earlierRedisGone(): Promise<void> {
+    const name = `${this.name}-natops-redis-0`;
+    const read = () => this.core.readNamespacedPod({ name, namespace: this.namespace }).catch(() => undefined);
+    if (!(await read())) return;
+    await this.until('the Redis pod of the earlier install to go', async () => {
+      const pod = await read();
+      if (!pod) return true;
+      if (exited(pod))
+        await this.core
+          .deleteNamespacedPod({
+            name,
+            namespace: this.namespace,
+            body: { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata?.uid } },
+          })
+          .catch(() => undefined);
+      return false;
+    });
   }
 
   /** helm upgrade keeping the release's values, with these on top */
@@ -183,7 +220,12 @@ export class ChartRelease {
     }
   }
 
-  /** natops's pods of the release (not Redis's), once there are `count`, all ready, none on its way out */
+  /**
+   * natops's pods of the release (not Redis's), once there are `count`, all ready, none on its way
+   * out. A deleted pod whose every container has exited is gone: no natops runs in it any more,
+   * though the kubelet (1.20) may keep its object up to a minute longer, until its container
+   * garbage collection.
+   */
   settledPods(count: number): Promise<V1Pod[]> {
     return this.until(`${count} natops pods of ${this.name}, all ready, none terminating`, async () => {
       const pods = (
@@ -191,7 +233,7 @@ export class ChartRelease {
           namespace: this.namespace,
           labelSelector: `app.kubernetes.io/instance=${this.name}`,
         })
-      ).items.filter((p) => p.metadata?.labels?.['app.kubernetes.io/component'] !== 'redis');
+      ).items.filter((p) => p.metadata?.labels?.['app.kubernetes.io/component'] !== 'redis' && !exited(p));
       const ok = pods.every((p) => !p.metadata?.deletionTimestamp && podReadiness(p).ready);
       return ok && pods.length === count && pods;
     });

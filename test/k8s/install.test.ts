@@ -50,6 +50,9 @@ describe('natops installed by its chart, running in the cluster it manages', () 
   });
 
   it('helm install, then a push: the natops pod makes the gateway, statuses come back, packets pass', async () => {
+    // the lab's workload hosts start meanwhile: they need nothing of natops
+    const hosts = r.lab.seedHosts({ tcp: [80, 9000] });
+    hosts.catch(() => undefined);
     const notes = await r.install(await r.values());
     assert.match(notes, /LEAVES THE GATEWAYS RUNNING/);
     await r.settledPods(1);
@@ -60,7 +63,7 @@ describe('natops installed by its chart, running in the cluster it manages', () 
     assert.match(statuses.get('natops/ngw')!.description, /live: 2 EIPs, 1 floating IP, 3 port forwards, 2 SNATs/);
     const gw = await r.apps.readNamespacedDeployment({ name: deploymentName('ngw'), namespace: r.gatewaysNamespace });
     assert.equal(gw.metadata?.labels?.[INSTANCE_LABEL], r.name, 'the instance label is the release');
-    await r.lab.seedHosts({ tcp: [80, 9000] });
+    await hosts;
     assert.equal(await r.lab.tcp('ext', '192.168.0.111', 80), 'fip 192.168.0.50', 'floating IP inbound');
     assert.equal(await answers(8888), 'web 192.168.0.50', 'port forward');
     assert.equal(await r.lab.tcp('client', '192.168.0.50', 9000), 'ext 192.168.0.112', 'SNAT');
