@@ -14,6 +14,7 @@ export const README = join(BENCH_DIR, 'README.md');
 /** Every bench that writes results, in the README's order; `about` is bench/about/<name>.md. */
 export const BENCHES = [
   { name: 'apply', title: 'the gateway core' },
+  { name: 'nftables', title: 'the nftables data plane' },
   { name: 'one-rule-steps', title: 'where a one-rule change spends its time' },
   { name: 'apply-cli', title: '`natops apply` as a user runs it' },
   { name: 'kubernetes', title: 'gateways as pods' },

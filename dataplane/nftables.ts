@@ -253,12 +253,20 @@ export interface NftablesProbe {
 }
 
 /**
+ * Above this many changed elements the read-back probes the revision only: the probe of each would
+ * cost as much as the change, which the kernel took whole (every delete found its element, every
+ * add found none in its way) in the transaction that also set the revision.
+ */
+export const PROBED_ELEMENTS = 1000;
+
+/**
  * The probe that `revision` holds and, if given, that the changed mappings are as `edit` left
  * them: each added element there with its value, each removed one gone (unless added again).
  */
 export function nftablesProbe(revision: number, edit?: Extract<NftablesEdit, { kind: 'update' }>): NftablesProbe {
   const lines: [string, boolean][] = [[`delete element ${TABLE} ${REVISION} { ${revision} }`, false]];
   const added = new Set<string>();
+  if (edit && edit.add.length + edit.remove.length > PROBED_ELEMENTS) edit = undefined;
   for (const { chain, spec } of edit?.add ?? []) {
     const p = place(chain as MappingChain, spec);
     if (!('map' in p)) continue;
