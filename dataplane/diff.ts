@@ -152,7 +152,12 @@ function planeOf(s: GatewayState): Dataplane | undefined {
   return OWNED_CHAINS.some((c) => s.nat[c]?.length) ? 'iptables' : undefined;
 }
 
-/** Mapping rules are a set: a map has no order, and where order matters the chain is rewritten. */
+/**
+ * Mapping rules are a set: a map has no order, and where order matters the chain is rewritten.
+ * Each side holds a spec once (a map's keys are unique, and natops writes a rule once), so when
+ * both share a head and a tail in place, what comes and goes is in the middle only: a change of
+ * one forward among 100,000 compares them and hashes a few (hashing every spec is the cost).
+ */
 function diffMappings(
   live: Record<MappingChain, string[]>,
   desired: Record<MappingChain, string[]>,
@@ -160,8 +165,18 @@ function diffMappings(
   const added: RuleChange[] = [];
   const removed: RuleChange[] = [];
   for (const chain of MAPPING_CHAINS) {
-    const have = new Set(live[chain]);
-    const want = new Set(desired[chain]);
+    let h = live[chain];
+    let w = desired[chain];
+    if (h === w) continue;
+    const max = Math.min(h.length, w.length);
+    let head = 0;
+    while (head < max && h[head] === w[head]) head++;
+    let tail = 0;
+    while (tail < max - head && h[h.length - 1 - tail] === w[w.length - 1 - tail]) tail++;
+    h = h.slice(head, h.length - tail);
+    w = w.slice(head, w.length - tail);
+    const have = new Set(h);
+    const want = new Set(w);
     for (const spec of want) if (!have.has(spec)) added.push({ chain, spec });
     for (const spec of have) if (!want.has(spec)) removed.push({ chain, spec });
   }

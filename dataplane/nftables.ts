@@ -162,6 +162,7 @@ export function diffNftables(
   if (!live?.intact || live.revision === undefined) return { kind: 'create', nat: desired.nat };
   const rules: Partial<Record<MappingChain, string[]>> = {};
   for (const chain of MAPPING_CHAINS) {
+    if (live.nat[chain] === desired.nat[chain]) continue;
     const want = rulesOf(chain, desired.nat[chain]);
     const have = rulesOf(chain, live.nat[chain]);
     if (want.length !== have.length || want.some((s, i) => s !== have[i])) rules[chain] = want;
