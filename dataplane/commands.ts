@@ -68,8 +68,8 @@ export function changeSetCommands(c: ChangeSet, revision: number = newRevision()
   for (const r of c.rules.add) cmds.push({ argv: ['ip', 'rule', 'add', 'iif', r.iif, 'table', String(r.table)] });
 
   const payload = restorePayload(c.chains);
-  // A new nftables table answers before iptables' rules go, and iptables' answer before the table
-  // goes: a gateway moving between the planes answers from one or the other throughout.
+  // The table is filled before iptables' rules go, and iptables' answer before the table goes: a
+  // gateway moving between the planes answers from one or the other throughout.
   const nft: Command | undefined = c.nftables && {
     argv: ['nft', '-f', '-'],
     stdin: nftablesPayload(c.nftables, revision),
@@ -81,11 +81,11 @@ export function changeSetCommands(c: ChangeSet, revision: number = newRevision()
             probe: nftablesProbe(revision, c.nftables.kind === 'update' ? c.nftables : undefined),
           },
   };
-  if (nft && c.nftables?.kind === 'create') cmds.push(nft);
+  if (nft && c.nftables?.kind !== 'remove') cmds.push(nft);
   // -w waits for the xtables lock instead of failing while another iptables holds it (iptables
   // 1.8.9 with nf_tables accepts it too, it just has no lock to wait for).
   if (payload) cmds.push({ argv: [IPTABLES_PROGRAMS[c.iptables].restore, '-w', '--noflush'], stdin: payload });
-  if (nft && c.nftables?.kind !== 'create') cmds.push(nft);
+  if (nft && c.nftables?.kind === 'remove') cmds.push(nft);
   for (const f of conntrackCleanup(c.removed, c.added))
     cmds.push({ argv: conntrackDeleteArgv(f), okExitCodes: [0, 1], conntrack: f });
 

@@ -154,9 +154,10 @@ function planeOf(s: GatewayState): Dataplane | undefined {
 
 /**
  * Mapping rules are a set: a map has no order, and where order matters the chain is rewritten.
- * Each side holds a spec once (a map's keys are unique, and natops writes a rule once), so when
- * both share a head and a tail in place, what comes and goes is in the middle only: a change of
- * one forward among 100,000 compares them and hashes a few (hashing every spec is the cost).
+ * When both sides share a head and a tail in place, what comes and goes is in the middle: a
+ * change of one forward among 100,000 compares them and hashes a few (hashing every spec is the
+ * cost). A middle spec that the other side also holds in its head or tail (a rule repeated by
+ * hand) neither comes nor goes.
  */
 function diffMappings(
   live: Record<MappingChain, string[]>,
@@ -165,20 +166,23 @@ function diffMappings(
   const added: RuleChange[] = [];
   const removed: RuleChange[] = [];
   for (const chain of MAPPING_CHAINS) {
-    let h = live[chain];
-    let w = desired[chain];
+    const h = live[chain];
+    const w = desired[chain];
     if (h === w) continue;
     const max = Math.min(h.length, w.length);
     let head = 0;
     while (head < max && h[head] === w[head]) head++;
     let tail = 0;
     while (tail < max - head && h[h.length - 1 - tail] === w[w.length - 1 - tail]) tail++;
-    h = h.slice(head, h.length - tail);
-    w = w.slice(head, w.length - tail);
-    const have = new Set(h);
-    const want = new Set(w);
-    for (const spec of want) if (!have.has(spec)) added.push({ chain, spec });
-    for (const spec of have) if (!want.has(spec)) removed.push({ chain, spec });
+    const have = new Set(h.slice(head, h.length - tail));
+    const want = new Set(w.slice(head, w.length - tail));
+    const outside = (side: string[], spec: string) => {
+      for (let i = 0; i < head; i++) if (side[i] === spec) return true;
+      for (let i = side.length - tail; i < side.length; i++) if (side[i] === spec) return true;
+      return false;
+    };
+    for (const spec of want) if (!have.has(spec) && !outside(h, spec)) added.push({ chain, spec });
+    for (const spec of have) if (!want.has(spec) && !outside(w, spec)) removed.push({ chain, spec });
   }
   return { added, removed };
 }

@@ -200,6 +200,8 @@ export const MAPPING_CHAINS = [
   'HAIRPIN_SNAT',
 ] as const;
 export type MappingChain = (typeof MAPPING_CHAINS)[number];
+export const isMappingChain = (chain: string): chain is MappingChain =>
+  (MAPPING_CHAINS as readonly string[]).includes(chain);
 
 /**
  * natops's nftables table as read: its mappings as the iptables rule specs they stand for (so the

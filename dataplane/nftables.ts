@@ -5,7 +5,7 @@
 import { randomInt } from 'node:crypto';
 import { z } from 'zod';
 import { PermanentError } from '../common/errors.ts';
-import { MAPPING_CHAINS, type MappingChain, type NftablesState, type RuleChange } from './model.ts';
+import { isMappingChain, MAPPING_CHAINS, type MappingChain, type NftablesState, type RuleChange } from './model.ts';
 import { ParseError } from './parse.ts';
 import { floatingDnat, floatingSnat, hairpinSnat, mappingOf, portForward, sharedForward, sourceNat } from './rules.ts';
 import type { Protocol } from './model.ts';
@@ -159,7 +159,12 @@ export function diffNftables(
   removed: readonly RuleChange[],
 ): NftablesEdit | undefined {
   if (!desired) return live ? { kind: 'remove' } : undefined;
-  if (!live?.intact || live.revision === undefined) return { kind: 'create', nat: desired.nat };
+  if (!live?.intact || live.revision === undefined) {
+    // (a target made from a live table keeps its rules natops did not write: the new table has none)
+    const nat = emptyMappings();
+    for (const chain of MAPPING_CHAINS) nat[chain] = desired.nat[chain].filter((spec) => !spec.startsWith(FOREIGN));
+    return { kind: 'create', nat };
+  }
   const rules: Partial<Record<MappingChain, string[]>> = {};
   for (const chain of MAPPING_CHAINS) {
     if (live.nat[chain] === desired.nat[chain]) continue;
@@ -168,9 +173,7 @@ export function diffNftables(
     if (want.length !== have.length || want.some((s, i) => s !== have[i])) rules[chain] = want;
   }
   const elements = (changes: readonly RuleChange[]) =>
-    changes.filter(
-      (r) => (MAPPING_CHAINS as readonly string[]).includes(r.chain) && isElement(r.chain as MappingChain, r.spec),
-    );
+    changes.filter((r) => isMappingChain(r.chain) && isElement(r.chain, r.spec));
   const remove = elements(removed);
   const add = elements(added);
   if (!remove.length && !add.length && !Object.keys(rules).length) return undefined;
@@ -305,7 +308,13 @@ const RevisionJson = z.object({
   type: z.literal('mark'),
   elem: z.tuple([z.number().int().positive()]),
 });
-const ChainJson = z.object({ name: z.string(), hook: z.string().optional(), prio: z.number().optional() });
+const ChainJson = z.object({
+  name: z.string(),
+  hook: z.string().optional(),
+  prio: z.number().optional(),
+  type: z.string().optional(),
+  policy: z.string().optional(),
+});
 const RuleJson = z.object({ chain: z.string(), expr: z.array(z.unknown()) });
 
 const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
@@ -392,7 +401,12 @@ export function parseNftables(json: string): NftablesState {
   const chains = new Set<string>();
   const rules = new Map<string, unknown[][]>();
   for (const entry of parsed.data.nftables) {
-    if ('metainfo' in entry || 'table' in entry) continue;
+    if ('metainfo' in entry) continue;
+    if ('table' in entry) {
+      // a dormant table (flags) holds its mappings and applies none of them
+      if ((entry.table as { flags?: unknown } | null)?.flags !== undefined) intact = false;
+      continue;
+    }
     if ('map' in entry) {
       const m = MapJson.safeParse(entry.map);
       const chain = m.success ? MAP_CHAINS.find((c) => MAPS[c].name === m.data.name) : undefined;
@@ -417,7 +431,9 @@ export function parseNftables(json: string): NftablesState {
       }
       chains.add(c.data.name);
       const hook = HOOKS[c.data.name as keyof typeof HOOKS];
-      if (hook ? c.data.hook !== hook.hook || c.data.prio !== hook.prio : c.data.hook !== undefined) intact = false;
+      const { hook: h, prio, type, policy } = c.data;
+      if (hook ? h !== hook.hook || prio !== hook.prio || type !== 'nat' || policy !== 'accept' : h !== undefined)
+        intact = false;
     } else if ('rule' in entry) {
       const r = RuleJson.safeParse(entry.rule);
       if (!r.success) {

@@ -4,16 +4,13 @@ import { compileGateway } from './compile.ts';
 import { mappingsOf } from './diff.ts';
 import { emptyMappings } from './nftables.ts';
 import {
-  MAPPING_CHAINS,
+  isMappingChain,
   OWNED_CHAINS,
   type GatewaySpec,
   type GatewayState,
-  type MappingChain,
   type NatChain,
   type StateRead,
 } from './model.ts';
-
-const isMapping = (chain: NatChain): chain is MappingChain => (MAPPING_CHAINS as readonly string[]).includes(chain);
 
 /** The parts of a live gateway, in the order a fresh gateway gets them (docs/architecture.md, "The loop"). */
 export const GATEWAY_PARTS = ['init', 'eip', 'subnet-route', 'fip', 'dnat', 'snat'] as const;
@@ -53,7 +50,10 @@ export function partTarget(part: GatewayPart, live: GatewayState, desired: Gatew
     t.net1Up = desired.net1Up;
     t.sysctls = { ...desired.sysctls };
     t.rules = structuredClone(desired.rules);
-    if (Boolean(live.nftables) !== Boolean(desired.nftables) && Object.values(mappingsOf(live)).some((l) => l.length)) {
+    // a move: to iptables whenever there is a table; to nftables whenever iptables holds natops's
+    // rules (a fresh gateway on nftables gets the bare table here, its mappings from their parts)
+    const moving = desired.nftables ? OWNED_CHAINS.some((c) => live.nat[c]?.length) : live.nftables !== undefined;
+    if (moving) {
       t.nat = structuredClone(desired.nat);
       t.nftables = desired.nftables && structuredClone(desired.nftables);
       return t;
@@ -69,7 +69,7 @@ export function partTarget(part: GatewayPart, live: GatewayState, desired: Gatew
     // on nftables, iptables' copy goes (diffStates empties it) and the table gets the rules
     if (want) t.nat[chain] = [...want];
     else delete t.nat[chain];
-    if (desired.nftables && isMapping(chain)) {
+    if (desired.nftables && isMappingChain(chain)) {
       const table = t.nftables ?? { nat: emptyMappings(), intact: true };
       t.nftables = { ...table, nat: { ...table.nat, [chain]: [...desired.nftables.nat[chain]] } };
     }
@@ -80,7 +80,7 @@ export function partTarget(part: GatewayPart, live: GatewayState, desired: Gatew
 /** The slice of a state one part owns, as text, to compare two states part by part. */
 function partKey(part: GatewayPart, s: GatewayState): string {
   const mappings = mappingsOf(s);
-  const chains = PART_CHAINS[part].map((c) => (isMapping(c) ? mappings[c] : (s.nat[c] ?? null)));
+  const chains = PART_CHAINS[part].map((c) => (isMappingChain(c) ? mappings[c] : (s.nat[c] ?? null)));
   switch (part) {
     case 'init':
       return JSON.stringify([s.net1Up, s.sysctls, s.rules, chains]);

@@ -103,6 +103,8 @@ export function splitReads<S extends ReadSection>(
  * missing library, a kill) may hide natops's chains, so it is a failure, not an absence.
  */
 const NOT_INSTALLED = /^\S*sh: (?:(?:line )?\d+: )?(?:iptables-\S+|nft): (?:command )?not found$/m;
+/** An nft natops cannot read a table with: a gateway on iptables is not held up by it. */
+const NFT_UNUSABLE = /^.*JSON support not compiled-in$/m;
 const NOT_IN_KERNEL = [
   /^.*(?:Table does not exist|iptables who\?) \(do you need to insmod\?\)$/m,
   /^.*Could not fetch rule set generation id: Invalid argument$/m,
@@ -155,7 +157,12 @@ export function natFromSaves(saves: Record<IptablesBackend, Section>): Pick<Gate
 /** natops's nftables table, or undefined where there is none (or no nft, or no nf_tables in the kernel). */
 function nftablesFrom(s: Section): NftablesState | undefined {
   if (s.code === 0) return parseNftables(s.stdout);
-  if (isAbsent(s) || (s.code === 1 && /^Error: No such file or directory/m.test(s.stderr))) return undefined;
+  if (
+    isAbsent(s) ||
+    NFT_UNUSABLE.test(s.stderr) ||
+    (s.code === 1 && /^Error: No such file or directory/m.test(s.stderr))
+  )
+    return undefined;
   throw new CommandError('gateway', NFT_READ, s.code, s.stderr);
 }
 
@@ -168,20 +175,33 @@ function nftablesFrom(s: Section): NftablesState | undefined {
  * whole again, so they are seen within that time (and at every resync that comes later).
  */
 export class NftablesCache {
-  private readonly tables = new Map<string, { table: NftablesState & { revision: number }; at: number }>();
+  /** per gateway: the table, and when the table it derives from was last read whole */
+  private readonly tables = new Map<string, { table: NftablesState & { revision: number }; readAt: number }>();
   constructor(readonly maxAgeMs = 30_000) {}
 
   get(key: string): (NftablesState & { revision: number }) | undefined {
-    const entry = this.tables.get(key);
-    if (entry && Date.now() - entry.at <= this.maxAgeMs) return entry.table;
-    this.tables.delete(key);
-    return undefined;
+    return this.entry(key)?.table;
   }
 
-  set(key: string, table: NftablesState | undefined, at = Date.now()): void {
+  /** When the table kept for `key` was last read whole (a write passes it on). */
+  readAt(key: string): number | undefined {
+    return this.entry(key)?.readAt;
+  }
+
+  /** Keeps `table` (read whole at `readAt`); undefined, or one not natops's, forgets the key. */
+  set(key: string, table: NftablesState | undefined, readAt = Date.now()): void {
+    // (entries of pods and gateways long gone go too)
+    for (const k of this.tables.keys()) this.entry(k);
     if (table?.intact && table.revision !== undefined)
-      this.tables.set(key, { table: { ...table, revision: table.revision }, at });
+      this.tables.set(key, { table: { ...table, revision: table.revision }, readAt });
     else this.tables.delete(key);
+  }
+
+  private entry(key: string) {
+    const e = this.tables.get(key);
+    if (e && Date.now() - e.readAt <= this.maxAgeMs) return e;
+    this.tables.delete(key);
+    return undefined;
   }
 }
 
@@ -308,8 +328,10 @@ async function runNftables(exec: Exec, c: Command, slot: NftablesCacheSlot | und
   }
   const { table, probe } = c.nftables!;
   if (!probe || !table) return slot?.cache.set(slot.key, undefined);
+  // (kept only as long as the table it was made from: hand edits are seen within maxAgeMs of a whole read)
+  const readAt = slot?.cache.readAt(slot.key);
   const r = await exec({ argv: ['nft', '-f', '-'], stdin: probe.payload, okExitCodes: [0, 1] });
-  slot?.cache.set(slot.key, probeHolds(probe, r.stderr) ? table : undefined);
+  slot?.cache.set(slot.key, probeHolds(probe, r.stderr) && readAt !== undefined ? table : undefined, readAt);
 }
 
 async function runOne(exec: Exec, c: Command, warn: (m: string) => void): Promise<void> {

@@ -6,7 +6,15 @@ import { changeSetCommands } from '../../dataplane/commands.ts';
 import { compileGateway } from '../../dataplane/compile.ts';
 import { diffStates } from '../../dataplane/diff.ts';
 import type { GatewaySpec, GatewayState } from '../../dataplane/model.ts';
-import { NftablesSpecError, nftablesPayload, parseNftables, probeHolds } from '../../dataplane/nftables.ts';
+import {
+  emptyMappings,
+  NftablesSpecError,
+  nftablesPayload,
+  parseNftables,
+  probeHolds,
+} from '../../dataplane/nftables.ts';
+import { partTarget } from '../../dataplane/parts.ts';
+import { NftablesCache } from '../../runtime/gateway-io.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import { manifestRulesFromEnv } from '../../server/config.ts';
 import { seedObjects, seedSpec, set, toFiles } from '../helpers/manifests.ts';
@@ -171,7 +179,7 @@ describe("reading natops's nftables table", () => {
           },
         },
         ...['PREROUTING', 'POSTROUTING'].map((name, i) => ({
-          chain: { name, type: 'nat', hook: name.toLowerCase(), prio: i ? 99 : prio },
+          chain: { name, type: 'nat', hook: name.toLowerCase(), prio: i ? 99 : prio, policy: 'accept' },
         })),
         ...[
           'DNAT_FILTER',
@@ -301,5 +309,79 @@ describe('choosing the data plane', () => {
     set(seed.gateway, 'metadata.annotations', { 'natops.io/dataplane': 'iptables' });
     assert.equal(validateManifests(toFiles(seed), rules).desired.gateways.get('ngw')?.dataplane, undefined);
     assert.throws(() => manifestRulesFromEnv({ NATOPS_DATAPLANE: 'ebpf' }), /NATOPS_DATAPLANE/);
+  });
+});
+
+describe('the nftables plane at its edges', () => {
+  const withRevision = (s: GatewayState): GatewayState =>
+    s.nftables ? { ...s, nftables: { ...s.nftables, revision: 3 } } : s;
+
+  it('init moves a gateway off nftables even when its table holds no mapping', async () => {
+    const bare = await seedSpec();
+    const empty = { ...bare, dnats: [], floatingIps: [], snats: [] };
+    const live = withRevision(compileGateway({ ...empty, dataplane: 'nftables' }));
+    const target = partTarget('init', live, compileGateway(bare));
+    assert.equal(target.nftables, undefined, 'the table goes');
+    assert.deepEqual(target.nat.SHARED_DNAT, compileGateway(bare).nat.SHARED_DNAT);
+  });
+
+  it('init fills an empty table when iptables still holds the mappings (a move cut short)', async () => {
+    const spec = await seedSpec();
+    const onIptables = compileGateway(spec);
+    const live: GatewayState = { ...onIptables, nftables: { nat: emptyMappings(), intact: true, revision: 3 } };
+    const desired = compileGateway({ ...spec, dataplane: 'nftables' });
+    const target = partTarget('init', live, desired);
+    assert.deepEqual(target.nftables?.nat, desired.nftables?.nat);
+    const cmds = changeSetCommands(diffStates(live, target), 4).map((c) => c.argv[0]);
+    assert.deepEqual(cmds, ['nft', 'iptables-legacy-restore'], 'the table is filled before iptables is emptied');
+  });
+
+  it("a table that is not natops's is made again without the rules someone else added", async () => {
+    const desired = compileGateway({ ...(await seedSpec()), dataplane: 'nftables' });
+    const foreign = 'nft: [{"drop":null}]';
+    const live: GatewayState = {
+      ...desired,
+      nftables: { nat: { ...desired.nftables!.nat, SHARED_DNAT: [foreign] }, intact: false, revision: 3 },
+    };
+    const target = partTarget('init', live, desired);
+    const [nft] = changeSetCommands(diffStates(live, target), 4).filter((c) => c.argv[0] === 'nft');
+    assert.match(nft!.stdin!, /^add table ip natops\n/);
+    assert.doesNotMatch(nft!.stdin!, /drop/);
+  });
+
+  it('a rule repeated by hand is not taken for one that goes', async () => {
+    const desired = compileGateway({ ...(await seedSpec()), dataplane: 'nftables' });
+    const [snat] = desired.nftables!.nat.SHARED_SNAT;
+    const live = withRevision({
+      ...desired,
+      nftables: { ...desired.nftables!, nat: { ...desired.nftables!.nat, SHARED_SNAT: [snat!, snat!] } },
+    });
+    const changes = diffStates(live, desired);
+    assert.deepEqual(changes.removed, [], 'the SNAT stays: its connections are not cleaned');
+    assert.ok(changes.nftables?.kind === 'update' && changes.nftables.rules.SHARED_SNAT, 'the chain is written again');
+  });
+
+  it('keeps a table no longer than maxAgeMs after it was read whole, writes included', () => {
+    const cache = new NftablesCache(30_000);
+    const table = { nat: emptyMappings(), intact: true, revision: 9 };
+    cache.set('gw', table, Date.now() - 31_000);
+    assert.equal(cache.get('gw'), undefined);
+    cache.set('gw', table, Date.now() - 10_000);
+    assert.equal(cache.get('gw')?.revision, 9);
+    cache.set('gw', { ...table, intact: false });
+    assert.equal(cache.get('gw'), undefined, "a table that is not natops's is not kept");
+  });
+
+  it('is not intact when dormant, or with a base chain of another type or policy', () => {
+    const json = (table: object, chain: object) =>
+      JSON.stringify({
+        nftables: [
+          { table: { family: 'ip', name: 'natops', ...table } },
+          { chain: { name: 'PREROUTING', type: 'nat', hook: 'prerouting', prio: -101, policy: 'accept', ...chain } },
+        ],
+      });
+    assert.equal(parseNftables(json({ flags: 'dormant' }, {})).intact, false);
+    assert.equal(parseNftables(json({}, { policy: 'drop' })).intact, false);
+    assert.equal(parseNftables(json({}, { type: 'filter' })).intact, false);
   });
 });
