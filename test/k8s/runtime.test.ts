@@ -17,7 +17,7 @@ import { natops } from '../helpers/cli.ts';
 import { CLUSTER_READ, forCluster, GATEWAY_IMAGE, KubeHarness } from '../helpers/k8s.ts';
 import { LabHarness } from '../helpers/lab-harness.ts';
 import { writeManifestDir, type SeedObjects } from '../helpers/manifests.ts';
-import { scenarioManifests, startScenario } from '../helpers/scenario.ts';
+import { onDataplane, scenarioManifests, startScenario } from '../helpers/scenario.ts';
 
 const NAD = { group: 'k8s.cni.cncf.io', version: 'v1', plural: 'network-attachment-definitions' };
 
@@ -134,6 +134,49 @@ describe('Kubernetes runtime: the seed as a pod', () => {
       /^-A SHARED_DNAT .*--dport 8888 /m,
     );
     assert.doesNotMatch((await exec({ argv: [IPTABLES_PROGRAMS.nft.save, '-t', 'nat'] })).stdout, /DNAT_FILTER/);
+  });
+
+  it('moved to nftables in the pod and back: no new connection refused, every mapping answers on each', async () => {
+    const podExecIn = async () => {
+      const pods = await k.core.listNamespacedPod({
+        namespace: k.namespace,
+        labelSelector: `app=${deploymentName('ngw')}`,
+      });
+      const pod = pods.items.find((x) => !x.metadata?.deletionTimestamp)!;
+      return {
+        uid: pod.metadata!.uid,
+        exec: podExec(new Exec(k.runtimeConfig), {
+          namespace: k.namespace,
+          name: pod.metadata!.name!,
+          container: CONTAINER,
+        }),
+      };
+    };
+    const { uid } = await podExecIn();
+    for (const dataplane of ['nftables', 'iptables'] as const) {
+      const loop = await h.connectLoop('ext', '192.168.0.112', 8888, 5);
+      const [result] = await h.apply(onDataplane(seed, dataplane), runtime);
+      const connections = await loop.stop();
+      assert.equal(result!.changes.move, dataplane);
+      assert.equal(connections.failed, 0, `refused or lost: ${JSON.stringify(connections.reasons)}`);
+      for (const [client, ip, port, answer] of [
+        ['ext', '192.168.0.111', 80, 'fip 192.168.0.50'],
+        ['fip', '192.168.0.50', 9000, 'ext 192.168.0.111'],
+        ['ext', '192.168.0.112', 8888, 'web 192.168.0.50'],
+        ['client', '192.168.0.50', 9000, 'ext 192.168.0.112'],
+        ['client', '192.168.0.112', 8888, 'web 192.168.0.112'],
+        ['ext', '192.168.0.112', 2222, 'db 192.168.0.50'],
+      ] as const)
+        assert.equal(await h.tcp(client, ip, port), answer, `${dataplane}: ${client} -> ${ip}:${port}`);
+      assert.equal(await h.udp('ext', '192.168.0.112', 5353), 'web 192.168.0.50');
+      const { uid: now, exec } = await podExecIn();
+      assert.equal(now, uid, 'the same pod: a move is no restart');
+      const table = await exec({ argv: ['nft', 'list', 'table', 'ip', 'natops'], okExitCodes: [0, 1] });
+      if (dataplane === 'nftables') assert.match(table.stdout, /192\.168\.0\.112 \. tcp \. 8888 : 10\.0\.1\.10 \. 80/);
+      else assert.equal(table.code, 1, 'the table is gone');
+      const [again] = await h.apply(onDataplane(seed, dataplane), runtime);
+      assert.equal(again!.action, 'unchanged');
+    }
   });
 
   it('a command past its timeout is killed inside the pod, not only given up on', async () => {
