@@ -116,16 +116,20 @@ export type GatewaySpec = z.output<typeof GatewaySpecSchema>;
 /** The policy-routing table Kube-OVN's gateway uses for traffic entering on eth0 and net1. */
 export const ROUTE_TABLE = 100;
 
-/** The nat chains natops owns, in the order Kube-OVN creates them. */
-export const OWNED_CHAINS = [
-  'DNAT_FILTER',
-  'SNAT_FILTER',
+/** The chains whose rules are mappings: what the nftables table holds, in the same words as iptables. */
+export const MAPPING_CHAINS = [
   'EXCLUSIVE_DNAT',
   'EXCLUSIVE_SNAT',
   'SHARED_DNAT',
   'SHARED_SNAT',
   'HAIRPIN_SNAT',
 ] as const;
+export type MappingChain = (typeof MAPPING_CHAINS)[number];
+export const isMappingChain = (chain: string): chain is MappingChain =>
+  (MAPPING_CHAINS as readonly string[]).includes(chain);
+
+/** The nat chains natops owns, in the order Kube-OVN creates them: the filter chains, then the mappings'. */
+export const OWNED_CHAINS = ['DNAT_FILTER', 'SNAT_FILTER', ...MAPPING_CHAINS] as const;
 export type OwnedChain = (typeof OWNED_CHAINS)[number];
 
 /** Built-in chains natops hooks its chains into; only its own jump rules there are managed. */
@@ -190,18 +194,6 @@ export const IPTABLES_PROGRAMS = {
 } as const satisfies Record<IptablesBackend, { iptables: string; save: string; restore: string }>;
 
 export const dataplaneOf = (spec: Pick<GatewaySpec, 'dataplane'>): Dataplane => spec.dataplane ?? 'iptables';
-
-/** The chains whose rules are mappings: what the nftables table holds, in the same words as iptables. */
-export const MAPPING_CHAINS = [
-  'EXCLUSIVE_DNAT',
-  'EXCLUSIVE_SNAT',
-  'SHARED_DNAT',
-  'SHARED_SNAT',
-  'HAIRPIN_SNAT',
-] as const;
-export type MappingChain = (typeof MAPPING_CHAINS)[number];
-export const isMappingChain = (chain: string): chain is MappingChain =>
-  (MAPPING_CHAINS as readonly string[]).includes(chain);
 
 /**
  * natops's nftables table as read: its mappings as the iptables rule specs they stand for (so the
