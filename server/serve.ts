@@ -440,8 +440,14 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
       for (const s of servers) s.closeAllConnections();
       await stopListening;
       metrics.close();
-      await queues.close();
-      await connection.quit().catch(() => undefined);
+      // (with Redis gone, closing the queues or quitting would wait for it to come back)
+      if (connection.status === 'ready') {
+        await queues.close();
+        await connection.quit().catch(() => undefined);
+      } else {
+        void queues.close().catch(() => undefined);
+        connection.disconnect();
+      }
       await localRedis?.stop();
       await dataDirLock?.release();
       return shutdown;

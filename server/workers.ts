@@ -7,6 +7,9 @@ import type { Redis } from 'ioredis';
 import { errorMessage, isRetryable, RetryLaterError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { within } from '../common/time.ts';
+
+/** How long the workers' Redis connection may take to say whether it is up, at shutdown. */
+const REDIS_CHECK_MS = 1000;
 import { ConvergenceError } from '../runtime/reconcile.ts';
 import type { Metrics } from './metrics.ts';
 import type { GitHub } from '../gitops/github/client.ts';
@@ -267,6 +270,17 @@ export function startWorkers(queues: readonly QueueName[], env: WorkerEnv, s: Wo
           ),
         );
       const handedBack: string[] = [];
+      // With Redis gone, BullMQ's close waits for it to come back and cannot be told to stop
+      // (helm uninstall removes Redis and natops together): nothing is left to hand back then.
+      const statuses = await within(
+        REDIS_CHECK_MS,
+        Promise.all(workers.map((w) => w.getBackend().client.then((c) => c.status))),
+        () => ['unknown'],
+      );
+      if (statuses.some((status) => status !== 'ready')) {
+        void closeWorkers(true);
+        return { late, handedBack };
+      }
       if (late) {
         await closeWorkers(true);
         for (const [key, { job, token }] of inHand) {

@@ -219,7 +219,15 @@ describe('GitOps loop (real redis-server, git, namespaces)', () => {
     const sha = await p.push(seed, 'across a Redis crash');
     await p.until('the DNAT job to be queued', async () => (await p.running!.queues.byName.dnat.getWaitingCount()) > 0);
     await p.redis.stop('SIGKILL');
-    await new Promise((r) => setTimeout(r, 1000));
+    // a worker stopped while Redis is gone (helm uninstall removes Redis with natops) stops at
+    // once and cleanly: it does not wait for a Redis that will not come back
+    const orphan = p.startWorkerProcess(HANDLER_KINDS);
+    await new Promise((r) => setTimeout(r, 1500));
+    const orphanExit = new Promise<number | null>((resolve) => orphan.once('exit', (code) => resolve(code)));
+    const signalled = Date.now();
+    orphan.kill('SIGTERM');
+    assert.equal(await orphanExit, 0, 'a clean stop, not the forced exit at the deadline');
+    assert.ok(Date.now() - signalled < p.config.shutdownMs, 'stopped before its own deadline');
     await p.redis.restart();
     worker = p.startWorkerProcess(HANDLER_KINDS);
     const statuses = await p.settled(sha, 90_000);
