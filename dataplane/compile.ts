@@ -3,6 +3,8 @@ import { cidrWithin, parseCidr } from '../common/ipv4.ts';
 import {
   GATEWAY_SYSCTLS,
   dataplaneOf,
+  NAT_JUMPS,
+  type JumpChain,
   ROUTE_TABLE,
   type GatewaySpec,
   type GatewayState,
@@ -54,10 +56,9 @@ export function compileGateway(spec: GatewaySpec): GatewayState {
     nat: nftables
       ? { PREROUTING: [], POSTROUTING: [] }
       : {
-          PREROUTING: [jump('DNAT_FILTER')],
-          POSTROUTING: [jump('SNAT_FILTER')],
-          DNAT_FILTER: [jump('EXCLUSIVE_DNAT'), jump('SHARED_DNAT')],
-          SNAT_FILTER: [jump('EXCLUSIVE_SNAT'), jump('SHARED_SNAT'), jump('HAIRPIN_SNAT')],
+          ...(Object.fromEntries(
+            Object.entries(NAT_JUMPS).map(([chain, targets]) => [chain, targets.map(jump)]),
+          ) as Record<JumpChain, string[]>),
           ...mappings,
         },
     ...(nftables && { nftables: { nat: mappings, intact: true } }),

@@ -146,10 +146,13 @@ export function mappingsOf(s: GatewayState): Record<MappingChain, string[]> {
   return Object.fromEntries(MAPPING_CHAINS.map((c) => [c, s.nat[c] ?? []])) as Record<MappingChain, string[]>;
 }
 
+/** Whether natops's iptables chains hold any rule (jumps or mappings). */
+export const iptablesHolds = (s: GatewayState): boolean => OWNED_CHAINS.some((c) => s.nat[c]?.length);
+
 /** The plane natops's rules are in now; undefined when neither holds any (a new gateway). */
 function planeOf(s: GatewayState): Dataplane | undefined {
   if (s.nftables) return 'nftables';
-  return OWNED_CHAINS.some((c) => s.nat[c]?.length) ? 'iptables' : undefined;
+  return iptablesHolds(s) ? 'iptables' : undefined;
 }
 
 /**

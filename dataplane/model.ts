@@ -132,6 +132,15 @@ export const isMappingChain = (chain: string): chain is MappingChain =>
 export const OWNED_CHAINS = ['DNAT_FILTER', 'SNAT_FILTER', ...MAPPING_CHAINS] as const;
 export type OwnedChain = (typeof OWNED_CHAINS)[number];
 
+/** The jumps natops's chains are hooked by, as Kube-OVN's: the hooks into the filters, the filters into the mappings. */
+export const NAT_JUMPS = {
+  PREROUTING: ['DNAT_FILTER'],
+  POSTROUTING: ['SNAT_FILTER'],
+  DNAT_FILTER: ['EXCLUSIVE_DNAT', 'SHARED_DNAT'],
+  SNAT_FILTER: ['EXCLUSIVE_SNAT', 'SHARED_SNAT', 'HAIRPIN_SNAT'],
+} as const satisfies Record<string, readonly OwnedChain[]>;
+export type JumpChain = keyof typeof NAT_JUMPS;
+
 /** Built-in chains natops hooks its chains into; only its own jump rules there are managed. */
 export const HOOK_CHAINS = ['PREROUTING', 'POSTROUTING'] as const;
 export type HookChain = (typeof HOOK_CHAINS)[number];

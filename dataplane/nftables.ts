@@ -5,10 +5,27 @@
 import { randomInt } from 'node:crypto';
 import { z } from 'zod';
 import { PermanentError } from '../common/errors.ts';
-import { isMappingChain, MAPPING_CHAINS, type MappingChain, type NftablesState, type RuleChange } from './model.ts';
+import {
+  isMappingChain,
+  MAPPING_CHAINS,
+  NAT_JUMPS,
+  type JumpChain,
+  type MappingChain,
+  type NftablesState,
+  type Protocol,
+  type RuleChange,
+} from './model.ts';
 import { ParseError } from './parse.ts';
-import { floatingDnat, floatingSnat, hairpinSnat, mappingOf, portForward, sharedForward, sourceNat } from './rules.ts';
-import type { Protocol } from './model.ts';
+import {
+  floatingDnat,
+  floatingSnat,
+  hairpinSnat,
+  IP,
+  mappingOf,
+  portForward,
+  sharedForward,
+  sourceNat,
+} from './rules.ts';
 
 export const NFT_TABLE = 'natops';
 const TABLE = `ip ${NFT_TABLE}`;
@@ -58,14 +75,7 @@ const LOOKUPS_JSON: Record<MapChain, string> = {
 };
 
 /** The hook and filter chains hold only jumps, as Kube-OVN's iptables chains do. */
-const JUMPS = {
-  PREROUTING: ['DNAT_FILTER'],
-  POSTROUTING: ['SNAT_FILTER'],
-  DNAT_FILTER: ['EXCLUSIVE_DNAT', 'SHARED_DNAT'],
-  SNAT_FILTER: ['EXCLUSIVE_SNAT', 'SHARED_SNAT', 'HAIRPIN_SNAT'],
-} as const;
-type JumpChain = keyof typeof JUMPS;
-const CHAINS = [...(Object.keys(JUMPS) as JumpChain[]), ...MAPPING_CHAINS];
+const CHAINS = [...(Object.keys(NAT_JUMPS) as JumpChain[]), ...MAPPING_CHAINS];
 
 /**
  * Just before iptables' nat (-100 and 100). While a gateway moves between the data planes both
@@ -224,8 +234,8 @@ export function nftablesPayload(edit: NftablesEdit, revision: number): string {
         `add chain ${TABLE} ${chain}${hook ? ` { type nat hook ${hook.hook} priority ${hook.prio}; policy accept; }` : ''}`,
       );
     }
-    for (const chain of Object.keys(JUMPS) as JumpChain[])
-      for (const target of JUMPS[chain]) lines.push(`add rule ${TABLE} ${chain} jump ${target}`);
+    for (const chain of Object.keys(NAT_JUMPS) as JumpChain[])
+      for (const target of NAT_JUMPS[chain]) lines.push(`add rule ${TABLE} ${chain} jump ${target}`);
     for (const chain of MAPPING_CHAINS) chainRules(chain, edit.nat[chain]);
     elements(
       'add',
@@ -318,7 +328,7 @@ const ChainJson = z.object({
 const RuleJson = z.object({ chain: z.string(), expr: z.array(z.unknown()) });
 
 const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-const IPV4 = /^\d+\.\d+\.\d+\.\d+$/;
+const IPV4 = new RegExp(`^${IP}$`);
 
 /** One map element as a rule spec, or undefined when natops would not have written it. */
 function elementSpec(chain: MapChain, key: unknown, value: unknown): string | undefined {
@@ -364,7 +374,6 @@ function token(e: unknown): string {
   return '?';
 }
 
-const IP = '(\\d+\\.\\d+\\.\\d+\\.\\d+)';
 const SHARED_RULE = new RegExp(`^daddr=${IP} dport=(tcp|udp):(\\d+) nth=(\\d+) dnat=${IP}:(\\d+)$`);
 const SNAT_RULE = new RegExp(`^saddr=${IP}/(\\d+) oifname=net1 snat=${IP}$`);
 const HAIRPIN_RULE = new RegExp(`^saddr=${IP}/(\\d+) oifname=eth0 ct=dnat snat=${IP}$`);
@@ -451,8 +460,8 @@ export function parseNftables(json: string): NftablesState {
     }
   }
   if (maps.size !== MAP_CHAINS.length || chains.size !== CHAINS.length) intact = false;
-  for (const chain of Object.keys(JUMPS) as JumpChain[]) {
-    const want = JUMPS[chain].map((target) => JSON.stringify([{ jump: { target } }]));
+  for (const chain of Object.keys(NAT_JUMPS) as JumpChain[]) {
+    const want = NAT_JUMPS[chain].map((target) => JSON.stringify([{ jump: { target } }]));
     const have = (rules.get(chain) ?? []).map((expr) => JSON.stringify(expr));
     if (want.join('\n') !== have.join('\n')) intact = false;
   }

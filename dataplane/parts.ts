@@ -1,7 +1,7 @@
 // A gateway's state split the way Kube-OVN splits its workers: each handler owns some parts of
 // GatewayState and reconciles only those, leaving the rest as it finds it. Pure.
 import { compileGateway } from './compile.ts';
-import { mappingsOf } from './diff.ts';
+import { iptablesHolds, mappingsOf } from './diff.ts';
 import { emptyMappings } from './nftables.ts';
 import {
   isMappingChain,
@@ -52,7 +52,7 @@ export function partTarget(part: GatewayPart, live: GatewayState, desired: Gatew
     t.rules = structuredClone(desired.rules);
     // a move: to iptables whenever there is a table; to nftables whenever iptables holds natops's
     // rules (a fresh gateway on nftables gets the bare table here, its mappings from their parts)
-    const moving = desired.nftables ? OWNED_CHAINS.some((c) => live.nat[c]?.length) : live.nftables !== undefined;
+    const moving = desired.nftables ? iptablesHolds(live) : live.nftables !== undefined;
     if (moving) {
       t.nat = structuredClone(desired.nat);
       t.nftables = desired.nftables && structuredClone(desired.nftables);

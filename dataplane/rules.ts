@@ -47,7 +47,8 @@ export const sourceNat = (eip: string, internalCidr: string) => `-s ${internalCi
 export const hairpinSnat = (eip: string, internalCidr: string) =>
   `-s ${internalCidr} -o eth0 -m conntrack --ctstate DNAT -j SNAT --to-source ${eip}`;
 
-const IP = '(\\d+\\.\\d+\\.\\d+\\.\\d+)';
+/** An IPv4 address in a rule spec, captured. */
+export const IP = '(\\d+\\.\\d+\\.\\d+\\.\\d+)';
 const FLOATING_DNAT = new RegExp(`^-d ${IP}/32 -j DNAT --to-destination ${IP}$`);
 const FLOATING_SNAT = new RegExp(`^-s ${IP}/32 -j SNAT --to-source ${IP}$`);
 /** a port forward, exclusive or (with its `every`) one backend of a shared port */

@@ -326,12 +326,14 @@ async function runNftables(exec: Exec, c: Command, slot: NftablesCacheSlot | und
     slot?.cache.set(slot.key, undefined);
     throw e;
   }
+  if (!slot) return;
   const { table, probe } = c.nftables!;
-  if (!probe || !table) return slot?.cache.set(slot.key, undefined);
   // (kept only as long as the table it was made from: hand edits are seen within maxAgeMs of a whole read)
-  const readAt = slot?.cache.readAt(slot.key);
+  const readAt = slot.cache.readAt(slot.key);
+  // without a table to keep, the probe would prove nothing anyone uses: the next read reads whole
+  if (!probe || !table || readAt === undefined) return slot.cache.set(slot.key, undefined);
   const r = await exec({ argv: ['nft', '-f', '-'], stdin: probe.payload, okExitCodes: [0, 1] });
-  slot?.cache.set(slot.key, probeHolds(probe, r.stderr) && readAt !== undefined ? table : undefined, readAt);
+  slot.cache.set(slot.key, probeHolds(probe, r.stderr) ? table : undefined, readAt);
 }
 
 async function runOne(exec: Exec, c: Command, warn: (m: string) => void): Promise<void> {
