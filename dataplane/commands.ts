@@ -13,8 +13,11 @@ export interface Command {
   stdin?: string;
   /** exit codes that still mean success (conntrack -D exits 1 when nothing matched) */
   okExitCodes?: number[];
-  /** a failure is reported but does not stop the apply (the gratuitous ARP) */
-  bestEffort?: boolean;
+  /**
+   * started and not waited for; a failure is only reported (the gratuitous ARP: arping waits out
+   * its deadline even when all went well, which would hold the change up for a second)
+   */
+  background?: boolean;
   /** set on a conntrack deletion: a runner may skip it when a listing shows nothing matches */
   conntrack?: ConntrackFilter;
   /**
@@ -98,7 +101,7 @@ export function changeSetCommands(c: ChangeSet, revision: number = newRevision()
     if (a.dev === 'net1')
       cmds.push({
         argv: ['arping', '-q', '-U', '-c', '1', '-w', '1', '-I', 'net1', a.cidr.split('/')[0]!],
-        bestEffort: true,
+        background: true,
         okExitCodes: [0, 1],
       });
   }

@@ -337,10 +337,7 @@ async function runNftables(exec: Exec, c: Command, slot: NftablesCacheSlot | und
 }
 
 async function runOne(exec: Exec, c: Command, warn: (m: string) => void): Promise<void> {
-  try {
-    await exec({ argv: c.argv, stdin: c.stdin, okExitCodes: c.okExitCodes });
-  } catch (e) {
-    if (!c.bestEffort) throw e;
-    warn(`${(e as Error).message} (ignored)`);
-  }
+  const run = exec({ argv: c.argv, stdin: c.stdin, okExitCodes: c.okExitCodes });
+  if (c.background) void run.catch((e: unknown) => warn(`${(e as Error).message} (ignored)`));
+  else await run;
 }

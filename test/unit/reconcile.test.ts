@@ -2,17 +2,19 @@
 // pass, and a gateway that still differs is an error, not a success.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Command } from '../../dataplane/commands.ts';
 import { compileGateway, emptyGatewayState } from '../../dataplane/compile.ts';
 import type { GatewayState } from '../../dataplane/model.ts';
 import { validateManifests } from '../../gitops/manifests/validate.ts';
 import { CommandError } from '../../common/exec.ts';
 import { ConvergenceError, GatewaysFailedError, reconcileAll, reconcileGateway } from '../../runtime/reconcile.ts';
 import type { GatewayHandle, GatewayRuntime } from '../../runtime/runtime.ts';
-import { seedObjects, toFiles } from '../helpers/manifests.ts';
+import { seedObjects, seedSpec, toFiles } from '../helpers/manifests.ts';
 import { oneGatewayRuntime } from '../helpers/fixtures.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
-import { splitReads } from '../../runtime/gateway-io.ts';
+import { runCommands, splitReads } from '../../runtime/gateway-io.ts';
+import { changeSetCommands, type Command } from '../../dataplane/commands.ts';
+import { diffStates } from '../../dataplane/diff.ts';
+import type { ExecRequest } from '../../common/exec.ts';
 import { ParseError } from '../../dataplane/parse.ts';
 
 /** A gateway whose reads return the given states in turn (the last one repeats). */
@@ -200,5 +202,31 @@ describe('reading a gateway in one process', () => {
       () => splitReads(out, '', ['nat-legacy', 'net1']),
       (e: unknown) => e instanceof ParseError && /ip -j addr show dev net1.*cut short/.test(e.message),
     );
+  });
+});
+
+describe('the gratuitous ARP', () => {
+  it('a change returns while its ARP still runs; the ARP failing is only reported', async () => {
+    // arping waits out its deadline (-w 1) even when all went well: waited for, it held every new
+    // EIP's change (and the parts after it) up for a second
+    const commands = changeSetCommands(diffStates(emptyGatewayState(), compileGateway(await seedSpec())));
+    assert.ok(commands.some((c) => c.argv[0] === 'arping'));
+    let failArping: (e: Error) => void = () => undefined;
+    const ran: string[] = [];
+    const exec = async (req: ExecRequest) => {
+      ran.push(req.argv[0]!);
+      if (req.argv[0] === 'arping')
+        return new Promise<never>((_, reject) => {
+          failArping = reject;
+        });
+      return { stdout: '', stderr: '', code: 0 };
+    };
+    const warnings: string[] = [];
+    await runCommands(exec, commands, (m) => warnings.push(m));
+    assert.ok(ran.includes('arping'), 'the ARP was started');
+    assert.deepEqual(warnings, []);
+    failArping(new Error('arping: net1: no such device'));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(warnings, ['arping: net1: no such device (ignored)']);
   });
 });
