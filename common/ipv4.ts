@@ -69,7 +69,18 @@ export function isCanonicalNetwork(cidr: Cidr): boolean {
 }
 
 export function cidrContains(cidr: Cidr, ip: string): boolean {
-  return networkAddress(ip, cidr.prefix) === networkAddress(cidr.address, cidr.prefix);
+  // as numbers: validation asks this for every address of every gateway
+  return ((toInt(ip) ^ toInt(cidr.address)) & maskOf(cidr.prefix)) === 0;
+}
+
+/** A host address of the network: inside it, and (below a /31) neither its network nor its broadcast address. */
+export function isHostIn(cidr: Cidr, ip: string): boolean {
+  const mask = maskOf(cidr.prefix);
+  const n = toInt(ip);
+  if (((n ^ toInt(cidr.address)) & mask) !== 0) return false;
+  if (cidr.prefix >= 31) return true;
+  const host = (n & ~mask) >>> 0;
+  return host !== 0 && host !== ~mask >>> 0;
 }
 
 /** True when `inner` lies wholly inside `outer`. */

@@ -6,11 +6,11 @@ import {
   cidrContains,
   cidrsOverlap,
   ipv4FromInt,
+  isHostIn,
   ipv4ToInt,
   networkAddress,
   parseCidr,
 } from '../common/ipv4.ts';
-import { isHostIn } from '../gitops/manifests/current-form.ts';
 import type { GatewaySpec } from '../dataplane/model.ts';
 import type { NetworkModel } from '../dataplane/network.ts';
 

@@ -11,7 +11,7 @@
 //   - a rule names its EIP, and so its gateway; the nic is the master of the external network's
 //     NetworkAttachmentDefinition, named by the Subnet's provider "<name>.<namespace>[.ovn]", else
 //     the Subnet's own name in kube-system (getExternalSubnetNad, util.GetNadBySubnetProvider).
-import { broadcastAddress, cidrContains, networkAddress, parseCidr, type Cidr } from '../../common/ipv4.ts';
+import { cidrContains, parseCidr } from '../../common/ipv4.ts';
 import { NIC_NAME, NIC_NAME_MESSAGE } from '../../common/ipv4-schema.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
 import type { NatopsKind } from './attribution.ts';
@@ -74,11 +74,6 @@ const KUBE_OVN_NAMESPACE = 'kube-system';
 const RULE_KINDS = new Set(['IptablesEIP', 'IptablesFIPRule', 'IptablesDnatRule', 'IptablesSnatRule']);
 
 /** A usable host address of the network: not its network or broadcast address (except /31, /32). */
-export function isHostIn(cidr: Cidr, ip: string): boolean {
-  if (!cidrContains(cidr, ip)) return false;
-  if (cidr.prefix >= 31) return true;
-  return ip !== networkAddress(cidr.address, cidr.prefix) && ip !== broadcastAddress(cidr.address, cidr.prefix);
-}
 
 export function where(doc: LoadedDoc): string {
   const p = doc.locate([]);

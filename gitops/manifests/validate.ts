@@ -1,12 +1,12 @@
 // Manifests -> desired state. Checks each document against its schema, then the rules that
 // span resources (docs/architecture.md, "What a gateway holds"), and reports every problem with file, line and field.
 import type { z } from 'zod';
-import { cidrContains, cidrsOverlap, networkAddress, nthAddress, parseCidr } from '../../common/ipv4.ts';
+import { cidrContains, cidrsOverlap, isHostIn, networkAddress, nthAddress, parseCidr } from '../../common/ipv4.ts';
 import { DEFAULT_NAT_GW_NAME_PREFIX, type Dataplane, type GatewaySpec } from '../../dataplane/model.ts';
 import { DEFAULT_WORKLOAD_POLICY, type WorkloadPolicy } from '../../dataplane/workload-policy.ts';
 import { DEFAULT_NIC, type StaticRoute } from '../../dataplane/network.ts';
 import { classify, yaml11Hint, type NatopsKind } from './attribution.ts';
-import { brokenSets, CurrentForm, firstOfEach, isHostIn, type Broken, type Located } from './current-form.ts';
+import { brokenSets, CurrentForm, firstOfEach, type Broken, type Located } from './current-form.ts';
 import { formatFieldPath, type ManifestIssue, type SourcePos } from './issues.ts';
 import {
   DEFAULT_LOAD_LIMITS,
@@ -160,6 +160,9 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
   const uniqueVpcs = firstOf(vpcs);
   const vpcByName = new Map(uniqueVpcs.map((v) => [v.value.metadata.name, v]));
   const subnetInfo = new Map<string, SubnetInfo>();
+  // per VPC, in manifest order: each subnet and gateway is checked against its own VPC's only
+  // (a scan of every subnet for each would be quadratic in a repository of thousands of VPCs)
+  const subnetsOf = new Map<string, SubnetInfo[]>();
 
   for (const s of firstOf(subnets)) {
     const name = s.value.metadata.name;
@@ -178,20 +181,23 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
     const gateway = s.value.spec.gateway ?? nthAddress(cidr, 1);
     if (!isHostIn(cidr, gateway))
       report(s.doc, s.id, ['spec', 'gateway'], `${gateway} is not a host address of ${s.value.spec.cidrBlock}`);
-    for (const [otherName, other] of subnetInfo) {
-      if (other.vpc === vpc && cidrsOverlap(cidr, parseCidr(other.cidr)!)) {
+    for (const other of subnetsOf.get(vpc) ?? []) {
+      if (cidrsOverlap(cidr, parseCidr(other.cidr)!)) {
         report(
           s.doc,
           s.id,
           ['spec', 'cidrBlock'],
-          `${s.value.spec.cidrBlock} overlaps subnet ${otherName} (${other.cidr}) of VPC ${vpc}`,
+          `${s.value.spec.cidrBlock} overlaps subnet ${other.name} (${other.cidr}) of VPC ${vpc}`,
         );
       }
     }
     // A subnet with problems is not used: gateways on it say so instead of proceeding.
     const { cidrBlock: cidrText, provider, excludeIps } = s.value.spec;
-    if (issues.length === before) subnetInfo.set(name, { name, vpc, cidr: cidrText, gateway, provider, excludeIps });
-    else broken.Subnet.add(name);
+    if (issues.length === before) {
+      const info = { name, vpc, cidr: cidrText, gateway, provider, excludeIps };
+      subnetInfo.set(name, info);
+      subnetsOf.set(vpc, [...(subnetsOf.get(vpc) ?? []), info]);
+    } else broken.Subnet.add(name);
   }
 
   const eipOwner = new Map<string, string>();
@@ -228,7 +234,7 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
   const sources = new Map<string, (path: FieldPath) => SourcePos>();
   for (const { gateway: g, report: reportAt, locate, nic } of inputs.values()) {
     const before = issues.length;
-    const known = { vpcs: vpcByName, subnets: subnetInfo, broken, image, nic: nic ?? DEFAULT_NIC };
+    const known = { vpcs: vpcByName, subnets: subnetInfo, subnetsOf, broken, image, nic: nic ?? DEFAULT_NIC };
     const spec = checkGateway(g, known, eipOwner, lanIpOwner, reportAt);
     checkPlacement(g.doc, g.id, g.value, policy, reportAt);
     if (form && `${form.namePrefix}-${g.value.metadata.name}`.length > MAX_STATEFULSET_NAME)
@@ -279,12 +285,14 @@ interface Known {
   nic: string;
   vpcs: Map<string, Located<Vpc>>;
   subnets: Map<string, SubnetInfo>;
+  /** the usable subnets of each VPC */
+  subnetsOf: Map<string, SubnetInfo[]>;
   broken: Broken;
 }
 
 function checkGateway(
   g: Located<GatewayManifest>,
-  { vpcs, subnets, broken, image, nic }: Known,
+  { vpcs, subnets, subnetsOf, broken, image, nic }: Known,
   eipOwner: Map<string, string>,
   lanIpOwner: Map<string, string>,
   report: Report,
@@ -322,7 +330,7 @@ function checkGateway(
   if (lanPrior) fail(['spec', 'lanIp'], `${spec.lanIp} is already the lanIp of ${lanPrior}`);
   else lanIpOwner.set(lanKey, g.id);
 
-  const vpcSubnets = [...subnets.values()].filter((s) => s.vpc === spec.vpc);
+  const vpcSubnets = subnetsOf.get(spec.vpc) ?? [];
   const vpcCidrs = vpcSubnets.map((s) => parseCidr(s.cidr)!);
   const insideVpc = (ip: string) => vpcCidrs.some((cidr) => isHostIn(cidr, ip));
   const vpcSubnetList = vpcSubnets.map((s) => `${s.name} ${s.cidr}`).join(', ') || 'none';
