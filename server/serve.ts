@@ -32,6 +32,7 @@ import { PreviewBook } from '../state/previews.ts';
 import { StatusBook } from '../state/statuses.ts';
 import { Records } from '../state/records.ts';
 import { Store } from '../state/store.ts';
+import { ManifestCache } from '../gitops/manifests/cache.ts';
 import { listenAddress, manifestRules, type ServerConfig } from './config.ts';
 import {
   bullBoardWrites,
@@ -275,6 +276,7 @@ export async function serve(c: ServerConfig, opts: ServeOptions): Promise<Runnin
     repo: source ?? new GitRepo('(no repository configured)'),
     path: c.path,
     limits: manifestRules(c),
+    manifestCache: new ManifestCache(),
     github,
     previews,
     previewSource: forPreviews,

@@ -6,6 +6,7 @@
 import { ZERO_SHA } from '../../common/sha.ts';
 import { GitSourceError, UnknownCommitError, type GitSource } from '../../gitops/git/source.ts';
 import { manifestsToValidate } from '../../gitops/git/validated.ts';
+import type { ManifestCache } from '../../gitops/manifests/cache.ts';
 import type { ManifestRules } from '../../gitops/manifests/validate.ts';
 import type { PlanJob } from '../../queue/jobs.ts';
 import { EipAllocations } from '../../state/eip-allocations.ts';
@@ -25,6 +26,8 @@ export interface PlannerEnv extends FunctionEnv {
   /** what one manifest file may hold */
   /** the operator's limits and workload policy */
   limits: ManifestRules;
+  /** the files of the commits planned last, read once (by blob) */
+  manifestCache?: ManifestCache;
 }
 
 export type PlanOutcome =
@@ -95,7 +98,9 @@ export async function planPush(ctx: JobContext<PlanJob>, env: PlannerEnv): Promi
     const [rewritten, validation] = await Promise.all([
       planned ? descends(env.repo, planned.sha, sha).then((d) => !d) : false,
       Promise.all([
-        manifestsToValidate(env.repo, sha, env.path, env.limits, (m) => ctx.log.warn(m)),
+        manifestsToValidate(env.repo, sha, env.path, { ...env.limits, cache: env.manifestCache }, (m) =>
+          ctx.log.warn(m),
+        ),
         env.records.snapshot(),
       ]).then(([validate, snap]) =>
         validatedAllocating(validate, new EipAllocations(env.redis, env.store.prefix), heldAddresses(snap)),

@@ -1,7 +1,7 @@
 // Reads a Git repository with the git CLI (argv only): the manifests at a commit, and which of
 // two commits came first. Commit ids and paths are checked before they reach an argument list.
 import { CommandError } from '../../common/exec.ts';
-import { isManifestFileName, type ManifestFile } from '../manifests/load.ts';
+import { isManifestFileName, manifestFile, type ManifestFile } from '../manifests/load.ts';
 import { symlinkSkipped, warnOnStderr, type ReadOptions } from '../manifests/read-dir.ts';
 import { runGit } from './run-git.ts';
 import { SHA } from '../../common/sha.ts';
@@ -15,6 +15,10 @@ import {
 } from './source.ts';
 
 export class GitRepo implements GitSource {
+  /** blob bytes of the last two manifest reads (keptBlobs) */
+  private kept = new Map<string, Buffer>();
+  private keptBefore = new Map<string, Buffer>();
+
   /** `label`: what messages name it by (a mirror is named by its remote's URL); default the git directory */
   constructor(
     readonly gitDir: string,
@@ -131,13 +135,26 @@ export class GitRepo implements GitSource {
     for (const b of longLinks)
       warn(`${symlinkSkipped(b.path, `a target of ${b.size} bytes, not read`)} (commit ${sha.slice(0, 7)})`);
     if (read.length > 0) {
-      for (const f of await this.blobs(read)) {
-        const text = f.bytes.toString('utf8');
-        if (f.blob.link) warn(`${symlinkSkipped(f.blob.path, text)} (commit ${sha.slice(0, 7)})`);
-        else files.push({ path: f.blob.path, text, bytes: f.bytes });
+      for (const f of await this.keptBlobs(read)) {
+        if (f.blob.link) warn(`${symlinkSkipped(f.blob.path, f.bytes.toString('utf8'))} (commit ${sha.slice(0, 7)})`);
+        else files.push(manifestFile(f.blob.path, f.blob.id, f.bytes));
       }
     }
     return files.sort((a, b) => a.path.localeCompare(b.path));
+  }
+
+  /**
+   * The blobs' bytes, those of the last two reads kept: a blob id is the hash of its bytes, and
+   * a push changes few of a repository's files (a planner reads every file of each commit).
+   */
+  private async keptBlobs<B extends { id: string }>(blobs: readonly B[]): Promise<{ blob: B; bytes: Buffer }[]> {
+    const missing = blobs.filter((b) => !this.kept.has(b.id));
+    const read = new Map((missing.length ? await this.blobs(missing) : []).map((f) => [f.blob.id, f.bytes]));
+    const got = blobs.map((blob) => ({ blob, bytes: read.get(blob.id) ?? this.kept.get(blob.id)! }));
+    const now = new Map(got.map((f) => [f.blob.id, f.bytes]));
+    this.kept = new Map([...this.keptBefore, ...now]);
+    this.keptBefore = now;
+    return got;
   }
 
   /** The blobs' bytes, in one git process: cat-file --batch answers "<id> blob <size>\n<bytes>\n" per id. */

@@ -10,7 +10,7 @@ import {
   UnknownCommitError,
   type GitSource,
 } from '../git/source.ts';
-import { DEFAULT_LOAD_LIMITS, isManifestFileName, type ManifestFile } from '../manifests/load.ts';
+import { DEFAULT_LOAD_LIMITS, isManifestFileName, manifestFile, type ManifestFile } from '../manifests/load.ts';
 import { symlinkSkipped, warnOnStderr, type ReadOptions } from '../manifests/read-dir.ts';
 import { SHA } from '../../common/sha.ts';
 import type { GitHubApi, TreeEntry } from './api.ts';
@@ -158,10 +158,9 @@ export class GitHubSource implements GitSource {
           continue;
         }
       }
-      const text = bytes.toString('utf8');
       // A link's blob is its target's path: said, never followed.
-      if (e.link) warn(`${symlinkSkipped(e.path, text)} (commit ${sha.slice(0, 7)})`);
-      else files.push({ path: e.path, text, bytes });
+      if (e.link) warn(`${symlinkSkipped(e.path, bytes.toString('utf8'))} (commit ${sha.slice(0, 7)})`);
+      else files.push(manifestFile(e.path, e.sha, bytes));
     }
     return files.sort((a, b) => a.path.localeCompare(b.path));
   }

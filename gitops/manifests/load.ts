@@ -19,6 +19,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { Composer, LineCounter, Parser, isScalar } from 'yaml';
 import { PermanentError } from '../../common/errors.ts';
 import type { ManifestIssue, SourcePos } from './issues.ts';
+import type { FileLoad, ManifestCache } from './cache.ts';
 import { decode, firstUnreadable, lineColumn } from './yaml/decode.ts';
 import { readPlain } from './yaml/fast-reader.ts';
 import { YAML_OPTIONS } from './yaml/kubectl-schema.ts';
@@ -39,6 +40,8 @@ export interface ManifestFile {
    * a bad byte) is reported as "probably not UTF-8".
    */
   bytes?: Uint8Array;
+  /** the Git blob id of its bytes, when read from a repository: what ManifestCache keeps it by */
+  blob?: string;
   /** the file's size, when a source did not read a file over the limit (its text is then empty) */
   size?: number;
 }
@@ -74,7 +77,26 @@ export const DEFAULT_LOAD_LIMITS: Readonly<LoadLimits> = Object.freeze({
 export type LoadOptions = Partial<LoadLimits> & {
   /** read every file with the `yaml` library at once, never js-yaml first (to compare the two) */
   positionsFirst?: boolean;
+  /** files read before (by path and blob) are not read again */
+  cache?: ManifestCache;
 };
+
+/**
+ * A file read from a repository, by its blob id; its text is decoded from the bytes when first
+ * asked for (a file ManifestCache holds is never decoded again).
+ */
+export function manifestFile(path: string, blob: string, bytes: Buffer): ManifestFile {
+  let text: string | undefined;
+  return {
+    path,
+    blob,
+    bytes,
+    get text() {
+      text ??= bytes.toString('utf8');
+      return text;
+    },
+  };
+}
 
 /** What a scalar was written as, for messages about how YAML 1.1 read it. */
 export interface ScalarSource {
@@ -108,17 +130,33 @@ export function isManifestFileName(name: string): boolean {
 }
 
 export function loadManifests(files: readonly ManifestFile[], options: LoadOptions = {}): LoadResult {
-  const { positionsFirst = false, ...given } = options;
+  const { positionsFirst = false, cache, ...given } = options;
   const limits: LoadLimits = { ...DEFAULT_LOAD_LIMITS, ...definedOnly(given) };
   const docs: LoadedDoc[] = [];
   const issues: ManifestIssue[] = [];
-  for (const file of files) {
+  const read = (file: ManifestFile, to: FileLoad) => {
     try {
-      loadFile(file, limits, positionsFirst, docs, issues);
+      loadFile(file, limits, positionsFirst, to.docs, to.issues);
     } catch (e) {
       // A bug of natops's or of the YAML library must still not look like a deleted gateway.
-      issues.push(fileIssue(file.path, 1, 1, `could not be read: ${e instanceof Error ? e.message : String(e)}`));
+      to.issues.push(fileIssue(file.path, 1, 1, `could not be read: ${e instanceof Error ? e.message : String(e)}`));
     }
+  };
+  // (what a file's reading depends on besides its bytes)
+  const readWith = JSON.stringify([limits, positionsFirst]);
+  cache?.begin();
+  for (const file of files) {
+    if (!cache || file.blob === undefined) {
+      read(file, { docs, issues });
+      continue;
+    }
+    const kept = cache.file(JSON.stringify([file.path, file.blob, file.size, readWith]), () => {
+      const load: FileLoad = { docs: [], issues: [] };
+      read(file, load);
+      return load;
+    });
+    docs.push(...kept.docs);
+    issues.push(...kept.issues);
   }
   return { docs, issues };
 }

@@ -138,7 +138,12 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
       continue;
     }
     current.seen(verdict.kind, verdict.name, doc.value);
-    const parsed = parseDocument(doc, verdict, issues);
+    let parsed: Parsed | undefined;
+    if (options.cache) {
+      const checked = options.cache.check(doc, (found) => parseDocument(doc, verdict, found));
+      issues.push(...checked.issues);
+      parsed = checked.value;
+    } else parsed = parseDocument(doc, verdict, issues);
     if (!parsed) {
       broken[verdict.kind].add(verdict.name);
       continue;

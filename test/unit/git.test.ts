@@ -315,7 +315,8 @@ describe('git source: per-commit limits, from the tree, before any blob is read'
     const id = async (p: string) =>
       (await run(['git', '--git-dir', repo.gitDir, 'rev-parse', `${sha}:${p}`])).stdout.trim();
     await writeFile(`${gitLog}.stdin`, '');
-    const files = await repo.manifestsAt(sha, 'net', quiet);
+    // (a reader of its own: `repo` keeps the blobs it read before)
+    const files = await new GitRepo(repo.gitDir).manifestsAt(sha, 'net', quiet);
     assert.deepEqual(
       files.map((f) => [f.path, f.size ?? f.bytes?.length]),
       [
@@ -328,6 +329,17 @@ describe('git source: per-commit limits, from the tree, before any blob is read'
     const asked = await readFile(`${gitLog}.stdin`, 'utf8');
     assert.ok(asked.includes(await id('net/a.yaml')), asked);
     assert.ok(!asked.includes(await id('net/big.yaml')), asked);
+  });
+
+  it('blobs of the last two reads are not read again, and give the same files', async () => {
+    const reader = new GitRepo(repo.gitDir);
+    const first = await reader.manifestsAt(sha, 'net', quiet);
+    await writeFile(`${gitLog}.stdin`, '');
+    const again = await reader.manifestsAt(sha, 'net', quiet);
+    assert.equal(await readFile(`${gitLog}.stdin`, 'utf8'), '', 'cat-file was not asked');
+    const shown = (files: typeof first) => files.map((f) => [f.path, f.blob, f.text, f.size]);
+    assert.deepEqual(shown(again), shown(first));
+    assert.ok(first.some((f) => f.blob && f.text.length > 0));
   });
 
   it('a blob git cannot size (missing, broken) is an error, never a file that is not there', async () => {
