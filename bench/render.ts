@@ -17,6 +17,7 @@ export const BENCHES = [
   { name: 'nftables', title: 'the nftables data plane' },
   { name: 'one-rule-steps', title: 'where a one-rule change spends its time' },
   { name: 'apply-cli', title: '`natops apply` as a user runs it' },
+  { name: 'plan-scale', title: 'planning 10,000 gateways' },
   { name: 'kubernetes', title: 'gateways as pods' },
   { name: 'install', title: 'natops installed by its chart' },
   { name: 'pipeline', title: 'the GitOps loop' },

@@ -1,7 +1,8 @@
 // bench/apply at small sizes: it runs, prints its tables, and natops loses no connection
 // through an unchanged port forward while another rule changes. bench/apply-cli too: its three
-// ways end with the same rules (it checks each run) and it prints its table. bench/one-rule-steps
-// times every step it names. Each writes its figures, beside their baselines, to a temp file
+// ways end with the same rules (it checks each run), a new gateway answers, and it prints its
+// table. bench/one-rule-steps times every step it names; bench/plan-scale reads one file of a
+// one-file change (it checks each run). Each writes its figures, beside their baselines, to a temp file
 // (never over bench/results/).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -75,6 +76,12 @@ describe('bench/apply (small sizes)', () => {
       '1',
       '--naive-reps',
       '1',
+      '--change-forwards',
+      '50',
+      '--change-reps',
+      '1',
+      '--new-reps',
+      '1',
     ]);
     assert.equal(code, 0, stderr);
     assert.match(stdout, /^\| `natops apply DIR` .* \| [\d.]+ m?s \| 1\.0x \|$/m);
@@ -82,7 +89,30 @@ describe('bench/apply (small sizes)', () => {
       stdout,
       /^\| one bare `iptables-restore --noflush` of the same rules \(the floor\) \| [\d.]+ m?s \| [\d.]+x slower \|$/m,
     );
-    assert.equal((await figures()).length, 2);
+    // a new gateway answers through its port forward (the bench fails if it never does)
+    assert.match(stdout, /^\| a new gateway: first answer \| [\d.]+ m?s \| natops apply exits [\d.]+ m?s \|/m);
+    // adding: 2 baselines; one changed: 2; a new gateway: 2
+    assert.equal((await figures()).length, 6);
+  });
+
+  it('bench/plan-scale: validates and plans many gateways, and a one-file change reads one file', async () => {
+    requireNetnsPrerequisites();
+    const { code, stdout, stderr, figures } = await bench('bench/plan-scale.ts', [
+      '--gateways',
+      '40',
+      '--files',
+      '4',
+      '--reps',
+      '1',
+      '--push-reps',
+      '2',
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.match(
+      stdout,
+      /^\| one file changed, read and validated \| [\d.]+ m?s \| without the cache \| [\d.]+ m?s \|$/m,
+    );
+    assert.equal((await figures()).length, 3);
   });
 
   it('bench/one-rule-steps: every step runs and is timed', async () => {
