@@ -50,9 +50,8 @@ export async function ensureNamespace(
   if (await namespaceExists(name)) return false;
   await run(['ip', 'netns', 'add', name], opts);
   await ipIn(name, opts, 'link', 'set', 'lo', 'up');
-  for (const [key, value] of Object.entries(sysctls)) {
-    await inNamespace(name, { argv: ['sysctl', '-q', '-w', `${key}=${value}`], ...opts });
-  }
+  const settings = Object.entries(sysctls).map(([key, value]) => `${key}=${value}`);
+  if (settings.length) await inNamespace(name, { argv: ['sysctl', '-q', '-w', ...settings], ...opts });
   return true;
 }
 
@@ -80,10 +79,11 @@ export async function deleteNamespace(name: string, opts: NetnsCommandOptions = 
  */
 export async function ipBatch(
   ns: string,
-  opts: Pick<RunOptions, 'timeoutMs' | 'okExitCodes'>,
+  opts: Pick<RunOptions, 'timeoutMs' | 'okExitCodes'> & { force?: boolean },
   commands: readonly (readonly string[])[],
 ): Promise<{ code: number; answers: string[] }> {
-  const r = await run(['ip', '-n', ns, '-j', '-batch', '-'], {
+  // -force: every command runs, whatever failed before it (the exit code still says one did)
+  const r = await run(['ip', '-n', ns, '-j', ...(opts.force ? ['-force'] : []), '-batch', '-'], {
     stdin: ipBatchInput(commands),
     timeoutMs: opts.timeoutMs,
     okExitCodes: opts.okExitCodes,

@@ -91,9 +91,21 @@ export class NetnsRuntime implements GatewayRuntime {
       }
     }
     const created = await this.lab.ownNamespace(ns, GATEWAY_SYSCTLS, this.cmd);
+    const eth0Port = n.gatewayPort(spec.name, 'eth0');
+    const net1Port = n.gatewayPort(spec.name, 'net1');
+    // A new namespace holds nothing yet: its wiring is two ip processes, not ten in turn (net1
+    // stays down until init brings it up, as the macvlan attachment does in a pod). The outer
+    // ends of a namespace deleted a moment ago may still be there (the kernel takes them down
+    // after it): then they go, and the steps below make each link hold.
+    const ports = created && (await this.wireNew(spec, ns, bridge, lanCidr, network.nic));
+    if (ports === true) return { handle: this.handle(spec.name), created };
+    if (ports === false)
+      await ipBatch(n.fabric, { ...this.cmd, okExitCodes: [0, 1], force: true }, [
+        ['link', 'del', eth0Port],
+        ['link', 'del', net1Port],
+      ]);
     // Every step is made to hold, not only run on creation: a worker killed half-way through
     // creating the gateway leaves a namespace whose wiring the next gateway job must finish.
-    const eth0Port = n.gatewayPort(spec.name, 'eth0');
     if (await linkExists(ns, 'eth0', this.cmd))
       await ipIn(n.fabric, this.cmd, 'link', 'set', eth0Port, 'master', bridge, 'up');
     else await addVeth({ outerNs: n.fabric, outer: eth0Port, bridge, innerNs: ns, inner: 'eth0', ...this.cmd });
@@ -102,7 +114,6 @@ export class NetnsRuntime implements GatewayRuntime {
     await ipIn(ns, this.cmd, 'route', 'replace', 'default', 'via', spec.subnet.gateway, 'dev', 'eth0');
     // net1 stays down until init brings it up, as the macvlan attachment does in a pod: only its
     // outer end is made to hold here.
-    const net1Port = n.gatewayPort(spec.name, 'net1');
     if (await linkExists(ns, 'net1', this.cmd))
       await ipIn(n.fabric, this.cmd, 'link', 'set', net1Port, 'master', network.nic, 'up');
     else
@@ -116,6 +127,25 @@ export class NetnsRuntime implements GatewayRuntime {
         ...this.cmd,
       });
     return { handle: this.handle(spec.name), created };
+  }
+
+  /** A new namespace's wiring, two ip processes; false when a link could not be added. */
+  private async wireNew(spec: GatewaySpec, ns: string, bridge: string, lanCidr: string, nic: string): Promise<boolean> {
+    const n = this.lab.names;
+    const [eth0Port, net1Port] = [n.gatewayPort(spec.name, 'eth0'), n.gatewayPort(spec.name, 'net1')];
+    const links = await ipBatch(n.fabric, { ...this.cmd, okExitCodes: [0, 1] }, [
+      ['link', 'add', eth0Port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns],
+      ['link', 'set', eth0Port, 'master', bridge, 'up'],
+      ['link', 'add', net1Port, 'type', 'veth', 'peer', 'name', 'net1', 'netns', ns],
+      ['link', 'set', net1Port, 'master', nic, 'up'],
+    ]);
+    if (links.code !== 0) return false;
+    await ipBatch(ns, { ...this.cmd, okExitCodes: [0] }, [
+      ['link', 'set', 'eth0', 'up'],
+      ['addr', 'replace', lanCidr, 'dev', 'eth0'],
+      ['route', 'replace', 'default', 'via', spec.subnet.gateway, 'dev', 'eth0'],
+    ]);
+    return true;
   }
 
   /**
