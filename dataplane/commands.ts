@@ -107,3 +107,17 @@ export function changeSetCommands(c: ChangeSet, revision: number = newRevision()
   }
   return cmds;
 }
+
+/**
+ * A word `ip -batch` reads as itself. ip splits each line into words on its own (quotes, `#` and
+ * backslashes mean something to it), so a word may hold none of those: validated addresses,
+ * names natops made and constants only.
+ */
+export const isPlainIpWord = (word: string): boolean => /^[A-Za-z0-9._:/@-]+$/.test(word);
+
+/** The lines `ip -batch` reads for `commands` (each an ip argv without the leading `ip`). */
+export function ipBatchInput(commands: readonly (readonly string[])[]): string {
+  for (const word of commands.flat())
+    if (!isPlainIpWord(word)) throw new Error(`ip -batch: ${JSON.stringify(word)} is not a plain word`);
+  return commands.map((argv) => `${argv.join(' ')}\n`).join('');
+}

@@ -1,7 +1,8 @@
 // How the lab reads a namespace before changing it: its links, addresses, routes and rules (and
 // some sysctls) in one process, so `lab up` over a built lab costs one read per namespace.
 import { ParseError, parseIpAddrs } from '../../dataplane/parse.ts';
-import { inNamespace, ipBatch, ipBatchInput, type NetnsCommandOptions } from './netns.ts';
+import { ipBatchInput } from '../../dataplane/commands.ts';
+import { inNamespace, ipBatch, type NetnsCommandOptions } from './netns.ts';
 import type { IpRoute, IpRule } from './router-routes.ts';
 
 /** The subnet bridges (fabric) or router ports (router namespace) natops named in a namespace. */

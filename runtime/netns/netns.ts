@@ -1,6 +1,7 @@
 // Network namespace primitives for the lab and the netns runtime. Every command is an argv array.
 import { readdir } from 'node:fs/promises';
 import { run, type ExecRequest, type ExecResult, type RunOptions } from '../../common/exec.ts';
+import { ipBatchInput } from '../../dataplane/commands.ts';
 
 const NETNS_DIR = '/run/netns';
 
@@ -90,17 +91,6 @@ export async function ipBatch(
     target: ns,
   });
   return { code: r.code, answers: r.stdout.split('\n').filter((line) => line.trim() !== '') };
-}
-
-/**
- * The lines `ip -batch` reads for `commands`. ip splits each line into words itself (quotes,
- * `#` and backslashes mean something to it), so a word may hold none of those: names natops made
- * and constants only.
- */
-export function ipBatchInput(commands: readonly (readonly string[])[]): string {
-  for (const word of commands.flat())
-    if (!/^[A-Za-z0-9._:/@-]+$/.test(word)) throw new Error(`ip -batch: ${JSON.stringify(word)} is not a plain word`);
-  return commands.map((argv) => `${argv.join(' ')}\n`).join('');
 }
 
 export async function linkExists(ns: string, ifname: string, opts: NetnsCommandOptions = {}): Promise<boolean> {

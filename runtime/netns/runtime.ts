@@ -47,7 +47,8 @@ export class NetnsRuntime implements GatewayRuntime {
       name,
       location: `namespace ${ns}`,
       readState: (reads) => readGatewayState(exec, reads, slot),
-      runCommands: (commands: Command[]) => runCommands(exec, commands, this.warn, slot),
+      // (the host's iproute2 reads ip -batch)
+      runCommands: (commands: Command[]) => runCommands(exec, commands, this.warn, slot, { ipBatch: true }),
     };
   }
 

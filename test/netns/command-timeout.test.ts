@@ -26,6 +26,8 @@ describe('a command hanging in a gateway namespace', () => {
     const ns = h.lab.names.gateway('ngw');
     const gw = await new NetnsRuntime(h.lab, undefined, { commandTimeoutMs: 1000 }).gateway('ngw');
     assert.ok(gw, 'the gateway exists');
+    // (the gratuitous ARPs of the apply run beside it, and end at their 1 s deadline)
+    for (let i = 0; i < 40 && (await nsPids(ns)).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual(await nsPids(ns), [], 'nothing runs in the gateway before');
 
     const argv = ['sleep', `30.${process.pid}`];

@@ -230,3 +230,68 @@ describe('the gratuitous ARP', () => {
     assert.deepEqual(warnings, ['arping: net1: no such device (ignored)']);
   });
 });
+
+describe('ip commands in one process', () => {
+  const seedChange = async () => changeSetCommands(diffStates(emptyGatewayState(), compileGateway(await seedSpec())));
+
+  it("a runner that can batches a change's ip commands in a row into one `ip -batch`, in order", async () => {
+    const commands = await seedChange();
+    const ran: { argv: string[]; stdin?: string }[] = [];
+    await runCommands(
+      async (req) => {
+        ran.push({ argv: req.argv, stdin: req.stdin });
+        return { stdout: '', stderr: '', code: 0 };
+      },
+      commands,
+      () => undefined,
+      undefined,
+      { ipBatch: true },
+    );
+    const ipRun = commands.filter((c) => c.argv[0] === 'ip').map((c) => c.argv.slice(1).join(' '));
+    const batches = ran.filter((r) => r.argv.join(' ') === 'ip -batch -');
+    assert.ok(batches.length >= 1);
+    // every ip command ran once, in the order given, batched or alone
+    const ipSeen = ran.flatMap((r) =>
+      r.argv[0] !== 'ip' ? [] : r.argv[1] === '-batch' ? r.stdin!.trim().split('\n') : [r.argv.slice(1).join(' ')],
+    );
+    assert.deepEqual(ipSeen, ipRun);
+    assert.ok(ran.length < commands.length, 'fewer processes than commands');
+    // the others in between keep their place: sysctl before the addresses, iptables-restore after
+    const order = ran.map((r) => r.argv[0]);
+    assert.ok(order.indexOf('sysctl') < order.lastIndexOf('ip'));
+  });
+
+  it('a failed line is reported as the command it was', async () => {
+    const commands = await seedChange();
+    const ipRun = commands.filter((c) => c.argv[0] === 'ip');
+    await assert.rejects(
+      runCommands(
+        async (req) => {
+          if (req.argv[1] !== '-batch') return { stdout: '', stderr: '', code: 0 };
+          throw new CommandError('gw', req.argv, 1, 'RTNETLINK answers: File exists\nCommand failed -:2\n');
+        },
+        commands,
+        () => undefined,
+        undefined,
+        { ipBatch: true },
+      ),
+      (e: unknown) => {
+        assert.ok(e instanceof CommandError);
+        const batched = ipRun.slice(ipRun.findIndex((c) => c.argv[1] === 'addr'));
+        assert.deepEqual(e.argv, batched[1]!.argv);
+        assert.match(e.message, /File exists/);
+        return true;
+      },
+    );
+  });
+
+  it('without it, each command is its own process', async () => {
+    const commands = await seedChange();
+    const ran: string[][] = [];
+    await runCommands(async (req) => {
+      ran.push(req.argv);
+      return { stdout: '', stderr: '', code: 0 };
+    }, commands);
+    assert.equal(ran.filter((a) => a[1] === '-batch').length, 0);
+  });
+});
