@@ -342,9 +342,10 @@ async function runNftables(exec: Exec, c: Command, slot: NftablesCacheSlot | und
   slot.cache.set(slot.key, probeHolds(probe, r.stderr) ? table : undefined, readAt);
 }
 
-/** An ip command `ip -batch` can run as one of its lines: plain words, success only on 0. */
+/** An ip command `ip -batch` can run as one of its lines: no global options, plain words, success only on 0. */
 const batchable = (c: Command): boolean =>
   c.argv[0] === 'ip' &&
+  !c.argv[1]?.startsWith('-') &&
   c.stdin === undefined &&
   !c.background &&
   (c.okExitCodes === undefined || (c.okExitCodes.length === 1 && c.okExitCodes[0] === 0)) &&
@@ -352,7 +353,9 @@ const batchable = (c: Command): boolean =>
 
 /**
  * ip commands in a row as one process (each process costs about as much as what it does). ip
- * stops at the first that fails and says which ("Command failed -:N"): reported as that command.
+ * stops at the first that fails and says which ("Command failed -:N"): reported as that command,
+ * with the batch's exit code. A line ip cannot parse stops it without saying which: then the
+ * error names the batch.
  */
 async function runIpBatch(exec: Exec, commands: Command[]): Promise<void> {
   try {

@@ -148,9 +148,14 @@ export class GitRepo implements GitSource {
    * a push changes few of a repository's files (a planner reads every file of each commit).
    */
   private async keptBlobs<B extends { id: string }>(blobs: readonly B[]): Promise<{ blob: B; bytes: Buffer }[]> {
-    const missing = blobs.filter((b) => !this.kept.has(b.id));
-    const read = new Map((missing.length ? await this.blobs(missing) : []).map((f) => [f.blob.id, f.bytes]));
-    const got = blobs.map((blob) => ({ blob, bytes: read.get(blob.id) ?? this.kept.get(blob.id)! }));
+    // (the kept blobs as they were before the read: another read may replace them meanwhile)
+    const kept = this.kept;
+    const missing = blobs.filter((b) => !kept.has(b.id));
+    // each copied out of cat-file's one buffer, which would otherwise stay whole for any one kept
+    const read = new Map(
+      (missing.length ? await this.blobs(missing) : []).map((f) => [f.blob.id, Buffer.from(f.bytes)]),
+    );
+    const got = blobs.map((blob) => ({ blob, bytes: read.get(blob.id) ?? kept.get(blob.id)! }));
     const now = new Map(got.map((f) => [f.blob.id, f.bytes]));
     this.kept = new Map([...this.keptBefore, ...now]);
     this.keptBefore = now;

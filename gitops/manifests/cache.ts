@@ -12,9 +12,11 @@ export interface FileLoad {
 }
 
 /**
- * Kept: what the last two validations used (a pull request's preview validates its base and
- * its head in turn). Issues are handed out as copies: validation marks them afterwards (which
- * gateway an issue stops), and that depends on the whole commit.
+ * Kept: what the last two validations used (the planner validates a commit again when the EIP
+ * allocation table moved meanwhile, and the commit before is what the next push mostly holds).
+ * Issues are handed out as copies: validation marks them afterwards (which gateway an issue
+ * stops), and that depends on the whole commit. The documents and their checked values are
+ * shared between validations: nothing downstream may change them.
  */
 export class ManifestCache {
   private files = new Map<string, FileLoad>();

@@ -142,8 +142,11 @@ export function loadManifests(files: readonly ManifestFile[], options: LoadOptio
       to.issues.push(fileIssue(file.path, 1, 1, `could not be read: ${e instanceof Error ? e.message : String(e)}`));
     }
   };
-  // (what a file's reading depends on besides its bytes)
-  const readWith = JSON.stringify([limits, positionsFirst]);
+  // (what a file's reading depends on besides its bytes: the load limits, not validation's options)
+  const readWith = JSON.stringify([
+    ...Object.keys(DEFAULT_LOAD_LIMITS).map((k) => limits[k as keyof LoadLimits]),
+    positionsFirst,
+  ]);
   cache?.begin();
   for (const file of files) {
     if (!cache || file.blob === undefined) {
@@ -176,11 +179,13 @@ function loadFile(
   docs: LoadedDoc[],
   issues: ManifestIssue[],
 ): void {
+  // (closures below name the path only: a cached document must not keep the file's bytes alive)
+  const path = file.path;
   const size = file.size ?? (file.bytes ? file.bytes.length : Buffer.byteLength(file.text, 'utf8'));
   if (size > limits.maxFileBytes) {
     issues.push(
       fileIssue(
-        file.path,
+        path,
         1,
         1,
         `is ${size} bytes, more than the ${limits.maxFileBytes} natops reads in one file (maxFileBytes)`,
@@ -190,7 +195,7 @@ function loadFile(
   }
   const decoded = decode(file);
   if ('line' in decoded) {
-    issues.push(fileIssue(file.path, decoded.line, decoded.column, decoded.message));
+    issues.push(fileIssue(path, decoded.line, decoded.column, decoded.message));
     return;
   }
   // A byte-order mark is not part of the text (editors do not count it in columns), and a
@@ -203,37 +208,37 @@ function loadFile(
   for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lineCounter.addNewLine(i + 1);
   const pos = (offset: number): SourcePos => {
     const { line, col } = lineCounter.linePos(offset);
-    return { file: file.path, line, column: col };
+    return { file: path, line, column: col };
   };
   const bad = firstUnreadable(text, !file.bytes);
   if (bad) {
     const at = lineColumn(text, bad.offset);
-    issues.push(fileIssue(file.path, at.line, at.column, bad.message));
+    issues.push(fileIssue(path, at.line, at.column, bad.message));
     return;
   }
   const tooDeep = prescan(text, limits);
   if (tooDeep) {
     const at = lineColumn(text, tooDeep.offset);
-    issues.push(fileIssue(file.path, at.line, at.column, tooDeep.message));
+    issues.push(fileIssue(path, at.line, at.column, tooDeep.message));
     return;
   }
 
   const plain = positionsFirst ? undefined : readPlain(text, limits);
   if (!plain) {
-    readWithPositions(file.path, text, limits, pos, docs, issues);
+    readWithPositions(path, text, limits, pos, docs, issues);
     return;
   }
   // Positions from the `yaml` library, read when first asked for (to report an issue); where a
   // document starts (what an ignored document is reported at) from the line scan.
   let positioned: LoadedDoc[] | undefined;
   const at = (i: number): LoadedDoc => {
-    positioned ??= readPositioned(file.path, text, limits, pos, plain.values);
+    positioned ??= readPositioned(path, text, limits, pos, plain.values);
     return positioned[i]!;
   };
   plain.values.forEach((value, i) => {
     const start = plain.starts?.[i];
     docs.push({
-      file: file.path,
+      file: path,
       value,
       locate: (path) => (path.length === 0 && start !== undefined ? pos(start) : at(i).locate(path)),
       locateKey: (path, key) => at(i).locateKey(path, key),

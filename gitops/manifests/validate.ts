@@ -201,7 +201,9 @@ export function validateManifests(files: readonly ManifestFile[], options: Valid
     if (issues.length === before) {
       const info = { name, vpc, cidr: cidrText, gateway, provider, excludeIps };
       subnetInfo.set(name, info);
-      subnetsOf.set(vpc, [...(subnetsOf.get(vpc) ?? []), info]);
+      const inVpc = subnetsOf.get(vpc);
+      if (inVpc) inVpc.push(info);
+      else subnetsOf.set(vpc, [info]);
     } else broken.Subnet.add(name);
   }
 

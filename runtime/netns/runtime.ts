@@ -98,9 +98,9 @@ export class NetnsRuntime implements GatewayRuntime {
     // stays down until init brings it up, as the macvlan attachment does in a pod). The outer
     // ends of a namespace deleted a moment ago may still be there (the kernel takes them down
     // after it): then they go, and the steps below make each link hold.
-    const ports = created && (await this.wireNew(spec, ns, bridge, lanCidr, network.nic));
-    if (ports === true) return { handle: this.handle(spec.name), created };
-    if (ports === false)
+    const wiredNew = created ? await this.wireNew(spec, ns, bridge, lanCidr, network.nic) : undefined;
+    if (wiredNew === true) return { handle: this.handle(spec.name), created };
+    if (wiredNew === false)
       await ipBatch(n.fabric, { ...this.cmd, okExitCodes: [0, 1], force: true }, [
         ['link', 'del', eth0Port],
         ['link', 'del', net1Port],

@@ -172,6 +172,27 @@ describe('ensureGateway on an existing gateway', () => {
     });
   }
 
+  // Drift that is not a misplacement is mended in place: the gateway keeps its rules and EIPs.
+  const drifts: [string, () => Promise<unknown>][] = [
+    ['has lost its default route', () => ipIn(ns, 'route', 'del', 'default')],
+    [
+      'has its net1 port off the underlay bridge',
+      () => ipIn(h.lab.names.fabric, 'link', 'set', h.lab.names.gatewayPort('ngw', 'net1'), 'nomaster'),
+    ],
+  ];
+  for (const [what, drift] of drifts) {
+    it(`mends a gateway that ${what} without recreating it`, async () => {
+      const save = await healthy();
+      const net1 = await h.inGateway('ngw', ['ip', '-4', '-o', 'addr', 'show', 'dev', 'net1']);
+      await drift();
+      const { created } = await new NetnsRuntime(h.lab).ensureGateway(spec);
+      assert.equal(created, false);
+      assert.equal(await h.gatewaySave('ngw'), save, 'its rules are intact');
+      assert.equal(await h.inGateway('ngw', ['ip', '-4', '-o', 'addr', 'show', 'dev', 'net1']), net1, 'its EIPs too');
+      assert.match(await h.inGateway('ngw', ['ip', 'route', 'show', 'default']), /default via 10\.0\.1\.1 dev eth0/);
+    });
+  }
+
   // Positive findings still recreate it (the Recreate strategy), each from a healthy start.
   const misplacements: [string, () => Promise<unknown>][] = [
     ['eth0 lost lanIp', () => ipIn(ns, 'addr', 'flush', 'dev', 'eth0')],
