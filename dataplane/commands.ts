@@ -62,8 +62,10 @@ export function restorePayload(edits: ChainEdit[]): string | undefined {
 /** `revision`: the nftables table's after the change (a new one, drawn at random, by default). */
 export function changeSetCommands(c: ChangeSet, revision: number = newRevision()): Command[] {
   const cmds: Command[] = [];
-  if (c.net1Up) cmds.push({ argv: ['ip', 'link', 'set', 'net1', 'up'] });
+  // (sysctls first: net1's are set whether it is up or not, and its link then goes with the
+  // addresses, routes and rules that follow, which a runner may send as one ip -batch)
   for (const [key, value] of c.sysctls) cmds.push({ argv: ['sysctl', '-q', '-w', `${key}=${value}`] });
+  if (c.net1Up) cmds.push({ argv: ['ip', 'link', 'set', 'net1', 'up'] });
   for (const a of c.addresses.add) cmds.push({ argv: ['ip', 'addr', 'replace', a.cidr, 'dev', a.dev] });
   for (const r of [...c.routes.change.map((x) => x.to), ...c.routes.add]) {
     cmds.push({ argv: ['ip', 'route', 'replace', r.dst, 'via', r.via, 'dev', r.dev, 'table', String(r.table)] });
