@@ -1,6 +1,6 @@
-// A repository of many gateways for the planning benches: `files` manifest files of `perFile`
-// gateways each, every gateway in a VPC and subnet of its own with two EIPs, a floating IP, eight
-// port forwards and one SNAT (twelve rules). Every value is generated here.
+// Repositories of many gateways for the benches (plan-scale, pipeline-rate): every gateway in a
+// VPC and subnet of its own with two EIPs, a floating IP, eight port forwards and one SNAT
+// (twelve rules). Every value is generated here.
 import { stringify } from 'yaml';
 
 /** The external network's addresses: 172.16.0.0/12, two EIPs per gateway. */
@@ -9,6 +9,10 @@ function eip(k: number): string {
   return `172.${16 + (a >> 16)}.${(a >> 8) & 255}.${a & 255}`;
 }
 
+/** The n-th gateway's name. */
+export const gatewayName = (n: number): string => `gw-${n}`;
+
+/** The n-th gateway, its VPC and subnet; `forwardPort`: its first port forward's backend port (default 80). */
 export function gatewayObjects(n: number, opts: { forwardPort?: number } = {}): object[] {
   const net = `10.${n >> 8}.${n & 255}`;
   const [e1, e2] = [eip(2 * n), eip(2 * n + 1)];
@@ -29,7 +33,7 @@ export function gatewayObjects(n: number, opts: { forwardPort?: number } = {}): 
     {
       apiVersion: 'kubeovn.io/v1',
       kind: 'VpcNatGateway',
-      metadata: { name: `gw-${n}` },
+      metadata: { name: gatewayName(n) },
       spec: {
         vpc,
         subnet: `sn-${n}`,
@@ -79,4 +83,18 @@ export function manyGatewayFiles(
     out.push({ path: `gateways-${String(f).padStart(3, '0')}.yaml`, text: docs.join('---\n') });
   }
   return out;
+}
+
+/**
+ * `count` gateways, one file each (gateways/gw-N.yaml), every first port forward to backend port
+ * `forwardPort`: a new port changes every gateway's port forwards and nothing else.
+ */
+export function gatewayPerFile(count: number, forwardPort: number): { path: string; text: string }[] {
+  const files = Array.from({ length: count }, (_, n) => ({
+    path: `gateways/${gatewayName(n)}.yaml`,
+    text: gatewayObjects(n, { forwardPort })
+      .map((o) => stringify(o))
+      .join('---\n'),
+  }));
+  return [{ path: '00-config.yaml', text: stringify(CONFIG) }, ...files];
 }

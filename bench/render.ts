@@ -21,6 +21,7 @@ export const BENCHES = [
   { name: 'kubernetes', title: 'gateways as pods' },
   { name: 'install', title: 'natops installed by its chart' },
   { name: 'pipeline', title: 'the GitOps loop' },
+  { name: 'pipeline-rate', title: 'handler jobs per second, one worker process and two' },
   { name: 'cli-start', title: "the command line's start" },
   { name: 'hook-deferred', title: '`git push` while natops is down' },
 ] as const;

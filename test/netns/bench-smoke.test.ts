@@ -95,6 +95,20 @@ describe('bench/apply (small sizes)', () => {
     assert.equal((await figures()).length, 6);
   });
 
+  it('bench/pipeline-rate: one worker process and two get through every job of a push (dry-run runtime)', async () => {
+    const { code, stdout, stderr, figures } = await bench('bench/pipeline-rate.ts', [
+      '--gateways',
+      '10',
+      '--reps',
+      '1',
+      '--concurrency',
+      '4',
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /2 processes vs 1: natops [\d.]+x, BullMQ alone [\d.]+x/);
+    assert.ok((await figures()).length >= 4);
+  });
+
   it('bench/plan-scale: validates and plans many gateways, and a one-file change reads one file', async () => {
     requireNetnsPrerequisites();
     const { code, stdout, stderr, figures } = await bench('bench/plan-scale.ts', [
