@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, ms, timed } from './stats.ts';
 import { outOption, Report } from './report.ts';
+import { pollOpen } from './poll-open.ts';
 import { BACKEND, EIP, withForwards } from './forwards.ts';
 import { readDesired } from '../gitops/manifests/read-dir.ts';
 import { networkModel } from '../gitops/manifests/network.ts';
@@ -92,39 +93,6 @@ async function writeSeed(dir: string, seed: SeedObjects): Promise<string> {
     await writeFile(join(dir, f.path), f.text);
   }
   return dir;
-}
-
-/** Polls EIP:port from the lab host `from` (bench/wait-open.ts); `.live` is the epoch ms of the first answer. */
-async function poller(h: LabHarness, from: string, port: number): Promise<{ live: Promise<number> }> {
-  const child = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      h.lab.names.host(from),
-      process.execPath,
-      '--import',
-      'tsx',
-      join(ROOT, 'bench/wait-open.ts'),
-      EIP,
-      String(port),
-      '30000',
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  let text = '';
-  let ready!: () => void;
-  const readyP = new Promise<void>((r) => (ready = r));
-  const live = new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (b: Buffer) => {
-      text += b.toString();
-      if (text.includes('ready')) ready();
-      const m = /\{"at":(null|[\d.]+)\}/.exec(text);
-      if (m) m[1] === 'null' ? reject(new Error(`${EIP}:${port} never answered`)) : resolve(Number(m[1]));
-    });
-  });
-  await readyP;
-  return { live };
 }
 
 async function main(): Promise<void> {
@@ -290,7 +258,7 @@ async function main(): Promise<void> {
     const g = { answered: [] as number[], exited: [] as number[], floor: [] as number[] };
     for (let i = 0; i < newReps; i++) {
       if (!(await runtime.removeGateway('ngw'))) throw new Error('the gateway was not there to remove');
-      const { live } = await poller(h, 'ext', forward.externalPort);
+      const { live } = await pollOpen(h.lab.names.host('ext'), EIP, forward.externalPort, 30_000);
       const t0 = epochNow();
       await proc(natopsApply(SEED));
       g.exited.push(epochNow() - t0);

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, ms } from './stats.ts';
+import { pollOpen } from './poll-open.ts';
 import { outOption, Report, type Series } from './report.ts';
 import { decide } from '../functions/planner/decide.ts';
 import { GitRepo } from '../gitops/git/local-source.ts';
@@ -89,37 +90,8 @@ async function main(): Promise<void> {
       await p.lab.host('ext', 'external', '192.168.0.50/24');
       await p.lab.serve('web', { tcp: [80] });
 
-      /** Starts a poller in ext for EIP:port; resolves when it polls; `.live` resolves with the epoch ms of the first answer. */
-      const poll = async (port: number) => {
-        const child = spawn(
-          'ip',
-          [
-            'netns',
-            'exec',
-            p.lab.lab.names.host('ext'),
-            process.execPath,
-            '--import',
-            'tsx',
-            here('./wait-open.ts'),
-            EIP,
-            String(port),
-          ],
-          { stdio: ['ignore', 'pipe', 'inherit'] },
-        );
-        let text = '';
-        let ready!: () => void;
-        const readyP = new Promise<void>((r) => (ready = r));
-        const live = new Promise<number>((resolve, reject) => {
-          child.stdout!.on('data', (b: Buffer) => {
-            text += b.toString();
-            if (text.includes('ready')) ready();
-            const m = /\{"at":(null|[\d.]+)\}/.exec(text);
-            if (m) m[1] === 'null' ? reject(new Error(`port ${port} never answered`)) : resolve(Number(m[1]));
-          });
-        });
-        await readyP;
-        return { live };
-      };
+      /** A poller in ext for EIP:port, polling; `.live`: the epoch ms of the first answer. */
+      const poll = (port: number) => pollOpen(p.lab.lab.names.host('ext'), EIP, port);
 
       let lastSha = first;
       /** One push; returns ms from the push's start to [first answer, success status, the push returning]. */
