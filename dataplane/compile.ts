@@ -37,7 +37,7 @@ export function compileGateway(spec: GatewaySpec): GatewayState {
   const mappings = {
     EXCLUSIVE_DNAT: spec.floatingIps.map((f) => floatingDnat(f.eip, f.internalIp)),
     EXCLUSIVE_SNAT: spec.floatingIps.map((f) => floatingSnat(f.eip, f.internalIp)),
-    SHARED_DNAT: portForwards(spec.dnats),
+    SHARED_DNAT: portForwards(spec.name, spec.dnats),
     SHARED_SNAT: snats.map((s) => sourceNat(s.eip, s.internalCidr)),
     HAIRPIN_SNAT: hairpins,
   };
@@ -70,10 +70,25 @@ export function compileGateway(spec: GatewaySpec): GatewayState {
  * ports are sorted by port and their backends as Kube-OVN sorts them (dedupSortedBackends: the
  * strings "ip:port", each once), so neither file order nor a repeated backend changes the rules.
  */
-function portForwards(dnats: DnatSpec[]): string[] {
-  const rules = dnats
-    .filter((d) => !d.shared)
-    .map((d) => portForward(d.eip, d.protocol, d.externalPort, d.internalIp, d.internalPort));
+function portForwards(gateway: string, dnats: DnatSpec[]): string[] {
+  const before = dnats.length >= KEPT_FROM ? keptForwards.get(gateway) : undefined;
+  // (arrays made at their size: at 100,000 forwards, growing them push by push cost more than the rest)
+  let exclusive = 0;
+  for (const d of dnats) if (!d.shared) exclusive++;
+  const rules = new Array<string>(exclusive);
+  const specs = new Array<string | undefined>(dnats.length);
+  for (let i = 0, k = 0; i < dnats.length; i++) {
+    const d = dnats[i]!;
+    if (d.shared) continue;
+    const b = before?.dnats[i];
+    const spec =
+      b && !b.shared && sameForward(b, d)
+        ? before!.specs[i]!
+        : portForward(d.eip, d.protocol, d.externalPort, d.internalIp, d.internalPort);
+    specs[i] = spec;
+    rules[k++] = spec;
+  }
+  if (dnats.length >= KEPT_FROM) keepForwards(gateway, dnats, specs);
   const ports = new Map<string, { port: DnatSpec; backends: Set<string> }>();
   for (const d of dnats) {
     if (!d.shared) continue;
@@ -97,6 +112,35 @@ function portForwards(dnats: DnatSpec[]): string[] {
   }
   return rules;
 }
+
+/**
+ * The exclusive forwards' specs of the last compiles of big gateways, by gateway name and place
+ * in its list of forwards: a forward unchanged at its place gets the same string again. Building 100,000 specs, then comparing each
+ * with the live table's character by character, was most of a one-forward change; the same
+ * string compares at once (dataplane/diff.ts diffMappings). What compileGateway returns is the
+ * same with or without it.
+ */
+const keptForwards = new Map<string, { dnats: DnatSpec[]; specs: (string | undefined)[] }>();
+/** forwards from which a gateway's are kept, and how many gateways' */
+const KEPT_FROM = 1000;
+const KEPT_GATEWAYS = 16;
+
+function keepForwards(gateway: string, dnats: DnatSpec[], specs: (string | undefined)[]): void {
+  keptForwards.delete(gateway);
+  keptForwards.set(gateway, { dnats, specs });
+  for (const oldest of keptForwards.keys()) {
+    if (keptForwards.size <= KEPT_GATEWAYS) break;
+    keptForwards.delete(oldest);
+  }
+}
+
+/** Every field portForward's spec is made of. */
+const sameForward = (a: DnatSpec, b: DnatSpec) =>
+  a.eip === b.eip &&
+  a.protocol === b.protocol &&
+  a.externalPort === b.externalPort &&
+  a.internalIp === b.internalIp &&
+  a.internalPort === b.internalPort;
 
 /** The first matching SNAT rule wins, so longer prefixes go first; ties keep manifest order. */
 function moreSpecificFirst(snats: SnatSpec[]): SnatSpec[] {

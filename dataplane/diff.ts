@@ -18,7 +18,7 @@ import {
   type NftablesState,
   type StateRead,
 } from './model.ts';
-import { diffNftables, type NftablesEdit } from './nftables.ts';
+import { diffNftables, type MappingsAlike, type NftablesEdit } from './nftables.ts';
 import { sharedBackendCounts } from './rules.ts';
 
 export type ChainOp =
@@ -117,8 +117,9 @@ export function diffStates(live: GatewayState, desired: GatewayState): ChangeSet
   let nftables: NftablesEdit | undefined;
   if (live.nftables || desired.nftables) {
     // the mappings that come and go, wherever they are: a move between the planes keeps them all
-    ({ added, removed } = diffMappings(mappingsOf(live), mappingsOf(desired)));
-    nftables = diffNftables(live.nftables, desired.nftables, added, removed);
+    let alike: MappingsAlike;
+    ({ added, removed, alike } = diffMappings(mappingsOf(live), mappingsOf(desired)));
+    nftables = diffNftables(live.nftables, desired.nftables, added, removed, alike);
   }
   const sharedPorts = sharedBackendCounts([...added, ...removed], mappingsOf(desired).SHARED_DNAT);
   const from = planeOf(live);
@@ -165,9 +166,10 @@ function planeOf(s: GatewayState): Dataplane | undefined {
 function diffMappings(
   live: Record<MappingChain, string[]>,
   desired: Record<MappingChain, string[]>,
-): { added: RuleChange[]; removed: RuleChange[] } {
+): { added: RuleChange[]; removed: RuleChange[]; alike: MappingsAlike } {
   const added: RuleChange[] = [];
   const removed: RuleChange[] = [];
+  const alike: MappingsAlike = {};
   for (const chain of MAPPING_CHAINS) {
     const h = live[chain];
     const w = desired[chain];
@@ -177,6 +179,7 @@ function diffMappings(
     while (head < max && h[head] === w[head]) head++;
     let tail = 0;
     while (tail < max - head && h[h.length - 1 - tail] === w[w.length - 1 - tail]) tail++;
+    alike[chain] = { head, tail };
     const have = new Set(h.slice(head, h.length - tail));
     const want = new Set(w.slice(head, w.length - tail));
     const outside = (side: string[], spec: string) => {
@@ -187,7 +190,7 @@ function diffMappings(
     for (const spec of want) if (!have.has(spec) && !outside(h, spec)) added.push({ chain, spec });
     for (const spec of have) if (!want.has(spec) && !outside(w, spec)) removed.push({ chain, spec });
   }
-  return { added, removed };
+  return { added, removed, alike };
 }
 
 /**

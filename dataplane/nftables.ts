@@ -161,12 +161,20 @@ export type NftablesEdit =
       rules: Partial<Record<MappingChain, string[]>>;
     };
 
-/** `added` and `removed`: the mappings that come and go (diffStates computes them once for both planes). */
+/** Per chain, how many specs the two sides hold alike at their head and at their tail, in place. */
+export type MappingsAlike = Partial<Record<MappingChain, { head: number; tail: number }>>;
+
+/**
+ * `added` and `removed`: the mappings that come and go (diffStates computes them once for both
+ * planes); `alike`, what it found the same at both ends: there the chains' rules are the same
+ * too, so only the middles are searched for rules (at 100,000 forwards, the search is the cost).
+ */
 export function diffNftables(
   live: NftablesState | undefined,
   desired: NftablesState | undefined,
   added: readonly RuleChange[],
   removed: readonly RuleChange[],
+  alike: MappingsAlike = {},
 ): NftablesEdit | undefined {
   if (!desired) return live ? { kind: 'remove' } : undefined;
   if (!live?.intact || live.revision === undefined) {
@@ -178,9 +186,12 @@ export function diffNftables(
   const rules: Partial<Record<MappingChain, string[]>> = {};
   for (const chain of MAPPING_CHAINS) {
     if (live.nat[chain] === desired.nat[chain]) continue;
-    const want = rulesOf(chain, desired.nat[chain]);
-    const have = rulesOf(chain, live.nat[chain]);
-    if (want.length !== have.length || want.some((s, i) => s !== have[i])) rules[chain] = want;
+    const ends = alike[chain] ?? { head: 0, tail: 0 };
+    const middle = (specs: string[]) => specs.slice(ends.head, specs.length - ends.tail);
+    const want = rulesOf(chain, middle(desired.nat[chain]));
+    const have = rulesOf(chain, middle(live.nat[chain]));
+    if (want.length !== have.length || want.some((s, i) => s !== have[i]))
+      rules[chain] = rulesOf(chain, desired.nat[chain]);
   }
   const elements = (changes: readonly RuleChange[]) =>
     changes.filter((r) => isMappingChain(r.chain) && isElement(r.chain, r.spec));
@@ -300,6 +311,44 @@ export function nftablesProbe(revision: number, edit?: Extract<NftablesEdit, { k
 export function probeHolds(probe: NftablesProbe, stderr: string): boolean {
   const failed = new Set([...stderr.matchAll(/^\/dev\/stdin:(\d+):\d+(?:-\d+)?: Error: /gm)].map((m) => Number(m[1])));
   return probe.mustFail.every((fail, i) => fail === failed.has(i + 1));
+}
+
+/**
+ * An `nft -f` payload as one line of `nft -i` (runtime/nft-session.ts), where a line is one
+ * transaction as a file is: its commands joined by `; `, each starting at the column given.
+ */
+export function nftLine(payload: string): { line: string; columns: number[] } {
+  const commands = payload.split('\n').filter((l) => l !== '');
+  const columns: number[] = [];
+  let at = 0;
+  for (const c of commands) {
+    columns.push(at);
+    at += c.length + 2;
+  }
+  return { line: commands.join('; '), columns };
+}
+
+/**
+ * probeHolds for a probe run as one line of `nft -i`: there an error names no line, it echoes the
+ * line and marks the failing command with carets under it. An error whose place is not found
+ * counts against the probe (the table is then read whole).
+ */
+export function lineProbeHolds(probe: NftablesProbe, stderr: string): boolean {
+  const { line, columns } = nftLine(probe.payload);
+  const text = stderr.split('\n');
+  const failed = new Set<number>();
+  let errors = 0;
+  for (const [i, l] of text.entries()) {
+    if (l.startsWith('Error: ')) errors++;
+    const marks = text[i + 1];
+    if (l !== line || marks === undefined || !/^ *[\^~]/.test(marks)) continue;
+    const col = marks.search(/[\^~]/);
+    let command = columns.length - 1;
+    while (command > 0 && columns[command]! > col) command--;
+    failed.add(command);
+  }
+  if (errors !== failed.size) return false;
+  return probe.mustFail.every((fail, i) => fail === failed.has(i));
 }
 
 /** The command that reads the table (exit 1 and "No such file or directory" when there is none). */

@@ -16,10 +16,19 @@ import {
   type StateOf,
   type StateRead,
 } from '../dataplane/model.ts';
-import { NFT_READ, nftablesProbe, parseNftables, probeHolds } from '../dataplane/nftables.ts';
+import {
+  lineProbeHolds,
+  NFT_READ,
+  nftablesProbe,
+  nftLine,
+  parseNftables,
+  probeHolds,
+  type NftablesProbe,
+} from '../dataplane/nftables.ts';
 import { ParseError, parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
 import { CommandError, type Exec } from '../common/exec.ts';
 import { PermanentError } from '../common/errors.ts';
+import type { NftSession } from './nft-session.ts';
 
 /** The commands of the read script, each its own section of the output. */
 export const READ_COMMANDS = {
@@ -166,17 +175,25 @@ function nftablesFrom(s: Section): NftablesState | undefined {
   throw new CommandError('gateway', NFT_READ, s.code, s.stderr);
 }
 
+/** What iptables holds of natops's, as a whole read found it beside the table. */
+type IptablesSide = Pick<GatewayState, 'nat' | 'iptables'>;
+
 /**
  * The nftables tables natops last wrote or read, per gateway, while their revision proves them
  * current: nft 1.0.6 lists a map only whole (4 s at 100,000 forwards), so a gateway's table is
  * read whole once and then only probed (dataplane/nftables.ts nftablesProbe). A change made from
  * a stale table fails whole (its revision is swapped in the same transaction). Hand edits do not
  * change the revision: an entry is used for at most `maxAgeMs`, after which the table is read
- * whole again, so they are seen within that time (and at every resync that comes later).
+ * whole again, so they are seen within that time (and at every resync that comes later). The
+ * same goes for what iptables held beside it, which a probe through an nft session
+ * (runtime/nft-session.ts) does not read again; natops's own iptables-restore forgets it.
  */
 export class NftablesCache {
-  /** per gateway: the table, and when the table it derives from was last read whole */
-  private readonly tables = new Map<string, { table: NftablesState & { revision: number }; readAt: number }>();
+  /** per gateway: the table, when the table it derives from was last read whole, and iptables' side then */
+  private readonly tables = new Map<
+    string,
+    { table: NftablesState & { revision: number }; readAt: number; iptables?: IptablesSide }
+  >();
   constructor(readonly maxAgeMs = 30_000) {}
 
   get(key: string): (NftablesState & { revision: number }) | undefined {
@@ -188,12 +205,26 @@ export class NftablesCache {
     return this.entry(key)?.readAt;
   }
 
-  /** Keeps `table` (read whole at `readAt`); undefined, or one not natops's, forgets the key. */
-  set(key: string, table: NftablesState | undefined, readAt = Date.now()): void {
+  /** What iptables held when the table was read whole, unless natops changed iptables since. */
+  iptables(key: string): IptablesSide | undefined {
+    return this.entry(key)?.iptables;
+  }
+
+  /** natops is about to change iptables: its side is read again next time. */
+  forgetIptables(key: string): void {
+    const e = this.tables.get(key);
+    if (e) delete e.iptables;
+  }
+
+  /**
+   * Keeps `table` (read whole at `readAt`, with `iptables` beside it); undefined, or one not
+   * natops's, forgets the key. A write keeps the iptables side it was made over.
+   */
+  set(key: string, table: NftablesState | undefined, readAt = Date.now(), iptables = this.iptables(key)): void {
     // (entries of pods and gateways long gone go too)
     for (const k of this.tables.keys()) this.entry(k);
     if (table?.intact && table.revision !== undefined)
-      this.tables.set(key, { table: { ...table, revision: table.revision }, readAt });
+      this.tables.set(key, { table: { ...table, revision: table.revision }, readAt, ...(iptables && { iptables }) });
     else this.tables.delete(key);
   }
 
@@ -205,10 +236,25 @@ export class NftablesCache {
   }
 }
 
-/** Where a handle keeps its gateway's nftables table between reads: the runtime's cache, under the gateway's key. */
+/**
+ * Where a handle keeps its gateway's nftables table between reads: the runtime's cache, under the
+ * gateway's key, and where the runtime has one, the gateway's long-lived nft (probes and small
+ * changes then start no process).
+ */
 export interface NftablesCacheSlot {
   cache: NftablesCache;
   key: string;
+  session?: () => NftSession | undefined;
+}
+
+/** Above this size a transaction goes to `nft -f -` (a line of `nft -i` is read whole into memory). */
+const SESSION_MAX_BYTES = 64 * 1024;
+
+/** Runs a probe: through the session where there is one (then no process starts), else `nft -f -`. */
+async function probeTable(exec: Exec, probe: NftablesProbe, session: NftSession | undefined): Promise<boolean> {
+  if (session) return lineProbeHolds(probe, await session.transact(nftLine(probe.payload).line));
+  const r = await exec({ argv: ['nft', '-f', '-'], stdin: probe.payload, okExitCodes: [0, 1] });
+  return probeHolds(probe, r.stderr);
 }
 
 /**
@@ -226,10 +272,21 @@ export async function readGatewayState<R extends StateRead = StateRead>(
   const names = STATE_READS.filter((n) => !reads || (reads as readonly StateRead[]).includes(n));
   const cached = names.includes('nat') ? slot?.cache.get(slot.key) : undefined;
   const probe = cached && nftablesProbe(cached.revision);
+  const session = probe && slot?.session?.();
+  // Through a session the probe is a line of its own beside the script, and iptables' side is the
+  // one read with the table (NftablesCache): a read of nat alone then starts no process.
+  const probed = session && probeTable(exec, probe, session);
+  probed?.catch(() => undefined); // (awaited below, after the script: a failure of both is not unhandled)
+  const iptablesKept = probed ? slot?.cache.iptables(slot.key) : undefined;
   const sections = names.flatMap((n) =>
-    READ_SECTIONS[n].map((section) => (probe && section === 'nat-nftables' ? 'nat-revision' : section)),
+    READ_SECTIONS[n].flatMap((section): ReadSection[] => {
+      if (section === 'nat-nftables') return probe ? (session ? [] : ['nat-revision']) : [section];
+      return iptablesKept && (section === 'nat-legacy' || section === 'nat-nft') ? [] : [section];
+    }),
   );
-  const r = await exec({ argv: ['sh', '-c', readScript(sections)], ...(probe && { stdin: probe.payload }) });
+  const r = sections.length
+    ? await exec({ argv: ['sh', '-c', readScript(sections)], ...(probe && !session && { stdin: probe.payload }) })
+    : { stdout: '', stderr: '' };
   const read: Partial<Record<ReadSection, Section>> = splitReads(r.stdout, r.stderr, sections);
   const section = (name: Exclude<ReadSection, `nat-${string}`>): Section => {
     const s = read[name]!;
@@ -241,14 +298,17 @@ export async function readGatewayState<R extends StateRead = StateRead>(
   const state: Partial<GatewayState> = {};
   for (const name of names) {
     if (name === 'nat') {
-      Object.assign(state, natFromSaves({ legacy: read['nat-legacy']!, nft: read['nat-nft']! }));
-      if (probe && probeHolds(probe, read['nat-revision']!.stderr)) state.nftables = cached;
-      else {
-        // no table cached, or it changed since: read it whole
-        const whole =
-          read['nat-nftables'] ?? readSection(await exec({ argv: ['sh', '-c', readScript(['nat-nftables'])] }));
-        state.nftables = nftablesFrom(whole);
-        slot?.cache.set(slot.key, state.nftables);
+      const holds = probed ? await probed : probe !== undefined && probeHolds(probe, read['nat-revision']!.stderr);
+      if (holds) {
+        Object.assign(state, iptablesKept ?? natFromSaves({ legacy: read['nat-legacy']!, nft: read['nat-nft']! }));
+        state.nftables = cached;
+      } else {
+        // no table cached, or it changed since: read it whole (and iptables' side with it)
+        const whole = read['nat-nftables'] ? read : await readSections(exec, READ_SECTIONS.nat);
+        const iptables = natFromSaves({ legacy: whole['nat-legacy']!, nft: whole['nat-nft']! });
+        Object.assign(state, iptables);
+        state.nftables = nftablesFrom(whole['nat-nftables']!);
+        slot?.cache.set(slot.key, state.nftables, Date.now(), iptables);
       }
     }
     if (name === 'net1') {
@@ -267,9 +327,10 @@ export async function readGatewayState<R extends StateRead = StateRead>(
   return state as StateOf<R>;
 }
 
-const readSection = (r: { stdout: string; stderr: string }) =>
-  splitReads(r.stdout, r.stderr, ['nat-nftables'] as const)['nat-nftables'];
-
+const readSections = async <S extends ReadSection>(exec: Exec, sections: readonly S[]) => {
+  const r = await exec({ argv: ['sh', '-c', readScript(sections)] });
+  return splitReads(r.stdout, r.stderr, sections) as Partial<Record<ReadSection, Section>>;
+};
 /** The programs of the iptables a gateway's nat rules are in (for a person or a bench at its shell). */
 export async function gatewayIptables(exec: Exec): Promise<(typeof IPTABLES_PROGRAMS)[IptablesBackend]> {
   return IPTABLES_PROGRAMS[(await readGatewayState(exec, ['nat'])).iptables];
@@ -315,6 +376,7 @@ export async function runCommands(
     } else if (commands[i]!.nftables) {
       await runNftables(exec, commands[i]!, slot);
     } else {
+      if (slot && isRestore(commands[i]!)) slot.cache.forgetIptables(slot.key);
       await runOne(exec, commands[i]!, warn);
     }
   }
@@ -323,11 +385,19 @@ export async function runCommands(
 /**
  * An `nft -f` transaction, then the read-back of what it changed (its probe): where that holds,
  * the table it left is the cached one; otherwise (or when it failed) none is, and the next read
- * reads the table whole.
+ * reads the table whole. Through the gateway's nft session where it has one and the change is
+ * small: one line of `nft -i` is one transaction, as `nft -f` is.
  */
 async function runNftables(exec: Exec, c: Command, slot: NftablesCacheSlot | undefined): Promise<void> {
+  const payload = c.stdin ?? '';
+  const session = payload.length <= SESSION_MAX_BYTES ? slot?.session?.() : undefined;
   try {
-    await exec({ argv: c.argv, stdin: c.stdin });
+    if (!session) await exec({ argv: c.argv, stdin: payload });
+    else {
+      const { line } = nftLine(payload);
+      const errors = await session.transact(line);
+      if (errors) throw new CommandError(session.target, ['nft', '-i'], 1, errors);
+    }
   } catch (e) {
     slot?.cache.set(slot.key, undefined);
     throw e;
@@ -338,9 +408,10 @@ async function runNftables(exec: Exec, c: Command, slot: NftablesCacheSlot | und
   const readAt = slot.cache.readAt(slot.key);
   // without a table to keep, the probe would prove nothing anyone uses: the next read reads whole
   if (!probe || !table || readAt === undefined) return slot.cache.set(slot.key, undefined);
-  const r = await exec({ argv: ['nft', '-f', '-'], stdin: probe.payload, okExitCodes: [0, 1] });
-  slot.cache.set(slot.key, probeHolds(probe, r.stderr) ? table : undefined, readAt);
+  slot.cache.set(slot.key, (await probeTable(exec, probe, slot.session?.())) ? table : undefined, readAt);
 }
+
+const isRestore = (c: Command) => IPTABLES_BACKENDS.some((b) => IPTABLES_PROGRAMS[b].restore === c.argv[0]);
 
 /** An ip command `ip -batch` can run as one of its lines: no global options, plain words, success only on 0. */
 const batchable = (c: Command): boolean =>

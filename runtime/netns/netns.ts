@@ -1,4 +1,5 @@
 // Network namespace primitives for the lab and the netns runtime. Every command is an argv array.
+import { statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { run, type ExecRequest, type ExecResult, type RunOptions } from '../../common/exec.ts';
 import { ipBatchInput } from '../../dataplane/commands.ts';
@@ -14,6 +15,11 @@ export async function listNamespaces(): Promise<string[]> {
 
 export async function namespaceExists(name: string): Promise<boolean> {
   return (await listNamespaces()).includes(name);
+}
+
+/** Which namespace the name stands for now (its nsfs inode), or undefined when there is none. */
+export function namespaceId(name: string): number | undefined {
+  return statSync(`${NETNS_DIR}/${name}`, { throwIfNoEntry: false })?.ino;
 }
 
 /** Runs argv inside a namespace; killed at req.timeoutMs (ip netns exec execs argv: same pid). */

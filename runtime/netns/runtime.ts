@@ -6,10 +6,20 @@ import type { GatewaySpec } from '../../dataplane/model.ts';
 import { ParseError, parseIpAddr } from '../../dataplane/parse.ts';
 import { LabError } from './errors.ts';
 import type { Lab } from './lab.ts';
-import { addVeth, inNamespace, ipBatch, ipIn, linkExists, namespaceExists, type NetnsCommandOptions } from './netns.ts';
+import {
+  addVeth,
+  inNamespace,
+  ipBatch,
+  ipIn,
+  linkExists,
+  namespaceExists,
+  namespaceId,
+  type NetnsCommandOptions,
+} from './netns.ts';
 import type { Command } from '../../dataplane/commands.ts';
 import type { Exec, ExecResult } from '../../common/exec.ts';
 import { NftablesCache, readGatewayState, runCommands } from '../gateway-io.ts';
+import { NftSession } from '../nft-session.ts';
 import type { GatewayHandle, GatewayRuntime } from '../runtime.ts';
 
 // What the gateway pod's spec would set: loose reverse-path checks, since replies are policy-routed.
@@ -28,6 +38,8 @@ export class NetnsRuntime implements GatewayRuntime {
   readonly kind = 'netns' as const;
   readonly commandTimeoutMs: number;
   private readonly cmd: NetnsCommandOptions;
+  /** each gateway's long-lived nft, with the namespace it was started in (a namespace made again is another) */
+  private readonly sessions = new Map<string, { session: NftSession; id: number }>();
 
   constructor(
     readonly lab: Lab,
@@ -42,7 +54,7 @@ export class NetnsRuntime implements GatewayRuntime {
   private handle(name: string): GatewayHandle {
     const ns = this.lab.names.gateway(name);
     const exec: Exec = (req) => inNamespace(ns, { ...req, timeoutMs: req.timeoutMs ?? this.commandTimeoutMs });
-    const slot = { cache: this.nftables, key: ns };
+    const slot = { cache: this.nftables, key: ns, session: () => this.nftSession(ns) };
     return {
       name,
       location: `namespace ${ns}`,
@@ -50,6 +62,19 @@ export class NetnsRuntime implements GatewayRuntime {
       // (the host's iproute2 reads ip -batch)
       runCommands: (commands: Command[]) => runCommands(exec, commands, this.warn, slot, { ipBatch: true }),
     };
+  }
+
+  /** The namespace's nft session, started anew when the namespace is not the one it runs in. */
+  private nftSession(ns: string): NftSession | undefined {
+    const id = namespaceId(ns);
+    const kept = this.sessions.get(ns);
+    if (kept && kept.id === id) return kept.session;
+    kept?.session.close();
+    this.sessions.delete(ns);
+    if (id === undefined) return undefined;
+    const session = new NftSession(['ip', 'netns', 'exec', ns, 'nft', '-i'], ns, this.commandTimeoutMs);
+    this.sessions.set(ns, { session, id });
+    return session;
   }
 
   async ensureGateway(spec: GatewaySpec): Promise<{ handle: GatewayHandle; created: boolean }> {
@@ -190,7 +215,10 @@ export class NetnsRuntime implements GatewayRuntime {
   }
 
   removeGateway(name: string): Promise<boolean> {
-    return this.lab.removeNamespace(this.lab.names.gateway(name), this.cmd);
+    const ns = this.lab.names.gateway(name);
+    this.sessions.get(ns)?.session.close();
+    this.sessions.delete(ns);
+    return this.lab.removeNamespace(ns, this.cmd);
   }
 }
 

@@ -3,13 +3,14 @@
 // natops's nftables table, each repaired by the next apply.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { observeCommands, run } from '../../common/exec.ts';
 import { changeSetCommands } from '../../dataplane/commands.ts';
 import { compileGateway } from '../../dataplane/compile.ts';
 import { diffStates } from '../../dataplane/diff.ts';
 import { ruleDiff } from '../../dataplane/plan-text.ts';
 import { inNamespace } from '../../runtime/netns/netns.ts';
 import { NetnsRuntime } from '../../runtime/netns/runtime.ts';
-import { reconcileGateway } from '../../runtime/reconcile.ts';
+import { reconcileGateway, reconcilePart } from '../../runtime/reconcile.ts';
 import type { LabHarness } from '../helpers/lab-harness.ts';
 import type { SeedObjects } from '../helpers/manifests.ts';
 import { onDataplane, useScenario } from '../helpers/scenario.ts';
@@ -154,6 +155,33 @@ describe("natops's nftables table between changes", () => {
     assert.equal((await reconcileGateway(runtime, third)).action, 'update');
     assert.equal(await h.tcp('ext', '192.168.0.112', 7003), 'web 192.168.0.50');
     assert.equal((await reconcileGateway(fresh, third)).action, 'unchanged');
+  });
+
+  it("reads and changes a table it knows through the gateway's nft, and follows a namespace made again", async () => {
+    const spec = await h.gatewaySpec(seed, 'ngw');
+    const runtime = new NetnsRuntime(h.lab, undefined, { nftablesCacheMs: 60_000 });
+    await reconcileGateway(runtime, spec);
+    const running = () => run(['ip', 'netns', 'pids', h.lab.names.gateway('ngw')]).then((r) => r.stdout.trim());
+    const before = await running();
+    const programs: string[] = [];
+    const stop = observeCommands((c) => programs.push(c.program));
+    try {
+      const changed = { ...spec, dnats: [...spec.dnats, forward(7005)] };
+      assert.equal((await reconcilePart(runtime, changed, 'dnat')).action, 'update');
+      // the probe, the transaction, its probe, the read-back: lines of the gateway's nft, started
+      // by the first reconcile; no process came or went in the gateway
+      assert.deepEqual(programs, ['nft', 'nft', 'nft', 'nft']);
+      assert.equal(await running(), before);
+      assert.equal(await h.tcp('ext', '192.168.0.112', 7005), 'web 192.168.0.50');
+
+      // the namespace is made again: its nft is started in the new one, not kept in the old
+      await h.lab.removeNamespace(h.lab.names.gateway('ngw'));
+      const again = await reconcileGateway(runtime, changed);
+      assert.equal(again.action, 'create');
+      assert.equal(await h.tcp('ext', '192.168.0.112', 7005), 'web 192.168.0.50');
+    } finally {
+      stop();
+    }
   });
 
   it('a change computed from a stale table fails whole and changes nothing', async () => {

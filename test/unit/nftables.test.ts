@@ -9,7 +9,10 @@ import type { GatewaySpec, GatewayState } from '../../dataplane/model.ts';
 import {
   emptyMappings,
   NftablesSpecError,
+  lineProbeHolds,
   nftablesPayload,
+  nftablesProbe,
+  nftLine,
   parseNftables,
   probeHolds,
 } from '../../dataplane/nftables.ts';
@@ -158,6 +161,42 @@ describe('a probe of the table', () => {
     assert.equal(probeHolds(probe, err(1, 2, 3)), false, 'the revision is another');
     assert.equal(probeHolds(probe, err(3)), false, 'a removed element is still there');
     assert.equal(probeHolds(probe, 'sh: nft: not found\n'), false);
+  });
+});
+
+describe('a probe as one line of nft -i', () => {
+  const probe = nftablesProbe(5, {
+    kind: 'update',
+    from: 4,
+    remove: [
+      {
+        chain: 'SHARED_DNAT',
+        spec: '-d 192.168.0.121/32 -p tcp -m tcp --dport 20008 -j DNAT --to-destination 10.0.1.100:80',
+      },
+    ],
+    add: [{ chain: 'EXCLUSIVE_DNAT', spec: '-d 192.168.0.122/32 -j DNAT --to-destination 10.0.1.7' }],
+    rules: {},
+  });
+  const { line, columns } = nftLine(probe.payload);
+  // as nft -i prints an error: the message, the line, carets under the failing command
+  const error = (command: number, message = 'Could not process rule: No such file or directory') =>
+    `Error: ${message}\n${line}\n${' '.repeat(columns[command]! + 7)}^^^^\n`;
+
+  it('is the payload joined with "; ", each command at its column', () => {
+    const commands = probe.payload.trim().split('\n');
+    assert.equal(line, commands.join('; '));
+    assert.equal(columns.length, 4);
+    for (const [i, c] of commands.entries()) assert.equal(line.slice(columns[i]!, columns[i]! + c.length), c);
+  });
+
+  it('holds only when exactly the commands it expects to fail failed', () => {
+    // revision, the added element, the removed one (must fail), revision 0 (must fail)
+    assert.equal(lineProbeHolds(probe, error(2) + error(3)), true);
+    assert.equal(lineProbeHolds(probe, error(0) + error(2) + error(3)), false, 'the revision is another');
+    assert.equal(lineProbeHolds(probe, error(3)), false, 'the removed element is still there');
+    assert.equal(lineProbeHolds(probe, error(1, 'Could not process rule: File exists') + error(2) + error(3)), false);
+    assert.equal(lineProbeHolds(probe, `${error(2)}${error(3)}Error: something without a place\n`), false);
+    assert.equal(lineProbeHolds(probe, ''), false, 'revision 0 always fails: no error at all is no table seen');
   });
 });
 
@@ -370,6 +409,22 @@ describe('the nftables plane at its edges', () => {
     assert.equal(cache.get('gw')?.revision, 9);
     cache.set('gw', { ...table, intact: false });
     assert.equal(cache.get('gw'), undefined, "a table that is not natops's is not kept");
+  });
+
+  it("keeps iptables' side with the table, through writes, until natops changes iptables", () => {
+    const cache = new NftablesCache(30_000);
+    const table = { nat: emptyMappings(), intact: true, revision: 9 };
+    const side = { nat: { PREROUTING: [], POSTROUTING: [] }, iptables: 'legacy' as const };
+    cache.set('gw', table, Date.now() - 1000, side);
+    assert.equal(cache.iptables('gw'), side);
+    const readAt = cache.readAt('gw');
+    cache.set('gw', { ...table, revision: 10 }, readAt);
+    assert.equal(cache.iptables('gw'), side, 'a write keeps it');
+    cache.forgetIptables('gw');
+    assert.equal(cache.iptables('gw'), undefined);
+    assert.equal(cache.get('gw')?.revision, 10, 'the table stays');
+    cache.set('gw', table, Date.now() - 31_000, side);
+    assert.equal(cache.iptables('gw'), undefined, 'it ages with the table');
   });
 
   it('is not intact when dormant, or with a base chain of another type or policy', () => {
