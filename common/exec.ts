@@ -9,6 +9,8 @@ export interface ExecRequest {
   okExitCodes?: number[];
   /** killed after this long; default the runner's (DEFAULT_COMMAND_TIMEOUT_MS for run) */
   timeoutMs?: number;
+  /** runs beside what follows, not waited for: an Exec that runs one command at a time passes it by */
+  background?: boolean;
 }
 
 export interface ExecResult {

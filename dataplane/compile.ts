@@ -72,14 +72,18 @@ export function compileGateway(spec: GatewaySpec): GatewayState {
  */
 function portForwards(gateway: string, dnats: DnatSpec[]): string[] {
   const before = dnats.length >= KEPT_FROM ? keptForwards.get(gateway) : undefined;
-  // (arrays made at their size: at 100,000 forwards, growing them push by push cost more than the rest)
-  let exclusive = 0;
-  for (const d of dnats) if (!d.shared) exclusive++;
-  const rules = new Array<string>(exclusive);
+  // (one pass, arrays made at their size: at 100,000 forwards, growing them push by push, and
+  // every further pass over the specs, cost more than the rest)
+  const rules = new Array<string>(dnats.length);
   const specs = new Array<string | undefined>(dnats.length);
-  for (let i = 0, k = 0; i < dnats.length; i++) {
+  const shared: DnatSpec[] = [];
+  let k = 0;
+  for (let i = 0; i < dnats.length; i++) {
     const d = dnats[i]!;
-    if (d.shared) continue;
+    if (d.shared) {
+      shared.push(d);
+      continue;
+    }
     const b = before?.dnats[i];
     const spec =
       b && !b.shared && sameForward(b, d)
@@ -88,10 +92,10 @@ function portForwards(gateway: string, dnats: DnatSpec[]): string[] {
     specs[i] = spec;
     rules[k++] = spec;
   }
+  rules.length = k;
   if (dnats.length >= KEPT_FROM) keepForwards(gateway, dnats, specs);
   const ports = new Map<string, { port: DnatSpec; backends: Set<string> }>();
-  for (const d of dnats) {
-    if (!d.shared) continue;
+  for (const d of shared) {
     const key = `${d.eip} ${d.protocol} ${d.externalPort}`;
     const entry = ports.get(key) ?? { port: d, backends: new Set<string>() };
     entry.backends.add(`${d.internalIp}:${d.internalPort}`);

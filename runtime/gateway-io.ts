@@ -440,7 +440,7 @@ async function runIpBatch(exec: Exec, commands: Command[]): Promise<void> {
 }
 
 async function runOne(exec: Exec, c: Command, warn: (m: string) => void): Promise<void> {
-  const run = exec({ argv: c.argv, stdin: c.stdin, okExitCodes: c.okExitCodes });
+  const run = exec({ argv: c.argv, stdin: c.stdin, okExitCodes: c.okExitCodes, background: c.background });
   if (c.background) void run.catch((e: unknown) => warn(`${(e as Error).message} (ignored)`));
   else await run;
 }

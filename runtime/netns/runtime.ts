@@ -19,6 +19,7 @@ import {
 import type { Command } from '../../dataplane/commands.ts';
 import type { Exec, ExecResult } from '../../common/exec.ts';
 import { NftablesCache, readGatewayState, runCommands } from '../gateway-io.ts';
+import { ExecSession, takesArgv } from '../exec-session.ts';
 import { NftSession } from '../nft-session.ts';
 import type { GatewayHandle, GatewayRuntime } from '../runtime.ts';
 
@@ -38,8 +39,11 @@ export class NetnsRuntime implements GatewayRuntime {
   readonly kind = 'netns' as const;
   readonly commandTimeoutMs: number;
   private readonly cmd: NetnsCommandOptions;
-  /** each gateway's long-lived nft, with the namespace it was started in (a namespace made again is another) */
-  private readonly sessions = new Map<string, { session: NftSession; id: number }>();
+  /**
+   * each gateway's long-lived shell and nft, with the namespace they were started in (a namespace
+   * made again is another)
+   */
+  private readonly sessions = new Map<string, { exec: ExecSession; nft: NftSession; id: number }>();
 
   constructor(
     readonly lab: Lab,
@@ -53,8 +57,12 @@ export class NetnsRuntime implements GatewayRuntime {
 
   private handle(name: string): GatewayHandle {
     const ns = this.lab.names.gateway(name);
-    const exec: Exec = (req) => inNamespace(ns, { ...req, timeoutMs: req.timeoutMs ?? this.commandTimeoutMs });
-    const slot = { cache: this.nftables, key: ns, session: () => this.nftSession(ns) };
+    const exec: Exec = (req) => {
+      const timed = { ...req, timeoutMs: req.timeoutMs ?? this.commandTimeoutMs };
+      const shell = !req.background && takesArgv(req.argv) ? this.sessionsOf(ns)?.exec : undefined;
+      return shell ? shell.exec(timed) : inNamespace(ns, timed);
+    };
+    const slot = { cache: this.nftables, key: ns, session: () => this.sessionsOf(ns)?.nft };
     return {
       name,
       location: `namespace ${ns}`,
@@ -64,17 +72,28 @@ export class NetnsRuntime implements GatewayRuntime {
     };
   }
 
-  /** The namespace's nft session, started anew when the namespace is not the one it runs in. */
-  private nftSession(ns: string): NftSession | undefined {
+  /** The namespace's sessions (each starts its process when first used), made anew for another namespace. */
+  private sessionsOf(ns: string): { exec: ExecSession; nft: NftSession } | undefined {
     const id = namespaceId(ns);
     const kept = this.sessions.get(ns);
-    if (kept && kept.id === id) return kept.session;
-    kept?.session.close();
-    this.sessions.delete(ns);
+    if (kept && kept.id === id) return kept;
+    this.closeSessions(ns);
     if (id === undefined) return undefined;
-    const session = new NftSession(['ip', 'netns', 'exec', ns, 'nft', '-i'], ns, this.commandTimeoutMs);
-    this.sessions.set(ns, { session, id });
-    return session;
+    const enter = ['ip', 'netns', 'exec', ns];
+    const made = {
+      exec: new ExecSession(enter, ns, this.commandTimeoutMs),
+      nft: new NftSession([...enter, 'nft', '-i'], ns, this.commandTimeoutMs),
+      id,
+    };
+    this.sessions.set(ns, made);
+    return made;
+  }
+
+  private closeSessions(ns: string): void {
+    const kept = this.sessions.get(ns);
+    kept?.exec.close();
+    kept?.nft.close();
+    this.sessions.delete(ns);
   }
 
   async ensureGateway(spec: GatewaySpec): Promise<{ handle: GatewayHandle; created: boolean }> {
@@ -216,8 +235,7 @@ export class NetnsRuntime implements GatewayRuntime {
 
   removeGateway(name: string): Promise<boolean> {
     const ns = this.lab.names.gateway(name);
-    this.sessions.get(ns)?.session.close();
-    this.sessions.delete(ns);
+    this.closeSessions(ns);
     return this.lab.removeNamespace(ns, this.cmd);
   }
 }

@@ -1,0 +1,212 @@
+// A long-lived shell in a gateway that runs the commands it is sent, one at a time: starting a
+// process from Node costs 10-20 ms here (more from a Node process holding a big gateway, and
+// `ip netns exec` starts two), a fork from a small shell a few. The shell never parses a value:
+// each argument arrives as a line of its own and runs as "$@"; stdin, stdout and stderr go
+// through files in a private directory.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  assertArgv,
+  CommandError,
+  CommandTimeoutError,
+  childEnv,
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  MissingToolError,
+  timedCommand,
+  type ExecRequest,
+  type ExecResult,
+} from '../common/exec.ts';
+
+/**
+ * Reads a command's number and its count of arguments, then that many lines, one argument each;
+ * runs them with the files as stdin, stdout and stderr; says the command's pid (so that a timeout
+ * can kill it) and its exit status, each with its number.
+ */
+const RUNNER = `D=$1
+while IFS= read -r id && IFS= read -r n; do
+  set --
+  while [ "$n" -gt 0 ]; do IFS= read -r a || exit 0; set -- "$@" "$a"; n=$((n - 1)); done
+  "$@" <"$D/in" >"$D/out" 2>"$D/err" &
+  echo "pid $id $!"
+  wait "$!"
+  echo "exit $id $?"
+done`;
+
+/** After killing a command, how long to wait for the shell to say it ended (a process in D state). */
+const KILL_GRACE_MS = 5_000;
+
+/** The sessions' directories, removed when the process exits (a CLI run never closes its sessions). */
+const dirs = new Set<string>();
+process.once('exit', () => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+interface Running {
+  id: number;
+  argv: readonly string[];
+  pid?: number;
+  /** set when it was killed at its timeout: its exit then fails the command with this */
+  timedOut?: Error;
+  resolve: (code: number) => void;
+  reject: (e: Error) => void;
+}
+
+/** A command the session does not take: it runs as a process of its own (Exec's fallback). */
+export const takesArgv = (argv: readonly string[]) => argv.every((a) => !/[\n\r]/.test(a));
+
+export class ExecSession {
+  private child: ChildProcessWithoutNullStreams | undefined;
+  private dir: string | undefined;
+  private stdout = '';
+  private running: Running | undefined;
+  private ids = 0;
+  /** commands wait their turn: the shell runs one at a time */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    /** what enters the gateway: `ip netns exec NS` */
+    readonly enter: readonly string[],
+    /** where it runs, for errors */
+    readonly target: string,
+    readonly timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS,
+  ) {}
+
+  /** Runs one command (see takesArgv) as Exec does, in turn after those sent before it. */
+  exec(req: ExecRequest): Promise<ExecResult> {
+    assertArgv(req.argv);
+    if (!takesArgv(req.argv)) throw new TypeError(`not an argv the session takes: ${JSON.stringify(req.argv)}`);
+    const turn = this.queue.then(() => this.runOne(req));
+    this.queue = turn.catch(() => undefined);
+    return timedCommand(req.argv, turn);
+  }
+
+  /** Stops the shell (and what it runs); a command still running fails with `reason`. */
+  close(reason: Error = new Error(`${this.target}: exec session closed`)): void {
+    const child = this.child;
+    const running = this.running;
+    this.child = undefined;
+    this.running = undefined;
+    this.stdout = '';
+    if (running?.pid) killQuietly(running.pid);
+    running?.reject(reason);
+    if (child && child.exitCode === null) child.kill('SIGKILL');
+    if (this.dir) {
+      rmSync(this.dir, { recursive: true, force: true });
+      dirs.delete(this.dir);
+    }
+    this.dir = undefined;
+  }
+
+  get started(): boolean {
+    return this.child !== undefined;
+  }
+
+  private async runOne(req: ExecRequest): Promise<ExecResult> {
+    const child = this.start();
+    const dir = this.dir!;
+    writeFileSync(join(dir, 'in'), req.stdin ?? '');
+    const timeoutMs = req.timeoutMs ?? this.timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const code = await new Promise<number>((resolve, reject) => {
+      const id = ++this.ids;
+      this.running = { id, argv: req.argv, resolve, reject };
+      timer = setTimeout(() => {
+        const running = this.running;
+        const timedOut = new CommandTimeoutError(this.target, req.argv, timeoutMs);
+        // the command is killed and the shell goes on once it has reaped it; with no pid heard
+        // yet, or no word of its end after the grace, the shell goes too
+        if (!running?.pid) return this.close(timedOut);
+        running.timedOut = timedOut;
+        killQuietly(running.pid);
+        timer = setTimeout(() => this.close(timedOut), KILL_GRACE_MS);
+      }, timeoutMs);
+      this.hold(true);
+      child.stdin.write(`${id}\n${req.argv.length}\n${req.argv.map((a) => `${a}\n`).join('')}`);
+    }).finally(() => {
+      clearTimeout(timer);
+      this.running = undefined;
+      this.hold(false);
+    });
+    const stdoutBytes = readFileSync(join(dir, 'out'));
+    const result = {
+      stdout: stdoutBytes.toString(),
+      stdoutBytes,
+      stderr: readFileSync(join(dir, 'err'), 'utf8'),
+      code,
+    };
+    if ((req.okExitCodes ?? [0]).includes(code)) return result;
+    // (the shell's words for a program it cannot find, as spawn's ENOENT)
+    if (code === 127 && /: not found$/m.test(result.stderr)) throw new MissingToolError(req.argv[0]!);
+    throw new CommandError(this.target, req.argv, code, result.stderr);
+  }
+
+  private start(): ChildProcessWithoutNullStreams {
+    if (this.child) return this.child;
+    this.dir = mkdtempSync(join(tmpdir(), 'natops-exec-'));
+    dirs.add(this.dir);
+    const child = spawn(this.enter[0]!, [...this.enter.slice(1), 'sh', '-c', RUNNER, 'sh', this.dir], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: childEnv(),
+    });
+    this.child = child;
+    child.stdout.on('data', (b: Buffer) => {
+      if (this.child !== child) return;
+      this.stdout += b.toString();
+      this.heard();
+    });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+    });
+    const gone = (e: Error) => {
+      if (this.child === child) this.close(e);
+    };
+    child.on('error', (e: NodeJS.ErrnoException) =>
+      gone(e.code === 'ENOENT' ? new MissingToolError(this.enter[0]!) : e),
+    );
+    child.on('close', (code, signal) =>
+      gone(
+        new CommandError(
+          this.target,
+          this.running?.argv ?? this.enter,
+          code ?? 128,
+          `${stderr}${signal ? `\nkilled by ${signal}` : ''}`,
+        ),
+      ),
+    );
+    child.stdin.on('error', () => undefined);
+    this.hold(false);
+    return child;
+  }
+
+  /** The shell's lines: the running command's pid, then its exit status. */
+  private heard(): void {
+    for (let nl = this.stdout.indexOf('\n'); nl >= 0; nl = this.stdout.indexOf('\n')) {
+      const line = this.stdout.slice(0, nl);
+      this.stdout = this.stdout.slice(nl + 1);
+      // (a late word on a command that timed out names another number)
+      const m = /^(pid|exit) (\d+) (\d+)$/.exec(line);
+      if (!m || Number(m[2]) !== this.running?.id) continue;
+      if (m[1] === 'pid') this.running.pid = Number(m[3]);
+      else if (this.running.timedOut) this.running.reject(this.running.timedOut);
+      else this.running.resolve(Number(m[3]));
+    }
+  }
+
+  /** While a command runs the shell keeps Node running; idle, it does not. */
+  private hold(on: boolean): void {
+    const c = this.child;
+    if (!c) return;
+    for (const h of [c, c.stdin, c.stdout, c.stderr] as { ref(): void; unref(): void }[]) on ? h.ref() : h.unref();
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // it has ended already
+  }
+}
