@@ -6,11 +6,15 @@
 // - changing one forward in a gateway holding M: natops minus `node -e 0` against Kube-OVN's
 //   `iptables -D` plus `iptables -A` of that rule;
 // - a new gateway (the seed's): from the command's start to the first answer through its port
-//   forward, against `node -e 0`.
+//   forward, against `node -e 0`;
+// - changing one forward in a gateway on nftables holding K: against `node -e 0` plus one bare
+//   `nft -f` doing the same element delete and add, and against `natops validate` of the same
+//   manifests (reading and checking them, the part a bare `nft` has no equivalent of).
 // Prints a markdown table and writes its figures to --out (bench/results/apply-cli.json).
 //
 //   node --import tsx bench/apply-cli.ts [--forwards 2000] [--reps 7] [--naive-reps 3]
-//     [--change-forwards 10000] [--change-reps 7] [--new-reps 7] [--out FILE]
+//     [--change-forwards 10000] [--change-reps 7] [--new-reps 7]
+//     [--nft-forwards 100000] [--nft-reps 5] [--out FILE]
 //
 // Interleaved, median of each; between runs the gateway goes back to where it started (not
 // timed). Every value in the commands is generated here.
@@ -33,6 +37,7 @@ import { gatewayIptables } from '../runtime/gateway-io.ts';
 import { reconcileGateway } from '../runtime/reconcile.ts';
 import { push, seedObjects, toFiles, type SeedObjects } from '../test/helpers/manifests.ts';
 import { LabHarness } from '../test/helpers/lab-harness.ts';
+import { onDataplane } from '../test/helpers/scenario.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,6 +47,8 @@ const { values: args } = parseArgs({
     'change-forwards': { type: 'string', default: '10000' },
     'change-reps': { type: 'string', default: '7' },
     'new-reps': { type: 'string', default: '7' },
+    'nft-forwards': { type: 'string', default: '100000' },
+    'nft-reps': { type: 'string', default: '5' },
     ...outOption('apply-cli'),
   },
 });
@@ -51,6 +58,8 @@ const naiveReps = Number(args['naive-reps']);
 const changeForwards = Number(args['change-forwards']);
 const changeReps = Number(args['change-reps']);
 const newReps = Number(args['new-reps']);
+const nftForwards = Number(args['nft-forwards']);
+const nftReps = Number(args['nft-reps']);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SEED = join(ROOT, 'examples/seed');
 const say = (line: string) => process.stderr.write(`${line}\n`);
@@ -73,19 +82,24 @@ function proc(argv: string[], stdin?: string): Promise<void> {
   });
 }
 
-/** The seed plus `n` port forwards on one EIP (the one at `changed.index` to another backend port). */
+/**
+ * The seed plus `n` port forwards on one EIP (the one at `changed.index` to another backend port):
+ * tcp ports 20000 and up, then (past 40,000) udp ones.
+ */
 async function forwardsSeed(n: number, changed?: { index: number; internalPort: number }): Promise<SeedObjects> {
   const seed = await seedObjects();
   for (let i = 0; i < n; i++)
-    push(seed.gateway, 'spec.dnatRules', {
-      eip: EIP,
-      externalPort: 20000 + i,
-      protocol: 'tcp',
-      internalIp: BACKEND,
-      internalPort: changed?.index === i ? changed.internalPort : 80,
-    });
+    push(seed.gateway, 'spec.dnatRules', forwardAt(i, changed?.index === i ? changed.internalPort : 80));
   return seed;
 }
+const PER_PROTOCOL = 40_000;
+const forwardAt = (i: number, internalPort = 80) => ({
+  eip: EIP,
+  externalPort: 20000 + (i % PER_PROTOCOL),
+  protocol: i < PER_PROTOCOL ? ('tcp' as const) : ('udp' as const),
+  internalIp: BACKEND,
+  internalPort,
+});
 
 async function writeSeed(dir: string, seed: SeedObjects): Promise<string> {
   for (const f of toFiles(seed)) {
@@ -280,6 +294,70 @@ async function main(): Promise<void> {
     report.add(newTable, 'ms', { name: '`natops apply` exits', values: g.exited }, floor);
     process.stdout.write(
       `| a new gateway: first answer | ${ms(median(g.answered))} | natops apply exits ${ms(median(g.exited))} | node -e 0 ${ms(median(g.floor))} |\n`,
+    );
+
+    // ---- one port forward changed in a gateway on nftables holding K ------------------------------
+    const k = Math.floor(nftForwards / 2);
+    const nftSeed = async (changedPort?: number) =>
+      onDataplane(
+        await forwardsSeed(nftForwards, changedPort ? { index: k, internalPort: changedPort } : undefined),
+        'nftables',
+      );
+    const nftChanged = await writeSeed(join(dir, 'nft-changed'), await nftSeed(81));
+    const nftHolding: typeof base = {
+      ...base,
+      dataplane: 'nftables',
+      dnats: [...base.dnats, ...Array.from({ length: nftForwards }, (_, i) => forwardAt(i))],
+    };
+    const key = `${EIP} . ${forwardAt(k).protocol} . ${forwardAt(k).externalPort}`;
+    const element = async () =>
+      (
+        await inNamespace(gw, { argv: ['nft', 'get', 'element', 'ip', 'natops', 'forwards', `{ ${key} }`] })
+      ).stdout.match(/ : \S+ \. (\d+)/)?.[1];
+    const bareNft = (port: number) =>
+      [
+        `delete element ip natops forwards { ${key} }`,
+        `add element ip natops forwards { ${key} : ${BACKEND} . ${port} }`,
+        '',
+      ].join('\n');
+    const backToK = async () => {
+      await reconcileGateway(runtime, nftHolding);
+      if ((await element()) !== '80') throw new Error(`the gateway does not hold the ${nftForwards} forwards`);
+    };
+    const nftValidate = [process.execPath, join(ROOT, 'bin/natops.js'), 'validate', nftChanged];
+    const x = { natops: [] as number[], floor: [] as number[], nft: [] as number[], validate: [] as number[] };
+    await backToK();
+    for (let i = 0; i < nftReps; i++) {
+      x.floor.push(await timed(() => proc(nodeFloor)));
+      x.nft.push(await timed(() => proc(['ip', 'netns', 'exec', gw, 'nft', '-f', '-'], bareNft(81))));
+      if ((await element()) !== '81') throw new Error('the bare nft -f did not change the forward');
+      await backToK();
+      x.validate.push(await timed(() => proc(nftValidate)));
+      x.natops.push(await timed(() => proc(natopsApply(nftChanged))));
+      if ((await element()) !== '81') throw new Error('natops apply did not change the forward');
+      await backToK();
+      say(
+        `${i + 1}/${nftReps}: one of ${nftForwards} on nftables: natops apply ${ms(x.natops.at(-1)!)}, node -e 0 ${ms(x.floor.at(-1)!)}, nft -f ${ms(x.nft.at(-1)!)}, natops validate ${ms(x.validate.at(-1)!)}`,
+      );
+    }
+    const nftTable = `change one port forward in a gateway on nftables holding ${nftForwards.toLocaleString('en')}, whole processes`;
+    const nftApply = { name: '`natops apply DIR`, whole', values: x.natops };
+    report.add(
+      nftTable,
+      'ms',
+      nftApply,
+      {
+        name: '`node -e 0` plus one bare `nft -f` of the element delete and add (paired per round)',
+        values: x.floor.map((f, r) => f + x.nft[r]!),
+      },
+      'target: within 1.5x',
+    );
+    report.add(nftTable, 'ms', nftApply, {
+      name: '`natops validate DIR` of the same manifests (reading and checking them)',
+      values: x.validate,
+    });
+    process.stdout.write(
+      `| natops apply, one forward of ${nftForwards} on nftables | ${ms(median(x.natops))} | node -e 0 + nft -f ${ms(median(x.floor) + median(x.nft))} | natops validate ${ms(median(x.validate))} |\n`,
     );
     await report.write(args.out);
   } finally {

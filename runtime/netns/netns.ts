@@ -1,5 +1,5 @@
 // Network namespace primitives for the lab and the netns runtime. Every command is an argv array.
-import { statSync } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { run, type ExecRequest, type ExecResult, type RunOptions } from '../../common/exec.ts';
 import { ipBatchInput } from '../../dataplane/commands.ts';
@@ -15,6 +15,20 @@ export async function listNamespaces(): Promise<string[]> {
 
 export async function namespaceExists(name: string): Promise<boolean> {
   return (await listNamespaces()).includes(name);
+}
+
+/**
+ * Calls `changed` whenever a namespace is added or deleted (inotify on the namespaces' directory);
+ * the watcher holds no reference on the event loop. Undefined where the directory is not there yet.
+ */
+export function watchNamespaces(changed: () => void): FSWatcher | undefined {
+  try {
+    const watcher = watch(NETNS_DIR, changed);
+    watcher.on('error', () => watcher.close());
+    return watcher.unref();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Which namespace the name stands for now (its nsfs inode), or undefined when there is none. */

@@ -1,5 +1,6 @@
 // The netns runtime, the lab's: each gateway is a network namespace on the lab, eth0 on its subnet's bridge
 // and net1 on the underlay bridge, as a Kube-OVN gateway pod is wired by its CNI and macvlan.
+import type { FSWatcher } from 'node:fs';
 import { z } from 'zod';
 import { parseCidr } from '../../common/ipv4.ts';
 import type { GatewaySpec } from '../../dataplane/model.ts';
@@ -14,6 +15,7 @@ import {
   linkExists,
   namespaceExists,
   namespaceId,
+  watchNamespaces,
   type NetnsCommandOptions,
 } from './netns.ts';
 import type { Command } from '../../dataplane/commands.ts';
@@ -44,6 +46,11 @@ export class NetnsRuntime implements GatewayRuntime {
    * made again is another)
    */
   private readonly sessions = new Map<string, { exec: ExecSession; nft: NftSession; id: number }>();
+  /**
+   * A session's processes keep their namespace alive: one deleted by hand would go on answering
+   * for its EIPs, its links still on the bridges. So its sessions end as soon as it is deleted.
+   */
+  private watcher: FSWatcher | undefined;
 
   constructor(
     readonly lab: Lab,
@@ -79,6 +86,9 @@ export class NetnsRuntime implements GatewayRuntime {
     if (kept && kept.id === id) return kept;
     this.closeSessions(ns);
     if (id === undefined) return undefined;
+    this.watcher ??= watchNamespaces(() => {
+      for (const [name, kept] of this.sessions) if (namespaceId(name) !== kept.id) this.closeSessions(name);
+    });
     const enter = ['ip', 'netns', 'exec', ns];
     const made = {
       exec: new ExecSession(enter, ns, this.commandTimeoutMs),

@@ -82,6 +82,10 @@ describe('bench/apply (small sizes)', () => {
       '1',
       '--new-reps',
       '1',
+      '--nft-forwards',
+      '50',
+      '--nft-reps',
+      '1',
     ]);
     assert.equal(code, 0, stderr);
     assert.match(stdout, /^\| `natops apply DIR` .* \| [\d.]+ m?s \| 1\.0x \|$/m);
@@ -91,8 +95,10 @@ describe('bench/apply (small sizes)', () => {
     );
     // a new gateway answers through its port forward (the bench fails if it never does)
     assert.match(stdout, /^\| a new gateway: first answer \| [\d.]+ m?s \| natops apply exits [\d.]+ m?s \|/m);
-    // adding: 2 baselines; one changed: 2; a new gateway: 2
-    assert.equal((await figures()).length, 6);
+    // the nftables change is checked by the bench itself (it fails when the element is not changed)
+    assert.match(stdout, /^\| natops apply, one forward of 50 on nftables \| [\d.]+ m?s \|/m);
+    // adding: 2 baselines; one changed: 2; a new gateway: 2; one changed on nftables: 2
+    assert.equal((await figures()).length, 8);
   });
 
   it('bench/pipeline-rate: one worker process and two get through every job of a push (dry-run runtime)', async () => {

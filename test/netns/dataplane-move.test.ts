@@ -8,7 +8,7 @@ import { changeSetCommands } from '../../dataplane/commands.ts';
 import { compileGateway } from '../../dataplane/compile.ts';
 import { diffStates } from '../../dataplane/diff.ts';
 import { ruleDiff } from '../../dataplane/plan-text.ts';
-import { inNamespace } from '../../runtime/netns/netns.ts';
+import { inNamespace, linkExists } from '../../runtime/netns/netns.ts';
 import { NetnsRuntime } from '../../runtime/netns/runtime.ts';
 import { reconcileGateway, reconcilePart } from '../../runtime/reconcile.ts';
 import type { LabHarness } from '../helpers/lab-harness.ts';
@@ -162,20 +162,29 @@ describe("natops's nftables table between changes", () => {
     const runtime = new NetnsRuntime(h.lab, undefined, { nftablesCacheMs: 60_000 });
     await reconcileGateway(runtime, spec);
     const running = () => run(['ip', 'netns', 'pids', h.lab.names.gateway('ngw')]).then((r) => r.stdout.trim());
+    // (this read starts the gateway's nft: the table is known now)
+    await (await runtime.gateway('ngw'))!.readState(['nat']);
     const before = await running();
     const programs: string[] = [];
     const stop = observeCommands((c) => programs.push(c.program));
     try {
       const changed = { ...spec, dnats: [...spec.dnats, forward(7005)] };
       assert.equal((await reconcilePart(runtime, changed, 'dnat')).action, 'update');
-      // the probe, the transaction, its probe, the read-back: lines of the gateway's nft, started
-      // by the first reconcile; no process came or went in the gateway
+      // the probe, the transaction, its probe, the read-back: lines of the gateway's nft; no
+      // process came or went in the gateway
       assert.deepEqual(programs, ['nft', 'nft', 'nft', 'nft']);
       assert.equal(await running(), before);
       assert.equal(await h.tcp('ext', '192.168.0.112', 7005), 'web 192.168.0.50');
 
-      // the namespace is made again: its nft is started in the new one, not kept in the old
-      await h.lab.removeNamespace(h.lab.names.gateway('ngw'));
+      // deleted by hand, the namespace goes: the runtime's sessions do not keep it (and its
+      // links on the bridges, and its EIPs answering) alive
+      await run(['ip', 'netns', 'del', h.lab.names.gateway('ngw')]);
+      const port = h.lab.names.gatewayPort('ngw', 'eth0');
+      for (let i = 0; i < 100 && (await linkExists(h.lab.names.fabric, port)); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await linkExists(h.lab.names.fabric, port), false, "the namespace's link is gone with it");
+
+      // the namespace is made again: its sessions start in the new one
       const again = await reconcileGateway(runtime, changed);
       assert.equal(again.action, 'create');
       assert.equal(await h.tcp('ext', '192.168.0.112', 7005), 'web 192.168.0.50');
