@@ -65,7 +65,12 @@ describe('retries (real redis-server, real workers)', () => {
     }
     assert.equal(summary?.state, 'error');
     assert.match(summary!.description, /^planning failed: .*not in the repository/);
-    const [job] = await t.app.queues.byName.plan.getJobs(['failed']);
+    // (the status is written by the last attempt, before BullMQ moves its job to failed)
+    let [job] = await t.app.queues.byName.plan.getJobs(['failed']);
+    for (let i = 0; i < 100 && !job; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      [job] = await t.app.queues.byName.plan.getJobs(['failed']);
+    }
     assert.equal(job?.attemptsMade, 4);
   });
 
