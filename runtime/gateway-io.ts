@@ -300,7 +300,10 @@ export async function readGatewayState<R extends StateRead = StateRead>(
     if (name === 'nat') {
       const holds = probed ? await probed : probe !== undefined && probeHolds(probe, read['nat-revision']!.stderr);
       if (holds) {
-        Object.assign(state, iptablesKept ?? natFromSaves({ legacy: read['nat-legacy']!, nft: read['nat-nft']! }));
+        const iptables = iptablesKept ?? natFromSaves({ legacy: read['nat-legacy']!, nft: read['nat-nft']! });
+        // (read again since natops's own restore: kept with the table, on the table's terms)
+        if (session && !iptablesKept) slot?.cache.set(slot.key, cached, slot.cache.readAt(slot.key), iptables);
+        Object.assign(state, iptables);
         state.nftables = cached;
       } else {
         // no table cached, or it changed since: read it whole (and iptables' side with it)
@@ -331,6 +334,7 @@ const readSections = async <S extends ReadSection>(exec: Exec, sections: readonl
   const r = await exec({ argv: ['sh', '-c', readScript(sections)] });
   return splitReads(r.stdout, r.stderr, sections) as Partial<Record<ReadSection, Section>>;
 };
+
 /** The programs of the iptables a gateway's nat rules are in (for a person or a bench at its shell). */
 export async function gatewayIptables(exec: Exec): Promise<(typeof IPTABLES_PROGRAMS)[IptablesBackend]> {
   return IPTABLES_PROGRAMS[(await readGatewayState(exec, ['nat'])).iptables];
