@@ -122,7 +122,8 @@ function portForwards(gateway: string, dnats: DnatSpec[]): string[] {
  * in its list of forwards: a forward unchanged at its place gets the same string again. Building 100,000 specs, then comparing each
  * with the live table's character by character, was most of a one-forward change; the same
  * string compares at once (dataplane/diff.ts diffMappings). What compileGateway returns is the
- * same with or without it.
+ * same with or without it, as long as specs are values: natops never changes one in place (a
+ * DnatSpec changed in place would compare equal to itself here).
  */
 const keptForwards = new Map<string, { dnats: DnatSpec[]; specs: (string | undefined)[] }>();
 /** forwards from which a gateway's are kept, and how many gateways' */

@@ -45,7 +45,9 @@ export const PART_READS: Record<GatewayPart, readonly StateRead[]> = {
  * the other answers throughout; the other parts then find theirs in place.
  */
 export function partTarget(part: GatewayPart, live: GatewayState, desired: GatewayState): GatewayState {
-  // (a copy down to the arrays, which are only ever replaced below: cloning 100,000 specs was the cost)
+  // (a copy down to the arrays, which are only ever replaced below: cloning 100,000 specs was the
+  // cost. The target shares the rest with `live`, maybe a runtime's cached table: no one changes
+  // a GatewayState's arrays in place.)
   const t: GatewayState = {
     ...live,
     nat: { ...live.nat },

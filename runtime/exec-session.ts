@@ -4,9 +4,10 @@
 // each argument arrives as a line of its own and runs as "$@"; stdin, stdout and stderr go
 // through files in a private directory.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NatopsError } from '../common/errors.ts';
 import {
   assertArgv,
   CommandError,
@@ -21,14 +22,15 @@ import {
 
 /**
  * Reads a command's number and its count of arguments, then that many lines, one argument each;
- * runs them with the files as stdin, stdout and stderr; says the command's pid (so that a timeout
- * can kill it) and its exit status, each with its number.
+ * runs them as a program (setsid: never a builtin of the shell's, and in a process group of its
+ * own, so that a timeout kills whatever it started too) with its own files as stdin, stdout and
+ * stderr; says the command's pid and its exit status, each with its number.
  */
 const RUNNER = `D=$1
 while IFS= read -r id && IFS= read -r n; do
   set --
   while [ "$n" -gt 0 ]; do IFS= read -r a || exit 0; set -- "$@" "$a"; n=$((n - 1)); done
-  "$@" <"$D/in" >"$D/out" 2>"$D/err" &
+  setsid "$@" <"$D/$id.in" >"$D/$id.out" 2>"$D/$id.err" &
   echo "pid $id $!"
   wait "$!"
   echo "exit $id $?"
@@ -37,11 +39,23 @@ done`;
 /** After killing a command, how long to wait for the shell to say it ended (a process in D state). */
 const KILL_GRACE_MS = 5_000;
 
-/** The sessions' directories, removed when the process exits (a CLI run never closes its sessions). */
+/**
+ * The sessions' directories, removed when the process exits (a CLI run never closes its
+ * sessions); those of processes killed before that go when a later session starts.
+ */
 const dirs = new Set<string>();
 process.once('exit', () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
+const DIR_PREFIX = 'natops-exec-';
+
+function removeDeadProcessesDirs(): void {
+  for (const name of readdirSync(tmpdir())) {
+    const pid = new RegExp(`^${DIR_PREFIX}(\\d+)-`).exec(name)?.[1];
+    if (pid && Number(pid) !== process.pid && !existsSync(`/proc/${pid}`))
+      rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
+}
 
 interface Running {
   id: number;
@@ -53,6 +67,18 @@ interface Running {
   reject: (e: Error) => void;
 }
 
+/** The session was closed by its owner (its namespace is gone or another): the command did not run. */
+export class SessionClosedError extends NatopsError {
+  constructor(readonly target: string) {
+    super(
+      `${target}: the gateway's session was closed (its namespace went or was made again); the command did not run`,
+      {
+        retryable: true,
+      },
+    );
+  }
+}
+
 /** A command the session does not take: it runs as a process of its own (Exec's fallback). */
 export const takesArgv = (argv: readonly string[]) => argv.every((a) => !/[\n\r]/.test(a));
 
@@ -62,6 +88,8 @@ export class ExecSession {
   private stdout = '';
   private running: Running | undefined;
   private ids = 0;
+  /** closed by its owner: it takes no more commands (one started again would go untracked) */
+  private closed = false;
   /** commands wait their turn: the shell runs one at a time */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -76,20 +104,27 @@ export class ExecSession {
   /** Runs one command (see takesArgv) as Exec does, in turn after those sent before it. */
   exec(req: ExecRequest): Promise<ExecResult> {
     assertArgv(req.argv);
+    if (this.closed) return Promise.reject(new SessionClosedError(this.target));
     if (!takesArgv(req.argv)) throw new TypeError(`not an argv the session takes: ${JSON.stringify(req.argv)}`);
     const turn = this.queue.then(() => this.runOne(req));
     this.queue = turn.catch(() => undefined);
     return timedCommand(req.argv, turn);
   }
 
-  /** Stops the shell (and what it runs); a command still running fails with `reason`. */
-  close(reason: Error = new Error(`${this.target}: exec session closed`)): void {
+  /** Stops the shell (and what it runs) for good; a command still running or waiting fails. */
+  close(): void {
+    this.closed = true;
+    this.stop(new SessionClosedError(this.target));
+  }
+
+  /** Stops the shell; the next command starts another. */
+  private stop(reason: Error): void {
     const child = this.child;
     const running = this.running;
     this.child = undefined;
     this.running = undefined;
     this.stdout = '';
-    if (running?.pid) killQuietly(running.pid);
+    if (running?.pid) killQuietly(-running.pid);
     running?.reject(reason);
     if (child && child.exitCode === null) child.kill('SIGKILL');
     if (this.dir) {
@@ -104,23 +139,27 @@ export class ExecSession {
   }
 
   private async runOne(req: ExecRequest): Promise<ExecResult> {
+    if (this.closed) throw new SessionClosedError(this.target);
     const child = this.start();
     const dir = this.dir!;
-    writeFileSync(join(dir, 'in'), req.stdin ?? '');
+    const id = ++this.ids;
+    const file = (stream: 'in' | 'out' | 'err') => join(dir, `${id}.${stream}`);
+    // (a cleaner of the temporary directory may have taken it while the session was idle)
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(file('in'), req.stdin ?? '');
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const code = await new Promise<number>((resolve, reject) => {
-      const id = ++this.ids;
       this.running = { id, argv: req.argv, resolve, reject };
       timer = setTimeout(() => {
         const running = this.running;
         const timedOut = new CommandTimeoutError(this.target, req.argv, timeoutMs);
-        // the command is killed and the shell goes on once it has reaped it; with no pid heard
-        // yet, or no word of its end after the grace, the shell goes too
-        if (!running?.pid) return this.close(timedOut);
+        // the command and what it started are killed, and the shell goes on once it has reaped
+        // it; with no pid heard yet, or no word of its end after the grace, the shell goes too
+        if (!running?.pid) return this.stop(timedOut);
         running.timedOut = timedOut;
-        killQuietly(running.pid);
-        timer = setTimeout(() => this.close(timedOut), KILL_GRACE_MS);
+        killQuietly(-running.pid);
+        timer = setTimeout(() => this.stop(timedOut), KILL_GRACE_MS);
       }, timeoutMs);
       this.hold(true);
       child.stdin.write(`${id}\n${req.argv.length}\n${req.argv.map((a) => `${a}\n`).join('')}`);
@@ -129,22 +168,20 @@ export class ExecSession {
       this.running = undefined;
       this.hold(false);
     });
-    const stdoutBytes = readFileSync(join(dir, 'out'));
-    const result = {
-      stdout: stdoutBytes.toString(),
-      stdoutBytes,
-      stderr: readFileSync(join(dir, 'err'), 'utf8'),
-      code,
-    };
+    const stdoutBytes = readFileSync(file('out'));
+    const result = { stdout: stdoutBytes.toString(), stdoutBytes, stderr: readFileSync(file('err'), 'utf8'), code };
+    for (const f of ['in', 'out', 'err'] as const) rmSync(file(f), { force: true });
     if ((req.okExitCodes ?? [0]).includes(code)) return result;
-    // (the shell's words for a program it cannot find, as spawn's ENOENT)
-    if (code === 127 && /: not found$/m.test(result.stderr)) throw new MissingToolError(req.argv[0]!);
+    // (setsid's words for a program it cannot find, as spawn's ENOENT)
+    if (code === 127 && /^setsid: failed to execute .*: No such file or directory$/m.test(result.stderr))
+      throw new MissingToolError(req.argv[0]!);
     throw new CommandError(this.target, req.argv, code, result.stderr);
   }
 
   private start(): ChildProcessWithoutNullStreams {
     if (this.child) return this.child;
-    this.dir = mkdtempSync(join(tmpdir(), 'natops-exec-'));
+    removeDeadProcessesDirs();
+    this.dir = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
     dirs.add(this.dir);
     const child = spawn(this.enter[0]!, [...this.enter.slice(1), 'sh', '-c', RUNNER, 'sh', this.dir], {
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -161,7 +198,7 @@ export class ExecSession {
       stderr += b.toString();
     });
     const gone = (e: Error) => {
-      if (this.child === child) this.close(e);
+      if (this.child === child) this.stop(e);
     };
     child.on('error', (e: NodeJS.ErrnoException) =>
       gone(e.code === 'ENOENT' ? new MissingToolError(this.enter[0]!) : e),

@@ -28,7 +28,7 @@ import {
 import { ParseError, parseIpAddr, parseIpRoutes, parseIpRules, parseNatTable } from '../dataplane/parse.ts';
 import { CommandError, type Exec } from '../common/exec.ts';
 import { PermanentError } from '../common/errors.ts';
-import type { NftSession } from './nft-session.ts';
+import { isNftLine, type NftSession } from './nft-session.ts';
 
 /** The commands of the read script, each its own section of the output. */
 export const READ_COMMANDS = {
@@ -217,15 +217,19 @@ export class NftablesCache {
   }
 
   /**
-   * Keeps `table` (read whole at `readAt`, with `iptables` beside it); undefined, or one not
-   * natops's, forgets the key. A write keeps the iptables side it was made over.
+   * Keeps `table` (read whole at `readAt`, with `iptables` beside it); one not natops's forgets
+   * the key. A write keeps the iptables side it was made over.
    */
-  set(key: string, table: NftablesState | undefined, readAt = Date.now(), iptables = this.iptables(key)): void {
+  set(key: string, table: NftablesState | undefined, readAt: number, iptables = this.iptables(key)): void {
     // (entries of pods and gateways long gone go too)
     for (const k of this.tables.keys()) this.entry(k);
     if (table?.intact && table.revision !== undefined)
       this.tables.set(key, { table: { ...table, revision: table.revision }, readAt, ...(iptables && { iptables }) });
     else this.tables.delete(key);
+  }
+
+  forget(key: string): void {
+    this.tables.delete(key);
   }
 
   private entry(key: string) {
@@ -250,6 +254,11 @@ export interface NftablesCacheSlot {
 /** Above this size a transaction goes to `nft -f -` (a line of `nft -i` is read whole into memory). */
 const SESSION_MAX_BYTES = 64 * 1024;
 
+/** The gateway's nft session, where it has one and `payload` can go to it as one line. */
+function sessionFor(slot: NftablesCacheSlot | undefined, payload: string): NftSession | undefined {
+  return payload.length <= SESSION_MAX_BYTES && isNftLine(nftLine(payload).line) ? slot?.session?.() : undefined;
+}
+
 /** Runs a probe: through the session where there is one (then no process starts), else `nft -f -`. */
 async function probeTable(exec: Exec, probe: NftablesProbe, session: NftSession | undefined): Promise<boolean> {
   if (session) return lineProbeHolds(probe, await session.transact(nftLine(probe.payload).line));
@@ -271,8 +280,10 @@ export async function readGatewayState<R extends StateRead = StateRead>(
   // (in STATE_READS's order, each once, whatever order the caller gave)
   const names = STATE_READS.filter((n) => !reads || (reads as readonly StateRead[]).includes(n));
   const cached = names.includes('nat') ? slot?.cache.get(slot.key) : undefined;
+  // (taken now: the entry may age out while the reads run, and must not look read afresh then)
+  const readAt = cached && slot?.cache.readAt(slot.key);
   const probe = cached && nftablesProbe(cached.revision);
-  const session = probe && slot?.session?.();
+  const session = probe && sessionFor(slot, probe.payload);
   // Through a session the probe is a line of its own beside the script, and iptables' side is the
   // one read with the table (NftablesCache): a read of nat alone then starts no process.
   const probed = session && probeTable(exec, probe, session);
@@ -298,11 +309,14 @@ export async function readGatewayState<R extends StateRead = StateRead>(
   const state: Partial<GatewayState> = {};
   for (const name of names) {
     if (name === 'nat') {
-      const holds = probed ? await probed : probe !== undefined && probeHolds(probe, read['nat-revision']!.stderr);
+      // (a session that failed is no verdict: the table is then read whole)
+      const holds = probed
+        ? await probed.catch(() => false)
+        : probe !== undefined && probeHolds(probe, read['nat-revision']!.stderr);
       if (holds) {
         const iptables = iptablesKept ?? natFromSaves({ legacy: read['nat-legacy']!, nft: read['nat-nft']! });
         // (read again since natops's own restore: kept with the table, on the table's terms)
-        if (session && !iptablesKept) slot?.cache.set(slot.key, cached, slot.cache.readAt(slot.key), iptables);
+        if (session && !iptablesKept && readAt !== undefined) slot?.cache.set(slot.key, cached, readAt, iptables);
         Object.assign(state, iptables);
         state.nftables = cached;
       } else {
@@ -394,7 +408,7 @@ export async function runCommands(
  */
 async function runNftables(exec: Exec, c: Command, slot: NftablesCacheSlot | undefined): Promise<void> {
   const payload = c.stdin ?? '';
-  const session = payload.length <= SESSION_MAX_BYTES ? slot?.session?.() : undefined;
+  const session = sessionFor(slot, payload);
   try {
     if (!session) await exec({ argv: c.argv, stdin: payload });
     else {
@@ -403,7 +417,7 @@ async function runNftables(exec: Exec, c: Command, slot: NftablesCacheSlot | und
       if (errors) throw new CommandError(session.target, ['nft', '-i'], 1, errors);
     }
   } catch (e) {
-    slot?.cache.set(slot.key, undefined);
+    slot?.cache.forget(slot.key);
     throw e;
   }
   if (!slot) return;
@@ -411,8 +425,10 @@ async function runNftables(exec: Exec, c: Command, slot: NftablesCacheSlot | und
   // (kept only as long as the table it was made from: hand edits are seen within maxAgeMs of a whole read)
   const readAt = slot.cache.readAt(slot.key);
   // without a table to keep, the probe would prove nothing anyone uses: the next read reads whole
-  if (!probe || !table || readAt === undefined) return slot.cache.set(slot.key, undefined);
-  slot.cache.set(slot.key, (await probeTable(exec, probe, slot.session?.())) ? table : undefined, readAt);
+  if (!probe || !table || readAt === undefined) return slot.cache.forget(slot.key);
+  const holds = await probeTable(exec, probe, sessionFor(slot, probe.payload)).catch(() => false);
+  if (holds) slot.cache.set(slot.key, table, readAt);
+  else slot.cache.forget(slot.key);
 }
 
 const isRestore = (c: Command) => IPTABLES_BACKENDS.some((b) => IPTABLES_PROGRAMS[b].restore === c.argv[0]);

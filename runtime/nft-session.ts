@@ -3,17 +3,31 @@
 // a probe then costs about a millisecond instead of starting a process (10-20 ms here, more from
 // a Node process holding a big gateway) that loads nft's cache afresh.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { PermanentError } from '../common/errors.ts';
 import { CommandError, CommandTimeoutError, childEnv, MissingToolError, timedCommand } from '../common/exec.ts';
 
 /** A line nft rejects in its parser, never reaching the kernel: where a reply ends. */
 const END = 'natops-end';
 
-/** A line the session cannot carry: it would be two lines, or a comment would hide its end. */
-export class NftLineError extends TypeError {
+/**
+ * Whether `line` is one line to nft -i: no line break, no comment that would hide the END after
+ * it, no backslash (a line ending in one goes on on the next), no other control character.
+ */
+export const isNftLine = (line: string): boolean => !/[\\#\u0000-\u001f\u007f]/.test(line);
+
+/** A line the session cannot carry (isNftLine): callers send such payloads to `nft -f -` instead. */
+export class NftLineError extends PermanentError {
   constructor(readonly line: string) {
     super(`not one nft line: ${JSON.stringify(line.slice(0, 200))}`);
   }
 }
+
+/**
+ * nft -i keeps every line in its history (libedit): a session is started anew after this many,
+ * and its HOME is a path that cannot hold a history file (nft would read and write one there).
+ */
+const LINES_PER_PROCESS = 1000;
+const NO_HOME = '/dev/null/natops-nft-session';
 
 interface Pending {
   seq: number;
@@ -33,6 +47,9 @@ export class NftSession {
   private stderr = '';
   private seq = 0;
   private readonly pending: Pending[] = [];
+  private lines = 0;
+  /** closed by its owner: it takes no more lines (one started again would go untracked) */
+  private closed = false;
 
   constructor(
     readonly argv: readonly string[],
@@ -43,12 +60,15 @@ export class NftSession {
 
   /** Runs one line (commands joined by `; `) as one transaction; resolves with its errors. */
   transact(line: string): Promise<string> {
-    if (/[\n\r#]/.test(line)) throw new NftLineError(line);
+    if (!isNftLine(line)) return Promise.reject(new NftLineError(line));
+    if (this.closed) return Promise.reject(new Error(`${this.target}: the gateway's nft session was closed`));
+    if (this.lines >= LINES_PER_PROCESS && !this.pending.length) this.stop(new Error('restarted'));
     const child = this.started();
+    this.lines++;
     const seq = ++this.seq;
     const answer = new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.close(new CommandTimeoutError(this.target, [...this.argv, line], this.timeoutMs));
+        this.stop(new CommandTimeoutError(this.target, [...this.argv, line.slice(0, 200)], this.timeoutMs));
       }, this.timeoutMs);
       this.pending.push({ seq, resolve, reject, timer });
     });
@@ -57,11 +77,18 @@ export class NftSession {
     return timedCommand(this.argv, answer);
   }
 
-  /** Stops the process; what is still waiting fails with `reason`. */
-  close(reason: Error = new Error(`${this.target}: nft session closed`)): void {
+  /** Stops the process for good; what is still waiting fails. */
+  close(): void {
+    this.closed = true;
+    this.stop(new Error(`${this.target}: the gateway's nft session was closed`));
+  }
+
+  /** Stops the process; what is still waiting fails with `reason`; the next line starts another. */
+  private stop(reason: Error): void {
     const child = this.child;
     this.child = undefined;
     this.stderr = '';
+    this.lines = 0;
     for (const p of this.pending.splice(0)) {
       clearTimeout(p.timer);
       p.reject(reason);
@@ -75,7 +102,10 @@ export class NftSession {
 
   private started(): ChildProcessWithoutNullStreams {
     if (this.child) return this.child;
-    const child = spawn(this.argv[0]!, this.argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv() });
+    const child = spawn(this.argv[0]!, this.argv.slice(1), {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...childEnv(), HOME: NO_HOME },
+    });
     this.child = child;
     child.stdout.resume();
     child.stderr.on('data', (b: Buffer) => {
@@ -84,7 +114,7 @@ export class NftSession {
       this.answer();
     });
     const gone = (e: Error) => {
-      if (this.child === child) this.close(e);
+      if (this.child === child) this.stop(e);
     };
     child.on('error', (e: NodeJS.ErrnoException) =>
       gone(e.code === 'ENOENT' ? new MissingToolError(this.argv[0]!) : e),

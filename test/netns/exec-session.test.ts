@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { CommandError, CommandTimeoutError, MissingToolError, run } from '../../common/exec.ts';
-import { ExecSession } from '../../runtime/exec-session.ts';
+import { ExecSession, SessionClosedError } from '../../runtime/exec-session.ts';
 import { requireNetnsPrerequisites } from '../helpers/lab-harness.ts';
 
 const ns = `natops-t${randomBytes(4).toString('hex')}`;
@@ -53,6 +53,8 @@ describe('an exec session', () => {
       const r = await s.exec({ argv: ['printf', '[%s]', ...hostile] });
       assert.equal(r.stdout, hostile.map((a) => `[${a}]`).join(''));
       assert.equal(existsSync(marker), false, 'nothing was run from a value');
+      // a program, never the shell's builtin of that name (dash's echo reads backslashes)
+      assert.equal((await s.exec({ argv: ['echo', 'a\\tb'] })).stdout, 'a\\tb\n');
       assert.throws(() => s.exec({ argv: ['echo', 'two\nlines'] }), TypeError);
     } finally {
       s.close();
@@ -82,9 +84,26 @@ describe('an exec session', () => {
       const left = await run(['pgrep', '-f', argv.join(' ')], { okExitCodes: [0, 1] });
       assert.equal(left.stdout.trim(), '', 'the command was killed');
       assert.equal((await s.exec({ argv: ['echo', 'next'] })).stdout, 'next\n');
+
+      // what the command started goes with it: nothing is left running, nothing writes into
+      // the next command's output
+      const marker = `LEFT-${process.pid}`;
+      const spawner = ['sh', '-c', `sh -c 'while :; do echo ${marker}; sleep 0.05; done'; true`];
+      await assert.rejects(s.exec({ argv: spawner }), CommandTimeoutError);
+      const survivors = await run(['pgrep', '-f', marker], { okExitCodes: [0, 1] });
+      assert.equal(survivors.stdout.trim(), '', 'what it started was killed with it');
+      assert.equal((await s.exec({ argv: ['sh', '-c', 'sleep 0.3; echo after'] })).stdout, 'after\n');
     } finally {
       s.close();
     }
+  });
+
+  it('takes no command once closed', async () => {
+    const s = session();
+    await s.exec({ argv: ['true'] });
+    s.close();
+    await assert.rejects(s.exec({ argv: ['true'] }), SessionClosedError);
+    assert.equal(s.started, false);
   });
 
   it('is started again after its shell died', async () => {

@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
@@ -55,11 +57,26 @@ describe('an nft session', () => {
     }
   });
 
-  it('refuses a line that would be two, or end in a comment', () => {
+  it('refuses a line that would be two, end in a comment, or go on on the next', async () => {
     const s = session();
-    assert.throws(() => s.transact('add element ip natops marks { 4 }\nflush ruleset'), NftLineError);
-    assert.throws(() => s.transact('add element ip natops marks { 4 } # x'), NftLineError);
+    await assert.rejects(s.transact('add element ip natops marks { 4 }\nflush ruleset'), NftLineError);
+    await assert.rejects(s.transact('add element ip natops marks { 4 } # x'), NftLineError);
+    await assert.rejects(s.transact('add element ip natops marks { 4 } \\'), NftLineError);
     assert.equal(s.running, false, 'nothing was started');
+  });
+
+  it('keeps no history: a new process after many lines', async () => {
+    const s = session();
+    try {
+      const pids = async () => (await run(['ip', 'netns', 'pids', ns])).stdout.trim();
+      assert.equal(await s.transact('add element ip natops marks { 8 }'), '');
+      const first = await pids();
+      for (let i = 0; i < 1000; i++) await s.transact(`delete element ip natops marks { ${i + 100} }`);
+      assert.notEqual(await pids(), first, 'another nft after 1,000 lines');
+      assert.match(await elements(), /0x00000008/, 'and the table is as it was');
+    } finally {
+      s.close();
+    }
   });
 
   it('is started again after its process died', async () => {
@@ -91,6 +108,10 @@ console.log(JSON.stringify(await s.transact('add element ip natops marks { 6 }')
       },
     );
     assert.equal(stdout.trim(), '""');
+    // nft -i, at the end of its input, writes its history to $HOME: the session gives it none
+    for (let i = 0; i < 50 && (await run(['ip', 'netns', 'pids', ns])).stdout.trim(); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    assert.equal(existsSync(`${homedir()}/.nft.history`), false);
     assert.match(await elements(), /0x00000006/);
   });
 });

@@ -407,7 +407,7 @@ describe('the nftables plane at its edges', () => {
     assert.equal(cache.get('gw'), undefined);
     cache.set('gw', table, Date.now() - 10_000);
     assert.equal(cache.get('gw')?.revision, 9);
-    cache.set('gw', { ...table, intact: false });
+    cache.set('gw', { ...table, intact: false }, Date.now());
     assert.equal(cache.get('gw'), undefined, "a table that is not natops's is not kept");
   });
 
@@ -417,7 +417,7 @@ describe('the nftables plane at its edges', () => {
     const side = { nat: { PREROUTING: [], POSTROUTING: [] }, iptables: 'legacy' as const };
     cache.set('gw', table, Date.now() - 1000, side);
     assert.equal(cache.iptables('gw'), side);
-    const readAt = cache.readAt('gw');
+    const readAt = cache.readAt('gw')!;
     cache.set('gw', { ...table, revision: 10 }, readAt);
     assert.equal(cache.iptables('gw'), side, 'a write keeps it');
     cache.forgetIptables('gw');
