@@ -1,7 +1,7 @@
 // A long-lived shell in a gateway that runs the commands it is sent, one at a time: starting a
 // process from Node costs 10-20 ms here (more from a Node process holding a big gateway, and
 // `ip netns exec` starts two), a fork from a small shell a few. The shell never parses a value:
-// each argument arrives as a line of its own and runs as "$@"; stdin, stdout and stderr go
+// each argument arrives as a line of its own and runs as `setsid "$@"`; stdin, stdout and stderr go
 // through files in a private directory.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
