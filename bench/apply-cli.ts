@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { median, ms, timed } from './stats.ts';
 import { outOption, Report } from './report.ts';
 import { pollOpen } from './poll-open.ts';
-import { BACKEND, EIP, withForwards } from './forwards.ts';
+import { BACKEND, EIP, forwardAt, withForwards } from './forwards.ts';
 import { readDesired } from '../gitops/manifests/read-dir.ts';
 import { networkModel } from '../gitops/manifests/network.ts';
 import { portForward } from '../dataplane/rules.ts';
@@ -82,24 +82,13 @@ function proc(argv: string[], stdin?: string): Promise<void> {
   });
 }
 
-/**
- * The seed plus `n` port forwards on one EIP (the one at `changed.index` to another backend port):
- * tcp ports 20000 and up, then (past 45,000) udp ports 10000 and up.
- */
+/** The seed plus `n` port forwards (forwardAt), the one at `changed.index` to another backend port. */
 async function forwardsSeed(n: number, changed?: { index: number; internalPort: number }): Promise<SeedObjects> {
   const seed = await seedObjects();
   for (let i = 0; i < n; i++)
     push(seed.gateway, 'spec.dnatRules', forwardAt(i, changed?.index === i ? changed.internalPort : 80));
   return seed;
 }
-const TCP_PORTS = 45_000;
-const forwardAt = (i: number, internalPort = 80) => ({
-  eip: EIP,
-  externalPort: i < TCP_PORTS ? 20000 + i : 10000 + i - TCP_PORTS,
-  protocol: i < TCP_PORTS ? ('tcp' as const) : ('udp' as const),
-  internalIp: BACKEND,
-  internalPort,
-});
 
 async function writeSeed(dir: string, seed: SeedObjects): Promise<string> {
   for (const f of toFiles(seed)) {

@@ -3,7 +3,7 @@
 // `ip netns exec` starts two), a fork from a small shell a few. The shell never parses a value:
 // each argument arrives as a line of its own and runs as `setsid "$@"`; stdin, stdout and stderr go
 // through files in a private directory.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import {
   type ExecRequest,
   type ExecResult,
 } from '../common/exec.ts';
+import { holdEventLoop, startLongLived } from './long-lived.ts';
 
 /**
  * Reads a command's number and its count of arguments, then that many lines, one argument each;
@@ -183,38 +184,25 @@ export class ExecSession {
     removeDeadProcessesDirs();
     this.dir = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
     dirs.add(this.dir);
-    const child = spawn(this.enter[0]!, [...this.enter.slice(1), 'sh', '-c', RUNNER, 'sh', this.dir], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: childEnv(),
-    });
+    let stderr = '';
+    const argv = [...this.enter, 'sh', '-c', RUNNER, 'sh', this.dir];
+    const child = startLongLived(
+      argv,
+      childEnv(),
+      (e) => {
+        if (this.child === child) this.stop(e);
+      },
+      () => ({ target: this.target, argv: this.running?.argv ?? this.enter, stderr }),
+    );
     this.child = child;
     child.stdout.on('data', (b: Buffer) => {
       if (this.child !== child) return;
       this.stdout += b.toString();
       this.heard();
     });
-    let stderr = '';
     child.stderr.on('data', (b: Buffer) => {
       stderr += b.toString();
     });
-    const gone = (e: Error) => {
-      if (this.child === child) this.stop(e);
-    };
-    child.on('error', (e: NodeJS.ErrnoException) =>
-      gone(e.code === 'ENOENT' ? new MissingToolError(this.enter[0]!) : e),
-    );
-    child.on('close', (code, signal) =>
-      gone(
-        new CommandError(
-          this.target,
-          this.running?.argv ?? this.enter,
-          code ?? 128,
-          `${stderr}${signal ? `\nkilled by ${signal}` : ''}`,
-        ),
-      ),
-    );
-    child.stdin.on('error', () => undefined);
-    this.hold(false);
     return child;
   }
 
@@ -234,9 +222,7 @@ export class ExecSession {
 
   /** While a command runs the shell keeps Node running; idle, it does not. */
   private hold(on: boolean): void {
-    const c = this.child;
-    if (!c) return;
-    for (const h of [c, c.stdin, c.stdout, c.stderr] as { ref(): void; unref(): void }[]) on ? h.ref() : h.unref();
+    if (this.child) holdEventLoop(this.child, on);
   }
 }
 

@@ -295,10 +295,7 @@ export async function readGatewayState<R extends StateRead = StateRead>(
       return iptablesKept && (section === 'nat-legacy' || section === 'nat-nft') ? [] : [section];
     }),
   );
-  const r = sections.length
-    ? await exec({ argv: ['sh', '-c', readScript(sections)], ...(probe && !session && { stdin: probe.payload }) })
-    : { stdout: '', stderr: '' };
-  const read: Partial<Record<ReadSection, Section>> = splitReads(r.stdout, r.stderr, sections);
+  const read = sections.length ? await readSections(exec, sections, probe && !session ? probe.payload : undefined) : {};
   const section = (name: Exclude<ReadSection, `nat-${string}`>): Section => {
     const s = read[name]!;
     // A table with no route yet does not exist, and ip says so with exit code 2.
@@ -344,10 +341,15 @@ export async function readGatewayState<R extends StateRead = StateRead>(
   return state as StateOf<R>;
 }
 
-const readSections = async <S extends ReadSection>(exec: Exec, sections: readonly S[]) => {
-  const r = await exec({ argv: ['sh', '-c', readScript(sections)] });
-  return splitReads(r.stdout, r.stderr, sections) as Partial<Record<ReadSection, Section>>;
-};
+/** The read script of `sections`, one process; `stdin`, the probe its 'nat-revision' reads. */
+async function readSections(
+  exec: Exec,
+  sections: readonly ReadSection[],
+  stdin?: string,
+): Promise<Partial<Record<ReadSection, Section>>> {
+  const r = await exec({ argv: ['sh', '-c', readScript(sections)], ...(stdin !== undefined && { stdin }) });
+  return splitReads(r.stdout, r.stderr, sections);
+}
 
 /** The programs of the iptables a gateway's nat rules are in (for a person or a bench at its shell). */
 export async function gatewayIptables(exec: Exec): Promise<(typeof IPTABLES_PROGRAMS)[IptablesBackend]> {

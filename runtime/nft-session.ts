@@ -2,9 +2,10 @@
 // it keeps its cache between them (refetched when the ruleset's generation changes). A change or
 // a probe then costs about a millisecond instead of starting a process (10-20 ms here, more from
 // a Node process holding a big gateway) that loads nft's cache afresh.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { PermanentError } from '../common/errors.ts';
-import { CommandError, CommandTimeoutError, childEnv, MissingToolError, timedCommand } from '../common/exec.ts';
+import { CommandTimeoutError, childEnv, timedCommand } from '../common/exec.ts';
+import { holdEventLoop, startLongLived } from './long-lived.ts';
 
 /** A line nft rejects in its parser, never reaching the kernel: where a reply ends. */
 const END = 'natops-end';
@@ -102,10 +103,14 @@ export class NftSession {
 
   private started(): ChildProcessWithoutNullStreams {
     if (this.child) return this.child;
-    const child = spawn(this.argv[0]!, this.argv.slice(1), {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...childEnv(), HOME: NO_HOME },
-    });
+    const child = startLongLived(
+      this.argv,
+      { ...childEnv(), HOME: NO_HOME },
+      (e) => {
+        if (this.child === child) this.stop(e);
+      },
+      () => ({ target: this.target, argv: this.argv, stderr: this.stderr }),
+    );
     this.child = child;
     child.stdout.resume();
     child.stderr.on('data', (b: Buffer) => {
@@ -113,19 +118,6 @@ export class NftSession {
       this.stderr += b.toString();
       this.answer();
     });
-    const gone = (e: Error) => {
-      if (this.child === child) this.stop(e);
-    };
-    child.on('error', (e: NodeJS.ErrnoException) =>
-      gone(e.code === 'ENOENT' ? new MissingToolError(this.argv[0]!) : e),
-    );
-    child.on('close', (code, signal) =>
-      gone(
-        new CommandError(this.target, this.argv, code ?? 128, `${this.stderr}${signal ? `\nkilled by ${signal}` : ''}`),
-      ),
-    );
-    child.stdin.on('error', () => undefined);
-    this.hold(false);
     return child;
   }
 
@@ -150,8 +142,6 @@ export class NftSession {
 
   /** While a line waits for its answer the process keeps Node running; idle, it does not. */
   private hold(on: boolean): void {
-    const c = this.child;
-    if (!c) return;
-    for (const h of [c, c.stdin, c.stdout, c.stderr] as { ref(): void; unref(): void }[]) on ? h.ref() : h.unref();
+    if (this.child) holdEventLoop(this.child, on);
   }
 }

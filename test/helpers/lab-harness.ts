@@ -3,7 +3,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { run } from '../../common/exec.ts';
 import { readDesired } from '../../gitops/manifests/read-dir.ts';
 import { Lab, STATE_ROOT } from '../../runtime/netns/lab.ts';
 import { networkModel } from '../../gitops/manifests/network.ts';
@@ -30,6 +32,22 @@ export function requireNetnsPrerequisites(): void {
     throw new Error('the netns tests need root: they create network namespaces (run them as root, as CI does)');
   const missing = TOOLS.filter((t) => spawnSync('sh', ['-c', 'command -v "$1"', 'sh', t]).status !== 0);
   if (missing.length) throw new Error(`the netns tests need ${missing.join(', ')}: run scripts/install-deps.sh`);
+}
+
+/**
+ * A bare namespace of the calling suite's own (call it inside describe): made before its tests,
+ * deleted after them even when they fail.
+ */
+export function useScratchNamespace(): string {
+  const ns = `natops-t${randomBytes(4).toString('hex')}`;
+  before(async () => {
+    requireNetnsPrerequisites();
+    await run(['ip', 'netns', 'add', ns]);
+  });
+  after(async () => {
+    await run(['ip', 'netns', 'del', ns], { okExitCodes: [0, 1] });
+  });
+  return ns;
 }
 
 export class LabHarness {

@@ -3,26 +3,19 @@
 // would be, and a process that holds one still exits when its work is done.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { CommandError, CommandTimeoutError, MissingToolError, run } from '../../common/exec.ts';
 import { ExecSession, SessionClosedError } from '../../runtime/exec-session.ts';
-import { requireNetnsPrerequisites } from '../helpers/lab-harness.ts';
+import { useScratchNamespace } from '../helpers/lab-harness.ts';
 
-const ns = `natops-t${randomBytes(4).toString('hex')}`;
+let ns = '';
 const session = (timeoutMs = 10_000) => new ExecSession(['ip', 'netns', 'exec', ns], ns, timeoutMs);
 
 describe('an exec session', () => {
-  before(async () => {
-    requireNetnsPrerequisites();
-    await run(['ip', 'netns', 'add', ns]);
-  });
-  after(async () => {
-    await run(['ip', 'netns', 'del', ns], { okExitCodes: [0, 1] });
-  });
+  ns = useScratchNamespace();
 
   it('runs in the namespace, with stdin, and reports output and exit status as a process would', async () => {
     const s = session();

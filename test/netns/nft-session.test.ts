@@ -2,17 +2,16 @@
 // order with its errors, and a process that holds one still exits when its work is done.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { run } from '../../common/exec.ts';
 import { NftLineError, NftSession } from '../../runtime/nft-session.ts';
-import { requireNetnsPrerequisites } from '../helpers/lab-harness.ts';
+import { useScratchNamespace } from '../helpers/lab-harness.ts';
 
-const ns = `natops-t${randomBytes(4).toString('hex')}`;
+let ns = '';
 const session = () => new NftSession(['ip', 'netns', 'exec', ns, 'nft', '-i'], ns, 10_000);
 const elements = async () =>
   (await run(['ip', 'netns', 'exec', ns, 'nft', 'list', 'set', 'ip', 'natops', 'marks'])).stdout.match(
@@ -20,13 +19,7 @@ const elements = async () =>
   )?.[1] ?? '';
 
 describe('an nft session', () => {
-  before(async () => {
-    requireNetnsPrerequisites();
-    await run(['ip', 'netns', 'add', ns]);
-  });
-  after(async () => {
-    await run(['ip', 'netns', 'del', ns], { okExitCodes: [0, 1] });
-  });
+  ns = useScratchNamespace();
 
   it('commits a line whole, or not at all, and answers with its errors', async () => {
     const s = session();
