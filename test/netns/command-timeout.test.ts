@@ -46,8 +46,9 @@ describe('a command hanging in a gateway namespace', () => {
       () => undefined,
       (e: unknown) => e,
     );
+    // (polled until setsid has become the sleep: for a moment the process is `setsid sleep …`)
     let running: number[] = [];
-    for (let i = 0; i < 50 && running.length === 0; i++) {
+    for (let i = 0; i < 50 && !running.some((pid) => cmdline(pid) === argv.join(' ')); i++) {
       await new Promise((r) => setTimeout(r, 20));
       running = await busy(ns);
     }
